@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# scripts/deps.sh TARGET — installs the Debian packages TARGET needs, only if missing.
+#   build  compiler, make, SQLite headers
+#   test   build + Debian's python3 and python3-torch (real PyTorch tests), util-linux
+#          (unshare, mount), passwd (useradd for the multi-user tests), valgrind
+#   demo   build + python3-torch (the demo's clients are real PyTorch)
+#   bench  build + python3-torch (Debian's torch_shm_manager is the baseline)
+#   fuzz   build + clang and its libFuzzer runtime
+# Runs `apt-get update` once before installing (package lists on a fresh machine may be
+# stale) and fails with a clear message when it cannot install.
+set -euo pipefail
+target=${1:-build}
+pkgs=(gcc make libc6-dev libsqlite3-dev)
+case "$target" in
+build) ;;
+test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps) ;;
+demo | bench) pkgs+=(python3 python3-torch procps) ;;
+fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+*) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps.sh: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing packages: ${missing[*]}; run as root or install them: apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+if ! command -v apt-get >/dev/null; then
+	echo "deps.sh: no apt-get here; install by hand: ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null || { echo "deps.sh: apt-get update failed (network or mirror?)" >&2; exit 1; }
+if ! apt-get install -y -q "${missing[@]}" >/tmp/shmwarden-deps.log 2>&1; then
+	tail -20 /tmp/shmwarden-deps.log >&2
+	echo "deps.sh: apt-get install ${missing[*]} failed (log above)" >&2
+	exit 1
+fi
+echo "deps.sh: installed ${missing[*]}" >&2

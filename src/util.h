@@ -1,0 +1,32 @@
+/* util.h — small helpers every module shares: error buffers, time, the boot id,
+ * the temp base. Nothing here allocates or keeps state. */
+#ifndef SHMWARDEN_UTIL_H
+#define SHMWARDEN_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define UTIL_BOOT_ID_LEN 36 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+
+/* The error idiom: functions return -1 and describe the failure in the caller's
+ * buffer with util_err(); err may be NULL when the caller does not care. */
+void util_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Copies like strlcpy: always NUL-terminates, returns strlen(src). */
+size_t util_strlcpy(char *dst, const char *src, size_t size);
+
+int64_t util_now_ms(void);  /* CLOCK_MONOTONIC, milliseconds */
+int64_t util_wall_s(void);  /* CLOCK_REALTIME, seconds */
+
+/* Reads /proc/sys/kernel/random/boot_id into out (UTIL_BOOT_ID_LEN + 1 bytes). */
+int util_boot_id(char *out, size_t outlen, char *err, size_t errlen);
+
+/* The temp base the reference uses: $TMPDIR, $TMP, $TEMP, $TEMPDIR, then /tmp. */
+const char *util_tmpbase(void);
+
+/* Formats a byte count as "1.5 MiB" into buf. */
+const char *util_human_bytes(uint64_t bytes, char *buf, size_t len);
+
+#endif
