@@ -1,0 +1,905 @@
+/* journal.c — the SQLite journal of one manager directory (see journal.h).
+ *
+ * Guarantees: a registration is in the journal once journal_commit() returned 0, and it
+ * survives the manager being SIGKILLed; a batch that failed anywhere (full disk, I/O error)
+ * is never half-committed: journal_commit() reports it and the handle stays usable; a file
+ * someone else wrote is checked (integrity, identity, exact schema) before a row is read.
+ * The only SQL in the program is here and in schema/journal.sql.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+
+extern const char journal_schema_sql[]; /* schema/journal.sql, embedded by the Makefile */
+
+/*
+ * Connection settings of every handle.
+ *
+ * synchronous=OFF: the journal must survive the *process* dying, not the machine. The
+ * objects it names live in /dev/shm, a tmpfs that is empty after a reboot or power loss,
+ * and the boot id in the manager row tells a reader that a journal from an earlier boot
+ * names nothing that still exists. A committed transaction has been handed to the kernel
+ * with write(), and the kernel keeps it when the process is SIGKILLed: "transactions are
+ * durable across application crashes regardless of the synchronous setting or journal
+ * mode" (sqlite.org/pragma.html#pragma_synchronous). An fsync per commit would only buy
+ * durability across an OS crash, which the objects themselves do not have.
+ *
+ * wal_autocheckpoint=100 and journal_size_limit=512 KiB bound the files (invariant 7):
+ * with a small live set a checkpoint copies only a handful of distinct pages and no fsync
+ * (synchronous=OFF), so checkpointing often is cheap, and the WAL then stays near 100
+ * frames (~412 KB); a larger group commit may grow it, and the limit truncates it back
+ * when the WAL restarts. Free pages are given back by journal_compact().
+ *
+ * cache_size=-2000 (2 MB, SQLite's default made explicit): enough for the interior pages
+ * of both b-trees of a journal with ~100k live names; bounded so a manager stays small.
+ * temp_store=MEMORY: no temp files in $TMPDIR for the rare sort.
+ */
+#define JOURNAL_CONNECTION_PRAGMAS                                                         \
+	"PRAGMA synchronous=OFF;"                                                          \
+	"PRAGMA cache_size=-2000;"                                                         \
+	"PRAGMA temp_store=MEMORY;"                                                        \
+	"PRAGMA wal_autocheckpoint=100;"                                                   \
+	"PRAGMA journal_size_limit=524288;"
+
+/* Another connection of the same process (a background reclaim thread adopting names)
+ * may hold the write lock for the length of one short transaction. */
+#define JOURNAL_BUSY_MS 2000
+
+/* Pages incremental_vacuum gives back per journal_compact() (1 MiB at 4 KiB pages): the
+ * manager calls compact from its event loop, so one call must hold the write lock and
+ * grow the WAL by a bounded amount; a large free list drains over successive calls. */
+#define JOURNAL_VACUUM_PAGES "256"
+
+/* Longest string or blob an untrusted connection materialises. Real rows hold names of
+ * under 64 bytes; a hostile multi-gigabyte blob fails with SQLITE_TOOBIG instead of being
+ * loaded into the memory of a sweeper running as root. */
+#define JOURNAL_UNTRUSTED_MAX_LENGTH 65536
+
+enum journal_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT,
+	ST_FORGET,
+	ST_DROP,
+	ST_PAGE,
+	ST_COUNT,
+	ST_VACUUM,
+	ST_NUM
+};
+
+/* BEGIN IMMEDIATE takes the write lock at once, under the busy timeout: a deferred
+ * transaction that upgrades later can get SQLITE_BUSY_SNAPSHOT, which no wait cures. */
+static const char *const journal_stmt_sql[ST_NUM] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INSERT] = "INSERT OR IGNORE INTO objects(name, client_pid, registered_at)"
+		      " VALUES (?1, ?2, ?3)",
+	[ST_FORGET] = "DELETE FROM objects WHERE name = ?1",
+	[ST_DROP] = "DELETE FROM objects WHERE id = ?1",
+	[ST_PAGE] = "SELECT id, name FROM objects WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[ST_COUNT] = "SELECT count(*) FROM objects",
+	[ST_VACUUM] = "PRAGMA incremental_vacuum(" JOURNAL_VACUUM_PAGES ")",
+};
+
+/* Read once at open, never kept: the ordered schema both sides of the comparison list. */
+static const char schema_listing_sql[] =
+	"SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name";
+static const char manager_select_sql[] =
+	"SELECT id, owner_uid, manager_pid, boot_id, created_at FROM manager";
+static const char manager_insert_sql[] =
+	"INSERT INTO manager(id, owner_uid, manager_pid, boot_id, created_at)"
+	" VALUES (1, ?1, ?2, ?3, ?4)";
+
+struct journal {
+	sqlite3 *db;
+	unsigned flags;
+	/* A batch is open: from its first change until journal_commit/journal_rollback,
+	 * even when SQLite already rolled it back after an error (then txn_lost). */
+	bool in_txn;
+	/* SQLite rolled the open batch back by itself (SQLITE_FULL, SQLITE_IOERR...):
+	 * changes that returned 0 are gone, so the batch may only end in a failed commit. */
+	bool txn_lost;
+	struct journal_meta meta;
+	sqlite3_stmt *st[ST_NUM];
+	char lost_cause[160];
+	char err[320];
+};
+
+static int journal_fail(struct journal *j, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Sets the handle's message; returns -1 so error paths read "return journal_fail(...)". */
+static int journal_fail(struct journal *j, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(j->err, sizeof(j->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The words a human needs first, ahead of SQLite's own message. */
+static const char *sqlite_class(int rc)
+{
+	/* A WAL database is read through its -shm; a cleanly closed journal has none, and a
+	 * reader who cannot create one (read-only directory or mount) cannot read it. */
+	if (rc == SQLITE_READONLY_DIRECTORY)
+		return "no journal.db-shm and the directory is not writable: ";
+	switch (rc & 0xff) {
+	case SQLITE_NOTADB:
+		return "not a database: ";
+	case SQLITE_CORRUPT:
+		return "corrupt journal: ";
+	default:
+		return "";
+	}
+}
+
+static void sync_txn_state(struct journal *j)
+{
+	if (j->in_txn && !j->txn_lost && sqlite3_get_autocommit(j->db)) {
+		j->txn_lost = true;
+		util_strlcpy(j->lost_cause, j->err, sizeof(j->lost_cause));
+	}
+}
+
+/* Records a failed SQLite call and notices whether it took the open batch with it. */
+static int sqlite_fail(struct journal *j, int rc, const char *what)
+{
+	journal_fail(j, "%s: %s%s", what, sqlite_class(rc), sqlite3_errmsg(j->db));
+	sync_txn_state(j);
+	return -1;
+}
+
+/* Every step is followed by a reset: a statement left active holds a read transaction
+ * that blocks checkpoints. Bindings are cleared so no pointer to a caller's buffer
+ * outlives the call. */
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Steps a statement that returns no rows. */
+static int stmt_run(struct journal *j, enum journal_stmt which, const char *what)
+{
+	sqlite3_stmt *st = j->st[which];
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		sqlite_fail(j, rc, what);
+	stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int exec_sql(struct journal *j, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : sqlite_fail(j, rc, what);
+}
+
+/* Runs a one-row query once (pragmas, identity checks) and hands back column 0. */
+static int query_int(struct journal *j, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_fail(j, rc, sql);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		sqlite_fail(j, rc == SQLITE_DONE ? SQLITE_ERROR : rc, sql);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static int query_text(struct journal *j, const char *sql, char *out, size_t outlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_fail(j, rc, sql);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *text = sqlite3_column_text(st, 0);
+		util_strlcpy(out, text ? (const char *)text : "", outlen);
+	} else {
+		sqlite_fail(j, rc == SQLITE_DONE ? SQLITE_ERROR : rc, sql);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Debian builds SQLite with SQLITE_USE_URI=1: a relative path starting "file:" would be
+ * parsed as a URI (immutable=1 and friends), so relative paths get a "./". */
+static int journal_path(const char *dirpath, const char *suffix, char *out, size_t outlen)
+{
+	const char *dot = dirpath[0] == '/' ? "" : "./";
+	int n = snprintf(out, outlen, "%s%s/%s%s", dot, dirpath, JOURNAL_FILE, suffix);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+static bool meta_valid(int64_t owner_uid, int64_t manager_pid, const char *boot_id,
+		       size_t boot_id_len)
+{
+	/* uid -1 means "no change" to chown(2); a pid <= 0 names a process group or all
+	 * processes to kill(2): neither may come out of a journal. */
+	return owner_uid >= 0 && owner_uid < (int64_t)UINT32_MAX && manager_pid > 0 &&
+	       manager_pid <= INT32_MAX && boot_id && boot_id_len == UTIL_BOOT_ID_LEN &&
+	       !memchr(boot_id, '\0', boot_id_len);
+}
+
+static struct journal *journal_alloc(unsigned flags, char *err, size_t errlen)
+{
+	struct journal *j = calloc(1, sizeof(*j));
+	if (!j) {
+		util_err(err, errlen, "journal: out of memory");
+		return NULL;
+	}
+	j->flags = flags;
+	return j;
+}
+
+/* Opens the database file. SQLITE_OPEN_NOFOLLOW refuses a symlink as the last component
+ * (the caller checks the directory). With SQLITE_OPEN_READWRITE SQLite itself falls back to
+ * read-only when the file is write-protected; a read-write handle is preferred even for
+ * JOURNAL_READONLY because reading a WAL database may need to create or recover -shm. */
+static int open_db(struct journal *j, const char *path, int create_flag)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE |
+		    SQLITE_OPEN_NOMUTEX | create_flag;
+	int rc = sqlite3_open_v2(path, &j->db, flags, NULL);
+	if (rc == SQLITE_CANTOPEN_SYMLINK)
+		return journal_fail(j, "open: is a symbolic link");
+	if (rc != SQLITE_OK) {
+		int sys = j->db ? sqlite3_system_errno(j->db) : 0;
+		return journal_fail(j, "open: %s%s%s", j->db ? sqlite3_errmsg(j->db) :
+			sqlite3_errstr(rc), sys ? ": " : "", sys ? strerror(sys) : "");
+	}
+	if (!(j->flags & JOURNAL_READONLY) && sqlite3_db_readonly(j->db, "main") == 1)
+		return journal_fail(j, "open: not writable");
+	/* Defensive mode and trusted_schema=OFF (the pragma's C form) cost nothing on our own
+	 * files and close holes on anyone else's, so every handle gets them. */
+	sqlite3_db_config(j->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+	sqlite3_db_config(j->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+	return 0;
+}
+
+static int configure_connection(struct journal *j)
+{
+	if (sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS) != SQLITE_OK)
+		return sqlite_fail(j, SQLITE_ERROR, "busy_timeout");
+	if (exec_sql(j, JOURNAL_CONNECTION_PRAGMAS, "configure") < 0)
+		return -1;
+	/* JOURNAL_READONLY: SQLite refuses every write, whatever a caller tries. */
+	if (j->flags & JOURNAL_READONLY)
+		return exec_sql(j, "PRAGMA query_only=ON", "configure");
+	return 0;
+}
+
+/* The settings for a file someone else may have written: no symlink, defensive mode and
+ * trusted_schema off (open_db gives them to every handle), cell sizes checked on every read,
+ * no mmap (a file truncated under us would SIGBUS), and no giant values. */
+static int harden_connection(struct journal *j)
+{
+	sqlite3_limit(j->db, SQLITE_LIMIT_LENGTH, JOURNAL_UNTRUSTED_MAX_LENGTH);
+	return exec_sql(j, "PRAGMA cell_size_check=ON; PRAGMA mmap_size=0;", "harden");
+}
+
+static int check_integrity(struct journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(j->db, "PRAGMA quick_check", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_fail(j, rc, "quick_check");
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite_fail(j, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "quick_check");
+		goto fail;
+	}
+	const unsigned char *first = sqlite3_column_text(st, 0);
+	if (!first || strcmp((const char *)first, "ok") != 0) {
+		journal_fail(j, "quick_check: corrupt journal: %s",
+			     first ? (const char *)first : "");
+		goto fail;
+	}
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		sqlite_fail(j, rc == SQLITE_ROW ? SQLITE_CORRUPT : rc, "quick_check");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	return -1;
+}
+
+/* Zero-byte file, someone else's database, another schema version: each gets its own
+ * message, because each calls for a different action from the human reading it. */
+static int check_identity(struct journal *j)
+{
+	int64_t objects, app_id, version;
+	if (query_int(j, "SELECT count(*) FROM sqlite_schema", &objects) < 0)
+		return -1;
+	if (objects == 0)
+		return journal_fail(j, "empty database, not a shmwarden journal");
+	if (query_int(j, "PRAGMA application_id", &app_id) < 0 ||
+	    query_int(j, "PRAGMA user_version", &version) < 0)
+		return -1;
+	if (app_id != JOURNAL_APPLICATION_ID)
+		return journal_fail(j, "not a shmwarden journal (application_id %#llx)",
+				    (unsigned long long)(uint32_t)app_id);
+	if (version > JOURNAL_SCHEMA_VERSION)
+		return journal_fail(j, "journal schema version %lld is newer than this "
+				    "shmwarden (%d)", (long long)version, JOURNAL_SCHEMA_VERSION);
+	if (version < JOURNAL_SCHEMA_VERSION)
+		return journal_fail(j, "journal schema version %lld is older than this "
+				    "shmwarden (%d)", (long long)version, JOURNAL_SCHEMA_VERSION);
+	j->meta.schema_version = (int)version;
+	return 0;
+}
+
+static bool column_equal(sqlite3_stmt *a, sqlite3_stmt *b, int col)
+{
+	int type = sqlite3_column_type(a, col);
+	if (type != sqlite3_column_type(b, col))
+		return false;
+	if (type == SQLITE_NULL)
+		return true;
+	const void *va = sqlite3_column_blob(a, col), *vb = sqlite3_column_blob(b, col);
+	int la = sqlite3_column_bytes(a, col), lb = sqlite3_column_bytes(b, col);
+	return la == lb && (la == 0 || memcmp(va, vb, (size_t)la) == 0);
+}
+
+/* Compares the two listings row by row; returns -1 with the first difference named. */
+static int compare_listings(struct journal *j, sqlite3_stmt *ours, sqlite3_stmt *theirs)
+{
+	for (;;) {
+		int ra = sqlite3_step(ours), rb = sqlite3_step(theirs);
+		if (ra != SQLITE_ROW && ra != SQLITE_DONE)
+			return journal_fail(j, "schema check: reference schema: %s",
+					    sqlite3_errstr(ra));
+		if (rb != SQLITE_ROW && rb != SQLITE_DONE)
+			return sqlite_fail(j, rb, "schema check");
+		if (ra == SQLITE_DONE && rb == SQLITE_DONE)
+			return 0;
+		if (ra == rb && column_equal(ours, theirs, 0) && column_equal(ours, theirs, 1) &&
+		    column_equal(ours, theirs, 2) && column_equal(ours, theirs, 3))
+			continue;
+		sqlite3_stmt *differs = ra == SQLITE_ROW ? ours : theirs;
+		const unsigned char *name = sqlite3_column_text(differs, 1);
+		return journal_fail(j, "journal schema differs from schema/journal.sql at '%.64s'",
+				    name ? (const char *)name : "?");
+	}
+}
+
+/* A hostile writer could relax a CHECK, NOT NULL or UNIQUE and store what our schema
+ * forbids, so the schema must be exactly the one schema/journal.sql builds. */
+static int check_schema(struct journal *j)
+{
+	sqlite3 *ref = NULL;
+	sqlite3_stmt *ours = NULL, *theirs = NULL;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	int rc = sqlite3_open_v2(":memory:", &ref, flags, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(ref, journal_schema_sql, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ref, schema_listing_sql, -1, &ours, NULL);
+	if (rc != SQLITE_OK) {
+		journal_fail(j, "schema check: reference schema: %s",
+			     ref ? sqlite3_errmsg(ref) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	rc = sqlite3_prepare_v2(j->db, schema_listing_sql, -1, &theirs, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite_fail(j, rc, "schema check");
+		goto fail;
+	}
+	if (compare_listings(j, ours, theirs) < 0)
+		goto fail;
+	sqlite3_finalize(ours);
+	sqlite3_finalize(theirs);
+	sqlite3_close(ref);
+	return 0;
+fail:
+	sqlite3_finalize(ours);
+	sqlite3_finalize(theirs);
+	sqlite3_close(ref);
+	return -1;
+}
+
+static bool manager_row_valid(sqlite3_stmt *st)
+{
+	for (int col = 0; col < 5; col++) {
+		int want = col == 3 ? SQLITE_TEXT : SQLITE_INTEGER;
+		if (sqlite3_column_type(st, col) != want)
+			return false;
+	}
+	const void *boot_id = sqlite3_column_blob(st, 3);
+	size_t boot_id_len = (size_t)sqlite3_column_bytes(st, 3);
+	return sqlite3_column_int64(st, 0) == 1 &&
+	       meta_valid(sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2), boot_id,
+			  boot_id_len);
+}
+
+/* The manager row must be exactly one row of the right types: its fields decide whose
+ * objects a sweeper running as root may unlink. */
+static int load_meta(struct journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(j->db, manager_select_sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_fail(j, rc, "read manager row");
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			journal_fail(j, "malformed manager row (no row)");
+		else
+			sqlite_fail(j, rc, "read manager row");
+		goto fail;
+	}
+	if (!manager_row_valid(st)) {
+		journal_fail(j, "malformed manager row");
+		goto fail;
+	}
+	j->meta.owner_uid = (uid_t)sqlite3_column_int64(st, 1);
+	j->meta.manager_pid = (pid_t)sqlite3_column_int64(st, 2);
+	memcpy(j->meta.boot_id, sqlite3_column_blob(st, 3), UTIL_BOOT_ID_LEN);
+	j->meta.boot_id[UTIL_BOOT_ID_LEN] = '\0';
+	j->meta.created_at = sqlite3_column_int64(st, 4);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_ROW)
+			journal_fail(j, "malformed manager row (more than one row)");
+		else
+			sqlite_fail(j, rc, "read manager row");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	return -1;
+}
+
+static int prepare_statements(struct journal *j)
+{
+	for (int i = 0; i < ST_NUM; i++) {
+		int rc = sqlite3_prepare_v3(j->db, journal_stmt_sql[i], -1,
+					    SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL);
+		if (rc != SQLITE_OK)
+			return sqlite_fail(j, rc, journal_stmt_sql[i]);
+	}
+	return 0;
+}
+
+/* A -wal or -shm without its database is someone's leftover; SQLite would replay a
+ * leftover WAL into the new empty database, so creation refuses rather than guess. */
+static int refuse_leftovers(struct journal *j, const char *dirpath)
+{
+	static const char *const suffixes[] = { "-wal", "-shm" };
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char path[PATH_MAX];
+		struct stat st;
+		if (journal_path(dirpath, suffixes[i], path, sizeof(path)) < 0)
+			return journal_fail(j, "path too long");
+		if (lstat(path, &st) == 0)
+			return journal_fail(j, "leftover %s%s exists", JOURNAL_FILE, suffixes[i]);
+		if (errno != ENOENT)
+			return journal_fail(j, "stat %s%s: %s", JOURNAL_FILE, suffixes[i],
+					    strerror(errno));
+	}
+	return 0;
+}
+
+/* O_EXCL makes "must not exist" exact; fchmod makes the mode 0600 whatever the umask.
+ * SQLite gives -wal and -shm the database file's mode. */
+static int create_file(struct journal *j, const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return journal_fail(j, "create: %s already exists", JOURNAL_FILE);
+		return journal_fail(j, "create: %s", strerror(errno));
+	}
+	int rc = fchmod(fd, 0600);
+	int saved = errno;
+	close(fd);
+	if (rc < 0) {
+		unlink(path);
+		return journal_fail(j, "create: fchmod: %s", strerror(saved));
+	}
+	return 0;
+}
+
+static int insert_manager_row(struct journal *j, const struct journal_meta *meta)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(j->db, manager_insert_sql, -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 1, (int64_t)meta->owner_uid);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, (int64_t)meta->manager_pid);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 3, meta->boot_id, UTIL_BOOT_ID_LEN, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, meta->created_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		sqlite_fail(j, rc, "write manager row");
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* auto_vacuum must be set before the first table exists; WAL lets readers (ls, a reclaim
+ * thread) read while the manager writes. The schema and the manager row are one
+ * transaction, so a crash during creation leaves an empty database, never half a journal. */
+static int create_schema(struct journal *j, const struct journal_meta *meta)
+{
+	char mode[16];
+	if (exec_sql(j, "PRAGMA auto_vacuum=INCREMENTAL", "auto_vacuum") < 0 ||
+	    query_text(j, "PRAGMA journal_mode=WAL", mode, sizeof(mode)) < 0)
+		return -1;
+	if (strcmp(mode, "wal") != 0)
+		return journal_fail(j, "journal_mode=WAL refused (mode is %s)", mode);
+	if (exec_sql(j, "BEGIN IMMEDIATE", "create schema") < 0)
+		return -1;
+	if (exec_sql(j, journal_schema_sql, "create schema") < 0 ||
+	    insert_manager_row(j, meta) < 0 || exec_sql(j, "COMMIT", "create schema") < 0) {
+		if (!sqlite3_get_autocommit(j->db))
+			sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void unlink_created(const char *dirpath)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char path[PATH_MAX];
+		if (journal_path(dirpath, suffixes[i], path, sizeof(path)) == 0 &&
+		    unlink(path) < 0 && errno != ENOENT)
+			log_warn("journal: unlink %s: %s", path, strerror(errno));
+	}
+}
+
+int journal_create(const char *dirpath, const struct journal_meta *meta, struct journal **out,
+		   char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	bool created = false;
+	*out = NULL;
+	if (!meta_valid((int64_t)meta->owner_uid, (int64_t)meta->manager_pid, meta->boot_id,
+			strnlen(meta->boot_id, sizeof(meta->boot_id)))) {
+		util_err(err, errlen, "%s: journal_create: invalid meta", dirpath);
+		return -1;
+	}
+	struct journal *j = journal_alloc(0, err, errlen);
+	if (!j)
+		return -1;
+	if (journal_path(dirpath, "", path, sizeof(path)) < 0) {
+		journal_fail(j, "path too long");
+		goto fail;
+	}
+	if (refuse_leftovers(j, dirpath) < 0 || create_file(j, path) < 0)
+		goto fail;
+	created = true;
+	if (open_db(j, path, SQLITE_OPEN_CREATE) < 0 || configure_connection(j) < 0 ||
+	    create_schema(j, meta) < 0 || check_identity(j) < 0 || prepare_statements(j) < 0 ||
+	    load_meta(j) < 0)
+		goto fail;
+	*out = j;
+	return 0;
+fail:
+	util_err(err, errlen, "%s/%s: %s", dirpath, JOURNAL_FILE, j->err);
+	journal_close(j);
+	if (created)
+		unlink_created(dirpath);
+	return -1;
+}
+
+int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,
+		 size_t errlen)
+{
+	char path[PATH_MAX];
+	*out = NULL;
+	if (flags & ~(unsigned)(JOURNAL_UNTRUSTED | JOURNAL_READONLY)) {
+		util_err(err, errlen, "%s: journal_open: unknown flags %#x", dirpath, flags);
+		return -1;
+	}
+	struct journal *j = journal_alloc(flags, err, errlen);
+	if (!j)
+		return -1;
+	if (journal_path(dirpath, "", path, sizeof(path)) < 0) {
+		journal_fail(j, "path too long");
+		goto fail;
+	}
+	if (open_db(j, path, 0) < 0)
+		goto fail;
+	/* Untrusted: harden before the first read, then check in order of cheapness and of
+	 * what the message should say first (not a database, corrupt, foreign, version). */
+	if ((flags & JOURNAL_UNTRUSTED) && (harden_connection(j) < 0 || check_integrity(j) < 0))
+		goto fail;
+	if (check_identity(j) < 0)
+		goto fail;
+	if ((flags & JOURNAL_UNTRUSTED) && check_schema(j) < 0)
+		goto fail;
+	if (configure_connection(j) < 0 || prepare_statements(j) < 0 || load_meta(j) < 0)
+		goto fail;
+	*out = j;
+	return 0;
+fail:
+	util_err(err, errlen, "%s/%s: %s", dirpath, JOURNAL_FILE, j->err);
+	journal_close(j);
+	return -1;
+}
+
+const struct journal_meta *journal_meta(const struct journal *j)
+{
+	return &j->meta;
+}
+
+const char *journal_error(const struct journal *j)
+{
+	return j ? j->err : "no journal";
+}
+
+bool journal_in_txn(const struct journal *j)
+{
+	return j->in_txn;
+}
+
+static void rollback_quietly(struct journal *j)
+{
+	if (sqlite3_get_autocommit(j->db))
+		return;
+	int rc = sqlite3_step(j->st[ST_ROLLBACK]);
+	stmt_done(j->st[ST_ROLLBACK]);
+	if (rc != SQLITE_DONE)
+		log_warn("journal: rollback: %s", sqlite3_errmsg(j->db));
+}
+
+static void end_txn(struct journal *j)
+{
+	j->in_txn = false;
+	j->txn_lost = false;
+	j->lost_cause[0] = '\0';
+}
+
+int journal_begin(struct journal *j)
+{
+	if (j->flags & JOURNAL_READONLY)
+		return journal_fail(j, "journal opened read-only");
+	sync_txn_state(j);
+	if (j->in_txn) {
+		if (j->txn_lost)
+			return journal_fail(j, "transaction rolled back by an earlier error (%s): "
+					    "commit or roll back first", j->lost_cause);
+		return 0;
+	}
+	/* Without a batch the connection must be in autocommit; a failed rollback could
+	 * have left it otherwise, and BEGIN would then fail forever. */
+	rollback_quietly(j);
+	if (stmt_run(j, ST_BEGIN, "begin") < 0)
+		return -1;
+	j->in_txn = true;
+	return 0;
+}
+
+int journal_commit(struct journal *j)
+{
+	sync_txn_state(j);
+	if (!j->in_txn)
+		return 0;
+	if (j->txn_lost) {
+		journal_fail(j, "commit: transaction rolled back by an earlier error (%s)",
+			     j->lost_cause);
+		end_txn(j);
+		return -1;
+	}
+	if (stmt_run(j, ST_COMMIT, "commit") < 0) {
+		/* SQLite may keep the transaction open after a failed COMMIT; the batch is
+		 * refused either way, so leave the connection clean for the next one. */
+		rollback_quietly(j);
+		end_txn(j);
+		return -1;
+	}
+	end_txn(j);
+	return 0;
+}
+
+void journal_rollback(struct journal *j)
+{
+	if (!j)
+		return;
+	rollback_quietly(j);
+	end_txn(j);
+}
+
+/* Steps a change of the open batch; on failure SQLite may have rolled the whole batch
+ * back, which sqlite_fail() notices. */
+static int write_step(struct journal *j, enum journal_stmt which, const char *what)
+{
+	sqlite3_stmt *st = j->st[which];
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		sqlite_fail(j, rc, what);
+	stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
+		int64_t now_s)
+{
+	/* Never write a row that readers would call malformed (journal_row), and never bind
+	 * NULL: INSERT OR IGNORE would silently skip a NOT NULL violation. */
+	if (!name || len == 0 || len >= sizeof(((struct journal_row *)NULL)->name))
+		return journal_fail(j, "add: name length %zu out of range", len);
+	if (journal_begin(j) < 0)
+		return -1;
+	sqlite3_stmt *st = j->st[ST_INSERT];
+	if (sqlite3_bind_blob(st, 1, name, (int)len, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, (int64_t)client_pid) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, now_s) != SQLITE_OK) {
+		sqlite_fail(j, SQLITE_MISUSE, "add: bind");
+		stmt_done(st);
+		return -1;
+	}
+	return write_step(j, ST_INSERT, "add");
+}
+
+int journal_forget(struct journal *j, const char *name, size_t len)
+{
+	if (!name || len > INT_MAX)
+		return journal_fail(j, "forget: name length %zu out of range", len);
+	if (journal_begin(j) < 0)
+		return -1;
+	sqlite3_stmt *st = j->st[ST_FORGET];
+	if (sqlite3_bind_blob(st, 1, name, (int)len, SQLITE_STATIC) != SQLITE_OK) {
+		sqlite_fail(j, SQLITE_MISUSE, "forget: bind");
+		stmt_done(st);
+		return -1;
+	}
+	return write_step(j, ST_FORGET, "forget");
+}
+
+int journal_drop(struct journal *j, int64_t id)
+{
+	if (journal_begin(j) < 0)
+		return -1;
+	if (sqlite3_bind_int64(j->st[ST_DROP], 1, id) != SQLITE_OK) {
+		sqlite_fail(j, SQLITE_MISUSE, "drop: bind");
+		stmt_done(j->st[ST_DROP]);
+		return -1;
+	}
+	return write_step(j, ST_DROP, "drop");
+}
+
+/* Copies what a row holds, faithfully: the caller decides what a malformed row means. */
+static void read_row(sqlite3_stmt *st, struct journal_row *row)
+{
+	row->id = sqlite3_column_int64(st, 0);
+	row->is_blob = sqlite3_column_type(st, 1) == SQLITE_BLOB;
+	const void *bytes = row->is_blob ? sqlite3_column_blob(st, 1) : NULL;
+	row->len = (size_t)sqlite3_column_bytes(st, 1);
+	row->name[0] = '\0';
+	if (row->is_blob && bytes && row->len > 0 && row->len < sizeof(row->name)) {
+		memcpy(row->name, bytes, row->len);
+		row->name[row->len] = '\0';
+	}
+}
+
+int journal_page(struct journal *j, int64_t after_id, struct journal_row *rows, int max)
+{
+	if (max < 0 || (max > 0 && !rows))
+		return journal_fail(j, "page: invalid arguments");
+	sqlite3_stmt *st = j->st[ST_PAGE];
+	if (sqlite3_bind_int64(st, 1, after_id) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 2, max) != SQLITE_OK) {
+		stmt_done(st);
+		return sqlite_fail(j, SQLITE_MISUSE, "page: bind");
+	}
+	int n = 0, rc = SQLITE_DONE;
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		read_row(st, &rows[n++]);
+	if (n < max && rc != SQLITE_DONE) {
+		sqlite_fail(j, rc, "page");
+		n = -1;
+	}
+	stmt_done(st);
+	return n;
+}
+
+int64_t journal_count(struct journal *j)
+{
+	sqlite3_stmt *st = j->st[ST_COUNT];
+	int rc = sqlite3_step(st);
+	int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	if (rc != SQLITE_ROW)
+		sqlite_fail(j, rc, "count");
+	stmt_done(st);
+	return n;
+}
+
+/* A TRUNCATE checkpoint waits for readers through the busy handler; the manager calls this
+ * from its event loop, so it must not wait: with a reader active the checkpoint is partial
+ * (SQLITE_BUSY), which is fine, and the next call finishes it. */
+static int checkpoint_truncate(struct journal *j)
+{
+	sqlite3_busy_timeout(j->db, 0);
+	int rc = sqlite3_wal_checkpoint_v2(j->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
+	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+		return sqlite_fail(j, rc, "compact: checkpoint");
+	return 0;
+}
+
+/* The pragma yields one row per page it frees and stops at SQLITE_DONE. */
+static int incremental_vacuum(struct journal *j)
+{
+	sqlite3_stmt *st = j->st[ST_VACUUM];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE)
+		sqlite_fail(j, rc, "compact: incremental_vacuum");
+	stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int journal_compact(struct journal *j)
+{
+	if (j->in_txn)
+		return journal_fail(j, "compact: called inside a transaction");
+	if (j->flags & JOURNAL_READONLY)
+		return journal_fail(j, "compact: journal opened read-only");
+	if (incremental_vacuum(j) < 0)
+		return -1;
+	return checkpoint_truncate(j);
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	if (j->db && j->st[ST_ROLLBACK])
+		rollback_quietly(j);
+	for (int i = 0; i < ST_NUM; i++)
+		sqlite3_finalize(j->st[i]);
+	/* Closing the last connection checkpoints the WAL and removes -wal and -shm. */
+	if (j->db && sqlite3_close(j->db) != SQLITE_OK) {
+		log_warn("journal: close: %s", sqlite3_errmsg(j->db));
+		sqlite3_close_v2(j->db);
+	}
+	free(j);
+}
+
+int journal_unlink_files(int dirfd, char *err, size_t errlen)
+{
+	/* The database first: a WAL whose database still exists holds its last commits, so
+	 * it is removed only once the database is gone. */
+	static const char *const names[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
+					     JOURNAL_FILE "-shm" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
+			util_err(err, errlen, "unlink %s: %s", names[i], strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,100 @@
+/* journal.h — the SQLite journal of one manager directory.
+ *
+ * The journal is the manager's table of registered shm names, kept in a file so it
+ * outlives a SIGKILLed manager (DESIGN.md, invariants 1, 2, 7). Layout: schema/journal.sql.
+ * This module is the only code that speaks SQL; it knows nothing about sockets,
+ * /dev/shm or locks. All SQL is in named prepared statements made once at open.
+ *
+ * Transactions: journal_add/journal_forget/journal_drop open a write transaction
+ * when none is open; journal_commit() ends it. The manager commits once per event-loop
+ * wake-up (group commit) and answers OK only after journal_commit() returned 0.
+ *
+ * Errors: functions return -1 (or a negative count) and leave a message that
+ * journal_error() returns until the next call; journal_open/journal_create fill the
+ * caller's buffer. A journal handle is used by one thread at a time.
+ */
+#ifndef SHMWARDEN_JOURNAL_H
+#define SHMWARDEN_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+#define JOURNAL_FILE "journal.db"
+#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_APPLICATION_ID 0x73686d77 /* 'shmw' */
+
+struct journal;
+
+struct journal_meta {
+	int schema_version; /* PRAGMA user_version */
+	uid_t owner_uid;
+	pid_t manager_pid;
+	char boot_id[UTIL_BOOT_ID_LEN + 1];
+	int64_t created_at; /* unix seconds */
+};
+
+/* One row as read back. name is a NUL-terminated copy of the stored bytes when
+ * is_blob and 0 < len < sizeof(name); otherwise name is "" and the row is malformed
+ * (a hostile or foreign writer): callers report it and never act on it. */
+struct journal_row {
+	int64_t id;
+	int64_t registered_at; /* unix seconds; 0 when not an integer */
+	size_t len;
+	bool is_blob;
+	char name[64];
+};
+
+/* journal_open flags */
+#define JOURNAL_UNTRUSTED 0x1 /* written by someone we do not trust: defensive open */
+#define JOURNAL_READONLY 0x2  /* never write (ls, dry runs) */
+
+/* Creates DIR/journal.db (which must not exist), applies the schema and writes meta.
+ * The manager's own handle: WAL, synchronous=OFF (reasoned in journal.c). */
+int journal_create(const char *dirpath, const struct journal_meta *meta, struct journal **out,
+		   char *err, size_t errlen);
+
+/* Opens an existing DIR/journal.db. With JOURNAL_UNTRUSTED: no symlink as the last
+ * component, defensive mode, trusted_schema off, cell size checks, quick_check, and the
+ * schema must equal schema/journal.sql exactly. A zero-byte, foreign, future or corrupt
+ * file fails with a message that says which. Meta is read and available at once. */
+int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,
+		 size_t errlen);
+
+const struct journal_meta *journal_meta(const struct journal *j);
+const char *journal_error(const struct journal *j);
+
+/* Records a registration (INSERT OR IGNORE: re-registering a name is a no-op). */
+int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
+		int64_t now_s);
+/* Removes a name (a free whose object is gone); absent names are fine. */
+int journal_forget(struct journal *j, const char *name, size_t len);
+/* Removes one row by id (reclaim, prune, malformed rows). */
+int journal_drop(struct journal *j, int64_t id);
+
+bool journal_in_txn(const struct journal *j);
+int journal_begin(struct journal *j);   /* no-op when a transaction is open */
+int journal_commit(struct journal *j);  /* no-op when none is open */
+void journal_rollback(struct journal *j);
+
+/* Up to max rows with id > after_id, ascending (SELECT id, name, registered_at). Returns the count (0 at the end), or -1.
+ * Holds no statement open between calls, so callers may modify the table in between. */
+int journal_page(struct journal *j, int64_t after_id, struct journal_row *rows, int max);
+
+/* Number of rows, or -1. */
+int64_t journal_count(struct journal *j);
+
+/* Gives back free pages and truncates the WAL, so the files follow the live set
+ * (invariant 7). Cheap when there is little to do; call it outside a transaction. */
+int journal_compact(struct journal *j);
+
+/* Closes and frees; NULL is fine. Rolls back an open transaction. */
+void journal_close(struct journal *j);
+
+/* Unlinks journal.db, journal.db-wal and journal.db-shm in dirfd; ENOENT is fine. */
+int journal_unlink_files(int dirfd, char *err, size_t errlen);
+
+#endif
