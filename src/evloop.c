@@ -1,0 +1,235 @@
+/* evloop.c — the epoll event loop behind evloop.h.
+ *
+ * Handlers live in an array indexed by fd. Each registration gets a generation number,
+ * carried in epoll's data word beside the fd: an event that was already fetched for an
+ * fd that was closed and reused within the same wake-up is recognised as stale and
+ * dropped, instead of being delivered to the new connection.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "evloop.h"
+#include "util.h"
+
+#define EVLOOP_BATCH 256
+#define EVLOOP_MAX_TIMERS 16
+
+struct evloop_handler {
+	evloop_fd_cb *cb;
+	void *data;
+	unsigned mask;
+	uint32_t gen; /* 0: free slot */
+};
+
+struct evloop_timer {
+	long id; /* 0: free slot */
+	int64_t due_ms;
+	evloop_timer_cb *cb;
+	void *data;
+};
+
+struct evloop {
+	int epfd;
+	bool stop;
+	uint32_t next_gen;
+	long next_timer_id;
+	struct evloop_handler *handlers;
+	int nhandlers;
+	struct evloop_timer timers[EVLOOP_MAX_TIMERS];
+	evloop_hook_cb *before_sleep;
+	void *before_sleep_data;
+	struct epoll_event events[EVLOOP_BATCH];
+};
+
+struct evloop *evloop_new(char *err, size_t errlen)
+{
+	struct evloop *loop = calloc(1, sizeof(*loop));
+	if (!loop) {
+		util_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (loop->epfd < 0) {
+		util_err(err, errlen, "epoll_create1: %s", strerror(errno));
+		free(loop);
+		return NULL;
+	}
+	loop->next_gen = 1;
+	loop->next_timer_id = 1;
+	return loop;
+}
+
+void evloop_free(struct evloop *loop)
+{
+	if (!loop)
+		return;
+	close(loop->epfd);
+	free(loop->handlers);
+	free(loop);
+}
+
+static int evloop_reserve(struct evloop *loop, int fd)
+{
+	if (fd < loop->nhandlers)
+		return 0;
+	int n = loop->nhandlers ? loop->nhandlers : 64;
+	while (n <= fd)
+		n *= 2;
+	struct evloop_handler *h = realloc(loop->handlers, (size_t)n * sizeof(*h));
+	if (!h)
+		return -1;
+	memset(h + loop->nhandlers, 0, (size_t)(n - loop->nhandlers) * sizeof(*h));
+	loop->handlers = h;
+	loop->nhandlers = n;
+	return 0;
+}
+
+static uint32_t evloop_epoll_mask(unsigned mask)
+{
+	return (mask & EVLOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) | (mask & EVLOOP_WRITE ? EPOLLOUT : 0);
+}
+
+static int evloop_ctl(struct evloop *loop, int op, int fd)
+{
+	struct evloop_handler *h = &loop->handlers[fd];
+	struct epoll_event ev = { .events = evloop_epoll_mask(h->mask),
+				  .data.u64 = ((uint64_t)h->gen << 32) | (uint32_t)fd };
+	return epoll_ctl(loop->epfd, op, fd, &ev);
+}
+
+int evloop_add(struct evloop *loop, int fd, unsigned mask, evloop_fd_cb *cb, void *data)
+{
+	if (fd < 0 || evloop_reserve(loop, fd) < 0) {
+		errno = fd < 0 ? EBADF : ENOMEM;
+		return -1;
+	}
+	struct evloop_handler *h = &loop->handlers[fd];
+	*h = (struct evloop_handler){ cb, data, mask, loop->next_gen++ };
+	if (loop->next_gen == 0)
+		loop->next_gen = 1;
+	if (evloop_ctl(loop, EPOLL_CTL_ADD, fd) < 0) {
+		int saved = errno;
+		memset(h, 0, sizeof(*h));
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int evloop_set_mask(struct evloop *loop, int fd, unsigned mask)
+{
+	struct evloop_handler *h = &loop->handlers[fd];
+	if (h->mask == mask)
+		return 0;
+	h->mask = mask;
+	return evloop_ctl(loop, EPOLL_CTL_MOD, fd);
+}
+
+void evloop_del(struct evloop *loop, int fd)
+{
+	if (fd < 0 || fd >= loop->nhandlers || !loop->handlers[fd].gen)
+		return;
+	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+	memset(&loop->handlers[fd], 0, sizeof(loop->handlers[fd]));
+}
+
+long evloop_timer_add(struct evloop *loop, int64_t ms, evloop_timer_cb *cb, void *data)
+{
+	for (int i = 0; i < EVLOOP_MAX_TIMERS; i++) {
+		struct evloop_timer *t = &loop->timers[i];
+		if (t->id)
+			continue;
+		*t = (struct evloop_timer){ loop->next_timer_id++, util_now_ms() + ms, cb, data };
+		return t->id;
+	}
+	errno = ENOSPC;
+	return -1;
+}
+
+void evloop_timer_cancel(struct evloop *loop, long id)
+{
+	for (int i = 0; id > 0 && i < EVLOOP_MAX_TIMERS; i++)
+		if (loop->timers[i].id == id)
+			loop->timers[i].id = 0;
+}
+
+void evloop_set_before_sleep(struct evloop *loop, evloop_hook_cb *cb, void *data)
+{
+	loop->before_sleep = cb;
+	loop->before_sleep_data = data;
+}
+
+void evloop_stop(struct evloop *loop)
+{
+	loop->stop = true;
+}
+
+/* Milliseconds until the earliest timer, or -1 when there is none. */
+static int evloop_next_timeout(const struct evloop *loop, int64_t now)
+{
+	int64_t best = -1;
+	for (int i = 0; i < EVLOOP_MAX_TIMERS; i++) {
+		const struct evloop_timer *t = &loop->timers[i];
+		if (!t->id)
+			continue;
+		int64_t left = t->due_ms > now ? t->due_ms - now : 0;
+		if (best < 0 || left < best)
+			best = left;
+	}
+	return best > 1000000 ? 1000000 : (int)best;
+}
+
+static void evloop_fire_timers(struct evloop *loop)
+{
+	int64_t now = util_now_ms();
+	for (int i = 0; i < EVLOOP_MAX_TIMERS && !loop->stop; i++) {
+		struct evloop_timer *t = &loop->timers[i];
+		if (!t->id || t->due_ms > now)
+			continue;
+		struct evloop_timer fired = *t;
+		t->id = 0; /* one-shot; the callback may re-arm into this very slot */
+		fired.cb(loop, fired.data);
+	}
+}
+
+static void evloop_dispatch(struct evloop *loop, const struct epoll_event *ev)
+{
+	int fd = (int)(uint32_t)ev->data.u64;
+	uint32_t gen = (uint32_t)(ev->data.u64 >> 32);
+	if (fd >= loop->nhandlers)
+		return;
+	struct evloop_handler *h = &loop->handlers[fd];
+	if (h->gen != gen)
+		return; /* deleted, or the fd was reused, during this wake-up */
+	unsigned revents = 0;
+	if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		revents |= EVLOOP_READ;
+	if (ev->events & EPOLLOUT)
+		revents |= EVLOOP_WRITE;
+	h->cb(loop, fd, revents, h->data);
+}
+
+int evloop_run(struct evloop *loop)
+{
+	loop->stop = false;
+	while (!loop->stop) {
+		if (loop->before_sleep)
+			loop->before_sleep(loop, loop->before_sleep_data);
+		if (loop->stop)
+			break;
+		int n = epoll_wait(loop->epfd, loop->events, EVLOOP_BATCH,
+				   evloop_next_timeout(loop, util_now_ms()));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		for (int i = 0; i < n && !loop->stop; i++)
+			evloop_dispatch(loop, &loop->events[i]);
+		evloop_fire_timers(loop);
+	}
+	return 0;
+}

@@ -1,0 +1,46 @@
+/* evloop.h — a small epoll event loop: callbacks per file descriptor, a few timers,
+ * and a hook that runs once per wake-up before the loop sleeps again.
+ *
+ * The loop holds all of its state in one struct and knows nothing about shared memory
+ * or SQLite. Dispatch costs O(ready descriptors), never O(registered descriptors).
+ * The before-sleep hook is where the manager commits its journal once per wake-up
+ * (group commit) and only then answers its clients.
+ */
+#ifndef SHMWARDEN_EVLOOP_H
+#define SHMWARDEN_EVLOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define EVLOOP_READ 0x1
+#define EVLOOP_WRITE 0x2
+
+struct evloop;
+
+/* revents: EVLOOP_READ/EVLOOP_WRITE; hang-ups and errors are reported as READ so the
+ * handler reads, sees EOF or the error, and processes whatever data came before. */
+typedef void evloop_fd_cb(struct evloop *loop, int fd, unsigned revents, void *data);
+typedef void evloop_timer_cb(struct evloop *loop, void *data);
+typedef void evloop_hook_cb(struct evloop *loop, void *data);
+
+struct evloop *evloop_new(char *err, size_t errlen);
+void evloop_free(struct evloop *loop);
+
+/* Registers fd for the events in mask; data is handed back to cb. */
+int evloop_add(struct evloop *loop, int fd, unsigned mask, evloop_fd_cb *cb, void *data);
+/* Changes the events a registered fd waits for (0: none, but stay registered). */
+int evloop_set_mask(struct evloop *loop, int fd, unsigned mask);
+/* Unregisters fd; pending events of this wake-up are not delivered. Call before close. */
+void evloop_del(struct evloop *loop, int fd);
+
+/* One-shot timers; an id is > 0. Cancelling an expired or unknown id is harmless. */
+long evloop_timer_add(struct evloop *loop, int64_t ms, evloop_timer_cb *cb, void *data);
+void evloop_timer_cancel(struct evloop *loop, long id);
+
+void evloop_set_before_sleep(struct evloop *loop, evloop_hook_cb *cb, void *data);
+
+/* Runs until evloop_stop(); returns 0, or -1 if epoll_wait failed. */
+int evloop_run(struct evloop *loop);
+void evloop_stop(struct evloop *loop);
+
+#endif
