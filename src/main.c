@@ -1,0 +1,67 @@
+/* main.c — the shmwarden binary: picks the subcommand (or the drop-in manager when
+ * exec'd as torch_shm_manager) and sets up logging. Nothing below here exits. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "log.h"
+
+static const char main_usage[] =
+	"usage: shmwarden COMMAND [ARGS]\n"
+	"\n"
+	"Crash-safe manager for POSIX shared memory, a drop-in for PyTorch's\n"
+	"torch_shm_manager that journals every object so none leaks when it is killed.\n"
+	"\n"
+	"commands:\n"
+	"  manager   run a manager (what torch_shm_manager runs)\n"
+	"  recover   reclaim the objects of one dead manager's directory\n"
+	"  sweep     reclaim every dead manager's objects under a temp base (cron)\n"
+	"  ls        list manager directories, live and dead, and what they hold\n"
+	"\n"
+	"`shmwarden COMMAND --help` describes each. SHMWARDEN_LOG=debug|info|warn|error\n"
+	"sets how much is logged to stderr (default warn).\n";
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "manager", cmd_manager },
+	{ "recover", cmd_recover },
+	{ "sweep", cmd_sweep },
+	{ "ls", cmd_ls },
+};
+
+int main(int argc, char **argv)
+{
+	const char *prog = argc > 0 && argv[0] ? argv[0] : "shmwarden";
+	const char *base = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
+	bool dropin = strcmp(base, "torch_shm_manager") == 0;
+	if (log_init(dropin ? "torch_shm_manager" : "shmwarden") < 0)
+		fputs("shmwarden: SHMWARDEN_LOG must be debug, info, warn or error; using warn\n",
+		      stderr);
+	if (dropin) {
+		/* PyTorch passes no arguments; any it does pass are ignored like the
+		 * reference ignores them. */
+		char *args[] = { "manager", NULL };
+		return cmd_manager(1, args);
+	}
+	if (argc < 2) {
+		fputs(main_usage, stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(main_usage, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("shmwarden %s\n", SHMWARDEN_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "shmwarden: unknown command '%s'\n\n%s", argv[1], main_usage);
+	return 2;
+}

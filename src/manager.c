@@ -1,0 +1,724 @@
+/* manager.c — the manager daemon's lifecycle and its clients (see manager.h).
+ *
+ * Flow of one wake-up: the event loop reads every ready connection; each complete
+ * 68-byte record is decoded, validated and staged in the journal's open transaction
+ * (a registration owes its connection an OK; a free whose object is gone forgets the
+ * name). Before the loop sleeps again, one commit covers everything staged (group
+ * commit), and only after it succeeded are the owed OKs written. If the commit fails
+ * (a full disk), the registrations of that batch are refused: their clients get no OK
+ * and time out, and nothing unjournaled is ever acknowledged.
+ *
+ * A connection is not a process (PROTOCOL.md): forked children share one, so nothing
+ * is unregistered when a connection closes. Frees ride in the next commit; a commit
+ * of frees alone waits for the flush timer, as a lost free only delays a prune.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evloop.h"
+#include "inuse.h"
+#include "journal.h"
+#include "log.h"
+#include "manager.h"
+#include "mgrdir.h"
+#include "net.h"
+#include "reclaim.h"
+#include "shmobj.h"
+#include "util.h"
+#include "wire.h"
+
+#define LISTEN_BACKLOG 128   /* the reference uses 10; bursts of workers connect at once */
+#define READ_BATCH_RECORDS 64 /* per connection per wake-up: keeps one flood from starving others */
+#define MAX_UNSENT_OK 4096   /* a client that never reads its OKs stops being read */
+#define FLUSH_FREES_MS 50    /* a transaction holding only frees commits after this */
+#define ACCEPT_RETRY_MS 100  /* after EMFILE, accept again after this */
+#define PRUNE_PAGE 256       /* rows checked per prune tick */
+
+struct manager;
+
+struct conn {
+	struct manager *m;
+	int fd;
+	unsigned id;
+	pid_t peer_pid;
+	size_t partial_len; /* bytes of an incomplete record */
+	unsigned char partial[WIRE_RECORD_SIZE];
+	unsigned owed;       /* OKs for registrations staged in the open transaction */
+	size_t unsent_bytes; /* of "OKOK...", committed but not yet written */
+	struct conn *dirty_prev, *dirty_next;
+	bool dirty;
+	struct conn *prev, *next; /* every open connection */
+};
+
+struct manager {
+	struct manager_config cfg;
+	struct evloop *loop;
+	char dirpath[PATH_MAX];
+	char sockpath[PATH_MAX + sizeof("/" MGRDIR_SOCKET)];
+	const char *dirname; /* last component of dirpath */
+	int dirfd, lockfd, listenfd, shm_dirfd, sigfd;
+	struct journal *journal;
+	char boot_id[UTIL_BOOT_ID_LEN + 1];
+	unsigned nconns, next_conn_id;
+	struct conn *conns;
+	struct conn *dirty; /* connections owed OKs by the open transaction */
+	bool frees_staged;
+	long shutdown_timer, flush_timer, prune_timer, accept_timer;
+	int64_t prune_cursor;
+	bool reclaim_thread_started;
+	pthread_t reclaim_thread;
+	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
+	unsigned long long n_registered, n_freed, n_refused, n_pruned;
+};
+
+/* ---- connections ---------------------------------------------------------------- */
+
+static void manager_arm_shutdown(struct manager *m);
+static void conn_on_event(struct evloop *loop, int fd, unsigned revents, void *data);
+
+static void conn_mark_dirty(struct conn *c)
+{
+	struct manager *m = c->m;
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_prev = NULL;
+	c->dirty_next = m->dirty;
+	if (m->dirty)
+		m->dirty->dirty_prev = c;
+	m->dirty = c;
+}
+
+static void conn_unmark_dirty(struct conn *c)
+{
+	struct manager *m = c->m;
+	if (!c->dirty)
+		return;
+	if (c->dirty_prev)
+		c->dirty_prev->dirty_next = c->dirty_next;
+	else
+		m->dirty = c->dirty_next;
+	if (c->dirty_next)
+		c->dirty_next->dirty_prev = c->dirty_prev;
+	c->dirty = false;
+	c->dirty_prev = c->dirty_next = NULL;
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+	struct manager *m = c->m;
+	if (why)
+		log_warn("client %u (pid %d): %s; closing the connection", c->id,
+			 (int)c->peer_pid, why);
+	else
+		log_debug("client %u (pid %d) disconnected", c->id, (int)c->peer_pid);
+	/* Its staged registrations stay journaled: the objects may be shared with live
+	 * processes, and the protocol says a hang-up frees nothing. */
+	conn_unmark_dirty(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		m->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	evloop_del(m->loop, c->fd);
+	close(c->fd);
+	free(c);
+	if (--m->nconns == 0)
+		manager_arm_shutdown(m);
+}
+
+static unsigned conn_wanted_events(const struct conn *c)
+{
+	unsigned mask = c->unsent_bytes ? EVLOOP_WRITE : 0;
+	if (c->unsent_bytes < 2 * MAX_UNSENT_OK)
+		mask |= EVLOOP_READ;
+	return mask;
+}
+
+/* Writes as much of the committed OKs as the socket takes. Returns -1 when the
+ * connection broke (and was closed). */
+static int conn_flush_oks(struct conn *c)
+{
+	static const char pattern[] = "OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK"
+				      "OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK";
+	while (c->unsent_bytes) {
+		/* An odd count means half an OK went out last time: resume at its 'K'. */
+		size_t start = c->unsent_bytes % 2;
+		size_t n = sizeof(pattern) - 1 - start;
+		if (n > c->unsent_bytes)
+			n = c->unsent_bytes;
+		ssize_t w = send(c->fd, pattern + start, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			conn_close(c, errno == EPIPE || errno == ECONNRESET ? NULL : strerror(errno));
+			return -1;
+		}
+		c->unsent_bytes -= (size_t)w;
+	}
+	if (evloop_set_mask(c->m->loop, c->fd, conn_wanted_events(c)) < 0) {
+		conn_close(c, "epoll_ctl failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* A failed statement may have rolled the whole transaction back: then every OK owed
+ * by this batch must be withdrawn, or a client would be told OK for a lost row. */
+static void manager_refuse_batch(struct manager *m, const char *why)
+{
+	unsigned refused = 0;
+	while (m->dirty) {
+		struct conn *c = m->dirty;
+		refused += c->owed;
+		c->owed = 0;
+		conn_unmark_dirty(c);
+	}
+	m->frees_staged = false;
+	m->n_refused += refused;
+	if (refused)
+		log_warn("journal: %s; refused %u registration%s (no OK sent)", why, refused,
+			 refused == 1 ? "" : "s");
+}
+
+static void conn_register(struct conn *c, const struct wire_msg *msg)
+{
+	struct manager *m = c->m;
+	if (journal_add(m->journal, msg->name, msg->name_len, c->peer_pid, util_wall_s()) < 0) {
+		const char *why = journal_error(m->journal);
+		if (!journal_in_txn(m->journal)) {
+			manager_refuse_batch(m, why);
+		}
+		m->n_refused++;
+		log_warn("client %u: cannot journal %s: %s; refused (no OK sent)", c->id, msg->name,
+			 why);
+		return;
+	}
+	m->n_registered++;
+	c->owed++;
+	conn_mark_dirty(c);
+	log_debug("client %u: registered %s", c->id, msg->name);
+}
+
+static void conn_free(struct conn *c, const struct wire_msg *msg)
+{
+	struct manager *m = c->m;
+	m->n_freed++;
+	/* Like the reference: another process may still hold the object, and then the
+	 * name stays registered until shutdown or a prune sees it gone. */
+	if (shmobj_exists(m->shm_dirfd, msg->name)) {
+		log_debug("client %u: free %s: object still exists, kept", c->id, msg->name);
+		return;
+	}
+	if (journal_forget(m->journal, msg->name, msg->name_len) < 0) {
+		/* Harmless: the name stays journaled and a prune or reclaim drops it later. */
+		log_warn("journal: forget %s: %s", msg->name, journal_error(m->journal));
+		if (!journal_in_txn(m->journal))
+			manager_refuse_batch(m, journal_error(m->journal));
+		return;
+	}
+	m->frees_staged = true;
+	log_debug("client %u: freed %s", c->id, msg->name);
+}
+
+/* Handles the complete records in buf; keeps a trailing partial one. Returns -1 when
+ * the connection was closed for bad input. */
+static int conn_consume(struct conn *c, const unsigned char *buf, size_t len)
+{
+	size_t off = 0;
+	for (; len - off >= WIRE_RECORD_SIZE; off += WIRE_RECORD_SIZE) {
+		struct wire_msg msg;
+		enum wire_status st = wire_decode(buf + off, &msg);
+		if (st != WIRE_MSG_OK) {
+			char why[128];
+			snprintf(why, sizeof(why), "bad record: %s", wire_status_str(st));
+			conn_close(c, why);
+			return -1;
+		}
+		if (msg.is_free)
+			conn_free(c, &msg);
+		else
+			conn_register(c, &msg);
+	}
+	c->partial_len = len - off;
+	memcpy(c->partial, buf + off, c->partial_len);
+	return 0;
+}
+
+static void conn_read(struct conn *c)
+{
+	struct manager *m = c->m;
+	memcpy(m->rxbuf, c->partial, c->partial_len);
+	size_t have = c->partial_len;
+	ssize_t n = recv(c->fd, m->rxbuf + have, sizeof(m->rxbuf) - have, MSG_DONTWAIT);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		conn_close(c, errno == ECONNRESET ? NULL : strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		/* Every complete record was handled in earlier reads; what is left is a
+		 * record the client never finished. */
+		conn_close(c, c->partial_len ? "disconnected in the middle of a record" : NULL);
+		return;
+	}
+	conn_consume(c, m->rxbuf, have + (size_t)n);
+}
+
+static void conn_on_event(struct evloop *loop, int fd, unsigned revents, void *data)
+{
+	(void)loop;
+	(void)fd;
+	struct conn *c = data;
+	if ((revents & EVLOOP_WRITE) && conn_flush_oks(c) < 0)
+		return;
+	if (revents & EVLOOP_READ)
+		conn_read(c);
+}
+
+/* ---- accepting -------------------------------------------------------------------- */
+
+static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, void *data);
+
+static void manager_resume_accept(struct evloop *loop, void *data)
+{
+	struct manager *m = data;
+	m->accept_timer = 0;
+	evloop_set_mask(loop, m->listenfd, EVLOOP_READ);
+}
+
+static void manager_accept_one(struct manager *m, int cfd)
+{
+	pid_t pid = 0;
+	uid_t uid = (uid_t)-1;
+	if (net_peercred(cfd, &pid, &uid) < 0 || uid != geteuid()) {
+		log_warn("refused a connection from uid %d (pid %d): only uid %d may use this manager",
+			 (int)uid, (int)pid, (int)geteuid());
+		close(cfd);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_warn("out of memory: refused a connection from pid %d", (int)pid);
+		close(cfd);
+		return;
+	}
+	*c = (struct conn){ .m = m, .fd = cfd, .id = ++m->next_conn_id, .peer_pid = pid };
+	if (evloop_add(m->loop, cfd, EVLOOP_READ, conn_on_event, c) < 0) {
+		log_warn("epoll: %s: refused a connection from pid %d", strerror(errno), (int)pid);
+		close(cfd);
+		free(c);
+		return;
+	}
+	c->next = m->conns;
+	if (m->conns)
+		m->conns->prev = c;
+	m->conns = c;
+	if (m->nconns++ == 0 && m->shutdown_timer) {
+		evloop_timer_cancel(m->loop, m->shutdown_timer);
+		m->shutdown_timer = 0;
+	}
+	log_debug("client %u connected (pid %d)", c->id, (int)pid);
+}
+
+static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, void *data)
+{
+	(void)revents;
+	struct manager *m = data;
+	for (int i = 0; i < 64; i++) {
+		int cfd = net_accept(fd);
+		if (cfd >= 0) {
+			manager_accept_one(m, cfd);
+			continue;
+		}
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Level-triggered epoll would wake us again at once: stop listening for
+			 * a moment instead of spinning; waiting clients stay in the backlog. */
+			log_warn("accept: %s; pausing new connections for %d ms", strerror(errno),
+				 ACCEPT_RETRY_MS);
+			evloop_set_mask(loop, fd, 0);
+			m->accept_timer =
+				evloop_timer_add(loop, ACCEPT_RETRY_MS, manager_resume_accept, m);
+		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+			log_warn("accept: %s", strerror(errno));
+		}
+		return;
+	}
+}
+
+/* ---- group commit, flush, prune, shutdown timers ---------------------------------- */
+
+static void manager_commit(struct manager *m)
+{
+	if (m->flush_timer) {
+		evloop_timer_cancel(m->loop, m->flush_timer);
+		m->flush_timer = 0;
+	}
+	if (!journal_in_txn(m->journal))
+		return;
+	if (journal_commit(m->journal) < 0) {
+		manager_refuse_batch(m, journal_error(m->journal));
+		return;
+	}
+	m->frees_staged = false;
+	while (m->dirty) {
+		struct conn *c = m->dirty;
+		conn_unmark_dirty(c);
+		c->unsent_bytes += (size_t)c->owed * WIRE_OK_LEN;
+		c->owed = 0;
+		conn_flush_oks(c);
+	}
+}
+
+static void manager_on_flush_timer(struct evloop *loop, void *data)
+{
+	(void)loop;
+	struct manager *m = data;
+	m->flush_timer = 0;
+	manager_commit(m);
+}
+
+/* Runs once per wake-up, after every ready connection was read. */
+static void manager_before_sleep(struct evloop *loop, void *data)
+{
+	struct manager *m = data;
+	if (m->dirty)
+		manager_commit(m);
+	else if (journal_in_txn(m->journal) && !m->flush_timer)
+		m->flush_timer = evloop_timer_add(loop, FLUSH_FREES_MS, manager_on_flush_timer, m);
+}
+
+static void manager_on_shutdown_timer(struct evloop *loop, void *data)
+{
+	struct manager *m = data;
+	m->shutdown_timer = 0;
+	if (m->nconns == 0) {
+		log_debug("no client for %d ms: shutting down", m->cfg.shutdown_timeout_ms);
+		evloop_stop(loop);
+	}
+}
+
+static void manager_arm_shutdown(struct manager *m)
+{
+	if (m->shutdown_timer)
+		evloop_timer_cancel(m->loop, m->shutdown_timer);
+	m->shutdown_timer = evloop_timer_add(m->loop, m->cfg.shutdown_timeout_ms,
+					     manager_on_shutdown_timer, m);
+}
+
+/* Drops, a page at a time, rows whose object is gone although no free said so (a
+ * client killed before its free, or freed through another manager). Young rows are
+ * skipped: their client may be about to create the object. */
+static void manager_on_prune_timer(struct evloop *loop, void *data)
+{
+	struct manager *m = data;
+	struct journal_row rows[PRUNE_PAGE];
+	int64_t now = util_wall_s();
+	int n = journal_page(m->journal, m->prune_cursor, rows, PRUNE_PAGE);
+	if (n < 0)
+		log_warn("journal: prune: %s", journal_error(m->journal));
+	for (int i = 0; i < n; i++) {
+		m->prune_cursor = rows[i].id;
+		if (!rows[i].name[0] || now - rows[i].registered_at < m->cfg.prune_grace_s)
+			continue;
+		if (shmobj_exists(m->shm_dirfd, rows[i].name))
+			continue;
+		if (journal_drop(m->journal, rows[i].id) == 0) {
+			m->n_pruned++;
+			m->frees_staged = true;
+		}
+	}
+	if (n >= 0 && n < PRUNE_PAGE) {
+		/* A full pass is done: give pages back so the files follow the live set. */
+		m->prune_cursor = 0;
+		manager_commit(m);
+		if (journal_compact(m->journal) < 0)
+			log_debug("journal: compact: %s", journal_error(m->journal));
+	}
+	m->prune_timer = evloop_timer_add(loop, m->cfg.prune_interval_ms, manager_on_prune_timer, m);
+}
+
+static void manager_on_signal(struct evloop *loop, int fd, unsigned revents, void *data)
+{
+	(void)revents;
+	(void)data;
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		log_info("signal %u: shutting down", si.ssi_signo);
+		evloop_stop(loop);
+	}
+}
+
+/* ---- reclaiming dead managers' directories at start ------------------------------- */
+
+/* Runs in its own thread, with its own journal connection, so the socket line is
+ * printed and clients are served while /proc is scanned and old objects unlinked.
+ * Names still in use are adopted into this manager's journal. */
+static void *manager_reclaim_thread(void *arg)
+{
+	struct manager *m = arg;
+	char err[256];
+	struct journal *own = NULL;
+	struct inuse *idx = NULL;
+	int basefd = -1;
+	if (journal_open(m->dirpath, 0, &own, err, sizeof(err)) < 0) {
+		log_warn("reclaim at start: %s", err);
+		goto out;
+	}
+	basefd = open(m->cfg.tmpbase, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (basefd < 0) {
+		log_warn("reclaim at start: open %s: %s", m->cfg.tmpbase, strerror(errno));
+		goto out;
+	}
+	idx = inuse_scan("/proc", err, sizeof(err));
+	if (!idx) {
+		log_warn("reclaim at start: %s", err);
+		goto out;
+	}
+	struct reclaim_opts opts = {
+		.inuse = idx,
+		.shm_dirfd = m->shm_dirfd,
+		.boot_id = m->boot_id,
+		.adopt_into = own,
+		.skip_name = m->dirname,
+		.now_s = util_wall_s(),
+	};
+	int failed = reclaim_base(&opts, basefd, geteuid(), NULL, NULL);
+	if (failed > 0)
+		log_warn("reclaim at start: %d director%s could not be reclaimed (see above)",
+			 failed, failed == 1 ? "y" : "ies");
+out:
+	inuse_free(idx);
+	if (basefd >= 0)
+		close(basefd);
+	journal_close(own);
+	return NULL;
+}
+
+static void manager_start_reclaim(struct manager *m)
+{
+	if (!m->cfg.reclaim_on_start)
+		return;
+	int rc = pthread_create(&m->reclaim_thread, NULL, manager_reclaim_thread, m);
+	if (rc != 0) {
+		log_warn("reclaim at start: pthread_create: %s", strerror(rc));
+		return;
+	}
+	m->reclaim_thread_started = true;
+}
+
+/* ---- startup and shutdown --------------------------------------------------------- */
+
+static void manager_print_line(int fd, const char *line)
+{
+	size_t len = strlen(line);
+	char buf[PATH_MAX + 512];
+	if (len > sizeof(buf) - 2)
+		len = sizeof(buf) - 2;
+	memcpy(buf, line, len);
+	buf[len++] = '\n';
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, buf + off, len - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* the client went away: nothing to tell */
+		}
+		off += (size_t)w;
+	}
+}
+
+/* Blocks the signals that end the manager and routes them through the loop. Done
+ * before any thread starts, so every thread inherits the mask. */
+static int manager_setup_signals(struct manager *m, char *err, size_t errlen)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+		util_err(err, errlen, "sigprocmask: %s", strerror(errno));
+		return -1;
+	}
+	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (m->sigfd < 0) {
+		util_err(err, errlen, "signalfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int manager_start(struct manager *m, char *err, size_t errlen)
+{
+	if (util_boot_id(m->boot_id, sizeof(m->boot_id), err, errlen) < 0)
+		return -1;
+	m->shm_dirfd = shmobj_dir_open(err, errlen);
+	if (m->shm_dirfd < 0)
+		return -1;
+	if (mgrdir_create(m->cfg.tmpbase, m->dirpath, sizeof(m->dirpath), &m->dirfd, &m->lockfd,
+			  err, errlen) < 0)
+		return -1;
+	m->dirname = strrchr(m->dirpath, '/') + 1;
+	struct journal_meta meta = { .schema_version = JOURNAL_SCHEMA_VERSION,
+				     .owner_uid = geteuid(),
+				     .manager_pid = getpid(),
+				     .created_at = util_wall_s() };
+	memcpy(meta.boot_id, m->boot_id, sizeof(meta.boot_id));
+	if (journal_create(m->dirpath, &meta, &m->journal, err, errlen) < 0)
+		return -1;
+	snprintf(m->sockpath, sizeof(m->sockpath), "%s/%s", m->dirpath, MGRDIR_SOCKET);
+	m->listenfd = net_unix_listen(m->sockpath, LISTEN_BACKLOG, err, errlen);
+	if (m->listenfd < 0)
+		return -1;
+	m->loop = evloop_new(err, errlen);
+	if (!m->loop)
+		return -1;
+	if (manager_setup_signals(m, err, errlen) < 0)
+		return -1;
+	if (evloop_add(m->loop, m->listenfd, EVLOOP_READ, manager_on_listen, m) < 0 ||
+	    evloop_add(m->loop, m->sigfd, EVLOOP_READ, manager_on_signal, m) < 0) {
+		util_err(err, errlen, "epoll_ctl: %s", strerror(errno));
+		return -1;
+	}
+	evloop_set_before_sleep(m->loop, manager_before_sleep, m);
+	manager_arm_shutdown(m);
+	m->prune_timer = evloop_timer_add(m->loop, m->cfg.prune_interval_ms,
+					  manager_on_prune_timer, m);
+	return 0;
+}
+
+/* Unlinks what is still registered (the reference's shutdown), through the reclaim
+ * engine so an object a live process still maps is kept. Returns true when the journal
+ * is empty and the directory may go. */
+static bool manager_reclaim_own(struct manager *m)
+{
+	char err[256];
+	struct inuse *idx = inuse_scan("/proc", err, sizeof(err));
+	if (!idx) {
+		log_warn("shutdown: %s; leaving %s for `shmwarden sweep`", err, m->dirpath);
+		return false;
+	}
+	struct reclaim_opts opts = { .inuse = idx, .shm_dirfd = m->shm_dirfd,
+				     .boot_id = m->boot_id, .now_s = util_wall_s() };
+	struct reclaim_report rep = { .status = RECLAIM_REMOVED };
+	int rc = reclaim_journal(&opts, m->journal, geteuid(), &rep);
+	inuse_free(idx);
+	if (rc < 0) {
+		log_warn("shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail, m->dirpath);
+		return false;
+	}
+	log_info("shutdown: %u unlinked, %u already gone, %u still in use, %u refused",
+		 rep.unlinked, rep.gone, rep.in_use, rep.refused);
+	if (journal_count(m->journal) != 0) {
+		log_warn("shutdown: %u object%s still in use by live processes stay journaled in %s "
+			 "for `shmwarden sweep`",
+			 rep.in_use, rep.in_use == 1 ? "" : "s", m->dirpath);
+		return false;
+	}
+	return true;
+}
+
+static void manager_stop(struct manager *m, bool started)
+{
+	if (m->listenfd >= 0) {
+		close(m->listenfd);
+		unlink(m->sockpath);
+	}
+	/* Clients still connected at a signal-initiated stop: their names stay journaled
+	 * and go through the same in-use check as everything else. */
+	while (m->conns)
+		conn_close(m->conns, NULL);
+	if (m->reclaim_thread_started)
+		pthread_join(m->reclaim_thread, NULL);
+	bool remove_dir = !started;
+	if (m->journal) {
+		manager_commit(m);
+		if (started)
+			remove_dir = manager_reclaim_own(m);
+		journal_close(m->journal);
+		m->journal = NULL;
+	}
+	if (remove_dir && m->dirfd >= 0) {
+		char err[256];
+		char parent[PATH_MAX];
+		util_strlcpy(parent, m->dirpath, sizeof(parent));
+		*strrchr(parent, '/') = '\0';
+		int basefd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (basefd < 0 || mgrdir_remove(basefd, m->dirname, m->dirfd, err, sizeof(err)) < 0)
+			log_warn("shutdown: cannot remove %s: %s", m->dirpath,
+				 basefd < 0 ? strerror(errno) : err);
+		if (basefd >= 0)
+			close(basefd);
+	}
+}
+
+static void manager_free(struct manager *m)
+{
+	evloop_free(m->loop);
+	if (m->sigfd >= 0)
+		close(m->sigfd);
+	if (m->shm_dirfd >= 0)
+		close(m->shm_dirfd);
+	if (m->dirfd >= 0)
+		close(m->dirfd);
+	if (m->lockfd >= 0)
+		close(m->lockfd); /* last: the directory is ours until here */
+	free(m);
+}
+
+void manager_config_defaults(struct manager_config *cfg)
+{
+	*cfg = (struct manager_config){
+		.tmpbase = util_tmpbase(),
+		.shutdown_timeout_ms = 2000,
+		.prune_interval_ms = 1000,
+		.prune_grace_s = 10,
+		.reclaim_on_start = true,
+		.out_fd = STDOUT_FILENO,
+	};
+}
+
+int manager_run(const struct manager_config *cfg)
+{
+	char err[PATH_MAX + 256];
+	struct manager *m = calloc(1, sizeof(*m));
+	if (!m) {
+		manager_print_line(cfg->out_fd, "ERROR: out of memory");
+		return 1;
+	}
+	m->cfg = *cfg;
+	m->dirfd = m->lockfd = m->listenfd = m->shm_dirfd = m->sigfd = -1;
+	if (manager_start(m, err, sizeof(err)) < 0) {
+		char line[sizeof(err) + 16];
+		snprintf(line, sizeof(line), "ERROR: %s", err);
+		manager_print_line(cfg->out_fd, line);
+		log_error("%s", err);
+		manager_stop(m, false);
+		manager_free(m);
+		return 1;
+	}
+	manager_print_line(cfg->out_fd, m->sockpath);
+	log_info("serving %s", m->sockpath);
+	manager_start_reclaim(m);
+	int rc = evloop_run(m->loop);
+	if (rc < 0)
+		log_error("epoll_wait: %s", strerror(errno));
+	log_info("%llu registered, %llu freed, %llu refused, %llu pruned", m->n_registered,
+		 m->n_freed, m->n_refused, m->n_pruned);
+	manager_stop(m, true);
+	manager_free(m);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,86 @@
+/* reclaim.h — the reclaim engine: the only code that shm_unlinks journaled names.
+ *
+ * All three entry points use it: a manager shutting down (its own journal), a
+ * restarted manager adopting dead managers' directories, and `recover`/`sweep`.
+ * For every journaled name it decides (DESIGN.md, invariants 3-6):
+ *   gone                        -> drop the row
+ *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into)
+ *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
+ *   invalid name                -> refuse, log, drop the row
+ *   otherwise                   -> shm_unlink, drop the row
+ * Row drops are batched into one transaction per page. Running twice, concurrently
+ * (the directory lock serialises), or after a crash of the reclaimer ends in the
+ * same state.
+ */
+#ifndef SHMWARDEN_RECLAIM_H
+#define SHMWARDEN_RECLAIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "inuse.h"
+#include "journal.h"
+
+struct reclaim_opts {
+	const struct inuse *inuse;  /* built once per run by the caller */
+	int shm_dirfd;              /* shmobj_dir_open() */
+	const char *boot_id;        /* this boot's id */
+	bool dry_run;               /* decide and report, change nothing */
+	struct journal *adopt_into; /* in-use names move here (restarted manager), or NULL */
+	const char *skip_name;      /* a directory name reclaim_base() never touches */
+	int64_t now_s;              /* for the startup grace; util_wall_s() */
+};
+
+enum reclaim_status {
+	RECLAIM_REMOVED,  /* every name handled, directory removed (dry run: would be) */
+	RECLAIM_KEPT,     /* some names still in use: they stay journaled, directory kept */
+	RECLAIM_LIVE,     /* a live manager holds the lock: untouched */
+	RECLAIM_STARTING, /* no lock file yet and young: a manager starting; untouched */
+	RECLAIM_UNSAFE,   /* ownership/permissions/symlinks forbid acting: untouched */
+	RECLAIM_CORRUPT,  /* unreadable or foreign journal: left for a human */
+	RECLAIM_ERROR,    /* anything else (I/O, permission): detail says */
+};
+
+struct reclaim_report {
+	enum reclaim_status status;
+	char dir[256];          /* directory name (not path) */
+	uid_t owner;            /* directory owner */
+	pid_t manager_pid;      /* from the journal, 0 if unknown */
+	bool earlier_boot;      /* journal from an earlier boot: names not unlinked */
+	unsigned unlinked;      /* objects unlinked (dry run: would be) */
+	unsigned gone;          /* names whose object was already gone */
+	unsigned in_use;        /* names kept because a live process uses them */
+	unsigned adopted;       /* of those, moved into opts->adopt_into */
+	unsigned refused;       /* foreign-owned objects and invalid names */
+	unsigned malformed;     /* rows that are not a name at all (left in place) */
+	uint64_t bytes;         /* st_size of the objects unlinked */
+	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
+};
+
+const char *reclaim_status_str(enum reclaim_status st);
+
+/* Handles every row of an open, locked journal whose objects must belong to owner.
+ * The caller holds the directory lock. Returns 0 (report filled) or -1 (I/O error,
+ * report->detail says). */
+int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t owner,
+		    struct reclaim_report *report);
+
+/* The whole procedure for one directory basefd/name: safety checks (owner, mode,
+ * symlinks), lock, boot id, journal, reclaim_journal, then removal of the directory
+ * when nothing is left. As root, acts with the directory owner's filesystem identity
+ * (setfsuid), so the kernel itself refuses to unlink another user's object.
+ * Returns 0 when the report's status is REMOVED or KEPT (or LIVE/STARTING: nothing to
+ * do), -1 otherwise. */
+int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
+		struct reclaim_report *report);
+
+/* Calls reclaim_dir for every manager directory in basefd (skipping opts->skip_name
+ * and, when only_uid is not (uid_t)-1, directories of other owners), then cb with each
+ * report. Returns the number of directories that failed (status UNSAFE, CORRUPT or
+ * ERROR), or -1 if basefd could not be read. */
+typedef void reclaim_report_cb(void *arg, const struct reclaim_report *report);
+int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
+		 reclaim_report_cb *cb, void *arg);
+
+#endif

@@ -1,0 +1,266 @@
+"""harness.py — what every process-level test shares.
+
+Tests run the real binaries against the real kernel. Every test works inside a
+Sandbox: a private temp base (the managers' TMPDIR), a unique object-name prefix,
+and a list of the processes it started. On exit, even after a failure, the sandbox
+kills only the processes it started, unlinks only /dev/shm objects with its own
+prefix, and removes its temp base.
+
+A test module defines test_* functions and ends with `harness.main(globals())`,
+which runs them in order and prints "PASS name" / "FAIL name: why" lines, then
+"N passed, N failed", and exits non-zero on any failure.
+"""
+import errno
+import os
+import secrets
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.environ.get("SHMWARDEN_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("SHMWARDEN_BUILD") or os.path.join(ROOT, "build")
+SHMWARDEN = os.path.join(BUILD, "shmwarden")
+TORCH_SHM_MANAGER = os.path.join(BUILD, "torch_shm_manager")
+SANITIZED = os.environ.get("SHMWARDEN_SANITIZED") == "1"
+SHM = "/dev/shm"
+RECORD = struct.Struct("=ib60s3x")  # AllocInfo: pid, free, filename[60], padding
+assert RECORD.size == 68
+
+
+def record(name, free=False, pid=None):
+    """One AllocInfo record, zero-filled as libshm sends it. name: str or bytes."""
+    raw = name.encode() if isinstance(name, str) else name
+    return RECORD.pack(os.getpid() if pid is None else pid, 1 if free else 0, raw)
+
+
+def wait_for(cond, timeout=5.0, interval=0.01):
+    """Polls cond() until it is truthy; returns its value, or None on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)
+
+
+class Client:
+    """One libshm-style connection to a manager socket."""
+
+    def __init__(self, sock_path, timeout=5.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(sock_path)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def recv_ok(self, timeout=1.0):
+        """Waits for the two bytes OK, like libshm (1 s poll timeout). Raises on anything else."""
+        got = b""
+        deadline = time.monotonic() + timeout
+        while len(got) < 2:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no OK from the manager within %.1fs" % timeout)
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                continue
+            chunk = self.sock.recv(2 - len(got))
+            if not chunk:
+                raise ConnectionError("manager closed the connection")
+            got += chunk
+        if got != b"OK":
+            raise AssertionError("expected OK, got %r" % got)
+
+    def register(self, name, timeout=1.0):
+        self.send_raw(record(name))
+        self.recv_ok(timeout)
+
+    def free(self, name):
+        self.send_raw(record(name, free=True))
+
+    def closed_by_peer(self, timeout=2.0):
+        """True when the manager closes this connection within timeout."""
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return False
+        try:
+            return self.sock.recv(4096) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+class Manager:
+    """A manager spawned the way libshm spawns one."""
+
+    def __init__(self, proc, line):
+        self.proc = proc
+        self.line = line
+        self.sock = line if not line.startswith("ERROR") else None
+        self.dir = os.path.dirname(line) if self.sock else None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def client(self):
+        return Client(self.sock)
+
+    def wait(self, timeout=10.0):
+        """Waits for exit; returns the exit status (negative: killed by that signal)."""
+        return self.proc.wait(timeout)
+
+    def stderr_text(self):
+        return self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+
+
+class Sandbox:
+    def __init__(self, label="t"):
+        self.tmp = tempfile.mkdtemp(prefix="shmw-%s-" % label,
+                                    dir=os.environ.get("TMPDIR") or "/tmp")
+        self.prefix = "/shmwt_%d_%s_" % (os.getpid(), secrets.token_hex(4))
+        self.procs = []
+        self.env = dict(os.environ, TMPDIR=self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    def name(self, i):
+        return "%s%s" % (self.prefix, i)
+
+    def track(self, proc):
+        self.procs.append(proc)
+        return proc
+
+    def spawn_manager(self, args=(), argv0=None, exe=None, env=None,
+                      timeout=10.0, stderr=subprocess.PIPE):
+        """Spawns like libshm: stdout is a pipe read up to the first newline.
+        Without args it is the drop-in (argv[0] "torch_shm_manager", no arguments);
+        with args, `shmwarden ARGS`."""
+        exe = exe or (TORCH_SHM_MANAGER if not args else SHMWARDEN)
+        argv0 = argv0 or ("torch_shm_manager" if not args else "shmwarden")
+        argv = [argv0] + list(args)
+        proc = subprocess.Popen(argv, executable=exe, stdout=subprocess.PIPE,
+                                stderr=stderr, env=env or self.env, stdin=subprocess.DEVNULL)
+        self.track(proc)
+        line = b""
+        deadline = time.monotonic() + timeout
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([proc.stdout], [], [], max(left, 0))
+            if not r:
+                raise TimeoutError("manager printed no line within %.1fs" % timeout)
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            line += chunk
+        return Manager(proc, line.decode(errors="replace").rstrip("\n"))
+
+    def run(self, args, env=None, timeout=60, check=False, input=None):
+        """Runs build/shmwarden ARGS; returns CompletedProcess with text output."""
+        return subprocess.run([SHMWARDEN] + list(args), env=env or self.env,
+                              capture_output=True, text=True, timeout=timeout,
+                              check=check, input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
+    def create_object(self, name, size=4096):
+        """Creates /dev/shm/NAME as libshm does (O_EXCL, 0600) and sizes it."""
+        fd = os.open(SHM + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+
+    def objects(self):
+        """Names (wire form) of this sandbox's objects still in /dev/shm."""
+        p = self.prefix[1:]
+        return sorted("/" + n for n in os.listdir(SHM) if n.startswith(p))
+
+    def manager_dirs(self):
+        return sorted(n for n in os.listdir(self.tmp) if n.startswith("shmwarden-"))
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.kill()
+                except ProcessLookupError:
+                    pass
+            try:
+                p.wait(5)
+            except Exception:
+                pass
+            for f in (p.stdout, p.stderr):
+                if f:
+                    f.close()
+        for n in self.objects():
+            try:
+                os.unlink(SHM + n)
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main(namespace):
+    """Runs every test_* function of a module, in definition order."""
+    only = sys.argv[1:]
+    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+    passed = failed = 0
+    for name, fn in tests:
+        if only and not any(o in name for o in only):
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 — any failure is a test failure
+            failed += 1
+            tb = traceback.format_exc().rstrip().splitlines()
+            print("FAIL %s: %s: %s" % (name, type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
+            for line in tb[-12:]:
+                print("    " + line)
+        else:
+            passed += 1
+            print("PASS %s (%.2fs)" % (name, time.monotonic() - t0))
+        sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+def journal_names(mgr_dir):
+    """Names journaled in a manager directory, read with Python's own sqlite3
+    (an independent reader: it sees only committed transactions)."""
+    import sqlite3
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
+                          timeout=5)
+    try:
+        return sorted(bytes(r[0]).decode() for r in con.execute("select name from objects"))
+    finally:
+        con.close()
+
+
+def dir_size(path):
+    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
