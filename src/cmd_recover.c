@@ -1,0 +1,160 @@
+/* cmd_recover.c — `shmwarden recover [--dry-run] [--json] DIR`: reclaims the objects of
+ * one dead manager's directory (the post-crash command). It decides nothing itself:
+ * reclaim_dir does, with the same checks as the sweeper; this file parses arguments,
+ * gathers the host facts (in-use index, /dev/shm, boot id) once, and reports.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "inuse.h"
+#include "reclaim.h"
+#include "report.h"
+#include "shmobj.h"
+#include "util.h"
+
+static const char recover_usage[] =
+	"usage: shmwarden recover [--dry-run] [--json] DIR\n"
+	"  Reclaims the shared-memory objects journaled in DIR (a dead manager's\n"
+	"  shmwarden-XXXXXX directory), then removes DIR. Objects a live process still\n"
+	"  maps or holds open stay journaled for a later pass.\n"
+	"  --dry-run  report what would happen, change nothing\n"
+	"  --json     print the report as one JSON object\n"
+	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n";
+
+/* Splits DIR into its parent (opened) and its last component. */
+static int recover_split(const char *dir, int *parentfd, char *name, size_t namelen,
+			 char *err, size_t errlen)
+{
+	char parent[4096];
+	size_t len = util_strlcpy(parent, dir, sizeof(parent));
+	if (len >= sizeof(parent)) {
+		util_err(err, errlen, "path too long");
+		return -1;
+	}
+	while (len > 1 && parent[len - 1] == '/')
+		parent[--len] = '\0';
+	char *slash = strrchr(parent, '/');
+	const char *last = slash ? slash + 1 : parent;
+	if (!*last || strcmp(last, ".") == 0 || strcmp(last, "..") == 0) {
+		util_err(err, errlen, "not a manager directory (names are shmwarden-XXXXXX)");
+		return -1;
+	}
+	if (util_strlcpy(name, last, namelen) >= namelen) {
+		util_err(err, errlen, "name too long");
+		return -1;
+	}
+	if (!slash)
+		util_strlcpy(parent, ".", sizeof(parent));
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	*parentfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*parentfd < 0) {
+		util_err(err, errlen, "cannot open its parent %s: %s", parent, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* "recover: WHAT ARG[: WHY]" on stderr, ARG escaped; with the usage when WHY is "". */
+static void recover_complain(const char *what, const char *arg, const char *why)
+{
+	fprintf(stderr, "recover: %s", what);
+	report_print_escaped(stderr, arg);
+	if (*why)
+		fprintf(stderr, ": %s\n", why);
+	else
+		fprintf(stderr, "\n%s", recover_usage);
+}
+
+int cmd_recover(int argc, char **argv)
+{
+	bool dry_run = false, json = false;
+	const char *dir = NULL;
+	int i;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (strcmp(a, "--dry-run") == 0) {
+			dry_run = true;
+		} else if (strcmp(a, "--json") == 0) {
+			json = true;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			fputs(recover_usage, stdout);
+			return 0;
+		} else if (a[0] == '-' && a[1] != '\0') {
+			recover_complain("unknown option ", a, "");
+			return 2;
+		} else if (!dir) {
+			dir = a;
+		} else {
+			recover_complain("one DIR only, got a second: ", a, "");
+			return 2;
+		}
+	}
+	for (; i < argc; i++) {
+		if (dir) {
+			recover_complain("one DIR only, got a second: ", argv[i], "");
+			return 2;
+		}
+		dir = argv[i];
+	}
+	if (!dir || !*dir) {
+		recover_complain("missing DIR", "", "");
+		return 2;
+	}
+
+	/* A reader that goes away (`| head`) must not stop a reclaim halfway: that would be
+	 * safe, but finishing is better; the lost output then shows in the exit status. */
+	signal(SIGPIPE, SIG_IGN);
+	int rc = 1, basefd = -1, shmfd = -1;
+	struct inuse *idx = NULL;
+	char name[256], err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
+	if (recover_split(dir, &basefd, name, sizeof(name), err, sizeof(err)) < 0) {
+		recover_complain("", dir, err);
+		goto out;
+	}
+	if (!(idx = inuse_scan("/proc", err, sizeof(err))) ||
+	    (shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
+	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
+		fprintf(stderr, "recover: %s\n", err);
+		goto out;
+	}
+	struct reclaim_opts opts = {
+		.inuse = idx,
+		.shm_dirfd = shmfd,
+		.boot_id = boot_id,
+		.dry_run = dry_run,
+		.now_s = util_wall_s(),
+	};
+	struct reclaim_report report;
+	reclaim_dir(&opts, basefd, name, &report);
+	bool ok = report.status == RECLAIM_REMOVED || report.status == RECLAIM_KEPT;
+	if (json) {
+		report_print_json(stdout, dir, &report, dry_run);
+		fputc('\n', stdout);
+	} else if (ok) {
+		report_print_text(stdout, "recover", dir, &report, dry_run);
+	}
+	if (!ok)
+		report_print_text(stderr, "recover", dir, &report, dry_run);
+	rc = ok ? 0 : 1;
+out:
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = 1;
+	inuse_free(idx);
+	if (shmfd >= 0)
+		close(shmfd);
+	if (basefd >= 0)
+		close(basefd);
+	return rc;
+}

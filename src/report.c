@@ -1,0 +1,178 @@
+/* report.c — text and JSON forms of reclaim reports (see report.h). The one place
+ * that knows the output formats of `recover` and `sweep`, so the two never drift. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "report.h"
+#include "util.h"
+
+bool report_failed(const struct reclaim_report *r)
+{
+	return r->status == RECLAIM_UNSAFE || r->status == RECLAIM_CORRUPT ||
+	       r->status == RECLAIM_ERROR;
+}
+
+void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
+{
+	t->dirs++;
+	if ((unsigned)r->status <= RECLAIM_ERROR)
+		t->by_status[r->status]++;
+	t->unlinked += r->unlinked;
+	t->gone += r->gone;
+	t->in_use += r->in_use;
+	t->adopted += r->adopted;
+	t->refused += r->refused;
+	t->malformed += r->malformed;
+	t->bytes += r->bytes;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when s starts none. */
+static size_t report_utf8_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t n;
+	unsigned min;
+	if ((s[0] & 0xe0) == 0xc0)
+		n = 2, min = 0x80;
+	else if ((s[0] & 0xf0) == 0xe0)
+		n = 3, min = 0x800;
+	else if ((s[0] & 0xf8) == 0xf0)
+		n = 4, min = 0x10000;
+	else
+		return 0;
+	unsigned cp = s[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void report_json_string(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	fputc('"', f);
+	while (*p) {
+		size_t n = report_utf8_len(p);
+		if (n == 0 || *p < 0x20 || *p == 0x7f) {
+			fprintf(f, "\\u%04x", *p);
+			p++;
+		} else if (*p == '"' || *p == '\\') {
+			fputc('\\', f);
+			fputc(*p++, f);
+		} else {
+			fwrite(p, 1, n, f);
+			p += n;
+		}
+	}
+	fputc('"', f);
+}
+
+void report_print_escaped(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f)
+			fputc(*p, f);
+		else
+			fprintf(f, "\\x%02x", *p);
+	}
+}
+
+void report_print_text(FILE *f, const char *cmd, const char *path,
+		       const struct reclaim_report *r, bool dry_run)
+{
+	fprintf(f, "%s: ", cmd);
+	report_print_escaped(f, path);
+	fprintf(f, ": %s%s: ", reclaim_status_str(r->status), dry_run ? " (dry run)" : "");
+	if (r->status == RECLAIM_REMOVED || r->status == RECLAIM_KEPT) {
+		char hb[32];
+		fprintf(f, "%u unlinked (%s), %u gone, %u kept in use, %u refused", r->unlinked,
+			util_human_bytes(r->bytes, hb, sizeof(hb)), r->gone, r->in_use - r->adopted,
+			r->refused);
+		if (r->adopted)
+			fprintf(f, ", %u adopted", r->adopted);
+		if (r->malformed)
+			fprintf(f, ", %u malformed rows", r->malformed);
+		if (r->earlier_boot)
+			fputs("; journal from an earlier boot: its names name nothing now", f);
+		if (r->status == RECLAIM_KEPT) {
+			fputs("; ", f);
+			report_print_escaped(f, r->detail);
+		}
+		fputc('\n', f);
+		return;
+	}
+	report_print_escaped(f, r->detail);
+	switch (r->status) {
+	case RECLAIM_LIVE:
+	case RECLAIM_STARTING:
+	case RECLAIM_UNSAFE:
+		fputs("; nothing touched", f);
+		break;
+	case RECLAIM_CORRUPT:
+		fputs("; left in place for a human", f);
+		break;
+	default:
+		break;
+	}
+	fputc('\n', f);
+}
+
+void report_print_json(FILE *f, const char *path, const struct reclaim_report *r,
+		       bool dry_run)
+{
+	fputs("{\"status\":", f);
+	report_json_string(f, reclaim_status_str(r->status));
+	fputs(",\"dir\":", f);
+	report_json_string(f, path);
+	if (r->owner == (uid_t)-1)
+		fputs(",\"owner\":null", f);
+	else
+		fprintf(f, ",\"owner\":%u", (unsigned)r->owner);
+	if (r->manager_pid > 0)
+		fprintf(f, ",\"manager_pid\":%d", (int)r->manager_pid);
+	else
+		fputs(",\"manager_pid\":null", f);
+	fprintf(f, ",\"earlier_boot\":%s,\"dry_run\":%s", r->earlier_boot ? "true" : "false",
+		dry_run ? "true" : "false");
+	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
+		   "\"malformed\":%u,\"bytes\":%" PRIu64 ",\"detail\":",
+		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->malformed, r->bytes);
+	report_json_string(f, r->detail);
+	fputc('}', f);
+}
+
+void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
+			bool dry_run)
+{
+	char hb[32];
+	const unsigned *s = t->by_status;
+	fprintf(f, "%s%s: %u director%s: %u removed, %u kept, %u live, %u skipped, %u corrupt; "
+		   "%u objects unlinked (%s), %u gone, %u in use, %u refused",
+		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
+		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE],
+		s[RECLAIM_STARTING] + s[RECLAIM_UNSAFE] + s[RECLAIM_ERROR], s[RECLAIM_CORRUPT],
+		t->unlinked, util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use,
+		t->refused);
+	if (t->adopted)
+		fprintf(f, ", %u adopted", t->adopted);
+	if (t->malformed)
+		fprintf(f, ", %u malformed rows", t->malformed);
+	fputc('\n', f);
+}
+
+void report_totals_json(FILE *f, const struct report_totals *t)
+{
+	fprintf(f, "{\"dirs\":%u", t->dirs);
+	for (int st = RECLAIM_REMOVED; st <= RECLAIM_ERROR; st++)
+		fprintf(f, ",\"%s\":%u", reclaim_status_str((enum reclaim_status)st),
+			t->by_status[st]);
+	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
+		   "\"malformed\":%u,\"bytes\":%" PRIu64 "}",
+		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->malformed, t->bytes);
+}

@@ -1,0 +1,48 @@
+/* report.h — how `recover` and `sweep` show reclaim reports: one text line or one JSON
+ * object per directory, and the totals of a sweep. Presentation only: the decisions
+ * are reclaim.c's. Every string that came from disk is escaped, so a hostile directory
+ * or journal cannot break a terminal line or the JSON document.
+ */
+#ifndef SHMWARDEN_REPORT_H
+#define SHMWARDEN_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "reclaim.h"
+
+struct report_totals {
+	unsigned dirs;
+	unsigned by_status[RECLAIM_ERROR + 1];
+	unsigned unlinked, gone, in_use, adopted, refused, malformed;
+	uint64_t bytes;
+};
+
+/* True for the statuses that make a command fail (UNSAFE, CORRUPT, ERROR). */
+bool report_failed(const struct reclaim_report *r);
+
+void report_totals_add(struct report_totals *t, const struct reclaim_report *r);
+
+/* One line, "CMD: PATH: STATUS: what happened", with a newline. */
+void report_print_text(FILE *f, const char *cmd, const char *path,
+		       const struct reclaim_report *r, bool dry_run);
+
+/* One JSON object (no newline); path is what the user knows the directory by. */
+void report_print_json(FILE *f, const char *path, const struct reclaim_report *r,
+		       bool dry_run);
+
+/* "CMD: N directories: ...; U objects unlinked (...)...", with a newline. */
+void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
+			bool dry_run);
+void report_totals_json(FILE *f, const struct report_totals *t);
+
+/* A string from disk or the command line, for a terminal: printable ASCII as is, every
+ * other byte as \xHH. */
+void report_print_escaped(FILE *f, const char *s);
+
+/* A JSON string literal, quotes included. Bytes that are not UTF-8 come out as
+ * \u00XX (their Latin-1 reading), so the document always parses. */
+void report_json_string(FILE *f, const char *s);
+
+#endif

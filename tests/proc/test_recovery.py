@@ -1,0 +1,496 @@
+"""test_recovery.py — `shmwarden recover` and `shmwarden sweep` against real managers.
+
+Each test spawns the real manager (build/torch_shm_manager), registers and creates
+objects the way libshm does (register, wait for OK, then create), SIGKILLs the manager
+and its clients the way the OOM killer does, and checks that recovery reclaims what
+it must (DESIGN.md invariants 3-6, 9) and nothing else. Everything happens inside a
+harness Sandbox; the multi-user test also adds two system users and deletes them.
+"""
+import hashlib
+import json
+import os
+import pwd
+import random
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SHM, Sandbox, wait_for  # noqa: E402
+
+PY = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def spawn(sb, env=None):
+    """A real manager that leaves dead siblings alone (--no-reclaim): their reclaiming
+    is the sweep's job under test here, not the manager's adoption at start."""
+    return sb.spawn_manager(args=["manager", "--no-reclaim"], argv0="shmwarden", env=env)
+
+
+def dead_manager(sb, n, size=4096, first=0, unregistered_gone=0, env=None):
+    """A manager that journaled n objects (created after OK) and was SIGKILLed.
+    unregistered_gone extra names are registered but never created. Returns its dir."""
+    m = spawn(sb, env=env)
+    assert m.sock, "manager failed: %r" % m.line
+    c = m.client()
+    for i in range(first, first + n):
+        c.register(sb.name(i))
+        sb.create_object(sb.name(i), size)
+    for i in range(unregistered_gone):
+        c.register(sb.name("gone%d_%d" % (first, i)))
+    os.kill(m.pid, signal.SIGKILL)
+    m.wait()
+    c.close()
+    return m.dir
+
+
+def sweep(sb, *args):
+    return sb.run(["sweep", "--tmpdir", sb.tmp] + list(args))
+
+
+def sweep_json(sb, *args):
+    r = sweep(sb, "--json", *args)
+    return r, json.loads(r.stdout)
+
+
+def snapshot(d):
+    """Names and contents of a directory's files (the socket has no content)."""
+    out = {}
+    for n in sorted(os.listdir(d)):
+        p = os.path.join(d, n)
+        if os.path.isfile(p) and not os.path.islink(p):
+            with open(p, "rb") as f:
+                out[n] = hashlib.sha256(f.read()).hexdigest()
+        else:
+            out[n] = os.readlink(p) if os.path.islink(p) else "special"
+    return out
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+# (1)
+def test_sweep_reclaims_after_sigkill():
+    with Sandbox("rec") as sb:
+        d = dead_manager(sb, 20)
+        expect(len(sb.objects()) == 20, "setup: 20 objects")
+        expect(os.path.exists(os.path.join(d, "journal.db")), "setup: a journal")
+        r = sweep(sb)
+        expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+        expect(sb.manager_dirs() == [], "dirs left: %s" % sb.manager_dirs())
+        expect("1 directory: 1 removed" in r.stdout and "20 objects unlinked" in r.stdout,
+               "totals line: %r" % r.stdout)
+
+
+# (2)
+def test_recover_reclaims_after_sigkill():
+    with Sandbox("rec") as sb:
+        d = dead_manager(sb, 20)
+        r = sb.run(["recover", d])
+        expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
+        expect("removed: 20 unlinked (80.0 KiB)" in r.stdout, "summary: %r" % r.stdout)
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+        expect(not os.path.exists(d), "directory left")
+        # Twice: nothing to do, a clear message, no harm.
+        r = sb.run(["recover", d])
+        expect(r.returncode == 1 and "no such directory" in r.stderr,
+               "second recover: %d %r" % (r.returncode, r.stderr))
+
+
+CLIENT = r"""
+import os, random, sys
+sys.path.insert(0, %(here)r)
+import harness
+sock, prefix, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rnd = random.Random(seed)
+c = harness.Client(sock)
+live, n = [], 0
+print("ready", flush=True)
+while True:
+    if live and rnd.random() < 0.4:
+        name = live.pop(rnd.randrange(len(live)))
+        os.unlink("/dev/shm" + name)   # libshm unlinks at refcount 0, then frees
+        c.free(name)
+    else:
+        name = "%%s%%d" %% (prefix, n)
+        n += 1
+        c.register(name)
+        fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(fd, 4096)
+        os.close(fd)
+        live.append(name)
+"""
+
+
+# (3)
+def test_random_moment_kills():
+    trials = 24
+    with Sandbox("kill") as sb:
+        rnd = random.Random(secrets.randbits(32))
+        created = 0
+        for t in range(trials):
+            m = spawn(sb)
+            expect(m.sock, "manager failed: %r" % m.line)
+            code = CLIENT % {"here": HERE}
+            cl = sb.track(subprocess.Popen(
+                [PY, "-c", code, m.sock, sb.prefix + "t%d_" % t, str(rnd.randrange(1 << 30))],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=sb.env))
+            expect(cl.stdout.readline().strip() == b"ready", "client did not start")
+            time.sleep(rnd.uniform(0.0, 0.25))
+            # The OOM killer takes the group; the order is random too.
+            victims = [m.pid, cl.pid]
+            rnd.shuffle(victims)
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            m.wait()
+            cl.wait()
+            created = len(sb.objects())
+        expect(created > 0, "the clients created nothing before being killed")
+        expect(len(sb.manager_dirs()) == trials, "dirs: %s" % sb.manager_dirs())
+        r, doc = sweep_json(sb)
+        expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+        expect(sb.objects() == [], "objects left: %s" % sb.objects()[:5])
+        expect(sb.manager_dirs() == [], "dirs left: %s" % sb.manager_dirs())
+        tot = doc["totals"]
+        expect(tot["removed"] == trials and tot["unlinked"] == created,
+               "totals %s, created %d" % (tot, created))
+
+
+HOLDER = r"""
+import mmap, os, sys, time
+fd = os.open("/dev/shm" + sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 4096)
+os.close(fd)
+print("mapped", flush=True)
+time.sleep(600)
+"""
+
+
+# (4)
+def test_mapped_object_survives_until_unmapped():
+    with Sandbox("inuse") as sb:
+        d = dead_manager(sb, 3)
+        held = sb.name(0)
+        h = sb.track(subprocess.Popen([PY, "-c", HOLDER, held], stdout=subprocess.PIPE,
+                                      env=sb.env))
+        expect(h.stdout.readline().strip() == b"mapped", "holder did not map")
+        r, doc = sweep_json(sb)
+        expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+        rep = doc["dirs"][0]
+        expect(rep["status"] == "kept" and rep["in_use"] == 1 and rep["unlinked"] == 2,
+               "report: %s" % rep)
+        expect(sb.objects() == [held], "objects: %s" % sb.objects())
+        expect(os.path.isdir(d), "directory of a kept object removed")
+        r = sweep(sb)
+        expect(r.returncode == 0 and "kept" in r.stdout, "second sweep: %r" % r.stdout)
+        expect(sb.objects() == [held], "kept object unlinked by a later pass")
+        h.kill()
+        h.wait()
+        r, doc = sweep_json(sb)
+        expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+        expect(doc["dirs"][0]["status"] == "removed" and doc["dirs"][0]["unlinked"] == 1,
+               "report: %s" % doc["dirs"][0])
+        expect(sb.objects() == [] and sb.manager_dirs() == [], "not reclaimed after exit")
+
+
+# (5)
+def test_recover_live_manager_touches_nothing():
+    with Sandbox("live") as sb:
+        m = sb.spawn_manager()  # exactly as libshm spawns it
+        c = m.client()
+        for i in range(2):
+            c.register(sb.name(i))
+            sb.create_object(sb.name(i))
+        before = snapshot(m.dir)
+        r = sb.run(["recover", m.dir])
+        expect(r.returncode == 1, "exit %d" % r.returncode)
+        expect("live manager (pid %d)" % m.pid in r.stderr and "nothing touched" in r.stderr,
+               "stderr: %r" % r.stderr)
+        r2, doc = sweep_json(sb)
+        expect(r2.returncode == 0 and doc["dirs"][0]["status"] == "live",
+               "sweep of a live manager: %d %s" % (r2.returncode, r2.stdout))
+        expect(len(sb.objects()) == 2, "objects of a live manager unlinked")
+        expect(m.proc.poll() is None, "manager died")
+        c.register(sb.name(9))  # it still answers
+        expect(snapshot(m.dir).keys() == before.keys(), "files changed")
+        c.close()
+
+
+def make_bad(sb, kind):
+    """A dead manager's directory whose journal is damaged in one way."""
+    d = dead_manager(sb, 2, first=100 + len(sb.manager_dirs()) * 10)
+    j = os.path.join(d, "journal.db")
+    if kind == "truncated":
+        # Fold the WAL in first, so the rows live in the file we cut.
+        con = sqlite3.connect(j)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        size = os.path.getsize(j)
+        with open(j, "r+b") as f:
+            f.truncate(size // 2 + 100)
+        return d
+    for ext in ("-wal", "-shm"):
+        if os.path.exists(j + ext):
+            os.unlink(j + ext)
+    if kind == "random":
+        with open(j, "wb") as f:
+            f.write(os.urandom(16384))
+    elif kind == "empty":
+        open(j, "wb").close()
+    elif kind == "wrong_schema":
+        os.unlink(j)
+        con = sqlite3.connect(j)
+        con.executescript("PRAGMA application_id = 1936223607; PRAGMA user_version = 1;"
+                          "CREATE TABLE objects (name TEXT);"
+                          "INSERT INTO objects VALUES ('/etc_passwd');")
+        con.close()
+    elif kind == "foreign":
+        os.unlink(j)
+        con = sqlite3.connect(j)
+        con.executescript("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        con.close()
+    os.chmod(j, 0o600)
+    return d
+
+
+# (6)
+def test_bad_journals_reported_and_left():
+    kinds = ["random", "truncated", "empty", "wrong_schema", "foreign"]
+    with Sandbox("bad") as sb:
+        bad = {k: make_bad(sb, k) for k in kinds}
+        before = {k: snapshot(d) for k, d in bad.items()}
+        bad_objects = sb.objects()
+        good = dead_manager(sb, 5, first=0)
+        r, doc = sweep_json(sb)
+        expect(r.returncode == 1, "exit %d" % r.returncode)
+        by_dir = {os.path.basename(x["dir"]): x for x in doc["dirs"]}
+        for k, d in bad.items():
+            rep = by_dir[os.path.basename(d)]
+            expect(rep["status"] == "corrupt" and rep["detail"],
+                   "%s journal: %s" % (k, rep))
+            expect(os.path.basename(d) in r.stderr, "%s not reported on stderr" % k)
+            expect(snapshot(d) == before[k], "%s journal changed" % k)
+        expect(by_dir[os.path.basename(good)]["status"] == "removed", "good dir not removed")
+        expect(not os.path.exists(good), "good dir left")
+        expect(sb.objects() == bad_objects, "objects: %s" % sb.objects())
+        expect(doc["totals"]["corrupt"] == len(kinds), "totals: %s" % doc["totals"])
+        r = sweep(sb)
+        expect(r.returncode == 1 and "%d corrupt" % len(kinds) in r.stdout,
+               "text totals: %r" % r.stdout)
+        r = sb.run(["recover", bad["random"]])
+        expect(r.returncode == 1 and "corrupt" in r.stderr and "left in place" in r.stderr,
+               "recover on corrupt: %d %r" % (r.returncode, r.stderr))
+
+
+# (7)
+def test_dry_run_and_json():
+    with Sandbox("dry") as sb:
+        d = dead_manager(sb, 5, size=8192, unregistered_gone=1)
+        objs = sb.objects()
+        r, doc = sweep_json(sb, "--dry-run")
+        expect(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+        expect(doc["base"] == sb.tmp and doc["dry_run"] is True, "doc: %s" % doc)
+        rep = doc["dirs"][0]
+        expect(rep["status"] == "removed" and rep["dry_run"] and rep["unlinked"] == 5
+               and rep["gone"] == 1 and rep["bytes"] == 5 * 8192, "dry report: %s" % rep)
+        expect(sb.objects() == objs and os.path.isdir(d), "dry run changed something")
+        expect(os.path.exists(os.path.join(d, "journal.db")), "dry run removed the journal")
+        r = sb.run(["recover", "--dry-run", "--json", d])
+        drec = json.loads(r.stdout)
+        expect(r.returncode == 0 and drec["unlinked"] == 5, "recover dry: %s" % r.stdout)
+        expect(sb.objects() == objs, "recover --dry-run changed objects")
+        # The real run does what the dry run said.
+        r = sb.run(["recover", "--json", d])
+        real = json.loads(r.stdout)
+        expect(r.returncode == 0, "exit %d" % r.returncode)
+        for k in ("status", "unlinked", "gone", "in_use", "refused", "bytes", "owner",
+                  "manager_pid"):
+            expect(real[k] == rep[k], "%s: dry %r, real %r" % (k, rep[k], real[k]))
+        expect(real["dir"] == d and real["dry_run"] is False, "real: %s" % real)
+        expect(sb.objects() == [] and not os.path.exists(d), "real run did not reclaim")
+        r, doc = sweep_json(sb)
+        expect(r.returncode == 0 and doc["dirs"] == [] and doc["totals"]["dirs"] == 0,
+               "empty sweep: %s" % r.stdout)
+
+
+# (8)
+def test_usage_errors():
+    with Sandbox("usage") as sb:
+        cases = [
+            (["sweep", "--bogus"], 2), (["sweep", "extra"], 2), (["sweep", "--tmpdir"], 2),
+            (["sweep", "--min-age"], 2), (["recover"], 2), (["recover", "a", "b"], 2),
+            (["recover", "--bogus", "x"], 2), (["recover", "-"], 1), (["recover", ""], 2),
+        ]
+        for args, want in cases:
+            r = sb.run(args)
+            expect(r.returncode == want, "%s: exit %d, want %d" % (args, r.returncode, want))
+            if want == 2:
+                expect("usage:" in r.stderr and not r.stdout, "%s: stderr %r" % (args, r.stderr))
+        for cmd in ("sweep", "recover"):
+            r = sb.run([cmd, "--help"])
+            expect(r.returncode == 0 and r.stdout.startswith("usage: shmwarden " + cmd),
+                   "%s --help: %r" % (cmd, r.stdout))
+        r = sb.run(["recover", os.path.join(sb.tmp, "shmwarden-nosuch")])
+        expect(r.returncode == 1 and "no such directory" in r.stderr, "missing: %r" % r.stderr)
+        os.mkdir(os.path.join(sb.tmp, "notamanager"))
+        r = sb.run(["recover", os.path.join(sb.tmp, "notamanager")])
+        expect(r.returncode == 1 and "not a manager directory" in r.stderr,
+               "not a manager dir: %r" % r.stderr)
+        r = sb.run(["sweep", "--tmpdir", os.path.join(sb.tmp, "nosuch")])
+        expect(r.returncode == 1 and "cannot open" in r.stderr, "bad base: %r" % r.stderr)
+        # Garbage: bytes that are not text, control characters, huge arguments.
+        for junk in (b"\xff\xfe\x01", b"--\xff", b"x" * 5000, b"\n\t\x1b[31m"):
+            p = subprocess.run([harness.SHMWARDEN, b"recover", junk], capture_output=True,
+                               env=sb.env, timeout=30, stdin=subprocess.DEVNULL)
+            expect(p.returncode in (1, 2), "recover %r: exit %d" % (junk, p.returncode))
+            expect(b"\x1b" not in p.stderr, "escape sequence echoed")
+            p = subprocess.run([harness.SHMWARDEN, b"sweep", b"--tmpdir", junk],
+                               capture_output=True, env=sb.env, timeout=30,
+                               stdin=subprocess.DEVNULL)
+            expect(p.returncode in (1, 2), "sweep %r: exit %d" % (junk, p.returncode))
+        # A hostile directory name comes out escaped, and the JSON still parses.
+        evil = os.path.join(sb.tmp, "shmwarden-\x1b\n\"\\\xe9")
+        if len(os.path.basename(evil).encode()) != len("shmwarden-XXXXXX"):
+            evil = os.path.join(sb.tmp, "shmwarden-\x1b\n\"\\ab")
+        os.mkdir(evil, 0o700)
+        r, doc = sweep_json(sb)
+        expect(doc["dirs"][0]["dir"] == evil, "escaped dir: %r" % doc["dirs"][0]["dir"])
+        r = sweep(sb)
+        expect("\x1b" not in r.stdout + r.stderr and "\\x1b" in r.stdout, "text: %r" % r.stdout)
+
+
+A_CLIENT = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import harness
+c = harness.Client(sys.argv[2])
+for arg in sys.argv[3:]:
+    name = arg.lstrip("+")
+    c.register(name)
+    if arg.startswith("+"):
+        fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(fd, 4096)
+        os.close(fd)
+print("done", flush=True)
+import time; time.sleep(600)
+"""
+
+
+def _useradd(tag):
+    name = "shmwt-%s-%s" % (tag, secrets.token_hex(4))
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                    "/usr/sbin/nologin", name], check=True, capture_output=True)
+    return name
+
+
+def _as_user(pw, args, **kw):
+    return subprocess.Popen(args, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], **kw)
+
+
+# (9)
+def test_multi_user_as_root():
+    if os.geteuid() != 0:
+        print("SKIP test_multi_user_as_root: needs root")
+        return
+    users = []
+    # The users must reach their managers' directory: a private base under /tmp, not
+    # the suite's 0700 TMPDIR.
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = "/tmp"
+    try:
+        sb = Sandbox("mu")
+    finally:
+        if saved is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved
+    try:
+        os.chmod(sb.tmp, 0o1777)
+        users = [_useradd("a"), _useradd("b")]
+        a, b = (pwd.getpwnam(u) for u in users)
+        env = dict(sb.env, HOME="/")
+
+        def create_as(pw, name):
+            c = _as_user(pw, [PY, "-c", "import os,sys; fd=os.open('/dev/shm'+sys.argv[1], "
+                              "os.O_RDWR|os.O_CREAT|os.O_EXCL, 0o600); os.ftruncate(fd, 4096)",
+                              name])
+            expect(c.wait(30) == 0, "create as %s failed" % pw.pw_name)
+
+        def dead_a_manager(names):
+            """A's manager and A's client (the manager takes only its own uid's
+            connections): registers names, creates those starting with '+', is killed."""
+            p = sb.track(_as_user(a, [harness.SHMWARDEN, "manager", "--no-reclaim"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, env=env))
+            sock = p.stdout.readline().decode().strip()
+            expect(sock.startswith("/"), "manager as A: %r" % sock)
+            c = sb.track(_as_user(a, [PY, "-c", A_CLIENT, HERE, sock] + names,
+                                  stdout=subprocess.PIPE, env=env))
+            expect(c.stdout.readline().strip() == b"done", "A's client failed")
+            for q in (p, c):
+                os.kill(q.pid, signal.SIGKILL)
+                q.wait()
+            return os.path.dirname(sock)
+
+        a_obj, b_obj = sb.name("a0"), sb.name("b0")
+        create_as(b, b_obj)
+        # A hostile A lists B's object in its journal, next to its own.
+        d = dead_a_manager(["+" + a_obj, b_obj])
+        expect(os.stat(d).st_uid == a.pw_uid, "A's directory not A's")
+        # Two more of A's dead managers: one made group-writable, one behind a symlink.
+        gw = dead_a_manager(["+" + sb.name("a1")])
+        hidden = dead_a_manager(["+" + sb.name("a2")])
+        os.chmod(gw, 0o770)
+        elsewhere = os.path.join(sb.tmp, "elsewhere")
+        os.mkdir(elsewhere)
+        os.chown(elsewhere, a.pw_uid, a.pw_gid)
+        moved = os.path.join(elsewhere, os.path.basename(hidden))
+        os.rename(hidden, moved)
+        link = os.path.join(sb.tmp, "shmwarden-symlnk")
+        os.symlink(moved, link)
+        os.lchown(link, a.pw_uid, a.pw_gid)
+
+        r, doc = sweep_json(sb)
+        by_dir = {os.path.basename(x["dir"]): x for x in doc["dirs"]}
+        rep = by_dir[os.path.basename(d)]
+        expect(rep["status"] == "removed" and rep["unlinked"] == 1 and rep["refused"] == 1
+               and rep["owner"] == a.pw_uid, "A's report: %s" % rep)
+        expect(os.path.exists(SHM + b_obj), "B's object was unlinked")
+        expect(os.stat(SHM + b_obj).st_uid == b.pw_uid, "B's object changed hands")
+        expect(not os.path.exists(SHM + a_obj), "A's object not unlinked")
+        expect(by_dir[os.path.basename(gw)]["status"] == "unsafe", "group-writable: %s"
+               % by_dir[os.path.basename(gw)])
+        expect(by_dir["shmwarden-symlnk"]["status"] == "unsafe", "symlink: %s"
+               % by_dir["shmwarden-symlnk"])
+        expect(os.path.exists(SHM + sb.name("a1")) and os.path.exists(SHM + sb.name("a2")),
+               "objects of skipped directories unlinked")
+        expect(os.path.isdir(gw) and os.path.isdir(moved), "skipped directories touched")
+        expect(r.returncode == 1, "exit %d" % r.returncode)
+        # What SQLite made as root on A's behalf is A's, and nothing is left over.
+        expect(not os.path.exists(d), "A's directory left")
+        # A sweeping as A sees only its own: the same refusal holds without root.
+        os.chmod(gw, 0o700)
+        q = _as_user(a, [harness.SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        out, err = q.communicate(timeout=60)
+        doc = json.loads(out)
+        expect(q.returncode == 1, "sweep as A: exit %d %s" % (q.returncode, err))
+        expect(not os.path.exists(SHM + sb.name("a1")), "A's own object not reclaimed by A")
+        expect(os.path.exists(SHM + b_obj), "B's object unlinked by A")
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
+harness.main(globals())

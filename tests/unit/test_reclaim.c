@@ -1,0 +1,861 @@
+/* test_reclaim.c — the in-use index and the reclaim engine against the real kernel:
+ * real /dev/shm objects (named /shmwt_unit_<pid>_<n>, all removed at the end of every
+ * test and at exit), real journals, real flocks. Dead managers are simulated by
+ * journals whose lock nobody holds, including one written by a child that _exit()s
+ * with its connection open (the -wal/-shm a SIGKILL leaves).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/fsuid.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "inuse.h"
+#include "journal.h"
+#include "mgrdir.h"
+#include "reclaim.h"
+#include "shmobj.h"
+#include "util.h"
+
+#define OBJ_SIZE 8192
+#define FOREIGN_UID 54321 /* any uid that is not ours; need not exist */
+
+static void obj_name(char *buf, size_t len, int n)
+{
+	snprintf(buf, len, "/shmwt_unit_%d_%d", (int)getpid(), n);
+}
+
+static int obj_create(const char *name, uid_t uid)
+{
+	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = ftruncate(fd, OBJ_SIZE);
+	if (rc == 0 && uid != geteuid())
+		rc = fchown(fd, uid, (gid_t)-1);
+	close(fd);
+	return rc;
+}
+
+static bool obj_exists(const char *name)
+{
+	struct stat st;
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	return lstat(path, &st) == 0;
+}
+
+/* Removes every object of this test process, whatever the test did. */
+static void obj_cleanup(void)
+{
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "shmwt_unit_%d_", (int)getpid());
+	DIR *d = opendir("/dev/shm");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+}
+
+static bool path_exists(const char *dir, const char *file)
+{
+	char path[1024];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return lstat(path, &st) == 0;
+}
+
+struct fixture {
+	struct inuse *idx;
+	int shmfd;
+	int basefd;
+	char boot_id[UTIL_BOOT_ID_LEN + 1];
+	struct reclaim_opts opts;
+};
+
+static void fixture_init(struct fixture *f, const char *base)
+{
+	char err[256];
+	memset(f, 0, sizeof(*f));
+	f->shmfd = shmobj_dir_open(err, sizeof(err));
+	f->basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(util_boot_id(f->boot_id, sizeof(f->boot_id), err, sizeof(err)) == 0);
+	f->idx = inuse_scan("/proc", err, sizeof(err));
+	CHECK(f->idx != NULL);
+	f->opts = (struct reclaim_opts){ .inuse = f->idx, .shm_dirfd = f->shmfd,
+					 .boot_id = f->boot_id, .now_s = util_wall_s() };
+}
+
+static void fixture_rescan(struct fixture *f)
+{
+	char err[256];
+	inuse_free(f->idx);
+	f->idx = inuse_scan("/proc", err, sizeof(err));
+	CHECK(f->idx != NULL);
+	f->opts.inuse = f->idx;
+}
+
+static void fixture_fini(struct fixture *f)
+{
+	inuse_free(f->idx);
+	if (f->shmfd >= 0)
+		close(f->shmfd);
+	if (f->basefd >= 0)
+		close(f->basefd);
+	obj_cleanup();
+}
+
+static void meta_init(struct journal_meta *m, uid_t owner, const char *boot_id)
+{
+	memset(m, 0, sizeof(*m));
+	m->owner_uid = owner;
+	m->manager_pid = getpid();
+	util_strlcpy(m->boot_id, boot_id, sizeof(m->boot_id));
+	m->created_at = util_wall_s();
+}
+
+/* A dead manager's directory in base: created, journaled (names), lock released.
+ * name receives the directory's name. */
+static int dead_dir(const char *base, const char *boot_id, uid_t owner, const char *const *names,
+		    size_t n, char *name, size_t namelen)
+{
+	char path[1024], err[256];
+	int dirfd = -1, lockfd = -1, rc = -1;
+	struct journal *j = NULL;
+	struct journal_meta m;
+	if (mgrdir_create(base, path, sizeof(path), &dirfd, &lockfd, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mgrdir_create: %s\n", err);
+		return -1;
+	}
+	meta_init(&m, owner, boot_id);
+	if (journal_create(path, &m, &j, err, sizeof(err)) < 0) {
+		fprintf(stderr, "journal_create: %s\n", err);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (journal_add(j, names[i], strlen(names[i]), getpid(), util_wall_s()) < 0)
+			goto out;
+	if (journal_commit(j) < 0)
+		goto out;
+	util_strlcpy(name, strrchr(path, '/') + 1, namelen);
+	rc = 0;
+out:
+	journal_close(j);
+	close(lockfd);
+	close(dirfd);
+	return rc;
+}
+
+static void dir_path(char *buf, size_t len, const char *base, const char *name)
+{
+	snprintf(buf, len, "%s/%s", base, name);
+}
+
+/* ---- the in-use index ---- */
+
+static void test_inuse_mapped_and_open(void)
+{
+	char name[64], other[64], err[256];
+	obj_name(name, sizeof(name), 1);
+	obj_name(other, sizeof(other), 2);
+	CHECK(obj_create(name, geteuid()) == 0);
+	int fd = shm_open(name, O_RDWR, 0);
+	CHECK(fd >= 0);
+	void *p = mmap(NULL, OBJ_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(p != MAP_FAILED);
+	close(fd);
+
+	struct inuse *idx = inuse_scan("/proc", err, sizeof(err));
+	CHECK(idx != NULL);
+	CHECK(idx && inuse_contains(idx, name));
+	CHECK(idx && !inuse_contains(idx, other));
+	CHECK(idx && inuse_count(idx) >= 1);
+	inuse_free(idx);
+
+	munmap(p, OBJ_SIZE);
+	idx = inuse_scan("/proc", err, sizeof(err));
+	CHECK(idx && !inuse_contains(idx, name));
+	inuse_free(idx);
+
+	/* Held open, not mapped: still in use. */
+	fd = shm_open(name, O_RDONLY, 0);
+	CHECK(fd >= 0);
+	idx = inuse_scan("/proc", err, sizeof(err));
+	CHECK(idx && inuse_contains(idx, name));
+	inuse_free(idx);
+	close(fd);
+	idx = inuse_scan("/proc", err, sizeof(err));
+	CHECK(idx && !inuse_contains(idx, name));
+	inuse_free(idx);
+	obj_cleanup();
+}
+
+/* A mapping whose object was unlinked is no claim on a new object of that name. */
+static void test_inuse_deleted_mapping(void)
+{
+	char name[64], err[256];
+	obj_name(name, sizeof(name), 3);
+	CHECK(obj_create(name, geteuid()) == 0);
+	int fd = shm_open(name, O_RDWR, 0);
+	void *p = mmap(NULL, OBJ_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(p != MAP_FAILED);
+	close(fd);
+	shm_unlink(name);
+	struct inuse *idx = inuse_scan("/proc", err, sizeof(err));
+	CHECK(idx && !inuse_contains(idx, name));
+	inuse_free(idx);
+	munmap(p, OBJ_SIZE);
+	obj_cleanup();
+}
+
+static void test_inuse_bad_procdir(void)
+{
+	char err[256] = "";
+	struct inuse *idx = inuse_scan("/nonexistent-proc", err, sizeof(err));
+	CHECK(idx == NULL);
+	CHECK(strstr(err, "/nonexistent-proc") != NULL);
+}
+
+/* ---- reclaim_journal ---- */
+
+static void test_journal_decisions(void)
+{
+	struct fixture f;
+	char unused[64], gone[64], mapped[64], foreign[64], jdir[600], adir[600], err[256];
+	obj_name(unused, sizeof(unused), 10);
+	obj_name(gone, sizeof(gone), 11);
+	obj_name(mapped, sizeof(mapped), 12);
+	obj_name(foreign, sizeof(foreign), 13);
+	CHECK(obj_create(unused, geteuid()) == 0);
+	CHECK(obj_create(mapped, geteuid()) == 0);
+	bool root = geteuid() == 0;
+	if (root)
+		CHECK(obj_create(foreign, FOREIGN_UID) == 0);
+	int fd = shm_open(mapped, O_RDWR, 0);
+	void *p = mmap(NULL, OBJ_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(p != MAP_FAILED);
+	close(fd);
+	fixture_init(&f, check_tmpdir);
+
+	snprintf(jdir, sizeof(jdir), "%s/j", check_tmpdir);
+	snprintf(adir, sizeof(adir), "%s/a", check_tmpdir);
+	mkdir(jdir, 0700);
+	mkdir(adir, 0700);
+	struct journal_meta m;
+	struct journal *j = NULL, *a = NULL;
+	meta_init(&m, geteuid(), f.boot_id);
+	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	CHECK(journal_create(adir, &m, &a, err, sizeof(err)) == 0);
+	if (!j || !a)
+		goto out;
+	const char *names[] = { unused, gone, mapped, "/a/b", "/..", foreign };
+	size_t n = root ? 6 : 5;
+	for (size_t i = 0; i < n; i++)
+		CHECK(journal_add(j, names[i], strlen(names[i]), 1, 0) == 0);
+	CHECK(journal_commit(j) == 0);
+
+	/* Dry run: the same counts, no change. */
+	struct reclaim_report r;
+	memset(&r, 0, sizeof(r));
+	f.opts.dry_run = true;
+	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK_EQ_INT(r.gone, 1);
+	CHECK_EQ_INT(r.in_use, 1);
+	CHECK_EQ_INT(r.refused, root ? 3 : 2);
+	CHECK_EQ_INT(r.bytes, OBJ_SIZE);
+	CHECK_EQ_INT(journal_count(j), n);
+	CHECK(obj_exists(unused));
+	f.opts.dry_run = false;
+
+	memset(&r, 0, sizeof(r));
+	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK_EQ_INT(r.gone, 1);
+	CHECK_EQ_INT(r.in_use, 1);
+	CHECK_EQ_INT(r.adopted, 0);
+	CHECK_EQ_INT(r.refused, root ? 3 : 2);
+	CHECK_EQ_INT(r.malformed, 0);
+	CHECK_EQ_INT(r.bytes, OBJ_SIZE);
+	CHECK(!obj_exists(unused));
+	CHECK(obj_exists(mapped));
+	if (root)
+		CHECK(obj_exists(foreign));
+	CHECK_EQ_INT(journal_count(j), 1); /* the mapped one */
+
+	/* Again, adopting: the in-use name moves, nothing is lost. */
+	memset(&r, 0, sizeof(r));
+	f.opts.adopt_into = a;
+	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK_EQ_INT(r.in_use, 1);
+	CHECK_EQ_INT(r.adopted, 1);
+	CHECK_EQ_INT(journal_count(j), 0);
+	CHECK_EQ_INT(journal_count(a), 1);
+	CHECK(!journal_in_txn(a));
+	CHECK(obj_exists(mapped));
+	struct journal_row row;
+	CHECK(journal_page(a, 0, &row, 1) == 1 && strcmp(row.name, mapped) == 0);
+out:
+	munmap(p, OBJ_SIZE);
+	journal_close(j);
+	journal_close(a);
+	fixture_fini(&f);
+}
+
+/* Two pages and more: every row is seen once, drops commit per page. */
+static void test_journal_many_pages(void)
+{
+	struct fixture f;
+	char jdir[600], err[256], name[64];
+	fixture_init(&f, check_tmpdir);
+	snprintf(jdir, sizeof(jdir), "%s/j", check_tmpdir);
+	mkdir(jdir, 0700);
+	struct journal_meta m;
+	struct journal *j = NULL;
+	meta_init(&m, geteuid(), f.boot_id);
+	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	if (!j)
+		goto out;
+	enum { N = 1300 };
+	for (int i = 0; i < N; i++) {
+		obj_name(name, sizeof(name), 1000 + i);
+		if (i % 2 == 0)
+			CHECK(obj_create(name, geteuid()) == 0);
+		CHECK(journal_add(j, name, strlen(name), 1, 0) == 0);
+	}
+	CHECK(journal_commit(j) == 0);
+	struct reclaim_report r;
+	memset(&r, 0, sizeof(r));
+	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK_EQ_INT(r.unlinked, N / 2);
+	CHECK_EQ_INT(r.gone, N / 2);
+	CHECK_EQ_INT(journal_count(j), 0);
+	obj_name(name, sizeof(name), 1000);
+	CHECK(!obj_exists(name));
+out:
+	journal_close(j);
+	fixture_fini(&f);
+}
+
+/* ---- reclaim_dir ---- */
+
+static void test_dir_dead_removed_then_gone(void)
+{
+	struct fixture f;
+	char a[64], b[64], c[64], dname[64], path[700];
+	obj_name(a, sizeof(a), 20);
+	obj_name(b, sizeof(b), 21);
+	obj_name(c, sizeof(c), 22);
+	CHECK(obj_create(a, geteuid()) == 0);
+	CHECK(obj_create(b, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a, b, c };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 3, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK_EQ_INT(r.unlinked, 2);
+	CHECK_EQ_INT(r.gone, 1);
+	CHECK_EQ_INT(r.bytes, 2 * OBJ_SIZE);
+	CHECK_EQ_INT(r.manager_pid, getpid());
+	CHECK_EQ_INT(r.owner, geteuid());
+	CHECK(strcmp(r.dir, dname) == 0);
+	CHECK(!obj_exists(a) && !obj_exists(b));
+	CHECK(access(path, F_OK) != 0);
+
+	/* Twice: nothing left to do, a clean error, no crash. */
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
+	CHECK_EQ_INT(r.status, RECLAIM_ERROR);
+	CHECK(strstr(r.detail, "no such directory") != NULL);
+	fixture_fini(&f);
+}
+
+static void test_dir_dry_run_changes_nothing(void)
+{
+	struct fixture f;
+	char a[64], dname[64], path[700];
+	obj_name(a, sizeof(a), 25);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+	f.opts.dry_run = true;
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK(obj_exists(a));
+	CHECK(path_exists(path, JOURNAL_FILE));
+	CHECK(path_exists(path, MGRDIR_LOCK));
+	f.opts.dry_run = false;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK(!obj_exists(a));
+	fixture_fini(&f);
+}
+
+static void test_dir_live_untouched(void)
+{
+	struct fixture f;
+	char a[64], path[700], err[256];
+	obj_name(a, sizeof(a), 30);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	int dirfd = -1, lockfd = -1;
+	struct journal *j = NULL;
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
+			    sizeof(err)) == 0);
+	struct journal_meta m;
+	meta_init(&m, geteuid(), f.boot_id);
+	CHECK(journal_create(path, &m, &j, err, sizeof(err)) == 0);
+	CHECK(j && journal_add(j, a, strlen(a), 1, 0) == 0 && journal_commit(j) == 0);
+
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_LIVE);
+	CHECK_EQ_INT(r.manager_pid, getpid()); /* from /proc/locks */
+	CHECK(obj_exists(a));
+	CHECK_EQ_INT(journal_count(j), 1);
+	CHECK(path_exists(path, JOURNAL_FILE));
+	journal_close(j);
+	close(lockfd);
+	close(dirfd);
+	fixture_fini(&f);
+}
+
+static void test_dir_group_writable_unsafe(void)
+{
+	struct fixture f;
+	char a[64], dname[64], path[700];
+	obj_name(a, sizeof(a), 40);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+	CHECK(chmod(path, 0770) == 0);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
+	CHECK_EQ_INT(r.status, RECLAIM_UNSAFE);
+	CHECK(strstr(r.detail, "writable") != NULL);
+	CHECK(obj_exists(a));
+	CHECK(path_exists(path, JOURNAL_FILE));
+	fixture_fini(&f);
+}
+
+static void test_dir_symlink_not_followed(void)
+{
+	struct fixture f;
+	char a[64], dname[64], real[700], sub[600], link[700];
+	obj_name(a, sizeof(a), 50);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	snprintf(sub, sizeof(sub), "%s/elsewhere", check_tmpdir);
+	CHECK(mkdir(sub, 0700) == 0);
+	const char *names[] = { a };
+	CHECK(dead_dir(sub, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
+	dir_path(real, sizeof(real), sub, dname);
+	snprintf(link, sizeof(link), "%s/shmwarden-linkxx", check_tmpdir);
+	CHECK(symlink(real, link) == 0);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, "shmwarden-linkxx", &r) == -1);
+	CHECK_EQ_INT(r.status, RECLAIM_UNSAFE);
+	CHECK(strstr(r.detail, "symlink") != NULL);
+	CHECK(obj_exists(a));
+	CHECK(path_exists(real, JOURNAL_FILE));
+	fixture_fini(&f);
+}
+
+static void test_dir_symlinked_journal_unsafe(void)
+{
+	struct fixture f;
+	char a[64], d1[64], d2[64], p1[700], p2[700], target[800], jl[800];
+	obj_name(a, sizeof(a), 60);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a };
+	/* d1's journal.db is a symlink to d2's real journal. */
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, d1, sizeof(d1)) == 0);
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, d2, sizeof(d2)) == 0);
+	dir_path(p1, sizeof(p1), check_tmpdir, d1);
+	dir_path(p2, sizeof(p2), check_tmpdir, d2);
+	snprintf(jl, sizeof(jl), "%s/%s", p1, JOURNAL_FILE);
+	snprintf(target, sizeof(target), "%s/%s", p2, JOURNAL_FILE);
+	CHECK(unlink(jl) == 0);
+	CHECK(symlink(target, jl) == 0);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, d1, &r) == -1);
+	CHECK_EQ_INT(r.status, RECLAIM_UNSAFE);
+	CHECK(strstr(r.detail, JOURNAL_FILE) != NULL);
+	CHECK(obj_exists(a));
+	CHECK(path_exists(p1, JOURNAL_FILE));
+	fixture_fini(&f);
+}
+
+static void write_file(const char *dir, const char *file, const void *data, size_t len)
+{
+	char path[800];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK(write(fd, data, len) == (ssize_t)len);
+		close(fd);
+	}
+}
+
+static void test_dir_corrupt_left_in_place(void)
+{
+	struct fixture f;
+	char a[64], dname[64], path[700];
+	obj_name(a, sizeof(a), 70);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+	unsigned char junk[8192];
+	srand((unsigned)getpid());
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)rand();
+	static const struct {
+		size_t len;
+		const char *what;
+	} cases[] = { { 8192, "random bytes" }, { 0, "empty" } };
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		write_file(path, JOURNAL_FILE, junk, cases[c].len);
+		struct reclaim_report r;
+		CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
+		CHECK_EQ_INT(r.status, RECLAIM_CORRUPT);
+		CHECK(r.detail[0] != '\0');
+		CHECK(obj_exists(a));
+		CHECK(path_exists(path, JOURNAL_FILE));
+		/* The lock was released: a later pass (or a human) can take it. */
+		char err[200];
+		int dirfd = open(path, O_RDONLY | O_DIRECTORY), lockfd = -1;
+		CHECK(mgrdir_trylock(dirfd, false, &lockfd, err, sizeof(err)) == 0);
+		close(lockfd);
+		close(dirfd);
+	}
+	fixture_fini(&f);
+}
+
+static void test_dir_earlier_boot_unlinks_nothing(void)
+{
+	struct fixture f;
+	char a[64], dname[64], path[700];
+	obj_name(a, sizeof(a), 80);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, "00000000-0000-4000-8000-000000000000", geteuid(), names, 1,
+		       dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK(r.earlier_boot);
+	CHECK_EQ_INT(r.unlinked, 0);
+	CHECK(obj_exists(a)); /* same name, this boot: someone else's */
+	CHECK(access(path, F_OK) != 0);
+	fixture_fini(&f);
+}
+
+static void test_dir_owner_mismatch_unsafe(void)
+{
+	struct fixture f;
+	char a[64], dname[64], path[700];
+	obj_name(a, sizeof(a), 90);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, FOREIGN_UID, names, 1, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
+	CHECK_EQ_INT(r.status, RECLAIM_UNSAFE);
+	CHECK(strstr(r.detail, "journal claims uid") != NULL);
+	CHECK(obj_exists(a));
+	CHECK(path_exists(path, JOURNAL_FILE));
+	fixture_fini(&f);
+}
+
+static void test_dir_in_use_kept_then_removed(void)
+{
+	struct fixture f;
+	char a[64], b[64], dname[64], path[700];
+	obj_name(a, sizeof(a), 100);
+	obj_name(b, sizeof(b), 101);
+	CHECK(obj_create(a, geteuid()) == 0);
+	CHECK(obj_create(b, geteuid()) == 0);
+	int fd = shm_open(a, O_RDONLY, 0);
+	void *p = mmap(NULL, OBJ_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a, b };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 2, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_KEPT);
+	CHECK_EQ_INT(r.in_use, 1);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK(obj_exists(a) && !obj_exists(b));
+	CHECK(path_exists(path, JOURNAL_FILE));
+	munmap(p, OBJ_SIZE);
+	fixture_rescan(&f);
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK(!obj_exists(a));
+	CHECK(access(path, F_OK) != 0);
+	fixture_fini(&f);
+}
+
+/* A row that is not a name (a foreign writer's TEXT, an empty blob) is reported and left
+ * for a human; the directory stays, the valid names around it are reclaimed. */
+static void test_dir_malformed_rows_kept(void)
+{
+	struct fixture f;
+	char a[64], dname[64], path[700], db[800];
+	obj_name(a, sizeof(a), 105);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+	snprintf(db, sizeof(db), "%s/%s", path, JOURNAL_FILE);
+	sqlite3 *h = NULL;
+	CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+	CHECK(sqlite3_exec(h, "INSERT INTO objects(name, client_pid, registered_at) VALUES "
+			      "('/as_text', 1, 0), (x'', 1, 0)", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_KEPT);
+	CHECK_EQ_INT(r.malformed, 2);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK(strstr(r.detail, "2 malformed") != NULL);
+	CHECK(!obj_exists(a));
+	CHECK(path_exists(path, JOURNAL_FILE));
+	fixture_fini(&f);
+}
+
+/* The files a SIGKILL leaves: a child journals and _exit()s with its connection open. */
+static void test_dir_wal_left_by_kill(void)
+{
+	struct fixture f;
+	char a[64], path[700], err[256];
+	obj_name(a, sizeof(a), 110);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	int dirfd = -1, lockfd = -1;
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
+			    sizeof(err)) == 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct journal *j = NULL;
+		struct journal_meta m;
+		meta_init(&m, geteuid(), f.boot_id);
+		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
+		    journal_add(j, a, strlen(a), 1, 0) < 0 || journal_commit(j) < 0)
+			_exit(1);
+		_exit(0); /* no close: -wal and -shm stay, like after SIGKILL */
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(lockfd); /* the manager is dead */
+	CHECK(path_exists(path, JOURNAL_FILE "-wal"));
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK(!obj_exists(a));
+	CHECK(access(path, F_OK) != 0);
+	close(dirfd);
+	fixture_fini(&f);
+}
+
+/* No lock file: young means a manager may be starting; old means abandoned. */
+static void test_dir_without_lock(void)
+{
+	struct fixture f;
+	char path[700];
+	fixture_init(&f, check_tmpdir);
+	snprintf(path, sizeof(path), "%s/shmwarden-nolock", check_tmpdir);
+	CHECK(mkdir(path, 0700) == 0);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, "shmwarden-nolock", &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_STARTING);
+	CHECK(access(path, F_OK) == 0);
+	CHECK(!path_exists(path, MGRDIR_LOCK));
+	f.opts.now_s += MGRDIR_STARTUP_GRACE_S + 5;
+	f.opts.dry_run = true;
+	CHECK(reclaim_dir(&f.opts, f.basefd, "shmwarden-nolock", &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK(!path_exists(path, MGRDIR_LOCK)); /* a dry run creates nothing */
+	f.opts.dry_run = false;
+	CHECK(reclaim_dir(&f.opts, f.basefd, "shmwarden-nolock", &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK(access(path, F_OK) != 0);
+	fixture_fini(&f);
+}
+
+static void test_dir_not_a_manager_name(void)
+{
+	struct fixture f;
+	fixture_init(&f, check_tmpdir);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/home", check_tmpdir);
+	CHECK(mkdir(path, 0700) == 0);
+	write_file(path, MGRDIR_LOCK, "x", 1);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, "home", &r) == -1);
+	CHECK_EQ_INT(r.status, RECLAIM_ERROR);
+	CHECK(path_exists(path, MGRDIR_LOCK));
+	fixture_fini(&f);
+}
+
+struct base_seen {
+	int n;
+	int by_status[RECLAIM_ERROR + 1];
+};
+
+static void base_cb(void *arg, const struct reclaim_report *r)
+{
+	struct base_seen *s = arg;
+	s->n++;
+	s->by_status[r->status]++;
+}
+
+static void test_base_goes_on_past_failures(void)
+{
+	struct fixture f;
+	char a[64], b[64], d1[64], d2[64], d3[64], skip[64], p2[700], path[700], err[256];
+	obj_name(a, sizeof(a), 120);
+	obj_name(b, sizeof(b), 121);
+	CHECK(obj_create(a, geteuid()) == 0);
+	CHECK(obj_create(b, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *na[] = { a }, *nb[] = { b };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), na, 1, d1, sizeof(d1)) == 0);
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), nb, 1, d2, sizeof(d2)) == 0);
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), nb, 1, skip, sizeof(skip)) == 0);
+	dir_path(p2, sizeof(p2), check_tmpdir, d2);
+	write_file(p2, JOURNAL_FILE, "garbage, not sqlite", 19);
+	int dirfd = -1, lockfd = -1;
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
+			    sizeof(err)) == 0);
+	util_strlcpy(d3, strrchr(path, '/') + 1, sizeof(d3));
+	f.opts.skip_name = skip;
+
+	struct base_seen seen = { 0 };
+	CHECK_EQ_INT(reclaim_base(&f.opts, f.basefd, (uid_t)-1, base_cb, &seen), 1);
+	CHECK_EQ_INT(seen.n, 3);
+	CHECK_EQ_INT(seen.by_status[RECLAIM_REMOVED], 1);
+	CHECK_EQ_INT(seen.by_status[RECLAIM_CORRUPT], 1);
+	CHECK_EQ_INT(seen.by_status[RECLAIM_LIVE], 1);
+	CHECK(!obj_exists(a));
+	CHECK(obj_exists(b));
+	CHECK(access(p2, F_OK) == 0);
+	CHECK(path_exists(check_tmpdir, skip));
+
+	/* Other owners are skipped silently. */
+	memset(&seen, 0, sizeof(seen));
+	CHECK_EQ_INT(reclaim_base(&f.opts, f.basefd, FOREIGN_UID, base_cb, &seen), 0);
+	CHECK_EQ_INT(seen.n, 0);
+	close(lockfd);
+	close(dirfd);
+	fixture_fini(&f);
+}
+
+/* As root on a user's directory: the user's object goes, another user's object named
+ * in the same journal stays (our check and the kernel's), and our identity comes back. */
+static void test_dir_as_root_acts_as_owner(void)
+{
+	struct fixture f;
+	char mine[64], theirs[64], dname[64], path[700], file[800];
+	/* The owner must reach the directory: a private base under /tmp, not the suite's
+	 * 0700 one. */
+	char base[] = "/tmp/shmwt-unit-XXXXXX";
+	CHECK(mkdtemp(base) != NULL);
+	CHECK(chmod(base, 01777) == 0);
+	obj_name(mine, sizeof(mine), 130);
+	obj_name(theirs, sizeof(theirs), 131);
+	CHECK(obj_create(mine, FOREIGN_UID) == 0);
+	CHECK(obj_create(theirs, 0) == 0);
+	fixture_init(&f, base);
+	const char *names[] = { mine, theirs };
+	CHECK(dead_dir(base, f.boot_id, FOREIGN_UID, names, 2, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), base, dname);
+	CHECK(chown(path, FOREIGN_UID, FOREIGN_UID) == 0);
+	static const char *const files[] = { MGRDIR_LOCK, JOURNAL_FILE, JOURNAL_FILE "-wal",
+					     JOURNAL_FILE "-shm" };
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(file, sizeof(file), "%s/%s", path, files[i]);
+		if (lchown(file, FOREIGN_UID, FOREIGN_UID) < 0 && errno != ENOENT)
+			CHECK(!"lchown");
+	}
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK_EQ_INT(r.owner, FOREIGN_UID);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK_EQ_INT(r.refused, 1);
+	CHECK(!obj_exists(mine));
+	CHECK(obj_exists(theirs));
+	CHECK(access(path, F_OK) != 0);
+	CHECK_EQ_INT(setfsuid((uid_t)-1), 0);
+	CHECK_EQ_INT(setfsgid((gid_t)-1), 0);
+	fixture_fini(&f);
+	check_rmtree(base);
+}
+
+int main(void)
+{
+	atexit(obj_cleanup);
+	RUN(test_inuse_mapped_and_open);
+	RUN(test_inuse_deleted_mapping);
+	RUN(test_inuse_bad_procdir);
+	RUN(test_journal_decisions);
+	RUN(test_journal_many_pages);
+	RUN(test_dir_dead_removed_then_gone);
+	RUN(test_dir_dry_run_changes_nothing);
+	RUN(test_dir_live_untouched);
+	RUN(test_dir_group_writable_unsafe);
+	RUN(test_dir_symlink_not_followed);
+	RUN(test_dir_symlinked_journal_unsafe);
+	RUN(test_dir_corrupt_left_in_place);
+	RUN(test_dir_earlier_boot_unlinks_nothing);
+	RUN(test_dir_owner_mismatch_unsafe);
+	RUN(test_dir_in_use_kept_then_removed);
+	RUN(test_dir_malformed_rows_kept);
+	RUN(test_dir_wal_left_by_kill);
+	RUN(test_dir_without_lock);
+	RUN(test_dir_not_a_manager_name);
+	RUN(test_base_goes_on_past_failures);
+	if (geteuid() == 0)
+		RUN(test_dir_as_root_acts_as_owner);
+	else
+		printf("SKIP test_dir_as_root_acts_as_owner: needs root\n");
+	return check_done();
+}
