@@ -252,8 +252,9 @@ static struct journal *journal_alloc(unsigned flags, char *err, size_t errlen)
 	return j;
 }
 
-/* Opens the database file. SQLITE_OPEN_NOFOLLOW refuses a symlink as the last component
- * (the caller checks the directory). With SQLITE_OPEN_READWRITE SQLite itself falls back to
+/* Opens the database file. SQLite 3.40 resolves the whole path itself, and with
+ * SQLITE_OPEN_NOFOLLOW refuses a symlink in *any* component of it: callers pass a path
+ * without symlinks (realpath, or the kernel's name of a directory fd they checked). With SQLITE_OPEN_READWRITE SQLite itself falls back to
  * read-only when the file is write-protected; a read-write handle is preferred even for
  * JOURNAL_READONLY because reading a WAL database may need to create or recover -shm. */
 static int open_db(struct journal *j, const char *path, int create_flag)
@@ -274,6 +275,10 @@ static int open_db(struct journal *j, const char *path, int create_flag)
 	 * files and close holes on anyone else's, so every handle gets them. */
 	sqlite3_db_config(j->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
 	sqlite3_db_config(j->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+	/* A reader (ls, a dry run) must leave the files as it found them: closing the last
+	 * connection would otherwise checkpoint the WAL into journal.db and delete it. */
+	if (j->flags & JOURNAL_READONLY)
+		sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	return 0;
 }
 

@@ -57,8 +57,8 @@ struct journal_row {
 int journal_create(const char *dirpath, const struct journal_meta *meta, struct journal **out,
 		   char *err, size_t errlen);
 
-/* Opens an existing DIR/journal.db. With JOURNAL_UNTRUSTED: no symlink as the last
- * component, defensive mode, trusted_schema off, cell size checks, quick_check, and the
+/* Opens an existing DIR/journal.db; DIR must contain no symlink (SQLite refuses a symlink
+ * in any component of the path). With JOURNAL_UNTRUSTED: defensive mode, trusted_schema off, cell size checks, quick_check, and the
  * schema must equal schema/journal.sql exactly. A zero-byte, foreign, future or corrupt
  * file fails with a message that says which. Meta is read and available at once. */
 int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,

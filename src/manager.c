@@ -63,7 +63,8 @@ struct conn {
 struct manager {
 	struct manager_config cfg;
 	struct evloop *loop;
-	char dirpath[PATH_MAX];
+	char dirpath[PATH_MAX];     /* as the clients know it: under $TMPDIR as given */
+	char journal_dir[PATH_MAX]; /* the same without symlinks, as SQLite requires */
 	char sockpath[PATH_MAX + sizeof("/" MGRDIR_SOCKET)];
 	const char *dirname; /* last component of dirpath */
 	int dirfd, lockfd, listenfd, shm_dirfd, sigfd;
@@ -473,7 +474,7 @@ static void *manager_reclaim_thread(void *arg)
 	struct journal *own = NULL;
 	struct inuse *idx = NULL;
 	int basefd = -1;
-	if (journal_open(m->dirpath, 0, &own, err, sizeof(err)) < 0) {
+	if (journal_open(m->journal_dir, 0, &own, err, sizeof(err)) < 0) {
 		log_warn("reclaim at start: %s", err);
 		goto out;
 	}
@@ -572,12 +573,18 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 			  err, errlen) < 0)
 		return -1;
 	m->dirname = strrchr(m->dirpath, '/') + 1;
+	/* TMPDIR may lead through a symlink (/tmp -> /private/tmp style); SQLite refuses
+	 * those, so the journal is opened by the directory's resolved name. */
+	if (!realpath(m->dirpath, m->journal_dir)) {
+		util_err(err, errlen, "realpath %s: %s", m->dirpath, strerror(errno));
+		return -1;
+	}
 	struct journal_meta meta = { .schema_version = JOURNAL_SCHEMA_VERSION,
 				     .owner_uid = geteuid(),
 				     .manager_pid = getpid(),
 				     .created_at = util_wall_s() };
 	memcpy(meta.boot_id, m->boot_id, sizeof(meta.boot_id));
-	if (journal_create(m->dirpath, &meta, &m->journal, err, errlen) < 0)
+	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0)
 		return -1;
 	snprintf(m->sockpath, sizeof(m->sockpath), "%s/%s", m->dirpath, MGRDIR_SOCKET);
 	m->listenfd = net_unix_listen(m->sockpath, LISTEN_BACKLOG, err, errlen);

@@ -60,6 +60,31 @@ int mgrdir_trylock(int dirfd, bool create, int *lockfd, char *err, size_t errlen
 	return 0;
 }
 
+/* The lock file appears in the directory already locked: it is made unnamed
+ * (O_TMPFILE), locked, then linked into place, so no sweeper can ever take the lock of a
+ * manager that is starting. Filesystems without O_TMPFILE get create-then-lock, where a
+ * sweeper that comes in between makes this start fail cleanly. */
+static int mgrdir_create_locked(int dfd, int *lockfd, char *err, size_t errlen)
+{
+	int fd = openat(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int rc = mgrdir_trylock(dfd, true, lockfd, err, errlen);
+		if (rc > 0)
+			util_err(err, errlen, "the lock of the new directory is held by another process");
+		return rc == 0 ? 0 : -1;
+	}
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 ||
+	    linkat(AT_FDCWD, proc, dfd, MGRDIR_LOCK, AT_SYMLINK_FOLLOW) < 0) {
+		util_err(err, errlen, "create %s: %s", MGRDIR_LOCK, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*lockfd = fd;
+	return 0;
+}
+
 int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int *lockfd,
 		  char *err, size_t errlen)
 {
@@ -81,13 +106,8 @@ int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int 
 		util_err(err, errlen, "open %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	int rc = mgrdir_trylock(dfd, true, &lfd, err, errlen);
-	if (rc != 0) {
-		if (rc > 0)
-			util_err(err, errlen, "lock of new directory %s is held by another process",
-				 path);
+	if (mgrdir_create_locked(dfd, &lfd, err, errlen) < 0)
 		goto fail;
-	}
 	*dirfd = dfd;
 	*lockfd = lfd;
 	return 0;

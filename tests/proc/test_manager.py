@@ -235,6 +235,27 @@ def test_missing_tmpdir_is_a_clear_error():
         assert m.wait(10) == 1
 
 
+def test_tmpdir_through_a_symlink_works():
+    # SQLite refuses a symlink anywhere in a journal's path; the manager must open its
+    # journal by the resolved name and still print the path clients know.
+    with Sandbox() as sb:
+        real = os.path.join(sb.tmp, "real")
+        link = os.path.join(sb.tmp, "link")
+        os.mkdir(real)
+        os.symlink(real, link)
+        m = sb.spawn_manager(env=dict(sb.env, TMPDIR=link))
+        assert m.sock and m.sock.startswith(link + "/shmwarden-"), m.line
+        c = m.client()
+        c.register(sb.name(1))
+        sb.create_object(sb.name(1))
+        assert journal_names(m.dir) == [sb.name(1)]
+        r = sb.run(["ls", "--tmpdir", link, "--json"])
+        assert r.returncode == 0 and '"objects":1' in r.stdout, r.stdout + r.stderr
+        c.close()
+        assert m.wait(10) == 0
+        assert sb.objects() == [] and os.listdir(real) == []
+
+
 def test_inherited_descriptors_are_closed():
     with Sandbox() as sb:
         r, w = os.pipe()
