@@ -1,30 +1,34 @@
-"""torch_share.py — a torch.multiprocessing program run by test_torch.py.
+"""torch_share.py — real PyTorch sharing tensors through the shm manager.
 
 Workers build tensors of known content and send them to the parent through a queue
 with the file_system sharing strategy, so every tensor travels as a /dev/shm object
-registered with the shm manager (shmwarden, bind-mounted over torch's own). The parent
-checks every tensor, checks that the manager it used is shmwarden (its directory and
-journal exist under TMPDIR with rows in it), and prints a JSON report on stdout.
+registered with the shm manager. The parent checks every tensor, checks that the
+manager it used is shmwarden (its directory and journal exist under TMPDIR with rows
+in it), and prints a JSON report on stdout. Used by tests/proc/test_torch.py and by
+the demo.
 
-    torch_share.py NWORKERS NTENSORS [--hold SECONDS]
+    /usr/bin/python3 torch_share.py NWORKERS NTENSORS [--hold SECONDS] [--manager PATH]
 
-With --hold the parent keeps every tensor alive and sleeps after printing its report
-(used by the crash tests, which SIGKILL the whole tree at that point).
+--hold: the parent keeps every tensor alive and sleeps after its report (the crash
+tests and the demo SIGKILL the whole tree then). --manager: point libshm at PATH
+(through libshm_init, the call torch itself makes at import) instead of torch's own
+torch/bin/torch_shm_manager; without it, the caller has bind-mounted shmwarden there.
 """
+import argparse
+import ctypes
 import glob
 import json
 import os
 import sqlite3
-import sys
 import time
 
 import torch
 import torch.multiprocessing as mp
 
 
-def worker(q, wid, n):
+def worker(q, wid, n, numel):
     for i in range(n):
-        t = torch.full((256,), float(wid * 1000 + i), dtype=torch.float32)
+        t = torch.full((numel,), float(wid * 1000 + i), dtype=torch.float32)
         q.put((wid, i, t))
     q.put((wid, None, None))
 
@@ -41,13 +45,26 @@ def journal_rows():
     return dirs, rows
 
 
+def use_manager(path):
+    libshm = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libshm.so"))
+    libshm._Z11libshm_initPKc(os.fsencode(os.path.abspath(path)))
+
+
 def main():
-    nworkers, ntensors = int(sys.argv[1]), int(sys.argv[2])
-    hold = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--hold" else 0
+    ap = argparse.ArgumentParser()
+    ap.add_argument("nworkers", type=int)
+    ap.add_argument("ntensors", type=int)
+    ap.add_argument("--hold", type=float, default=0)
+    ap.add_argument("--manager")
+    ap.add_argument("--numel", type=int, default=256, help="float32 elements per tensor")
+    args = ap.parse_args()
+    nworkers, ntensors, hold = args.nworkers, args.ntensors, args.hold
+    if args.manager:
+        use_manager(args.manager)
     mp.set_sharing_strategy("file_system")
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(q, w, ntensors)) for w in range(nworkers)]
+    procs = [ctx.Process(target=worker, args=(q, w, ntensors, args.numel)) for w in range(nworkers)]
     for p in procs:
         p.start()
     got, done, bad = [], 0, 0
@@ -56,7 +73,7 @@ def main():
         if i is None:
             done += 1
             continue
-        if not torch.equal(t, torch.full((256,), float(wid * 1000 + i))):
+        if not torch.equal(t, torch.full((args.numel,), float(wid * 1000 + i))):
             bad += 1
         got.append(t)
     dirs, rows = journal_rows()
