@@ -203,6 +203,31 @@ def test_mapped_object_survives_until_unmapped():
         expect(sb.objects() == [] and sb.manager_dirs() == [], "not reclaimed after exit")
 
 
+
+def test_restarted_manager_adopts_what_is_still_in_use():
+    """A new manager reclaims its dead sibling at start: free objects are unlinked,
+    an object a live process maps is adopted into the new journal (so it is never in
+    neither journal), and the new manager unlinks it at its own shutdown once unused."""
+    with Sandbox("adopt") as sb:
+        d = dead_manager(sb, 3)
+        held = sb.name(0)
+        h = sb.track(subprocess.Popen([PY, "-c", HOLDER, held], stdout=subprocess.PIPE,
+                                      env=sb.env))
+        expect(h.stdout.readline().strip() == b"mapped", "holder did not map")
+        m = sb.spawn_manager()  # the drop-in, as torch spawns it: reclaims at start
+        expect(m.sock is not None, m.line)
+        expect(wait_for(lambda: not os.path.exists(d), 10), "dead directory not reclaimed")
+        expect(sb.objects() == [held], "objects: %s" % sb.objects())
+        expect(harness.journal_names(m.dir) == [held],
+               "adopted: %s" % harness.journal_names(m.dir))
+        c = m.client()  # keep it alive while the holder still maps the object
+        h.kill()
+        h.wait()
+        c.close()
+        expect(m.wait(15) == 0, "manager exit")
+        expect(sb.objects() == [] and sb.manager_dirs() == [], "left: %s %s" %
+               (sb.objects(), sb.manager_dirs()))
+
 # (5)
 def test_recover_live_manager_touches_nothing():
     with Sandbox("live") as sb:
