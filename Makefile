@@ -1,10 +1,12 @@
 # shmwarden — build, test, install.
 #   make            build build/shmwarden and build/torch_shm_manager
+#                   and the client library (libshmwarden.a/.so, shmwarden.pc, examples)
 #   make test       install what the tests need, then run the suite twice:
 #                   a normal build, then an ASan+UBSan build (build-san/)
 #   make demo       the end-to-end story on this machine
 #   make bench      side-by-side benchmark against Debian's torch_shm_manager
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (60) each (needs clang)
+#   make install    PREFIX=/usr/local DESTDIR=  (binaries, library, man pages, cron/systemd)
 
 BUILD   ?= build
 CC      ?= cc
@@ -28,7 +30,7 @@ MAIN_SRC  := src/main.c
 LIB_SRCS  := $(wildcard src/client*.c) src/wire.c
 CORE_SRCS := $(filter-out $(MAIN_SRC) $(wildcard src/client*.c),$(wildcard src/*.c))
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS)) $(BUILD)/obj/schema_sql.o
-LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
@@ -85,15 +87,134 @@ demo:
 	$(MAKE) all
 	scripts/demo.sh
 
+# BENCH_ARGS=--quick for a one-minute smoke run; scripts/bench --help for the rest.
 bench:
 	@scripts/deps.sh bench
-	$(MAKE) all
-	scripts/bench
+	$(MAKE) all $(BUILD)/tools/bench_loadgen $(BUILD)/tools/bench_floor
+	scripts/bench --build $(BUILD) $(BENCH_ARGS)
 
+# The man pages, units, cron file and use-with-pytorch.sh are written for /usr/local:
+# installed, they name $(PREFIX).
+MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/shmwarden
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+AT_PREFIX = sed -e 's|/usr/local/|$(PREFIX)/|g'
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/shmwarden $(DESTDIR)$(PREFIX)/bin/shmwarden
 	ln -sf shmwarden $(DESTDIR)$(PREFIX)/bin/torch_shm_manager
+	$(AT_PREFIX) man/shmwarden.1 > $(DESTDIR)$(MANDIR)/man1/shmwarden.1
+	$(AT_PREFIX) man/libshmwarden.3 > $(DESTDIR)$(MANDIR)/man3/libshmwarden.3
+	$(AT_PREFIX) scripts/shmwarden.cron > $(DESTDIR)$(DATADIR)/shmwarden.cron
+	$(AT_PREFIX) scripts/use-with-pytorch.sh > $(DESTDIR)$(DATADIR)/use-with-pytorch.sh
+	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.service \
+	    > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.service
+	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.timer > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.timer
+	cd $(DESTDIR)$(MANDIR) && chmod 0644 man1/shmwarden.1 man3/libshmwarden.3
+	cd $(DESTDIR)$(UNITDIR) && chmod 0644 shmwarden-sweep.service shmwarden-sweep.timer
+	chmod 0644 $(DESTDIR)$(DATADIR)/shmwarden.cron
+	chmod 0755 $(DESTDIR)$(DATADIR)/use-with-pytorch.sh
+
+# ---- libshmwarden: the client library (include/shmwarden.h), its examples and tests ----
+# Its objects are compiled apart: -fvisibility=hidden (only SHMW_API functions leave the
+# .so) and the installed manager's path compiled in as the default to spawn.
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+LIB_SONAME   := libshmwarden.so.0
+LIB_TARGETS  := $(BUILD)/libshmwarden.a $(BUILD)/$(LIB_SONAME) $(BUILD)/libshmwarden.so \
+                $(BUILD)/shmwarden.pc
+EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+LIB_CFLAGS   := -fvisibility=hidden \
+                -DSHMWARDEN_MANAGER_DEFAULT='"$(PREFIX)/bin/torch_shm_manager"'
+
+.PHONY: lib examples install-lib FORCE
+all: lib examples
+lib: $(LIB_TARGETS)
+examples: $(EXAMPLE_BINS)
+
+$(BUILD)/lib/%.o: src/%.c | $(BUILD)/lib
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_CFLAGS) -MMD -MP -c -o $@ $<
+# PREFIX is compiled in and written into the .pc: rebuild both when it changes.
+$(BUILD)/lib/prefix: FORCE | $(BUILD)/lib
+	@echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' | cmp -s - $@ || \
+	    echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' > $@
+$(BUILD)/lib/client_spawn.o $(BUILD)/shmwarden.pc: $(BUILD)/lib/prefix
+# The archive holds one relocatable object whose non-public symbols are made local, so a
+# static link cannot clash with a program's own wire_encode (hidden alone does not).
+$(BUILD)/libshmwarden.a: $(LIB_OBJS)
+	$(CC) -r -nostdlib -o $(BUILD)/lib/libshmwarden-all.o $^
+	objcopy --localize-hidden $(BUILD)/lib/libshmwarden-all.o
+	rm -f $@ && ar rcs $@ $(BUILD)/lib/libshmwarden-all.o
+$(BUILD)/$(LIB_SONAME): $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,$(LIB_SONAME) -Wl,-z,defs $(LDFLAGS) -o $@ $^ -lpthread
+$(BUILD)/libshmwarden.so: $(BUILD)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $@
+$(BUILD)/shmwarden.pc: scripts/shmwarden.pc.in | $(BUILD)/lib
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+# Examples use only the public header and the shared library, found beside them.
+$(BUILD)/examples/%: examples/%.c include/shmwarden.h $(BUILD)/libshmwarden.so \
+		| $(BUILD)/examples
+	$(CC) -Iinclude $(CFLAGS) -o $@ $< -L$(BUILD) -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS) \
+	    -lshmwarden
+# The client's unit test links the static library, as a user would; wrapping getrandom()
+# lets it predict names (collision handling).
+$(BUILD)/tests/test_client: tests/unit/test_client.c tests/unit/check.h include/shmwarden.h \
+		$(BUILD)/libshmwarden.a | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(BUILD)/libshmwarden.a $(LDFLAGS) \
+	    -Wl,--wrap=getrandom -lpthread
+$(BUILD)/lib $(BUILD)/examples:
+	mkdir -p $@
+check: examples
+
+install: install-lib
+install-lib: lib
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0644 include/shmwarden.h $(DESTDIR)$(INCLUDEDIR)/shmwarden.h
+	install -m 0644 $(BUILD)/libshmwarden.a $(DESTDIR)$(LIBDIR)/libshmwarden.a
+	install -m 0755 $(BUILD)/$(LIB_SONAME) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libshmwarden.so
+	install -m 0644 $(BUILD)/shmwarden.pc $(DESTDIR)$(LIBDIR)/pkgconfig/shmwarden.pc
+-include $(wildcard $(BUILD)/lib/*.d)
+
+# ---- fuzzing: libFuzzer harnesses in tests/fuzz (SECURITY.md) ----
+# `make fuzz` builds each harness with clang and libFuzzer, sanitizers on, and runs it for
+# FUZZ_SECONDS with its corpus in $(BUILD)/fuzz/corpus; crashes land in $(BUILD)/fuzz/crashes
+# and fail the target. `make check` builds the same harnesses with $(CC) and a plain main
+# (tests/fuzz/fuzz_replay.c), so `make test` replays the seed and regression corpora
+# without clang.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   ?=
+FUZZ_COMMON  := tests/fuzz/fuzz_util.c
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(filter-out $(FUZZ_COMMON) tests/fuzz/fuzz_replay.c,\
+                $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_REPLAY  := $(patsubst fuzz_%,$(BUILD)/tests/test_fuzz_%,$(FUZZ_NAMES))
+
+$(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_replay.c $(FUZZ_COMMON) \
+		tests/fuzz/fuzz.h $(CORE_OBJS) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -Itests/fuzz $(CFLAGS) -o $@ $< tests/fuzz/fuzz_replay.c $(FUZZ_COMMON) \
+	    $(CORE_OBJS) $(LDFLAGS) $(LDLIBS)
+check: $(FUZZ_REPLAY)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_COMMON) tests/fuzz/fuzz.h $(CORE_SRCS) \
+		$(BUILD)/gen/schema_sql.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) -Itests/fuzz $(CSTD) -O1 -g $(WARN) \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< \
+	    $(FUZZ_COMMON) $(CORE_SRCS) $(BUILD)/gen/schema_sql.c $(LDLIBS)
+
+fuzz:
+	@scripts/deps.sh fuzz
+	$(MAKE) $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+	@set -e; for f in $(FUZZ_NAMES); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$f $(BUILD)/fuzz/crashes; \
+	    echo "== $$f: $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	        -artifact_prefix=$(BUILD)/fuzz/crashes/$$f- $(FUZZ_FLAGS) \
+	        $(BUILD)/fuzz/corpus/$$f tests/fuzz/seeds/$$f tests/fuzz/regress/$$f; \
+	done
 
 clean:
 	rm -rf build build-san
