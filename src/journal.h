@@ -29,6 +29,11 @@
 
 struct journal;
 
+/* Process-wide SQLite settings; call once from main() before any journal is opened and
+ * before threads start. Turns off SQLite's memory statistics, whose global mutex is
+ * taken on every allocation of the manager's hot path (about 7% of its instructions). */
+void journal_library_init(void);
+
 struct journal_meta {
 	int schema_version; /* PRAGMA user_version */
 	uid_t owner_uid;
