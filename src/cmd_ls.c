@@ -3,18 +3,20 @@
  *
  * Read-only: journals are opened JOURNAL_READONLY|JOURNAL_UNTRUSTED, and a dead
  * directory's lock is taken only for the instant it takes to learn that nobody holds
- * it. The JSON shape is documented in the README and is stable: fields are only ever
- * added.
+ * it. A directory the sweeper would refuse (symlinks, foreign or group-writable files)
+ * is reported "unsafe" and its journal is not read. The JSON shape is documented in the
+ * README ("JSON shapes") and is stable: fields are only ever added.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "commands.h"
 #include "inuse.h"
@@ -23,12 +25,14 @@
 #include "report.h"
 #include "shmobj.h"
 #include "util.h"
+#include "wire.h"
 
 static const char ls_usage[] =
 	"usage: shmwarden ls [--tmpdir DIR] [--json] [--objects]\n"
 	"  Lists every manager directory under the temp base (DIR, else $TMPDIR, $TMP,\n"
-	"  $TEMP, $TEMPDIR, /tmp): live or dead (by its lock), owner, manager pid, age,\n"
-	"  connected clients, registered objects and the bytes they hold in /dev/shm.\n"
+	"  $TEMP, $TEMPDIR, /tmp): its state (live, dead, starting, unsafe, corrupt,\n"
+	"  unknown), owner, manager pid, age, connected clients, registered objects and\n"
+	"  the bytes they hold in /dev/shm. Changes nothing.\n"
 	"  --tmpdir DIR  the temp base to list\n"
 	"  --json        one JSON document: {\"base\", \"managers\": [...]}\n"
 	"  --objects     also list each object: name, size, owner, in use by a live process\n"
@@ -41,39 +45,49 @@ struct ls_opts {
 	const struct inuse *inuse;
 	int shm_dirfd;
 	int64_t now;
+	const char *boot_id; /* NULL when unknown: every journal is taken as this boot's */
 };
 
 struct ls_object {
 	char name[64];
-	bool exists, in_use;
+	bool valid, exists, in_use;
 	uint64_t size;
 	uid_t uid;
 };
 
 struct ls_entry {
 	char name[256];
-	const char *state; /* live, dead, starting, unsafe */
+	char path[4096];
+	const char *state; /* live, dead, starting, unsafe, corrupt, unknown */
 	uid_t owner;
 	pid_t pid;
 	int64_t age_s;
-	int clients;
+	int clients; /* -1: unknown */
 	int64_t nobjects;
 	uint64_t bytes;
+	bool earlier_boot;
 	char error[300];
 	struct ls_object *objs;
 	size_t nobjs;
 };
 
-/* Server-side sockets connected to path, from /proc/net/unix: accepted connections
- * carry the listener's path and state 03 (connected). -1 when it cannot be read. */
-static int ls_count_clients(const char *sockpath)
+/* Server-side sockets connected to the directory's socket, from /proc/net/unix:
+ * accepted connections carry the listener's bound path and state 03 (connected). The
+ * bound path is spelled as the manager spelled its TMPDIR, so a line is matched by its
+ * last two components, then proven to be this very socket by its inode. -1 when
+ * /proc/net/unix cannot be read. */
+static int ls_count_clients(const struct ls_entry *e, int dirfd)
 {
+	struct stat sst;
+	if (fstatat(dirfd, MGRDIR_SOCKET, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(sst.st_mode))
+		return 0;
 	FILE *f = fopen("/proc/net/unix", "re");
 	if (!f)
 		return -1;
-	char line[4608];
+	char line[4608], tail[300];
+	snprintf(tail, sizeof(tail), "/%s/%s", e->name, MGRDIR_SOCKET);
+	size_t tlen = strlen(tail);
 	int n = 0;
-	size_t plen = strlen(sockpath);
 	while (fgets(line, sizeof(line), f)) {
 		char *path = strchr(line, '/');
 		unsigned st = 0;
@@ -81,126 +95,218 @@ static int ls_count_clients(const char *sockpath)
 		if (!path || (nl = strchr(path, '\n')) == NULL)
 			continue;
 		*nl = '\0';
-		if (strlen(path) != plen || memcmp(path, sockpath, plen) != 0)
+		size_t plen = strlen(path);
+		if (plen < tlen || memcmp(path + plen - tlen, tail, tlen) != 0)
 			continue;
 		/* Num RefCount Protocol Flags Type St Inode Path */
-		if (sscanf(line, "%*s %*s %*s %*s %*s %x", &st) == 1 && st == 3)
+		if (sscanf(line, "%*s %*s %*s %*s %*s %x", &st) != 1 || st != 3)
+			continue;
+		struct stat pst;
+		if (strcmp(path, e->path) == 0 || (stat(path, &pst) == 0 &&
+						   pst.st_dev == sst.st_dev &&
+						   pst.st_ino == sst.st_ino))
 			n++;
 	}
 	fclose(f);
 	return n;
 }
 
-static const char *ls_state(int dirfd, const struct stat *dst, int64_t now, char *err,
-			    size_t errlen)
+static void ls_set(struct ls_entry *e, const char *state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void ls_set(struct ls_entry *e, const char *state, const char *fmt, ...)
 {
+	va_list ap;
+	e->state = state;
+	va_start(ap, fmt);
+	vsnprintf(e->error, sizeof(e->error), fmt, ap);
+	va_end(ap);
+}
+
+/* The checks reclaim_dir makes before it acts (reclaim.c): a directory or file that
+ * fails them is one the sweeper leaves alone, so ls says "unsafe" and reads nothing. */
+static bool ls_safe(struct ls_entry *e, int dirfd, const struct stat *dst)
+{
+	if (dst->st_mode & 022) {
+		ls_set(e, "unsafe", "directory writable by group or others (mode %04o)",
+		       (unsigned)(dst->st_mode & 07777));
+		return false;
+	}
+	static const char *const files[] = { MGRDIR_LOCK, JOURNAL_FILE, JOURNAL_FILE "-wal",
+					     JOURNAL_FILE "-shm" };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct stat st;
+		if (fstatat(dirfd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISREG(st.st_mode)) {
+			ls_set(e, "unsafe", "%s is %s, not a regular file", files[i],
+			       S_ISLNK(st.st_mode) ? "a symlink" : "special");
+			return false;
+		}
+		if (st.st_uid != dst->st_uid) {
+			ls_set(e, "unsafe", "%s is owned by uid %u, the directory by uid %u",
+			       files[i], (unsigned)st.st_uid, (unsigned)dst->st_uid);
+			return false;
+		}
+		if (st.st_mode & 022) {
+			ls_set(e, "unsafe", "%s is writable by group or others (mode %04o)",
+			       files[i], (unsigned)(st.st_mode & 07777));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* live, dead or starting by the lock; NULL with e->error set when ls cannot tell. */
+static const char *ls_state(struct ls_entry *e, int dirfd, const struct stat *dst,
+			    int64_t now)
+{
+	char err[200];
 	int lockfd = -1;
-	int rc = mgrdir_trylock(dirfd, false, &lockfd, err, errlen);
+	int rc = mgrdir_trylock(dirfd, false, &lockfd, err, sizeof(err));
 	if (rc == 1)
 		return "live";
 	if (rc == 0) {
 		close(lockfd); /* releases it at once: ls only looks */
 		return "dead";
 	}
-	if (errno == ENOENT && now - (int64_t)dst->st_mtime < MGRDIR_STARTUP_GRACE_S)
-		return "starting";
-	return "dead";
+	if (errno != ENOENT) {
+		snprintf(e->error, sizeof(e->error), "%s", err);
+		return NULL;
+	}
+	/* No lock file: as the sweeper sees it (reclaim_lock), young means starting. */
+	int64_t changed = dst->st_mtime > dst->st_ctime ? dst->st_mtime : dst->st_ctime;
+	return now - changed < MGRDIR_STARTUP_GRACE_S ? "starting" : "dead";
 }
 
-static int ls_add_object(struct ls_entry *e, const struct ls_opts *o, const char *name,
-			 const struct stat *st, bool exists)
+static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 {
-	if (!o->objects)
-		return 0;
 	struct ls_object *objs = realloc(e->objs, (e->nobjs + 1) * sizeof(*objs));
 	if (!objs)
 		return -1;
 	e->objs = objs;
-	struct ls_object *obj = &objs[e->nobjs++];
-	memset(obj, 0, sizeof(*obj));
-	util_strlcpy(obj->name, name, sizeof(obj->name));
-	obj->exists = exists;
-	if (exists) {
-		obj->size = (uint64_t)st->st_size;
-		obj->uid = st->st_uid;
-		obj->in_use = o->inuse && inuse_contains(o->inuse, name);
-	}
+	objs[e->nobjs++] = *obj;
 	return 0;
 }
 
-/* Opened by its path: SQLite refuses a symlink in any component of it (NOFOLLOW), so a
- * directory swapped for a link is refused rather than followed. */
-static void ls_read_journal(struct ls_entry *e, const struct ls_opts *o, const char *path)
+/* One journaled name: whether it is a name at all, whether its object exists, and its
+ * bytes when the object is the directory owner's (another user's object of the same
+ * name is not this manager's to hold, and a sweep would refuse it). */
+static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct journal_row *row)
 {
-	char err[256];
-	struct journal *j = NULL;
-	if (journal_open(path, JOURNAL_READONLY | JOURNAL_UNTRUSTED, &j, err, sizeof(err)) < 0) {
-		snprintf(e->error, sizeof(e->error), "journal: %s", err);
-		return;
+	struct ls_object obj = { 0 };
+	e->nobjects++;
+	if (!row->is_blob || !row->name[0])
+		return 0; /* malformed: counted, never looked up */
+	util_strlcpy(obj.name, row->name, sizeof(obj.name));
+	/* A hostile journal's "/../x" must not make us stat outside /dev/shm. */
+	obj.valid = wire_name_check(row->name, row->len) == NULL;
+	struct stat st;
+	if (obj.valid && !e->earlier_boot && shmobj_stat(o->shm_dirfd, row->name, &st) == 0) {
+		obj.exists = true;
+		obj.size = (uint64_t)st.st_size;
+		obj.uid = st.st_uid;
+		obj.in_use = o->inuse && inuse_contains(o->inuse, row->name);
+		if (S_ISREG(st.st_mode) && st.st_uid == e->owner)
+			e->bytes += obj.size;
 	}
-	e->pid = journal_meta(j)->manager_pid;
-	e->age_s = o->now - journal_meta(j)->created_at;
+	return o->objects ? ls_add_object(e, &obj) : 0;
+}
+
+/* Opened by the kernel's name of the directory we checked: SQLite refuses a symlink in
+ * any component of a path (NOFOLLOW), and this name has none. Returns -1 when the
+ * journal cannot be read (e->error says why). */
+static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, int dirfd)
+{
+	char err[256], dirpath[4096], link[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+	ssize_t len = readlink(link, dirpath, sizeof(dirpath) - 1);
+	if (len <= 0 || dirpath[0] != '/') {
+		snprintf(e->error, sizeof(e->error), "cannot name the directory through %s", link);
+		return -1;
+	}
+	dirpath[len] = '\0';
+	struct journal *j = NULL;
+	if (journal_open(dirpath, JOURNAL_READONLY | JOURNAL_UNTRUSTED, &j, err, sizeof(err)) < 0) {
+		snprintf(e->error, sizeof(e->error), "journal: %s", err);
+		return -1;
+	}
+	const struct journal_meta *meta = journal_meta(j);
+	int rc = -1;
+	if (meta->owner_uid != e->owner) {
+		ls_set(e, "unsafe", "journal claims uid %u but the directory is owned by uid %u",
+		       (unsigned)meta->owner_uid, (unsigned)e->owner);
+		rc = 0;
+		goto out;
+	}
+	e->pid = meta->manager_pid;
+	e->age_s = o->now - meta->created_at;
+	/* /dev/shm is emptied at boot: an older journal's names name nothing now. */
+	e->earlier_boot = o->boot_id && strcmp(meta->boot_id, o->boot_id) != 0;
 	struct journal_row rows[256];
 	int64_t after = 0;
 	int n;
 	while ((n = journal_page(j, after, rows, 256)) > 0) {
 		for (int i = 0; i < n; i++) {
 			after = rows[i].id;
-			e->nobjects++;
-			struct stat st;
-			bool exists = rows[i].name[0] && shmobj_stat(o->shm_dirfd, rows[i].name, &st) == 0;
-			if (exists)
-				e->bytes += (uint64_t)st.st_size;
-			if (rows[i].name[0] && ls_add_object(e, o, rows[i].name, &st, exists) < 0) {
+			if (ls_row(e, o, &rows[i]) < 0) {
 				snprintf(e->error, sizeof(e->error), "out of memory");
-				n = -1;
-				break;
+				goto out;
 			}
 		}
-		if (n < 0)
-			break;
 	}
-	if (n < 0 && !e->error[0])
+	if (n < 0) {
 		snprintf(e->error, sizeof(e->error), "journal: %s", journal_error(j));
+		goto out;
+	}
+	rc = 0;
+out:
 	journal_close(j);
+	return rc;
 }
 
 static void ls_inspect(struct ls_entry *e, const struct ls_opts *o, int basefd)
 {
-	char err[256];
 	e->clients = -1;
-	int dirfd = openat(basefd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	e->owner = (uid_t)-1;
+	snprintf(e->path, sizeof(e->path), "%s%s%s", o->base,
+		 o->base[strlen(o->base) - 1] == '/' ? "" : "/", e->name);
 	struct stat dst;
+	if (fstatat(basefd, e->name, &dst, AT_SYMLINK_NOFOLLOW) == 0) {
+		e->owner = dst.st_uid;
+		e->age_s = o->now - (int64_t)dst.st_mtime;
+		if (!S_ISDIR(dst.st_mode)) {
+			ls_set(e, "unsafe", "%s; not followed",
+			       S_ISLNK(dst.st_mode) ? "a symlink" : "not a directory");
+			return;
+		}
+	}
+	int dirfd = openat(basefd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0 || fstat(dirfd, &dst) < 0) {
-		e->state = "unsafe";
-		snprintf(e->error, sizeof(e->error), "open: %s", strerror(errno));
+		ls_set(e, "unknown", "open: %s%s", strerror(errno),
+		       errno == EACCES ? " (another user's directory: run as root)" : "");
 		if (dirfd >= 0)
 			close(dirfd);
 		return;
 	}
 	e->owner = dst.st_uid;
-	e->age_s = o->now - (int64_t)dst.st_mtime;
-	e->state = ls_state(dirfd, &dst, o->now, err, sizeof(err));
-	char dirpath[4096], realdir[4096], sockpath[4200];
-	snprintf(dirpath, sizeof(dirpath), "%s%s%s", o->base,
-		 o->base[strlen(o->base) - 1] == '/' ? "" : "/", e->name);
-	snprintf(sockpath, sizeof(sockpath), "%s/%s", dirpath, MGRDIR_SOCKET);
-	/* The kernel's name of the directory we opened: no symlink in it (SQLite refuses
-	 * those), and the very directory that was checked. */
-	char link[64];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-	ssize_t n = readlink(link, realdir, sizeof(realdir) - 1);
-	if (n > 0)
-		realdir[n] = '\0';
-	else
-		util_strlcpy(realdir, dirpath, sizeof(realdir));
-	if (strcmp(e->state, "live") == 0)
-		e->clients = ls_count_clients(sockpath);
-	else
-		e->clients = 0;
+	if (!ls_safe(e, dirfd, &dst))
+		goto out;
+	const char *state = ls_state(e, dirfd, &dst, o->now);
+	if (!state) {
+		e->state = "unknown";
+		goto out;
+	}
+	e->state = state;
+	e->clients = strcmp(state, "live") == 0 ? ls_count_clients(e, dirfd) : 0;
 	struct stat jst;
-	if (fstatat(dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) == 0)
-		ls_read_journal(e, o, realdir);
+	if (fstatat(dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0)
+		goto out;
+	/* A dead manager's unreadable journal is what the sweeper reports as corrupt and
+	 * leaves for a human; a live one's keeps its state, with the error shown. */
+	if (ls_read_journal(e, o, dirfd) < 0 && strcmp(e->state, "dead") == 0)
+		e->state = "corrupt";
+out:
 	close(dirfd);
 }
 
@@ -208,30 +314,66 @@ static const char *ls_user(uid_t uid, char *buf, size_t len)
 {
 	struct passwd pw, *res = NULL;
 	char tmp[1024];
-	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res)
-		util_strlcpy(buf, res->pw_name, len);
+	if (uid == (uid_t)-1)
+		util_strlcpy(buf, "?", len);
+	else if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res)
+		report_escape(res->pw_name, buf, len);
 	else
 		snprintf(buf, len, "%u", (unsigned)uid);
 	return buf;
 }
 
+/* "42s", "5m07s", "3h02m", "4d05h": wide enough to tell, short enough for a column. */
+static const char *ls_age(int64_t s, char *buf, size_t len)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(buf, len, "%llds", (long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(buf, len, "%lldd%02lldh", (long long)(s / 86400),
+			 (long long)(s % 86400 / 3600));
+	return buf;
+}
+
 static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o)
 {
-	char user[64], bytes[32], age[32];
-	snprintf(age, sizeof(age), "%llds", (long long)e->age_s);
-	printf("%-20s %-8s %-10s %7d %8s %7d %7lld %10s%s%s\n", e->name, e->state,
-	       ls_user(e->owner, user, sizeof(user)), (int)e->pid, age, e->clients,
-	       (long long)e->nobjects, util_human_bytes(e->bytes, bytes, sizeof(bytes)),
-	       e->error[0] ? "  ! " : "", e->error);
+	char name[sizeof(e->name) * 4], user[64], bytes[32], age[32], pid[16], clients[16];
+	char error[sizeof(e->error) * 4];
+	if (e->pid > 0)
+		snprintf(pid, sizeof(pid), "%d", (int)e->pid);
+	else
+		util_strlcpy(pid, "-", sizeof(pid));
+	if (e->clients < 0)
+		util_strlcpy(clients, strcmp(e->state, "live") == 0 ? "?" : "-", sizeof(clients));
+	else
+		snprintf(clients, sizeof(clients), "%d", e->clients);
+	printf("%-20s %-8s %-10s %7s %7s %7s %7lld %10s", report_escape(e->name, name, sizeof(name)),
+	       e->state, ls_user(e->owner, user, sizeof(user)), pid,
+	       ls_age(e->age_s, age, sizeof(age)), clients, (long long)e->nobjects,
+	       util_human_bytes(e->bytes, bytes, sizeof(bytes)));
+	if (e->earlier_boot)
+		fputs("  (journal from an earlier boot: nothing it names exists now)", stdout);
+	if (e->error[0])
+		printf("  ! %s", report_escape(e->error, error, sizeof(error)));
+	fputc('\n', stdout);
 	for (size_t i = 0; o->objects && i < e->nobjs; i++) {
 		const struct ls_object *obj = &e->objs[i];
-		if (!obj->exists) {
-			printf("    %-48s (gone)\n", obj->name);
-			continue;
-		}
-		printf("    %-48s %10s  %-10s %s\n", obj->name,
-		       util_human_bytes(obj->size, bytes, sizeof(bytes)),
-		       ls_user(obj->uid, user, sizeof(user)), obj->in_use ? "in use" : "unused");
+		char oname[sizeof(obj->name) * 4];
+		report_escape(obj->name, oname, sizeof(oname));
+		if (!obj->valid)
+			printf("    %-48s (not a valid name: never looked up)\n", oname);
+		else if (!obj->exists)
+			printf("    %-48s (gone)\n", oname);
+		else
+			printf("    %-48s %10s  %-10s %s\n", oname,
+			       util_human_bytes(obj->size, bytes, sizeof(bytes)),
+			       ls_user(obj->uid, user, sizeof(user)),
+			       obj->in_use ? "in use" : "unused");
 	}
 }
 
@@ -240,12 +382,19 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 	char user[64];
 	printf("%s{\"dir\":", first ? "" : ",");
 	report_json_string(stdout, e->name);
-	printf(",\"state\":\"%s\",\"owner_uid\":%u,\"owner\":", e->state, (unsigned)e->owner);
-	report_json_string(stdout, ls_user(e->owner, user, sizeof(user)));
+	fputs(",\"path\":", stdout);
+	report_json_string(stdout, e->path);
+	printf(",\"state\":\"%s\",\"owner_uid\":", e->state);
+	if (e->owner == (uid_t)-1)
+		fputs("null,\"owner\":null", stdout);
+	else {
+		printf("%u,\"owner\":", (unsigned)e->owner);
+		report_json_string(stdout, ls_user(e->owner, user, sizeof(user)));
+	}
 	printf(",\"pid\":%d,\"age_s\":%lld,\"clients\":%d,\"objects\":%lld,\"bytes\":%llu,"
-	       "\"error\":",
+	       "\"earlier_boot\":%s,\"error\":",
 	       (int)e->pid, (long long)e->age_s, e->clients, (long long)e->nobjects,
-	       (unsigned long long)e->bytes);
+	       (unsigned long long)e->bytes, e->earlier_boot ? "true" : "false");
 	if (e->error[0])
 		report_json_string(stdout, e->error);
 	else
@@ -256,29 +405,99 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 			const struct ls_object *obj = &e->objs[i];
 			printf("%s{\"name\":", i ? "," : "");
 			report_json_string(stdout, obj->name);
-			printf(",\"exists\":%s,\"size\":%llu,\"owner_uid\":%u,\"in_use\":%s}",
-			       obj->exists ? "true" : "false", (unsigned long long)obj->size,
-			       (unsigned)obj->uid, obj->in_use ? "true" : "false");
+			printf(",\"valid\":%s,\"exists\":%s,\"size\":%llu,\"owner_uid\":",
+			       obj->valid ? "true" : "false", obj->exists ? "true" : "false",
+			       (unsigned long long)obj->size);
+			if (obj->exists)
+				printf("%u", (unsigned)obj->uid);
+			else
+				fputs("null", stdout);
+			printf(",\"in_use\":%s}", obj->in_use ? "true" : "false");
 		}
 		fputc(']', stdout);
 	}
 	fputc('}', stdout);
 }
 
+static int ls_cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The manager directory names in d, sorted (a stable listing). -1 with errno. */
+static int ls_names(DIR *d, char ***out, size_t *count)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (!mgrdir_is_name(de->d_name)) {
+			errno = 0;
+			continue;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			char **nn = realloc(names, ncap * sizeof(*nn));
+			if (!nn)
+				goto fail;
+			names = nn;
+			cap = ncap;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			goto fail;
+		n++;
+		errno = 0;
+	}
+	if (errno)
+		goto fail;
+	if (n)
+		qsort(names, n, sizeof(*names), ls_cmp_names);
+	*out = names;
+	*count = n;
+	return 0;
+fail:;
+	int saved = errno;
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	errno = saved;
+	return -1;
+}
+
+/* "ls: WHAT ARG" and the usage on stderr, ARG escaped. */
+static void ls_complain(const char *what, const char *arg)
+{
+	fprintf(stderr, "ls: %s", what);
+	report_print_escaped(stderr, arg);
+	fprintf(stderr, "\n%s", ls_usage);
+}
+
+/* -1 to go on, else the exit status. */
 static int ls_parse(int argc, char **argv, struct ls_opts *o)
 {
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--json")) {
 			o->json = true;
-		} else if (!strcmp(argv[i], "--objects")) {
+		} else if (!strcmp(a, "--objects")) {
 			o->objects = true;
-		} else if (!strcmp(argv[i], "--tmpdir") && i + 1 < argc && argv[i + 1][0]) {
-			o->base = argv[++i];
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+		} else if (!strcmp(a, "--tmpdir")) {
+			if (++i == argc || !*argv[i]) {
+				ls_complain("--tmpdir needs a directory", "");
+				return 2;
+			}
+			o->base = argv[i];
+		} else if (!strncmp(a, "--tmpdir=", 9) && a[9]) {
+			o->base = a + 9;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(ls_usage, stdout);
 			return 0;
+		} else if (a[0] == '-') {
+			ls_complain("unknown option ", a);
+			return 2;
 		} else {
-			fprintf(stderr, "shmwarden ls: bad argument '%s'\n%s", argv[i], ls_usage);
+			ls_complain("unexpected argument ", a);
 			return 2;
 		}
 	}
@@ -291,47 +510,66 @@ int cmd_ls(int argc, char **argv)
 	int rc = ls_parse(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	char err[256];
+	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
 	struct inuse *idx = NULL;
+	DIR *d = NULL;
+	char **names = NULL;
+	size_t nnames = 0;
+	rc = 1;
 	int basefd = open(o.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = basefd >= 0 ? fdopendir(dup(basefd)) : NULL;
-	o.shm_dirfd = shmobj_dir_open(err, sizeof(err));
-	if (!d || o.shm_dirfd < 0) {
-		fprintf(stderr, "shmwarden ls: %s: %s\n", !d ? o.base : SHMOBJ_DIR,
-			!d ? strerror(errno) : err);
-		rc = 1;
+	if (basefd < 0) {
+		int saved = errno;
+		fputs("ls: cannot open the temp base ", stderr);
+		report_print_escaped(stderr, o.base);
+		fprintf(stderr, ": %s\n", strerror(saved));
 		goto out;
 	}
+	/* A fresh open, not dup: a dup would share basefd's offset. */
+	int fd = openat(basefd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		fprintf(stderr, "ls: cannot read the temp base: %s\n", strerror(errno));
+		goto out;
+	}
+	if (ls_names(d, &names, &nnames) < 0) {
+		fprintf(stderr, "ls: reading the temp base: %s\n", strerror(errno));
+		goto out;
+	}
+	if ((o.shm_dirfd = shmobj_dir_open(err, sizeof(err))) < 0) {
+		fprintf(stderr, "ls: %s\n", err);
+		goto out;
+	}
+	if (util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) == 0)
+		o.boot_id = boot_id;
 	if (o.objects && !(idx = inuse_scan("/proc", err, sizeof(err))))
-		fprintf(stderr, "shmwarden ls: %s (in-use column unknown)\n", err);
+		fprintf(stderr, "ls: %s (in-use column unknown)\n", err);
 	o.inuse = idx;
 	if (o.json) {
 		fputs("{\"base\":", stdout);
 		report_json_string(stdout, o.base);
 		fputs(",\"managers\":[", stdout);
 	} else {
-		printf("%-20s %-8s %-10s %7s %8s %7s %7s %10s\n", "DIRECTORY", "STATE", "OWNER",
+		printf("%-20s %-8s %-10s %7s %7s %7s %7s %10s\n", "DIRECTORY", "STATE", "OWNER",
 		       "PID", "AGE", "CLIENTS", "OBJECTS", "BYTES");
 	}
-	bool first = true;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!mgrdir_is_name(de->d_name))
-			continue;
+	for (size_t i = 0; i < nnames; i++) {
 		struct ls_entry e = { 0 };
-		util_strlcpy(e.name, de->d_name, sizeof(e.name));
+		util_strlcpy(e.name, names[i], sizeof(e.name));
 		ls_inspect(&e, &o, basefd);
 		if (o.json)
-			ls_print_json(&e, &o, first);
+			ls_print_json(&e, &o, i == 0);
 		else
 			ls_print_text(&e, &o);
-		first = false;
 		free(e.objs);
 	}
 	if (o.json)
 		fputs("]}\n", stdout);
-	rc = 0;
+	rc = fflush(stdout) == 0 ? 0 : 1;
 out:
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
 	inuse_free(idx);
 	if (d)
 		closedir(d);

@@ -1,7 +1,8 @@
-/* cmd_recover.c — `shmwarden recover [--dry-run] [--json] DIR`: reclaims the objects of
- * one dead manager's directory (the post-crash command). It decides nothing itself:
- * reclaim_dir does, with the same checks as the sweeper; this file parses arguments,
- * gathers the host facts (in-use index, /dev/shm, boot id) once, and reports.
+/* cmd_recover.c — `shmwarden recover [--dry-run] [--json] [--syslog] DIR`: reclaims the
+ * objects of one dead manager's directory (the post-crash command). It decides nothing
+ * itself: reclaim_dir does, with the same checks as the sweeper; this file parses
+ * arguments, gathers the host facts (in-use index, /dev/shm, boot id) once, and reports.
+ * Output and logging work as in cmd_sweep.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,18 +13,20 @@
 
 #include "commands.h"
 #include "inuse.h"
+#include "log.h"
 #include "reclaim.h"
 #include "report.h"
 #include "shmobj.h"
 #include "util.h"
 
 static const char recover_usage[] =
-	"usage: shmwarden recover [--dry-run] [--json] DIR\n"
+	"usage: shmwarden recover [--dry-run] [--json] [--syslog] DIR\n"
 	"  Reclaims the shared-memory objects journaled in DIR (a dead manager's\n"
 	"  shmwarden-XXXXXX directory), then removes DIR. Objects a live process still\n"
 	"  maps or holds open stay journaled for a later pass.\n"
 	"  --dry-run  report what would happen, change nothing\n"
 	"  --json     print the report as one JSON object\n"
+	"  --syslog   log to syslog (facility daemon) instead of stderr\n"
 	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n";
 
 /* Splits DIR into its parent (opened) and its last component. */
@@ -75,7 +78,7 @@ static void recover_complain(const char *what, const char *arg, const char *why)
 
 int cmd_recover(int argc, char **argv)
 {
-	bool dry_run = false, json = false;
+	bool dry_run = false, json = false, use_syslog = false;
 	const char *dir = NULL;
 	int i;
 	for (i = 1; i < argc; i++) {
@@ -88,6 +91,8 @@ int cmd_recover(int argc, char **argv)
 			dry_run = true;
 		} else if (strcmp(a, "--json") == 0) {
 			json = true;
+		} else if (strcmp(a, "--syslog") == 0) {
+			use_syslog = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			fputs(recover_usage, stdout);
 			return 0;
@@ -113,6 +118,8 @@ int cmd_recover(int argc, char **argv)
 		return 2;
 	}
 
+	if (use_syslog)
+		log_use_syslog(true);
 	/* A reader that goes away (`| head`) must not stop a reclaim halfway: that would be
 	 * safe, but finishing is better; the lost output then shows in the exit status. */
 	signal(SIGPIPE, SIG_IGN);
@@ -121,12 +128,18 @@ int cmd_recover(int argc, char **argv)
 	char name[256], err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
 	if (recover_split(dir, &basefd, name, sizeof(name), err, sizeof(err)) < 0) {
 		recover_complain("", dir, err);
+		if (use_syslog) {
+			char esc[1024];
+			log_error("recover: %s: %s", report_escape(dir, esc, sizeof(esc)), err);
+		}
 		goto out;
 	}
 	if (!(idx = inuse_scan("/proc", err, sizeof(err))) ||
 	    (shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
 		fprintf(stderr, "recover: %s\n", err);
+		if (use_syslog)
+			log_error("recover: %s", err);
 		goto out;
 	}
 	struct reclaim_opts opts = {
@@ -135,6 +148,7 @@ int cmd_recover(int argc, char **argv)
 		.boot_id = boot_id,
 		.dry_run = dry_run,
 		.now_s = util_wall_s(),
+		.caller_reports = !use_syslog,
 	};
 	struct reclaim_report report;
 	reclaim_dir(&opts, basefd, name, &report);

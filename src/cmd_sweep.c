@@ -1,37 +1,48 @@
-/* cmd_sweep.c — `shmwarden sweep [--tmpdir DIR] [--dry-run] [--json]`: the host's leak
- * sweeper (cron, systemd timer). Reclaims every dead manager directory in the temp base
- * through reclaim_base; as root it visits every user's directories (acting as each
- * owner), otherwise only the caller's. A directory that cannot be processed is reported
- * and skipped; the sweep goes on with the others.
+/* cmd_sweep.c — `shmwarden sweep [--tmpdir DIR] [--dry-run] [--json] [--metrics FILE]
+ * [--syslog]`: the host's leak sweeper (cron, systemd timer). Reclaims every dead manager
+ * directory in the temp base through reclaim_base; as root it visits every user's
+ * directories (acting as each owner), otherwise only the caller's. A directory that
+ * cannot be processed is reported and skipped; the sweep goes on with the others.
+ *
+ * Output: the report on stdout, failures on stderr, log lines (SHMWARDEN_LOG) on stderr
+ * or, with --syslog, in syslog. Without --syslog both land on stderr, so the engine's
+ * line for a failed directory drops to info: the report line already says it. With
+ * --syslog (cron, whose output usually goes nowhere) failures go to syslog as well.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "inuse.h"
+#include "log.h"
+#include "metrics.h"
 #include "reclaim.h"
 #include "report.h"
 #include "shmobj.h"
 #include "util.h"
 
 static const char sweep_usage[] =
-	"usage: shmwarden sweep [--tmpdir DIR] [--dry-run] [--json]\n"
+	"usage: shmwarden sweep [--tmpdir DIR] [--dry-run] [--json] [--metrics FILE] [--syslog]\n"
 	"  Reclaims the shared-memory objects of every dead manager under the temp base\n"
 	"  (DIR, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp) and removes their directories.\n"
 	"  Live managers and objects still in use are left alone. As root it visits every\n"
 	"  user's directories, acting as their owner; otherwise only yours.\n"
-	"  --tmpdir DIR  the temp base to sweep\n"
-	"  --dry-run     report what would happen, change nothing\n"
-	"  --json        print one JSON document: {\"base\", \"dirs\": [...], \"totals\"}\n"
+	"  --tmpdir DIR    the temp base to sweep\n"
+	"  --dry-run       report what would happen, change nothing\n"
+	"  --json          print one JSON document: {\"base\", \"dirs\": [...], \"totals\"}\n"
+	"  --metrics FILE  write Prometheus textfile metrics to FILE (atomically replaced;\n"
+	"                  for node_exporter's textfile collector, name it *.prom)\n"
+	"  --syslog        log to syslog (facility daemon) instead of stderr\n"
 	"  Exit status: 0 all processed, 1 some directory could not be (see stderr), 2 usage.\n";
 
 struct sweep_ctx {
-	const char *base;
-	bool json, dry_run;
+	const char *base, *metrics;
+	bool json, dry_run, syslog;
 	struct report_totals totals;
 };
 
@@ -61,23 +72,48 @@ static void sweep_complain(const char *what, const char *arg)
 	fprintf(stderr, "\n%s", sweep_usage);
 }
 
-int cmd_sweep(int argc, char **argv)
+/* A failure of the sweep as a whole: on stderr, and in syslog too when logging there. */
+static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 {
-	struct sweep_ctx ctx = { 0 };
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "sweep: %s\n", msg);
+	if (ctx->syslog)
+		log_error("sweep: %s", msg);
+}
+
+/* -1 to go on, else the exit status. */
+static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
+{
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--dry-run") == 0) {
-			ctx.dry_run = true;
+			ctx->dry_run = true;
 		} else if (strcmp(a, "--json") == 0) {
-			ctx.json = true;
-		} else if (strcmp(a, "--tmpdir") == 0) {
+			ctx->json = true;
+		} else if (strcmp(a, "--syslog") == 0) {
+			ctx->syslog = true;
+		} else if (strcmp(a, "--tmpdir") == 0 || strcmp(a, "--metrics") == 0) {
+			bool tmpdir = a[2] == 't';
 			if (++i == argc || !*argv[i]) {
-				sweep_complain("--tmpdir needs a directory", "");
+				sweep_complain(tmpdir ? "--tmpdir needs a directory" :
+							"--metrics needs a file", "");
 				return 2;
 			}
-			ctx.base = argv[i];
+			if (tmpdir)
+				ctx->base = argv[i];
+			else
+				ctx->metrics = argv[i];
 		} else if (strncmp(a, "--tmpdir=", 9) == 0 && a[9]) {
-			ctx.base = a + 9;
+			ctx->base = a + 9;
+		} else if (strncmp(a, "--metrics=", 10) == 0 && a[10]) {
+			ctx->metrics = a + 10;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			fputs(sweep_usage, stdout);
 			return 0;
@@ -89,27 +125,43 @@ int cmd_sweep(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!ctx.base)
-		ctx.base = util_tmpbase();
+	/* A dry run reclaims nothing: its figures in the metrics would read as a sweep's. */
+	if (ctx->dry_run && ctx->metrics) {
+		sweep_complain("--metrics and --dry-run do not go together", "");
+		return 2;
+	}
+	if (!ctx->base)
+		ctx->base = util_tmpbase();
+	return -1;
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+	struct sweep_ctx ctx = { 0 };
+	int rc = sweep_parse(argc, argv, &ctx);
+	if (rc >= 0)
+		return rc;
+	int64_t started_ms = util_now_ms();
+	if (ctx.syslog)
+		log_use_syslog(true);
 
 	/* A reader that goes away (`| head`) must not stop a reclaim halfway: that would be
 	 * safe, but finishing is better; the lost output then shows in the exit status. */
 	signal(SIGPIPE, SIG_IGN);
-	int rc = 1, basefd = -1, shmfd = -1;
+	int basefd = -1, shmfd = -1;
 	struct inuse *idx = NULL;
-	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
+	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1], base[1024];
+	rc = 1;
+	report_escape(ctx.base, base, sizeof(base));
 	basefd = open(ctx.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
-		int saved = errno;
-		fputs("sweep: cannot open the temp base ", stderr);
-		report_print_escaped(stderr, ctx.base);
-		fprintf(stderr, ": %s\n", strerror(saved));
+		sweep_fail(&ctx, "cannot open the temp base %s: %s", base, strerror(errno));
 		goto out;
 	}
 	if (!(idx = inuse_scan("/proc", err, sizeof(err))) ||
 	    (shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
-		fprintf(stderr, "sweep: %s\n", err);
+		sweep_fail(&ctx, "%s", err);
 		goto out;
 	}
 	struct reclaim_opts opts = {
@@ -118,6 +170,7 @@ int cmd_sweep(int argc, char **argv)
 		.boot_id = boot_id,
 		.dry_run = ctx.dry_run,
 		.now_s = util_wall_s(),
+		.caller_reports = !ctx.syslog,
 	};
 	uid_t only = geteuid() == 0 ? (uid_t)-1 : geteuid();
 	if (ctx.json) {
@@ -133,15 +186,35 @@ int cmd_sweep(int argc, char **argv)
 	} else {
 		report_totals_text(stdout, "sweep", &ctx.totals, ctx.dry_run);
 	}
-	if (failed < 0) {
-		fputs("sweep: cannot read the temp base ", stderr);
-		report_print_escaped(stderr, ctx.base);
-		fputc('\n', stderr);
-	}
+	if (failed < 0)
+		sweep_fail(&ctx, "cannot read the temp base %s", base);
 	rc = failed == 0 ? 0 : 1;
+	const struct report_totals *t = &ctx.totals;
+	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
+		 "%u failed; %u objects unlinked (%llu bytes), %u in use, %u refused", base,
+		 ctx.dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
+		 t->by_status[RECLAIM_REMOVED], t->by_status[RECLAIM_KEPT],
+		 t->by_status[RECLAIM_LIVE] + t->by_status[RECLAIM_STARTING],
+		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
+			 t->by_status[RECLAIM_ERROR],
+		 t->unlinked, (unsigned long long)t->bytes, t->in_use, t->refused);
 out:
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;
+	/* Written on failure too: a failed sweep is what the metrics are there to show. */
+	if (ctx.metrics) {
+		struct metrics_sweep m = {
+			.totals = &ctx.totals,
+			.success = rc == 0,
+			.finished_s = util_wall_s(),
+			.duration_ms = util_now_ms() - started_ms,
+		};
+		if (metrics_write(ctx.metrics, &m, err, sizeof(err)) < 0) {
+			char msg[sizeof(err) * 4];
+			sweep_fail(&ctx, "metrics: %s", report_escape(err, msg, sizeof(msg)));
+			rc = 1;
+		}
+	}
 	inuse_free(idx);
 	if (shmfd >= 0)
 		close(shmfd);

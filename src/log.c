@@ -1,6 +1,8 @@
 /* log.c — the logger behind log.h: a level, a program name, stderr or syslog.
  * Each line is formatted whole and written with one write(2), so lines from threads
- * and processes sharing a stderr do not interleave mid-line. */
+ * and processes sharing a stderr do not interleave mid-line. Control bytes in a message
+ * (a client's shm name may hold a newline or an escape sequence) come out as \xHH, so
+ * one event is always one line and nobody can forge another. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,18 +55,36 @@ bool log_enabled(enum log_level level)
 	return level >= logger.level;
 }
 
+/* Copies s into out (len bytes), control bytes as \xHH; cuts at a whole escape. */
+static void log_escape(const char *s, char *out, size_t len)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < len; p++) {
+		if (*p >= 0x20 && *p != 0x7f) {
+			out[o++] = (char)*p;
+		} else {
+			if (o + 5 > len)
+				break;
+			snprintf(out + o, len - o, "\\x%02x", *p);
+			o += 4;
+		}
+	}
+	out[o] = '\0';
+}
+
 static void log_vemit(enum log_level level, const char *fmt, va_list ap)
 {
 	if (!log_enabled(level))
 		return;
 	int saved = errno;
-	char msg[1024];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	char raw[1024], msg[4 * sizeof(raw)];
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	log_escape(raw, msg, sizeof(msg));
 	if (logger.syslog) {
 		static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
 		syslog(prio[level], "%s: %s", level_names[level], msg);
 	} else {
-		char line[1200];
+		char line[sizeof(msg) + 64];
 		int n = snprintf(line, sizeof(line), "%s[%d]: %s: %s\n", logger.prog,
 				 (int)getpid(), level_names[level], msg);
 		if (n > (int)sizeof(line) - 1) {

@@ -1,8 +1,9 @@
 /* log.h — one line per meaningful event, to stderr (or syslog), with a level.
  *
  * The level comes from SHMWARDEN_LOG (debug|info|warn|error, default warn) and is set
- * once by main() before any thread starts; after that the logger is read-only, so it is
- * safe to call from every thread. Lines look like
+ * once by main() before any thread starts, as is the switch to syslog (a command's
+ * --syslog, parsed before it starts any thread); after that the logger is read-only, so
+ * it is safe to call from every thread. Lines look like
  *     shmwarden[1234]: warn: manager: client 7: invalid name, closing connection
  */
 #ifndef SHMWARDEN_LOG_H

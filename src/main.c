@@ -1,13 +1,17 @@
 /* main.c — the shmwarden binary: picks the subcommand (or the drop-in manager when
  * exec'd as torch_shm_manager) and sets up logging. Nothing below here exits. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
+#include "journal.h"
 #include "log.h"
+#include "report.h"
 
 static const char main_usage[] =
 	"usage: shmwarden COMMAND [ARGS]\n"
+	"       shmwarden --help | --version\n"
 	"\n"
 	"Crash-safe manager for POSIX shared memory, a drop-in for PyTorch's\n"
 	"torch_shm_manager that journals every object so none leaks when it is killed.\n"
@@ -18,8 +22,8 @@ static const char main_usage[] =
 	"  sweep     reclaim every dead manager's objects under a temp base (cron)\n"
 	"  ls        list manager directories, live and dead, and what they hold\n"
 	"\n"
-	"`shmwarden COMMAND --help` describes each. SHMWARDEN_LOG=debug|info|warn|error\n"
-	"sets how much is logged to stderr (default warn).\n";
+	"`shmwarden COMMAND --help` describes each; shmwarden(1) has the details.\n"
+	"SHMWARDEN_LOG=debug|info|warn|error sets how much is logged (default warn).\n";
 
 struct command {
 	const char *name;
@@ -38,9 +42,12 @@ int main(int argc, char **argv)
 	const char *prog = argc > 0 && argv[0] ? argv[0] : "shmwarden";
 	const char *base = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
 	bool dropin = strcmp(base, "torch_shm_manager") == 0;
-	if (log_init(dropin ? "torch_shm_manager" : "shmwarden") < 0)
-		fputs("shmwarden: SHMWARDEN_LOG must be debug, info, warn or error; using warn\n",
-		      stderr);
+	journal_library_init();
+	if (log_init(dropin ? "torch_shm_manager" : "shmwarden") < 0) {
+		char level[64];
+		log_warn("SHMWARDEN_LOG='%s' is not a level (debug, info, warn, error); using warn",
+			 report_escape(getenv("SHMWARDEN_LOG"), level, sizeof(level)));
+	}
 	if (dropin) {
 		/* PyTorch passes no arguments; any it does pass are ignored like the
 		 * reference ignores them. */
@@ -62,6 +69,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "shmwarden: unknown command '%s'\n\n%s", argv[1], main_usage);
+	fputs("shmwarden: unknown command '", stderr);
+	report_print_escaped(stderr, argv[1]);
+	fprintf(stderr, "'\n\n%s", main_usage);
 	return 2;
 }

@@ -399,9 +399,9 @@ static bool reclaim_same_dir(const char *path, const struct stat *dst)
 	return stat(path, &st) == 0 && st.st_dev == dst->st_dev && st.st_ino == dst->st_ino;
 }
 
-static void reclaim_log_result(const struct reclaim_report *r, bool dry_run)
+static void reclaim_log_result(const struct reclaim_report *r, const struct reclaim_opts *opts)
 {
-	const char *dr = dry_run ? " (dry run)" : "";
+	const char *dr = opts->dry_run ? " (dry run)" : "";
 	char who[sizeof(r->dir) * 4], why[sizeof(r->detail) * 4];
 	reclaim_printable(r->dir, strlen(r->dir), who, sizeof(who));
 	reclaim_printable(r->detail, strlen(r->detail), why, sizeof(why));
@@ -418,7 +418,10 @@ static void reclaim_log_result(const struct reclaim_report *r, bool dry_run)
 		log_info("reclaim: %s: %s: %s", who, reclaim_status_str(r->status), why);
 		break;
 	default:
-		log_warn("reclaim: %s: %s: %s", who, reclaim_status_str(r->status), why);
+		if (opts->caller_reports)
+			log_info("reclaim: %s: %s: %s", who, reclaim_status_str(r->status), why);
+		else
+			log_warn("reclaim: %s: %s: %s", who, reclaim_status_str(r->status), why);
 		break;
 	}
 }
@@ -598,7 +601,7 @@ out:
 	if (dirfd >= 0)
 		close(dirfd);
 	reclaim_fsid_restore(&fsid);
-	reclaim_log_result(r, opts->dry_run);
+	reclaim_log_result(r, opts);
 	switch (r->status) {
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:

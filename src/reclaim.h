@@ -30,6 +30,8 @@ struct reclaim_opts {
 	struct journal *adopt_into; /* in-use names move here (restarted manager), or NULL */
 	const char *skip_name;      /* a directory name reclaim_base() never touches */
 	int64_t now_s;              /* for the startup grace; util_wall_s() */
+	bool caller_reports;        /* the caller shows every failed directory on stderr
+				     * itself: its log line is info, not a second warn */
 };
 
 enum reclaim_status {

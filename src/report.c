@@ -83,6 +83,24 @@ void report_print_escaped(FILE *f, const char *s)
 	}
 }
 
+const char *report_escape(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < len; p++) {
+		if (*p >= 0x20 && *p < 0x7f) {
+			buf[o++] = (char)*p;
+		} else {
+			if (o + 5 > len)
+				break;
+			snprintf(buf + o, len - o, "\\x%02x", *p);
+			o += 4;
+		}
+	}
+	if (len)
+		buf[o] = '\0';
+	return buf;
+}
+
 void report_print_text(FILE *f, const char *cmd, const char *path,
 		       const struct reclaim_report *r, bool dry_run)
 {

@@ -41,6 +41,10 @@ void report_totals_json(FILE *f, const struct report_totals *t);
  * other byte as \xHH. */
 void report_print_escaped(FILE *f, const char *s);
 
+/* The same escaping into buf (len bytes, always NUL-terminated; a long string is cut at
+ * a whole escape), for code that pads columns. Returns buf. */
+const char *report_escape(const char *s, char *buf, size_t len);
+
 /* A JSON string literal, quotes included. Bytes that are not UTF-8 come out as
  * \u00XX (their Latin-1 reading), so the document always parses. */
 void report_json_string(FILE *f, const char *s);

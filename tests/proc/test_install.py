@@ -1,0 +1,265 @@
+"""test_install.py — `make install` into a private DESTDIR holds what the README
+promises, with paths rewritten to PREFIX; scripts/use-with-pytorch.sh installs,
+reports and undoes shmwarden in a FAKE torch directory (never the real one).
+
+make runs with -o all -o lib: it installs what the build under test holds and never
+rebuilds it (a rebuild here would mix flags into a sanitized build).
+"""
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Sandbox  # noqa: E402
+
+SCRIPT = os.path.join(harness.ROOT, "scripts", "use-with-pytorch.sh")
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def make_install(dest, prefix):
+    r = subprocess.run(["make", "-s", "-C", harness.ROOT, "-o", "all", "-o", "lib", "install",
+                        "BUILD=" + harness.BUILD, "DESTDIR=" + dest, "PREFIX=" + prefix],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, MAKEFLAGS="", MFLAGS="", MAKELEVEL=""))
+    expect(r.returncode == 0, "make install: %s%s" % (r.stdout, r.stderr))
+    return dest + prefix
+
+
+def readme_promises():
+    """The paths of the README's Install table, relative to PREFIX (`.timer` after
+    `x.service` means x.timer)."""
+    text = read(os.path.join(harness.ROOT, "README.md"))
+    table = text.split("## Install", 1)[1].split("\n## ", 1)[0]
+    paths = []
+    for line in table.splitlines():
+        if not line.startswith("| `"):
+            continue
+        for tok in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            if tok.startswith(".") and paths:
+                tok = re.sub(r"\.[^./]+$", tok, paths[-1])
+            paths.append(tok)
+    expect(len(paths) >= 10, "README install table: %s" % paths)
+    return paths
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_install_tree_is_what_the_readme_promises():
+    with Sandbox("install") as sb:
+        dest = os.path.join(sb.tmp, "stage")
+        root = make_install(dest, "/usr/local")
+        expect(os.listdir(dest) == ["usr"] and os.listdir(dest + "/usr") == ["local"],
+               "outside PREFIX: %s" % os.listdir(dest))
+        for p in readme_promises():
+            expect(os.path.lexists(os.path.join(root, p)), "README promises %s: missing" % p)
+        sw = os.path.join(root, "bin", "shmwarden")
+        expect(os.path.isfile(sw) and mode(sw) == 0o755, "shmwarden mode %o" % mode(sw))
+        expect(read_bytes(sw) == read_bytes(harness.SHMWARDEN), "installed binary differs")
+        link = os.path.join(root, "bin", "torch_shm_manager")
+        expect(os.path.islink(link) and os.readlink(link) == "shmwarden",
+               "torch_shm_manager link: %r" % (os.path.islink(link) and os.readlink(link)))
+        r = subprocess.run([sw, "--version"], capture_output=True, text=True, timeout=30)
+        expect(r.returncode == 0 and r.stdout.startswith("shmwarden "), "installed --version")
+        # The drop-in, run through the installed link as PyTorch runs it.
+        m = sb.spawn_manager(exe=link)
+        expect(m.sock and m.sock.startswith(sb.tmp), "installed drop-in: %r" % m.line)
+        c = m.client()
+        c.register(sb.name(1))
+        c.close()
+        expect(m.wait(15) == 0, "installed drop-in exit")
+
+        for src, dst in (("man/shmwarden.1", "share/man/man1/shmwarden.1"),
+                         ("man/libshmwarden.3", "share/man/man3/libshmwarden.3")):
+            p = os.path.join(root, dst)
+            expect(mode(p) == 0o644 and read(p) == read(os.path.join(harness.ROOT, src)),
+                   "%s: mode %o or contents" % (dst, mode(p)))
+        units = os.path.join(root, "lib", "systemd", "system")
+        svc = read(os.path.join(units, "shmwarden-sweep.service"))
+        execs = re.findall(r"^ExecStart=(\S+)", svc, re.M)
+        expect(execs == ["/usr/local/bin/shmwarden"], "ExecStart: %s" % execs)
+        timer = read(os.path.join(units, "shmwarden-sweep.timer"))
+        expect("OnUnitActiveSec=" in timer and "WantedBy=timers.target" in timer, "timer")
+        for u in ("shmwarden-sweep.service", "shmwarden-sweep.timer"):
+            expect(mode(os.path.join(units, u)) == 0o644, "%s mode" % u)
+        data = os.path.join(root, "share", "shmwarden")
+        cron = read(os.path.join(data, "shmwarden.cron"))
+        entries = [l for l in cron.splitlines() if l and not l.startswith("#")]
+        expect(len(entries) == 1 and entries[0].split()[5:8] == ["root", "/usr/local/bin/shmwarden",
+                                                                   "sweep"],
+               "cron entry: %s" % entries)
+        expect(mode(os.path.join(data, "shmwarden.cron")) == 0o644, "cron mode")
+        script = os.path.join(data, "use-with-pytorch.sh")
+        expect(mode(script) == 0o755 and
+               "default_manager=/usr/local/bin/torch_shm_manager" in read(script), "script")
+        # The library, when this tree has it.
+        if os.path.exists(os.path.join(harness.ROOT, "include", "shmwarden.h")):
+            for p in ("include/shmwarden.h", "lib/libshmwarden.a", "lib/libshmwarden.so.0",
+                      "lib/pkgconfig/shmwarden.pc"):
+                expect(os.path.isfile(os.path.join(root, p)), "library file %s missing" % p)
+            expect(os.readlink(os.path.join(root, "lib", "libshmwarden.so")) ==
+                   "libshmwarden.so.0", "libshmwarden.so link")
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_install_rewrites_paths_to_prefix():
+    with Sandbox("install2") as sb:
+        root = make_install(os.path.join(sb.tmp, "stage"), "/opt/shmw")
+        svc = read(os.path.join(root, "lib/systemd/system/shmwarden-sweep.service"))
+        expect(re.findall(r"^ExecStart=(\S+)", svc, re.M) == ["/opt/shmw/bin/shmwarden"],
+               "ExecStart: %s" % svc)
+        cron = read(os.path.join(root, "share/shmwarden/shmwarden.cron"))
+        expect("/opt/shmw/bin/shmwarden sweep" in cron and "/usr/local" not in cron, "cron")
+        script = read(os.path.join(root, "share/shmwarden/use-with-pytorch.sh"))
+        expect("default_manager=/opt/shmw/bin/torch_shm_manager" in script, "script default")
+        man = read(os.path.join(root, "share/man/man1/shmwarden.1"))
+        expect("/opt/shmw/share/shmwarden/shmwarden.cron" in man and "/usr/local" not in man,
+               "man page FILES")
+        expect(os.path.islink(os.path.join(root, "bin", "torch_shm_manager")), "link")
+
+
+# ---- use-with-pytorch.sh against a fake torch --------------------------------------------
+
+FAKE = "#!/bin/sh\necho pytorch-own-manager\n"
+
+
+def fake_torch(sb, content=FAKE):
+    d = os.path.join(sb.tmp, "site-packages", "torch")
+    os.makedirs(os.path.join(d, "bin"), exist_ok=True)
+    t = os.path.join(d, "bin", "torch_shm_manager")
+    with open(t, "w") as f:
+        f.write(content)
+    os.chmod(t, 0o751)
+    return d, t
+
+
+def use(sb, torch_dir, *args, manager=None):
+    argv = ["bash", SCRIPT, "--torch-dir", torch_dir,
+            "--manager", manager or harness.TORCH_SHM_MANAGER] + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=sb.env,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_use_with_pytorch_replace_and_restore():
+    with Sandbox("usetorch") as sb:
+        d, target = fake_torch(sb)
+        backup = target + ".pytorch"
+        r = use(sb, d, "status")
+        expect(r.returncode == 0 and r.stdout.startswith("pytorch:"), "status: %r" % r.stdout)
+        r = use(sb, d, "install")
+        expect(r.returncode == 0 and r.stdout.startswith("installed:"),
+               "install: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        expect(os.path.islink(target) and os.readlink(target) == harness.TORCH_SHM_MANAGER,
+               "target: %r" % os.readlink(target))
+        expect(read(backup) == FAKE and mode(backup) == 0o751, "backup content or mode")
+        r = use(sb, d, "status")
+        expect(r.returncode == 0 and r.stdout.startswith("shmwarden:"), "status: %r" % r.stdout)
+        # PyTorch runs its torch_shm_manager path: that is shmwarden now.
+        m = sb.spawn_manager(exe=target)
+        expect(m.sock and m.sock.startswith(sb.tmp), "through the torch path: %r" % m.line)
+        c = m.client()
+        c.register(sb.name(1))
+        c.close()
+        expect(m.wait(15) == 0, "manager exit")
+        r = use(sb, d, "install")
+        expect(r.returncode == 0 and "already installed" in r.stdout, "again: %r" % r.stdout)
+        r = use(sb, d, "uninstall")
+        expect(r.returncode == 0 and "restored" in r.stdout, "uninstall: %r %r" % (r.stdout, r.stderr))
+        expect(not os.path.islink(target) and read(target) == FAKE and mode(target) == 0o751,
+               "original not restored")
+        expect(not os.path.exists(backup), "backup left")
+        r = use(sb, d, "uninstall")
+        expect(r.returncode == 0 and "not installed" in r.stdout, "uninstall again: %r" % r.stdout)
+        # PyTorch upgraded over the link: install keeps the new manager as the backup.
+        use(sb, d, "install")
+        os.unlink(target)
+        with open(target, "w") as f:
+            f.write(FAKE + "# v2\n")
+        r = use(sb, d, "status")
+        expect(r.stdout.startswith("pytorch:"), "after upgrade: %r" % r.stdout)
+        r = use(sb, d, "install")
+        expect(r.returncode == 0 and os.path.islink(target) and read(backup) == FAKE + "# v2\n",
+               "install after upgrade: %r %r" % (r.stdout, r.stderr))
+        r = use(sb, d, "uninstall")
+        expect(r.returncode == 0 and read(target) == FAKE + "# v2\n", "restore after upgrade")
+        expect(sorted(os.listdir(os.path.dirname(target))) == ["torch_shm_manager"],
+               "left behind: %s" % os.listdir(os.path.dirname(target)))
+
+
+def test_use_with_pytorch_refuses_and_usage():
+    with Sandbox("usetorch2") as sb:
+        d, target = fake_torch(sb)
+        for args, want in ((["install"], 1), ([], 2), (["bogus"], 2),
+                           (["install", "status"], 2), (["--torch-dir"], 2)):
+            if args == ["install"]:
+                r = use(sb, d, *args, manager="/bin/true")  # not shmwarden
+            elif args == ["--torch-dir"]:
+                r = subprocess.run(["bash", SCRIPT, "--torch-dir"], capture_output=True,
+                                   text=True, timeout=60)
+            else:
+                r = use(sb, d, *args)
+            expect(r.returncode == want and r.stderr, "%s: %d %r" % (args, r.returncode, r.stderr))
+            expect(read(target) == FAKE and not os.path.islink(target), "%s changed it" % args)
+        r = use(sb, os.path.join(sb.tmp, "nosuch"), "status")
+        expect(r.returncode == 1 and "does not exist" in r.stderr, "missing torch: %r" % r.stderr)
+        # A link someone else made is not ours to replace, nor to restore over.
+        os.rename(target, target + ".mine")
+        os.symlink("/bin/true", target)
+        r = use(sb, d, "install")
+        expect(r.returncode == 1 and os.readlink(target) == "/bin/true", "replaced a foreign link")
+        r = use(sb, d, "status")
+        expect(r.stdout.startswith("unknown:"), "status of a foreign link: %r" % r.stdout)
+        r = subprocess.run(["bash", SCRIPT, "--help"], capture_output=True, text=True)
+        expect(r.returncode == 0 and "install" in r.stdout and "--torch-dir" in r.stdout, "help")
+
+
+def test_use_with_pytorch_bind_mount():
+    # In a private mount namespace: the bind mount cannot outlive the test, whatever happens.
+    unshare = shutil.which("unshare")
+    probe = unshare and subprocess.run([unshare, "-m", "--propagation", "private", "true"],
+                                       capture_output=True, timeout=30)
+    if not probe or probe.returncode != 0:
+        print("note: no private mount namespace here (root needed); --bind not checked")
+        return
+    with Sandbox("usebind") as sb:
+        d, target = fake_torch(sb)
+        base = ["bash", SCRIPT, "--torch-dir", d, "--manager", harness.TORCH_SHM_MANAGER]
+        q = lambda a: " ".join("'%s'" % x for x in a)  # noqa: E731
+        steps = "; echo '--'; ".join([
+            q(base + ["install", "--bind"]), q(base + ["status"]),
+            "stat -L -c %%d:%%i %s %s" % (q([target]), q([os.path.realpath(harness.SHMWARDEN)])),
+            q(base + ["install", "--bind"]), q(base + ["uninstall"]), q(base + ["status"]),
+            "cat " + q([target])])
+        r = subprocess.run([unshare, "-m", "--propagation", "private", "bash", "-c", steps],
+                           capture_output=True, text=True, timeout=120, env=sb.env)
+        out = r.stdout.split("--\n")
+        expect(len(out) == 7, "steps: %r %r" % (r.stdout, r.stderr))
+        expect(out[0].startswith("installed:") and "bind-mounted" in out[0], "bind: %r" % out[0])
+        expect(out[1].startswith("shmwarden:") and "bind-mounted" in out[1], "status: %r" % out[1])
+        ids = out[2].split()
+        expect(len(ids) == 2 and ids[0] == ids[1], "not the same file: %r" % out[2])
+        expect("already installed" in out[3], "again: %r" % out[3])
+        expect("unmounted" in out[4], "uninstall: %r" % out[4])
+        expect(out[5].startswith("pytorch:") and out[6] == FAKE, "after: %r %r" % (out[5], out[6]))
+        expect(read(target) == FAKE and not os.path.exists(target + ".pytorch"), "file changed")
+
+
+harness.main(globals())

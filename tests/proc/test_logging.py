@@ -1,0 +1,175 @@
+"""test_logging.py — one line per event, `PROG[PID]: LEVEL: message`, at the level
+SHMWARDEN_LOG asks for, from the sweeper, recover and the manager; --syslog keeps log
+lines off stderr (syslog itself cannot be read back in a container, so only that side
+is checked).
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Sandbox  # noqa: E402
+
+LINE = re.compile(r"^(shmwarden|torch_shm_manager)\[(\d+)\]: (debug|info|warn|error): (\S.*)$")
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def dead_manager(sb, n, tag="o"):
+    m = sb.spawn_manager(args=["manager", "--no-reclaim"], argv0="shmwarden")
+    c = m.client()
+    for i in range(n):
+        c.register(sb.name("%s%d" % (tag, i)))
+        sb.create_object(sb.name("%s%d" % (tag, i)))
+    os.kill(m.pid, signal.SIGKILL)
+    m.wait()
+    c.close()
+    return m.dir
+
+
+def corrupt(d):
+    j = os.path.join(d, "journal.db")
+    for ext in ("-wal", "-shm"):
+        if os.path.exists(j + ext):
+            os.unlink(j + ext)
+    with open(j, "wb") as f:
+        f.write(os.urandom(8192))
+
+
+def run(sb, args, level=None):
+    """Runs shmwarden ARGS; returns (exit status, stdout, log lines, other stderr lines)
+    with every log line checked for the format and the pid."""
+    env = dict(sb.env)
+    env.pop("SHMWARDEN_LOG", None)
+    if level is not None:
+        env["SHMWARDEN_LOG"] = level
+    p = subprocess.Popen([harness.SHMWARDEN] + args, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    out, err = p.communicate(timeout=60)
+    logs, other = [], []
+    for line in err.splitlines():
+        m = LINE.match(line)
+        if m:
+            expect(m.group(1) == "shmwarden" and int(m.group(2)) == p.pid,
+                   "prog/pid of %r (pid %d)" % (line, p.pid))
+            logs.append((m.group(3), m.group(4)))
+        else:
+            expect("[" not in line.split(":")[0], "malformed log line %r" % line)
+            other.append(line)
+    return p.returncode, out, logs, other
+
+
+def test_levels_of_the_sweeper():
+    with Sandbox("log") as sb:
+        d = dead_manager(sb, 2)
+        name = os.path.basename(d)
+        rc, out, logs, other = run(sb, ["sweep", "--tmpdir", sb.tmp, "--dry-run"])
+        expect(rc == 0 and logs == [] and other == [], "default level: %s %s" % (logs, other))
+        rc, out, logs, other = run(sb, ["sweep", "--tmpdir", sb.tmp, "--dry-run"], "info")
+        expect(rc == 0 and other == [], "info: %d %s" % (rc, other))
+        levels = {lvl for lvl, _ in logs}
+        expect(levels == {"info"}, "levels at info: %s" % logs)
+        expect(any(msg.startswith("reclaim: %s: removed (dry run): 2 unlinked" % name)
+                   for _, msg in logs), "no line for the directory: %s" % logs)
+        expect(any(msg.startswith("sweep: %s (dry run): 1 directory" % sb.tmp)
+                   for _, msg in logs), "no line for the sweep: %s" % logs)
+        rc, out, logs, other = run(sb, ["sweep", "--tmpdir", sb.tmp], "debug")
+        expect(rc == 0, "debug: exit %d" % rc)
+        unlinked = [m for lvl, m in logs if lvl == "debug" and ": unlinked (" in m]
+        expect(len(unlinked) == 2, "one debug line per object: %s" % logs)
+        expect(sb.objects() == [], "not reclaimed")
+
+
+def test_one_line_per_failure_and_error_level():
+    with Sandbox("logfail") as sb:
+        bad = dead_manager(sb, 1)
+        corrupt(bad)
+        name = os.path.basename(bad)
+        # Default level: the failure is said once on stderr (the report line), not
+        # once more by the log.
+        rc, out, logs, other = run(sb, ["sweep", "--tmpdir", sb.tmp])
+        mentions = [l for l in other if name in l] + [m for _, m in logs if name in m]
+        expect(rc == 1 and len(mentions) == 1 and "corrupt" in mentions[0],
+               "failure said %d times: %s %s" % (len(mentions), logs, other))
+        rc, out, logs, other = run(sb, ["recover", bad])
+        mentions = [l for l in other if name in l] + [m for _, m in logs if name in m]
+        expect(rc == 1 and len(mentions) == 1 and "left in place" in mentions[0],
+               "recover: %s %s" % (logs, other))
+        # error: warnings are not logged, the report still is.
+        rc, out, logs, other = run(sb, ["sweep", "--tmpdir", sb.tmp], "error")
+        expect(rc == 1 and logs == [] and any(name in l for l in other),
+               "error level: %s %s" % (logs, other))
+
+
+def test_bogus_level_is_a_clear_warning():
+    with Sandbox("logbogus") as sb:
+        dead_manager(sb, 1)
+        rc, out, logs, other = run(sb, ["sweep", "--tmpdir", sb.tmp, "--dry-run"], "verbose")
+        expect(rc == 0, "exit %d" % rc)
+        expect(len(logs) == 1 and logs[0][0] == "warn" and "SHMWARDEN_LOG" in logs[0][1]
+               and "verbose" in logs[0][1] and "using warn" in logs[0][1],
+               "warning: %s" % logs)
+        # A hostile value is escaped, not echoed to the terminal.
+        rc, out, logs, other = run(sb, ["ls", "--tmpdir", sb.tmp], "\x1b[2J")
+        expect(rc == 0 and len(logs) == 1 and "\x1b" not in logs[0][1], "escaped: %s" % logs)
+
+
+def test_syslog_keeps_log_lines_off_stderr():
+    with Sandbox("logsys") as sb:
+        bad = dead_manager(sb, 1, "b")
+        corrupt(bad)
+        good = dead_manager(sb, 2, "g")
+        rc, out, logs, other = run(sb, ["sweep", "--syslog", "--tmpdir", sb.tmp], "debug")
+        expect(rc == 1 and logs == [], "log lines on stderr with --syslog: %s" % logs)
+        # The report is not log: it stays where it was.
+        expect("removed" in out and any(os.path.basename(bad) in l for l in other),
+               "report lost: %r %s" % (out, other))
+        expect(not os.path.exists(good), "not reclaimed with --syslog")
+        again = dead_manager(sb, 1, "r")
+        rc, out, logs, other = run(sb, ["recover", "--syslog", again], "debug")
+        expect(rc == 0 and logs == [] and "removed" in out, "recover --syslog: %s %r" % (logs, out))
+        rc, out, logs, other = run(sb, ["recover", "--syslog", os.path.join(sb.tmp, "nosuch")],
+                                   "debug")
+        expect(rc == 1 and logs == [] and other, "recover failure: %s %s" % (logs, other))
+
+
+def test_manager_lines():
+    with Sandbox("logmgr") as sb:
+        env = dict(sb.env, SHMWARDEN_LOG="debug")
+        m = sb.spawn_manager(env=env)  # the drop-in, as PyTorch runs it
+        c = m.client()
+        c.register(sb.name(1))
+        sb.create_object(sb.name(1))
+        c.free(sb.name(1))
+        os.unlink(harness.SHM + sb.name(1))
+        # A valid name may hold a newline or an escape sequence: logged escaped, on one line.
+        c.register(sb.name("\nx[1]: error: forged\x1b[2J"))
+        bad = m.client()
+        bad.send_raw(b"\x00" * 68)  # a record with an empty name: that connection closes
+        expect(bad.closed_by_peer(), "garbage did not close the connection")
+        c.close()
+        bad.close()
+        expect(m.wait(15) == 0, "manager exit")
+        text = m.stderr_text()
+        expect("\x1b" not in text and "forged" in text, "control bytes logged raw")
+        lines = text.splitlines()
+        parsed = [LINE.match(l) for l in lines]
+        expect(lines and all(parsed), "malformed manager lines: %s" %
+               [l for l, p in zip(lines, parsed) if not p])
+        expect(all(p.group(1) == "torch_shm_manager" and int(p.group(2)) == m.pid
+                   for p in parsed), "prog/pid: %s" % lines)
+        # Levels, not wording (the messages are the manager's to tune): its start and end
+        # are info, the bad client a warning, each registration a debug line.
+        levels = [p.group(3) for p in parsed]
+        expect(levels.count("info") >= 2, "start/end lines: %s" % lines)
+        expect(levels.count("warn") == 1, "one warning, for the bad client: %s" % lines)
+        expect(levels.count("debug") >= 2, "debug lines: %s" % lines)
+
+
+harness.main(globals())

@@ -1,0 +1,358 @@
+"""test_ls.py — `shmwarden ls` against real managers: live, dead, corrupt, unsafe and
+starting directories, in text and in JSON (parsed back, every field checked).
+
+Objects are registered and created the way libshm does (register, wait for OK, create);
+dead managers are SIGKILLed. ls must change nothing, so every test also compares the
+directories before and after. Everything happens inside a harness Sandbox.
+"""
+import hashlib
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Sandbox, wait_for  # noqa: E402
+
+PY = "/usr/bin/python3"
+UID = os.geteuid()
+
+# Maps /dev/shm/NAME and says so; holds it until killed.
+HOLDER = r"""
+import mmap, os, sys, time
+fd = os.open("/dev/shm" + sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 4096)
+os.close(fd)
+print("mapped", flush=True)
+time.sleep(600)
+"""
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def spawn(sb):
+    # --no-reclaim: a new manager must not reclaim the dead directories under test.
+    m = sb.spawn_manager(args=["manager", "--no-reclaim"], argv0="shmwarden")
+    expect(m.sock, "manager failed: %r" % m.line)
+    return m
+
+
+def dead_manager(sb, sizes, never_created=()):
+    """A manager that journaled objects of these sizes, then was SIGKILLed."""
+    m = spawn(sb)
+    c = m.client()
+    names = []
+    for size in sizes:
+        n = sb.name("d%d" % len(sb.objects()))
+        c.register(n)
+        sb.create_object(n, size)
+        names.append(n)
+    for n in never_created:
+        c.register(n)
+    os.kill(m.pid, signal.SIGKILL)
+    m.wait()
+    c.close()
+    return m, names
+
+
+def snapshot(d):
+    """File names and contents of a directory (the socket has no content). The WAL index
+    (-shm) is compared by name only: every SQLite reader writes its read marks there."""
+    out = {}
+    for n in sorted(os.listdir(d)):
+        p = os.path.join(d, n)
+        if os.path.isfile(p) and not os.path.islink(p) and not n.endswith("-shm"):
+            with open(p, "rb") as f:
+                out[n] = hashlib.sha256(f.read()).hexdigest()
+        else:
+            out[n] = "special"
+    return out
+
+
+def ls(sb, *args):
+    return sb.run(["ls", "--tmpdir", sb.tmp] + list(args))
+
+
+def ls_json(sb, *args):
+    r = ls(sb, "--json", *args)
+    expect(r.returncode == 0, "ls --json exit %d: %s" % (r.returncode, r.stderr))
+    doc = json.loads(r.stdout)
+    expect(doc["base"] == sb.tmp, "base: %r" % doc["base"])
+    return {m["dir"]: m for m in doc["managers"]}, doc
+
+
+MANAGER_KEYS = {"dir", "path", "state", "owner_uid", "owner", "pid", "age_s", "clients",
+                "objects", "bytes", "earlier_boot", "error"}
+OBJECT_KEYS = {"name", "valid", "exists", "size", "owner_uid", "in_use"}
+
+
+def check_entry(e, sb, state, pid, clients, objects, nbytes, error=False):
+    d = e["dir"]
+    expect(set(e) - {"object_list"} == MANAGER_KEYS, "%s: keys %s" % (d, sorted(e)))
+    expect(e["path"] == os.path.join(sb.tmp, d), "%s: path %r" % (d, e["path"]))
+    expect(e["state"] == state, "%s: state %r, want %r (%s)" % (d, e["state"], state, e))
+    expect(e["owner_uid"] == UID and isinstance(e["owner"], str) and e["owner"],
+           "%s: owner %r/%r" % (d, e["owner_uid"], e["owner"]))
+    expect(e["pid"] == pid, "%s: pid %r, want %r" % (d, e["pid"], pid))
+    expect(e["clients"] == clients, "%s: clients %r, want %r" % (d, e["clients"], clients))
+    expect(e["objects"] == objects, "%s: objects %r, want %r" % (d, e["objects"], objects))
+    expect(e["bytes"] == nbytes, "%s: bytes %r, want %r" % (d, e["bytes"], nbytes))
+    expect(isinstance(e["age_s"], int) and 0 <= e["age_s"] < 600, "%s: age %r" % (d, e["age_s"]))
+    expect(e["earlier_boot"] is False, "%s: earlier_boot" % d)
+    if error:
+        expect(isinstance(e["error"], str) and e["error"], "%s: no error: %s" % (d, e))
+    else:
+        expect(e["error"] is None, "%s: error %r" % (d, e["error"]))
+
+
+def test_live_dead_corrupt_unsafe_starting():
+    with Sandbox("ls") as sb:
+        # Dead: three objects of 8 KiB, and a name registered but never created.
+        gone = sb.name("never")
+        dead, dead_names = dead_manager(sb, [8192, 8192, 8192], never_created=[gone])
+        # Corrupt: dead, its journal replaced by random bytes.
+        bad, bad_names = dead_manager(sb, [4096])
+        j = os.path.join(bad.dir, "journal.db")
+        for ext in ("-wal", "-shm"):
+            if os.path.exists(j + ext):
+                os.unlink(j + ext)
+        with open(j, "wb") as f:
+            f.write(os.urandom(16384))
+        os.chmod(j, 0o600)
+        # Unsafe: writable by others. Starting: no lock file yet, just made.
+        unsafe = os.path.join(sb.tmp, "shmwarden-unsafe")
+        os.mkdir(unsafe)
+        os.chmod(unsafe, 0o777)
+        starting = os.path.join(sb.tmp, "shmwarden-start1")
+        os.mkdir(starting, 0o700)
+        # Live: two connected clients, objects of 4 KiB and 12 KiB, the first mapped by a
+        # live child process.
+        live = spawn(sb)
+        c1, c2 = live.client(), live.client()
+        held, other = sb.name("held"), sb.name("other")
+        c1.register(held)
+        sb.create_object(held, 4096)
+        c2.register(other)
+        sb.create_object(other, 12288)
+        h = sb.track(subprocess.Popen([PY, "-c", HOLDER, held], stdout=subprocess.PIPE,
+                                      env=sb.env))
+        expect(h.stdout.readline().strip() == b"mapped", "holder did not map")
+
+        dirs = [dead.dir, bad.dir, unsafe, starting, live.dir]
+        before = {d: snapshot(d) for d in dirs if d != live.dir}
+        objects_before = sb.objects()
+
+        by_dir, doc = ls_json(sb, "--objects")
+        expect(sorted(by_dir) == sorted(os.path.basename(d) for d in dirs),
+               "dirs listed: %s" % sorted(by_dir))
+        expect([m["dir"] for m in doc["managers"]] == sorted(by_dir), "not sorted")
+        name = os.path.basename
+
+        e = by_dir[name(live.dir)]
+        check_entry(e, sb, "live", live.pid, 2, 2, 4096 + 12288)
+        objs = {o["name"]: o for o in e["object_list"]}
+        expect(sorted(objs) == sorted([held, other]), "live objects: %s" % sorted(objs))
+        for o in objs.values():
+            expect(set(o) == OBJECT_KEYS, "object keys: %s" % sorted(o))
+            expect(o["valid"] is True and o["exists"] is True and o["owner_uid"] == UID,
+                   "object: %s" % o)
+        expect(objs[held]["size"] == 4096 and objs[held]["in_use"] is True,
+               "held: %s" % objs[held])
+        expect(objs[other]["size"] == 12288 and objs[other]["in_use"] is False,
+               "other: %s" % objs[other])
+
+        e = by_dir[name(dead.dir)]
+        check_entry(e, sb, "dead", dead.pid, 0, 4, 3 * 8192)
+        objs = {o["name"]: o for o in e["object_list"]}
+        expect(sorted(objs) == sorted(dead_names + [gone]), "dead objects: %s" % sorted(objs))
+        for n in dead_names:
+            expect(objs[n] == {"name": n, "valid": True, "exists": True, "size": 8192,
+                               "owner_uid": UID, "in_use": False}, "dead object: %s" % objs[n])
+        expect(objs[gone] == {"name": gone, "valid": True, "exists": False, "size": 0,
+                              "owner_uid": None, "in_use": False}, "gone: %s" % objs[gone])
+
+        e = by_dir[name(bad.dir)]
+        check_entry(e, sb, "corrupt", 0, 0, 0, 0, error=True)
+        expect("journal" in e["error"] and e["object_list"] == [], "corrupt: %s" % e)
+
+        e = by_dir[name(unsafe)]
+        check_entry(e, sb, "unsafe", 0, -1, 0, 0, error=True)
+        expect("writable by group or others" in e["error"], "unsafe: %s" % e["error"])
+
+        e = by_dir[name(starting)]
+        check_entry(e, sb, "starting", 0, 0, 0, 0)
+
+        # Without --objects: the same figures, no object_list.
+        plain, _ = ls_json(sb)
+        for d, e in plain.items():
+            expect("object_list" not in e, "object_list without --objects")
+            for k in ("state", "pid", "clients", "objects", "bytes", "owner_uid"):
+                expect(e[k] == by_dir[d][k], "%s %s: %r vs %r" % (d, k, e[k], by_dir[d][k]))
+
+        # Text: a header, a line per directory, human sizes, object lines.
+        r = ls(sb, "--objects")
+        expect(r.returncode == 0 and r.stderr == "", "text: %d %r" % (r.returncode, r.stderr))
+        lines = r.stdout.splitlines()
+        expect(lines[0].split() == ["DIRECTORY", "STATE", "OWNER", "PID", "AGE", "CLIENTS",
+                                    "OBJECTS", "BYTES"], "header: %r" % lines[0])
+        row = {l.split()[0]: l for l in lines[1:] if l.startswith("shmwarden-")}
+        expect(len(row) == len(dirs), "text rows: %s" % sorted(row))
+        f = row[name(live.dir)].split()
+        expect(f[1] == "live" and f[3] == str(live.pid) and f[5] == "2" and f[6] == "2"
+               and " ".join(f[7:9]) == "16.0 KiB", "live row: %r" % row[name(live.dir)])
+        f = row[name(dead.dir)].split()
+        expect(f[1] == "dead" and f[3] == str(dead.pid) and f[6] == "4"
+               and " ".join(f[7:9]) == "24.0 KiB", "dead row: %r" % row[name(dead.dir)])
+        expect(row[name(bad.dir)].split()[1] == "corrupt" and "! journal" in row[name(bad.dir)],
+               "corrupt row: %r" % row[name(bad.dir)])
+        expect(row[name(unsafe)].split()[1] == "unsafe" and "! " in row[name(unsafe)],
+               "unsafe row: %r" % row[name(unsafe)])
+        expect(row[name(starting)].split()[1] == "starting", "starting row")
+        held_line = [l for l in lines if l.strip().startswith(held + " ")]
+        expect(len(held_line) == 1 and held_line[0].rstrip().endswith("in use")
+               and "4.0 KiB" in held_line[0], "held line: %r" % held_line)
+        gone_line = [l for l in lines if l.strip().startswith(gone + " ")]
+        expect(len(gone_line) == 1 and "(gone)" in gone_line[0], "gone line: %r" % gone_line)
+
+        # ls looked and changed nothing.
+        for d, snap in before.items():
+            after = snapshot(d)
+            expect(after == snap, "%s changed: %s" % (name(d), sorted(
+                k for k in set(snap) | set(after) if snap.get(k) != after.get(k))))
+        expect(sb.objects() == objects_before, "objects changed")
+        expect(live.proc.poll() is None, "live manager died")
+        c1.register(sb.name("after"))  # still answers
+        h.kill()
+        h.wait()
+        c1.close()
+        c2.close()
+
+
+def test_hostile_journal_names_and_earlier_boot():
+    with Sandbox("lsbad") as sb:
+        m, names = dead_manager(sb, [4096])
+        j = os.path.join(m.dir, "journal.db")
+        con = sqlite3.connect(j)
+        hostile = [b"/../../etc/passwd", (sb.prefix + "\x1b[31mred").encode()]
+        for n in hostile:
+            con.execute("INSERT INTO objects (name, client_pid, registered_at) VALUES (?, 1, 1)",
+                        (n,))
+        con.commit()
+        con.close()
+        by_dir, _ = ls_json(sb, "--objects")
+        e = by_dir[os.path.basename(m.dir)]
+        expect(e["state"] == "dead" and e["objects"] == 3 and e["bytes"] == 4096, "entry: %s" % e)
+        objs = {o["name"]: o for o in e["object_list"]}
+        passwd = objs["/../../etc/passwd"]
+        expect(passwd["valid"] is False and passwd["exists"] is False and passwd["size"] == 0,
+               "a name outside /dev/shm was looked up: %s" % passwd)
+        red = objs[hostile[1].decode()]
+        expect(red["valid"] is True and red["exists"] is False, "escape name: %s" % red)
+        r = ls(sb, "--objects")
+        expect(r.returncode == 0 and "\x1b" not in r.stdout, "escape sequence printed")
+        expect("\\x1b[31mred" in r.stdout, "escaped name missing: %r" % r.stdout)
+        expect("not a valid name" in r.stdout, "invalid name not flagged: %r" % r.stdout)
+
+        # A journal from an earlier boot names nothing that exists now.
+        con = sqlite3.connect(j)
+        con.execute("UPDATE manager SET boot_id = '00000000-0000-0000-0000-000000000000'")
+        con.commit()
+        con.close()
+        by_dir, _ = ls_json(sb, "--objects")
+        e = by_dir[os.path.basename(m.dir)]
+        expect(e["earlier_boot"] is True and e["bytes"] == 0 and e["objects"] == 3,
+               "earlier boot: %s" % e)
+        expect(all(not o["exists"] for o in e["object_list"]), "earlier boot objects exist")
+        r = ls(sb)
+        expect("earlier boot" in r.stdout, "text: %r" % r.stdout)
+        expect(sb.objects() == names, "objects changed")
+
+
+def test_symlink_and_foreign_journal_are_unsafe():
+    with Sandbox("lsunsafe") as sb:
+        os.symlink("/etc", os.path.join(sb.tmp, "shmwarden-link01"))
+        m, _ = dead_manager(sb, [4096])
+        con = sqlite3.connect(os.path.join(m.dir, "journal.db"))
+        con.execute("UPDATE manager SET owner_uid = owner_uid + 4242")
+        con.commit()
+        con.close()
+        by_dir, _ = ls_json(sb)
+        e = by_dir["shmwarden-link01"]
+        expect(e["state"] == "unsafe" and "symlink" in e["error"], "link: %s" % e)
+        e = by_dir[os.path.basename(m.dir)]
+        expect(e["state"] == "unsafe" and "journal claims uid" in e["error"]
+               and e["bytes"] == 0, "foreign journal: %s" % e)
+
+
+def test_empty_and_missing_base():
+    with Sandbox("lsempty") as sb:
+        r = ls(sb)
+        expect(r.returncode == 0 and r.stdout.splitlines()[0].startswith("DIRECTORY")
+               and len(r.stdout.splitlines()) == 1 and r.stderr == "",
+               "empty: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        by_dir, doc = ls_json(sb)
+        expect(doc["managers"] == [], "empty json: %s" % doc)
+        missing = os.path.join(sb.tmp, "nosuch")
+        for args in (["ls", "--tmpdir", missing], ["ls", "--json", "--tmpdir=" + missing]):
+            r = sb.run(args)
+            expect(r.returncode == 1 and "nosuch" in r.stderr and r.stdout == "",
+                   "%s: %d %r" % (args, r.returncode, r.stderr))
+        afile = os.path.join(sb.tmp, "afile")
+        open(afile, "w").close()
+        r = sb.run(["ls", "--tmpdir", afile])
+        expect(r.returncode == 1 and "afile" in r.stderr, "file as base: %r" % r.stderr)
+        # TMPDIR is the default base.
+        r = sb.run(["ls", "--json"])
+        expect(r.returncode == 0 and json.loads(r.stdout)["base"] == sb.tmp, "default base")
+        expect(os.listdir(sb.tmp) == ["afile"], "ls created something: %s" % os.listdir(sb.tmp))
+
+
+def test_usage_errors():
+    with Sandbox("lsusage") as sb:
+        for args in (["--bogus"], ["extra"], ["--tmpdir"], ["--tmpdir", ""], ["--tmpdir="],
+                     ["--json", "--objects", "-x"]):
+            r = sb.run(["ls"] + args)
+            expect(r.returncode == 2, "%s: exit %d" % (args, r.returncode))
+            expect("usage: shmwarden ls" in r.stderr and r.stdout == "",
+                   "%s: %r %r" % (args, r.stdout, r.stderr))
+        p = subprocess.run([harness.SHMWARDEN, b"ls", b"\x1b[31m\xff"], capture_output=True,
+                           env=sb.env, timeout=30, stdin=subprocess.DEVNULL)
+        expect(p.returncode == 2 and b"\x1b" not in p.stderr, "junk echoed: %r" % p.stderr)
+        r = sb.run(["ls", "--help"])
+        expect(r.returncode == 0 and r.stdout.startswith("usage: shmwarden ls"), "--help")
+
+
+def section(text, start, end_re):
+    i = text.index(start)
+    m = re.compile(end_re, re.M).search(text, i + len(start))
+    return text[i:m.start() if m else len(text)]
+
+
+def test_json_fields_are_documented():
+    # Every field ls --json prints is in the README's "JSON shapes" and in shmwarden(1).
+    with Sandbox("lsdoc") as sb:
+        m = spawn(sb)
+        c = m.client()
+        c.register(sb.name(1))
+        sb.create_object(sb.name(1))
+        _, doc = ls_json(sb, "--objects")
+        c.close()
+    keys = set(doc) | set(doc["managers"][0]) | set(doc["managers"][0]["object_list"][0])
+    with open(os.path.join(harness.ROOT, "README.md")) as f:
+        readme = section(f.read(), "## JSON shapes", r"^## ")
+    with open(os.path.join(harness.ROOT, "man", "shmwarden.1")) as f:
+        man = section(f.read(), ".SH \"JSON OUTPUT\"", r"^\.SH ").replace("\\-", "-")
+    for k in sorted(keys):
+        expect('"%s"' % k in readme, "README's JSON shapes lack %r" % k)
+        expect('"%s"' % k in man, "shmwarden(1) JSON OUTPUT lacks %r" % k)
+
+
+harness.main(globals())
