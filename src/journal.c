@@ -292,13 +292,15 @@ static int open_db(struct journal *j, const char *path, int create_flag)
 	 * connection would otherwise checkpoint the WAL into journal.db and delete it. */
 	if (j->flags & JOURNAL_READONLY)
 		sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+	/* Before the first read: the integrity and identity checks of an open already read,
+	 * and a live manager's commit may hold a lock for a moment. */
+	if (sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS) != SQLITE_OK)
+		return sqlite_fail(j, SQLITE_ERROR, "busy_timeout");
 	return 0;
 }
 
 static int configure_connection(struct journal *j)
 {
-	if (sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS) != SQLITE_OK)
-		return sqlite_fail(j, SQLITE_ERROR, "busy_timeout");
 	if (exec_sql(j, JOURNAL_CONNECTION_PRAGMAS, "configure") < 0)
 		return -1;
 	/* JOURNAL_READONLY: SQLite refuses every write, whatever a caller tries. */

@@ -119,10 +119,10 @@ static void conn_close(struct conn *c, const char *why)
 {
 	struct manager *m = c->m;
 	if (why)
-		log_warn("client %u (pid %d): %s; closing the connection", c->id,
+		log_warn("manager: client %u (pid %d): %s; closing the connection", c->id,
 			 (int)c->peer_pid, why);
 	else
-		log_debug("client %u (pid %d) disconnected", c->id, (int)c->peer_pid);
+		log_debug("manager: client %u (pid %d): disconnected", c->id, (int)c->peer_pid);
 	/* Its staged registrations stay journaled: the objects may be shared with live
 	 * processes, and the protocol says a hang-up frees nothing. */
 	conn_unmark_dirty(c);
@@ -189,7 +189,7 @@ static void manager_refuse_batch(struct manager *m, const char *why)
 	m->frees_staged = false;
 	m->n_refused += refused;
 	if (refused)
-		log_warn("journal: %s; refused %u registration%s (no OK sent)", why, refused,
+		log_warn("manager: journal: %s; refused %u registration%s (no OK sent)", why, refused,
 			 refused == 1 ? "" : "s");
 }
 
@@ -202,14 +202,15 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 			manager_refuse_batch(m, why);
 		}
 		m->n_refused++;
-		log_warn("client %u: cannot journal %s: %s; refused (no OK sent)", c->id, msg->name,
+		log_warn("manager: client %u (pid %d): cannot journal %s: %s; refused (no OK sent)", c->id,
+			 (int)c->peer_pid, msg->name,
 			 why);
 		return;
 	}
 	m->n_registered++;
 	c->owed++;
 	conn_mark_dirty(c);
-	log_debug("client %u: registered %s", c->id, msg->name);
+	log_debug("manager: client %u (pid %d): registered %s", c->id, (int)c->peer_pid, msg->name);
 }
 
 static void conn_free(struct conn *c, const struct wire_msg *msg)
@@ -219,18 +220,19 @@ static void conn_free(struct conn *c, const struct wire_msg *msg)
 	/* Like the reference: another process may still hold the object, and then the
 	 * name stays registered until shutdown or a prune sees it gone. */
 	if (shmobj_exists(m->shm_dirfd, msg->name)) {
-		log_debug("client %u: free %s: object still exists, kept", c->id, msg->name);
+		log_debug("manager: client %u (pid %d): free %s: object still exists, kept", c->id,
+			  (int)c->peer_pid, msg->name);
 		return;
 	}
 	if (journal_forget(m->journal, msg->name, msg->name_len) < 0) {
 		/* Harmless: the name stays journaled and a prune or reclaim drops it later. */
-		log_warn("journal: forget %s: %s", msg->name, journal_error(m->journal));
+		log_warn("manager: journal: forget %s: %s", msg->name, journal_error(m->journal));
 		if (!journal_in_txn(m->journal))
 			manager_refuse_batch(m, journal_error(m->journal));
 		return;
 	}
 	m->frees_staged = true;
-	log_debug("client %u: freed %s", c->id, msg->name);
+	log_debug("manager: client %u (pid %d): freed %s", c->id, (int)c->peer_pid, msg->name);
 }
 
 /* Handles the complete records in buf; keeps a trailing partial one. Returns -1 when
@@ -305,20 +307,20 @@ static void manager_accept_one(struct manager *m, int cfd)
 	pid_t pid = 0;
 	uid_t uid = (uid_t)-1;
 	if (net_peercred(cfd, &pid, &uid) < 0 || uid != geteuid()) {
-		log_warn("refused a connection from uid %d (pid %d): only uid %d may use this manager",
+		log_warn("manager: refused a connection from uid %d (pid %d): only uid %d may use this manager",
 			 (int)uid, (int)pid, (int)geteuid());
 		close(cfd);
 		return;
 	}
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c) {
-		log_warn("out of memory: refused a connection from pid %d", (int)pid);
+		log_warn("manager: out of memory: refused a connection from pid %d", (int)pid);
 		close(cfd);
 		return;
 	}
 	*c = (struct conn){ .m = m, .fd = cfd, .id = ++m->next_conn_id, .peer_pid = pid };
 	if (evloop_add(m->loop, cfd, EVLOOP_READ, conn_on_event, c) < 0) {
-		log_warn("epoll: %s: refused a connection from pid %d", strerror(errno), (int)pid);
+		log_warn("manager: epoll: %s: refused a connection from pid %d", strerror(errno), (int)pid);
 		close(cfd);
 		free(c);
 		return;
@@ -331,7 +333,7 @@ static void manager_accept_one(struct manager *m, int cfd)
 		evloop_timer_cancel(m->loop, m->shutdown_timer);
 		m->shutdown_timer = 0;
 	}
-	log_debug("client %u connected (pid %d)", c->id, (int)pid);
+	log_debug("manager: client %u (pid %d): connected", c->id, (int)pid);
 }
 
 static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, void *data)
@@ -347,13 +349,13 @@ static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, voi
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			/* Level-triggered epoll would wake us again at once: stop listening for
 			 * a moment instead of spinning; waiting clients stay in the backlog. */
-			log_warn("accept: %s; pausing new connections for %d ms", strerror(errno),
+			log_warn("manager: accept: %s; pausing new connections for %d ms", strerror(errno),
 				 ACCEPT_RETRY_MS);
 			evloop_set_mask(loop, fd, 0);
 			m->accept_timer =
 				evloop_timer_add(loop, ACCEPT_RETRY_MS, manager_resume_accept, m);
 		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-			log_warn("accept: %s", strerror(errno));
+			log_warn("manager: accept: %s", strerror(errno));
 		}
 		return;
 	}
@@ -406,7 +408,7 @@ static void manager_on_shutdown_timer(struct evloop *loop, void *data)
 	struct manager *m = data;
 	m->shutdown_timer = 0;
 	if (m->nconns == 0) {
-		log_debug("no client for %d ms: shutting down", m->cfg.shutdown_timeout_ms);
+		log_debug("manager: no client for %d ms: shutting down", m->cfg.shutdown_timeout_ms);
 		evloop_stop(loop);
 	}
 }
@@ -429,7 +431,7 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 	int64_t now = util_wall_s();
 	int n = journal_page(m->journal, m->prune_cursor, rows, PRUNE_PAGE);
 	if (n < 0)
-		log_warn("journal: prune: %s", journal_error(m->journal));
+		log_warn("manager: journal: prune: %s", journal_error(m->journal));
 	for (int i = 0; i < n; i++) {
 		m->prune_cursor = rows[i].id;
 		if (!rows[i].name[0] || now - rows[i].registered_at < m->cfg.prune_grace_s)
@@ -446,7 +448,7 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 		m->prune_cursor = 0;
 		manager_commit(m);
 		if (journal_compact(m->journal) < 0)
-			log_debug("journal: compact: %s", journal_error(m->journal));
+			log_warn("manager: journal: compact: %s", journal_error(m->journal));
 	}
 	m->prune_timer = evloop_timer_add(loop, m->cfg.prune_interval_ms, manager_on_prune_timer, m);
 }
@@ -457,7 +459,7 @@ static void manager_on_signal(struct evloop *loop, int fd, unsigned revents, voi
 	(void)data;
 	struct signalfd_siginfo si;
 	if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		log_info("signal %u: shutting down", si.ssi_signo);
+		log_info("manager: signal %u: shutting down", si.ssi_signo);
 		evloop_stop(loop);
 	}
 }
@@ -475,17 +477,17 @@ static void *manager_reclaim_thread(void *arg)
 	struct inuse *idx = NULL;
 	int basefd = -1;
 	if (journal_open(m->journal_dir, 0, &own, err, sizeof(err)) < 0) {
-		log_warn("reclaim at start: %s", err);
+		log_warn("manager: reclaim at start: %s", err);
 		goto out;
 	}
 	basefd = open(m->cfg.tmpbase, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
-		log_warn("reclaim at start: open %s: %s", m->cfg.tmpbase, strerror(errno));
+		log_warn("manager: reclaim at start: open %s: %s", m->cfg.tmpbase, strerror(errno));
 		goto out;
 	}
 	idx = inuse_scan("/proc", err, sizeof(err));
 	if (!idx) {
-		log_warn("reclaim at start: %s", err);
+		log_warn("manager: reclaim at start: %s", err);
 		goto out;
 	}
 	struct reclaim_opts opts = {
@@ -498,7 +500,7 @@ static void *manager_reclaim_thread(void *arg)
 	};
 	int failed = reclaim_base(&opts, basefd, geteuid(), NULL, NULL);
 	if (failed > 0)
-		log_warn("reclaim at start: %d director%s could not be reclaimed (see above)",
+		log_warn("manager: reclaim at start: %d director%s could not be reclaimed (see above)",
 			 failed, failed == 1 ? "y" : "ies");
 out:
 	inuse_free(idx);
@@ -514,7 +516,7 @@ static void manager_start_reclaim(struct manager *m)
 		return;
 	int rc = pthread_create(&m->reclaim_thread, NULL, manager_reclaim_thread, m);
 	if (rc != 0) {
-		log_warn("reclaim at start: pthread_create: %s", strerror(rc));
+		log_warn("manager: reclaim at start: pthread_create: %s", strerror(rc));
 		return;
 	}
 	m->reclaim_thread_started = true;
@@ -615,7 +617,7 @@ static bool manager_reclaim_own(struct manager *m)
 	char err[256];
 	struct inuse *idx = inuse_scan("/proc", err, sizeof(err));
 	if (!idx) {
-		log_warn("shutdown: %s; leaving %s for `shmwarden sweep`", err, m->dirpath);
+		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", err, m->dirpath);
 		return false;
 	}
 	struct reclaim_opts opts = { .inuse = idx, .shm_dirfd = m->shm_dirfd,
@@ -624,13 +626,13 @@ static bool manager_reclaim_own(struct manager *m)
 	int rc = reclaim_journal(&opts, m->journal, geteuid(), &rep);
 	inuse_free(idx);
 	if (rc < 0) {
-		log_warn("shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail, m->dirpath);
+		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail, m->dirpath);
 		return false;
 	}
-	log_info("shutdown: %u unlinked, %u already gone, %u still in use, %u refused",
+	log_info("manager: shutdown: %u unlinked, %u already gone, %u still in use, %u refused",
 		 rep.unlinked, rep.gone, rep.in_use, rep.refused);
 	if (journal_count(m->journal) != 0) {
-		log_warn("shutdown: %u object%s still in use by live processes stay journaled in %s "
+		log_warn("manager: shutdown: %u object%s still in use by live processes stay journaled in %s "
 			 "for `shmwarden sweep`",
 			 rep.in_use, rep.in_use == 1 ? "" : "s", m->dirpath);
 		return false;
@@ -665,7 +667,7 @@ static void manager_stop(struct manager *m, bool started)
 		*strrchr(parent, '/') = '\0';
 		int basefd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (basefd < 0 || mgrdir_remove(basefd, m->dirname, m->dirfd, err, sizeof(err)) < 0)
-			log_warn("shutdown: cannot remove %s: %s", m->dirpath,
+			log_warn("manager: shutdown: cannot remove %s: %s", m->dirpath,
 				 basefd < 0 ? strerror(errno) : err);
 		if (basefd >= 0)
 			close(basefd);
@@ -712,19 +714,19 @@ int manager_run(const struct manager_config *cfg)
 		char line[sizeof(err) + 16];
 		snprintf(line, sizeof(line), "ERROR: %s", err);
 		manager_print_line(cfg->out_fd, line);
-		log_error("%s", err);
+		log_error("manager: %s", err);
 		manager_stop(m, false);
 		manager_free(m);
 		return 1;
 	}
 	manager_print_line(cfg->out_fd, m->sockpath);
-	log_info("serving %s", m->sockpath);
+	log_info("manager: serving %s", m->sockpath);
 	manager_start_reclaim(m);
 	int rc = evloop_run(m->loop);
 	if (rc < 0)
-		log_error("epoll_wait: %s", strerror(errno));
-	log_info("%llu registered, %llu freed, %llu refused, %llu pruned", m->n_registered,
-		 m->n_freed, m->n_refused, m->n_pruned);
+		log_error("manager: epoll_wait: %s", strerror(errno));
+	log_info("manager: exiting: %llu registered, %llu freed, %llu refused, %llu pruned",
+		 m->n_registered, m->n_freed, m->n_refused, m->n_pruned);
 	manager_stop(m, true);
 	manager_free(m);
 	return rc < 0 ? 1 : 0;
