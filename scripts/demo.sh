@@ -21,6 +21,9 @@ export TMPDIR=$base
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 leaked() { ls /dev/shm | grep -c "^torch_\($1\)_" || true; }
 
+say "0. Two C programs share a buffer through libshmwarden (examples/producer.c, consumer.c)"
+SHMWARDEN_MANAGER=build/torch_shm_manager build/examples/producer -n 2 -p /shmw_demo_
+
 say "1. PyTorch shares 20 tensors of 1 MiB through shmwarden (file_system strategy)"
 setsid "$PY" scripts/torch_share.py 2 10 --numel 262144 --hold 300 \
 	--manager build/torch_shm_manager >"$base/report.json" 2>"$base/torch.err" &
@@ -48,4 +51,4 @@ say "4. Clean again"
 n=$(leaked "$pids")
 echo "objects of the dead tree still in /dev/shm: $n"
 [ "$n" -eq 0 ] || { echo "demo: $n objects leaked" >&2; exit 1; }
-say "Without shmwarden those $(( 20 )) objects would have stayed in /dev/shm until reboot."
+say "Without shmwarden those 20 objects would have stayed in /dev/shm until reboot."
