@@ -213,7 +213,8 @@ fuzz:
 	    echo "== $$f: $(FUZZ_SECONDS) s"; \
 	    $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	        -artifact_prefix=$(BUILD)/fuzz/crashes/$$f- $(FUZZ_FLAGS) \
-	        $(BUILD)/fuzz/corpus/$$f tests/fuzz/seeds/$$f tests/fuzz/regress/$$f; \
+	        $(BUILD)/fuzz/corpus/$$f tests/fuzz/seeds/$$f \
+	        $$(test -d tests/fuzz/regress/$$f && echo tests/fuzz/regress/$$f); \
 	done
 
 clean:
