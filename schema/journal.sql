@@ -2,7 +2,8 @@
 -- The build embeds this file verbatim; journal_create() runs it once, inside one
 -- transaction, on a new empty database, and untrusted readers compare the schema of a
 -- journal they open against a fresh in-memory database built from this same text.
--- Bump user_version on any change: a reader refuses a journal of another version.
+-- Bump user_version on any change, comments inside the CREATE statements included (SQLite
+-- keeps their text, and readers compare it): a reader refuses a journal of another version.
 
 PRAGMA application_id = 1936223607;   -- 0x73686d77, 'shmw': marks a shmwarden journal
 PRAGMA user_version = 1;              -- the schema version (JOURNAL_SCHEMA_VERSION)
@@ -16,12 +17,13 @@ CREATE TABLE manager (
     created_at  INTEGER NOT NULL      -- unix seconds
 );
 
--- One row per registered shared-memory object that may still exist.
--- The integer key gives readers an exact cursor and an exact handle on every row,
--- whatever a hostile writer stored in `name`.
+-- One row per registered shared-memory object that may still exist, keyed by its name:
+-- one b-tree, so a register or free dirties one page, not a table page and an index
+-- page (the commit per register is the manager's largest cost). STRICT and the CHECK
+-- hold every row to a 2..59-byte blob, and PRAGMA quick_check verifies both on every
+-- journal a reader does not trust, so no reader ever meets a row that is not a name.
 CREATE TABLE objects (
-    id            INTEGER PRIMARY KEY,
-    name          BLOB    NOT NULL UNIQUE,   -- "/torch_..." bytes, no NUL
-    client_pid    INTEGER NOT NULL,          -- SO_PEERCRED pid of the registering connection
-    registered_at INTEGER NOT NULL           -- unix seconds
-);
+    name          BLOB    PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 2 AND 59),
+    client_pid    INTEGER NOT NULL,     -- SO_PEERCRED pid of the registering connection
+    registered_at INTEGER NOT NULL      -- unix seconds
+) STRICT, WITHOUT ROWID;

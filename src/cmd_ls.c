@@ -189,15 +189,13 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 	return 0;
 }
 
-/* One journaled name: whether it is a name at all, whether its object exists, and its
+/* One journaled name: whether it is a valid name, whether its object exists, and its
  * bytes when the object is the directory owner's (another user's object of the same
  * name is not this manager's to hold, and a sweep would refuse it). */
 static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct journal_row *row)
 {
 	struct ls_object obj = { 0 };
 	e->nobjects++;
-	if (!row->is_blob || !row->name[0])
-		return 0; /* malformed: counted, never looked up */
 	util_strlcpy(obj.name, row->name, sizeof(obj.name));
 	/* A hostile journal's "/../x" must not make us stat outside /dev/shm. */
 	obj.valid = wire_name_check(row->name, row->len) == NULL;
@@ -243,17 +241,18 @@ static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, int dirf
 	e->age_s = o->now - meta->created_at;
 	/* /dev/shm is emptied at boot: an older journal's names name nothing now. */
 	e->earlier_boot = o->boot_id && strcmp(meta->boot_id, o->boot_id) != 0;
-	struct journal_row rows[256];
-	int64_t after = 0;
+	struct journal_row rows[256], after;
 	int n;
-	while ((n = journal_page(j, after, rows, 256)) > 0) {
+	bool resume = false;
+	while ((n = journal_page(j, resume ? &after : NULL, rows, 256)) > 0) {
 		for (int i = 0; i < n; i++) {
-			after = rows[i].id;
 			if (ls_row(e, o, &rows[i]) < 0) {
 				snprintf(e->error, sizeof(e->error), "out of memory");
 				goto out;
 			}
 		}
+		after = rows[n - 1];
+		resume = true;
 	}
 	if (n < 0) {
 		snprintf(e->error, sizeof(e->error), "journal: %s", journal_error(j));

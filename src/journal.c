@@ -83,7 +83,6 @@ enum journal_stmt {
 	ST_ROLLBACK,
 	ST_INSERT,
 	ST_FORGET,
-	ST_DROP,
 	ST_PAGE,
 	ST_COUNT,
 	ST_VACUUM,
@@ -99,8 +98,7 @@ static const char *const journal_stmt_sql[ST_NUM] = {
 	[ST_INSERT] = "INSERT OR IGNORE INTO objects(name, client_pid, registered_at)"
 		      " VALUES (?1, ?2, ?3)",
 	[ST_FORGET] = "DELETE FROM objects WHERE name = ?1",
-	[ST_DROP] = "DELETE FROM objects WHERE id = ?1",
-	[ST_PAGE] = "SELECT id, name, registered_at FROM objects WHERE id > ?1 ORDER BY id"
+	[ST_PAGE] = "SELECT name, registered_at FROM objects WHERE name > ?1 ORDER BY name"
 		    " LIMIT ?2",
 	[ST_COUNT] = "SELECT count(*) FROM objects",
 	[ST_VACUUM] = "PRAGMA incremental_vacuum(" JOURNAL_VACUUM_PAGES ")",
@@ -767,9 +765,9 @@ static int write_step(struct journal *j, enum journal_stmt which, const char *wh
 int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
 		int64_t now_s)
 {
-	/* Never write a row that readers would call malformed (journal_row), and never bind
-	 * NULL: INSERT OR IGNORE would silently skip a NOT NULL violation. */
-	if (!name || len == 0 || len >= sizeof(((struct journal_row *)NULL)->name))
+	/* The schema's CHECK would refuse other lengths anyway; saying so here gives a clear
+	 * message, and never binds NULL (INSERT OR IGNORE would silently skip it). */
+	if (!name || len < 2 || len > 59)
 		return journal_fail(j, "add: name length %zu out of range", len);
 	if (journal_begin(j) < 0)
 		return -1;
@@ -799,48 +797,43 @@ int journal_forget(struct journal *j, const char *name, size_t len)
 	return write_step(j, ST_FORGET, "forget");
 }
 
-int journal_drop(struct journal *j, int64_t id)
+/* The schema holds names to 2..59-byte blobs and untrusted opens verify it with
+ * quick_check, so a row that is anything else means the file changed under us. */
+static int read_row(struct journal *j, sqlite3_stmt *st, struct journal_row *row)
 {
-	if (journal_begin(j) < 0)
-		return -1;
-	if (sqlite3_bind_int64(j->st[ST_DROP], 1, id) != SQLITE_OK) {
-		sqlite_fail(j, SQLITE_MISUSE, "drop: bind");
-		stmt_done(j->st[ST_DROP]);
-		return -1;
-	}
-	return write_step(j, ST_DROP, "drop");
+	const void *bytes = sqlite3_column_blob(st, 0);
+	int len = sqlite3_column_bytes(st, 0);
+	if (sqlite3_column_type(st, 0) != SQLITE_BLOB || !bytes || len < 2 ||
+	    (size_t)len >= sizeof(row->name))
+		return journal_fail(j, "page: corrupt journal: a row that is not a name");
+	memcpy(row->name, bytes, (size_t)len);
+	row->name[len] = '\0';
+	row->len = (size_t)len;
+	row->registered_at = sqlite3_column_int64(st, 1);
+	return 0;
 }
 
-/* Copies what a row holds, faithfully: the caller decides what a malformed row means. */
-static void read_row(sqlite3_stmt *st, struct journal_row *row)
+int journal_page(struct journal *j, const struct journal_row *after, struct journal_row *rows,
+		 int max)
 {
-	row->id = sqlite3_column_int64(st, 0);
-	row->is_blob = sqlite3_column_type(st, 1) == SQLITE_BLOB;
-	const void *bytes = row->is_blob ? sqlite3_column_blob(st, 1) : NULL;
-	row->len = (size_t)sqlite3_column_bytes(st, 1);
-	/* The manager's prune grace reads it: a row of the wrong type is as old as can be. */
-	row->registered_at = sqlite3_column_type(st, 2) == SQLITE_INTEGER ?
-				     sqlite3_column_int64(st, 2) : 0;
-	row->name[0] = '\0';
-	if (row->is_blob && bytes && row->len > 0 && row->len < sizeof(row->name)) {
-		memcpy(row->name, bytes, row->len);
-		row->name[row->len] = '\0';
-	}
-}
-
-int journal_page(struct journal *j, int64_t after_id, struct journal_row *rows, int max)
-{
-	if (max < 0 || (max > 0 && !rows))
+	if (max < 0 || (max > 0 && !rows) || (after && after->len >= sizeof(after->name)))
 		return journal_fail(j, "page: invalid arguments");
 	sqlite3_stmt *st = j->st[ST_PAGE];
-	if (sqlite3_bind_int64(st, 1, after_id) != SQLITE_OK ||
+	/* Every name is a blob of 2 bytes or more, so all sort after the empty blob. */
+	if (sqlite3_bind_blob(st, 1, after ? after->name : "", after ? (int)after->len : 0,
+			      SQLITE_TRANSIENT) != SQLITE_OK ||
 	    sqlite3_bind_int(st, 2, max) != SQLITE_OK) {
 		stmt_done(st);
 		return sqlite_fail(j, SQLITE_MISUSE, "page: bind");
 	}
 	int n = 0, rc = SQLITE_DONE;
-	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		read_row(st, &rows[n++]);
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (read_row(j, st, &rows[n]) < 0) {
+			stmt_done(st);
+			return -1;
+		}
+		n++;
+	}
 	if (n < max && rc != SQLITE_DONE) {
 		sqlite_fail(j, rc, "page");
 		n = -1;

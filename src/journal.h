@@ -5,7 +5,7 @@
  * This module is the only code that speaks SQL; it knows nothing about sockets,
  * /dev/shm or locks. All SQL is in named prepared statements made once at open.
  *
- * Transactions: journal_add/journal_forget/journal_drop open a write transaction
+ * Transactions: journal_add/journal_forget open a write transaction
  * when none is open; journal_commit() ends it. The manager commits once per event-loop
  * wake-up (group commit) and answers OK only after journal_commit() returned 0.
  *
@@ -42,14 +42,12 @@ struct journal_meta {
 	int64_t created_at; /* unix seconds */
 };
 
-/* One row as read back. name is a NUL-terminated copy of the stored bytes when
- * is_blob and 0 < len < sizeof(name); otherwise name is "" and the row is malformed
- * (a hostile or foreign writer): callers report it and never act on it. */
+/* One row as read back: a copy of the stored name, len bytes (2..59, which the schema
+ * enforces) and a NUL after them. The bytes are whatever a writer stored: callers check
+ * them with wire_name_check before acting on a name. */
 struct journal_row {
-	int64_t id;
-	int64_t registered_at; /* unix seconds; 0 when not an integer */
+	int64_t registered_at; /* unix seconds */
 	size_t len;
-	bool is_blob;
 	char name[64];
 };
 
@@ -75,19 +73,21 @@ const char *journal_error(const struct journal *j);
 /* Records a registration (INSERT OR IGNORE: re-registering a name is a no-op). */
 int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
 		int64_t now_s);
-/* Removes a name (a free whose object is gone); absent names are fine. */
+/* Removes a name (a free whose object is gone, a reclaimed or pruned row); absent
+ * names are fine. */
 int journal_forget(struct journal *j, const char *name, size_t len);
-/* Removes one row by id (reclaim, prune, malformed rows). */
-int journal_drop(struct journal *j, int64_t id);
 
 bool journal_in_txn(const struct journal *j);
 int journal_begin(struct journal *j);   /* no-op when a transaction is open */
 int journal_commit(struct journal *j);  /* no-op when none is open */
 void journal_rollback(struct journal *j);
 
-/* Up to max rows with id > after_id, ascending (SELECT id, name, registered_at). Returns the count (0 at the end), or -1.
- * Holds no statement open between calls, so callers may modify the table in between. */
-int journal_page(struct journal *j, int64_t after_id, struct journal_row *rows, int max);
+/* Up to max rows whose names sort after after->name (byte order; after == NULL: from
+ * the first), ascending. Returns the count (0 at the end), or -1. Holds no statement open
+ * between calls, so callers may forget rows in between: pass the last row returned as
+ * the next call's after. */
+int journal_page(struct journal *j, const struct journal_row *after, struct journal_row *rows,
+		 int max);
 
 /* Number of rows, or -1. */
 int64_t journal_count(struct journal *j);

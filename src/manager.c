@@ -75,7 +75,8 @@ struct manager {
 	struct conn *dirty; /* connections owed OKs by the open transaction */
 	bool frees_staged;
 	long shutdown_timer, flush_timer, prune_timer, accept_timer;
-	int64_t prune_cursor;
+	struct journal_row prune_cursor; /* last row the prune looked at */
+	bool prune_resume;               /* false: the next prune starts from the first row */
 	bool reclaim_thread_started;
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
@@ -429,23 +430,27 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 	struct manager *m = data;
 	struct journal_row rows[PRUNE_PAGE];
 	int64_t now = util_wall_s();
-	int n = journal_page(m->journal, m->prune_cursor, rows, PRUNE_PAGE);
+	int n = journal_page(m->journal, m->prune_resume ? &m->prune_cursor : NULL, rows,
+			     PRUNE_PAGE);
 	if (n < 0)
 		log_warn("manager: journal: prune: %s", journal_error(m->journal));
 	for (int i = 0; i < n; i++) {
-		m->prune_cursor = rows[i].id;
-		if (!rows[i].name[0] || now - rows[i].registered_at < m->cfg.prune_grace_s)
+		if (now - rows[i].registered_at < m->cfg.prune_grace_s)
 			continue;
 		if (shmobj_exists(m->shm_dirfd, rows[i].name))
 			continue;
-		if (journal_drop(m->journal, rows[i].id) == 0) {
+		if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0) {
 			m->n_pruned++;
 			m->frees_staged = true;
 		}
 	}
+	if (n > 0) {
+		m->prune_cursor = rows[n - 1];
+		m->prune_resume = true;
+	}
 	if (n >= 0 && n < PRUNE_PAGE) {
 		/* A full pass is done: give pages back so the files follow the live set. */
-		m->prune_cursor = 0;
+		m->prune_resume = false;
 		manager_commit(m);
 		if (journal_compact(m->journal) < 0)
 			log_warn("manager: journal: compact: %s", journal_error(m->journal));

@@ -81,13 +81,13 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 	metrics_head(f, "shmwarden_sweep_last_objects",
 		     "Journaled objects of dead managers the last sweep handled, by outcome: "
 		     "unlinked, gone (already), in_use (kept for a later sweep), refused "
-		     "(another user's object or an invalid name), malformed (not a name).");
+		     "(another user's object or an invalid name).");
 	const struct {
 		const char *outcome;
 		unsigned n;
 	} objs[] = {
 		{ "unlinked", t->unlinked }, { "gone", t->gone },	     { "in_use", t->in_use },
-		{ "refused", t->refused },   { "malformed", t->malformed },
+		{ "refused", t->refused },
 	};
 	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++)
 		fprintf(f, "shmwarden_sweep_last_objects{outcome=\"%s\"} %u\n", objs[i].outcome,

@@ -100,13 +100,6 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 				       struct reclaim_report *r)
 {
 	char pn[WIRE_NAME_FIELD * 4 + 8];
-	if (!row->is_blob || row->name[0] == '\0') {
-		r->malformed++;
-		log_warn("reclaim: %s: journal row %" PRId64 " is not a name (%zu bytes%s); "
-			 "left in place", who, row->id, row->len,
-			 row->is_blob ? "" : ", not a blob");
-		return RECLAIM_KEEP;
-	}
 	reclaim_printable(row->name, row->len, pn, sizeof(pn));
 	const char *why = wire_name_check(row->name, row->len);
 	if (why) {
@@ -172,8 +165,8 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 {
 	int rc = -1;
 	struct journal_row *rows = malloc(RECLAIM_PAGE * sizeof(*rows));
-	int64_t *drops = malloc(RECLAIM_PAGE * sizeof(*drops));
-	if (!rows || !drops) {
+	bool *drop = malloc(RECLAIM_PAGE * sizeof(*drop));
+	if (!rows || !drop) {
 		snprintf(report->detail, sizeof(report->detail), "out of memory");
 		goto out;
 	}
@@ -182,9 +175,10 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 		reclaim_printable(report->dir, strlen(report->dir), who, sizeof(who));
 	else
 		util_strlcpy(who, "journal", sizeof(who));
-	int64_t after = 0;
+	struct journal_row after;
+	bool resume = false;
 	for (;;) {
-		int n = journal_page(j, after, rows, RECLAIM_PAGE);
+		int n = journal_page(j, resume ? &after : NULL, rows, RECLAIM_PAGE);
 		if (n < 0) {
 			snprintf(report->detail, sizeof(report->detail), "journal: %s",
 				 journal_error(j));
@@ -192,11 +186,12 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 		}
 		if (n == 0)
 			break;
-		after = rows[n - 1].id;
-		size_t ndrops = 0;
+		after = rows[n - 1];
+		resume = true;
 		bool adopted = false;
 		for (int i = 0; i < n; i++) {
 			enum reclaim_action a = reclaim_row(opts, owner, who, &rows[i], report);
+			drop[i] = a != RECLAIM_KEEP;
 			if (a == RECLAIM_KEEP)
 				continue;
 			if (a == RECLAIM_ADOPT) {
@@ -209,7 +204,6 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 				}
 				adopted = true;
 			}
-			drops[ndrops++] = rows[i].id;
 		}
 		if (opts->dry_run)
 			continue;
@@ -220,8 +214,8 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 				 journal_error(opts->adopt_into));
 			goto out;
 		}
-		for (size_t i = 0; i < ndrops; i++) {
-			if (journal_drop(j, drops[i]) < 0) {
+		for (int i = 0; i < n; i++) {
+			if (drop[i] && journal_forget(j, rows[i].name, rows[i].len) < 0) {
 				snprintf(report->detail, sizeof(report->detail), "journal: %s",
 					 journal_error(j));
 				goto out;
@@ -236,7 +230,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	rc = 0;
 out:
 	free(rows);
-	free(drops);
+	free(drop);
 	return rc;
 }
 
@@ -409,8 +403,8 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:
 		log_info("reclaim: %s: %s%s: %u unlinked, %u gone, %u in use (%u adopted), "
-			 "%u refused, %u malformed%s", who, reclaim_status_str(r->status), dr,
-			 r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->malformed,
+			 "%u refused%s", who, reclaim_status_str(r->status), dr,
+			 r->unlinked, r->gone, r->in_use, r->adopted, r->refused,
 			 r->earlier_boot ? "; journal from an earlier boot" : "");
 		break;
 	case RECLAIM_LIVE:
@@ -581,15 +575,12 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		reclaim_remove(opts, basefd, name, dirfd, r);
 		goto out;
 	}
-	/* What is neither in use nor malformed could not be checked or unlinked (logged). */
+	/* What is not in use could not be checked or unlinked now (logged). */
 	unsigned in_use = r->in_use - r->adopted;
-	long long other = left - in_use - r->malformed;
+	long long other = left - in_use;
 	char more[96] = "";
-	if (r->malformed)
-		snprintf(more, sizeof(more), ", %u malformed", r->malformed);
 	if (other > 0)
-		snprintf(more + strlen(more), sizeof(more) - strlen(more),
-			 ", %lld not checkable now", other);
+		snprintf(more, sizeof(more), ", %lld not checkable now", other);
 	reclaim_set(r, RECLAIM_KEPT, "%lld name%s stay%s journaled for a later pass (%u in use%s)",
 		    (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", in_use, more);
 	if (!opts->dry_run && journal_compact(j) < 0)

@@ -55,7 +55,6 @@ struct reclaim_report {
 	unsigned in_use;        /* names kept because a live process uses them */
 	unsigned adopted;       /* of those, moved into opts->adopt_into */
 	unsigned refused;       /* foreign-owned objects and invalid names */
-	unsigned malformed;     /* rows that are not a name at all (left in place) */
 	uint64_t bytes;         /* st_size of the objects unlinked */
 	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };

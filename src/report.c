@@ -23,7 +23,6 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->in_use += r->in_use;
 	t->adopted += r->adopted;
 	t->refused += r->refused;
-	t->malformed += r->malformed;
 	t->bytes += r->bytes;
 }
 
@@ -114,8 +113,6 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 			r->refused);
 		if (r->adopted)
 			fprintf(f, ", %u adopted", r->adopted);
-		if (r->malformed)
-			fprintf(f, ", %u malformed rows", r->malformed);
 		if (r->earlier_boot)
 			fputs("; journal from an earlier boot: its names name nothing now", f);
 		if (r->status == RECLAIM_KEPT) {
@@ -159,8 +156,8 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 	fprintf(f, ",\"earlier_boot\":%s,\"dry_run\":%s", r->earlier_boot ? "true" : "false",
 		dry_run ? "true" : "false");
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"malformed\":%u,\"bytes\":%" PRIu64 ",\"detail\":",
-		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->malformed, r->bytes);
+		   "\"bytes\":%" PRIu64 ",\"detail\":",
+		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes);
 	report_json_string(f, r->detail);
 	fputc('}', f);
 }
@@ -179,8 +176,6 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		t->refused);
 	if (t->adopted)
 		fprintf(f, ", %u adopted", t->adopted);
-	if (t->malformed)
-		fprintf(f, ", %u malformed rows", t->malformed);
 	fputc('\n', f);
 }
 
@@ -191,6 +186,6 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 		fprintf(f, ",\"%s\":%u", reclaim_status_str((enum reclaim_status)st),
 			t->by_status[st]);
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"malformed\":%u,\"bytes\":%" PRIu64 "}",
-		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->malformed, t->bytes);
+		   "\"bytes\":%" PRIu64 "}",
+		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes);
 }

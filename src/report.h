@@ -15,7 +15,7 @@
 struct report_totals {
 	unsigned dirs;
 	unsigned by_status[RECLAIM_ERROR + 1];
-	unsigned unlinked, gone, in_use, adopted, refused, malformed;
+	unsigned unlinked, gone, in_use, adopted, refused;
 	uint64_t bytes;
 };
 

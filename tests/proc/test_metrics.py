@@ -32,7 +32,7 @@ NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"'
 SAMPLE = re.compile(r"^(%s)(?:\{((?:%s)(?:,%s)*)?\})? (\S+)$" % (NAME, LABEL, LABEL))
 STATUSES = ["removed", "kept", "live", "starting", "unsafe", "corrupt", "error"]
-OUTCOMES = ["unlinked", "gone", "in_use", "refused", "malformed"]
+OUTCOMES = ["unlinked", "gone", "in_use", "refused"]
 
 
 def expect(cond, what):

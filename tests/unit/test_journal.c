@@ -63,7 +63,8 @@ static struct journal *open_journal(unsigned flags)
 
 static size_t test_name(char *buf, size_t size, int i)
 {
-	return (size_t)snprintf(buf, size, "/torch_%d_%d", (int)getpid(), i);
+	/* Zero-padded: rows come back in name order, which is then index order. */
+	return (size_t)snprintf(buf, size, "/torch_%d_%06d", (int)getpid(), i);
 }
 
 static int add_named(struct journal *j, int i)
@@ -247,7 +248,7 @@ static void test_create_refuses_bad_meta(void)
 	CHECK(strstr(err, "No such file") != NULL);
 }
 
-static void test_add_forget_drop_count(void)
+static void test_add_forget_count(void)
 {
 	struct journal *j = create_journal();
 	if (!j)
@@ -261,8 +262,8 @@ static void test_add_forget_drop_count(void)
 	CHECK_EQ_INT(forget_named(j, 0), 0);
 	CHECK_EQ_INT(forget_named(j, 99), 0); /* absent names are fine */
 	struct journal_row rows[8];
-	CHECK_EQ_INT(journal_page(j, 0, rows, 8), 4);
-	CHECK_EQ_INT(journal_drop(j, rows[0].id), 0);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 8), 4);
+	CHECK_EQ_INT(journal_forget(j, rows[0].name, rows[0].len), 0);
 	CHECK_EQ_INT(journal_commit(j), 0);
 	CHECK(!journal_in_txn(j));
 	CHECK_EQ_INT(journal_count(j), 3);
@@ -272,13 +273,12 @@ static void test_add_forget_drop_count(void)
 	if (!j)
 		return;
 	char want[64];
-	CHECK_EQ_INT(journal_page(j, 0, rows, 8), 3);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 8), 3);
 	for (int i = 0; i < 3; i++) {
 		size_t len = test_name(want, sizeof(want), i + 2);
-		CHECK(rows[i].is_blob);
 		CHECK_EQ_INT(rows[i].len, len);
 		CHECK(strcmp(rows[i].name, want) == 0);
-		CHECK(i == 0 || rows[i].id > rows[i - 1].id);
+		CHECK(rows[i].registered_at == 1700000000 || rows[i].registered_at > 0);
 	}
 	journal_close(j);
 }
@@ -293,8 +293,9 @@ static void test_add_refuses_bad_lengths(void)
 	name[0] = '/';
 	CHECK_EQ_INT(journal_add(j, name, 0, 1, 1), -1);
 	CHECK(strstr(journal_error(j), "out of range") != NULL);
-	CHECK_EQ_INT(journal_add(j, name, 64, 1, 1), -1);
-	CHECK_EQ_INT(journal_add(j, name, 63, 1, 1), 0);
+	CHECK_EQ_INT(journal_add(j, name, 1, 1, 1), -1);
+	CHECK_EQ_INT(journal_add(j, name, 60, 1, 1), -1); /* the wire field holds 59 + NUL */
+	CHECK_EQ_INT(journal_add(j, name, 59, 1, 1), 0);
 	CHECK_EQ_INT(journal_commit(j), 0);
 	CHECK_EQ_INT(journal_count(j), 1);
 	journal_close(j);
@@ -327,7 +328,7 @@ static void test_rollback_and_empty_commit(void)
 	struct journal_row row;
 	char want[64];
 	test_name(want, sizeof(want), 1);
-	CHECK_EQ_INT(journal_page(j, 0, &row, 1), 1);
+	CHECK_EQ_INT(journal_page(j, NULL, &row, 1), 1);
 	CHECK(strcmp(row.name, want) == 0);
 	CHECK_EQ_INT(journal_count(j), 1);
 	CHECK_EQ_INT(journal_compact(j), 0);
@@ -347,18 +348,19 @@ static void test_readonly_never_writes(void)
 		return;
 	CHECK_EQ_INT(add_named(j, 2), -1);
 	CHECK(strstr(journal_error(j), "read-only") != NULL);
-	CHECK_EQ_INT(journal_drop(j, 1), -1);
+	CHECK_EQ_INT(journal_forget(j, "/x", 2), -1);
 	CHECK_EQ_INT(journal_compact(j), -1);
 	CHECK(!journal_in_txn(j));
 	CHECK_EQ_INT(journal_count(j), 1);
 	journal_close(j);
 }
 
-/* Walks the table in small pages while deleting rows ahead of and behind the cursor and
- * adding new ones: every row that lived throughout is seen once, in id order. */
+/* Walks the table in small pages while forgetting rows ahead of and at the cursor and
+ * adding new ones: every row that lived throughout is seen once, in name order; names
+ * added behind the cursor are not seen, names added ahead of it are. */
 static void test_page_through_changes(void)
 {
-	enum { N = 1000, PAGE = 7 };
+	enum { N = 1000, PAGE = 7, EXTRA = 100 };
 	struct journal *j = create_journal();
 	if (!j)
 		return;
@@ -366,36 +368,35 @@ static void test_page_through_changes(void)
 		CHECK_EQ_INT(add_named(j, i), 0);
 	CHECK_EQ_INT(journal_commit(j), 0);
 
-	static char seen[N + 200], forgot[N];
+	static char seen[N + EXTRA], forgot[N];
 	memset(seen, 0, sizeof(seen));
 	memset(forgot, 0, sizeof(forgot));
-	struct journal_row rows[PAGE];
-	int64_t cursor = 0, last = 0;
-	int pages = 0, added = 0, n;
-	while ((n = journal_page(j, cursor, rows, PAGE)) > 0) {
+	struct journal_row rows[PAGE], cursor;
+	int pages = 0, added = 0, n, last = -1;
+	bool resume = false;
+	while ((n = journal_page(j, resume ? &cursor : NULL, rows, PAGE)) > 0) {
+		int idx = -1;
 		for (int r = 0; r < n; r++) {
-			int idx = -1;
-			CHECK(rows[r].id > last);
-			last = rows[r].id;
-			CHECK(rows[r].is_blob);
 			CHECK(sscanf(rows[r].name, "/torch_%*d_%d", &idx) == 1);
-			CHECK(idx >= 0 && idx < N + 200);
-			if (idx >= 0 && idx < N + 200)
+			CHECK(idx > last); /* strictly ascending: nothing twice */
+			last = idx;
+			if (idx >= 0 && idx < N + EXTRA)
 				seen[idx]++;
 		}
-		cursor = rows[n - 1].id;
-		/* Between pages: forget a row not seen yet, drop the last row seen, and add
-		 * a new name (it gets a higher id, so it is seen later). New names stop well
-		 * before the end: SQLite reuses the largest rowid once it is deleted, so a
-		 * name added after the cursor's row was dropped as the last row could get
-		 * the cursor's own id and be skipped. */
-		int ahead = (int)(cursor + 3); /* name i has id i + 1 */
-		if (ahead < N && pages % 3 == 0) {
-			CHECK_EQ_INT(forget_named(j, ahead), 0);
-			forgot[ahead] = 1;
+		cursor = rows[n - 1];
+		resume = true;
+		/* Between pages: forget a row not seen yet and the cursor's own row, and
+		 * add one name behind the cursor (never seen) and, early on, one ahead. */
+		if (idx + 3 < N && pages % 3 == 0) {
+			CHECK_EQ_INT(forget_named(j, idx + 3), 0);
+			forgot[idx + 3] = 1;
 		}
-		CHECK_EQ_INT(journal_drop(j, cursor), 0);
-		if (added < 100)
+		CHECK_EQ_INT(journal_forget(j, cursor.name, cursor.len), 0);
+		char behind[64];
+		int blen = snprintf(behind, sizeof(behind), "/torch_%d_%06d_b", (int)getpid(),
+				    idx > 0 ? idx - 1 : 0);
+		CHECK_EQ_INT(journal_add(j, behind, (size_t)blen, 1, 1), 0);
+		if (added < EXTRA)
 			CHECK_EQ_INT(add_named(j, N + added++), 0);
 		CHECK_EQ_INT(journal_commit(j), 0);
 		pages++;
@@ -407,10 +408,11 @@ static void test_page_through_changes(void)
 			printf("# name %d seen %d times, want %d\n", i, seen[i], want);
 		CHECK_EQ_INT(seen[i], want);
 	}
-	CHECK_EQ_INT(added, 100);
+	CHECK_EQ_INT(added, EXTRA);
 	CHECK(pages > N / PAGE);
-	CHECK_EQ_INT(journal_page(j, INT64_MAX, rows, PAGE), 0);
-	CHECK_EQ_INT(journal_page(j, 0, rows, 0), 0);
+	struct journal_row end = { .len = 2, .name = "/~" }; /* sorts after every /torch_ */
+	CHECK_EQ_INT(journal_page(j, &end, rows, PAGE), 0);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 0), 0);
 	journal_close(j);
 }
 
@@ -484,62 +486,73 @@ static void test_untrusted_relaxed_schema(void)
 	expect_open_fails(JOURNAL_UNTRUSTED, "journal schema differs");
 }
 
-/* The real schema still lets a foreign writer store rows no manager writes: they must be
- * reported faithfully so the caller can refuse them. */
-static void test_untrusted_hostile_rows(void)
+/* The schema itself refuses rows no manager writes (STRICT types, the CHECK on the
+ * length); names of valid length holding any bytes are stored and read back faithfully,
+ * for the caller to refuse. */
+static void test_schema_refuses_what_no_manager_writes(void)
 {
 	struct journal *j = create_journal();
 	if (!j)
 		return;
 	journal_close(j);
-	CHECK_EQ_INT(raw_exec("INSERT INTO objects(id, name, client_pid, registered_at) VALUES"
-			      " (1, zeroblob(59), 1, 1),"
-			      " (2, X'2F610062', 1, 1),"
-			      " (3, '/text', 1, 1),"
-			      " (4, 42, 1, 1),"
-			      " (5, randomblob(100), 1, 1),"
-			      " (6, X'', 1, 1),"
-			      " (7, randomblob(63), 1, 1),"
-			      " (8, randomblob(64), 1, 1);"), 0);
+	static const char *const refused[] = {
+		"('/text', 1, 1)", "(42, 1, 1)", "(NULL, 1, 1)", "(X'', 1, 1)", "(X'2F', 1, 1)",
+		"(randomblob(60), 1, 1)", "(zeroblob(1000000), 1, 1)", "(X'2F61', 'x', 1)",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO objects VALUES %s;", refused[i]);
+		CHECK_EQ_INT(raw_exec(sql), -1);
+	}
+	CHECK_EQ_INT(raw_exec("INSERT INTO objects VALUES (X'2F610062', 1, 1),"
+			      " (zeroblob(59), 1, 1), (X'2F612F2E2E', 1, 1);"), 0);
 	j = open_journal(JOURNAL_UNTRUSTED);
 	if (!j)
 		return;
-	struct journal_row rows[16];
-	CHECK_EQ_INT(journal_page(j, 0, rows, 16), 8);
-	CHECK(rows[0].is_blob && rows[0].len == 59 && rows[0].name[0] == '\0');
-	CHECK(rows[1].is_blob && rows[1].len == 4 && memcmp(rows[1].name, "/a\0b", 5) == 0);
-	CHECK(!rows[2].is_blob && rows[2].len == 5 && rows[2].name[0] == '\0');
-	CHECK(!rows[3].is_blob && rows[3].len == 2 && rows[3].name[0] == '\0');
-	CHECK(rows[4].is_blob && rows[4].len == 100 && rows[4].name[0] == '\0');
-	CHECK(rows[5].is_blob && rows[5].len == 0 && rows[5].name[0] == '\0');
-	CHECK(rows[6].is_blob && rows[6].len == 63 && rows[6].name[63] == '\0');
-	CHECK(rows[7].is_blob && rows[7].len == 64 && rows[7].name[0] == '\0');
-	for (int i = 0; i < 8; i++)
-		CHECK_EQ_INT(rows[i].id, i + 1);
-	/* Malformed rows are dropped by id, whatever their name holds. */
-	CHECK_EQ_INT(journal_drop(j, 4), 0);
+	struct journal_row rows[8];
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 8), 3);
+	CHECK(rows[0].len == 59 && rows[0].name[0] == '\0');
+	CHECK(rows[1].len == 4 && memcmp(rows[1].name, "/a\0b", 5) == 0);
+	CHECK(rows[2].len == 5 && strcmp(rows[2].name, "/a/..") == 0);
+	CHECK_EQ_INT(journal_forget(j, rows[1].name, rows[1].len), 0);
 	CHECK_EQ_INT(journal_commit(j), 0);
-	CHECK_EQ_INT(journal_count(j), 7);
+	CHECK_EQ_INT(journal_count(j), 2);
 	journal_close(j);
 }
 
-/* A hostile value far larger than any name fails cleanly instead of being loaded. */
-static void test_untrusted_huge_value(void)
+/* Rows forged past the schema (its text swapped while writing, then restored) are what
+ * quick_check is for: the untrusted open refuses the journal. */
+static void test_untrusted_forged_rows(void)
 {
-	struct journal *j = create_journal();
-	if (!j)
-		return;
-	journal_close(j);
-	CHECK_EQ_INT(raw_exec("INSERT INTO objects(name, client_pid, registered_at) VALUES"
-			      " (zeroblob(1000000), 1, 1);"), 0);
-	j = open_journal(JOURNAL_UNTRUSTED);
-	if (!j)
-		return;
-	struct journal_row row;
-	CHECK_EQ_INT(journal_page(j, 0, &row, 1), -1);
-	CHECK(strstr(journal_error(j), "too big") != NULL);
-	CHECK_EQ_INT(journal_count(j), 1);
-	journal_close(j);
+	static const char *const forged[] = {
+		"('/text', 1, 1)", "(zeroblob(1000000), 1, 1)", "(X'2F', 1, 1)",
+	};
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		check_rmtree(check_tmpdir);
+		CHECK(mkdir(check_tmpdir, 0700) == 0);
+		struct journal *j = create_journal();
+		if (!j)
+			return;
+		journal_close(j);
+		/* Drop the rules, write the row, put the exact text back (the schema
+		 * comparison alone would catch a changed text). */
+		char sql[1024];
+		snprintf(sql, sizeof(sql),
+			 "CREATE TEMP TABLE saved AS SELECT sql FROM sqlite_schema"
+			 " WHERE name = 'objects';"
+			 "PRAGMA writable_schema=ON;"
+			 "UPDATE sqlite_schema SET sql = replace(replace(sql, ') STRICT,', '),'),"
+			 " 'CHECK (length(name) BETWEEN 2 AND 59)', '') WHERE name = 'objects';"
+			 "PRAGMA writable_schema=RESET;"
+			 "INSERT INTO objects VALUES %s;"
+			 "PRAGMA writable_schema=ON;"
+			 "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
+			 " WHERE name = 'objects';",
+			 forged[i]);
+		CHECK_EQ_INT(raw_exec(sql), 0);
+		expect_open_fails(JOURNAL_UNTRUSTED, "quick_check");
+		printf("# forged %s: %s\n", forged[i], err);
+	}
 }
 
 /* Each damage is applied to a fresh, valid journal by a foreign writer. */
@@ -619,7 +632,7 @@ static void test_sigkilled_writer(void)
 	CHECK_EQ_INT(journal_count(j), COMMITTED);
 	struct journal_row rows[COMMITTED + 1];
 	char want[64];
-	CHECK_EQ_INT(journal_page(j, 0, rows, COMMITTED + 1), COMMITTED);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, COMMITTED + 1), COMMITTED);
 	for (int i = 0; i < COMMITTED; i++) {
 		test_name(want, sizeof(want), i);
 		/* The child had another pid: compare the index part only. */
@@ -833,7 +846,7 @@ static void test_size_follows_live_set(void)
  * system, a bounded number per call. */
 static void test_compact_shrinks_after_mass_free(void)
 {
-	enum { N = 20000 };
+	enum { N = 40000 };
 	struct journal *j = create_journal();
 	if (!j)
 		return;
@@ -883,7 +896,7 @@ int main(void)
 	RUN(test_create_ignores_umask);
 	RUN(test_create_refuses_existing);
 	RUN(test_create_refuses_bad_meta);
-	RUN(test_add_forget_drop_count);
+	RUN(test_add_forget_count);
 	RUN(test_add_refuses_bad_lengths);
 	RUN(test_rollback_and_empty_commit);
 	RUN(test_readonly_never_writes);
@@ -894,8 +907,8 @@ int main(void)
 	RUN(test_untrusted_foreign_database);
 	RUN(test_untrusted_future_version);
 	RUN(test_untrusted_relaxed_schema);
-	RUN(test_untrusted_hostile_rows);
-	RUN(test_untrusted_huge_value);
+	RUN(test_schema_refuses_what_no_manager_writes);
+	RUN(test_untrusted_forged_rows);
 	RUN(test_malformed_manager_row);
 	RUN(test_symlink_refused);
 	RUN(test_sigkilled_writer);

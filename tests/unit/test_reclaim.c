@@ -289,7 +289,6 @@ static void test_journal_decisions(void)
 	CHECK_EQ_INT(r.in_use, 1);
 	CHECK_EQ_INT(r.adopted, 0);
 	CHECK_EQ_INT(r.refused, root ? 3 : 2);
-	CHECK_EQ_INT(r.malformed, 0);
 	CHECK_EQ_INT(r.bytes, OBJ_SIZE);
 	CHECK(!obj_exists(unused));
 	CHECK(obj_exists(mapped));
@@ -308,7 +307,7 @@ static void test_journal_decisions(void)
 	CHECK(!journal_in_txn(a));
 	CHECK(obj_exists(mapped));
 	struct journal_row row;
-	CHECK(journal_page(a, 0, &row, 1) == 1 && strcmp(row.name, mapped) == 0);
+	CHECK(journal_page(a, NULL, &row, 1) == 1 && strcmp(row.name, mapped) == 0);
 out:
 	munmap(p, OBJ_SIZE);
 	journal_close(j);
@@ -629,9 +628,10 @@ static void test_dir_in_use_kept_then_removed(void)
 	fixture_fini(&f);
 }
 
-/* A row that is not a name (a foreign writer's TEXT, an empty blob) is reported and left
- * for a human; the directory stays, the valid names around it are reclaimed. */
-static void test_dir_malformed_rows_kept(void)
+/* A row forged past the schema (a foreign writer's TEXT name, written while the table's
+ * text said it was not STRICT) makes the journal corrupt: reported, and the directory and
+ * every object it names are left for a human. */
+static void test_dir_forged_rows_left_for_a_human(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700], db[800];
@@ -644,18 +644,26 @@ static void test_dir_malformed_rows_kept(void)
 	snprintf(db, sizeof(db), "%s/%s", path, JOURNAL_FILE);
 	sqlite3 *h = NULL;
 	CHECK(sqlite3_open(db, &h) == SQLITE_OK);
-	CHECK(sqlite3_exec(h, "INSERT INTO objects(name, client_pid, registered_at) VALUES "
-			      "('/as_text', 1, 0), (x'', 1, 0)", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(h, "CREATE TEMP TABLE saved AS SELECT sql FROM sqlite_schema"
+			      " WHERE name = 'objects';"
+			      "PRAGMA writable_schema=ON;"
+			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
+			      " WHERE name = 'objects';"
+			      "PRAGMA writable_schema=RESET;"
+			      "INSERT INTO objects VALUES ('/as_text', 1, 0);"
+			      "PRAGMA writable_schema=ON;"
+			      "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
+			      " WHERE name = 'objects';",
+			      NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(h);
 	struct reclaim_report r;
-	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
-	CHECK_EQ_INT(r.status, RECLAIM_KEPT);
-	CHECK_EQ_INT(r.malformed, 2);
-	CHECK_EQ_INT(r.unlinked, 1);
-	CHECK(strstr(r.detail, "2 malformed") != NULL);
-	CHECK(!obj_exists(a));
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
+	CHECK_EQ_INT(r.status, RECLAIM_CORRUPT);
+	CHECK(strstr(r.detail, "quick_check") != NULL);
+	CHECK_EQ_INT(r.unlinked, 0);
+	CHECK(obj_exists(a));
 	CHECK(path_exists(path, JOURNAL_FILE));
-	fixture_fini(&f);
+	fixture_fini(&f); /* removes the test's objects */
 }
 
 /* The files a SIGKILL leaves: a child journals and _exit()s with its connection open. */
@@ -848,7 +856,7 @@ int main(void)
 	RUN(test_dir_earlier_boot_unlinks_nothing);
 	RUN(test_dir_owner_mismatch_unsafe);
 	RUN(test_dir_in_use_kept_then_removed);
-	RUN(test_dir_malformed_rows_kept);
+	RUN(test_dir_forged_rows_left_for_a_human);
 	RUN(test_dir_wal_left_by_kill);
 	RUN(test_dir_without_lock);
 	RUN(test_dir_not_a_manager_name);
