@@ -35,11 +35,9 @@ static void check_meta(const struct journal_meta *m)
 
 static void check_row(const struct journal_row *r)
 {
-	/* A name is handed over only as a NUL-terminated copy of a short blob. */
-	if (r->is_blob && r->len > 0 && r->len < sizeof(r->name))
-		FUZZ_CHECK(r->name[r->len] == '\0');
-	else
-		FUZZ_CHECK(r->name[0] == '\0');
+	/* A name is handed over only as a NUL-terminated copy of a 2..59-byte blob. */
+	FUZZ_CHECK(r->len >= 2 && r->len <= 59);
+	FUZZ_CHECK(r->name[r->len] == '\0');
 }
 
 /* Two reads of the same page into buffers prefilled differently must agree on every
@@ -48,37 +46,46 @@ static void check_row(const struct journal_row *r)
 static void check_same_rows(const struct journal_row *a, const struct journal_row *b, int n)
 {
 	for (int i = 0; i < n; i++) {
-		FUZZ_CHECK(a[i].id == b[i].id);
 		FUZZ_CHECK(a[i].registered_at == b[i].registered_at);
-		FUZZ_CHECK(a[i].len == b[i].len && a[i].is_blob == b[i].is_blob);
-		FUZZ_CHECK(strcmp(a[i].name, b[i].name) == 0);
+		FUZZ_CHECK(a[i].len == b[i].len);
+		FUZZ_CHECK(memcmp(a[i].name, b[i].name, a[i].len + 1) == 0);
 	}
 }
 
-/* Pages through every row; returns how many were seen, or -1 when a page failed. */
-static int64_t read_all(struct journal *j, int64_t *first_id)
+/* Byte order of names, as SQLite compares blobs: memcmp, then the shorter first. */
+static int name_cmp(const struct journal_row *a, const struct journal_row *b)
 {
-	struct journal_row rows[PAGE_ROWS], again[PAGE_ROWS];
-	int64_t after = 0, seen = 0;
-	bool first = true;
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->name, b->name, n);
+	return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* Pages through every row; returns how many were seen, or -1 when a page failed. The
+ * first row is copied to *first. */
+static int64_t read_all(struct journal *j, struct journal_row *first)
+{
+	struct journal_row rows[PAGE_ROWS], again[PAGE_ROWS], after;
+	int64_t seen = 0;
+	bool resume = false;
 	for (;;) {
 		memset(rows, 0xaa, sizeof(rows));
 		memset(again, 0x55, sizeof(again));
-		int n = journal_page(j, after, rows, PAGE_ROWS);
+		int n = journal_page(j, resume ? &after : NULL, rows, PAGE_ROWS);
 		if (n < 0)
 			return -1;
 		FUZZ_CHECK(n <= PAGE_ROWS);
 		if (n == 0)
 			return seen;
-		FUZZ_CHECK(journal_page(j, after, again, PAGE_ROWS) == n);
+		FUZZ_CHECK(journal_page(j, resume ? &after : NULL, again, PAGE_ROWS) == n);
 		check_same_rows(rows, again, n);
 		for (int i = 0; i < n; i++) {
-			FUZZ_CHECK(rows[i].id > after); /* the cursor always advances */
-			after = rows[i].id;
 			check_row(&rows[i]);
-			if (first)
-				*first_id = rows[i].id;
-			first = false;
+			/* the cursor always advances */
+			FUZZ_CHECK(!resume || name_cmp(&rows[i], &after) > 0);
+			if (seen == 0 && i == 0)
+				*first = rows[i];
+			after = rows[i];
+			resume = true;
 		}
 		seen += n;
 	}
@@ -112,13 +119,13 @@ static void read_journal(const char *dir, unsigned flags)
 		return;
 	}
 	check_meta(journal_meta(j));
-	int64_t first_id = 0;
-	int64_t seen = read_all(j, &first_id);
+	struct journal_row first;
+	int64_t seen = read_all(j, &first);
 	int64_t count = journal_count(j);
 	FUZZ_CHECK(count >= -1);
 	if (!(flags & JOURNAL_READONLY) && seen > 0) {
-		/* The sweeper's write path: drop a row by id, commit, compact. */
-		if (journal_drop(j, first_id) == 0)
+		/* The sweeper's write path: forget a row, commit, compact. */
+		if (journal_forget(j, first.name, first.len) == 0)
 			(void)journal_commit(j);
 		else
 			journal_rollback(j);

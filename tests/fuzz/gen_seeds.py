@@ -6,9 +6,9 @@
 The seeds are checked in; rerun this after a schema or harness-format change and commit
 what changed. Journals are built with Python's own sqlite3 from schema/journal.sql (the
 same text the manager runs), then given hostile contents the way a foreign writer
-would: huge rows, NULs, over-long and non-UTF-8 names, wrong types, negative ids, a
-future schema, a relaxed schema, a trigger, a damaged manager row, an uncheckpointed
-WAL. Small page sizes keep the files small; one seed keeps the real 4 KiB pages.
+would: huge rows, NULs, over-long and non-UTF-8 names, wrong types (forged past the
+schema's STRICT and CHECK), a future schema, a relaxed schema, a trigger, a damaged
+manager row, an uncheckpointed WAL. Small page sizes keep the files small; one seed keeps the real 4 KiB pages.
 Output is deterministic (no clocks, no randomness).
 """
 import os
@@ -62,11 +62,23 @@ def new_journal(path, page_size=512, wal=True, owner=0, pid=4242):
 def add_rows(con, rows):
     con.execute("BEGIN")
     for r in rows:
-        if isinstance(r, tuple):
-            con.execute("INSERT INTO objects(id, name, client_pid, registered_at) VALUES (?,?,1,1)", r)
-        else:
-            con.execute("INSERT INTO objects(name, client_pid, registered_at) VALUES (?,1,1)", (r,))
+        con.execute("INSERT INTO objects(name, client_pid, registered_at) VALUES (?,1,1)", (r,))
     con.execute("COMMIT")
+
+
+def forge(con, write):
+    """Writes what the schema refuses (STRICT types, the CHECK on the length) the way a
+    foreign writer could: the table's text relaxed while write(con) runs, then put back
+    verbatim. Untrusted readers must catch the result (quick_check)."""
+    (orig,) = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'objects'").fetchone()
+    relaxed = orig.replace(") STRICT,", "),").replace("CHECK (length(name) BETWEEN 2 AND 59)", "")
+    con.execute("PRAGMA writable_schema=ON")
+    con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'objects'", (relaxed,))
+    con.execute("PRAGMA writable_schema=RESET")
+    write(con)
+    con.execute("PRAGMA writable_schema=ON")
+    con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'objects'", (orig,))
+    con.execute("PRAGMA writable_schema=RESET")
 
 
 def journal_bytes(build, tmp, keep_wal=False, **kw):
@@ -102,9 +114,10 @@ def journal_seeds(tmp):
                 con.execute(s)
         return b
 
-    hostile = [b"\x00" * 59, b"/a\x00b", "/as_text", 42, 1.5, b"", b"\x2f" + b"x" * 62,
-               b"/" + b"y" * 63, b"/\xff\xfe", b"/..", b"/a/b", b"/" + b"z" * 59, (-5, b"/neg"),
-               (0, b"/zero"), (2**63 - 1, b"/max")]
+    # Stored as any writer may: valid lengths, any bytes. Forged: what the schema refuses.
+    hostile = [b"\x00" * 59, b"/a\x00b", b"/\xff\xfe", b"/..", b"/a/b", b"/" + b"z" * 58]
+    forged = ["/as_text", 42, 1.5, b"", b"\x2f" + b"x" * 62, b"/" + b"y" * 63,
+              b"/" + b"z" * 59]
     seeds = {
         "empty_ok": journal_bytes(lambda con: None, tmp),
         "five_names": journal_bytes(rows(names), tmp),
@@ -112,8 +125,9 @@ def journal_seeds(tmp):
         "uncheckpointed_wal": journal_bytes(rows(names), tmp, keep_wal=True),
         "rollback_mode": journal_bytes(rows(names), tmp, wal=False),
         "hostile_rows": journal_bytes(rows(hostile), tmp),
-        "huge_row": journal_bytes(sql("INSERT INTO objects(name, client_pid, registered_at)"
-                                      " VALUES (zeroblob(66000), 1, 1)"), tmp, page_size=4096),
+        "forged_rows": journal_bytes(lambda con: forge(con, rows(forged)), tmp),
+        "huge_row": journal_bytes(lambda con: forge(con, rows([b"\0" * 66000])), tmp,
+                                  page_size=4096),
         "future_schema": journal_bytes(sql("PRAGMA user_version=2"), tmp),
         "foreign_app": journal_bytes(sql("PRAGMA application_id=7"), tmp),
         "relaxed_schema": journal_bytes(sql(
@@ -126,19 +140,16 @@ def journal_seeds(tmp):
         "manager_row_text_uid": journal_bytes(sql("UPDATE manager SET owner_uid = 'root'"), tmp),
         "manager_row_bad_boot": journal_bytes(sql("UPDATE manager SET boot_id = x'00'"), tmp),
         "manager_row_missing": journal_bytes(sql("DELETE FROM manager"), tmp),
-        "wrong_types_everywhere": journal_bytes(sql(
+        "wrong_types_everywhere": journal_bytes(lambda con: forge(con, sql(
             "INSERT INTO objects(name, client_pid, registered_at) VALUES"
-            " (x'2f6f6b', 'pid', 'then'), (x'2f6f6b32', 1.5, x'00')"), tmp),
+            " (x'2f6f6b', 'pid', 'then'), (x'2f6f6b32', 1.5, x'00')")), tmp),
     }
     return seeds
 
 
 def reclaim_seeds():
-    def row(t, payload=b"", rid=None):
-        out = bytes([t | (0x80 if rid is not None else 0), len(payload)]) + payload
-        if rid is not None:
-            out += struct.pack("<q", rid)
-        return out
+    def row(t, payload=b""):
+        return bytes([t, len(payload)]) + payload
 
     known = b"".join(row(6, bytes([i])) for i in range(22))
     blobs = row(0, b"/victim") + row(0, b"/a") + row(0, b"/\xff\xfe") + row(0, b"/../outside/victim")
@@ -151,7 +162,6 @@ def reclaim_seeds():
         "in_use_kept": bytes([0, 4 | 32]) + blobs + mixed,
         "wrong_types": bytes([0, 0]) + mixed,
         "huge": bytes([0, 0]) + row(5, b"\x01") + blobs,
-        "ids": bytes([0, 0]) + row(0, b"/victim", -1) + row(0, b"/a", 0) + row(0, b"/b", 2**62),
         "pid_as_text": bytes([0, 0]) + row(0x40, b"/victim"),
         **{"damage_%d" % d: bytes([d, 0]) + blobs for d in range(7, 16)},
     }
