@@ -183,7 +183,8 @@ static void stmt_done(sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 }
 
-/* Steps a statement that returns no rows. */
+/* Steps a statement that returns no rows. A failed change of the open batch may have
+ * rolled the whole batch back, which sqlite_fail() notices. */
 static int stmt_run(struct journal *j, enum journal_stmt which, const char *what)
 {
 	sqlite3_stmt *st = j->st[which];
@@ -750,18 +751,6 @@ void journal_rollback(struct journal *j)
 	end_txn(j);
 }
 
-/* Steps a change of the open batch; on failure SQLite may have rolled the whole batch
- * back, which sqlite_fail() notices. */
-static int write_step(struct journal *j, enum journal_stmt which, const char *what)
-{
-	sqlite3_stmt *st = j->st[which];
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		sqlite_fail(j, rc, what);
-	stmt_done(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
 int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
 		int64_t now_s)
 {
@@ -779,7 +768,7 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
 		stmt_done(st);
 		return -1;
 	}
-	return write_step(j, ST_INSERT, "add");
+	return stmt_run(j, ST_INSERT, "add");
 }
 
 int journal_forget(struct journal *j, const char *name, size_t len)
@@ -794,7 +783,7 @@ int journal_forget(struct journal *j, const char *name, size_t len)
 		stmt_done(st);
 		return -1;
 	}
-	return write_step(j, ST_FORGET, "forget");
+	return stmt_run(j, ST_FORGET, "forget");
 }
 
 /* The schema holds names to 2..59-byte blobs and untrusted opens verify it with
