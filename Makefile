@@ -72,13 +72,14 @@ deps:
 	@scripts/deps.sh test
 
 # The suite runs against the normal build, then again against an ASan+UBSan build.
+# --no-print-directory: the suite's "N passed, N failed" stays the last line of the output.
 test: deps
-	$(MAKE) test-normal
-	$(MAKE) test-san
+	$(MAKE) --no-print-directory test-normal
+	$(MAKE) --no-print-directory test-san
 test-normal: check
 	tests/run --build $(BUILD)
 test-san:
-	$(MAKE) BUILD=build-san OPT='-O1 -g -fno-omit-frame-pointer' \
+	$(MAKE) --no-print-directory BUILD=build-san OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all' check
 	tests/run --build build-san --sanitized
 
