@@ -73,7 +73,6 @@ struct manager {
 	unsigned nconns, next_conn_id;
 	struct conn *conns;
 	struct conn *dirty; /* connections owed OKs by the open transaction */
-	bool frees_staged;
 	long shutdown_timer, flush_timer, prune_timer, accept_timer;
 	struct journal_row prune_cursor; /* last row the prune looked at */
 	bool prune_resume;               /* false: the next prune starts from the first row */
@@ -187,7 +186,6 @@ static void manager_refuse_batch(struct manager *m, const char *why)
 		c->owed = 0;
 		conn_unmark_dirty(c);
 	}
-	m->frees_staged = false;
 	m->n_refused += refused;
 	if (refused)
 		log_warn("manager: journal: %s; refused %u registration%s (no OK sent)", why, refused,
@@ -199,13 +197,11 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 	struct manager *m = c->m;
 	if (journal_add(m->journal, msg->name, msg->name_len, c->peer_pid, util_wall_s()) < 0) {
 		const char *why = journal_error(m->journal);
-		if (!journal_in_txn(m->journal)) {
+		if (!journal_in_txn(m->journal))
 			manager_refuse_batch(m, why);
-		}
 		m->n_refused++;
-		log_warn("manager: client %u (pid %d): cannot journal %s: %s; refused (no OK sent)", c->id,
-			 (int)c->peer_pid, msg->name,
-			 why);
+		log_warn("manager: client %u (pid %d): cannot journal %s: %s; refused (no OK sent)",
+			 c->id, (int)c->peer_pid, msg->name, why);
 		return;
 	}
 	m->n_registered++;
@@ -232,7 +228,6 @@ static void conn_free(struct conn *c, const struct wire_msg *msg)
 			manager_refuse_batch(m, journal_error(m->journal));
 		return;
 	}
-	m->frees_staged = true;
 	log_debug("manager: client %u (pid %d): freed %s", c->id, (int)c->peer_pid, msg->name);
 }
 
@@ -376,7 +371,6 @@ static void manager_commit(struct manager *m)
 		manager_refuse_batch(m, journal_error(m->journal));
 		return;
 	}
-	m->frees_staged = false;
 	while (m->dirty) {
 		struct conn *c = m->dirty;
 		conn_unmark_dirty(c);
@@ -439,10 +433,8 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 			continue;
 		if (shmobj_exists(m->shm_dirfd, rows[i].name))
 			continue;
-		if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0) {
+		if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
 			m->n_pruned++;
-			m->frees_staged = true;
-		}
 	}
 	if (n > 0) {
 		m->prune_cursor = rows[n - 1];
