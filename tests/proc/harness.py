@@ -10,12 +10,10 @@ A test module defines test_* functions and ends with `harness.main(globals())`,
 which runs them in order and prints "PASS name" / "FAIL name: why" lines, then
 "N passed, N failed", and exits non-zero on any failure.
 """
-import errno
 import os
 import secrets
 import select
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -126,6 +124,16 @@ class Manager:
         return self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
 
 
+_HOLDER = r"""
+import mmap, os, sys, time
+fd = os.open("/dev/shm" + sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 4096)
+os.close(fd)
+print("mapped", flush=True)
+time.sleep(600)
+"""
+
+
 class Sandbox:
     def __init__(self, label="t"):
         self.tmp = tempfile.mkdtemp(prefix="shmw-%s-" % label,
@@ -178,6 +186,15 @@ class Sandbox:
                               capture_output=True, text=True, timeout=timeout,
                               check=check, input=input,
                               stdin=None if input is not None else subprocess.DEVNULL)
+
+    def hold_mapped(self, name):
+        """Starts a process that maps /dev/shm/NAME and holds it until killed; returns
+        its Popen once the mapping exists (the in-use index must see it)."""
+        proc = self.track(subprocess.Popen(["/usr/bin/python3", "-c", _HOLDER, name],
+                                           stdout=subprocess.PIPE, env=self.env))
+        if proc.stdout.readline().strip() != b"mapped":
+            raise AssertionError("the holder of %s did not map it" % name)
+        return proc
 
     def create_object(self, name, size=4096):
         """Creates /dev/shm/NAME as libshm does (O_EXCL, 0600) and sizes it."""
@@ -273,3 +290,14 @@ def is_dead(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (FileNotFoundError, ProcessLookupError):
         return True
+
+
+def corrupt_journal(mgr_dir):
+    """Replaces a manager directory's journal with random bytes (its WAL files gone)."""
+    j = os.path.join(mgr_dir, "journal.db")
+    for ext in ("-wal", "-shm"):
+        if os.path.exists(j + ext):
+            os.unlink(j + ext)
+    with open(j, "wb") as f:
+        f.write(os.urandom(8192))
+    os.chmod(j, 0o600)

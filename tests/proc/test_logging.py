@@ -33,13 +33,6 @@ def dead_manager(sb, n, tag="o"):
     return m.dir
 
 
-def corrupt(d):
-    j = os.path.join(d, "journal.db")
-    for ext in ("-wal", "-shm"):
-        if os.path.exists(j + ext):
-            os.unlink(j + ext)
-    with open(j, "wb") as f:
-        f.write(os.urandom(8192))
 
 
 def run(sb, args, level=None):
@@ -89,7 +82,7 @@ def test_levels_of_the_sweeper():
 def test_one_line_per_failure_and_error_level():
     with Sandbox("logfail") as sb:
         bad = dead_manager(sb, 1)
-        corrupt(bad)
+        harness.corrupt_journal(bad)
         name = os.path.basename(bad)
         # Default level: the failure is said once on stderr (the report line), not
         # once more by the log.
@@ -123,7 +116,7 @@ def test_bogus_level_is_a_clear_warning():
 def test_syslog_keeps_log_lines_off_stderr():
     with Sandbox("logsys") as sb:
         bad = dead_manager(sb, 1, "b")
-        corrupt(bad)
+        harness.corrupt_journal(bad)
         good = dead_manager(sb, 2, "g")
         rc, out, logs, other = run(sb, ["sweep", "--syslog", "--tmpdir", sb.tmp], "debug")
         expect(rc == 1 and logs == [], "log lines on stderr with --syslog: %s" % logs)

@@ -13,24 +13,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Sandbox, wait_for  # noqa: E402
+from harness import Sandbox  # noqa: E402
 
-PY = "/usr/bin/python3"
 UID = os.geteuid()
 
-# Maps /dev/shm/NAME and says so; holds it until killed.
-HOLDER = r"""
-import mmap, os, sys, time
-fd = os.open("/dev/shm" + sys.argv[1], os.O_RDWR)
-m = mmap.mmap(fd, 4096)
-os.close(fd)
-print("mapped", flush=True)
-time.sleep(600)
-"""
 
 
 def expect(cond, what):
@@ -142,9 +131,7 @@ def test_live_dead_corrupt_unsafe_starting():
         sb.create_object(held, 4096)
         c2.register(other)
         sb.create_object(other, 12288)
-        h = sb.track(subprocess.Popen([PY, "-c", HOLDER, held], stdout=subprocess.PIPE,
-                                      env=sb.env))
-        expect(h.stdout.readline().strip() == b"mapped", "holder did not map")
+        h = sb.hold_mapped(held)
 
         dirs = [dead.dir, bad.dir, unsafe, starting, live.dir]
         before = {d: snapshot(d) for d in dirs if d != live.dir}

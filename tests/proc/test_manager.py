@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import harness
-from harness import Client, Sandbox, journal_names, record, wait_for
+from harness import Sandbox, journal_names, record, wait_for
 
 FAST = ["--shutdown-timeout", "300"]
 

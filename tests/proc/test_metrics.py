@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -18,15 +17,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Sandbox  # noqa: E402
 
-PY = "/usr/bin/python3"
-HOLDER = r"""
-import mmap, os, sys, time
-fd = os.open("/dev/shm" + sys.argv[1], os.O_RDWR)
-m = mmap.mmap(fd, 4096)
-os.close(fd)
-print("mapped", flush=True)
-time.sleep(600)
-"""
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"'
@@ -150,14 +140,6 @@ def dead_manager(sb, tag, sizes, never_created=0):
     return m.dir, names
 
 
-def corrupt(d):
-    j = os.path.join(d, "journal.db")
-    for ext in ("-wal", "-shm"):
-        if os.path.exists(j + ext):
-            os.unlink(j + ext)
-    with open(j, "wb") as f:
-        f.write(os.urandom(8192))
-    os.chmod(j, 0o600)
 
 
 def sweep(sb, path, *args):
@@ -182,9 +164,7 @@ def test_successful_sweep_every_series():
         lc = live.client()
         lc.register(sb.name("live"))
         sb.create_object(sb.name("live"))
-        h = sb.track(subprocess.Popen([PY, "-c", HOLDER, kept[0]], stdout=subprocess.PIPE,
-                                      env=sb.env))
-        expect(h.stdout.readline().strip() == b"mapped", "holder did not map")
+        h = sb.hold_mapped(kept[0])
         r, t0, t1 = sweep(sb, path, "--json")
         expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
         totals = json.loads(r.stdout)["totals"]
@@ -205,7 +185,7 @@ def test_failing_sweep_keeps_the_last_success():
         path = os.path.join(sb.tmp, "m.prom")
         # A first sweep that fails: no success ever (0).
         bad, _ = dead_manager(sb, "b", [4096])
-        corrupt(bad)
+        harness.corrupt_journal(bad)
         r, t0, t1 = sweep(sb, path)
         expect(r.returncode == 1 and "corrupt" in r.stderr, "exit %d: %r" % (r.returncode, r.stderr))
         check_file(path, False, {"corrupt": 1}, {}, 0, 0, t0, t1)
@@ -218,7 +198,7 @@ def test_failing_sweep_keeps_the_last_success():
         # ...and a failure after it keeps that time, whatever else it reports.
         time.sleep(1.1)
         bad2, _ = dead_manager(sb, "d", [4096])
-        corrupt(bad2)
+        harness.corrupt_journal(bad2)
         dead_manager(sb, "e", [4096, 4096])
         r, t0, t1 = sweep(sb, path)
         expect(r.returncode == 1, "exit %d" % r.returncode)

@@ -12,12 +12,10 @@ import os
 import pwd
 import random
 import secrets
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -166,14 +164,6 @@ def test_random_moment_kills():
                "totals %s, created %d" % (tot, created))
 
 
-HOLDER = r"""
-import mmap, os, sys, time
-fd = os.open("/dev/shm" + sys.argv[1], os.O_RDWR)
-m = mmap.mmap(fd, 4096)
-os.close(fd)
-print("mapped", flush=True)
-time.sleep(600)
-"""
 
 
 # (4)
@@ -181,9 +171,7 @@ def test_mapped_object_survives_until_unmapped():
     with Sandbox("inuse") as sb:
         d = dead_manager(sb, 3)
         held = sb.name(0)
-        h = sb.track(subprocess.Popen([PY, "-c", HOLDER, held], stdout=subprocess.PIPE,
-                                      env=sb.env))
-        expect(h.stdout.readline().strip() == b"mapped", "holder did not map")
+        h = sb.hold_mapped(held)
         r, doc = sweep_json(sb)
         expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
         rep = doc["dirs"][0]
@@ -211,9 +199,7 @@ def test_restarted_manager_adopts_what_is_still_in_use():
     with Sandbox("adopt") as sb:
         d = dead_manager(sb, 3)
         held = sb.name(0)
-        h = sb.track(subprocess.Popen([PY, "-c", HOLDER, held], stdout=subprocess.PIPE,
-                                      env=sb.env))
-        expect(h.stdout.readline().strip() == b"mapped", "holder did not map")
+        h = sb.hold_mapped(held)
         m = sb.spawn_manager()  # the drop-in, as torch spawns it: reclaims at start
         expect(m.sock is not None, m.line)
         expect(wait_for(lambda: not os.path.exists(d), 10), "dead directory not reclaimed")
