@@ -88,7 +88,8 @@ demo:
 	$(MAKE) all
 	scripts/demo.sh
 
-# BENCH_ARGS=--quick for a one-minute smoke run; scripts/bench --help for the rest.
+# BENCH_ARGS=--quick for a smoke run of a few minutes, BENCH_ARGS=--profile for syscalls
+# (strace -c) and instructions (callgrind) per pair; scripts/bench --help for the rest.
 bench:
 	@scripts/deps.sh bench
 	$(MAKE) all $(BUILD)/tools/bench_loadgen $(BUILD)/tools/bench_floor
