@@ -13,7 +13,9 @@ a private TMPDIR, so the managers it finds there are this run's and nobody else'
 torch/bin/torch_shm_manager, without needing root). Prints one JSON line:
 first_batch_s   iter(loader) -> first batch in hand (workers forked, managers spawned,
                 one batch collated and received)
-batches_per_s   the remaining batches of the epoch, per second
+batches_per_s   the second half of the epoch, per second: steady state, after the
+                batches the workers prefetched while the first one was awaited
+epoch_s         iter(loader) -> last batch
 managers        how many manager processes ran with this TMPDIR
 peak_rss_kib    the sum of their VmHWM (peak resident set), read while they still run
 """
@@ -106,9 +108,13 @@ def main():
     x, idx = next(it)
     t1 = time.monotonic()
     seen, bad = 1, int(x[0, 0, 0, 0].item() != float(int(idx[0]) % 251))
+    half = max(2, a.batches // 2)
+    th = t1
     for x, idx in it:
         seen += 1
         bad += int(x[-1, 0, 0, 0].item() != float(int(idx[-1]) % 251))
+        if seen == half:
+            th = time.monotonic()
         if seen == a.batches:
             break
     t2 = time.monotonic()
@@ -118,7 +124,8 @@ def main():
     del it
     print(json.dumps({"workers": a.workers, "batches": seen, "bad": bad,
                       "first_batch_s": t1 - t0,
-                      "batches_per_s": (seen - 1) / (t2 - t1) if seen > 1 else 0.0,
+                      "batches_per_s": (seen - half) / (t2 - th) if seen > half else 0.0,
+                      "epoch_s": t2 - t0,
                       "managers": len(pids), "peak_rss_kib": rss}), flush=True)
 
 

@@ -815,10 +815,16 @@ static int lg_mode_run(const struct lg_opts *o)
 	if (o->batch)
 		lg_cpu_read(m.pid, &cpu0);
 	close(go[1]);
+	/* On a loaded machine this process may be woken late: a read more than 2% of the
+	 * window after its instant measured some other window, and the CPU figure is
+	 * withheld (-1) rather than wrong. */
+	bool late = false;
 	if (!o->batch) {
 		lg_sleep_until(sh->t_measure);
+		late = lg_now() - sh->t_measure > 0.02 * o->duration;
 		lg_cpu_read(m.pid, &cpu0);
 		lg_sleep_until(sh->t_end);
+		late = late || lg_now() - sh->t_end > 0.02 * o->duration;
 		lg_cpu_read(m.pid, &cpu1);
 	}
 
@@ -834,8 +840,8 @@ static int lg_mode_run(const struct lg_opts *o)
 	double measured = o->batch ? elapsed : o->duration;
 	if (o->batch)
 		lg_cpu_read(m.pid, &cpu1);
-	bool precise;
-	long long cpu_ns = lg_cpu_delta(&cpu0, &cpu1, &precise);
+	bool precise = false;
+	long long cpu_ns = late ? -1 : lg_cpu_delta(&cpu0, &cpu1, &precise);
 	lg_check_alive(&m, "during the run");
 	unsigned long total = 0;
 	const char *first_err = NULL;
@@ -860,7 +866,7 @@ static int lg_mode_run(const struct lg_opts *o)
 	       "mgr_cpu_us_per_pair=%.2f\nmgr_cpu_share=%.3f\nmgr_cpu_source=%s\nmgr_cpus=%s\n",
 	       total, measured, (double)total / measured, rss, m.spawn_ms, cpu_us,
 	       cpu_ns >= 0 ? (double)cpu_ns / 1e9 / measured : -1,
-	       precise ? "schedstat" : "ticks", mgr_cpus);
+	       late ? "late" : precise ? "schedstat" : "ticks", mgr_cpus);
 	munmap(sh, shsize);
 	free(kids);
 	free(idle);
