@@ -94,10 +94,25 @@ static void reclaim_set(struct reclaim_report *r, enum reclaim_status st, const 
 	va_end(ap);
 }
 
-/* Decides one row; counts it in the report. Unlinks unless dry run. */
+/* Whether the object now under the row's name is the one the row journaled: the same
+ * inode and birth time, or, for a row never identified, born within the window after
+ * its registration. A filesystem without birth times leaves only the inode to compare
+ * (and, for an unidentified row, nothing: the rules of release 0.1.0). */
+static bool reclaim_is_journaled(const struct journal_row *row, const struct shmobj_info *o)
+{
+	if (row->identified)
+		return o->ino == row->ino && (!o->has_btime || o->btime_ns == row->btime_ns);
+	if (!o->has_btime)
+		return true;
+	return shmobj_born_within(o->btime_ns, row->registered_at, SHMOBJ_BIRTH_WINDOW_S);
+}
+
+/* Decides one row; counts it in the report. Unlinks unless dry run. *learned is set
+ * when the row, never identified, is kept or adopted: it then carries the identity to
+ * record. */
 static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t owner,
 				       const char *who, const struct journal_row *row,
-				       struct reclaim_report *r)
+				       struct journal_row *learned, struct reclaim_report *r)
 {
 	char pn[WIRE_NAME_FIELD * 4 + 8];
 	reclaim_printable(row->name, row->len, pn, sizeof(pn));
@@ -107,8 +122,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, pn, why);
 		return RECLAIM_DROP;
 	}
-	struct stat st;
-	if (shmobj_stat(opts->shm_dirfd, row->name, &st) < 0) {
+	struct shmobj_info st;
+	if (shmobj_info(opts->shm_dirfd, row->name, &st) < 0) {
 		if (errno == ENOENT) {
 			r->gone++;
 			log_debug("reclaim: %s: %s: already gone", who, pn);
@@ -118,24 +133,53 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 			 strerror(errno));
 		return RECLAIM_KEEP;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != owner) {
+	if (!S_ISREG(st.mode) || st.uid != owner) {
 		r->refused++;
-		if (!S_ISREG(st.st_mode))
+		if (!S_ISREG(st.mode))
 			log_warn("reclaim: %s: refusing %s: not a regular file in %s", who, pn,
 				 SHMOBJ_DIR);
 		else
 			log_warn("reclaim: %s: refusing %s: the object belongs to uid %u, the "
-				 "journal to uid %u", who, pn, (unsigned)st.st_uid,
+				 "journal to uid %u", who, pn, (unsigned)st.uid,
 				 (unsigned)owner);
+		return RECLAIM_DROP;
+	}
+	if (!reclaim_is_journaled(row, &st)) {
+		/* Someone else's object under a journaled name: the journaled one was removed
+		 * (its free lost with the manager), and this one is not ours to judge. */
+		r->refused++;
+		r->reused++;
+		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %lld.%09lld, "
+			 "not the journaled object (%s)", who, pn, (unsigned long long)st.ino,
+			 (long long)(st.btime_ns / 1000000000),
+			 (long long)(st.btime_ns % 1000000000),
+			 row->identified ? "another inode or birth time"
+					 : "born outside the window after its registration");
 		return RECLAIM_DROP;
 	}
 	if (inuse_contains(opts->inuse, row->name)) {
 		r->in_use++;
 		log_debug("reclaim: %s: %s: in use by a live process; kept", who, pn);
+		*learned = *row;
+		if (st.has_btime) {
+			learned->identified = true;
+			learned->ino = st.ino;
+			learned->btime_ns = st.btime_ns;
+		}
 		if (opts->adopt_into) {
 			r->adopted++;
 			return opts->dry_run ? RECLAIM_KEEP : RECLAIM_ADOPT;
 		}
+		return RECLAIM_KEEP;
+	}
+	/* The unlink goes by name: look again just before it, so an object that replaced
+	 * the checked one in the meantime is left alone; what remains is the few
+	 * instructions between this statx and unlinkat (SECURITY.md). */
+	struct shmobj_info again;
+	if (!opts->dry_run && shmobj_info(opts->shm_dirfd, row->name, &again) == 0 &&
+	    (again.ino != st.ino || again.btime_ns != st.btime_ns)) {
+		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
+			 "pass", who, pn);
 		return RECLAIM_KEEP;
 	}
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
@@ -155,8 +199,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 		return RECLAIM_KEEP;
 	}
 	r->unlinked++;
-	r->bytes += (uint64_t)st.st_size;
-	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.st_size);
+	r->bytes += (uint64_t)st.size;
+	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.size);
 	return RECLAIM_DROP;
 }
 
@@ -165,8 +209,9 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 {
 	int rc = -1;
 	struct journal_row *rows = malloc(RECLAIM_PAGE * sizeof(*rows));
+	struct journal_row *learned = malloc(RECLAIM_PAGE * sizeof(*learned));
 	bool *drop = malloc(RECLAIM_PAGE * sizeof(*drop));
-	if (!rows || !drop) {
+	if (!rows || !learned || !drop) {
 		snprintf(report->detail, sizeof(report->detail), "out of memory");
 		goto out;
 	}
@@ -190,13 +235,16 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 		resume = true;
 		bool adopted = false;
 		for (int i = 0; i < n; i++) {
-			enum reclaim_action a = reclaim_row(opts, owner, who, &rows[i], report);
+			learned[i].identified = false;
+			enum reclaim_action a =
+				reclaim_row(opts, owner, who, &rows[i], &learned[i], report);
 			drop[i] = a != RECLAIM_KEEP;
 			if (a == RECLAIM_KEEP)
 				continue;
 			if (a == RECLAIM_ADOPT) {
-				if (journal_add(opts->adopt_into, rows[i].name, rows[i].len, 0,
-						opts->now_s) < 0) {
+				/* The row keeps its registration time and carries the object's
+				 * identity, so the adopter's own reclaim judges the same object. */
+				if (journal_adopt(opts->adopt_into, &learned[i]) < 0) {
 					snprintf(report->detail, sizeof(report->detail),
 						 "adopting journal: %s",
 						 journal_error(opts->adopt_into));
@@ -215,7 +263,14 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			goto out;
 		}
 		for (int i = 0; i < n; i++) {
-			if (drop[i] && journal_forget(j, rows[i].name, rows[i].len) < 0) {
+			int rc2 = 0;
+			if (drop[i])
+				rc2 = journal_forget(j, rows[i].name, rows[i].len);
+			else if (!rows[i].identified && learned[i].identified)
+				/* Kept in use: from now on the row means this object. */
+				rc2 = journal_identify(j, rows[i].name, rows[i].len, learned[i].ino,
+						       learned[i].btime_ns, SHMOBJ_BIRTH_WINDOW_S);
+			if (rc2 < 0) {
 				snprintf(report->detail, sizeof(report->detail), "journal: %s",
 					 journal_error(j));
 				goto out;
@@ -230,6 +285,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	rc = 0;
 out:
 	free(rows);
+	free(learned);
 	free(drop);
 	return rc;
 }

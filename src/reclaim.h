@@ -4,9 +4,14 @@
  * restarted manager adopting dead managers' directories, and `recover`/`sweep`.
  * For every journaled name it decides (DESIGN.md, invariants 3-6):
  *   gone                        -> drop the row
- *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into)
  *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
  *   invalid name                -> refuse, log, drop the row
+ *   not the journaled object    -> refuse ("name reused"), log, drop the row: another
+ *                                  inode or birth time than the row recorded, or, for a
+ *                                  row never identified, born outside the window after
+ *                                  its registration (shmobj_born_within)
+ *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into), and
+ *                                  record which object it is
  *   otherwise                   -> shm_unlink, drop the row
  * Row drops are batched into one transaction per page. Running twice, concurrently
  * (the directory lock serialises), or after a crash of the reclaimer ends in the
@@ -54,7 +59,9 @@ struct reclaim_report {
 	unsigned gone;          /* names whose object was already gone */
 	unsigned in_use;        /* names kept because a live process uses them */
 	unsigned adopted;       /* of those, moved into opts->adopt_into */
-	unsigned refused;       /* foreign-owned objects and invalid names */
+	unsigned refused;       /* foreign-owned objects, invalid names, reused names */
+	unsigned reused;        /* of those: another object than the journaled one now has
+				 * the name ("refused: name reused") */
 	uint64_t bytes;         /* st_size of the objects unlinked */
 	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };

@@ -23,6 +23,7 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->in_use += r->in_use;
 	t->adopted += r->adopted;
 	t->refused += r->refused;
+	t->reused += r->reused;
 	t->bytes += r->bytes;
 }
 
@@ -111,6 +112,8 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 		fprintf(f, "%u unlinked (%s), %u gone, %u kept in use, %u refused", r->unlinked,
 			util_human_bytes(r->bytes, hb, sizeof(hb)), r->gone, r->in_use - r->adopted,
 			r->refused);
+		if (r->reused)
+			fprintf(f, " (%u refused: name reused)", r->reused);
 		if (r->adopted)
 			fprintf(f, ", %u adopted", r->adopted);
 		if (r->earlier_boot)
@@ -156,8 +159,8 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 	fprintf(f, ",\"earlier_boot\":%s,\"dry_run\":%s", r->earlier_boot ? "true" : "false",
 		dry_run ? "true" : "false");
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 ",\"detail\":",
-		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes);
+		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"detail\":",
+		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes, r->reused);
 	report_json_string(f, r->detail);
 	fputc('}', f);
 }
@@ -174,6 +177,8 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		s[RECLAIM_STARTING] + s[RECLAIM_UNSAFE] + s[RECLAIM_ERROR], s[RECLAIM_CORRUPT],
 		t->unlinked, util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use,
 		t->refused);
+	if (t->reused)
+		fprintf(f, " (%u refused: name reused)", t->reused);
 	if (t->adopted)
 		fprintf(f, ", %u adopted", t->adopted);
 	fputc('\n', f);
@@ -186,6 +191,6 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 		fprintf(f, ",\"%s\":%u", reclaim_status_str((enum reclaim_status)st),
 			t->by_status[st]);
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 "}",
-		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes);
+		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u}",
+		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused);
 }

@@ -16,6 +16,7 @@ struct report_totals {
 	unsigned dirs;
 	unsigned by_status[RECLAIM_ERROR + 1];
 	unsigned unlinked, gone, in_use, adopted, refused;
+	unsigned reused; /* of refused: name reused */
 	uint64_t bytes;
 };
 

@@ -265,7 +265,7 @@ static void test_journal_decisions(void)
 	const char *names[] = { unused, gone, mapped, "/a/b", "/..", foreign };
 	size_t n = root ? 6 : 5;
 	for (size_t i = 0; i < n; i++)
-		CHECK(journal_add(j, names[i], strlen(names[i]), 1, 0) == 0);
+		CHECK(journal_add(j, names[i], strlen(names[i]), 1, util_wall_s()) == 0);
 	CHECK(journal_commit(j) == 0);
 
 	/* Dry run: the same counts, no change. */
@@ -334,7 +334,7 @@ static void test_journal_many_pages(void)
 		obj_name(name, sizeof(name), 1000 + i);
 		if (i % 2 == 0)
 			CHECK(obj_create(name, geteuid()) == 0);
-		CHECK(journal_add(j, name, strlen(name), 1, 0) == 0);
+		CHECK(journal_add(j, name, strlen(name), 1, util_wall_s()) == 0);
 	}
 	CHECK(journal_commit(j) == 0);
 	struct reclaim_report r;
@@ -424,7 +424,7 @@ static void test_dir_live_untouched(void)
 	struct journal_meta m;
 	meta_init(&m, geteuid(), f.boot_id);
 	CHECK(journal_create(path, &m, &j, err, sizeof(err)) == 0);
-	CHECK(j && journal_add(j, a, strlen(a), 1, 0) == 0 && journal_commit(j) == 0);
+	CHECK(j && journal_add(j, a, strlen(a), 1, util_wall_s()) == 0 && journal_commit(j) == 0);
 
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
@@ -650,7 +650,7 @@ static void test_dir_forged_rows_left_for_a_human(void)
 			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
 			      " WHERE name = 'objects';"
 			      "PRAGMA writable_schema=RESET;"
-			      "INSERT INTO objects VALUES ('/as_text', 1, 0);"
+			      "INSERT INTO objects VALUES ('/as_text', 1, 0, NULL, NULL);"
 			      "PRAGMA writable_schema=ON;"
 			      "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
 			      " WHERE name = 'objects';",
@@ -684,7 +684,7 @@ static void test_dir_wal_left_by_kill(void)
 		struct journal_meta m;
 		meta_init(&m, geteuid(), f.boot_id);
 		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, 0) < 0 || journal_commit(j) < 0)
+		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
 			_exit(1);
 		_exit(0); /* no close: -wal and -shm stay, like after SIGKILL */
 	}

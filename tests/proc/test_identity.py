@@ -1,0 +1,232 @@
+"""test_identity.py — which object a journal row means (issue 10).
+
+A row journals a name; once the object exists the manager learns which object it is
+(inode and birth time, off the register path), and a reclaimer unlinks the name only
+while it still names that object. These tests run the real manager and reclaimers
+against the real /dev/shm inside a harness Sandbox:
+
+- the name-reuse row of the issue's table: the journaled object was removed (its free
+  lost with the manager) and another program made an object of the same name: the
+  sweep leaves it alone and reports `refused: name reused` (text, --json, metrics);
+- a row never identified judges by birth time: an object born long after the
+  registration is refused, one born right after it is reclaimed;
+- upgrades: a journal of release 0.1.0 (schema version 1, written from its verbatim
+  schema text by a process SIGKILLed with its WAL uncheckpointed) is still reclaimed by
+  the sweep, by recover and by a restarted manager's adoption.
+"""
+import fcntl
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SHM, Sandbox, wait_for  # noqa: E402
+
+PY = "/usr/bin/python3"
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def spawn(sb, *extra):
+    m = sb.spawn_manager(args=["manager", "--no-reclaim"] + list(extra), argv0="shmwarden")
+    expect(m.sock, "manager failed: %r" % m.line)
+    return m
+
+
+def rows(mgr_dir):
+    """{name: (registered_at, ino, btime_ns)} of a journal, read independently."""
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
+                          timeout=5)
+    try:
+        return {bytes(r[0]).decode(): tuple(r[1:]) for r in
+                con.execute("SELECT name, registered_at, ino, btime_ns FROM objects")}
+    finally:
+        con.close()
+
+
+def kill(m):
+    os.kill(m.pid, signal.SIGKILL)
+    m.wait()
+
+
+def write_data(name, data):
+    fd = os.open(SHM + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_data(name):
+    with open(SHM + name, "rb") as f:
+        return f.read()
+
+
+def sweep(sb, *args):
+    return sb.run(["sweep", "--tmpdir", sb.tmp] + list(args))
+
+
+# The issue's table: "the journaled object was removed by its client (the free was lost
+# with the manager), and later another program creates an object of the same name and
+# keeps data in it" -> the sweep unlinked the other program's object.
+def test_name_reused_after_identification_is_refused():
+    with Sandbox("idn") as sb:
+        m = spawn(sb, "--prune-interval", "50")
+        c = m.client()
+        reused, plain = sb.name("reused"), sb.name("plain")
+        for n in (reused, plain):
+            c.register(n)
+            sb.create_object(n)
+        # The prune tick learns which objects the rows mean.
+        expect(wait_for(lambda: all(r[1] is not None for r in rows(m.dir).values())),
+               "rows never identified: %r" % rows(m.dir))
+        ino = rows(m.dir)[reused][1]
+        expect(ino == os.stat(SHM + reused).st_ino, "identity is not the object's inode")
+        os.unlink(SHM + reused)          # removed by its client; the free is lost:
+        kill(m)
+        c.close()
+        write_data(reused, b"another program's data")   # same name, same owner
+        metrics = os.path.join(sb.tmp, "sweep.prom")
+        r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json", "--metrics", metrics])
+        expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+        expect(read_data(reused) == b"another program's data",
+               "the other program's object was unlinked")
+        expect(not os.path.exists(SHM + plain), "the leaked object was not reclaimed")
+        doc = json.loads(r.stdout)
+        d = doc["dirs"][0]
+        expect(d["status"] == "removed" and d["unlinked"] == 1 and d["refused"] == 1 and
+               d["name_reused"] == 1, "json: %r" % d)
+        expect(doc["totals"]["name_reused"] == 1, "totals: %r" % doc["totals"])
+        expect("refused: name reused" in r.stderr, "no log line: %r" % r.stderr)
+        with open(metrics) as f:
+            expect("shmwarden_sweep_last_objects_name_reused 1\n" in f.read(),
+                   "metrics lack the name-reused gauge")
+        os.unlink(SHM + reused)
+
+
+def test_free_of_a_kept_object_identifies_it():
+    """The free check learns identity too: a free whose object still exists (another
+    process holds it) leaves the row, now identified."""
+    with Sandbox("idf") as sb:
+        m = spawn(sb, "--prune-interval", "100000")
+        c = m.client()
+        n = sb.name(0)
+        c.register(n)
+        sb.create_object(n)
+        expect(rows(m.dir)[n][1] is None, "identified before any free or prune")
+        c.free(n)
+        expect(wait_for(lambda: rows(m.dir).get(n, (0, None))[1] is not None),
+               "the free did not identify the kept row: %r" % rows(m.dir))
+        c.register(n)   # a registration again forgets it: the client may replace it
+        expect(wait_for(lambda: rows(m.dir)[n][1] is None), "re-registration kept identity")
+        kill(m)
+        c.close()
+
+
+def test_unidentified_row_judged_by_birth_time():
+    """A manager killed before it identified anything: an object born within the window
+    after its registration is reclaimed, one born long after it is refused."""
+    with Sandbox("idb") as sb:
+        m = spawn(sb, "--prune-interval", "100000")
+        c = m.client()
+        fresh, old = sb.name("fresh"), sb.name("old")
+        for n in (fresh, old):
+            c.register(n)
+            sb.create_object(n)
+        kill(m)
+        c.close()
+        r0 = rows(m.dir)
+        expect(all(v[1] is None for v in r0.values()), "identified: %r" % r0)
+        # The row of `old` was registered long ago: its object now was born too late.
+        con = sqlite3.connect(os.path.join(m.dir, "journal.db"))
+        con.execute("UPDATE objects SET registered_at = registered_at - 3600 WHERE name = ?",
+                    (old.encode(),))
+        con.commit()
+        con.close()
+        r = sb.run(["recover", "--json", m.dir])
+        expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
+        rep = json.loads(r.stdout)
+        expect(rep["unlinked"] == 1 and rep["name_reused"] == 1, "report: %r" % rep)
+        expect(not os.path.exists(SHM + fresh), "the fresh object was not reclaimed")
+        expect(os.path.exists(SHM + old), "an object born after the window was unlinked")
+        r = sb.run(["recover", m.dir])
+        os.unlink(SHM + old)
+
+
+# A process that plays a manager of release 0.1.0: it creates the directory the way
+# mgrdir_create does (0700, lock file locked), writes a schema-version-1 journal from the
+# verbatim text of schema/journal-v1.sql in WAL mode, journals names, lets its "client"
+# create the objects, and is SIGKILLed with its WAL never checkpointed.
+V1_MANAGER = r"""
+import fcntl, os, secrets, signal, sqlite3, sys
+base, schema, names = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3:]
+d = os.path.join(base, "shmwarden-" + secrets.token_hex(3))   # mkdtemp's XXXXXX: 6 chars
+os.mkdir(d, 0o700)
+lock = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(lock, fcntl.LOCK_EX)
+boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+con = sqlite3.connect(os.path.join(d, "journal.db"), isolation_level=None)
+os.chmod(os.path.join(d, "journal.db"), 0o600)
+con.execute("PRAGMA page_size=1024")
+con.execute("PRAGMA auto_vacuum=INCREMENTAL")
+con.execute("PRAGMA journal_mode=WAL")
+con.execute("PRAGMA wal_autocheckpoint=0")
+con.executescript("BEGIN IMMEDIATE;" + schema + "COMMIT;")
+con.execute("INSERT INTO manager VALUES (1, ?, ?, ?, strftime('%s','now'))",
+            (os.geteuid(), os.getpid(), boot))
+for n in names:
+    con.execute("INSERT OR IGNORE INTO objects(name, client_pid, registered_at)"
+                " VALUES (?, ?, strftime('%s','now'))", (n.encode(), os.getpid()))
+    fd = os.open("/dev/shm" + n, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.ftruncate(fd, 4096)
+    os.close(fd)
+print(d, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def v1_dead_manager(sb, names):
+    schema = os.path.join(harness.ROOT, "schema", "journal-v1.sql")
+    p = subprocess.run([PY, "-c", V1_MANAGER, sb.tmp, schema] + names, capture_output=True,
+                       text=True, timeout=30)
+    expect(p.returncode == -signal.SIGKILL, "v1 writer: %d %s" % (p.returncode, p.stderr))
+    d = p.stdout.strip()
+    expect(os.path.getsize(os.path.join(d, "journal.db-wal")) > 0, "no WAL left behind")
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(d, "journal.db"), uri=True)
+    expect(con.execute("PRAGMA user_version").fetchone()[0] == 1, "not a v1 journal")
+    con.close()
+    return d
+
+
+def test_upgrade_reclaims_version1_journals():
+    with Sandbox("idv") as sb:
+        names = [sb.name(i) for i in range(6)]
+        d1 = v1_dead_manager(sb, names[:3])
+        r = sb.run(["recover", "--json", d1])
+        expect(r.returncode == 0, "recover exit %d: %s %s" % (r.returncode, r.stdout, r.stderr))
+        expect(json.loads(r.stdout)["unlinked"] == 3, "recover: %r" % r.stdout)
+        expect(not os.path.exists(d1), "the v1 directory is left")
+        d2 = v1_dead_manager(sb, names[3:5])
+        r = sweep(sb)
+        expect(r.returncode == 0 and "2 objects unlinked" in r.stdout,
+               "sweep: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        expect(not os.path.exists(d2), "the v1 directory is left")
+        # A restarted manager (same TMPDIR) adopts a dead v1 sibling.
+        d3 = v1_dead_manager(sb, names[5:])
+        m = sb.spawn_manager(args=["manager", "--shutdown-timeout", "100000"],
+                             argv0="shmwarden")
+        expect(wait_for(lambda: not os.path.exists(d3), timeout=10),
+               "the restarted manager left the v1 directory")
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+        kill(m)
+
+
+harness.main(globals())
