@@ -657,8 +657,9 @@ static bool manager_reclaim_own(struct manager *m)
 		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail, m->dirpath);
 		return false;
 	}
-	log_info("manager: shutdown: %u unlinked, %u already gone, %u still in use, %u refused",
-		 rep.unlinked, rep.gone, rep.in_use, rep.refused);
+	log_info("manager: shutdown: %u unlinked, %u already gone, %u still in use, %u refused "
+		 "(%u name reused), %u handed over to live managers", rep.unlinked, rep.gone,
+		 rep.in_use, rep.refused, rep.reused, rep.handed_over);
 	if (journal_count(m->journal) != 0) {
 		log_warn("manager: shutdown: %u object%s still in use by live processes stay journaled in %s "
 			 "for `shmwarden sweep`",

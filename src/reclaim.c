@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "livemgr.h"
 #include "log.h"
 #include "mgrdir.h"
 #include "reclaim.h"
@@ -35,6 +36,16 @@
 #define RECLAIM_PAGE 512 /* rows per journal page, and per drop transaction */
 
 enum reclaim_action { RECLAIM_KEEP, RECLAIM_DROP, RECLAIM_ADOPT };
+
+/* What the first pass over a page found for one row: the object (statx), then whether a
+ * live manager holds the name. In that order: see livemgr.c. */
+struct reclaim_probe {
+	const char *invalid; /* why the name is not a valid one; nothing else was done */
+	int stat_errno;      /* 0: info is the object's */
+	struct shmobj_info info;
+	bool held;           /* a live manager's journal lists the name */
+	pid_t holder;
+};
 
 /* The filesystem identity we run with before reclaim_dir switched to the owner's. */
 struct reclaim_fsid {
@@ -112,25 +123,25 @@ static bool reclaim_is_journaled(const struct journal_row *row, const struct shm
  * record. */
 static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t owner,
 				       const char *who, const struct journal_row *row,
-				       struct journal_row *learned, struct reclaim_report *r)
+				       const struct reclaim_probe *p, struct journal_row *learned,
+				       struct reclaim_report *r)
 {
 	char pn[WIRE_NAME_FIELD * 4 + 8];
 	reclaim_printable(row->name, row->len, pn, sizeof(pn));
-	const char *why = wire_name_check(row->name, row->len);
-	if (why) {
+	if (p->invalid) {
 		r->refused++;
-		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, pn, why);
+		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, pn, p->invalid);
 		return RECLAIM_DROP;
 	}
-	struct shmobj_info st;
-	if (shmobj_info(opts->shm_dirfd, row->name, &st) < 0) {
-		if (errno == ENOENT) {
+	const struct shmobj_info st = p->info;
+	if (p->stat_errno) {
+		if (p->stat_errno == ENOENT) {
 			r->gone++;
 			log_debug("reclaim: %s: %s: already gone", who, pn);
 			return RECLAIM_DROP;
 		}
 		log_warn("reclaim: %s: %s: stat: %s; kept for a later pass", who, pn,
-			 strerror(errno));
+			 strerror(p->stat_errno));
 		return RECLAIM_KEEP;
 	}
 	if (!S_ISREG(st.mode) || st.uid != owner) {
@@ -142,6 +153,14 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 			log_warn("reclaim: %s: refusing %s: the object belongs to uid %u, the "
 				 "journal to uid %u", who, pn, (unsigned)st.uid,
 				 (unsigned)owner);
+		return RECLAIM_DROP;
+	}
+	if (p->held) {
+		/* A live manager registered the name since: the object is in its care now,
+		 * whichever object it is. Handed over: the row goes, the object stays. */
+		r->handed_over++;
+		log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, not "
+			 "unlinked", who, pn, (int)p->holder);
 		return RECLAIM_DROP;
 	}
 	if (!reclaim_is_journaled(row, &st)) {
@@ -210,8 +229,13 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	int rc = -1;
 	struct journal_row *rows = malloc(RECLAIM_PAGE * sizeof(*rows));
 	struct journal_row *learned = malloc(RECLAIM_PAGE * sizeof(*learned));
+	struct reclaim_probe *probe = malloc(RECLAIM_PAGE * sizeof(*probe));
 	bool *drop = malloc(RECLAIM_PAGE * sizeof(*drop));
-	if (!rows || !learned || !drop) {
+	bool *held = malloc(RECLAIM_PAGE * sizeof(*held));
+	pid_t *holder = malloc(RECLAIM_PAGE * sizeof(*holder));
+	struct livemgr *live = NULL;
+	struct stat shm_st;
+	if (!rows || !learned || !probe || !drop || !held || !holder) {
 		snprintf(report->detail, sizeof(report->detail), "out of memory");
 		goto out;
 	}
@@ -220,6 +244,18 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 		reclaim_printable(report->dir, strlen(report->dir), who, sizeof(who));
 	else
 		util_strlcpy(who, "journal", sizeof(who));
+	if (!opts->no_live_check) {
+		if (fstat(opts->shm_dirfd, &shm_st) < 0) {
+			snprintf(report->detail, sizeof(report->detail), "fstat %s: %s",
+				 SHMOBJ_DIR, strerror(errno));
+			goto out;
+		}
+		live = livemgr_new(owner, (uint64_t)shm_st.st_dev, opts->adopt_into);
+		if (!live) {
+			snprintf(report->detail, sizeof(report->detail), "out of memory");
+			goto out;
+		}
+	}
 	struct journal_row after;
 	bool resume = false;
 	for (;;) {
@@ -233,11 +269,35 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			break;
 		after = rows[n - 1];
 		resume = true;
+		/* First every object of the page, then the live managers' journals: a name a
+		 * live manager gave an object we saw was committed before we looked. */
+		for (int i = 0; i < n; i++) {
+			struct reclaim_probe *p = &probe[i];
+			memset(p, 0, sizeof(*p));
+			p->invalid = wire_name_check(rows[i].name, rows[i].len);
+			if (!p->invalid && shmobj_info(opts->shm_dirfd, rows[i].name, &p->info) < 0)
+				p->stat_errno = errno;
+		}
+		bool live_unknown = false;
+		if (live) {
+			livemgr_refresh(live);
+			live_unknown = livemgr_mark(live, rows, n, held, holder) < 0;
+			for (int i = 0; i < n; i++) {
+				probe[i].held = held[i];
+				probe[i].holder = holder[i];
+			}
+		}
 		bool adopted = false;
 		for (int i = 0; i < n; i++) {
 			learned[i].identified = false;
-			enum reclaim_action a =
-				reclaim_row(opts, owner, who, &rows[i], &learned[i], report);
+			enum reclaim_action a;
+			if (live_unknown && !probe[i].invalid && !probe[i].stat_errno) {
+				/* Whose the name is could not be read: nothing is unlinked. */
+				a = RECLAIM_KEEP;
+			} else {
+				a = reclaim_row(opts, owner, who, &rows[i], &probe[i], &learned[i],
+						report);
+			}
 			drop[i] = a != RECLAIM_KEEP;
 			if (a == RECLAIM_KEEP)
 				continue;
@@ -284,9 +344,13 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	}
 	rc = 0;
 out:
+	livemgr_free(live);
 	free(rows);
 	free(learned);
+	free(probe);
 	free(drop);
+	free(held);
+	free(holder);
 	return rc;
 }
 
@@ -459,8 +523,9 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:
 		log_info("reclaim: %s: %s%s: %u unlinked, %u gone, %u in use (%u adopted), "
-			 "%u refused%s", who, reclaim_status_str(r->status), dr,
-			 r->unlinked, r->gone, r->in_use, r->adopted, r->refused,
+			 "%u refused (%u name reused), %u handed over%s", who,
+			 reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
+			 r->adopted, r->refused, r->reused, r->handed_over,
 			 r->earlier_boot ? "; journal from an earlier boot" : "");
 		break;
 	case RECLAIM_LIVE:
@@ -618,7 +683,7 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	}
 	int64_t left;
 	if (opts->dry_run)
-		left = rows - r->unlinked - r->gone - r->refused - r->adopted;
+		left = rows - r->unlinked - r->gone - r->refused - r->adopted - r->handed_over;
 	else
 		left = journal_count(j);
 	if (left < 0) {

@@ -6,6 +6,7 @@
  *   gone                        -> drop the row
  *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
  *   invalid name                -> refuse, log, drop the row
+ *   registered by a live manager-> hand over: drop the row, leave the object (livemgr.h)
  *   not the journaled object    -> refuse ("name reused"), log, drop the row: another
  *                                  inode or birth time than the row recorded, or, for a
  *                                  row never identified, born outside the window after
@@ -37,6 +38,8 @@ struct reclaim_opts {
 	int64_t now_s;              /* for the startup grace; util_wall_s() */
 	bool caller_reports;        /* the caller shows every failed directory on stderr
 				     * itself: its log line is info, not a second warn */
+	bool no_live_check;         /* skip looking for live managers' names (tests that
+				     * run against a fake /dev/shm) */
 };
 
 enum reclaim_status {
@@ -62,6 +65,8 @@ struct reclaim_report {
 	unsigned refused;       /* foreign-owned objects, invalid names, reused names */
 	unsigned reused;        /* of those: another object than the journaled one now has
 				 * the name ("refused: name reused") */
+	unsigned handed_over;   /* names a live manager registered since: rows dropped,
+				 * objects left to it */
 	uint64_t bytes;         /* st_size of the objects unlinked */
 	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };
