@@ -15,6 +15,11 @@ against the real /dev/shm inside a harness Sandbox:
   object: neither a sweep of the first base nor the second manager's own adoption
   unlinks the new object (repeated, since the issue saw it lost in 2 of 35 and 9 of 10
   runs);
+- the container row: a manager in its own mount namespace with its own tmpfs on
+  /dev/shm, sharing the TMPDIR base, is SIGKILLed; a sweep from outside leaves its
+  directory exactly as it is (`foreign`, in the report, --json, ls and metrics) and a
+  same-named, same-owner host object alone; a restarted manager and a sweep inside the
+  container reclaim it;
 - upgrades: a journal of release 0.1.0 (schema version 1, written from its verbatim
   schema text by a process SIGKILLed with its WAL uncheckpointed) is still reclaimed by
   the sweep, by recover and by a restarted manager's adoption.
@@ -274,6 +279,111 @@ def test_pin_reregistered_same_base_survives_sweep_and_adoption():
         expect(not lost, "the live manager's /pin was unlinked by %s in %d trials"
                % (lost, PIN_TRIALS))
         expect(not left, "the dead directory was left in trials %s" % left)
+
+
+# The container: its own mount namespace with a private tmpfs on /dev/shm, the host's
+# TMPDIR base shared. This process stays as the container's init (keeping the namespace
+# and its tmpfs alive); the managers it starts are SIGKILLed by the test.
+CONTAINER = r"""
+import os, subprocess, sys, time
+sys.path.insert(0, %(here)r)
+import harness
+base, exe, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "shmw-test", "/dev/shm"],
+               check=True)
+for batch in (names[:len(names) // 2], names[len(names) // 2:]):
+    p = subprocess.Popen([exe, "manager", "--no-reclaim"], stdout=subprocess.PIPE,
+                         env=dict(os.environ, TMPDIR=base))
+    sock = p.stdout.readline().decode().strip()
+    c = harness.Client(sock)
+    for n in batch:
+        c.register(n)
+        fd = os.open("/dev/shm" + n, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"container")
+        os.close(fd)
+    print(p.pid, os.path.dirname(sock), flush=True)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def snapshot(d):
+    """Every file of a directory: name, bytes and mtime."""
+    out = {}
+    for n in sorted(os.listdir(d)):
+        p = os.path.join(d, n)
+        st = os.lstat(p)
+        data = open(p, "rb").read() if os.path.isfile(p) else b""
+        out[n] = (st.st_mtime_ns, data)
+    return out
+
+
+def test_container_directory_is_foreign_outside_and_reclaimed_inside():
+    with Sandbox("idc") as sb:
+        names = [sb.name(i) for i in range(4)]
+        init = sb.track(subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", PY, "-c",
+             CONTAINER % {"here": os.path.dirname(os.path.abspath(__file__))}, sb.tmp,
+             harness.SHMWARDEN] + names, stdout=subprocess.PIPE, env=sb.env))
+        mgrs = [init.stdout.readline().decode().split() for _ in range(2)]
+        expect(init.stdout.readline().strip() == b"ready", "the container did not start")
+        for pid, _ in mgrs:
+            os.kill(int(pid), signal.SIGKILL)
+        expect(wait_for(lambda: all(harness.is_dead(int(p)) for p, _ in mgrs)),
+               "the container's managers did not die")
+        dirs = [d for _, d in mgrs]
+        # The host has its own objects of the same names and owner.
+        for n in names:
+            write_data(n, b"host")
+        before = {d: snapshot(d) for d in dirs}
+        metrics = os.path.join(sb.tmp, "sweep.prom")
+        r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json", "--metrics", metrics])
+        expect(r.returncode == 0, "sweep exit %d: %s %s" % (r.returncode, r.stdout, r.stderr))
+        doc = json.loads(r.stdout)
+        expect(sorted(x["status"] for x in doc["dirs"]) == ["foreign", "foreign"] and
+               doc["totals"]["foreign"] == 2 and doc["totals"]["unlinked"] == 0,
+               "host sweep: %r" % doc)
+        for n in names:
+            expect(read_data(n) == b"host", "the host's %s was touched" % n)
+        for d in dirs:
+            after = snapshot(d)
+            changed = sorted(k for k in set(after) | set(before[d])
+                             if after.get(k) != before[d].get(k))
+            expect(not changed, "the host sweep changed %s: %s (mtime %s -> %s)" % (
+                d, changed, [before[d].get(k, (0,))[0] for k in changed],
+                [after.get(k, (0,))[0] for k in changed]))
+        with open(metrics) as f:
+            expect('shmwarden_sweep_last_directories{status="foreign"} 2\n' in f.read(),
+                   "metrics lack the foreign directories")
+        r = sb.run(["ls", "--tmpdir", sb.tmp, "--json"])
+        states = sorted(m["state"] for m in json.loads(r.stdout)["managers"])
+        expect(states == ["foreign", "foreign"], "ls: %r" % r.stdout)
+        r = sb.run(["recover", dirs[0]])
+        expect(": foreign: " in r.stdout + r.stderr and "nothing touched" in r.stdout + r.stderr,
+               "recover: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        expect(snapshot(dirs[0]) == before[dirs[0]], "recover changed the directory")
+
+        # Inside the container: a restarted manager adopts one, a sweep the other.
+        enter = ["nsenter", "-t", str(init.pid), "-m"]
+        inner = sb.track(subprocess.Popen(
+            enter + [harness.SHMWARDEN, "manager", "--shutdown-timeout", "100000"],
+            stdout=subprocess.PIPE, env=sb.env))
+        expect(inner.stdout.readline(), "the restarted manager did not start")
+        r = subprocess.run(enter + [harness.SHMWARDEN, "sweep", "--tmpdir", sb.tmp],
+                           env=sb.env, capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 0, "inner sweep: %s %s" % (r.stdout, r.stderr))
+        expect(wait_for(lambda: not any(os.path.exists(d) for d in dirs), timeout=10),
+               "the container did not reclaim its directories")
+        left = subprocess.run(enter + ["ls", "/dev/shm"], capture_output=True,
+                              text=True).stdout.split()
+        expect(not [n for n in names if n[1:] in left],
+               "container objects left: %s" % left)
+        for n in names:
+            expect(read_data(n) == b"host", "the host's %s was touched" % n)
+        inner.kill()
+        inner.wait()
+        init.kill()
+        init.wait()
 
 
 # A process that plays a manager of release 0.1.0: it creates the directory the way
