@@ -126,6 +126,10 @@ static void meta_init(struct journal_meta *m, uid_t owner, const char *boot_id)
 	m->manager_pid = getpid();
 	util_strlcpy(m->boot_id, boot_id, sizeof(m->boot_id));
 	m->created_at = util_wall_s();
+	/* Written in this /dev/shm, as a manager here would record it. */
+	struct stat st;
+	m->has_shm_fs = true;
+	m->shm_dev = stat(SHMOBJ_DIR, &st) == 0 ? (uint64_t)st.st_dev : 0;
 }
 
 /* A dead manager's directory in base: created, journaled (names), lock released.
@@ -821,7 +825,7 @@ static void test_dir_dry_run_reads_a_copy(void)
 		struct journal_meta m;
 		meta_init(&m, geteuid(), f.boot_id);
 		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, 0) < 0 || journal_commit(j) < 0)
+		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
 			_exit(1);
 		_exit(0);
 	}
