@@ -95,8 +95,12 @@ static const char *const journal_stmt_sql[ST_NUM] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_INSERT] = "INSERT OR IGNORE INTO objects(name, client_pid, registered_at)"
-		      " VALUES (?1, ?2, ?3)",
+	/* An upsert: a name registered again (its object removed without a free) is about
+	 * to be created again, so its grace window restarts (a kept registered_at would let
+	 * the prune drop the row before the client creates the object, which then leaks). */
+	[ST_INSERT] = "INSERT INTO objects(name, client_pid, registered_at) VALUES (?1, ?2, ?3)"
+		      " ON CONFLICT(name) DO UPDATE SET client_pid = excluded.client_pid,"
+		      " registered_at = excluded.registered_at",
 	[ST_FORGET] = "DELETE FROM objects WHERE name = ?1",
 	[ST_PAGE] = "SELECT name, registered_at FROM objects WHERE name > ?1 ORDER BY name"
 		    " LIMIT ?2",
@@ -755,7 +759,7 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
 		int64_t now_s)
 {
 	/* The schema's CHECK would refuse other lengths anyway; saying so here gives a clear
-	 * message, and never binds NULL (INSERT OR IGNORE would silently skip it). */
+	 * message, and never binds NULL. */
 	if (!name || len < 2 || len > 59)
 		return journal_fail(j, "add: name length %zu out of range", len);
 	if (journal_begin(j) < 0)

@@ -70,7 +70,8 @@ int journal_open(const char *dirpath, unsigned flags, struct journal **out, char
 const struct journal_meta *journal_meta(const struct journal *j);
 const char *journal_error(const struct journal *j);
 
-/* Records a registration (INSERT OR IGNORE: re-registering a name is a no-op). */
+/* Records a registration. A name already journaled gets this client_pid and now_s:
+ * registering again restarts the prune's grace window. */
 int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
 		int64_t now_s);
 /* Removes a name (a free whose object is gone, a reclaimed or pruned row); absent
