@@ -55,6 +55,7 @@ struct conn {
 	unsigned char partial[WIRE_RECORD_SIZE];
 	unsigned owed;       /* OKs for registrations staged in the open transaction */
 	size_t unsent_bytes; /* of "OKOK...", committed but not yet written */
+	bool peer_gone;      /* a send failed (EPIPE): OKs are dropped, records still read */
 	struct conn *dirty_prev, *dirty_next;
 	bool dirty;
 	struct conn *prev, *next; /* every open connection */
@@ -163,8 +164,18 @@ static int conn_flush_oks(struct conn *c)
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
-			conn_close(c, errno == EPIPE || errno == ECONNRESET ? NULL : strerror(errno));
-			return -1;
+			if (errno != EPIPE && errno != ECONNRESET) {
+				conn_close(c, strerror(errno));
+				return -1;
+			}
+			/* The client hung up, but records it wrote before that may still wait
+			 * in our receive queue (200 registrations, then close): every complete
+			 * record is processed, so keep reading until EOF; only the OKs are lost. */
+			log_debug("manager: client %u (pid %d): hung up before its OKs; reading what it sent",
+				  c->id, (int)c->peer_pid);
+			c->peer_gone = true;
+			c->unsent_bytes = 0;
+			break;
 		}
 		c->unsent_bytes -= (size_t)w;
 	}
@@ -374,7 +385,8 @@ static void manager_commit(struct manager *m)
 	while (m->dirty) {
 		struct conn *c = m->dirty;
 		conn_unmark_dirty(c);
-		c->unsent_bytes += (size_t)c->owed * WIRE_OK_LEN;
+		if (!c->peer_gone)
+			c->unsent_bytes += (size_t)c->owed * WIRE_OK_LEN;
 		c->owed = 0;
 		conn_flush_oks(c);
 	}
