@@ -74,7 +74,7 @@ struct manager {
 	unsigned nconns, next_conn_id;
 	struct conn *conns;
 	struct conn *dirty; /* connections owed OKs by the open transaction */
-	long shutdown_timer, flush_timer, prune_timer, accept_timer;
+	struct evloop_timer shutdown_timer, flush_timer, prune_timer, accept_timer;
 	struct journal_row prune_cursor; /* last row the prune looked at */
 	bool prune_resume;               /* false: the next prune starts from the first row */
 	bool reclaim_thread_started;
@@ -305,7 +305,6 @@ static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, voi
 static void manager_resume_accept(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
-	m->accept_timer = 0;
 	evloop_set_mask(loop, m->listenfd, EVLOOP_READ);
 }
 
@@ -336,10 +335,8 @@ static void manager_accept_one(struct manager *m, int cfd)
 	if (m->conns)
 		m->conns->prev = c;
 	m->conns = c;
-	if (m->nconns++ == 0 && m->shutdown_timer) {
-		evloop_timer_cancel(m->loop, m->shutdown_timer);
-		m->shutdown_timer = 0;
-	}
+	if (m->nconns++ == 0)
+		evloop_timer_cancel(m->loop, &m->shutdown_timer);
 	log_debug("manager: client %u (pid %d): connected", c->id, (int)pid);
 }
 
@@ -359,8 +356,7 @@ static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, voi
 			log_warn("manager: accept: %s; pausing new connections for %d ms", strerror(errno),
 				 ACCEPT_RETRY_MS);
 			evloop_set_mask(loop, fd, 0);
-			m->accept_timer =
-				evloop_timer_add(loop, ACCEPT_RETRY_MS, manager_resume_accept, m);
+			evloop_timer_arm(loop, &m->accept_timer, ACCEPT_RETRY_MS);
 		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
 			log_warn("manager: accept: %s", strerror(errno));
 		}
@@ -372,10 +368,7 @@ static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, voi
 
 static void manager_commit(struct manager *m)
 {
-	if (m->flush_timer) {
-		evloop_timer_cancel(m->loop, m->flush_timer);
-		m->flush_timer = 0;
-	}
+	evloop_timer_cancel(m->loop, &m->flush_timer);
 	if (!journal_in_txn(m->journal))
 		return;
 	if (journal_commit(m->journal) < 0) {
@@ -396,7 +389,6 @@ static void manager_on_flush_timer(struct evloop *loop, void *data)
 {
 	(void)loop;
 	struct manager *m = data;
-	m->flush_timer = 0;
 	manager_commit(m);
 }
 
@@ -406,14 +398,13 @@ static void manager_before_sleep(struct evloop *loop, void *data)
 	struct manager *m = data;
 	if (m->dirty)
 		manager_commit(m);
-	else if (journal_in_txn(m->journal) && !m->flush_timer)
-		m->flush_timer = evloop_timer_add(loop, FLUSH_FREES_MS, manager_on_flush_timer, m);
+	else if (journal_in_txn(m->journal) && !evloop_timer_armed(&m->flush_timer))
+		evloop_timer_arm(loop, &m->flush_timer, FLUSH_FREES_MS);
 }
 
 static void manager_on_shutdown_timer(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
-	m->shutdown_timer = 0;
 	if (m->nconns == 0) {
 		log_debug("manager: no client for %d ms: shutting down", m->cfg.shutdown_timeout_ms);
 		evloop_stop(loop);
@@ -422,10 +413,7 @@ static void manager_on_shutdown_timer(struct evloop *loop, void *data)
 
 static void manager_arm_shutdown(struct manager *m)
 {
-	if (m->shutdown_timer)
-		evloop_timer_cancel(m->loop, m->shutdown_timer);
-	m->shutdown_timer = evloop_timer_add(m->loop, m->cfg.shutdown_timeout_ms,
-					     manager_on_shutdown_timer, m);
+	evloop_timer_arm(m->loop, &m->shutdown_timer, m->cfg.shutdown_timeout_ms);
 }
 
 /* Drops, a page at a time, rows whose object is gone although no free said so (a
@@ -459,7 +447,7 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 		if (journal_compact(m->journal) < 0)
 			log_warn("manager: journal: compact: %s", journal_error(m->journal));
 	}
-	m->prune_timer = evloop_timer_add(loop, m->cfg.prune_interval_ms, manager_on_prune_timer, m);
+	evloop_timer_arm(loop, &m->prune_timer, m->cfg.prune_interval_ms);
 }
 
 static void manager_on_signal(struct evloop *loop, int fd, unsigned revents, void *data)
@@ -613,8 +601,7 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 	}
 	evloop_set_before_sleep(m->loop, manager_before_sleep, m);
 	manager_arm_shutdown(m);
-	m->prune_timer = evloop_timer_add(m->loop, m->cfg.prune_interval_ms,
-					  manager_on_prune_timer, m);
+	evloop_timer_arm(m->loop, &m->prune_timer, m->cfg.prune_interval_ms);
 	return 0;
 }
 
@@ -719,6 +706,10 @@ int manager_run(const struct manager_config *cfg)
 	}
 	m->cfg = *cfg;
 	m->dirfd = m->lockfd = m->listenfd = m->shm_dirfd = m->sigfd = -1;
+	evloop_timer_init(&m->shutdown_timer, manager_on_shutdown_timer, m);
+	evloop_timer_init(&m->flush_timer, manager_on_flush_timer, m);
+	evloop_timer_init(&m->prune_timer, manager_on_prune_timer, m);
+	evloop_timer_init(&m->accept_timer, manager_resume_accept, m);
 	if (manager_start(m, err, sizeof(err)) < 0) {
 		char line[sizeof(err) + 16];
 		snprintf(line, sizeof(line), "ERROR: %s", err);
