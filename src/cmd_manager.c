@@ -3,6 +3,7 @@
  * Like the reference it detaches from the client's session first, so the signals a
  * terminal or job sends to the client's process group do not reach the manager.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -147,6 +148,9 @@ int cmd_manager(int argc, char **argv)
 	umask(077);
 	manager_close_inherited_fds();
 	manager_raise_nofile();
+	/* A stderr nobody drains must not stop the event loop (log.h). */
+	if (log_nonblocking() < 0)
+		log_info("manager: stderr stays blocking: %s", strerror(errno));
 	fflush(stdout);
 	return manager_run(&cfg);
 }

@@ -78,6 +78,7 @@ struct manager {
 	struct journal_row prune_cursor; /* last row the prune looked at */
 	bool prune_resume;               /* false: the next prune starts from the first row */
 	bool reclaim_thread_started;
+	struct log_limit accept_pause_log; /* under EMFILE the pause repeats ten times a second */
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
 	unsigned long long n_registered, n_freed, n_refused, n_pruned;
@@ -353,8 +354,9 @@ static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, voi
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			/* Level-triggered epoll would wake us again at once: stop listening for
 			 * a moment instead of spinning; waiting clients stay in the backlog. */
-			log_warn("manager: accept: %s; pausing new connections for %d ms", strerror(errno),
-				 ACCEPT_RETRY_MS);
+			log_warn_limited(&m->accept_pause_log,
+					 "manager: accept: %s; pausing new connections for %d ms",
+					 strerror(errno), ACCEPT_RETRY_MS);
 			evloop_set_mask(loop, fd, 0);
 			evloop_timer_arm(loop, &m->accept_timer, ACCEPT_RETRY_MS);
 		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
@@ -396,6 +398,7 @@ static void manager_on_flush_timer(struct evloop *loop, void *data)
 static void manager_before_sleep(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
+	log_flush(); /* lines a full stderr did not take (log.h): never waits */
 	if (m->dirty)
 		manager_commit(m);
 	else if (journal_in_txn(m->journal) && !evloop_timer_armed(&m->flush_timer))
@@ -729,5 +732,6 @@ int manager_run(const struct manager_config *cfg)
 		 m->n_registered, m->n_freed, m->n_refused, m->n_pruned);
 	manager_stop(m, true);
 	manager_free(m);
+	log_drain(250); /* the last lines, if stderr drains soon; nobody waits on us now */
 	return rc < 0 ? 1 : 0;
 }
