@@ -31,7 +31,7 @@ static const char manager_usage[] =
 	"                          $TEMP, $TEMPDIR, then /tmp)\n"
 	"  --shutdown-timeout MS   idle time before shutting down (default 2000)\n"
 	"  --no-reclaim            do not reclaim dead managers' directories at start\n"
-	"  --prune-interval MS     how often a slice of the table is checked for objects\n"
+	"  --prune-interval MS     pause between passes over the table that drop objects\n"
 	"                          that vanished without a free message (default 1000)\n"
 	"  --prune-grace SECONDS   never prune a name younger than this (default 10)\n";
 

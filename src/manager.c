@@ -23,6 +23,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evloop.h"
@@ -42,7 +43,10 @@
 #define MAX_UNSENT_OK 4096   /* a client that never reads its OKs stops being read */
 #define FLUSH_FREES_MS 50    /* a transaction holding only frees commits after this */
 #define ACCEPT_RETRY_MS 100  /* after EMFILE, accept again after this */
-#define PRUNE_PAGE 256       /* rows checked per prune tick */
+#define PRUNE_PAGE 256       /* rows read from the journal at a time */
+#define PRUNE_SLICE_US 2000  /* a prune slice yields to the clients after this */
+#define PRUNE_BUSY_GAP_MS 8  /* between slices while clients keep the loop busy */
+#define PRUNE_ROWS_PER_RECORD 2 /* a busy pass checks at least this many rows a record */
 
 struct manager;
 
@@ -77,6 +81,9 @@ struct manager {
 	struct evloop_timer shutdown_timer, flush_timer, prune_timer, accept_timer;
 	struct journal_row prune_cursor; /* last row the prune looked at */
 	bool prune_resume;               /* false: the next prune starts from the first row */
+	unsigned long long pass_rows;    /* rows checked by the current pass */
+	unsigned long long pass_records; /* client records received during the current pass */
+	unsigned long long slice_records; /* client records received since the last slice */
 	bool reclaim_thread_started;
 	struct log_limit accept_pause_log; /* under EMFILE the pause repeats ten times a second */
 	pthread_t reclaim_thread;
@@ -257,6 +264,8 @@ static int conn_consume(struct conn *c, const unsigned char *buf, size_t len)
 			conn_close(c, why);
 			return -1;
 		}
+		c->m->pass_records++;
+		c->m->slice_records++;
 		if (msg.is_free)
 			conn_free(c, &msg);
 		else
@@ -419,38 +428,71 @@ static void manager_arm_shutdown(struct manager *m)
 	evloop_timer_arm(m->loop, &m->shutdown_timer, m->cfg.shutdown_timeout_ms);
 }
 
-/* Drops, a page at a time, rows whose object is gone although no free said so (a
- * client killed before its free, or freed through another manager). Young rows are
- * skipped: their client may be about to create the object. */
+static int64_t manager_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Drops rows whose object is gone although no free said so (a client killed before its
+ * free, or freed through another manager). Young rows are skipped: their client may be
+ * about to create the object.
+ *
+ * A pass over the table runs in slices of at most PRUNE_SLICE_US, each ended by a
+ * commit and followed by a poll, so a client waits at most one slice for the loop. The
+ * next slice comes at once when no client sent anything since the last one (an idle
+ * manager drains a backlog at full speed) or when the pass is behind, having checked
+ * fewer than PRUNE_ROWS_PER_RECORD rows per record received since it began; otherwise
+ * after PRUNE_BUSY_GAP_MS. A finished pass waits prune_interval_ms for the next.
+ *
+ * The bound this keeps: a pass checks rows at least twice as fast as clients add them,
+ * so with L live rows and R registrations a second, the stale rows left between
+ * passes stay below L + 2 R prune_grace_s, and the journal follows the live set. */
 static void manager_on_prune_timer(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
 	struct journal_row rows[PRUNE_PAGE];
-	int64_t now = util_wall_s();
-	int n = journal_page(m->journal, m->prune_resume ? &m->prune_cursor : NULL, rows,
-			     PRUNE_PAGE);
-	if (n < 0)
-		log_warn("manager: journal: prune: %s", journal_error(m->journal));
-	for (int i = 0; i < n; i++) {
-		if (now - rows[i].registered_at < m->cfg.prune_grace_s)
-			continue;
-		if (shmobj_exists(m->shm_dirfd, rows[i].name))
-			continue;
-		if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
-			m->n_pruned++;
-	}
-	if (n > 0) {
-		m->prune_cursor = rows[n - 1];
-		m->prune_resume = true;
-	}
-	if (n >= 0 && n < PRUNE_PAGE) {
-		/* A full pass is done: give pages back so the files follow the live set. */
+	int64_t now = util_wall_s(), t0 = manager_now_us();
+	bool pass_done = false;
+	m->slice_records = 0;
+	do {
+		int n = journal_page(m->journal, m->prune_resume ? &m->prune_cursor : NULL, rows,
+				     PRUNE_PAGE);
+		if (n < 0) {
+			log_warn("manager: journal: prune: %s", journal_error(m->journal));
+			pass_done = true; /* start over after the interval */
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (now - rows[i].registered_at < m->cfg.prune_grace_s)
+				continue;
+			if (shmobj_exists(m->shm_dirfd, rows[i].name))
+				continue;
+			if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
+				m->n_pruned++;
+		}
+		m->pass_rows += (unsigned)n;
+		if (n > 0) {
+			m->prune_cursor = rows[n - 1];
+			m->prune_resume = true;
+		}
+		if (n < PRUNE_PAGE)
+			pass_done = true;
+	} while (!pass_done && manager_now_us() - t0 < PRUNE_SLICE_US);
+	manager_commit(m);
+	if (pass_done) {
+		/* Give pages back so the files follow the live set. */
 		m->prune_resume = false;
-		manager_commit(m);
+		m->pass_rows = m->pass_records = 0;
 		if (journal_compact(m->journal) < 0)
 			log_warn("manager: journal: compact: %s", journal_error(m->journal));
+		evloop_timer_arm(loop, &m->prune_timer, m->cfg.prune_interval_ms);
+		return;
 	}
-	evloop_timer_arm(loop, &m->prune_timer, m->cfg.prune_interval_ms);
+	bool idle = m->slice_records == 0;
+	bool behind = m->pass_rows < PRUNE_ROWS_PER_RECORD * m->pass_records;
+	evloop_timer_arm(loop, &m->prune_timer, idle || behind ? 0 : PRUNE_BUSY_GAP_MS);
 }
 
 static void manager_on_signal(struct evloop *loop, int fd, unsigned revents, void *data)
