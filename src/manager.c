@@ -23,6 +23,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@
 #define PRUNE_SLICE_US 2000  /* a prune slice yields to the clients after this */
 #define PRUNE_BUSY_GAP_MS 8  /* between slices while clients keep the loop busy */
 #define PRUNE_ROWS_PER_RECORD 2 /* a busy pass checks at least this many rows a record */
+#define MIN_ROOM_KIB 256     /* a journal.db, its -wal and its -shm at the start */
 
 struct manager;
 
@@ -68,6 +70,7 @@ struct conn {
 struct manager {
 	struct manager_config cfg;
 	struct evloop *loop;
+	char tmpbase[PATH_MAX];     /* cfg.tmpbase made absolute, when it was relative */
 	char dirpath[PATH_MAX];     /* as the clients know it: under $TMPDIR as given */
 	char journal_dir[PATH_MAX]; /* the same without symlinks, as SQLite requires */
 	char sockpath[PATH_MAX + sizeof("/" MGRDIR_SOCKET)];
@@ -606,16 +609,78 @@ static int manager_setup_signals(struct manager *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* The socket path goes out as one line of text and must work from any working
+ * directory: a TMPDIR with a newline is refused (no client could read the path back), and
+ * a relative one is made absolute against the working directory the spawner gave us,
+ * which is what it meant when it set it. */
+static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
+{
+	const char *base = m->cfg.tmpbase;
+	if (strchr(base, '\n')) {
+		util_err(err, errlen, "TMPDIR contains a newline, and the socket path is printed as "
+				      "one line no client could read back: set TMPDIR (or --tmpdir) "
+				      "to a directory whose name has none");
+		return -1;
+	}
+	if (base[0] == '/')
+		return 0;
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd))) {
+		util_err(err, errlen, "TMPDIR %s is relative and the working directory is unknown "
+				      "(%s): set TMPDIR to an absolute path", base, strerror(errno));
+		return -1;
+	}
+	int n = snprintf(m->tmpbase, sizeof(m->tmpbase), "%s/%s", strcmp(cwd, "/") ? cwd : "",
+			 base);
+	if (n < 0 || (size_t)n >= sizeof(m->tmpbase)) {
+		util_err(err, errlen, "TMPDIR %s under %s is too long: set TMPDIR to a shorter "
+				      "absolute path", base, cwd);
+		return -1;
+	}
+	m->cfg.tmpbase = m->tmpbase;
+	return 0;
+}
+
+/* A full TMPDIR is the usual reason a start fails once the directory is chosen; say so
+ * and what to do, with the underlying error kept at the end. The manager refuses to run
+ * there rather than run as torch_shm_manager does, without a journal: it may answer no
+ * OK for a row it could not write (invariant 1), so its clients would each wait out
+ * libshm's timeout instead of reading this one line. */
+static void manager_explain_full(const struct manager *m, char *err, size_t errlen)
+{
+	struct statvfs sv;
+	if (statvfs(m->cfg.tmpbase, &sv) < 0)
+		return;
+	unsigned long long kib = (unsigned long long)sv.f_bavail * sv.f_frsize / 1024;
+	bool no_inodes = sv.f_files > 0 && sv.f_favail == 0;
+	if (kib >= MIN_ROOM_KIB && !no_inodes)
+		return;
+	char cause[256], room[64];
+	util_strlcpy(cause, err, sizeof(cause));
+	if (no_inodes)
+		snprintf(room, sizeof(room), "no free inodes");
+	else
+		snprintf(room, sizeof(room), "%llu KiB free", kib);
+	util_err(err, errlen, "TMPDIR %s is on a full filesystem (%s), so the manager cannot "
+			      "create its journal there and would have to refuse every registration: "
+			      "free some space there, or set TMPDIR to a directory with at least "
+			      "%d KiB free (%s)", m->cfg.tmpbase, room, MIN_ROOM_KIB, cause);
+}
+
 static int manager_start(struct manager *m, char *err, size_t errlen)
 {
+	if (manager_check_tmpbase(m, err, errlen) < 0)
+		return -1;
 	if (util_boot_id(m->boot_id, sizeof(m->boot_id), err, errlen) < 0)
 		return -1;
 	m->shm_dirfd = shmobj_dir_open(err, errlen);
 	if (m->shm_dirfd < 0)
 		return -1;
 	if (mgrdir_create(m->cfg.tmpbase, m->dirpath, sizeof(m->dirpath), &m->dirfd, &m->lockfd,
-			  err, errlen) < 0)
+			  err, errlen) < 0) {
+		manager_explain_full(m, err, errlen);
 		return -1;
+	}
 	m->dirname = strrchr(m->dirpath, '/') + 1;
 	/* TMPDIR may lead through a symlink (/tmp -> /private/tmp style); SQLite refuses
 	 * those, so the journal is opened by the directory's resolved name. */
@@ -628,8 +693,10 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 				     .manager_pid = getpid(),
 				     .created_at = util_wall_s() };
 	memcpy(meta.boot_id, m->boot_id, sizeof(meta.boot_id));
-	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0)
+	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0) {
+		manager_explain_full(m, err, errlen);
 		return -1;
+	}
 	snprintf(m->sockpath, sizeof(m->sockpath), "%s/%s", m->dirpath, MGRDIR_SOCKET);
 	m->listenfd = net_unix_listen(m->sockpath, LISTEN_BACKLOG, err, errlen);
 	if (m->listenfd < 0)

@@ -452,8 +452,13 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 
 	reclaim_report_init(r, name);
 	if (!mgrdir_is_name(name)) {
-		reclaim_set(r, RECLAIM_ERROR, "not a manager directory (names are %sXXXXXX)",
-			    MGRDIR_PREFIX);
+		/* A missing path is missing, whatever its name: say the first fact first. */
+		if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+			reclaim_set(r, RECLAIM_ERROR, "no such directory (`shmwarden ls` lists "
+				    "the manager directories)");
+		else
+			reclaim_set(r, RECLAIM_ERROR, "not a manager directory (names are %sXXXXXX; "
+				    "`shmwarden ls` lists them)", MGRDIR_PREFIX);
 		goto out;
 	}
 	dirfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -463,7 +468,8 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 			reclaim_set(r, RECLAIM_UNSAFE, "%s; not followed",
 				    S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
 		else if (saved == ENOENT)
-			reclaim_set(r, RECLAIM_ERROR, "no such directory");
+			reclaim_set(r, RECLAIM_ERROR, "no such directory (already reclaimed, or "
+				    "never there: `shmwarden ls` lists the manager directories)");
 		else
 			reclaim_set(r, RECLAIM_ERROR, "open: %s", strerror(saved));
 		goto out;

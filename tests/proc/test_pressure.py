@@ -387,5 +387,107 @@ def test_prune_drains_300000_stale_rows_within_its_bound():
         expect(m.wait(30) == 0, "manager did not shut down cleanly")
 
 
+# ---- odd inputs, unclear words -----------------------------------------------------------------
+
+def test_recover_json_with_a_missing_parent_prints_json():
+    with Sandbox("rjson") as sb:
+        missing = os.path.join(sb.tmp, "gone", "shmwarden-abcdef")
+        p = sb.run(["recover", "--json", missing])
+        expect(p.returncode == 1, "exit %d" % p.returncode)
+        doc = json.loads(p.stdout)
+        expect(doc["status"] == "error" and doc["dir"] == missing, doc)
+        expect("no such" in doc["detail"].lower(), doc)
+        p = sb.run(["recover", missing])
+        expect(p.returncode == 1 and "no such" in p.stderr.lower(), p.stderr)
+
+
+def test_recover_of_a_missing_path_says_it_is_missing():
+    with Sandbox("rmiss") as sb:
+        for path in (os.path.join(sb.tmp, "nothing-here"), os.path.join(sb.tmp, "shmwarden-abcdef")):
+            p = sb.run(["recover", path])
+            expect(p.returncode == 1, "exit %d" % p.returncode)
+            expect("no such" in p.stderr.lower() and "not a manager directory" not in p.stderr,
+                   p.stderr)
+            p = sb.run(["recover", "--json", path])
+            doc = json.loads(p.stdout)
+            expect("no such" in doc["detail"].lower(), doc)
+        # An existing directory with another name is still "not a manager directory".
+        other = os.path.join(sb.tmp, "other")
+        os.mkdir(other)
+        p = sb.run(["recover", other])
+        expect(p.returncode == 1 and "not a manager directory" in p.stderr, p.stderr)
+
+
+def test_tmpdir_with_a_newline_is_a_clear_error():
+    with Sandbox("nl") as sb:
+        odd = os.path.join(sb.tmp, "a\nb")
+        os.mkdir(odd)
+        m = sb.spawn_manager(env=dict(sb.env, TMPDIR=odd))
+        expect(m.line.startswith("ERROR: ") and "newline" in m.line, repr(m.line))
+        expect(m.wait(10) == 1, "exit status")
+        expect(os.listdir(odd) == [], "left in the directory: %s" % os.listdir(odd))
+
+
+def test_relative_tmpdir_gives_an_absolute_socket_path():
+    with Sandbox("rel") as sb:
+        os.mkdir(os.path.join(sb.tmp, "rel"))
+        proc = subprocess.Popen(["torch_shm_manager"], executable=harness.TORCH_SHM_MANAGER,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=dict(sb.env, TMPDIR="rel"),
+                                cwd=sb.tmp)
+        sb.track(proc)
+        line = proc.stdout.readline().decode().rstrip("\n")
+        expect(line.startswith(os.path.join(sb.tmp, "rel") + "/shmwarden-"), repr(line))
+        # A client elsewhere (another working directory) can use it.
+        c = Client(line)
+        c.register(sb.name("r"))
+        c.close()
+        expect(proc.wait(10) == 0, "manager did not shut down cleanly")
+
+
+def full_tmpdir_in_namespace(base):
+    """Runs inside `unshare --mount`: a tmpfs at BASE/fs, filled, is the TMPDIR."""
+    fs = os.path.join(base, "fs")
+    os.mkdir(fs, 0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", fs], check=True)
+    try:
+        fd = os.open(os.path.join(fs, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, bytes(4096))
+        except OSError:
+            pass
+        os.close(fd)
+        p = subprocess.run(["torch_shm_manager"], executable=harness.TORCH_SHM_MANAGER,
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, TMPDIR=fs), stdin=subprocess.DEVNULL)
+        line = p.stdout.splitlines()[0] if p.stdout else ""
+        print("LINE %s" % line)
+        expect(p.returncode == 1, "exit %d" % p.returncode)
+        expect(line.startswith("ERROR: "), repr(line))
+        expect("full" in line and "TMPDIR" in line, repr(line))
+        expect(sorted(os.listdir(fs)) == ["filler"], "left: %s" % os.listdir(fs))
+    finally:
+        subprocess.run(["umount", "-l", fs], capture_output=True)
+
+
+def test_full_tmpdir_is_a_clear_error():
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        skip("test_full_tmpdir_is_a_clear_error", "needs root and unshare")
+        return
+    with Sandbox("full") as sb:
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                            PY, HERE, "--full-helper", sb.tmp],
+                           capture_output=True, text=True, timeout=60, env=sb.env)
+        for line in p.stdout.splitlines():
+            if line.startswith("LINE "):
+                print("# manager on a full TMPDIR: %s" % line[5:])
+        expect(p.returncode == 0, "helper exit %d:\n%s%s" % (p.returncode, p.stdout[-1500:],
+                                                               p.stderr[-1500:]))
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--full-helper":
+        full_tmpdir_in_namespace(sys.argv[2])
+        sys.exit(0)
     harness.main(globals())
