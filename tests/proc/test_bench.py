@@ -76,6 +76,23 @@ def test_loadgen_refuses_garbage_options():
         assert r.returncode == 1 and "cannot pin to CPU 1000" in r.stderr, r.stderr
 
 
+def test_journal_bench_reports_both_locking_modes_and_cleans_up():
+    exe = os.path.join(harness.BUILD, "tools", "bench_journal")
+    with harness.Sandbox("bench") as sb:
+        r = subprocess.run([exe, sb.tmp, "--commits", "300", "--live", "500"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        v = values(r.stdout)
+        assert v["commits"] == "300" and v["live"] == "500", v
+        for mode in ("shared", "exclusive"):
+            assert float(v[mode + "_us_per_commit"]) > 0, v
+        assert os.listdir(sb.tmp) == [], "left %s" % os.listdir(sb.tmp)
+        for args in (["--commits", "x"], ["--live", "-3"], [], [sb.tmp, "extra"]):
+            r = subprocess.run([exe] + ([sb.tmp] if args and args[0].startswith("--") else [])
+                               + args, capture_output=True, text=True, timeout=30)
+            assert r.returncode == 2 and "usage:" in r.stderr, (args, r.returncode, r.stderr)
+
+
 def test_bench_refuses_garbage_arguments():
     for args in (["--scenarios", "c1,bogus"], ["--placement", "nowhere"],
                  ["--managers", "shmwarden,nobody"], ["--rounds", "0"], ["--batches", "1"]):
