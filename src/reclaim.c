@@ -94,6 +94,68 @@ static void reclaim_set(struct reclaim_report *r, enum reclaim_status st, const 
 	va_end(ap);
 }
 
+enum reclaim_holder {
+	RECLAIM_UNUSED,     /* nobody holds it: unlink */
+	RECLAIM_HELD,       /* an inspected task holds or maps it */
+	RECLAIM_HELD_BLIND, /* a task we could not inspect may hold it */
+	RECLAIM_UNCHECKED,  /* the in-use view could not be renewed */
+};
+
+/* Who may hold the object st (the one the name leads to now), from a view of /proc never
+ * older than RECLAIM_VIEW_MAX_MS or the start of this directory. */
+static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const char *who,
+					  const char *pn, const struct stat *st, pid_t *blind)
+{
+	char err[256];
+	if (inuse_refresh(opts->inuse, RECLAIM_VIEW_MAX_MS, err, sizeof(err)) < 0) {
+		log_warn("reclaim: %s: %s: renewing the in-use view: %s; kept for a later pass",
+			 who, pn, err);
+		return RECLAIM_UNCHECKED;
+	}
+	if (inuse_holds(opts->inuse, st->st_dev, st->st_ino))
+		return RECLAIM_HELD;
+	if (inuse_blind(opts->inuse, st, blind))
+		return RECLAIM_HELD_BLIND;
+	return RECLAIM_UNUSED;
+}
+
+/* Unlinks an object a blind task may hold only when the kernel says nobody has it open
+ * (shmobj_lease). While we hold the lease, an open by anyone else waits for us, so the
+ * unlink cannot race an opener that found the object before it; the name is checked
+ * again just before the unlink, so a rename over it in between is not unlinked.
+ * Returns 0 when the name was unlinked (dry run: would be), 1 when the object is held
+ * or the name moved, -1 with errno when the lease cannot be had or the unlink failed. */
+static int reclaim_lease_unlink(const struct reclaim_opts *opts, const char *name,
+				const struct stat *st)
+{
+	int fd;
+	int rc = shmobj_lease(opts->shm_dirfd, name, st, &fd);
+	if (rc != 0)
+		return rc;
+	struct stat now;
+	if (fstatat(opts->shm_dirfd, name + 1, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    now.st_dev != st->st_dev || now.st_ino != st->st_ino)
+		rc = 1;
+	else if (!opts->dry_run && unlinkat(opts->shm_dirfd, name + 1, 0) < 0)
+		rc = -1;
+	int saved = errno;
+	close(fd); /* releases the lease */
+	errno = saved;
+	return rc;
+}
+
+/* Counts a kept object, and adopts it when there is somewhere to adopt into. */
+static enum reclaim_action reclaim_keep_in_use(const struct reclaim_opts *opts,
+					       struct reclaim_report *r)
+{
+	r->in_use++;
+	if (opts->adopt_into) {
+		r->adopted++;
+		return opts->dry_run ? RECLAIM_KEEP : RECLAIM_ADOPT;
+	}
+	return RECLAIM_KEEP;
+}
+
 /* Decides one row; counts it in the report. Unlinks unless dry run. */
 static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t owner,
 				       const char *who, const struct journal_row *row,
@@ -129,14 +191,31 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 				 (unsigned)owner);
 		return RECLAIM_DROP;
 	}
-	if (inuse_contains(opts->inuse, row->name)) {
-		r->in_use++;
-		log_debug("reclaim: %s: %s: in use by a live process; kept", who, pn);
-		if (opts->adopt_into) {
-			r->adopted++;
-			return opts->dry_run ? RECLAIM_KEEP : RECLAIM_ADOPT;
-		}
+	pid_t blind = 0;
+	switch (reclaim_holder(opts, who, pn, &st, &blind)) {
+	case RECLAIM_UNCHECKED:
 		return RECLAIM_KEEP;
+	case RECLAIM_HELD:
+		log_debug("reclaim: %s: %s: in use by a live task; kept", who, pn);
+		return reclaim_keep_in_use(opts, r);
+	case RECLAIM_HELD_BLIND: {
+		int rc = reclaim_lease_unlink(opts, row->name, &st);
+		if (rc == 0)
+			goto unlinked;
+		if (rc < 0 && errno == ENOENT) {
+			r->gone++;
+			return RECLAIM_DROP;
+		}
+		if (rc < 0)
+			log_debug("reclaim: %s: %s: lease: %s", who, pn, strerror(errno));
+		if (r->not_inspectable++ == 0)
+			r->not_inspectable_pid = blind;
+		log_info("reclaim: %s: %s: kept: holder not inspectable (pid %d)", who, pn,
+			 (int)blind);
+		return reclaim_keep_in_use(opts, r);
+	}
+	case RECLAIM_UNUSED:
+		break;
 	}
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
 		if (errno == ENOENT) {
@@ -154,6 +233,7 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 			 strerror(errno));
 		return RECLAIM_KEEP;
 	}
+unlinked:
 	r->unlinked++;
 	r->bytes += (uint64_t)st.st_size;
 	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.st_size);
@@ -451,6 +531,8 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	char err[256], path[4096];
 
 	reclaim_report_init(r, name);
+	/* A new directory gets a new view of /proc (made only if a name needs it). */
+	inuse_expire(opts->inuse);
 	if (!mgrdir_is_name(name)) {
 		reclaim_set(r, RECLAIM_ERROR, "not a manager directory (names are %sXXXXXX)",
 			    MGRDIR_PREFIX);
@@ -578,9 +660,14 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	/* What is not in use could not be checked or unlinked now (logged). */
 	unsigned in_use = r->in_use - r->adopted;
 	long long other = left - in_use;
-	char more[96] = "";
+	char more[160] = "";
 	if (other > 0)
 		snprintf(more, sizeof(more), ", %lld not checkable now", other);
+	if (r->not_inspectable) {
+		size_t ml = strlen(more);
+		snprintf(more + ml, sizeof(more) - ml, ", %u of them: holder not inspectable (pid %d)",
+			 r->not_inspectable, (int)r->not_inspectable_pid);
+	}
 	reclaim_set(r, RECLAIM_KEPT, "%lld name%s stay%s journaled for a later pass (%u in use%s)",
 		    (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", in_use, more);
 	if (!opts->dry_run && journal_compact(j) < 0)

@@ -4,7 +4,10 @@
  * restarted manager adopting dead managers' directories, and `recover`/`sweep`.
  * For every journaled name it decides (DESIGN.md, invariants 3-6):
  *   gone                        -> drop the row
- *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into)
+ *   mapped/open by a live task  -> keep the row (or move it to opts->adopt_into)
+ *   maybe held by a task we
+ *   could not inspect           -> the same, unless the kernel's lease check says
+ *                                  nobody has it open (then unlinked)
  *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
  *   invalid name                -> refuse, log, drop the row
  *   otherwise                   -> shm_unlink, drop the row
@@ -22,8 +25,13 @@
 #include "inuse.h"
 #include "journal.h"
 
+/* The oldest in-use view that may clear a name (see SECURITY.md, "A fresh view"). */
+#define RECLAIM_VIEW_MAX_MS 1000
+
 struct reclaim_opts {
-	const struct inuse *inuse;  /* built once per run by the caller */
+	struct inuse *inuse;        /* built by the caller; refreshed here before it clears a
+				     * name when older than RECLAIM_VIEW_MAX_MS, and at each
+				     * directory */
 	int shm_dirfd;              /* shmobj_dir_open() */
 	const char *boot_id;        /* this boot's id */
 	bool dry_run;               /* decide and report, change nothing */
@@ -55,6 +63,10 @@ struct reclaim_report {
 	unsigned in_use;        /* names kept because a live process uses them */
 	unsigned adopted;       /* of those, moved into opts->adopt_into */
 	unsigned refused;       /* foreign-owned objects and invalid names */
+	unsigned not_inspectable; /* of in_use: kept because a process that may hold them
+				   * could not be inspected (and the kernel's lease check
+				   * did not clear them) */
+	pid_t not_inspectable_pid; /* the first such process, 0 if unknown */
 	uint64_t bytes;         /* st_size of the objects unlinked */
 	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };

@@ -23,6 +23,7 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->in_use += r->in_use;
 	t->adopted += r->adopted;
 	t->refused += r->refused;
+	t->not_inspectable += r->not_inspectable;
 	t->bytes += r->bytes;
 }
 
@@ -113,6 +114,9 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 			r->refused);
 		if (r->adopted)
 			fprintf(f, ", %u adopted", r->adopted);
+		if (r->not_inspectable)
+			fprintf(f, "; %u kept: holder not inspectable (pid %d)", r->not_inspectable,
+				(int)r->not_inspectable_pid);
 		if (r->earlier_boot)
 			fputs("; journal from an earlier boot: its names name nothing now", f);
 		if (r->status == RECLAIM_KEPT) {
@@ -159,6 +163,11 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 		   "\"bytes\":%" PRIu64 ",\"detail\":",
 		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes);
 	report_json_string(f, r->detail);
+	fprintf(f, ",\"not_inspectable\":%u", r->not_inspectable);
+	if (r->not_inspectable && r->not_inspectable_pid > 0)
+		fprintf(f, ",\"not_inspectable_pid\":%d", (int)r->not_inspectable_pid);
+	else
+		fputs(",\"not_inspectable_pid\":null", f);
 	fputc('}', f);
 }
 
@@ -176,6 +185,8 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		t->refused);
 	if (t->adopted)
 		fprintf(f, ", %u adopted", t->adopted);
+	if (t->not_inspectable)
+		fprintf(f, ", %u kept: holder not inspectable", t->not_inspectable);
 	fputc('\n', f);
 }
 
@@ -186,6 +197,7 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 		fprintf(f, ",\"%s\":%u", reclaim_status_str((enum reclaim_status)st),
 			t->by_status[st]);
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 "}",
-		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes);
+		   "\"bytes\":%" PRIu64 ",\"not_inspectable\":%u}",
+		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes,
+		t->not_inspectable);
 }
