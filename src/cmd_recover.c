@@ -137,7 +137,7 @@ int cmd_recover(int argc, char **argv)
 	dev_t shm_dev;
 	if ((shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
 	    shmobj_dir_dev(shmfd, &shm_dev, err, sizeof(err)) < 0 ||
-	    !(idx = inuse_scan("/proc", shm_dev, err, sizeof(err))) ||
+	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err))) ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
 		fprintf(stderr, "recover: %s\n", err);
 		if (use_syslog)

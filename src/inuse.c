@@ -51,7 +51,9 @@ struct inuse {
 	char procdir[4096];
 	dev_t shm_dev;
 	int64_t scanned_ms; /* when the scan that built it began */
+	bool scanned;       /* filled at least once */
 	bool consulted;     /* looked up since that scan */
+	bool hidden;        /* /proc hides processes from us (hidepid): some are not even listed */
 	bool expired;
 };
 
@@ -413,6 +415,38 @@ static bool inuse_own_proc(int procfd)
 	return strcmp(link, want) == 0;
 }
 
+/* True when procdir is a proc mount with hidepid set (1/noaccess, 2/invisible) and we are
+ * not root: processes we may not inspect are then not even listed, so their absence from
+ * the scan proves nothing. The mount's gid= exemption is not looked at: assuming we are
+ * not exempt only sends more objects to the lease check. */
+static bool inuse_proc_hides(const char *procdir)
+{
+	char want[4096];
+	if (geteuid() == 0 || !realpath(procdir, want))
+		return false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	char line[8192];
+	bool hides = false;
+	while (fgets(line, sizeof(line), f)) {
+		/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS";
+		 * mount points with spaces are octal-escaped, so they hold none. */
+		char mnt[4096], fstype[64], source[256], sopts[2048];
+		const char *sep = strstr(line, " - ");
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+		    sscanf(sep + 3, "%63s %255s %2047s", fstype, source, sopts) != 3 ||
+		    strcmp(mnt, want) != 0)
+			continue;
+		/* The last mount on a point is the one we see. */
+		const char *h = strstr(sopts, "hidepid=");
+		hides = strcmp(fstype, "proc") == 0 && h && strncmp(h + 8, "0", 1) != 0 &&
+			strncmp(h + 8, "off", 3) != 0;
+	}
+	fclose(f);
+	return hides;
+}
+
 /* Fills idx (emptied first) from idx->procdir. */
 static int inuse_fill(struct inuse *idx, char *err, size_t errlen)
 {
@@ -424,6 +458,7 @@ static int inuse_fill(struct inuse *idx, char *err, size_t errlen)
 	idx->nblind = 0;
 	idx->consulted = false;
 	idx->expired = false;
+	idx->scanned = true;
 	idx->scanned_ms = util_now_ms();
 	snprintf(ctx.needle, sizeof(ctx.needle), " %02x:%02x ", major(idx->shm_dev),
 		 minor(idx->shm_dev));
@@ -433,6 +468,7 @@ static int inuse_fill(struct inuse *idx, char *err, size_t errlen)
 		goto out;
 	}
 	ctx.kcmp = inuse_own_proc(ctx.procfd);
+	idx->hidden = inuse_proc_hides(idx->procdir);
 	int lfd = openat(ctx.procfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lfd < 0 || !(d = fdopendir(lfd))) {
 		util_err(err, errlen, "read %s: %s", idx->procdir, strerror(errno));
@@ -467,7 +503,7 @@ out:
 	return rc;
 }
 
-struct inuse *inuse_scan(const char *procdir, dev_t shm_dev, char *err, size_t errlen)
+struct inuse *inuse_new(const char *procdir, dev_t shm_dev, char *err, size_t errlen)
 {
 	struct inuse *idx = calloc(1, sizeof(*idx));
 	if (!idx)
@@ -481,8 +517,6 @@ struct inuse *inuse_scan(const char *procdir, dev_t shm_dev, char *err, size_t e
 		goto fail;
 	}
 	idx->shm_dev = shm_dev;
-	if (inuse_fill(idx, err, errlen) < 0)
-		goto fail;
 	return idx;
 nomem:
 	util_err(err, errlen, "scanning %s: out of memory", procdir);
@@ -491,11 +525,21 @@ fail:
 	return NULL;
 }
 
+struct inuse *inuse_scan(const char *procdir, dev_t shm_dev, char *err, size_t errlen)
+{
+	struct inuse *idx = inuse_new(procdir, shm_dev, err, errlen);
+	if (idx && inuse_fill(idx, err, errlen) < 0) {
+		inuse_free(idx);
+		return NULL;
+	}
+	return idx;
+}
+
 int inuse_refresh(struct inuse *idx, int64_t max_age_ms, char *err, size_t errlen)
 {
-	if (!idx->consulted)
+	if (idx->scanned && !idx->consulted)
 		return 0; /* nothing was cleared with this view yet: it is as good as new */
-	if (!idx->expired && util_now_ms() - idx->scanned_ms <= max_age_ms)
+	if (idx->scanned && !idx->expired && util_now_ms() - idx->scanned_ms <= max_age_ms)
 		return 0;
 	struct inuse *fresh = inuse_scan(idx->procdir, idx->shm_dev, err, errlen);
 	if (!fresh)
@@ -523,7 +567,8 @@ bool inuse_holds(struct inuse *idx, dev_t dev, ino_t ino)
  * lets group or others read or write it, or when its uids are unknown. Root's own
  * processes are not assumed to hold another user's 0600 object: as non-root we can
  * never inspect them, and assuming it would keep every object forever; the kernel's
- * lease check (reclaim.c) is what covers them. */
+ * lease check (reclaim.c) is what covers them. When /proc hides processes (hidepid),
+ * any object may be held by one we cannot even list: *pid is 0 then. */
 bool inuse_blind(struct inuse *idx, const struct stat *st, pid_t *pid)
 {
 	idx->consulted = true;
@@ -537,7 +582,8 @@ bool inuse_blind(struct inuse *idx, const struct stat *st, pid_t *pid)
 			return true;
 		}
 	}
-	return false;
+	*pid = 0;
+	return idx->hidden;
 }
 
 size_t inuse_count(const struct inuse *idx)

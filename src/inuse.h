@@ -25,12 +25,16 @@
 struct inuse;
 
 /* Scans procdir (normally "/proc"; tests may point at a fake one) for holders of objects
- * on the filesystem shm_dev (st_dev of /dev/shm). NULL on failure with err set (the
- * procdir cannot be read, or out of memory). */
+ * on the filesystem shm_dev (st_dev of /dev/shm) at once. NULL on failure with err set
+ * (the procdir cannot be read, or out of memory). */
 struct inuse *inuse_scan(const char *procdir, dev_t shm_dev, char *err, size_t errlen);
 
-/* Rescans in place when the index began more than max_age_ms ago or was expired, and
- * was consulted since. 0, or -1 with err set (the old index is kept then; callers must
+/* An index that scans on its first inuse_refresh: a run with no name to clear never
+ * reads /proc. NULL on failure (out of memory, procdir too long) with err set. */
+struct inuse *inuse_new(const char *procdir, dev_t shm_dev, char *err, size_t errlen);
+
+/* Scans an index never scanned; rescans in place when the index began more than
+ * max_age_ms ago or was expired, and was consulted since. 0, or -1 with err set (the old index is kept then; callers must
  * not clear names with it). */
 int inuse_refresh(struct inuse *idx, int64_t max_age_ms, char *err, size_t errlen);
 

@@ -484,7 +484,7 @@ static void *manager_reclaim_thread(void *arg)
 	}
 	dev_t shm_dev;
 	if (shmobj_dir_dev(m->shm_dirfd, &shm_dev, err, sizeof(err)) < 0 ||
-	    !(idx = inuse_scan("/proc", shm_dev, err, sizeof(err)))) {
+	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err)))) {
 		log_warn("manager: reclaim at start: %s", err);
 		goto out;
 	}
@@ -616,7 +616,7 @@ static bool manager_reclaim_own(struct manager *m)
 	dev_t shm_dev;
 	struct inuse *idx = NULL;
 	if (shmobj_dir_dev(m->shm_dirfd, &shm_dev, err, sizeof(err)) < 0 ||
-	    !(idx = inuse_scan("/proc", shm_dev, err, sizeof(err)))) {
+	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err)))) {
 		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", err, m->dirpath);
 		return false;
 	}

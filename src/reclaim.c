@@ -210,8 +210,12 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 			log_debug("reclaim: %s: %s: lease: %s", who, pn, strerror(errno));
 		if (r->not_inspectable++ == 0)
 			r->not_inspectable_pid = blind;
-		log_info("reclaim: %s: %s: kept: holder not inspectable (pid %d)", who, pn,
-			 (int)blind);
+		if (blind > 0)
+			log_info("reclaim: %s: %s: kept: holder not inspectable (pid %d)", who, pn,
+				 (int)blind);
+		else
+			log_info("reclaim: %s: %s: kept: holder not inspectable (pid hidden by "
+				 "/proc)", who, pn);
 		return reclaim_keep_in_use(opts, r);
 	}
 	case RECLAIM_UNUSED:

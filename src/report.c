@@ -114,9 +114,12 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 			r->refused);
 		if (r->adopted)
 			fprintf(f, ", %u adopted", r->adopted);
-		if (r->not_inspectable)
+		if (r->not_inspectable && r->not_inspectable_pid > 0)
 			fprintf(f, "; %u kept: holder not inspectable (pid %d)", r->not_inspectable,
 				(int)r->not_inspectable_pid);
+		else if (r->not_inspectable)
+			fprintf(f, "; %u kept: holder not inspectable (pid hidden by /proc)",
+				r->not_inspectable);
 		if (r->earlier_boot)
 			fputs("; journal from an earlier boot: its names name nothing now", f);
 		if (r->status == RECLAIM_KEPT) {

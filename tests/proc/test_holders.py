@@ -351,6 +351,38 @@ def test_restarted_manager_keeps_what_a_non_dumpable_process_maps():
             subprocess.run(["userdel", u], capture_output=True)
 
 
+def test_hidepid_hides_the_holder_so_the_kernel_is_asked():
+    # /proc mounted hidepid=invisible: a user's non-dumpable process is not even listed
+    # to the user. The user's recover must not take its absence for "unused".
+    if not root_only("test_hidepid_hides_the_holder_so_the_kernel_is_asked"):
+        return
+    users = []
+    sb = _shared_sandbox("hhide")
+    try:
+        users = [_useradd("h")]
+        pw = pwd.getpwnam(users[0])
+        env = dict(sb.env, HOME="/")
+        names = [sb.name(1), sb.name(2)]
+        d = _user_dead_manager(sb, pw, env, ["+" + n for n in names])
+        h = hold(sb, "nondumpable", SHM + names[0], user=pw, env=env)
+        script = ('mount -t proc -o hidepid=invisible proc /proc && '
+                  'exec setpriv --reuid "$1" --regid "$2" --clear-groups "$3" recover --json "$4"')
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                            "sh", str(pw.pw_uid), str(pw.pw_gid), harness.SHMWARDEN, d],
+                           capture_output=True, text=True, timeout=60, env=env)
+        rep = json.loads(r.stdout)
+        expect(r.returncode == 0 and rep["status"] == "kept" and rep["in_use"] == 1 and
+               rep["not_inspectable"] == 1 and rep["not_inspectable_pid"] is None and
+               rep["unlinked"] == 1, "hidepid: %s %s" % (rep, r.stderr))
+        expect(os.path.exists(SHM + names[0]), "unlinked while a hidden process maps it")
+        expect(not os.path.exists(SHM + names[1]), "the unused object was not reclaimed")
+        stop(h)
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
 def test_in_flight_fd_is_a_known_limit_for_a_user_reclaimer():
     # SECURITY.md, known limits: an object whose only reference is an fd in flight over
     # SCM_RIGHTS is seen by no /proc scan. A non-root reclaimer with nothing it could not
