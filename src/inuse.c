@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -447,12 +448,16 @@ static bool inuse_proc_hides(const char *procdir)
 	return hides;
 }
 
-/* Fills idx (emptied first) from idx->procdir. */
+/* Fills idx (emptied first) from idx->procdir, with our own identity: a root reclaimer
+ * acting as a directory's owner (setfsuid) would otherwise be refused every other user's
+ * /proc/PID/fd, and miss another user's process holding the owner's object. */
 static int inuse_fill(struct inuse *idx, char *err, size_t errlen)
 {
 	struct inuse_scan_ctx ctx = { .idx = idx, .procfd = -1 };
 	DIR *d = NULL;
 	int rc = -1;
+	uid_t fsuid = (uid_t)setfsuid(geteuid());
+	gid_t fsgid = (gid_t)setfsgid(getegid());
 	memset(idx->slots, 0, idx->cap * sizeof(*idx->slots));
 	idx->count = 0;
 	idx->nblind = 0;
@@ -500,6 +505,14 @@ out:
 	free(ctx.buf);
 	free(ctx.files.tid);
 	free(ctx.vm.tid);
+	setfsgid(fsgid);
+	setfsuid(fsuid);
+	if ((uid_t)setfsuid((uid_t)-1) != fsuid || (gid_t)setfsgid((gid_t)-1) != fsgid) {
+		/* The caller's checks ran as the owner: never leave it acting as us. */
+		util_err(err, errlen, "could not restore filesystem uid %u gid %u", (unsigned)fsuid,
+			 (unsigned)fsgid);
+		rc = -1;
+	}
 	return rc;
 }
 

@@ -123,6 +123,7 @@ struct journal {
 	 * changes that returned 0 are gone, so the batch may only end in a failed commit. */
 	bool txn_lost;
 	struct journal_meta meta;
+	bool empty; /* the database holds no schema at all */
 	sqlite3_stmt *st[ST_NUM];
 	char lost_cause[160];
 	char err[320];
@@ -353,8 +354,10 @@ static int check_identity(struct journal *j)
 	int64_t objects, app_id, version;
 	if (query_int(j, "SELECT count(*) FROM sqlite_schema", &objects) < 0)
 		return -1;
-	if (objects == 0)
+	if (objects == 0) {
+		j->empty = true;
 		return journal_fail(j, "empty database, not a shmwarden journal");
+	}
 	if (query_int(j, "PRAGMA application_id", &app_id) < 0 ||
 	    query_int(j, "PRAGMA user_version", &version) < 0)
 		return -1;
@@ -665,8 +668,9 @@ int journal_open(const char *dirpath, unsigned flags, struct journal **out, char
 	return 0;
 fail:
 	util_err(err, errlen, "%s/%s: %s", dirpath, JOURNAL_FILE, j->err);
+	bool empty = j->empty;
 	journal_close(j);
-	return -1;
+	return empty ? -ENODATA : -1;
 }
 
 const struct journal_meta *journal_meta(const struct journal *j)

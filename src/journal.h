@@ -61,9 +61,13 @@ int journal_create(const char *dirpath, const struct journal_meta *meta, struct 
 		   char *err, size_t errlen);
 
 /* Opens an existing DIR/journal.db; DIR must contain no symlink (SQLite refuses a symlink
- * in any component of the path). With JOURNAL_UNTRUSTED: defensive mode, trusted_schema off, cell size checks, quick_check, and the
- * schema must equal schema/journal.sql exactly. A zero-byte, foreign, future or corrupt
- * file fails with a message that says which. Meta is read and available at once. */
+ * in any component of the path). With JOURNAL_UNTRUSTED: defensive mode, trusted_schema
+ * off, cell size checks, quick_check, and the schema must equal schema/journal.sql
+ * exactly. A zero-byte, foreign, future or corrupt file fails with a message that says
+ * which. Returns 0 with meta read and available at once; -ENODATA when the database
+ * (its -wal applied) holds no schema at all (a zero-byte file, or a manager killed
+ * before its schema transaction committed: nothing was ever registered in it); -1
+ * otherwise. */
 int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,
 		 size_t errlen);
 

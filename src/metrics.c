@@ -55,7 +55,8 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 	const struct report_totals *t = m->totals;
 
 	metrics_head(f, "shmwarden_sweep_last_success",
-		     "Whether the last sweep processed every manager directory (1) or not (0).");
+		     "Whether the last sweep did everything it should have (1) or not (0); "
+		     "unsafe, corrupt and foreign directories are findings, not failures.");
 	fprintf(f, "shmwarden_sweep_last_success %d\n", m->success ? 1 : 0);
 	metrics_head(f, "shmwarden_sweep_last_run_timestamp_seconds",
 		     "When the last sweep finished, in seconds since the epoch.");
@@ -72,7 +73,8 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 	metrics_head(f, "shmwarden_sweep_last_directories",
 		     "Manager directories the last sweep visited, by outcome: removed, kept "
 		     "(objects still in use), live, starting, and the skipped ones: unsafe "
-		     "(foreign or unsafe files), corrupt (unreadable journal), error.");
+		     "(foreign or unsafe files), corrupt (unreadable journal), foreign (names "
+		     "in another shm filesystem), error.");
 	for (int st = RECLAIM_REMOVED; st <= RECLAIM_ERROR; st++)
 		fprintf(f, "shmwarden_sweep_last_directories{status=\"%s\"} %u\n",
 			reclaim_status_str((enum reclaim_status)st), t->by_status[st]);

@@ -36,13 +36,6 @@
 
 enum reclaim_action { RECLAIM_KEEP, RECLAIM_DROP, RECLAIM_ADOPT };
 
-/* The filesystem identity we run with before reclaim_dir switched to the owner's. */
-struct reclaim_fsid {
-	bool switched;
-	uid_t uid;
-	gid_t gid;
-};
-
 const char *reclaim_status_str(enum reclaim_status st)
 {
 	switch (st) {
@@ -58,10 +51,38 @@ const char *reclaim_status_str(enum reclaim_status st)
 		return "unsafe";
 	case RECLAIM_CORRUPT:
 		return "corrupt";
+	case RECLAIM_FOREIGN:
+		return "foreign";
 	case RECLAIM_ERROR:
 		return "error";
 	}
 	return "unknown";
+}
+
+bool reclaim_is_finding(enum reclaim_status st)
+{
+	return st == RECLAIM_UNSAFE || st == RECLAIM_CORRUPT || st == RECLAIM_FOREIGN;
+}
+
+/* What a probe's state means for a reclaimer. */
+static enum reclaim_status reclaim_status_of(enum mgrdir_state st)
+{
+	switch (st) {
+	case MGRDIR_LIVE:
+		return RECLAIM_LIVE;
+	case MGRDIR_STARTING:
+		return RECLAIM_STARTING;
+	case MGRDIR_UNSAFE:
+		return RECLAIM_UNSAFE;
+	case MGRDIR_FOREIGN:
+		return RECLAIM_FOREIGN;
+	case MGRDIR_CORRUPT:
+		return RECLAIM_CORRUPT;
+	case MGRDIR_DEAD:
+	case MGRDIR_UNKNOWN:
+		break;
+	}
+	return RECLAIM_ERROR;
 }
 
 /* Journaled names come from files users write: never let one put control characters
@@ -171,6 +192,16 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 	}
 	struct stat st;
 	if (shmobj_stat(opts->shm_dirfd, row->name, &st) < 0) {
+		if (errno == ENOENT && opts->young_s > 0 &&
+		    opts->now_s - row->registered_at < opts->young_s) {
+			/* Registered a moment ago: its client got (or is about to get) the OK
+			 * and creates the object next. Dropping the row now would leave that
+			 * object tracked by nobody. */
+			r->young++;
+			log_debug("reclaim: %s: %s: not created yet, registered %llds ago; kept",
+				  who, pn, (long long)(opts->now_s - row->registered_at));
+			return RECLAIM_KEEP;
+		}
 		if (errno == ENOENT) {
 			r->gone++;
 			log_debug("reclaim: %s: %s: already gone", who, pn);
@@ -318,165 +349,6 @@ out:
 	return rc;
 }
 
-/* setfsuid is per thread and cannot fail loudly: it returns the previous id whether or
- * not it changed anything, so the switch is verified by asking again. */
-static int reclaim_fsid_switch(uid_t uid, gid_t gid, struct reclaim_fsid *saved,
-			       struct reclaim_report *r)
-{
-	saved->gid = (gid_t)setfsgid(gid);
-	saved->uid = (uid_t)setfsuid(uid);
-	saved->switched = true;
-	uid_t nowu = (uid_t)setfsuid((uid_t)-1);
-	gid_t nowg = (gid_t)setfsgid((gid_t)-1);
-	if (nowu != uid || nowg != gid) {
-		reclaim_set(r, RECLAIM_ERROR, "cannot act as uid %u gid %u (setfsuid left %u/%u)",
-			    (unsigned)uid, (unsigned)gid, (unsigned)nowu, (unsigned)nowg);
-		return -1;
-	}
-	return 0;
-}
-
-static void reclaim_fsid_restore(struct reclaim_fsid *saved)
-{
-	if (!saved->switched)
-		return;
-	setfsuid(saved->uid);
-	setfsgid(saved->gid);
-	saved->switched = false;
-	if ((uid_t)setfsuid((uid_t)-1) != saved->uid || (gid_t)setfsgid((gid_t)-1) != saved->gid)
-		log_error("reclaim: could not restore filesystem uid %u gid %u",
-			  (unsigned)saved->uid, (unsigned)saved->gid);
-}
-
-/* The pid holding a flock on the file (dev, ino), from /proc/locks, or 0. Only for the
- * report: liveness itself was decided by the lock. */
-static pid_t reclaim_lock_holder(const struct stat *st)
-{
-	FILE *f = fopen("/proc/locks", "re");
-	if (!f)
-		return 0;
-	char line[256];
-	pid_t found = 0;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char type[16];
-		int pid;
-		unsigned maj, min;
-		unsigned long long ino;
-		if (strstr(line, "->"))
-			continue; /* a waiter, not the holder */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &ino) == 5 &&
-		    strcmp(type, "FLOCK") == 0 && maj == major(st->st_dev) &&
-		    min == minor(st->st_dev) && ino == (unsigned long long)st->st_ino)
-			found = pid;
-	}
-	fclose(f);
-	return found;
-}
-
-/* The lock and journal files must be plain files of the owner that only the owner can
- * write: a symlink or someone else's file is never opened on the owner's behalf.
- * Returns 1 when the file exists and is fine, 0 when absent, -1 with the report set. */
-static int reclaim_check_file(int dirfd, const char *file, uid_t owner, struct stat *st,
-			      struct reclaim_report *r)
-{
-	if (fstatat(dirfd, file, st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		reclaim_set(r, RECLAIM_ERROR, "stat %s: %s", file, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		reclaim_set(r, RECLAIM_UNSAFE, "%s is %s, not a regular file", file,
-			    S_ISLNK(st->st_mode) ? "a symlink" : "special");
-		return -1;
-	}
-	if (st->st_uid != owner) {
-		reclaim_set(r, RECLAIM_UNSAFE, "%s is owned by uid %u, the directory by uid %u",
-			    file, (unsigned)st->st_uid, (unsigned)owner);
-		return -1;
-	}
-	if (st->st_mode & 022) {
-		reclaim_set(r, RECLAIM_UNSAFE, "%s is writable by group or others (mode %04o)",
-			    file, (unsigned)(st->st_mode & 07777));
-		return -1;
-	}
-	return 1;
-}
-
-/* Takes the directory's lock. Returns 0 with *lockfd set (or -1 in a dry run of an
- * abandoned directory: nothing is created then), 1 when the report says why not. */
-static int reclaim_lock(const struct reclaim_opts *opts, int dirfd, const struct stat *dst,
-			int *lockfd, struct reclaim_report *r)
-{
-	struct stat lst;
-	char err[200];
-	int have = reclaim_check_file(dirfd, MGRDIR_LOCK, dst->st_uid, &lst, r);
-	if (have < 0)
-		return 1;
-	if (have == 0) {
-		/* mgrdir_create locks right after mkdtemp: a lockless directory is a
-		 * manager a few microseconds from locking, or one that never will. */
-		int64_t changed = dst->st_mtime > dst->st_ctime ? dst->st_mtime : dst->st_ctime;
-		int64_t age = opts->now_s - changed;
-		if (age < MGRDIR_STARTUP_GRACE_S) {
-			reclaim_set(r, RECLAIM_STARTING,
-				    "no lock file and changed %llds ago: a manager may be starting",
-				    (long long)age);
-			return 1;
-		}
-		if (opts->dry_run) {
-			*lockfd = -1;
-			return 0;
-		}
-	}
-	int rc = mgrdir_trylock(dirfd, have == 0, lockfd, err, sizeof(err));
-	if (rc == 0)
-		return 0;
-	if (rc > 0) {
-		if (have || fstatat(dirfd, MGRDIR_LOCK, &lst, AT_SYMLINK_NOFOLLOW) == 0)
-			r->manager_pid = reclaim_lock_holder(&lst);
-		if (r->manager_pid)
-			reclaim_set(r, RECLAIM_LIVE, "a live manager (pid %d) holds it",
-				    (int)r->manager_pid);
-		else
-			reclaim_set(r, RECLAIM_LIVE, "a live process holds its lock");
-		return 1;
-	}
-	if (have && fstatat(dirfd, MGRDIR_LOCK, &lst, AT_SYMLINK_NOFOLLOW) < 0 &&
-	    errno == ENOENT) {
-		reclaim_set(r, RECLAIM_LIVE, "another process is removing it");
-		return 1;
-	}
-	reclaim_set(r, RECLAIM_ERROR, "%s", err);
-	return 1;
-}
-
-/* Where SQLite should open the journal. SQLite 3.40 resolves every symlink of a path
- * itself (so /proc/self/fd/N would become the real path anyway) and, opened with
- * SQLITE_OPEN_NOFOLLOW, refuses a path with a symlink in *any* component. So we hand it
- * the kernel's name of the directory we checked, which has no symlink, and check after
- * the open that the name still leads to the same directory. */
-static int reclaim_dir_path(int dirfd, char *path, size_t len, struct reclaim_report *r)
-{
-	char link[64];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-	ssize_t n = readlink(link, path, len);
-	if (n <= 0 || (size_t)n >= len || path[0] != '/') {
-		reclaim_set(r, RECLAIM_ERROR, "cannot name the directory through %s: %s", link,
-			    n < 0 ? strerror(errno) : "path too long");
-		return -1;
-	}
-	path[n] = '\0';
-	return 0;
-}
-
-static bool reclaim_same_dir(const char *path, const struct stat *dst)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && st.st_dev == dst->st_dev && st.st_ino == dst->st_ino;
-}
-
 static void reclaim_log_result(const struct reclaim_report *r, const struct reclaim_opts *opts)
 {
 	const char *dr = opts->dry_run ? " (dry run)" : "";
@@ -528,104 +400,32 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		struct reclaim_report *report)
 {
 	struct reclaim_report *r = report;
-	struct reclaim_fsid fsid = { 0 };
-	struct journal *j = NULL;
-	int dirfd = -1, lockfd = -1;
-	struct stat dst, st;
-	char err[256], path[4096];
-
+	struct mgrdir_probe p;
 	reclaim_report_init(r, name);
 	/* A new directory gets a new view of /proc (made only if a name needs it). */
 	inuse_expire(opts->inuse);
-	if (!mgrdir_is_name(name)) {
-		reclaim_set(r, RECLAIM_ERROR, "not a manager directory (names are %sXXXXXX)",
-			    MGRDIR_PREFIX);
+	unsigned flags = MGRDIR_PROBE_JOURNAL | MGRDIR_PROBE_OWN |
+			 (opts->dry_run ? 0 : MGRDIR_PROBE_ACT);
+	mgrdir_probe(basefd, name, opts->now_s, flags, &p);
+	r->owner = p.owner;
+	r->manager_pid = p.holder;
+	if (p.state != MGRDIR_DEAD) {
+		reclaim_set(r, reclaim_status_of(p.state), "%s", p.why);
+		if (p.state == MGRDIR_LIVE)
+			reclaim_set(r, RECLAIM_LIVE, p.holder ? "a live manager (pid %d) holds it" :
+					"a live process holds its lock", (int)p.holder);
 		goto out;
 	}
-	dirfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dirfd < 0) {
-		int saved = errno;
-		if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
-			reclaim_set(r, RECLAIM_UNSAFE, "%s; not followed",
-				    S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
-		else if (saved == ENOENT)
-			reclaim_set(r, RECLAIM_ERROR, "no such directory");
-		else
-			reclaim_set(r, RECLAIM_ERROR, "open: %s", strerror(saved));
+	if (!p.journal) {
+		/* No journal: a manager killed before it made one registered nothing; a
+		 * reclaimer killed in mgrdir_remove unlinked it first. A journal without a
+		 * schema is a manager killed while making it: nothing either. */
+		reclaim_remove(opts, basefd, name, p.dirfd, r);
 		goto out;
 	}
-	if (fstat(dirfd, &dst) < 0) {
-		reclaim_set(r, RECLAIM_ERROR, "fstat: %s", strerror(errno));
-		goto out;
-	}
-	r->owner = dst.st_uid;
-	if (dst.st_mode & 022) {
-		reclaim_set(r, RECLAIM_UNSAFE, "writable by group or others (mode %04o)",
-			    (unsigned)(dst.st_mode & 07777));
-		goto out;
-	}
-	uid_t euid = geteuid();
-	if (euid != 0 && dst.st_uid != euid) {
-		reclaim_set(r, RECLAIM_UNSAFE, "not yours (owned by uid %u)", (unsigned)dst.st_uid);
-		goto out;
-	}
-	/* From here on the kernel checks every open, unlink and create as the owner: a
-	 * journal naming another user's object, or a file swapped in after our checks,
-	 * gets the owner's permissions, not root's; -wal/-shm SQLite makes are the owner's. */
-	if (euid == 0 && dst.st_uid != 0 &&
-	    reclaim_fsid_switch(dst.st_uid, dst.st_gid, &fsid, r) < 0)
-		goto out;
-
-	if (reclaim_lock(opts, dirfd, &dst, &lockfd, r) != 0)
-		goto out;
-	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm" };
-	int have_journal = 0;
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		int rc = reclaim_check_file(dirfd, files[i], dst.st_uid, &st, r);
-		if (rc < 0)
-			goto out;
-		if (i == 0)
-			have_journal = rc;
-	}
-	if (!have_journal) {
-		/* A manager killed before its journal existed registered nothing; a
-		 * reclaimer killed in mgrdir_remove unlinked the journal first. */
-		reclaim_remove(opts, basefd, name, dirfd, r);
-		goto out;
-	}
-
-	if (reclaim_dir_path(dirfd, path, sizeof(path), r) < 0)
-		goto out;
-	/* SQLite walks the path from / with our (the owner's) identity: say so plainly
-	 * when the owner cannot reach it, rather than blame the journal. */
-	if (stat(path, &st) < 0) {
-		reclaim_set(r, RECLAIM_ERROR, "uid %u cannot reach %s: %s", (unsigned)dst.st_uid,
-			    path, strerror(errno));
-		goto out;
-	}
-	if (st.st_dev != dst.st_dev || st.st_ino != dst.st_ino) {
-		reclaim_set(r, RECLAIM_UNSAFE, "the directory was moved while being checked");
-		goto out;
-	}
-	unsigned flags = JOURNAL_UNTRUSTED | (opts->dry_run ? JOURNAL_READONLY : 0);
-	if (journal_open(path, flags, &j, err, sizeof(err)) < 0) {
-		reclaim_set(r, RECLAIM_CORRUPT, "%s", err);
-		goto out;
-	}
-	if (!reclaim_same_dir(path, &dst)) {
-		reclaim_set(r, RECLAIM_UNSAFE, "the directory was moved while its journal was "
-					       "being opened");
-		goto out;
-	}
+	struct journal *j = p.journal;
 	const struct journal_meta *meta = journal_meta(j);
 	r->manager_pid = meta->manager_pid;
-	if (meta->owner_uid != dst.st_uid) {
-		reclaim_set(r, RECLAIM_UNSAFE, "journal claims uid %u but directory is owned by "
-					       "uid %u", (unsigned)meta->owner_uid,
-			    (unsigned)dst.st_uid);
-		goto out;
-	}
 	int64_t rows = journal_count(j);
 	if (rows < 0) {
 		reclaim_set(r, RECLAIM_CORRUPT, "journal: %s", journal_error(j));
@@ -637,12 +437,11 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		 * every row at once. */
 		r->earlier_boot = true;
 		r->gone = (unsigned)rows;
-		journal_close(j);
-		j = NULL;
-		reclaim_remove(opts, basefd, name, dirfd, r);
+		mgrdir_close_journal(&p);
+		reclaim_remove(opts, basefd, name, p.dirfd, r);
 		goto out;
 	}
-	if (reclaim_journal(opts, j, dst.st_uid, r) < 0) {
+	if (reclaim_journal(opts, j, p.owner, r) < 0) {
 		r->status = RECLAIM_ERROR;
 		goto out;
 	}
@@ -656,33 +455,29 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		goto out;
 	}
 	if (left == 0) {
-		journal_close(j);
-		j = NULL;
-		reclaim_remove(opts, basefd, name, dirfd, r);
+		mgrdir_close_journal(&p);
+		reclaim_remove(opts, basefd, name, p.dirfd, r);
 		goto out;
 	}
 	/* What is not in use could not be checked or unlinked now (logged). */
 	unsigned in_use = r->in_use - r->adopted;
-	long long other = left - in_use;
-	char more[160] = "";
+	long long other = left - in_use - r->young;
+	char more[200] = "";
+	if (r->young)
+		snprintf(more, sizeof(more), ", %u not created yet", r->young);
 	if (other > 0)
-		snprintf(more, sizeof(more), ", %lld not checkable now", other);
-	if (r->not_inspectable) {
-		size_t ml = strlen(more);
-		snprintf(more + ml, sizeof(more) - ml, ", %u of them: holder not inspectable (pid %d)",
-			 r->not_inspectable, (int)r->not_inspectable_pid);
-	}
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+			 ", %lld not checkable now", other);
+	if (r->not_inspectable)
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+			 ", %u of them: holder not inspectable (pid %d)", r->not_inspectable,
+			 (int)r->not_inspectable_pid);
 	reclaim_set(r, RECLAIM_KEPT, "%lld name%s stay%s journaled for a later pass (%u in use%s)",
 		    (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", in_use, more);
 	if (!opts->dry_run && journal_compact(j) < 0)
 		log_warn("reclaim: compacting a kept journal: %s", journal_error(j));
 out:
-	journal_close(j);
-	if (lockfd >= 0)
-		close(lockfd);
-	if (dirfd >= 0)
-		close(dirfd);
-	reclaim_fsid_restore(&fsid);
+	mgrdir_release(&p);
 	reclaim_log_result(r, opts);
 	switch (r->status) {
 	case RECLAIM_REMOVED:
@@ -695,54 +490,16 @@ out:
 	}
 }
 
-static int reclaim_cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
 		 reclaim_report_cb *cb, void *arg)
 {
 	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int failed = -1;
-	/* A fresh open, not dup: a dup shares basefd's offset with the caller. */
-	int fd = openat(basefd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		log_warn("reclaim: cannot read the temp base: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	size_t n = 0;
+	if (mgrdir_list(basefd, opts->skip_name, &names, &n) < 0) {
+		log_warn("reclaim: reading the temp base: %s", strerror(errno));
 		return -1;
 	}
-	/* Names first, work after: removing entries while reading the directory could make
-	 * readdir skip some, and sorted names give a stable report. */
-	struct dirent *de;
-	errno = 0;
-	while ((de = readdir(d))) {
-		if (!mgrdir_is_name(de->d_name) ||
-		    (opts->skip_name && strcmp(de->d_name, opts->skip_name) == 0))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			char **nn = realloc(names, ncap * sizeof(*nn));
-			if (!nn)
-				goto out;
-			names = nn;
-			cap = ncap;
-		}
-		if (!(names[n] = strdup(de->d_name)))
-			goto out;
-		n++;
-		errno = 0;
-	}
-	if (errno) {
-		log_warn("reclaim: reading the temp base: %s", strerror(errno));
-		goto out;
-	}
-	if (n)
-		qsort(names, n, sizeof(*names), reclaim_cmp_names);
-	failed = 0;
+	int failed = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		if (only_uid != (uid_t)-1 &&
@@ -750,10 +507,10 @@ int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
 		     st.st_uid != only_uid))
 			continue;
 		struct reclaim_report report;
-		if (reclaim_dir(opts, basefd, names[i], &report) < 0) {
+		if (reclaim_dir(opts, basefd, names[i], &report) < 0 &&
+		    report.status == RECLAIM_ERROR) {
 			/* Gone under us: a concurrent sweep or manager finished it. */
-			if (report.status == RECLAIM_ERROR &&
-			    fstatat(basefd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+			if (fstatat(basefd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 &&
 			    errno == ENOENT)
 				continue;
 			failed++;
@@ -761,10 +518,6 @@ int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
 		if (cb)
 			cb(arg, &report);
 	}
-out:
-	closedir(d);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	mgrdir_list_free(names, n);
 	return failed;
 }

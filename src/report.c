@@ -9,8 +9,7 @@
 
 bool report_failed(const struct reclaim_report *r)
 {
-	return r->status == RECLAIM_UNSAFE || r->status == RECLAIM_CORRUPT ||
-	       r->status == RECLAIM_ERROR;
+	return r->status == RECLAIM_ERROR;
 }
 
 void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
@@ -134,6 +133,7 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 	case RECLAIM_LIVE:
 	case RECLAIM_STARTING:
 	case RECLAIM_UNSAFE:
+	case RECLAIM_FOREIGN:
 		fputs("; nothing touched", f);
 		break;
 	case RECLAIM_CORRUPT:
@@ -183,7 +183,8 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		   "%u objects unlinked (%s), %u gone, %u in use, %u refused",
 		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE],
-		s[RECLAIM_STARTING] + s[RECLAIM_UNSAFE] + s[RECLAIM_ERROR], s[RECLAIM_CORRUPT],
+		s[RECLAIM_STARTING] + s[RECLAIM_UNSAFE] + s[RECLAIM_FOREIGN] + s[RECLAIM_ERROR],
+		s[RECLAIM_CORRUPT],
 		t->unlinked, util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use,
 		t->refused);
 	if (t->adopted)

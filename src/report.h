@@ -20,7 +20,9 @@ struct report_totals {
 	uint64_t bytes;
 };
 
-/* True for the statuses that make a command fail (UNSAFE, CORRUPT, ERROR). */
+/* True for the status that makes a sweep fail (ERROR: what it should have done and
+ * could not). UNSAFE, CORRUPT and FOREIGN are findings (reclaim_is_finding): reported,
+ * never failures of the sweeper. */
 bool report_failed(const struct reclaim_report *r);
 
 void report_totals_add(struct report_totals *t, const struct reclaim_report *r);

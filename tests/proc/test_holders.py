@@ -413,6 +413,35 @@ def test_in_flight_fd_is_a_known_limit_for_a_user_reclaimer():
             subprocess.run(["userdel", u], capture_output=True)
 
 
+def test_root_sweep_sees_another_users_process_holding_the_object():
+    # The sweep acts as the directory's owner (setfsuid) while it reclaims; the /proc view
+    # it renews there must still be root's, or another user's holder is invisible.
+    if not root_only("test_root_sweep_sees_another_users_process_holding_the_object"):
+        return
+    users = []
+    sb = _shared_sandbox("hxuser")
+    try:
+        users = [_useradd("o"), _useradd("r")]
+        owner, reader = (pwd.getpwnam(u) for u in users)
+        env = dict(sb.env, HOME="/")
+        n = sb.name(1)
+        d = _user_dead_manager(sb, owner, env, ["+" + n])
+        os.chmod(SHM + n, 0o644)
+        hs = [hold(sb, "fd-ro", SHM + n, user=reader, env=env)]
+        r = sb.run(["sweep", "--json", "--tmpdir", sb.tmp])
+        rep = {os.path.basename(x["dir"]): x for x in json.loads(r.stdout)["dirs"]}
+        rep = rep[os.path.basename(d)]
+        expect(rep["status"] == "kept" and rep["in_use"] == 1 and rep["not_inspectable"] == 0,
+               "another user's holder: %s" % rep)
+        expect(os.path.exists(SHM + n), "unlinked while another user holds it open")
+        for h in hs:
+            stop(h)
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
 # ---- a fresh view at the moment of the unlink ------------------------------------------
 
 BIG_ROWS = 500000  # about 8 s of sweeping on a loaded 2-core machine

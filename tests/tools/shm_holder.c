@@ -4,6 +4,8 @@
  *   shm_holder MODE PATH
  *     fd           holds PATH open (O_RDWR) in its one fd table
  *     map          maps PATH MAP_SHARED, then closes the fd
+ *     map-ro       the same, read-only (O_RDONLY, PROT_READ)
+ *     fd-ro        holds PATH open read-only
  *     thread-fd    a thread unshare(CLONE_FILES)s and holds PATH open in its own fd
  *                  table; the main thread's table never has it
  *     leader-exit  maps PATH, starts a thread, and the main thread exits: the process
@@ -144,7 +146,7 @@ static void holder_trace(const char *arg)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: shm_holder fd|map|thread-fd|leader-exit|nondumpable|"
+		fprintf(stderr, "usage: shm_holder fd|fd-ro|map|map-ro|thread-fd|leader-exit|nondumpable|"
 				"in-flight PATH | shm_holder trace PID\n");
 		return 2;
 	}
@@ -156,6 +158,16 @@ int main(int argc, char **argv)
 			holder_die(holder_path);
 	} else if (strcmp(mode, "map") == 0) {
 		holder_map(holder_path);
+	} else if (strcmp(mode, "fd-ro") == 0) {
+		if (open(holder_path, O_RDONLY | O_CLOEXEC) < 0)
+			holder_die(holder_path);
+	} else if (strcmp(mode, "map-ro") == 0) {
+		int fd = open(holder_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			holder_die(holder_path);
+		if (mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+			holder_die("mmap");
+		close(fd);
 	} else if (strcmp(mode, "thread-fd") == 0) {
 		if (pthread_create(&t, NULL, holder_unshared_thread, NULL) != 0)
 			holder_die("pthread_create");
