@@ -127,9 +127,9 @@ static bool ls_in_use(const struct ls_opts *o, const char *name, const struct st
 	pid_t blind;
 	if (inuse_holds(o->inuse, st->st_dev, st->st_ino))
 		return true;
-	if (!S_ISREG(st->st_mode) || !inuse_blind(o->inuse, st, &blind))
+	if (!S_ISREG(st->st_mode) || !inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind))
 		return false;
-	int fd, rc = shmobj_lease(o->shm_dirfd, name, st, &fd);
+	int fd, rc = shmobj_lease(o->shm_dirfd, name, st->st_dev, st->st_ino, &fd);
 	if (fd >= 0)
 		close(fd);
 	return rc != 0;

@@ -582,14 +582,14 @@ bool inuse_holds(struct inuse *idx, dev_t dev, ino_t ino)
  * never inspect them, and assuming it would keep every object forever; the kernel's
  * lease check (reclaim.c) is what covers them. When /proc hides processes (hidepid),
  * any object may be held by one we cannot even list: *pid is 0 then. */
-bool inuse_blind(struct inuse *idx, const struct stat *st, pid_t *pid)
+bool inuse_blind(struct inuse *idx, uid_t owner, mode_t mode, pid_t *pid)
 {
 	idx->consulted = true;
 	for (size_t i = 0; i < idx->nblind; i++) {
 		const struct inuse_blind *b = &idx->blind[i];
-		bool may = (st->st_mode & 066) != 0;
+		bool may = (mode & 066) != 0;
 		for (int k = 0; k < 4 && !may; k++)
-			may = b->uid[k] == INUSE_UID_UNKNOWN || b->uid[k] == st->st_uid;
+			may = b->uid[k] == INUSE_UID_UNKNOWN || b->uid[k] == owner;
 		if (may) {
 			*pid = b->pid;
 			return true;

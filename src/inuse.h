@@ -45,10 +45,10 @@ void inuse_expire(struct inuse *idx);
 /* True when an inspected task holds an open file description of (dev, ino) or maps it. */
 bool inuse_holds(struct inuse *idx, dev_t dev, ino_t ino);
 
-/* True when a process we could not inspect may hold the object st describes (by its
- * uids against st's owner and mode); *pid is that process (0: processes hidden from
+/* True when a process we could not inspect may hold an object of this owner and mode
+ * (by its uids against them); *pid is that process (0: processes hidden from
  * /proc entirely). */
-bool inuse_blind(struct inuse *idx, const struct stat *st, pid_t *pid);
+bool inuse_blind(struct inuse *idx, uid_t owner, mode_t mode, pid_t *pid);
 
 size_t inuse_count(const struct inuse *idx);       /* distinct objects held */
 size_t inuse_blind_count(const struct inuse *idx); /* processes not inspectable */

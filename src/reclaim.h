@@ -4,12 +4,18 @@
  * restarted manager adopting dead managers' directories, and `recover`/`sweep`.
  * For every journaled name it decides (DESIGN.md, invariants 3-6):
  *   gone                        -> drop the row
- *   mapped/open by a live task  -> keep the row (or move it to opts->adopt_into)
+ *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
+ *   invalid name                -> refuse, log, drop the row
+ *   registered by a live manager-> hand over: drop the row, leave the object (livemgr.h)
+ *   not the journaled object    -> refuse ("name reused"), log, drop the row: another
+ *                                  inode or birth time than the row recorded, or, for a
+ *                                  row never identified, born outside the window after
+ *                                  its registration (shmobj_born_within)
+ *   mapped/open by a live task  -> keep the row (or move it to opts->adopt_into), and
+ *                                  record which object it is
  *   maybe held by a task we
  *   could not inspect           -> the same, unless the kernel's lease check says
  *                                  nobody has it open (then unlinked)
- *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
- *   invalid name                -> refuse, log, drop the row
  *   otherwise                   -> shm_unlink, drop the row
  * Row drops are batched into one transaction per page. Running twice, concurrently
  * (the directory lock serialises), or after a crash of the reclaimer ends in the
@@ -45,6 +51,8 @@ struct reclaim_opts {
 				     * shutdown); 0: none */
 	bool caller_reports;        /* the caller shows every failed directory on stderr
 				     * itself: its log line is info, not a second warn */
+	bool no_live_check;         /* skip looking for live managers' names (tests that
+				     * run against a fake /dev/shm) */
 };
 
 enum reclaim_status {
@@ -74,7 +82,11 @@ struct reclaim_report {
 	unsigned adopted;       /* of those, moved into opts->adopt_into */
 	unsigned young;         /* names kept because they were registered less than
 				 * opts->young_s ago and their object does not exist yet */
-	unsigned refused;       /* foreign-owned objects and invalid names */
+	unsigned refused;       /* foreign-owned objects, invalid names, reused names */
+	unsigned reused;        /* of those: another object than the journaled one now has
+				 * the name ("refused: name reused") */
+	unsigned handed_over;   /* names a live manager registered since: rows dropped,
+				 * objects left to it */
 	unsigned not_inspectable; /* of in_use: kept because a process that may hold them
 				   * could not be inspected (and the kernel's lease check
 				   * did not clear them) */

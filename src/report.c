@@ -23,6 +23,8 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->adopted += r->adopted;
 	t->refused += r->refused;
 	t->not_inspectable += r->not_inspectable;
+	t->reused += r->reused;
+	t->handed_over += r->handed_over;
 	t->bytes += r->bytes;
 }
 
@@ -111,8 +113,12 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 		fprintf(f, "%u unlinked (%s), %u gone, %u kept in use, %u refused", r->unlinked,
 			util_human_bytes(r->bytes, hb, sizeof(hb)), r->gone, r->in_use - r->adopted,
 			r->refused);
+		if (r->reused)
+			fprintf(f, " (%u refused: name reused)", r->reused);
 		if (r->adopted)
 			fprintf(f, ", %u adopted", r->adopted);
+		if (r->handed_over)
+			fprintf(f, ", %u handed over to live managers", r->handed_over);
 		if (r->not_inspectable && r->not_inspectable_pid > 0)
 			fprintf(f, "; %u kept: holder not inspectable (pid %d)", r->not_inspectable,
 				(int)r->not_inspectable_pid);
@@ -163,8 +169,9 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 	fprintf(f, ",\"earlier_boot\":%s,\"dry_run\":%s", r->earlier_boot ? "true" : "false",
 		dry_run ? "true" : "false");
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 ",\"detail\":",
-		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes);
+		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"detail\":",
+		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes, r->reused,
+		r->handed_over);
 	report_json_string(f, r->detail);
 	fprintf(f, ",\"not_inspectable\":%u", r->not_inspectable);
 	if (r->not_inspectable && r->not_inspectable_pid > 0)
@@ -187,8 +194,12 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		s[RECLAIM_CORRUPT],
 		t->unlinked, util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use,
 		t->refused);
+	if (t->reused)
+		fprintf(f, " (%u refused: name reused)", t->reused);
 	if (t->adopted)
 		fprintf(f, ", %u adopted", t->adopted);
+	if (t->handed_over)
+		fprintf(f, ", %u handed over to live managers", t->handed_over);
 	if (t->not_inspectable)
 		fprintf(f, ", %u kept: holder not inspectable", t->not_inspectable);
 	fputc('\n', f);
@@ -201,7 +212,8 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 		fprintf(f, ",\"%s\":%u", reclaim_status_str((enum reclaim_status)st),
 			t->by_status[st]);
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 ",\"not_inspectable\":%u}",
-		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes,
-		t->not_inspectable);
+		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
+		   "\"not_inspectable\":%u}",
+		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
+		t->handed_over, t->not_inspectable);
 }

@@ -147,6 +147,10 @@ static void meta_init(struct journal_meta *m, uid_t owner, const char *boot_id)
 	m->manager_pid = getpid();
 	util_strlcpy(m->boot_id, boot_id, sizeof(m->boot_id));
 	m->created_at = util_wall_s();
+	/* Written in this /dev/shm, as a manager here would record it. */
+	struct stat st;
+	m->has_shm_fs = true;
+	m->shm_dev = stat(SHMOBJ_DIR, &st) == 0 ? (uint64_t)st.st_dev : 0;
 }
 
 /* A dead manager's directory in base: created, journaled (names), lock released.
@@ -328,7 +332,7 @@ static int lease_probe(int shmfd, const char *name)
 	snprintf(path, sizeof(path), "/dev/shm%s", name);
 	if (lstat(path, &st) < 0)
 		return -1;
-	int fd, rc = shmobj_lease(shmfd, name, &st, &fd);
+	int fd, rc = shmobj_lease(shmfd, name, st.st_dev, st.st_ino, &fd);
 	if (fd >= 0)
 		close(fd);
 	return rc;
@@ -373,7 +377,7 @@ static void test_lease_sees_every_open_file_description(void)
 	shm_unlink(name);
 	CHECK(obj_create(name, geteuid()) == 0);
 	int fd;
-	CHECK_EQ_INT(shmobj_lease(shmfd, name, &st, &fd), 1);
+	CHECK_EQ_INT(shmobj_lease(shmfd, name, st.st_dev, st.st_ino, &fd), 1);
 	CHECK(fd < 0);
 	close(shmfd);
 	obj_cleanup();
@@ -459,7 +463,7 @@ static void test_journal_decisions(void)
 	const char *names[] = { unused, gone, mapped, "/a/b", "/..", foreign };
 	size_t n = root ? 6 : 5;
 	for (size_t i = 0; i < n; i++)
-		CHECK(journal_add(j, names[i], strlen(names[i]), 1, 0) == 0);
+		CHECK(journal_add(j, names[i], strlen(names[i]), 1, util_wall_s()) == 0);
 	CHECK(journal_commit(j) == 0);
 
 	/* Dry run: the same counts, no change. */
@@ -528,7 +532,7 @@ static void test_journal_many_pages(void)
 		obj_name(name, sizeof(name), 1000 + i);
 		if (i % 2 == 0)
 			CHECK(obj_create(name, geteuid()) == 0);
-		CHECK(journal_add(j, name, strlen(name), 1, 0) == 0);
+		CHECK(journal_add(j, name, strlen(name), 1, util_wall_s()) == 0);
 	}
 	CHECK(journal_commit(j) == 0);
 	struct reclaim_report r;
@@ -618,7 +622,7 @@ static void test_dir_live_untouched(void)
 	struct journal_meta m;
 	meta_init(&m, geteuid(), f.boot_id);
 	CHECK(journal_create(path, &m, &j, err, sizeof(err)) == 0);
-	CHECK(j && journal_add(j, a, strlen(a), 1, 0) == 0 && journal_commit(j) == 0);
+	CHECK(j && journal_add(j, a, strlen(a), 1, util_wall_s()) == 0 && journal_commit(j) == 0);
 
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
@@ -844,7 +848,7 @@ static void test_dir_forged_rows_left_for_a_human(void)
 			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
 			      " WHERE name = 'objects';"
 			      "PRAGMA writable_schema=RESET;"
-			      "INSERT INTO objects VALUES ('/as_text', 1, 0);"
+			      "INSERT INTO objects VALUES ('/as_text', 1, 0, NULL, NULL);"
 			      "PRAGMA writable_schema=ON;"
 			      "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
 			      " WHERE name = 'objects';",
@@ -878,7 +882,7 @@ static void test_dir_wal_left_by_kill(void)
 		struct journal_meta m;
 		meta_init(&m, geteuid(), f.boot_id);
 		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, 0) < 0 || journal_commit(j) < 0)
+		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
 			_exit(1);
 		_exit(0); /* no close: -wal and -shm stay, like after SIGKILL */
 	}
@@ -1015,7 +1019,7 @@ static void test_dir_dry_run_reads_a_copy(void)
 		struct journal_meta m;
 		meta_init(&m, geteuid(), f.boot_id);
 		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, 0) < 0 || journal_commit(j) < 0)
+		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
 			_exit(1);
 		_exit(0);
 	}
