@@ -418,6 +418,19 @@ def test_recover_of_a_missing_path_says_it_is_missing():
         expect(p.returncode == 1 and "not a manager directory" in p.stderr, p.stderr)
 
 
+def test_ls_and_sweep_json_on_a_missing_temp_base_print_json():
+    with Sandbox("bjson") as sb:
+        missing = os.path.join(sb.tmp, "gone")
+        for cmd, key in (("ls", "managers"), ("sweep", "dirs")):
+            p = sb.run([cmd, "--json", "--tmpdir", missing])
+            expect(p.returncode == 1, "%s: exit %d" % (cmd, p.returncode))
+            doc = json.loads(p.stdout)
+            expect(doc["base"] == missing and doc[key] == [], "%s: %r" % (cmd, doc))
+            expect("No such file" in doc["error"] and "TMPDIR" in doc["error"],
+                   "%s: %r" % (cmd, doc))
+            expect("--tmpdir" in p.stderr, "%s stderr: %r" % (cmd, p.stderr))
+
+
 def test_tmpdir_with_a_newline_is_a_clear_error():
     with Sandbox("nl") as sb:
         odd = os.path.join(sb.tmp, "a\nb")
