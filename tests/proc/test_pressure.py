@@ -412,6 +412,34 @@ def test_prune_drains_300000_stale_rows_within_its_bound():
         expect(m.wait(30) == 0, "manager did not shut down cleanly")
 
 
+def test_prune_keeps_up_with_a_registration_stream():
+    # Names registered as fast as one pipelined client can, never created (stale once
+    # past the grace): the stale rows stay under the bound src/manager.c states,
+    # L + 2 R (grace + interval) with L = 0, whatever rate R this host reaches.
+    grace_s, interval_s, seconds = 1, 1.0, 8
+    with Sandbox("stream") as sb:
+        m = spawn(sb, ["--no-reclaim", "--prune-grace", str(grace_s)] + FAST)
+        c = m.client()
+        sent, worst_rows, t0 = 0, 0, time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            c.send_raw(b"".join(record(sb.name("s%d" % (sent + i))) for i in range(64)))
+            for _ in range(64):
+                c.recv_ok(OK_BUDGET)
+            sent += 64
+            if sent % 4096 == 0 and time.monotonic() - t0 > grace_s + interval_s:
+                worst_rows = max(worst_rows, journal_count(m.dir))
+        took = time.monotonic() - t0
+        rate = sent / took
+        bound = 2 * rate * (grace_s + interval_s)
+        print("# %d registrations in %.1f s (%.0f a second, never created): at most %d rows "
+              "journaled, bound %.0f (wall clock, loaded host)"
+              % (sent, took, rate, worst_rows, bound))
+        expect(worst_rows <= bound, "%d rows journaled, over the bound of %.0f"
+               % (worst_rows, bound))
+        c.close()
+        expect(m.wait(30) == 0, "manager did not shut down cleanly")
+
+
 # ---- odd inputs, unclear words -----------------------------------------------------------------
 
 def test_recover_json_with_a_missing_parent_prints_json():
