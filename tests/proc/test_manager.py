@@ -286,7 +286,9 @@ def test_other_uid_is_refused():
     try:
         os.chmod(base, 0o755)
         with Sandbox() as sb:
-            m = sb.spawn_manager(["manager", "--tmpdir", base] + FAST)
+            # Not FAST: a python started as another uid on a loaded host can take
+            # longer than 300 ms to connect, and the idle manager would be gone.
+            m = sb.spawn_manager(["manager", "--tmpdir", base, "--shutdown-timeout", "3000"])
             os.chmod(m.dir, 0o755)
             os.chmod(m.sock, 0o666)
             # The manager may close before, during or after the send: any of those
