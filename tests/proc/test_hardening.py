@@ -668,6 +668,85 @@ def test_directory_swapped_for_another_users_manager_as_root():
         sb.cleanup()
 
 
+def test_live_journal_swapped_under_a_root_reclaimer():
+    # A root reclaimer looks for live managers by their locks (livemgr.c) and reads their
+    # journals. User A runs a live manager and, at the exact moment root's SQLite is
+    # between opening A's journal.db and its first lazy open of journal.db-wal (strace
+    # holds that syscall), puts in place of its directory a symlink to user B's dead
+    # manager directory. SQLite opens -wal and -shm by path: as root it would open
+    # B's files and fchown them to A (robustFchown). Nothing of B's may change.
+    if os.geteuid() != 0:
+        skip("test_live_journal_swapped_under_a_root_reclaimer", "needs root")
+        return
+    if not shutil.which("strace"):
+        skip("test_live_journal_swapped_under_a_root_reclaimer", "needs strace")
+        return
+    sb = shared_base("liveswap")
+    try:
+        with two_users(sb) as (a, b):
+            root = pwd.getpwuid(0)
+            b_base = os.path.join(sb.tmp, "b-base")
+            os.mkdir(b_base, 0o755)
+            os.chown(b_base, b.pw_uid, b.pw_gid)
+            b_dir = dead_manager_as(sb, b, b_base, [b"+" + sb.name("b0").encode()])
+            b_before = snapshot(b_dir)
+            # Root's own dead manager, in a base only root can write: its sweep runs with
+            # filesystem uid 0 and consults the live managers for its one row.
+            r_base = os.path.join(sb.tmp, "root-base")
+            os.mkdir(r_base, 0o700)
+            dead_manager_as(sb, root, r_base, [b"+" + sb.name("r0").encode()])
+            # A's live manager, in the shared sticky base.
+            env_a = dict(sb.env, HOME="/", TMPDIR=sb.tmp)
+            m = sb.track(as_user(a, [harness.SHMWARDEN, "manager", "--no-reclaim"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 stdin=subprocess.DEVNULL, env=env_a))
+            sock = m.stdout.readline().decode().strip()
+            expect(sock.startswith("/"), "A's manager: %r" % sock)
+            a_dir = os.path.dirname(sock)
+            hidden = os.path.join(sb.tmp, "hidden-" + os.path.basename(a_dir))
+            trace = os.path.join(sb.tmp, "sweep.trace")
+            env = dict(sb.env, HOME="/")
+            # Hold root's first look at A's -wal (by the path SQLite derives from the one
+            # it opened journal.db by) for 1.5 s; nothing else is slowed.
+            sw = subprocess.Popen(
+                ["strace", "-f", "-o", trace, "-P", os.path.join(a_dir, "journal.db-wal"),
+                 "-e", "trace=%file", "-e", "inject=%file:delay_enter=1500000:when=1",
+                 harness.SHMWARDEN, "sweep", "--json", "--tmpdir", r_base],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                stdin=subprocess.DEVNULL)
+            sb.track(sw)
+            held = False
+            t_end = time.monotonic() + 20
+            while time.monotonic() < t_end and sw.poll() is None:
+                with contextlib.suppress(FileNotFoundError):
+                    with open(trace) as f:
+                        if "journal.db-wal" in f.read():
+                            held = True
+                            break
+                time.sleep(0.01)
+            swapped = False
+            if held:
+                q = as_user(a, [PY, "-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2]);"
+                                " os.symlink(sys.argv[3], sys.argv[1])", a_dir, hidden, b_dir])
+                swapped = q.wait(30) == 0
+            out, err = sw.communicate(timeout=60)
+            if swapped:
+                q = as_user(a, [PY, "-c", "import os,sys; os.unlink(sys.argv[1]);"
+                                " os.rename(sys.argv[2], sys.argv[1])", a_dir, hidden])
+                expect(q.wait(30) == 0, "A could not swap back")
+            print("# root's reclaimer %s A's live journal" %
+                  ("was held at the first open of" if held else "never opened"))
+            expect(sw.returncode == 0, "sweep exit %d: %s" % (sw.returncode, err[-400:]))
+            after = snapshot(b_dir)
+            expect(after == b_before, "B's directory changed: %s" %
+                   {n: (b_before.get(n), after.get(n)) for n in set(b_before) | set(after)
+                    if b_before.get(n) != after.get(n)})
+            m.terminate()
+            m.wait(10)
+    finally:
+        sb.cleanup()
+
+
 def test_hostile_names_in_a_users_journal_as_root():
     if os.geteuid() != 0:
         skip("test_hostile_names_in_a_users_journal_as_root", "needs root")
