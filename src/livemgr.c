@@ -9,6 +9,13 @@
  * stats the object first and reads the live journals after it sees the name of every
  * object it saw (reclaim.c keeps that order: statx a page, then livemgr_refresh and
  * livemgr_mark, then decide).
+ *
+ * SQLite opens journal.db-wal and -shm by path lazily (at the first read), unlinks them
+ * by path on close, and as root fchowns what it opens to the main file's owner: a journal
+ * is therefore only opened when its directory belongs to the owner we reclaim for, every
+ * component of its path is one only root or that owner can replace, and our filesystem
+ * uid is that owner's (reclaim.c's caller set it), so a swap at any moment reaches only
+ * what the owner could reach anyway (SECURITY.md).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -33,6 +41,7 @@ struct livemgr_entry {
 	unsigned maj, min;
 	unsigned long long ino;
 	struct journal *j; /* NULL: not a live manager of ours (looked at once) */
+	bool unreadable;   /* its directory is ours but could not be read safely */
 	bool seen;         /* in the latest /proc/locks */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
@@ -100,7 +109,8 @@ static bool livemgr_is_locked_dir(const char *path, const struct stat *fdst,
 
 /* Finds the lock holder's manager directory through its descriptors and opens the
  * directory's journal, if it is the holder's own. */
-static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_entry *e)
+static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_entry *e,
+				    bool *unreadable)
 {
 	char fddir[64], link[PATH_MAX], err[512];
 	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)e->pid);
@@ -116,7 +126,10 @@ static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_ent
 		if (de->d_name[0] == '.')
 			continue;
 		struct stat st;
-		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+		/* Another owner's directory holds no name of ours: never opened (as root,
+		 * through a path its owner can swap, it could lead SQLite anywhere). */
+		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode) ||
+		    st.st_uid != lm->owner)
 			continue;
 		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
 		if (n <= 0 || link[0] != '/')
@@ -124,6 +137,20 @@ static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_ent
 		link[n] = '\0';
 		if (!livemgr_is_locked_dir(link, &st, e))
 			continue;
+		uid_t fsuid = (uid_t)setfsuid((uid_t)-1);
+		if (fsuid != lm->owner) {
+			log_warn("livemgr: pid %d: acting as uid %u, not as the owner uid %u: its "
+				 "journal is not opened; nothing is unlinked", (int)e->pid,
+				 (unsigned)fsuid, (unsigned)lm->owner);
+			*unreadable = true;
+			break;
+		}
+		if (util_path_trusted(link, lm->owner, err, sizeof(err)) < 0) {
+			log_warn("livemgr: pid %d: the journal of %s is not read: %s; nothing is "
+				 "unlinked while it lives", (int)e->pid, link, err);
+			*unreadable = true;
+			break;
+		}
 		if (journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
 				 sizeof(err)) < 0) {
 			log_debug("livemgr: pid %d: %s", (int)e->pid, err);
@@ -175,7 +202,7 @@ void livemgr_refresh(struct livemgr *lm)
 				continue;
 			*e = (struct livemgr_entry){ .pid = (pid_t)pid, .maj = maj, .min = min,
 						     .ino = ino };
-			e->j = livemgr_open(lm, e);
+			e->j = livemgr_open(lm, e, &e->unreadable);
 			TAILQ_INSERT_TAIL(&lm->entries, e, link);
 		}
 		e->seen = true;
@@ -237,6 +264,12 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 		return 0;
 	struct livemgr_marking mk = { .rows = rows, .n = n, .held = held, .holder = holder };
 	int rc = 0;
+	if ((uid_t)setfsuid((uid_t)-1) != lm->owner && !TAILQ_EMPTY(&lm->entries)) {
+		/* Reads may open -wal/-shm by path: only ever as the owner (see the top). */
+		log_warn("livemgr: not acting as uid %u: live journals not read",
+			 (unsigned)lm->owner);
+		return -1;
+	}
 	if (lm->extra) {
 		mk.pid = lm->self;
 		if (journal_names_between(lm->extra, &rows[0], &rows[n - 1], livemgr_mark_one,
@@ -247,6 +280,8 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 	}
 	struct livemgr_entry *e;
 	TAILQ_FOREACH(e, &lm->entries, link) {
+		if (e->unreadable)
+			rc = -1;
 		if (!e->j)
 			continue;
 		mk.pid = e->pid;
