@@ -532,7 +532,7 @@ static void mgrdir_remove_copy(struct mgrdir_probe *p)
 	if (!p->copydir[0])
 		return;
 	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm" };
+					     JOURNAL_FILE "-shm", JOURNAL_FILE "-journal" };
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char path[PATH_MAX + 32];
 		snprintf(path, sizeof(path), "%s/%s", p->copydir, files[i]);
@@ -542,7 +542,8 @@ static void mgrdir_remove_copy(struct mgrdir_probe *p)
 	p->copydir[0] = '\0';
 }
 
-/* A private copy (db and -wal; SQLite rebuilds the -shm index from the WAL) in a new
+/* A private copy (db, -wal and a rollback journal; SQLite rebuilds the -shm index from
+ * the WAL) in a new
  * directory of the reader's temp base, made with the owner's identity so SQLite can
  * open it as the owner. dirpath receives the copy's name, free of symlinks. */
 static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len)
@@ -566,7 +567,10 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 			 "in (%s)", err);
 		return -1;
 	}
-	if (mgrdir_copy_file(p, JOURNAL_FILE) < 0 || mgrdir_copy_file(p, JOURNAL_FILE "-wal") < 0)
+	/* A hot rollback journal (a manager killed while switching a new journal to WAL
+	 * mode) is copied too: SQLite rolls the copy back before reading it. */
+	if (mgrdir_copy_file(p, JOURNAL_FILE) < 0 || mgrdir_copy_file(p, JOURNAL_FILE "-wal") < 0 ||
+	    mgrdir_copy_file(p, JOURNAL_FILE "-journal") < 0)
 		return -1;
 	util_strlcpy(dirpath, p->copydir, len);
 	return 0;
@@ -715,7 +719,7 @@ int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
 	if (euid == 0 && dst.st_uid != 0 && mgrdir_fsid_switch(p, dst.st_uid, dst.st_gid) < 0)
 		return -1;
 	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm" };
+					     JOURNAL_FILE "-shm", JOURNAL_FILE "-journal" };
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (mgrdir_check_file(p, files[i], &st) < 0)
 			return p->state == MGRDIR_UNKNOWN ? -1 : 0;
