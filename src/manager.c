@@ -89,6 +89,7 @@ struct manager {
 	struct journal_row prune_cursor; /* last row the prune looked at */
 	bool prune_resume;               /* false: the next prune starts from the first row */
 	bool reclaim_thread_started;
+	bool reclaim_done; /* the thread said it is done (its journal connection closed) */
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
 	unsigned long long n_registered, n_freed, n_refused, n_pruned;
@@ -533,14 +534,15 @@ static void manager_serve(struct manager *m)
 		evloop_timer_cancel(m->loop, m->hold_timer);
 		m->hold_timer = 0;
 	}
-	if (m->reclaim_efd >= 0)
-		evloop_del(m->loop, m->reclaim_efd);
 	if (evloop_add(m->loop, m->listenfd, EVLOOP_READ, manager_on_listen, m) < 0) {
 		log_error("manager: epoll_ctl: %s: cannot serve", strerror(errno));
 		evloop_stop(m->loop);
 		return;
 	}
 	m->serving = true;
+	/* The idle clock starts now: clients waiting in the backlog are not idle time. */
+	if (m->nconns == 0)
+		manager_arm_shutdown(m);
 }
 
 static void manager_on_reclaimed(struct evloop *loop, int fd, unsigned revents, void *data)
@@ -550,7 +552,10 @@ static void manager_on_reclaimed(struct evloop *loop, int fd, unsigned revents, 
 	uint64_t v;
 	if (read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
 		return;
-	manager_serve(data);
+	struct manager *m = data;
+	m->reclaim_done = true;
+	evloop_del(m->loop, fd);
+	manager_serve(m);
 }
 
 static void manager_on_hold_timer(struct evloop *loop, void *data)
@@ -746,7 +751,7 @@ static void manager_check_files(struct manager *m)
 		}
 	}
 	/* The reclaim thread has its own connection to the journal: restore after it. */
-	if (!m->reclaim_thread_started || m->serving) {
+	if (!m->reclaim_thread_started || m->reclaim_done) {
 		bool db = manager_same_file(m, JOURNAL_FILE, &m->journal_st) == 0;
 		bool wal = manager_same_file(m, JOURNAL_FILE "-wal", &m->wal_st) == 0;
 		if (all || !db || !wal) {
@@ -857,7 +862,6 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 		return -1;
 	}
 	evloop_set_before_sleep(m->loop, manager_before_sleep, m);
-	manager_arm_shutdown(m);
 	m->prune_timer = evloop_timer_add(m->loop, m->cfg.prune_interval_ms,
 					  manager_on_prune_timer, m);
 	m->files_timer = evloop_timer_add(m->loop, FILES_CHECK_MS, manager_on_files_timer, m);
