@@ -899,10 +899,12 @@ static bool manager_reclaim_own(struct manager *m)
 		 "created yet, %u refused", rep.unlinked, rep.gone, rep.in_use, rep.young,
 		 rep.refused);
 	if (journal_count(m->journal) != 0) {
-		log_warn("manager: shutdown: %u object%s still in use by live processes and %u "
-			 "registered less than %d s ago stay journaled in %s for `shmwarden sweep` "
-			 "or the next manager", rep.in_use, rep.in_use == 1 ? "" : "s", rep.young,
-			 m->cfg.prune_grace_s, m->dirpath);
+		/* Young rows are the normal case of a shutdown right after an OK: info. */
+		(rep.in_use ? log_warn : log_info)(
+			"manager: shutdown: %u object%s still in use by live processes and %u "
+			"registered less than %d s ago stay journaled in %s for `shmwarden sweep` "
+			"or the next manager", rep.in_use, rep.in_use == 1 ? "" : "s", rep.young,
+			m->cfg.prune_grace_s, m->dirpath);
 		return false;
 	}
 	return true;
