@@ -95,6 +95,16 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		fprintf(f, "shmwarden_sweep_last_objects{outcome=\"%s\"} %u\n", objs[i].outcome,
 			objs[i].n);
 
+	metrics_head(f, "shmwarden_sweep_last_objects_name_reused",
+		     "Of the refused objects, those whose name now names another object than "
+		     "the one its journal recorded (refused: name reused); left in place.");
+	fprintf(f, "shmwarden_sweep_last_objects_name_reused %u\n", t->reused);
+
+	metrics_head(f, "shmwarden_sweep_last_objects_handed_over",
+		     "Journaled names of dead managers that a live manager has registered "
+		     "since: rows dropped, objects left in the live manager's care.");
+	fprintf(f, "shmwarden_sweep_last_objects_handed_over %u\n", t->handed_over);
+
 	metrics_head(f, "shmwarden_sweep_last_reclaimed_bytes",
 		     "Bytes of shared memory the last sweep gave back (sizes of the objects it "
 		     "unlinked).");

@@ -28,6 +28,7 @@
 
 #include "journal.h"
 #include "mgrdir.h"
+#include "shmobj.h"
 #include "util.h"
 
 /* A journal larger than this is not copied to be looked at: real journals follow the live
@@ -576,15 +577,64 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 	return 0;
 }
 
-/* THE PLACE FOR ISSUE 10 (identity-objects): whether the journal's names live in the
- * shm filesystem and mount namespace this process sees. The journal will record them
- * (its manager row); compare here and return true with p->why set when they differ.
- * Until the journal records them, every journal is taken as this host's. */
+/* Whether the journal's names live in another shm filesystem than the one this process
+ * sees as /dev/shm (its manager row records the st_dev of its /dev/shm and its mount
+ * namespace; a version 1 journal records neither and is taken as this host's). st_dev
+ * alone decides: a tmpfs keeps its device number for its whole life in every mount
+ * namespace that sees it, so a container sharing the host's /dev/shm (another mount
+ * namespace, same device) is ours, and one with its own tmpfs is not, whatever its
+ * paths. The namespaces are for the human reading the report. */
 static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_meta *meta)
 {
-	(void)p;
-	(void)meta;
-	return false;
+	struct shmobj_fs ours;
+	char err[200];
+	if (!meta->has_shm_fs)
+		return false;
+	int fd = shmobj_dir_open(err, sizeof(err));
+	if (fd < 0 || shmobj_fs_self(fd, &ours, err, sizeof(err)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		/* Cannot tell which shm filesystem is ours: act on nothing. */
+		util_err(p->why, sizeof(p->why), "%s", err);
+		return true;
+	}
+	close(fd);
+	if (meta->shm_dev == ours.dev)
+		return false;
+	util_err(p->why, sizeof(p->why),
+		 "its names live in another shm filesystem (device %u:%u, mount namespace %llu; "
+		 "ours is %u:%u in %llu): left for a reclaimer that sees it",
+		 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
+		 (unsigned long long)meta->mnt_ns, major((dev_t)ours.dev), minor((dev_t)ours.dev),
+		 (unsigned long long)ours.mnt_ns);
+	return true;
+}
+
+/* ACT on a dead directory opens its journal in place, read-write, and closing that
+ * handle would change the directory (checkpoint a SIGKILLed manager's WAL, make and
+ * remove -wal and -shm). A foreign directory must be left exactly as it is, so the
+ * journal is first read from a private copy to learn which shm filesystem it names.
+ * Returns true when the probe is decided (foreign, or the look failed). */
+static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
+{
+	char dirpath[PATH_MAX], err[320];
+	struct journal *j = NULL;
+	if (mgrdir_copy_journal(p, dirpath, sizeof(dirpath)) < 0) {
+		p->state = MGRDIR_UNKNOWN;
+		return true;
+	}
+	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
+			      sizeof(err));
+	bool decided = false;
+	if (rc == 0 && journal_meta(j)->owner_uid == p->owner &&
+	    mgrdir_probe_foreign(p, journal_meta(j))) {
+		p->state = MGRDIR_FOREIGN;
+		decided = true;
+	}
+	journal_close(j);
+	mgrdir_remove_copy(p);
+	/* Anything else (corrupt, another owner) the in-place open below says again. */
+	return decided;
 }
 
 /* Opens the journal of a probed directory: in place for ACT on a dead directory (the
@@ -600,6 +650,8 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 		return; /* none: a manager killed before creating it, or a reclaimer after
 			 * unlinking it; nothing was registered in it either way */
 	unsigned jflags = JOURNAL_UNTRUSTED;
+	if (dead && (flags & MGRDIR_PROBE_ACT) && mgrdir_probe_look_first(p))
+		return;
 	if (dead && !(flags & MGRDIR_PROBE_ACT)) {
 		jflags |= JOURNAL_READONLY;
 		if (mgrdir_copy_journal(p, dirpath, sizeof(dirpath)) < 0) {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "livemgr.h"
 #include "log.h"
 #include "mgrdir.h"
 #include "reclaim.h"
@@ -35,6 +36,16 @@
 #define RECLAIM_PAGE 512 /* rows per journal page, and per drop transaction */
 
 enum reclaim_action { RECLAIM_KEEP, RECLAIM_DROP, RECLAIM_ADOPT };
+
+/* What the first pass over a page found for one row: the object (statx), then whether a
+ * live manager holds the name. In that order: see livemgr.c. */
+struct reclaim_probe {
+	const char *invalid; /* why the name is not a valid one; nothing else was done */
+	int stat_errno;      /* 0: info is the object's */
+	struct shmobj_info info;
+	bool held;           /* a live manager's journal lists the name */
+	pid_t holder;
+};
 
 const char *reclaim_status_str(enum reclaim_status st)
 {
@@ -115,22 +126,37 @@ static void reclaim_set(struct reclaim_report *r, enum reclaim_status st, const 
 	va_end(ap);
 }
 
-/* Decides one row; counts it in the report. Unlinks unless dry run. */
+/* Whether the object now under the row's name is the one the row journaled: the same
+ * inode and birth time, or, for a row never identified, born within the window after
+ * its registration. A filesystem without birth times leaves only the inode to compare
+ * (and, for an unidentified row, nothing: the rules of release 0.1.0). */
+static bool reclaim_is_journaled(const struct journal_row *row, const struct shmobj_info *o)
+{
+	if (row->identified)
+		return o->ino == row->ino && (!o->has_btime || o->btime_ns == row->btime_ns);
+	if (!o->has_btime)
+		return true;
+	return shmobj_born_within(o->btime_ns, row->registered_at, SHMOBJ_BIRTH_WINDOW_S);
+}
+
+/* Decides one row; counts it in the report. Unlinks unless dry run. *learned is set
+ * when the row, never identified, is kept or adopted: it then carries the identity to
+ * record. */
 static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t owner,
 				       const char *who, const struct journal_row *row,
+				       const struct reclaim_probe *p, struct journal_row *learned,
 				       struct reclaim_report *r)
 {
 	char pn[WIRE_NAME_FIELD * 4 + 8];
 	reclaim_printable(row->name, row->len, pn, sizeof(pn));
-	const char *why = wire_name_check(row->name, row->len);
-	if (why) {
+	if (p->invalid) {
 		r->refused++;
-		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, pn, why);
+		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, pn, p->invalid);
 		return RECLAIM_DROP;
 	}
-	struct stat st;
-	if (shmobj_stat(opts->shm_dirfd, row->name, &st) < 0) {
-		if (errno == ENOENT && opts->young_s > 0 &&
+	const struct shmobj_info st = p->info;
+	if (p->stat_errno) {
+		if (p->stat_errno == ENOENT && opts->young_s > 0 &&
 		    opts->now_s - row->registered_at < opts->young_s) {
 			/* Registered a moment ago: its client got (or is about to get) the OK
 			 * and creates the object next. Dropping the row now would leave that
@@ -140,33 +166,70 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 				  who, pn, (long long)(opts->now_s - row->registered_at));
 			return RECLAIM_KEEP;
 		}
-		if (errno == ENOENT) {
+		if (p->stat_errno == ENOENT) {
 			r->gone++;
 			log_debug("reclaim: %s: %s: already gone", who, pn);
 			return RECLAIM_DROP;
 		}
 		log_warn("reclaim: %s: %s: stat: %s; kept for a later pass", who, pn,
-			 strerror(errno));
+			 strerror(p->stat_errno));
 		return RECLAIM_KEEP;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != owner) {
+	if (!S_ISREG(st.mode) || st.uid != owner) {
 		r->refused++;
-		if (!S_ISREG(st.st_mode))
+		if (!S_ISREG(st.mode))
 			log_warn("reclaim: %s: refusing %s: not a regular file in %s", who, pn,
 				 SHMOBJ_DIR);
 		else
 			log_warn("reclaim: %s: refusing %s: the object belongs to uid %u, the "
-				 "journal to uid %u", who, pn, (unsigned)st.st_uid,
+				 "journal to uid %u", who, pn, (unsigned)st.uid,
 				 (unsigned)owner);
+		return RECLAIM_DROP;
+	}
+	if (p->held) {
+		/* A live manager registered the name since: the object is in its care now,
+		 * whichever object it is. Handed over: the row goes, the object stays. */
+		r->handed_over++;
+		log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, not "
+			 "unlinked", who, pn, (int)p->holder);
+		return RECLAIM_DROP;
+	}
+	if (!reclaim_is_journaled(row, &st)) {
+		/* Someone else's object under a journaled name: the journaled one was removed
+		 * (its free lost with the manager), and this one is not ours to judge. */
+		r->refused++;
+		r->reused++;
+		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %lld.%09lld, "
+			 "not the journaled object (%s)", who, pn, (unsigned long long)st.ino,
+			 (long long)(st.btime_ns / 1000000000),
+			 (long long)(st.btime_ns % 1000000000),
+			 row->identified ? "another inode or birth time"
+					 : "born outside the window after its registration");
 		return RECLAIM_DROP;
 	}
 	if (inuse_contains(opts->inuse, row->name)) {
 		r->in_use++;
 		log_debug("reclaim: %s: %s: in use by a live process; kept", who, pn);
+		*learned = *row;
+		if (st.has_btime) {
+			learned->identified = true;
+			learned->ino = st.ino;
+			learned->btime_ns = st.btime_ns;
+		}
 		if (opts->adopt_into) {
 			r->adopted++;
 			return opts->dry_run ? RECLAIM_KEEP : RECLAIM_ADOPT;
 		}
+		return RECLAIM_KEEP;
+	}
+	/* The unlink goes by name: look again just before it, so an object that replaced
+	 * the checked one in the meantime is left alone; what remains is the few
+	 * instructions between this statx and unlinkat (SECURITY.md). */
+	struct shmobj_info again;
+	if (!opts->dry_run && shmobj_info(opts->shm_dirfd, row->name, &again) == 0 &&
+	    (again.ino != st.ino || again.btime_ns != st.btime_ns)) {
+		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
+			 "pass", who, pn);
 		return RECLAIM_KEEP;
 	}
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
@@ -186,8 +249,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 		return RECLAIM_KEEP;
 	}
 	r->unlinked++;
-	r->bytes += (uint64_t)st.st_size;
-	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.st_size);
+	r->bytes += (uint64_t)st.size;
+	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.size);
 	return RECLAIM_DROP;
 }
 
@@ -196,8 +259,14 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 {
 	int rc = -1;
 	struct journal_row *rows = malloc(RECLAIM_PAGE * sizeof(*rows));
+	struct journal_row *learned = malloc(RECLAIM_PAGE * sizeof(*learned));
+	struct reclaim_probe *probe = malloc(RECLAIM_PAGE * sizeof(*probe));
 	bool *drop = malloc(RECLAIM_PAGE * sizeof(*drop));
-	if (!rows || !drop) {
+	bool *held = malloc(RECLAIM_PAGE * sizeof(*held));
+	pid_t *holder = malloc(RECLAIM_PAGE * sizeof(*holder));
+	struct livemgr *live = NULL;
+	struct stat shm_st;
+	if (!rows || !learned || !probe || !drop || !held || !holder) {
 		snprintf(report->detail, sizeof(report->detail), "out of memory");
 		goto out;
 	}
@@ -206,6 +275,18 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 		reclaim_printable(report->dir, strlen(report->dir), who, sizeof(who));
 	else
 		util_strlcpy(who, "journal", sizeof(who));
+	if (!opts->no_live_check) {
+		if (fstat(opts->shm_dirfd, &shm_st) < 0) {
+			snprintf(report->detail, sizeof(report->detail), "fstat %s: %s",
+				 SHMOBJ_DIR, strerror(errno));
+			goto out;
+		}
+		live = livemgr_new(owner, (uint64_t)shm_st.st_dev, opts->adopt_into);
+		if (!live) {
+			snprintf(report->detail, sizeof(report->detail), "out of memory");
+			goto out;
+		}
+	}
 	struct journal_row after;
 	bool resume = false;
 	for (;;) {
@@ -219,15 +300,42 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			break;
 		after = rows[n - 1];
 		resume = true;
+		/* First every object of the page, then the live managers' journals: a name a
+		 * live manager gave an object we saw was committed before we looked. */
+		for (int i = 0; i < n; i++) {
+			struct reclaim_probe *p = &probe[i];
+			memset(p, 0, sizeof(*p));
+			p->invalid = wire_name_check(rows[i].name, rows[i].len);
+			if (!p->invalid && shmobj_info(opts->shm_dirfd, rows[i].name, &p->info) < 0)
+				p->stat_errno = errno;
+		}
+		bool live_unknown = false;
+		if (live) {
+			livemgr_refresh(live);
+			live_unknown = livemgr_mark(live, rows, n, held, holder) < 0;
+			for (int i = 0; i < n; i++) {
+				probe[i].held = held[i];
+				probe[i].holder = holder[i];
+			}
+		}
 		bool adopted = false;
 		for (int i = 0; i < n; i++) {
-			enum reclaim_action a = reclaim_row(opts, owner, who, &rows[i], report);
+			learned[i].identified = false;
+			enum reclaim_action a;
+			if (live_unknown && !probe[i].invalid && !probe[i].stat_errno) {
+				/* Whose the name is could not be read: nothing is unlinked. */
+				a = RECLAIM_KEEP;
+			} else {
+				a = reclaim_row(opts, owner, who, &rows[i], &probe[i], &learned[i],
+						report);
+			}
 			drop[i] = a != RECLAIM_KEEP;
 			if (a == RECLAIM_KEEP)
 				continue;
 			if (a == RECLAIM_ADOPT) {
-				if (journal_add(opts->adopt_into, rows[i].name, rows[i].len, 0,
-						opts->now_s) < 0) {
+				/* The row keeps its registration time and carries the object's
+				 * identity, so the adopter's own reclaim judges the same object. */
+				if (journal_adopt(opts->adopt_into, &learned[i]) < 0) {
 					snprintf(report->detail, sizeof(report->detail),
 						 "adopting journal: %s",
 						 journal_error(opts->adopt_into));
@@ -246,7 +354,14 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			goto out;
 		}
 		for (int i = 0; i < n; i++) {
-			if (drop[i] && journal_forget(j, rows[i].name, rows[i].len) < 0) {
+			int rc2 = 0;
+			if (drop[i])
+				rc2 = journal_forget(j, rows[i].name, rows[i].len);
+			else if (!rows[i].identified && learned[i].identified)
+				/* Kept in use: from now on the row means this object. */
+				rc2 = journal_identify(j, rows[i].name, rows[i].len, learned[i].ino,
+						       learned[i].btime_ns, SHMOBJ_BIRTH_WINDOW_S);
+			if (rc2 < 0) {
 				snprintf(report->detail, sizeof(report->detail), "journal: %s",
 					 journal_error(j));
 				goto out;
@@ -260,8 +375,13 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	}
 	rc = 0;
 out:
+	livemgr_free(live);
 	free(rows);
+	free(learned);
+	free(probe);
 	free(drop);
+	free(held);
+	free(holder);
 	return rc;
 }
 
@@ -275,8 +395,9 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:
 		log_info("reclaim: %s: %s%s: %u unlinked, %u gone, %u in use (%u adopted), "
-			 "%u refused%s", who, reclaim_status_str(r->status), dr,
-			 r->unlinked, r->gone, r->in_use, r->adopted, r->refused,
+			 "%u refused (%u name reused), %u handed over%s", who,
+			 reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
+			 r->adopted, r->refused, r->reused, r->handed_over,
 			 r->earlier_boot ? "; journal from an earlier boot" : "");
 		break;
 	case RECLAIM_LIVE:
@@ -361,7 +482,7 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	}
 	int64_t left;
 	if (opts->dry_run)
-		left = rows - r->unlinked - r->gone - r->refused - r->adopted;
+		left = rows - r->unlinked - r->gone - r->refused - r->adopted - r->handed_over;
 	else
 		left = journal_count(j);
 	if (left < 0) {

@@ -4,9 +4,15 @@
  * restarted manager adopting dead managers' directories, and `recover`/`sweep`.
  * For every journaled name it decides (DESIGN.md, invariants 3-6):
  *   gone                        -> drop the row
- *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into)
  *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
  *   invalid name                -> refuse, log, drop the row
+ *   registered by a live manager-> hand over: drop the row, leave the object (livemgr.h)
+ *   not the journaled object    -> refuse ("name reused"), log, drop the row: another
+ *                                  inode or birth time than the row recorded, or, for a
+ *                                  row never identified, born outside the window after
+ *                                  its registration (shmobj_born_within)
+ *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into), and
+ *                                  record which object it is
  *   otherwise                   -> shm_unlink, drop the row
  * Row drops are batched into one transaction per page. Running twice, concurrently
  * (the directory lock serialises), or after a crash of the reclaimer ends in the
@@ -37,6 +43,8 @@ struct reclaim_opts {
 				     * shutdown); 0: none */
 	bool caller_reports;        /* the caller shows every failed directory on stderr
 				     * itself: its log line is info, not a second warn */
+	bool no_live_check;         /* skip looking for live managers' names (tests that
+				     * run against a fake /dev/shm) */
 };
 
 enum reclaim_status {
@@ -66,7 +74,11 @@ struct reclaim_report {
 	unsigned adopted;       /* of those, moved into opts->adopt_into */
 	unsigned young;         /* names kept because they were registered less than
 				 * opts->young_s ago and their object does not exist yet */
-	unsigned refused;       /* foreign-owned objects and invalid names */
+	unsigned refused;       /* foreign-owned objects, invalid names, reused names */
+	unsigned reused;        /* of those: another object than the journaled one now has
+				 * the name ("refused: name reused") */
+	unsigned handed_over;   /* names a live manager registered since: rows dropped,
+				 * objects left to it */
 	uint64_t bytes;         /* st_size of the objects unlinked */
 	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };

@@ -84,6 +84,7 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1):
         "shmwarden_sweep_last_success_timestamp_seconds",
         "shmwarden_sweep_last_duration_seconds", "shmwarden_sweep_last_directories",
         "shmwarden_sweep_last_objects", "shmwarden_sweep_last_reclaimed_bytes",
+        "shmwarden_sweep_last_objects_name_reused", "shmwarden_sweep_last_objects_handed_over",
         "shmwarden_build_info"}
     expect(set(fams) == expected, "families: %s" % sorted(fams))
     for name, fam in fams.items():

@@ -126,6 +126,10 @@ static void meta_init(struct journal_meta *m, uid_t owner, const char *boot_id)
 	m->manager_pid = getpid();
 	util_strlcpy(m->boot_id, boot_id, sizeof(m->boot_id));
 	m->created_at = util_wall_s();
+	/* Written in this /dev/shm, as a manager here would record it. */
+	struct stat st;
+	m->has_shm_fs = true;
+	m->shm_dev = stat(SHMOBJ_DIR, &st) == 0 ? (uint64_t)st.st_dev : 0;
 }
 
 /* A dead manager's directory in base: created, journaled (names), lock released.
@@ -265,7 +269,7 @@ static void test_journal_decisions(void)
 	const char *names[] = { unused, gone, mapped, "/a/b", "/..", foreign };
 	size_t n = root ? 6 : 5;
 	for (size_t i = 0; i < n; i++)
-		CHECK(journal_add(j, names[i], strlen(names[i]), 1, 0) == 0);
+		CHECK(journal_add(j, names[i], strlen(names[i]), 1, util_wall_s()) == 0);
 	CHECK(journal_commit(j) == 0);
 
 	/* Dry run: the same counts, no change. */
@@ -334,7 +338,7 @@ static void test_journal_many_pages(void)
 		obj_name(name, sizeof(name), 1000 + i);
 		if (i % 2 == 0)
 			CHECK(obj_create(name, geteuid()) == 0);
-		CHECK(journal_add(j, name, strlen(name), 1, 0) == 0);
+		CHECK(journal_add(j, name, strlen(name), 1, util_wall_s()) == 0);
 	}
 	CHECK(journal_commit(j) == 0);
 	struct reclaim_report r;
@@ -424,7 +428,7 @@ static void test_dir_live_untouched(void)
 	struct journal_meta m;
 	meta_init(&m, geteuid(), f.boot_id);
 	CHECK(journal_create(path, &m, &j, err, sizeof(err)) == 0);
-	CHECK(j && journal_add(j, a, strlen(a), 1, 0) == 0 && journal_commit(j) == 0);
+	CHECK(j && journal_add(j, a, strlen(a), 1, util_wall_s()) == 0 && journal_commit(j) == 0);
 
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
@@ -650,7 +654,7 @@ static void test_dir_forged_rows_left_for_a_human(void)
 			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
 			      " WHERE name = 'objects';"
 			      "PRAGMA writable_schema=RESET;"
-			      "INSERT INTO objects VALUES ('/as_text', 1, 0);"
+			      "INSERT INTO objects VALUES ('/as_text', 1, 0, NULL, NULL);"
 			      "PRAGMA writable_schema=ON;"
 			      "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
 			      " WHERE name = 'objects';",
@@ -684,7 +688,7 @@ static void test_dir_wal_left_by_kill(void)
 		struct journal_meta m;
 		meta_init(&m, geteuid(), f.boot_id);
 		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, 0) < 0 || journal_commit(j) < 0)
+		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
 			_exit(1);
 		_exit(0); /* no close: -wal and -shm stay, like after SIGKILL */
 	}
@@ -821,7 +825,7 @@ static void test_dir_dry_run_reads_a_copy(void)
 		struct journal_meta m;
 		meta_init(&m, geteuid(), f.boot_id);
 		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, 0) < 0 || journal_commit(j) < 0)
+		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
 			_exit(1);
 		_exit(0);
 	}
