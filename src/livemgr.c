@@ -164,9 +164,14 @@ void livemgr_refresh(struct livemgr *lm)
 		unsigned long long ino;
 		if (strstr(line, "->"))
 			continue; /* a waiter, not the holder */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &ino) != 5 ||
-		    strcmp(type, "FLOCK") != 0 || pid <= 0 || (pid_t)pid == lm->self)
+		char mode[16];
+		/* A manager's lock is exclusive (WRITE); a shared one (READ) is ls or a dry
+		 * run copying a dead directory's journal (mgrdir.c), whose journal must not
+		 * be opened in place: that would rewrite its -shm. */
+		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
+			   &ino) != 6 ||
+		    strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0 || pid <= 0 ||
+		    (pid_t)pid == lm->self)
 			continue;
 		e = livemgr_find(lm, (pid_t)pid, maj, min, ino);
 		if (!e) {

@@ -375,9 +375,10 @@ static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 		unsigned long long ino;
 		if (strstr(line, "->"))
 			continue; /* a waiter, not the holder */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &ino) != 5 || strcmp(type, "FLOCK") != 0)
-			continue;
+		char mode[16];
+		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
+			   &ino) != 6 || strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0)
+			continue; /* a shared lock is a look, not a manager */
 		for (int i = 0; i < 2; i++) {
 			const struct stat *st = i ? lst : dst;
 			if (st && maj == major(st->st_dev) && min == minor(st->st_dev) &&
@@ -403,12 +404,16 @@ static void mgrdir_unlock(struct mgrdir_probe *p)
 
 /* Liveness by the locks: the directory's flock, then the lock file's. A dead
  * directory's locks are kept for the caller (ACT) or while its journal is copied
- * (JOURNAL); otherwise they are dropped at once. */
+ * (JOURNAL); otherwise they are dropped at once. Only a manager and a reclaimer (ACT)
+ * take them exclusive; a look takes them shared, so it excludes both while it copies
+ * yet never passes for a manager in /proc/locks (FLOCK READ, not WRITE): livemgr.c
+ * opens the journals of WRITE holders only. */
 static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, int64_t now_s,
 			       unsigned flags)
 {
 	struct stat lst;
-	if (flock(p->dirfd, LOCK_EX | LOCK_NB) < 0) {
+	int how = (flags & MGRDIR_PROBE_ACT) ? LOCK_EX : LOCK_SH;
+	if (flock(p->dirfd, how | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK) {
 			mgrdir_set(p, MGRDIR_UNKNOWN, "flock: %s", strerror(errno));
 			return;
@@ -446,7 +451,7 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 		mgrdir_set(p, MGRDIR_UNKNOWN, "open %s: %s", MGRDIR_LOCK, strerror(errno));
 		goto unlock;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	if (flock(fd, how | LOCK_NB) < 0) {
 		int saved = errno;
 		close(fd);
 		if (saved != EWOULDBLOCK) {
