@@ -403,11 +403,11 @@ static void mgrdir_unlock(struct mgrdir_probe *p)
 }
 
 /* Liveness by the locks: the directory's flock, then the lock file's. A dead
- * directory's locks are kept for the caller (ACT) or while its journal is copied
- * (JOURNAL); otherwise they are dropped at once. Only a manager and a reclaimer (ACT)
- * take them exclusive; a look takes them shared, so it excludes both while it copies
- * yet never passes for a manager in /proc/locks (FLOCK READ, not WRITE): livemgr.c
- * opens the journals of WRITE holders only. */
+ * directory's locks are kept for the caller (ACT); a look drops them at once. Only a
+ * manager and a reclaimer (ACT) take them exclusive; a look takes them shared, for the
+ * instant of the test, so it never passes for a manager in /proc/locks (FLOCK READ,
+ * not WRITE: livemgr.c opens the journals of WRITE holders only, and one that did not
+ * would rewrite the -shm of a dead directory being looked at). */
 static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, int64_t now_s,
 			       unsigned flags)
 {
@@ -465,7 +465,7 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 	p->lockfd = fd;
 	p->state = MGRDIR_DEAD;
 done:
-	if (flags & (MGRDIR_PROBE_ACT | MGRDIR_PROBE_JOURNAL))
+	if (flags & MGRDIR_PROBE_ACT)
 		return;
 unlock:
 	mgrdir_unlock(p);
@@ -533,19 +533,40 @@ out:
 	return rc;
 }
 
+static const char *const mgrdir_journal_files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
+						     JOURNAL_FILE "-journal", JOURNAL_FILE "-shm" };
+#define MGRDIR_COPIED 3 /* the first three are copied; SQLite rebuilds -shm */
+
+static void mgrdir_empty_copy(struct mgrdir_probe *p)
+{
+	for (size_t i = 0; i < sizeof(mgrdir_journal_files) / sizeof(mgrdir_journal_files[0]); i++) {
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s/%s", p->copydir, mgrdir_journal_files[i]);
+		unlink(path);
+	}
+}
+
 static void mgrdir_remove_copy(struct mgrdir_probe *p)
 {
 	if (!p->copydir[0])
 		return;
-	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm", JOURNAL_FILE "-journal" };
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		char path[PATH_MAX + 32];
-		snprintf(path, sizeof(path), "%s/%s", p->copydir, files[i]);
-		unlink(path);
-	}
+	mgrdir_empty_copy(p);
 	rmdir(p->copydir);
 	p->copydir[0] = '\0';
+}
+
+/* What identifies the state of the copied files: inode, size and mtime of each. */
+static void mgrdir_journal_stamp(struct mgrdir_probe *p, struct timespec *stamp)
+{
+	for (int i = 0; i < MGRDIR_COPIED; i++) {
+		struct stat st;
+		memset(&stamp[2 * i], 0, 2 * sizeof(*stamp));
+		if (fstatat(p->dirfd, mgrdir_journal_files[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			stamp[2 * i] = st.st_mtim;
+			stamp[2 * i + 1].tv_sec = (time_t)st.st_ino;
+			stamp[2 * i + 1].tv_nsec = (long)(st.st_size & 0x3fffffff);
+		}
+	}
 }
 
 /* A private copy (db, -wal and a rollback journal; SQLite rebuilds the -shm index from
@@ -574,12 +595,25 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 		return -1;
 	}
 	/* A hot rollback journal (a manager killed while switching a new journal to WAL
-	 * mode) is copied too: SQLite rolls the copy back before reading it. */
-	if (mgrdir_copy_file(p, JOURNAL_FILE) < 0 || mgrdir_copy_file(p, JOURNAL_FILE "-wal") < 0 ||
-	    mgrdir_copy_file(p, JOURNAL_FILE "-journal") < 0)
-		return -1;
-	util_strlcpy(dirpath, p->copydir, len);
-	return 0;
+	 * mode) is copied too: SQLite rolls the copy back before reading it. A look holds
+	 * no lock while it copies (see mgrdir_probe_locks), so the copy counts only if no
+	 * file changed meanwhile (a reclaimer at work): else it is made again. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct timespec before[2 * MGRDIR_COPIED], after[2 * MGRDIR_COPIED];
+		mgrdir_empty_copy(p);
+		mgrdir_journal_stamp(p, before);
+		for (int i = 0; i < MGRDIR_COPIED; i++)
+			if (mgrdir_copy_file(p, mgrdir_journal_files[i]) < 0)
+				return -1;
+		mgrdir_journal_stamp(p, after);
+		if (memcmp(before, after, sizeof(before)) == 0) {
+			util_strlcpy(dirpath, p->copydir, len);
+			return 0;
+		}
+	}
+	util_err(p->why, sizeof(p->why), "its journal kept changing while being read (a "
+		 "reclaimer at work?)");
+	return -1;
 }
 
 /* Whether the journal's names live in another shm filesystem than the one this process
