@@ -376,6 +376,68 @@ def test_space_before_service():
     expect(out["enospc"] == 0 and out["ok"] == rounds, "the first object did not fit: %s" % out)
     expect(max(out["line_ms"]) < 1000, "the socket line waited for the adoption: %s" % out)
 
+TORCH_JOB = r"""
+import ctypes, os, sys, torch
+import torch.multiprocessing as mp
+libshm = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libshm.so"))
+libshm._Z11libshm_initPKc(os.fsencode(sys.argv[1]))
+mp.set_sharing_strategy("file_system")
+t = torch.empty(4 << 20, dtype=torch.float32)  # 16 MiB
+t.share_memory_()
+t.fill_(1.0)
+print("ok", float(t.sum()))
+"""
+
+TORCH_INNER = r"""
+import ctypes, json, os, signal, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+import harness
+from harness import Sandbox
+rounds, job = int(sys.argv[2]), sys.argv[3]
+libc = ctypes.CDLL(None, use_errno=True)
+out = {"ok": 0, "died": []}
+for r in range(rounds):
+    with Sandbox("torchspace") as sb:
+        m = sb.spawn_manager(args=["manager", "--no-reclaim"])
+        c = m.client()
+        for i in range(3200):  # 50 MiB leaked, in 16 KiB objects: 16 MiB more do not fit
+            n = sb.name("leak%d" % i)
+            c.register(n)
+            fd = os.open(harness.SHM + n, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            assert libc.posix_fallocate(fd, ctypes.c_long(0), ctypes.c_long(16 << 10)) == 0
+            os.close(fd)
+        os.kill(m.pid, signal.SIGKILL)
+        m.wait()
+        c.close()
+        p = subprocess.run(["/usr/bin/python3", "-c", job, harness.TORCH_SHM_MANAGER],
+                           env=sb.env, capture_output=True, text=True, timeout=120)
+        if p.returncode == 0 and p.stdout.startswith("ok"):
+            out["ok"] += 1
+        else:
+            out["died"].append([p.returncode, p.stderr[-300:]])
+print(json.dumps(out))
+"""
+
+
+def test_torch_first_tensor_after_a_crash():
+    """The issue's headline: Docker's 64 MiB /dev/shm (a private tmpfs, unshare -m), 50
+    MiB leaked by a SIGKILLed manager (48 MiB leave exactly room for the tensor, so
+    the race would not show), then real PyTorch shares a 16 MiB tensor (share_memory_()
+    then fill_()) through a new shmwarden manager: no SIGBUS. (Here torch's own steps
+    between the OK and the fill took long enough that 18e316c, which did not wait for the
+    adoption, passed 13 of 13 runs too: test_space_before_service is the one that shows
+    the race every time.)"""
+    rounds = int(os.environ.get("SHMWARDEN_TORCH_ROUNDS", "2"))
+    inner = 'mount -t tmpfs -o size=64m,mode=1777 shmw-test /dev/shm && exec "$@"'
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh",
+           "/usr/bin/python3", "-c", TORCH_INNER, os.path.dirname(os.path.abspath(__file__)),
+           str(rounds), TORCH_JOB]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    expect(r.returncode == 0, "inner run: %d %s" % (r.returncode, r.stderr[-3000:]))
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    print("# %d of %d torch jobs shared their 16 MiB tensor" % (out["ok"], rounds))
+    expect(out["ok"] == rounds, "torch jobs died: %s" % out["died"])
+
 
 if __name__ == "__main__":
     harness.main(globals())
