@@ -390,6 +390,21 @@ static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 	return found;
 }
 
+/* flock(LOCK_NB), tried a few times over about 2 ms: a look or a livemgr check
+ * elsewhere holds a lock for microseconds, a manager for its whole life, and a prober
+ * must not call a dead directory live because another prober glanced at it. */
+static int mgrdir_flock_try(int fd, int how)
+{
+	for (int i = 0;; i++) {
+		if (flock(fd, how | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK || i == 9)
+			return -1;
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void mgrdir_unlock(struct mgrdir_probe *p)
 {
 	if (p->lockfd >= 0) {
@@ -413,7 +428,7 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 {
 	struct stat lst;
 	int how = (flags & MGRDIR_PROBE_ACT) ? LOCK_EX : LOCK_SH;
-	if (flock(p->dirfd, how | LOCK_NB) < 0) {
+	if (mgrdir_flock_try(p->dirfd, how) < 0) {
 		if (errno != EWOULDBLOCK) {
 			mgrdir_set(p, MGRDIR_UNKNOWN, "flock: %s", strerror(errno));
 			return;
@@ -451,7 +466,7 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 		mgrdir_set(p, MGRDIR_UNKNOWN, "open %s: %s", MGRDIR_LOCK, strerror(errno));
 		goto unlock;
 	}
-	if (flock(fd, how | LOCK_NB) < 0) {
+	if (mgrdir_flock_try(fd, how) < 0) {
 		int saved = errno;
 		close(fd);
 		if (saved != EWOULDBLOCK) {
