@@ -54,6 +54,7 @@ struct journal_meta {
  * them with wire_name_check before acting on a name. */
 struct journal_row {
 	int64_t registered_at; /* unix seconds */
+	int64_t registered_us; /* the registration as stored (microseconds): its identity */
 	/* The journaled object, when learned (identified): its inode number on the shm
 	 * filesystem and its birth time (statx stx_btime) in nanoseconds since the epoch. */
 	bool identified;
@@ -94,9 +95,10 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
 /* Records an adopted row as it was (registered_at and identity kept); a name already
  * journaled here is left as it is. */
 int journal_adopt(struct journal *j, const struct journal_row *row);
-/* Records which object a name means: only when the row has no identity yet (one per
- * registration) and the object was born within window_s seconds after the registration
- * (the rule of shmobj_born_within, applied in SQL so no read precedes the write).
+/* Records which object a name means: only when its registration has no identity yet
+ * (one per registration) and the object was born within window_s seconds after the
+ * registration (the rule of shmobj_born_within, applied in SQL so no read precedes the
+ * write). Identities live in their own table, so the register path never writes it.
  * Version 1 journals have nowhere to keep it: a no-op there. */
 int journal_identify(struct journal *j, const char *name, size_t len, uint64_t ino,
 		     int64_t btime_ns, int64_t window_s);
@@ -115,6 +117,14 @@ void journal_rollback(struct journal *j);
  * the next call's after. */
 int journal_page(struct journal *j, const struct journal_row *after, struct journal_row *rows,
 		 int max);
+
+/* Drops the identities whose registration is gone (freed, pruned, reclaimed, or the
+ * name registered again), for names after `after` up to `upto` inclusive (NULL: from
+ * the first, to the last). The hot path never deletes identities: callers sweep them a
+ * range at a time (the prune, page by page) so their table follows the live set too
+ * (invariant 7). Joins the open transaction. A no-op on a version 1 journal. */
+int journal_drop_stale_identities(struct journal *j, const struct journal_row *after,
+				  const struct journal_row *upto);
 
 /* Calls cb for every journaled name from lo to hi inclusive (byte order), in order;
  * a non-zero return from cb stops the walk. Returns 0, or -1. In autocommit, every call
