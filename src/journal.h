@@ -67,6 +67,11 @@ struct journal_row {
 /* journal_open flags */
 #define JOURNAL_UNTRUSTED 0x1 /* written by someone we do not trust: defensive open */
 #define JOURNAL_READONLY 0x2  /* never write (ls, dry runs) */
+/* With UNTRUSTED|READONLY, for a look at the manager row or a comparison of names (the
+ * foreign check, live managers' names): no PRAGMA quick_check, whose cost grows with the
+ * file. Everything read is still checked as it is read (the manager row's types, each
+ * name a 2..59-byte blob, names in order), and nothing read is acted on as a name. */
+#define JOURNAL_SKIM 0x4
 
 /* Creates DIR/journal.db (which must not exist), applies the schema and writes meta.
  * The manager's own handle: WAL, synchronous=OFF (reasoned in journal.c). */

@@ -124,7 +124,7 @@ static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_ent
 		link[n] = '\0';
 		if (!livemgr_is_locked_dir(link, &st, e))
 			continue;
-		if (journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
+		if (journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j, err,
 				 sizeof(err)) < 0) {
 			log_debug("livemgr: pid %d: %s", (int)e->pid, err);
 			break;
