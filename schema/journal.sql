@@ -6,9 +6,11 @@
 -- keeps their text, and readers compare it): a reader refuses a journal of another version.
 
 PRAGMA application_id = 1936223607;   -- 0x73686d77, 'shmw': marks a shmwarden journal
-PRAGMA user_version = 2;              -- the schema version (JOURNAL_SCHEMA_VERSION)
+PRAGMA user_version = 3;              -- the schema version (JOURNAL_SCHEMA_VERSION)
 -- Version 1 (shmwarden 0.1.0) is kept verbatim in schema/journal-v1.sql: readers still
 -- reclaim such journals, with the rules of that release where identity is missing.
+-- Version 2 was a development layout (identity columns in objects), never released and
+-- not read.
 
 -- One row: who wrote this journal, so a later reader can decide what it may reclaim.
 CREATE TABLE manager (

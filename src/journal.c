@@ -427,6 +427,9 @@ static int check_identity(struct journal *j)
 	if (version > JOURNAL_SCHEMA_VERSION)
 		return journal_fail(j, "journal schema version %lld is newer than this "
 				    "shmwarden (%d)", (long long)version, JOURNAL_SCHEMA_VERSION);
+	if (version == 2)
+		return journal_fail(j, "journal schema version 2 was a development layout, never "
+				    "released: not read");
 	if (version < JOURNAL_SCHEMA_VERSION_MIN)
 		return journal_fail(j, "journal schema version %lld is older than this "
 				    "shmwarden reads (%d..%d)", (long long)version,

@@ -24,7 +24,7 @@
 #include "util.h"
 
 #define JOURNAL_FILE "journal.db"
-#define JOURNAL_SCHEMA_VERSION 2     /* what journal_create writes */
+#define JOURNAL_SCHEMA_VERSION 3     /* what journal_create writes */
 #define JOURNAL_SCHEMA_VERSION_MIN 1 /* the oldest a reader still reclaims (0.1.0) */
 #define JOURNAL_APPLICATION_ID 0x73686d77 /* 'shmw' */
 

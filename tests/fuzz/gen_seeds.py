@@ -148,11 +148,12 @@ def journal_seeds(tmp):
         "forged_rows": journal_bytes(lambda con: forge(con, rows(forged)), tmp),
         "huge_row": journal_bytes(lambda con: forge(con, rows([b"\0" * 66000])), tmp,
                                   page_size=4096),
-        "future_schema": journal_bytes(sql("PRAGMA user_version=3"), tmp),
+        "future_schema": journal_bytes(sql("PRAGMA user_version=4"), tmp),
+        "development_v2": journal_bytes(sql("PRAGMA user_version=2"), tmp),
         "v1_five_names": journal_bytes(rows(names), tmp, v1=True),
         "v1_uncheckpointed_wal": journal_bytes(rows(names), tmp, keep_wal=True, v1=True),
-        "v1_claims_v2": journal_bytes(sql("PRAGMA user_version=2"), tmp, v1=True),
-        "v2_claims_v1": journal_bytes(sql("PRAGMA user_version=1"), tmp),
+        "v1_claims_v3": journal_bytes(sql("PRAGMA user_version=3"), tmp, v1=True),
+        "current_claims_v1": journal_bytes(sql("PRAGMA user_version=1"), tmp),
         "identified_rows": journal_bytes(sql(
             "INSERT INTO objects VALUES (x'2f69', 1, 1700000000), (x'2f6a', 1, 1700000000),"
             " (x'2f6b', 1, 1)",

@@ -264,10 +264,10 @@ def test_pin_reregistered_same_base_survives_sweep_and_adoption():
                 expect(wait_for(lambda: not os.path.exists(d), timeout=10),
                        "the new manager never adopted its dead sibling")
             else:
-                r = sweep(sb)
+                r = sb.run(["sweep", "--tmpdir", sb.tmp], env=dict(sb.env, SHMWARDEN_LOG="info"))
                 expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
             if not os.path.exists(SHM + pin) or read_data(pin) != data:
-                lost.append("adoption" if adopt else "sweep")
+                lost.append("adoption" if adopt else "sweep: " + r.stderr[-1500:])
             if os.path.exists(d):
                 left.append(trial)
             expect(pin in harness.journal_names(live.dir), "the live manager lost /pin")

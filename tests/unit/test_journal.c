@@ -501,8 +501,8 @@ static void test_untrusted_future_version(void)
 	CHECK_EQ_INT(raw_exec("PRAGMA application_id=1936223607; PRAGMA user_version=7;"
 			      "CREATE TABLE manager(id INTEGER PRIMARY KEY, x);"), 0);
 	expect_open_fails(JOURNAL_UNTRUSTED,
-			  "journal schema version 7 is newer than this shmwarden (2)");
-	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (2)");
+			  "journal schema version 7 is newer than this shmwarden (3)");
+	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (3)");
 }
 
 /* Our tables with the constraints relaxed: right ids, right names, wrong rules. */
