@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -40,8 +41,13 @@ struct livemgr_entry {
 	pid_t pid;
 	unsigned maj, min;
 	unsigned long long ino;
-	struct journal *j; /* NULL: not a live manager of ours (looked at once) */
-	bool unreadable;   /* its directory is ours but could not be read safely */
+	struct journal *j; /* NULL: not a live manager of ours, or unreadable */
+	bool unreadable;   /* a manager directory whose journal could not be opened now
+			    * (another schema version, damaged, busy): not consulted, and
+			    * looked at again at the next refresh */
+	bool untrusted;    /* the owner's, but not opened: its path could be changed by
+			    * someone else, or we were not acting as the owner; while it
+			    * lives, livemgr_mark fails (nothing is unlinked) */
 	bool seen;         /* in the latest /proc/locks */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
@@ -99,18 +105,31 @@ static bool livemgr_is_locked_dir(const char *path, const struct stat *fdst,
 	struct stat here;
 	if (stat(path, &here) < 0 || here.st_dev != fdst->st_dev || here.st_ino != fdst->st_ino)
 		return false; /* another mount namespace's path, or renamed since */
-	if (livemgr_same_file(&here, e))
-		return true;
 	char lock[PATH_MAX];
-	if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, MGRDIR_LOCK) >= sizeof(lock))
+	const char *locked = path;
+	if (!livemgr_same_file(&here, e)) {
+		if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, MGRDIR_LOCK) >= sizeof(lock) ||
+		    lstat(lock, &here) < 0 || !livemgr_same_file(&here, e))
+			return false;
+		locked = lock;
+	}
+	/* The /proc/locks line may be stale by now (a look that held the lock for an
+	 * instant, then kept the directory open while it copied the journal): the lock
+	 * counts only if it is still held exclusive, which a shared try tells without
+	 * waiting. Opening a dead directory's journal in place would rewrite its -shm. */
+	int fd = open(locked, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return false;
-	return lstat(lock, &here) == 0 && livemgr_same_file(&here, e);
+	bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
 }
 
 /* Finds the lock holder's manager directory through its descriptors and opens the
- * directory's journal, if it is the holder's own. */
-static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_entry *e,
-				    bool *unreadable)
+ * directory's journal, if it is the holder's own. Sets e->unreadable when the holder's
+ * directory is found but its journal cannot be opened: a live manager whose names are
+ * not seen (SECURITY.md, known limits); e->untrusted when it must not be opened. */
+static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
 {
 	char fddir[64], link[PATH_MAX], err[512];
 	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)e->pid);
@@ -142,18 +161,22 @@ static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_ent
 			log_warn("livemgr: pid %d: acting as uid %u, not as the owner uid %u: its "
 				 "journal is not opened; nothing is unlinked", (int)e->pid,
 				 (unsigned)fsuid, (unsigned)lm->owner);
-			*unreadable = true;
+			e->untrusted = true;
 			break;
 		}
 		if (util_path_trusted(link, lm->owner, err, sizeof(err)) < 0) {
 			log_warn("livemgr: pid %d: the journal of %s is not read: %s; nothing is "
 				 "unlinked while it lives", (int)e->pid, link, err);
-			*unreadable = true;
+			e->untrusted = true;
 			break;
 		}
-		if (journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
-				 sizeof(err)) < 0) {
-			log_debug("livemgr: pid %d: %s", (int)e->pid, err);
+		int rc = journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
+				      err, sizeof(err));
+		if (rc == -ENODATA)
+			break; /* no schema yet: a manager starting has registered nothing */
+		if (rc < 0) {
+			e->unreadable = true;
+			log_info("livemgr: live manager pid %d not consulted: %s", (int)e->pid, err);
 			break;
 		}
 		const struct journal_meta *m = journal_meta(j);
@@ -191,9 +214,14 @@ void livemgr_refresh(struct livemgr *lm)
 		unsigned long long ino;
 		if (strstr(line, "->"))
 			continue; /* a waiter, not the holder */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &ino) != 5 ||
-		    strcmp(type, "FLOCK") != 0 || pid <= 0 || (pid_t)pid == lm->self)
+		char mode[16];
+		/* A manager's lock is exclusive (WRITE); a shared one (READ) is ls or a dry
+		 * run copying a dead directory's journal (mgrdir.c), whose journal must not
+		 * be opened in place: that would rewrite its -shm. */
+		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
+			   &ino) != 6 ||
+		    strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0 || pid <= 0 ||
+		    (pid_t)pid == lm->self)
 			continue;
 		e = livemgr_find(lm, (pid_t)pid, maj, min, ino);
 		if (!e) {
@@ -202,8 +230,11 @@ void livemgr_refresh(struct livemgr *lm)
 				continue;
 			*e = (struct livemgr_entry){ .pid = (pid_t)pid, .maj = maj, .min = min,
 						     .ino = ino };
-			e->j = livemgr_open(lm, e, &e->unreadable);
+			e->j = livemgr_open(lm, e);
 			TAILQ_INSERT_TAIL(&lm->entries, e, link);
+		} else if (e->unreadable) {
+			e->unreadable = false;
+			e->j = livemgr_open(lm, e);
 		}
 		e->seen = true;
 	}
@@ -280,7 +311,7 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 	}
 	struct livemgr_entry *e;
 	TAILQ_FOREACH(e, &lm->entries, link) {
-		if (e->unreadable)
+		if (e->untrusted)
 			rc = -1;
 		if (!e->j)
 			continue;
