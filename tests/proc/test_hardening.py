@@ -553,7 +553,7 @@ import harness
 c = harness.Client(sys.argv[2])
 for arg in sys.argv[3:]:
     create, name = arg[0] == "+", bytes.fromhex(arg[1:])
-    c.register(name)
+    c.register(name, timeout=10.0)  # setup, not libshm's 1 s: the machine may be loaded
     if create:
         fd = os.open(b"/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.ftruncate(fd, 4096)
