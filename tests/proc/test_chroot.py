@@ -152,7 +152,7 @@ def test_bad_arguments_are_refused():
 def test_run_is_private():
     # The matrix's trixie chroot (make test builds it before the suite; warm, this is
     # a few seconds of checks).
-    r = subprocess.run([SCRIPT, "ensure", "bookworm"], capture_output=True, text=True,
+    r = subprocess.run([SCRIPT, "ensure", "trixie"], capture_output=True, text=True,
                        timeout=1800, stdin=subprocess.DEVNULL)
     expect(r.returncode == 0, "ensure trixie: %s" % r.stderr[-2000:])
     with Sandbox("chroot") as sb:
@@ -165,7 +165,7 @@ def test_run_is_private():
                   ': > /dev/shm/%s; : > /tmp/x; echo written > /mnt/host/g; '
                   'unshare -m --propagation private true && echo nested-ok; '
                   'ls /proc | grep -c "^[0-9]"' % name)
-        r = subprocess.run([SCRIPT, "run", "bookworm", "--bind", marker + ":/mnt/host", "--",
+        r = subprocess.run([SCRIPT, "run", "trixie", "--bind", marker + ":/mnt/host", "--",
                             "sh", "-c", script], capture_output=True, text=True, timeout=60)
         out = r.stdout.split()
         expect(r.returncode == 0, "run: %d %r %r" % (r.returncode, r.stdout, r.stderr))
@@ -180,7 +180,7 @@ def test_run_is_private():
         expect(not os.path.exists("/dev/shm/" + name), "its /dev/shm leaked to the host's")
         with open(os.path.join(marker, "g")) as f:
             expect(f.read() == "written\n", "a bound directory is not writable through")
-        r = subprocess.run([SCRIPT, "run", "bookworm", "--", "sh", "-c", "exit 7"],
+        r = subprocess.run([SCRIPT, "run", "trixie", "--", "sh", "-c", "exit 7"],
                            capture_output=True, text=True, timeout=60)
         expect(r.returncode == 7, "exit status not passed on: %d" % r.returncode)
 
