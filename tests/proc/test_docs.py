@@ -24,9 +24,12 @@ def read(rel):
 def project_files():
     """The repository's text files: git's list, or (a copy without .git, as in the sid
     chroot) every file outside the build directories."""
-    r = subprocess.run(["git", "-C", harness.ROOT, "ls-files", "-co", "--exclude-standard"],
-                       capture_output=True, text=True)
-    if r.returncode == 0 and r.stdout:
+    try:
+        r = subprocess.run(["git", "-C", harness.ROOT, "ls-files", "-co", "--exclude-standard"],
+                           capture_output=True, text=True)
+    except FileNotFoundError:  # no git here (the sid chroot)
+        r = None
+    if r and r.returncode == 0 and r.stdout:
         files = r.stdout.split()
     else:
         files = []
