@@ -9,9 +9,9 @@
 #   scripts/chroot.sh run SUITE [--bind HOSTPATH:INSIDE]... [--cwd DIR] -- CMD [ARG...]
 #       Runs CMD inside the chroot, in a private mount and pid namespace: the chroot's
 #       root is bind-mounted on itself (a mount point, so that an `unshare
-#       --propagation private` inside works), with a fresh /proc, the host's /dev and
-#       /sys, a private tmpfs on /dev/shm and on /tmp, and each HOSTPATH (file or
-#       directory) bind-mounted at INSIDE. Exits with CMD's status. Nothing it mounts,
+#       --propagation private` inside works), with a fresh /proc, the host's /dev
+#       (and /dev/pts) and /sys, a private tmpfs on /dev/shm and on /tmp, and each
+#       HOSTPATH (file or directory) bind-mounted at INSIDE. Exits with CMD's status. Nothing it mounts,
 #       and no process it starts, outlives it.
 #
 # The mirror is the first non-security `URIs:` of /etc/apt/sources.list.d/debian.sources
@@ -213,7 +213,9 @@ inside() {
 	local i b host in
 	mount --bind "$dir" "$dir"
 	mount -t proc -o nosuid,nodev,noexec proc "$dir/proc"
-	mount --bind /dev "$dir/dev"
+	# The host's /dev with what is mounted in it (/dev/pts: openpty works inside), then
+	# a /dev/shm of its own over the host's.
+	mount --rbind /dev "$dir/dev"
 	mount -t tmpfs -o mode=1777,nosuid,nodev shm "$dir/dev/shm"
 	mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$dir/tmp"
 	mount --bind /sys "$dir/sys"

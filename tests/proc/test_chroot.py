@@ -164,7 +164,7 @@ def test_run_is_private():
         script = ('echo $$; cat /mnt/host/f; ls -A /dev/shm | wc -l; ls -A /tmp | wc -l; '
                   ': > /dev/shm/%s; : > /tmp/x; echo written > /mnt/host/g; '
                   'unshare -m --propagation private true && echo nested-ok; '
-                  'ls /proc | grep -c "^[0-9]"' % name)
+                  'ls /proc | grep -c "^[0-9]"; script -qec "echo pty-ok" /dev/null' % name)
         r = subprocess.run([SCRIPT, "run", "trixie", "--bind", marker + ":/mnt/host", "--",
                             "sh", "-c", script], capture_output=True, text=True, timeout=60)
         out = r.stdout.split()
@@ -177,6 +177,8 @@ def test_run_is_private():
         expect(out[4:6] == ["0", "0"], "/dev/shm or /tmp not private and empty: %s" % out)
         expect(out[6] == "nested-ok", "nested unshare --propagation private failed: %s" % out)
         expect(int(out[7]) <= 6, "sees processes outside its namespace: %s" % out)
+        expect(out[8:9] == ["pty-ok"], "no pseudo-terminal inside (openpty): %s %s" %
+               (out, r.stderr))
         expect(not os.path.exists("/dev/shm/" + name), "its /dev/shm leaked to the host's")
         with open(os.path.join(marker, "g")) as f:
             expect(f.read() == "written\n", "a bound directory is not writable through")
