@@ -5,7 +5,8 @@
 #          (unshare, mount), passwd (useradd for the multi-user tests), valgrind,
 #          debootstrap (scripts/chroot.sh: the trixie and sid chroots of the PyTorch matrix)
 #   demo   build + python3-torch (the demo's clients are real PyTorch)
-#   bench  build + python3-torch (Debian's torch_shm_manager is the baseline)
+#   bench  build + python3-torch (Debian's torch_shm_manager is the baseline, and real
+#          PyTorch DataLoaders), strace and valgrind (scripts/bench --profile)
 #   fuzz   build + clang and its libFuzzer runtime
 # Runs `apt-get update` once before installing (package lists on a fresh machine may be
 # stale) and fails with a clear message when it cannot install.
@@ -15,7 +16,8 @@ pkgs=(gcc make libc6-dev libsqlite3-dev)
 case "$target" in
 build) ;;
 test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps debootstrap) ;;
-demo | bench) pkgs+=(python3 python3-torch procps) ;;
+demo) pkgs+=(python3 python3-torch procps) ;;
+bench) pkgs+=(python3 python3-torch procps strace valgrind) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 *) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz)" >&2; exit 2 ;;
 esac

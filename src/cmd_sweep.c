@@ -93,6 +93,21 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 		log_error("sweep: %s", msg);
 }
 
+/* A failure before any directory was visited: with --json still one document on
+ * stdout, with no directories, zero totals and the error. */
+static void sweep_fail_json(const struct sweep_ctx *ctx, const char *why)
+{
+	if (!ctx->json)
+		return;
+	fputs("{\"base\":", stdout);
+	report_json_string(stdout, ctx->base);
+	fprintf(stdout, ",\"dry_run\":%s,\"dirs\":[],\"totals\":", ctx->dry_run ? "true" : "false");
+	report_totals_json(stdout, &ctx->totals);
+	fputs(",\"error\":", stdout);
+	report_json_string(stdout, why);
+	fputs("}\n", stdout);
+}
+
 /* -1 to go on, else the exit status. */
 static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 {
@@ -160,7 +175,14 @@ int cmd_sweep(int argc, char **argv)
 	report_escape(ctx.base, base, sizeof(base));
 	basefd = open(ctx.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
-		sweep_fail(&ctx, "cannot open the temp base %s: %s", base, strerror(errno));
+		int saved = errno;
+		const char *hint = saved == ENOENT ? " (give --tmpdir the directory the managers "
+						     "use, or set TMPDIR)" : "";
+		sweep_fail(&ctx, "cannot open the temp base %s: %s%s", base, strerror(saved), hint);
+		char why[1400];
+		snprintf(why, sizeof(why), "cannot open the temp base %.1024s: %s%s", ctx.base,
+			 strerror(saved), hint);
+		sweep_fail_json(&ctx, why);
 		goto out;
 	}
 	dev_t shm_dev;
@@ -169,6 +191,7 @@ int cmd_sweep(int argc, char **argv)
 	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err))) ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
 		sweep_fail(&ctx, "%s", err);
+		sweep_fail_json(&ctx, err);
 		goto out;
 	}
 	struct reclaim_opts opts = {

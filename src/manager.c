@@ -47,7 +47,7 @@
 #define PRUNE_PAGE 256       /* rows read from the journal at a time */
 #define PRUNE_SLICE_US 2000  /* a prune slice yields to the clients after this */
 #define PRUNE_BUSY_GAP_MS 8  /* between slices while clients keep the loop busy */
-#define PRUNE_ROWS_PER_RECORD 2 /* a busy pass checks at least this many rows a record */
+#define PRUNE_ROWS_PER_RECORD 4 /* a busy pass checks at least this many rows a record */
 #define MIN_ROOM_KIB 256     /* a journal.db, its -wal and its -shm at the start */
 
 struct manager;
@@ -467,9 +467,11 @@ static int64_t manager_now_us(void)
  * fewer than PRUNE_ROWS_PER_RECORD rows per record received since it began; otherwise
  * after PRUNE_BUSY_GAP_MS. A finished pass waits prune_interval_ms for the next.
  *
- * The bound this keeps: a pass checks rows at least twice as fast as clients add them,
- * so with L live rows and R registrations a second, the stale rows left between
- * passes stay below L + 2 R prune_grace_s, and the journal follows the live set. */
+ * The bound this keeps, with L live rows, S stale ones and R registrations a second: a
+ * stale row is dropped at most grace + interval + two passes after it was added, and a
+ * pass of L + S rows lasts at most (L + S) / 4R, so S <= R (grace + interval) +
+ * (L + S) / 2, that is S <= L + 2 R (prune_grace_s + prune_interval_ms): the journal
+ * follows the live set at any registration rate the manager serves. */
 static void manager_on_prune_timer(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
