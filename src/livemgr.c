@@ -32,7 +32,10 @@ struct livemgr_entry {
 	pid_t pid;
 	unsigned maj, min;
 	unsigned long long ino;
-	struct journal *j; /* NULL: not a live manager of ours (looked at once) */
+	struct journal *j; /* NULL: not a live manager of ours, or unreadable */
+	bool unreadable;   /* a manager directory whose journal could not be opened now
+			    * (another schema version, damaged, busy): not consulted, and
+			    * looked at again at the next refresh */
 	bool seen;         /* in the latest /proc/locks */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
@@ -99,8 +102,10 @@ static bool livemgr_is_locked_dir(const char *path, const struct stat *fdst,
 }
 
 /* Finds the lock holder's manager directory through its descriptors and opens the
- * directory's journal, if it is the holder's own. */
-static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_entry *e)
+ * directory's journal, if it is the holder's own. Sets e->unreadable when the holder's
+ * directory is found but its journal cannot be opened: a live manager whose names are
+ * not seen (SECURITY.md, known limits). */
+static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
 {
 	char fddir[64], link[PATH_MAX], err[512];
 	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)e->pid);
@@ -124,9 +129,15 @@ static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_ent
 		link[n] = '\0';
 		if (!livemgr_is_locked_dir(link, &st, e))
 			continue;
-		if (journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
-				 sizeof(err)) < 0) {
-			log_debug("livemgr: pid %d: %s", (int)e->pid, err);
+		if (st.st_uid != lm->owner)
+			break; /* another user's manager: its clients cannot replace our objects */
+		int rc = journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
+				      err, sizeof(err));
+		if (rc == -ENODATA)
+			break; /* no schema yet: a manager starting has registered nothing */
+		if (rc < 0) {
+			e->unreadable = true;
+			log_info("livemgr: live manager pid %d not consulted: %s", (int)e->pid, err);
 			break;
 		}
 		const struct journal_meta *m = journal_meta(j);
@@ -177,6 +188,9 @@ void livemgr_refresh(struct livemgr *lm)
 						     .ino = ino };
 			e->j = livemgr_open(lm, e);
 			TAILQ_INSERT_TAIL(&lm->entries, e, link);
+		} else if (e->unreadable) {
+			e->unreadable = false;
+			e->j = livemgr_open(lm, e);
 		}
 		e->seen = true;
 	}

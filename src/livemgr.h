@@ -39,8 +39,9 @@ void livemgr_refresh(struct livemgr *lm);
 
 /* For rows[0..n-1] (ascending, as journal_page returns them), sets held[i] (and
  * holder[i], the manager's pid) when a live manager's journal lists rows[i]'s name.
- * One range query per live journal. Returns 0, or -1 when a live journal could not be
- * read (then held[] is unreliable, and the caller must not unlink). */
+ * One range query per live journal. Returns 0, or -1 when an open live journal failed
+ * while being read (then held[] is incomplete, and the caller must not unlink). A live
+ * journal that could not be opened at all (another schema version) is not consulted. */
 int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool *held,
 		 pid_t *holder);
 

@@ -504,6 +504,12 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 			if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
 				m->n_pruned++;
 		}
+		/* The identities of this slice's names whose registration is gone (the
+		 * free path never deletes them); with the pass's last page, to the end. */
+		if (journal_drop_stale_identities(m->journal,
+						  m->prune_resume ? &m->prune_cursor : NULL,
+						  n == PRUNE_PAGE ? &rows[n - 1] : NULL) < 0)
+			log_warn("manager: journal: prune: %s", journal_error(m->journal));
 		m->pass_rows += (unsigned)n;
 		if (n > 0) {
 			m->prune_cursor = rows[n - 1];

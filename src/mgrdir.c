@@ -619,8 +619,8 @@ static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
 		p->state = MGRDIR_UNKNOWN;
 		return true;
 	}
-	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
-			      sizeof(err));
+	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
+			      err, sizeof(err));
 	bool decided = false;
 	if (rc == 0 && journal_meta(j)->owner_uid == p->owner &&
 	    mgrdir_probe_foreign(p, journal_meta(j))) {
