@@ -1173,12 +1173,24 @@ void journal_close(struct journal *j)
 	free(j);
 }
 
+void journal_abandon(struct journal *j)
+{
+	if (!j)
+		return;
+	/* Without a checkpoint on close SQLite neither copies the WAL back nor deletes
+	 * -wal and -shm by name: names that may belong to another journal by now. */
+	if (j->db)
+		sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+	journal_close(j);
+}
+
 int journal_unlink_files(int dirfd, char *err, size_t errlen)
 {
 	/* The database first: a WAL whose database still exists holds its last commits, so
-	 * it is removed only once the database is gone. */
+	 * it is removed only once the database is gone. The rollback journal exists only
+	 * while a new journal switches to WAL mode (a manager killed then leaves it). */
 	static const char *const names[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm" };
+					     JOURNAL_FILE "-shm", JOURNAL_FILE "-journal" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
 			util_err(err, errlen, "unlink %s: %s", names[i], strerror(errno));

@@ -148,7 +148,13 @@ int journal_compact(struct journal *j);
 /* Closes and frees; NULL is fine. Rolls back an open transaction. */
 void journal_close(struct journal *j);
 
-/* Unlinks journal.db, journal.db-wal and journal.db-shm in dirfd; ENOENT is fine. */
+/* Closes a journal whose files were unlinked or replaced under it (a /tmp cleaner, a
+ * hand rm) without touching whatever now has its names: no checkpoint, no -wal/-shm
+ * removed. NULL is fine. */
+void journal_abandon(struct journal *j);
+
+/* Unlinks journal.db, journal.db-wal, journal.db-shm and journal.db-journal (the
+ * rollback journal of the switch to WAL mode at creation) in dirfd; ENOENT is fine. */
 int journal_unlink_files(int dirfd, char *err, size_t errlen);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -93,12 +94,24 @@ static bool livemgr_is_locked_dir(const char *path, const struct stat *fdst,
 	struct stat here;
 	if (stat(path, &here) < 0 || here.st_dev != fdst->st_dev || here.st_ino != fdst->st_ino)
 		return false; /* another mount namespace's path, or renamed since */
-	if (livemgr_same_file(&here, e))
-		return true;
 	char lock[PATH_MAX];
-	if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, MGRDIR_LOCK) >= sizeof(lock))
+	const char *locked = path;
+	if (!livemgr_same_file(&here, e)) {
+		if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, MGRDIR_LOCK) >= sizeof(lock) ||
+		    lstat(lock, &here) < 0 || !livemgr_same_file(&here, e))
+			return false;
+		locked = lock;
+	}
+	/* The /proc/locks line may be stale by now (a look that held the lock for an
+	 * instant, then kept the directory open while it copied the journal): the lock
+	 * counts only if it is still held exclusive, which a shared try tells without
+	 * waiting. Opening a dead directory's journal in place would rewrite its -shm. */
+	int fd = open(locked, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return false;
-	return lstat(lock, &here) == 0 && livemgr_same_file(&here, e);
+	bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
 }
 
 /* Finds the lock holder's manager directory through its descriptors and opens the
@@ -175,9 +188,14 @@ void livemgr_refresh(struct livemgr *lm)
 		unsigned long long ino;
 		if (strstr(line, "->"))
 			continue; /* a waiter, not the holder */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &ino) != 5 ||
-		    strcmp(type, "FLOCK") != 0 || pid <= 0 || (pid_t)pid == lm->self)
+		char mode[16];
+		/* A manager's lock is exclusive (WRITE); a shared one (READ) is ls or a dry
+		 * run copying a dead directory's journal (mgrdir.c), whose journal must not
+		 * be opened in place: that would rewrite its -shm. */
+		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
+			   &ino) != 6 ||
+		    strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0 || pid <= 0 ||
+		    (pid_t)pid == lm->self)
 			continue;
 		e = livemgr_find(lm, (pid_t)pid, maj, min, ino);
 		if (!e) {
