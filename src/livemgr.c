@@ -114,6 +114,67 @@ static bool livemgr_is_locked_dir(const char *path, const struct stat *fdst,
 	return held;
 }
 
+/* Whether pid holds the listening socket bound at dir/manager.sock: what only the
+ * directory's manager does. A reclaimer holding a dead directory's lock does not, and
+ * neither does a restarted manager for the dead siblings it adopts; their journals are
+ * never opened (opening one in place, even read-only, rewrites its -shm, and a foreign
+ * directory must stay exactly as it is). Read from /proc/net/unix (our network
+ * namespace) and the holder's descriptors. */
+static bool livemgr_listens(pid_t pid, const char *dir)
+{
+	char tail[300], line[PATH_MAX + 128], fddir[64], link[64], real[PATH_MAX];
+	/* The manager bound the path its TMPDIR gave, which may lead through a symlink:
+	 * match the last two components, then the directory by its resolved name. */
+	const char *base = strrchr(dir, '/');
+	if (!base || (size_t)snprintf(tail, sizeof(tail), "%s/%s", base, MGRDIR_SOCKET) >=
+			     sizeof(tail))
+		return false;
+	size_t tlen = strlen(tail);
+	FILE *f = fopen("/proc/net/unix", "re");
+	if (!f)
+		return false;
+	unsigned long inodes[8];
+	size_t n = 0;
+	while (n < sizeof(inodes) / sizeof(inodes[0]) && fgets(line, sizeof(line), f)) {
+		unsigned flags;
+		unsigned long ino;
+		int off = 0;
+		if (sscanf(line, "%*s %*s %*s %x %*x %*x %lu %n", &flags, &ino, &off) != 2 ||
+		    !off || !(flags & 0x10000 /* __SO_ACCEPTCON: listening */))
+			continue;
+		char *path = line + off;
+		path[strcspn(path, "\n")] = '\0';
+		size_t plen = strlen(path);
+		if (plen <= tlen || strcmp(path + plen - tlen, tail) != 0)
+			continue;
+		path[plen - strlen(MGRDIR_SOCKET) - 1] = '\0';
+		if (realpath(path, real) && strcmp(real, dir) == 0)
+			inodes[n++] = ino;
+	}
+	fclose(f);
+	if (!n)
+		return false;
+	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(fddir);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		unsigned long ino;
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		for (size_t i = 0; i < n && !found; i++)
+			found = inodes[i] == ino;
+	}
+	closedir(d);
+	return found;
+}
+
 /* Finds the lock holder's manager directory through its descriptors and opens the
  * directory's journal, if it is the holder's own. Sets e->unreadable when the holder's
  * directory is found but its journal cannot be opened: a live manager whose names are
@@ -144,6 +205,11 @@ static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
 			continue;
 		if (st.st_uid != lm->owner)
 			break; /* another user's manager: its clients cannot replace our objects */
+		if (!livemgr_listens(e->pid, link)) {
+			log_debug("livemgr: pid %d holds the lock of %s but not its socket: not its "
+				  "manager", (int)e->pid, link);
+			break; /* a reclaimer holding a dead directory's lock */
+		}
 		int rc = journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
 				      err, sizeof(err));
 		if (rc == -ENODATA)
@@ -167,14 +233,40 @@ static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
 		log_debug("livemgr: live manager pid %d at %s", (int)e->pid, link);
 	}
 	closedir(d);
+	if (!j && !e->unreadable)
+		log_debug("livemgr: pid %d (lock %x:%x:%llu): no manager directory of ours among "
+			  "its descriptors", (int)e->pid, e->maj, e->min, e->ino);
 	return j;
 }
+
+#define LIVEMGR_LOCKS_PASSES 3
+
+static void livemgr_read_locks(struct livemgr *lm);
 
 void livemgr_refresh(struct livemgr *lm)
 {
 	struct livemgr_entry *e, *next;
 	TAILQ_FOREACH(e, &lm->entries, link)
 		e->seen = false;
+	/* /proc/locks comes a page per read(), and entries that go away between two reads
+	 * shift the rest: a lock held throughout can be skipped (seen here, under the load
+	 * of other processes' SQLite locks, in about one sweep in fifty). A held lock is
+	 * missed only if every pass skips it. */
+	for (int pass = 0; pass < LIVEMGR_LOCKS_PASSES; pass++)
+		livemgr_read_locks(lm);
+	for (e = TAILQ_FIRST(&lm->entries); e; e = next) {
+		next = TAILQ_NEXT(e, link);
+		if (e->seen)
+			continue;
+		TAILQ_REMOVE(&lm->entries, e, link);
+		journal_close(e->j);
+		free(e);
+	}
+}
+
+static void livemgr_read_locks(struct livemgr *lm)
+{
+	struct livemgr_entry *e;
 	FILE *f = fopen("/proc/locks", "re");
 	if (!f) {
 		log_debug("livemgr: /proc/locks: %s", strerror(errno));
@@ -206,21 +298,13 @@ void livemgr_refresh(struct livemgr *lm)
 						     .ino = ino };
 			e->j = livemgr_open(lm, e);
 			TAILQ_INSERT_TAIL(&lm->entries, e, link);
-		} else if (e->unreadable) {
+		} else if (e->unreadable && !e->seen) {
 			e->unreadable = false;
 			e->j = livemgr_open(lm, e);
 		}
 		e->seen = true;
 	}
 	fclose(f);
-	for (e = TAILQ_FIRST(&lm->entries); e; e = next) {
-		next = TAILQ_NEXT(e, link);
-		if (e->seen)
-			continue;
-		TAILQ_REMOVE(&lm->entries, e, link);
-		journal_close(e->j);
-		free(e);
-	}
 }
 
 struct livemgr_marking {

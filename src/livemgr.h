@@ -4,11 +4,13 @@
  * a dead one, even when a dead journal lists it too (a program with a fixed segment name
  * restarted under a new manager): reclaim hands such rows over (drops them) and never
  * unlinks them (issue 10). Live managers are found by their liveness lock: every FLOCK in
- * /proc/locks whose holder has that file (the directory's `lock`, or the directory
- * itself) open is a candidate; its journal is opened read-only and untrusted, and counts
- * when it names the holder as its manager (a reclaimer holding a dead directory's lock
- * is not that directory's manager), belongs to the owner being reclaimed for, and
- * records our shm filesystem (a version 1 journal records none and is taken as ours).
+ * /proc/locks (read three times: it comes a page at a time and can skip entries) whose
+ * holder keeps that manager directory open, owns it, and listens on its manager.sock
+ * (/proc/net/unix; a reclaimer holding a dead directory's lock does not, so its journal
+ * is never opened in place) is a live manager; its journal is opened read-only and
+ * untrusted, and counts when it names the holder as its manager, belongs to the owner
+ * being reclaimed for, and records our shm filesystem (a version 1 journal records none
+ * and is taken as ours).
  *
  * Seen: managers whose /proc/PID/fd the caller may read (same user, dumpable; root
  * everything; as root reclaim_dir switches to the owner's fsuid first, which the kernel

@@ -340,7 +340,8 @@ def test_container_directory_is_foreign_outside_and_reclaimed_inside():
             write_data(n, b"host")
         before = {d: snapshot(d) for d in dirs}
         metrics = os.path.join(sb.tmp, "sweep.prom")
-        r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json", "--metrics", metrics])
+        r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json", "--metrics", metrics],
+                   env=dict(sb.env, SHMWARDEN_LOG="debug"))
         expect(r.returncode == 0, "sweep exit %d: %s %s" % (r.returncode, r.stdout, r.stderr))
         doc = json.loads(r.stdout)
         expect(sorted(x["status"] for x in doc["dirs"]) == ["foreign", "foreign"] and
@@ -352,9 +353,10 @@ def test_container_directory_is_foreign_outside_and_reclaimed_inside():
             after = snapshot(d)
             changed = sorted(k for k in set(after) | set(before[d])
                              if after.get(k) != before[d].get(k))
-            expect(not changed, "the host sweep changed %s: %s (mtime %s -> %s)" % (
+            expect(not changed, "the host sweep changed %s: %s (mtime %s -> %s); %s" % (
                 d, changed, [before[d].get(k, (0,))[0] for k in changed],
-                [after.get(k, (0,))[0] for k in changed]))
+                [after.get(k, (0,))[0] for k in changed],
+                [l for l in r.stderr.splitlines() if "livemgr" not in l and "inuse" not in l]))
         with open(metrics) as f:
             expect('shmwarden_sweep_last_directories{status="foreign"} 2\n' in f.read(),
                    "metrics lack the foreign directories")
