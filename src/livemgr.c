@@ -178,7 +178,7 @@ static size_t livemgr_sockets(int fddir, unsigned long *inodes, size_t max)
  * Its listening sockets come from /proc/PID/net/unix (its own network namespace); the
  * path each was bound to is looked up in its own root and mount namespace
  * (/proc/PID/root), and must be the very socket file in our directory. 1 yes, 0 no,
- * -1 cannot tell. */
+ * -1 cannot tell (its sockets cannot be read). */
 static int livemgr_listens(pid_t pid, int fddir, int dirfd)
 {
 	struct stat sock;
@@ -210,16 +210,13 @@ static int livemgr_listens(pid_t pid, int fddir, int dirfd)
 		bound[strcspn(bound, "\n")] = '\0';
 		if (!ours || bound[0] != '/') /* another's, unbound or abstract */
 			continue;
+		/* A bound path that no longer leads to the socket file (renamed, replaced,
+		 * made unreachable since the bind) proves nothing: only the path's owner,
+		 * the manager's own user (or root), can do that to it. */
 		struct stat st;
-		if ((size_t)snprintf(root, sizeof(root), "/proc/%d/root%s", (int)pid, bound) >=
-		    sizeof(root))
-			continue;
-		if (stat(root, &st) < 0) {
-			if (errno != ENOENT && errno != ENOTDIR)
-				found = -1;
-			continue;
-		}
-		if (st.st_dev == sock.st_dev && st.st_ino == sock.st_ino)
+		if ((size_t)snprintf(root, sizeof(root), "/proc/%d/root%s", (int)pid, bound) <
+			    sizeof(root) &&
+		    stat(root, &st) == 0 && st.st_dev == sock.st_dev && st.st_ino == sock.st_ino)
 			found = 1;
 	}
 	fclose(f);
@@ -340,7 +337,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 	} else {
 		/* Through the holder's descriptor: the directory it holds, whatever its name
 		 * is on either side. */
-		dirfd = openat(fddir, fdname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		dirfd = openat(fddir, fdname, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 		if (dirfd < 0)
 			return 0;
 		if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev || here.st_ino != st.st_ino ||
