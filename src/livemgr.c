@@ -27,6 +27,14 @@
  * the pid namespaces it has: NSpid) as its manager, belongs to the owner and records
  * our shm filesystem.
  *
+ * The walk costs a stat per open descriptor on the machine, so it is not repeated for
+ * every page of rows: a manager whose name is on a page registered it before its client
+ * created the object, so it was live and listening before the object's birth, and any
+ * walk begun after that birth found it. A page whose objects are all older than the
+ * last walk (less a margin for the coarse clock of file times; a stepped clock, or a
+ * manager found earlier that changed, voids it) only rechecks the managers found, and
+ * its live journals are still read after its objects were statted.
+ *
  * "Cannot tell" means keep: when /proc cannot be walked, or a candidate's socket cannot
  * be looked at, or a live manager's journal must not be opened, livemgr_mark fails and
  * the caller unlinks nothing of that page.
@@ -53,6 +61,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "livemgr.h"
@@ -61,6 +70,12 @@
 #include "util.h"
 
 #define LIVEMGR_SOCKETS_MAX 64 /* socket descriptors of one holder looked at */
+/* File times come from the coarse clock, a tick (at most 10 ms) behind the one we read:
+ * an object born within this much before a walk began may be younger than the walk. */
+#define LIVEMGR_BIRTH_MARGIN_NS 1000000000LL
+/* A change of CLOCK_REALTIME - CLOCK_MONOTONIC larger than this is a step of the clock:
+ * birth times and the walk's time are no longer comparable. */
+#define LIVEMGR_CLOCK_STEP_NS 50000000LL
 
 /* A live manager: a process holding its locked manager directory open. */
 struct livemgr_entry {
@@ -68,9 +83,12 @@ struct livemgr_entry {
 	dev_t dev; /* the directory's identity */
 	ino_t ino;
 	int dirfd;         /* our descriptor of it, opened through the holder's */
+	int holder_fd;     /* the holder's descriptor number of it */
 	struct journal *j; /* NULL: no schema yet, or unreadable: tried again next refresh */
 	bool unreadable;   /* its journal could not be opened (another schema version,
 			    * damaged, busy): not consulted (SECURITY.md, known limits) */
+	bool foreign;      /* its journal is not ours (another owner, shm filesystem, or
+			    * manager pid): never opened again */
 	bool seen;         /* in the latest walk */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
@@ -83,6 +101,9 @@ struct livemgr {
 	struct journal *extra;
 	pid_t self;
 	bool unknown; /* the latest refresh could not tell: livemgr_mark fails */
+	bool walked;  /* a walk of /proc completed (walk_real_ns, walk_offset_ns valid) */
+	int64_t walk_real_ns;   /* CLOCK_REALTIME when it began */
+	int64_t walk_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC then */
 	struct livemgr_list entries;
 };
 
@@ -105,6 +126,11 @@ static void livemgr_entry_free(struct livemgr_entry *e)
 	if (e->dirfd >= 0)
 		close(e->dirfd);
 	free(e);
+}
+
+static int64_t livemgr_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
 static bool livemgr_is_num(const char *s)
@@ -295,11 +321,21 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 			  (unsigned long long)m->shm_dev);
 		journal_close(e->j);
 		e->j = NULL;
+		e->foreign = true;
 		return 0;
 	}
 	log_debug("livemgr: live manager pid %d (directory %llu on %#llx)", (int)e->pid,
 		  (unsigned long long)e->ino, (unsigned long long)e->dev);
 	return 0;
+}
+
+/* livemgr_open for an entry found earlier whose journal is not open yet. */
+static int livemgr_open_again(struct livemgr *lm, struct livemgr_entry *e)
+{
+	struct stat st;
+	if (fstat(e->dirfd, &st) < 0)
+		return -1;
+	return livemgr_open(lm, e, &st);
 }
 
 static struct livemgr_entry *livemgr_find(struct livemgr *lm, pid_t pid, const struct stat *st)
@@ -356,7 +392,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		goto not_manager; /* a dead directory someone merely looks at */
 	if (e) {
 		e->seen = true;
-		if (!e->j && livemgr_open(lm, e, &st) < 0)
+		if (!e->j && !e->foreign && livemgr_open(lm, e, &st) < 0)
 			return -1;
 		return 0;
 	}
@@ -379,7 +415,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		goto not_manager;
 	}
 	*e = (struct livemgr_entry){ .pid = pid, .dev = st.st_dev, .ino = st.st_ino,
-				     .dirfd = dirfd, .seen = true };
+				     .dirfd = dirfd, .holder_fd = atoi(fdname), .seen = true };
 	TAILQ_INSERT_TAIL(&lm->entries, e, link);
 	return livemgr_open(lm, e, &st);
 not_manager:
@@ -423,12 +459,16 @@ static int livemgr_scan_pid(struct livemgr *lm, int procfd, const char *name)
 	return rc;
 }
 
-void livemgr_refresh(struct livemgr *lm)
+static void livemgr_walk(struct livemgr *lm)
 {
 	struct livemgr_entry *e, *next;
 	TAILQ_FOREACH(e, &lm->entries, link)
 		e->seen = false;
 	lm->unknown = false;
+	lm->walked = false;
+	struct timespec real, mono;
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
 	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct statfs sfs;
 	DIR *d = NULL;
@@ -469,6 +509,58 @@ void livemgr_refresh(struct livemgr *lm)
 		TAILQ_REMOVE(&lm->entries, e, link);
 		livemgr_entry_free(e);
 	}
+	if (!lm->unknown) {
+		lm->walked = true;
+		lm->walk_real_ns = livemgr_ns(&real);
+		lm->walk_offset_ns = livemgr_ns(&real) - livemgr_ns(&mono);
+	}
+}
+
+/* The managers found by the last walk, still live? Each must still hold its directory
+ * through the same descriptor, locked: one that does not is dropped when its lock is
+ * gone (it died: its journal must not be read in place any longer), and anything else
+ * unexpected asks for a new walk. Returns 0, or -1 when a walk is needed. */
+static int livemgr_recheck(struct livemgr *lm)
+{
+	struct livemgr_entry *e, *next;
+	for (e = TAILQ_FIRST(&lm->entries); e; e = next) {
+		next = TAILQ_NEXT(e, link);
+		char path[64];
+		struct statx stx;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)e->pid, e->holder_fd);
+		int locked = livemgr_locked(e->dirfd);
+		if (locked == 0) {
+			TAILQ_REMOVE(&lm->entries, e, link);
+			livemgr_entry_free(e);
+			continue;
+		}
+		if (locked < 0 ||
+		    statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0 ||
+		    makedev(stx.stx_dev_major, stx.stx_dev_minor) != e->dev ||
+		    (ino_t)stx.stx_ino != e->ino)
+			return -1;
+		if (!e->j && !e->foreign && livemgr_open_again(lm, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void livemgr_refresh(struct livemgr *lm, int64_t newest_btime_ns)
+{
+	/* A manager whose name is on the page registered it before its client created the
+	 * object (write-ahead), so it was live and listening before the object's birth:
+	 * a walk that began after that birth found it. Only an object born after the last
+	 * walk began (less a margin for the coarse clock file times use), or a clock
+	 * stepped since, asks for a new walk; the managers found stay, checked. */
+	struct timespec real, mono;
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	int64_t offset = livemgr_ns(&real) - livemgr_ns(&mono);
+	int64_t drift = offset - lm->walk_offset_ns;
+	if (!lm->walked || newest_btime_ns >= lm->walk_real_ns - LIVEMGR_BIRTH_MARGIN_NS ||
+	    drift > LIVEMGR_CLOCK_STEP_NS || drift < -LIVEMGR_CLOCK_STEP_NS ||
+	    livemgr_recheck(lm) < 0)
+		livemgr_walk(lm);
 }
 
 struct livemgr_marking {

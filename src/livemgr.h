@@ -33,15 +33,21 @@ struct livemgr;
  * open in the calling thread); it is borrowed, not closed. NULL when out of memory. */
 struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, struct journal *extra);
 
-/* Walks /proc: opens the journals of managers not seen before, closes those gone.
- * Costs one stat per open descriptor of every process the caller may inspect. Never
+/* Brings the set of live managers up to date for a page of rows whose objects the
+ * caller statted just before; newest_btime_ns is the latest birth time among them
+ * (INT64_MAX when one is unknown, INT64_MIN when none exists). Walks /proc (one stat
+ * per open descriptor of every process the caller may inspect) when an object may be
+ * younger than the last walk, or the clock was stepped, or a manager found earlier
+ * changed; otherwise only checks the managers found (a manager registers a name
+ * before its object is born, so it was live and found by any walk begun after that
+ * birth). Opens the journals of managers not seen before, closes those gone. Never
  * fails, but when it cannot tell who is live (/proc not procfs or unreadable, a
- * candidate's lock or sockets not readable, out of memory) livemgr_mark fails until the
- * next refresh, so nothing is unlinked. Only managers whose directory belongs to owner
- * are looked at, only while the calling thread's filesystem uid is owner, and only when
- * that directory is not writable by group or others; a live manager that fails these
- * last two makes livemgr_mark fail too. */
-void livemgr_refresh(struct livemgr *lm);
+ * candidate's lock or sockets not readable, out of memory) livemgr_mark fails until
+ * the next refresh, so nothing is unlinked. Only managers whose directory belongs to
+ * owner are looked at, only while the calling thread's filesystem uid is owner, and
+ * only when that directory is not writable by group or others; a live manager that
+ * fails these last two makes livemgr_mark fail too. */
+void livemgr_refresh(struct livemgr *lm, int64_t newest_btime_ns);
 
 /* For rows[0..n-1] (ascending, as journal_page returns them), sets held[i] (and
  * holder[i], the manager's pid) when a live manager's journal lists rows[i]'s name.
