@@ -43,7 +43,7 @@
 
 #include "wire.h"
 
-#define LG_MAX_ARGS 8
+#define LG_MAX_ARGS 16 /* valgrind or strace, their options, shmwarden manager and its own */
 #define LG_SPAWN_TIMEOUT_MS 30000
 #define LG_STOP_TIMEOUT_MS 60000
 /* libshm's client gives up on an OK after one second; so do we, and say so. */
