@@ -142,8 +142,8 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         assert torch == "-", rate_row
         assert re.search(r"\d\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)", rate_row), rate_row
         for cell in columns(cpu_row)[0::2]:
-            # One reading of two may be withheld: then a lone value, without a range.
-            assert cell == "-" or re.fullmatch(r"[\d.]+( \([\d.]+-[\d.]+\))?", cell), cpu_row
+            # One reading of two may be withheld: then a lone value, marked as one run.
+            assert cell == "-" or re.fullmatch(r"[\d.]+ \(([\d.]+-[\d.]+|1 run)\)", cell), cpu_row
         assert any(line.startswith("8 clients x 5,000 live") for line in out.splitlines()), out
         # Next to the ratio table: what stands in the way of 1.10x, with the floor's pair
         # as median (min-max) and the room 10% of it leaves.
