@@ -65,7 +65,8 @@ def test_loadgen_refuses_garbage_options():
                           (["--clients", "0"], "--clients: '0' is not a whole number"),
                           (["--batch", "-1"], "--batch: '-1'"),
                           (["--duration", "soon"], "--duration: 'soon' is not a number"),
-                          (["--mgr-cpu", "x"], "--mgr-cpu: 'x'")):
+                          (["--mgr-cpu", "x"], "--mgr-cpu: 'x'"),
+                          (["--ok-timeout", "0"], "--ok-timeout: '0'")):
             r = loadgen(sb, "--exe", FLOOR, *args)
             assert r.returncode == 1, "%s: exit %d" % (args, r.returncode)
             assert why in r.stderr, "%s: %r" % (args, r.stderr)
