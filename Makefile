@@ -7,6 +7,7 @@
 #   make bench      side-by-side benchmark against Debian's torch_shm_manager
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (60) each (needs clang)
 #   make install    PREFIX=/usr/local DESTDIR=  (binaries, library, man pages, cron/systemd)
+#   make deb        the Debian packages (debian/) in $(BUILD)/deb/, checked by lintian
 
 BUILD   ?= build
 CC      ?= cc
@@ -36,7 +37,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all test test-normal test-san check deps demo bench fuzz install clean
+.PHONY: all test test-normal test-san check deps demo bench fuzz install deb clean
 all: $(BUILD)/shmwarden $(BUILD)/torch_shm_manager
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj $(BUILD)/gen
@@ -95,11 +96,13 @@ bench:
 	scripts/bench --build $(BUILD) $(BENCH_ARGS)
 
 # The man pages, units, cron file and use-with-pytorch.sh are written for /usr/local:
-# installed, they name $(PREFIX).
+# installed, they name $(PREFIX) (and UNITDIR, LIBDIR where those are set apart, as
+# Debian's /lib/systemd/system and multiarch library directory are).
 MANDIR  ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/shmwarden
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-AT_PREFIX = sed -e 's|/usr/local/|$(PREFIX)/|g'
+AT_PREFIX = sed -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
+                -e 's|/usr/local/lib/|$(LIBDIR)/|g' -e 's|/usr/local/|$(PREFIX)/|g'
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
@@ -217,6 +220,20 @@ fuzz:
 	        $(BUILD)/fuzz/corpus/$$f tests/fuzz/seeds/$$f \
 	        $$(test -d tests/fuzz/regress/$$f && echo tests/fuzz/regress/$$f); \
 	done
+
+# ---- the Debian packages (debian/) ----
+# dpkg-buildpackage writes the .debs beside the source directory and its clean step
+# empties the tree it runs in, so it runs in a copy of this tree under $(BUILD)/deb/, where
+# the .debs land. lintian must find no error and no warning (debian/*.lintian-overrides
+# say why for each one accepted). DEB_BUILD_OPTIONS=nocheck skips the C unit tests.
+DEB_SRC = $(BUILD)/deb/shmwarden-$(VERSION)
+deb:
+	@scripts/deps.sh deb
+	rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	tar -cf - --exclude-vcs --exclude=./build --exclude='./build-*' --exclude='./$(BUILD)' \
+	    --exclude=__pycache__ --exclude=./debian/build . | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error,warning --info $(BUILD)/deb/shmwarden_$(VERSION)_*.changes
 
 clean:
 	rm -rf build build-san

@@ -6,6 +6,7 @@
 #   demo   build + python3-torch (the demo's clients are real PyTorch)
 #   bench  build + python3-torch (Debian's torch_shm_manager is the baseline)
 #   fuzz   build + clang and its libFuzzer runtime
+#   deb    build + the Debian packaging tools (make deb: debhelper, dpkg-dev, lintian)
 # Runs `apt-get update` once before installing (package lists on a fresh machine may be
 # stale) and fails with a clear message when it cannot install.
 set -euo pipefail
@@ -16,7 +17,8 @@ build) ;;
 test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps) ;;
 demo | bench) pkgs+=(python3 python3-torch procps) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
-*) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz)" >&2; exit 2 ;;
+deb) pkgs+=(debhelper dpkg-dev devscripts lintian) ;;
+*) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz, deb)" >&2; exit 2 ;;
 esac
 
 missing=()
