@@ -23,7 +23,7 @@ SAN     ?=
 CPPFLAGS += -D_GNU_SOURCE -DSHMWARDEN_VERSION='"$(VERSION)"' -Iinclude -Isrc -I$(BUILD)/gen
 CFLAGS  += $(CSTD) $(OPT) $(WARN) $(SAN) -fPIC
 LDFLAGS += $(SAN)
-LDLIBS  += -lsqlite3 -lpthread
+LDLIBS  += -lsqlite3 -lpthread -lcap-ng -lseccomp
 
 # Everything under src/ except the entry point is the core, linked into the binary and
 # into every unit test; the client library is its own, smaller set.
@@ -112,13 +112,14 @@ install: all
 	$(AT_PREFIX) man/libshmwarden.3 > $(DESTDIR)$(MANDIR)/man3/libshmwarden.3
 	$(AT_PREFIX) scripts/shmwarden.cron > $(DESTDIR)$(DATADIR)/shmwarden.cron
 	$(AT_PREFIX) scripts/use-with-pytorch.sh > $(DESTDIR)$(DATADIR)/use-with-pytorch.sh
+	$(AT_PREFIX) scripts/slurm-epilog > $(DESTDIR)$(DATADIR)/slurm-epilog
 	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.service \
 	    > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.service
 	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.timer > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.timer
 	cd $(DESTDIR)$(MANDIR) && chmod 0644 man1/shmwarden.1 man3/libshmwarden.3
 	cd $(DESTDIR)$(UNITDIR) && chmod 0644 shmwarden-sweep.service shmwarden-sweep.timer
 	chmod 0644 $(DESTDIR)$(DATADIR)/shmwarden.cron
-	chmod 0755 $(DESTDIR)$(DATADIR)/use-with-pytorch.sh
+	chmod 0755 $(DESTDIR)$(DATADIR)/use-with-pytorch.sh $(DESTDIR)$(DATADIR)/slurm-epilog
 
 # ---- libshmwarden: the client library (include/shmwarden.h), its examples and tests ----
 # Its objects are compiled apart: -fvisibility=hidden (only SHMW_API functions leave the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/deps.sh TARGET — installs the Debian packages TARGET needs, only if missing.
-#   build  compiler, make, SQLite headers
+#   build  compiler, make, SQLite, libcap-ng and libseccomp headers
 #   test   build + Debian's python3 and python3-torch (real PyTorch tests), util-linux
 #          (unshare, mount), passwd (useradd for the multi-user tests), valgrind
 #   demo   build + python3-torch (the demo's clients are real PyTorch)
@@ -11,7 +11,7 @@
 # stale) and fails with a clear message when it cannot install.
 set -euo pipefail
 target=${1:-build}
-pkgs=(gcc make libc6-dev libsqlite3-dev)
+pkgs=(gcc make libc6-dev libsqlite3-dev libcap-ng-dev libseccomp-dev)
 case "$target" in
 build) ;;
 test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps) ;;

@@ -1,7 +1,8 @@
-/* cmd_sweep.c — `shmwarden sweep [--tmpdir DIR] [--dry-run] [--json] [--metrics FILE]
- * [--syslog]`: the host's leak sweeper (cron, systemd timer). Reclaims every dead manager
- * directory in the temp base through reclaim_base; as root it visits every user's
- * directories (acting as each owner), otherwise only the caller's. A directory that
+/* cmd_sweep.c — `shmwarden sweep [--tmpdir DIR] [--user NAME|UID] [--dry-run] [--json]
+ * [--metrics FILE] [--syslog]`: the host's leak sweeper (cron, systemd timer, a batch
+ * system's epilog). Reclaims every dead manager directory in the temp base through
+ * reclaim_base; as root it visits every user's directories (acting as each owner), or
+ * one user's with --user, otherwise only the caller's. A directory that
  * cannot be processed is reported and skipped; the sweep goes on with the others.
  *
  * Output: the report on stdout, failures on stderr, log lines (SHMWARDEN_LOG) on stderr
@@ -11,10 +12,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -23,16 +27,20 @@
 #include "metrics.h"
 #include "reclaim.h"
 #include "report.h"
+#include "sandbox.h"
 #include "shmobj.h"
 #include "util.h"
 
 static const char sweep_usage[] =
-	"usage: shmwarden sweep [--tmpdir DIR] [--dry-run] [--json] [--metrics FILE] [--syslog]\n"
+	"usage: shmwarden sweep [--tmpdir DIR] [--user NAME|UID] [--dry-run] [--json]\n"
+	"                       [--metrics FILE] [--syslog]\n"
 	"  Reclaims the shared-memory objects of every dead manager under the temp base\n"
 	"  (DIR, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp) and removes their directories.\n"
 	"  Live managers and objects still in use are left alone. As root it visits every\n"
 	"  user's directories, acting as their owner; otherwise only yours.\n"
 	"  --tmpdir DIR    the temp base to sweep\n"
+	"  --user NAME|UID only that user's directories (root; a Slurm epilog passes the\n"
+	"                  job's user: the user's live managers are left alone as ever)\n"
 	"  --dry-run       report what would happen, change nothing\n"
 	"  --json          print one JSON document: {\"base\", \"dirs\": [...], \"totals\"}\n"
 	"  --metrics FILE  write Prometheus textfile metrics to FILE (atomically replaced;\n"
@@ -42,6 +50,7 @@ static const char sweep_usage[] =
 
 struct sweep_ctx {
 	const char *base, *metrics;
+	uid_t only_uid; /* (uid_t)-1: every user's (root) */
 	bool json, dry_run, syslog;
 	struct report_totals totals;
 };
@@ -88,6 +97,71 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 		log_error("sweep: %s", msg);
 }
 
+/* The pledge, before the first journal is read (sandbox.h): files may change only in
+ * the temp base, /dev/shm and the metrics file's directory. */
+static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
+{
+	char metrics_dir[4096] = "";
+	if (ctx->metrics) {
+		util_strlcpy(metrics_dir, ctx->metrics, sizeof(metrics_dir));
+		char *slash = strrchr(metrics_dir, '/');
+		if (!slash)
+			util_strlcpy(metrics_dir, ".", sizeof(metrics_dir));
+		else
+			slash[slash == metrics_dir] = '\0';
+	}
+	const char *rw[] = { ctx->base, SHMOBJ_DIR, ctx->metrics ? metrics_dir : NULL, NULL };
+	/* What the sweeper creates (the metrics file) is readable by the collector without
+	 * an fchmod, which the sandbox refuses. */
+	umask(022);
+	bool confined;
+	if (sandbox_sweeper(rw, &confined, err, errlen) < 0)
+		return -1;
+	if (confined)
+		log_info("sweep: privileges dropped; files may change only under %s, %s%s%s",
+			 ctx->base, SHMOBJ_DIR, ctx->metrics ? " and " : "",
+			 ctx->metrics ? metrics_dir : "");
+	else
+		log_info("sweep: privileges dropped; writes not confined by the sweep itself "
+			 "(%s)", geteuid() ? "not root" : "no CAP_SYS_ADMIN or no mount_setattr");
+	return 0;
+}
+
+/* --user NAME|UID: a number is a uid (it need not have a name: a job's user may be
+ * gone from the user database), anything else a name looked up now, before the
+ * sandbox (NSS may need the network). Only root may name another user. */
+static int sweep_user(const char *u, struct sweep_ctx *ctx)
+{
+	if (!*u) {
+		sweep_complain("--user needs a user name or uid", "");
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(u, &end, 10);
+	if (*u >= '0' && *u <= '9' && !*end) {
+		if (errno || v >= (unsigned long)(uid_t)-1) {
+			sweep_complain("--user: no such uid ", u);
+			return -1;
+		}
+		ctx->only_uid = (uid_t)v;
+	} else {
+		struct passwd pw, *res = NULL;
+		char buf[4096];
+		int rc = getpwnam_r(u, &pw, buf, sizeof(buf), &res);
+		if (!res) {
+			sweep_complain(rc ? "--user: cannot look up " : "--user: no such user ", u);
+			return -1;
+		}
+		ctx->only_uid = pw.pw_uid;
+	}
+	if (geteuid() != 0 && ctx->only_uid != geteuid()) {
+		sweep_complain("--user: only root may sweep another user's directories: ", u);
+		return -1;
+	}
+	return 0;
+}
+
 /* -1 to go on, else the exit status. */
 static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 {
@@ -99,6 +173,10 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 			ctx->json = true;
 		} else if (strcmp(a, "--syslog") == 0) {
 			ctx->syslog = true;
+		} else if (strcmp(a, "--user") == 0 || (strncmp(a, "--user=", 7) == 0 && a[7])) {
+			const char *u = a[6] == '=' ? a + 7 : (++i < argc ? argv[i] : "");
+			if (sweep_user(u, ctx) < 0)
+				return 2;
 		} else if (strcmp(a, "--tmpdir") == 0 || strcmp(a, "--metrics") == 0) {
 			bool tmpdir = a[2] == 't';
 			if (++i == argc || !*argv[i]) {
@@ -137,7 +215,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 
 int cmd_sweep(int argc, char **argv)
 {
-	struct sweep_ctx ctx = { 0 };
+	struct sweep_ctx ctx = { .only_uid = (uid_t)-1 };
 	int rc = sweep_parse(argc, argv, &ctx);
 	if (rc >= 0)
 		return rc;
@@ -153,6 +231,11 @@ int cmd_sweep(int argc, char **argv)
 	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1], base[1024];
 	rc = 1;
 	report_escape(ctx.base, base, sizeof(base));
+	if (sweep_sandbox(&ctx, err, sizeof(err)) < 0) {
+		char msg[sizeof(err) * 4];
+		sweep_fail(&ctx, "cannot drop privileges: %s", report_escape(err, msg, sizeof(msg)));
+		goto out;
+	}
 	basefd = open(ctx.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
 		sweep_fail(&ctx, "cannot open the temp base %s: %s", base, strerror(errno));
@@ -172,7 +255,7 @@ int cmd_sweep(int argc, char **argv)
 		.now_s = util_wall_s(),
 		.caller_reports = !ctx.syslog,
 	};
-	uid_t only = geteuid() == 0 ? (uid_t)-1 : geteuid();
+	uid_t only = geteuid() == 0 ? ctx.only_uid : geteuid();
 	if (ctx.json) {
 		fputs("{\"base\":", stdout);
 		report_json_string(stdout, ctx.base);
