@@ -6,7 +6,9 @@
 -- keeps their text, and readers compare it): a reader refuses a journal of another version.
 
 PRAGMA application_id = 1936223607;   -- 0x73686d77, 'shmw': marks a shmwarden journal
-PRAGMA user_version = 1;              -- the schema version (JOURNAL_SCHEMA_VERSION)
+PRAGMA user_version = 2;              -- the schema version (JOURNAL_SCHEMA_VERSION)
+-- Version 1 (shmwarden 0.1.0) is kept verbatim in schema/journal-v1.sql: readers still
+-- reclaim such journals, with the rules of that release where identity is missing.
 
 -- One row: who wrote this journal, so a later reader can decide what it may reclaim.
 CREATE TABLE manager (
@@ -14,7 +16,10 @@ CREATE TABLE manager (
     owner_uid   INTEGER NOT NULL,     -- the manager's uid; must match the file's owner
     manager_pid INTEGER NOT NULL,     -- informational: liveness is decided by the lock
     boot_id     TEXT    NOT NULL,     -- /proc/sys/kernel/random/boot_id at creation
-    created_at  INTEGER NOT NULL      -- unix seconds
+    created_at  INTEGER NOT NULL,     -- unix seconds
+    shm_dev     INTEGER NOT NULL,     -- st_dev of /dev/shm as the manager saw it: which
+                                      -- shm filesystem the names below live in
+    mnt_ns      INTEGER NOT NULL      -- inode of the manager's /proc/self/ns/mnt (for reports)
 );
 
 -- One row per registered shared-memory object that may still exist, keyed by its name:
@@ -22,8 +27,13 @@ CREATE TABLE manager (
 -- page (the commit per register is the manager's largest cost). STRICT and the CHECK
 -- hold every row to a 2..59-byte blob, and PRAGMA quick_check verifies both on every
 -- journal a reader does not trust, so no reader ever meets a row that is not a name.
+-- ino and btime_ns say which object the name meant: learned off the hot path (free check,
+-- prune, adoption, shutdown) from statx, NULL until then; both or neither.
 CREATE TABLE objects (
     name          BLOB    PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 2 AND 59),
     client_pid    INTEGER NOT NULL,     -- SO_PEERCRED pid of the registering connection
-    registered_at INTEGER NOT NULL      -- unix seconds
+    registered_at INTEGER NOT NULL,     -- unix seconds
+    ino           INTEGER,              -- the object's inode number on the shm filesystem
+    btime_ns      INTEGER,              -- its birth time, nanoseconds since the epoch
+    CHECK ((ino IS NULL) = (btime_ns IS NULL))
 ) STRICT, WITHOUT ROWID;

@@ -1,17 +1,16 @@
 /* cmd_ls.c — `shmwarden ls [--tmpdir DIR] [--json] [--objects]`: what every manager
  * directory under the temp base holds right now, live or dead.
  *
- * Read-only: journals are opened JOURNAL_READONLY|JOURNAL_UNTRUSTED, and a dead
- * directory's lock is taken only for the instant it takes to learn that nobody holds
- * it. A directory the sweeper would refuse (symlinks, foreign or group-writable files)
- * is reported "unsafe" and its journal is not read. The JSON shape is documented in the
+ * Read-only: what a directory is comes from mgrdir_probe without MGRDIR_PROBE_ACT, so
+ * nothing in a directory changes (a dead one's journal is read from a private copy, a
+ * live one's read-only), and a dead directory's locks are held only while its journal
+ * is copied. A directory the sweeper would refuse (symlinks, foreign or group-writable
+ * files) is reported "unsafe" and its journal is not read. The JSON shape is documented in the
  * README ("JSON shapes") and is stable: fields are only ever added.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +29,8 @@
 static const char ls_usage[] =
 	"usage: shmwarden ls [--tmpdir DIR] [--json] [--objects]\n"
 	"  Lists every manager directory under the temp base (DIR, else $TMPDIR, $TMP,\n"
-	"  $TEMP, $TEMPDIR, /tmp): its state (live, dead, starting, unsafe, corrupt,\n"
-	"  unknown), owner, manager pid, age, connected clients, registered objects and\n"
+	"  $TEMP, $TEMPDIR, /tmp): its state (live, dead, starting, unsafe, foreign,\n"
+	"  corrupt, unknown), owner, manager pid, age, connected clients, registered objects and\n"
 	"  the bytes they hold in /dev/shm. Changes nothing.\n"
 	"  --tmpdir DIR  the temp base to list\n"
 	"  --json        one JSON document: {\"base\", \"managers\": [...]}\n"
@@ -58,7 +57,7 @@ struct ls_object {
 struct ls_entry {
 	char name[256];
 	char path[4096];
-	const char *state; /* live, dead, starting, unsafe, corrupt, unknown */
+	const char *state; /* mgrdir_state_str() */
 	uid_t owner;
 	pid_t pid;
 	int64_t age_s;
@@ -111,74 +110,6 @@ static int ls_count_clients(const struct ls_entry *e, int dirfd)
 	return n;
 }
 
-static void ls_set(struct ls_entry *e, const char *state, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void ls_set(struct ls_entry *e, const char *state, const char *fmt, ...)
-{
-	va_list ap;
-	e->state = state;
-	va_start(ap, fmt);
-	vsnprintf(e->error, sizeof(e->error), fmt, ap);
-	va_end(ap);
-}
-
-/* The checks reclaim_dir makes before it acts (reclaim.c): a directory or file that
- * fails them is one the sweeper leaves alone, so ls says "unsafe" and reads nothing. */
-static bool ls_safe(struct ls_entry *e, int dirfd, const struct stat *dst)
-{
-	if (dst->st_mode & 022) {
-		ls_set(e, "unsafe", "directory writable by group or others (mode %04o)",
-		       (unsigned)(dst->st_mode & 07777));
-		return false;
-	}
-	static const char *const files[] = { MGRDIR_LOCK, JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm" };
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		struct stat st;
-		if (fstatat(dirfd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (!S_ISREG(st.st_mode)) {
-			ls_set(e, "unsafe", "%s is %s, not a regular file", files[i],
-			       S_ISLNK(st.st_mode) ? "a symlink" : "special");
-			return false;
-		}
-		if (st.st_uid != dst->st_uid) {
-			ls_set(e, "unsafe", "%s is owned by uid %u, the directory by uid %u",
-			       files[i], (unsigned)st.st_uid, (unsigned)dst->st_uid);
-			return false;
-		}
-		if (st.st_mode & 022) {
-			ls_set(e, "unsafe", "%s is writable by group or others (mode %04o)",
-			       files[i], (unsigned)(st.st_mode & 07777));
-			return false;
-		}
-	}
-	return true;
-}
-
-/* live, dead or starting by the lock; NULL with e->error set when ls cannot tell. */
-static const char *ls_state(struct ls_entry *e, int dirfd, const struct stat *dst,
-			    int64_t now)
-{
-	char err[200];
-	int lockfd = -1;
-	int rc = mgrdir_trylock(dirfd, false, &lockfd, err, sizeof(err));
-	if (rc == 1)
-		return "live";
-	if (rc == 0) {
-		close(lockfd); /* releases it at once: ls only looks */
-		return "dead";
-	}
-	if (errno != ENOENT) {
-		snprintf(e->error, sizeof(e->error), "%s", err);
-		return NULL;
-	}
-	/* No lock file: as the sweeper sees it (reclaim_lock), young means starting. */
-	int64_t changed = dst->st_mtime > dst->st_ctime ? dst->st_mtime : dst->st_ctime;
-	return now - changed < MGRDIR_STARTUP_GRACE_S ? "starting" : "dead";
-}
-
 static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 {
 	struct ls_object *objs = realloc(e->objs, (e->nobjs + 1) * sizeof(*objs));
@@ -211,32 +142,10 @@ static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct jour
 	return o->objects ? ls_add_object(e, &obj) : 0;
 }
 
-/* Opened by the kernel's name of the directory we checked: SQLite refuses a symlink in
- * any component of a path (NOFOLLOW), and this name has none. Returns -1 when the
- * journal cannot be read (e->error says why). */
-static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, int dirfd)
+/* The rows of a probed journal. Returns -1 when they cannot be read (e->error says). */
+static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, struct journal *j)
 {
-	char err[256], dirpath[4096], link[64];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-	ssize_t len = readlink(link, dirpath, sizeof(dirpath) - 1);
-	if (len <= 0 || dirpath[0] != '/') {
-		snprintf(e->error, sizeof(e->error), "cannot name the directory through %s", link);
-		return -1;
-	}
-	dirpath[len] = '\0';
-	struct journal *j = NULL;
-	if (journal_open(dirpath, JOURNAL_READONLY | JOURNAL_UNTRUSTED, &j, err, sizeof(err)) < 0) {
-		snprintf(e->error, sizeof(e->error), "journal: %s", err);
-		return -1;
-	}
 	const struct journal_meta *meta = journal_meta(j);
-	int rc = -1;
-	if (meta->owner_uid != e->owner) {
-		ls_set(e, "unsafe", "journal claims uid %u but the directory is owned by uid %u",
-		       (unsigned)meta->owner_uid, (unsigned)e->owner);
-		rc = 0;
-		goto out;
-	}
 	e->pid = meta->manager_pid;
 	e->age_s = o->now - meta->created_at;
 	/* /dev/shm is emptied at boot: an older journal's names name nothing now. */
@@ -248,7 +157,7 @@ static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, int dirf
 		for (int i = 0; i < n; i++) {
 			if (ls_row(e, o, &rows[i]) < 0) {
 				snprintf(e->error, sizeof(e->error), "out of memory");
-				goto out;
+				return -1;
 			}
 		}
 		after = rows[n - 1];
@@ -256,57 +165,44 @@ static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, int dirf
 	}
 	if (n < 0) {
 		snprintf(e->error, sizeof(e->error), "journal: %s", journal_error(j));
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	journal_close(j);
-	return rc;
+	return 0;
 }
 
+/* Everything ls shows comes from one mgrdir_probe, the one the sweeper acts on: the
+ * two cannot disagree about a directory's state. */
 static void ls_inspect(struct ls_entry *e, const struct ls_opts *o, int basefd)
 {
-	e->clients = -1;
-	e->owner = (uid_t)-1;
+	struct mgrdir_probe p;
 	snprintf(e->path, sizeof(e->path), "%s%s%s", o->base,
 		 o->base[strlen(o->base) - 1] == '/' ? "" : "/", e->name);
-	struct stat dst;
-	if (fstatat(basefd, e->name, &dst, AT_SYMLINK_NOFOLLOW) == 0) {
-		e->owner = dst.st_uid;
-		e->age_s = o->now - (int64_t)dst.st_mtime;
-		if (!S_ISDIR(dst.st_mode)) {
-			ls_set(e, "unsafe", "%s; not followed",
-			       S_ISLNK(dst.st_mode) ? "a symlink" : "not a directory");
-			return;
-		}
+	mgrdir_probe(basefd, e->name, o->now, MGRDIR_PROBE_JOURNAL, &p);
+	e->state = mgrdir_state_str(p.state);
+	e->owner = p.owner;
+	e->pid = p.holder;
+	e->age_s = p.owner == (uid_t)-1 ? 0 : o->now - p.changed_s;
+	/* Starting is a state, not a problem: its why stays out of the error column. */
+	if (p.state != MGRDIR_STARTING)
+		util_strlcpy(e->error, p.why, sizeof(e->error));
+	switch (p.state) {
+	case MGRDIR_LIVE:
+		e->clients = ls_count_clients(e, p.dirfd);
+		break;
+	case MGRDIR_DEAD:
+	case MGRDIR_STARTING:
+	case MGRDIR_CORRUPT:
+		e->clients = 0;
+		break;
+	default:
+		e->clients = -1;
+		break;
 	}
-	int dirfd = openat(basefd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dirfd < 0 || fstat(dirfd, &dst) < 0) {
-		ls_set(e, "unknown", "open: %s%s", strerror(errno),
-		       errno == EACCES ? " (another user's directory: run as root)" : "");
-		if (dirfd >= 0)
-			close(dirfd);
-		return;
-	}
-	e->owner = dst.st_uid;
-	if (!ls_safe(e, dirfd, &dst))
-		goto out;
-	const char *state = ls_state(e, dirfd, &dst, o->now);
-	if (!state) {
-		e->state = "unknown";
-		goto out;
-	}
-	e->state = state;
-	e->clients = strcmp(state, "live") == 0 ? ls_count_clients(e, dirfd) : 0;
-	struct stat jst;
-	if (fstatat(dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0)
-		goto out;
-	/* A dead manager's unreadable journal is what the sweeper reports as corrupt and
-	 * leaves for a human; a live one's keeps its state, with the error shown. */
-	if (ls_read_journal(e, o, dirfd) < 0 && strcmp(e->state, "dead") == 0)
-		e->state = "corrupt";
-out:
-	close(dirfd);
+	/* A dead manager's unreadable journal is what the sweeper reports as corrupt (the
+	 * probe said so); a live one's keeps its state, with the error shown. */
+	if (p.journal && ls_read_journal(e, o, p.journal) < 0 && p.state == MGRDIR_DEAD)
+		e->state = mgrdir_state_str(MGRDIR_CORRUPT);
+	mgrdir_release(&p);
 }
 
 static const char *ls_user(uid_t uid, char *buf, size_t len)
@@ -418,52 +314,6 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 	fputc('}', stdout);
 }
 
-static int ls_cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The manager directory names in d, sorted (a stable listing). -1 with errno. */
-static int ls_names(DIR *d, char ***out, size_t *count)
-{
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	errno = 0;
-	while ((de = readdir(d))) {
-		if (!mgrdir_is_name(de->d_name)) {
-			errno = 0;
-			continue;
-		}
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			char **nn = realloc(names, ncap * sizeof(*nn));
-			if (!nn)
-				goto fail;
-			names = nn;
-			cap = ncap;
-		}
-		if (!(names[n] = strdup(de->d_name)))
-			goto fail;
-		n++;
-		errno = 0;
-	}
-	if (errno)
-		goto fail;
-	if (n)
-		qsort(names, n, sizeof(*names), ls_cmp_names);
-	*out = names;
-	*count = n;
-	return 0;
-fail:;
-	int saved = errno;
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	errno = saved;
-	return -1;
-}
-
 /* "ls: WHAT ARG" and the usage on stderr, ARG escaped. */
 static void ls_complain(const char *what, const char *arg)
 {
@@ -511,7 +361,6 @@ int cmd_ls(int argc, char **argv)
 		return rc;
 	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
 	struct inuse *idx = NULL;
-	DIR *d = NULL;
 	char **names = NULL;
 	size_t nnames = 0;
 	rc = 1;
@@ -523,15 +372,7 @@ int cmd_ls(int argc, char **argv)
 		fprintf(stderr, ": %s\n", strerror(saved));
 		goto out;
 	}
-	/* A fresh open, not dup: a dup would share basefd's offset. */
-	int fd = openat(basefd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		fprintf(stderr, "ls: cannot read the temp base: %s\n", strerror(errno));
-		goto out;
-	}
-	if (ls_names(d, &names, &nnames) < 0) {
+	if (mgrdir_list(basefd, NULL, &names, &nnames) < 0) {
 		fprintf(stderr, "ls: reading the temp base: %s\n", strerror(errno));
 		goto out;
 	}
@@ -566,12 +407,8 @@ int cmd_ls(int argc, char **argv)
 		fputs("]}\n", stdout);
 	rc = fflush(stdout) == 0 ? 0 : 1;
 out:
-	for (size_t i = 0; i < nnames; i++)
-		free(names[i]);
-	free(names);
+	mgrdir_list_free(names, nnames);
 	inuse_free(idx);
-	if (d)
-		closedir(d);
 	if (basefd >= 0)
 		close(basefd);
 	if (o.shm_dirfd >= 0)

@@ -46,7 +46,9 @@ static const char sweep_usage[] =
 	"  --metrics FILE  write Prometheus textfile metrics to FILE (atomically replaced;\n"
 	"                  for node_exporter's textfile collector, name it *.prom)\n"
 	"  --syslog        log to syslog (facility daemon) instead of stderr\n"
-	"  Exit status: 0 all processed, 1 some directory could not be (see stderr), 2 usage.\n";
+	"  Exit status: 0 every directory handled (unsafe, corrupt and foreign ones are\n"
+	"  reported, not failures), 1 some directory could not be processed (see stderr)\n"
+	"  or the temp base could not be read, 2 usage.\n";
 
 struct sweep_ctx {
 	const char *base, *metrics;
@@ -61,14 +63,17 @@ static void sweep_report(void *arg, const struct reclaim_report *r)
 	char path[4096];
 	snprintf(path, sizeof(path), "%s%s%s", ctx->base,
 		 ctx->base[strlen(ctx->base) - 1] == '/' ? "" : "/", r->dir);
+	/* Failures and findings (a directory for a human) go to stderr, where a human
+	 * looks; only failures make the exit status 1. */
+	bool to_stderr = report_failed(r) || reclaim_is_finding(r->status);
 	if (ctx->json) {
 		if (ctx->totals.dirs)
 			fputc(',', stdout);
 		report_print_json(stdout, path, r, ctx->dry_run);
-	} else if (!report_failed(r)) {
+	} else if (!to_stderr) {
 		report_print_text(stdout, "sweep", path, r, ctx->dry_run);
 	}
-	if (report_failed(r))
+	if (to_stderr)
 		report_print_text(stderr, "sweep", path, r, ctx->dry_run);
 	report_totals_add(&ctx->totals, r);
 }
@@ -274,12 +279,14 @@ int cmd_sweep(int argc, char **argv)
 	rc = failed == 0 ? 0 : 1;
 	const struct report_totals *t = &ctx.totals;
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
-		 "%u failed; %u objects unlinked (%llu bytes), %u in use, %u refused", base,
+		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u objects unlinked "
+		 "(%llu bytes), %u in use, %u refused", base,
 		 ctx.dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		 t->by_status[RECLAIM_REMOVED], t->by_status[RECLAIM_KEPT],
 		 t->by_status[RECLAIM_LIVE] + t->by_status[RECLAIM_STARTING],
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
-			 t->by_status[RECLAIM_ERROR],
+			 t->by_status[RECLAIM_FOREIGN],
+		 t->by_status[RECLAIM_ERROR],
 		 t->unlinked, (unsigned long long)t->bytes, t->in_use, t->refused);
 out:
 	if (fflush(stdout) != 0 && rc == 0)

@@ -20,7 +20,8 @@
 #include "journal.h"
 #include "log.h"
 
-extern const char journal_schema_sql[]; /* schema/journal.sql, embedded by the Makefile */
+extern const char journal_schema_sql[];    /* schema/journal.sql, embedded by the Makefile */
+extern const char journal_schema_v1_sql[]; /* schema/journal-v1.sql: release 0.1.0 */
 
 /*
  * Connection settings of every handle.
@@ -86,6 +87,9 @@ enum journal_stmt {
 	ST_PAGE,
 	ST_COUNT,
 	ST_VACUUM,
+	ST_RANGE,
+	ST_ADOPT,
+	ST_IDENTIFY,
 	ST_NUM
 };
 
@@ -95,23 +99,53 @@ static const char *const journal_stmt_sql[ST_NUM] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_INSERT] = "INSERT OR IGNORE INTO objects(name, client_pid, registered_at)"
-		      " VALUES (?1, ?2, ?3)",
+	/* A registration of a journaled name restarts its grace and forgets the object
+	 * learned for the earlier registration: the client may replace that object. */
+	[ST_INSERT] = "INSERT INTO objects(name, client_pid, registered_at) VALUES (?1, ?2, ?3)"
+		      " ON CONFLICT(name) DO UPDATE SET client_pid = excluded.client_pid,"
+		      " registered_at = excluded.registered_at, ino = NULL, btime_ns = NULL",
 	[ST_FORGET] = "DELETE FROM objects WHERE name = ?1",
-	[ST_PAGE] = "SELECT name, registered_at FROM objects WHERE name > ?1 ORDER BY name"
-		    " LIMIT ?2",
+	[ST_PAGE] = "SELECT name, registered_at, ino, btime_ns FROM objects WHERE name > ?1"
+		    " ORDER BY name LIMIT ?2",
 	[ST_COUNT] = "SELECT count(*) FROM objects",
 	[ST_VACUUM] = "PRAGMA incremental_vacuum(" JOURNAL_VACUUM_PAGES ")",
+	[ST_RANGE] = "SELECT name FROM objects WHERE name >= ?1 AND name <= ?2 ORDER BY name",
+	[ST_ADOPT] = "INSERT OR IGNORE INTO objects(name, client_pid, registered_at, ino,"
+		     " btime_ns) VALUES (?1, 0, ?2, ?3, ?4)",
+	[ST_IDENTIFY] = "UPDATE objects SET ino = ?2, btime_ns = ?3 WHERE name = ?1"
+			" AND ino IS NULL AND ?3 / 1000000000 BETWEEN registered_at - 1"
+			" AND registered_at + ?4",
 };
+
+/* A version 1 journal (release 0.1.0) has no identity columns: it is read with these,
+ * and its rows come back unidentified. Statements left NULL are not prepared. */
+static const char *journal_stmt_sql_v1(enum journal_stmt which)
+{
+	switch (which) {
+	case ST_INSERT:
+		return "INSERT OR IGNORE INTO objects(name, client_pid, registered_at)"
+		       " VALUES (?1, ?2, ?3)";
+	case ST_PAGE:
+		return "SELECT name, registered_at, NULL, NULL FROM objects WHERE name > ?1"
+		       " ORDER BY name LIMIT ?2";
+	case ST_ADOPT:
+	case ST_IDENTIFY:
+		return NULL;
+	default:
+		return journal_stmt_sql[which];
+	}
+}
 
 /* Read once at open, never kept: the ordered schema both sides of the comparison list. */
 static const char schema_listing_sql[] =
 	"SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name";
 static const char manager_select_sql[] =
+	"SELECT id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns FROM manager";
+static const char manager_select_v1_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at FROM manager";
 static const char manager_insert_sql[] =
-	"INSERT INTO manager(id, owner_uid, manager_pid, boot_id, created_at)"
-	" VALUES (1, ?1, ?2, ?3, ?4)";
+	"INSERT INTO manager(id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns)"
+	" VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)";
 
 struct journal {
 	sqlite3 *db;
@@ -123,6 +157,7 @@ struct journal {
 	 * changes that returned 0 are gone, so the batch may only end in a failed commit. */
 	bool txn_lost;
 	struct journal_meta meta;
+	bool empty; /* the database holds no schema at all */
 	sqlite3_stmt *st[ST_NUM];
 	char lost_cause[160];
 	char err[320];
@@ -353,8 +388,10 @@ static int check_identity(struct journal *j)
 	int64_t objects, app_id, version;
 	if (query_int(j, "SELECT count(*) FROM sqlite_schema", &objects) < 0)
 		return -1;
-	if (objects == 0)
+	if (objects == 0) {
+		j->empty = true;
 		return journal_fail(j, "empty database, not a shmwarden journal");
+	}
 	if (query_int(j, "PRAGMA application_id", &app_id) < 0 ||
 	    query_int(j, "PRAGMA user_version", &version) < 0)
 		return -1;
@@ -364,9 +401,10 @@ static int check_identity(struct journal *j)
 	if (version > JOURNAL_SCHEMA_VERSION)
 		return journal_fail(j, "journal schema version %lld is newer than this "
 				    "shmwarden (%d)", (long long)version, JOURNAL_SCHEMA_VERSION);
-	if (version < JOURNAL_SCHEMA_VERSION)
+	if (version < JOURNAL_SCHEMA_VERSION_MIN)
 		return journal_fail(j, "journal schema version %lld is older than this "
-				    "shmwarden (%d)", (long long)version, JOURNAL_SCHEMA_VERSION);
+				    "shmwarden reads (%d..%d)", (long long)version,
+				    JOURNAL_SCHEMA_VERSION_MIN, JOURNAL_SCHEMA_VERSION);
 	j->meta.schema_version = (int)version;
 	return 0;
 }
@@ -400,21 +438,26 @@ static int compare_listings(struct journal *j, sqlite3_stmt *ours, sqlite3_stmt 
 			continue;
 		sqlite3_stmt *differs = ra == SQLITE_ROW ? ours : theirs;
 		const unsigned char *name = sqlite3_column_text(differs, 1);
-		return journal_fail(j, "journal schema differs from schema/journal.sql at '%.64s'",
+		return journal_fail(j, "journal schema differs from %s at '%.64s'",
+				    j->meta.schema_version == 1 ? "schema/journal-v1.sql"
+								 : "schema/journal.sql",
 				    name ? (const char *)name : "?");
 	}
 }
 
 /* A hostile writer could relax a CHECK, NOT NULL or UNIQUE and store what our schema
- * forbids, so the schema must be exactly the one schema/journal.sql builds. */
+ * forbids, so the schema must be exactly the one schema/journal.sql (or, for a version 1
+ * journal, schema/journal-v1.sql) builds. */
 static int check_schema(struct journal *j)
 {
 	sqlite3 *ref = NULL;
 	sqlite3_stmt *ours = NULL, *theirs = NULL;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	const char *schema = j->meta.schema_version == 1 ? journal_schema_v1_sql
+							 : journal_schema_sql;
 	int rc = sqlite3_open_v2(":memory:", &ref, flags, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(ref, journal_schema_sql, NULL, NULL, NULL);
+		rc = sqlite3_exec(ref, schema, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(ref, schema_listing_sql, -1, &ours, NULL);
 	if (rc != SQLITE_OK) {
@@ -440,9 +483,9 @@ fail:
 	return -1;
 }
 
-static bool manager_row_valid(sqlite3_stmt *st)
+static bool manager_row_valid(sqlite3_stmt *st, int ncols)
 {
-	for (int col = 0; col < 5; col++) {
+	for (int col = 0; col < ncols; col++) {
 		int want = col == 3 ? SQLITE_TEXT : SQLITE_INTEGER;
 		if (sqlite3_column_type(st, col) != want)
 			return false;
@@ -459,7 +502,9 @@ static bool manager_row_valid(sqlite3_stmt *st)
 static int load_meta(struct journal *j)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(j->db, manager_select_sql, -1, &st, NULL);
+	bool v1 = j->meta.schema_version == 1;
+	int rc = sqlite3_prepare_v2(j->db, v1 ? manager_select_v1_sql : manager_select_sql, -1,
+				    &st, NULL);
 	if (rc != SQLITE_OK)
 		return sqlite_fail(j, rc, "read manager row");
 	rc = sqlite3_step(st);
@@ -470,7 +515,7 @@ static int load_meta(struct journal *j)
 			sqlite_fail(j, rc, "read manager row");
 		goto fail;
 	}
-	if (!manager_row_valid(st)) {
+	if (!manager_row_valid(st, v1 ? 5 : 7)) {
 		journal_fail(j, "malformed manager row");
 		goto fail;
 	}
@@ -479,6 +524,11 @@ static int load_meta(struct journal *j)
 	memcpy(j->meta.boot_id, sqlite3_column_blob(st, 3), UTIL_BOOT_ID_LEN);
 	j->meta.boot_id[UTIL_BOOT_ID_LEN] = '\0';
 	j->meta.created_at = sqlite3_column_int64(st, 4);
+	j->meta.has_shm_fs = !v1;
+	if (!v1) {
+		j->meta.shm_dev = (uint64_t)sqlite3_column_int64(st, 5);
+		j->meta.mnt_ns = (uint64_t)sqlite3_column_int64(st, 6);
+	}
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		if (rc == SQLITE_ROW)
@@ -497,10 +547,15 @@ fail:
 static int prepare_statements(struct journal *j)
 {
 	for (int i = 0; i < ST_NUM; i++) {
-		int rc = sqlite3_prepare_v3(j->db, journal_stmt_sql[i], -1,
-					    SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL);
+		const char *sql = j->meta.schema_version == 1
+					  ? journal_stmt_sql_v1((enum journal_stmt)i)
+					  : journal_stmt_sql[i];
+		if (!sql)
+			continue;
+		int rc = sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &j->st[i],
+					    NULL);
 		if (rc != SQLITE_OK)
-			return sqlite_fail(j, rc, journal_stmt_sql[i]);
+			return sqlite_fail(j, rc, sql);
 	}
 	return 0;
 }
@@ -556,6 +611,10 @@ static int insert_manager_row(struct journal *j, const struct journal_meta *meta
 		rc = sqlite3_bind_text(st, 3, meta->boot_id, UTIL_BOOT_ID_LEN, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 4, meta->created_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 5, (int64_t)meta->shm_dev);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 6, (int64_t)meta->mnt_ns);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
@@ -665,8 +724,9 @@ int journal_open(const char *dirpath, unsigned flags, struct journal **out, char
 	return 0;
 fail:
 	util_err(err, errlen, "%s/%s: %s", dirpath, JOURNAL_FILE, j->err);
+	bool empty = j->empty;
 	journal_close(j);
-	return -1;
+	return empty ? -ENODATA : -1;
 }
 
 const struct journal_meta *journal_meta(const struct journal *j)
@@ -771,6 +831,54 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
 	return stmt_run(j, ST_INSERT, "add");
 }
 
+int journal_adopt(struct journal *j, const struct journal_row *row)
+{
+	if (!row || row->len < 2 || row->len > 59)
+		return journal_fail(j, "adopt: invalid row");
+	if (!j->st[ST_ADOPT])
+		return journal_fail(j, "adopt: a version %d journal cannot take rows",
+				    j->meta.schema_version);
+	if (journal_begin(j) < 0)
+		return -1;
+	sqlite3_stmt *st = j->st[ST_ADOPT];
+	int rc = sqlite3_bind_blob(st, 1, row->name, (int)row->len, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, row->registered_at);
+	if (rc == SQLITE_OK)
+		rc = row->identified ? sqlite3_bind_int64(st, 3, (int64_t)row->ino)
+				     : sqlite3_bind_null(st, 3);
+	if (rc == SQLITE_OK)
+		rc = row->identified ? sqlite3_bind_int64(st, 4, row->btime_ns)
+				     : sqlite3_bind_null(st, 4);
+	if (rc != SQLITE_OK) {
+		sqlite_fail(j, SQLITE_MISUSE, "adopt: bind");
+		stmt_done(st);
+		return -1;
+	}
+	return stmt_run(j, ST_ADOPT, "adopt");
+}
+
+int journal_identify(struct journal *j, const char *name, size_t len, uint64_t ino,
+		     int64_t btime_ns, int64_t window_s)
+{
+	if (!name || len < 2 || len > 59)
+		return journal_fail(j, "identify: name length %zu out of range", len);
+	if (!j->st[ST_IDENTIFY])
+		return 0;
+	if (journal_begin(j) < 0)
+		return -1;
+	sqlite3_stmt *st = j->st[ST_IDENTIFY];
+	if (sqlite3_bind_blob(st, 1, name, (int)len, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, (int64_t)ino) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, btime_ns) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, window_s) != SQLITE_OK) {
+		sqlite_fail(j, SQLITE_MISUSE, "identify: bind");
+		stmt_done(st);
+		return -1;
+	}
+	return stmt_run(j, ST_IDENTIFY, "identify");
+}
+
 int journal_forget(struct journal *j, const char *name, size_t len)
 {
 	if (!name || len > INT_MAX)
@@ -799,6 +907,14 @@ static int read_row(struct journal *j, sqlite3_stmt *st, struct journal_row *row
 	row->name[len] = '\0';
 	row->len = (size_t)len;
 	row->registered_at = sqlite3_column_int64(st, 1);
+	/* The schema's CHECK keeps ino and btime_ns both NULL or both set; STRICT keeps
+	 * them integers. Anything else is a file changed under us. */
+	int ti = sqlite3_column_type(st, 2), tb = sqlite3_column_type(st, 3);
+	row->identified = ti == SQLITE_INTEGER && tb == SQLITE_INTEGER;
+	if (!row->identified && (ti != SQLITE_NULL || tb != SQLITE_NULL))
+		return journal_fail(j, "page: corrupt journal: a row with half an identity");
+	row->ino = row->identified ? (uint64_t)sqlite3_column_int64(st, 2) : 0;
+	row->btime_ns = row->identified ? sqlite3_column_int64(st, 3) : 0;
 	return 0;
 }
 
@@ -845,6 +961,35 @@ int journal_page(struct journal *j, const struct journal_row *after, struct jour
 	}
 	stmt_done(st);
 	return n;
+}
+
+int journal_names_between(struct journal *j, const struct journal_row *lo,
+			  const struct journal_row *hi, journal_name_cb *cb, void *arg)
+{
+	if (!lo || !hi || lo->len >= sizeof(lo->name) || hi->len >= sizeof(hi->name))
+		return journal_fail(j, "names_between: invalid arguments");
+	sqlite3_stmt *st = j->st[ST_RANGE];
+	if (sqlite3_bind_blob(st, 1, lo->name, (int)lo->len, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_blob(st, 2, hi->name, (int)hi->len, SQLITE_STATIC) != SQLITE_OK) {
+		stmt_done(st);
+		return sqlite_fail(j, SQLITE_MISUSE, "names_between: bind");
+	}
+	int rc, out = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *bytes = sqlite3_column_blob(st, 0);
+		int len = sqlite3_column_bytes(st, 0);
+		if (sqlite3_column_type(st, 0) != SQLITE_BLOB || !bytes || len < 2 || len > 59) {
+			out = journal_fail(j, "names_between: corrupt journal: a row that is "
+					      "not a name");
+			break;
+		}
+		if (cb(arg, bytes, (size_t)len) != 0)
+			break;
+	}
+	if (out == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		out = sqlite_fail(j, rc, "names_between");
+	stmt_done(st);
+	return out;
 }
 
 int64_t journal_count(struct journal *j)

@@ -24,7 +24,8 @@
 #include "util.h"
 
 #define JOURNAL_FILE "journal.db"
-#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_SCHEMA_VERSION 2     /* what journal_create writes */
+#define JOURNAL_SCHEMA_VERSION_MIN 1 /* the oldest a reader still reclaims (0.1.0) */
 #define JOURNAL_APPLICATION_ID 0x73686d77 /* 'shmw' */
 
 struct journal;
@@ -40,6 +41,12 @@ struct journal_meta {
 	pid_t manager_pid;
 	char boot_id[UTIL_BOOT_ID_LEN + 1];
 	int64_t created_at; /* unix seconds */
+	/* Which shm filesystem the names live in, and the manager's mount namespace (the
+	 * inode of /proc/self/ns/mnt); has_shm_fs is false for a version 1 journal, which
+	 * does not say. */
+	bool has_shm_fs;
+	uint64_t shm_dev;
+	uint64_t mnt_ns;
 };
 
 /* One row as read back: a copy of the stored name, len bytes (2..59, which the schema
@@ -47,6 +54,11 @@ struct journal_meta {
  * them with wire_name_check before acting on a name. */
 struct journal_row {
 	int64_t registered_at; /* unix seconds */
+	/* The journaled object, when learned (identified): its inode number on the shm
+	 * filesystem and its birth time (statx stx_btime) in nanoseconds since the epoch. */
+	bool identified;
+	uint64_t ino;
+	int64_t btime_ns;
 	size_t len;
 	char name[64];
 };
@@ -61,18 +73,33 @@ int journal_create(const char *dirpath, const struct journal_meta *meta, struct 
 		   char *err, size_t errlen);
 
 /* Opens an existing DIR/journal.db; DIR must contain no symlink (SQLite refuses a symlink
- * in any component of the path). With JOURNAL_UNTRUSTED: defensive mode, trusted_schema off, cell size checks, quick_check, and the
- * schema must equal schema/journal.sql exactly. A zero-byte, foreign, future or corrupt
- * file fails with a message that says which. Meta is read and available at once. */
+ * in any component of the path). With JOURNAL_UNTRUSTED: defensive mode, trusted_schema
+ * off, cell size checks, quick_check, and the schema must equal schema/journal.sql
+ * exactly. A zero-byte, foreign, future or corrupt file fails with a message that says
+ * which. Returns 0 with meta read and available at once; -ENODATA when the database
+ * (its -wal applied) holds no schema at all (a zero-byte file, or a manager killed
+ * before its schema transaction committed: nothing was ever registered in it); -1
+ * otherwise. */
 int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,
 		 size_t errlen);
 
 const struct journal_meta *journal_meta(const struct journal *j);
 const char *journal_error(const struct journal *j);
 
-/* Records a registration (INSERT OR IGNORE: re-registering a name is a no-op). */
+/* Records a registration. Registering a name again restarts it: registered_at becomes
+ * now_s and the identity learned for the earlier object is forgotten, since the client
+ * may be about to replace that object. */
 int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
 		int64_t now_s);
+/* Records an adopted row as it was (registered_at and identity kept); a name already
+ * journaled here is left as it is. */
+int journal_adopt(struct journal *j, const struct journal_row *row);
+/* Records which object a name means: only when the row has no identity yet (one per
+ * registration) and the object was born within window_s seconds after the registration
+ * (the rule of shmobj_born_within, applied in SQL so no read precedes the write).
+ * Version 1 journals have nowhere to keep it: a no-op there. */
+int journal_identify(struct journal *j, const char *name, size_t len, uint64_t ino,
+		     int64_t btime_ns, int64_t window_s);
 /* Removes a name (a free whose object is gone, a reclaimed or pruned row); absent
  * names are fine. */
 int journal_forget(struct journal *j, const char *name, size_t len);
@@ -88,6 +115,13 @@ void journal_rollback(struct journal *j);
  * the next call's after. */
 int journal_page(struct journal *j, const struct journal_row *after, struct journal_row *rows,
 		 int max);
+
+/* Calls cb for every journaled name from lo to hi inclusive (byte order), in order;
+ * a non-zero return from cb stops the walk. Returns 0, or -1. In autocommit, every call
+ * sees the latest commit of any writer. */
+typedef int journal_name_cb(void *arg, const char *name, size_t len);
+int journal_names_between(struct journal *j, const struct journal_row *lo,
+			  const struct journal_row *hi, journal_name_cb *cb, void *arg);
 
 /* Number of rows, or -1. */
 int64_t journal_count(struct journal *j);

@@ -210,15 +210,33 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 	log_debug("manager: client %u (pid %d): registered %s", c->id, (int)c->peer_pid, msg->name);
 }
 
+/* Records which object a row means (off the register path: at a free that finds the
+ * object, and at the prune tick). The journal takes it only for an unidentified row
+ * whose object was born within the prune grace after the registration. */
+static void manager_identify(struct manager *m, const char *name, size_t len,
+			     const struct shmobj_info *o)
+{
+	if (journal_identify(m->journal, name, len, o->ino, o->btime_ns, m->cfg.prune_grace_s) < 0) {
+		log_warn("manager: journal: identify %s: %s", name, journal_error(m->journal));
+		if (!journal_in_txn(m->journal))
+			manager_refuse_batch(m, journal_error(m->journal));
+	}
+}
+
 static void conn_free(struct conn *c, const struct wire_msg *msg)
 {
 	struct manager *m = c->m;
 	m->n_freed++;
 	/* Like the reference: another process may still hold the object, and then the
-	 * name stays registered until shutdown or a prune sees it gone. */
-	if (shmobj_exists(m->shm_dirfd, msg->name)) {
+	 * name stays registered until shutdown or a prune sees it gone. The statx costs no
+	 * more than the stat it replaces, and the row learns which object it means. */
+	struct shmobj_info o;
+	int found = shmobj_info(m->shm_dirfd, msg->name, &o);
+	if (found == 0 || errno != ENOENT) {
 		log_debug("manager: client %u (pid %d): free %s: object still exists, kept", c->id,
 			  (int)c->peer_pid, msg->name);
+		if (found == 0 && o.has_btime && S_ISREG(o.mode))
+			manager_identify(m, msg->name, msg->name_len, &o);
 		return;
 	}
 	if (journal_forget(m->journal, msg->name, msg->name_len) < 0) {
@@ -429,9 +447,16 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 	if (n < 0)
 		log_warn("manager: journal: prune: %s", journal_error(m->journal));
 	for (int i = 0; i < n; i++) {
-		if (now - rows[i].registered_at < m->cfg.prune_grace_s)
+		struct shmobj_info o;
+		int found = shmobj_info(m->shm_dirfd, rows[i].name, &o);
+		if (found == 0 || errno != ENOENT) {
+			/* Learned here, a row says which object it means should this manager
+			 * die: a reclaimer then leaves any other object of that name alone. */
+			if (found == 0 && !rows[i].identified && o.has_btime && S_ISREG(o.mode))
+				manager_identify(m, rows[i].name, rows[i].len, &o);
 			continue;
-		if (shmobj_exists(m->shm_dirfd, rows[i].name))
+		}
+		if (now - rows[i].registered_at < m->cfg.prune_grace_s)
 			continue;
 		if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
 			m->n_pruned++;
@@ -578,10 +603,16 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 		util_err(err, errlen, "realpath %s: %s", m->dirpath, strerror(errno));
 		return -1;
 	}
+	struct shmobj_fs fs;
+	if (shmobj_fs_self(m->shm_dirfd, &fs, err, errlen) < 0)
+		return -1;
 	struct journal_meta meta = { .schema_version = JOURNAL_SCHEMA_VERSION,
 				     .owner_uid = geteuid(),
 				     .manager_pid = getpid(),
-				     .created_at = util_wall_s() };
+				     .created_at = util_wall_s(),
+				     .has_shm_fs = true,
+				     .shm_dev = fs.dev,
+				     .mnt_ns = fs.mnt_ns };
 	memcpy(meta.boot_id, m->boot_id, sizeof(meta.boot_id));
 	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0)
 		return -1;
@@ -626,8 +657,9 @@ static bool manager_reclaim_own(struct manager *m)
 		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail, m->dirpath);
 		return false;
 	}
-	log_info("manager: shutdown: %u unlinked, %u already gone, %u still in use, %u refused",
-		 rep.unlinked, rep.gone, rep.in_use, rep.refused);
+	log_info("manager: shutdown: %u unlinked, %u already gone, %u still in use, %u refused "
+		 "(%u name reused), %u handed over to live managers", rep.unlinked, rep.gone,
+		 rep.in_use, rep.refused, rep.reused, rep.handed_over);
 	if (journal_count(m->journal) != 0) {
 		log_warn("manager: shutdown: %u object%s still in use by live processes stay journaled in %s "
 			 "for `shmwarden sweep`",

@@ -55,7 +55,8 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 	const struct report_totals *t = m->totals;
 
 	metrics_head(f, "shmwarden_sweep_last_success",
-		     "Whether the last sweep processed every manager directory (1) or not (0).");
+		     "Whether the last sweep did everything it should have (1) or not (0); "
+		     "unsafe, corrupt and foreign directories are findings, not failures.");
 	fprintf(f, "shmwarden_sweep_last_success %d\n", m->success ? 1 : 0);
 	metrics_head(f, "shmwarden_sweep_last_run_timestamp_seconds",
 		     "When the last sweep finished, in seconds since the epoch.");
@@ -72,7 +73,8 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 	metrics_head(f, "shmwarden_sweep_last_directories",
 		     "Manager directories the last sweep visited, by outcome: removed, kept "
 		     "(objects still in use), live, starting, and the skipped ones: unsafe "
-		     "(foreign or unsafe files), corrupt (unreadable journal), error.");
+		     "(foreign or unsafe files), corrupt (unreadable journal), foreign (names "
+		     "in another shm filesystem), error.");
 	for (int st = RECLAIM_REMOVED; st <= RECLAIM_ERROR; st++)
 		fprintf(f, "shmwarden_sweep_last_directories{status=\"%s\"} %u\n",
 			reclaim_status_str((enum reclaim_status)st), t->by_status[st]);
@@ -92,6 +94,16 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++)
 		fprintf(f, "shmwarden_sweep_last_objects{outcome=\"%s\"} %u\n", objs[i].outcome,
 			objs[i].n);
+
+	metrics_head(f, "shmwarden_sweep_last_objects_name_reused",
+		     "Of the refused objects, those whose name now names another object than "
+		     "the one its journal recorded (refused: name reused); left in place.");
+	fprintf(f, "shmwarden_sweep_last_objects_name_reused %u\n", t->reused);
+
+	metrics_head(f, "shmwarden_sweep_last_objects_handed_over",
+		     "Journaled names of dead managers that a live manager has registered "
+		     "since: rows dropped, objects left in the live manager's care.");
+	fprintf(f, "shmwarden_sweep_last_objects_handed_over %u\n", t->handed_over);
 
 	metrics_head(f, "shmwarden_sweep_last_reclaimed_bytes",
 		     "Bytes of shared memory the last sweep gave back (sizes of the objects it "

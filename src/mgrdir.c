@@ -1,23 +1,63 @@
-/* mgrdir.c — creating, locking and removing manager directories (see mgrdir.h).
+/* mgrdir.c — manager directories: create, lock, probe, list, remove (see mgrdir.h).
  *
  * The directory is made 0700 by mkdtemp, so only its owner (and root) can reach the
- * socket. The lock file is created before anything else, and locked at once, so a
- * sweeper that finds a directory without a lock knows it is at most a few
- * microseconds from being locked, or abandoned (see MGRDIR_STARTUP_GRACE_S).
+ * socket. It is flocked at once, then its lock file appears already locked, so a prober
+ * that finds neither lock held and no lock file knows the directory is at most a few
+ * microseconds from being locked, or abandoned (MGRDIR_STARTUP_GRACE_S).
+ *
+ * A probe changes nothing in a directory it does not act on: locks are taken with
+ * LOCK_NB and released, no file is created, and a dead directory's journal is read from
+ * a private copy, because SQLite rewrites -shm (and creates -wal and -shm for a
+ * checkpointed WAL journal) even for a query_only reader, and immutable=1 would ignore
+ * the WAL and with it every commit since the last checkpoint.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
 #include "mgrdir.h"
+#include "shmobj.h"
 #include "util.h"
+
+/* A journal larger than this is not copied to be looked at: real journals follow the live
+ * set (a few MiB at most), and a hostile one must not fill the reader's temp base. */
+#define MGRDIR_COPY_MAX (256ull << 20)
+
+/* How long mgrdir_lock_dir waits for a prober holding the directory lock for an instant. */
+#define MGRDIR_LOCK_WAIT_MS 1000
+
+const char *mgrdir_state_str(enum mgrdir_state st)
+{
+	switch (st) {
+	case MGRDIR_LIVE:
+		return "live";
+	case MGRDIR_DEAD:
+		return "dead";
+	case MGRDIR_STARTING:
+		return "starting";
+	case MGRDIR_UNSAFE:
+		return "unsafe";
+	case MGRDIR_FOREIGN:
+		return "foreign";
+	case MGRDIR_CORRUPT:
+		return "corrupt";
+	case MGRDIR_UNKNOWN:
+		break;
+	}
+	return "unknown";
+}
 
 bool mgrdir_is_name(const char *name)
 {
@@ -60,17 +100,15 @@ int mgrdir_trylock(int dirfd, bool create, int *lockfd, char *err, size_t errlen
 	return 0;
 }
 
-/* The lock file appears in the directory already locked: it is made unnamed
- * (O_TMPFILE), locked, then linked into place, so no sweeper can ever take the lock of a
- * manager that is starting. Filesystems without O_TMPFILE get create-then-lock, where a
- * sweeper that comes in between makes this start fail cleanly. */
-static int mgrdir_create_locked(int dfd, int *lockfd, char *err, size_t errlen)
+int mgrdir_create_lock(int dfd, int *lockfd, char *err, size_t errlen)
 {
 	int fd = openat(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0) {
+		/* Filesystems without O_TMPFILE: create then lock. The directory lock already
+		 * keeps probers from calling this manager dead in between. */
 		int rc = mgrdir_trylock(dfd, true, lockfd, err, errlen);
 		if (rc > 0)
-			util_err(err, errlen, "the lock of the new directory is held by another process");
+			util_err(err, errlen, "the lock file is held by another process");
 		return rc == 0 ? 0 : -1;
 	}
 	char proc[64];
@@ -85,10 +123,24 @@ static int mgrdir_create_locked(int dfd, int *lockfd, char *err, size_t errlen)
 	return 0;
 }
 
+int mgrdir_lock_dir(int dirfd, char *err, size_t errlen)
+{
+	int64_t deadline = util_now_ms() + MGRDIR_LOCK_WAIT_MS;
+	for (;;) {
+		if (flock(dirfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK || util_now_ms() > deadline) {
+			util_err(err, errlen, "flock the directory: %s", strerror(errno));
+			return -1;
+		}
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int *lockfd,
 		  char *err, size_t errlen)
 {
-	int dfd = -1, lfd = -1;
 	int n = snprintf(path, pathlen, "%s%s" MGRDIR_PREFIX "XXXXXX", base,
 			 base[strlen(base) - 1] == '/' ? "" : "/");
 	if (n < 0 || (size_t)n >= pathlen) {
@@ -97,26 +149,44 @@ int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int 
 	}
 	if (mgrdir_check_socket_fits(path, err, errlen) < 0)
 		return -1;
-	if (!mkdtemp(path)) {
-		util_err(err, errlen, "cannot create a directory in %s: %s", base, strerror(errno));
-		return -1;
+	char templ[PATH_MAX];
+	util_strlcpy(templ, path, sizeof(templ));
+	/* A sweeper may take a directory that stayed unlocked past the startup grace (a
+	 * stalled host) between mkdtemp and our flock: then it is unlinked, and we start
+	 * over with a new one rather than serve from a directory nobody can reach. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		util_strlcpy(path, templ, pathlen);
+		if (!mkdtemp(path)) {
+			util_err(err, errlen, "cannot create a directory in %s: %s", base,
+				 strerror(errno));
+			return -1;
+		}
+		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0) {
+			util_err(err, errlen, "open %s: %s", path, strerror(errno));
+			rmdir(path);
+			return -1;
+		}
+		struct stat st;
+		if (mgrdir_lock_dir(dfd, err, errlen) < 0 || fstat(dfd, &st) < 0) {
+			close(dfd);
+			rmdir(path);
+			return -1;
+		}
+		if (st.st_nlink == 0) {
+			close(dfd);
+			continue;
+		}
+		if (mgrdir_create_lock(dfd, lockfd, err, errlen) < 0) {
+			unlinkat(dfd, MGRDIR_LOCK, 0);
+			close(dfd);
+			rmdir(path);
+			return -1;
+		}
+		*dirfd = dfd;
+		return 0;
 	}
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0) {
-		util_err(err, errlen, "open %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (mgrdir_create_locked(dfd, &lfd, err, errlen) < 0)
-		goto fail;
-	*dirfd = dfd;
-	*lockfd = lfd;
-	return 0;
-fail:
-	if (dfd >= 0) {
-		unlinkat(dfd, MGRDIR_LOCK, 0);
-		close(dfd);
-	}
-	rmdir(path);
+	util_err(err, errlen, "a sweeper removed every directory this manager made in %s", base);
 	return -1;
 }
 
@@ -138,4 +208,596 @@ int mgrdir_remove(int basefd, const char *name, int dirfd, char *err, size_t err
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- listing -------------------------------------------------------------------- */
+
+static int mgrdir_cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void mgrdir_list_free(char **names, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+int mgrdir_list(int basefd, const char *skip, char ***out, size_t *count)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	/* A fresh open, not dup: a dup shares basefd's offset with the caller. */
+	int fd = openat(basefd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		int saved = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+		return -1;
+	}
+	/* Names first, work after: removing entries while reading the directory could make
+	 * readdir skip some, and sorted names give a stable report. */
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (!mgrdir_is_name(de->d_name) || (skip && strcmp(de->d_name, skip) == 0)) {
+			errno = 0;
+			continue;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char **nn = realloc(names, ncap * sizeof(*nn));
+			if (!nn)
+				goto fail;
+			names = nn;
+			cap = ncap;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			goto fail;
+		n++;
+		errno = 0;
+	}
+	if (errno)
+		goto fail;
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), mgrdir_cmp_names);
+	*out = names;
+	*count = n;
+	return 0;
+fail:;
+	int saved = errno ? errno : ENOMEM;
+	closedir(d);
+	mgrdir_list_free(names, n);
+	errno = saved;
+	return -1;
+}
+
+/* ---- probing -------------------------------------------------------------------- */
+
+static void mgrdir_set(struct mgrdir_probe *p, enum mgrdir_state st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void mgrdir_set(struct mgrdir_probe *p, enum mgrdir_state st, const char *fmt, ...)
+{
+	va_list ap;
+	p->state = st;
+	va_start(ap, fmt);
+	vsnprintf(p->why, sizeof(p->why), fmt, ap);
+	va_end(ap);
+}
+
+int mgrdir_fd_path(int dirfd, char *path, size_t len, char *err, size_t errlen)
+{
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+	ssize_t n = readlink(link, path, len);
+	if (n <= 0 || (size_t)n >= len || path[0] != '/') {
+		util_err(err, errlen, "cannot name the directory through %s: %s", link,
+			 n < 0 ? strerror(errno) : "path too long");
+		return -1;
+	}
+	path[n] = '\0';
+	return 0;
+}
+
+/* setfsuid is per thread and cannot fail loudly: it returns the previous id whether or
+ * not it changed anything, so the switch is verified by asking again. */
+static int mgrdir_fsid_switch(struct mgrdir_probe *p, uid_t uid, gid_t gid)
+{
+	p->saved_fsgid = (gid_t)setfsgid(gid);
+	p->saved_fsuid = (uid_t)setfsuid(uid);
+	p->fsid_switched = true;
+	uid_t nowu = (uid_t)setfsuid((uid_t)-1);
+	gid_t nowg = (gid_t)setfsgid((gid_t)-1);
+	if (nowu != uid || nowg != gid) {
+		mgrdir_set(p, MGRDIR_UNKNOWN, "cannot act as uid %u gid %u (setfsuid left %u/%u)",
+			   (unsigned)uid, (unsigned)gid, (unsigned)nowu, (unsigned)nowg);
+		return -1;
+	}
+	return 0;
+}
+
+static void mgrdir_fsid_restore(struct mgrdir_probe *p)
+{
+	if (!p->fsid_switched)
+		return;
+	setfsuid(p->saved_fsuid);
+	setfsgid(p->saved_fsgid);
+	p->fsid_switched = false;
+}
+
+/* The lock and journal files must be plain files of the owner that only the owner can
+ * write: a symlink or someone else's file is never opened on the owner's behalf.
+ * Returns 1 when the file exists and is fine, 0 when absent, -1 with the state set. */
+static int mgrdir_check_file(struct mgrdir_probe *p, const char *file, struct stat *st)
+{
+	if (fstatat(p->dirfd, file, st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		mgrdir_set(p, MGRDIR_UNKNOWN, "stat %s: %s", file, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "%s is %s, not a regular file", file,
+			   S_ISLNK(st->st_mode) ? "a symlink" : "special");
+		return -1;
+	}
+	if (st->st_uid != p->owner) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "%s is owned by uid %u, the directory by uid %u",
+			   file, (unsigned)st->st_uid, (unsigned)p->owner);
+		return -1;
+	}
+	if (st->st_mode & 022) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "%s is writable by group or others (mode %04o)", file,
+			   (unsigned)(st->st_mode & 07777));
+		return -1;
+	}
+	return 1;
+}
+
+/* The pid holding a flock on the directory or its lock file, from /proc/locks, or 0.
+ * Only for the report: liveness itself was decided by the locks. */
+static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
+{
+	FILE *f = fopen("/proc/locks", "re");
+	if (!f)
+		return 0;
+	char line[256];
+	pid_t found = 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char type[16];
+		int pid;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (strstr(line, "->"))
+			continue; /* a waiter, not the holder */
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
+			   &ino) != 5 || strcmp(type, "FLOCK") != 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			const struct stat *st = i ? lst : dst;
+			if (st && maj == major(st->st_dev) && min == minor(st->st_dev) &&
+			    ino == (unsigned long long)st->st_ino)
+				found = pid;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static void mgrdir_unlock(struct mgrdir_probe *p)
+{
+	if (p->lockfd >= 0) {
+		close(p->lockfd);
+		p->lockfd = -1;
+	}
+	if (p->locked) {
+		flock(p->dirfd, LOCK_UN);
+		p->locked = false;
+	}
+}
+
+/* Liveness by the locks: the directory's flock, then the lock file's. A dead
+ * directory's locks are kept for the caller (ACT) or while its journal is copied
+ * (JOURNAL); otherwise they are dropped at once. */
+static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, int64_t now_s,
+			       unsigned flags)
+{
+	struct stat lst;
+	if (flock(p->dirfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			mgrdir_set(p, MGRDIR_UNKNOWN, "flock: %s", strerror(errno));
+			return;
+		}
+		bool have = fstatat(p->dirfd, MGRDIR_LOCK, &lst, AT_SYMLINK_NOFOLLOW) == 0;
+		p->holder = mgrdir_lock_holder(dst, have ? &lst : NULL);
+		mgrdir_set(p, MGRDIR_LIVE, "%s", "");
+		return;
+	}
+	p->locked = true;
+	int have = mgrdir_check_file(p, MGRDIR_LOCK, &lst);
+	if (have < 0)
+		goto unlock;
+	if (have == 0) {
+		int64_t age = now_s - p->changed_s;
+		if (age < MGRDIR_STARTUP_GRACE_S) {
+			mgrdir_set(p, MGRDIR_STARTING,
+				   "no lock held, no lock file, changed %llds ago: a manager may be "
+				   "starting", (long long)age);
+			goto unlock;
+		}
+		p->state = MGRDIR_DEAD;
+		goto done;
+	}
+	/* O_RDONLY is enough for flock, and never needs write permission on a file we only
+	 * look at. */
+	int fd = openat(p->dirfd, MGRDIR_LOCK, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			/* Removed since the stat: a reclaimer finishing it, or a hand rm. Taken
+			 * as lockless on the next look. */
+			mgrdir_set(p, MGRDIR_STARTING, "its lock file vanished while being looked at");
+			goto unlock;
+		}
+		mgrdir_set(p, MGRDIR_UNKNOWN, "open %s: %s", MGRDIR_LOCK, strerror(errno));
+		goto unlock;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int saved = errno;
+		close(fd);
+		if (saved != EWOULDBLOCK) {
+			mgrdir_set(p, MGRDIR_UNKNOWN, "flock %s: %s", MGRDIR_LOCK, strerror(saved));
+			goto unlock;
+		}
+		p->holder = mgrdir_lock_holder(dst, &lst);
+		mgrdir_set(p, MGRDIR_LIVE, "%s", "");
+		goto unlock;
+	}
+	p->lockfd = fd;
+	p->state = MGRDIR_DEAD;
+done:
+	if (flags & (MGRDIR_PROBE_ACT | MGRDIR_PROBE_JOURNAL))
+		return;
+unlock:
+	mgrdir_unlock(p);
+}
+
+/* Copies dirfd/file to copydir/file (read with O_NOATIME where the owner allows it, so
+ * even the access time stays). 1 copied, 0 absent, -1 with why set. */
+static int mgrdir_copy_file(struct mgrdir_probe *p, const char *file)
+{
+	int in = openat(p->dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	if (in < 0 && errno == EPERM)
+		in = openat(p->dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0) {
+		if (errno == ENOENT)
+			return 0;
+		util_err(p->why, sizeof(p->why), "open %s: %s", file, strerror(errno));
+		return -1;
+	}
+	int rc = -1, out = -1;
+	struct stat st;
+	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+		util_err(p->why, sizeof(p->why), "%s is not a regular file", file);
+		goto out;
+	}
+	if ((unsigned long long)st.st_size > MGRDIR_COPY_MAX) {
+		util_err(p->why, sizeof(p->why), "%s is %lld bytes: too large to read without "
+			 "changing it", file, (long long)st.st_size);
+		goto out;
+	}
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/%s", p->copydir, file);
+	out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		util_err(p->why, sizeof(p->why), "copy %s: %s", file, strerror(errno));
+		goto out;
+	}
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			util_err(p->why, sizeof(p->why), "read %s: %s", file, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				util_err(p->why, sizeof(p->why), "copy %s: %s", file,
+					 strerror(errno));
+				goto out;
+			}
+			off += w;
+		}
+	}
+	rc = 1;
+out:
+	if (out >= 0)
+		close(out);
+	close(in);
+	return rc;
+}
+
+static void mgrdir_remove_copy(struct mgrdir_probe *p)
+{
+	if (!p->copydir[0])
+		return;
+	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
+					     JOURNAL_FILE "-shm" };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s/%s", p->copydir, files[i]);
+		unlink(path);
+	}
+	rmdir(p->copydir);
+	p->copydir[0] = '\0';
+}
+
+/* A private copy (db and -wal; SQLite rebuilds the -shm index from the WAL) in a new
+ * directory of the reader's temp base, made with the owner's identity so SQLite can
+ * open it as the owner. dirpath receives the copy's name, free of symlinks. */
+static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len)
+{
+	const char *bases[] = { util_tmpbase(), "/tmp" };
+	char err[200] = "";
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]) && !p->copydir[0]; i++) {
+		char resolved[PATH_MAX];
+		if (!realpath(bases[i], resolved) ||
+		    strlen(resolved) + 32 > sizeof(p->copydir))
+			continue;
+		snprintf(p->copydir, sizeof(p->copydir), "%.*s/.shmwarden-read-XXXXXX",
+			 (int)(sizeof(p->copydir) - 32), resolved);
+		if (!mkdtemp(p->copydir)) {
+			util_err(err, sizeof(err), "%s: %s", resolved, strerror(errno));
+			p->copydir[0] = '\0';
+		}
+	}
+	if (!p->copydir[0]) {
+		util_err(p->why, sizeof(p->why), "no temp directory to read a copy of the journal "
+			 "in (%s)", err);
+		return -1;
+	}
+	if (mgrdir_copy_file(p, JOURNAL_FILE) < 0 || mgrdir_copy_file(p, JOURNAL_FILE "-wal") < 0)
+		return -1;
+	util_strlcpy(dirpath, p->copydir, len);
+	return 0;
+}
+
+/* Whether the journal's names live in another shm filesystem than the one this process
+ * sees as /dev/shm (its manager row records the st_dev of its /dev/shm and its mount
+ * namespace; a version 1 journal records neither and is taken as this host's). st_dev
+ * alone decides: a tmpfs keeps its device number for its whole life in every mount
+ * namespace that sees it, so a container sharing the host's /dev/shm (another mount
+ * namespace, same device) is ours, and one with its own tmpfs is not, whatever its
+ * paths. The namespaces are for the human reading the report. */
+static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_meta *meta)
+{
+	struct shmobj_fs ours;
+	char err[200];
+	if (!meta->has_shm_fs)
+		return false;
+	int fd = shmobj_dir_open(err, sizeof(err));
+	if (fd < 0 || shmobj_fs_self(fd, &ours, err, sizeof(err)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		/* Cannot tell which shm filesystem is ours: act on nothing. */
+		util_err(p->why, sizeof(p->why), "%s", err);
+		return true;
+	}
+	close(fd);
+	if (meta->shm_dev == ours.dev)
+		return false;
+	util_err(p->why, sizeof(p->why),
+		 "its names live in another shm filesystem (device %u:%u, mount namespace %llu; "
+		 "ours is %u:%u in %llu): left for a reclaimer that sees it",
+		 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
+		 (unsigned long long)meta->mnt_ns, major((dev_t)ours.dev), minor((dev_t)ours.dev),
+		 (unsigned long long)ours.mnt_ns);
+	return true;
+}
+
+/* ACT on a dead directory opens its journal in place, read-write, and closing that
+ * handle would change the directory (checkpoint a SIGKILLed manager's WAL, make and
+ * remove -wal and -shm). A foreign directory must be left exactly as it is, so the
+ * journal is first read from a private copy to learn which shm filesystem it names.
+ * Returns true when the probe is decided (foreign, or the look failed). */
+static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
+{
+	char dirpath[PATH_MAX], err[320];
+	struct journal *j = NULL;
+	if (mgrdir_copy_journal(p, dirpath, sizeof(dirpath)) < 0) {
+		p->state = MGRDIR_UNKNOWN;
+		return true;
+	}
+	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
+			      sizeof(err));
+	bool decided = false;
+	if (rc == 0 && journal_meta(j)->owner_uid == p->owner &&
+	    mgrdir_probe_foreign(p, journal_meta(j))) {
+		p->state = MGRDIR_FOREIGN;
+		decided = true;
+	}
+	journal_close(j);
+	mgrdir_remove_copy(p);
+	/* Anything else (corrupt, another owner) the in-place open below says again. */
+	return decided;
+}
+
+/* Opens the journal of a probed directory: in place for ACT on a dead directory (the
+ * caller will change it anyway) and for a live one (read-only: its manager keeps -shm
+ * current); from a private copy for a dead directory only looked at. */
+static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
+				 unsigned flags)
+{
+	char dirpath[PATH_MAX], err[320];
+	bool dead = p->state == MGRDIR_DEAD;
+	struct stat jst;
+	if (fstatat(p->dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0)
+		return; /* none: a manager killed before creating it, or a reclaimer after
+			 * unlinking it; nothing was registered in it either way */
+	unsigned jflags = JOURNAL_UNTRUSTED;
+	if (dead && (flags & MGRDIR_PROBE_ACT) && mgrdir_probe_look_first(p))
+		return;
+	if (dead && !(flags & MGRDIR_PROBE_ACT)) {
+		jflags |= JOURNAL_READONLY;
+		if (mgrdir_copy_journal(p, dirpath, sizeof(dirpath)) < 0) {
+			p->state = MGRDIR_UNKNOWN;
+			return;
+		}
+	} else {
+		if (!dead)
+			jflags |= JOURNAL_READONLY;
+		if (mgrdir_fd_path(p->dirfd, dirpath, sizeof(dirpath), err, sizeof(err)) < 0) {
+			mgrdir_set(p, MGRDIR_UNKNOWN, "%s", err);
+			return;
+		}
+		/* SQLite walks the path from / with our (the owner's) identity: say so plainly
+		 * when the owner cannot reach it, rather than blame the journal. */
+		struct stat st;
+		if (stat(dirpath, &st) < 0) {
+			mgrdir_set(p, MGRDIR_UNKNOWN, "uid %u cannot reach %s: %s",
+				   (unsigned)p->owner, dirpath, strerror(errno));
+			return;
+		}
+		if (st.st_dev != dst->st_dev || st.st_ino != dst->st_ino) {
+			mgrdir_set(p, MGRDIR_UNSAFE, "the directory was moved while being checked");
+			return;
+		}
+	}
+	int rc = journal_open(dirpath, jflags, &p->journal, err, sizeof(err));
+	if (rc == -ENODATA) {
+		/* The schema and the manager row commit in one transaction, before the
+		 * manager prints its socket: a journal without them never held a row. */
+		p->journal_empty = true;
+		return;
+	}
+	if (rc < 0) {
+		/* The copy's name means nothing to the reader: name the file in the directory. */
+		const char *msg = strstr(err, JOURNAL_FILE ": ");
+		msg = msg ? msg + strlen(JOURNAL_FILE ": ") : err;
+		if (dead)
+			mgrdir_set(p, MGRDIR_CORRUPT, "journal: %s", msg);
+		else
+			util_err(p->why, sizeof(p->why), "journal: %s", msg);
+		return;
+	}
+	struct stat st;
+	if (!(jflags & JOURNAL_READONLY) &&
+	    (stat(dirpath, &st) < 0 || st.st_dev != dst->st_dev || st.st_ino != dst->st_ino)) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "the directory was moved while its journal was being "
+					     "opened");
+		mgrdir_close_journal(p);
+		return;
+	}
+	const struct journal_meta *meta = journal_meta(p->journal);
+	if (meta->owner_uid != p->owner) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "journal claims uid %u but the directory is owned by "
+					     "uid %u", (unsigned)meta->owner_uid, (unsigned)p->owner);
+		mgrdir_close_journal(p);
+		return;
+	}
+	if (dead && mgrdir_probe_foreign(p, meta)) {
+		p->state = MGRDIR_FOREIGN;
+		mgrdir_close_journal(p);
+	}
+}
+
+int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
+		 struct mgrdir_probe *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->state = MGRDIR_UNKNOWN;
+	p->owner = (uid_t)-1;
+	p->dirfd = p->lockfd = -1;
+	util_strlcpy(p->name, name, sizeof(p->name));
+	if (!mgrdir_is_name(name)) {
+		mgrdir_set(p, MGRDIR_UNKNOWN, "not a manager directory (names are %sXXXXXX)",
+			   MGRDIR_PREFIX);
+		return -1;
+	}
+	struct stat dst, st;
+	p->dirfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (p->dirfd < 0) {
+		int saved = errno;
+		if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			p->owner = st.st_uid;
+			p->changed_s = st.st_mtime > st.st_ctime ? st.st_mtime : st.st_ctime;
+			if (!S_ISDIR(st.st_mode)) {
+				mgrdir_set(p, MGRDIR_UNSAFE, "%s; not followed",
+					   S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+				return 0;
+			}
+		}
+		if (saved == ENOENT)
+			mgrdir_set(p, MGRDIR_UNKNOWN, "no such directory");
+		else
+			mgrdir_set(p, MGRDIR_UNKNOWN, "open: %s%s", strerror(saved),
+				   saved == EACCES ? " (another user's directory: run as root)" : "");
+		return -1;
+	}
+	if (fstat(p->dirfd, &dst) < 0) {
+		mgrdir_set(p, MGRDIR_UNKNOWN, "fstat: %s", strerror(errno));
+		return -1;
+	}
+	p->owner = dst.st_uid;
+	p->changed_s = dst.st_mtime > dst.st_ctime ? dst.st_mtime : dst.st_ctime;
+	if (dst.st_mode & 022) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "writable by group or others (mode %04o)",
+			   (unsigned)(dst.st_mode & 07777));
+		return 0;
+	}
+	uid_t euid = geteuid();
+	if ((flags & MGRDIR_PROBE_OWN) && euid != 0 && dst.st_uid != euid) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "not yours (owned by uid %u)", (unsigned)dst.st_uid);
+		return 0;
+	}
+	/* From here on the kernel checks every open, unlink and create as the owner: a
+	 * journal naming another user's object, or a file swapped in after our checks,
+	 * gets the owner's permissions, not root's; -wal/-shm SQLite makes are the owner's. */
+	if (euid == 0 && dst.st_uid != 0 && mgrdir_fsid_switch(p, dst.st_uid, dst.st_gid) < 0)
+		return -1;
+	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
+					     JOURNAL_FILE "-shm" };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (mgrdir_check_file(p, files[i], &st) < 0)
+			return p->state == MGRDIR_UNKNOWN ? -1 : 0;
+	mgrdir_probe_locks(p, &dst, now_s, flags);
+	if (p->state != MGRDIR_LIVE && p->state != MGRDIR_DEAD)
+		return p->state == MGRDIR_UNKNOWN ? -1 : 0;
+	if (flags & MGRDIR_PROBE_JOURNAL)
+		mgrdir_probe_journal(p, &dst, flags);
+	/* Copied under the lock, so no reclaimer changed it halfway; the copy is ours
+	 * alone, so looking holds no lock past the look. */
+	if (!(flags & MGRDIR_PROBE_ACT))
+		mgrdir_unlock(p);
+	return p->state == MGRDIR_UNKNOWN ? -1 : 0;
+}
+
+void mgrdir_close_journal(struct mgrdir_probe *p)
+{
+	journal_close(p->journal);
+	p->journal = NULL;
+}
+
+void mgrdir_release(struct mgrdir_probe *p)
+{
+	mgrdir_close_journal(p);
+	mgrdir_remove_copy(p);
+	if (p->lockfd >= 0)
+		close(p->lockfd);
+	if (p->dirfd >= 0)
+		close(p->dirfd); /* drops the directory lock with it */
+	p->lockfd = p->dirfd = -1;
+	p->locked = false;
+	mgrdir_fsid_restore(p);
 }

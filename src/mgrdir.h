@@ -1,40 +1,139 @@
-/* mgrdir.h — a manager's directory: its name, its files, its liveness lock.
+/* mgrdir.h — a manager directory, end to end: create, lock, probe, list, remove.
  *
  * A manager directory is BASE/shmwarden-XXXXXX holding manager.sock, lock and the
- * journal. The manager holds flock(LOCK_EX) on `lock` for its whole life; the kernel
- * drops it when the manager dies however it dies, so "can I take the lock" is the
- * liveness test (invariant 3). The lock file is opened O_CLOEXEC so no exec'd child
- * inherits it.
+ * journal. It is the unit every part of shmwarden reasons about, and this module is the
+ * only one that decides what state a directory is in: reclaim (sweep, recover, a
+ * restarted manager's adoption), ls and the metrics all read one struct mgrdir_probe.
+ *
+ * Liveness (DESIGN.md, invariant 3): a live manager holds flock(LOCK_EX) on the
+ * directory itself, for its whole life. systemd-tmpfiles skips a directory held with a
+ * BSD flock (tmpfiles.d(5)), so age rules never empty a live manager's directory; and
+ * the kernel drops the lock when the manager dies however it dies. The manager also
+ * holds flock on the `lock` file, as managers before the directory lock did: liveness
+ * is "either lock is held", so directories of running older managers stay live. A
+ * missing lock file is never proof of death. Every descriptor is O_CLOEXEC so no exec'd
+ * child inherits a lock.
  */
 #ifndef SHMWARDEN_MGRDIR_H
 #define SHMWARDEN_MGRDIR_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define MGRDIR_PREFIX "shmwarden-"
 #define MGRDIR_SOCKET "manager.sock"
 #define MGRDIR_LOCK "lock"
 
-/* A directory without a lock file younger than this may be a manager still starting:
- * sweepers leave it alone. */
-#define MGRDIR_STARTUP_GRACE_S 60
+/* A directory whose locks nobody holds and that has no lock file, younger than this, may
+ * be a manager between mkdtemp and its flock (microseconds; seconds on a stalled host):
+ * it is "starting" and left alone. A manager that loses this race notices (the directory
+ * it locked is unlinked) and makes another. */
+#define MGRDIR_STARTUP_GRACE_S 5
 
-/* Makes BASE/shmwarden-XXXXXX (mode 0700), creates and locks its lock file.
- * path receives the directory's absolute path. The socket path must fit sun_path:
- * if BASE is too long, fails with a message that says so. */
+/* What a probe found. Live, dead and starting are decided by the locks; the others say
+ * why the directory must not be acted on, or could not be looked at. */
+enum mgrdir_state {
+	MGRDIR_LIVE,     /* a process holds the directory's flock or its lock file's */
+	MGRDIR_DEAD,     /* nobody does: its journal is for a reclaimer */
+	MGRDIR_STARTING, /* no lock held, no lock file, and young: a manager starting */
+	MGRDIR_UNSAFE,   /* symlinks, files of another user, writable by group or others,
+			  * or a journal claiming another owner: never acted on */
+	MGRDIR_FOREIGN,  /* the journal's names live in another shm filesystem or mount
+			  * namespace: not this host's /dev/shm to reclaim in */
+	MGRDIR_CORRUPT,  /* dead, and its journal cannot be read: left for a human */
+	MGRDIR_UNKNOWN,  /* could not be looked at (permissions, I/O): why says */
+};
+#define MGRDIR_NSTATES (MGRDIR_UNKNOWN + 1)
+
+/* "live", "dead", "starting", "unsafe", "foreign", "corrupt", "unknown". */
+const char *mgrdir_state_str(enum mgrdir_state st);
+
+/* mgrdir_probe flags */
+#define MGRDIR_PROBE_JOURNAL 0x1 /* open the journal (probe->journal) */
+#define MGRDIR_PROBE_ACT 0x2     /* the caller will change a dead directory: it stays
+				  * locked until mgrdir_release, and its journal is opened
+				  * in place, read-write. Without it nothing in the directory
+				  * is written: a dead directory's journal is read from a
+				  * private copy (db and -wal), live ones in place, read-only */
+#define MGRDIR_PROBE_OWN 0x4     /* unless root, a directory of another owner is unsafe */
+
+struct journal;
+
+struct mgrdir_probe {
+	enum mgrdir_state state;
+	char name[256];
+	uid_t owner;       /* the directory's owner; (uid_t)-1 when it cannot be seen */
+	pid_t holder;      /* live: the pid holding a lock (/proc/locks), 0 unknown */
+	int64_t changed_s; /* the newer of the directory's mtime and ctime */
+	char why[256];     /* why, for every state but dead; for live, a note or "" */
+	/* PROBE_JOURNAL: the journal, opened JOURNAL_UNTRUSTED (NULL: none, or an empty
+	 * one, or one that could not be read: then why says so). */
+	struct journal *journal;
+	bool journal_empty; /* journal.db exists but holds no schema (killed while creating
+			     * it): nothing was ever registered in it */
+	/* Held until mgrdir_release: */
+	int dirfd;   /* the directory, opened O_NOFOLLOW; -1 */
+	int lockfd;  /* ACT on a dead directory: its lock file, locked; -1 */
+	bool locked; /* ACT on a dead directory: dirfd holds the directory's flock */
+	bool fsid_switched;
+	uid_t saved_fsuid;
+	gid_t saved_fsgid;
+	char copydir[PATH_MAX]; /* the private copy of a journal, removed at release */
+};
+
+/* Probes basefd/name: opens it without following symlinks, checks that it and its
+ * files are plain, the owner's and writable only by the owner, decides liveness by the
+ * locks and, with PROBE_JOURNAL, opens the journal. As root, every step below the
+ * directory runs with the owner's filesystem identity (setfsuid) until mgrdir_release,
+ * so the kernel refuses what the owner could not do. now_s is the wall clock for the
+ * startup grace. Returns 0 when the state was decided, -1 for MGRDIR_UNKNOWN. Always
+ * call mgrdir_release afterwards. */
+int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
+		 struct mgrdir_probe *probe);
+
+/* Closes the journal (if still open), removes a private copy, releases the locks,
+ * closes the directory and restores the filesystem identity. Safe to call twice. */
+void mgrdir_release(struct mgrdir_probe *probe);
+
+/* Closes probe->journal now (before mgrdir_remove). */
+void mgrdir_close_journal(struct mgrdir_probe *probe);
+
+/* Makes BASE/shmwarden-XXXXXX (mode 0700), flocks it, then creates and flocks its lock
+ * file. path receives the directory's absolute path; *dirfd holds the directory lock.
+ * The socket path must fit sun_path: if BASE is too long, fails saying so. */
 int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int *lockfd,
 		  char *err, size_t errlen);
+
+/* Takes the directory lock on dirfd, waiting up to a second for a prober that holds it
+ * for an instant. 0, or -1 with err set. */
+int mgrdir_lock_dir(int dirfd, char *err, size_t errlen);
+
+/* Creates dirfd/lock already locked (O_TMPFILE, flock, linkat): no prober ever takes
+ * the lock of a manager that is creating it. *lockfd receives it. */
+int mgrdir_create_lock(int dirfd, int *lockfd, char *err, size_t errlen);
 
 /* True when name looks like a manager directory name. */
 bool mgrdir_is_name(const char *name);
 
 /* Opens dirfd/lock without following symlinks and tries flock(LOCK_EX|LOCK_NB).
- * Returns 0 with *lockfd set when locked (the owner is dead), 1 when a live process
- * holds it, -1 on error (ENOENT: no lock file). When create is true a missing lock file
- * is created first. */
+ * Returns 0 with *lockfd set when locked, 1 when another open file holds it, -1 on
+ * error (errno; ENOENT: no lock file). When create is true a missing lock file is
+ * created first. */
 int mgrdir_trylock(int dirfd, bool create, int *lockfd, char *err, size_t errlen);
+
+/* The manager directory names in basefd (skipping skip, which may be NULL), sorted
+ * (a stable order). Returns 0 with *names (free with mgrdir_list_free), or -1 with
+ * errno. */
+int mgrdir_list(int basefd, const char *skip, char ***names, size_t *count);
+void mgrdir_list_free(char **names, size_t count);
+
+/* The kernel's name of an open directory (/proc/self/fd), with no symlink in it, as
+ * SQLite requires. 0, or -1 with err set. */
+int mgrdir_fd_path(int dirfd, char *path, size_t len, char *err, size_t errlen);
 
 /* Unlinks the manager's files (socket, journal and its -wal/-shm, lock) and removes
  * the directory name from basefd. Missing files are fine; an unexpected file leaves the

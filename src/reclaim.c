@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "livemgr.h"
 #include "log.h"
 #include "mgrdir.h"
 #include "reclaim.h"
@@ -36,11 +37,14 @@
 
 enum reclaim_action { RECLAIM_KEEP, RECLAIM_DROP, RECLAIM_ADOPT };
 
-/* The filesystem identity we run with before reclaim_dir switched to the owner's. */
-struct reclaim_fsid {
-	bool switched;
-	uid_t uid;
-	gid_t gid;
+/* What the first pass over a page found for one row: the object (statx), then whether a
+ * live manager holds the name. In that order: see livemgr.c. */
+struct reclaim_probe {
+	const char *invalid; /* why the name is not a valid one; nothing else was done */
+	int stat_errno;      /* 0: info is the object's */
+	struct shmobj_info info;
+	bool held;           /* a live manager's journal lists the name */
+	pid_t holder;
 };
 
 const char *reclaim_status_str(enum reclaim_status st)
@@ -58,10 +62,38 @@ const char *reclaim_status_str(enum reclaim_status st)
 		return "unsafe";
 	case RECLAIM_CORRUPT:
 		return "corrupt";
+	case RECLAIM_FOREIGN:
+		return "foreign";
 	case RECLAIM_ERROR:
 		return "error";
 	}
 	return "unknown";
+}
+
+bool reclaim_is_finding(enum reclaim_status st)
+{
+	return st == RECLAIM_UNSAFE || st == RECLAIM_CORRUPT || st == RECLAIM_FOREIGN;
+}
+
+/* What a probe's state means for a reclaimer. */
+static enum reclaim_status reclaim_status_of(enum mgrdir_state st)
+{
+	switch (st) {
+	case MGRDIR_LIVE:
+		return RECLAIM_LIVE;
+	case MGRDIR_STARTING:
+		return RECLAIM_STARTING;
+	case MGRDIR_UNSAFE:
+		return RECLAIM_UNSAFE;
+	case MGRDIR_FOREIGN:
+		return RECLAIM_FOREIGN;
+	case MGRDIR_CORRUPT:
+		return RECLAIM_CORRUPT;
+	case MGRDIR_DEAD:
+	case MGRDIR_UNKNOWN:
+		break;
+	}
+	return RECLAIM_ERROR;
 }
 
 /* Journaled names come from files users write: never let one put control characters
@@ -94,48 +126,110 @@ static void reclaim_set(struct reclaim_report *r, enum reclaim_status st, const 
 	va_end(ap);
 }
 
-/* Decides one row; counts it in the report. Unlinks unless dry run. */
+/* Whether the object now under the row's name is the one the row journaled: the same
+ * inode and birth time, or, for a row never identified, born within the window after
+ * its registration. A filesystem without birth times leaves only the inode to compare
+ * (and, for an unidentified row, nothing: the rules of release 0.1.0). */
+static bool reclaim_is_journaled(const struct journal_row *row, const struct shmobj_info *o)
+{
+	if (row->identified)
+		return o->ino == row->ino && (!o->has_btime || o->btime_ns == row->btime_ns);
+	if (!o->has_btime)
+		return true;
+	return shmobj_born_within(o->btime_ns, row->registered_at, SHMOBJ_BIRTH_WINDOW_S);
+}
+
+/* Decides one row; counts it in the report. Unlinks unless dry run. *learned is set
+ * when the row, never identified, is kept or adopted: it then carries the identity to
+ * record. */
 static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t owner,
 				       const char *who, const struct journal_row *row,
+				       const struct reclaim_probe *p, struct journal_row *learned,
 				       struct reclaim_report *r)
 {
 	char pn[WIRE_NAME_FIELD * 4 + 8];
 	reclaim_printable(row->name, row->len, pn, sizeof(pn));
-	const char *why = wire_name_check(row->name, row->len);
-	if (why) {
+	if (p->invalid) {
 		r->refused++;
-		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, pn, why);
+		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, pn, p->invalid);
 		return RECLAIM_DROP;
 	}
-	struct stat st;
-	if (shmobj_stat(opts->shm_dirfd, row->name, &st) < 0) {
-		if (errno == ENOENT) {
+	const struct shmobj_info st = p->info;
+	if (p->stat_errno) {
+		if (p->stat_errno == ENOENT && opts->young_s > 0 &&
+		    opts->now_s - row->registered_at < opts->young_s) {
+			/* Registered a moment ago: its client got (or is about to get) the OK
+			 * and creates the object next. Dropping the row now would leave that
+			 * object tracked by nobody. */
+			r->young++;
+			log_debug("reclaim: %s: %s: not created yet, registered %llds ago; kept",
+				  who, pn, (long long)(opts->now_s - row->registered_at));
+			return RECLAIM_KEEP;
+		}
+		if (p->stat_errno == ENOENT) {
 			r->gone++;
 			log_debug("reclaim: %s: %s: already gone", who, pn);
 			return RECLAIM_DROP;
 		}
 		log_warn("reclaim: %s: %s: stat: %s; kept for a later pass", who, pn,
-			 strerror(errno));
+			 strerror(p->stat_errno));
 		return RECLAIM_KEEP;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != owner) {
+	if (!S_ISREG(st.mode) || st.uid != owner) {
 		r->refused++;
-		if (!S_ISREG(st.st_mode))
+		if (!S_ISREG(st.mode))
 			log_warn("reclaim: %s: refusing %s: not a regular file in %s", who, pn,
 				 SHMOBJ_DIR);
 		else
 			log_warn("reclaim: %s: refusing %s: the object belongs to uid %u, the "
-				 "journal to uid %u", who, pn, (unsigned)st.st_uid,
+				 "journal to uid %u", who, pn, (unsigned)st.uid,
 				 (unsigned)owner);
+		return RECLAIM_DROP;
+	}
+	if (p->held) {
+		/* A live manager registered the name since: the object is in its care now,
+		 * whichever object it is. Handed over: the row goes, the object stays. */
+		r->handed_over++;
+		log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, not "
+			 "unlinked", who, pn, (int)p->holder);
+		return RECLAIM_DROP;
+	}
+	if (!reclaim_is_journaled(row, &st)) {
+		/* Someone else's object under a journaled name: the journaled one was removed
+		 * (its free lost with the manager), and this one is not ours to judge. */
+		r->refused++;
+		r->reused++;
+		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %lld.%09lld, "
+			 "not the journaled object (%s)", who, pn, (unsigned long long)st.ino,
+			 (long long)(st.btime_ns / 1000000000),
+			 (long long)(st.btime_ns % 1000000000),
+			 row->identified ? "another inode or birth time"
+					 : "born outside the window after its registration");
 		return RECLAIM_DROP;
 	}
 	if (inuse_contains(opts->inuse, row->name)) {
 		r->in_use++;
 		log_debug("reclaim: %s: %s: in use by a live process; kept", who, pn);
+		*learned = *row;
+		if (st.has_btime) {
+			learned->identified = true;
+			learned->ino = st.ino;
+			learned->btime_ns = st.btime_ns;
+		}
 		if (opts->adopt_into) {
 			r->adopted++;
 			return opts->dry_run ? RECLAIM_KEEP : RECLAIM_ADOPT;
 		}
+		return RECLAIM_KEEP;
+	}
+	/* The unlink goes by name: look again just before it, so an object that replaced
+	 * the checked one in the meantime is left alone; what remains is the few
+	 * instructions between this statx and unlinkat (SECURITY.md). */
+	struct shmobj_info again;
+	if (!opts->dry_run && shmobj_info(opts->shm_dirfd, row->name, &again) == 0 &&
+	    (again.ino != st.ino || again.btime_ns != st.btime_ns)) {
+		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
+			 "pass", who, pn);
 		return RECLAIM_KEEP;
 	}
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
@@ -155,8 +249,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 		return RECLAIM_KEEP;
 	}
 	r->unlinked++;
-	r->bytes += (uint64_t)st.st_size;
-	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.st_size);
+	r->bytes += (uint64_t)st.size;
+	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.size);
 	return RECLAIM_DROP;
 }
 
@@ -165,8 +259,14 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 {
 	int rc = -1;
 	struct journal_row *rows = malloc(RECLAIM_PAGE * sizeof(*rows));
+	struct journal_row *learned = malloc(RECLAIM_PAGE * sizeof(*learned));
+	struct reclaim_probe *probe = malloc(RECLAIM_PAGE * sizeof(*probe));
 	bool *drop = malloc(RECLAIM_PAGE * sizeof(*drop));
-	if (!rows || !drop) {
+	bool *held = malloc(RECLAIM_PAGE * sizeof(*held));
+	pid_t *holder = malloc(RECLAIM_PAGE * sizeof(*holder));
+	struct livemgr *live = NULL;
+	struct stat shm_st;
+	if (!rows || !learned || !probe || !drop || !held || !holder) {
 		snprintf(report->detail, sizeof(report->detail), "out of memory");
 		goto out;
 	}
@@ -175,6 +275,18 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 		reclaim_printable(report->dir, strlen(report->dir), who, sizeof(who));
 	else
 		util_strlcpy(who, "journal", sizeof(who));
+	if (!opts->no_live_check) {
+		if (fstat(opts->shm_dirfd, &shm_st) < 0) {
+			snprintf(report->detail, sizeof(report->detail), "fstat %s: %s",
+				 SHMOBJ_DIR, strerror(errno));
+			goto out;
+		}
+		live = livemgr_new(owner, (uint64_t)shm_st.st_dev, opts->adopt_into);
+		if (!live) {
+			snprintf(report->detail, sizeof(report->detail), "out of memory");
+			goto out;
+		}
+	}
 	struct journal_row after;
 	bool resume = false;
 	for (;;) {
@@ -188,15 +300,42 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			break;
 		after = rows[n - 1];
 		resume = true;
+		/* First every object of the page, then the live managers' journals: a name a
+		 * live manager gave an object we saw was committed before we looked. */
+		for (int i = 0; i < n; i++) {
+			struct reclaim_probe *p = &probe[i];
+			memset(p, 0, sizeof(*p));
+			p->invalid = wire_name_check(rows[i].name, rows[i].len);
+			if (!p->invalid && shmobj_info(opts->shm_dirfd, rows[i].name, &p->info) < 0)
+				p->stat_errno = errno;
+		}
+		bool live_unknown = false;
+		if (live) {
+			livemgr_refresh(live);
+			live_unknown = livemgr_mark(live, rows, n, held, holder) < 0;
+			for (int i = 0; i < n; i++) {
+				probe[i].held = held[i];
+				probe[i].holder = holder[i];
+			}
+		}
 		bool adopted = false;
 		for (int i = 0; i < n; i++) {
-			enum reclaim_action a = reclaim_row(opts, owner, who, &rows[i], report);
+			learned[i].identified = false;
+			enum reclaim_action a;
+			if (live_unknown && !probe[i].invalid && !probe[i].stat_errno) {
+				/* Whose the name is could not be read: nothing is unlinked. */
+				a = RECLAIM_KEEP;
+			} else {
+				a = reclaim_row(opts, owner, who, &rows[i], &probe[i], &learned[i],
+						report);
+			}
 			drop[i] = a != RECLAIM_KEEP;
 			if (a == RECLAIM_KEEP)
 				continue;
 			if (a == RECLAIM_ADOPT) {
-				if (journal_add(opts->adopt_into, rows[i].name, rows[i].len, 0,
-						opts->now_s) < 0) {
+				/* The row keeps its registration time and carries the object's
+				 * identity, so the adopter's own reclaim judges the same object. */
+				if (journal_adopt(opts->adopt_into, &learned[i]) < 0) {
 					snprintf(report->detail, sizeof(report->detail),
 						 "adopting journal: %s",
 						 journal_error(opts->adopt_into));
@@ -215,7 +354,14 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			goto out;
 		}
 		for (int i = 0; i < n; i++) {
-			if (drop[i] && journal_forget(j, rows[i].name, rows[i].len) < 0) {
+			int rc2 = 0;
+			if (drop[i])
+				rc2 = journal_forget(j, rows[i].name, rows[i].len);
+			else if (!rows[i].identified && learned[i].identified)
+				/* Kept in use: from now on the row means this object. */
+				rc2 = journal_identify(j, rows[i].name, rows[i].len, learned[i].ino,
+						       learned[i].btime_ns, SHMOBJ_BIRTH_WINDOW_S);
+			if (rc2 < 0) {
 				snprintf(report->detail, sizeof(report->detail), "journal: %s",
 					 journal_error(j));
 				goto out;
@@ -229,168 +375,14 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	}
 	rc = 0;
 out:
+	livemgr_free(live);
 	free(rows);
+	free(learned);
+	free(probe);
 	free(drop);
+	free(held);
+	free(holder);
 	return rc;
-}
-
-/* setfsuid is per thread and cannot fail loudly: it returns the previous id whether or
- * not it changed anything, so the switch is verified by asking again. */
-static int reclaim_fsid_switch(uid_t uid, gid_t gid, struct reclaim_fsid *saved,
-			       struct reclaim_report *r)
-{
-	saved->gid = (gid_t)setfsgid(gid);
-	saved->uid = (uid_t)setfsuid(uid);
-	saved->switched = true;
-	uid_t nowu = (uid_t)setfsuid((uid_t)-1);
-	gid_t nowg = (gid_t)setfsgid((gid_t)-1);
-	if (nowu != uid || nowg != gid) {
-		reclaim_set(r, RECLAIM_ERROR, "cannot act as uid %u gid %u (setfsuid left %u/%u)",
-			    (unsigned)uid, (unsigned)gid, (unsigned)nowu, (unsigned)nowg);
-		return -1;
-	}
-	return 0;
-}
-
-static void reclaim_fsid_restore(struct reclaim_fsid *saved)
-{
-	if (!saved->switched)
-		return;
-	setfsuid(saved->uid);
-	setfsgid(saved->gid);
-	saved->switched = false;
-	if ((uid_t)setfsuid((uid_t)-1) != saved->uid || (gid_t)setfsgid((gid_t)-1) != saved->gid)
-		log_error("reclaim: could not restore filesystem uid %u gid %u",
-			  (unsigned)saved->uid, (unsigned)saved->gid);
-}
-
-/* The pid holding a flock on the file (dev, ino), from /proc/locks, or 0. Only for the
- * report: liveness itself was decided by the lock. */
-static pid_t reclaim_lock_holder(const struct stat *st)
-{
-	FILE *f = fopen("/proc/locks", "re");
-	if (!f)
-		return 0;
-	char line[256];
-	pid_t found = 0;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char type[16];
-		int pid;
-		unsigned maj, min;
-		unsigned long long ino;
-		if (strstr(line, "->"))
-			continue; /* a waiter, not the holder */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &ino) == 5 &&
-		    strcmp(type, "FLOCK") == 0 && maj == major(st->st_dev) &&
-		    min == minor(st->st_dev) && ino == (unsigned long long)st->st_ino)
-			found = pid;
-	}
-	fclose(f);
-	return found;
-}
-
-/* The lock and journal files must be plain files of the owner that only the owner can
- * write: a symlink or someone else's file is never opened on the owner's behalf.
- * Returns 1 when the file exists and is fine, 0 when absent, -1 with the report set. */
-static int reclaim_check_file(int dirfd, const char *file, uid_t owner, struct stat *st,
-			      struct reclaim_report *r)
-{
-	if (fstatat(dirfd, file, st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		reclaim_set(r, RECLAIM_ERROR, "stat %s: %s", file, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		reclaim_set(r, RECLAIM_UNSAFE, "%s is %s, not a regular file", file,
-			    S_ISLNK(st->st_mode) ? "a symlink" : "special");
-		return -1;
-	}
-	if (st->st_uid != owner) {
-		reclaim_set(r, RECLAIM_UNSAFE, "%s is owned by uid %u, the directory by uid %u",
-			    file, (unsigned)st->st_uid, (unsigned)owner);
-		return -1;
-	}
-	if (st->st_mode & 022) {
-		reclaim_set(r, RECLAIM_UNSAFE, "%s is writable by group or others (mode %04o)",
-			    file, (unsigned)(st->st_mode & 07777));
-		return -1;
-	}
-	return 1;
-}
-
-/* Takes the directory's lock. Returns 0 with *lockfd set (or -1 in a dry run of an
- * abandoned directory: nothing is created then), 1 when the report says why not. */
-static int reclaim_lock(const struct reclaim_opts *opts, int dirfd, const struct stat *dst,
-			int *lockfd, struct reclaim_report *r)
-{
-	struct stat lst;
-	char err[200];
-	int have = reclaim_check_file(dirfd, MGRDIR_LOCK, dst->st_uid, &lst, r);
-	if (have < 0)
-		return 1;
-	if (have == 0) {
-		/* mgrdir_create locks right after mkdtemp: a lockless directory is a
-		 * manager a few microseconds from locking, or one that never will. */
-		int64_t changed = dst->st_mtime > dst->st_ctime ? dst->st_mtime : dst->st_ctime;
-		int64_t age = opts->now_s - changed;
-		if (age < MGRDIR_STARTUP_GRACE_S) {
-			reclaim_set(r, RECLAIM_STARTING,
-				    "no lock file and changed %llds ago: a manager may be starting",
-				    (long long)age);
-			return 1;
-		}
-		if (opts->dry_run) {
-			*lockfd = -1;
-			return 0;
-		}
-	}
-	int rc = mgrdir_trylock(dirfd, have == 0, lockfd, err, sizeof(err));
-	if (rc == 0)
-		return 0;
-	if (rc > 0) {
-		if (have || fstatat(dirfd, MGRDIR_LOCK, &lst, AT_SYMLINK_NOFOLLOW) == 0)
-			r->manager_pid = reclaim_lock_holder(&lst);
-		if (r->manager_pid)
-			reclaim_set(r, RECLAIM_LIVE, "a live manager (pid %d) holds it",
-				    (int)r->manager_pid);
-		else
-			reclaim_set(r, RECLAIM_LIVE, "a live process holds its lock");
-		return 1;
-	}
-	if (have && fstatat(dirfd, MGRDIR_LOCK, &lst, AT_SYMLINK_NOFOLLOW) < 0 &&
-	    errno == ENOENT) {
-		reclaim_set(r, RECLAIM_LIVE, "another process is removing it");
-		return 1;
-	}
-	reclaim_set(r, RECLAIM_ERROR, "%s", err);
-	return 1;
-}
-
-/* Where SQLite should open the journal. SQLite 3.40 resolves every symlink of a path
- * itself (so /proc/self/fd/N would become the real path anyway) and, opened with
- * SQLITE_OPEN_NOFOLLOW, refuses a path with a symlink in *any* component. So we hand it
- * the kernel's name of the directory we checked, which has no symlink, and check after
- * the open that the name still leads to the same directory. */
-static int reclaim_dir_path(int dirfd, char *path, size_t len, struct reclaim_report *r)
-{
-	char link[64];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-	ssize_t n = readlink(link, path, len);
-	if (n <= 0 || (size_t)n >= len || path[0] != '/') {
-		reclaim_set(r, RECLAIM_ERROR, "cannot name the directory through %s: %s", link,
-			    n < 0 ? strerror(errno) : "path too long");
-		return -1;
-	}
-	path[n] = '\0';
-	return 0;
-}
-
-static bool reclaim_same_dir(const char *path, const struct stat *dst)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && st.st_dev == dst->st_dev && st.st_ino == dst->st_ino;
 }
 
 static void reclaim_log_result(const struct reclaim_report *r, const struct reclaim_opts *opts)
@@ -403,8 +395,9 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:
 		log_info("reclaim: %s: %s%s: %u unlinked, %u gone, %u in use (%u adopted), "
-			 "%u refused%s", who, reclaim_status_str(r->status), dr,
-			 r->unlinked, r->gone, r->in_use, r->adopted, r->refused,
+			 "%u refused (%u name reused), %u handed over%s", who,
+			 reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
+			 r->adopted, r->refused, r->reused, r->handed_over,
 			 r->earlier_boot ? "; journal from an earlier boot" : "");
 		break;
 	case RECLAIM_LIVE:
@@ -444,102 +437,30 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		struct reclaim_report *report)
 {
 	struct reclaim_report *r = report;
-	struct reclaim_fsid fsid = { 0 };
-	struct journal *j = NULL;
-	int dirfd = -1, lockfd = -1;
-	struct stat dst, st;
-	char err[256], path[4096];
-
+	struct mgrdir_probe p;
 	reclaim_report_init(r, name);
-	if (!mgrdir_is_name(name)) {
-		reclaim_set(r, RECLAIM_ERROR, "not a manager directory (names are %sXXXXXX)",
-			    MGRDIR_PREFIX);
+	unsigned flags = MGRDIR_PROBE_JOURNAL | MGRDIR_PROBE_OWN |
+			 (opts->dry_run ? 0 : MGRDIR_PROBE_ACT);
+	mgrdir_probe(basefd, name, opts->now_s, flags, &p);
+	r->owner = p.owner;
+	r->manager_pid = p.holder;
+	if (p.state != MGRDIR_DEAD) {
+		reclaim_set(r, reclaim_status_of(p.state), "%s", p.why);
+		if (p.state == MGRDIR_LIVE)
+			reclaim_set(r, RECLAIM_LIVE, p.holder ? "a live manager (pid %d) holds it" :
+					"a live process holds its lock", (int)p.holder);
 		goto out;
 	}
-	dirfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dirfd < 0) {
-		int saved = errno;
-		if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
-			reclaim_set(r, RECLAIM_UNSAFE, "%s; not followed",
-				    S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
-		else if (saved == ENOENT)
-			reclaim_set(r, RECLAIM_ERROR, "no such directory");
-		else
-			reclaim_set(r, RECLAIM_ERROR, "open: %s", strerror(saved));
+	if (!p.journal) {
+		/* No journal: a manager killed before it made one registered nothing; a
+		 * reclaimer killed in mgrdir_remove unlinked it first. A journal without a
+		 * schema is a manager killed while making it: nothing either. */
+		reclaim_remove(opts, basefd, name, p.dirfd, r);
 		goto out;
 	}
-	if (fstat(dirfd, &dst) < 0) {
-		reclaim_set(r, RECLAIM_ERROR, "fstat: %s", strerror(errno));
-		goto out;
-	}
-	r->owner = dst.st_uid;
-	if (dst.st_mode & 022) {
-		reclaim_set(r, RECLAIM_UNSAFE, "writable by group or others (mode %04o)",
-			    (unsigned)(dst.st_mode & 07777));
-		goto out;
-	}
-	uid_t euid = geteuid();
-	if (euid != 0 && dst.st_uid != euid) {
-		reclaim_set(r, RECLAIM_UNSAFE, "not yours (owned by uid %u)", (unsigned)dst.st_uid);
-		goto out;
-	}
-	/* From here on the kernel checks every open, unlink and create as the owner: a
-	 * journal naming another user's object, or a file swapped in after our checks,
-	 * gets the owner's permissions, not root's; -wal/-shm SQLite makes are the owner's. */
-	if (euid == 0 && dst.st_uid != 0 &&
-	    reclaim_fsid_switch(dst.st_uid, dst.st_gid, &fsid, r) < 0)
-		goto out;
-
-	if (reclaim_lock(opts, dirfd, &dst, &lockfd, r) != 0)
-		goto out;
-	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm" };
-	int have_journal = 0;
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		int rc = reclaim_check_file(dirfd, files[i], dst.st_uid, &st, r);
-		if (rc < 0)
-			goto out;
-		if (i == 0)
-			have_journal = rc;
-	}
-	if (!have_journal) {
-		/* A manager killed before its journal existed registered nothing; a
-		 * reclaimer killed in mgrdir_remove unlinked the journal first. */
-		reclaim_remove(opts, basefd, name, dirfd, r);
-		goto out;
-	}
-
-	if (reclaim_dir_path(dirfd, path, sizeof(path), r) < 0)
-		goto out;
-	/* SQLite walks the path from / with our (the owner's) identity: say so plainly
-	 * when the owner cannot reach it, rather than blame the journal. */
-	if (stat(path, &st) < 0) {
-		reclaim_set(r, RECLAIM_ERROR, "uid %u cannot reach %s: %s", (unsigned)dst.st_uid,
-			    path, strerror(errno));
-		goto out;
-	}
-	if (st.st_dev != dst.st_dev || st.st_ino != dst.st_ino) {
-		reclaim_set(r, RECLAIM_UNSAFE, "the directory was moved while being checked");
-		goto out;
-	}
-	unsigned flags = JOURNAL_UNTRUSTED | (opts->dry_run ? JOURNAL_READONLY : 0);
-	if (journal_open(path, flags, &j, err, sizeof(err)) < 0) {
-		reclaim_set(r, RECLAIM_CORRUPT, "%s", err);
-		goto out;
-	}
-	if (!reclaim_same_dir(path, &dst)) {
-		reclaim_set(r, RECLAIM_UNSAFE, "the directory was moved while its journal was "
-					       "being opened");
-		goto out;
-	}
+	struct journal *j = p.journal;
 	const struct journal_meta *meta = journal_meta(j);
 	r->manager_pid = meta->manager_pid;
-	if (meta->owner_uid != dst.st_uid) {
-		reclaim_set(r, RECLAIM_UNSAFE, "journal claims uid %u but directory is owned by "
-					       "uid %u", (unsigned)meta->owner_uid,
-			    (unsigned)dst.st_uid);
-		goto out;
-	}
 	int64_t rows = journal_count(j);
 	if (rows < 0) {
 		reclaim_set(r, RECLAIM_CORRUPT, "journal: %s", journal_error(j));
@@ -551,18 +472,17 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		 * every row at once. */
 		r->earlier_boot = true;
 		r->gone = (unsigned)rows;
-		journal_close(j);
-		j = NULL;
-		reclaim_remove(opts, basefd, name, dirfd, r);
+		mgrdir_close_journal(&p);
+		reclaim_remove(opts, basefd, name, p.dirfd, r);
 		goto out;
 	}
-	if (reclaim_journal(opts, j, dst.st_uid, r) < 0) {
+	if (reclaim_journal(opts, j, p.owner, r) < 0) {
 		r->status = RECLAIM_ERROR;
 		goto out;
 	}
 	int64_t left;
 	if (opts->dry_run)
-		left = rows - r->unlinked - r->gone - r->refused - r->adopted;
+		left = rows - r->unlinked - r->gone - r->refused - r->adopted - r->handed_over;
 	else
 		left = journal_count(j);
 	if (left < 0) {
@@ -570,28 +490,25 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		goto out;
 	}
 	if (left == 0) {
-		journal_close(j);
-		j = NULL;
-		reclaim_remove(opts, basefd, name, dirfd, r);
+		mgrdir_close_journal(&p);
+		reclaim_remove(opts, basefd, name, p.dirfd, r);
 		goto out;
 	}
 	/* What is not in use could not be checked or unlinked now (logged). */
 	unsigned in_use = r->in_use - r->adopted;
-	long long other = left - in_use;
+	long long other = left - in_use - r->young;
 	char more[96] = "";
+	if (r->young)
+		snprintf(more, sizeof(more), ", %u not created yet", r->young);
 	if (other > 0)
-		snprintf(more, sizeof(more), ", %lld not checkable now", other);
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+			 ", %lld not checkable now", other);
 	reclaim_set(r, RECLAIM_KEPT, "%lld name%s stay%s journaled for a later pass (%u in use%s)",
 		    (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", in_use, more);
 	if (!opts->dry_run && journal_compact(j) < 0)
 		log_warn("reclaim: compacting a kept journal: %s", journal_error(j));
 out:
-	journal_close(j);
-	if (lockfd >= 0)
-		close(lockfd);
-	if (dirfd >= 0)
-		close(dirfd);
-	reclaim_fsid_restore(&fsid);
+	mgrdir_release(&p);
 	reclaim_log_result(r, opts);
 	switch (r->status) {
 	case RECLAIM_REMOVED:
@@ -604,54 +521,16 @@ out:
 	}
 }
 
-static int reclaim_cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
 		 reclaim_report_cb *cb, void *arg)
 {
 	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int failed = -1;
-	/* A fresh open, not dup: a dup shares basefd's offset with the caller. */
-	int fd = openat(basefd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		log_warn("reclaim: cannot read the temp base: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	size_t n = 0;
+	if (mgrdir_list(basefd, opts->skip_name, &names, &n) < 0) {
+		log_warn("reclaim: reading the temp base: %s", strerror(errno));
 		return -1;
 	}
-	/* Names first, work after: removing entries while reading the directory could make
-	 * readdir skip some, and sorted names give a stable report. */
-	struct dirent *de;
-	errno = 0;
-	while ((de = readdir(d))) {
-		if (!mgrdir_is_name(de->d_name) ||
-		    (opts->skip_name && strcmp(de->d_name, opts->skip_name) == 0))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			char **nn = realloc(names, ncap * sizeof(*nn));
-			if (!nn)
-				goto out;
-			names = nn;
-			cap = ncap;
-		}
-		if (!(names[n] = strdup(de->d_name)))
-			goto out;
-		n++;
-		errno = 0;
-	}
-	if (errno) {
-		log_warn("reclaim: reading the temp base: %s", strerror(errno));
-		goto out;
-	}
-	if (n)
-		qsort(names, n, sizeof(*names), reclaim_cmp_names);
-	failed = 0;
+	int failed = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		if (only_uid != (uid_t)-1 &&
@@ -659,10 +538,10 @@ int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
 		     st.st_uid != only_uid))
 			continue;
 		struct reclaim_report report;
-		if (reclaim_dir(opts, basefd, names[i], &report) < 0) {
+		if (reclaim_dir(opts, basefd, names[i], &report) < 0 &&
+		    report.status == RECLAIM_ERROR) {
 			/* Gone under us: a concurrent sweep or manager finished it. */
-			if (report.status == RECLAIM_ERROR &&
-			    fstatat(basefd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+			if (fstatat(basefd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 &&
 			    errno == ENOENT)
 				continue;
 			failed++;
@@ -670,10 +549,6 @@ int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
 		if (cb)
 			cb(arg, &report);
 	}
-out:
-	closedir(d);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	mgrdir_list_free(names, n);
 	return failed;
 }

@@ -4,9 +4,15 @@
  * restarted manager adopting dead managers' directories, and `recover`/`sweep`.
  * For every journaled name it decides (DESIGN.md, invariants 3-6):
  *   gone                        -> drop the row
- *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into)
  *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
  *   invalid name                -> refuse, log, drop the row
+ *   registered by a live manager-> hand over: drop the row, leave the object (livemgr.h)
+ *   not the journaled object    -> refuse ("name reused"), log, drop the row: another
+ *                                  inode or birth time than the row recorded, or, for a
+ *                                  row never identified, born outside the window after
+ *                                  its registration (shmobj_born_within)
+ *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into), and
+ *                                  record which object it is
  *   otherwise                   -> shm_unlink, drop the row
  * Row drops are batched into one transaction per page. Running twice, concurrently
  * (the directory lock serialises), or after a crash of the reclaimer ends in the
@@ -21,6 +27,7 @@
 
 #include "inuse.h"
 #include "journal.h"
+#include "mgrdir.h"
 
 struct reclaim_opts {
 	const struct inuse *inuse;  /* built once per run by the caller */
@@ -30,19 +37,30 @@ struct reclaim_opts {
 	struct journal *adopt_into; /* in-use names move here (restarted manager), or NULL */
 	const char *skip_name;      /* a directory name reclaim_base() never touches */
 	int64_t now_s;              /* for the startup grace; util_wall_s() */
+	int64_t young_s;            /* rows registered less than this many seconds before
+				     * now_s whose object does not exist yet are kept: their
+				     * client may be about to create it (a manager's own
+				     * shutdown); 0: none */
 	bool caller_reports;        /* the caller shows every failed directory on stderr
 				     * itself: its log line is info, not a second warn */
+	bool no_live_check;         /* skip looking for live managers' names (tests that
+				     * run against a fake /dev/shm) */
 };
 
 enum reclaim_status {
 	RECLAIM_REMOVED,  /* every name handled, directory removed (dry run: would be) */
 	RECLAIM_KEPT,     /* some names still in use: they stay journaled, directory kept */
 	RECLAIM_LIVE,     /* a live manager holds the lock: untouched */
-	RECLAIM_STARTING, /* no lock file yet and young: a manager starting; untouched */
+	RECLAIM_STARTING, /* no lock yet and young: a manager starting; untouched */
 	RECLAIM_UNSAFE,   /* ownership/permissions/symlinks forbid acting: untouched */
 	RECLAIM_CORRUPT,  /* unreadable or foreign journal: left for a human */
+	RECLAIM_FOREIGN,  /* its names live in another shm filesystem: untouched */
 	RECLAIM_ERROR,    /* anything else (I/O, permission): detail says */
 };
+
+/* The three statuses that are findings (a directory for a human to look at), not
+ * failures of the reclaimer: it could never have acted on them. */
+bool reclaim_is_finding(enum reclaim_status st);
 
 struct reclaim_report {
 	enum reclaim_status status;
@@ -54,7 +72,13 @@ struct reclaim_report {
 	unsigned gone;          /* names whose object was already gone */
 	unsigned in_use;        /* names kept because a live process uses them */
 	unsigned adopted;       /* of those, moved into opts->adopt_into */
-	unsigned refused;       /* foreign-owned objects and invalid names */
+	unsigned young;         /* names kept because they were registered less than
+				 * opts->young_s ago and their object does not exist yet */
+	unsigned refused;       /* foreign-owned objects, invalid names, reused names */
+	unsigned reused;        /* of those: another object than the journaled one now has
+				 * the name ("refused: name reused") */
+	unsigned handed_over;   /* names a live manager registered since: rows dropped,
+				 * objects left to it */
 	uint64_t bytes;         /* st_size of the objects unlinked */
 	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };
@@ -67,10 +91,11 @@ const char *reclaim_status_str(enum reclaim_status st);
 int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t owner,
 		    struct reclaim_report *report);
 
-/* The whole procedure for one directory basefd/name: safety checks (owner, mode,
- * symlinks), lock, boot id, journal, reclaim_journal, then removal of the directory
- * when nothing is left. As root, acts with the directory owner's filesystem identity
- * (setfsuid), so the kernel itself refuses to unlink another user's object.
+/* The whole procedure for one directory basefd/name: mgrdir_probe (safety checks,
+ * locks, journal), boot id, reclaim_journal, then removal of the directory when nothing
+ * is left. As root, acts with the directory owner's filesystem identity (setfsuid), so
+ * the kernel itself refuses to unlink another user's object. A dry run changes nothing
+ * in the directory: not even -shm, nor an access time where the owner allows.
  * Returns 0 when the report's status is REMOVED or KEPT (or LIVE/STARTING: nothing to
  * do), -1 otherwise. */
 int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
@@ -78,8 +103,9 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 
 /* Calls reclaim_dir for every manager directory in basefd (skipping opts->skip_name
  * and, when only_uid is not (uid_t)-1, directories of other owners), then cb with each
- * report. Returns the number of directories that failed (status UNSAFE, CORRUPT or
- * ERROR), or -1 if basefd could not be read. */
+ * report. Returns the number of directories that failed (status ERROR: what the
+ * reclaimer should have done and could not; findings do not count), or -1 if basefd
+ * could not be read. */
 typedef void reclaim_report_cb(void *arg, const struct reclaim_report *report);
 int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
 		 reclaim_report_cb *cb, void *arg);

@@ -9,8 +9,7 @@
 
 bool report_failed(const struct reclaim_report *r)
 {
-	return r->status == RECLAIM_UNSAFE || r->status == RECLAIM_CORRUPT ||
-	       r->status == RECLAIM_ERROR;
+	return r->status == RECLAIM_ERROR;
 }
 
 void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
@@ -23,6 +22,8 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->in_use += r->in_use;
 	t->adopted += r->adopted;
 	t->refused += r->refused;
+	t->reused += r->reused;
+	t->handed_over += r->handed_over;
 	t->bytes += r->bytes;
 }
 
@@ -111,8 +112,12 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 		fprintf(f, "%u unlinked (%s), %u gone, %u kept in use, %u refused", r->unlinked,
 			util_human_bytes(r->bytes, hb, sizeof(hb)), r->gone, r->in_use - r->adopted,
 			r->refused);
+		if (r->reused)
+			fprintf(f, " (%u refused: name reused)", r->reused);
 		if (r->adopted)
 			fprintf(f, ", %u adopted", r->adopted);
+		if (r->handed_over)
+			fprintf(f, ", %u handed over to live managers", r->handed_over);
 		if (r->earlier_boot)
 			fputs("; journal from an earlier boot: its names name nothing now", f);
 		if (r->status == RECLAIM_KEPT) {
@@ -127,6 +132,7 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 	case RECLAIM_LIVE:
 	case RECLAIM_STARTING:
 	case RECLAIM_UNSAFE:
+	case RECLAIM_FOREIGN:
 		fputs("; nothing touched", f);
 		break;
 	case RECLAIM_CORRUPT:
@@ -156,8 +162,9 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 	fprintf(f, ",\"earlier_boot\":%s,\"dry_run\":%s", r->earlier_boot ? "true" : "false",
 		dry_run ? "true" : "false");
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 ",\"detail\":",
-		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes);
+		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"detail\":",
+		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes, r->reused,
+		r->handed_over);
 	report_json_string(f, r->detail);
 	fputc('}', f);
 }
@@ -171,11 +178,16 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		   "%u objects unlinked (%s), %u gone, %u in use, %u refused",
 		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE],
-		s[RECLAIM_STARTING] + s[RECLAIM_UNSAFE] + s[RECLAIM_ERROR], s[RECLAIM_CORRUPT],
+		s[RECLAIM_STARTING] + s[RECLAIM_UNSAFE] + s[RECLAIM_FOREIGN] + s[RECLAIM_ERROR],
+		s[RECLAIM_CORRUPT],
 		t->unlinked, util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use,
 		t->refused);
+	if (t->reused)
+		fprintf(f, " (%u refused: name reused)", t->reused);
 	if (t->adopted)
 		fprintf(f, ", %u adopted", t->adopted);
+	if (t->handed_over)
+		fprintf(f, ", %u handed over to live managers", t->handed_over);
 	fputc('\n', f);
 }
 
@@ -186,6 +198,7 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 		fprintf(f, ",\"%s\":%u", reclaim_status_str((enum reclaim_status)st),
 			t->by_status[st]);
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 "}",
-		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes);
+		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u}",
+		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
+		t->handed_over);
 }

@@ -16,10 +16,14 @@ struct report_totals {
 	unsigned dirs;
 	unsigned by_status[RECLAIM_ERROR + 1];
 	unsigned unlinked, gone, in_use, adopted, refused;
+	unsigned reused;      /* of refused: name reused */
+	unsigned handed_over; /* rows a live manager registered since */
 	uint64_t bytes;
 };
 
-/* True for the statuses that make a command fail (UNSAFE, CORRUPT, ERROR). */
+/* True for the status that makes a sweep fail (ERROR: what it should have done and
+ * could not). UNSAFE, CORRUPT and FOREIGN are findings (reclaim_is_finding): reported,
+ * never failures of the sweeper. */
 bool report_failed(const struct reclaim_report *r);
 
 void report_totals_add(struct report_totals *t, const struct reclaim_report *r);

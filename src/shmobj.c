@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shmobj.h"
@@ -24,6 +25,48 @@ int shmobj_stat(int shm_dirfd, const char *name, struct stat *st)
 		return -1;
 	}
 	return fstatat(shm_dirfd, name + 1, st, AT_SYMLINK_NOFOLLOW);
+}
+
+int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info)
+{
+	struct statx sx;
+	if (name[0] != '/') {
+		errno = EINVAL;
+		return -1;
+	}
+	unsigned want = STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE | STATX_INO |
+			STATX_BTIME;
+	if (statx(shm_dirfd, name + 1, AT_SYMLINK_NOFOLLOW, want, &sx) < 0)
+		return -1;
+	info->mode = sx.stx_mode;
+	info->uid = sx.stx_uid;
+	info->size = (off_t)sx.stx_size;
+	info->ino = sx.stx_ino;
+	info->has_btime = (sx.stx_mask & STATX_BTIME) != 0;
+	info->btime_ns = info->has_btime
+				 ? (int64_t)sx.stx_btime.tv_sec * 1000000000 + sx.stx_btime.tv_nsec
+				 : 0;
+	return 0;
+}
+
+bool shmobj_born_within(int64_t btime_ns, int64_t registered_at_s, int64_t window_s)
+{
+	/* registered_at is the realtime clock cut to whole seconds; a file's timestamps come
+	 * from the coarse clock, which may run a tick behind it. */
+	int64_t born_s = btime_ns / 1000000000;
+	return born_s >= registered_at_s - 1 && born_s <= registered_at_s + window_s;
+}
+
+int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(shm_dirfd, &st) < 0) {
+		util_err(err, errlen, "fstat %s: %s", SHMOBJ_DIR, strerror(errno));
+		return -1;
+	}
+	fs->dev = (uint64_t)st.st_dev;
+	fs->mnt_ns = stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
+	return 0;
 }
 
 bool shmobj_exists(int shm_dirfd, const char *name)

@@ -5,15 +5,51 @@
 #define SHMWARDEN_SHMOBJ_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #define SHMOBJ_DIR "/dev/shm"
+
+/* An object that no journal row has identified yet is taken for the registered one only
+ * when it was born within this many seconds after the registration (the manager's
+ * default prune grace: a client creates its object right after the OK). One second of
+ * slack before it absorbs the coarse clock of file timestamps. */
+#define SHMOBJ_BIRTH_WINDOW_S 10
+
+/* What statx says about an object: enough to decide whose it is and which one it is. */
+struct shmobj_info {
+	mode_t mode;
+	uid_t uid;
+	off_t size;
+	uint64_t ino;
+	bool has_btime; /* the filesystem reports a birth time (tmpfs does since Linux 5.x) */
+	int64_t btime_ns;
+};
+
+/* The shm filesystem a process sees: st_dev of /dev/shm, and the process's mount
+ * namespace (the inode of /proc/self/ns/mnt, 0 if unreadable). */
+struct shmobj_fs {
+	uint64_t dev;
+	uint64_t mnt_ns;
+};
 
 /* Opens /dev/shm as a directory fd (O_PATH is not enough for unlinkat). */
 int shmobj_dir_open(char *err, size_t errlen);
 
 /* lstat of the object: 0, or -1 with errno (ENOENT: gone). */
 int shmobj_stat(int shm_dirfd, const char *name, struct stat *st);
+
+/* statx of the object (no symlink followed): 0, or -1 with errno (ENOENT: gone). */
+int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
+
+/* True when an object born at btime_ns may be the one created for a registration at
+ * registered_at_s (unix seconds), window_s seconds of grace. */
+bool shmobj_born_within(int64_t btime_ns, int64_t registered_at_s, int64_t window_s);
+
+/* Which shm filesystem shm_dirfd is, seen from this process. 0, or -1 with err. */
+int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen);
 
 /* True unless the object is known to be gone (other errors count as existing: we
  * must never forget a name we could not check). */

@@ -27,7 +27,9 @@ const char fuzz_harness_name[] = "fuzz_journal";
 static void check_meta(const struct journal_meta *m)
 {
 	/* What reclaim_dir acts on: who owns the objects, and which boot they are from. */
-	FUZZ_CHECK(m->schema_version == JOURNAL_SCHEMA_VERSION);
+	FUZZ_CHECK(m->schema_version >= JOURNAL_SCHEMA_VERSION_MIN &&
+		   m->schema_version <= JOURNAL_SCHEMA_VERSION);
+	FUZZ_CHECK(m->has_shm_fs == (m->schema_version >= 2));
 	FUZZ_CHECK(m->owner_uid != (uid_t)-1);
 	FUZZ_CHECK(m->manager_pid > 0);
 	FUZZ_CHECK(strlen(m->boot_id) == UTIL_BOOT_ID_LEN);
@@ -47,6 +49,8 @@ static void check_same_rows(const struct journal_row *a, const struct journal_ro
 {
 	for (int i = 0; i < n; i++) {
 		FUZZ_CHECK(a[i].registered_at == b[i].registered_at);
+		FUZZ_CHECK(a[i].identified == b[i].identified);
+		FUZZ_CHECK(a[i].ino == b[i].ino && a[i].btime_ns == b[i].btime_ns);
 		FUZZ_CHECK(a[i].len == b[i].len);
 		FUZZ_CHECK(memcmp(a[i].name, b[i].name, a[i].len + 1) == 0);
 	}

@@ -3,7 +3,8 @@
  *
  * The input is a small program. Byte 0 picks a damage a foreign writer applies to the
  * journal's schema or manager row (most values: none), byte 1 holds flags (dry run,
- * adoption, which objects are "in use"), and the rest is a list of rows inserted with raw
+ * adoption, which objects are "in use", whether the rows record another object's
+ * identity than the files now have), and the rest is a list of rows inserted with raw
  * SQL, bypassing journal_add: blobs, text, integers, reals, NULL, values larger than the
  * untrusted length limit, and well-known hostile names ("/../x", "/lnk",
  * "/sub/x"...). The journal is then opened JOURNAL_UNTRUSTED and reclaim_journal() runs
@@ -12,8 +13,8 @@
  * objects marked in use.
  *
  * The harness checks what the sweeper promises, whatever the journal says: a file is
- * unlinked only when a valid blob row names it exactly and it is ours, regular and
- * unused; nothing outside the fake /dev/shm, no symlink, directory or foreign file is
+ * unlinked only when a valid blob row names it exactly and it is ours, regular, unused
+ * and the journaled object (a row recording another identity unlinks nothing); nothing outside the fake /dev/shm, no symlink, directory or foreign file is
  * ever removed; a dry run removes nothing; and after a real run only in-use rows that
  * were not adopted are left (the schema refuses every row that is not a 2..59-byte
  * blob, so there is nothing else a reader could skip).
@@ -42,7 +43,7 @@ static const char *const damages[16] = {
 	[7] = "PRAGMA writable_schema=ON;"
 	      "UPDATE sqlite_schema SET rootpage = (SELECT rootpage FROM sqlite_schema"
 	      " WHERE name = 'manager') WHERE name = 'objects';",
-	[8] = "PRAGMA user_version = 2;",
+	[8] = "PRAGMA user_version = 1;", /* today's tables under the old version's name */
 	[9] = "UPDATE manager SET owner_uid = owner_uid + 1;",
 	[10] = "CREATE TRIGGER t AFTER DELETE ON objects BEGIN INSERT INTO objects"
 	       "(name, client_pid, registered_at) VALUES (x'2f76696374696d', 1, 1); END;",
@@ -92,8 +93,14 @@ static bool exists_at(const char *dir, const char *name)
 static void make_fake_shm(const struct ctx *c, const bool in_use[NOURS])
 {
 	char path[4200];
-	for (size_t i = 0; i < NOURS; i++)
+	/* Made afresh for every input: born now, inside the window after the rows'
+	 * registration (a file kept from an earlier input would be too old). */
+	for (size_t i = 0; i < NOURS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", c->shm, ours[i]);
+		if (unlink(path) < 0)
+			FUZZ_CHECK(errno == ENOENT);
 		FUZZ_CHECK(fuzz_write_file(c->shm, ours[i], "x", 1) == 0);
+	}
 	snprintf(path, sizeof(path), "%s/sub", c->shm);
 	(void)mkdir(path, 0700);
 	FUZZ_CHECK(fuzz_write_file(path, "x", "x", 1) == 0);
@@ -174,8 +181,8 @@ static int bind_row(sqlite3_stmt *st, unsigned type, const uint8_t *pl, size_t l
 
 /* Builds the journal: a real one from journal_create, then the damage and the rows
  * written by a foreign connection. */
-static void build_journal(const struct ctx *c, unsigned damage, const uint8_t *p,
-			  const uint8_t *end, struct row_state *rs)
+static void build_journal(const struct ctx *c, unsigned damage, bool wrong_identity,
+			  const uint8_t *p, const uint8_t *end, struct row_state *rs)
 {
 	char err[256], path[4200];
 	struct journal *j = NULL;
@@ -193,8 +200,11 @@ static void build_journal(const struct ctx *c, unsigned damage, const uint8_t *p
 	/* No fsync: it would only slow the fuzzer down. */
 	sqlite3_exec(db, "PRAGMA synchronous=OFF; BEGIN", NULL, NULL, NULL);
 	sqlite3_stmt *ins = NULL;
-	FUZZ_CHECK(sqlite3_prepare_v2(db, "INSERT INTO objects(name, client_pid, registered_at)"
-				      " VALUES (?1, ?2, 1)", -1, &ins, NULL) == SQLITE_OK);
+	/* Registered now, so the fake objects made just before fall in the birth window;
+	 * or identified as inode 1 born at the epoch, which none of them is. */
+	FUZZ_CHECK(sqlite3_prepare_v2(db, "INSERT INTO objects(name, client_pid, registered_at,"
+				      " ino, btime_ns) VALUES (?1, ?2, ?3, ?4, ?4)", -1, &ins,
+				      NULL) == SQLITE_OK);
 	for (int r = 0; r < MAX_ROWS; r++) {
 		const uint8_t *hdr = take(&p, end, 2);
 		if (!hdr)
@@ -212,6 +222,10 @@ static void build_journal(const struct ctx *c, unsigned damage, const uint8_t *p
 			ok = sqlite3_bind_text(st, 2, "pid", 3, SQLITE_STATIC) == SQLITE_OK;
 		else if (ok)
 			ok = sqlite3_bind_int64(st, 2, r) == SQLITE_OK;
+		if (ok)
+			ok = sqlite3_bind_int64(st, 3, util_wall_s()) == SQLITE_OK;
+		if (ok && wrong_identity)
+			ok = sqlite3_bind_int64(st, 4, 1) == SQLITE_OK;
 		if (ok && sqlite3_step(st) == SQLITE_DONE && li < NOURS)
 			rs->listed[li] = true;
 		sqlite3_reset(st);
@@ -256,7 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *hdr = take(&p, end, 2);
 	unsigned damage = hdr ? hdr[0] % 16 : 0;
 	unsigned flags = hdr ? hdr[1] : 0;
-	bool dry_run = flags & 1, adopt = flags & 2;
+	bool dry_run = flags & 1, adopt = flags & 2, wrong_identity = flags & 0x80;
 	bool in_use[NOURS];
 	for (size_t i = 0; i < NOURS; i++)
 		in_use[i] = flags & (4u << i);
@@ -265,7 +279,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rm_journal(c->adir);
 	make_fake_shm(c, in_use);
 	struct row_state rs = { 0 };
-	build_journal(c, damage, p, end, &rs);
+	build_journal(c, damage, wrong_identity, p, end, &rs);
 
 	char err[512], procroot[4200];
 	snprintf(procroot, sizeof(procroot), "%s/..", c->proc);
@@ -287,7 +301,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int64_t before = journal_count(j);
 		struct reclaim_opts opts = { .inuse = idx, .shm_dirfd = shmfd,
 					     .boot_id = c->boot_id, .dry_run = dry_run,
-					     .adopt_into = a, .now_s = 2 };
+					     .adopt_into = a, .now_s = 2,
+					     .no_live_check = true };
 		rc = reclaim_journal(&opts, j, geteuid(), &rep);
 		FUZZ_CHECK(rc == 0 || rc == -1);
 		int64_t after = journal_count(j);
@@ -315,7 +330,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned gone = 0;
 	for (size_t i = 0; i < NOURS; i++) {
 		bool present = exists_at(c->shm, ours[i]);
-		if (!rs.listed[i] || in_use[i] || dry_run || rc == -2)
+		if (!rs.listed[i] || in_use[i] || dry_run || rc == -2 || wrong_identity)
 			FUZZ_CHECK(present);
 		else if (rc == 0)
 			FUZZ_CHECK(!present);

@@ -21,6 +21,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SCHEMA = open(os.path.join(ROOT, "schema", "journal.sql")).read()
+# Release 0.1.0's schema: its journals are still read (and checked exactly) after upgrades.
+SCHEMA_V1 = open(os.path.join(ROOT, "schema", "journal-v1.sql")).read()
 BOOT = "0d9c1d5e-6a9b-4a53-9c3e-000000000001"
 WAL_MARK = b"SHMWWAL!"   # fuzz_journal.c: what follows is journal.db-wal
 FD_MARK = b"SHMWFDS!"    # fuzz_inuse.c: what follows are fd symlink targets
@@ -47,15 +49,19 @@ def wire_seeds():
     }
 
 
-def new_journal(path, page_size=512, wal=True, owner=0, pid=4242):
+def new_journal(path, page_size=512, wal=True, owner=0, pid=4242, v1=False):
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA page_size=%d" % page_size)
     con.execute("PRAGMA auto_vacuum=INCREMENTAL")
     if wal:
         con.execute("PRAGMA journal_mode=WAL")
     # Verbatim: untrusted readers compare the stored CREATE text, comments included.
-    con.executescript(SCHEMA)
-    con.execute("INSERT INTO manager VALUES (1, ?, ?, ?, 1700000000)", (owner, pid, BOOT))
+    con.executescript(SCHEMA_V1 if v1 else SCHEMA)
+    if v1:
+        con.execute("INSERT INTO manager VALUES (1, ?, ?, ?, 1700000000)", (owner, pid, BOOT))
+    else:
+        con.execute("INSERT INTO manager VALUES (1, ?, ?, ?, 1700000000, 44, 4026531840)",
+                    (owner, pid, BOOT))
     return con
 
 
@@ -71,7 +77,8 @@ def forge(con, write):
     foreign writer could: the table's text relaxed while write(con) runs, then put back
     verbatim. Untrusted readers must catch the result (quick_check)."""
     (orig,) = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'objects'").fetchone()
-    relaxed = orig.replace(") STRICT,", "),").replace("CHECK (length(name) BETWEEN 2 AND 59)", "")
+    relaxed = (orig.replace(") STRICT,", "),").replace("CHECK (length(name) BETWEEN 2 AND 59)", "")
+               .replace("CHECK ((ino IS NULL) = (btime_ns IS NULL))", "CHECK (1)"))
     con.execute("PRAGMA writable_schema=ON")
     con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'objects'", (relaxed,))
     con.execute("PRAGMA writable_schema=RESET")
@@ -128,7 +135,17 @@ def journal_seeds(tmp):
         "forged_rows": journal_bytes(lambda con: forge(con, rows(forged)), tmp),
         "huge_row": journal_bytes(lambda con: forge(con, rows([b"\0" * 66000])), tmp,
                                   page_size=4096),
-        "future_schema": journal_bytes(sql("PRAGMA user_version=2"), tmp),
+        "future_schema": journal_bytes(sql("PRAGMA user_version=3"), tmp),
+        "v1_five_names": journal_bytes(rows(names), tmp, v1=True),
+        "v1_uncheckpointed_wal": journal_bytes(rows(names), tmp, keep_wal=True, v1=True),
+        "v1_claims_v2": journal_bytes(sql("PRAGMA user_version=2"), tmp, v1=True),
+        "v2_claims_v1": journal_bytes(sql("PRAGMA user_version=1"), tmp),
+        "identified_rows": journal_bytes(sql(
+            "INSERT INTO objects VALUES (x'2f69', 1, 1700000000, 77, 1700000001000000000),"
+            " (x'2f6a', 1, 1700000000, NULL, NULL), (x'2f6b', 1, 1, -1, -9)"), tmp),
+        "half_identity": journal_bytes(lambda con: forge(con, sql(
+            "INSERT INTO objects VALUES (x'2f68', 1, 1, 5, NULL), (x'2f67', 1, 1, NULL, 'x')")),
+            tmp),
         "foreign_app": journal_bytes(sql("PRAGMA application_id=7"), tmp),
         "relaxed_schema": journal_bytes(sql(
             "ALTER TABLE objects RENAME TO o2", "DROP TABLE o2",
@@ -163,6 +180,8 @@ def reclaim_seeds():
         "wrong_types": bytes([0, 0]) + mixed,
         "huge": bytes([0, 0]) + row(5, b"\x01") + blobs,
         "pid_as_text": bytes([0, 0]) + row(0x40, b"/victim"),
+        "wrong_identity": bytes([0, 0x80]) + blobs + known,
+        "wrong_identity_adopt": bytes([0, 0x80 | 2 | 4]) + blobs,
         **{"damage_%d" % d: bytes([d, 0]) + blobs for d in range(7, 16)},
     }
 

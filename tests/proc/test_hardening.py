@@ -503,7 +503,8 @@ def test_symlinked_lock_socket_wal_and_shm_as_root():
         left = sb.objects()
         expect(len(left) == 6 and all(sb.name(10) not in n for n in left),
                "objects: %s" % left)
-        expect(r.returncode == 1, "sweep exit %d with unsafe directories" % r.returncode)
+        # Unsafe directories are findings for a human, not failures of the sweep.
+        expect(r.returncode == 0, "sweep exit %d with unsafe directories" % r.returncode)
 
 
 @contextlib.contextmanager

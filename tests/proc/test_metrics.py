@@ -21,7 +21,7 @@ from harness import Sandbox  # noqa: E402
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"'
 SAMPLE = re.compile(r"^(%s)(?:\{((?:%s)(?:,%s)*)?\})? (\S+)$" % (NAME, LABEL, LABEL))
-STATUSES = ["removed", "kept", "live", "starting", "unsafe", "corrupt", "error"]
+STATUSES = ["removed", "kept", "live", "starting", "unsafe", "corrupt", "foreign", "error"]
 OUTCOMES = ["unlinked", "gone", "in_use", "refused"]
 
 
@@ -84,6 +84,7 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1):
         "shmwarden_sweep_last_success_timestamp_seconds",
         "shmwarden_sweep_last_duration_seconds", "shmwarden_sweep_last_directories",
         "shmwarden_sweep_last_objects", "shmwarden_sweep_last_reclaimed_bytes",
+        "shmwarden_sweep_last_objects_name_reused", "shmwarden_sweep_last_objects_handed_over",
         "shmwarden_build_info"}
     expect(set(fams) == expected, "families: %s" % sorted(fams))
     for name, fam in fams.items():
@@ -183,27 +184,34 @@ def test_successful_sweep_every_series():
 def test_failing_sweep_keeps_the_last_success():
     with Sandbox("metricsfail") as sb:
         path = os.path.join(sb.tmp, "m.prom")
-        # A first sweep that fails: no success ever (0).
-        bad, _ = dead_manager(sb, "b", [4096])
-        harness.corrupt_journal(bad)
+        # A first sweep that fails (a dead directory it must remove holds a file
+        # shmwarden did not make): no success ever (0).
+        stuck, _ = dead_manager(sb, "b", [4096])
+        open(os.path.join(stuck, "stray"), "w").close()
         r, t0, t1 = sweep(sb, path)
-        expect(r.returncode == 1 and "corrupt" in r.stderr, "exit %d: %r" % (r.returncode, r.stderr))
-        check_file(path, False, {"corrupt": 1}, {}, 0, 0, t0, t1)
-        os.rename(bad, os.path.join(sb.tmp, "quarantine"))  # a human took it away
-        # A success records its time...
+        expect(r.returncode == 1 and "stray" not in r.stdout and "error" in r.stderr,
+               "exit %d: %r" % (r.returncode, r.stderr))
+        check_file(path, False, {"error": 1}, {"unlinked": 1}, 4096, 0, t0, t1)
+        os.rename(stuck, os.path.join(sb.tmp, "quarantine"))  # a human took it away
+        # A success records its time, a corrupt journal (a finding for a human, an
+        # alert of its own) notwithstanding...
+        time.sleep(1.1)
+        bad, _ = dead_manager(sb, "x", [4096])
+        harness.corrupt_journal(bad)
         dead_manager(sb, "c", [8192])
         r, t0, t1 = sweep(sb, path)
-        expect(r.returncode == 0, "exit %d: %r" % (r.returncode, r.stderr))
-        ok = check_file(path, True, {"removed": 1}, {"unlinked": 1}, 8192, None, t0, t1)
+        expect(r.returncode == 0 and "corrupt" in r.stderr, "exit %d: %r" % (r.returncode, r.stderr))
+        ok = check_file(path, True, {"removed": 1, "corrupt": 1}, {"unlinked": 1}, 8192, None,
+                        t0, t1)
         # ...and a failure after it keeps that time, whatever else it reports.
         time.sleep(1.1)
-        bad2, _ = dead_manager(sb, "d", [4096])
-        harness.corrupt_journal(bad2)
+        stuck2, _ = dead_manager(sb, "d", [4096])
+        os.mkdir(os.path.join(stuck2, "stray"))
         dead_manager(sb, "e", [4096, 4096])
         r, t0, t1 = sweep(sb, path)
         expect(r.returncode == 1, "exit %d" % r.returncode)
-        run = check_file(path, False, {"corrupt": 1, "removed": 1}, {"unlinked": 2}, 8192,
-                         ok, t0, t1)
+        run = check_file(path, False, {"corrupt": 1, "removed": 1, "error": 1},
+                         {"unlinked": 3}, 12288, ok, t0, t1)
         expect(run > ok, "run time %s not after the success %s" % (run, ok))
         # A temp base that cannot be opened fails the whole sweep: still written.
         r = sb.run(["sweep", "--tmpdir", os.path.join(sb.tmp, "nosuch"), "--metrics", path])

@@ -109,13 +109,14 @@ static int64_t raw_int(const char *sql)
 	return v;
 }
 
-/* Opens the directory's journal and expects a failure whose message contains want. */
+/* Opens the directory's journal and expects a failure whose message contains want:
+ * -ENODATA for a database without any schema (nothing was ever journaled), else -1. */
 static void expect_open_fails(unsigned flags, const char *want)
 {
 	struct journal *j = NULL;
 	err[0] = '\0';
 	int rc = journal_open(check_tmpdir, flags, &j, err, sizeof(err));
-	CHECK_EQ_INT(rc, -1);
+	CHECK_EQ_INT(rc, strstr(want, "empty database") ? -ENODATA : -1);
 	CHECK(j == NULL);
 	if (!strstr(err, want))
 		printf("# expected '%s' in: %s\n", want, err);
@@ -423,6 +424,20 @@ static void test_untrusted_zero_byte_file(void)
 	expect_open_fails(0, "empty database, not a shmwarden journal");
 }
 
+/* What a manager killed after SQLite wrote the database header but before the schema
+ * committed leaves (1024 bytes: page_size and WAL mode, no table): nothing journaled. */
+static void test_header_only_file_is_empty(void)
+{
+	sqlite3 *db = NULL;
+	CHECK(sqlite3_open(file_in_dir(""), &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "PRAGMA page_size=1024; PRAGMA auto_vacuum=INCREMENTAL;"
+			   "PRAGMA journal_mode=WAL;", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	struct stat st;
+	CHECK(stat(file_in_dir(""), &st) == 0 && st.st_size == 1024);
+	expect_open_fails(JOURNAL_UNTRUSTED, "empty database, not a shmwarden journal");
+}
+
 static void test_untrusted_random_bytes(void)
 {
 	static unsigned char junk[16384];
@@ -467,8 +482,8 @@ static void test_untrusted_future_version(void)
 	CHECK_EQ_INT(raw_exec("PRAGMA application_id=1936223607; PRAGMA user_version=7;"
 			      "CREATE TABLE manager(id INTEGER PRIMARY KEY, x);"), 0);
 	expect_open_fails(JOURNAL_UNTRUSTED,
-			  "journal schema version 7 is newer than this shmwarden (1)");
-	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (1)");
+			  "journal schema version 7 is newer than this shmwarden (2)");
+	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (2)");
 }
 
 /* Our tables with the constraints relaxed: right ids, right names, wrong rules. */
@@ -486,6 +501,100 @@ static void test_untrusted_relaxed_schema(void)
 	expect_open_fails(JOURNAL_UNTRUSTED, "journal schema differs");
 }
 
+/* A row learns its object once: inside the window after its registration, not twice,
+ * and a new registration of the name forgets it (the client may replace the object). */
+static void test_identity_learned_once(void)
+{
+	struct journal_meta meta = test_meta();
+	meta.has_shm_fs = true;
+	meta.shm_dev = 0x2a;
+	meta.mnt_ns = 4026531840ULL;
+	struct journal *j = NULL;
+	CHECK(journal_create(check_tmpdir, &meta, &j, err, sizeof(err)) == 0);
+	if (!j)
+		return;
+	const int64_t reg = 1700000000, ns = 1000000000;
+	CHECK_EQ_INT(journal_add(j, "/pin", 4, 7, reg), 0);
+	CHECK_EQ_INT(journal_add(j, "/late", 5, 7, reg), 0);
+	CHECK_EQ_INT(journal_add(j, "/early", 6, 7, reg), 0);
+	CHECK_EQ_INT(journal_identify(j, "/pin", 4, 11, (reg + 3) * ns + 5, 10), 0);
+	CHECK_EQ_INT(journal_identify(j, "/pin", 4, 12, (reg + 4) * ns, 10), 0); /* kept */
+	CHECK_EQ_INT(journal_identify(j, "/late", 5, 13, (reg + 11) * ns, 10), 0);
+	CHECK_EQ_INT(journal_identify(j, "/early", 6, 14, (reg - 2) * ns, 10), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	journal_close(j);
+
+	j = open_journal(JOURNAL_UNTRUSTED);
+	if (!j)
+		return;
+	const struct journal_meta *m = journal_meta(j);
+	CHECK(m->has_shm_fs && m->shm_dev == 0x2a && m->mnt_ns == 4026531840ULL);
+	struct journal_row rows[4];
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 3);
+	/* Name order: /early, /late, /pin. */
+	CHECK(strcmp(rows[0].name, "/early") == 0 && !rows[0].identified);
+	CHECK(strcmp(rows[1].name, "/late") == 0 && !rows[1].identified);
+	CHECK(strcmp(rows[2].name, "/pin") == 0 && rows[2].identified);
+	CHECK(rows[2].ino == 11 && rows[2].btime_ns == (reg + 3) * ns + 5);
+	CHECK_EQ_INT(journal_add(j, "/pin", 4, 8, reg + 100), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 3);
+	CHECK(!rows[2].identified && rows[2].registered_at == reg + 100);
+	/* Adoption keeps registration time and identity; a name already here stays. */
+	struct journal_row adopted = { .registered_at = reg, .identified = true, .ino = 99,
+				       .btime_ns = reg * ns, .len = 4, .name = "/new" };
+	CHECK_EQ_INT(journal_adopt(j, &adopted), 0);
+	adopted.len = 4;
+	memcpy(adopted.name, "/pin", 5);
+	CHECK_EQ_INT(journal_adopt(j, &adopted), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 4);
+	CHECK(strcmp(rows[2].name, "/new") == 0 && rows[2].identified && rows[2].ino == 99 &&
+	      rows[2].registered_at == reg);
+	CHECK(strcmp(rows[3].name, "/pin") == 0 && !rows[3].identified);
+	journal_close(j);
+	/* Half an identity is refused by the schema itself. */
+	CHECK_EQ_INT(raw_exec("INSERT INTO objects VALUES (X'2F6861', 1, 1, 5, NULL);"), -1);
+	CHECK_EQ_INT(raw_exec("INSERT INTO objects VALUES (X'2F6861', 1, 1, NULL, 5);"), -1);
+}
+
+extern const char journal_schema_v1_sql[];
+
+/* A journal of release 0.1.0 (schema version 1, built from its verbatim schema text) is
+ * still opened, checked exactly and read, its rows unidentified and its filesystem
+ * unknown; a relaxed version 1 schema is still refused. */
+static void test_version1_journal(void)
+{
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+		 "%s INSERT INTO manager VALUES (1, %u, 1, "
+		 "'00000000-0000-0000-0000-000000000000', 0);"
+		 "INSERT INTO objects VALUES (X'2F61', 1, 1700000000), (X'2F62', 1, 1700000001);",
+		 journal_schema_v1_sql, (unsigned)getuid());
+	CHECK_EQ_INT(raw_exec(sql), 0);
+	struct journal *j = open_journal(JOURNAL_UNTRUSTED);
+	if (!j)
+		return;
+	const struct journal_meta *m = journal_meta(j);
+	CHECK_EQ_INT(m->schema_version, 1);
+	CHECK(!m->has_shm_fs);
+	struct journal_row rows[4];
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 2);
+	CHECK(!rows[0].identified && rows[0].registered_at == 1700000000);
+	CHECK_EQ_INT(journal_identify(j, "/a", 2, 5, 1700000000LL * 1000000000, 10), 0);
+	CHECK_EQ_INT(journal_adopt(j, &rows[0]), -1);
+	CHECK_EQ_INT(journal_forget(j, "/a", 2), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	CHECK_EQ_INT(journal_count(j), 1);
+	journal_close(j);
+
+	CHECK_EQ_INT(raw_exec("PRAGMA writable_schema=ON;"
+			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
+			      " WHERE name = 'objects'; PRAGMA writable_schema=RESET;"), 0);
+	expect_open_fails(JOURNAL_UNTRUSTED,
+			  "journal schema differs from schema/journal-v1.sql at 'objects'");
+}
+
 /* The schema itself refuses rows no manager writes (STRICT types, the CHECK on the
  * length); names of valid length holding any bytes are stored and read back faithfully,
  * for the caller to refuse. */
@@ -501,10 +610,12 @@ static void test_schema_refuses_what_no_manager_writes(void)
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		char sql[128];
-		snprintf(sql, sizeof(sql), "INSERT INTO objects VALUES %s;", refused[i]);
+		snprintf(sql, sizeof(sql), "INSERT INTO objects(name, client_pid, registered_at) "
+			 "VALUES %s;", refused[i]);
 		CHECK_EQ_INT(raw_exec(sql), -1);
 	}
-	CHECK_EQ_INT(raw_exec("INSERT INTO objects VALUES (X'2F610062', 1, 1),"
+	CHECK_EQ_INT(raw_exec("INSERT INTO objects(name, client_pid, registered_at) VALUES"
+			      " (X'2F610062', 1, 1),"
 			      " (zeroblob(59), 1, 1), (X'2F612F2E2E', 1, 1);"), 0);
 	j = open_journal(JOURNAL_UNTRUSTED);
 	if (!j)
@@ -544,7 +655,7 @@ static void test_untrusted_forged_rows(void)
 			 "UPDATE sqlite_schema SET sql = replace(replace(sql, ') STRICT,', '),'),"
 			 " 'CHECK (length(name) BETWEEN 2 AND 59)', '') WHERE name = 'objects';"
 			 "PRAGMA writable_schema=RESET;"
-			 "INSERT INTO objects VALUES %s;"
+			 "INSERT INTO objects(name, client_pid, registered_at) VALUES %s;"
 			 "PRAGMA writable_schema=ON;"
 			 "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
 			 " WHERE name = 'objects';",
@@ -902,12 +1013,15 @@ int main(void)
 	RUN(test_readonly_never_writes);
 	RUN(test_page_through_changes);
 	RUN(test_untrusted_zero_byte_file);
+	RUN(test_header_only_file_is_empty);
 	RUN(test_untrusted_random_bytes);
 	RUN(test_untrusted_truncated);
 	RUN(test_untrusted_foreign_database);
 	RUN(test_untrusted_future_version);
 	RUN(test_untrusted_relaxed_schema);
 	RUN(test_schema_refuses_what_no_manager_writes);
+	RUN(test_identity_learned_once);
+	RUN(test_version1_journal);
 	RUN(test_untrusted_forged_rows);
 	RUN(test_malformed_manager_row);
 	RUN(test_symlink_refused);

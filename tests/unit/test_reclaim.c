@@ -126,6 +126,10 @@ static void meta_init(struct journal_meta *m, uid_t owner, const char *boot_id)
 	m->manager_pid = getpid();
 	util_strlcpy(m->boot_id, boot_id, sizeof(m->boot_id));
 	m->created_at = util_wall_s();
+	/* Written in this /dev/shm, as a manager here would record it. */
+	struct stat st;
+	m->has_shm_fs = true;
+	m->shm_dev = stat(SHMOBJ_DIR, &st) == 0 ? (uint64_t)st.st_dev : 0;
 }
 
 /* A dead manager's directory in base: created, journaled (names), lock released.
@@ -265,7 +269,7 @@ static void test_journal_decisions(void)
 	const char *names[] = { unused, gone, mapped, "/a/b", "/..", foreign };
 	size_t n = root ? 6 : 5;
 	for (size_t i = 0; i < n; i++)
-		CHECK(journal_add(j, names[i], strlen(names[i]), 1, 0) == 0);
+		CHECK(journal_add(j, names[i], strlen(names[i]), 1, util_wall_s()) == 0);
 	CHECK(journal_commit(j) == 0);
 
 	/* Dry run: the same counts, no change. */
@@ -334,7 +338,7 @@ static void test_journal_many_pages(void)
 		obj_name(name, sizeof(name), 1000 + i);
 		if (i % 2 == 0)
 			CHECK(obj_create(name, geteuid()) == 0);
-		CHECK(journal_add(j, name, strlen(name), 1, 0) == 0);
+		CHECK(journal_add(j, name, strlen(name), 1, util_wall_s()) == 0);
 	}
 	CHECK(journal_commit(j) == 0);
 	struct reclaim_report r;
@@ -424,7 +428,7 @@ static void test_dir_live_untouched(void)
 	struct journal_meta m;
 	meta_init(&m, geteuid(), f.boot_id);
 	CHECK(journal_create(path, &m, &j, err, sizeof(err)) == 0);
-	CHECK(j && journal_add(j, a, strlen(a), 1, 0) == 0 && journal_commit(j) == 0);
+	CHECK(j && journal_add(j, a, strlen(a), 1, util_wall_s()) == 0 && journal_commit(j) == 0);
 
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
@@ -537,7 +541,7 @@ static void test_dir_corrupt_left_in_place(void)
 	static const struct {
 		size_t len;
 		const char *what;
-	} cases[] = { { 8192, "random bytes" }, { 0, "empty" } };
+	} cases[] = { { 8192, "random bytes" } };
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		write_file(path, JOURNAL_FILE, junk, cases[c].len);
 		struct reclaim_report r;
@@ -650,7 +654,7 @@ static void test_dir_forged_rows_left_for_a_human(void)
 			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
 			      " WHERE name = 'objects';"
 			      "PRAGMA writable_schema=RESET;"
-			      "INSERT INTO objects VALUES ('/as_text', 1, 0);"
+			      "INSERT INTO objects VALUES ('/as_text', 1, 0, NULL, NULL);"
 			      "PRAGMA writable_schema=ON;"
 			      "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
 			      " WHERE name = 'objects';",
@@ -684,14 +688,15 @@ static void test_dir_wal_left_by_kill(void)
 		struct journal_meta m;
 		meta_init(&m, geteuid(), f.boot_id);
 		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, 0) < 0 || journal_commit(j) < 0)
+		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
 			_exit(1);
 		_exit(0); /* no close: -wal and -shm stay, like after SIGKILL */
 	}
 	int status = -1;
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	close(lockfd); /* the manager is dead */
+	close(lockfd); /* the manager is dead: both its locks go */
+	close(dirfd);
 	CHECK(path_exists(path, JOURNAL_FILE "-wal"));
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
@@ -699,7 +704,6 @@ static void test_dir_wal_left_by_kill(void)
 	CHECK_EQ_INT(r.unlinked, 1);
 	CHECK(!obj_exists(a));
 	CHECK(access(path, F_OK) != 0);
-	close(dirfd);
 	fixture_fini(&f);
 }
 
@@ -725,6 +729,191 @@ static void test_dir_without_lock(void)
 	CHECK(reclaim_dir(&f.opts, f.basefd, "shmwarden-nolock", &r) == 0);
 	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
 	CHECK(access(path, F_OK) != 0);
+	fixture_fini(&f);
+}
+
+/* Liveness is "either lock held": the directory flock (which systemd-tmpfiles honours)
+ * keeps a manager live whatever a cleaner removed, and the lock file alone keeps a
+ * manager of an older release (no directory lock) live. */
+static void test_dir_live_by_either_lock(void)
+{
+	struct fixture f;
+	char path[700], err[256];
+	fixture_init(&f, check_tmpdir);
+	int dirfd = -1, lockfd = -1;
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
+			    sizeof(err)) == 0);
+	const char *name = strrchr(path, '/') + 1;
+	CHECK(unlinkat(dirfd, MGRDIR_LOCK, 0) == 0); /* a cleaner took the lock file */
+	f.opts.now_s += 3600;                          /* and the directory is old */
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, name, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_LIVE);
+	CHECK_EQ_INT(r.manager_pid, getpid());
+	CHECK(access(path, F_OK) == 0);
+	close(lockfd);
+	close(dirfd);
+
+	/* An older manager: only its lock file is locked. */
+	int olddir = open(path, O_RDONLY | O_DIRECTORY);
+	CHECK(mgrdir_trylock(olddir, true, &lockfd, err, sizeof(err)) == 0);
+	close(olddir);
+	struct mgrdir_probe p;
+	CHECK(mgrdir_probe(f.basefd, name, f.opts.now_s, 0, &p) == 0);
+	CHECK_EQ_INT(p.state, MGRDIR_LIVE);
+	CHECK_EQ_INT(p.holder, getpid());
+	mgrdir_release(&p);
+	close(lockfd);
+	CHECK(mgrdir_probe(f.basefd, name, f.opts.now_s, 0, &p) == 0);
+	CHECK_EQ_INT(p.state, MGRDIR_DEAD);
+	mgrdir_release(&p);
+	fixture_fini(&f);
+}
+
+/* A manager killed while creating its journal leaves a zero-byte or header-only
+ * journal.db: nothing was ever journaled in it, so the directory goes. */
+static void test_dir_empty_journal_removed(void)
+{
+	struct fixture f;
+	char dname[64], path[700];
+	fixture_init(&f, check_tmpdir);
+	for (int c = 0; c < 2; c++) {
+		CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), NULL, 0, dname,
+			       sizeof(dname)) == 0);
+		dir_path(path, sizeof(path), check_tmpdir, dname);
+		char db[800];
+		snprintf(db, sizeof(db), "%s/%s", path, JOURNAL_FILE);
+		CHECK(unlink(db) == 0);
+		if (c == 0) {
+			write_file(path, JOURNAL_FILE, "", 0);
+		} else {
+			sqlite3 *h = NULL;
+			CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+			CHECK(sqlite3_exec(h, "PRAGMA page_size=1024; PRAGMA journal_mode=WAL;",
+					   NULL, NULL, NULL) == SQLITE_OK);
+			sqlite3_close(h);
+		}
+		struct reclaim_report r;
+		f.opts.dry_run = true;
+		CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+		CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+		CHECK(path_exists(path, JOURNAL_FILE));
+		f.opts.dry_run = false;
+		CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+		CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+		CHECK(access(path, F_OK) != 0);
+	}
+	fixture_fini(&f);
+}
+
+/* A dry run reads a dead directory's journal from a private copy: every file stays
+ * byte-identical with its mtime, -wal and -shm included, and nothing is created. */
+static void test_dir_dry_run_reads_a_copy(void)
+{
+	struct fixture f;
+	char a[64], path[700], err[256];
+	obj_name(a, sizeof(a), 130);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	int dirfd = -1, lockfd = -1;
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
+			    sizeof(err)) == 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct journal *j = NULL;
+		struct journal_meta m;
+		meta_init(&m, geteuid(), f.boot_id);
+		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
+		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(lockfd);
+	close(dirfd);
+	static const char *const files[] = { MGRDIR_LOCK, JOURNAL_FILE, JOURNAL_FILE "-wal",
+					     JOURNAL_FILE "-shm" };
+	struct stat before[4], after;
+	char *data[4];
+	size_t len[4];
+	for (int i = 0; i < 4; i++) {
+		char fp[800];
+		snprintf(fp, sizeof(fp), "%s/%s", path, files[i]);
+		CHECK(stat(fp, &before[i]) == 0);
+		data[i] = malloc((size_t)before[i].st_size + 1);
+		FILE *fh = fopen(fp, "rb");
+		len[i] = fh ? fread(data[i], 1, (size_t)before[i].st_size, fh) : 0;
+		if (fh)
+			fclose(fh);
+	}
+	f.opts.dry_run = true;
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK_EQ_INT(r.unlinked, 1); /* the row was in the -wal only: it was read */
+	CHECK(obj_exists(a));
+	for (int i = 0; i < 4; i++) {
+		char fp[800], *now = malloc((size_t)before[i].st_size + 1);
+		snprintf(fp, sizeof(fp), "%s/%s", path, files[i]);
+		CHECK(stat(fp, &after) == 0);
+		CHECK(after.st_size == before[i].st_size);
+		CHECK(after.st_mtim.tv_sec == before[i].st_mtim.tv_sec &&
+		      after.st_mtim.tv_nsec == before[i].st_mtim.tv_nsec);
+		FILE *fh = fopen(fp, "rb");
+		size_t n = fh ? fread(now, 1, (size_t)after.st_size, fh) : 0;
+		if (fh)
+			fclose(fh);
+		CHECK(n == len[i] && memcmp(now, data[i], n) == 0);
+		free(now);
+		free(data[i]);
+	}
+	int n = 0;
+	DIR *d = opendir(path);
+	for (struct dirent *de; d && (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	CHECK_EQ_INT(n, 4);
+	f.opts.dry_run = false;
+	CHECK(reclaim_dir(&f.opts, f.basefd, strrchr(path, '/') + 1, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK(!obj_exists(a));
+	fixture_fini(&f);
+}
+
+/* A manager's own shutdown keeps a row younger than the grace whose object is not
+ * created yet: its client got the OK and creates it next. */
+static void test_journal_young_rows_kept(void)
+{
+	struct fixture f;
+	char a[64], b[64], err[256], jdir[700];
+	obj_name(a, sizeof(a), 140);
+	obj_name(b, sizeof(b), 141);
+	fixture_init(&f, check_tmpdir);
+	snprintf(jdir, sizeof(jdir), "%s/young", check_tmpdir);
+	mkdir(jdir, 0700);
+	struct journal *j = NULL;
+	struct journal_meta m;
+	meta_init(&m, geteuid(), f.boot_id);
+	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	if (!j) {
+		fixture_fini(&f);
+		return;
+	}
+	CHECK(journal_add(j, a, strlen(a), 1, f.opts.now_s - 1) == 0);
+	CHECK(journal_add(j, b, strlen(b), 1, f.opts.now_s - 60) == 0);
+	CHECK(journal_commit(j) == 0);
+	f.opts.young_s = 10;
+	struct reclaim_report r;
+	memset(&r, 0, sizeof(r));
+	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK_EQ_INT(r.young, 1);
+	CHECK_EQ_INT(r.gone, 1);
+	CHECK_EQ_INT(journal_count(j), 1);
+	journal_close(j);
 	fixture_fini(&f);
 }
 
@@ -777,7 +966,8 @@ static void test_base_goes_on_past_failures(void)
 	f.opts.skip_name = skip;
 
 	struct base_seen seen = { 0 };
-	CHECK_EQ_INT(reclaim_base(&f.opts, f.basefd, (uid_t)-1, base_cb, &seen), 1);
+	/* The corrupt journal is a finding, not a failure of the reclaimer. */
+	CHECK_EQ_INT(reclaim_base(&f.opts, f.basefd, (uid_t)-1, base_cb, &seen), 0);
 	CHECK_EQ_INT(seen.n, 3);
 	CHECK_EQ_INT(seen.by_status[RECLAIM_REMOVED], 1);
 	CHECK_EQ_INT(seen.by_status[RECLAIM_CORRUPT], 1);
@@ -860,6 +1050,10 @@ int main(void)
 	RUN(test_dir_wal_left_by_kill);
 	RUN(test_dir_without_lock);
 	RUN(test_dir_not_a_manager_name);
+	RUN(test_dir_live_by_either_lock);
+	RUN(test_dir_empty_journal_removed);
+	RUN(test_dir_dry_run_reads_a_copy);
+	RUN(test_journal_young_rows_kept);
 	RUN(test_base_goes_on_past_failures);
 	if (geteuid() == 0)
 		RUN(test_dir_as_root_acts_as_owner);

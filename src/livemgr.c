@@ -1,0 +1,283 @@
+/* livemgr.c — finding live managers and the names they hold (see livemgr.h).
+ *
+ * Why by lock and journal, not by the object alone: a row never identified (its manager
+ * died within a second of the registration) is judged by the object's birth time, and a
+ * live manager that registers the same name within that window and lets its client
+ * replace the object makes an object the dead row cannot tell from its own. Only the
+ * live manager's journal says whose it is. Write-ahead makes the answer sound: a
+ * manager commits a name before its client creates the object, so a reclaimer that
+ * stats the object first and reads the live journals after it sees the name of every
+ * object it saw (reclaim.c keeps that order: statx a page, then livemgr_refresh and
+ * livemgr_mark, then decide).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "livemgr.h"
+#include "log.h"
+#include "mgrdir.h"
+#include "util.h"
+
+/* One FLOCK of /proc/locks, and what it turned out to be. */
+struct livemgr_entry {
+	pid_t pid;
+	unsigned maj, min;
+	unsigned long long ino;
+	struct journal *j; /* NULL: not a live manager of ours (looked at once) */
+	bool seen;         /* in the latest /proc/locks */
+	TAILQ_ENTRY(livemgr_entry) link;
+};
+
+TAILQ_HEAD(livemgr_list, livemgr_entry);
+
+struct livemgr {
+	uid_t owner;
+	uint64_t shm_dev;
+	struct journal *extra;
+	pid_t self;
+	struct livemgr_list entries;
+};
+
+struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, struct journal *extra)
+{
+	struct livemgr *lm = calloc(1, sizeof(*lm));
+	if (!lm)
+		return NULL;
+	lm->owner = owner;
+	lm->shm_dev = shm_dev;
+	lm->extra = extra;
+	lm->self = getpid();
+	TAILQ_INIT(&lm->entries);
+	return lm;
+}
+
+static struct livemgr_entry *livemgr_find(struct livemgr *lm, pid_t pid, unsigned maj,
+					  unsigned min, unsigned long long ino)
+{
+	struct livemgr_entry *e;
+	TAILQ_FOREACH(e, &lm->entries, link)
+		if (e->pid == pid && e->maj == maj && e->min == min && e->ino == ino)
+			return e;
+	return NULL;
+}
+
+static bool livemgr_same_file(const struct stat *st, const struct livemgr_entry *e)
+{
+	return major(st->st_dev) == e->maj && minor(st->st_dev) == e->min &&
+	       (unsigned long long)st->st_ino == e->ino;
+}
+
+/* Whether the directory at path (in our mount namespace) is the manager directory that
+ * the lock belongs to: it is the locked file itself, or its `lock` is. The path comes
+ * from the holder's descriptor of the directory (every manager keeps one open): the
+ * lock file's own descriptor does not name it, as it was made unnamed (O_TMPFILE) and
+ * linked into place later. */
+static bool livemgr_is_locked_dir(const char *path, const struct stat *fdst,
+				  const struct livemgr_entry *e)
+{
+	const char *base = strrchr(path, '/');
+	if (!S_ISDIR(fdst->st_mode) || !base || !mgrdir_is_name(base + 1))
+		return false;
+	struct stat here;
+	if (stat(path, &here) < 0 || here.st_dev != fdst->st_dev || here.st_ino != fdst->st_ino)
+		return false; /* another mount namespace's path, or renamed since */
+	if (livemgr_same_file(&here, e))
+		return true;
+	char lock[PATH_MAX];
+	if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, MGRDIR_LOCK) >= sizeof(lock))
+		return false;
+	return lstat(lock, &here) == 0 && livemgr_same_file(&here, e);
+}
+
+/* Finds the lock holder's manager directory through its descriptors and opens the
+ * directory's journal, if it is the holder's own. */
+static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_entry *e)
+{
+	char fddir[64], link[PATH_MAX], err[512];
+	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)e->pid);
+	DIR *d = opendir(fddir);
+	if (!d) {
+		log_debug("livemgr: pid %d: %s: %s; not looked at", (int)e->pid, fddir,
+			  strerror(errno));
+		return NULL;
+	}
+	struct journal *j = NULL;
+	struct dirent *de;
+	while (!j && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		if (n <= 0 || link[0] != '/')
+			continue;
+		link[n] = '\0';
+		if (!livemgr_is_locked_dir(link, &st, e))
+			continue;
+		if (journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
+				 sizeof(err)) < 0) {
+			log_debug("livemgr: pid %d: %s", (int)e->pid, err);
+			break;
+		}
+		const struct journal_meta *m = journal_meta(j);
+		if (m->manager_pid != e->pid || m->owner_uid != lm->owner ||
+		    (m->has_shm_fs && m->shm_dev != lm->shm_dev)) {
+			log_debug("livemgr: pid %d holds the lock of %s, whose journal is of pid "
+				  "%d, uid %u, shm dev %#llx: not a live manager of ours",
+				  (int)e->pid, link, (int)m->manager_pid, (unsigned)m->owner_uid,
+				  (unsigned long long)m->shm_dev);
+			journal_close(j);
+			j = NULL;
+			break;
+		}
+		log_debug("livemgr: live manager pid %d at %s", (int)e->pid, link);
+	}
+	closedir(d);
+	return j;
+}
+
+void livemgr_refresh(struct livemgr *lm)
+{
+	struct livemgr_entry *e, *next;
+	TAILQ_FOREACH(e, &lm->entries, link)
+		e->seen = false;
+	FILE *f = fopen("/proc/locks", "re");
+	if (!f) {
+		log_debug("livemgr: /proc/locks: %s", strerror(errno));
+		return;
+	}
+	char line[256];
+	while (fgets(line, sizeof(line), f)) {
+		char type[16];
+		int pid;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (strstr(line, "->"))
+			continue; /* a waiter, not the holder */
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
+			   &ino) != 5 ||
+		    strcmp(type, "FLOCK") != 0 || pid <= 0 || (pid_t)pid == lm->self)
+			continue;
+		e = livemgr_find(lm, (pid_t)pid, maj, min, ino);
+		if (!e) {
+			e = calloc(1, sizeof(*e));
+			if (!e)
+				continue;
+			*e = (struct livemgr_entry){ .pid = (pid_t)pid, .maj = maj, .min = min,
+						     .ino = ino };
+			e->j = livemgr_open(lm, e);
+			TAILQ_INSERT_TAIL(&lm->entries, e, link);
+		}
+		e->seen = true;
+	}
+	fclose(f);
+	for (e = TAILQ_FIRST(&lm->entries); e; e = next) {
+		next = TAILQ_NEXT(e, link);
+		if (e->seen)
+			continue;
+		TAILQ_REMOVE(&lm->entries, e, link);
+		journal_close(e->j);
+		free(e);
+	}
+}
+
+struct livemgr_marking {
+	const struct journal_row *rows;
+	int n;
+	bool *held;
+	pid_t *holder;
+	pid_t pid;
+};
+
+static int livemgr_cmp(const char *a, size_t alen, const struct journal_row *b)
+{
+	size_t n = alen < b->len ? alen : b->len;
+	int c = memcmp(a, b->name, n);
+	return c ? c : (alen > b->len) - (alen < b->len);
+}
+
+static int livemgr_mark_one(void *arg, const char *name, size_t len)
+{
+	struct livemgr_marking *mk = arg;
+	int lo = 0, hi = mk->n - 1;
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2;
+		int c = livemgr_cmp(name, len, &mk->rows[mid]);
+		if (c == 0) {
+			mk->held[mid] = true;
+			mk->holder[mid] = mk->pid;
+			break;
+		}
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return 0;
+}
+
+int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool *held,
+		 pid_t *holder)
+{
+	for (int i = 0; i < n; i++) {
+		held[i] = false;
+		holder[i] = 0;
+	}
+	if (n <= 0)
+		return 0;
+	struct livemgr_marking mk = { .rows = rows, .n = n, .held = held, .holder = holder };
+	int rc = 0;
+	if (lm->extra) {
+		mk.pid = lm->self;
+		if (journal_names_between(lm->extra, &rows[0], &rows[n - 1], livemgr_mark_one,
+					  &mk) < 0) {
+			log_warn("livemgr: own journal: %s", journal_error(lm->extra));
+			rc = -1;
+		}
+	}
+	struct livemgr_entry *e;
+	TAILQ_FOREACH(e, &lm->entries, link) {
+		if (!e->j)
+			continue;
+		mk.pid = e->pid;
+		if (journal_names_between(e->j, &rows[0], &rows[n - 1], livemgr_mark_one, &mk) <
+		    0) {
+			log_warn("livemgr: the journal of live manager pid %d: %s", (int)e->pid,
+				 journal_error(e->j));
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+unsigned livemgr_count(const struct livemgr *lm)
+{
+	unsigned n = lm->extra ? 1 : 0;
+	const struct livemgr_entry *e;
+	TAILQ_FOREACH(e, &lm->entries, link)
+		n += e->j != NULL;
+	return n;
+}
+
+void livemgr_free(struct livemgr *lm)
+{
+	if (!lm)
+		return;
+	struct livemgr_entry *e;
+	while ((e = TAILQ_FIRST(&lm->entries))) {
+		TAILQ_REMOVE(&lm->entries, e, link);
+		journal_close(e->j);
+		free(e);
+	}
+	free(lm);
+}
