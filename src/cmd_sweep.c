@@ -103,7 +103,8 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 }
 
 /* The pledge, before the first journal is read (sandbox.h): files may change only in
- * the temp base, /dev/shm and the metrics file's directory. */
+ * the temp base swept, this process's own temp base, /dev/shm and the metrics file's
+ * directory. */
 static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 {
 	char metrics_dir[4096] = "";
@@ -115,7 +116,10 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 		else
 			slash[slash == metrics_dir] = '\0';
 	}
-	const char *rw[] = { ctx->base, SHMOBJ_DIR, ctx->metrics ? metrics_dir : NULL, NULL };
+	/* util_tmpbase() too: reading a live manager's journal means reading a private
+	 * copy of it, made there (mgrdir.c). */
+	const char *rw[] = { ctx->base, util_tmpbase(), SHMOBJ_DIR,
+			     ctx->metrics ? metrics_dir : NULL, NULL };
 	/* What the sweeper creates (the metrics file) is readable by the collector without
 	 * an fchmod, which the sandbox refuses. */
 	umask(022);
@@ -123,8 +127,8 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 	if (sandbox_sweeper(rw, &confined, err, errlen) < 0)
 		return -1;
 	if (confined)
-		log_info("sweep: privileges dropped; files may change only under %s, %s%s%s",
-			 ctx->base, SHMOBJ_DIR, ctx->metrics ? " and " : "",
+		log_info("sweep: privileges dropped; files may change only under %s, %s, %s%s%s",
+			 ctx->base, SHMOBJ_DIR, util_tmpbase(), ctx->metrics ? " and " : "",
 			 ctx->metrics ? metrics_dir : "");
 	else
 		log_info("sweep: privileges dropped; writes not confined by the sweep itself "

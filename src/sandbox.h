@@ -12,7 +12,7 @@
  *   system calls  an allow-list (libseccomp); anything else fails with EPERM. No
  *                 execve, no fork, no socket but AF_UNIX (syslog's /dev/log).
  *   paths         as root, a private mount namespace in which every mount is read-only
- *                 but the given directories (the temp base, /dev/shm, the metrics
+ *                 but the given directories (the temp bases, /dev/shm, the metrics
  *                 file's directory): creating, writing or removing files elsewhere
  *                 fails with EROFS. Reading is not restricted: the sweeper must read
  *                 /proc and every journal. It needs CAP_SYS_ADMIN: a user's sweep

@@ -160,7 +160,7 @@ def test_root_sweep_of_two_users_with_the_drop():
         expect(holder.stdout.readline().strip() == b"mapped", "holder")
         rc, doc, err = sweep(sb)
         expect(rc == 0, "sweep exit %d: %s" % (rc, err))
-        expect(DROPPED + sb.tmp + ", /dev/shm" in err, "no drop logged: %s" % err)
+        expect(DROPPED + sb.tmp + ", /dev/shm, " in err, "no drop logged: %s" % err)
         d = by_dir(doc)
         for dd in (dead_a, dead_b):
             rep = d[os.path.basename(dd)]

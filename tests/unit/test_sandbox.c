@@ -86,6 +86,9 @@ static void tc_child(const char *base, const char *outside, bool root)
 		return;
 	}
 	util_strlcpy(basearg, base, sizeof(basearg));
+	/* The sweep may also write in its own temp base (copies of live journals): make
+	 * that the swept base, so that "outside" is outside both. */
+	setenv("TMPDIR", base, 1);
 	char *argv[] = { "sweep", "--tmpdir", basearg, NULL };
 	int rc = cmd_sweep(3, argv);
 	if (rc != 0) {
