@@ -2,7 +2,8 @@
 # scripts/deps.sh TARGET — installs the Debian packages TARGET needs, only if missing.
 #   build  compiler, make, SQLite, libcap-ng and libseccomp headers
 #   test   build + Debian's python3 and python3-torch (real PyTorch tests), util-linux
-#          (unshare, mount), passwd (useradd for the multi-user tests), valgrind
+#          (unshare, mount), passwd (useradd for the multi-user tests), valgrind,
+#          systemd (systemd-analyze rates the unit), Slurm and munge (the epilog test)
 #   demo   build + python3-torch (the demo's clients are real PyTorch)
 #   bench  build + python3-torch (Debian's torch_shm_manager is the baseline)
 #   fuzz   build + clang and its libFuzzer runtime
@@ -14,7 +15,8 @@ target=${1:-build}
 pkgs=(gcc make libc6-dev libsqlite3-dev libcap-ng-dev libseccomp-dev)
 case "$target" in
 build) ;;
-test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps) ;;
+test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps systemd
+	slurmctld slurmd slurm-client munge) ;;
 demo | bench) pkgs+=(python3 python3-torch procps) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 deb) pkgs+=(debhelper dpkg-dev devscripts lintian) ;;
