@@ -3,7 +3,9 @@
 #   build  compiler, make, SQLite, libcap-ng and libseccomp headers
 #   test   build + Debian's python3 and python3-torch (real PyTorch tests), util-linux
 #          (unshare, mount), passwd (useradd for the multi-user tests), valgrind,
-#          systemd (systemd-analyze rates the unit), Slurm and munge (the epilog test)
+#          systemd (systemd-analyze rates the unit), Slurm and munge (the epilog test),
+#          debootstrap (scripts/chroot.sh: the trixie and sid chroots of the PyTorch matrix,
+#          the bookworm one the Debian packages are installed into), and deb's tools
 #   demo   build + python3-torch (the demo's clients are real PyTorch)
 #   bench  build + python3-torch (Debian's torch_shm_manager is the baseline)
 #   fuzz   build + clang and its libFuzzer runtime
@@ -15,8 +17,8 @@ target=${1:-build}
 pkgs=(gcc make libc6-dev libsqlite3-dev libcap-ng-dev libseccomp-dev)
 case "$target" in
 build) ;;
-test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps systemd
-	slurmctld slurmd slurm-client munge) ;;
+test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps debootstrap systemd
+	slurmctld slurmd slurm-client munge debhelper dpkg-dev devscripts lintian) ;;
 demo | bench) pkgs+=(python3 python3-torch procps) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 deb) pkgs+=(debhelper dpkg-dev devscripts lintian) ;;

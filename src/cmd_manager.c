@@ -3,12 +3,14 @@
  * Like the reference it detaches from the client's session first, so the signals a
  * terminal or job sends to the client's process group do not reach the manager.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,7 +31,7 @@ static const char manager_usage[] =
 	"                          $TEMP, $TEMPDIR, then /tmp)\n"
 	"  --shutdown-timeout MS   idle time before shutting down (default 2000)\n"
 	"  --no-reclaim            do not reclaim dead managers' directories at start\n"
-	"  --prune-interval MS     how often a slice of the table is checked for objects\n"
+	"  --prune-interval MS     pause between passes over the table that drop objects\n"
 	"                          that vanished without a free message (default 1000)\n"
 	"  --prune-grace SECONDS   never prune a name younger than this (default 10)\n";
 
@@ -43,6 +45,32 @@ static void manager_close_inherited_fds(void)
 	long max = sysconf(_SC_OPEN_MAX);
 	for (long fd = 3; fd < (max > 0 ? max : 1024); fd++)
 		close((int)fd);
+}
+
+/* Each client is a descriptor, and the common soft RLIMIT_NOFILE of 1024 is below a
+ * DataLoader-sized crowd (1,300 workers): raise it to the hard limit, as servers do
+ * (nginx's worker_rlimit_nofile, systemd's services). The soft limit exists for select(),
+ * which the manager never uses. What is left is handled by the EMFILE pause in manager.c. */
+static void manager_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t old = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		return;
+	/* An infinite hard limit is refused above fs.nr_open: take that. */
+	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+	unsigned long nr_open = 0;
+	if (f) {
+		if (fscanf(f, "%lu", &nr_open) != 1)
+			nr_open = 0;
+		fclose(f);
+	}
+	rl.rlim_cur = (rlim_t)nr_open;
+	if (nr_open <= old || rl.rlim_cur > rl.rlim_max || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_info("manager: cannot raise RLIMIT_NOFILE above %llu", (unsigned long long)old);
 }
 
 static int parse_ms(const char *s, int *out)
@@ -119,6 +147,10 @@ int cmd_manager(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
 	manager_close_inherited_fds();
+	manager_raise_nofile();
+	/* A stderr nobody drains must not stop the event loop (log.h). */
+	if (log_nonblocking() < 0)
+		log_info("manager: stderr stays blocking: %s", strerror(errno));
 	fflush(stdout);
 	return manager_run(&cfg);
 }

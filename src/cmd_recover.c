@@ -59,10 +59,28 @@ static int recover_split(const char *dir, int *parentfd, char *name, size_t name
 		*slash = '\0';
 	*parentfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*parentfd < 0) {
-		util_err(err, errlen, "cannot open its parent %s: %s", parent, strerror(errno));
+		if (errno == ENOENT)
+			util_err(err, errlen, "no such directory: its parent %s does not exist "
+				 "(`shmwarden ls` lists the manager directories)", parent);
+		else
+			util_err(err, errlen, "cannot open its parent %s: %s", parent,
+				 strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+/* A failure before reclaim_dir could report: with --json it is still one JSON document
+ * on stdout (status "error"), as every other outcome is; the line on stderr stays. */
+static void recover_fail_json(const char *dir, const char *why, bool dry_run)
+{
+	struct reclaim_report r;
+	memset(&r, 0, sizeof(r));
+	r.status = RECLAIM_ERROR;
+	r.owner = (uid_t)-1; /* unknown: null in the document */
+	util_strlcpy(r.detail, why, sizeof(r.detail));
+	report_print_json(stdout, dir, &r, dry_run);
+	fputc('\n', stdout);
 }
 
 /* "recover: WHAT ARG[: WHY]" on stderr, ARG escaped; with the usage when WHY is "". */
@@ -128,6 +146,8 @@ int cmd_recover(int argc, char **argv)
 	char name[256], err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
 	if (recover_split(dir, &basefd, name, sizeof(name), err, sizeof(err)) < 0) {
 		recover_complain("", dir, err);
+		if (json)
+			recover_fail_json(dir, err, dry_run);
 		if (use_syslog) {
 			char esc[1024];
 			log_error("recover: %s: %s", report_escape(dir, esc, sizeof(esc)), err);
@@ -138,6 +158,8 @@ int cmd_recover(int argc, char **argv)
 	    (shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
 		fprintf(stderr, "recover: %s\n", err);
+		if (json)
+			recover_fail_json(dir, err, dry_run);
 		if (use_syslog)
 			log_error("recover: %s", err);
 		goto out;

@@ -4,6 +4,9 @@
  * carried in epoll's data word beside the fd: an event that was already fetched for an
  * fd that was closed and reused within the same wake-up is recognised as stale and
  * dropped, instead of being delivered to the new connection.
+ *
+ * Timers live in their owners' structs and are linked here in due order (TAILQ, sorted
+ * on insertion from the tail: most timers are armed later than the ones already there).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,7 +18,6 @@
 #include "util.h"
 
 #define EVLOOP_BATCH 256
-#define EVLOOP_MAX_TIMERS 16
 
 struct evloop_handler {
 	evloop_fd_cb *cb;
@@ -24,21 +26,16 @@ struct evloop_handler {
 	uint32_t gen; /* 0: free slot */
 };
 
-struct evloop_timer {
-	long id; /* 0: free slot */
-	int64_t due_ms;
-	evloop_timer_cb *cb;
-	void *data;
-};
+TAILQ_HEAD(evloop_timers, evloop_timer);
 
 struct evloop {
 	int epfd;
 	bool stop;
 	uint32_t next_gen;
-	long next_timer_id;
+	uint64_t next_timer_seq;
 	struct evloop_handler *handlers;
 	int nhandlers;
-	struct evloop_timer timers[EVLOOP_MAX_TIMERS];
+	struct evloop_timers timers; /* armed ones, earliest first */
 	evloop_hook_cb *before_sleep;
 	void *before_sleep_data;
 	struct epoll_event events[EVLOOP_BATCH];
@@ -58,7 +55,7 @@ struct evloop *evloop_new(char *err, size_t errlen)
 		return NULL;
 	}
 	loop->next_gen = 1;
-	loop->next_timer_id = 1;
+	TAILQ_INIT(&loop->timers);
 	return loop;
 }
 
@@ -136,24 +133,37 @@ void evloop_del(struct evloop *loop, int fd)
 	memset(&loop->handlers[fd], 0, sizeof(loop->handlers[fd]));
 }
 
-long evloop_timer_add(struct evloop *loop, int64_t ms, evloop_timer_cb *cb, void *data)
+void evloop_timer_init(struct evloop_timer *t, evloop_timer_cb *cb, void *data)
 {
-	for (int i = 0; i < EVLOOP_MAX_TIMERS; i++) {
-		struct evloop_timer *t = &loop->timers[i];
-		if (t->id)
-			continue;
-		*t = (struct evloop_timer){ loop->next_timer_id++, util_now_ms() + ms, cb, data };
-		return t->id;
-	}
-	errno = ENOSPC;
-	return -1;
+	*t = (struct evloop_timer){ .cb = cb, .data = data };
 }
 
-void evloop_timer_cancel(struct evloop *loop, long id)
+bool evloop_timer_armed(const struct evloop_timer *t)
 {
-	for (int i = 0; id > 0 && i < EVLOOP_MAX_TIMERS; i++)
-		if (loop->timers[i].id == id)
-			loop->timers[i].id = 0;
+	return t->armed;
+}
+
+void evloop_timer_cancel(struct evloop *loop, struct evloop_timer *t)
+{
+	if (!t->armed)
+		return;
+	TAILQ_REMOVE(&loop->timers, t, entry);
+	t->armed = false;
+}
+
+void evloop_timer_arm(struct evloop *loop, struct evloop_timer *t, int64_t ms)
+{
+	evloop_timer_cancel(loop, t);
+	t->due_ms = util_now_ms() + (ms > 0 ? ms : 0);
+	t->seq = loop->next_timer_seq++;
+	t->armed = true;
+	struct evloop_timer *before = TAILQ_LAST(&loop->timers, evloop_timers);
+	while (before && before->due_ms > t->due_ms)
+		before = TAILQ_PREV(before, evloop_timers, entry);
+	if (before)
+		TAILQ_INSERT_AFTER(&loop->timers, before, t, entry);
+	else
+		TAILQ_INSERT_HEAD(&loop->timers, t, entry);
 }
 
 void evloop_set_before_sleep(struct evloop *loop, evloop_hook_cb *cb, void *data)
@@ -170,28 +180,28 @@ void evloop_stop(struct evloop *loop)
 /* Milliseconds until the earliest timer, or -1 when there is none. */
 static int evloop_next_timeout(const struct evloop *loop, int64_t now)
 {
-	int64_t best = -1;
-	for (int i = 0; i < EVLOOP_MAX_TIMERS; i++) {
-		const struct evloop_timer *t = &loop->timers[i];
-		if (!t->id)
-			continue;
-		int64_t left = t->due_ms > now ? t->due_ms - now : 0;
-		if (best < 0 || left < best)
-			best = left;
-	}
-	return best > 1000000 ? 1000000 : (int)best;
+	const struct evloop_timer *t = TAILQ_FIRST(&loop->timers);
+	if (!t)
+		return -1;
+	int64_t left = t->due_ms > now ? t->due_ms - now : 0;
+	return left > 1000000 ? 1000000 : (int)left;
 }
 
+/* Fires the timers that are due and were armed before this call: one re-armed for 0 ms
+ * by its own callback waits for the next poll instead of spinning here. */
 static void evloop_fire_timers(struct evloop *loop)
 {
 	int64_t now = util_now_ms();
-	for (int i = 0; i < EVLOOP_MAX_TIMERS && !loop->stop; i++) {
-		struct evloop_timer *t = &loop->timers[i];
-		if (!t->id || t->due_ms > now)
+	uint64_t limit = loop->next_timer_seq;
+	struct evloop_timer *t = TAILQ_FIRST(&loop->timers);
+	while (t && t->due_ms <= now && !loop->stop) {
+		if (t->seq >= limit) {
+			t = TAILQ_NEXT(t, entry);
 			continue;
-		struct evloop_timer fired = *t;
-		t->id = 0; /* one-shot; the callback may re-arm into this very slot */
-		fired.cb(loop, fired.data);
+		}
+		evloop_timer_cancel(loop, t);
+		t->cb(loop, t->data);
+		t = TAILQ_FIRST(&loop->timers); /* the callback may have changed the list */
 	}
 }
 

@@ -1,5 +1,5 @@
-/* evloop.h — a small epoll event loop: callbacks per file descriptor, a few timers,
- * and a hook that runs once per wake-up before the loop sleeps again.
+/* evloop.h — a small epoll event loop: callbacks per file descriptor, timers, and a
+ * hook that runs once per wake-up before the loop sleeps again.
  *
  * The loop holds all of its state in one struct and knows nothing about shared memory
  * or SQLite. Dispatch costs O(ready descriptors), never O(registered descriptors).
@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #define EVLOOP_READ 0x1
 #define EVLOOP_WRITE 0x2
@@ -33,9 +34,27 @@ int evloop_set_mask(struct evloop *loop, int fd, unsigned mask);
 /* Unregisters fd; pending events of this wake-up are not delivered. Call before close. */
 void evloop_del(struct evloop *loop, int fd);
 
-/* One-shot timers; an id is > 0. Cancelling an expired or unknown id is harmless. */
-long evloop_timer_add(struct evloop *loop, int64_t ms, evloop_timer_cb *cb, void *data);
-void evloop_timer_cancel(struct evloop *loop, long id);
+/* One-shot timers, embedded in their owner's struct (as the kernel's timer_list and
+ * libevent's struct event are): the loop links armed ones, ordered by due time, and never
+ * allocates, so arming cannot fail and no timer is ever lost. The owner keeps the struct
+ * alive while it is armed. Fields are the loop's: use the functions. */
+struct evloop_timer {
+	TAILQ_ENTRY(evloop_timer) entry; /* in the loop's list while armed */
+	int64_t due_ms;                  /* CLOCK_MONOTONIC */
+	uint64_t seq;                    /* arming order: a timer armed while timers fire waits */
+	evloop_timer_cb *cb;
+	void *data;
+	bool armed;
+};
+
+/* Sets the callback; the timer starts unarmed. Call once before any other use. */
+void evloop_timer_init(struct evloop_timer *t, evloop_timer_cb *cb, void *data);
+/* Fires once, ms milliseconds from now (0: after the next poll for events, so ready
+ * descriptors are served first). Arming an armed timer moves it. */
+void evloop_timer_arm(struct evloop *loop, struct evloop_timer *t, int64_t ms);
+/* Disarms; harmless on an unarmed timer (loop may then be NULL). */
+void evloop_timer_cancel(struct evloop *loop, struct evloop_timer *t);
+bool evloop_timer_armed(const struct evloop_timer *t);
 
 void evloop_set_before_sleep(struct evloop *loop, evloop_hook_cb *cb, void *data);
 

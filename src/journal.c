@@ -815,7 +815,7 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
 		int64_t now_s)
 {
 	/* The schema's CHECK would refuse other lengths anyway; saying so here gives a clear
-	 * message, and never binds NULL (INSERT OR IGNORE would silently skip it). */
+	 * message, and never binds NULL. */
 	if (!name || len < 2 || len > 59)
 		return journal_fail(j, "add: name length %zu out of range", len);
 	if (journal_begin(j) < 0)

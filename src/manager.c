@@ -23,6 +23,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evloop.h"
@@ -42,7 +44,11 @@
 #define MAX_UNSENT_OK 4096   /* a client that never reads its OKs stops being read */
 #define FLUSH_FREES_MS 50    /* a transaction holding only frees commits after this */
 #define ACCEPT_RETRY_MS 100  /* after EMFILE, accept again after this */
-#define PRUNE_PAGE 256       /* rows checked per prune tick */
+#define PRUNE_PAGE 256       /* rows read from the journal at a time */
+#define PRUNE_SLICE_US 2000  /* a prune slice yields to the clients after this */
+#define PRUNE_BUSY_GAP_MS 8  /* between slices while clients keep the loop busy */
+#define PRUNE_ROWS_PER_RECORD 2 /* a busy pass checks at least this many rows a record */
+#define MIN_ROOM_KIB 256     /* a journal.db, its -wal and its -shm at the start */
 
 struct manager;
 
@@ -55,6 +61,7 @@ struct conn {
 	unsigned char partial[WIRE_RECORD_SIZE];
 	unsigned owed;       /* OKs for registrations staged in the open transaction */
 	size_t unsent_bytes; /* of "OKOK...", committed but not yet written */
+	bool peer_gone;      /* a send failed (EPIPE): OKs are dropped, records still read */
 	struct conn *dirty_prev, *dirty_next;
 	bool dirty;
 	struct conn *prev, *next; /* every open connection */
@@ -63,6 +70,7 @@ struct conn {
 struct manager {
 	struct manager_config cfg;
 	struct evloop *loop;
+	char tmpbase[PATH_MAX];     /* cfg.tmpbase made absolute, when it was relative */
 	char dirpath[PATH_MAX];     /* as the clients know it: under $TMPDIR as given */
 	char journal_dir[PATH_MAX]; /* the same without symlinks, as SQLite requires */
 	char sockpath[PATH_MAX + sizeof("/" MGRDIR_SOCKET)];
@@ -73,10 +81,14 @@ struct manager {
 	unsigned nconns, next_conn_id;
 	struct conn *conns;
 	struct conn *dirty; /* connections owed OKs by the open transaction */
-	long shutdown_timer, flush_timer, prune_timer, accept_timer;
+	struct evloop_timer shutdown_timer, flush_timer, prune_timer, accept_timer;
 	struct journal_row prune_cursor; /* last row the prune looked at */
 	bool prune_resume;               /* false: the next prune starts from the first row */
+	unsigned long long pass_rows;    /* rows checked by the current pass */
+	unsigned long long pass_records; /* client records received during the current pass */
+	unsigned long long slice_records; /* client records received since the last slice */
 	bool reclaim_thread_started;
+	struct log_limit accept_pause_log; /* under EMFILE the pause repeats ten times a second */
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
 	unsigned long long n_registered, n_freed, n_refused, n_pruned;
@@ -163,8 +175,18 @@ static int conn_flush_oks(struct conn *c)
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
-			conn_close(c, errno == EPIPE || errno == ECONNRESET ? NULL : strerror(errno));
-			return -1;
+			if (errno != EPIPE && errno != ECONNRESET) {
+				conn_close(c, strerror(errno));
+				return -1;
+			}
+			/* The client hung up, but records it wrote before that may still wait
+			 * in our receive queue (200 registrations, then close): every complete
+			 * record is processed, so keep reading until EOF; only the OKs are lost. */
+			log_debug("manager: client %u (pid %d): hung up before its OKs; reading what it sent",
+				  c->id, (int)c->peer_pid);
+			c->peer_gone = true;
+			c->unsent_bytes = 0;
+			break;
 		}
 		c->unsent_bytes -= (size_t)w;
 	}
@@ -263,6 +285,8 @@ static int conn_consume(struct conn *c, const unsigned char *buf, size_t len)
 			conn_close(c, why);
 			return -1;
 		}
+		c->m->pass_records++;
+		c->m->slice_records++;
 		if (msg.is_free)
 			conn_free(c, &msg);
 		else
@@ -312,7 +336,6 @@ static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, voi
 static void manager_resume_accept(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
-	m->accept_timer = 0;
 	evloop_set_mask(loop, m->listenfd, EVLOOP_READ);
 }
 
@@ -343,10 +366,8 @@ static void manager_accept_one(struct manager *m, int cfd)
 	if (m->conns)
 		m->conns->prev = c;
 	m->conns = c;
-	if (m->nconns++ == 0 && m->shutdown_timer) {
-		evloop_timer_cancel(m->loop, m->shutdown_timer);
-		m->shutdown_timer = 0;
-	}
+	if (m->nconns++ == 0)
+		evloop_timer_cancel(m->loop, &m->shutdown_timer);
 	log_debug("manager: client %u (pid %d): connected", c->id, (int)pid);
 }
 
@@ -363,11 +384,11 @@ static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, voi
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			/* Level-triggered epoll would wake us again at once: stop listening for
 			 * a moment instead of spinning; waiting clients stay in the backlog. */
-			log_warn("manager: accept: %s; pausing new connections for %d ms", strerror(errno),
-				 ACCEPT_RETRY_MS);
+			log_warn_limited(&m->accept_pause_log,
+					 "manager: accept: %s; pausing new connections for %d ms",
+					 strerror(errno), ACCEPT_RETRY_MS);
 			evloop_set_mask(loop, fd, 0);
-			m->accept_timer =
-				evloop_timer_add(loop, ACCEPT_RETRY_MS, manager_resume_accept, m);
+			evloop_timer_arm(loop, &m->accept_timer, ACCEPT_RETRY_MS);
 		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
 			log_warn("manager: accept: %s", strerror(errno));
 		}
@@ -379,10 +400,7 @@ static void manager_on_listen(struct evloop *loop, int fd, unsigned revents, voi
 
 static void manager_commit(struct manager *m)
 {
-	if (m->flush_timer) {
-		evloop_timer_cancel(m->loop, m->flush_timer);
-		m->flush_timer = 0;
-	}
+	evloop_timer_cancel(m->loop, &m->flush_timer);
 	if (!journal_in_txn(m->journal))
 		return;
 	if (journal_commit(m->journal) < 0) {
@@ -392,7 +410,8 @@ static void manager_commit(struct manager *m)
 	while (m->dirty) {
 		struct conn *c = m->dirty;
 		conn_unmark_dirty(c);
-		c->unsent_bytes += (size_t)c->owed * WIRE_OK_LEN;
+		if (!c->peer_gone)
+			c->unsent_bytes += (size_t)c->owed * WIRE_OK_LEN;
 		c->owed = 0;
 		conn_flush_oks(c);
 	}
@@ -402,7 +421,6 @@ static void manager_on_flush_timer(struct evloop *loop, void *data)
 {
 	(void)loop;
 	struct manager *m = data;
-	m->flush_timer = 0;
 	manager_commit(m);
 }
 
@@ -410,16 +428,16 @@ static void manager_on_flush_timer(struct evloop *loop, void *data)
 static void manager_before_sleep(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
+	log_flush(); /* lines a full stderr did not take (log.h): never waits */
 	if (m->dirty)
 		manager_commit(m);
-	else if (journal_in_txn(m->journal) && !m->flush_timer)
-		m->flush_timer = evloop_timer_add(loop, FLUSH_FREES_MS, manager_on_flush_timer, m);
+	else if (journal_in_txn(m->journal) && !evloop_timer_armed(&m->flush_timer))
+		evloop_timer_arm(loop, &m->flush_timer, FLUSH_FREES_MS);
 }
 
 static void manager_on_shutdown_timer(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
-	m->shutdown_timer = 0;
 	if (m->nconns == 0) {
 		log_debug("manager: no client for %d ms: shutting down", m->cfg.shutdown_timeout_ms);
 		evloop_stop(loop);
@@ -428,51 +446,83 @@ static void manager_on_shutdown_timer(struct evloop *loop, void *data)
 
 static void manager_arm_shutdown(struct manager *m)
 {
-	if (m->shutdown_timer)
-		evloop_timer_cancel(m->loop, m->shutdown_timer);
-	m->shutdown_timer = evloop_timer_add(m->loop, m->cfg.shutdown_timeout_ms,
-					     manager_on_shutdown_timer, m);
+	evloop_timer_arm(m->loop, &m->shutdown_timer, m->cfg.shutdown_timeout_ms);
 }
 
-/* Drops, a page at a time, rows whose object is gone although no free said so (a
- * client killed before its free, or freed through another manager). Young rows are
- * skipped: their client may be about to create the object. */
+static int64_t manager_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Drops rows whose object is gone although no free said so (a client killed before its
+ * free, or freed through another manager). Young rows are skipped: their client may be
+ * about to create the object.
+ *
+ * A pass over the table runs in slices of at most PRUNE_SLICE_US, each ended by a
+ * commit and followed by a poll, so a client waits at most one slice for the loop. The
+ * next slice comes at once when no client sent anything since the last one (an idle
+ * manager drains a backlog at full speed) or when the pass is behind, having checked
+ * fewer than PRUNE_ROWS_PER_RECORD rows per record received since it began; otherwise
+ * after PRUNE_BUSY_GAP_MS. A finished pass waits prune_interval_ms for the next.
+ *
+ * The bound this keeps: a pass checks rows at least twice as fast as clients add them,
+ * so with L live rows and R registrations a second, the stale rows left between
+ * passes stay below L + 2 R prune_grace_s, and the journal follows the live set. */
 static void manager_on_prune_timer(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
 	struct journal_row rows[PRUNE_PAGE];
-	int64_t now = util_wall_s();
-	int n = journal_page(m->journal, m->prune_resume ? &m->prune_cursor : NULL, rows,
-			     PRUNE_PAGE);
-	if (n < 0)
-		log_warn("manager: journal: prune: %s", journal_error(m->journal));
-	for (int i = 0; i < n; i++) {
-		struct shmobj_info o;
-		int found = shmobj_info(m->shm_dirfd, rows[i].name, &o);
-		if (found == 0 || errno != ENOENT) {
-			/* Learned here, a row says which object it means should this manager
-			 * die: a reclaimer then leaves any other object of that name alone. */
-			if (found == 0 && !rows[i].identified && o.has_btime && S_ISREG(o.mode))
-				manager_identify(m, rows[i].name, rows[i].len, &o);
-			continue;
+	int64_t now = util_wall_s(), t0 = manager_now_us();
+	bool pass_done = false;
+	m->slice_records = 0;
+	do {
+		int n = journal_page(m->journal, m->prune_resume ? &m->prune_cursor : NULL, rows,
+				     PRUNE_PAGE);
+		if (n < 0) {
+			log_warn("manager: journal: prune: %s", journal_error(m->journal));
+			pass_done = true; /* start over after the interval */
+			break;
 		}
-		if (now - rows[i].registered_at < m->cfg.prune_grace_s)
-			continue;
-		if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
-			m->n_pruned++;
-	}
-	if (n > 0) {
-		m->prune_cursor = rows[n - 1];
-		m->prune_resume = true;
-	}
-	if (n >= 0 && n < PRUNE_PAGE) {
-		/* A full pass is done: give pages back so the files follow the live set. */
+		for (int i = 0; i < n; i++) {
+			struct shmobj_info o;
+			int found = shmobj_info(m->shm_dirfd, rows[i].name, &o);
+			if (found == 0 || errno != ENOENT) {
+				/* Learned here, a row says which object it means should this
+				 * manager die: a reclaimer then leaves any other object of that
+				 * name alone. */
+				if (found == 0 && !rows[i].identified && o.has_btime &&
+				    S_ISREG(o.mode))
+					manager_identify(m, rows[i].name, rows[i].len, &o);
+				continue;
+			}
+			if (now - rows[i].registered_at < m->cfg.prune_grace_s)
+				continue;
+			if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
+				m->n_pruned++;
+		}
+		m->pass_rows += (unsigned)n;
+		if (n > 0) {
+			m->prune_cursor = rows[n - 1];
+			m->prune_resume = true;
+		}
+		if (n < PRUNE_PAGE)
+			pass_done = true;
+	} while (!pass_done && manager_now_us() - t0 < PRUNE_SLICE_US);
+	manager_commit(m);
+	if (pass_done) {
+		/* Give pages back so the files follow the live set. */
 		m->prune_resume = false;
-		manager_commit(m);
+		m->pass_rows = m->pass_records = 0;
 		if (journal_compact(m->journal) < 0)
 			log_warn("manager: journal: compact: %s", journal_error(m->journal));
+		evloop_timer_arm(loop, &m->prune_timer, m->cfg.prune_interval_ms);
+		return;
 	}
-	m->prune_timer = evloop_timer_add(loop, m->cfg.prune_interval_ms, manager_on_prune_timer, m);
+	bool idle = m->slice_records == 0;
+	bool behind = m->pass_rows < PRUNE_ROWS_PER_RECORD * m->pass_records;
+	evloop_timer_arm(loop, &m->prune_timer, idle || behind ? 0 : PRUNE_BUSY_GAP_MS);
 }
 
 static void manager_on_signal(struct evloop *loop, int fd, unsigned revents, void *data)
@@ -586,16 +636,78 @@ static int manager_setup_signals(struct manager *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* The socket path goes out as one line of text and must work from any working
+ * directory: a TMPDIR with a newline is refused (no client could read the path back), and
+ * a relative one is made absolute against the working directory the spawner gave us,
+ * which is what it meant when it set it. */
+static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
+{
+	const char *base = m->cfg.tmpbase;
+	if (strchr(base, '\n')) {
+		util_err(err, errlen, "TMPDIR contains a newline, and the socket path is printed as "
+				      "one line no client could read back: set TMPDIR (or --tmpdir) "
+				      "to a directory whose name has none");
+		return -1;
+	}
+	if (base[0] == '/')
+		return 0;
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd))) {
+		util_err(err, errlen, "TMPDIR %s is relative and the working directory is unknown "
+				      "(%s): set TMPDIR to an absolute path", base, strerror(errno));
+		return -1;
+	}
+	int n = snprintf(m->tmpbase, sizeof(m->tmpbase), "%s/%s", strcmp(cwd, "/") ? cwd : "",
+			 base);
+	if (n < 0 || (size_t)n >= sizeof(m->tmpbase)) {
+		util_err(err, errlen, "TMPDIR %s under %s is too long: set TMPDIR to a shorter "
+				      "absolute path", base, cwd);
+		return -1;
+	}
+	m->cfg.tmpbase = m->tmpbase;
+	return 0;
+}
+
+/* A full TMPDIR is the usual reason a start fails once the directory is chosen; say so
+ * and what to do, with the underlying error kept at the end. The manager refuses to run
+ * there rather than run as torch_shm_manager does, without a journal: it may answer no
+ * OK for a row it could not write (invariant 1), so its clients would each wait out
+ * libshm's timeout instead of reading this one line. */
+static void manager_explain_full(const struct manager *m, char *err, size_t errlen)
+{
+	struct statvfs sv;
+	if (statvfs(m->cfg.tmpbase, &sv) < 0)
+		return;
+	unsigned long long kib = (unsigned long long)sv.f_bavail * sv.f_frsize / 1024;
+	bool no_inodes = sv.f_files > 0 && sv.f_favail == 0;
+	if (kib >= MIN_ROOM_KIB && !no_inodes)
+		return;
+	char cause[256], room[64];
+	util_strlcpy(cause, err, sizeof(cause));
+	if (no_inodes)
+		snprintf(room, sizeof(room), "no free inodes");
+	else
+		snprintf(room, sizeof(room), "%llu KiB free", kib);
+	util_err(err, errlen, "TMPDIR %s is on a full filesystem (%s), so the manager cannot "
+			      "create its journal there and would have to refuse every registration: "
+			      "free some space there, or set TMPDIR to a directory with at least "
+			      "%d KiB free (%s)", m->cfg.tmpbase, room, MIN_ROOM_KIB, cause);
+}
+
 static int manager_start(struct manager *m, char *err, size_t errlen)
 {
+	if (manager_check_tmpbase(m, err, errlen) < 0)
+		return -1;
 	if (util_boot_id(m->boot_id, sizeof(m->boot_id), err, errlen) < 0)
 		return -1;
 	m->shm_dirfd = shmobj_dir_open(err, errlen);
 	if (m->shm_dirfd < 0)
 		return -1;
 	if (mgrdir_create(m->cfg.tmpbase, m->dirpath, sizeof(m->dirpath), &m->dirfd, &m->lockfd,
-			  err, errlen) < 0)
+			  err, errlen) < 0) {
+		manager_explain_full(m, err, errlen);
 		return -1;
+	}
 	m->dirname = strrchr(m->dirpath, '/') + 1;
 	/* TMPDIR may lead through a symlink (/tmp -> /private/tmp style); SQLite refuses
 	 * those, so the journal is opened by the directory's resolved name. */
@@ -614,8 +726,10 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 				     .shm_dev = fs.dev,
 				     .mnt_ns = fs.mnt_ns };
 	memcpy(meta.boot_id, m->boot_id, sizeof(meta.boot_id));
-	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0)
+	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0) {
+		manager_explain_full(m, err, errlen);
 		return -1;
+	}
 	snprintf(m->sockpath, sizeof(m->sockpath), "%s/%s", m->dirpath, MGRDIR_SOCKET);
 	m->listenfd = net_unix_listen(m->sockpath, LISTEN_BACKLOG, err, errlen);
 	if (m->listenfd < 0)
@@ -632,8 +746,7 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 	}
 	evloop_set_before_sleep(m->loop, manager_before_sleep, m);
 	manager_arm_shutdown(m);
-	m->prune_timer = evloop_timer_add(m->loop, m->cfg.prune_interval_ms,
-					  manager_on_prune_timer, m);
+	evloop_timer_arm(m->loop, &m->prune_timer, m->cfg.prune_interval_ms);
 	return 0;
 }
 
@@ -739,6 +852,10 @@ int manager_run(const struct manager_config *cfg)
 	}
 	m->cfg = *cfg;
 	m->dirfd = m->lockfd = m->listenfd = m->shm_dirfd = m->sigfd = -1;
+	evloop_timer_init(&m->shutdown_timer, manager_on_shutdown_timer, m);
+	evloop_timer_init(&m->flush_timer, manager_on_flush_timer, m);
+	evloop_timer_init(&m->prune_timer, manager_on_prune_timer, m);
+	evloop_timer_init(&m->accept_timer, manager_resume_accept, m);
 	if (manager_start(m, err, sizeof(err)) < 0) {
 		char line[sizeof(err) + 16];
 		snprintf(line, sizeof(line), "ERROR: %s", err);
@@ -758,5 +875,6 @@ int manager_run(const struct manager_config *cfg)
 		 m->n_registered, m->n_freed, m->n_refused, m->n_pruned);
 	manager_stop(m, true);
 	manager_free(m);
+	log_drain(250); /* the last lines, if stderr drains soon; nobody waits on us now */
 	return rc < 0 ? 1 : 0;
 }

@@ -720,12 +720,17 @@ int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
 	p->owner = (uid_t)-1;
 	p->dirfd = p->lockfd = -1;
 	util_strlcpy(p->name, name, sizeof(p->name));
+	struct stat dst, st;
 	if (!mgrdir_is_name(name)) {
-		mgrdir_set(p, MGRDIR_UNKNOWN, "not a manager directory (names are %sXXXXXX)",
-			   MGRDIR_PREFIX);
+		/* A missing path is missing, whatever its name: the first fact first. */
+		if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+			mgrdir_set(p, MGRDIR_UNKNOWN, "no such directory (`shmwarden ls` lists "
+				   "the manager directories)");
+		else
+			mgrdir_set(p, MGRDIR_UNKNOWN, "not a manager directory (names are "
+				   "%sXXXXXX; `shmwarden ls` lists them)", MGRDIR_PREFIX);
 		return -1;
 	}
-	struct stat dst, st;
 	p->dirfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (p->dirfd < 0) {
 		int saved = errno;
@@ -739,7 +744,8 @@ int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
 			}
 		}
 		if (saved == ENOENT)
-			mgrdir_set(p, MGRDIR_UNKNOWN, "no such directory");
+			mgrdir_set(p, MGRDIR_UNKNOWN, "no such directory (already reclaimed, or "
+				   "never there: `shmwarden ls` lists the manager directories)");
 		else
 			mgrdir_set(p, MGRDIR_UNKNOWN, "open: %s%s", strerror(saved),
 				   saved == EACCES ? " (another user's directory: run as root)" : "");

@@ -52,8 +52,9 @@ static void test_read_write_and_hook(void)
 	CHECK(evloop_add(loop, sv[0], EVLOOP_READ | EVLOOP_WRITE, on_read, &c) == 0);
 	evloop_set_before_sleep(loop, on_hook, &c);
 	CHECK(write(sv[1], "a", 1) == 1);
-	long t = evloop_timer_add(loop, 50, on_timer, &c);
-	CHECK(t > 0);
+	struct evloop_timer t;
+	evloop_timer_init(&t, on_timer, &c);
+	evloop_timer_arm(loop, &t, 50);
 	/* first wake-up: readable + writable; then the timer or the second read stops */
 	CHECK(evloop_run(loop) == 0);
 	CHECK(c.writes == 1);
@@ -64,19 +65,127 @@ static void test_read_write_and_hook(void)
 	close(sv[1]);
 }
 
+static void on_stop_timer(struct evloop *loop, void *data)
+{
+	(void)data;
+	evloop_stop(loop);
+}
+
 static void test_timer_order_and_cancel(void)
 {
 	struct evloop *loop = evloop_new(NULL, 0);
 	struct ctx c = { 0 };
-	long a = evloop_timer_add(loop, 10, on_timer, &c);
-	evloop_timer_cancel(loop, a);
+	struct evloop_timer a, b;
+	evloop_timer_init(&a, on_timer, &c);
+	evloop_timer_init(&b, on_timer, &c);
+	evloop_timer_cancel(loop, &a); /* never armed: harmless */
+	evloop_timer_arm(loop, &a, 10);
+	CHECK(evloop_timer_armed(&a));
+	evloop_timer_cancel(loop, &a);
+	CHECK(!evloop_timer_armed(&a));
 	int64_t t0 = util_now_ms();
-	evloop_timer_add(loop, 80, on_timer, &c);
+	evloop_timer_arm(loop, &b, 10);
+	evloop_timer_arm(loop, &b, 80); /* re-arming moves it */
 	CHECK(evloop_run(loop) == 0);
 	CHECK(c.timers == 1);
 	CHECK(util_now_ms() - t0 >= 75);
-	evloop_timer_cancel(loop, 9999); /* unknown id: harmless */
+	CHECK(!evloop_timer_armed(&b));
 	evloop_free(loop);
+}
+
+/* The old loop had 16 timer slots and refused the 17th (its callers ignored the -1, so
+ * a lost shutdown timer meant a manager that never exits). Timers are now embedded in
+ * their owners: a thousand armed at once all fire, in due order, and the "shutdown"
+ * timer armed last still stops the loop. */
+struct many {
+	struct evloop_timer t;
+	int64_t due;
+	int order;
+	struct many_ctx *ctx;
+};
+struct many_ctx {
+	int fired;
+	int64_t last_due;
+	bool out_of_order;
+};
+
+static void on_many(struct evloop *loop, void *data)
+{
+	(void)loop;
+	struct many *m = data;
+	m->order = ++m->ctx->fired;
+	if (m->t.due_ms < m->ctx->last_due)
+		m->ctx->out_of_order = true;
+	m->ctx->last_due = m->t.due_ms;
+}
+
+static void test_a_thousand_timers_and_shutdown(void)
+{
+	enum { N = 1000 };
+	struct evloop *loop = evloop_new(NULL, 0);
+	static struct many ms[N];
+	struct many_ctx ctx = { 0 };
+	for (int i = 0; i < N; i++) {
+		ms[i] = (struct many){ .due = (i * 7919) % 50, .ctx = &ctx };
+		evloop_timer_init(&ms[i].t, on_many, &ms[i]);
+		evloop_timer_arm(loop, &ms[i].t, ms[i].due);
+	}
+	/* Cancelled ones never fire. */
+	for (int i = 0; i < N; i += 10)
+		evloop_timer_cancel(loop, &ms[i].t);
+	struct evloop_timer shutdown;
+	evloop_timer_init(&shutdown, on_stop_timer, NULL);
+	evloop_timer_arm(loop, &shutdown, 100);
+	CHECK(evloop_run(loop) == 0);
+	CHECK_EQ_INT(ctx.fired, N - N / 10);
+	CHECK(!ctx.out_of_order);
+	for (int i = 0; i < N; i += 10)
+		CHECK_EQ_INT(ms[i].order, 0);
+	evloop_free(loop);
+}
+
+/* A callback that re-arms itself for 0 ms runs once per wake-up, not in a loop that
+ * starves the descriptors. */
+struct spin {
+	struct evloop_timer t;
+	int runs, reads;
+};
+
+static void on_spin(struct evloop *loop, void *data)
+{
+	struct spin *s = data;
+	if (++s->runs < 100)
+		evloop_timer_arm(loop, &s->t, 0);
+	else
+		evloop_stop(loop);
+}
+
+static void on_spin_read(struct evloop *loop, int fd, unsigned revents, void *data)
+{
+	(void)loop;
+	(void)revents;
+	struct spin *s = data;
+	char b;
+	if (read(fd, &b, 1) == 1)
+		s->reads++;
+}
+
+static void test_zero_ms_rearm_yields_to_descriptors(void)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	struct evloop *loop = evloop_new(NULL, 0);
+	struct spin s = { 0 };
+	evloop_timer_init(&s.t, on_spin, &s);
+	CHECK(evloop_add(loop, sv[0], EVLOOP_READ, on_spin_read, &s) == 0);
+	CHECK(write(sv[1], "abc", 3) == 3);
+	evloop_timer_arm(loop, &s.t, 0);
+	CHECK(evloop_run(loop) == 0);
+	CHECK_EQ_INT(s.runs, 100);
+	CHECK_EQ_INT(s.reads, 3); /* one byte per wake-up, between the timer's runs */
+	evloop_free(loop);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 /* Handler A closes B's fd and opens a new socket that gets the same number: the event
@@ -124,11 +233,6 @@ static void on_a(struct evloop *loop, int fd, unsigned revents, void *data)
 	}
 }
 
-static void on_stop(struct evloop *loop, void *data)
-{
-	(void)data;
-	evloop_stop(loop);
-}
 
 static void test_stale_event_of_reused_fd_is_dropped(void)
 {
@@ -143,7 +247,9 @@ static void test_stale_event_of_reused_fd_is_dropped(void)
 	CHECK(evloop_add(r.loop, r.b, EVLOOP_READ, on_b, &r) == 0);
 	CHECK(write(sa[1], "x", 1) == 1);
 	CHECK(write(sb[1], "y", 1) == 1);
-	evloop_timer_add(r.loop, 100, on_stop, NULL);
+	struct evloop_timer stop;
+	evloop_timer_init(&stop, on_stop_timer, NULL);
+	evloop_timer_arm(r.loop, &stop, 100);
 	CHECK(evloop_run(r.loop) == 0);
 	CHECK_EQ_INT(r.new_fd, sb[0]); /* the test only means something if the number was reused */
 	CHECK_EQ_INT(r.b_events + r.new_events, 0);
@@ -161,6 +267,8 @@ int main(void)
 {
 	RUN(test_read_write_and_hook);
 	RUN(test_timer_order_and_cancel);
+	RUN(test_a_thousand_timers_and_shutdown);
+	RUN(test_zero_ms_rearm_yields_to_descriptors);
 	RUN(test_stale_event_of_reused_fd_is_dropped);
 	return check_done();
 }

@@ -258,7 +258,7 @@ static void test_add_forget_count(void)
 	for (int i = 0; i < 5; i++)
 		CHECK_EQ_INT(add_named(j, i), 0);
 	CHECK(journal_in_txn(j));
-	CHECK_EQ_INT(add_named(j, 2), 0); /* a duplicate is ignored, not an error */
+	CHECK_EQ_INT(add_named(j, 2), 0); /* a duplicate updates its row, not an error */
 	CHECK_EQ_INT(journal_count(j), 5);
 	CHECK_EQ_INT(forget_named(j, 0), 0);
 	CHECK_EQ_INT(forget_named(j, 99), 0); /* absent names are fine */
@@ -281,6 +281,25 @@ static void test_add_forget_count(void)
 		CHECK(strcmp(rows[i].name, want) == 0);
 		CHECK(rows[i].registered_at == 1700000000 || rows[i].registered_at > 0);
 	}
+	journal_close(j);
+}
+
+/* A name registered again restarts its grace: the row takes the new time and pid. */
+static void test_add_again_restarts_grace(void)
+{
+	struct journal *j = create_journal();
+	if (!j)
+		return;
+	char name[64];
+	size_t len = test_name(name, sizeof(name), 1);
+	CHECK_EQ_INT(journal_add(j, name, len, 7, 1000), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	CHECK_EQ_INT(journal_add(j, name, len, 8, 2000), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	struct journal_row rows[2];
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 2), 1);
+	CHECK_EQ_INT(rows[0].registered_at, 2000);
+	CHECK_EQ_INT(journal_count(j), 1);
 	journal_close(j);
 }
 
@@ -1008,6 +1027,7 @@ int main(void)
 	RUN(test_create_refuses_existing);
 	RUN(test_create_refuses_bad_meta);
 	RUN(test_add_forget_count);
+	RUN(test_add_again_restarts_grace);
 	RUN(test_add_refuses_bad_lengths);
 	RUN(test_rollback_and_empty_commit);
 	RUN(test_readonly_never_writes);

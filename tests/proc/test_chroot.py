@@ -1,0 +1,189 @@
+"""test_chroot.py — scripts/chroot.sh, the cached Debian chroots of the PyTorch matrix:
+its loud failures (an unreachable mirror, a bad suite name, a bad --bind), that a broken
+chroot is detected and rebuilt rather than used, that two runs take turns on one chroot
+(flock), and that `run` gives a private /dev/shm, /tmp and pid namespace.
+
+Nothing here downloads: the cache is a private directory, the mirror a closed local
+port, and a "chroot" a directory the test makes (a copy of a few host binaries).
+The `run` test uses the real cached trixie chroot of the matrix.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import harness
+from harness import Sandbox
+
+SCRIPT = os.path.join(harness.ROOT, "scripts", "chroot.sh")
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def closed_port():
+    """A local TCP port nothing listens on (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def chroot_sh(sb, args, mirror=None, timeout=120):
+    env = dict(sb.env, SHMWARDEN_CHROOT_CACHE=os.path.join(sb.tmp, "cache"))
+    if mirror:
+        env["SHMWARDEN_MIRROR"] = mirror
+    return subprocess.run([SCRIPT] + args, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def one_sentence(err):
+    lines = [l for l in err.splitlines() if l.strip()]
+    return len(lines) == 1 and lines[0].startswith("chroot.sh: ") and lines[0].endswith(".")
+
+
+def test_unreachable_mirror_fails_loudly():
+    with Sandbox("chroot") as sb:
+        m = "http://127.0.0.1:%d/debian" % closed_port()
+        r = chroot_sh(sb, ["ensure", "sid"], mirror=m)
+        expect(r.returncode == 1, "exit %d: %s" % (r.returncode, r.stderr))
+        expect(r.stdout == "", "printed a path anyway: %r" % r.stdout)
+        expect(one_sentence(r.stderr) and "cannot reach the Debian mirror " + m in r.stderr,
+               "not one clear sentence: %r" % r.stderr)
+        expect(not os.path.exists(os.path.join(sb.tmp, "cache", "chroot-sid")),
+               "made a chroot directory without a mirror")
+
+
+def fake_chroot(path, stamp=True, dpkg_ok=True):
+    """A directory chroot(8) can enter: /bin/sh and a dpkg-query and apt-get that say
+    whether the 'chroot' is healthy (shell scripts, run by the host's sh copied in)."""
+    for d in ("bin", "usr/bin", "proc", "lib", "lib64", "usr/lib"):
+        os.makedirs(os.path.join(path, d), exist_ok=True)
+    # The host's dash and the libraries it needs, so the smoke test really runs inside.
+    sh = os.path.realpath("/bin/sh")
+    shutil.copy(sh, os.path.join(path, "bin", "sh"))
+    out = subprocess.run(["ldd", sh], capture_output=True, text=True).stdout
+    for tok in out.split():
+        if tok.startswith("/") and os.path.exists(tok):
+            dst = path + tok
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy(tok, dst)
+    for tool in ("env", "grep", "true"):
+        exe = shutil.which(tool)
+        shutil.copy(exe, os.path.join(path, "usr", "bin", tool))
+        for tok in subprocess.run(["ldd", exe], capture_output=True, text=True).stdout.split():
+            if tok.startswith("/") and os.path.exists(tok) and not os.path.exists(path + tok):
+                os.makedirs(os.path.dirname(path + tok), exist_ok=True)
+                shutil.copy(tok, path + tok)
+    status = "install ok installed" if dpkg_ok else "install ok half-configured"
+    for name, body in (("dpkg-query", 'echo "%s"' % status), ("apt-get", "exit 0")):
+        p = os.path.join(path, "usr", "bin", name)
+        with open(p, "w") as f:
+            f.write("#!/bin/sh\n%s\n" % body)
+        os.chmod(p, 0o755)
+    if stamp:
+        open(os.path.join(path, ".shmwarden-complete"), "w").close()
+
+
+def test_healthy_chroot_is_used_and_broken_ones_are_rebuilt():
+    with Sandbox("chroot") as sb:
+        m = "http://127.0.0.1:%d/debian" % closed_port()
+        d = os.path.join(sb.tmp, "cache", "chroot-sid")
+        fake_chroot(d)
+        # Healthy (stamp + smoke test pass): used as it is, no mirror needed.
+        r = chroot_sh(sb, ["ensure", "sid"], mirror=m)
+        expect(r.returncode == 0 and r.stdout == d + "\n", "healthy: %d %r %r" %
+               (r.returncode, r.stdout, r.stderr))
+        # No stamp (a build that died half-way), or a smoke test that fails: rebuilt,
+        # which here means the unreachable mirror is reported, never the chroot used.
+        for broken in (dict(stamp=False), dict(dpkg_ok=False)):
+            shutil.rmtree(d)
+            fake_chroot(d, **broken)
+            r = chroot_sh(sb, ["ensure", "sid"], mirror=m)
+            expect(r.returncode == 1 and r.stdout == "" and
+                   "cannot reach the Debian mirror" in r.stderr,
+                   "broken %s used: %d %r %r" % (broken, r.returncode, r.stdout, r.stderr))
+
+
+def test_two_runs_take_turns_on_one_chroot():
+    with Sandbox("chroot") as sb:
+        cache = os.path.join(sb.tmp, "cache")
+        d = os.path.join(cache, "chroot-sid")
+        fake_chroot(d)
+        # Hold the chroot's lock as a concurrent build would; ensure must wait for it.
+        holder = sb.track(subprocess.Popen(["flock", d + ".lock", "sleep", "3"]))
+        harness.wait_for(lambda: os.path.exists(d + ".lock"), 5)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        r = chroot_sh(sb, ["ensure", "sid"])
+        took = time.monotonic() - t0
+        expect(r.returncode == 0 and r.stdout == d + "\n", "ensure: %r %r" % (r.stdout, r.stderr))
+        expect("waiting for another run" in r.stderr, "did not say it waits: %r" % r.stderr)
+        expect(took >= 2.0, "did not wait for the lock: %.2fs" % took)
+        expect(holder.wait(10) == 0, "flock holder")
+
+
+def test_bad_arguments_are_refused():
+    with Sandbox("chroot") as sb:
+        for args, what in ((["ensure", "../etc"], "not a Debian suite name"),
+                           (["ensure", "Sid"], "not a Debian suite name"),
+                           (["ensure", ""], "not a Debian suite name"),
+                           (["run", "sid", "--", "true"], "run '"),
+                           (["frobnicate"], "unknown command"),
+                           (["run", "bookworm", "--bind", "/nonexistent-shmw:/x", "--", "true"],
+                            "does not exist"),
+                           (["run", "bookworm", "--bind", "relative", "--", "true"],
+                            "HOSTPATH:/INSIDE")):
+            if args[0] == "run" and args[1] == "bookworm":
+                os.makedirs(os.path.join(sb.tmp, "cache", "chroot-bookworm"), exist_ok=True)
+                open(os.path.join(sb.tmp, "cache", "chroot-bookworm", ".shmwarden-complete"),
+                     "w").close()
+            r = chroot_sh(sb, args)
+            expect(r.returncode != 0 and what in r.stderr and r.stdout == "",
+                   "%s: %d %r" % (args, r.returncode, r.stderr))
+        r = chroot_sh(sb, [])
+        expect(r.returncode == 2 and "ensure SUITE" in r.stderr, "no args: %r" % r.stderr)
+
+
+def test_run_is_private():
+    # The matrix's trixie chroot (make test builds it before the suite; warm, this is
+    # a few seconds of checks).
+    r = subprocess.run([SCRIPT, "ensure", "bookworm"], capture_output=True, text=True,
+                       timeout=1800, stdin=subprocess.DEVNULL)
+    expect(r.returncode == 0, "ensure trixie: %s" % r.stderr[-2000:])
+    with Sandbox("chroot") as sb:
+        marker = os.path.join(sb.tmp, "hostdir")
+        os.makedirs(marker)
+        with open(os.path.join(marker, "f"), "w") as f:
+            f.write("from the host\n")
+        name = "shmwt_chroot_%d" % os.getpid()
+        script = ('echo $$; cat /mnt/host/f; ls -A /dev/shm | wc -l; ls -A /tmp | wc -l; '
+                  ': > /dev/shm/%s; : > /tmp/x; echo written > /mnt/host/g; '
+                  'unshare -m --propagation private true && echo nested-ok; '
+                  'ls /proc | grep -c "^[0-9]"' % name)
+        r = subprocess.run([SCRIPT, "run", "bookworm", "--bind", marker + ":/mnt/host", "--",
+                            "sh", "-c", script], capture_output=True, text=True, timeout=60)
+        out = r.stdout.split()
+        expect(r.returncode == 0, "run: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        # A shell run by `run` is in its own pid namespace (a child of its pid 1), sees
+        # the bound directory, and starts with an empty /dev/shm and /tmp; what it writes
+        # there stays there.
+        expect(int(out[0]) < 100, "not in a new pid namespace: pid %s" % out[0])
+        expect(out[1:4] == ["from", "the", "host"], "bind: %s" % out)
+        expect(out[4:6] == ["0", "0"], "/dev/shm or /tmp not private and empty: %s" % out)
+        expect(out[6] == "nested-ok", "nested unshare --propagation private failed: %s" % out)
+        expect(int(out[7]) <= 6, "sees processes outside its namespace: %s" % out)
+        expect(not os.path.exists("/dev/shm/" + name), "its /dev/shm leaked to the host's")
+        with open(os.path.join(marker, "g")) as f:
+            expect(f.read() == "written\n", "a bound directory is not writable through")
+        r = subprocess.run([SCRIPT, "run", "bookworm", "--", "sh", "-c", "exit 7"],
+                           capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 7, "exit status not passed on: %d" % r.returncode)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
