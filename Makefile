@@ -67,6 +67,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(CORE_OBJS) | $(BUILD)/test
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(CORE_OBJS) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/tools/%: tests/tools/%.c | $(BUILD)/tools
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+# The journal benchmark builds its journals from the schema the manager embeds.
+$(BUILD)/tools/bench_journal: tests/tools/bench_journal.c $(BUILD)/obj/schema_sql.o | $(BUILD)/tools
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests $(BUILD)/tools:
 	mkdir -p $@
@@ -93,10 +96,11 @@ demo:
 	$(MAKE) all
 	scripts/demo.sh
 
-# BENCH_ARGS=--quick for a one-minute smoke run; scripts/bench --help for the rest.
+# BENCH_ARGS=--quick for a smoke run of a few minutes, BENCH_ARGS=--profile for syscalls
+# (strace -c) and instructions (callgrind) per pair; scripts/bench --help for the rest.
 bench:
 	@scripts/deps.sh bench
-	$(MAKE) all $(BUILD)/tools/bench_loadgen $(BUILD)/tools/bench_floor
+	$(MAKE) all $(BUILD)/tools/bench_loadgen $(BUILD)/tools/bench_floor $(BUILD)/tools/bench_journal
 	scripts/bench --build $(BUILD) $(BENCH_ARGS)
 
 # The man pages, units, cron file and use-with-pytorch.sh are written for /usr/local:

@@ -7,7 +7,8 @@
 #          debootstrap (scripts/chroot.sh: the trixie and sid chroots of the PyTorch matrix,
 #          the bookworm one the Debian packages are installed into), and deb's tools
 #   demo   build + python3-torch (the demo's clients are real PyTorch)
-#   bench  build + python3-torch (Debian's torch_shm_manager is the baseline)
+#   bench  build + python3-torch (Debian's torch_shm_manager is the baseline, and real
+#          PyTorch DataLoaders), strace and valgrind (scripts/bench --profile)
 #   fuzz   build + clang and its libFuzzer runtime
 #   deb    build + the Debian packaging tools (make deb: debhelper, dpkg-dev, lintian)
 # Runs `apt-get update` once before installing (package lists on a fresh machine may be
@@ -19,7 +20,8 @@ case "$target" in
 build) ;;
 test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps debootstrap systemd
 	slurmctld slurmd slurm-client munge debhelper dpkg-dev devscripts lintian) ;;
-demo | bench) pkgs+=(python3 python3-torch procps) ;;
+demo) pkgs+=(python3 python3-torch procps) ;;
+bench) pkgs+=(python3 python3-torch procps strace valgrind) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 deb) pkgs+=(debhelper dpkg-dev devscripts lintian) ;;
 *) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz, deb)" >&2; exit 2 ;;

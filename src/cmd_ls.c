@@ -41,7 +41,7 @@ static const char ls_usage[] =
 struct ls_opts {
 	const char *base;
 	bool json, objects;
-	const struct inuse *inuse;
+	struct inuse *inuse;
 	int shm_dirfd;
 	int64_t now;
 	const char *boot_id; /* NULL when unknown: every journal is taken as this boot's */
@@ -120,6 +120,21 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 	return 0;
 }
 
+/* Held by a task we inspected, or possibly by one we could not and the kernel's lease
+ * check says someone has it open (taken and dropped at once: nothing changes). */
+static bool ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st)
+{
+	pid_t blind;
+	if (inuse_holds(o->inuse, st->st_dev, st->st_ino))
+		return true;
+	if (!S_ISREG(st->st_mode) || !inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind))
+		return false;
+	int fd, rc = shmobj_lease(o->shm_dirfd, name, st->st_dev, st->st_ino, &fd);
+	if (fd >= 0)
+		close(fd);
+	return rc != 0;
+}
+
 /* One journaled name: whether it is a valid name, whether its object exists, and its
  * bytes when the object is the directory owner's (another user's object of the same
  * name is not this manager's to hold, and a sweep would refuse it). */
@@ -135,7 +150,7 @@ static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct jour
 		obj.exists = true;
 		obj.size = (uint64_t)st.st_size;
 		obj.uid = st.st_uid;
-		obj.in_use = o->inuse && inuse_contains(o->inuse, row->name);
+		obj.in_use = o->inuse && ls_in_use(o, row->name, &st);
 		if (S_ISREG(st.st_mode) && st.st_uid == e->owner)
 			e->bytes += obj.size;
 	}
@@ -382,7 +397,9 @@ int cmd_ls(int argc, char **argv)
 	}
 	if (util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) == 0)
 		o.boot_id = boot_id;
-	if (o.objects && !(idx = inuse_scan("/proc", err, sizeof(err))))
+	dev_t shm_dev;
+	if (o.objects && (shmobj_dir_dev(o.shm_dirfd, &shm_dev, err, sizeof(err)) < 0 ||
+			  !(idx = inuse_scan("/proc", shm_dev, err, sizeof(err)))))
 		fprintf(stderr, "ls: %s (in-use column unknown)\n", err);
 	o.inuse = idx;
 	if (o.json) {

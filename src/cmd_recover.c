@@ -154,8 +154,10 @@ int cmd_recover(int argc, char **argv)
 		}
 		goto out;
 	}
-	if (!(idx = inuse_scan("/proc", err, sizeof(err))) ||
-	    (shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
+	dev_t shm_dev;
+	if ((shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
+	    shmobj_dir_dev(shmfd, &shm_dev, err, sizeof(err)) < 0 ||
+	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err))) ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
 		fprintf(stderr, "recover: %s\n", err);
 		if (json)

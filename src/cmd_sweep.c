@@ -250,8 +250,10 @@ int cmd_sweep(int argc, char **argv)
 		sweep_fail(&ctx, "cannot open the temp base %s: %s", base, strerror(errno));
 		goto out;
 	}
-	if (!(idx = inuse_scan("/proc", err, sizeof(err))) ||
-	    (shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
+	dev_t shm_dev;
+	if ((shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
+	    shmobj_dir_dev(shmfd, &shm_dev, err, sizeof(err)) < 0 ||
+	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err))) ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
 		sweep_fail(&ctx, "%s", err);
 		goto out;

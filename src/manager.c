@@ -557,8 +557,9 @@ static void *manager_reclaim_thread(void *arg)
 		log_warn("manager: reclaim at start: open %s: %s", m->cfg.tmpbase, strerror(errno));
 		goto out;
 	}
-	idx = inuse_scan("/proc", err, sizeof(err));
-	if (!idx) {
+	dev_t shm_dev;
+	if (shmobj_dir_dev(m->shm_dirfd, &shm_dev, err, sizeof(err)) < 0 ||
+	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err)))) {
 		log_warn("manager: reclaim at start: %s", err);
 		goto out;
 	}
@@ -756,8 +757,10 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 static bool manager_reclaim_own(struct manager *m)
 {
 	char err[256];
-	struct inuse *idx = inuse_scan("/proc", err, sizeof(err));
-	if (!idx) {
+	dev_t shm_dev;
+	struct inuse *idx = NULL;
+	if (shmobj_dir_dev(m->shm_dirfd, &shm_dev, err, sizeof(err)) < 0 ||
+	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err)))) {
 		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", err, m->dirpath);
 		return false;
 	}

@@ -95,6 +95,11 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		fprintf(f, "shmwarden_sweep_last_objects{outcome=\"%s\"} %u\n", objs[i].outcome,
 			objs[i].n);
 
+	metrics_head(f, "shmwarden_sweep_last_objects_not_inspectable",
+		     "Of the in_use objects of the last sweep, those kept because a process "
+		     "that may hold them could not be inspected (and the kernel did not say "
+		     "that nobody has them open).");
+	fprintf(f, "shmwarden_sweep_last_objects_not_inspectable %u\n", t->not_inspectable);
 	metrics_head(f, "shmwarden_sweep_last_objects_name_reused",
 		     "Of the refused objects, those whose name now names another object than "
 		     "the one its journal recorded (refused: name reused); left in place.");

@@ -126,6 +126,79 @@ static void reclaim_set(struct reclaim_report *r, enum reclaim_status st, const 
 	va_end(ap);
 }
 
+enum reclaim_holder {
+	RECLAIM_UNUSED,     /* nobody holds it: unlink */
+	RECLAIM_HELD,       /* an inspected task holds or maps it */
+	RECLAIM_HELD_BLIND, /* a task we could not inspect may hold it */
+	RECLAIM_UNCHECKED,  /* the in-use view could not be renewed */
+};
+
+/* Who may hold the object st (the one the name leads to now), from a view of /proc never
+ * older than RECLAIM_VIEW_MAX_MS or the start of this directory. */
+static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const char *who,
+					  const char *pn, const struct shmobj_info *st, pid_t *blind)
+{
+	char err[256];
+	if (inuse_refresh(opts->inuse, RECLAIM_VIEW_MAX_MS, err, sizeof(err)) < 0) {
+		log_warn("reclaim: %s: %s: renewing the in-use view: %s; kept for a later pass",
+			 who, pn, err);
+		return RECLAIM_UNCHECKED;
+	}
+	if (inuse_holds(opts->inuse, (dev_t)st->dev, (ino_t)st->ino))
+		return RECLAIM_HELD;
+	if (inuse_blind(opts->inuse, st->uid, st->mode, blind))
+		return RECLAIM_HELD_BLIND;
+	return RECLAIM_UNUSED;
+}
+
+/* Unlinks an object a blind task may hold only when the kernel says nobody has it open
+ * (shmobj_lease). While we hold the lease, an open by anyone else waits for us, so the
+ * unlink cannot race an opener that found the object before it; the name is looked at
+ * again just before the unlink (inode and birth time), so an object renamed over it in
+ * between is not unlinked.
+ * Returns 0 when the name was unlinked (dry run: would be), 1 when the object is held
+ * or the name moved, -1 with errno when the lease cannot be had or the unlink failed. */
+static int reclaim_lease_unlink(const struct reclaim_opts *opts, const char *name,
+				const struct shmobj_info *st)
+{
+	int fd;
+	int rc = shmobj_lease(opts->shm_dirfd, name, st->dev, st->ino, &fd);
+	if (rc != 0)
+		return rc;
+	struct shmobj_info now;
+	if (shmobj_info(opts->shm_dirfd, name, &now) < 0 || now.dev != st->dev ||
+	    now.ino != st->ino || now.btime_ns != st->btime_ns)
+		rc = 1;
+	else if (!opts->dry_run && unlinkat(opts->shm_dirfd, name + 1, 0) < 0)
+		rc = -1;
+	int saved = errno;
+	close(fd); /* releases the lease */
+	errno = saved;
+	return rc;
+}
+
+/* Counts a kept object, records which object it is (*learned, for a row never
+ * identified), and adopts it when there is somewhere to adopt into. */
+static enum reclaim_action reclaim_keep_in_use(const struct reclaim_opts *opts,
+					       const struct journal_row *row,
+					       const struct shmobj_info *st,
+					       struct journal_row *learned,
+					       struct reclaim_report *r)
+{
+	r->in_use++;
+	*learned = *row;
+	if (st->has_btime) {
+		learned->identified = true;
+		learned->ino = st->ino;
+		learned->btime_ns = st->btime_ns;
+	}
+	if (opts->adopt_into) {
+		r->adopted++;
+		return opts->dry_run ? RECLAIM_KEEP : RECLAIM_ADOPT;
+	}
+	return RECLAIM_KEEP;
+}
+
 /* Whether the object now under the row's name is the one the row journaled: the same
  * inode and birth time, or, for a row never identified, born within the window after
  * its registration. A filesystem without birth times leaves only the inode to compare
@@ -207,20 +280,35 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 					 : "born outside the window after its registration");
 		return RECLAIM_DROP;
 	}
-	if (inuse_contains(opts->inuse, row->name)) {
-		r->in_use++;
-		log_debug("reclaim: %s: %s: in use by a live process; kept", who, pn);
-		*learned = *row;
-		if (st.has_btime) {
-			learned->identified = true;
-			learned->ino = st.ino;
-			learned->btime_ns = st.btime_ns;
-		}
-		if (opts->adopt_into) {
-			r->adopted++;
-			return opts->dry_run ? RECLAIM_KEEP : RECLAIM_ADOPT;
-		}
+	pid_t blind = 0;
+	switch (reclaim_holder(opts, who, pn, &st, &blind)) {
+	case RECLAIM_UNCHECKED:
 		return RECLAIM_KEEP;
+	case RECLAIM_HELD:
+		log_debug("reclaim: %s: %s: in use by a live task; kept", who, pn);
+		return reclaim_keep_in_use(opts, row, &st, learned, r);
+	case RECLAIM_HELD_BLIND: {
+		int rc = reclaim_lease_unlink(opts, row->name, &st);
+		if (rc == 0)
+			goto unlinked;
+		if (rc < 0 && errno == ENOENT) {
+			r->gone++;
+			return RECLAIM_DROP;
+		}
+		if (rc < 0)
+			log_debug("reclaim: %s: %s: lease: %s", who, pn, strerror(errno));
+		if (r->not_inspectable++ == 0)
+			r->not_inspectable_pid = blind;
+		if (blind > 0)
+			log_info("reclaim: %s: %s: kept: holder not inspectable (pid %d)", who, pn,
+				 (int)blind);
+		else
+			log_info("reclaim: %s: %s: kept: holder not inspectable (pid hidden by "
+				 "/proc)", who, pn);
+		return reclaim_keep_in_use(opts, row, &st, learned, r);
+	}
+	case RECLAIM_UNUSED:
+		break;
 	}
 	/* The unlink goes by name: look again just before it, so an object that replaced
 	 * the checked one in the meantime is left alone; what remains is the few
@@ -248,6 +336,7 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 			 strerror(errno));
 		return RECLAIM_KEEP;
 	}
+unlinked:
 	r->unlinked++;
 	r->bytes += (uint64_t)st.size;
 	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.size);
@@ -439,6 +528,8 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	struct reclaim_report *r = report;
 	struct mgrdir_probe p;
 	reclaim_report_init(r, name);
+	/* A new directory gets a new view of /proc (made only if a name needs it). */
+	inuse_expire(opts->inuse);
 	unsigned flags = MGRDIR_PROBE_JOURNAL | MGRDIR_PROBE_OWN |
 			 (opts->dry_run ? 0 : MGRDIR_PROBE_ACT);
 	mgrdir_probe(basefd, name, opts->now_s, flags, &p);
@@ -497,12 +588,16 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	/* What is not in use could not be checked or unlinked now (logged). */
 	unsigned in_use = r->in_use - r->adopted;
 	long long other = left - in_use - r->young;
-	char more[96] = "";
+	char more[200] = "";
 	if (r->young)
 		snprintf(more, sizeof(more), ", %u not created yet", r->young);
 	if (other > 0)
 		snprintf(more + strlen(more), sizeof(more) - strlen(more),
 			 ", %lld not checkable now", other);
+	if (r->not_inspectable)
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+			 ", %u of them: holder not inspectable (pid %d)", r->not_inspectable,
+			 (int)r->not_inspectable_pid);
 	reclaim_set(r, RECLAIM_KEPT, "%lld name%s stay%s journaled for a later pass (%u in use%s)",
 		    (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", in_use, more);
 	if (!opts->dry_run && journal_compact(j) < 0)

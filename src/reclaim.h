@@ -11,8 +11,11 @@
  *                                  inode or birth time than the row recorded, or, for a
  *                                  row never identified, born outside the window after
  *                                  its registration (shmobj_born_within)
- *   mapped/open by a live proc  -> keep the row (or move it to opts->adopt_into), and
+ *   mapped/open by a live task  -> keep the row (or move it to opts->adopt_into), and
  *                                  record which object it is
+ *   maybe held by a task we
+ *   could not inspect           -> the same, unless the kernel's lease check says
+ *                                  nobody has it open (then unlinked)
  *   otherwise                   -> shm_unlink, drop the row
  * Row drops are batched into one transaction per page. Running twice, concurrently
  * (the directory lock serialises), or after a crash of the reclaimer ends in the
@@ -29,8 +32,13 @@
 #include "journal.h"
 #include "mgrdir.h"
 
+/* The oldest in-use view that may clear a name (see SECURITY.md, "A fresh view"). */
+#define RECLAIM_VIEW_MAX_MS 1000
+
 struct reclaim_opts {
-	const struct inuse *inuse;  /* built once per run by the caller */
+	struct inuse *inuse;        /* built by the caller; refreshed here before it clears a
+				     * name when older than RECLAIM_VIEW_MAX_MS, and at each
+				     * directory */
 	int shm_dirfd;              /* shmobj_dir_open() */
 	const char *boot_id;        /* this boot's id */
 	bool dry_run;               /* decide and report, change nothing */
@@ -79,6 +87,10 @@ struct reclaim_report {
 				 * the name ("refused: name reused") */
 	unsigned handed_over;   /* names a live manager registered since: rows dropped,
 				 * objects left to it */
+	unsigned not_inspectable; /* of in_use: kept because a process that may hold them
+				   * could not be inspected (and the kernel's lease check
+				   * did not clear them) */
+	pid_t not_inspectable_pid; /* the first such process, 0 if unknown */
 	uint64_t bytes;         /* st_size of the objects unlinked */
 	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };

@@ -22,6 +22,7 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->in_use += r->in_use;
 	t->adopted += r->adopted;
 	t->refused += r->refused;
+	t->not_inspectable += r->not_inspectable;
 	t->reused += r->reused;
 	t->handed_over += r->handed_over;
 	t->bytes += r->bytes;
@@ -118,6 +119,12 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 			fprintf(f, ", %u adopted", r->adopted);
 		if (r->handed_over)
 			fprintf(f, ", %u handed over to live managers", r->handed_over);
+		if (r->not_inspectable && r->not_inspectable_pid > 0)
+			fprintf(f, "; %u kept: holder not inspectable (pid %d)", r->not_inspectable,
+				(int)r->not_inspectable_pid);
+		else if (r->not_inspectable)
+			fprintf(f, "; %u kept: holder not inspectable (pid hidden by /proc)",
+				r->not_inspectable);
 		if (r->earlier_boot)
 			fputs("; journal from an earlier boot: its names name nothing now", f);
 		if (r->status == RECLAIM_KEPT) {
@@ -166,6 +173,11 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes, r->reused,
 		r->handed_over);
 	report_json_string(f, r->detail);
+	fprintf(f, ",\"not_inspectable\":%u", r->not_inspectable);
+	if (r->not_inspectable && r->not_inspectable_pid > 0)
+		fprintf(f, ",\"not_inspectable_pid\":%d", (int)r->not_inspectable_pid);
+	else
+		fputs(",\"not_inspectable_pid\":null", f);
 	fputc('}', f);
 }
 
@@ -188,6 +200,8 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		fprintf(f, ", %u adopted", t->adopted);
 	if (t->handed_over)
 		fprintf(f, ", %u handed over to live managers", t->handed_over);
+	if (t->not_inspectable)
+		fprintf(f, ", %u kept: holder not inspectable", t->not_inspectable);
 	fputc('\n', f);
 }
 
@@ -198,7 +212,8 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 		fprintf(f, ",\"%s\":%u", reclaim_status_str((enum reclaim_status)st),
 			t->by_status[st]);
 	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u}",
+		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
+		   "\"not_inspectable\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
-		t->handed_over);
+		t->handed_over, t->not_inspectable);
 }

@@ -16,6 +16,7 @@ struct report_totals {
 	unsigned dirs;
 	unsigned by_status[RECLAIM_ERROR + 1];
 	unsigned unlinked, gone, in_use, adopted, refused;
+	unsigned not_inspectable; /* of in_use: a holder may hide where we cannot look */
 	unsigned reused;      /* of refused: name reused */
 	unsigned handed_over; /* rows a live manager registered since */
 	uint64_t bytes;

@@ -23,6 +23,7 @@ struct shmobj_info {
 	mode_t mode;
 	uid_t uid;
 	off_t size;
+	uint64_t dev;   /* st_dev: which filesystem (the in-use index matches by dev and ino) */
 	uint64_t ino;
 	bool has_btime; /* the filesystem reports a birth time (tmpfs does since Linux 5.x) */
 	int64_t btime_ns;
@@ -38,9 +39,24 @@ struct shmobj_fs {
 /* Opens /dev/shm as a directory fd (O_PATH is not enough for unlinkat). */
 int shmobj_dir_open(char *err, size_t errlen);
 
+/* st_dev of the shm filesystem behind shm_dirfd: what the in-use index matches holders
+ * by. 0, or -1 with err set. */
+int shmobj_dir_dev(int shm_dirfd, dev_t *dev, char *err, size_t errlen);
+
 /* lstat of the object: 0, or -1 with errno (ENOENT: gone). */
 int shmobj_stat(int shm_dirfd, const char *name, struct stat *st);
 
+/* The kernel's answer to "does anyone else have this object open?": a write lease
+ * (fcntl(2) F_SETLEASE F_WRLCK) is granted only when no other open file description of
+ * the inode exists anywhere (any task, any namespace, a mapping whose fd was closed, an fd
+ * in flight over SCM_RIGHTS; verified on Linux 6.18 by tests/unit/test_reclaim.c). The
+ * caller's fsuid must own the object (or have CAP_LEASE). name must lead to the regular
+ * file (dev, ino) the caller looked at: a device node or FIFO is never to be opened here.
+ * Returns 0 with *fd holding the lease (the caller unlinks, then closes *fd, which lets
+ * any opener that waited on the lease go on), 1 when someone else has it open or the
+ * name now leads elsewhere, -1 with errno when no lease can be had (leases disabled:
+ * EINVAL; not the owner: EACCES). */
+int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, int *fd);
 /* statx of the object (no symlink followed): 0, or -1 with errno (ENOENT: gone). */
 int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
 

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fuzz.h"
@@ -119,14 +120,20 @@ static void make_fake_shm(const struct ctx *c, const bool in_use[NOURS])
 	}
 	FUZZ_CHECK(fuzz_write_file(c->outside, "victim", "x", 1) == 0);
 
-	/* One "process" mapping the objects in use, as the kernel prints maps lines. */
+	/* One "process" mapping the objects in use, as the kernel prints maps lines: by
+	 * device and inode (the path column is not what the index reads). */
 	char maps[4096];
 	size_t n = 0;
-	for (size_t i = 0; i < NOURS; i++)
+	for (size_t i = 0; i < NOURS; i++) {
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", c->shm, ours[i]);
+		FUZZ_CHECK(stat(path, &st) == 0);
 		if (in_use[i])
 			n += (size_t)snprintf(maps + n, sizeof(maps) - n,
-					      "7f0000000000-7f0000001000 rw-s 00000000 00:19 %zu"
-					      "                    /dev/shm/%s\n", i + 1, ours[i]);
+					      "7f0000000000-7f0000001000 rw-s 00000000 %02x:%02x %llu"
+					      "                    /elsewhere/%s\n", major(st.st_dev),
+					      minor(st.st_dev), (unsigned long long)st.st_ino, ours[i]);
+	}
 	FUZZ_CHECK(fuzz_write_file(c->proc, "maps", maps, n) == 0);
 }
 
@@ -283,7 +290,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	char err[512], procroot[4200];
 	snprintf(procroot, sizeof(procroot), "%s/..", c->proc);
-	struct inuse *idx = inuse_scan(procroot, err, sizeof(err));
+	struct stat shmst;
+	FUZZ_CHECK(stat(c->shm, &shmst) == 0);
+	struct inuse *idx = inuse_scan(procroot, shmst.st_dev, err, sizeof(err));
 	FUZZ_CHECK(idx != NULL);
 	int shmfd = open(c->shm, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	FUZZ_CHECK(shmfd >= 0);

@@ -187,16 +187,21 @@ def reclaim_seeds():
 
 
 def inuse_seeds():
-    def line(path, inode=1):
-        return b"7f0000000000-7f0000001000 rw-s 00000000 00:19 %d                    %s\n" % (inode, path)
+    # fuzz_inuse.c turns SHMDEV into the fake shm filesystem's MAJ:MIN and "@k" fd lines
+    # into links to its fake object fk.
+    def line(path, inode=1, dev=b"SHMDEV"):
+        return b"7f0000000000-7f0000001000 rw-s 00000000 %s %d                    %s\n" % (dev, inode, path)
 
     maps = (b"55d0c0000000-55d0c0001000 r--p 00000000 08:01 123 /usr/bin/python3\n"
-            + line(b"/dev/shm/torch_1_2_3") + line(b"/dev/shm/torch_4 (deleted)")
-            + line(b"/dev/shm/with\\012newline") + line(b"/dev/shm/a/b")
+            + line(b"/dev/shm/torch_1_2_3", 4242) + line(b"/dev/shm/torch_4 (deleted)", 7)
+            + line(b"/elsewhere/bind/of/shm", 99) + line(b"/dev/shm/other_fs", 5, b"00:01")
             + b"7fff00000000-7fff00001000 rw-p 00000000 00:00 0 [stack]\n"
-            + line(b"/tmp/dev/shm/not_this") + b"7f00-7f01 rw-s 0 00:19 5 /dev/shm/")
-    fds = b"\n".join([b"/dev/shm/torch_held", b"socket:[12345]", b"/dev/shm/x (deleted)",
-                      b"/dev/shm/../etc", b"/dev/null", b"/dev/shm/" + b"n" * 70])
+            + b"7f00-7f01 rw-s 0 SHMDEV SHMDEV SHMDEV 77\n"
+            + b"7f00-7f01 rw-s 0 SHMDEV 18446744073709551616 /overflow\n"
+            + b"7f00-7f01 rw-s 0 SHMDEV 12x /not-a-number\n"
+            + b"7f00-7f01 rw-s 0 SHMDEV 5")
+    fds = b"\n".join([b"@0", b"@3", b"socket:[12345]", b"/dev/shm/x (deleted)",
+                      b"/dev/null", b"/nonexistent/target", b"@7"])
     return {
         "maps_and_fds": maps + FD_MARK + fds,
         "maps_only": maps,

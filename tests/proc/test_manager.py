@@ -286,7 +286,9 @@ def test_other_uid_is_refused():
     try:
         os.chmod(base, 0o755)
         with Sandbox() as sb:
-            m = sb.spawn_manager(["manager", "--tmpdir", base] + FAST)
+            # Not FAST: a Python started as another user can take longer than FAST's
+            # 300 ms to connect on a loaded machine, and the manager would be gone.
+            m = sb.spawn_manager(["manager", "--tmpdir", base, "--shutdown-timeout", "5000"])
             os.chmod(m.dir, 0o755)
             os.chmod(m.sock, 0o666)
             # The manager may close before, during or after the send: any of those

@@ -9,6 +9,7 @@
  *   bench_loadgen info
  *   bench_loadgen spawn   COMMON                 spawn latency, settled idle VmRSS
  *   bench_loadgen run     COMMON --clients N [--idle M] [--duration S] [--warmup S]
+ *                         [--batch B] [--mgr-cpu C] [--client-cpu C]
  *   bench_loadgen journal COMMON --count N        manager dir size after N cycles
  *   bench_loadgen live    COMMON --count N        VmRSS with N names registered
  *   bench_loadgen reclaim COMMON --count N --shmwarden PATH
@@ -22,6 +23,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -60,6 +62,9 @@ struct lg_opts {
 	unsigned clients;
 	unsigned idle;
 	unsigned window;
+	unsigned batch;	  /* run: 0 = register/OK/free pairs; B = B registrations, then B frees */
+	int mgr_cpu;	  /* run: CPU the manager is pinned to, or -1 */
+	int client_cpu;	  /* run: CPU every client is pinned to, or -1 */
 	unsigned long count;
 	double duration;
 	double warmup;
@@ -146,6 +151,41 @@ static long lg_status_kib(pid_t pid, const char *key)
 	return v;
 }
 
+/* Pins the calling process to one CPU (-1: leaves it where it is). On a small machine
+ * where client and manager ping-pong, where the scheduler puts them (one core or two,
+ * an idle core's wake-up latency) moves one-client pairs/s threefold from run to run;
+ * a fixed placement takes that out of the comparison. */
+static int lg_pin(int cpu)
+{
+	if (cpu < 0)
+		return 0;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* A line of /proc/PID/status after key, without its blanks ("?" when unreadable). */
+static void lg_status_text(pid_t pid, const char *key, char *out, size_t outlen)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	snprintf(out, outlen, "?");
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	size_t klen = strlen(key);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen)) {
+			char *v = line + klen;
+			v += strspn(v, " \t");
+			v[strcspn(v, " \t\n")] = '\0';
+			snprintf(out, outlen, "%s", v);
+			break;
+		}
+	fclose(f);
+}
+
 static void lg_sleep_until(double t)
 {
 	double left = t - lg_now();
@@ -153,31 +193,119 @@ static void lg_sleep_until(double t)
 		lg_sleep_ms((unsigned)(left * 1000) + 1);
 }
 
-/* CPU time (user + system) of every thread of pid, in ns, from schedstat: precise where
- * /proc/PID/stat counts in 10 ms ticks. -1 when unreadable. */
-static long long lg_cpu_ns(pid_t pid)
+#define LG_MAX_THREADS 64
+
+/* The CPU time of a manager at one instant: every thread's from schedstat (ns, precise
+ * where /proc/PID/stat counts 10 ms ticks), and the whole process's in ticks, which
+ * also keeps the time of threads that have exited. */
+struct lg_cpu {
+	int n;
+	pid_t tid[LG_MAX_THREADS];
+	long long ns[LG_MAX_THREADS];
+	long long ticks; /* utime + stime of /proc/PID/stat, -1 when unreadable */
+};
+
+static long long lg_stat_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	/* Fields 14 and 15 (utime, stime) follow the ")" that ends the command name. */
+	char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			 &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+static void lg_cpu_read(pid_t pid, struct lg_cpu *c)
 {
 	char path[64];
+	c->n = 0;
+	c->ticks = lg_stat_ticks(pid);
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	DIR *d = opendir(path);
 	if (!d)
-		return -1;
-	long long total = 0;
+		return;
 	struct dirent *e;
-	while ((e = readdir(d))) {
+	while ((e = readdir(d)) && c->n < LG_MAX_THREADS) {
 		if (e->d_name[0] == '.')
 			continue;
 		char sp[128];
 		snprintf(sp, sizeof(sp), "/proc/%d/task/%.20s/schedstat", (int)pid, e->d_name);
 		FILE *f = fopen(sp, "re");
 		long long ns;
-		if (f && fscanf(f, "%lld", &ns) == 1)
-			total += ns;
+		if (f && fscanf(f, "%lld", &ns) == 1) {
+			c->tid[c->n] = (pid_t)atoi(e->d_name);
+			c->ns[c->n++] = ns;
+		}
 		if (f)
 			fclose(f);
 	}
 	closedir(d);
-	return total;
+}
+
+/* The manager's CPU ns between two reads, -1 when unknown. A thread born in between
+ * counts whole (shmwarden's start-up reclaim thread may start after the first read);
+ * when one exited in between, its last slice is gone from schedstat, and the process's
+ * ticks answer instead (*precise false). */
+static long long lg_cpu_delta(const struct lg_cpu *a, const struct lg_cpu *b, bool *precise)
+{
+	long long sum = 0;
+	*precise = a->n > 0;
+	for (int i = 0; i < b->n; i++) {
+		long long before = 0;
+		for (int j = 0; j < a->n; j++)
+			if (a->tid[j] == b->tid[i])
+				before = a->ns[j];
+		sum += b->ns[i] - before;
+	}
+	for (int j = 0; j < a->n; j++) {
+		bool alive = false;
+		for (int i = 0; i < b->n; i++)
+			alive = alive || a->tid[j] == b->tid[i];
+		*precise = *precise && alive;
+	}
+	if (*precise)
+		return sum;
+	long hz = sysconf(_SC_CLK_TCK);
+	if (a->ticks < 0 || b->ticks < a->ticks || hz <= 0)
+		return -1;
+	return (b->ticks - a->ticks) * (1000000000LL / hz);
+}
+
+/* Threads of pid, or -1. */
+static int lg_threads(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Waits (at most 10 s) until the manager is down to one thread: shmwarden scans /proc
+ * and its siblings' directories in a start-up thread, a once-per-manager cost (the spawn
+ * and DataLoader figures carry it), not a pair's. Pinned beside the clients, it would
+ * also take their CPU. The thread may not exist yet when this looks: the warm-up
+ * seconds and lg_cpu_delta cover that case. */
+static void lg_wait_one_thread(pid_t pid)
+{
+	double t0 = lg_now();
+	while (lg_threads(pid) > 1 && lg_now() - t0 < 10)
+		lg_sleep_ms(5);
 }
 
 /* Waits until VmRSS stops moving (three equal reads 25 ms apart, at most ~1.5 s):
@@ -260,6 +388,11 @@ static void lg_spawn(const struct lg_opts *o, struct lg_mgr *m)
 		close(p[1]);
 		if (errfd >= 0)
 			dup2(errfd, STDERR_FILENO);
+		if (lg_pin(o->mgr_cpu) < 0) {
+			dprintf(STDOUT_FILENO, "ERROR: cannot pin the manager to CPU %d: %s\n",
+				o->mgr_cpu, strerror(errno));
+			_exit(1);
+		}
 		execv(o->exe, argv);
 		char msg[PATH_MAX + 64];
 		int n = snprintf(msg, sizeof(msg), "ERROR: execl failed: %s\n", strerror(errno));
@@ -526,10 +659,40 @@ struct lg_shared {
 	struct lg_slot slot[];
 };
 
+/* Completes one register -> OK; returns NULL or what went wrong. */
+static const char *lg_register(int fd, pid_t pid, const char *name)
+{
+	unsigned char rec[WIRE_RECORD_SIZE];
+	lg_record(rec, pid, false, name);
+	if (lg_write_all(fd, rec, sizeof(rec)) < 0)
+		return "send of a register failed";
+	return lg_wait_ok(fd);
+}
+
+static const char *lg_free(int fd, pid_t pid, const char *name)
+{
+	unsigned char rec[WIRE_RECORD_SIZE];
+	lg_record(rec, pid, true, name);
+	return lg_write_all(fd, rec, sizeof(rec)) < 0 ? "send of a free failed" : NULL;
+}
+
+/* Pairs by default: register, OK, free, as a PyTorch client shares and drops a tensor;
+ * each completed in [t_measure, t_end) counts.
+ * With --batch B: cycles of B registrations (each waiting for its OK, as libshm does)
+ * and then the B frees, so up to B names per client are live at once. A cycle once begun
+ * is finished, the clock runs until every client is done, and every pair counts: a window
+ * that cut cycles would count registrations and frees, which cost the manager differently,
+ * in proportions that change from run to run. A last register -> OK proves the manager
+ * has read every free before it (one connection is read in order). */
 static void lg_client(const struct lg_opts *o, const char *sock, struct lg_shared *sh,
 		      unsigned idx, int ready_fd, int go_fd)
 {
 	struct lg_slot *s = &sh->slot[idx];
+	if (lg_pin(o->client_cpu) < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot pin to CPU %d: %s", o->client_cpu,
+			 strerror(errno));
+		_exit(1);
+	}
 	int fd = lg_connect(sock);
 	if (fd < 0) {
 		snprintf(s->err, sizeof(s->err), "connect: %s", strerror(errno));
@@ -545,22 +708,38 @@ static void lg_client(const struct lg_opts *o, const char *sock, struct lg_share
 		;
 	pid_t me = getpid();
 	char name[WIRE_NAME_FIELD];
-	unsigned long n = 0, counted = 0;
+	unsigned long n = 0, ops = 0;
 	double t_measure = sh->t_measure, t_end = sh->t_end;
-	for (;;) {
-		snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me, n++);
-		const char *why = lg_pair(fd, me, name);
-		if (why) {
-			snprintf(s->err, sizeof(s->err), "client %u, pair %lu: %s", idx, n, why);
-			break;
+	const char *why = NULL;
+	if (!o->batch) {
+		for (bool done = false; !done && !why;) {
+			snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me, n++);
+			if ((why = lg_register(fd, me, name)) || (why = lg_free(fd, me, name)))
+				break;
+			double t = lg_now();
+			done = t >= t_end;
+			ops += 2 * (!done && t >= t_measure);
 		}
-		double t = lg_now();
-		if (t >= t_end)
-			break;
-		if (t >= t_measure)
-			counted++;
+	} else {
+		while (!why && lg_now() < t_end) {
+			unsigned long first = n;
+			for (unsigned i = 0; i < o->batch && !why; i++) {
+				snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me, n++);
+				why = lg_register(fd, me, name);
+			}
+			for (unsigned long k = first; k < n && !why; k++) {
+				snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me, k);
+				why = lg_free(fd, me, name);
+			}
+			ops += 2 * (n - first);
+		}
+		snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me, n++);
+		if (!why && !(why = lg_register(fd, me, name)) && !(why = lg_free(fd, me, name)))
+			ops += 2;
 	}
-	s->pairs = counted;
+	if (why)
+		snprintf(s->err, sizeof(s->err), "client %u, record %lu: %s", idx, n, why);
+	s->pairs = ops / 2;
 	close(fd);
 	_exit(s->err[0] ? 1 : 0);
 }
@@ -588,6 +767,8 @@ static int lg_mode_run(const struct lg_opts *o)
 		if (why)
 			lg_fail("idle connections: %s", why);
 	}
+
+	lg_wait_one_thread(m.pid);
 
 	size_t shsize = sizeof(struct lg_shared) + o->clients * sizeof(struct lg_slot);
 	struct lg_shared *sh = mmap(NULL, shsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -624,16 +805,28 @@ static int lg_mode_run(const struct lg_opts *o)
 			break; /* a client died before connecting: its slot says why */
 		got += (unsigned)r;
 	}
-	double t0 = lg_now();
-	sh->t_measure = t0 + o->warmup;
-	sh->t_end = sh->t_measure + o->duration;
-	close(go[1]);
 	/* The manager's CPU over the measured window: a per-pair cost that other load on
-	 * the machine distorts far less than pairs/s. */
-	lg_sleep_until(sh->t_measure);
-	long long cpu0 = lg_cpu_ns(m.pid);
-	lg_sleep_until(sh->t_end);
-	long long cpu1 = lg_cpu_ns(m.pid);
+	 * the machine distorts far less than pairs/s. Batches: from the start gun until the
+	 * last client is done (see lg_client). */
+	double t0 = lg_now();
+	sh->t_measure = o->batch ? t0 : t0 + o->warmup;
+	sh->t_end = sh->t_measure + o->duration;
+	struct lg_cpu cpu0 = { 0 }, cpu1 = { 0 };
+	if (o->batch)
+		lg_cpu_read(m.pid, &cpu0);
+	close(go[1]);
+	/* On a loaded machine this process may be woken late: a read more than 2% of the
+	 * window after its instant measured some other window, and the CPU figure is
+	 * withheld (-1) rather than wrong. */
+	bool late = false;
+	if (!o->batch) {
+		lg_sleep_until(sh->t_measure);
+		late = lg_now() - sh->t_measure > 0.02 * o->duration;
+		lg_cpu_read(m.pid, &cpu0);
+		lg_sleep_until(sh->t_end);
+		late = late || lg_now() - sh->t_end > 0.02 * o->duration;
+		lg_cpu_read(m.pid, &cpu1);
+	}
 
 	unsigned failed = 0;
 	for (unsigned i = 0; i < o->clients; i++) {
@@ -644,6 +837,11 @@ static int lg_mode_run(const struct lg_opts *o)
 			failed++;
 	}
 	double elapsed = lg_now() - t0;
+	double measured = o->batch ? elapsed : o->duration;
+	if (o->batch)
+		lg_cpu_read(m.pid, &cpu1);
+	bool precise = false;
+	long long cpu_ns = late ? -1 : lg_cpu_delta(&cpu0, &cpu1, &precise);
 	lg_check_alive(&m, "during the run");
 	unsigned long total = 0;
 	const char *first_err = NULL;
@@ -653,20 +851,22 @@ static int lg_mode_run(const struct lg_opts *o)
 			first_err = sh->slot[i].err;
 	}
 	long rss = lg_status_kib(m.pid, "VmRSS:");
+	char mgr_cpus[64];
+	lg_status_text(m.pid, "Cpus_allowed_list:", mgr_cpus, sizeof(mgr_cpus));
 	for (unsigned i = 0; i < o->idle; i++)
 		close(idle[i]);
 	lg_stop(&m, SIGTERM);
 	if (failed)
 		lg_fail("%u of %u clients failed; first: %s", failed, o->clients,
 			first_err ? first_err : "(no message)");
-	if (elapsed < o->warmup + o->duration)
+	if (elapsed < (o->batch ? 0 : o->warmup) + o->duration)
 		lg_fail("the run ended early (%.2f s)", elapsed);
-	double cpu_us = cpu0 >= 0 && cpu1 >= cpu0 && total ? (double)(cpu1 - cpu0) / 1e3 / (double)total
-							     : -1;
+	double cpu_us = cpu_ns >= 0 && total ? (double)cpu_ns / 1e3 / (double)total : -1;
 	printf("pairs=%lu\nseconds=%.3f\npairs_per_s=%.1f\nrss_kib=%ld\nspawn_ms=%.3f\n"
-	       "mgr_cpu_us_per_pair=%.2f\nmgr_cpu_share=%.3f\n",
-	       total, o->duration, (double)total / o->duration, rss, m.spawn_ms, cpu_us,
-	       cpu0 >= 0 && cpu1 >= cpu0 ? (double)(cpu1 - cpu0) / 1e9 / o->duration : -1);
+	       "mgr_cpu_us_per_pair=%.2f\nmgr_cpu_share=%.3f\nmgr_cpu_source=%s\nmgr_cpus=%s\n",
+	       total, measured, (double)total / measured, rss, m.spawn_ms, cpu_us,
+	       cpu_ns >= 0 ? (double)cpu_ns / 1e9 / measured : -1,
+	       late ? "late" : precise ? "schedstat" : "ticks", mgr_cpus);
 	munmap(sh, shsize);
 	free(kids);
 	free(idle);
@@ -829,13 +1029,36 @@ static int lg_mode_reclaim(const struct lg_opts *o)
 	return 0;
 }
 
+/* A whole number in [min, max], or a clear failure: a typo must not silently run a
+ * different benchmark (strtoul would read "5k" as 5 and "x" as 0). */
+static long lg_num(const char *opt, const char *arg, long min, long max)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < min || v > max)
+		lg_fail("--%s: '%s' is not a whole number from %ld to %ld", opt, arg, min, max);
+	return v;
+}
+
+static double lg_seconds(const char *opt, const char *arg)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v >= 0 && v <= 86400))
+		lg_fail("--%s: '%s' is not a number of seconds from 0 to 86400", opt, arg);
+	return v;
+}
+
 static void lg_usage(void)
 {
 	fputs("usage: bench_loadgen info\n"
 	      "       bench_loadgen spawn|run|journal|live|reclaim --exe PATH --tmpdir BASE\n"
 	      "            [--argv0 NAME] [--arg A]... [--tag TAG] [--mgr-stderr FILE]\n"
 	      "            [--clients N] [--idle M] [--duration S] [--warmup S] [--count N]\n"
-	      "            [--window W] [--shmwarden PATH]\n",
+	      "            [--window W] [--shmwarden PATH] [--batch B]\n"
+	      "            [--mgr-cpu C] [--client-cpu C]\n",
 	      stderr);
 }
 
@@ -846,7 +1069,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct lg_opts o = { .mode = argv[1], .argv0 = "torch_shm_manager", .clients = 1,
-			     .window = 128, .count = 1000, .duration = 3, .warmup = 0.5 };
+			     .window = 128, .count = 1000, .duration = 3, .warmup = 0.5,
+			     .mgr_cpu = -1, .client_cpu = -1 };
 	if (!strcmp(o.mode, "info")) {
 		printf("sqlite=%s\n", sqlite3_libversion());
 		return 0;
@@ -865,6 +1089,9 @@ int main(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "warmup", required_argument, NULL, 'u' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "mgr-cpu", required_argument, NULL, 'M' },
+		{ "client-cpu", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -882,12 +1109,15 @@ int main(int argc, char **argv)
 		case 'g': o.tag = optarg; break;
 		case 'l': o.mgr_stderr = optarg; break;
 		case 's': o.shmwarden = optarg; break;
-		case 'c': o.clients = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'i': o.idle = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'w': o.window = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'n': o.count = strtoul(optarg, NULL, 10); break;
-		case 'd': o.duration = strtod(optarg, NULL); break;
-		case 'u': o.warmup = strtod(optarg, NULL); break;
+		case 'c': o.clients = (unsigned)lg_num("clients", optarg, 1, 100000); break;
+		case 'i': o.idle = (unsigned)lg_num("idle", optarg, 0, 1000000); break;
+		case 'w': o.window = (unsigned)lg_num("window", optarg, 1, 1000000); break;
+		case 'n': o.count = (unsigned long)lg_num("count", optarg, 0, 100000000); break;
+		case 'd': o.duration = lg_seconds("duration", optarg); break;
+		case 'u': o.warmup = lg_seconds("warmup", optarg); break;
+		case 'b': o.batch = (unsigned)lg_num("batch", optarg, 0, 10000000); break;
+		case 'M': o.mgr_cpu = (int)lg_num("mgr-cpu", optarg, -1, CPU_SETSIZE - 1); break;
+		case 'C': o.client_cpu = (int)lg_num("client-cpu", optarg, -1, CPU_SETSIZE - 1); break;
 		default: lg_usage(); return 2;
 		}
 	}

@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +72,26 @@ static void obj_cleanup(void)
 	closedir(d);
 }
 
+static dev_t shm_dev(void)
+{
+	struct stat st;
+	return stat("/dev/shm", &st) == 0 ? st.st_dev : (dev_t)-1;
+}
+
+static struct inuse *scan(char *err, size_t errlen)
+{
+	return inuse_scan("/proc", shm_dev(), err, errlen);
+}
+
+/* The index holds the object that name leads to now (false when there is none). */
+static bool holds(struct inuse *idx, const char *name)
+{
+	struct stat st;
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	return lstat(path, &st) == 0 && inuse_holds(idx, st.st_dev, st.st_ino);
+}
+
 static bool path_exists(const char *dir, const char *file)
 {
 	char path[1024];
@@ -94,7 +115,7 @@ static void fixture_init(struct fixture *f, const char *base)
 	f->shmfd = shmobj_dir_open(err, sizeof(err));
 	f->basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHECK(util_boot_id(f->boot_id, sizeof(f->boot_id), err, sizeof(err)) == 0);
-	f->idx = inuse_scan("/proc", err, sizeof(err));
+	f->idx = scan(err, sizeof(err));
 	CHECK(f->idx != NULL);
 	f->opts = (struct reclaim_opts){ .inuse = f->idx, .shm_dirfd = f->shmfd,
 					 .boot_id = f->boot_id, .now_s = util_wall_s() };
@@ -104,7 +125,7 @@ static void fixture_rescan(struct fixture *f)
 {
 	char err[256];
 	inuse_free(f->idx);
-	f->idx = inuse_scan("/proc", err, sizeof(err));
+	f->idx = scan(err, sizeof(err));
 	CHECK(f->idx != NULL);
 	f->opts.inuse = f->idx;
 }
@@ -183,27 +204,27 @@ static void test_inuse_mapped_and_open(void)
 	CHECK(p != MAP_FAILED);
 	close(fd);
 
-	struct inuse *idx = inuse_scan("/proc", err, sizeof(err));
+	struct inuse *idx = scan(err, sizeof(err));
 	CHECK(idx != NULL);
-	CHECK(idx && inuse_contains(idx, name));
-	CHECK(idx && !inuse_contains(idx, other));
+	CHECK(idx && holds(idx, name));
+	CHECK(idx && !holds(idx, other));
 	CHECK(idx && inuse_count(idx) >= 1);
 	inuse_free(idx);
 
 	munmap(p, OBJ_SIZE);
-	idx = inuse_scan("/proc", err, sizeof(err));
-	CHECK(idx && !inuse_contains(idx, name));
+	idx = scan(err, sizeof(err));
+	CHECK(idx && !holds(idx, name));
 	inuse_free(idx);
 
 	/* Held open, not mapped: still in use. */
 	fd = shm_open(name, O_RDONLY, 0);
 	CHECK(fd >= 0);
-	idx = inuse_scan("/proc", err, sizeof(err));
-	CHECK(idx && inuse_contains(idx, name));
+	idx = scan(err, sizeof(err));
+	CHECK(idx && holds(idx, name));
 	inuse_free(idx);
 	close(fd);
-	idx = inuse_scan("/proc", err, sizeof(err));
-	CHECK(idx && !inuse_contains(idx, name));
+	idx = scan(err, sizeof(err));
+	CHECK(idx && !holds(idx, name));
 	inuse_free(idx);
 	obj_cleanup();
 }
@@ -219,8 +240,9 @@ static void test_inuse_deleted_mapping(void)
 	CHECK(p != MAP_FAILED);
 	close(fd);
 	shm_unlink(name);
-	struct inuse *idx = inuse_scan("/proc", err, sizeof(err));
-	CHECK(idx && !inuse_contains(idx, name));
+	CHECK(obj_create(name, geteuid()) == 0); /* a new object under the old name */
+	struct inuse *idx = scan(err, sizeof(err));
+	CHECK(idx && !holds(idx, name));
 	inuse_free(idx);
 	munmap(p, OBJ_SIZE);
 	obj_cleanup();
@@ -229,9 +251,181 @@ static void test_inuse_deleted_mapping(void)
 static void test_inuse_bad_procdir(void)
 {
 	char err[256] = "";
-	struct inuse *idx = inuse_scan("/nonexistent-proc", err, sizeof(err));
+	struct inuse *idx = inuse_scan("/nonexistent-proc", shm_dev(), err, sizeof(err));
 	CHECK(idx == NULL);
 	CHECK(strstr(err, "/nonexistent-proc") != NULL);
+}
+
+
+/* ---- the kernel's lease check (shmobj_lease): each fact it relies on, on this kernel ---- */
+
+/* A child that holds the object as mode says, then waits for the pipe to close. */
+static pid_t lease_holder(const char *name, const char *mode, int *release)
+{
+	int ready[2], go[2];
+	if (pipe(ready) < 0 || pipe(go) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		int fd = -1, sv[2];
+		if (strcmp(mode, "rdonly") == 0 || strcmp(mode, "map-ro") == 0)
+			fd = shm_open(name, O_RDONLY, 0);
+		else if (strcmp(mode, "opath") == 0) {
+			char path[128];
+			snprintf(path, sizeof(path), "/dev/shm%s", name);
+			fd = open(path, O_PATH);
+		} else
+			fd = shm_open(name, O_RDWR, 0);
+		if (fd < 0)
+			_exit(1);
+		if (strcmp(mode, "map-ro") == 0) {
+			if (mmap(NULL, OBJ_SIZE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+				_exit(1);
+			close(fd);
+		} else if (strcmp(mode, "in-flight") == 0) {
+			char cbuf[CMSG_SPACE(sizeof(int))];
+			memset(cbuf, 0, sizeof(cbuf));
+			struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+					     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+			if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 || sendmsg(sv[0], &mh, 0) != 1)
+				_exit(1);
+			close(fd);
+		}
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		char b;
+		(void)read(go[0], &b, 1);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	char b;
+	if (pid < 0 || read(ready[0], &b, 1) != 1) {
+		close(ready[0]);
+		close(go[1]);
+		return -1;
+	}
+	close(ready[0]);
+	*release = go[1];
+	return pid;
+}
+
+static void lease_holder_end(pid_t pid, int release)
+{
+	close(release);
+	waitpid(pid, NULL, 0);
+}
+
+/* 0 granted, 1 refused, -1 error: the lease taken and dropped at once. */
+static int lease_probe(int shmfd, const char *name)
+{
+	struct stat st;
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	if (lstat(path, &st) < 0)
+		return -1;
+	int fd, rc = shmobj_lease(shmfd, name, st.st_dev, st.st_ino, &fd);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static void test_lease_sees_every_open_file_description(void)
+{
+	char name[64], err[256];
+	obj_name(name, sizeof(name), 20);
+	CHECK(obj_create(name, geteuid()) == 0);
+	int shmfd = shmobj_dir_open(err, sizeof(err));
+	CHECK(shmfd >= 0);
+	CHECK_EQ_INT(lease_probe(shmfd, name), 0); /* nobody */
+	/* Refused for a read-only fd, a read-only mapping whose fd was closed, a
+	 * read-write fd, and an fd in flight over SCM_RIGHTS that nobody received. */
+	static const char *const held[] = { "rdonly", "map-ro", "rdwr", "in-flight" };
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+		int release = -1;
+		pid_t pid = lease_holder(name, held[i], &release);
+		CHECK(pid > 0);
+		if (pid <= 0)
+			continue;
+		if (lease_probe(shmfd, name) != 1)
+			printf("  lease not refused with a holder '%s'\n", held[i]);
+		CHECK_EQ_INT(lease_probe(shmfd, name), 1);
+		lease_holder_end(pid, release);
+		CHECK_EQ_INT(lease_probe(shmfd, name), 0);
+	}
+	/* An O_PATH fd is no open file description of the contents: not counted. */
+	int release = -1;
+	pid_t pid = lease_holder(name, "opath", &release);
+	CHECK(pid > 0);
+	if (pid > 0) {
+		CHECK_EQ_INT(lease_probe(shmfd, name), 0);
+		lease_holder_end(pid, release);
+	}
+	/* A name that leads elsewhere now is not the object we checked. */
+	struct stat st;
+	char path[128];
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	CHECK(lstat(path, &st) == 0);
+	shm_unlink(name);
+	CHECK(obj_create(name, geteuid()) == 0);
+	int fd;
+	CHECK_EQ_INT(shmobj_lease(shmfd, name, st.st_dev, st.st_ino, &fd), 1);
+	CHECK(fd < 0);
+	close(shmfd);
+	obj_cleanup();
+}
+
+/* As root acting as the owner (setfsuid), the lease is granted on the owner's object;
+ * a non-owner without CAP_LEASE is refused by the kernel. */
+static void test_lease_needs_the_owner(void)
+{
+	char name[64], err[256];
+	obj_name(name, sizeof(name), 21);
+	CHECK(obj_create(name, FOREIGN_UID) == 0);
+	int shmfd = shmobj_dir_open(err, sizeof(err));
+	uid_t saved = (uid_t)setfsuid(FOREIGN_UID);
+	CHECK_EQ_INT(lease_probe(shmfd, name), 0);
+	setfsuid(saved);
+	close(shmfd);
+	obj_cleanup();
+}
+
+/* ---- the view's age ---- */
+
+static void test_inuse_view_is_renewed(void)
+{
+	char name[64], err[256];
+	obj_name(name, sizeof(name), 22);
+	CHECK(obj_create(name, geteuid()) == 0);
+	struct inuse *idx = scan(err, sizeof(err));
+	CHECK(idx != NULL);
+	if (!idx)
+		return;
+	CHECK(!holds(idx, name)); /* consulted from now on */
+	int fd = shm_open(name, O_RDONLY, 0);
+	CHECK(fd >= 0);
+	/* Young and not expired: kept as it is. */
+	CHECK(inuse_refresh(idx, 60000, err, sizeof(err)) == 0);
+	CHECK(!holds(idx, name));
+	/* Older than the bound: renewed. */
+	usleep(20000);
+	CHECK(inuse_refresh(idx, 10, err, sizeof(err)) == 0);
+	CHECK(holds(idx, name));
+	close(fd);
+	/* Expired (a new directory): renewed whatever its age. */
+	inuse_expire(idx);
+	CHECK(inuse_refresh(idx, 60000, err, sizeof(err)) == 0);
+	CHECK(!holds(idx, name));
+	inuse_free(idx);
+	obj_cleanup();
 }
 
 /* ---- reclaim_journal ---- */
@@ -1034,6 +1228,10 @@ int main(void)
 	RUN(test_inuse_mapped_and_open);
 	RUN(test_inuse_deleted_mapping);
 	RUN(test_inuse_bad_procdir);
+	RUN(test_inuse_view_is_renewed);
+	RUN(test_lease_sees_every_open_file_description);
+	if (geteuid() == 0)
+		RUN(test_lease_needs_the_owner);
 	RUN(test_journal_decisions);
 	RUN(test_journal_many_pages);
 	RUN(test_dir_dead_removed_then_gone);

@@ -1,0 +1,507 @@
+"""test_holders.py — who holds an object (issue 10): the holders a reclaimer must see.
+
+Each test leaves objects journaled by a dead (SIGKILLed) or idle manager, holds them in
+one of the ways a string match on /proc paths missed — a thread with its own fd table, a
+process whose leader exited, a process that is not dumpable, a bind mount of /dev/shm in
+another mount namespace, another pid namespace, a ptrace-stopped process — and checks that
+`recover`, `sweep`, a restarted manager's adoption and a live manager's idle shutdown all
+keep them, then reclaim them once the holder is gone. The holders are
+tests/tools/shm_holder.c. An object held only by an fd in flight over SCM_RIGHTS is a
+known limit (SECURITY.md): its test pins what happens.
+
+Everything lives in harness Sandboxes (private temp base, unique object prefix); users
+made with useradd are removed again. Tests that need root say SKIP when not root.
+"""
+import json
+import os
+import pwd
+import secrets
+import select
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SHM, Sandbox, journal_names  # noqa: E402
+
+PY = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+HOLDER = os.path.join(harness.BUILD, "tools", "shm_holder")
+
+CLIENT = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import harness
+c = harness.Client(sys.argv[2])
+for arg in sys.argv[3:]:
+    name = arg.lstrip("+")
+    c.register(name)
+    if arg.startswith("+"):
+        fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(fd, 4096)
+        os.close(fd)
+print("done", flush=True)
+import time; time.sleep(600)
+"""
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def skip(test, why):
+    print("SKIP %s: %s" % (test, why))
+
+
+def root_only(test):
+    if os.geteuid() != 0:
+        skip(test, "needs root")
+        return False
+    return True
+
+
+def hold(sb, mode, path, argv_prefix=(), user=None, env=None, timeout=10.0):
+    """Starts shm_holder MODE PATH (behind argv_prefix, as user) and waits for "ready"."""
+    kw = {}
+    if user is not None:
+        kw = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+    p = sb.track(subprocess.Popen(list(argv_prefix) + [HOLDER, mode, path],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, env=env or sb.env, **kw))
+    r, _, _ = select.select([p.stdout], [], [], timeout)
+    line = p.stdout.readline() if r else b""
+    if line != b"ready\n":
+        p.kill()
+        raise AssertionError("holder %s %s not ready: %r %s" % (
+            mode, path, line, p.stderr.read().decode(errors="replace")[-500:]))
+    return p
+
+
+def _descendants(pid):
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out + [d for c in out for d in _descendants(c)]
+
+
+def stop(p):
+    """Kills a holder we started and everything it started (unshare forks), and waits
+    until all of them are gone."""
+    kids = _descendants(p.pid)
+    p.kill()
+    p.wait(10)
+    for k in kids:
+        try:
+            os.kill(k, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    expect(harness.wait_for(lambda: all(harness.is_dead(k) for k in kids), 10),
+           "holder's children did not die")
+
+
+def dead_manager(sb, names, args=()):
+    """A manager that registered names and created them, then was SIGKILLed."""
+    m = sb.spawn_manager(list(args) or ["manager", "--no-reclaim"])
+    expect(m.sock, "manager: %r" % m.line)
+    c = m.client()
+    for n in names:
+        c.register(n)
+        sb.create_object(n)
+    os.kill(m.pid, signal.SIGKILL)
+    m.wait()
+    c.close()
+    return m.dir
+
+
+def recover_json(sb, d, env=None):
+    r = sb.run(["recover", "--json", d], env=env)
+    expect(r.returncode == 0, "recover: exit %d: %s" % (r.returncode, r.stderr))
+    return json.loads(r.stdout)
+
+
+def expect_kept(rep, n, what):
+    """n objects kept in use, seen in /proc (not only by the kernel's lease check)."""
+    expect(rep["status"] == "kept" and rep["in_use"] == n and rep["unlinked"] == 0,
+           "%s: %s" % (what, rep))
+    expect(rep.get("not_inspectable") == 0, "%s: the scan did not see the holder: %s"
+           % (what, rep))
+
+
+def finish(sb, d, names, what):
+    """Once the holders are gone, the objects are reclaimed and the directory removed."""
+    rep = recover_json(sb, d)
+    expect(rep["status"] == "removed" and rep["unlinked"] == len(names),
+           "%s, holders gone: %s" % (what, rep))
+    for n in names:
+        expect(not os.path.exists(SHM + n), "%s: %s left" % (what, n))
+
+
+# ---- holders a path match on the leader's /proc entries missed -------------------------
+
+def test_thread_with_its_own_fd_table_keeps_the_object():
+    with Sandbox("hthr") as sb:
+        n = sb.name(1)
+        d = dead_manager(sb, [n])
+        h = hold(sb, "thread-fd", SHM + n)
+        expect_kept(recover_json(sb, d), 1, "unshare(CLONE_FILES) thread")
+        expect(os.path.exists(SHM + n), "unlinked while open in a thread")
+        stop(h)
+        finish(sb, d, [n], "thread")
+
+
+def test_mapping_outlives_its_exited_leader():
+    with Sandbox("hlead") as sb:
+        n = sb.name(1)
+        d = dead_manager(sb, [n])
+        h = hold(sb, "leader-exit", SHM + n)
+        with open("/proc/%d/maps" % h.pid) as f:
+            expect(f.read() == "", "the leader's maps should read empty")
+        expect_kept(recover_json(sb, d), 1, "leader exited")
+        expect(os.path.exists(SHM + n), "unlinked while mapped by a leaderless process")
+        stop(h)
+        finish(sb, d, [n], "leader exited")
+
+
+def _bind_holder(sb, mode, n, extra=()):
+    """Holds n through a bind mount of /dev/shm at a private path, in its own mount
+    namespace (extra: more unshare(1) options)."""
+    view = os.path.join(sb.tmp, "view-%s-%s" % (mode, secrets.token_hex(2)))
+    os.mkdir(view)
+    script = 'mount --bind /dev/shm "$1" && exec "$2" "$3" "$1/$4"'
+    return hold_via(sb, ["unshare", "-m", "--propagation", "private"] + list(extra),
+                    script, view, mode, n)
+
+
+def hold_via(sb, prefix, script, view, mode, n, timeout=10.0):
+    p = sb.track(subprocess.Popen(prefix + ["sh", "-c", script, "sh", view, HOLDER, mode,
+                                            n[1:]],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, env=sb.env))
+    r, _, _ = select.select([p.stdout], [], [], timeout)
+    line = p.stdout.readline() if r else b""
+    if line != b"ready\n":
+        p.kill()
+        raise AssertionError("holder in a namespace not ready: %r %s" % (
+            line, p.stderr.read().decode(errors="replace")[-500:]))
+    return p
+
+
+def test_holder_through_a_bind_mount_in_its_own_mount_namespace():
+    if not root_only("test_holder_through_a_bind_mount_in_its_own_mount_namespace"):
+        return
+    with Sandbox("hbind") as sb:
+        names = [sb.name(1), sb.name(2)]
+        d = dead_manager(sb, names)
+        hs = [_bind_holder(sb, "map", names[0]), _bind_holder(sb, "fd", names[1])]
+        with open("/proc/%d/maps" % hs[0].pid) as f:
+            expect(SHM + names[0] not in f.read(), "the holder should not show /dev/shm")
+        expect_kept(recover_json(sb, d), 2, "bind mount")
+        for n in names:
+            expect(os.path.exists(SHM + n), "unlinked while held through a bind mount")
+        for h in hs:
+            stop(h)
+        finish(sb, d, names, "bind mount")
+
+
+def test_holder_in_another_pid_and_mount_namespace():
+    # A container's view: its own pid namespace and /proc, the host's shm tmpfs at a
+    # path of its own.
+    if not root_only("test_holder_in_another_pid_and_mount_namespace"):
+        return
+    with Sandbox("hpidns") as sb:
+        n = sb.name(1)
+        d = dead_manager(sb, [n])
+        h = _bind_holder(sb, "map", n, extra=["-p", "-f", "--kill-child", "--mount-proc"])
+        expect_kept(recover_json(sb, d), 1, "pid namespace")
+        expect(os.path.exists(SHM + n), "unlinked while held in another pid namespace")
+        stop(h)
+        finish(sb, d, [n], "pid namespace")
+
+
+def test_ptrace_stopped_holder_keeps_the_object():
+    if not root_only("test_ptrace_stopped_holder_keeps_the_object"):
+        return
+    with Sandbox("hptr") as sb:
+        n = sb.name(1)
+        d = dead_manager(sb, [n])
+        h = hold(sb, "thread-fd", SHM + n)
+        tracer = hold(sb, "trace", str(h.pid))
+        with open("/proc/%d/stat" % h.pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        expect(state == "t", "holder not ptrace-stopped: %s" % state)
+        expect_kept(recover_json(sb, d), 1, "ptrace-stopped")
+        expect(os.path.exists(SHM + n), "unlinked while its holder was ptrace-stopped")
+        stop(tracer)
+        stop(h)
+        finish(sb, d, [n], "ptrace-stopped")
+
+
+# ---- the live manager's own idle shutdown ----------------------------------------------
+
+def test_idle_shutdown_keeps_what_threads_and_leaderless_processes_hold():
+    with Sandbox("hidle") as sb:
+        names = [sb.name(1), sb.name(2)]
+        m = sb.spawn_manager(["manager", "--no-reclaim", "--shutdown-timeout", "300"])
+        c = m.client()
+        for n in names:
+            c.register(n)
+            sb.create_object(n)
+        hs = [hold(sb, "thread-fd", SHM + names[0]), hold(sb, "leader-exit", SHM + names[1])]
+        c.close()
+        expect(m.wait(20) == 0, "manager did not shut down")
+        for n in names:
+            expect(os.path.exists(SHM + n), "idle shutdown unlinked %s while in use" % n)
+        expect(journal_names(m.dir) == sorted(names), "not left journaled: %s"
+               % journal_names(m.dir))
+        for h in hs:
+            stop(h)
+        finish(sb, m.dir, names, "idle shutdown")
+
+
+# ---- users: what cannot be inspected ---------------------------------------------------
+
+def _useradd(tag):
+    name = "shmwt-%s-%s" % (tag, secrets.token_hex(4))
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                    "/usr/sbin/nologin", name], check=True, capture_output=True)
+    return name
+
+
+def _shared_sandbox(label):
+    """A Sandbox whose base other users can reach: under /tmp, mode 1777."""
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = "/tmp"
+    try:
+        sb = Sandbox(label)
+    finally:
+        if saved is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved
+    os.chmod(sb.tmp, 0o1777)
+    return sb
+
+
+def _as(pw, args, **kw):
+    return subprocess.Popen(args, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], **kw)
+
+
+def _user_dead_manager(sb, pw, env, names):
+    """pw's manager and pw's client register names ('+': also created), then both die."""
+    p = sb.track(_as(pw, [harness.SHMWARDEN, "manager", "--no-reclaim"],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     stdin=subprocess.DEVNULL, env=env))
+    sock = p.stdout.readline().decode().strip()
+    expect(sock.startswith("/"), "manager as %s: %r" % (pw.pw_name, sock))
+    c = sb.track(_as(pw, [PY, "-c", CLIENT, HERE, sock] + names, stdout=subprocess.PIPE,
+                     env=env))
+    expect(c.stdout.readline().strip() == b"done", "client as %s failed" % pw.pw_name)
+    for q in (p, c):
+        os.kill(q.pid, signal.SIGKILL)
+        q.wait()
+    return os.path.dirname(sock)
+
+
+def test_restarted_manager_keeps_what_a_non_dumpable_process_maps():
+    if not root_only("test_restarted_manager_keeps_what_a_non_dumpable_process_maps"):
+        return
+    users = []
+    sb = _shared_sandbox("hdump")
+    try:
+        users = [_useradd("d")]
+        pw = pwd.getpwnam(users[0])
+        env = dict(sb.env, HOME="/", SHMWARDEN_LOG="info")
+        n = sb.name(1)
+        old = _user_dead_manager(sb, pw, env, ["+" + n])
+        h = hold(sb, "nondumpable", SHM + n, user=pw, env=env)
+        # The user's next manager adopts the dead directory (in its reclaim thread).
+        p = sb.track(_as(pw, [harness.SHMWARDEN, "manager"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env))
+        sock = p.stdout.readline().decode().strip()
+        expect(sock.startswith("/"), "second manager: %r" % sock)
+        new = os.path.dirname(sock)
+        expect(harness.wait_for(lambda: not os.path.exists(old), 20),
+               "the dead directory was not handled")
+        expect(os.path.exists(SHM + n), "adoption unlinked an object a non-dumpable "
+                                        "process maps")
+        expect(journal_names(new) == [n], "not adopted: %s" % journal_names(new))
+        os.kill(p.pid, signal.SIGTERM)
+        p.wait(20)
+        log = p.stderr.read().decode(errors="replace")
+        expect("holder not inspectable (pid %d)" % h.pid in log,
+               "the kept object is not reported as such: %s" % log[-2000:])
+        # Once the holder is gone the user's own sweep reclaims it.
+        stop(h)
+        q = _as(pw, [harness.SHMWARDEN, "sweep", "--tmpdir", sb.tmp], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env)
+        out, err = q.communicate(timeout=60)
+        expect(q.returncode == 0, "sweep as the user: %s %s" % (out, err))
+        expect(not os.path.exists(SHM + n), "not reclaimed once the holder was gone")
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
+def test_hidepid_hides_the_holder_so_the_kernel_is_asked():
+    # /proc mounted hidepid=invisible: a user's non-dumpable process is not even listed
+    # to the user. The user's recover must not take its absence for "unused".
+    if not root_only("test_hidepid_hides_the_holder_so_the_kernel_is_asked"):
+        return
+    users = []
+    sb = _shared_sandbox("hhide")
+    try:
+        users = [_useradd("h")]
+        pw = pwd.getpwnam(users[0])
+        env = dict(sb.env, HOME="/")
+        names = [sb.name(1), sb.name(2)]
+        d = _user_dead_manager(sb, pw, env, ["+" + n for n in names])
+        h = hold(sb, "nondumpable", SHM + names[0], user=pw, env=env)
+        script = ('mount -t proc -o hidepid=invisible proc /proc && '
+                  'exec setpriv --reuid "$1" --regid "$2" --clear-groups "$3" recover --json "$4"')
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                            "sh", str(pw.pw_uid), str(pw.pw_gid), harness.SHMWARDEN, d],
+                           capture_output=True, text=True, timeout=60, env=env)
+        rep = json.loads(r.stdout)
+        expect(r.returncode == 0 and rep["status"] == "kept" and rep["in_use"] == 1 and
+               rep["not_inspectable"] == 1 and rep["not_inspectable_pid"] is None and
+               rep["unlinked"] == 1, "hidepid: %s %s" % (rep, r.stderr))
+        expect(os.path.exists(SHM + names[0]), "unlinked while a hidden process maps it")
+        expect(not os.path.exists(SHM + names[1]), "the unused object was not reclaimed")
+        stop(h)
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
+def test_in_flight_fd_is_a_known_limit_for_a_user_reclaimer():
+    # SECURITY.md, known limits: an object whose only reference is an fd in flight over
+    # SCM_RIGHTS is seen by no /proc scan. A non-root reclaimer with nothing it could not
+    # inspect does not ask the kernel, and unlinks it; the receiver still gets a working
+    # fd (the object's memory lives until the last reference goes), but the name is gone.
+    if not root_only("test_in_flight_fd_is_a_known_limit_for_a_user_reclaimer"):
+        return
+    users = []
+    sb = _shared_sandbox("hscm")
+    try:
+        users = [_useradd("f")]
+        pw = pwd.getpwnam(users[0])
+        env = dict(sb.env, HOME="/")
+        n = sb.name(1)
+        d = _user_dead_manager(sb, pw, env, ["+" + n])
+        h = hold(sb, "in-flight", SHM + n, user=pw, env=env)
+        q = _as(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env)
+        out, err = q.communicate(timeout=60)
+        rep = json.loads(out)
+        expect(rep["status"] == "removed" and rep["unlinked"] == 1,
+               "in flight, as the user: %s %s" % (rep, err))
+        expect(not os.path.exists(SHM + n), "the known limit changed: update SECURITY.md")
+        stop(h)
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
+def test_root_sweep_sees_another_users_process_holding_the_object():
+    # The sweep acts as the directory's owner (setfsuid) while it reclaims; the /proc view
+    # it renews there must still be root's, or another user's holder is invisible.
+    if not root_only("test_root_sweep_sees_another_users_process_holding_the_object"):
+        return
+    users = []
+    sb = _shared_sandbox("hxuser")
+    try:
+        users = [_useradd("o"), _useradd("r")]
+        owner, reader = (pwd.getpwnam(u) for u in users)
+        env = dict(sb.env, HOME="/")
+        n = sb.name(1)
+        d = _user_dead_manager(sb, owner, env, ["+" + n])
+        os.chmod(SHM + n, 0o644)
+        hs = [hold(sb, "fd-ro", SHM + n, user=reader, env=env)]
+        r = sb.run(["sweep", "--json", "--tmpdir", sb.tmp])
+        rep = {os.path.basename(x["dir"]): x for x in json.loads(r.stdout)["dirs"]}
+        rep = rep[os.path.basename(d)]
+        expect(rep["status"] == "kept" and rep["in_use"] == 1 and rep["not_inspectable"] == 0,
+               "another user's holder: %s" % rep)
+        expect(os.path.exists(SHM + n), "unlinked while another user holds it open")
+        for h in hs:
+            stop(h)
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
+# ---- a fresh view at the moment of the unlink ------------------------------------------
+
+BIG_ROWS = 500000  # about 8 s of sweeping on a loaded 2-core machine
+
+
+def _fatten(d, rows):
+    """Adds rows of never-created names to a dead manager's journal, as a foreign writer
+    would: straight into SQLite, honouring the schema (2..59-byte blobs)."""
+    con = sqlite3.connect(os.path.join(d, "journal.db"), isolation_level=None)
+    try:
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute("BEGIN")
+        tag = secrets.token_hex(4)
+        con.executemany("INSERT INTO objects(name, client_pid, registered_at) VALUES (?,?,?)",
+                        ((("/shmwt_big_%s_%d" % (tag, i)).encode(), 1, 1)
+                         for i in range(rows)))
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
+def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
+    if not root_only("test_root_sweep_sees_a_holder_that_came_during_a_huge_journal"):
+        return
+    users = []
+    sb = _shared_sandbox("hbig")
+    try:
+        users = [_useradd("b")]
+        pw = pwd.getpwnam(users[0])
+        env = dict(sb.env, HOME="/")
+        big = dead_manager(sb, [sb.name(0)])
+        _fatten(big, BIG_ROWS)
+        n = sb.name(1)
+        other = _user_dead_manager(sb, pw, env, ["+" + n])
+        # Sorted names: the huge journal is visited first, the user's second.
+        first = os.path.join(sb.tmp, "shmwarden-000000")
+        second = os.path.join(sb.tmp, "shmwarden-zzzzzz")
+        os.rename(big, first)
+        os.rename(other, second)
+        sweep = sb.track(subprocess.Popen([harness.SHMWARDEN, "sweep", "--json", "--tmpdir",
+                                           sb.tmp], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, env=sb.env))
+        time.sleep(1.5)
+        h = hold(sb, "map", SHM + n, user=pw, env=env)
+        expect(sweep.poll() is None and os.path.exists(first),
+               "the sweep left the huge journal before the holder came: make it bigger")
+        out, err = sweep.communicate(timeout=600)
+        doc = json.loads(out)
+        by = {os.path.basename(x["dir"]): x for x in doc["dirs"]}
+        expect(by["shmwarden-000000"]["status"] == "removed",
+               "huge journal: %s" % by["shmwarden-000000"])
+        expect(os.path.exists(SHM + n), "unlinked while mapped: the view was older than "
+                                        "the directory")
+        rep = by["shmwarden-zzzzzz"]
+        expect(rep["status"] == "kept" and rep["in_use"] == 1, "user's: %s" % rep)
+        stop(h)
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
+harness.main(globals())
