@@ -116,9 +116,9 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 		else
 			slash[slash == metrics_dir] = '\0';
 	}
-	/* util_tmpbase() too: reading a live manager's journal means reading a private
-	 * copy of it, made there (mgrdir.c). */
-	const char *rw[] = { ctx->base, util_tmpbase(), SHMOBJ_DIR,
+	/* util_tmpbase() and /tmp too: a journal is read from a private copy, made in the
+	 * first of those two that works (mgrdir.c); $TMPDIR may not exist. */
+	const char *rw[] = { ctx->base, util_tmpbase(), "/tmp", SHMOBJ_DIR,
 			     ctx->metrics ? metrics_dir : NULL, NULL };
 	/* What the sweeper creates (the metrics file) is readable by the collector without
 	 * an fchmod, which the sandbox refuses. */
@@ -127,9 +127,9 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 	if (sandbox_sweeper(rw, &confined, err, errlen) < 0)
 		return -1;
 	if (confined)
-		log_info("sweep: privileges dropped; files may change only under %s, %s, %s%s%s",
-			 ctx->base, SHMOBJ_DIR, util_tmpbase(), ctx->metrics ? " and " : "",
-			 ctx->metrics ? metrics_dir : "");
+		log_info("sweep: privileges dropped; files may change only under %s, %s, %s, "
+			 "/tmp%s%s", ctx->base, SHMOBJ_DIR, util_tmpbase(),
+			 ctx->metrics ? " and " : "", ctx->metrics ? metrics_dir : "");
 	else
 		log_info("sweep: privileges dropped; writes not confined by the sweep itself "
 			 "(%s)", geteuid() ? "not root" : "no CAP_SYS_ADMIN or no mount_setattr");

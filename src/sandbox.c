@@ -56,6 +56,8 @@ static const char *const sandbox_allowed[] = {
 	/* identity: setfsuid/setfsgid act as each owner; the rest only read */
 	"setfsuid", "setfsgid", "getuid", "geteuid", "getgid", "getegid", "getgroups",
 	"getresuid", "getresgid", "getpid", "getppid", "gettid", "capget",
+	/* the in-use index: kcmp tells which tasks share an fd table (else it reads all) */
+	"kcmp",
 	/* memory */
 	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
 	/* time, randomness, signals, threads, exit */

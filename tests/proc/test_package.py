@@ -134,7 +134,7 @@ while time.monotonic() < deadline and any(
 out["objects_after_kill"] = len(objects())
 out["dirs_after_kill"] = len(glob.glob("/tmp/story/shmwarden-*"))
 out["sweep"] = json.loads(run("/usr/bin/shmwarden", "sweep", "--json", "--tmpdir",
-                              "/tmp/story"))
+                              "/tmp/story", env=dict(os.environ, SHMWARDEN_LOG="info")))
 out["objects_after_sweep"] = objects()
 out["dirs_after_sweep"] = sorted(os.listdir("/tmp/story"))
 

@@ -206,4 +206,23 @@ def test_root_sweep_inside_the_units_bounding_set():
         expect(sb.objects() == [], "objects: %s" % sb.objects())
 
 
+def test_root_sweep_when_its_own_tmpdir_is_missing():
+    """The journal copy falls back from $TMPDIR to /tmp (mgrdir.c); the read-only mounts
+    must allow the same fallback. (Found in the package test: chroot.sh passed the host's
+    TMPDIR into the chroot, where it did not exist, and every directory failed EROFS.)"""
+    if os.geteuid() != 0:
+        skip("test_root_sweep_when_its_own_tmpdir_is_missing", "needs root")
+        return
+    with Sandbox("sbxnotmp") as sb:
+        dead, _ = manager_as(sb, None, [sb.name(1)])
+        env = dict(sb.env, TMPDIR=os.path.join(sb.tmp, "no", "such", "dir"),
+                   SHMWARDEN_LOG="info", HOME="/")
+        p = subprocess.run([harness.SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp],
+                           capture_output=True, text=True, env=env, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        expect(p.returncode == 0, "sweep exit %d: %s" % (p.returncode, p.stderr))
+        rep = by_dir(json.loads(p.stdout))[os.path.basename(dead)]
+        expect(rep["status"] == "removed" and sb.objects() == [], "%s" % rep)
+
+
 harness.main(globals())

@@ -86,8 +86,8 @@ static void tc_child(const char *base, const char *outside, bool root)
 		return;
 	}
 	util_strlcpy(basearg, base, sizeof(basearg));
-	/* The sweep may also write in its own temp base (copies of live journals): make
-	 * that the swept base, so that "outside" is outside both. */
+	/* The sweep may also write in its own temp base (copies of journals): make that
+	 * the swept base. */
 	setenv("TMPDIR", base, 1);
 	char *argv[] = { "sweep", "--tmpdir", basearg, NULL };
 	int rc = cmd_sweep(3, argv);
@@ -165,14 +165,17 @@ static void tc_child(const char *base, const char *outside, bool root)
 /* Forks, runs tc_child as uid (0: root itself), returns the child's complaints. */
 static void tc_run(uid_t uid, char *out, size_t outlen)
 {
-	char top[512], base[600], outside[600], victim[700];
+	char top[512], base[600], outside[256], victim[700];
 	/* A user cannot reach the suite's private (0700) directory: its own is under /tmp. */
 	snprintf(top, sizeof(top), uid ? "/tmp/shmw-sandbox-XXXXXX" : "%s", check_tmpdir);
 	CHECK(uid == 0 || (mkdtemp(top) && chmod(top, 0711) == 0));
 	snprintf(base, sizeof(base), "%s/base", top);
-	snprintf(outside, sizeof(outside), "%s/outside", top);
+	/* Outside every directory the sweep may write in (its base, $TMPDIR, /tmp,
+	 * /dev/shm): a private directory of ours in /var/tmp. */
+	snprintf(outside, sizeof(outside), "/var/tmp/shmw-sandbox-XXXXXX");
+	CHECK(mkdtemp(outside) != NULL);
 	snprintf(victim, sizeof(victim), "%s/victim", outside);
-	CHECK(mkdir(base, 0700) == 0 && mkdir(outside, 0700) == 0);
+	CHECK(mkdir(base, 0700) == 0);
 	int vfd = open(victim, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	CHECK(vfd >= 0 && write(vfd, "precious", 8) == 8);
 	close(vfd);
@@ -216,6 +219,7 @@ static void tc_run(uid_t uid, char *out, size_t outlen)
 	CHECK(stat(victim, &st) < 0 && errno == ENOENT);
 	if (uid != 0)
 		check_rmtree(top);
+	check_rmtree(outside);
 }
 
 static void test_root_sweeper_refuses_after_the_drop(void)
