@@ -6,9 +6,11 @@
 -- keeps their text, and readers compare it): a reader refuses a journal of another version.
 
 PRAGMA application_id = 1936223607;   -- 0x73686d77, 'shmw': marks a shmwarden journal
-PRAGMA user_version = 2;              -- the schema version (JOURNAL_SCHEMA_VERSION)
+PRAGMA user_version = 3;              -- the schema version (JOURNAL_SCHEMA_VERSION)
 -- Version 1 (shmwarden 0.1.0) is kept verbatim in schema/journal-v1.sql: readers still
 -- reclaim such journals, with the rules of that release where identity is missing.
+-- Version 2 was a development layout (identity columns in objects), never released and
+-- not read.
 
 -- One row: who wrote this journal, so a later reader can decide what it may reclaim.
 CREATE TABLE manager (
@@ -27,13 +29,24 @@ CREATE TABLE manager (
 -- page (the commit per register is the manager's largest cost). STRICT and the CHECK
 -- hold every row to a 2..59-byte blob, and PRAGMA quick_check verifies both on every
 -- journal a reader does not trust, so no reader ever meets a row that is not a name.
--- ino and btime_ns say which object the name meant: learned off the hot path (free check,
--- prune, adoption, shutdown) from statx, NULL until then; both or neither.
+-- registered_at is in microseconds (version 1: seconds): readers use whole seconds, and
+-- the fraction tells apart two registrations of one name within a second, which the
+-- identities below must.
 CREATE TABLE objects (
     name          BLOB    PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 2 AND 59),
     client_pid    INTEGER NOT NULL,     -- SO_PEERCRED pid of the registering connection
-    registered_at INTEGER NOT NULL,     -- unix seconds
-    ino           INTEGER,              -- the object's inode number on the shm filesystem
-    btime_ns      INTEGER,              -- its birth time, nanoseconds since the epoch
-    CHECK ((ino IS NULL) = (btime_ns IS NULL))
+    registered_at INTEGER NOT NULL      -- unix microseconds
+) STRICT, WITHOUT ROWID;
+
+-- Which object a registration means, once learned from statx off the hot path (a free
+-- that finds the object, the prune tick, adoption, shutdown). A table of its own, so a
+-- register or free still writes one row of one b-tree: the identity of a name counts
+-- only while its registered_at is that of the name's row in objects (a registration of
+-- the name again restarts the row and so forgets it), and journal_compact drops the
+-- identities whose registration is gone.
+CREATE TABLE identities (
+    name          BLOB    PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 2 AND 59),
+    registered_at INTEGER NOT NULL,     -- the registration it belongs to (objects')
+    ino           INTEGER NOT NULL,     -- the object's inode number on the shm filesystem
+    btime_ns      INTEGER NOT NULL      -- its birth time, nanoseconds since the epoch
 ) STRICT, WITHOUT ROWID;

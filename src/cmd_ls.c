@@ -368,6 +368,21 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 	return -1;
 }
 
+/* A failure before any directory was read: "ls: WHY" on stderr, and with --json still
+ * one document on stdout, {"base", "managers": [], "error"}. */
+static void ls_fail(const struct ls_opts *o, const char *why)
+{
+	char esc[1024];
+	fprintf(stderr, "ls: %s\n", report_escape(why, esc, sizeof(esc)));
+	if (!o->json)
+		return;
+	fputs("{\"base\":", stdout);
+	report_json_string(stdout, o->base);
+	fputs(",\"managers\":[],\"error\":", stdout);
+	report_json_string(stdout, why);
+	fputs("}\n", stdout);
+}
+
 int cmd_ls(int argc, char **argv)
 {
 	struct ls_opts o = { .base = util_tmpbase(), .now = util_wall_s(), .shm_dirfd = -1 };
@@ -381,18 +396,22 @@ int cmd_ls(int argc, char **argv)
 	rc = 1;
 	int basefd = open(o.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
+		char why[1400];
 		int saved = errno;
-		fputs("ls: cannot open the temp base ", stderr);
-		report_print_escaped(stderr, o.base);
-		fprintf(stderr, ": %s\n", strerror(saved));
+		snprintf(why, sizeof(why), "cannot open the temp base %.1024s: %s%s", o.base,
+			 strerror(saved), saved == ENOENT ? " (give --tmpdir the directory the "
+			 "managers use, or set TMPDIR)" : "");
+		ls_fail(&o, why);
 		goto out;
 	}
 	if (mgrdir_list(basefd, NULL, &names, &nnames) < 0) {
-		fprintf(stderr, "ls: reading the temp base: %s\n", strerror(errno));
+		char why[300];
+		snprintf(why, sizeof(why), "reading the temp base: %s", strerror(errno));
+		ls_fail(&o, why);
 		goto out;
 	}
 	if ((o.shm_dirfd = shmobj_dir_open(err, sizeof(err))) < 0) {
-		fprintf(stderr, "ls: %s\n", err);
+		ls_fail(&o, err);
 		goto out;
 	}
 	if (util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) == 0)

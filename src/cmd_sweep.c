@@ -171,6 +171,21 @@ static int sweep_user(const char *u, struct sweep_ctx *ctx)
 	return 0;
 }
 
+/* A failure before any directory was visited: with --json still one document on
+ * stdout, with no directories, zero totals and the error. */
+static void sweep_fail_json(const struct sweep_ctx *ctx, const char *why)
+{
+	if (!ctx->json)
+		return;
+	fputs("{\"base\":", stdout);
+	report_json_string(stdout, ctx->base);
+	fprintf(stdout, ",\"dry_run\":%s,\"dirs\":[],\"totals\":", ctx->dry_run ? "true" : "false");
+	report_totals_json(stdout, &ctx->totals);
+	fputs(",\"error\":", stdout);
+	report_json_string(stdout, why);
+	fputs("}\n", stdout);
+}
+
 /* -1 to go on, else the exit status. */
 static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 {
@@ -243,11 +258,21 @@ int cmd_sweep(int argc, char **argv)
 	if (sweep_sandbox(&ctx, err, sizeof(err)) < 0) {
 		char msg[sizeof(err) * 4];
 		sweep_fail(&ctx, "cannot drop privileges: %s", report_escape(err, msg, sizeof(msg)));
+		char why[sizeof(err) + 32];
+		snprintf(why, sizeof(why), "cannot drop privileges: %s", err);
+		sweep_fail_json(&ctx, why);
 		goto out;
 	}
 	basefd = open(ctx.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
-		sweep_fail(&ctx, "cannot open the temp base %s: %s", base, strerror(errno));
+		int saved = errno;
+		const char *hint = saved == ENOENT ? " (give --tmpdir the directory the managers "
+						     "use, or set TMPDIR)" : "";
+		sweep_fail(&ctx, "cannot open the temp base %s: %s%s", base, strerror(saved), hint);
+		char why[1400];
+		snprintf(why, sizeof(why), "cannot open the temp base %.1024s: %s%s", ctx.base,
+			 strerror(saved), hint);
+		sweep_fail_json(&ctx, why);
 		goto out;
 	}
 	dev_t shm_dev;
@@ -256,6 +281,7 @@ int cmd_sweep(int argc, char **argv)
 	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err))) ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
 		sweep_fail(&ctx, "%s", err);
+		sweep_fail_json(&ctx, err);
 		goto out;
 	}
 	struct reclaim_opts opts = {

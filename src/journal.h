@@ -24,7 +24,7 @@
 #include "util.h"
 
 #define JOURNAL_FILE "journal.db"
-#define JOURNAL_SCHEMA_VERSION 2     /* what journal_create writes */
+#define JOURNAL_SCHEMA_VERSION 3     /* what journal_create writes */
 #define JOURNAL_SCHEMA_VERSION_MIN 1 /* the oldest a reader still reclaims (0.1.0) */
 #define JOURNAL_APPLICATION_ID 0x73686d77 /* 'shmw' */
 
@@ -54,6 +54,7 @@ struct journal_meta {
  * them with wire_name_check before acting on a name. */
 struct journal_row {
 	int64_t registered_at; /* unix seconds */
+	int64_t registered_us; /* the registration as stored (microseconds): its identity */
 	/* The journaled object, when learned (identified): its inode number on the shm
 	 * filesystem and its birth time (statx stx_btime) in nanoseconds since the epoch. */
 	bool identified;
@@ -66,6 +67,11 @@ struct journal_row {
 /* journal_open flags */
 #define JOURNAL_UNTRUSTED 0x1 /* written by someone we do not trust: defensive open */
 #define JOURNAL_READONLY 0x2  /* never write (ls, dry runs) */
+/* With UNTRUSTED|READONLY, for a look at the manager row or a comparison of names (the
+ * foreign check, live managers' names): no PRAGMA quick_check, whose cost grows with the
+ * file. Everything read is still checked as it is read (the manager row's types, each
+ * name a 2..59-byte blob, names in order), and nothing read is acted on as a name. */
+#define JOURNAL_SKIM 0x4
 
 /* Creates DIR/journal.db (which must not exist), applies the schema and writes meta.
  * The manager's own handle: WAL, synchronous=OFF (reasoned in journal.c). */
@@ -94,9 +100,10 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
 /* Records an adopted row as it was (registered_at and identity kept); a name already
  * journaled here is left as it is. */
 int journal_adopt(struct journal *j, const struct journal_row *row);
-/* Records which object a name means: only when the row has no identity yet (one per
- * registration) and the object was born within window_s seconds after the registration
- * (the rule of shmobj_born_within, applied in SQL so no read precedes the write).
+/* Records which object a name means: only when its registration has no identity yet
+ * (one per registration) and the object was born within window_s seconds after the
+ * registration (the rule of shmobj_born_within, applied in SQL so no read precedes the
+ * write). Identities live in their own table, so the register path never writes it.
  * Version 1 journals have nowhere to keep it: a no-op there. */
 int journal_identify(struct journal *j, const char *name, size_t len, uint64_t ino,
 		     int64_t btime_ns, int64_t window_s);
@@ -116,6 +123,14 @@ void journal_rollback(struct journal *j);
 int journal_page(struct journal *j, const struct journal_row *after, struct journal_row *rows,
 		 int max);
 
+/* Drops the identities whose registration is gone (freed, pruned, reclaimed, or the
+ * name registered again), for names after `after` up to `upto` inclusive (NULL: from
+ * the first, to the last). The hot path never deletes identities: callers sweep them a
+ * range at a time (the prune, page by page) so their table follows the live set too
+ * (invariant 7). Joins the open transaction. A no-op on a version 1 journal. */
+int journal_drop_stale_identities(struct journal *j, const struct journal_row *after,
+				  const struct journal_row *upto);
+
 /* Calls cb for every journaled name from lo to hi inclusive (byte order), in order;
  * a non-zero return from cb stops the walk. Returns 0, or -1. In autocommit, every call
  * sees the latest commit of any writer. */
@@ -133,7 +148,13 @@ int journal_compact(struct journal *j);
 /* Closes and frees; NULL is fine. Rolls back an open transaction. */
 void journal_close(struct journal *j);
 
-/* Unlinks journal.db, journal.db-wal and journal.db-shm in dirfd; ENOENT is fine. */
+/* Closes a journal whose files were unlinked or replaced under it (a /tmp cleaner, a
+ * hand rm) without touching whatever now has its names: no checkpoint, no -wal/-shm
+ * removed. NULL is fine. */
+void journal_abandon(struct journal *j);
+
+/* Unlinks journal.db, journal.db-wal, journal.db-shm and journal.db-journal (the
+ * rollback journal of the switch to WAL mode at creation) in dirfd; ENOENT is fine. */
 int journal_unlink_files(int dirfd, char *err, size_t errlen);
 
 #endif

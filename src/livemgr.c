@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -32,7 +33,10 @@ struct livemgr_entry {
 	pid_t pid;
 	unsigned maj, min;
 	unsigned long long ino;
-	struct journal *j; /* NULL: not a live manager of ours (looked at once) */
+	struct journal *j; /* NULL: not a live manager of ours, or unreadable */
+	bool unreadable;   /* a manager directory whose journal could not be opened now
+			    * (another schema version, damaged, busy): not consulted, and
+			    * looked at again at the next refresh */
 	bool seen;         /* in the latest /proc/locks */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
@@ -90,17 +94,92 @@ static bool livemgr_is_locked_dir(const char *path, const struct stat *fdst,
 	struct stat here;
 	if (stat(path, &here) < 0 || here.st_dev != fdst->st_dev || here.st_ino != fdst->st_ino)
 		return false; /* another mount namespace's path, or renamed since */
-	if (livemgr_same_file(&here, e))
-		return true;
 	char lock[PATH_MAX];
-	if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, MGRDIR_LOCK) >= sizeof(lock))
+	const char *locked = path;
+	if (!livemgr_same_file(&here, e)) {
+		if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, MGRDIR_LOCK) >= sizeof(lock) ||
+		    lstat(lock, &here) < 0 || !livemgr_same_file(&here, e))
+			return false;
+		locked = lock;
+	}
+	/* The /proc/locks line may be stale by now (a look that held the lock for an
+	 * instant, then kept the directory open while it copied the journal): the lock
+	 * counts only if it is still held exclusive, which a shared try tells without
+	 * waiting. Opening a dead directory's journal in place would rewrite its -shm. */
+	int fd = open(locked, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return false;
-	return lstat(lock, &here) == 0 && livemgr_same_file(&here, e);
+	bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
+}
+
+/* Whether pid holds the listening socket bound at dir/manager.sock: what only the
+ * directory's manager does. A reclaimer holding a dead directory's lock does not, and
+ * neither does a restarted manager for the dead siblings it adopts; their journals are
+ * never opened (opening one in place, even read-only, rewrites its -shm, and a foreign
+ * directory must stay exactly as it is). Read from /proc/net/unix (our network
+ * namespace) and the holder's descriptors. */
+static bool livemgr_listens(pid_t pid, const char *dir)
+{
+	char tail[300], line[PATH_MAX + 128], fddir[64], link[64], real[PATH_MAX];
+	/* The manager bound the path its TMPDIR gave, which may lead through a symlink:
+	 * match the last two components, then the directory by its resolved name. */
+	const char *base = strrchr(dir, '/');
+	if (!base || (size_t)snprintf(tail, sizeof(tail), "%s/%s", base, MGRDIR_SOCKET) >=
+			     sizeof(tail))
+		return false;
+	size_t tlen = strlen(tail);
+	FILE *f = fopen("/proc/net/unix", "re");
+	if (!f)
+		return false;
+	unsigned long inodes[8];
+	size_t n = 0;
+	while (n < sizeof(inodes) / sizeof(inodes[0]) && fgets(line, sizeof(line), f)) {
+		unsigned flags;
+		unsigned long ino;
+		int off = 0;
+		if (sscanf(line, "%*s %*s %*s %x %*x %*x %lu %n", &flags, &ino, &off) != 2 ||
+		    !off || !(flags & 0x10000 /* __SO_ACCEPTCON: listening */))
+			continue;
+		char *path = line + off;
+		path[strcspn(path, "\n")] = '\0';
+		size_t plen = strlen(path);
+		if (plen <= tlen || strcmp(path + plen - tlen, tail) != 0)
+			continue;
+		path[plen - strlen(MGRDIR_SOCKET) - 1] = '\0';
+		if (realpath(path, real) && strcmp(real, dir) == 0)
+			inodes[n++] = ino;
+	}
+	fclose(f);
+	if (!n)
+		return false;
+	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(fddir);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		unsigned long ino;
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		for (size_t i = 0; i < n && !found; i++)
+			found = inodes[i] == ino;
+	}
+	closedir(d);
+	return found;
 }
 
 /* Finds the lock holder's manager directory through its descriptors and opens the
- * directory's journal, if it is the holder's own. */
-static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_entry *e)
+ * directory's journal, if it is the holder's own. Sets e->unreadable when the holder's
+ * directory is found but its journal cannot be opened: a live manager whose names are
+ * not seen (SECURITY.md, known limits). */
+static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
 {
 	char fddir[64], link[PATH_MAX], err[512];
 	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)e->pid);
@@ -124,9 +203,20 @@ static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_ent
 		link[n] = '\0';
 		if (!livemgr_is_locked_dir(link, &st, e))
 			continue;
-		if (journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
-				 sizeof(err)) < 0) {
-			log_debug("livemgr: pid %d: %s", (int)e->pid, err);
+		if (st.st_uid != lm->owner)
+			break; /* another user's manager: its clients cannot replace our objects */
+		if (!livemgr_listens(e->pid, link)) {
+			log_debug("livemgr: pid %d holds the lock of %s but not its socket: not its "
+				  "manager", (int)e->pid, link);
+			break; /* a reclaimer holding a dead directory's lock */
+		}
+		int rc = journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
+				      err, sizeof(err));
+		if (rc == -ENODATA)
+			break; /* no schema yet: a manager starting has registered nothing */
+		if (rc < 0) {
+			e->unreadable = true;
+			log_info("livemgr: live manager pid %d not consulted: %s", (int)e->pid, err);
 			break;
 		}
 		const struct journal_meta *m = journal_meta(j);
@@ -143,14 +233,40 @@ static struct journal *livemgr_open(struct livemgr *lm, const struct livemgr_ent
 		log_debug("livemgr: live manager pid %d at %s", (int)e->pid, link);
 	}
 	closedir(d);
+	if (!j && !e->unreadable)
+		log_debug("livemgr: pid %d (lock %x:%x:%llu): no manager directory of ours among "
+			  "its descriptors", (int)e->pid, e->maj, e->min, e->ino);
 	return j;
 }
+
+#define LIVEMGR_LOCKS_PASSES 3
+
+static void livemgr_read_locks(struct livemgr *lm);
 
 void livemgr_refresh(struct livemgr *lm)
 {
 	struct livemgr_entry *e, *next;
 	TAILQ_FOREACH(e, &lm->entries, link)
 		e->seen = false;
+	/* /proc/locks comes a page per read(), and entries that go away between two reads
+	 * shift the rest: a lock held throughout can be skipped (seen here, under the load
+	 * of other processes' SQLite locks, in about one sweep in fifty). A held lock is
+	 * missed only if every pass skips it. */
+	for (int pass = 0; pass < LIVEMGR_LOCKS_PASSES; pass++)
+		livemgr_read_locks(lm);
+	for (e = TAILQ_FIRST(&lm->entries); e; e = next) {
+		next = TAILQ_NEXT(e, link);
+		if (e->seen)
+			continue;
+		TAILQ_REMOVE(&lm->entries, e, link);
+		journal_close(e->j);
+		free(e);
+	}
+}
+
+static void livemgr_read_locks(struct livemgr *lm)
+{
+	struct livemgr_entry *e;
 	FILE *f = fopen("/proc/locks", "re");
 	if (!f) {
 		log_debug("livemgr: /proc/locks: %s", strerror(errno));
@@ -164,9 +280,14 @@ void livemgr_refresh(struct livemgr *lm)
 		unsigned long long ino;
 		if (strstr(line, "->"))
 			continue; /* a waiter, not the holder */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &ino) != 5 ||
-		    strcmp(type, "FLOCK") != 0 || pid <= 0 || (pid_t)pid == lm->self)
+		char mode[16];
+		/* A manager's lock is exclusive (WRITE); a shared one (READ) is ls or a dry
+		 * run copying a dead directory's journal (mgrdir.c), whose journal must not
+		 * be opened in place: that would rewrite its -shm. */
+		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
+			   &ino) != 6 ||
+		    strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0 || pid <= 0 ||
+		    (pid_t)pid == lm->self)
 			continue;
 		e = livemgr_find(lm, (pid_t)pid, maj, min, ino);
 		if (!e) {
@@ -177,18 +298,13 @@ void livemgr_refresh(struct livemgr *lm)
 						     .ino = ino };
 			e->j = livemgr_open(lm, e);
 			TAILQ_INSERT_TAIL(&lm->entries, e, link);
+		} else if (e->unreadable && !e->seen) {
+			e->unreadable = false;
+			e->j = livemgr_open(lm, e);
 		}
 		e->seen = true;
 	}
 	fclose(f);
-	for (e = TAILQ_FIRST(&lm->entries); e; e = next) {
-		next = TAILQ_NEXT(e, link);
-		if (e->seen)
-			continue;
-		TAILQ_REMOVE(&lm->entries, e, link);
-		journal_close(e->j);
-		free(e);
-	}
 }
 
 struct livemgr_marking {

@@ -4,11 +4,13 @@
  * a dead one, even when a dead journal lists it too (a program with a fixed segment name
  * restarted under a new manager): reclaim hands such rows over (drops them) and never
  * unlinks them (issue 10). Live managers are found by their liveness lock: every FLOCK in
- * /proc/locks whose holder has that file (the directory's `lock`, or the directory
- * itself) open is a candidate; its journal is opened read-only and untrusted, and counts
- * when it names the holder as its manager (a reclaimer holding a dead directory's lock
- * is not that directory's manager), belongs to the owner being reclaimed for, and
- * records our shm filesystem (a version 1 journal records none and is taken as ours).
+ * /proc/locks (read three times: it comes a page at a time and can skip entries) whose
+ * holder keeps that manager directory open, owns it, and listens on its manager.sock
+ * (/proc/net/unix; a reclaimer holding a dead directory's lock does not, so its journal
+ * is never opened in place) is a live manager; its journal is opened read-only and
+ * untrusted, and counts when it names the holder as its manager, belongs to the owner
+ * being reclaimed for, and records our shm filesystem (a version 1 journal records none
+ * and is taken as ours).
  *
  * Seen: managers whose /proc/PID/fd the caller may read (same user, dumpable; root
  * everything; as root reclaim_dir switches to the owner's fsuid first, which the kernel
@@ -39,8 +41,9 @@ void livemgr_refresh(struct livemgr *lm);
 
 /* For rows[0..n-1] (ascending, as journal_page returns them), sets held[i] (and
  * holder[i], the manager's pid) when a live manager's journal lists rows[i]'s name.
- * One range query per live journal. Returns 0, or -1 when a live journal could not be
- * read (then held[] is unreliable, and the caller must not unlink). */
+ * One range query per live journal. Returns 0, or -1 when an open live journal failed
+ * while being read (then held[] is incomplete, and the caller must not unlink). A live
+ * journal that could not be opened at all (another schema version) is not consulted. */
 int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool *held,
 		 pid_t *holder);
 

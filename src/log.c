@@ -1,9 +1,9 @@
 /* log.c — the logger behind log.h: a level, a program name, stderr or syslog.
  * Each line is formatted whole and written with one write(2), so lines from threads
  * and processes sharing a stderr do not interleave mid-line (a line that a non-blocking
- * stderr took only in part is finished before any other is written). Control bytes in a message
- * (a client's shm name may hold a newline or an escape sequence) come out as \xHH, so
- * one event is always one line and nobody can forge another. */
+ * stderr took only in part is finished before any other is written). Control bytes in a
+ * message (a client's shm name may hold a newline or an escape sequence) come out as
+ * \xHH, so one event is always one line and nobody can forge another. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -128,10 +128,6 @@ static size_t log_write_some(const char *buf, size_t len)
 				    : write(logger.fd, buf + off, len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w < 0 && errno == ENOTSOCK && logger.out == LOG_OUT_SEND_DONTWAIT) {
-			logger.out = LOG_OUT_BLOCKING; /* cannot happen: fstat said socket */
-			continue;
-		}
 		if (w <= 0)
 			break;
 		off += (size_t)w;

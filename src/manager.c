@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -47,8 +48,13 @@
 #define PRUNE_PAGE 256       /* rows read from the journal at a time */
 #define PRUNE_SLICE_US 2000  /* a prune slice yields to the clients after this */
 #define PRUNE_BUSY_GAP_MS 8  /* between slices while clients keep the loop busy */
-#define PRUNE_ROWS_PER_RECORD 2 /* a busy pass checks at least this many rows a record */
+#define PRUNE_ROWS_PER_RECORD 4 /* a busy pass checks at least this many rows a record */
 #define MIN_ROOM_KIB 256     /* a journal.db, its -wal and its -shm at the start */
+/* A restarted manager answers its first registration only once its dead siblings' leaks
+ * are gone from /dev/shm, or after this long: libshm waits 1 s for an OK, and the
+ * commit and the OK need some of that second. */
+#define RECLAIM_HOLD_MS 800
+#define FILES_CHECK_MS 1000  /* how often the manager checks its files are still there */
 
 struct manager;
 
@@ -76,6 +82,12 @@ struct manager {
 	char sockpath[PATH_MAX + sizeof("/" MGRDIR_SOCKET)];
 	const char *dirname; /* last component of dirpath */
 	int dirfd, lockfd, listenfd, shm_dirfd, sigfd;
+	int reclaim_efd;    /* the reclaim thread writes it when done; -1 */
+	bool serving;       /* listenfd is in the loop */
+	struct evloop_timer hold_timer, files_timer;
+	/* The files as the manager made them, to notice a cleaner or a hand rm. */
+	struct stat journal_st, wal_st, sock_st;
+	struct journal_meta meta;
 	struct journal *journal;
 	char boot_id[UTIL_BOOT_ID_LEN + 1];
 	unsigned nconns, next_conn_id;
@@ -88,6 +100,7 @@ struct manager {
 	unsigned long long pass_records; /* client records received during the current pass */
 	unsigned long long slice_records; /* client records received since the last slice */
 	bool reclaim_thread_started;
+	bool reclaim_done; /* the thread said it is done (its journal connection closed) */
 	struct log_limit accept_pause_log; /* under EMFILE the pause repeats ten times a second */
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
@@ -467,9 +480,11 @@ static int64_t manager_now_us(void)
  * fewer than PRUNE_ROWS_PER_RECORD rows per record received since it began; otherwise
  * after PRUNE_BUSY_GAP_MS. A finished pass waits prune_interval_ms for the next.
  *
- * The bound this keeps: a pass checks rows at least twice as fast as clients add them,
- * so with L live rows and R registrations a second, the stale rows left between
- * passes stay below L + 2 R prune_grace_s, and the journal follows the live set. */
+ * The bound this keeps, with L live rows, S stale ones and R registrations a second: a
+ * stale row is dropped at most grace + interval + two passes after it was added, and a
+ * pass of L + S rows lasts at most (L + S) / 4R, so S <= R (grace + interval) +
+ * (L + S) / 2, that is S <= L + 2 R (prune_grace_s + prune_interval_ms): the journal
+ * follows the live set at any registration rate the manager serves. */
 static void manager_on_prune_timer(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
@@ -502,6 +517,12 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 			if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
 				m->n_pruned++;
 		}
+		/* The identities of this slice's names whose registration is gone (the
+		 * free path never deletes them); with the pass's last page, to the end. */
+		if (journal_drop_stale_identities(m->journal,
+						  m->prune_resume ? &m->prune_cursor : NULL,
+						  n == PRUNE_PAGE ? &rows[n - 1] : NULL) < 0)
+			log_warn("manager: journal: prune: %s", journal_error(m->journal));
 		m->pass_rows += (unsigned)n;
 		if (n > 0) {
 			m->prune_cursor = rows[n - 1];
@@ -580,19 +601,260 @@ out:
 	if (basefd >= 0)
 		close(basefd);
 	journal_close(own);
+	/* Done, whatever happened: the loop may serve now. */
+	uint64_t one = 1;
+	if (write(m->reclaim_efd, &one, sizeof(one)) < 0)
+		log_warn("manager: reclaim at start: eventfd: %s", strerror(errno));
 	return NULL;
 }
 
+/* Starts answering clients: until now they queued in the listen backlog (connect()
+ * succeeds at once, and their first record waits in the socket). */
+static void manager_serve(struct manager *m)
+{
+	if (m->serving)
+		return;
+	evloop_timer_cancel(m->loop, &m->hold_timer);
+	if (evloop_add(m->loop, m->listenfd, EVLOOP_READ, manager_on_listen, m) < 0) {
+		log_error("manager: epoll_ctl: %s: cannot serve", strerror(errno));
+		evloop_stop(m->loop);
+		return;
+	}
+	m->serving = true;
+	/* The idle clock starts now: clients waiting in the backlog are not idle time. */
+	if (m->nconns == 0)
+		manager_arm_shutdown(m);
+}
+
+static void manager_on_reclaimed(struct evloop *loop, int fd, unsigned revents, void *data)
+{
+	(void)loop;
+	(void)revents;
+	uint64_t v;
+	if (read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
+		return;
+	struct manager *m = data;
+	m->reclaim_done = true;
+	evloop_del(m->loop, fd);
+	manager_serve(m);
+}
+
+static void manager_on_hold_timer(struct evloop *loop, void *data)
+{
+	(void)loop;
+	struct manager *m = data;
+	log_warn("manager: reclaim at start still running after %d ms: serving now; dead "
+		 "managers' objects may hold /dev/shm space a little longer", RECLAIM_HOLD_MS);
+	manager_serve(m);
+}
+
+/* Space before service: the adoption runs in a thread (the socket line is printed at
+ * once), and the first registration is answered once the dead siblings' leaks are
+ * unlinked, or RECLAIM_HOLD_MS later at most, whichever comes first. */
 static void manager_start_reclaim(struct manager *m)
 {
 	if (!m->cfg.reclaim_on_start)
-		return;
+		goto serve;
+	m->reclaim_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->reclaim_efd < 0) {
+		log_warn("manager: reclaim at start: eventfd: %s", strerror(errno));
+		goto serve;
+	}
+	if (evloop_add(m->loop, m->reclaim_efd, EVLOOP_READ, manager_on_reclaimed, m) < 0) {
+		log_warn("manager: reclaim at start: cannot wait for it: %s", strerror(errno));
+		goto serve;
+	}
+	evloop_timer_arm(m->loop, &m->hold_timer, RECLAIM_HOLD_MS);
 	int rc = pthread_create(&m->reclaim_thread, NULL, manager_reclaim_thread, m);
 	if (rc != 0) {
 		log_warn("manager: reclaim at start: pthread_create: %s", strerror(rc));
-		return;
+		goto serve;
 	}
 	m->reclaim_thread_started = true;
+	return;
+serve:
+	manager_serve(m);
+}
+
+/* ---- the manager's files: noticed when they vanish, restored ---------------------- */
+
+/* Remembers which journal files are ours (the -wal exists from the schema commit on,
+ * and journal_size_limit only truncates it while the manager lives). */
+static void manager_note_journal(struct manager *m)
+{
+	fstatat(m->dirfd, JOURNAL_FILE, &m->journal_st, AT_SYMLINK_NOFOLLOW);
+	fstatat(m->dirfd, JOURNAL_FILE "-wal", &m->wal_st, AT_SYMLINK_NOFOLLOW);
+}
+
+/* 0 when dirfd/file is still the file st describes. */
+static int manager_same_file(struct manager *m, const char *file, const struct stat *st)
+{
+	struct stat now;
+	if (fstatat(m->dirfd, file, &now, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	return now.st_dev == st->st_dev && now.st_ino == st->st_ino ? 0 : -1;
+}
+
+/* The directory itself was removed (rm -r, a reaper that empties then rmdirs): make it
+ * again at the same path, the one clients know, and lock it. */
+static int manager_restore_dir(struct manager *m)
+{
+	char err[256];
+	if (mkdir(m->dirpath, 0700) < 0) {
+		log_error("manager: %s was removed and cannot be made again: %s", m->dirpath,
+			  strerror(errno));
+		return -1;
+	}
+	int dfd = open(m->dirpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || mgrdir_lock_dir(dfd, err, sizeof(err)) < 0) {
+		log_error("manager: %s: %s", m->dirpath, dfd < 0 ? strerror(errno) : err);
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	close(m->dirfd);
+	m->dirfd = dfd;
+	return 0;
+}
+
+/* A new journal holding the live set: every row of the old handle (whose files are
+ * unlinked but still open), under the same manager row. The window without a journal
+ * on disk is the few milliseconds between unlinking the leftovers and the commit. */
+static int manager_restore_journal(struct manager *m)
+{
+	char err[320];
+	struct journal *nj = NULL;
+	struct journal_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc = -1;
+	manager_commit(m);
+	for (;;) {
+		if (n + PRUNE_PAGE > cap) {
+			cap = cap ? cap * 2 : 4 * PRUNE_PAGE;
+			struct journal_row *nr = realloc(rows, cap * sizeof(*rows));
+			if (!nr) {
+				log_error("manager: restoring the journal: out of memory");
+				goto out;
+			}
+			rows = nr;
+		}
+		int got = journal_page(m->journal, n ? &rows[n - 1] : NULL, rows + n, PRUNE_PAGE);
+		if (got < 0) {
+			log_error("manager: restoring the journal: %s", journal_error(m->journal));
+			goto out;
+		}
+		n += (size_t)got;
+		if (got < PRUNE_PAGE)
+			break;
+	}
+	if (journal_unlink_files(m->dirfd, err, sizeof(err)) < 0 ||
+	    journal_create(m->journal_dir, &m->meta, &nj, err, sizeof(err)) < 0) {
+		log_error("manager: restoring the journal: %s", err);
+		goto out;
+	}
+	/* Each row as it was: its registration time and the object it means, if learned. */
+	for (size_t i = 0; i < n; i++) {
+		if (journal_adopt(nj, &rows[i]) < 0)
+			break;
+	}
+	if (journal_commit(nj) < 0) {
+		log_error("manager: restoring the journal: %s", journal_error(nj));
+		goto out;
+	}
+	journal_abandon(m->journal);
+	m->journal = nj;
+	nj = NULL;
+	m->prune_resume = false;
+	manager_note_journal(m);
+	log_warn("manager: journal restored in %s with the %zu name%s still registered", m->dirpath,
+		 n, n == 1 ? "" : "s");
+	rc = 0;
+out:
+	if (nj) {
+		journal_close(nj);
+		journal_unlink_files(m->dirfd, err, sizeof(err));
+	}
+	free(rows);
+	return rc;
+}
+
+static void manager_restore_socket(struct manager *m)
+{
+	char err[PATH_MAX + 64];
+	int fd = net_unix_listen(m->sockpath, LISTEN_BACKLOG, err, sizeof(err));
+	if (fd < 0) {
+		log_error("manager: restoring the socket: %s", err);
+		return;
+	}
+	if (m->serving) {
+		evloop_del(m->loop, m->listenfd);
+		if (evloop_add(m->loop, fd, EVLOOP_READ, manager_on_listen, m) < 0) {
+			log_error("manager: restoring the socket: epoll_ctl: %s", strerror(errno));
+			evloop_add(m->loop, m->listenfd, EVLOOP_READ, manager_on_listen, m);
+			close(fd);
+			return;
+		}
+	}
+	close(m->listenfd);
+	m->listenfd = fd;
+	fstatat(m->dirfd, MGRDIR_SOCKET, &m->sock_st, AT_SYMLINK_NOFOLLOW);
+	log_warn("manager: socket %s restored", m->sockpath);
+}
+
+/* A live manager is never taken over (its directory flock keeps systemd-tmpfiles and
+ * every prober off), but a hand rm or a reaper that ignores locks can still unlink its
+ * files. Registrations acknowledged into an unlinked journal would be lost to a
+ * reclaimer after a SIGKILL, so every FILES_CHECK_MS the manager checks its directory,
+ * lock file, journal (db and -wal) and socket by inode, says what vanished, and makes
+ * them again. */
+static void manager_check_files(struct manager *m)
+{
+	struct stat st;
+	bool all = false;
+	if (fstat(m->dirfd, &st) == 0 && st.st_nlink == 0) {
+		log_warn("manager: %s was removed under the live manager: making it again",
+			 m->dirpath);
+		if (manager_restore_dir(m) < 0)
+			return;
+		all = true;
+	}
+	struct stat lst;
+	if (all || fstat(m->lockfd, &lst) < 0 || manager_same_file(m, MGRDIR_LOCK, &lst) < 0) {
+		char err[256];
+		int fd = -1;
+		if (!all)
+			log_warn("manager: %s/%s vanished: making it again", m->dirpath, MGRDIR_LOCK);
+		if (mgrdir_create_lock(m->dirfd, &fd, err, sizeof(err)) < 0) {
+			log_error("manager: restoring the lock file: %s", err);
+		} else {
+			close(m->lockfd);
+			m->lockfd = fd;
+		}
+	}
+	/* The reclaim thread has its own connection to the journal: restore after it. */
+	if (!m->reclaim_thread_started || m->reclaim_done) {
+		bool db = manager_same_file(m, JOURNAL_FILE, &m->journal_st) == 0;
+		bool wal = manager_same_file(m, JOURNAL_FILE "-wal", &m->wal_st) == 0;
+		if (all || !db || !wal) {
+			if (!all)
+				log_warn("manager: %s/%s%s vanished or was replaced: restoring the "
+					 "journal of the live set", m->dirpath, JOURNAL_FILE,
+					 db ? "-wal" : "");
+			manager_restore_journal(m);
+		}
+	}
+	if (all || manager_same_file(m, MGRDIR_SOCKET, &m->sock_st) < 0) {
+		if (!all)
+			log_warn("manager: %s vanished: restoring it", m->sockpath);
+		manager_restore_socket(m);
+	}
+}
+
+static void manager_on_files_timer(struct evloop *loop, void *data)
+{
+	struct manager *m = data;
+	manager_check_files(m);
+	evloop_timer_arm(loop, &m->files_timer, FILES_CHECK_MS);
 }
 
 /* ---- startup and shutdown --------------------------------------------------------- */
@@ -727,27 +989,29 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 				     .shm_dev = fs.dev,
 				     .mnt_ns = fs.mnt_ns };
 	memcpy(meta.boot_id, m->boot_id, sizeof(meta.boot_id));
+	m->meta = meta;
 	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0) {
 		manager_explain_full(m, err, errlen);
 		return -1;
 	}
+	manager_note_journal(m);
 	snprintf(m->sockpath, sizeof(m->sockpath), "%s/%s", m->dirpath, MGRDIR_SOCKET);
 	m->listenfd = net_unix_listen(m->sockpath, LISTEN_BACKLOG, err, errlen);
 	if (m->listenfd < 0)
 		return -1;
+	fstatat(m->dirfd, MGRDIR_SOCKET, &m->sock_st, AT_SYMLINK_NOFOLLOW);
 	m->loop = evloop_new(err, errlen);
 	if (!m->loop)
 		return -1;
 	if (manager_setup_signals(m, err, errlen) < 0)
 		return -1;
-	if (evloop_add(m->loop, m->listenfd, EVLOOP_READ, manager_on_listen, m) < 0 ||
-	    evloop_add(m->loop, m->sigfd, EVLOOP_READ, manager_on_signal, m) < 0) {
+	if (evloop_add(m->loop, m->sigfd, EVLOOP_READ, manager_on_signal, m) < 0) {
 		util_err(err, errlen, "epoll_ctl: %s", strerror(errno));
 		return -1;
 	}
 	evloop_set_before_sleep(m->loop, manager_before_sleep, m);
-	manager_arm_shutdown(m);
 	evloop_timer_arm(m->loop, &m->prune_timer, m->cfg.prune_interval_ms);
+	evloop_timer_arm(m->loop, &m->files_timer, FILES_CHECK_MS);
 	return 0;
 }
 
@@ -764,8 +1028,11 @@ static bool manager_reclaim_own(struct manager *m)
 		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", err, m->dirpath);
 		return false;
 	}
+	/* Young rows stay: a client told OK a moment ago creates its object next, and the
+	 * directory then stays, dead, for a sweep or the next manager to reclaim it. */
 	struct reclaim_opts opts = { .inuse = idx, .shm_dirfd = m->shm_dirfd,
-				     .boot_id = m->boot_id, .now_s = util_wall_s() };
+				     .boot_id = m->boot_id, .now_s = util_wall_s(),
+				     .young_s = m->cfg.prune_grace_s };
 	struct reclaim_report rep = { .status = RECLAIM_REMOVED };
 	int rc = reclaim_journal(&opts, m->journal, geteuid(), &rep);
 	inuse_free(idx);
@@ -773,13 +1040,17 @@ static bool manager_reclaim_own(struct manager *m)
 		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail, m->dirpath);
 		return false;
 	}
-	log_info("manager: shutdown: %u unlinked, %u already gone, %u still in use, %u refused "
-		 "(%u name reused), %u handed over to live managers", rep.unlinked, rep.gone,
-		 rep.in_use, rep.refused, rep.reused, rep.handed_over);
+	log_info("manager: shutdown: %u unlinked, %u already gone, %u still in use, %u not "
+		 "created yet, %u refused (%u name reused), %u handed over to live managers",
+		 rep.unlinked, rep.gone, rep.in_use, rep.young, rep.refused, rep.reused,
+		 rep.handed_over);
 	if (journal_count(m->journal) != 0) {
-		log_warn("manager: shutdown: %u object%s still in use by live processes stay journaled in %s "
-			 "for `shmwarden sweep`",
-			 rep.in_use, rep.in_use == 1 ? "" : "s", m->dirpath);
+		/* Young rows are the normal case of a shutdown right after an OK: info. */
+		(rep.in_use ? log_warn : log_info)(
+			"manager: shutdown: %u object%s still in use by live processes and %u "
+			"registered less than %d s ago stay journaled in %s for `shmwarden sweep` "
+			"or the next manager", rep.in_use, rep.in_use == 1 ? "" : "s", rep.young,
+			m->cfg.prune_grace_s, m->dirpath);
 		return false;
 	}
 	return true;
@@ -824,6 +1095,8 @@ static void manager_free(struct manager *m)
 	evloop_free(m->loop);
 	if (m->sigfd >= 0)
 		close(m->sigfd);
+	if (m->reclaim_efd >= 0)
+		close(m->reclaim_efd);
 	if (m->shm_dirfd >= 0)
 		close(m->shm_dirfd);
 	if (m->dirfd >= 0)
@@ -854,11 +1127,13 @@ int manager_run(const struct manager_config *cfg)
 		return 1;
 	}
 	m->cfg = *cfg;
-	m->dirfd = m->lockfd = m->listenfd = m->shm_dirfd = m->sigfd = -1;
+	m->dirfd = m->lockfd = m->listenfd = m->shm_dirfd = m->sigfd = m->reclaim_efd = -1;
 	evloop_timer_init(&m->shutdown_timer, manager_on_shutdown_timer, m);
 	evloop_timer_init(&m->flush_timer, manager_on_flush_timer, m);
 	evloop_timer_init(&m->prune_timer, manager_on_prune_timer, m);
 	evloop_timer_init(&m->accept_timer, manager_resume_accept, m);
+	evloop_timer_init(&m->hold_timer, manager_on_hold_timer, m);
+	evloop_timer_init(&m->files_timer, manager_on_files_timer, m);
 	if (manager_start(m, err, sizeof(err)) < 0) {
 		char line[sizeof(err) + 16];
 		snprintf(line, sizeof(line), "ERROR: %s", err);

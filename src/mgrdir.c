@@ -375,9 +375,10 @@ static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 		unsigned long long ino;
 		if (strstr(line, "->"))
 			continue; /* a waiter, not the holder */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &pid, &maj, &min,
-			   &ino) != 5 || strcmp(type, "FLOCK") != 0)
-			continue;
+		char mode[16];
+		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
+			   &ino) != 6 || strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0)
+			continue; /* a shared lock is a look, not a manager */
 		for (int i = 0; i < 2; i++) {
 			const struct stat *st = i ? lst : dst;
 			if (st && maj == major(st->st_dev) && min == minor(st->st_dev) &&
@@ -387,6 +388,21 @@ static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 	}
 	fclose(f);
 	return found;
+}
+
+/* flock(LOCK_NB), tried a few times over about 2 ms: a look or a livemgr check
+ * elsewhere holds a lock for microseconds, a manager for its whole life, and a prober
+ * must not call a dead directory live because another prober glanced at it. */
+static int mgrdir_flock_try(int fd, int how)
+{
+	for (int i = 0;; i++) {
+		if (flock(fd, how | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK || i == 9)
+			return -1;
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void mgrdir_unlock(struct mgrdir_probe *p)
@@ -402,13 +418,17 @@ static void mgrdir_unlock(struct mgrdir_probe *p)
 }
 
 /* Liveness by the locks: the directory's flock, then the lock file's. A dead
- * directory's locks are kept for the caller (ACT) or while its journal is copied
- * (JOURNAL); otherwise they are dropped at once. */
+ * directory's locks are kept for the caller (ACT); a look drops them at once. Only a
+ * manager and a reclaimer (ACT) take them exclusive; a look takes them shared, for the
+ * instant of the test, so it never passes for a manager in /proc/locks (FLOCK READ,
+ * not WRITE: livemgr.c opens the journals of WRITE holders only, and one that did not
+ * would rewrite the -shm of a dead directory being looked at). */
 static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, int64_t now_s,
 			       unsigned flags)
 {
 	struct stat lst;
-	if (flock(p->dirfd, LOCK_EX | LOCK_NB) < 0) {
+	int how = (flags & MGRDIR_PROBE_ACT) ? LOCK_EX : LOCK_SH;
+	if (mgrdir_flock_try(p->dirfd, how) < 0) {
 		if (errno != EWOULDBLOCK) {
 			mgrdir_set(p, MGRDIR_UNKNOWN, "flock: %s", strerror(errno));
 			return;
@@ -446,7 +466,7 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 		mgrdir_set(p, MGRDIR_UNKNOWN, "open %s: %s", MGRDIR_LOCK, strerror(errno));
 		goto unlock;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	if (mgrdir_flock_try(fd, how) < 0) {
 		int saved = errno;
 		close(fd);
 		if (saved != EWOULDBLOCK) {
@@ -460,7 +480,7 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 	p->lockfd = fd;
 	p->state = MGRDIR_DEAD;
 done:
-	if (flags & (MGRDIR_PROBE_ACT | MGRDIR_PROBE_JOURNAL))
+	if (flags & MGRDIR_PROBE_ACT)
 		return;
 unlock:
 	mgrdir_unlock(p);
@@ -528,22 +548,44 @@ out:
 	return rc;
 }
 
+static const char *const mgrdir_journal_files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
+						     JOURNAL_FILE "-journal", JOURNAL_FILE "-shm" };
+#define MGRDIR_COPIED 3 /* the first three are copied; SQLite rebuilds -shm */
+
+static void mgrdir_empty_copy(struct mgrdir_probe *p)
+{
+	for (size_t i = 0; i < sizeof(mgrdir_journal_files) / sizeof(mgrdir_journal_files[0]); i++) {
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s/%s", p->copydir, mgrdir_journal_files[i]);
+		unlink(path);
+	}
+}
+
 static void mgrdir_remove_copy(struct mgrdir_probe *p)
 {
 	if (!p->copydir[0])
 		return;
-	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm" };
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		char path[PATH_MAX + 32];
-		snprintf(path, sizeof(path), "%s/%s", p->copydir, files[i]);
-		unlink(path);
-	}
+	mgrdir_empty_copy(p);
 	rmdir(p->copydir);
 	p->copydir[0] = '\0';
 }
 
-/* A private copy (db and -wal; SQLite rebuilds the -shm index from the WAL) in a new
+/* What identifies the state of the copied files: inode, size and mtime of each. */
+static void mgrdir_journal_stamp(struct mgrdir_probe *p, struct timespec *stamp)
+{
+	for (int i = 0; i < MGRDIR_COPIED; i++) {
+		struct stat st;
+		memset(&stamp[2 * i], 0, 2 * sizeof(*stamp));
+		if (fstatat(p->dirfd, mgrdir_journal_files[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			stamp[2 * i] = st.st_mtim;
+			stamp[2 * i + 1].tv_sec = (time_t)st.st_ino;
+			stamp[2 * i + 1].tv_nsec = (long)(st.st_size & 0x3fffffff);
+		}
+	}
+}
+
+/* A private copy (db, -wal and a rollback journal; SQLite rebuilds the -shm index from
+ * the WAL) in a new
  * directory of the reader's temp base, made with the owner's identity so SQLite can
  * open it as the owner. dirpath receives the copy's name, free of symlinks. */
 static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len)
@@ -567,10 +609,26 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 			 "in (%s)", err);
 		return -1;
 	}
-	if (mgrdir_copy_file(p, JOURNAL_FILE) < 0 || mgrdir_copy_file(p, JOURNAL_FILE "-wal") < 0)
-		return -1;
-	util_strlcpy(dirpath, p->copydir, len);
-	return 0;
+	/* A hot rollback journal (a manager killed while switching a new journal to WAL
+	 * mode) is copied too: SQLite rolls the copy back before reading it. A look holds
+	 * no lock while it copies (see mgrdir_probe_locks), so the copy counts only if no
+	 * file changed meanwhile (a reclaimer at work): else it is made again. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct timespec before[2 * MGRDIR_COPIED], after[2 * MGRDIR_COPIED];
+		mgrdir_empty_copy(p);
+		mgrdir_journal_stamp(p, before);
+		for (int i = 0; i < MGRDIR_COPIED; i++)
+			if (mgrdir_copy_file(p, mgrdir_journal_files[i]) < 0)
+				return -1;
+		mgrdir_journal_stamp(p, after);
+		if (memcmp(before, after, sizeof(before)) == 0) {
+			util_strlcpy(dirpath, p->copydir, len);
+			return 0;
+		}
+	}
+	util_err(p->why, sizeof(p->why), "its journal kept changing while being read (a "
+		 "reclaimer at work?)");
+	return -1;
 }
 
 /* Whether the journal's names live in another shm filesystem than the one this process
@@ -619,8 +677,8 @@ static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
 		p->state = MGRDIR_UNKNOWN;
 		return true;
 	}
-	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY, &j, err,
-			      sizeof(err));
+	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
+			      err, sizeof(err));
 	bool decided = false;
 	if (rc == 0 && journal_meta(j)->owner_uid == p->owner &&
 	    mgrdir_probe_foreign(p, journal_meta(j))) {
@@ -773,7 +831,7 @@ int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
 	if (euid == 0 && dst.st_uid != 0 && mgrdir_fsid_switch(p, dst.st_uid, dst.st_gid) < 0)
 		return -1;
 	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm" };
+					     JOURNAL_FILE "-shm", JOURNAL_FILE "-journal" };
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (mgrdir_check_file(p, files[i], &st) < 0)
 			return p->state == MGRDIR_UNKNOWN ? -1 : 0;

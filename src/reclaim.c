@@ -462,6 +462,12 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			goto out;
 		}
 	}
+	/* The identities of the rows dropped above, in one pass at the end. */
+	if (!opts->dry_run &&
+	    (journal_drop_stale_identities(j, NULL, NULL) < 0 || journal_commit(j) < 0)) {
+		snprintf(report->detail, sizeof(report->detail), "journal: %s", journal_error(j));
+		goto out;
+	}
 	rc = 0;
 out:
 	livemgr_free(live);

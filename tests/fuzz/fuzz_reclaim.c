@@ -207,11 +207,11 @@ static void build_journal(const struct ctx *c, unsigned damage, bool wrong_ident
 	/* No fsync: it would only slow the fuzzer down. */
 	sqlite3_exec(db, "PRAGMA synchronous=OFF; BEGIN", NULL, NULL, NULL);
 	sqlite3_stmt *ins = NULL;
-	/* Registered now, so the fake objects made just before fall in the birth window;
-	 * or identified as inode 1 born at the epoch, which none of them is. */
-	FUZZ_CHECK(sqlite3_prepare_v2(db, "INSERT INTO objects(name, client_pid, registered_at,"
-				      " ino, btime_ns) VALUES (?1, ?2, ?3, ?4, ?4)", -1, &ins,
-				      NULL) == SQLITE_OK);
+	/* Registered now (schema version 2 keeps microseconds), so the fake objects made
+	 * just before fall in the birth window; or identified as inode 1 born at the
+	 * epoch, which none of them is. */
+	FUZZ_CHECK(sqlite3_prepare_v2(db, "INSERT INTO objects(name, client_pid, registered_at)"
+				      " VALUES (?1, ?2, ?3)", -1, &ins, NULL) == SQLITE_OK);
 	for (int r = 0; r < MAX_ROWS; r++) {
 		const uint8_t *hdr = take(&p, end, 2);
 		if (!hdr)
@@ -230,15 +230,16 @@ static void build_journal(const struct ctx *c, unsigned damage, bool wrong_ident
 		else if (ok)
 			ok = sqlite3_bind_int64(st, 2, r) == SQLITE_OK;
 		if (ok)
-			ok = sqlite3_bind_int64(st, 3, util_wall_s()) == SQLITE_OK;
-		if (ok && wrong_identity)
-			ok = sqlite3_bind_int64(st, 4, 1) == SQLITE_OK;
+			ok = sqlite3_bind_int64(st, 3, util_wall_s() * 1000000) == SQLITE_OK;
 		if (ok && sqlite3_step(st) == SQLITE_DONE && li < NOURS)
 			rs->listed[li] = true;
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
 	}
 	sqlite3_finalize(ins);
+	if (wrong_identity)
+		sqlite3_exec(db, "INSERT OR IGNORE INTO identities SELECT name, registered_at, 1, 1"
+			     " FROM objects", NULL, NULL, NULL);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	/* Outside the transaction: journal_mode cannot change inside one. */
 	if (damages[damage])

@@ -78,13 +78,26 @@ def forge(con, write):
     verbatim. Untrusted readers must catch the result (quick_check)."""
     (orig,) = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'objects'").fetchone()
     relaxed = (orig.replace(") STRICT,", "),").replace("CHECK (length(name) BETWEEN 2 AND 59)", "")
-               .replace("CHECK ((ino IS NULL) = (btime_ns IS NULL))", "CHECK (1)"))
+               )
     con.execute("PRAGMA writable_schema=ON")
     con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'objects'", (relaxed,))
     con.execute("PRAGMA writable_schema=RESET")
     write(con)
     con.execute("PRAGMA writable_schema=ON")
     con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'objects'", (orig,))
+    con.execute("PRAGMA writable_schema=RESET")
+
+
+def forge_identities(con, write):
+    """Like forge, for the identities table: NOT NULL and STRICT dropped while writing."""
+    (orig,) = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'identities'").fetchone()
+    relaxed = orig.replace(") STRICT,", "),").replace("NOT NULL", "")
+    con.execute("PRAGMA writable_schema=ON")
+    con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'identities'", (relaxed,))
+    con.execute("PRAGMA writable_schema=RESET")
+    write(con)
+    con.execute("PRAGMA writable_schema=ON")
+    con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'identities'", (orig,))
     con.execute("PRAGMA writable_schema=RESET")
 
 
@@ -135,16 +148,20 @@ def journal_seeds(tmp):
         "forged_rows": journal_bytes(lambda con: forge(con, rows(forged)), tmp),
         "huge_row": journal_bytes(lambda con: forge(con, rows([b"\0" * 66000])), tmp,
                                   page_size=4096),
-        "future_schema": journal_bytes(sql("PRAGMA user_version=3"), tmp),
+        "future_schema": journal_bytes(sql("PRAGMA user_version=4"), tmp),
+        "development_v2": journal_bytes(sql("PRAGMA user_version=2"), tmp),
         "v1_five_names": journal_bytes(rows(names), tmp, v1=True),
         "v1_uncheckpointed_wal": journal_bytes(rows(names), tmp, keep_wal=True, v1=True),
-        "v1_claims_v2": journal_bytes(sql("PRAGMA user_version=2"), tmp, v1=True),
-        "v2_claims_v1": journal_bytes(sql("PRAGMA user_version=1"), tmp),
+        "v1_claims_v3": journal_bytes(sql("PRAGMA user_version=3"), tmp, v1=True),
+        "current_claims_v1": journal_bytes(sql("PRAGMA user_version=1"), tmp),
         "identified_rows": journal_bytes(sql(
-            "INSERT INTO objects VALUES (x'2f69', 1, 1700000000, 77, 1700000001000000000),"
-            " (x'2f6a', 1, 1700000000, NULL, NULL), (x'2f6b', 1, 1, -1, -9)"), tmp),
-        "half_identity": journal_bytes(lambda con: forge(con, sql(
-            "INSERT INTO objects VALUES (x'2f68', 1, 1, 5, NULL), (x'2f67', 1, 1, NULL, 'x')")),
+            "INSERT INTO objects VALUES (x'2f69', 1, 1700000000), (x'2f6a', 1, 1700000000),"
+            " (x'2f6b', 1, 1)",
+            "INSERT INTO identities VALUES (x'2f69', 1700000000, 77, 1700000001000000000),"
+            " (x'2f6b', 2, -1, -9), (x'2f6c', 1, 5, 5)"), tmp),
+        "half_identity": journal_bytes(lambda con: forge_identities(con, sql(
+            "INSERT INTO objects VALUES (x'2f68', 1, 1), (x'2f67', 1, 1)",
+            "INSERT INTO identities VALUES (x'2f68', 1, 5, NULL), (x'2f67', 1, 'x', 5)")),
             tmp),
         "foreign_app": journal_bytes(sql("PRAGMA application_id=7"), tmp),
         "relaxed_schema": journal_bytes(sql(

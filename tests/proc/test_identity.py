@@ -52,12 +52,14 @@ def spawn(sb, *extra):
 
 
 def rows(mgr_dir):
-    """{name: (registered_at, ino, btime_ns)} of a journal, read independently."""
+    """{name: (registered_at (us), ino, btime_ns)} of a journal, read independently."""
     con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
                           timeout=5)
     try:
         return {bytes(r[0]).decode(): tuple(r[1:]) for r in
-                con.execute("SELECT name, registered_at, ino, btime_ns FROM objects")}
+                con.execute("SELECT o.name, o.registered_at, i.ino, i.btime_ns FROM objects o"
+                            " LEFT JOIN identities i ON i.name = o.name"
+                            " AND i.registered_at = o.registered_at")}
     finally:
         con.close()
 
@@ -159,7 +161,8 @@ def test_unidentified_row_judged_by_birth_time():
         expect(all(v[1] is None for v in r0.values()), "identified: %r" % r0)
         # The row of `old` was registered long ago: its object now was born too late.
         con = sqlite3.connect(os.path.join(m.dir, "journal.db"))
-        con.execute("UPDATE objects SET registered_at = registered_at - 3600 WHERE name = ?",
+        con.execute("UPDATE objects SET registered_at = registered_at - 3600000000"
+                    " WHERE name = ?",
                     (old.encode(),))
         con.commit()
         con.close()
@@ -261,10 +264,10 @@ def test_pin_reregistered_same_base_survives_sweep_and_adoption():
                 expect(wait_for(lambda: not os.path.exists(d), timeout=10),
                        "the new manager never adopted its dead sibling")
             else:
-                r = sweep(sb)
+                r = sb.run(["sweep", "--tmpdir", sb.tmp], env=dict(sb.env, SHMWARDEN_LOG="info"))
                 expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
             if not os.path.exists(SHM + pin) or read_data(pin) != data:
-                lost.append("adoption" if adopt else "sweep")
+                lost.append("adoption" if adopt else "sweep: " + r.stderr[-1500:])
             if os.path.exists(d):
                 left.append(trial)
             expect(pin in harness.journal_names(live.dir), "the live manager lost /pin")
@@ -337,7 +340,8 @@ def test_container_directory_is_foreign_outside_and_reclaimed_inside():
             write_data(n, b"host")
         before = {d: snapshot(d) for d in dirs}
         metrics = os.path.join(sb.tmp, "sweep.prom")
-        r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json", "--metrics", metrics])
+        r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json", "--metrics", metrics],
+                   env=dict(sb.env, SHMWARDEN_LOG="debug"))
         expect(r.returncode == 0, "sweep exit %d: %s %s" % (r.returncode, r.stdout, r.stderr))
         doc = json.loads(r.stdout)
         expect(sorted(x["status"] for x in doc["dirs"]) == ["foreign", "foreign"] and
@@ -349,9 +353,10 @@ def test_container_directory_is_foreign_outside_and_reclaimed_inside():
             after = snapshot(d)
             changed = sorted(k for k in set(after) | set(before[d])
                              if after.get(k) != before[d].get(k))
-            expect(not changed, "the host sweep changed %s: %s (mtime %s -> %s)" % (
+            expect(not changed, "the host sweep changed %s: %s (mtime %s -> %s); %s" % (
                 d, changed, [before[d].get(k, (0,))[0] for k in changed],
-                [after.get(k, (0,))[0] for k in changed]))
+                [after.get(k, (0,))[0] for k in changed],
+                [l for l in r.stderr.splitlines() if "livemgr" not in l and "inuse" not in l]))
         with open(metrics) as f:
             expect('shmwarden_sweep_last_directories{status="foreign"} 2\n' in f.read(),
                    "metrics lack the foreign directories")

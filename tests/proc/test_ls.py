@@ -290,8 +290,14 @@ def test_empty_and_missing_base():
         missing = os.path.join(sb.tmp, "nosuch")
         for args in (["ls", "--tmpdir", missing], ["ls", "--json", "--tmpdir=" + missing]):
             r = sb.run(args)
-            expect(r.returncode == 1 and "nosuch" in r.stderr and r.stdout == "",
-                   "%s: %d %r" % (args, r.returncode, r.stderr))
+            expect(r.returncode == 1 and "nosuch" in r.stderr, "%s: %d %r"
+                   % (args, r.returncode, r.stderr))
+            # --json asked for a document: it says what went wrong, with no managers.
+            if "--json" in args[1]:
+                doc = json.loads(r.stdout)
+                expect(doc["managers"] == [] and "nosuch" in doc["error"], doc)
+            else:
+                expect(r.stdout == "", "text stdout: %r" % r.stdout)
         afile = os.path.join(sb.tmp, "afile")
         open(afile, "w").close()
         r = sb.run(["ls", "--tmpdir", afile])

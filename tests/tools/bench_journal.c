@@ -79,10 +79,8 @@ static void bj_run(const char *dir, const char *mode, unsigned long commits, uns
 	sqlite3_stmt *begin, *commit, *ins, *del;
 	if (sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL) ||
 	    sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL) ||
-	    sqlite3_prepare_v2(db, "INSERT INTO objects(name, client_pid, registered_at) VALUES "
-				   "(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET client_pid = "
-				   "excluded.client_pid, registered_at = excluded.registered_at, "
-				   "ino = NULL, btime_ns = NULL", -1, &ins, NULL) ||
+	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO objects(name, client_pid, "
+				   "registered_at) VALUES (?1, ?2, ?3)", -1, &ins, NULL) ||
 	    sqlite3_prepare_v2(db, "DELETE FROM objects WHERE name = ?1", -1, &del, NULL))
 		bj_fail(db, "prepare");
 	char name[64], prev[64] = "";

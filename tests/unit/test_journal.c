@@ -501,8 +501,8 @@ static void test_untrusted_future_version(void)
 	CHECK_EQ_INT(raw_exec("PRAGMA application_id=1936223607; PRAGMA user_version=7;"
 			      "CREATE TABLE manager(id INTEGER PRIMARY KEY, x);"), 0);
 	expect_open_fails(JOURNAL_UNTRUSTED,
-			  "journal schema version 7 is newer than this shmwarden (2)");
-	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (2)");
+			  "journal schema version 7 is newer than this shmwarden (3)");
+	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (3)");
 }
 
 /* Our tables with the constraints relaxed: right ids, right names, wrong rules. */
@@ -559,9 +559,25 @@ static void test_identity_learned_once(void)
 	CHECK_EQ_INT(journal_commit(j), 0);
 	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 3);
 	CHECK(!rows[2].identified && rows[2].registered_at == reg + 100);
+	/* The old registration's identity is stale: a sweep of the range drops it, and the
+	 * new registration learns its own. */
+	CHECK_EQ_INT(raw_int("SELECT count(*) FROM identities"), 1);
+	CHECK_EQ_INT(journal_drop_stale_identities(j, NULL, NULL), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	CHECK_EQ_INT(raw_int("SELECT count(*) FROM identities"), 0);
+	CHECK_EQ_INT(journal_identify(j, "/pin", 4, 21, (reg + 101) * ns, 10), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 3);
+	CHECK(rows[2].identified && rows[2].ino == 21);
+	CHECK_EQ_INT(journal_forget(j, "/pin", 4), 0);
+	CHECK_EQ_INT(journal_add(j, "/pin", 4, 8, reg + 101), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 3);
+	CHECK(!rows[2].identified); /* registered again, even within the second: forgotten */
 	/* Adoption keeps registration time and identity; a name already here stays. */
-	struct journal_row adopted = { .registered_at = reg, .identified = true, .ino = 99,
-				       .btime_ns = reg * ns, .len = 4, .name = "/new" };
+	struct journal_row adopted = { .registered_at = reg, .registered_us = reg * 1000000,
+				       .identified = true, .ino = 99, .btime_ns = reg * ns,
+				       .len = 4, .name = "/new" };
 	CHECK_EQ_INT(journal_adopt(j, &adopted), 0);
 	adopted.len = 4;
 	memcpy(adopted.name, "/pin", 5);
@@ -573,8 +589,9 @@ static void test_identity_learned_once(void)
 	CHECK(strcmp(rows[3].name, "/pin") == 0 && !rows[3].identified);
 	journal_close(j);
 	/* Half an identity is refused by the schema itself. */
-	CHECK_EQ_INT(raw_exec("INSERT INTO objects VALUES (X'2F6861', 1, 1, 5, NULL);"), -1);
-	CHECK_EQ_INT(raw_exec("INSERT INTO objects VALUES (X'2F6861', 1, 1, NULL, 5);"), -1);
+	CHECK_EQ_INT(raw_exec("INSERT INTO identities VALUES (X'2F6861', 1, 5, NULL);"), -1);
+	CHECK_EQ_INT(raw_exec("INSERT INTO identities VALUES (X'2F6861', 1, NULL, 5);"), -1);
+	CHECK_EQ_INT(raw_exec("INSERT INTO identities VALUES (X'2F', 1, 5, 5);"), -1);
 }
 
 extern const char journal_schema_v1_sql[];

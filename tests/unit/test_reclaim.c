@@ -848,7 +848,7 @@ static void test_dir_forged_rows_left_for_a_human(void)
 			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
 			      " WHERE name = 'objects';"
 			      "PRAGMA writable_schema=RESET;"
-			      "INSERT INTO objects VALUES ('/as_text', 1, 0, NULL, NULL);"
+			      "INSERT INTO objects VALUES ('/as_text', 1, 0);"
 			      "PRAGMA writable_schema=ON;"
 			      "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
 			      " WHERE name = 'objects';",
