@@ -1,8 +1,8 @@
 # shmwarden — build, test, install.
 #   make            build build/shmwarden and build/torch_shm_manager
 #                   and the client library (libshmwarden.a/.so, shmwarden.pc, examples)
-#   make test       install what the tests need, then run the suite twice:
-#                   a normal build, then an ASan+UBSan build (build-san/)
+#   make test       install what the tests need (and the PyTorch matrix's chroots), then
+#                   run the suite twice: a normal build, then an ASan+UBSan build (build-san/)
 #   make demo       the end-to-end story on this machine
 #   make bench      side-by-side benchmark against Debian's torch_shm_manager
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (60) each (needs clang)
@@ -37,7 +37,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all test test-normal test-san check deps demo bench fuzz install deb clean
+.PHONY: all test test-normal test-san check deps matrix-chroots demo bench fuzz install deb clean
 all: $(BUILD)/shmwarden $(BUILD)/torch_shm_manager
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj $(BUILD)/gen
@@ -79,9 +79,15 @@ check: all $(UNIT_BINS) $(TOOL_BINS)
 deps:
 	@scripts/deps.sh test
 
+# The PyTorch matrix's Debian chroots (tests/proc/matrix.py, scripts/chroot.sh): built
+# once into /var/cache/shmwarden (trixie and sid at once; ~4 GB, minutes), then only
+# checked (seconds). An unreachable mirror stops `make test` here, in one sentence.
+matrix-chroots:
+	@/usr/bin/python3 tests/proc/matrix.py ensure
+
 # The suite runs against the normal build, then again against an ASan+UBSan build.
 # --no-print-directory: the suite's "N passed, N failed" stays the last line of the output.
-test: deps
+test: deps matrix-chroots
 	$(MAKE) --no-print-directory test-normal
 	$(MAKE) --no-print-directory test-san
 test-normal: check

@@ -9,9 +9,10 @@
 #   scripts/chroot.sh run SUITE [--bind HOSTPATH:INSIDE]... [--cwd DIR] -- CMD [ARG...]
 #       Runs CMD inside the chroot, in a private mount and pid namespace: the chroot's
 #       root is bind-mounted on itself (a mount point, so that an `unshare
-#       --propagation private` inside works), with a fresh /proc, a private tmpfs on
-#       /dev/shm and on /tmp, and each HOSTPATH (file or directory) bind-mounted at
-#       INSIDE. Exits with CMD's status. Nothing it mounts outlives it.
+#       --propagation private` inside works), with a fresh /proc, the host's /dev
+#       (and /dev/pts) and /sys, a private tmpfs on /dev/shm and on /tmp, and each
+#       HOSTPATH (file or directory) bind-mounted at INSIDE. Exits with CMD's status. Nothing it mounts,
+#       and no process it starts, outlives it.
 #
 # The mirror is the first non-security `URIs:` of /etc/apt/sources.list.d/debian.sources
 # (or the first `deb` line of /etc/apt/sources.list), or $SHMWARDEN_MIRROR when set. A
@@ -19,14 +20,15 @@
 # silent skip. A chroot is complete when its stamp file (.shmwarden-complete, written
 # last) exists and a smoke command (dpkg-query and apt-get inside) succeeds; anything
 # else is rebuilt from scratch. A lock (flock on chroot-SUITE.lock) keeps two runs from
-# building or changing the same chroot at once. Needs root.
+# building or changing the same chroot at once: `run` and a check that finds nothing to
+# do hold it shared, a build or an install holds it alone. Needs root.
 set -euo pipefail
 prog=chroot.sh
 cache=${SHMWARDEN_CHROOT_CACHE:-/var/cache/shmwarden}
 stamp=.shmwarden-complete
 die() { echo "$prog: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
-usage() { sed -n '2,26p' "$0" >&2; exit 2; }
+usage() { awk 'NR == 1 { next } /^#/ { print; next } { exit }' "$0" >&2; exit 2; }
 
 check_suite() {
 	[[ $1 =~ ^[a-z][a-z0-9-]*$ ]] || die "'$1' is not a Debian suite name (like bookworm, trixie, sid)."
@@ -107,12 +109,15 @@ build() {
 	healthy "$dir" || die "the $suite chroot in $dir was built but fails its smoke test (dpkg-query, apt-get inside)."
 }
 
+# The PKGs not installed in DIR, one a line (one dpkg-query for all: a chroot entry
+# costs a namespace and a mount).
 missing_pkgs() {
 	local dir=$1; shift
-	local p
+	local installed p
+	installed=$(in_root "$dir" dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null |
+		awk '$2 == "install" && $3 == "ok" && $4 == "installed" { print $1 }') || true
 	for p in "$@"; do
-		in_root "$dir" dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-			grep -q '^install ok installed$' || echo "$p"
+		grep -qxF -- "$p" <<<"$installed" || echo "$p"
 	done
 }
 
@@ -136,6 +141,14 @@ install_pkgs() {
 	[ -z "${missing// /}" ] || die "after apt-get install, still not installed in the $suite chroot: $missing"
 }
 
+# Takes the chroot's lock on fd 9 (-s shared, -x alone), saying so when it must wait.
+lock_wait() {
+	if ! flock -n "$1" 9; then
+		say "waiting for another run using or building $2"
+		flock "$1" 9
+	fi
+}
+
 ensure() {
 	local suite=$1; shift
 	check_suite "$suite"
@@ -144,10 +157,16 @@ ensure() {
 	local dir=$cache/chroot-$suite m
 	mkdir -p "$cache"
 	exec 9>"$dir.lock"
-	if ! flock -n 9; then
-		say "waiting for another run building $dir"
-		flock 9
+	lock_wait -s "$dir"
+	if healthy "$dir" && [ -z "$(missing_pkgs "$dir" "$@")" ]; then
+		exec 9>&-
+		echo "$dir"
+		return 0
 	fi
+	# Something to do: take the lock alone (waiting for every run to end), then look
+	# again, as another run may have done it meanwhile.
+	flock -u 9
+	lock_wait -x "$dir"
 	if ! healthy "$dir"; then
 		m=$(mirror)
 		check_mirror "$m" "$suite"
@@ -180,6 +199,9 @@ run() {
 		esac
 	done
 	[ $# -gt 0 ] || die "run: no command after '--'."
+	# Held shared for the whole run (by the namespace's pid 1): no rebuild meanwhile.
+	exec 9>"$dir.lock"
+	lock_wait -s "$dir"
 	# --kill-child: if this script is killed, everything in the namespace dies with it.
 	exec unshare -m -p -f --kill-child --propagation private -- \
 		"$0" _inside "$dir" "$cwd" "${#binds[@]}" "${binds[@]}" "$@"
@@ -191,7 +213,9 @@ inside() {
 	local i b host in
 	mount --bind "$dir" "$dir"
 	mount -t proc -o nosuid,nodev,noexec proc "$dir/proc"
-	mount --bind /dev "$dir/dev"
+	# The host's /dev with what is mounted in it (/dev/pts: openpty works inside), then
+	# a /dev/shm of its own over the host's.
+	mount --rbind /dev "$dir/dev"
 	mount -t tmpfs -o mode=1777,nosuid,nodev shm "$dir/dev/shm"
 	mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$dir/tmp"
 	mount --bind /sys "$dir/sys"
@@ -209,7 +233,7 @@ inside() {
 	# This shell stays pid 1 (it reaps the orphans of the tree, as an init does) and
 	# passes CMD's exit status on.
 	chroot "$dir" /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$cwd" \
-		/usr/bin/env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" &
+		/usr/bin/env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" 9>&- &
 	wait $!
 }
 

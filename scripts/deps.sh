@@ -2,7 +2,8 @@
 # scripts/deps.sh TARGET — installs the Debian packages TARGET needs, only if missing.
 #   build  compiler, make, SQLite, libcap-ng and libseccomp headers
 #   test   build + Debian's python3 and python3-torch (real PyTorch tests), util-linux
-#          (unshare, mount), passwd (useradd for the multi-user tests), valgrind,
+#          (unshare, mount), passwd (useradd for the multi-user tests), valgrind, strace
+#          (its delay injection holds a sweep at an exact syscall in the race tests),
 #          systemd (systemd-analyze rates the unit), Slurm and munge (the epilog test),
 #          debootstrap (scripts/chroot.sh: the trixie and sid chroots of the PyTorch matrix,
 #          the bookworm one the Debian packages are installed into), and deb's tools
@@ -18,8 +19,8 @@ target=${1:-build}
 pkgs=(gcc make libc6-dev libsqlite3-dev libcap-ng-dev libseccomp-dev)
 case "$target" in
 build) ;;
-test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind procps debootstrap systemd
-	slurmctld slurmd slurm-client munge debhelper dpkg-dev devscripts lintian) ;;
+test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind strace procps debootstrap
+	systemd slurmctld slurmd slurm-client munge debhelper dpkg-dev devscripts lintian) ;;
 demo) pkgs+=(python3 python3-torch procps) ;;
 bench) pkgs+=(python3 python3-torch procps strace valgrind) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;

@@ -8,11 +8,15 @@ in it), and prints a JSON report on stdout. Used by tests/proc/test_torch.py and
 the demo.
 
     /usr/bin/python3 torch_share.py NWORKERS NTENSORS [--hold SECONDS] [--manager PATH]
+                                    [--start fork|spawn|forkserver] [--dataloader]
 
 --hold: the parent keeps every tensor alive and sleeps after its report (the crash
 tests and the demo SIGKILL the whole tree then). --manager: point libshm at PATH
 (through libshm_init, the call torch itself makes at import) instead of torch's own
 torch/bin/torch_shm_manager; without it, the caller has bind-mounted shmwarden there.
+--start: the multiprocessing start method of the workers (default fork). --dataloader:
+the workers are a torch.utils.data.DataLoader's (NWORKERS workers, NTENSORS items
+each, batches of 2), instead of Process objects writing to a Queue.
 """
 import argparse
 import ctypes
@@ -25,12 +29,53 @@ import time
 import torch
 import torch.multiprocessing as mp
 
+# At import, not in main(): spawn and forkserver workers import this module afresh and
+# would otherwise share through file descriptors, never calling the manager.
+mp.set_sharing_strategy("file_system")
+
 
 def worker(q, wid, n, numel):
     for i in range(n):
         t = torch.full((numel,), float(wid * 1000 + i), dtype=torch.float32)
         q.put((wid, i, t))
     q.put((wid, None, None))
+
+
+class Items(torch.utils.data.Dataset):
+    """Item i is a tensor full of float(i), and the pid of the worker that made it."""
+
+    def __init__(self, n, numel):
+        self.n, self.numel = n, numel
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return torch.full((self.numel,), float(i)), os.getpid()
+
+
+def load(ctx, nworkers, n, numel):
+    """Receives every item of a DataLoader's workers; returns (tensors kept, bad, pids)."""
+    dl = torch.utils.data.DataLoader(Items(n, numel), batch_size=2, num_workers=nworkers,
+                                     multiprocessing_context=ctx)
+    got, bad, pids, seen = [], 0, set(), 0
+    for batch, wpids in dl:
+        for t in batch:
+            if not torch.equal(t, torch.full((numel,), float(seen))):
+                bad += 1
+            seen += 1
+        pids.update(wpids.tolist())
+        got.append(batch)
+    return got, bad, sorted(pids)
+
+
+def gone(pid):
+    """True once pid has exited (a zombie not yet reaped by join counts)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def journal_rows():
@@ -57,12 +102,22 @@ def main():
     ap.add_argument("--hold", type=float, default=0)
     ap.add_argument("--manager")
     ap.add_argument("--numel", type=int, default=256, help="float32 elements per tensor")
+    ap.add_argument("--start", choices=("fork", "spawn", "forkserver"), default="fork")
+    ap.add_argument("--dataloader", action="store_true")
     args = ap.parse_args()
     nworkers, ntensors, hold = args.nworkers, args.ntensors, args.hold
     if args.manager:
         use_manager(args.manager)
-    mp.set_sharing_strategy("file_system")
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context(args.start)
+    if args.dataloader:
+        got, bad, wpids = load(ctx, nworkers, nworkers * ntensors, args.numel)
+        dirs, rows = journal_rows()
+        print(json.dumps({"pid": os.getpid(), "workers": wpids, "received": sum(len(b) for b in got),
+                          "bad": bad, "manager_dirs": [os.path.basename(d) for d in dirs],
+                          "journal_rows": rows, "torch": torch.__version__}), flush=True)
+        if hold:
+            time.sleep(hold)
+        return
     q = ctx.Queue()
     procs = [ctx.Process(target=worker, args=(q, w, ntensors, args.numel)) for w in range(nworkers)]
     for p in procs:
@@ -84,12 +139,20 @@ def main():
         "bad": bad,
         "manager_dirs": [os.path.basename(d) for d in dirs],
         "journal_rows": rows,
+        "torch": torch.__version__,
     }
     print(json.dumps(report), flush=True)
     if hold:
         time.sleep(hold)
+    # How long join() takes once every worker has exited: the time something else (a
+    # manager the worker spawned) holds the pipe join() watches. The second report line.
+    dead = time.monotonic()
+    while not all(gone(p.pid) for p in procs) and time.monotonic() - dead < 60:
+        time.sleep(0.05)
+    dead = time.monotonic()
     for p in procs:
         p.join(30)
+    print(json.dumps({"join_after_exit": round(time.monotonic() - dead, 3)}), flush=True)
     del got
 
 

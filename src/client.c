@@ -12,7 +12,7 @@
  * pthread_atfork can prevent that (take every handle lock before fork, release after), and
  * its handlers take no argument, so they need a process-wide list of the handles. The same
  * handlers close the child's copies of the parent's connections. (libshm keeps a global map
- * of connections too, but shares them with children, which PROTOCOL.md explains is wrong.)
+ * of connections too, but shares them with children, which docs/PROTOCOL.md explains is wrong.)
  * The connection itself lives in the handle the caller passes, not in a hidden global: one
  * process can talk to two managers (the tests do), and "one connection per process" is the
  * caller's one handle shared by its threads. Each thread's last error message is

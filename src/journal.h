@@ -1,7 +1,7 @@
 /* journal.h — the SQLite journal of one manager directory.
  *
  * The journal is the manager's table of registered shm names, kept in a file so it
- * outlives a SIGKILLed manager (DESIGN.md, invariants 1, 2, 7). Layout: schema/journal.sql.
+ * outlives a SIGKILLed manager (docs/DESIGN.md, invariants 1, 2, 7). Layout: schema/journal.sql.
  * This module is the only code that speaks SQL; it knows nothing about sockets,
  * /dev/shm or locks. All SQL is in named prepared statements made once at open.
  *

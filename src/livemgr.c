@@ -9,6 +9,13 @@
  * stats the object first and reads the live journals after it sees the name of every
  * object it saw (reclaim.c keeps that order: statx a page, then livemgr_refresh and
  * livemgr_mark, then decide).
+ *
+ * SQLite opens journal.db-wal and -shm by path lazily (at the first read), unlinks them
+ * by path on close, and as root fchowns what it opens to the main file's owner: a journal
+ * is therefore only opened when its directory belongs to the owner we reclaim for, every
+ * component of its path is one only root or that owner can replace, and our filesystem
+ * uid is that owner's (reclaim.c's caller set it), so a swap at any moment reaches only
+ * what the owner could reach anyway (SECURITY.md).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/fsuid.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -37,6 +45,9 @@ struct livemgr_entry {
 	bool unreadable;   /* a manager directory whose journal could not be opened now
 			    * (another schema version, damaged, busy): not consulted, and
 			    * looked at again at the next refresh */
+	bool untrusted;    /* the owner's, but not opened: its path could be changed by
+			    * someone else, or we were not acting as the owner; while it
+			    * lives, livemgr_mark fails (nothing is unlinked) */
 	bool seen;         /* in the latest /proc/locks */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
@@ -178,7 +189,7 @@ static bool livemgr_listens(pid_t pid, const char *dir)
 /* Finds the lock holder's manager directory through its descriptors and opens the
  * directory's journal, if it is the holder's own. Sets e->unreadable when the holder's
  * directory is found but its journal cannot be opened: a live manager whose names are
- * not seen (SECURITY.md, known limits). */
+ * not seen (SECURITY.md, known limits); e->untrusted when it must not be opened. */
 static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
 {
 	char fddir[64], link[PATH_MAX], err[512];
@@ -195,7 +206,10 @@ static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
 		if (de->d_name[0] == '.')
 			continue;
 		struct stat st;
-		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+		/* Another owner's directory holds no name of ours: never opened (as root,
+		 * through a path its owner can swap, it could lead SQLite anywhere). */
+		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode) ||
+		    st.st_uid != lm->owner)
 			continue;
 		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
 		if (n <= 0 || link[0] != '/')
@@ -203,12 +217,24 @@ static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
 		link[n] = '\0';
 		if (!livemgr_is_locked_dir(link, &st, e))
 			continue;
-		if (st.st_uid != lm->owner)
-			break; /* another user's manager: its clients cannot replace our objects */
 		if (!livemgr_listens(e->pid, link)) {
 			log_debug("livemgr: pid %d holds the lock of %s but not its socket: not its "
 				  "manager", (int)e->pid, link);
 			break; /* a reclaimer holding a dead directory's lock */
+		}
+		uid_t fsuid = (uid_t)setfsuid((uid_t)-1);
+		if (fsuid != lm->owner) {
+			log_warn("livemgr: pid %d: acting as uid %u, not as the owner uid %u: its "
+				 "journal is not opened; nothing is unlinked", (int)e->pid,
+				 (unsigned)fsuid, (unsigned)lm->owner);
+			e->untrusted = true;
+			break;
+		}
+		if (util_path_trusted(link, lm->owner, err, sizeof(err)) < 0) {
+			log_warn("livemgr: pid %d: the journal of %s is not read: %s; nothing is "
+				 "unlinked while it lives", (int)e->pid, link, err);
+			e->untrusted = true;
+			break;
 		}
 		int rc = journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
 				      err, sizeof(err));
@@ -353,6 +379,12 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 		return 0;
 	struct livemgr_marking mk = { .rows = rows, .n = n, .held = held, .holder = holder };
 	int rc = 0;
+	if ((uid_t)setfsuid((uid_t)-1) != lm->owner && !TAILQ_EMPTY(&lm->entries)) {
+		/* Reads may open -wal/-shm by path: only ever as the owner (see the top). */
+		log_warn("livemgr: not acting as uid %u: live journals not read",
+			 (unsigned)lm->owner);
+		return -1;
+	}
 	if (lm->extra) {
 		mk.pid = lm->self;
 		if (journal_names_between(lm->extra, &rows[0], &rows[n - 1], livemgr_mark_one,
@@ -363,6 +395,8 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 	}
 	struct livemgr_entry *e;
 	TAILQ_FOREACH(e, &lm->entries, link) {
+		if (e->untrusted)
+			rc = -1;
 		if (!e->j)
 			continue;
 		mk.pid = e->pid;

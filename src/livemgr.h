@@ -36,7 +36,11 @@ struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, struct journal *extra
 
 /* Re-reads /proc/locks: opens the journals of managers not seen before, closes those
  * whose lock went away. Cheap when nothing changed (one read of /proc/locks). Never
- * fails: what cannot be looked at is logged at debug level and skipped. */
+ * fails: what cannot be looked at is logged at debug level and skipped. Only managers
+ * whose directory belongs to owner are looked at, only while the calling thread's
+ * filesystem uid is owner, and only through a path nobody else can replace
+ * (util_path_trusted); an owner's live manager that fails these last two makes
+ * livemgr_mark fail, so nothing is unlinked. */
 void livemgr_refresh(struct livemgr *lm);
 
 /* For rows[0..n-1] (ascending, as journal_page returns them), sets held[i] (and

@@ -8,7 +8,7 @@
  * (a full disk), the registrations of that batch are refused: their clients get no OK
  * and time out, and nothing unjournaled is ever acknowledged.
  *
- * A connection is not a process (PROTOCOL.md): forked children share one, so nothing
+ * A connection is not a process (docs/PROTOCOL.md): forked children share one, so nothing
  * is unregistered when a connection closes. Frees ride in the next commit; a commit
  * of frees alone waits for the flush timer, as a lost free only delays a prune.
  */

@@ -5,7 +5,7 @@
  * line "ERROR: <what went wrong and what to do>"), serves clients until nobody has been
  * connected for the shutdown timeout, then reclaims what is still registered, removes
  * its directory and returns 0. Every registration is committed to the journal before
- * its OK is sent (DESIGN.md invariant 1).
+ * its OK is sent (docs/DESIGN.md invariant 1).
  */
 #ifndef SHMWARDEN_MANAGER_H
 #define SHMWARDEN_MANAGER_H

@@ -597,6 +597,10 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 		if (!realpath(bases[i], resolved) ||
 		    strlen(resolved) + 32 > sizeof(p->copydir))
 			continue;
+		/* SQLite reopens the copy's -wal and -shm by path: a base someone else could
+		 * swap under it is not used (util.h). */
+		if (util_path_trusted(resolved, p->owner, err, sizeof(err)) < 0)
+			continue;
 		snprintf(p->copydir, sizeof(p->copydir), "%.*s/.shmwarden-read-XXXXXX",
 			 (int)(sizeof(p->copydir) - 32), resolved);
 		if (!mkdtemp(p->copydir)) {
@@ -717,6 +721,15 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 			jflags |= JOURNAL_READONLY;
 		if (mgrdir_fd_path(p->dirfd, dirpath, sizeof(dirpath), err, sizeof(err)) < 0) {
 			mgrdir_set(p, MGRDIR_UNKNOWN, "%s", err);
+			return;
+		}
+		/* SQLite opens -wal and -shm by this path at its first read and unlinks them
+		 * by it on close: no component of it may be one someone other than root or
+		 * the owner can replace in between (the owner's own swaps reach only what
+		 * the owner can, as we act with its fsuid). */
+		if (util_path_trusted(dirpath, p->owner, err, sizeof(err)) < 0 &&
+		    errno == EPERM) {
+			mgrdir_set(p, MGRDIR_UNSAFE, "%s", err);
 			return;
 		}
 		/* SQLite walks the path from / with our (the owner's) identity: say so plainly

@@ -5,7 +5,7 @@
  * only one that decides what state a directory is in: reclaim (sweep, recover, a
  * restarted manager's adoption), ls and the metrics all read one struct mgrdir_probe.
  *
- * Liveness (DESIGN.md, invariant 3): a live manager holds flock(LOCK_EX) on the
+ * Liveness (docs/DESIGN.md, invariant 3): a live manager holds flock(LOCK_EX) on the
  * directory itself, for its whole life. systemd-tmpfiles skips a directory held with a
  * BSD flock (tmpfiles.d(5)), so age rules never empty a live manager's directory; and
  * the kernel drops the lock when the manager dies however it dies. The manager also

@@ -2,7 +2,7 @@
  *
  * All three entry points use it: a manager shutting down (its own journal), a
  * restarted manager adopting dead managers' directories, and `recover`/`sweep`.
- * For every journaled name it decides (DESIGN.md, invariants 3-6):
+ * For every journaled name it decides (docs/DESIGN.md, invariants 3-6):
  *   gone                        -> drop the row
  *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
  *   invalid name                -> refuse, log, drop the row

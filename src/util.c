@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,4 +93,45 @@ const char *util_human_bytes(uint64_t bytes, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+int util_path_trusted(const char *path, uid_t uid, char *err, size_t errlen)
+{
+	char prefix[PATH_MAX];
+	size_t len = strlen(path);
+	if (path[0] != '/' || len >= sizeof(prefix)) {
+		util_err(err, errlen, "%s: not an absolute path", path);
+		errno = EINVAL;
+		return -1;
+	}
+	for (size_t end = 1; end <= len; end++) {
+		if (end < len && path[end] != '/')
+			continue;
+		memcpy(prefix, path, end);
+		prefix[end] = '\0';
+		struct stat st;
+		if (lstat(prefix, &st) < 0) {
+			int saved = errno;
+			util_err(err, errlen, "%s: %s", prefix, strerror(saved));
+			errno = saved;
+			return -1;
+		}
+		const char *why = NULL;
+		if (S_ISLNK(st.st_mode))
+			why = "is a symlink";
+		else if (!S_ISDIR(st.st_mode))
+			why = "is not a directory";
+		else if (st.st_uid != 0 && st.st_uid != uid)
+			why = "belongs to another user";
+		else if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+			why = "is writable by group or others";
+		if (why) {
+			util_err(err, errlen, "%s %s (uid %u, mode %04o): it could be replaced "
+				 "under the journal", prefix, why, (unsigned)st.st_uid,
+				 (unsigned)(st.st_mode & 07777));
+			errno = EPERM;
+			return -1;
+		}
+	}
+	return 0;
 }

@@ -26,6 +26,15 @@ int util_boot_id(char *out, size_t outlen, char *err, size_t errlen);
 /* The temp base the reference uses: $TMPDIR, $TMP, $TEMP, $TEMPDIR, then /tmp. */
 const char *util_tmpbase(void);
 
+/* Whether nobody but root and uid can replace any component of path (absolute, every
+ * prefix a directory: SQLite reopens journal.db-wal and -shm by path long after it
+ * checked it). Each prefix must be a directory, not a symlink, owned by root or uid,
+ * and not writable by group or others unless sticky (where an entry can be renamed only
+ * by its owner, checked at the next component). 0 when trusted; -1 with why in err
+ * (errno ENOENT/EACCES... when a prefix cannot be looked at, EPERM when it can be
+ * replaced by someone else). */
+int util_path_trusted(const char *path, uid_t uid, char *err, size_t errlen);
+
 /* Formats a byte count as "1.5 MiB" into buf. */
 const char *util_human_bytes(uint64_t bytes, char *buf, size_t len);
 

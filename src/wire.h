@@ -1,7 +1,7 @@
 /* wire.h — the libshm wire protocol: the 68-byte AllocInfo record and shm names.
  *
  * Every message a client sends is one fixed-size record in native byte order
- * (PROTOCOL.md). This module turns bytes into a validated struct wire_msg and back;
+ * (docs/PROTOCOL.md). This module turns bytes into a validated struct wire_msg and back;
  * it knows nothing about sockets, journals or the event loop.
  */
 #ifndef SHMWARDEN_WIRE_H

@@ -2,7 +2,7 @@
  *
  * Arbitrary bytes are cut into 68-byte AllocInfo records (a short tail is zero-padded)
  * and decoded; the whole input is also checked as a name, and encoded as a client
- * would. Every verdict is compared with an independent statement of PROTOCOL.md's
+ * would. Every verdict is compared with an independent statement of docs/PROTOCOL.md's
  * rules, and every accepted record must round-trip through wire_encode. What the
  * manager journals and the sweeper unlinks is exactly what passes here.
  */
@@ -14,7 +14,7 @@
 
 const char fuzz_harness_name[] = "fuzz_wire";
 
-/* PROTOCOL.md, restated without looking at wire.c: starts with '/', no other '/', no
+/* docs/PROTOCOL.md, restated without looking at wire.c: starts with '/', no other '/', no
  * NUL, not "/." or "/..", non-empty after the slash, at most 59 bytes. */
 static bool spec_name_ok(const unsigned char *s, size_t len)
 {

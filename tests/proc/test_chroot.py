@@ -152,7 +152,7 @@ def test_bad_arguments_are_refused():
 def test_run_is_private():
     # The matrix's trixie chroot (make test builds it before the suite; warm, this is
     # a few seconds of checks).
-    r = subprocess.run([SCRIPT, "ensure", "bookworm"], capture_output=True, text=True,
+    r = subprocess.run([SCRIPT, "ensure", "trixie"], capture_output=True, text=True,
                        timeout=1800, stdin=subprocess.DEVNULL)
     expect(r.returncode == 0, "ensure trixie: %s" % r.stderr[-2000:])
     with Sandbox("chroot") as sb:
@@ -164,8 +164,8 @@ def test_run_is_private():
         script = ('echo $$; cat /mnt/host/f; ls -A /dev/shm | wc -l; ls -A /tmp | wc -l; '
                   ': > /dev/shm/%s; : > /tmp/x; echo written > /mnt/host/g; '
                   'unshare -m --propagation private true && echo nested-ok; '
-                  'ls /proc | grep -c "^[0-9]"' % name)
-        r = subprocess.run([SCRIPT, "run", "bookworm", "--bind", marker + ":/mnt/host", "--",
+                  'ls /proc | grep -c "^[0-9]"; script -qec "echo pty-ok" /dev/null' % name)
+        r = subprocess.run([SCRIPT, "run", "trixie", "--bind", marker + ":/mnt/host", "--",
                             "sh", "-c", script], capture_output=True, text=True, timeout=60)
         out = r.stdout.split()
         expect(r.returncode == 0, "run: %d %r %r" % (r.returncode, r.stdout, r.stderr))
@@ -177,10 +177,12 @@ def test_run_is_private():
         expect(out[4:6] == ["0", "0"], "/dev/shm or /tmp not private and empty: %s" % out)
         expect(out[6] == "nested-ok", "nested unshare --propagation private failed: %s" % out)
         expect(int(out[7]) <= 6, "sees processes outside its namespace: %s" % out)
+        expect(out[8:9] == ["pty-ok"], "no pseudo-terminal inside (openpty): %s %s" %
+               (out, r.stderr))
         expect(not os.path.exists("/dev/shm/" + name), "its /dev/shm leaked to the host's")
         with open(os.path.join(marker, "g")) as f:
             expect(f.read() == "written\n", "a bound directory is not writable through")
-        r = subprocess.run([SCRIPT, "run", "bookworm", "--", "sh", "-c", "exit 7"],
+        r = subprocess.run([SCRIPT, "run", "trixie", "--", "sh", "-c", "exit 7"],
                            capture_output=True, text=True, timeout=60)
         expect(r.returncode == 7, "exit status not passed on: %d" % r.returncode)
 

@@ -364,9 +364,12 @@ def test_space_before_service():
     (posix_fallocate: ENOSPC if the leaks were still there)."""
     rounds = int(os.environ.get("SHMWARDEN_SPACE_ROUNDS", "5"))
     inner = 'mount -t tmpfs -o size=64m,mode=1777 shmw-test /dev/shm && exec "$@"'
+    # Under ASan+UBSan an adoption of 800 names outlasts the 800 ms hold (measured:
+    # then the manager serves anyway, as it should): the same 50 MiB in 50 objects.
+    leaks, leak_size = (50, 1 << 20) if harness.SANITIZED else (800, 64 << 10)
     cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh",
            "/usr/bin/python3", "-c", SPACE_INNER, os.path.dirname(os.path.abspath(__file__)),
-           str(rounds), "800", str(64 << 10), str(16 << 20)]
+           str(rounds), str(leaks), str(leak_size), str(16 << 20)]
     env = dict(os.environ)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     expect(r.returncode == 0, "inner run: %d %s" % (r.returncode, r.stderr[-3000:]))

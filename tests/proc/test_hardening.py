@@ -553,7 +553,7 @@ import harness
 c = harness.Client(sys.argv[2])
 for arg in sys.argv[3:]:
     create, name = arg[0] == "+", bytes.fromhex(arg[1:])
-    c.register(name)
+    c.register(name, timeout=10.0)  # setup, not libshm's 1 s: the machine may be loaded
     if create:
         fd = os.open(b"/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.ftruncate(fd, 4096)
@@ -657,6 +657,20 @@ def test_directory_swapped_for_another_users_manager_as_root():
             q = as_user(a, [PY, "-c", "import os,sys; os.unlink(sys.argv[1]);"
                             " os.rename(sys.argv[2], sys.argv[1])", a_dir, hidden])
             expect(q.wait(30) == 0, "A could not swap back")
+            # A bystander: root sweeping root's own dead directory (kept: its object is
+            # mapped) in a base of its own, over and over. Each of its passes looks for
+            # live managers by their locks, and finds the sweep above holding A's dead
+            # directory's: it must not read A's journal through A's swappable path.
+            r_base = os.path.join(sb.tmp, "root-base")
+            os.mkdir(r_base, 0o700)
+            r_obj = sb.name("r0")
+            dead_manager_as(sb, pwd.getpwuid(0), r_base, [b"+" + r_obj.encode()])
+            fd = os.open(SHM + r_obj, os.O_RDWR)
+            r_mapped = mmap.mmap(fd, 4096)
+            os.close(fd)
+            bystander = sb.track(subprocess.Popen(
+                ["/bin/sh", "-c", 'while :; do "$0" sweep --tmpdir "$1" >/dev/null 2>&1; done',
+                 harness.SHMWARDEN, r_base], env=env, stdin=subprocess.DEVNULL))
             swapper = sb.track(as_user(a, [PY, "-c", SWAPPER, a_dir, hidden, b_dir, "3"],
                                        stdout=subprocess.PIPE))
             statuses = {}
@@ -666,6 +680,9 @@ def test_directory_swapped_for_another_users_manager_as_root():
                 for d in doc["dirs"]:
                     statuses[d["status"]] = statuses.get(d["status"], 0) + 1
             swaps = swapper.communicate(timeout=30)[0].decode().strip()
+            bystander.kill()
+            bystander.wait()
+            r_mapped.close()
             print("# %s swaps; sweep outcomes for the swapped entry: %s" % (swaps, statuses))
             expect(swapper.returncode == 0, "the swapper failed")
             # A swap that lands inside the journal open makes that open fail, reported as
@@ -679,6 +696,173 @@ def test_directory_swapped_for_another_users_manager_as_root():
     finally:
         if mapped is not None:
             mapped.close()
+        sb.cleanup()
+
+
+def sweep_held_at(base, env, path, trace, during):
+    """Sweeps base under strace, holding the sweep's first file syscall on path (exactly
+    that string) for 1.5 s, and calls during() while it is held. Returns (held, result)."""
+    sw = subprocess.Popen(
+        ["strace", "-f", "-o", trace, "-P", path, "-e", "trace=%file",
+         "-e", "inject=%file:delay_enter=1500000:when=1",
+         harness.SHMWARDEN, "sweep", "--json", "--tmpdir", base],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=subprocess.DEVNULL)
+    held = False
+    try:
+        t_end = time.monotonic() + 30
+        while not held and time.monotonic() < t_end and sw.poll() is None:
+            with contextlib.suppress(FileNotFoundError):
+                with open(trace) as f:
+                    held = os.path.basename(path) in f.read()
+            if not held:
+                time.sleep(0.005)
+        if held:
+            during()
+        out, err = sw.communicate(timeout=60)
+    finally:
+        if sw.poll() is None:
+            sw.kill()
+            sw.wait()
+    return held, sw.returncode, out, err
+
+
+def test_live_journal_swapped_under_a_root_reclaimer():
+    # A root reclaimer looks for live managers by their locks (livemgr.c) and reads their
+    # journals. User A runs a live manager and, at the exact moment root's SQLite is
+    # between opening A's journal.db and its first lazy look at journal.db-wal (strace
+    # holds that syscall), puts in place of its directory a symlink to user B's dead
+    # manager directory. SQLite opens -wal and -shm by path, and as root fchowns them to
+    # the main file's owner: with filesystem uid 0 it would take B's files and give them
+    # to A. Nothing of B's may change.
+    if os.geteuid() != 0:
+        skip("test_live_journal_swapped_under_a_root_reclaimer", "needs root")
+        return
+    if not shutil.which("strace"):
+        skip("test_live_journal_swapped_under_a_root_reclaimer", "needs strace")
+        return
+    sb = shared_base("liveswap")
+    try:
+        with two_users(sb) as (a, b):
+            b_base = os.path.join(sb.tmp, "b-base")
+            os.mkdir(b_base, 0o755)
+            os.chown(b_base, b.pw_uid, b.pw_gid)
+            b_dir = dead_manager_as(sb, b, b_base, [b"+" + sb.name("b0").encode()])
+            b_before = snapshot(b_dir)
+            # A's live manager, in the shared sticky base.
+            env_a = dict(sb.env, HOME="/", TMPDIR=sb.tmp)
+            m = sb.track(as_user(a, [harness.SHMWARDEN, "manager", "--no-reclaim",
+                                     "--shutdown-timeout", "120000"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 stdin=subprocess.DEVNULL, env=env_a))
+            sock = m.stdout.readline().decode().strip()
+            expect(sock.startswith("/"), "A's manager: %r" % sock)
+            a_dir = os.path.dirname(sock)
+            wal = os.path.join(a_dir, "journal.db-wal")
+            hidden = os.path.join(sb.tmp, "hidden-" + os.path.basename(a_dir))
+            env = dict(sb.env, HOME="/")
+            swaps = []
+
+            def swap():
+                q = as_user(a, [PY, "-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2]);"
+                                " os.symlink(sys.argv[3], sys.argv[1])", a_dir, hidden, b_dir],
+                            stderr=subprocess.PIPE)
+                swaps.append(q.wait(30) == 0)
+                if not swaps[-1]:
+                    print("# A's swap: %s" % q.stderr.read().decode(errors="replace")[-300:])
+
+            def swap_back():
+                if swaps and swaps[-1]:
+                    q = as_user(a, [PY, "-c", "import os,sys; os.unlink(sys.argv[1]);"
+                                    " os.rename(sys.argv[2], sys.argv[1])", a_dir, hidden])
+                    expect(q.wait(30) == 0, "A could not swap back")
+
+            def check(what):
+                after = snapshot(b_dir)
+                expect(after == b_before, "%s: B's directory changed: %s" % (what, {
+                    n: (b_before.get(n), after.get(n)) for n in set(b_before) | set(after)
+                    if b_before.get(n) != after.get(n)}))
+
+            # 1. Root's own dead manager, in a base only root can write: its sweep runs
+            # with filesystem uid 0 and consults the live managers for its row. A's
+            # manager holds nothing of root's: its journal must not even be opened.
+            r_base = os.path.join(sb.tmp, "root-base")
+            os.mkdir(r_base, 0o700)
+            dead_manager_as(sb, pwd.getpwuid(0), r_base, [b"+" + sb.name("r0").encode()])
+            held, rc, out, err = sweep_held_at(r_base, env, wal,
+                                               os.path.join(sb.tmp, "root.trace"), swap)
+            swap_back()
+            print("# root's dead directory: A's live journal %s" %
+                  ("opened, held at its -wal and swapped" if held else "not opened"))
+            expect(rc == 0, "sweep of root's base: exit %d: %s" % (rc, err[-400:]))
+            check("root's sweep of its own directory")
+            # 2. A's own dead manager: now A's live journal is read (as A), held at the same
+            # point, and swapped the same way.
+            a_dead = dead_manager_as(sb, a, sb.tmp, [b"+" + sb.name("a0").encode()])
+            held, rc, out, err = sweep_held_at(sb.tmp, env, wal,
+                                               os.path.join(sb.tmp, "a.trace"), swap)
+            swap_back()
+            expect(held, "the sweep of A's dead directory never looked at A's live journal")
+            expect(swaps[-1], "A could not swap its live directory")
+            expect(rc == 0, "sweep of A's base: exit %d: %s" % (rc, err[-400:]))
+            check("root's sweep of A's directory")
+            expect(not os.path.exists(a_dead), "A's dead directory was not reclaimed")
+            m.terminate()
+            m.wait(10)
+    finally:
+        sb.cleanup()
+
+
+def test_root_journal_in_a_base_another_user_controls():
+    # Root's dead manager directory sits in a base user A owns: A cannot touch the
+    # directory's contents, but can rename the directory's entry and put a symlink to
+    # user B's manager directory in its place. SQLite opens -wal and -shm by path after
+    # the sweep checked the directory (strace holds that moment): as root it would take
+    # B's files (and unlink them on close). A path someone else can change is refused.
+    if os.geteuid() != 0:
+        skip("test_root_journal_in_a_base_another_user_controls", "needs root")
+        return
+    if not shutil.which("strace"):
+        skip("test_root_journal_in_a_base_another_user_controls", "needs strace")
+        return
+    sb = shared_base("rootinuser")
+    try:
+        with two_users(sb) as (a, b):
+            b_base = os.path.join(sb.tmp, "b-base")
+            os.mkdir(b_base, 0o755)
+            os.chown(b_base, b.pw_uid, b.pw_gid)
+            b_dir = dead_manager_as(sb, b, b_base, [b"+" + sb.name("b0").encode()])
+            b_before = snapshot(b_dir)
+            a_base = os.path.join(sb.tmp, "a-base")
+            os.mkdir(a_base, 0o755)
+            os.chown(a_base, a.pw_uid, a.pw_gid)
+            r_obj = sb.name("r0")
+            r_dir = dead_manager_as(sb, pwd.getpwuid(0), a_base, [b"+" + r_obj.encode()])
+            hidden = os.path.join(a_base, "hidden")
+            swapped = []
+
+            def swap():
+                q = as_user(a, [PY, "-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2]);"
+                                " os.symlink(sys.argv[3], sys.argv[1])", r_dir, hidden, b_dir])
+                swapped.append(q.wait(30) == 0)
+
+            held, rc, out, err = sweep_held_at(a_base, dict(sb.env, HOME="/"),
+                                               os.path.join(r_dir, "journal.db-wal"),
+                                               os.path.join(sb.tmp, "sweep.trace"), swap)
+            if swapped and swapped[0]:
+                os.unlink(r_dir)
+                os.rename(hidden, r_dir)
+            print("# root's journal %s" % ("held at its -wal and swapped" if held
+                                            else "not opened in place"))
+            after = snapshot(b_dir)
+            expect(after == b_before, "B's directory changed: %s" % {
+                n: (b_before.get(n), after.get(n)) for n in set(b_before) | set(after)
+                if b_before.get(n) != after.get(n)})
+            doc = json.loads(out.decode("utf-8"))
+            rep = doc["dirs"][0]
+            expect(rep["status"] == "unsafe" and "another user" in rep["detail"],
+                   "report: %s" % rep)
+            expect(os.path.exists(SHM + r_obj), "root's object unlinked from an unsafe path")
+    finally:
         sb.cleanup()
 
 

@@ -447,17 +447,16 @@ def test_root_sweep_sees_another_users_process_holding_the_object():
 BIG_ROWS = 500000  # about 8 s of sweeping on a loaded 2-core machine
 
 
-def _fatten(d, rows):
-    """Adds rows of never-created names to a dead manager's journal, as a foreign writer
-    would: straight into SQLite, honouring the schema (2..59-byte blobs)."""
+def _fatten(d, rows, fmt=None):
+    """Adds rows of never-created names (fmt % i) to a dead manager's journal, as a foreign
+    writer would: straight into SQLite, honouring the schema (2..59-byte blobs)."""
     con = sqlite3.connect(os.path.join(d, "journal.db"), isolation_level=None)
     try:
         con.execute("PRAGMA synchronous=OFF")
         con.execute("BEGIN")
-        tag = secrets.token_hex(4)
+        fmt = fmt or "/shmwt_big_%s_%%d" % secrets.token_hex(4)
         con.executemany("INSERT INTO objects(name, client_pid, registered_at) VALUES (?,?,?)",
-                        ((("/shmwt_big_%s_%d" % (tag, i)).encode(), 1, 1)
-                         for i in range(rows)))
+                        (((fmt % i).encode(), 1, 1) for i in range(rows)))
         con.execute("COMMIT")
     finally:
         con.close()
@@ -502,6 +501,29 @@ def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
         sb.cleanup()
         for u in users:
             subprocess.run(["userdel", u], capture_output=True)
+
+
+def test_view_is_renewed_within_one_long_journal():
+    # One journal: an object, then 500,000 rows of objects long gone, then an object a
+    # holder opens once the first was unlinked. The view that cleared the first is seconds
+    # old by the last: it must be renewed, not trusted.
+    with Sandbox("hview") as sb:
+        first, last = sb.name("a"), sb.name("z")
+        d = dead_manager(sb, [first, last])
+        _fatten(d, BIG_ROWS, sb.prefix + "m%07d")  # sorts between the two
+        rec = sb.track(subprocess.Popen([harness.SHMWARDEN, "recover", "--json", d],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=sb.env))
+        expect(harness.wait_for(lambda: not os.path.exists(SHM + first), 60, 0.005),
+               "the first object was not reclaimed")
+        h = hold(sb, "fd", SHM + last)
+        expect(rec.poll() is None, "recover finished before the holder came: make it bigger")
+        out, err = rec.communicate(timeout=600)
+        rep = json.loads(out)
+        expect(os.path.exists(SHM + last), "unlinked while open: the view was not renewed")
+        expect(rep["status"] == "kept" and rep["in_use"] == 1 and rep["unlinked"] == 1 and
+               rep["not_inspectable"] == 0, "long journal: %s" % rep)
+        stop(h)
 
 
 harness.main(globals())

@@ -369,7 +369,9 @@ def test_container_directory_is_foreign_outside_and_reclaimed_inside():
         expect(snapshot(dirs[0]) == before[dirs[0]], "recover changed the directory")
 
         # Inside the container: a restarted manager adopts one, a sweep the other.
-        enter = ["nsenter", "-t", str(init.pid), "-m"]
+        # -r: its root too (a test run inside a chroot would otherwise land in the
+        # namespace's real root, where this build is not).
+        enter = ["nsenter", "-t", str(init.pid), "-m", "-r"]
         inner = sb.track(subprocess.Popen(
             enter + [harness.SHMWARDEN, "manager", "--shutdown-timeout", "100000"],
             stdout=subprocess.PIPE, env=sb.env))

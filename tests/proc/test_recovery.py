@@ -3,7 +3,7 @@
 Each test spawns the real manager (build/torch_shm_manager), registers and creates
 objects the way libshm does (register, wait for OK, then create), SIGKILLs the manager
 and its clients the way the OOM killer does, and checks that recovery reclaims what
-it must (DESIGN.md invariants 3-6, 9) and nothing else. Everything happens inside a
+it must (docs/DESIGN.md invariants 3-6, 9) and nothing else. Everything happens inside a
 harness Sandbox; the multi-user test also adds two system users and deletes them.
 """
 import hashlib

@@ -8,8 +8,10 @@ look only at names of the pids they started.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
+import time
 
 import harness
 
@@ -26,15 +28,16 @@ def torch_bin():
 TORCH_MANAGER = torch_bin()
 
 
-def start_tree(sb, nworkers, ntensors, hold=0):
+def start_tree(sb, nworkers, ntensors, hold=0, extra=(), env=None):
     """Starts torch_share.py with shmwarden as torch's manager; returns the Popen."""
     args = [SCRIPT, str(nworkers), str(ntensors)] + (["--hold", str(hold)] if hold else [])
+    args += list(extra)
     inner = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
     cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh",
            harness.TORCH_SHM_MANAGER, TORCH_MANAGER, PY] + args
     # A session of its own, so the crash tests can SIGKILL the whole tree at once
     # (the manager calls setsid itself and is found through its journal's pid).
-    return sb.track(subprocess.Popen(cmd, env=sb.env, stdout=subprocess.PIPE,
+    return sb.track(subprocess.Popen(cmd, env=env or sb.env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True,
                                      start_new_session=True))
 
@@ -60,16 +63,25 @@ def read_report(proc, timeout=120):
     return json.loads(line)
 
 
-def test_tensors_arrive_and_nothing_is_left():
+def share_and_check(start="fork", dataloader=False, nworkers=3, ntensors=10):
+    """Workers started with START (or a DataLoader's) share tensors with the parent
+    through shmwarden; every value arrives intact, the journal holds the live objects,
+    and after a clean exit nothing is left in /dev/shm or TMPDIR. Returns the parent's
+    second report (Process workers only): how long join() took once they had exited."""
     with harness.Sandbox("torch") as sb:
-        proc = start_tree(sb, nworkers=3, ntensors=10)
+        extra = ["--start", start] + (["--dataloader"] if dataloader else [])
+        proc = start_tree(sb, nworkers, ntensors, extra=extra)
         rep = read_report(proc)
+        t_report = time.monotonic()
         pids = [rep["pid"]] + rep["workers"]
         try:
             rc = proc.wait(120)
+            after = time.monotonic() - t_report
             err = proc.stderr.read()
+            joins = {} if dataloader else json.loads(proc.stdout.readline() or "{}")
             assert rc == 0, "torch_share.py exited %d: %s" % (rc, err[-2000:])
-            assert rep["received"] == 30 and rep["bad"] == 0, rep
+            assert rep["received"] == nworkers * ntensors and rep["bad"] == 0, rep
+            assert len(rep["workers"]) == nworkers, "workers: %s" % rep
             assert len(rep["manager_dirs"]) >= 1, "torch did not use shmwarden: %s" % rep
             assert rep["journal_rows"] >= 1, "the journal was not used: %s" % rep
             # The manager shuts down 2 s after its last client; then nothing may remain.
@@ -78,8 +90,37 @@ def test_tensors_arrive_and_nothing_is_left():
             assert left, "left behind: objects %s, dirs %s" % (torch_objects(pids), sb.manager_dirs())
             assert os.listdir(sb.tmp) == [], "TMPDIR not empty: %s" % os.listdir(sb.tmp)
             assert "ERROR" not in err and "shmwarden" not in err, "stderr: %s" % err[-2000:]
+            joins["after_report"] = after
+            return joins
         finally:
             cleanup_torch_objects(pids)
+
+
+def test_tensors_arrive_and_nothing_is_left():
+    share_and_check("fork")
+
+
+def test_forkserver_workers_share_tensors():
+    share_and_check("forkserver")
+
+
+def test_dataloader_workers_share_tensors():
+    share_and_check("fork", dataloader=True, nworkers=2, ntensors=8)
+
+
+def test_spawn_workers_share_tensors_and_exit_promptly():
+    """With spawn, the worker is the first to allocate, so it spawns the manager, which
+    inherits the worker's descriptors, among them the pipe the parent's join() watches.
+    PyTorch's own manager keeps them open for its whole life: join() waits its whole
+    timeout (1.13: 30 s here), a 2.14 program takes ~12 s, a 2.6 one never exits.
+    shmwarden closes what it inherits, so join() returns as soon as the workers exit.
+    (Timed from the workers' exit, not from the start: how long a worker takes to tear
+    torch down depends on the machine's load, not on the manager.)"""
+    joins = share_and_check("spawn", nworkers=2)
+    assert "join_after_exit" in joins, "no second report: %s" % joins
+    assert joins["join_after_exit"] < 2, \
+        "join() waited %.1fs after the workers had exited (something holds their pipes)" % \
+        joins["join_after_exit"]
 
 
 def manager_pids(sb):
@@ -175,6 +216,83 @@ def test_libshm_init_points_torch_at_shmwarden():
             assert harness.wait_for(lambda: not torch_objects(pids) and not sb.manager_dirs(), 15)
         finally:
             cleanup_torch_objects(pids)
+
+
+USE_SCRIPT = os.path.join(harness.ROOT, "scripts", "use-with-pytorch.sh")
+# In a private mount namespace, torch/bin is replaced by a private copy (so the package
+# itself is never changed); there the script installs shmwarden by renaming, says so,
+# torch runs it (a journal appears), and uninstall puts back the very file.
+_USE_INNER = r"""
+set -eu
+bin=$(dirname "$TORCH_MANAGER")
+cp -a "$bin" "$SB/bin"
+mount --bind "$SB/bin" "$bin"
+use() { "$USE_SCRIPT" --python "$PY" --manager "$MANAGER" "$@"; }
+echo "STATUS0 $(use status)"
+echo "INSTALL $(use install)"
+echo "STATUS1 $(use status)"
+echo "SHARE $("$PY" "$SCRIPT" 2 3)"
+echo "UNINSTALL $(use uninstall)"
+echo "STATUS2 $(use status)"
+cmp "$TORCH_MANAGER" "$SB/orig" && echo SAME
+"""
+
+
+def test_use_with_pytorch_install_status_uninstall():
+    with harness.Sandbox("torch") as sb:
+        shutil.copy(TORCH_MANAGER, os.path.join(sb.tmp, "orig"))
+        env = dict(sb.env, TORCH_MANAGER=TORCH_MANAGER, SB=sb.tmp, USE_SCRIPT=USE_SCRIPT,
+                   PY=PY, MANAGER=harness.TORCH_SHM_MANAGER, SCRIPT=SCRIPT)
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", _USE_INNER],
+                           env=env, capture_output=True, text=True, timeout=180)
+        out = dict(l.split(" ", 1) if " " in l else (l, "") for l in r.stdout.splitlines())
+        assert r.returncode == 0, "rc %d: %s %s" % (r.returncode, r.stdout, r.stderr[-2000:])
+        assert out["STATUS0"].startswith("pytorch: "), out
+        assert out["INSTALL"].startswith("installed: %s -> " % TORCH_MANAGER), out
+        assert out["STATUS1"].startswith("shmwarden: "), out
+        rep = json.loads(out["SHARE"])
+        assert rep["received"] == 6 and rep["bad"] == 0, rep
+        assert rep["manager_dirs"] and rep["journal_rows"] >= 1, "torch did not run shmwarden: %s" % rep
+        assert out["UNINSTALL"].startswith("restored PyTorch's own"), out
+        assert out["STATUS2"].startswith("pytorch: "), out
+        assert "SAME" in out, "uninstall did not put back PyTorch's own file: %s" % out
+        pids = [rep["pid"]] + rep["workers"]
+        try:
+            assert harness.wait_for(lambda: not torch_objects(pids) and not sb.manager_dirs(), 15)
+        finally:
+            cleanup_torch_objects(pids)
+
+
+_SHARE_ONE = """
+import torch, torch.multiprocessing as mp
+mp.set_sharing_strategy("file_system")
+try:
+    torch.zeros(4).share_memory_()
+except RuntimeError as e:
+    print(str(e))
+else:
+    print("NO ERROR")
+"""
+
+
+def test_manager_error_reaches_the_python_exception():
+    """A TMPDIR too long for a socket path: the manager says so in one `ERROR: ` line,
+    and torch's RuntimeError carries that very sentence to the Python program."""
+    with harness.Sandbox("torch") as sb:
+        long_tmp = os.path.join(sb.tmp, "t" * 120)
+        os.mkdir(long_tmp)
+        m = sb.spawn_manager(env=dict(sb.env, TMPDIR=long_tmp))
+        assert m.line.startswith("ERROR: ") and m.wait(10) == 1, m.line
+        sentence = m.line[len("ERROR: "):]
+        assert "TMPDIR" in sentence, sentence
+        inner = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh",
+                            harness.TORCH_SHM_MANAGER, TORCH_MANAGER, PY, "-c", _SHARE_ONE],
+                           env=dict(sb.env, TMPDIR=long_tmp), capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert sentence in r.stdout, "the exception says %r, the manager %r" % (r.stdout, sentence)
+        assert os.listdir(long_tmp) == [], os.listdir(long_tmp)
 
 
 if __name__ == "__main__":

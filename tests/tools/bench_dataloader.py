@@ -101,7 +101,11 @@ def main():
     mp.set_sharing_strategy("file_system")
     torch.set_num_threads(1)
     ds = Synthetic(a.batches * a.batch_size, (3, a.side, a.side))
-    loader = DataLoader(ds, batch_size=a.batch_size, num_workers=a.workers)
+    # fork, said outright: Python 3.14 (Debian sid) starts workers with forkserver by
+    # default, and such workers import torch afresh, so neither use_manager() nor the
+    # sharing strategy set above would reach them (no manager at all).
+    loader = DataLoader(ds, batch_size=a.batch_size, num_workers=a.workers,
+                        multiprocessing_context="fork")
 
     t0 = time.monotonic()
     it = iter(loader)

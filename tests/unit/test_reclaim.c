@@ -1007,7 +1007,6 @@ static void test_dir_dry_run_reads_a_copy(void)
 	struct fixture f;
 	char a[64], path[700], err[256];
 	obj_name(a, sizeof(a), 130);
-	CHECK(obj_create(a, geteuid()) == 0);
 	fixture_init(&f, check_tmpdir);
 	int dirfd = -1, lockfd = -1;
 	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
@@ -1026,6 +1025,8 @@ static void test_dir_dry_run_reads_a_copy(void)
 	int status = -1;
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* Created after its registration, as a client does: the row's object. */
+	CHECK(obj_create(a, geteuid()) == 0);
 	close(lockfd);
 	close(dirfd);
 	static const char *const files[] = { MGRDIR_LOCK, JOURNAL_FILE, JOURNAL_FILE "-wal",

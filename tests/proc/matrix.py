@@ -1,0 +1,303 @@
+"""matrix.py — the PyTorch matrix: the same tests against every PyTorch Debian ships.
+
+The host's python3-torch (bookworm, 1.13) is tested by tests/proc/test_torch.py as it is.
+For trixie (2.6) and sid (2.14) that very file runs again inside a cached Debian chroot
+(scripts/chroot.sh, under /var/cache/shmwarden): the checkout is bind-mounted at its own
+path, the chroot's /dev/shm and /tmp are private tmpfs, and TMPDIR is /tmp, so every
+object and directory a run makes is its own and must be gone when it ends. In sid the
+project is also built from a copy of the checkout (GCC 16, glibc 2.43) and its own suite
+runs there (test_matrix_sid_suite.py).
+
+Each result line is re-emitted with the release and the PyTorch version in front, so
+the output of `make test` reports each version's results:
+    PASS torch 2.6.0 (trixie): test_spawn_workers_share_tensors_and_exit_promptly (3.1s)
+
+The matrix runs with the normal build only: build-san's binaries need the host
+compiler's ASan runtime, which the chroots do not have (the host's run of
+test_torch.py covers the sanitized build).
+
+    python3 tests/proc/matrix.py ensure    builds (or checks) every chroot, in parallel
+"""
+import concurrent.futures
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+CHROOT_SH = os.path.join(harness.ROOT, "scripts", "chroot.sh")
+# Release → the PyTorch minor version it must serve (checked: a newer upload to sid is
+# news, reported as a failure so that the README's list of versions stays true).
+RELEASES = {"trixie": "2.6", "sid": "2.14"}
+# What the torch tests need, and what building and running the suite needs (sid).
+PACKAGES = ["python3", "python3-torch", "procps", "gcc", "make", "libc6-dev",
+            "libsqlite3-dev", "pkgconf", "binutils"]
+# sid also runs the project's suite, whose valgrind test needs valgrind.
+EXTRA_PACKAGES = {"sid": ["valgrind"]}
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def packages(release):
+    return PACKAGES + EXTRA_PACKAGES.get(release, [])
+
+
+def ensure(release, timeout=3600):
+    """The chroot's path; builds it (or installs what is missing) first when needed.
+    Raises with chroot.sh's own sentence when that fails (an unreachable mirror...)."""
+    r = subprocess.run([CHROOT_SH, "ensure", release] + packages(release), capture_output=True,
+                       text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr.strip()
+                           else "chroot.sh ensure %s failed" % release)
+    return r.stdout.strip()
+
+
+def run(release, cmd, binds=(), env=None, timeout=1200):
+    """Runs CMD (a list) in the release's chroot: private mount and pid namespace, the
+    checkout (and the build, wherever it is) bind-mounted at their own paths."""
+    args = [CHROOT_SH, "run", release, "--bind", "%s:%s" % (harness.ROOT, harness.ROOT)]
+    if not os.path.realpath(harness.BUILD).startswith(os.path.realpath(harness.ROOT) + "/"):
+        args += ["--bind", "%s:%s" % (harness.BUILD, harness.BUILD)]
+    for b in binds:
+        args += ["--bind", b]
+    inner_env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
+                 "PYTHONDONTWRITEBYTECODE": "1", "SHMWARDEN_ROOT": harness.ROOT,
+                 "SHMWARDEN_BUILD": harness.BUILD, "SHMWARDEN_SANITIZED": "0"}
+    inner_env.update(env or {})
+    args += ["--", "env", "-i"] + ["%s=%s" % kv for kv in sorted(inner_env.items())] + list(cmd)
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def versions(release):
+    """(torch version, python3-torch package version, Python version) inside."""
+    code = ("import sys, torch; print(torch.__version__, sys.version.split()[0])")
+    r = run(release, ["sh", "-c", "python3 -c '%s' && dpkg-query -W -f='${Version}\\n' "
+                      "python3-torch" % code], timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("cannot import torch in %s: %s" % (release, r.stderr[-1000:]))
+    (torch_v, py_v), pkg_v = r.stdout.split("\n")[0].split(), r.stdout.split("\n")[1]
+    return torch_v, pkg_v, py_v
+
+
+_RESULT = re.compile(r"^(PASS|FAIL|SKIP) (.*)$")
+
+
+class Report:
+    """Result lines of one part of the matrix, printed together when it is done (the
+    parts run at once; their lines must not interleave)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def say(self, line):
+        self.lines.append(line)
+
+    def relay(self, text, tag):
+        """Takes a test program's output with TAG after each PASS/FAIL/SKIP; returns the
+        counts. Its own summary line becomes a comment (the suite's stays last)."""
+        passed = failed = 0
+        for line in text.splitlines():
+            m = _RESULT.match(line)
+            if m:
+                self.say("%s %s: %s" % (m.group(1), tag, m.group(2)))
+                passed += m.group(1) == "PASS"
+                failed += m.group(1) == "FAIL"
+            elif re.match(r"^\d+ passed, \d+ failed$", line):
+                self.say("# %s: %s" % (tag, line))
+            else:
+                self.say(line)
+        return passed, failed
+
+    def result(self, ok, tag, name, why=""):
+        ok = bool(ok)
+        self.say("PASS %s: %s" % (tag, name) if ok else "FAIL %s: %s: %s" % (tag, name, why))
+        return ok
+
+    def flush(self):
+        for line in self.lines:
+            print(line)
+        sys.stdout.flush()
+        self.lines = []
+
+
+def sanitized_skip(what):
+    if harness.SANITIZED:
+        print("# %s runs with the normal build only (the chroots have no ASan runtime of "
+              "the host's compiler); the sanitized pass runs tests/proc/test_torch.py on "
+              "the host" % what)
+        return True
+    return False
+
+
+def torch_matrix(release, rep):
+    """Runs tests/proc/test_torch.py inside RELEASE's chroot; True when all passed."""
+    want = RELEASES[release]
+    try:
+        t0 = time.monotonic()
+        ensure(release)
+        torch_v, pkg_v, py_v = versions(release)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        rep.say("FAIL %s: the chroot: %s" % (release, e))
+        return False
+    tag = "torch %s (%s)" % (torch_v.split("+")[0], release)
+    rep.say("# %s: python3-torch %s, Python %s; chroot ready in %.1fs" %
+            (release, pkg_v, py_v, time.monotonic() - t0))
+    ok = rep.result(torch_v.startswith(want + "."), tag, "%s serves PyTorch %s" % (release, want),
+                    "it serves %s: update RELEASES in tests/proc/matrix.py, the README and "
+                    "docs/PROTOCOL.md" % torch_v)
+    test = os.path.join(harness.ROOT, "tests", "proc", "test_torch.py")
+    # After the run, the chroot's private /dev/shm and /tmp must be empty: everything
+    # there was made by this run.
+    script = ('python3 "$1"; rc=$?; echo "# left in /dev/shm: $(ls -A /dev/shm | wc -l)"; '
+              'echo "# left in /tmp: $(ls -A /tmp | wc -l)"; ls -A /dev/shm /tmp; exit $rc')
+    t0 = time.monotonic()
+    try:
+        r = run(release, ["sh", "-c", script, "sh", test])
+    except subprocess.TimeoutExpired:
+        rep.say("FAIL %s: test_torch.py timed out" % tag)
+        return False
+    passed, failed = rep.relay(r.stdout + r.stderr, tag)
+    ok &= rep.result(r.returncode == 0 and failed == 0 and passed >= 10, tag,
+                     "test_torch.py passes whole (%d tests in %.0fs)" %
+                     (passed, time.monotonic() - t0),
+                     "exit %d, %d passed, %d failed" % (r.returncode, passed, failed))
+    shm = re.search(r"^# left in /dev/shm: (\d+)$", r.stdout, re.M)
+    tmp = re.search(r"^# left in /tmp: (\d+)$", r.stdout, re.M)
+    ok &= rep.result(shm and tmp and shm.group(1) == "0" and tmp.group(1) == "0", tag,
+                     "nothing left in the chroot's own /dev/shm and /tmp after the run",
+                     "%s, %s" % (shm and shm.group(0), tmp and tmp.group(0)))
+    return ok
+
+
+def torch_matrix_all():
+    """Every release's run at once (they share nothing: each chroot run has its own
+    namespaces, /dev/shm and /tmp), reported one release after the other. Exits like a
+    test program."""
+    if sanitized_skip("the PyTorch matrix"):
+        return 0
+    reps = {rel: Report() for rel in RELEASES}
+    with concurrent.futures.ThreadPoolExecutor(len(RELEASES)) as pool:
+        futs = {rel: pool.submit(torch_matrix, rel, reps[rel]) for rel in RELEASES}
+        oks = {rel: f.result() for rel, f in futs.items()}
+    for rel in RELEASES:
+        reps[rel].flush()
+    return 0 if all(oks.values()) else 1
+
+
+# Programs of the suite that do not run in the sid chroot, and why.
+SUITE_EXCLUDES = {
+    # Builds and enters chroots of its own (debootstrap, the host's /var/cache and apt):
+    # that is the host's business, not a chroot's.
+    "test_chroot.py": "builds chroots itself: the host's job",
+    # The matrix itself (no chroots within chroots); sid's PyTorch is tested by
+    # test_matrix_torch.py, so test_torch.py here would be the same run twice.
+    "test_matrix_": "the matrix itself: no chroot inside a chroot",
+    "test_torch.py": "already run against sid's PyTorch by test_matrix_torch.py",
+}
+
+
+def copy_checkout(dest):
+    """Copies the checkout's files (tracked and new, not ignored: no build dirs) to
+    DEST, so the build in sid never touches the live tree."""
+    r = subprocess.run(["git", "-C", harness.ROOT, "ls-files", "-z", "-co", "--exclude-standard"],
+                       capture_output=True, timeout=60)
+    if r.returncode == 0:
+        files = [f for f in r.stdout.decode().split("\0") if f and
+                 os.path.lexists(os.path.join(harness.ROOT, f))]
+        tar = subprocess.run(["tar", "-C", harness.ROOT, "--null", "-T", "-", "-cf", "-"],
+                             input="\0".join(files).encode(), capture_output=True, timeout=120)
+    else:  # not a git checkout (a release tarball): everything but the build dirs
+        tar = subprocess.run(["tar", "-C", harness.ROOT, "--exclude=./build*", "-cf", "-", "."],
+                             capture_output=True, timeout=120)
+    if tar.returncode != 0:
+        raise RuntimeError("tar of the checkout: %s" % tar.stderr.decode()[-500:])
+    os.makedirs(dest)
+    subprocess.run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, check=True, timeout=120)
+
+
+def sid_suite():
+    """Builds a copy of the checkout in sid (GCC 16, glibc 2.43), warning-free, and runs
+    its own suite there."""
+    if sanitized_skip("the sid build and suite"):
+        return 0
+    tag = "sid"
+    rep = Report()
+    try:
+        ensure("sid")
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        print("FAIL sid: the chroot: %s" % e)
+        return 1
+    with harness.Sandbox("sid") as sb:
+        src = os.path.join(sb.tmp, "src")
+        copy_checkout(src)
+        t0 = time.monotonic()
+        r = run_in("sid", src, "gcc --version | head -1; ldd --version | head -1; "
+                   "make -j2 check 2>&1", timeout=1200)
+        out = r.stdout + r.stderr
+        head = out.splitlines()[:2]
+        rep.say("# sid: %s; %s; build in %.0fs" % (head[0] if head else "?",
+                                                   head[1] if len(head) > 1 else "?",
+                                                   time.monotonic() - t0))
+        warnings = [l for l in out.splitlines() if re.search(r"\bwarning\b", l, re.I)]
+        ok = rep.result(r.returncode == 0 and not warnings, tag,
+                        "the project builds warning-free there (-Werror, and no warning line)",
+                        "make exited %d; %s" % (r.returncode,
+                                                "\n".join((warnings or out.splitlines())[-20:])))
+        if not ok:
+            rep.flush()
+            return 1
+        excl = []
+        for pat, why in SUITE_EXCLUDES.items():
+            excl += ["--exclude", pat]
+            rep.say("# sid: not run there: %s (%s)" % (pat, why))
+        t0 = time.monotonic()
+        try:
+            r = run_in("sid", src, " ".join(["tests/run", "--build", "build"] + excl) + " 2>&1",
+                       timeout=1500)
+        except subprocess.TimeoutExpired as e:
+            rep.relay((e.stdout or b"").decode(errors="replace"), tag)
+            rep.say("FAIL sid: the suite did not finish in %ds" % e.timeout)
+            rep.flush()
+            return 1
+        passed, failed = rep.relay(r.stdout, tag)
+        ok &= rep.result(r.returncode == 0 and failed == 0 and passed >= 100, tag,
+                         "the project's own suite passes there (%d tests in %.0fs)" %
+                         (passed, time.monotonic() - t0),
+                         "exit %d, %d passed, %d failed" % (r.returncode, passed, failed))
+    rep.flush()
+    return 0 if ok else 1
+
+
+def run_in(release, src, script, timeout):
+    """Runs a shell SCRIPT in SRC (bound at /src) inside the release's chroot."""
+    return run(release, ["sh", "-c", "cd /src && " + script], binds=["%s:/src" % src],
+               env={"SHMWARDEN_ROOT": "/src", "SHMWARDEN_BUILD": "/src/build"},
+               timeout=timeout)
+
+
+def ensure_all():
+    """Builds every release's chroot at once (the downloads overlap); 0 when all ready."""
+    t0 = time.monotonic()
+    procs = {rel: subprocess.Popen([CHROOT_SH, "ensure", rel] + packages(rel),
+                                   stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+             for rel in RELEASES}
+    bad = [rel for rel, p in procs.items() if p.wait() != 0]
+    if bad:
+        print("the PyTorch matrix's chroots are not ready (%s): chroot.sh said why" % ", ".join(bad),
+              file=sys.stderr)
+        return 1
+    print("the PyTorch matrix's chroots are ready (%s, under %s) in %.0fs" %
+          (", ".join(RELEASES), os.environ.get("SHMWARDEN_CHROOT_CACHE", "/var/cache/shmwarden"),
+           time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["ensure"]:
+        sys.exit(ensure_all())
+    sys.stderr.write("usage: matrix.py ensure\n")
+    sys.exit(2)

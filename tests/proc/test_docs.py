@@ -1,0 +1,88 @@
+"""test_docs.py — the project's documents stay inside the project and stay true: nothing
+points outside the repository, every mention of DESIGN.md or PROTOCOL.md names the copy
+in docs/, and the PyTorch versions the README and docs/PROTOCOL.md list are the ones the
+matrix tests (tests/proc/matrix.py) plus the host's.
+"""
+import os
+import re
+import subprocess
+
+import harness
+import matrix
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def read(rel):
+    with open(os.path.join(harness.ROOT, rel), errors="replace") as f:
+        return f.read()
+
+
+def project_files():
+    """The repository's text files: git's list, or (a copy without .git, as in the sid
+    chroot) every file outside the build directories."""
+    try:
+        r = subprocess.run(["git", "-C", harness.ROOT, "ls-files", "-co", "--exclude-standard"],
+                           capture_output=True, text=True)
+    except FileNotFoundError:  # no git here (the sid chroot)
+        r = None
+    if r and r.returncode == 0 and r.stdout:
+        files = r.stdout.split()
+    else:
+        files = []
+        for d, subs, names in os.walk(harness.ROOT):
+            subs[:] = [s for s in subs if not s.startswith(("build", ".git", "__pycache__"))]
+            files += [os.path.relpath(os.path.join(d, n), harness.ROOT) for n in names]
+    out = []
+    for f in files:
+        p = os.path.join(harness.ROOT, f)
+        if os.path.isfile(p):
+            with open(p, "rb") as fh:
+                if b"\0" not in fh.read(4096):
+                    out.append(f)
+    return out
+
+
+def test_nothing_points_outside_the_repository():
+    files = project_files()
+    expect(len(files) > 50, "only %d files found" % len(files))
+    bad = []
+    for f in files:
+        for n, line in enumerate(read(f).splitlines(), 1):
+            if f == "tests/proc/test_docs.py":
+                continue
+            if re.search(r"\.\./shared|/work/|shared/docs", line):
+                bad.append("%s:%d: %s" % (f, n, line.strip()))
+            for m in re.finditer(r"(\S*)\b(DESIGN|PROTOCOL)\.md", line):
+                # In docs/ a bare name is the sibling; elsewhere it must say docs/.
+                if not f.startswith("docs/") and not m.group(1).endswith("docs/"):
+                    bad.append("%s:%d: %s" % (f, n, line.strip()))
+    expect(not bad, "points outside the repository or not at docs/:\n" + "\n".join(bad[:20]))
+    for doc in ("docs/DESIGN.md", "docs/PROTOCOL.md"):
+        expect(len(read(doc)) > 2000, "%s is missing or empty" % doc)
+
+
+def test_versions_listed_are_the_versions_tested():
+    host = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "python3-torch"],
+                          capture_output=True, text=True).stdout
+    minors = [re.match(r"\d+\.\d+", host).group(0) if host else "1.13"]
+    minors += list(matrix.RELEASES.values())
+    for doc in ("README.md", "docs/PROTOCOL.md"):
+        text = read(doc)
+        for v in minors:
+            expect(re.search(r"\| %s\.\d+(\+dfsg-\d+)? \|" % re.escape(v), text),
+                   "%s does not list PyTorch %s in its table of versions checked" % (doc, v))
+        for rel in matrix.RELEASES:
+            expect(rel in text, "%s does not name %s" % (doc, rel))
+
+
+def test_protocol_states_the_error_prefix_exactly():
+    text = read("docs/PROTOCOL.md")
+    expect("exactly `ERROR: `" in text, "docs/PROTOCOL.md does not state the `ERROR: ` prefix")
+
+
+if __name__ == "__main__":
+    harness.main(globals())
