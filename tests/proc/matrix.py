@@ -34,7 +34,7 @@ CHROOT_SH = os.path.join(harness.ROOT, "scripts", "chroot.sh")
 RELEASES = {"trixie": "2.6", "sid": "2.14"}
 # What the torch tests need, and what building and running the suite needs (sid).
 PACKAGES = ["python3", "python3-torch", "procps", "gcc", "make", "libc6-dev",
-            "libsqlite3-dev", "pkgconf", "binutils"]
+            "libsqlite3-dev", "libcap-ng-dev", "libseccomp-dev", "pkgconf", "binutils"]
 # sid also runs the project's suite, whose valgrind test needs valgrind.
 EXTRA_PACKAGES = {"sid": ["valgrind"]}
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
