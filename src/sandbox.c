@@ -212,7 +212,7 @@ static int sandbox_caps(char *err, size_t errlen)
 
 int sandbox_sweeper(const char *const *rw, bool *paths_confined, char *err, size_t errlen)
 {
-	int confined = sandbox_mounts(rw, err, errlen);
+	int confined = rw ? sandbox_mounts(rw, err, errlen) : 0;
 	if (confined < 0)
 		return -1;
 	*paths_confined = confined == 1;

@@ -3,9 +3,9 @@
 The shipped systemd unit is rated 2.0 or better by `systemd-analyze security`, and the
 sweep keeps working with its own privilege drop (src/sandbox.c) in place: as root over
 two users' dead managers (and the live one and the object in use it must leave alone),
-as one of those users, and as root inside the unit's capability bounding set (no
-CAP_SYS_ADMIN, so no mount namespace of its own). What it refuses after the drop is
-tests/unit/test_sandbox.c's part.
+as one of those users, as root inside the unit's capability bounding set, and as root
+in a chroot whose temp base is a mount of its own, where it must still see a live
+manager's journal. What it refuses after the drop is tests/unit/test_sandbox.c's part.
 """
 import contextlib
 import json
@@ -13,6 +13,7 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,10 @@ PY = "/usr/bin/python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
 DROPPED = "privileges dropped; files may change only under "
 UNCONFINED = "privileges dropped; writes not confined by the sweep itself"
+# The sweep's private mount namespace is off until livemgr.c finds live managers by
+# inode (src/cmd_sweep.c, SWEEP_PRIVATE_MOUNTS; test_root_sweep_in_a_chroot_... below):
+# root's sweeps say so.
+NO_MOUNTS = UNCONFINED + " (no private mount namespace in this release)"
 
 
 def expect(cond, what):
@@ -160,7 +165,7 @@ def test_root_sweep_of_two_users_with_the_drop():
         expect(holder.stdout.readline().strip() == b"mapped", "holder")
         rc, doc, err = sweep(sb)
         expect(rc == 0, "sweep exit %d: %s" % (rc, err))
-        expect(DROPPED + sb.tmp + ", /dev/shm, " in err, "no drop logged: %s" % err)
+        expect(NO_MOUNTS in err, "no drop logged: %s" % err)
         d = by_dir(doc)
         for dd in (dead_a, dead_b):
             rep = d[os.path.basename(dd)]
@@ -200,7 +205,7 @@ def test_root_sweep_inside_the_units_bounding_set():
         dead, _ = manager_as(sb, None, [sb.name(1), sb.name(2)])
         bset = "-all,+setuid,+setgid,+sys_ptrace,+dac_read_search"
         rc, doc, err = sweep(sb, prefix=[setpriv, "--bounding-set", bset, "--inh-caps", "-all"])
-        expect(rc == 0 and UNCONFINED in err and "CAP_SYS_ADMIN" in err, "%d: %s" % (rc, err))
+        expect(rc == 0 and NO_MOUNTS in err, "%d: %s" % (rc, err))
         rep = by_dir(doc)[os.path.basename(dead)]
         expect(rep["status"] == "removed" and rep["unlinked"] == 2, "%s" % rep)
         expect(sb.objects() == [], "objects: %s" % sb.objects())
@@ -223,6 +228,106 @@ def test_root_sweep_when_its_own_tmpdir_is_missing():
         expect(p.returncode == 0, "sweep exit %d: %s" % (p.returncode, p.stderr))
         rep = by_dir(json.loads(p.stdout))[os.path.basename(dead)]
         expect(rep["status"] == "removed" and sb.objects() == [], "%s" % rep)
+
+
+
+# Run inside the chroot (argv: tests/proc, the temp base): a manager dies holding /pin
+# before it could identify the row (its prune tick is far off); a live manager registers
+# /pin again and its client replaces the object. The sweep of the base must hand /pin
+# over to the live manager, which it learns from the live manager's journal, found
+# through that manager's descriptors (src/livemgr.c).
+PIN_STORY = r"""
+import json, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import harness
+os.environ["TMPDIR"] = sys.argv[2]
+out = []
+with harness.Sandbox("sbxpin") as sb:
+    pin = sb.name("pin")
+    for trial in range(3):
+        dead = sb.spawn_manager(args=["manager", "--no-reclaim", "--prune-interval", "100000"])
+        c = dead.client()
+        c.register(pin)
+        with open("/dev/shm" + pin, "wb") as f:
+            f.write(b"stale")
+        os.kill(dead.pid, signal.SIGKILL)
+        dead.wait()
+        c.close()
+        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout", "100000"])
+        c = live.client()
+        c.register(pin)
+        os.unlink("/dev/shm" + pin)
+        data = b"live %d" % trial
+        with open("/dev/shm" + pin, "wb") as f:
+            f.write(data)
+        r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json"],
+                   env=dict(sb.env, SHMWARDEN_LOG="info"))
+        try:
+            with open("/dev/shm" + pin, "rb") as f:
+                kept = f.read() == data
+        except FileNotFoundError:
+            kept = False
+        rep = json.loads(r.stdout) if r.stdout.startswith("{") else None
+        out.append(dict(rc=r.returncode, kept=kept, stderr=r.stderr[-1500:],
+                        dirs=rep and {os.path.basename(d["dir"]) == os.path.basename(dead.dir):
+                                      (d["status"], d["handed_over"], d["unlinked"])
+                                      for d in rep["dirs"]}))
+        c.close()
+        os.kill(live.pid, signal.SIGKILL)
+        live.wait()
+        if os.path.exists("/dev/shm" + pin):
+            os.unlink("/dev/shm" + pin)
+        for n in sb.manager_dirs():
+            sb.run(["recover", os.path.join(sb.tmp, n)])
+print(json.dumps(out))
+"""
+
+
+def test_root_sweep_in_a_chroot_spares_a_live_managers_name():
+    """The sweeper's own mount namespace must not blind it to live managers. In a
+    chroot whose temp base is a mount of its own (Debian's sid chroot of the matrix,
+    a container), a root sweep that made a private mount namespace read another
+    manager's directory descriptor back as a path of the host's tree, did not find
+    the live manager's journal, and unlinked the /pin it had just re-registered (15 of
+    15 trials of tests/proc/test_identity.py in sid). Here: a private mount namespace
+    of the test's own, the host's / bound under a tmpfs and entered with chroot, a tmpfs
+    as the temp base."""
+    name = "test_root_sweep_in_a_chroot_spares_a_live_managers_name"
+    if os.geteuid() != 0:
+        skip(name, "needs root (mount, chroot)")
+        return
+    with Sandbox("sbxchroot") as sb:
+        root = os.path.join(sb.tmp, "root")
+        base = os.path.join(sb.tmp, "base")
+        story = os.path.join(sb.tmp, "story.py")
+        with open(story, "w") as f:
+            f.write(PIN_STORY)
+        os.makedirs(root)
+        os.makedirs(base)
+        q = shlex.quote
+        # Everything mounted here lives in the namespace of `unshare` and dies with it.
+        inner = " && ".join([
+            "mount -t tmpfs -o mode=0755 shmw-test %s" % q(root),
+            "mkdir %s/host" % q(root),
+            "mount --rbind / %s/host" % q(root),
+            "mount --make-rprivate %s/host" % q(root),
+            "exec chroot %s/host sh -c 'mount -t tmpfs -o mode=1777 shmw-test \"$1\" && "
+            "exec \"$2\" \"$3\" \"$4\" \"$1\"' sh %s %s %s %s"
+            % (q(root), q(base), q(PY), q(story), q(HERE))])
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                           capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, SHMWARDEN_BUILD=harness.BUILD,
+                                    SHMWARDEN_ROOT=harness.ROOT))
+        lines = [l for l in r.stdout.splitlines() if l.startswith("[")]
+        expect(r.returncode == 0 and lines, "the story: rc %d\n%s\n%s" %
+               (r.returncode, r.stdout[-2000:], r.stderr[-2000:]))
+        trials = json.loads(lines[-1])
+        lost = [t for t in trials if not t["kept"]]
+        expect(not lost, "the live manager's /pin was unlinked in %d of %d trials: %s" %
+               (len(lost), len(trials), lost[0]["stderr"] if lost else ""))
+        for t in trials:
+            expect(t["rc"] == 0 and t["dirs"].get("true") == ["removed", 1, 0],
+                   "the dead directory's report: %s" % t)
 
 
 harness.main(globals())

@@ -1,8 +1,11 @@
 /* test_sandbox.c — after `shmwarden sweep` has run (cmd_sweep itself, in a child), the
- * process can no longer exec, open a network socket, write outside the temp base or
- * regain what it gave up. The child reports each refusal that did not happen as one
- * line on a pipe, then "done" (which a child that managed to exec never writes). (That sweeps still work with all this in place is what every sweep
- * in the process tests shows, tests/proc/test_sandbox.py among them.) */
+ * process can no longer exec, open a network socket, change a mount or regain what it
+ * gave up; with the private mount namespace (sandbox_sweeper given its directories, as
+ * the sweep will be once livemgr.c no longer finds live managers by path), root can no
+ * longer write outside them. The child reports each refusal that did not happen as one
+ * line on a pipe, then "done" (which a child that managed to exec never writes). (That
+ * sweeps still work with all this in place is what every sweep in the process tests
+ * shows, tests/proc/test_sandbox.py among them.) */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -20,6 +23,7 @@
 
 #include "check.h"
 #include "commands.h"
+#include "sandbox.h"
 #include "util.h"
 
 static int tc_report = -1; /* the child's end of the pipe */
@@ -73,8 +77,10 @@ static int tc_status(const char *key, unsigned long long *v)
 	return found;
 }
 
-/* In the child: sweep base, then try everything the sandbox must refuse. */
-static void tc_child(const char *base, const char *outside, bool root)
+/* In the child: sweep base (or, mounts, only drop privileges as the sweep would with
+ * its private mount namespace, which cmd_sweep.c has off for now), then try everything
+ * the sandbox must refuse. */
+static void tc_child(const char *base, const char *outside, bool root, bool mounts)
 {
 	char victim[700], fresh[700], inside[700], basearg[600];
 	snprintf(victim, sizeof(victim), "%s/victim", outside);
@@ -89,11 +95,21 @@ static void tc_child(const char *base, const char *outside, bool root)
 	/* The sweep may also write in its own temp base (copies of journals): make that
 	 * the swept base. */
 	setenv("TMPDIR", base, 1);
-	char *argv[] = { "sweep", "--tmpdir", basearg, NULL };
-	int rc = cmd_sweep(3, argv);
-	if (rc != 0) {
-		tc_bad("the sweep of an empty base failed: %d", rc);
-		return;
+	if (mounts) {
+		const char *rw[] = { basearg, NULL };
+		char err[256];
+		bool confined = false;
+		if (sandbox_sweeper(rw, &confined, err, sizeof(err)) < 0 || confined != root) {
+			tc_bad("sandbox_sweeper: %s, confined %d", err, confined);
+			return;
+		}
+	} else {
+		char *argv[] = { "sweep", "--tmpdir", basearg, NULL };
+		int rc = cmd_sweep(3, argv);
+		if (rc != 0) {
+			tc_bad("the sweep of an empty base failed: %d", rc);
+			return;
+		}
 	}
 	REFUSED(socket(AF_INET, SOCK_STREAM, 0), EPERM);
 	REFUSED(socket(AF_INET6, SOCK_DGRAM, 0), EPERM);
@@ -147,7 +163,7 @@ static void tc_child(const char *base, const char *outside, bool root)
 	if (capng_apply(CAPNG_SELECT_CAPS) == 0)
 		tc_bad("capset regained CAP_SYS_ADMIN");
 
-	if (root) {
+	if (root && mounts) {
 		/* Root without CAP_DAC_OVERRIDE may still write its own files: only the
 		 * read-only mounts stop it. */
 		REFUSED(open(victim, O_WRONLY | O_CLOEXEC), EROFS);
@@ -163,7 +179,7 @@ static void tc_child(const char *base, const char *outside, bool root)
 }
 
 /* Forks, runs tc_child as uid (0: root itself), returns the child's complaints. */
-static void tc_run(uid_t uid, char *out, size_t outlen)
+static void tc_run(uid_t uid, bool mounts, char *out, size_t outlen)
 {
 	char top[512], base[600], outside[256], victim[700];
 	/* A user cannot reach the suite's private (0700) directory: its own is under /tmp. */
@@ -193,7 +209,7 @@ static void tc_run(uid_t uid, char *out, size_t outlen)
 		if (uid != 0 && (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0))
 			tc_bad("cannot become uid %u: %s", (unsigned)uid, strerror(errno));
 		else
-			tc_child(base, outside, uid == 0);
+			tc_child(base, outside, uid == 0, mounts);
 		/* The last line: a child that exec'd (or died) never writes it. */
 		ssize_t w = write(tc_report, "done\n", 5);
 		(void)w;
@@ -225,7 +241,19 @@ static void tc_run(uid_t uid, char *out, size_t outlen)
 static void test_root_sweeper_refuses_after_the_drop(void)
 {
 	char out[4096];
-	tc_run(0, out, sizeof(out));
+	tc_run(0, false, out, sizeof(out));
+	if (strcmp(out, "done\n") != 0)
+		printf("%s", *out ? out : "(the child reported nothing: it exec'd or died)\n");
+	CHECK(strcmp(out, "done\n") == 0);
+}
+
+/* The private mount namespace the sweep will use once livemgr.c no longer reads a live
+ * manager's directory by its path (cmd_sweep.c, SWEEP_PRIVATE_MOUNTS): root's writes
+ * outside the given directories fail with EROFS. */
+static void test_root_private_mounts_refuse_writes_outside(void)
+{
+	char out[4096];
+	tc_run(0, true, out, sizeof(out));
 	if (strcmp(out, "done\n") != 0)
 		printf("%s", *out ? out : "(the child reported nothing: it exec'd or died)\n");
 	CHECK(strcmp(out, "done\n") == 0);
@@ -234,7 +262,7 @@ static void test_root_sweeper_refuses_after_the_drop(void)
 static void test_user_sweeper_refuses_after_the_drop(void)
 {
 	char out[4096];
-	tc_run(65534, out, sizeof(out)); /* nobody */
+	tc_run(65534, false, out, sizeof(out)); /* nobody */
 	if (strcmp(out, "done\n") != 0)
 		printf("%s", *out ? out : "(the child reported nothing: it exec'd or died)\n");
 	CHECK(strcmp(out, "done\n") == 0);
@@ -247,6 +275,7 @@ int main(void)
 		return check_done();
 	}
 	RUN(test_root_sweeper_refuses_after_the_drop);
+	RUN(test_root_private_mounts_refuse_writes_outside);
 	RUN(test_user_sweeper_refuses_after_the_drop);
 	return check_done();
 }
