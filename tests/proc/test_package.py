@@ -157,6 +157,42 @@ print(json.dumps(out))
 '''
 
 
+
+def words(text):
+    return " ".join(text.split())
+
+
+def test_license_copyright_and_maintainer_agree():
+    """LICENSE, debian/copyright (machine-readable, DEP-5), debian/control and
+    debian/changelog name the same license and the same people."""
+    def read(*p):
+        with open(os.path.join(harness.ROOT, *p)) as f:
+            return f.read()
+    lic, cop = read("LICENSE"), read("debian", "copyright")
+    control, changelog = read("debian", "control"), read("debian", "changelog")
+    expect(cop.startswith("Format: https://www.debian.org/doc/packaging-manuals/"
+                          "copyright-format/1.0/\n"), "debian/copyright is not DEP-5")
+    paras = [p for p in cop.split("\n\n") if p.strip()]
+    files = [p for p in paras if p.startswith("Files: *\n")]
+    expect(len(files) == 1, "one Files: * paragraph: %s" % paras)
+    fields = dict(l.split(": ", 1) for l in files[0].splitlines() if ": " in l and l[0] != " ")
+    expect(fields.get("License") == "Expat", "Files: * is under %r" % fields.get("License"))
+    holder = fields.get("Copyright", "")
+    expect(("Copyright (c) %s" % holder) in lic, "LICENSE's copyright line is not %r" % holder)
+    text = [p for p in paras if p.startswith("License: Expat\n")]
+    expect(len(text) == 1, "no stand-alone License: Expat paragraph")
+    body = "\n".join("" if l == " ." else l[1:] for l in text[0].splitlines()[1:])
+    expect(words(body) in words(lic), "debian/copyright's Expat text differs from LICENSE's")
+    expect(lic.startswith("MIT License"), "LICENSE does not say it is the MIT license")
+    maint = [l.split(": ", 1)[1] for l in control.splitlines() if l.startswith("Maintainer: ")]
+    contact = [l.split(": ", 1)[1] for l in cop.splitlines() if l.startswith("Upstream-Contact: ")]
+    trailer = [l.split("  ")[0][4:] for l in changelog.splitlines() if l.startswith(" -- ")]
+    expect(len(maint) == 1 and contact == maint and set(trailer) == set(maint),
+           "Maintainer %s, Upstream-Contact %s, changelog %s" % (maint, contact, trailer))
+    expect(maint[0].startswith(holder.split(" ", 1)[1] + " <"),
+           "the maintainer %r is not the copyright holder %r" % (maint[0], holder))
+
+
 def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
     name = "test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge"
     if harness.SANITIZED:
