@@ -11,7 +11,8 @@
 #   bench  build + python3-torch (Debian's torch_shm_manager is the baseline, and real
 #          PyTorch DataLoaders), strace and valgrind (scripts/bench --profile)
 #   fuzz   build + clang and its libFuzzer runtime
-#   deb    build + the Debian packaging tools (make deb: debhelper, dpkg-dev, lintian)
+#   deb    build + the Debian packaging tools (make deb: debhelper, dpkg-dev, lintian, and
+#          build-essential, which dpkg-buildpackage checks for as an implicit build dependency)
 # Runs `apt-get update` once before installing (package lists on a fresh machine may be
 # stale) and fails with a clear message when it cannot install.
 set -euo pipefail
@@ -20,11 +21,11 @@ pkgs=(gcc make libc6-dev libsqlite3-dev libcap-ng-dev libseccomp-dev)
 case "$target" in
 build) ;;
 test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind strace procps debootstrap
-	systemd slurmctld slurmd slurm-client munge debhelper dpkg-dev devscripts lintian) ;;
+	systemd slurmctld slurmd slurm-client munge debhelper dpkg-dev build-essential lintian) ;;
 demo) pkgs+=(python3 python3-torch procps) ;;
 bench) pkgs+=(python3 python3-torch procps strace valgrind) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
-deb) pkgs+=(debhelper dpkg-dev devscripts lintian) ;;
+deb) pkgs+=(debhelper dpkg-dev build-essential lintian) ;;
 *) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz, deb)" >&2; exit 2 ;;
 esac
 

@@ -110,8 +110,11 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
  * container, Debian's sid chroot): the live manager's journal went unread and its
  * re-registered names were unlinked (tests/proc/test_sandbox.py, in a chroot). Until
  * livemgr identifies the directory by its inode, the systemd unit's ProtectSystem=strict
- * and ReadWritePaths= are the only confinement of the paths (SECURITY.md). */
+ * and ReadWritePaths= are the only confinement of the paths (SECURITY.md). (-D to try
+ * it: `CFLAGS=-DSWEEP_PRIVATE_MOUNTS=1 make`.) */
+#ifndef SWEEP_PRIVATE_MOUNTS
 #define SWEEP_PRIVATE_MOUNTS 0
+#endif
 
 static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 {

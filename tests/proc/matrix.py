@@ -193,6 +193,11 @@ SUITE_EXCLUDES = {
     # Builds and enters chroots of its own (debootstrap, the host's /var/cache and apt):
     # that is the host's business, not a chroot's.
     "test_chroot.py": "builds chroots itself: the host's job",
+    # Installs the packages into scripts/chroot.sh's bookworm (a chroot inside a chroot),
+    # and `make deb` would apt-get its tools into the shared sid chroot.
+    "test_package.py": "installs the packages into a bookworm chroot: the host's job",
+    # A Slurm cluster of its own (daemons, cgroup v1 freezer, useradd): the host's.
+    "test_slurm.py": "starts a Slurm cluster of its own: the host's job",
     # The matrix itself (no chroots within chroots); sid's PyTorch is tested by
     # test_matrix_torch.py, so test_torch.py here would be the same run twice.
     "test_matrix_": "the matrix itself: no chroot inside a chroot",

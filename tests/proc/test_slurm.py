@@ -301,6 +301,8 @@ class Cluster:
             return "completed epilog for jobid %d\n" % job in f.read()
 
     def stop(self):
+        if not self.procs or all(p.poll() is not None for p in self.procs):
+            return  # never started, or stopped already
         with contextlib.suppress(Exception):
             self.run(["scancel", "--partition=shmwt"], timeout=30)
             harness.wait_for(lambda: self.run(["squeue", "-h"]).stdout.strip() == "", 60, 0.5)
@@ -365,73 +367,74 @@ def test_epilog_reclaims_a_killed_job_and_spares_the_users_other_job():
     d = tempfile.mkdtemp(prefix="shmw-slurm-", dir="/tmp")
     os.chmod(d, 0o755)
     cluster = Cluster(d, node)
-    uid = None
     try:
         with throwaway_user("job") as pw:
-            uid = pw.pw_uid
-            prefix = os.path.join(d, "prefix")
-            install_prefix(prefix)
-            epilog = os.path.join(prefix, "share", "shmwarden", "slurm-epilog")
-            with open(epilog) as f:
-                expect("shmwarden=%s/bin/shmwarden " % prefix in f.read(),
-                       "the installed epilog does not call the installed binary")
-            share = os.path.join(d, "torch_share.py")
-            shutil.copy(SHARE, share)
-            jobs = os.path.join(d, "jobs")
-            os.makedirs(jobs)
-            os.chmod(jobs, 0o1777)
-            cluster.start(epilog)
-            t0 = time.monotonic()
-            script = JOB % {"share": share, "prefix": prefix}
+            try:
+                prefix = os.path.join(d, "prefix")
+                install_prefix(prefix)
+                epilog = os.path.join(prefix, "share", "shmwarden", "slurm-epilog")
+                with open(epilog) as f:
+                    expect("shmwarden=%s/bin/shmwarden " % prefix in f.read(),
+                           "the installed epilog does not call the installed binary")
+                share = os.path.join(d, "torch_share.py")
+                shutil.copy(SHARE, share)
+                jobs = os.path.join(d, "jobs")
+                os.makedirs(jobs)
+                os.chmod(jobs, 0o1777)
+                cluster.start(epilog)
+                t0 = time.monotonic()
+                script = JOB % {"share": share, "prefix": prefix}
 
-            a = cluster.submit(pw, script, os.path.join(jobs, "a.out"))
-            rep_a = wait_report(os.path.join(jobs, "a.out"), a, cluster)
-            dirs_a = user_dirs("/tmp", pw.pw_uid)
-            objs_a = user_objects(pw.pw_uid)
-            expect(dirs_a and len(objs_a) == 10, "job a: dirs %s objects %s" % (dirs_a, objs_a))
+                a = cluster.submit(pw, script, os.path.join(jobs, "a.out"))
+                rep_a = wait_report(os.path.join(jobs, "a.out"), a, cluster)
+                dirs_a = user_dirs("/tmp", pw.pw_uid)
+                objs_a = user_objects(pw.pw_uid)
+                expect(dirs_a and len(objs_a) == 10, "job a: dirs %s objects %s" % (dirs_a, objs_a))
 
-            b = cluster.submit(pw, script, os.path.join(jobs, "b.out"))
-            wait_report(os.path.join(jobs, "b.out"), b, cluster)
-            dirs_b = sorted(set(user_dirs("/tmp", pw.pw_uid)) - set(dirs_a))
-            objs_b = sorted(set(user_objects(pw.pw_uid)) - set(objs_a))
-            expect(dirs_b and len(objs_b) == 10, "job b: dirs %s objects %s" % (dirs_b, objs_b))
+                b = cluster.submit(pw, script, os.path.join(jobs, "b.out"))
+                wait_report(os.path.join(jobs, "b.out"), b, cluster)
+                dirs_b = sorted(set(user_dirs("/tmp", pw.pw_uid)) - set(dirs_a))
+                objs_b = sorted(set(user_objects(pw.pw_uid)) - set(objs_a))
+                expect(dirs_b and len(objs_b) == 10, "job b: dirs %s objects %s" % (dirs_b, objs_b))
 
-            r = cluster.run(["scancel", "--signal=KILL", str(a)])
-            expect(r.returncode == 0, "scancel: %s" % r.stderr)
-            done = harness.wait_for(lambda: cluster.epilog_done(a) and not cluster.state(a),
-                                    120, 0.5)
-            expect(done, "job a's epilog never completed: %s" % cluster.logs())
-            # Job a's managers were SIGKILLed with it (they wait 2 s after their last
-            # client before reclaiming anything themselves): whatever is gone now, the
-            # epilog reclaimed.
-            left = sorted(set(user_objects(pw.pw_uid)) & set(objs_a))
-            expect(left == [], "job a left %d objects: %s" % (len(left), left[:5]))
-            expect(not any(os.path.exists(x) for x in dirs_a), "job a left %s" % dirs_a)
-            # Job b, same user, still running: everything of it is there.
-            expect(cluster.state(b) == "RUNNING", "job b: %r" % cluster.state(b))
-            expect(set(objs_b) <= set(user_objects(pw.pw_uid)), "job b lost objects")
-            expect(all(os.path.isdir(x) for x in dirs_b), "job b lost its managers' dirs")
-            print("# cluster up to job a reclaimed: %.1f s; job a report %s" %
-                  (time.monotonic() - t0, rep_a["pid"]))
+                r = cluster.run(["scancel", "--signal=KILL", str(a)])
+                expect(r.returncode == 0, "scancel: %s" % r.stderr)
+                done = harness.wait_for(lambda: cluster.epilog_done(a) and not cluster.state(a),
+                                        120, 0.5)
+                expect(done, "job a's epilog never completed: %s" % cluster.logs())
+                # Job a's managers were SIGKILLed with it (they wait 2 s after their last
+                # client before reclaiming anything themselves): whatever is gone now, the
+                # epilog reclaimed.
+                left = sorted(set(user_objects(pw.pw_uid)) & set(objs_a))
+                expect(left == [], "job a left %d objects: %s" % (len(left), left[:5]))
+                expect(not any(os.path.exists(x) for x in dirs_a), "job a left %s" % dirs_a)
+                # Job b, same user, still running: everything of it is there.
+                expect(cluster.state(b) == "RUNNING", "job b: %r" % cluster.state(b))
+                expect(set(objs_b) <= set(user_objects(pw.pw_uid)), "job b lost objects")
+                expect(all(os.path.isdir(x) for x in dirs_b), "job b lost its managers' dirs")
+                print("# cluster up to job a reclaimed: %.1f s; job a report %s" %
+                      (time.monotonic() - t0, rep_a["pid"]))
 
-            # And b's turn: the epilog reclaims it too once it is killed.
-            cluster.run(["scancel", "--signal=KILL", str(b)])
-            done = harness.wait_for(lambda: cluster.epilog_done(b) and not cluster.state(b),
-                                    120, 0.5)
-            expect(done, "job b's epilog never completed")
-            expect(user_objects(pw.pw_uid) == [] and user_dirs("/tmp", pw.pw_uid) == [],
-                   "job b left %s %s" % (user_objects(pw.pw_uid), user_dirs("/tmp", pw.pw_uid)))
-            cluster.stop()
+                # And b's turn: the epilog reclaims it too once it is killed.
+                cluster.run(["scancel", "--signal=KILL", str(b)])
+                done = harness.wait_for(lambda: cluster.epilog_done(b) and not cluster.state(b),
+                                        120, 0.5)
+                expect(done, "job b's epilog never completed")
+                expect(user_objects(pw.pw_uid) == [] and user_dirs("/tmp", pw.pw_uid) == [],
+                       "job b left %s %s" % (user_objects(pw.pw_uid), user_dirs("/tmp", pw.pw_uid)))
+                cluster.stop()
+            finally:
+                # Whatever a failure left, while the user still exists (its uid is
+                # then ours alone): its processes, directories and objects.
+                cluster.stop()
+                kill_user_processes(pw.pw_uid)
+                subprocess.run([harness.SHMWARDEN, "sweep", "--user", str(pw.pw_uid),
+                                "--tmpdir", "/tmp"], capture_output=True, timeout=120)
+                for n in user_objects(pw.pw_uid):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(harness.SHM, n))
     finally:
         cluster.stop()
-        if uid is not None:
-            # Whatever a failure left of ours: that (deleted) user's dirs and objects.
-            kill_user_processes(uid)
-            subprocess.run([harness.SHMWARDEN, "sweep", "--user", str(uid), "--tmpdir", "/tmp"],
-                           capture_output=True, timeout=120)
-            for n in user_objects(uid):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(harness.SHM, n))
         remove_cgroups(node)
         shutil.rmtree(d, ignore_errors=True)
 
