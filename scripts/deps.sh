@@ -12,20 +12,34 @@
 #          PyTorch DataLoaders), strace and valgrind (scripts/bench --profile)
 #   fuzz   build + clang and its libFuzzer runtime
 #   deb    build + the Debian packaging tools (make deb: debhelper, dpkg-dev, lintian, and
-#          build-essential, which dpkg-buildpackage checks for as an implicit build dependency)
+#          build-essential, which dpkg-buildpackage checks for as an implicit build
+#          dependency), pkgconf and systemd.pc (debian/rules asks it for the unit directory)
 # Runs `apt-get update` once before installing (package lists on a fresh machine may be
 # stale) and fails with a clear message when it cannot install.
 set -euo pipefail
 target=${1:-build}
 pkgs=(gcc make libc6-dev libsqlite3-dev libcap-ng-dev libseccomp-dev)
+# systemd.pc (where make deb installs the units) is in systemd-dev from systemd 253-2 on
+# (trixie), in systemd itself before (bookworm, where a systemd-dev of backports would
+# not install beside the release's systemd).
+systemd_pc() {
+	local v
+	v=$(apt-cache policy systemd 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
+	if [ -n "$v" ] && [ "$v" != "(none)" ] && dpkg --compare-versions "$v" ge 253-2~; then
+		echo systemd-dev
+	else
+		echo systemd
+	fi
+}
 case "$target" in
 build) ;;
 test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind strace procps debootstrap
-	systemd slurmctld slurmd slurm-client munge debhelper dpkg-dev build-essential lintian) ;;
+	systemd slurmctld slurmd slurm-client munge debhelper dpkg-dev build-essential lintian
+	pkgconf "$(systemd_pc)") ;;
 demo) pkgs+=(python3 python3-torch procps) ;;
 bench) pkgs+=(python3 python3-torch procps strace valgrind) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
-deb) pkgs+=(debhelper dpkg-dev build-essential lintian) ;;
+deb) pkgs+=(debhelper dpkg-dev build-essential lintian pkgconf "$(systemd_pc)") ;;
 *) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz, deb)" >&2; exit 2 ;;
 esac
 

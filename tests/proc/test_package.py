@@ -12,7 +12,8 @@ a private mount namespace that dies with the test. chroot.sh then runs the story
 
 The packages are built from the source tree with Debian's flags, whatever build the
 suite runs: the sanitized run skips this test (the normal run has checked the same
-packages). LICENSE, debian/copyright, debian/control and debian/changelog must agree on
+packages). In the matrix's sid chroot, `make deb` builds and runs the unit tests with
+Debian's flags and lintian passes there too. LICENSE, debian/copyright, debian/control and debian/changelog must agree on
 the license and the people.
 # tests/run: timeout 1800
 """
@@ -225,9 +226,15 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
 
         # What goes where (Debian policy paths), read from the packages themselves.
         tool = deb_contents(debs["shmwarden"])
+        # The release's own unit directory (bookworm: /lib/systemd/system; from trixie on
+        # /usr/lib/systemd/system, /lib being an alias there).
+        unitdir = subprocess.run(["pkg-config", "--variable=systemdsystemunitdir", "systemd"],
+                                 capture_output=True, text=True).stdout.strip()
+        expect(unitdir in ("/lib/systemd/system", "/usr/lib/systemd/system"),
+               "pkg-config says the unit directory is %r" % unitdir)
         for path in ("/usr/bin/shmwarden", "/usr/share/man/man1/shmwarden.1.gz",
-                     "/lib/systemd/system/shmwarden-sweep.service",
-                     "/lib/systemd/system/shmwarden-sweep.timer", "/etc/cron.d/shmwarden",
+                     unitdir + "/shmwarden-sweep.service",
+                     unitdir + "/shmwarden-sweep.timer", "/etc/cron.d/shmwarden",
                      "/usr/share/shmwarden/use-with-pytorch.sh",
                      "/usr/share/shmwarden/slurm-epilog",
                      "/usr/share/doc/shmwarden/copyright"):
@@ -328,6 +335,45 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
         # The cache under the overlay is untouched.
         expect(not os.path.exists(os.path.join(lower, "usr/bin/shmwarden")),
                "the cached chroot was changed")
+
+
+
+# What `make deb` needs in sid beyond what the matrix's sid chroot has (tests/proc/
+# matrix.py): the packaging tools, and systemd.pc, which is systemd-dev's there.
+SID_DEB_PACKAGES = ["debhelper", "dpkg-dev", "build-essential", "lintian", "pkgconf",
+                    "systemd-dev"]
+
+
+def test_make_deb_in_sid_with_its_unit_tests():
+    """`make deb` as a user runs it (the unit tests built with Debian's flags and run) in
+    the matrix's sid chroot, lintian-clean there too: sid's GCC and glibc
+    (_FORTIFY_SOURCE marks more calls warn_unused_result), its debhelper and its lintian,
+    which refuses files under /lib (an alias of /usr/lib from trixie on)."""
+    name = "test_make_deb_in_sid_with_its_unit_tests"
+    if harness.SANITIZED:
+        skip(name, "the packages are built with Debian's flags: the normal run checks them")
+        return
+    if os.geteuid() != 0:
+        skip(name, "needs root (chroot)")
+        return
+    import matrix
+    r = subprocess.run([CHROOT, "ensure", "sid"] + matrix.packages("sid") + SID_DEB_PACKAGES,
+                       capture_output=True, text=True, timeout=3600, stdin=subprocess.DEVNULL)
+    expect(r.returncode == 0, "the sid chroot: %s" % (r.stderr.strip().splitlines() or ["?"])[-1])
+    with Sandbox("debsid") as sb:
+        src = os.path.join(sb.tmp, "src")
+        matrix.copy_checkout(src)
+        r = matrix.run_in("sid", src, "make deb 2>&1", timeout=1500)
+        if r.returncode != 0:
+            errs = [l.strip() for l in r.stdout.splitlines()
+                    if l.startswith(("E: ", "W: ")) or "error:" in l]
+            raise AssertionError("make deb in sid failed (exit %d): %s\n%s" % (
+                r.returncode, errs[-1] if errs else "see its output below", r.stdout[-4000:]))
+        deb = os.path.join(src, "build", "deb", "shmwarden_%s_amd64.deb" % makefile_version())
+        tool = deb_contents(deb)
+        expect("/usr/lib/systemd/system/shmwarden-sweep.timer" in tool and
+               not any(p.startswith(("/lib/", "/bin/", "/sbin/")) for p in tool),
+               "sid's package installs into aliased locations: %s" % sorted(tool))
 
 
 harness.main(globals())
