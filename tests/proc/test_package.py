@@ -340,37 +340,56 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
 
 def test_make_deb_in_sid_with_its_unit_tests():
     """`make deb` as a user runs it (the unit tests built with Debian's flags and run) in
-    the matrix's sid chroot, lintian-clean there too: sid's GCC and glibc
-    (_FORTIFY_SOURCE marks more calls warn_unused_result), its debhelper and its lintian,
-    which refuses files under /lib (an alias of /usr/lib from trixie on)."""
+    Debian sid, lintian-clean there too: sid's GCC and glibc (_FORTIFY_SOURCE marks more
+    calls warn_unused_result), its libcap-ng, its debhelper and its lintian, which refuses
+    files under /lib (an alias of /usr/lib from trixie on). The matrix's cached sid chroot
+    is the lower layer of an overlay of this test's own, where `make deb` installs its
+    tools itself (scripts/deps.sh deb): the cache is not changed, and its lock is only
+    ever held shared (an install into the cache would wait for every sid run)."""
     name = "test_make_deb_in_sid_with_its_unit_tests"
     if harness.SANITIZED:
         skip(name, "the packages are built with Debian's flags: the normal run checks them")
         return
     if os.geteuid() != 0:
-        skip(name, "needs root (chroot)")
+        skip(name, "needs root (chroot, mount)")
         return
     import matrix
-    # The packaging tools are among the sid chroot's packages (matrix.EXTRA_PACKAGES), so
-    # `make matrix-chroots` installed them before the suite: this finds nothing to do.
     try:
-        matrix.ensure("sid")
+        lower = matrix.ensure("sid")
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         raise AssertionError("the sid chroot: %s" % e)
     with Sandbox("debsid") as sb:
         src = os.path.join(sb.tmp, "src")
         matrix.copy_checkout(src)
-        r = matrix.run_in("sid", src, "make deb 2>&1", timeout=1500)
+        cache = os.path.join(sb.tmp, "cache")
+        over = os.path.join(cache, "chroot-sid")
+        layer = os.path.join(sb.tmp, "layer")
+        for d in (over, layer):
+            os.makedirs(d)
+        q = shlex.quote
+        lock = os.path.join(os.path.dirname(lower), "chroot-sid.lock")
+        script = "cd /src && make deb 2>&1; rc=$?; ls build/deb/*.deb; exit $rc"
+        inner = " && ".join([
+            "mount -t tmpfs -o mode=0755 layer %s" % q(layer),
+            "mkdir %s/upper %s/work" % (q(layer), q(layer)),
+            "mount -t overlay overlay -o lowerdir=%s,upperdir=%s/upper,workdir=%s/work %s"
+            % (q(lower), q(layer), q(layer), q(over)),
+            # Shared, as every run in the cache holds it: no install under our feet.
+            "exec flock -s %s env SHMWARDEN_CHROOT_CACHE=%s %s run sid --bind %s:/src -- "
+            "sh -c %s" % (q(lock), q(cache), q(CHROOT), q(src), q(script))])
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                           capture_output=True, text=True, timeout=1500,
+                           stdin=subprocess.DEVNULL)
         if r.returncode != 0:
-            errs = [l.strip() for l in r.stdout.splitlines()
-                    if l.startswith(("E: ", "W: ")) or "error:" in l]
-            raise AssertionError("make deb in sid failed (exit %d): %s\n%s" % (
-                r.returncode, errs[-1] if errs else "see its output below", r.stdout[-4000:]))
+            errs = [l.strip() for l in (r.stdout + r.stderr).splitlines()
+                    if l.startswith(("E: ", "W: ")) or "error:" in l or "deps.sh:" in l]
+            raise AssertionError("make deb in sid failed (exit %d): %s\n%s\n%s" % (
+                r.returncode, errs[-1] if errs else "see its output below",
+                r.stdout[-4000:], r.stderr[-2000:]))
         deb = os.path.join(src, "build", "deb", "shmwarden_%s_amd64.deb" % makefile_version())
         tool = deb_contents(deb)
         expect("/usr/lib/systemd/system/shmwarden-sweep.timer" in tool and
                not any(p.startswith(("/lib/", "/bin/", "/sbin/")) for p in tool),
                "sid's package installs into aliased locations: %s" % sorted(tool))
-
 
 harness.main(globals())
