@@ -106,7 +106,8 @@ def manager_as(sb, pw, names, kill=True):
     """A manager and a client of user pw (None: root) in sb.tmp that register and create
     names; both SIGKILLed when kill. Returns (directory, manager Popen)."""
     env = dict(sb.env, HOME="/")
-    m = sb.track(as_user(pw, [harness.SHMWARDEN, "manager", "--no-reclaim"],
+    m = sb.track(as_user(pw, [harness.SHMWARDEN, "manager", "--no-reclaim",
+                          "--shutdown-timeout", "600000"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          stdin=subprocess.DEVNULL, env=env))
     sock = m.stdout.readline().decode().strip()

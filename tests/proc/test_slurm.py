@@ -112,7 +112,8 @@ import time; time.sleep(600)
 def dead_manager_as(sb, pw, names):
     env = dict(sb.env, HOME="/")
     kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], env=env)
-    m = sb.track(subprocess.Popen([harness.SHMWARDEN, "manager", "--no-reclaim"],
+    m = sb.track(subprocess.Popen([harness.SHMWARDEN, "manager", "--no-reclaim",
+                          "--shutdown-timeout", "600000"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL, **kw))
     sock = m.stdout.readline().decode().strip()
