@@ -1070,9 +1070,20 @@ static int lg_reclaim_as(const struct lg_opts *o)
 		lg_fail("--as-user %s: no such user", o->as_user);
 	if (geteuid() != 0)
 		lg_fail("--as-user needs root");
-	struct stat bst;
-	if (stat(o->tmpbase, &bst) < 0 || (bst.st_mode & S_IXOTH) == 0)
-		lg_fail("--as-user: %s must be searchable by others (mode 0711)", o->tmpbase);
+	/* The user must reach the base: it and every directory above it searchable. */
+	char walk[PATH_MAX];
+	if (!realpath(o->tmpbase, walk))
+		lg_fail("--as-user: %s: %s", o->tmpbase, strerror(errno));
+	for (;;) {
+		struct stat bst;
+		const char *dir = *walk ? walk : "/";
+		if (stat(dir, &bst) < 0 || (bst.st_mode & S_IXOTH) == 0)
+			lg_fail("--as-user: %s must be searchable by others (mode 0711), as must "
+				"every directory above %s", dir, o->tmpbase);
+		if (!*walk)
+			break;
+		*strrchr(walk, '/') = '\0'; /* realpath's answer is absolute */
+	}
 	char sub[PATH_MAX], log[PATH_MAX + 16];
 	if ((size_t)snprintf(sub, sizeof(sub), "%s/u-XXXXXX", o->tmpbase) >= sizeof(sub) ||
 	    !mkdtemp(sub) || chown(sub, pw->pw_uid, pw->pw_gid) < 0)
