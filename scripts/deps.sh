@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/deps.sh TARGET — installs the Debian packages TARGET needs, only if missing.
 #   build  compiler, make, SQLite headers
-#   test   build + Debian's python3 and python3-torch (real PyTorch tests), util-linux
+#   test   build + Debian's python3, python3-pytest and python3-pytest-timeout (the suite
+#          runs under pytest), python3-torch (real PyTorch tests), util-linux
 #          (unshare, mount), passwd (useradd for the multi-user tests), valgrind, strace
 #          (its delay injection holds a sweep at an exact syscall in the race tests),
 #          debootstrap (scripts/chroot.sh: the trixie and sid chroots of the PyTorch matrix)
@@ -16,7 +17,7 @@ target=${1:-build}
 pkgs=(gcc make libc6-dev libsqlite3-dev)
 case "$target" in
 build) ;;
-test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind strace procps debootstrap) ;;
+test) pkgs+=(python3 python3-pytest python3-pytest-timeout python3-torch util-linux mount passwd valgrind strace procps debootstrap) ;;
 demo) pkgs+=(python3 python3-torch procps) ;;
 bench) pkgs+=(python3 python3-torch procps strace valgrind) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;

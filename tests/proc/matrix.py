@@ -32,9 +32,10 @@ CHROOT_SH = os.path.join(harness.ROOT, "scripts", "chroot.sh")
 # Release → the PyTorch minor version it must serve (checked: a newer upload to sid is
 # news, reported as a failure so that the README's list of versions stays true).
 RELEASES = {"trixie": "2.6", "sid": "2.14"}
-# What the torch tests need, and what building and running the suite needs (sid).
-PACKAGES = ["python3", "python3-torch", "procps", "gcc", "make", "libc6-dev",
-            "libsqlite3-dev", "pkgconf", "binutils"]
+# What the torch tests need, and what building and running the suite needs (sid): the
+# tests run under pytest (with pytest-timeout), as on the host.
+PACKAGES = ["python3", "python3-torch", "python3-pytest", "python3-pytest-timeout", "procps",
+            "gcc", "make", "libc6-dev", "libsqlite3-dev", "pkgconf", "binutils"]
 # sid also runs the project's suite, whose valgrind test needs valgrind.
 EXTRA_PACKAGES = {"sid": ["valgrind"]}
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -84,6 +85,12 @@ def versions(release):
 
 
 _RESULT = re.compile(r"^(PASS|FAIL|SKIP) (.*)$")
+# pytest -v: "tests/proc/test_torch.py::test_spawn PASSED   [ 10%]"
+_PYTEST_RESULT = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
+_PYTEST_WORD = {"PASSED": "PASS", "XPASS": "PASS", "FAILED": "FAIL", "ERROR": "FAIL",
+                "SKIPPED": "SKIP", "XFAIL": "SKIP"}
+# pytest's summary: "===== 250 passed, 1 skipped in 301.20s (0:05:01) ====="
+_PYTEST_SUMMARY = re.compile(r"^=+ .*\b(passed|failed|error|errors|no tests ran)\b.* in [\d.]+s.*=+$")
 
 
 class Report:
@@ -97,16 +104,20 @@ class Report:
         self.lines.append(line)
 
     def relay(self, text, tag):
-        """Takes a test program's output with TAG after each PASS/FAIL/SKIP; returns the
-        counts. Its own summary line becomes a comment (the suite's stays last)."""
+        """Takes a test run's output (pytest -v, or PASS/FAIL/SKIP lines) with TAG after
+        each result; returns the counts. Its own summary line becomes a comment (the
+        suite's stays last)."""
         passed = failed = 0
         for line in text.splitlines():
             m = _RESULT.match(line)
-            if m:
-                self.say("%s %s: %s" % (m.group(1), tag, m.group(2)))
-                passed += m.group(1) == "PASS"
-                failed += m.group(1) == "FAIL"
-            elif re.match(r"^\d+ passed, \d+ failed$", line):
+            p = _PYTEST_RESULT.match(line)
+            if m or p:
+                word, what = (m.group(1), m.group(2)) if m else \
+                    (_PYTEST_WORD[p.group(2)], p.group(1))
+                self.say("%s %s: %s" % (word, tag, what))
+                passed += word == "PASS"
+                failed += word == "FAIL"
+            elif re.match(r"^\d+ passed, \d+ failed$", line) or _PYTEST_SUMMARY.match(line):
                 self.say("# %s: %s" % (tag, line))
             else:
                 self.say(line)
@@ -188,15 +199,16 @@ def torch_matrix_all():
     return 0 if all(oks.values()) else 1
 
 
-# Programs of the suite that do not run in the sid chroot, and why.
+# Test files of the suite that do not run in the sid chroot (pytest --ignore-glob), and
+# why.
 SUITE_EXCLUDES = {
     # Builds and enters chroots of its own (debootstrap, the host's /var/cache and apt):
     # that is the host's business, not a chroot's.
-    "test_chroot.py": "builds chroots itself: the host's job",
+    "*/tests/proc/test_chroot.py": "builds chroots itself: the host's job",
     # The matrix itself (no chroots within chroots); sid's PyTorch is tested by
     # test_matrix_torch.py, so test_torch.py here would be the same run twice.
-    "test_matrix_": "the matrix itself: no chroot inside a chroot",
-    "test_torch.py": "already run against sid's PyTorch by test_matrix_torch.py",
+    "*/tests/proc/test_matrix_*.py": "the matrix itself: no chroot inside a chroot",
+    "*/tests/proc/test_torch.py": "already run against sid's PyTorch by test_matrix_torch.py",
 }
 
 
@@ -252,12 +264,12 @@ def sid_suite():
             return 1
         excl = []
         for pat, why in SUITE_EXCLUDES.items():
-            excl += ["--exclude", pat]
+            excl.append("'--ignore-glob=%s'" % pat)
             rep.say("# sid: not run there: %s (%s)" % (pat, why))
         t0 = time.monotonic()
         try:
-            r = run_in("sid", src, " ".join(["tests/run", "--build", "build"] + excl) + " 2>&1",
-                       timeout=1500)
+            r = run_in("sid", src, " ".join(["python3", "-m", "pytest", "--build", "build"] +
+                                            excl) + " 2>&1", timeout=1500)
         except subprocess.TimeoutExpired as e:
             rep.relay((e.stdout or b"").decode(errors="replace"), tag)
             rep.say("FAIL sid: the suite did not finish in %ds" % e.timeout)
@@ -277,6 +289,20 @@ def run_in(release, src, script, timeout):
     return run(release, ["sh", "-c", "cd /src && " + script], binds=["%s:/src" % src],
                env={"SHMWARDEN_ROOT": "/src", "SHMWARDEN_BUILD": "/src/build"},
                timeout=timeout)
+
+
+def pytest_run(capsys, part, what):
+    """The body of a pytest test for one part of the matrix (torch_matrix_all,
+    sid_suite): skipped in the sanitized pass, its result lines written to the terminal
+    as they come (the output of `make test` reports each version's), failed when the
+    part failed."""
+    import pytest
+    if harness.SANITIZED:
+        pytest.skip("%s runs with the normal build only (the chroots have no ASan runtime "
+                    "of the host's compiler)" % what)
+    with capsys.disabled():
+        print()
+        assert part() == 0, "%s failed (its lines above)" % what
 
 
 def ensure_all():
