@@ -217,6 +217,17 @@ def test_old_style_module_under_pytest(scratch):
     assert base and not os.path.exists(base), base
 
 
+def test_a_module_that_cannot_be_imported_stops_nothing_else(scratch):
+    (scratch / "tests" / "proc" / "test_broken.py").write_text(
+        "import sys\nsys.exit('broken at import')\n")
+    r = pytest_in(scratch, "tests/proc", "-k", "uses_a_sandbox or broken")
+    assert r.returncode == 1, r.stdout
+    assert outcomes(r.stdout) == {"test_old_style_uses_a_sandbox": "PASSED"}, r.stdout
+    assert "ERROR tests/proc/test_broken.py" in r.stdout
+    last = r.stdout.splitlines()[-1]
+    assert "1 passed" in last and "1 error" in last, last
+
+
 def test_old_style_module_run_as_a_script(scratch):
     e = {k: v for k, v in os.environ.items() if not k.startswith("SHMWARDEN_")}
     e["SCRATCH_LOG"] = str(scratch / "sandboxes.log")
