@@ -93,6 +93,25 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
+class TestModule(pytest.Module):
+    """A test module that calls sys.exit() while being imported (a test program written
+    for tests/run might) is a collection error of its own: pytest 9 would end the whole
+    session there."""
+
+    def _getobj(self):
+        try:
+            return super()._getobj()
+        except SystemExit as e:
+            raise self.CollectError("%s called sys.exit(%r) while being imported: a test "
+                                    "module must not exit" % (self.path.name, e.code)) from None
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    if module_path.name == "__init__.py":
+        return None  # a package: pytest's own
+    return TestModule.from_parent(parent, path=module_path)
+
+
 def pytest_collection_modifyitems(config, items):
     """The older way to give a module more time, `# tests/run: timeout N` in its text,
     is still honoured (as each test's limit) when the module has no timeout mark."""
