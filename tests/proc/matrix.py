@@ -163,11 +163,13 @@ def torch_matrix(release, rep):
     test = os.path.join(harness.ROOT, "tests", "proc", "test_torch.py")
     # After the run, the chroot's private /dev/shm and /tmp must be empty: everything
     # there was made by this run.
-    script = ('python3 "$1"; rc=$?; echo "# left in /dev/shm: $(ls -A /dev/shm | wc -l)"; '
+    # (From the checkout, so that pytest names the tests tests/proc/test_torch.py::...)
+    script = ('cd "$2" && python3 "$1"; rc=$?; '
+              'echo "# left in /dev/shm: $(ls -A /dev/shm | wc -l)"; '
               'echo "# left in /tmp: $(ls -A /tmp | wc -l)"; ls -A /dev/shm /tmp; exit $rc')
     t0 = time.monotonic()
     try:
-        r = run(release, ["sh", "-c", script, "sh", test])
+        r = run(release, ["sh", "-c", script, "sh", test, harness.ROOT])
     except subprocess.TimeoutExpired:
         rep.say("FAIL %s: test_torch.py timed out" % tag)
         return False
