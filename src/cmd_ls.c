@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "inuse.h"
 #include "journal.h"
@@ -329,42 +330,41 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 	fputc('}', stdout);
 }
 
-/* "ls: WHAT ARG" and the usage on stderr, ARG escaped. */
-static void ls_complain(const char *what, const char *arg)
-{
-	fprintf(stderr, "ls: %s", what);
-	report_print_escaped(stderr, arg);
-	fprintf(stderr, "\n%s", ls_usage);
-}
+enum { OPT_TMPDIR = 256, OPT_JSON, OPT_OBJECTS };
 
 /* -1 to go on, else the exit status. */
 static int ls_parse(int argc, char **argv, struct ls_opts *o)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--json")) {
+	static const struct cli_opt opts[] = {
+		{ "tmpdir", OPT_TMPDIR, "a directory" },
+		{ "json", OPT_JSON, NULL },
+		{ "objects", OPT_OBJECTS, NULL },
+		{ "help", 'h', NULL },
+		{ NULL, 0, NULL },
+	};
+	struct cli c;
+	int opt;
+	cli_init(&c, "ls", ls_usage, opts, false);
+	while ((opt = cli_next(&c, argc, argv)) != -1) {
+		switch (opt) {
+		case OPT_TMPDIR:
+			o->base = c.value;
+			break;
+		case OPT_JSON:
 			o->json = true;
-		} else if (!strcmp(a, "--objects")) {
+			break;
+		case OPT_OBJECTS:
 			o->objects = true;
-		} else if (!strcmp(a, "--tmpdir")) {
-			if (++i == argc || !*argv[i]) {
-				ls_complain("--tmpdir needs a directory", "");
-				return 2;
-			}
-			o->base = argv[i];
-		} else if (!strncmp(a, "--tmpdir=", 9) && a[9]) {
-			o->base = a + 9;
-		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			break;
+		case 'h':
 			fputs(ls_usage, stdout);
 			return 0;
-		} else if (a[0] == '-') {
-			ls_complain("unknown option ", a);
-			return 2;
-		} else {
-			ls_complain("unexpected argument ", a);
+		default:
 			return 2;
 		}
 	}
+	if (optind < argc)
+		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
 	return -1;
 }
 
@@ -372,7 +372,9 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
  * one document on stdout, {"base", "managers": [], "error"}. */
 static void ls_fail(const struct ls_opts *o, const char *why)
 {
-	char esc[1024];
+	/* Room for every byte of a why (paths in it are cut at 1024) escaped: a long path
+	 * must not push the reason off the end. */
+	char esc[1400 * 4];
 	fprintf(stderr, "ls: %s\n", report_escape(why, esc, sizeof(esc)));
 	if (!o->json)
 		return;

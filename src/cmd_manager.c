@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "log.h"
 #include "manager.h"
@@ -73,12 +73,24 @@ static void manager_raise_nofile(void)
 		log_info("manager: cannot raise RLIMIT_NOFILE above %llu", (unsigned long long)old);
 }
 
-static int parse_ms(const char *s, int *out)
+enum {
+	OPT_TMPDIR = 256,
+	OPT_SHUTDOWN_TIMEOUT,
+	OPT_NO_RECLAIM,
+	OPT_PRUNE_INTERVAL,
+	OPT_PRUNE_GRACE,
+};
+
+/* A day: past it a setting is a typo, and the milliseconds still fit an int. */
+#define MANAGER_MAX_SETTING 86400000
+
+/* Sets *out to the number in c->value, min..MANAGER_MAX_SETTING: 0, or the exit status
+ * of the usage error. */
+static int manager_number(const struct cli *c, int opt, long long min, int *out)
 {
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (!*s || *end || v < 0 || v > 86400000)
-		return -1;
+	long long v;
+	if (cli_number(c->value, min, MANAGER_MAX_SETTING, &v) < 0)
+		return cli_bad_number(c, opt, min, MANAGER_MAX_SETTING);
 	*out = (int)v;
 	return 0;
 }
@@ -87,62 +99,46 @@ int cmd_manager(int argc, char **argv)
 {
 	struct manager_config cfg;
 	manager_config_defaults(&cfg);
-	static const struct option opts[] = {
-		{ "tmpdir", required_argument, NULL, 't' },
-		{ "shutdown-timeout", required_argument, NULL, 's' },
-		{ "no-reclaim", no_argument, NULL, 'n' },
-		{ "prune-interval", required_argument, NULL, 'p' },
-		{ "prune-grace", required_argument, NULL, 'g' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	static const struct cli_opt opts[] = {
+		{ "tmpdir", OPT_TMPDIR, "a directory" },
+		{ "shutdown-timeout", OPT_SHUTDOWN_TIMEOUT, "a number of milliseconds" },
+		{ "no-reclaim", OPT_NO_RECLAIM, NULL },
+		{ "prune-interval", OPT_PRUNE_INTERVAL, "a number of milliseconds" },
+		{ "prune-grace", OPT_PRUNE_GRACE, "a number of seconds" },
+		{ "help", 'h', NULL },
+		{ NULL, 0, NULL },
 	};
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			cfg.tmpbase = optarg;
+	struct cli c;
+	int opt, rc = 0;
+	cli_init(&c, "shmwarden manager", manager_usage, opts, false);
+	while (rc == 0 && (opt = cli_next(&c, argc, argv)) != -1) {
+		switch (opt) {
+		case OPT_TMPDIR:
+			cfg.tmpbase = c.value;
 			break;
-		case 's':
-			if (parse_ms(optarg, &cfg.shutdown_timeout_ms) < 0) {
-				fprintf(stderr, "shmwarden manager: bad --shutdown-timeout '%s'\n",
-					optarg);
-				return 2;
-			}
+		case OPT_SHUTDOWN_TIMEOUT:
+			rc = manager_number(&c, opt, 0, &cfg.shutdown_timeout_ms);
 			break;
-		case 'n':
+		case OPT_NO_RECLAIM:
 			cfg.reclaim_on_start = false;
 			break;
-		case 'p':
-			if (parse_ms(optarg, &cfg.prune_interval_ms) < 0 || cfg.prune_interval_ms < 1) {
-				fprintf(stderr, "shmwarden manager: bad --prune-interval '%s'\n",
-					optarg);
-				return 2;
-			}
+		case OPT_PRUNE_INTERVAL:
+			rc = manager_number(&c, opt, 1, &cfg.prune_interval_ms);
 			break;
-		case 'g':
-			if (parse_ms(optarg, &cfg.prune_grace_s) < 0) {
-				fprintf(stderr, "shmwarden manager: bad --prune-grace '%s'\n", optarg);
-				return 2;
-			}
+		case OPT_PRUNE_GRACE:
+			rc = manager_number(&c, opt, 0, &cfg.prune_grace_s);
 			break;
 		case 'h':
 			fputs(manager_usage, stdout);
 			return 0;
 		default:
-			fputs(manager_usage, stderr);
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "shmwarden manager: unexpected argument '%s'\n%s", argv[optind],
-			manager_usage);
-		return 2;
-	}
-	if (!*cfg.tmpbase) {
-		fputs("shmwarden manager: --tmpdir must not be empty\n", stderr);
-		return 2;
-	}
+	if (rc != 0)
+		return rc;
+	if (optind < argc)
+		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);

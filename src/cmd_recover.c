@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "inuse.h"
 #include "log.h"
@@ -83,58 +84,55 @@ static void recover_fail_json(const char *dir, const char *why, bool dry_run)
 	fputc('\n', stdout);
 }
 
-/* "recover: WHAT ARG[: WHY]" on stderr, ARG escaped; with the usage when WHY is "". */
-static void recover_complain(const char *what, const char *arg, const char *why)
+/* "recover: DIR: WHY" on stderr, DIR escaped. */
+static void recover_complain(const char *dir, const char *why)
 {
-	fprintf(stderr, "recover: %s", what);
-	report_print_escaped(stderr, arg);
-	if (*why)
-		fprintf(stderr, ": %s\n", why);
-	else
-		fprintf(stderr, "\n%s", recover_usage);
+	fputs("recover: ", stderr);
+	report_print_escaped(stderr, dir);
+	fprintf(stderr, ": %s\n", why);
 }
+
+enum { OPT_DRY_RUN = 256, OPT_JSON, OPT_SYSLOG };
 
 int cmd_recover(int argc, char **argv)
 {
 	bool dry_run = false, json = false, use_syslog = false;
-	const char *dir = NULL;
-	int i;
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if (strcmp(a, "--dry-run") == 0) {
+	static const struct cli_opt options[] = {
+		{ "dry-run", OPT_DRY_RUN, NULL },
+		{ "json", OPT_JSON, NULL },
+		{ "syslog", OPT_SYSLOG, NULL },
+		{ "help", 'h', NULL },
+		{ NULL, 0, NULL },
+	};
+	struct cli c;
+	int opt;
+	cli_init(&c, "recover", recover_usage, options, false);
+	while ((opt = cli_next(&c, argc, argv)) != -1) {
+		switch (opt) {
+		case OPT_DRY_RUN:
 			dry_run = true;
-		} else if (strcmp(a, "--json") == 0) {
+			break;
+		case OPT_JSON:
 			json = true;
-		} else if (strcmp(a, "--syslog") == 0) {
+			break;
+		case OPT_SYSLOG:
 			use_syslog = true;
-		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			break;
+		case 'h':
 			fputs(recover_usage, stdout);
 			return 0;
-		} else if (a[0] == '-' && a[1] != '\0') {
-			recover_complain("unknown option ", a, "");
-			return 2;
-		} else if (!dir) {
-			dir = a;
-		} else {
-			recover_complain("one DIR only, got a second: ", a, "");
+		default:
 			return 2;
 		}
 	}
-	for (; i < argc; i++) {
-		if (dir) {
-			recover_complain("one DIR only, got a second: ", argv[i], "");
-			return 2;
-		}
-		dir = argv[i];
-	}
-	if (!dir || !*dir) {
-		recover_complain("missing DIR", "", "");
-		return 2;
-	}
+	if (optind == argc)
+		return cli_usage_error(&c, "missing DIR (a manager directory `shmwarden ls` lists)",
+				       NULL);
+	if (argc - optind > 1)
+		return cli_usage_error(&c, "one DIR only, got a second: ", argv[optind + 1]);
+	const char *dir = argv[optind];
+	if (!*dir)
+		return cli_usage_error(&c, "DIR is an empty string", NULL);
 
 	if (use_syslog)
 		log_use_syslog(true);
@@ -145,7 +143,7 @@ int cmd_recover(int argc, char **argv)
 	struct inuse *idx = NULL;
 	char name[256], err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
 	if (recover_split(dir, &basefd, name, sizeof(name), err, sizeof(err)) < 0) {
-		recover_complain("", dir, err);
+		recover_complain(dir, err);
 		if (json)
 			recover_fail_json(dir, err, dry_run);
 		if (use_syslog) {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "inuse.h"
 #include "log.h"
@@ -69,21 +70,14 @@ static void sweep_report(void *arg, const struct reclaim_report *r)
 	report_totals_add(&ctx->totals, r);
 }
 
-/* "sweep: WHAT ARG" and the usage on stderr, ARG escaped. */
-static void sweep_complain(const char *what, const char *arg)
-{
-	fprintf(stderr, "sweep: %s", what);
-	report_print_escaped(stderr, arg);
-	fprintf(stderr, "\n%s", sweep_usage);
-}
-
 /* A failure of the sweep as a whole: on stderr, and in syslog too when logging there. */
 static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 {
-	char msg[1024];
+	/* Room for an escaped base (1024) and the reason after it. */
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -108,48 +102,53 @@ static void sweep_fail_json(const struct sweep_ctx *ctx, const char *why)
 	fputs("}\n", stdout);
 }
 
+enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_METRICS, OPT_SYSLOG };
+
 /* -1 to go on, else the exit status. */
 static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--dry-run") == 0) {
+	static const struct cli_opt opts[] = {
+		{ "tmpdir", OPT_TMPDIR, "a directory" },
+		{ "dry-run", OPT_DRY_RUN, NULL },
+		{ "json", OPT_JSON, NULL },
+		{ "metrics", OPT_METRICS, "a file" },
+		{ "syslog", OPT_SYSLOG, NULL },
+		{ "help", 'h', NULL },
+		{ NULL, 0, NULL },
+	};
+	struct cli c;
+	int opt;
+	cli_init(&c, "sweep", sweep_usage, opts, false);
+	while ((opt = cli_next(&c, argc, argv)) != -1) {
+		switch (opt) {
+		case OPT_TMPDIR:
+			ctx->base = c.value;
+			break;
+		case OPT_DRY_RUN:
 			ctx->dry_run = true;
-		} else if (strcmp(a, "--json") == 0) {
+			break;
+		case OPT_JSON:
 			ctx->json = true;
-		} else if (strcmp(a, "--syslog") == 0) {
+			break;
+		case OPT_METRICS:
+			ctx->metrics = c.value;
+			break;
+		case OPT_SYSLOG:
 			ctx->syslog = true;
-		} else if (strcmp(a, "--tmpdir") == 0 || strcmp(a, "--metrics") == 0) {
-			bool tmpdir = a[2] == 't';
-			if (++i == argc || !*argv[i]) {
-				sweep_complain(tmpdir ? "--tmpdir needs a directory" :
-							"--metrics needs a file", "");
-				return 2;
-			}
-			if (tmpdir)
-				ctx->base = argv[i];
-			else
-				ctx->metrics = argv[i];
-		} else if (strncmp(a, "--tmpdir=", 9) == 0 && a[9]) {
-			ctx->base = a + 9;
-		} else if (strncmp(a, "--metrics=", 10) == 0 && a[10]) {
-			ctx->metrics = a + 10;
-		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			break;
+		case 'h':
 			fputs(sweep_usage, stdout);
 			return 0;
-		} else if (a[0] == '-') {
-			sweep_complain("unknown option ", a);
-			return 2;
-		} else {
-			sweep_complain("unexpected argument ", a);
+		default:
 			return 2;
 		}
 	}
+	if (optind < argc)
+		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
 	/* A dry run reclaims nothing: its figures in the metrics would read as a sweep's. */
-	if (ctx->dry_run && ctx->metrics) {
-		sweep_complain("--metrics and --dry-run do not go together", "");
-		return 2;
-	}
+	if (ctx->dry_run && ctx->metrics)
+		return cli_usage_error(&c, "--metrics and --dry-run do not go together (a dry "
+				       "run's figures would read as a sweep's)", NULL);
 	if (!ctx->base)
 		ctx->base = util_tmpbase();
 	return -1;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "journal.h"
 #include "log.h"
@@ -54,23 +55,47 @@ int main(int argc, char **argv)
 		char *args[] = { "manager", NULL };
 		return cmd_manager(1, args);
 	}
-	if (argc < 2) {
+	enum { OPT_VERSION = 256 };
+	static const struct cli_opt opts[] = {
+		{ "help", 'h', NULL },
+		{ "version", OPT_VERSION, NULL },
+		{ NULL, 0, NULL },
+	};
+	struct cli c;
+	int opt;
+	/* Options end at the command: what follows is the command's. */
+	cli_init(&c, "shmwarden", main_usage, opts, true);
+	while ((opt = cli_next(&c, argc, argv)) != -1) {
+		switch (opt) {
+		case 'h':
+			fputs(main_usage, stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("shmwarden %s\n", SHMWARDEN_VERSION);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind == argc) {
 		fputs(main_usage, stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(argv[0], "help")) {
 		fputs(main_usage, stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+	if (!strcmp(argv[0], "version")) {
 		printf("shmwarden %s\n", SHMWARDEN_VERSION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
+		if (!strcmp(argv[0], commands[i].name))
+			return commands[i].run(argc, argv);
 	fputs("shmwarden: unknown command '", stderr);
-	report_print_escaped(stderr, argv[1]);
+	report_print_escaped(stderr, argv[0]);
 	fprintf(stderr, "'\n\n%s", main_usage);
 	return 2;
 }

@@ -6,7 +6,8 @@ For trixie (2.6) and sid (2.14) that very file runs again inside a cached Debian
 path, the chroot's /dev/shm and /tmp are private tmpfs, and TMPDIR is /tmp, so every
 object and directory a run makes is its own and must be gone when it ends. In sid the
 project is also built from a copy of the checkout (GCC 16, glibc 2.43) and its own suite
-runs there (test_matrix_sid_suite.py).
+runs there. The three parts (trixie's torch, sid's torch, the sid build and suite) run
+at once, from tests/proc/test_matrix.py.
 
 Each result line is re-emitted with the release and the PyTorch version in front, so
 the output of `make test` reports each version's results:
@@ -14,7 +15,8 @@ the output of `make test` reports each version's results:
 
 The matrix runs with the normal build only: build-san's binaries need the host
 compiler's ASan runtime, which the chroots do not have (the host's run of
-test_torch.py covers the sanitized build).
+test_torch.py covers the sanitized build). For the same reason the suite in sid is the
+normal build's; its ASan+UBSan pass is the host's.
 
     python3 tests/proc/matrix.py ensure    builds (or checks) every chroot, in parallel
 """
@@ -32,13 +34,13 @@ CHROOT_SH = os.path.join(harness.ROOT, "scripts", "chroot.sh")
 # Release → the PyTorch minor version it must serve (checked: a newer upload to sid is
 # news, reported as a failure so that the README's list of versions stays true).
 RELEASES = {"trixie": "2.6", "sid": "2.14"}
-# What the torch tests need, and what building and running the suite needs (sid): the
-# tests run under pytest (with pytest-timeout), as on the host.
+# What the torch tests need, and what building and running the suite needs (sid).
 PACKAGES = ["python3", "python3-torch", "python3-pytest", "python3-pytest-timeout", "procps",
-            "gcc", "make", "libc6-dev", "libsqlite3-dev", "pkgconf", "binutils"]
-# sid also runs the project's suite, whose valgrind test needs valgrind.
+            "gcc", "make", "libc6-dev",
+            "libsqlite3-dev", "pkgconf", "binutils"]
+# (The tests run under pytest, with per-test time limits, in every release.)
+# sid also runs the project's suite: its valgrind test needs valgrind.
 EXTRA_PACKAGES = {"sid": ["valgrind"]}
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def packages(release):
@@ -64,11 +66,13 @@ def run(release, cmd, binds=(), env=None, timeout=1200):
         args += ["--bind", "%s:%s" % (harness.BUILD, harness.BUILD)]
     for b in binds:
         args += ["--bind", b]
-    inner_env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
-                 "PYTHONDONTWRITEBYTECODE": "1", "SHMWARDEN_ROOT": harness.ROOT,
+    # chroot.sh gives CMD PATH, HOME, LANG and TMPDIR=/tmp, never the host's environment.
+    inner_env = {"PYTHONDONTWRITEBYTECODE": "1", "SHMWARDEN_ROOT": harness.ROOT,
                  "SHMWARDEN_BUILD": harness.BUILD, "SHMWARDEN_SANITIZED": "0"}
     inner_env.update(env or {})
-    args += ["--", "env", "-i"] + ["%s=%s" % kv for kv in sorted(inner_env.items())] + list(cmd)
+    for kv in sorted(inner_env.items()):
+        args += ["--env", "%s=%s" % kv]
+    args += ["--"] + list(cmd)
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 
@@ -186,32 +190,15 @@ def torch_matrix(release, rep):
     return ok
 
 
-def torch_matrix_all():
-    """Every release's run at once (they share nothing: each chroot run has its own
-    namespaces, /dev/shm and /tmp), reported one release after the other. Exits like a
-    test program."""
-    if sanitized_skip("the PyTorch matrix"):
-        return 0
-    reps = {rel: Report() for rel in RELEASES}
-    with concurrent.futures.ThreadPoolExecutor(len(RELEASES)) as pool:
-        futs = {rel: pool.submit(torch_matrix, rel, reps[rel]) for rel in RELEASES}
-        oks = {rel: f.result() for rel, f in futs.items()}
-    for rel in RELEASES:
-        reps[rel].flush()
-    return 0 if all(oks.values()) else 1
-
-
-# Test files of the suite that do not run in the sid chroot, and why: pytest
-# --ignore-glob patterns, relative to the checkout (pytest makes them absolute against
-# its working directory).
+# Programs of the suite that do not run in the sid chroot, and why.
 SUITE_EXCLUDES = {
     # Builds and enters chroots of its own (debootstrap, the host's /var/cache and apt):
     # that is the host's business, not a chroot's.
-    "tests/proc/test_chroot.py": "builds chroots itself: the host's job",
+    "test_chroot.py": "builds chroots itself: the host's job",
     # The matrix itself (no chroots within chroots); sid's PyTorch is tested by
-    # test_matrix_torch.py, so test_torch.py here would be the same run twice.
-    "tests/proc/test_matrix_*.py": "the matrix itself: no chroot inside a chroot",
-    "tests/proc/test_torch.py": "already run against sid's PyTorch by test_matrix_torch.py",
+    # the matrix's torch part, so test_torch.py here would be the same run twice.
+    "test_matrix": "the matrix itself: no chroot inside a chroot",
+    "test_torch.py": "already run against sid's PyTorch by the matrix's torch part",
 }
 
 
@@ -234,18 +221,16 @@ def copy_checkout(dest):
     subprocess.run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, check=True, timeout=120)
 
 
-def sid_suite():
+def sid_suite(rep):
     """Builds a copy of the checkout in sid (GCC 16, glibc 2.43), warning-free, and runs
-    its own suite there."""
-    if sanitized_skip("the sid build and suite"):
-        return 0
+    its own suite there (the normal build: the ASan+UBSan pass is the host's). True when
+    both hold."""
     tag = "sid"
-    rep = Report()
     try:
         ensure("sid")
     except (RuntimeError, subprocess.TimeoutExpired) as e:
-        print("FAIL sid: the chroot: %s" % e)
-        return 1
+        rep.say("FAIL sid: the chroot: %s" % e)
+        return False
     with harness.Sandbox("sid") as sb:
         src = os.path.join(sb.tmp, "src")
         copy_checkout(src)
@@ -263,28 +248,86 @@ def sid_suite():
                         "make exited %d; %s" % (r.returncode,
                                                 "\n".join((warnings or out.splitlines())[-20:])))
         if not ok:
-            rep.flush()
-            return 1
-        excl = []
+            return False
         for pat, why in SUITE_EXCLUDES.items():
-            excl.append("'--ignore-glob=%s'" % pat)
             rep.say("# sid: not run there: %s (%s)" % (pat, why))
+        progs = suite_programs(src)
+        shards = split(progs, SUITE_SHARDS)
         t0 = time.monotonic()
-        try:
-            r = run_in("sid", src, " ".join(["python3", "-m", "pytest", "--build", "build"] +
-                                            excl) + " 2>&1", timeout=1500)
-        except subprocess.TimeoutExpired as e:
-            rep.relay((e.stdout or b"").decode(errors="replace"), tag)
-            rep.say("FAIL sid: the suite did not finish in %ds" % e.timeout)
-            rep.flush()
-            return 1
-        passed, failed = rep.relay(r.stdout, tag)
-        ok &= rep.result(r.returncode == 0 and failed == 0 and passed >= 100, tag,
-                         "the project's own suite passes there (%d tests in %.0fs)" %
-                         (passed, time.monotonic() - t0),
-                         "exit %d, %d passed, %d failed" % (r.returncode, passed, failed))
-    rep.flush()
-    return 0 if ok else 1
+        with concurrent.futures.ThreadPoolExecutor(len(shards)) as pool:
+            runs = list(pool.map(lambda sh: suite_shard(src, sh), shards))
+        passed = failed = 0
+        seen = []
+        for shard, (rc, out) in zip(shards, runs):
+            rep.say("# sid: shard of %d programs, exit %s" % (len(shard), rc))
+            p, f = rep.relay(out, tag)
+            passed, failed = passed + p, failed + f
+            seen += sorted(set(re.findall(r"^(?:/src/)?(\S+?)::\S+ (?:PASSED|FAILED|ERROR|SKIPPED)",
+                                          out, re.M)))
+            if rc is None:
+                rep.say("FAIL sid: a shard of the suite did not finish in %ds" % SUITE_TIMEOUT)
+                failed += 1
+            ok &= rc == 0
+        # Every test file ran (its results were seen), each in one shard.
+        ok &= rep.result(sorted(seen) == sorted(progs), tag,
+                         "every program of the suite ran there once",
+                         "ran %s, expected %s" % (sorted(seen), sorted(progs)))
+        ok &= rep.result(ok and failed == 0 and passed >= 100, tag,
+                         "the project's own suite passes there (%d tests in %.0fs, %d programs "
+                         "in %d shards at once)" % (passed, time.monotonic() - t0, len(progs),
+                                                    len(shards)),
+                         "%d passed, %d failed" % (passed, failed))
+    return ok
+
+
+# The suite in sid runs in this many shards at once, each its own chroot run (own
+# /dev/shm, /tmp and pid namespace): most of its programs wait on timers and on
+# processes they start, not on the CPU.
+SUITE_SHARDS = 2
+SUITE_TIMEOUT = 1500
+# Rough relative run times of the slowest programs, only to balance the shards (a
+# program missing here counts 10; a wrong guess costs time, never a result).
+SUITE_WEIGHTS = {"test_holders.py": 100, "test_pressure.py": 40, "test_recovery.py": 30,
+                 "test_manager.py": 25, "test_identity.py": 20, "test_dirs.py": 18,
+                 "test_bench.py": 15, "test_hardening.py": 12, "test_install.py": 10}
+
+
+def suite_programs(src):
+    """The test files pytest collects in SRC (relative paths: each C unit program's
+    source, each fuzz harness, each Python test module), minus SUITE_EXCLUDES."""
+    unit, fuzz, proc = (os.path.join(src, "tests", d) for d in ("unit", "fuzz", "proc"))
+    progs = ["tests/unit/" + f for f in sorted(os.listdir(unit))
+             if f.startswith("test_") and f.endswith((".c", ".py"))]
+    progs += ["tests/fuzz/" + f for f in sorted(os.listdir(fuzz))
+              if f.startswith("fuzz_") and f.endswith(".c")
+              and f not in ("fuzz_util.c", "fuzz_replay.c")]
+    progs += ["tests/proc/" + f for f in sorted(os.listdir(proc))
+              if f.startswith("test_") and f.endswith(".py")]
+    return [p for p in progs if not any(pat in p for pat in SUITE_EXCLUDES)]
+
+
+def split(progs, n):
+    """PROGS in N shards of about equal weight (the heaviest first, each to the lightest
+    shard), each in the suite's order."""
+    shards = [[] for _ in range(n)]
+    load = [0] * n
+    for p in sorted(progs, key=lambda p: -SUITE_WEIGHTS.get(os.path.basename(p), 10)):
+        i = load.index(min(load))
+        shards[i].append(p)
+        load[i] += SUITE_WEIGHTS.get(os.path.basename(p), 10)
+    return [sorted(sh, key=progs.index) for sh in shards if sh]
+
+
+def suite_shard(src, progs):
+    """Runs pytest on the test files PROGS in sid; (exit status or None on timeout,
+    output)."""
+    args = ["python3", "-m", "pytest", "--build", "build"]
+    try:
+        r = run_in("sid", src, " ".join(args + progs) + " 2>&1", timeout=SUITE_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or ""
+        return None, out.decode(errors="replace") if isinstance(out, bytes) else out
+    return r.returncode, r.stdout
 
 
 def run_in(release, src, script, timeout):
@@ -294,18 +337,62 @@ def run_in(release, src, script, timeout):
                timeout=timeout)
 
 
-def pytest_run(capsys, part, what):
-    """The body of a pytest test for one part of the matrix (torch_matrix_all,
-    sid_suite): skipped in the sanitized pass, its result lines written to the terminal
-    as they come (the output of `make test` reports each version's), failed when the
-    part failed."""
+# The parts of the matrix, in the order their results are printed. They share nothing
+# (each chroot run has its own namespaces, /dev/shm and /tmp; the sid build works in a
+# copy of the checkout), so they run at once: they spend most of their time in Python
+# and PyTorch starting up and in the manager's 2 s linger, which overlap well.
+PARTS = [("torch-trixie", "trixie's PyTorch", lambda rep: torch_matrix("trixie", rep)),
+         ("torch-sid", "sid's PyTorch", lambda rep: torch_matrix("sid", rep)),
+         ("sid-suite", "the sid build and suite", sid_suite)]
+
+
+def main(argv):
+    """Runs the named PARTS (all by default) at once; prints each part's results
+    together, then how long each took. Exits like a test program."""
+    names = [p[0] for p in PARTS]
+    bad = [a for a in argv if a not in names]
+    if bad:
+        sys.stderr.write("usage: test_matrix.py [%s]...\n" % " ".join(names))
+        return 2
+    parts = [p for p in PARTS if not argv or p[0] in argv]
+    if sanitized_skip("the PyTorch matrix"):
+        return 0
+    reps = {name: Report() for name, _, _ in parts}
+    took = {}
+
+    def timed(name, fn):
+        t0 = time.monotonic()
+        try:
+            return fn(reps[name])
+        except Exception as e:  # noqa: BLE001 — reported as that part's failure
+            reps[name].say("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+            return False
+        finally:
+            took[name] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(len(parts)) as pool:
+        futs = {name: pool.submit(timed, name, fn) for name, _, fn in parts}
+        oks = {name: f.result() for name, f in futs.items()}
+    for name, _, _ in parts:
+        reps[name].flush()
+    print("# the matrix took %.0fs (wall, its parts at once): %s" % (
+        time.monotonic() - t0,
+        ", ".join("%s %.0fs" % (what, took[name]) for name, what, _ in parts)))
+    return 0 if all(oks.values()) else 1
+
+
+def pytest_run(capsys, what):
+    """The body of test_matrix.py's pytest test: skipped in the sanitized pass, the
+    parts' result lines written to the terminal as they come (the output of `make test`
+    reports each version's), failed when a part failed."""
     import pytest
     if harness.SANITIZED:
         pytest.skip("%s runs with the normal build only (the chroots have no ASan runtime "
                     "of the host's compiler)" % what)
     with capsys.disabled():
         print()
-        assert part() == 0, "%s failed (its lines above)" % what
+        assert main([]) == 0, "%s failed (its lines above)" % what
 
 
 def ensure_all():

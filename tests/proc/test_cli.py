@@ -7,6 +7,7 @@ commands and garbage arguments exit 2 with a message on stderr and change nothin
 libshmwarden(3) names every function and flag of include/shmwarden.h.
 """
 import os
+import json
 import re
 import shutil
 import subprocess
@@ -122,7 +123,7 @@ def test_usage_and_unknown_command():
         r = run([], sb)
         expect(r.returncode == 2 and r.stdout == "" and r.stderr.startswith("usage: shmwarden"),
                "no arguments: %d %r" % (r.returncode, r.stderr))
-        for args in (["bogus"], ["--bogus"], ["-x", "ls"], ["LS"]):
+        for args in (["bogus"], ["LS"]):
             r = run(args, sb)
             expect(r.returncode == 2 and r.stdout == "" and "unknown command" in r.stderr
                    and "usage: shmwarden COMMAND" in r.stderr,
@@ -136,41 +137,181 @@ def test_usage_and_unknown_command():
         expect(os.listdir(sb.tmp) == [], "created: %s" % os.listdir(sb.tmp))
 
 
-GARBAGE = {
-    "manager": [["--bogus"], ["extra"], ["--tmpdir"], ["--tmpdir", ""],
-                ["--shutdown-timeout", "soon"], ["--shutdown-timeout", "-1"],
-                ["--prune-interval", "0"], ["--prune-grace", "99999999999"],
-                ["--no-reclaim=yes"]],
-    "recover": [[], ["a", "b"], ["--bogus", "x"], [""], ["--json"], ["--syslog=1", "x"],
-                ["--", "a", "b"]],
-    "sweep": [["--bogus"], ["extra"], ["--tmpdir"], ["--tmpdir", ""], ["--metrics"],
-              ["--dry-run", "--metrics", "m.prom"], ["--syslog=yes"], ["-"]],
-    "ls": [["--bogus"], ["extra"], ["--tmpdir"], ["--tmpdir="], ["--objects=1"], ["-"]],
-}
+LONG = "x" * 100000
+USAGE_OF = {"": "usage: shmwarden COMMAND", "manager": "usage: shmwarden manager",
+            "recover": "usage: shmwarden recover", "sweep": "usage: shmwarden sweep",
+            "ls": "usage: shmwarden ls"}
+PROG = {"": "shmwarden", "manager": "shmwarden manager", "recover": "recover",
+        "sweep": "sweep", "ls": "ls"}
+NUMBER = "needs a number of %s from %d to 86400000, got '%s'"
+
+# (command, arguments, the first line of stderr after "PROG: "). Each exits 2, prints
+# nothing on stdout, the line then the command's usage on stderr, and changes nothing.
+GARBAGE = [
+    # unknown options, long and short, and junk bytes (escaped, never echoed raw)
+    ("", ["--bogus"], "unknown option '--bogus'"),
+    ("", ["-x", "ls"], "unknown option '-x'"),
+    ("", ["--version=2"], "--version takes no value, got '--version=2'"),
+    ("", [""], None),  # an empty command: "unknown command ''" (below)
+    ("manager", ["--bogus"], "unknown option '--bogus'"),
+    ("manager", ["-x"], "unknown option '-x'"),
+    ("manager", ["--prune", "5"],
+     "ambiguous option '--prune': --prune-interval or --prune-grace?"),
+    ("recover", ["--bogus", "x"], "unknown option '--bogus'"),
+    ("recover", ["--dry-run=no", "x"], "--dry-run takes no value, got '--dry-run=no'"),
+    ("recover", ["--syslog=1", "x"], "--syslog takes no value, got '--syslog=1'"),
+    ("sweep", ["--bogus"], "unknown option '--bogus'"),
+    ("sweep", ["--syslog=yes"], "--syslog takes no value, got '--syslog=yes'"),
+    ("ls", ["--bogus"], "unknown option '--bogus'"),
+    ("ls", ["--json", "--objects", "-x"], "unknown option '-x'"),
+    ("ls", ["--objects=1"], "--objects takes no value, got '--objects=1'"),
+    ("ls", ["--\udcff\x1b[2J"], "unknown option '--\\xff\\x1b[2J'"),
+    ("manager", ["--\x1b[2J"], "unknown option '--\\x1b[2J'"),
+    ("ls", ["--" + LONG], "unknown option '--%s'" % LONG),
+    # a value missing, empty, or swallowing the next option
+    ("manager", ["--tmpdir"], "--tmpdir needs a directory"),
+    ("manager", ["--tmpdir", ""], "--tmpdir needs a directory, not an empty string"),
+    ("manager", ["--shutdown-timeout"], "--shutdown-timeout needs a number of milliseconds"),
+    ("manager", ["--prune-grace="], "--prune-grace needs a number of seconds, not an empty "
+     "string"),
+    ("sweep", ["--tmpdir"], "--tmpdir needs a directory"),
+    ("sweep", ["--tmpdir", ""], "--tmpdir needs a directory, not an empty string"),
+    ("sweep", ["--metrics"], "--metrics needs a file"),
+    ("sweep", ["--metrics="], "--metrics needs a file, not an empty string"),
+    ("sweep", ["--metrics", "--json"], "--metrics needs a file, but the next word is the "
+     "option '--json' (for a value that begins with --, write --metrics=VALUE)"),
+    ("ls", ["--tmpdir"], "--tmpdir needs a directory"),
+    ("ls", ["--tmpdir="], "--tmpdir needs a directory, not an empty string"),
+    ("ls", ["--tmpdir", "--json"], "--tmpdir needs a directory, but the next word is the "
+     "option '--json' (for a value that begins with --, write --tmpdir=VALUE)"),
+    ("recover", [], "missing DIR (a manager directory `shmwarden ls` lists)"),
+    ("recover", ["--json"], "missing DIR (a manager directory `shmwarden ls` lists)"),
+    ("recover", [""], "DIR is an empty string"),
+    # a value option given twice: the second would silently win
+    ("manager", ["--tmpdir", "a", "--tmpdir=b"],
+     "--tmpdir is given twice (it takes one value); the second is 'b'"),
+    ("manager", ["--shutdown-timeout", "1", "--shutdown-timeout", "2"],
+     "--shutdown-timeout is given twice (it takes one value); the second is '2'"),
+    ("sweep", ["--tmpdir", "a", "--tmpdir", "b"],
+     "--tmpdir is given twice (it takes one value); the second is 'b'"),
+    ("sweep", ["--metrics=a", "--metrics=b"],
+     "--metrics is given twice (it takes one value); the second is 'b'"),
+    ("ls", ["--tmpdir=a", "--tmpdir", "b"],
+     "--tmpdir is given twice (it takes one value); the second is 'b'"),
+    # operands where none is taken, or one too many
+    ("manager", ["extra"], "unexpected argument 'extra'"),
+    ("sweep", ["extra"], "unexpected argument 'extra'"),
+    ("sweep", ["-"], "unexpected argument '-'"),
+    ("ls", ["--json", "extra"], "unexpected argument 'extra'"),
+    ("ls", ["--", "--json"], "unexpected argument '--json'"),
+    ("recover", ["a", "b"], "one DIR only, got a second: 'b'"),
+    ("recover", ["--", "a", "b"], "one DIR only, got a second: 'b'"),
+    ("recover", ["a", "--json", "b"], "one DIR only, got a second: 'b'"),
+    # numbers: not numbers, negative, past the range, past any integer type
+    ("manager", ["--shutdown-timeout", "soon"], "--shutdown-timeout " +
+     NUMBER % ("milliseconds", 0, "soon")),
+    ("manager", ["--shutdown-timeout=-1"], "--shutdown-timeout " +
+     NUMBER % ("milliseconds", 0, "-1")),
+    ("manager", ["--shutdown-timeout", " 5"], "--shutdown-timeout " +
+     NUMBER % ("milliseconds", 0, " 5")),
+    ("manager", ["--shutdown-timeout", "+5"], "--shutdown-timeout " +
+     NUMBER % ("milliseconds", 0, "+5")),
+    ("manager", ["--shutdown-timeout", "0x10"], "--shutdown-timeout " +
+     NUMBER % ("milliseconds", 0, "0x10")),
+    ("manager", ["--shutdown-timeout", "1.5"], "--shutdown-timeout " +
+     NUMBER % ("milliseconds", 0, "1.5")),
+    ("manager", ["--prune-interval", "0"], "--prune-interval " +
+     NUMBER % ("milliseconds", 1, "0")),
+    ("manager", ["--prune-interval", "86400001"], "--prune-interval " +
+     NUMBER % ("milliseconds", 1, "86400001")),
+    ("manager", ["--prune-grace", "2147483648"], "--prune-grace " +
+     NUMBER % ("seconds", 0, "2147483648")),
+    ("manager", ["--prune-grace", "99999999999999999999999"], "--prune-grace " +
+     NUMBER % ("seconds", 0, "99999999999999999999999")),
+    ("manager", ["--prune-grace", "9" * 5000], "--prune-grace " +
+     NUMBER % ("seconds", 0, "9" * 5000)),
+    # options that do not go together
+    ("sweep", ["--dry-run", "--metrics", "m.prom"], "--metrics and --dry-run do not go "
+     "together (a dry run's figures would read as a sweep's)"),
+    ("manager", ["--no-reclaim=yes"], "--no-reclaim takes no value, got '--no-reclaim=yes'"),
+]
 
 
-def test_garbage_arguments_change_nothing():
-    expect(sorted(GARBAGE) == sorted(commands()), "a command has no garbage cases")
+def test_garbage_arguments_are_refused_precisely():
+    expect({c for c, _, _ in GARBAGE} == set(commands()) | {""},
+           "a command has no garbage cases")
     with Sandbox("garbage") as sb:
         cwd = os.path.join(sb.tmp, "cwd")
         os.mkdir(cwd)
         shm_before = set(os.listdir(harness.SHM))
-        for cmd, cases in GARBAGE.items():
-            for args in cases + [["--\xff\x1b[2J"]]:
-                p = subprocess.run([harness.SHMWARDEN, cmd] + args, capture_output=True,
-                                   timeout=30, stdin=subprocess.DEVNULL, env=sb.env, cwd=cwd,
-                                   errors="surrogateescape", text=True)
-                what = "%s %r: exit %d, stderr %r" % (cmd, args, p.returncode, p.stderr[:200])
-                expect(p.returncode == 2, what)
-                expect(p.stderr.strip() and p.stdout == "", what)
-                # getopt in `manager` echoes what it refuses; ours escape it.
-                if cmd != "manager":
-                    expect("\x1b" not in p.stderr, "%s: escape sequence echoed" % what)
-                expect(sorted(os.listdir(sb.tmp)) == ["cwd"] and os.listdir(cwd) == [],
-                       "%s: created %s %s" % (what, os.listdir(sb.tmp), os.listdir(cwd)))
+        for cmd, args, line in GARBAGE:
+            argv = [harness.SHMWARDEN] + ([cmd] if cmd else []) + args
+            p = subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+                               env=sb.env, cwd=cwd, errors="surrogateescape", text=True)
+            what = "%s %r: exit %d, stderr %r" % (cmd, [a[:40] for a in args], p.returncode,
+                                                   p.stderr[:300])
+            expect(p.returncode == 2 and p.stdout == "", what)
+            first, _, rest = p.stderr.partition("\n")
+            if line is None:
+                line = "unknown command ''"
+                rest = rest.lstrip("\n")
+            expect(first == "%s: %s" % (PROG[cmd], line),
+                   "%s\n  want %r" % (what, ("%s: %s" % (PROG[cmd], line))[:300]))
+            expect(rest.startswith(USAGE_OF[cmd]), "%s: no usage after the message" % what)
+            expect("\x1b" not in p.stderr, "%s: escape sequence echoed" % what)
+            expect(sorted(os.listdir(sb.tmp)) == ["cwd"] and os.listdir(cwd) == [],
+                   "%s: created %s %s" % (what, os.listdir(sb.tmp), os.listdir(cwd)))
         ours = {n for n in set(os.listdir(harness.SHM)) - shm_before
                 if n.startswith(sb.prefix[1:])}
         expect(not ours, "objects created: %s" % ours)
+
+
+def test_long_arguments_fail_with_a_sentence():
+    """A path too long for the kernel is not a usage error: the command says what it could
+    not open, escaped and cut, and exits 1 (2 is for what it could not parse)."""
+    with Sandbox("longargs") as sb:
+        long_path = os.path.join(sb.tmp, "x" * 5000)
+        for args, want in ((["ls", "--tmpdir", long_path], "ls: cannot open the temp base "),
+                           (["sweep", "--tmpdir=" + long_path], "sweep: cannot open the temp base "),
+                           (["recover", long_path + "/shmwarden-x"], "recover: ")):
+            r = sb.run(args)
+            expect(r.returncode == 1 and r.stderr.startswith(want + sb.tmp) and
+                   r.stderr.rstrip("\n").endswith("too long") and r.stdout == "",
+                   "%s: %d %r...%r" % (args[0], r.returncode, r.stderr[:100], r.stderr[-100:]))
+        m = sb.spawn_manager(["manager", "--tmpdir", long_path])
+        expect(m.line.startswith("ERROR: ") and m.wait() == 1, "manager: %r" % m.line[:200])
+        expect(os.listdir(sb.tmp) == [], "created: %s" % os.listdir(sb.tmp))
+
+
+def test_option_spellings_all_work():
+    """--opt=value and --opt value, unique abbreviations, flags given twice, options after
+    operands, and -- before an operand that looks like an option."""
+    with Sandbox("spellings") as sb:
+        for args in (["--tmpdir", sb.tmp, "--json"], ["--tmpdir=" + sb.tmp, "--json"],
+                     ["--json", "--tmp", sb.tmp], ["--js", "--obj", "--tmpdir=" + sb.tmp],
+                     ["--json", "--json", "--tmpdir", sb.tmp]):
+            for cmd in ("ls", "sweep"):
+                if cmd == "sweep":
+                    args = [a for a in args if not a.startswith("--obj")]
+                r = sb.run([cmd] + args)
+                expect(r.returncode == 0 and r.stderr == "",
+                       "%s %s: %d %r" % (cmd, args, r.returncode, r.stderr))
+                expect(json.loads(r.stdout)["base"] == sb.tmp, "%s %s: %r" % (cmd, args,
+                                                                              r.stdout))
+        m = sb.spawn_manager(["manager", "--tmpdir=" + sb.tmp, "--shutdown-timeout", "100",
+                              "--prune-interval=50", "--prune-grace", "0", "--no-rec"])
+        expect(m.sock and m.dir.startswith(sb.tmp + "/"), "manager: %r" % m.line)
+        expect(m.wait() == 0, "manager did not shut down after its 100 ms")
+        # recover: options after DIR, and -- before a DIR that begins with a dash.
+        os.mkdir(os.path.join(sb.tmp, "-odd"))
+        r = subprocess.run([harness.SHMWARDEN, "recover", "--dry-run", "--", "-odd"],
+                           capture_output=True, text=True, cwd=sb.tmp, env=sb.env, timeout=30)
+        expect(r.returncode == 1 and r.stderr.startswith("recover: -odd: ") and
+               "usage" not in r.stderr, "recover -- -odd: %d %r" % (r.returncode, r.stderr))
+        d = os.path.join(sb.tmp, "shmwarden-nothere")
+        r = sb.run(["recover", d, "--dry-run", "--json"])
+        expect(r.returncode == 1 and json.loads(r.stdout)["dry_run"] is True,
+               "recover DIR --dry-run --json: %d %r" % (r.returncode, r.stdout))
 
 
 def test_libshmwarden_man_page_covers_the_header():

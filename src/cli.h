@@ -1,0 +1,60 @@
+/* cli.h — how the shmwarden binary reads its command lines: getopt_long underneath, and
+ * a sentence of our own for everything it refuses (the offending word escaped, then the
+ * command's usage on stderr; the command exits 2 and has changed nothing).
+ *
+ * What every command gets the same way: `--opt=value` and `--opt value`, unique
+ * abbreviations (`--dry` for `--dry-run`), `--` ending the options, operands anywhere
+ * (getopt's permutation) unless stop_at_operand. Refused: an unknown or ambiguous option,
+ * a value missing, empty, or given to a flag, a value option given twice (the second would
+ * silently win: `sweep --tmpdir A --tmpdir B` sweeps only B), and a value taken from the
+ * next word when that word is itself an option (`--tmpdir --json`: write `--tmpdir=--json`
+ * for a directory of that name).
+ *
+ * getopt_long keeps its state in libc's globals (optind, optarg, opterr): cli_init
+ * resets them, and one command line is read at a time.
+ */
+#ifndef SHMWARDEN_CLI_H
+#define SHMWARDEN_CLI_H
+#include <getopt.h>
+#include <stdbool.h>
+
+#define CLI_MAX_OPTS 16
+#define CLI_ERROR '?' /* cli_next: a usage error was printed; exit 2 */
+
+/* One long option. A value option names what its value is, for the messages
+ * ("--tmpdir needs a directory"). val is what cli_next returns for it; 'h' is also the
+ * short -h, which every command (and shmwarden itself) accepts for --help. */
+struct cli_opt {
+	const char *name; /* without the dashes */
+	int val;
+	const char *value; /* "a directory", "a number of milliseconds"; NULL: a flag */
+};
+
+struct cli {
+	const char *prog;  /* the prefix of every message: "sweep", "shmwarden manager" */
+	const char *usage; /* printed after every usage error */
+	const struct cli_opt *opts;
+	int nopts;
+	struct option longopts[CLI_MAX_OPTS + 1];
+	char shortopts[8];
+	bool seen[CLI_MAX_OPTS];
+	const char *value; /* the value of the option cli_next just returned, or NULL */
+};
+
+/* opts ends with an entry whose name is NULL (at most CLI_MAX_OPTS entries). With
+ * stop_at_operand the options end at the first operand (shmwarden COMMAND ...). */
+void cli_init(struct cli *c, const char *prog, const char *usage, const struct cli_opt *opts,
+	      bool stop_at_operand);
+/* The next option's val (its value in c->value), -1 when the options end (optind is the
+ * first operand), or CLI_ERROR once the refusal and the usage are printed. */
+int cli_next(struct cli *c, int argc, char **argv);
+/* "PROG: WHAT'ARG'", or "PROG: WHAT" when arg is NULL, then the usage, on stderr; ARG
+ * escaped (it came from the command line). Returns 2, the exit status of a usage error. */
+int cli_usage_error(const struct cli *c, const char *what, const char *arg);
+/* A whole decimal number from min to max (min >= 0): digits only, no sign, space, or
+ * base prefix. 0, or -1 when s is anything else (too large included). */
+int cli_number(const char *s, long long min, long long max, long long *out);
+/* "--NAME needs VALUE from MIN to MAX, got 'ARG'" for what cli_number refused. 2. */
+int cli_bad_number(const struct cli *c, int val, long long min, long long max);
+
+#endif
