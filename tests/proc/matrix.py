@@ -39,8 +39,9 @@ PACKAGES = ["python3", "python3-torch", "python3-pytest", "python3-pytest-timeou
             "gcc", "make", "libc6-dev",
             "libsqlite3-dev", "pkgconf", "binutils"]
 # (The tests run under pytest, with per-test time limits, in every release.)
-# sid also runs the project's suite: its valgrind test needs valgrind.
-EXTRA_PACKAGES = {"sid": ["valgrind"]}
+# sid also runs the project's suite: its valgrind test needs valgrind, and the sweeper's
+# sandbox (src/sandbox.c) builds against libcap-ng and libseccomp.
+EXTRA_PACKAGES = {"sid": ["valgrind", "libcap-ng-dev", "libseccomp-dev"]}
 
 
 def packages(release):
@@ -195,6 +196,11 @@ SUITE_EXCLUDES = {
     # Builds and enters chroots of its own (debootstrap, the host's /var/cache and apt):
     # that is the host's business, not a chroot's.
     "test_chroot.py": "builds chroots itself: the host's job",
+    # Installs the packages into scripts/chroot.sh's bookworm (a chroot inside a chroot),
+    # and `make deb` would apt-get its tools into the shared sid chroot.
+    "test_package.py": "installs the packages into a bookworm chroot: the host's job",
+    # A Slurm cluster of its own (daemons, cgroup v1 freezer, useradd): the host's.
+    "test_slurm.py": "starts a Slurm cluster of its own: the host's job",
     # The matrix itself (no chroots within chroots); sid's PyTorch is tested by
     # the matrix's torch part, so test_torch.py here would be the same run twice.
     "test_matrix": "the matrix itself: no chroot inside a chroot",
