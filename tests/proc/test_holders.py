@@ -270,7 +270,7 @@ def test_restarted_manager_keeps_what_a_non_dumpable_process_maps():
         h = hold(sb, "nondumpable", SHM + n, user=pw, env=env)
         # The user's next manager adopts the dead directory (in its reclaim thread).
         p = sb.track(as_user(pw, [harness.SHMWARDEN, "manager"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env))
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env))
         sock = p.stdout.readline().decode().strip()
         expect(sock.startswith("/"), "second manager: %r" % sock)
         new = os.path.dirname(sock)
@@ -287,7 +287,7 @@ def test_restarted_manager_keeps_what_a_non_dumpable_process_maps():
         # Once the holder is gone the user's own sweep reclaims it.
         stop(h)
         q = as_user(pw, [harness.SHMWARDEN, "sweep", "--tmpdir", sb.tmp], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env)
+                    stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         expect(q.returncode == 0, "sweep as the user: %s %s" % (out, err))
         expect(not os.path.exists(SHM + n), "not reclaimed once the holder was gone")
@@ -347,7 +347,7 @@ def test_in_flight_fd_is_seen_by_a_user_reclaimer():
         d = _user_dead_manager(sb, pw, env, ["+" + n])
         h = hold(sb, "in-flight", SHM + n, user=pw, env=env)
         q = as_user(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env)
+                    stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         rep = json.loads(out)
         expect(rep["status"] == "kept" and rep["unlinked"] == 0 and
@@ -371,16 +371,16 @@ def test_user_reclaimer_keeps_what_a_root_process_holds():
     if not root_only("test_user_reclaimer_keeps_what_a_root_process_holds"):
         return
     users = []
-    sb = _shared_sandbox("hroot")
+    sb = Sandbox("hroot", shared=True)
     try:
-        users = [_useradd("u")]
+        users = [harness.useradd("u")]
         pw = pwd.getpwnam(users[0])
         env = dict(sb.env, HOME="/")
         names = [sb.name(i) for i in range(3)]
         d = _user_dead_manager(sb, pw, env, ["+" + n for n in names])
         hs = [hold(sb, "fd", SHM + names[0]), hold(sb, "map-ro", SHM + names[1])]
-        q = _as(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env)
+        q = as_user(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         rep = json.loads(out)
         expect(rep["status"] == "kept" and rep["unlinked"] == 1 and rep["in_use"] == 2 and
@@ -390,8 +390,8 @@ def test_user_reclaimer_keeps_what_a_root_process_holds():
         expect(not os.path.exists(SHM + names[2]), "the unheld object was kept")
         for h in hs:
             stop(h)
-        q = _as(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env)
+        q = as_user(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         rep = json.loads(out)
         expect(rep["status"] == "removed" and rep["unlinked"] == 2,
