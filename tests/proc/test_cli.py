@@ -157,6 +157,18 @@ def test_version():
     if os.path.exists(HEADER):
         m = re.search(r'#define SHMW_VERSION "([^"]+)"', read(HEADER))
         expect(m and m.group(1) == makefile_version(), "SHMW_VERSION differs from the Makefile")
+    # The newest entry of the changelog, and of debian/changelog where there is one (the
+    # package's version), name the same version.
+    m = re.search(r"^## (\S+)", read(os.path.join(harness.ROOT, "CHANGELOG.md")), re.M)
+    expect(m and m.group(1) == makefile_version(),
+           "CHANGELOG.md's newest entry is %s, the Makefile's VERSION %s" % (
+               m and m.group(1), makefile_version()))
+    deb = os.path.join(harness.ROOT, "debian", "changelog")
+    if os.path.exists(deb):
+        m = re.match(r"\S+ \(([^)-]+)(-[^)]*)?\)", read(deb))
+        expect(m and m.group(1) == makefile_version(),
+               "debian/changelog's newest entry is %s, the Makefile's VERSION %s: add an entry"
+               % (m and m.group(1), makefile_version()))
 
 
 def test_usage_and_unknown_command():
