@@ -84,8 +84,9 @@ deps:
 	@scripts/deps.sh test
 
 # The PyTorch matrix's Debian chroots (tests/proc/matrix.py, scripts/chroot.sh): built
-# once into /var/cache/shmwarden (trixie and sid at once; ~4 GB, minutes), then only
-# checked (seconds). An unreachable mirror stops `make test` here, in one sentence.
+# once into /var/cache/shmwarden, or $SHMWARDEN_CHROOT_CACHE (trixie and sid at once;
+# ~4 GB, minutes), then only checked (seconds); a package added to the list is installed
+# into the cached chroot. An unreachable mirror stops `make test` here, in one sentence.
 matrix-chroots:
 	@/usr/bin/python3 tests/proc/matrix.py ensure
 

@@ -6,13 +6,16 @@
 #       then /chroot-SUITE). Builds it with `debootstrap --variant=minbase` when it is
 #       missing or broken, then installs the PKGs that are not installed
 #       (--no-install-recommends). Progress goes to stderr; only the path to stdout.
-#   scripts/chroot.sh run SUITE [--bind HOSTPATH:INSIDE]... [--cwd DIR] -- CMD [ARG...]
+#   scripts/chroot.sh run SUITE [--bind HOSTPATH:INSIDE]... [--env NAME=VALUE]...
+#                               [--cwd DIR] -- CMD [ARG...]
 #       Runs CMD inside the chroot, in a private mount and pid namespace: the chroot's
 #       root is bind-mounted on itself (a mount point, so that an `unshare
 #       --propagation private` inside works), with a fresh /proc, the host's /dev
 #       (and /dev/pts) and /sys, a private tmpfs on /dev/shm and on /tmp, and each
-#       HOSTPATH (file or directory) bind-mounted at INSIDE. Exits with CMD's status. Nothing it mounts,
-#       and no process it starts, outlives it.
+#       HOSTPATH (file or directory) bind-mounted at INSIDE. CMD gets an environment of
+#       its own, not the host's (whose TMPDIR, PYTHONPATH... name host paths): PATH,
+#       HOME=/root, LANG=C.UTF-8, TMPDIR=/tmp, then each --env. Exits with CMD's
+#       status. Nothing it mounts, and no process it starts, outlives it.
 #
 # The mirror is the first non-security `URIs:` of /etc/apt/sources.list.d/debian.sources
 # (or the first `deb` line of /etc/apt/sources.list), or $SHMWARDEN_MIRROR when set. A
@@ -26,6 +29,7 @@ set -euo pipefail
 prog=chroot.sh
 cache=${SHMWARDEN_CHROOT_CACHE:-/var/cache/shmwarden}
 stamp=.shmwarden-complete
+chroot_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 die() { echo "$prog: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
 usage() { awk 'NR == 1 { next } /^#/ { print; next } { exit }' "$0" >&2; exit 2; }
@@ -65,10 +69,9 @@ check_mirror() {
 in_root() {
 	local dir=$1; shift
 	unshare -m --propagation private -- sh -c '
-		dir=$1; shift
-		mount -t proc proc "$dir/proc" && exec chroot "$dir" /usr/bin/env -i \
-			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"' sh "$dir" "$@"
+		dir=$1 path=$2; shift 2
+		mount -t proc proc "$dir/proc" && exec chroot "$dir" /usr/bin/env -i PATH="$path" \
+			HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"' sh "$dir" "$chroot_path" "$@"
 }
 
 healthy() {
@@ -187,15 +190,20 @@ run() {
 	local dir=$cache/chroot-$suite
 	[ -f "$dir/$stamp" ] || die "no $suite chroot in $dir: run '$0 ensure $suite' first."
 	local binds=() cwd=/
+	local envs=("PATH=$chroot_path" HOME=/root LANG=C.UTF-8 TMPDIR=/tmp)
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--bind)
 			[ $# -ge 2 ] && [[ $2 == *:/* ]] || die "--bind takes HOSTPATH:/INSIDE, not '${2:-}'."
 			[ -e "${2%%:*}" ] || die "--bind: '${2%%:*}' does not exist."
 			binds+=("$2"); shift 2 ;;
+		--env)
+			[ $# -ge 2 ] && [[ $2 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] ||
+				die "--env takes NAME=VALUE, not '${2:-}'."
+			envs+=("$2"); shift 2 ;;
 		--cwd) [ $# -ge 2 ] || usage; cwd=$2; shift 2 ;;
 		--) shift; break ;;
-		*) die "unknown option '$1' (run SUITE [--bind HOST:INSIDE]... [--cwd DIR] -- CMD...)." ;;
+		*) die "unknown option '$1' (run SUITE [--bind HOST:INSIDE]... [--env NAME=VALUE]... [--cwd DIR] -- CMD...)." ;;
 		esac
 	done
 	[ $# -gt 0 ] || die "run: no command after '--'."
@@ -204,13 +212,13 @@ run() {
 	lock_wait -s "$dir"
 	# --kill-child: if this script is killed, everything in the namespace dies with it.
 	exec unshare -m -p -f --kill-child --propagation private -- \
-		"$0" _inside "$dir" "$cwd" "${#binds[@]}" "${binds[@]}" "$@"
+		"$0" _inside "$dir" "$cwd" "${#binds[@]}" "${binds[@]}" "${#envs[@]}" "${envs[@]}" "$@"
 }
 
 # Runs as pid 1 of the new pid namespace, in the new mount namespace.
 inside() {
 	local dir=$1 cwd=$2 n=$3; shift 3
-	local i b host in
+	local i b host in envs=()
 	mount --bind "$dir" "$dir"
 	mount -t proc -o nosuid,nodev,noexec proc "$dir/proc"
 	# The host's /dev with what is mounted in it (/dev/pts: openpty works inside), then
@@ -230,10 +238,12 @@ inside() {
 		fi
 		mount --bind "$host" "$dir$in"
 	done
+	n=$1; shift
+	for ((i = 0; i < n; i++)); do envs+=("$1"); shift; done
 	# This shell stays pid 1 (it reaps the orphans of the tree, as an init does) and
 	# passes CMD's exit status on.
-	chroot "$dir" /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$cwd" \
-		/usr/bin/env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" 9>&- &
+	chroot "$dir" /usr/bin/env -i "${envs[@]}" /bin/sh -c 'cd "$1" && shift && exec "$@"' \
+		sh "$cwd" "$@" 9>&- &
 	wait $!
 }
 

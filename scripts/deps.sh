@@ -40,7 +40,8 @@ if ! command -v apt-get >/dev/null; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null || { echo "deps.sh: apt-get update failed (network or mirror?)" >&2; exit 1; }
-if ! apt-get install -y -q "${missing[@]}" >/tmp/shmwarden-deps.log 2>&1; then
+# Others may be installing at the same time: wait for dpkg's lock instead of failing.
+if ! apt-get -o DPkg::Lock::Timeout=900 install -y -q "${missing[@]}" >/tmp/shmwarden-deps.log 2>&1; then
 	tail -20 /tmp/shmwarden-deps.log >&2
 	echo "deps.sh: apt-get install ${missing[*]} failed (log above)" >&2
 	exit 1

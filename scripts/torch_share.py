@@ -124,7 +124,9 @@ def main():
         p.start()
     got, done, bad = [], 0, 0
     while done < nworkers:
-        wid, i, t = q.get(timeout=60)
+        # Generous: a spawn or forkserver worker imports torch first, seconds of CPU that
+        # a loaded machine stretches to a minute.
+        wid, i, t = q.get(timeout=180)
         if i is None:
             done += 1
             continue

@@ -6,7 +6,8 @@ For trixie (2.6) and sid (2.14) that very file runs again inside a cached Debian
 path, the chroot's /dev/shm and /tmp are private tmpfs, and TMPDIR is /tmp, so every
 object and directory a run makes is its own and must be gone when it ends. In sid the
 project is also built from a copy of the checkout (GCC 16, glibc 2.43) and its own suite
-runs there (test_matrix_sid_suite.py).
+runs there. The three parts (trixie's torch, sid's torch, the sid build and suite) run
+at once, from tests/proc/test_matrix.py.
 
 Each result line is re-emitted with the release and the PyTorch version in front, so
 the output of `make test` reports each version's results:
@@ -14,7 +15,8 @@ the output of `make test` reports each version's results:
 
 The matrix runs with the normal build only: build-san's binaries need the host
 compiler's ASan runtime, which the chroots do not have (the host's run of
-test_torch.py covers the sanitized build).
+test_torch.py covers the sanitized build). For the same reason the suite in sid is the
+normal build's; its ASan+UBSan pass is the host's.
 
     python3 tests/proc/matrix.py ensure    builds (or checks) every chroot, in parallel
 """
@@ -35,9 +37,9 @@ RELEASES = {"trixie": "2.6", "sid": "2.14"}
 # What the torch tests need, and what building and running the suite needs (sid).
 PACKAGES = ["python3", "python3-torch", "procps", "gcc", "make", "libc6-dev",
             "libsqlite3-dev", "pkgconf", "binutils"]
-# sid also runs the project's suite, whose valgrind test needs valgrind.
-EXTRA_PACKAGES = {"sid": ["valgrind"]}
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# sid also runs the project's suite: its valgrind test needs valgrind, and its tests
+# run under pytest (with per-test time limits) once the suite is converted to it.
+EXTRA_PACKAGES = {"sid": ["valgrind", "python3-pytest", "python3-pytest-timeout"]}
 
 
 def packages(release):
@@ -63,11 +65,13 @@ def run(release, cmd, binds=(), env=None, timeout=1200):
         args += ["--bind", "%s:%s" % (harness.BUILD, harness.BUILD)]
     for b in binds:
         args += ["--bind", b]
-    inner_env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
-                 "PYTHONDONTWRITEBYTECODE": "1", "SHMWARDEN_ROOT": harness.ROOT,
+    # chroot.sh gives CMD PATH, HOME, LANG and TMPDIR=/tmp, never the host's environment.
+    inner_env = {"PYTHONDONTWRITEBYTECODE": "1", "SHMWARDEN_ROOT": harness.ROOT,
                  "SHMWARDEN_BUILD": harness.BUILD, "SHMWARDEN_SANITIZED": "0"}
     inner_env.update(env or {})
-    args += ["--", "env", "-i"] + ["%s=%s" % kv for kv in sorted(inner_env.items())] + list(cmd)
+    for kv in sorted(inner_env.items()):
+        args += ["--env", "%s=%s" % kv]
+    args += ["--"] + list(cmd)
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 
@@ -173,21 +177,6 @@ def torch_matrix(release, rep):
     return ok
 
 
-def torch_matrix_all():
-    """Every release's run at once (they share nothing: each chroot run has its own
-    namespaces, /dev/shm and /tmp), reported one release after the other. Exits like a
-    test program."""
-    if sanitized_skip("the PyTorch matrix"):
-        return 0
-    reps = {rel: Report() for rel in RELEASES}
-    with concurrent.futures.ThreadPoolExecutor(len(RELEASES)) as pool:
-        futs = {rel: pool.submit(torch_matrix, rel, reps[rel]) for rel in RELEASES}
-        oks = {rel: f.result() for rel, f in futs.items()}
-    for rel in RELEASES:
-        reps[rel].flush()
-    return 0 if all(oks.values()) else 1
-
-
 # Programs of the suite that do not run in the sid chroot, and why.
 SUITE_EXCLUDES = {
     # Builds and enters chroots of its own (debootstrap, the host's /var/cache and apt):
@@ -195,8 +184,8 @@ SUITE_EXCLUDES = {
     "test_chroot.py": "builds chroots itself: the host's job",
     # The matrix itself (no chroots within chroots); sid's PyTorch is tested by
     # test_matrix_torch.py, so test_torch.py here would be the same run twice.
-    "test_matrix_": "the matrix itself: no chroot inside a chroot",
-    "test_torch.py": "already run against sid's PyTorch by test_matrix_torch.py",
+    "test_matrix": "the matrix itself: no chroot inside a chroot",
+    "test_torch.py": "already run against sid's PyTorch by the matrix's torch part",
 }
 
 
@@ -219,18 +208,16 @@ def copy_checkout(dest):
     subprocess.run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, check=True, timeout=120)
 
 
-def sid_suite():
+def sid_suite(rep):
     """Builds a copy of the checkout in sid (GCC 16, glibc 2.43), warning-free, and runs
-    its own suite there."""
-    if sanitized_skip("the sid build and suite"):
-        return 0
+    its own suite there (the normal build: the ASan+UBSan pass is the host's). True when
+    both hold."""
     tag = "sid"
-    rep = Report()
     try:
         ensure("sid")
     except (RuntimeError, subprocess.TimeoutExpired) as e:
-        print("FAIL sid: the chroot: %s" % e)
-        return 1
+        rep.say("FAIL sid: the chroot: %s" % e)
+        return False
     with harness.Sandbox("sid") as sb:
         src = os.path.join(sb.tmp, "src")
         copy_checkout(src)
@@ -248,28 +235,83 @@ def sid_suite():
                         "make exited %d; %s" % (r.returncode,
                                                 "\n".join((warnings or out.splitlines())[-20:])))
         if not ok:
-            rep.flush()
-            return 1
-        excl = []
+            return False
         for pat, why in SUITE_EXCLUDES.items():
-            excl += ["--exclude", pat]
             rep.say("# sid: not run there: %s (%s)" % (pat, why))
+        progs = suite_programs(src)
+        shards = split(progs, SUITE_SHARDS)
         t0 = time.monotonic()
-        try:
-            r = run_in("sid", src, " ".join(["tests/run", "--build", "build"] + excl) + " 2>&1",
-                       timeout=1500)
-        except subprocess.TimeoutExpired as e:
-            rep.relay((e.stdout or b"").decode(errors="replace"), tag)
-            rep.say("FAIL sid: the suite did not finish in %ds" % e.timeout)
-            rep.flush()
-            return 1
-        passed, failed = rep.relay(r.stdout, tag)
-        ok &= rep.result(r.returncode == 0 and failed == 0 and passed >= 100, tag,
-                         "the project's own suite passes there (%d tests in %.0fs)" %
-                         (passed, time.monotonic() - t0),
-                         "exit %d, %d passed, %d failed" % (r.returncode, passed, failed))
-    rep.flush()
-    return 0 if ok else 1
+        with concurrent.futures.ThreadPoolExecutor(len(shards)) as pool:
+            runs = list(pool.map(lambda sh: suite_shard(src, sh), shards))
+        passed = failed = 0
+        seen = []
+        for shard, (rc, out) in zip(shards, runs):
+            rep.say("# sid: shard of %d programs, exit %s" % (len(shard), rc))
+            p, f = rep.relay(out, tag)
+            passed, failed = passed + p, failed + f
+            seen += re.findall(r"^== (?:/src/)?(\S+)$", out, re.M)
+            if rc is None:
+                rep.say("FAIL sid: a shard of the suite did not finish in %ds" % SUITE_TIMEOUT)
+                failed += 1
+            ok &= rc == 0
+        # Every program ran, each exactly once (the shards select by substring).
+        ok &= rep.result(sorted(seen) == sorted(progs), tag,
+                         "every program of the suite ran there once",
+                         "ran %s, expected %s" % (sorted(seen), sorted(progs)))
+        ok &= rep.result(ok and failed == 0 and passed >= 100, tag,
+                         "the project's own suite passes there (%d tests in %.0fs, %d programs "
+                         "in %d shards at once)" % (passed, time.monotonic() - t0, len(progs),
+                                                    len(shards)),
+                         "%d passed, %d failed" % (passed, failed))
+    return ok
+
+
+# The suite in sid runs in this many shards at once, each its own chroot run (own
+# /dev/shm, /tmp and pid namespace): most of its programs wait on timers and on
+# processes they start, not on the CPU.
+SUITE_SHARDS = 2
+SUITE_TIMEOUT = 1500
+# Rough relative run times of the slowest programs, only to balance the shards (a
+# program missing here counts 10; a wrong guess costs time, never a result).
+SUITE_WEIGHTS = {"test_holders.py": 100, "test_pressure.py": 40, "test_recovery.py": 30,
+                 "test_manager.py": 25, "test_identity.py": 20, "test_dirs.py": 18,
+                 "test_bench.py": 15, "test_hardening.py": 12, "test_install.py": 10}
+
+
+def suite_programs(src):
+    """The programs tests/run would run in SRC after the build (relative paths), minus
+    SUITE_EXCLUDES."""
+    progs = ["build/tests/" + f for f in sorted(os.listdir(os.path.join(src, "build", "tests")))
+             if f.startswith("test_") and os.access(os.path.join(src, "build", "tests", f),
+                                                   os.X_OK)]
+    progs += ["tests/proc/" + f for f in sorted(os.listdir(os.path.join(src, "tests", "proc")))
+              if f.startswith("test_") and f.endswith(".py")]
+    return [p for p in progs if not any(pat in p for pat in SUITE_EXCLUDES)]
+
+
+def split(progs, n):
+    """PROGS in N shards of about equal weight (the heaviest first, each to the lightest
+    shard), each in the suite's order."""
+    shards = [[] for _ in range(n)]
+    load = [0] * n
+    for p in sorted(progs, key=lambda p: -SUITE_WEIGHTS.get(os.path.basename(p), 10)):
+        i = load.index(min(load))
+        shards[i].append(p)
+        load[i] += SUITE_WEIGHTS.get(os.path.basename(p), 10)
+    return [sorted(sh, key=progs.index) for sh in shards if sh]
+
+
+def suite_shard(src, progs):
+    """Runs tests/run on PROGS in sid; (exit status or None on timeout, output)."""
+    args = ["tests/run", "--build", "build"]
+    for pat in SUITE_EXCLUDES:
+        args += ["--exclude", pat]
+    try:
+        r = run_in("sid", src, " ".join(args + progs) + " 2>&1", timeout=SUITE_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or ""
+        return None, out.decode(errors="replace") if isinstance(out, bytes) else out
+    return r.returncode, r.stdout
 
 
 def run_in(release, src, script, timeout):
@@ -277,6 +319,51 @@ def run_in(release, src, script, timeout):
     return run(release, ["sh", "-c", "cd /src && " + script], binds=["%s:/src" % src],
                env={"SHMWARDEN_ROOT": "/src", "SHMWARDEN_BUILD": "/src/build"},
                timeout=timeout)
+
+
+# The parts of the matrix, in the order their results are printed. They share nothing
+# (each chroot run has its own namespaces, /dev/shm and /tmp; the sid build works in a
+# copy of the checkout), so they run at once: they spend most of their time in Python
+# and PyTorch starting up and in the manager's 2 s linger, which overlap well.
+PARTS = [("torch-trixie", "trixie's PyTorch", lambda rep: torch_matrix("trixie", rep)),
+         ("torch-sid", "sid's PyTorch", lambda rep: torch_matrix("sid", rep)),
+         ("sid-suite", "the sid build and suite", sid_suite)]
+
+
+def main(argv):
+    """Runs the named PARTS (all by default) at once; prints each part's results
+    together, then how long each took. Exits like a test program."""
+    names = [p[0] for p in PARTS]
+    bad = [a for a in argv if a not in names]
+    if bad:
+        sys.stderr.write("usage: test_matrix.py [%s]...\n" % " ".join(names))
+        return 2
+    parts = [p for p in PARTS if not argv or p[0] in argv]
+    if sanitized_skip("the PyTorch matrix"):
+        return 0
+    reps = {name: Report() for name, _, _ in parts}
+    took = {}
+
+    def timed(name, fn):
+        t0 = time.monotonic()
+        try:
+            return fn(reps[name])
+        except Exception as e:  # noqa: BLE001 — reported as that part's failure
+            reps[name].say("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+            return False
+        finally:
+            took[name] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(len(parts)) as pool:
+        futs = {name: pool.submit(timed, name, fn) for name, _, fn in parts}
+        oks = {name: f.result() for name, f in futs.items()}
+    for name, _, _ in parts:
+        reps[name].flush()
+    print("# the matrix took %.0fs (wall, its parts at once): %s" % (
+        time.monotonic() - t0,
+        ", ".join("%s %.0fs" % (what, took[name]) for name, what, _ in parts)))
+    return 0 if all(oks.values()) else 1
 
 
 def ensure_all():

@@ -109,6 +109,103 @@ def test_healthy_chroot_is_used_and_broken_ones_are_rebuilt():
                    "broken %s used: %d %r %r" % (broken, r.returncode, r.stdout, r.stderr))
 
 
+# A dpkg-query and apt-get that keep a list of installed packages in the fake chroot, so
+# that `ensure SUITE PKG...` can find PKG missing and install it.
+_FAKE_DPKG_QUERY = r"""#!/bin/sh
+fmt=$2
+shift 2
+for p in "$@"; do
+	if [ "$p" = dpkg ] || grep -qxF "$p" /var/lib/fake-installed; then
+		case "$fmt" in
+		*Package*) echo "$p install ok installed" ;;
+		*) echo "install ok installed" ;;
+		esac
+	fi
+done
+"""
+_FAKE_APT_GET = r"""#!/bin/sh
+echo "apt-get $*" >> /var/lib/fake-log
+case "$1" in
+install) shift
+	for a in "$@"; do
+		case "$a" in -*) ;; *) echo "$a" >> /var/lib/fake-installed ;; esac
+	done ;;
+esac
+exit 0
+"""
+
+
+def fake_apt(path):
+    os.makedirs(os.path.join(path, "var", "lib"), exist_ok=True)
+    open(os.path.join(path, "var", "lib", "fake-installed"), "w").close()
+    for name, body in (("dpkg-query", _FAKE_DPKG_QUERY), ("apt-get", _FAKE_APT_GET),
+                       ("dpkg", "#!/bin/sh\nexit 0\n")):
+        p = os.path.join(path, "usr", "bin", name)
+        with open(p, "w") as f:
+            f.write(body)
+        os.chmod(p, 0o755)
+
+
+def serve_release(root, suite):
+    """A local HTTP 'mirror' serving only dists/SUITE/Release (all chroot.sh asks of a
+    mirror before it installs); returns (server, its URL)."""
+    import functools
+    import http.server
+    import threading
+    os.makedirs(os.path.join(root, "dists", suite))
+    with open(os.path.join(root, "dists", suite, "Release"), "w") as f:
+        f.write("Suite: %s\n" % suite)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                          functools.partial(Quiet, directory=root))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, "http://127.0.0.1:%d" % srv.server_address[1]
+
+
+def test_missing_package_is_installed_in_place_not_rebuilt():
+    """A chroot that lacks a package the caller needs (a package added to the matrix's
+    list after the chroot was built) gets it with apt-get inside: the chroot is kept,
+    not built again from nothing. Without a mirror, that fails in one sentence and the
+    chroot is left as it was."""
+    with Sandbox("chroot") as sb:
+        d = os.path.join(sb.tmp, "cache", "chroot-sid")
+        fake_chroot(d)
+        fake_apt(d)
+        keep = os.path.join(d, "kept-across-the-install")
+        open(keep, "w").close()
+        # No mirror: one sentence, nothing installed, nothing removed.
+        r = chroot_sh(sb, ["ensure", "sid", "python3-pytest"],
+                      mirror="http://127.0.0.1:%d/debian" % closed_port())
+        expect(r.returncode == 1 and r.stdout == "" and one_sentence(r.stderr) and
+               "cannot reach the Debian mirror" in r.stderr,
+               "unreachable mirror: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        expect(os.path.exists(keep) and os.path.exists(os.path.join(d, ".shmwarden-complete")),
+               "the chroot was removed although only a package was missing")
+        srv, url = serve_release(os.path.join(sb.tmp, "mirror"), "sid")
+        try:
+            r = chroot_sh(sb, ["ensure", "sid", "python3-pytest", "dpkg"], mirror=url)
+        finally:
+            srv.shutdown()
+        expect(r.returncode == 0 and r.stdout == d + "\n", "ensure: %d %r %r" %
+               (r.returncode, r.stdout, r.stderr))
+        expect("installing into the sid chroot: python3-pytest " in r.stderr and
+               "building" not in r.stderr, "not installed in place: %r" % r.stderr)
+        expect(os.path.exists(keep), "the chroot was rebuilt, not repaired")
+        with open(os.path.join(d, "var", "lib", "fake-log")) as f:
+            log = f.read().splitlines()
+        # Only what was missing is installed (dpkg already was).
+        expect(log[-2:] == ["apt-get update -q",
+                            "apt-get install -y -q --no-install-recommends python3-pytest"],
+               "apt-get calls: %s" % log)
+        # Now complete: a second ensure neither needs the mirror nor installs anything.
+        r = chroot_sh(sb, ["ensure", "sid", "python3-pytest"],
+                      mirror="http://127.0.0.1:%d/debian" % closed_port())
+        expect(r.returncode == 0 and r.stdout == d + "\n" and r.stderr == "",
+               "second ensure: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+
+
 def test_two_runs_take_turns_on_one_chroot():
     with Sandbox("chroot") as sb:
         cache = os.path.join(sb.tmp, "cache")
@@ -137,7 +234,10 @@ def test_bad_arguments_are_refused():
                            (["run", "bookworm", "--bind", "/nonexistent-shmw:/x", "--", "true"],
                             "does not exist"),
                            (["run", "bookworm", "--bind", "relative", "--", "true"],
-                            "HOSTPATH:/INSIDE")):
+                            "HOSTPATH:/INSIDE"),
+                           (["run", "bookworm", "--env", "1X=y", "--", "true"], "NAME=VALUE"),
+                           (["run", "bookworm", "--env", "novalue", "--", "true"],
+                            "NAME=VALUE")):
             if args[0] == "run" and args[1] == "bookworm":
                 os.makedirs(os.path.join(sb.tmp, "cache", "chroot-bookworm"), exist_ok=True)
                 open(os.path.join(sb.tmp, "cache", "chroot-bookworm", ".shmwarden-complete"),
@@ -165,8 +265,11 @@ def test_run_is_private():
                   ': > /dev/shm/%s; : > /tmp/x; echo written > /mnt/host/g; '
                   'unshare -m --propagation private true && echo nested-ok; '
                   'ls /proc | grep -c "^[0-9]"; script -qec "echo pty-ok" /dev/null' % name)
-        r = subprocess.run([SCRIPT, "run", "trixie", "--bind", marker + ":/mnt/host", "--",
-                            "sh", "-c", script], capture_output=True, text=True, timeout=60)
+        script += '; echo "env:$SHMW_HOST_ONLY:$SHMW_GIVEN:$TMPDIR:$HOME"'
+        r = subprocess.run([SCRIPT, "run", "trixie", "--bind", marker + ":/mnt/host",
+                            "--env", "SHMW_GIVEN=a b", "--", "sh", "-c", script],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, SHMW_HOST_ONLY="leaked", TMPDIR=sb.tmp))
         out = r.stdout.split()
         expect(r.returncode == 0, "run: %d %r %r" % (r.returncode, r.stdout, r.stderr))
         # A shell run by `run` is in its own pid namespace (a child of its pid 1), sees
@@ -179,6 +282,10 @@ def test_run_is_private():
         expect(int(out[7]) <= 6, "sees processes outside its namespace: %s" % out)
         expect(out[8:9] == ["pty-ok"], "no pseudo-terminal inside (openpty): %s %s" %
                (out, r.stderr))
+        # The host's environment stays outside (its TMPDIR names a host path); --env
+        # passes a variable in, spaces and all.
+        expect(r.stdout.splitlines()[-1] == "env::a b:/tmp:/root",
+               "environment inside: %r" % r.stdout.splitlines()[-1:])
         expect(not os.path.exists("/dev/shm/" + name), "its /dev/shm leaked to the host's")
         with open(os.path.join(marker, "g")) as f:
             expect(f.read() == "written\n", "a bound directory is not writable through")

@@ -5,7 +5,15 @@ build/torch_shm_manager is bind-mounted over torch's own torch/bin/torch_shm_man
 with TMPDIR pointing at the sandbox, so the manager torch spawns is shmwarden and its
 directory and journal are the sandbox's. Objects are named /torch_<pid>_...: the tests
 look only at names of the pids they started.
+
+Those programs are forked by one zygote (tests/proc/torch_zygote.py) that imported
+torch once, in that mount namespace: a fresh Python would spend seconds of CPU on the
+import in every case, on every version of the matrix. Each program is still a process
+and session of its own with its own environment, and spawns its own manager. The
+libshm_init and use-with-pytorch.sh tests start fresh Pythons, as what they test
+happens at import or needs a mount namespace of its own.
 """
+import atexit
 import json
 import os
 import shutil
@@ -14,32 +22,40 @@ import subprocess
 import time
 
 import harness
+import torch_zygote
 
 PY = "/usr/bin/python3"
 SCRIPT = os.path.join(harness.ROOT, "scripts", "torch_share.py")
 
 
 def torch_bin():
-    out = subprocess.run([PY, "-c", "import torch, os; print(os.path.dirname(torch.__file__))"],
-                         capture_output=True, text=True, check=True)
+    # find_spec, not import: importing torch costs seconds of CPU, every run.
+    code = ("import importlib.util as u; s = u.find_spec('torch'); "
+            "print(s.submodule_search_locations[0])")
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True)
     return os.path.join(out.stdout.strip(), "bin", "torch_shm_manager")
 
 
 TORCH_MANAGER = torch_bin()
+_zygote = []
+
+
+def zygote():
+    """The torch zygote of this run, started at first use."""
+    if not _zygote:
+        _zygote.append(torch_zygote.Zygote(PY, harness.TORCH_SHM_MANAGER, TORCH_MANAGER))
+        atexit.register(_zygote[0].close)
+    return _zygote[0]
 
 
 def start_tree(sb, nworkers, ntensors, hold=0, extra=(), env=None):
-    """Starts torch_share.py with shmwarden as torch's manager; returns the Popen."""
+    """Starts torch_share.py with shmwarden as torch's manager; returns a Popen-like
+    handle. The program leads a session of its own, so the crash tests can SIGKILL
+    the whole tree at once (the manager calls setsid itself and is found through its
+    journal's pid)."""
     args = [SCRIPT, str(nworkers), str(ntensors)] + (["--hold", str(hold)] if hold else [])
     args += list(extra)
-    inner = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh",
-           harness.TORCH_SHM_MANAGER, TORCH_MANAGER, PY] + args
-    # A session of its own, so the crash tests can SIGKILL the whole tree at once
-    # (the manager calls setsid itself and is found through its journal's pid).
-    return sb.track(subprocess.Popen(cmd, env=env or sb.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True))
+    return sb.track(zygote().start(args, env or sb.env))
 
 
 def torch_objects(pids):
@@ -285,13 +301,14 @@ def test_manager_error_reaches_the_python_exception():
         assert m.line.startswith("ERROR: ") and m.wait(10) == 1, m.line
         sentence = m.line[len("ERROR: "):]
         assert "TMPDIR" in sentence, sentence
-        inner = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh",
-                            harness.TORCH_SHM_MANAGER, TORCH_MANAGER, PY, "-c", _SHARE_ONE],
-                           env=dict(sb.env, TMPDIR=long_tmp), capture_output=True, text=True,
-                           timeout=120)
-        assert r.returncode == 0, r.stderr[-2000:]
-        assert sentence in r.stdout, "the exception says %r, the manager %r" % (r.stdout, sentence)
+        script = os.path.join(sb.tmp, "share_one.py")
+        with open(script, "w") as f:
+            f.write(_SHARE_ONE)
+        p = sb.track(zygote().start([script], dict(sb.env, TMPDIR=long_tmp)))
+        rc = p.wait(120)
+        out, err = p.stdout.read(), p.stderr.read()
+        assert rc == 0, err[-2000:]
+        assert sentence in out, "the exception says %r, the manager %r" % (out, sentence)
         assert os.listdir(long_tmp) == [], os.listdir(long_tmp)
 
 

@@ -13,8 +13,11 @@
  *              heap memory and the locks are taken once, and no other connection, in
  *              this process or another, can read the journal while it is open.
  *
- *   bench_journal DIR [--commits N] [--live L]
+ *   bench_journal DIR [--commits N] [--live L] [--mode shared|exclusive]
  * DIR: an empty directory of the caller's; the journals are made and removed there.
+ * --mode runs one locking mode only (default: both), so that `scripts/bench` can run it
+ * under strace -c and callgrind at two commit counts and difference them: the system
+ * calls and instructions of one commit, which load on the machine cannot change.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -129,16 +132,29 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "commits", required_argument, NULL, 'n' },
 		{ "live", required_argument, NULL, 'l' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long commits = 20000, live = 0;
+	const char *only = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		/* '?': an unknown option, or one without its argument (optarg is NULL then). */
+		if (c == '?' || (c == 'm' && strcmp(optarg, "shared") && strcmp(optarg, "exclusive"))) {
+			fprintf(stderr, "usage: bench_journal DIR [--commits N] [--live L] "
+					"[--mode shared|exclusive]\n");
+			return 2;
+		}
+		if (c == 'm') {
+			only = optarg;
+			continue;
+		}
 		char *end;
 		errno = 0;
 		unsigned long v = strtoul(optarg, &end, 10);
-		if (c == '?' || errno || end == optarg || *end || optarg[0] == '-') {
-			fprintf(stderr, "usage: bench_journal DIR [--commits N] [--live L]\n");
+		if (errno || end == optarg || *end || optarg[0] == '-') {
+			fprintf(stderr, "usage: bench_journal DIR [--commits N] [--live L] "
+					"[--mode shared|exclusive]\n");
 			return 2;
 		}
 		if (c == 'n')
@@ -147,12 +163,15 @@ int main(int argc, char **argv)
 			live = v;
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "usage: bench_journal DIR [--commits N] [--live L]\n");
+		fprintf(stderr, "usage: bench_journal DIR [--commits N] [--live L] "
+				"[--mode shared|exclusive]\n");
 		return 2;
 	}
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* as the manager (journal_library_init) */
 	printf("commits=%lu\nlive=%lu\n", commits, live);
-	bj_run(argv[optind], "shared", commits, live);
-	bj_run(argv[optind], "exclusive", commits, live);
+	if (!only || !strcmp(only, "shared"))
+		bj_run(argv[optind], "shared", commits, live);
+	if (!only || !strcmp(only, "exclusive"))
+		bj_run(argv[optind], "exclusive", commits, live);
 	return 0;
 }

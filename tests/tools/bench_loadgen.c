@@ -9,7 +9,7 @@
  *   bench_loadgen info
  *   bench_loadgen spawn   COMMON                 spawn latency, settled idle VmRSS
  *   bench_loadgen run     COMMON --clients N [--idle M] [--duration S] [--warmup S]
- *                         [--batch B] [--mgr-cpu C] [--client-cpu C]
+ *                         [--batch B] [--mgr-cpu C] [--client-cpu C] [--ok-timeout MS]
  *   bench_loadgen journal COMMON --count N        manager dir size after N cycles
  *   bench_loadgen live    COMMON --count N        VmRSS with N names registered
  *   bench_loadgen reclaim COMMON --count N --shmwarden PATH
@@ -43,7 +43,7 @@
 
 #include "wire.h"
 
-#define LG_MAX_ARGS 8
+#define LG_MAX_ARGS 16 /* valgrind or strace, their options, shmwarden manager and its own */
 #define LG_SPAWN_TIMEOUT_MS 30000
 #define LG_STOP_TIMEOUT_MS 60000
 /* libshm's client gives up on an OK after one second; so do we, and say so. */
@@ -81,6 +81,9 @@ struct lg_mgr {
 /* The manager this process started, for the signal handler: an interrupted bench must
  * not leave a setsid()ed manager behind. Only ever our own child. */
 static volatile pid_t lg_mgr_pid;
+/* How long a client waits for an OK: libshm's 1 s, unless --ok-timeout (a manager under
+ * callgrind in `scripts/bench --profile` runs 50-100 times slower). */
+static int lg_ok_timeout_ms = LG_OK_TIMEOUT_MS;
 
 static void lg_on_signal(int sig)
 {
@@ -520,13 +523,16 @@ static const char *lg_wait_ok(int fd)
 	size_t got = 0;
 	while (got < 2) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int n = poll(&pfd, 1, LG_OK_TIMEOUT_MS);
+		int n = poll(&pfd, 1, lg_ok_timeout_ms);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return "poll failed";
 		if (!(pfd.revents & POLLIN))
-			return n == 0 ? "no OK within 1 s (libshm would time out)" : "connection broke";
+			return n == 0 ? (lg_ok_timeout_ms == LG_OK_TIMEOUT_MS
+						 ? "no OK within 1 s (libshm would time out)"
+						 : "no OK within --ok-timeout")
+				      : "connection broke";
 		ssize_t r = read(fd, buf + got, 2 - got);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -1058,7 +1064,7 @@ static void lg_usage(void)
 	      "            [--argv0 NAME] [--arg A]... [--tag TAG] [--mgr-stderr FILE]\n"
 	      "            [--clients N] [--idle M] [--duration S] [--warmup S] [--count N]\n"
 	      "            [--window W] [--shmwarden PATH] [--batch B]\n"
-	      "            [--mgr-cpu C] [--client-cpu C]\n",
+	      "            [--mgr-cpu C] [--client-cpu C] [--ok-timeout MS]\n",
 	      stderr);
 }
 
@@ -1092,6 +1098,7 @@ int main(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "mgr-cpu", required_argument, NULL, 'M' },
 		{ "client-cpu", required_argument, NULL, 'C' },
+		{ "ok-timeout", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -1118,6 +1125,7 @@ int main(int argc, char **argv)
 		case 'b': o.batch = (unsigned)lg_num("batch", optarg, 0, 10000000); break;
 		case 'M': o.mgr_cpu = (int)lg_num("mgr-cpu", optarg, -1, CPU_SETSIZE - 1); break;
 		case 'C': o.client_cpu = (int)lg_num("client-cpu", optarg, -1, CPU_SETSIZE - 1); break;
+		case 'T': lg_ok_timeout_ms = (int)lg_num("ok-timeout", optarg, 1, 3600000); break;
 		default: lg_usage(); return 2;
 		}
 	}
