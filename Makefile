@@ -7,6 +7,7 @@
 #   make bench      side-by-side benchmark against Debian's torch_shm_manager
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (60) each (needs clang)
 #   make install    PREFIX=/usr/local DESTDIR=  (binaries, library, man pages, cron/systemd)
+#   make deb        the Debian packages (debian/) in $(BUILD)/deb/, checked by lintian
 
 BUILD   ?= build
 CC      ?= cc
@@ -22,7 +23,7 @@ SAN     ?=
 CPPFLAGS += -D_GNU_SOURCE -DSHMWARDEN_VERSION='"$(VERSION)"' -Iinclude -Isrc -I$(BUILD)/gen
 CFLAGS  += $(CSTD) $(OPT) $(WARN) $(SAN) -fPIC
 LDFLAGS += $(SAN)
-LDLIBS  += -lsqlite3 -lpthread
+LDLIBS  += -lsqlite3 -lpthread -lcap-ng -lseccomp
 
 # Everything under src/ except the entry point is the core, linked into the binary and
 # into every unit test; the client library is its own, smaller set.
@@ -36,7 +37,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all test test-normal test-san check deps matrix-chroots demo bench fuzz install clean
+.PHONY: all test test-normal test-san check deps matrix-chroots package-chroot demo bench fuzz install deb clean
 all: $(BUILD)/shmwarden $(BUILD)/torch_shm_manager
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj $(BUILD)/gen
@@ -90,9 +91,15 @@ deps:
 matrix-chroots:
 	@/usr/bin/python3 tests/proc/matrix.py ensure
 
+# The clean bookworm (with PyTorch) that tests/proc/test_package.py installs the packages
+# into (through an overlay: the cache stays clean), built here so that its first
+# debootstrap does not count against the test's own time limit.
+package-chroot:
+	@scripts/chroot.sh ensure bookworm python3-torch >/dev/null
+
 # The suite runs against the normal build, then again against an ASan+UBSan build.
 # --no-print-directory: the suite's "N passed, N failed" stays the last line of the output.
-test: deps matrix-chroots
+test: deps matrix-chroots package-chroot
 	$(MAKE) --no-print-directory test-normal
 	$(MAKE) --no-print-directory test-san
 test-normal: check
@@ -115,11 +122,13 @@ bench:
 	scripts/bench --build $(BUILD) $(BENCH_ARGS)
 
 # The man pages, units, cron file and use-with-pytorch.sh are written for /usr/local:
-# installed, they name $(PREFIX).
+# installed, they name $(PREFIX) (and UNITDIR, LIBDIR where those are set apart, as
+# Debian's /lib/systemd/system and multiarch library directory are).
 MANDIR  ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/shmwarden
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-AT_PREFIX = sed -e 's|/usr/local/|$(PREFIX)/|g'
+AT_PREFIX = sed -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
+                -e 's|/usr/local/lib/|$(LIBDIR)/|g' -e 's|/usr/local/|$(PREFIX)/|g'
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
@@ -129,13 +138,14 @@ install: all
 	$(AT_PREFIX) man/libshmwarden.3 > $(DESTDIR)$(MANDIR)/man3/libshmwarden.3
 	$(AT_PREFIX) scripts/shmwarden.cron > $(DESTDIR)$(DATADIR)/shmwarden.cron
 	$(AT_PREFIX) scripts/use-with-pytorch.sh > $(DESTDIR)$(DATADIR)/use-with-pytorch.sh
+	$(AT_PREFIX) scripts/slurm-epilog > $(DESTDIR)$(DATADIR)/slurm-epilog
 	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.service \
 	    > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.service
 	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.timer > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.timer
 	cd $(DESTDIR)$(MANDIR) && chmod 0644 man1/shmwarden.1 man3/libshmwarden.3
 	cd $(DESTDIR)$(UNITDIR) && chmod 0644 shmwarden-sweep.service shmwarden-sweep.timer
 	chmod 0644 $(DESTDIR)$(DATADIR)/shmwarden.cron
-	chmod 0755 $(DESTDIR)$(DATADIR)/use-with-pytorch.sh
+	chmod 0755 $(DESTDIR)$(DATADIR)/use-with-pytorch.sh $(DESTDIR)$(DATADIR)/slurm-epilog
 
 # ---- libshmwarden: the client library (include/shmwarden.h), its examples and tests ----
 # Its objects are compiled apart: -fvisibility=hidden (only SHMW_API functions leave the
@@ -237,6 +247,20 @@ fuzz:
 	        $(BUILD)/fuzz/corpus/$$f tests/fuzz/seeds/$$f \
 	        $$(test -d tests/fuzz/regress/$$f && echo tests/fuzz/regress/$$f); \
 	done
+
+# ---- the Debian packages (debian/) ----
+# dpkg-buildpackage writes the .debs beside the source directory and its clean step
+# empties the tree it runs in, so it runs in a copy of this tree under $(BUILD)/deb/, where
+# the .debs land. lintian must find no error and no warning (debian/*.lintian-overrides
+# say why for each one accepted). DEB_BUILD_OPTIONS=nocheck skips the C unit tests.
+DEB_SRC = $(BUILD)/deb/shmwarden-$(VERSION)
+deb:
+	@scripts/deps.sh deb
+	rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	tar -cf - --exclude-vcs --exclude=./build --exclude='./build-*' --exclude='./$(BUILD)' \
+	    --exclude=__pycache__ --exclude=./debian/build . | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error,warning --info $(BUILD)/deb/shmwarden_$(VERSION)_*.changes
 
 clean:
 	rm -rf build build-san

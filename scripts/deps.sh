@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
 # scripts/deps.sh TARGET — installs the Debian packages TARGET needs, only if missing.
-#   build  compiler, make, SQLite headers
+#   build  compiler, make, SQLite, libcap-ng and libseccomp headers
 #   test   build + Debian's python3 and python3-torch (real PyTorch tests), util-linux
 #          (unshare, mount), passwd (useradd for the multi-user tests), valgrind, strace
 #          (its delay injection holds a sweep at an exact syscall in the race tests),
-#          debootstrap (scripts/chroot.sh: the trixie and sid chroots of the PyTorch matrix)
+#          systemd (systemd-analyze rates the unit), Slurm and munge (the epilog test),
+#          debootstrap (scripts/chroot.sh: the trixie and sid chroots of the PyTorch matrix,
+#          the bookworm one the Debian packages are installed into), and deb's tools
 #   demo   build + python3-torch (the demo's clients are real PyTorch)
 #   bench  build + python3-torch (Debian's torch_shm_manager is the baseline, and real
 #          PyTorch DataLoaders), strace and valgrind (scripts/bench --profile)
 #   fuzz   build + clang and its libFuzzer runtime
+#   deb    build + the Debian packaging tools (make deb: debhelper, dpkg-dev, lintian, and
+#          build-essential, which dpkg-buildpackage checks for as an implicit build
+#          dependency), pkgconf and systemd.pc (debian/rules asks it for the unit directory)
 # Runs `apt-get update` once before installing (package lists on a fresh machine may be
 # stale) and fails with a clear message when it cannot install.
 set -euo pipefail
 target=${1:-build}
-pkgs=(gcc make libc6-dev libsqlite3-dev)
+pkgs=(gcc make libc6-dev libsqlite3-dev libcap-ng-dev libseccomp-dev)
+# systemd.pc (where make deb installs the units) is in systemd-dev from systemd 253-2 on
+# (trixie), in systemd itself before (bookworm, where a systemd-dev of backports would
+# not install beside the release's systemd).
+systemd_pc() {
+	local v
+	v=$(apt-cache policy systemd 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
+	if [ -n "$v" ] && [ "$v" != "(none)" ] && dpkg --compare-versions "$v" ge 253-2~; then
+		echo systemd-dev
+	else
+		echo systemd
+	fi
+}
 case "$target" in
 build) ;;
-test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind strace procps debootstrap) ;;
+test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind strace procps debootstrap
+	systemd slurmctld slurmd slurm-client munge debhelper dpkg-dev build-essential lintian
+	pkgconf "$(systemd_pc)") ;;
 demo) pkgs+=(python3 python3-torch procps) ;;
 bench) pkgs+=(python3 python3-torch procps strace valgrind) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
-*) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz)" >&2; exit 2 ;;
+deb) pkgs+=(debhelper dpkg-dev build-essential lintian pkgconf "$(systemd_pc)") ;;
+*) echo "deps.sh: unknown target '$target' (build, test, demo, bench, fuzz, deb)" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -141,6 +141,10 @@ int cmd_manager(int argc, char **argv)
 		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
+	/* The reclaimer's write lease, held for a moment per object, is broken by an opener
+	 * with SIGIO, whose default action would end us: ignored, reclaim needs no F_SETSIG
+	 * per object (reclaim.c). */
+	signal(SIGIO, SIG_IGN);
 	umask(077);
 	manager_close_inherited_fds();
 	manager_raise_nofile();

@@ -168,6 +168,10 @@ int cmd_recover(int argc, char **argv)
 	/* A reader that goes away (`| head`) must not stop a reclaim halfway: that would be
 	 * safe, but finishing is better; the lost output then shows in the exit status. */
 	signal(SIGPIPE, SIG_IGN);
+	/* The reclaimer's write lease, held for a moment per object, is broken by an opener
+	 * with SIGIO, whose default action would end us: ignored, reclaim needs no F_SETSIG
+	 * per object (reclaim.c). */
+	signal(SIGIO, SIG_IGN);
 	int rc = 1, basefd = -1, shmfd = -1;
 	struct inuse *idx = NULL;
 	char name[256], err[256], boot_id[UTIL_BOOT_ID_LEN + 1];

@@ -1,7 +1,8 @@
-/* cmd_sweep.c — `shmwarden sweep [--tmpdir DIR] [--dry-run] [--json] [--metrics FILE]
- * [--syslog]`: the host's leak sweeper (cron, systemd timer). Reclaims every dead manager
- * directory in the temp base through reclaim_base; as root it visits every user's
- * directories (acting as each owner), otherwise only the caller's. A directory that
+/* cmd_sweep.c — `shmwarden sweep [--tmpdir DIR] [--user NAME|UID] [--dry-run] [--json]
+ * [--metrics FILE] [--syslog]`: the host's leak sweeper (cron, systemd timer, a batch
+ * system's epilog). Reclaims every dead manager directory in the temp base through
+ * reclaim_base; as root it visits every user's directories (acting as each owner), or
+ * one user's with --user, otherwise only the caller's. A directory that
  * cannot be processed is reported and skipped; the sweep goes on with the others.
  *
  * Output: the report on stdout, failures on stderr, log lines (SHMWARDEN_LOG) on stderr
@@ -11,10 +12,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -24,16 +28,20 @@
 #include "metrics.h"
 #include "reclaim.h"
 #include "report.h"
+#include "sandbox.h"
 #include "shmobj.h"
 #include "util.h"
 
 static const char sweep_usage[] =
-	"usage: shmwarden sweep [--tmpdir DIR] [--dry-run] [--json] [--metrics FILE] [--syslog]\n"
+	"usage: shmwarden sweep [--tmpdir DIR] [--user NAME|UID] [--dry-run] [--json]\n"
+	"                       [--metrics FILE] [--syslog]\n"
 	"  Reclaims the shared-memory objects of every dead manager under the temp base\n"
 	"  (DIR, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp) and removes their directories.\n"
 	"  Live managers and objects still in use are left alone. As root it visits every\n"
 	"  user's directories, acting as their owner; otherwise only yours.\n"
 	"  --tmpdir DIR    the temp base to sweep\n"
+	"  --user NAME|UID only that user's directories (root; a Slurm epilog passes the\n"
+	"                  job's user: the user's live managers are left alone as ever)\n"
 	"  --dry-run       report what would happen, change nothing\n"
 	"  --json          print one JSON document: {\"base\", \"dirs\": [...], \"totals\"}\n"
 	"  --metrics FILE  write Prometheus textfile metrics to FILE (atomically replaced;\n"
@@ -46,6 +54,7 @@ static const char sweep_usage[] =
 
 struct sweep_ctx {
 	const char *base, *metrics;
+	uid_t only_uid; /* (uid_t)-1: every user's (root) */
 	bool json, dry_run, syslog;
 	struct report_totals totals;
 };
@@ -88,6 +97,79 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 		log_error("sweep: %s", msg);
 }
 
+/* The pledge, before the first journal is read (sandbox.h). SWEEP_PRIVATE_MOUNTS: files
+ * may change only in the temp base swept, this process's own temp base, /dev/shm and the
+ * metrics file's directory. It is off: livemgr.c finds a live manager's directory by the
+ * path its descriptor reads back, and seen from a mount namespace of our own that path is
+ * one of the host's tree when the sweep runs in a chroot whose temp base is a mount (a
+ * container, Debian's sid chroot): the live manager's journal went unread and its
+ * re-registered names were unlinked (tests/proc/test_sandbox.py, in a chroot). Until
+ * livemgr identifies the directory by its inode, the systemd unit's ProtectSystem=strict
+ * and ReadWritePaths= are the only confinement of the paths (SECURITY.md). (-D to try
+ * it: `CFLAGS=-DSWEEP_PRIVATE_MOUNTS=1 make`.) */
+#ifndef SWEEP_PRIVATE_MOUNTS
+#define SWEEP_PRIVATE_MOUNTS 0
+#endif
+
+static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
+{
+	char metrics_dir[4096] = "";
+	if (ctx->metrics) {
+		util_strlcpy(metrics_dir, ctx->metrics, sizeof(metrics_dir));
+		char *slash = strrchr(metrics_dir, '/');
+		if (!slash)
+			util_strlcpy(metrics_dir, ".", sizeof(metrics_dir));
+		else
+			slash[slash == metrics_dir] = '\0';
+	}
+	/* util_tmpbase() and /tmp too: a journal is read from a private copy, made in the
+	 * first of those two that works (mgrdir.c); $TMPDIR may not exist. */
+	const char *rw[] = { ctx->base, util_tmpbase(), "/tmp", SHMOBJ_DIR,
+			     ctx->metrics ? metrics_dir : NULL, NULL };
+	/* What the sweeper creates (the metrics file) is readable by the collector without
+	 * an fchmod, which the sandbox refuses. */
+	umask(022);
+	bool confined;
+	if (sandbox_sweeper(SWEEP_PRIVATE_MOUNTS ? rw : NULL, &confined, err, errlen) < 0)
+		return -1;
+	if (confined)
+		log_info("sweep: privileges dropped; files may change only under %s, %s, %s, "
+			 "/tmp%s%s", ctx->base, SHMOBJ_DIR, util_tmpbase(),
+			 ctx->metrics ? " and " : "", ctx->metrics ? metrics_dir : "");
+	else
+		log_info("sweep: privileges dropped; writes not confined by the sweep itself "
+			 "(%s)", geteuid() ? "not root" :
+			 !SWEEP_PRIVATE_MOUNTS ? "no private mount namespace in this release" :
+			 "no CAP_SYS_ADMIN or no mount_setattr");
+	return 0;
+}
+
+/* --user NAME|UID: a number is a uid (it need not have a name: a job's user may be
+ * gone from the user database), anything else a name looked up now, before the
+ * sandbox (NSS may need the network). Only root may name another user. */
+static int sweep_user(const struct cli *c, const char *u, struct sweep_ctx *ctx)
+{
+	long long v;
+	if (*u >= '0' && *u <= '9') {
+		/* (uid_t)-1 is no uid: it means "unchanged" to the kernel */
+		if (cli_number(u, 0, (long long)(uid_t)-2, &v) < 0)
+			return cli_usage_error(c, "--user: no such uid ", u), -1;
+		ctx->only_uid = (uid_t)v;
+	} else {
+		struct passwd pw, *res = NULL;
+		char buf[4096];
+		int rc = getpwnam_r(u, &pw, buf, sizeof(buf), &res);
+		if (!res)
+			return cli_usage_error(c, rc ? "--user: cannot look up " :
+						       "--user: no such user ", u), -1;
+		ctx->only_uid = pw.pw_uid;
+	}
+	if (geteuid() != 0 && ctx->only_uid != geteuid())
+		return cli_usage_error(c, "--user: only root may sweep another user's "
+				       "directories: ", u), -1;
+	return 0;
+}
+
 /* A failure before any directory was visited: with --json still one document on
  * stdout, with no directories, zero totals and the error. */
 static void sweep_fail_json(const struct sweep_ctx *ctx, const char *why)
@@ -103,7 +185,7 @@ static void sweep_fail_json(const struct sweep_ctx *ctx, const char *why)
 	fputs("}\n", stdout);
 }
 
-enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_METRICS, OPT_SYSLOG };
+enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_METRICS, OPT_SYSLOG, OPT_USER };
 
 /* -1 to go on, else the exit status. */
 static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
@@ -114,6 +196,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 		{ "json", OPT_JSON, NULL },
 		{ "metrics", OPT_METRICS, "a file" },
 		{ "syslog", OPT_SYSLOG, NULL },
+		{ "user", OPT_USER, "a user name or uid" },
 		{ "help", 'h', NULL },
 		{ NULL, 0, NULL },
 	};
@@ -137,6 +220,10 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 		case OPT_SYSLOG:
 			ctx->syslog = true;
 			break;
+		case OPT_USER:
+			if (sweep_user(&c, c.value, ctx) < 0)
+				return 2;
+			break;
 		case 'h':
 			fputs(sweep_usage, stdout);
 			return 0;
@@ -157,7 +244,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 
 int cmd_sweep(int argc, char **argv)
 {
-	struct sweep_ctx ctx = { 0 };
+	struct sweep_ctx ctx = { .only_uid = (uid_t)-1 };
 	int rc = sweep_parse(argc, argv, &ctx);
 	if (rc >= 0)
 		return rc;
@@ -168,11 +255,23 @@ int cmd_sweep(int argc, char **argv)
 	/* A reader that goes away (`| head`) must not stop a reclaim halfway: that would be
 	 * safe, but finishing is better; the lost output then shows in the exit status. */
 	signal(SIGPIPE, SIG_IGN);
+	/* The reclaimer's write lease, held for a moment per object, is broken by an opener
+	 * with SIGIO, whose default action would end us: ignored, reclaim needs no F_SETSIG
+	 * per object (reclaim.c). */
+	signal(SIGIO, SIG_IGN);
 	int basefd = -1, shmfd = -1;
 	struct inuse *idx = NULL;
 	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1], base[1024];
 	rc = 1;
 	report_escape(ctx.base, base, sizeof(base));
+	if (sweep_sandbox(&ctx, err, sizeof(err)) < 0) {
+		char msg[sizeof(err) * 4];
+		sweep_fail(&ctx, "cannot drop privileges: %s", report_escape(err, msg, sizeof(msg)));
+		char why[sizeof(err) + 32];
+		snprintf(why, sizeof(why), "cannot drop privileges: %s", err);
+		sweep_fail_json(&ctx, why);
+		goto out;
+	}
 	basefd = open(ctx.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0) {
 		int saved = errno;
@@ -202,7 +301,7 @@ int cmd_sweep(int argc, char **argv)
 		.now_s = util_wall_s(),
 		.caller_reports = !ctx.syslog,
 	};
-	uid_t only = geteuid() == 0 ? (uid_t)-1 : geteuid();
+	uid_t only = geteuid() == 0 ? ctx.only_uid : geteuid();
 	if (ctx.json) {
 		fputs("{\"base\":", stdout);
 		report_json_string(stdout, ctx.base);

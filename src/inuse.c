@@ -37,10 +37,13 @@ struct inuse_slot {
 };
 
 /* A process we could not inspect, with its real, effective, saved and filesystem uids
- * from /proc/PID/status (all INUSE_UID_UNKNOWN when that is unreadable too). */
+ * from /proc/PID/status (all INUSE_UID_UNKNOWN when that is unreadable too), and
+ * whether it may open any object whatever its owner and mode (any_owner: one of its uids
+ * is root's, or it has permitted capabilities, which it may make effective at will). */
 struct inuse_blind {
 	pid_t pid;
 	uid_t uid[4];
+	bool any_owner;
 };
 
 struct inuse {
@@ -291,12 +294,14 @@ static int inuse_reps_add(struct inuse_reps *reps, pid_t tid)
 	return 0;
 }
 
-/* The uids on the "Uid:" line of /proc/PID/status: readable even for a process that is
- * not dumpable, unless hidepid hides the whole directory. */
-static void inuse_status_uids(int pidfd, uid_t uid[4])
+/* The uids on the "Uid:" line of /proc/PID/status and its "CapPrm:" line: readable even
+ * for a process that is not dumpable, unless hidepid hides the whole directory. What
+ * cannot be read counts as the most it could be: uids unknown, any owner. */
+static void inuse_status(int pidfd, struct inuse_blind *b)
 {
 	for (int i = 0; i < 4; i++)
-		uid[i] = INUSE_UID_UNKNOWN;
+		b->uid[i] = INUSE_UID_UNKNOWN;
+	b->any_owner = true;
 	int fd = openat(pidfd, "status", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
@@ -309,11 +314,18 @@ static void inuse_status_uids(int pidfd, uid_t uid[4])
 	const char *p = strstr(buf, "\nUid:");
 	unsigned r, e, s, f;
 	if (p && sscanf(p + 5, "%u %u %u %u", &r, &e, &s, &f) == 4) {
-		uid[0] = r;
-		uid[1] = e;
-		uid[2] = s;
-		uid[3] = f;
+		b->uid[0] = r;
+		b->uid[1] = e;
+		b->uid[2] = s;
+		b->uid[3] = f;
 	}
+	bool root_or_unknown = false;
+	for (int i = 0; i < 4; i++)
+		root_or_unknown |= b->uid[i] == 0 || b->uid[i] == INUSE_UID_UNKNOWN;
+	p = strstr(buf, "\nCapPrm:");
+	unsigned long long prm;
+	if (!root_or_unknown && p && sscanf(p + 8, "%llx", &prm) == 1 && prm == 0)
+		b->any_owner = false;
 }
 
 static int inuse_add_blind(struct inuse *idx, int pidfd, pid_t pid)
@@ -328,7 +340,7 @@ static int inuse_add_blind(struct inuse *idx, int pidfd, pid_t pid)
 	}
 	struct inuse_blind *b = &idx->blind[idx->nblind++];
 	b->pid = pid;
-	inuse_status_uids(pidfd, b->uid);
+	inuse_status(pidfd, b);
 	return 0;
 }
 
@@ -577,26 +589,31 @@ bool inuse_holds(struct inuse *idx, dev_t dev, ino_t ino)
 
 /* The policy (SECURITY.md, "What cannot be seen"): a process we could not inspect may
  * hold an object when one of its uids is the object's owner, or when the object's mode
- * lets group or others read or write it, or when its uids are unknown. Root's own
- * processes are not assumed to hold another user's 0600 object: as non-root we can
- * never inspect them, and assuming it would keep every object forever; the kernel's
- * lease check (reclaim.c) is what covers them. When /proc hides processes (hidepid),
- * any object may be held by one we cannot even list: *pid is 0 then. */
+ * lets group or others read or write it, or when its uids are unknown, or when it may
+ * open any object: root's processes (uid 0 among its uids) and those with permitted
+ * capabilities. To a non-root reclaimer every root process is such a one, so its objects
+ * go to the kernel's lease check (reclaim.c), which clears what nobody has open. When
+ * /proc hides processes (hidepid), any object may be held by one we cannot even list:
+ * *pid is 0 then. */
 bool inuse_blind(struct inuse *idx, uid_t owner, mode_t mode, pid_t *pid)
 {
 	idx->consulted = true;
+	/* The pid reported is the likeliest holder: one running as the owner (or of unknown
+	 * uids) before one that could merely open anything. */
+	pid_t weak = 0;
 	for (size_t i = 0; i < idx->nblind; i++) {
 		const struct inuse_blind *b = &idx->blind[i];
-		bool may = (mode & 066) != 0;
-		for (int k = 0; k < 4 && !may; k++)
-			may = b->uid[k] == INUSE_UID_UNKNOWN || b->uid[k] == owner;
-		if (may) {
-			*pid = b->pid;
-			return true;
+		for (int k = 0; k < 4; k++) {
+			if (b->uid[k] == INUSE_UID_UNKNOWN || b->uid[k] == owner) {
+				*pid = b->pid;
+				return true;
+			}
 		}
+		if (!weak && ((mode & 066) != 0 || b->any_owner))
+			weak = b->pid;
 	}
-	*pid = 0;
-	return idx->hidden;
+	*pid = weak;
+	return weak != 0 || idx->hidden;
 }
 
 size_t inuse_count(const struct inuse *idx)

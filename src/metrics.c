@@ -147,8 +147,11 @@ int metrics_write(const char *path, const struct metrics_sweep *m, char *err, si
 		util_err(err, errlen, "create %s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	/* The collector usually runs as its own user: readable by all, whatever the umask. */
-	if (fchmod(fd, 0644) < 0) {
+	/* The collector usually runs as its own user: readable by all, whatever the umask.
+	 * Only when the umask took bits away: the sweeper's sandbox refuses fchmod (it sets
+	 * umask 022 itself), and so a sweep can still write its metrics. */
+	struct stat st;
+	if (fstat(fd, &st) < 0 || ((st.st_mode & 07777) != 0644 && fchmod(fd, 0644) < 0)) {
 		util_err(err, errlen, "chmod %s: %s", tmp, strerror(errno));
 		close(fd);
 		goto fail;

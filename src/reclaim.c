@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,14 @@ static const char *reclaim_printable(const char *s, size_t len, char *out, size_
 	return out;
 }
 
+/* The row's name made printable into buf, once: later calls return it as it is. */
+static const char *reclaim_row_name(const struct journal_row *row, char *buf, size_t len)
+{
+	if (!buf[0])
+		reclaim_printable(row->name, row->len, buf, len);
+	return buf;
+}
+
 static void reclaim_set(struct reclaim_report *r, enum reclaim_status st, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -136,12 +145,13 @@ enum reclaim_holder {
 /* Who may hold the object st (the one the name leads to now), from a view of /proc never
  * older than RECLAIM_VIEW_MAX_MS or the start of this directory. */
 static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const char *who,
-					  const char *pn, const struct shmobj_info *st, pid_t *blind)
+					  const struct journal_row *row, char *pnbuf, size_t pnlen,
+					  const struct shmobj_info *st, pid_t *blind)
 {
 	char err[256];
 	if (inuse_refresh(opts->inuse, RECLAIM_VIEW_MAX_MS, err, sizeof(err)) < 0) {
 		log_warn("reclaim: %s: %s: renewing the in-use view: %s; kept for a later pass",
-			 who, pn, err);
+			 who, reclaim_row_name(row, pnbuf, pnlen), err);
 		return RECLAIM_UNCHECKED;
 	}
 	if (inuse_holds(opts->inuse, (dev_t)st->dev, (ino_t)st->ino))
@@ -152,17 +162,19 @@ static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const
 }
 
 /* Unlinks an object a blind task may hold only when the kernel says nobody has it open
- * (shmobj_lease). While we hold the lease, an open by anyone else waits for us, so the
- * unlink cannot race an opener that found the object before it; the name is looked at
- * again just before the unlink (inode and birth time), so an object renamed over it in
- * between is not unlinked.
+ * (shmobj_lease_object). One open serves both checks: the object it reaches is compared
+ * with the one checked (inode and birth time, by statx on the fd), and the lease is taken
+ * on that same open file. While we hold the lease an open by anyone else waits for us, so
+ * nobody can start using the object between the kernel's answer and the unlink. The name
+ * is looked at once more just before the unlink (inode and birth time), so an object
+ * renamed over it since the open is not unlinked (SECURITY.md, "A fresh view").
  * Returns 0 when the name was unlinked (dry run: would be), 1 when the object is held
  * or the name moved, -1 with errno when the lease cannot be had or the unlink failed. */
-static int reclaim_lease_unlink(const struct reclaim_opts *opts, const char *name,
-				const struct shmobj_info *st)
+static int reclaim_lease_unlink(const struct reclaim_opts *opts, unsigned lease_flags,
+				const char *name, const struct shmobj_info *st)
 {
 	int fd;
-	int rc = shmobj_lease(opts->shm_dirfd, name, st->dev, st->ino, &fd);
+	int rc = shmobj_lease_object(opts->shm_dirfd, name, st, lease_flags, &fd);
 	if (rc != 0)
 		return rc;
 	struct shmobj_info now;
@@ -175,6 +187,17 @@ static int reclaim_lease_unlink(const struct reclaim_opts *opts, const char *nam
 	close(fd); /* releases the lease */
 	errno = saved;
 	return rc;
+}
+
+/* SHMOBJ_LEASE_SIGIO_IGNORED when this process ignores SIGIO (the commands set it):
+ * asked once per journal instead of an F_SETSIG per leased object. */
+static unsigned reclaim_lease_flags(void)
+{
+	struct sigaction sa;
+	if (sigaction(SIGIO, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+	    sa.sa_handler == SIG_IGN)
+		return SHMOBJ_LEASE_SIGIO_IGNORED;
+	return 0;
 }
 
 /* Counts a kept object, records which object it is (*learned, for a row never
@@ -215,16 +238,17 @@ static bool reclaim_is_journaled(const struct journal_row *row, const struct shm
 /* Decides one row; counts it in the report. Unlinks unless dry run. *learned is set
  * when the row, never identified, is kept or adopted: it then carries the identity to
  * record. */
-static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t owner,
-				       const char *who, const struct journal_row *row,
+static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned lease_flags,
+				       uid_t owner, const char *who, const struct journal_row *row,
 				       const struct reclaim_probe *p, struct journal_row *learned,
 				       struct reclaim_report *r)
 {
-	char pn[WIRE_NAME_FIELD * 4 + 8];
-	reclaim_printable(row->name, row->len, pn, sizeof(pn));
+	/* The printable name, made only when a line is logged: most rows log nothing. */
+	char pnbuf[WIRE_NAME_FIELD * 4 + 8] = "";
+#define PN reclaim_row_name(row, pnbuf, sizeof(pnbuf))
 	if (p->invalid) {
 		r->refused++;
-		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, pn, p->invalid);
+		log_warn("reclaim: %s: refusing journaled name '%s': %s", who, PN, p->invalid);
 		return RECLAIM_DROP;
 	}
 	const struct shmobj_info st = p->info;
@@ -236,26 +260,26 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 			 * object tracked by nobody. */
 			r->young++;
 			log_debug("reclaim: %s: %s: not created yet, registered %llds ago; kept",
-				  who, pn, (long long)(opts->now_s - row->registered_at));
+				  who, PN, (long long)(opts->now_s - row->registered_at));
 			return RECLAIM_KEEP;
 		}
 		if (p->stat_errno == ENOENT) {
 			r->gone++;
-			log_debug("reclaim: %s: %s: already gone", who, pn);
+			log_debug("reclaim: %s: %s: already gone", who, PN);
 			return RECLAIM_DROP;
 		}
-		log_warn("reclaim: %s: %s: stat: %s; kept for a later pass", who, pn,
+		log_warn("reclaim: %s: %s: stat: %s; kept for a later pass", who, PN,
 			 strerror(p->stat_errno));
 		return RECLAIM_KEEP;
 	}
 	if (!S_ISREG(st.mode) || st.uid != owner) {
 		r->refused++;
 		if (!S_ISREG(st.mode))
-			log_warn("reclaim: %s: refusing %s: not a regular file in %s", who, pn,
+			log_warn("reclaim: %s: refusing %s: not a regular file in %s", who, PN,
 				 SHMOBJ_DIR);
 		else
 			log_warn("reclaim: %s: refusing %s: the object belongs to uid %u, the "
-				 "journal to uid %u", who, pn, (unsigned)st.uid,
+				 "journal to uid %u", who, PN, (unsigned)st.uid,
 				 (unsigned)owner);
 		return RECLAIM_DROP;
 	}
@@ -264,7 +288,7 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 		 * whichever object it is. Handed over: the row goes, the object stays. */
 		r->handed_over++;
 		log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, not "
-			 "unlinked", who, pn, (int)p->holder);
+			 "unlinked", who, PN, (int)p->holder);
 		return RECLAIM_DROP;
 	}
 	if (!reclaim_is_journaled(row, &st)) {
@@ -273,7 +297,7 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 		r->refused++;
 		r->reused++;
 		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %lld.%09lld, "
-			 "not the journaled object (%s)", who, pn, (unsigned long long)st.ino,
+			 "not the journaled object (%s)", who, PN, (unsigned long long)st.ino,
 			 (long long)(st.btime_ns / 1000000000),
 			 (long long)(st.btime_ns % 1000000000),
 			 row->identified ? "another inode or birth time"
@@ -281,14 +305,14 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 		return RECLAIM_DROP;
 	}
 	pid_t blind = 0;
-	switch (reclaim_holder(opts, who, pn, &st, &blind)) {
+	switch (reclaim_holder(opts, who, row, pnbuf, sizeof(pnbuf), &st, &blind)) {
 	case RECLAIM_UNCHECKED:
 		return RECLAIM_KEEP;
 	case RECLAIM_HELD:
-		log_debug("reclaim: %s: %s: in use by a live task; kept", who, pn);
+		log_debug("reclaim: %s: %s: in use by a live task; kept", who, PN);
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	case RECLAIM_HELD_BLIND: {
-		int rc = reclaim_lease_unlink(opts, row->name, &st);
+		int rc = reclaim_lease_unlink(opts, lease_flags, row->name, &st);
 		if (rc == 0)
 			goto unlinked;
 		if (rc < 0 && errno == ENOENT) {
@@ -296,15 +320,15 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 			return RECLAIM_DROP;
 		}
 		if (rc < 0)
-			log_debug("reclaim: %s: %s: lease: %s", who, pn, strerror(errno));
+			log_debug("reclaim: %s: %s: lease: %s", who, PN, strerror(errno));
 		if (r->not_inspectable++ == 0)
 			r->not_inspectable_pid = blind;
 		if (blind > 0)
-			log_info("reclaim: %s: %s: kept: holder not inspectable (pid %d)", who, pn,
+			log_info("reclaim: %s: %s: kept: holder not inspectable (pid %d)", who, PN,
 				 (int)blind);
 		else
 			log_info("reclaim: %s: %s: kept: holder not inspectable (pid hidden by "
-				 "/proc)", who, pn);
+				 "/proc)", who, PN);
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	}
 	case RECLAIM_UNUSED:
@@ -317,7 +341,7 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 	if (!opts->dry_run && shmobj_info(opts->shm_dirfd, row->name, &again) == 0 &&
 	    (again.ino != st.ino || again.btime_ns != st.btime_ns)) {
 		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
-			 "pass", who, pn);
+			 "pass", who, PN);
 		return RECLAIM_KEEP;
 	}
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
@@ -329,18 +353,20 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, uid_t ow
 			/* The sticky /dev/shm and our fsuid said no: changed hands since stat. */
 			r->refused++;
 			log_warn("reclaim: %s: refusing %s: the kernel refused the unlink (%s)",
-				 who, pn, strerror(errno));
+				 who, PN, strerror(errno));
 			return RECLAIM_DROP;
 		}
-		log_warn("reclaim: %s: unlink %s: %s; kept for a later pass", who, pn,
+		log_warn("reclaim: %s: unlink %s: %s; kept for a later pass", who, PN,
 			 strerror(errno));
 		return RECLAIM_KEEP;
 	}
 unlinked:
 	r->unlinked++;
 	r->bytes += (uint64_t)st.size;
-	log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, pn, (long long)st.size);
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_debug("reclaim: %s: %s: unlinked (%lld bytes)", who, PN, (long long)st.size);
 	return RECLAIM_DROP;
+#undef PN
 }
 
 int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t owner,
@@ -355,6 +381,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	pid_t *holder = malloc(RECLAIM_PAGE * sizeof(*holder));
 	struct livemgr *live = NULL;
 	struct stat shm_st;
+	unsigned lease_flags = reclaim_lease_flags();
 	if (!rows || !learned || !probe || !drop || !held || !holder) {
 		snprintf(report->detail, sizeof(report->detail), "out of memory");
 		goto out;
@@ -415,8 +442,8 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 				/* Whose the name is could not be read: nothing is unlinked. */
 				a = RECLAIM_KEEP;
 			} else {
-				a = reclaim_row(opts, owner, who, &rows[i], &probe[i], &learned[i],
-						report);
+				a = reclaim_row(opts, lease_flags, owner, who, &rows[i],
+						&probe[i], &learned[i], report);
 			}
 			drop[i] = a != RECLAIM_KEEP;
 			if (a == RECLAIM_KEEP)

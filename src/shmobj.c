@@ -89,7 +89,28 @@ bool shmobj_exists(int shm_dirfd, const char *name)
 	return shmobj_stat(shm_dirfd, name, &st) == 0 || errno != ENOENT;
 }
 
-int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, int *fd)
+/* statx of an open fd: 0, or -1 with errno. */
+static int shmobj_info_fd(int fd, struct shmobj_info *info)
+{
+	struct statx sx;
+	unsigned want = STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE | STATX_INO |
+			STATX_BTIME;
+	if (statx(fd, "", AT_EMPTY_PATH, want, &sx) < 0)
+		return -1;
+	info->mode = sx.stx_mode;
+	info->uid = sx.stx_uid;
+	info->size = (off_t)sx.stx_size;
+	info->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	info->ino = sx.stx_ino;
+	info->has_btime = (sx.stx_mask & STATX_BTIME) != 0;
+	info->btime_ns = info->has_btime
+				 ? (int64_t)sx.stx_btime.tv_sec * 1000000000 + sx.stx_btime.tv_nsec
+				 : 0;
+	return 0;
+}
+
+int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_info *want,
+			unsigned flags, int *fd)
 {
 	*fd = -1;
 	if (name[0] != '/') {
@@ -101,14 +122,16 @@ int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, in
 					       O_CLOEXEC);
 	if (lfd < 0)
 		return errno == EWOULDBLOCK ? 1 : -1;
-	struct stat fst;
-	if (fstat(lfd, &fst) < 0 || (uint64_t)fst.st_dev != dev || (uint64_t)fst.st_ino != ino) {
+	struct shmobj_info got;
+	if (shmobj_info_fd(lfd, &got) < 0 || got.dev != want->dev || got.ino != want->ino ||
+	    (want->has_btime && (!got.has_btime || got.btime_ns != want->btime_ns))) {
 		close(lfd);
 		return 1;
 	}
 	/* An opener breaking the lease notifies its owner with a signal, SIGIO by default,
 	 * whose default action would end us: SIGURG's default is to ignore it. */
-	if (fcntl(lfd, F_SETSIG, SIGURG) < 0 || fcntl(lfd, F_SETLEASE, F_WRLCK) < 0) {
+	if ((!(flags & SHMOBJ_LEASE_SIGIO_IGNORED) && fcntl(lfd, F_SETSIG, SIGURG) < 0) ||
+	    fcntl(lfd, F_SETLEASE, F_WRLCK) < 0) {
 		int saved = errno;
 		close(lfd);
 		errno = saved;
@@ -116,4 +139,10 @@ int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, in
 	}
 	*fd = lfd;
 	return 0;
+}
+
+int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, int *fd)
+{
+	struct shmobj_info want = { .dev = dev, .ino = ino };
+	return shmobj_lease_object(shm_dirfd, name, &want, 0, fd);
 }

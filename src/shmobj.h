@@ -57,6 +57,15 @@ int shmobj_stat(int shm_dirfd, const char *name, struct stat *st);
  * name now leads elsewhere, -1 with errno when no lease can be had (leases disabled:
  * EINVAL; not the owner: EACCES). */
 int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, int *fd);
+
+/* shmobj_lease for the reclaim path, one open serving both checks: the object opened is
+ * compared with want (dev, inode, and birth time when want has one) by statx on the
+ * fd, so the name is resolved once. SHMOBJ_LEASE_SIGIO_IGNORED: the caller's process
+ * ignores SIGIO (sigaction), so the F_SETSIG that keeps a lease break from killing it
+ * is not needed. Same returns as shmobj_lease. */
+#define SHMOBJ_LEASE_SIGIO_IGNORED 1u
+int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_info *want,
+			unsigned flags, int *fd);
 /* statx of the object (no symlink followed): 0, or -1 with errno (ENOENT: gone). */
 int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
 

@@ -37,9 +37,11 @@ RELEASES = {"trixie": "2.6", "sid": "2.14"}
 # What the torch tests need, and what building and running the suite needs (sid).
 PACKAGES = ["python3", "python3-torch", "procps", "gcc", "make", "libc6-dev",
             "libsqlite3-dev", "pkgconf", "binutils"]
-# sid also runs the project's suite: its valgrind test needs valgrind, and its tests
-# run under pytest (with per-test time limits) once the suite is converted to it.
-EXTRA_PACKAGES = {"sid": ["valgrind", "python3-pytest", "python3-pytest-timeout"]}
+# sid also runs the project's suite: its valgrind test needs valgrind, its tests run
+# under pytest (with per-test time limits) once the suite is converted to it, and the
+# sweeper's sandbox (src/sandbox.c) builds against libcap-ng and libseccomp.
+EXTRA_PACKAGES = {"sid": ["valgrind", "python3-pytest", "python3-pytest-timeout",
+                          "libcap-ng-dev", "libseccomp-dev"]}
 
 
 def packages(release):
@@ -182,6 +184,11 @@ SUITE_EXCLUDES = {
     # Builds and enters chroots of its own (debootstrap, the host's /var/cache and apt):
     # that is the host's business, not a chroot's.
     "test_chroot.py": "builds chroots itself: the host's job",
+    # Installs the packages into scripts/chroot.sh's bookworm (a chroot inside a chroot),
+    # and `make deb` would apt-get its tools into the shared sid chroot.
+    "test_package.py": "installs the packages into a bookworm chroot: the host's job",
+    # A Slurm cluster of its own (daemons, cgroup v1 freezer, useradd): the host's.
+    "test_slurm.py": "starts a Slurm cluster of its own: the host's job",
     # The matrix itself (no chroots within chroots); sid's PyTorch is tested by
     # test_matrix_torch.py, so test_torch.py here would be the same run twice.
     "test_matrix": "the matrix itself: no chroot inside a chroot",

@@ -8,6 +8,7 @@ DataLoader figures come from this run's managers.
 """
 import json
 import os
+import pwd
 import re
 import secrets
 import subprocess
@@ -77,6 +78,52 @@ def test_loadgen_refuses_garbage_options():
         assert r.returncode == 1 and "cannot pin to CPU 1000" in r.stderr, r.stderr
 
 
+def test_loadgen_reclaims_as_root_and_as_another_user():
+    # The reclaim figure's two runs: recover and the bare loop, wall and CPU time, every
+    # object reclaimed, and as --as-user everything (objects, recover, loop) that user's.
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = "/tmp"  # the suite's own base is private: the user must reach it
+    try:
+        sb = harness.Sandbox("bench")
+    finally:
+        if saved is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved
+    with sb:
+        os.chmod(sb.tmp, 0o711)
+        users = [None] + (["nobody"] if os.geteuid() == 0 else [])
+        for user in users:
+            extra = ["--as-user", user] if user else []
+            r = subprocess.run([LOADGEN, "reclaim", "--exe", harness.TORCH_SHM_MANAGER,
+                                "--tmpdir", sb.tmp, "--tag", secrets.token_hex(4),
+                                "--shmwarden", harness.SHMWARDEN, "--count", "200"] + extra,
+                               capture_output=True, text=True, timeout=300, env=sb.env)
+            assert r.returncode == 0, (user, r.stderr)
+            v = values(r.stdout)
+            assert v["leaked"] == "200" and v["left"] == "0" and v["unlinked"] == "200" and \
+                v["recover_status"] == "0", (user, v)
+            for k in ("recover_ms", "recover_cpu_ms", "unlink_ms", "unlink_cpu_ms"):
+                assert float(v[k]) >= 0, (user, k, v)
+            assert float(v["recover_cpu_ms"]) > 0, (user, v)
+            if user:
+                assert v["uid"] == str(pwd.getpwnam(user).pw_uid), v
+            assert os.listdir(sb.tmp) == [], "left %s" % os.listdir(sb.tmp)
+        if os.geteuid() == 0:
+            for user, why in (("no-such-user-x", "no such user"),):
+                r = subprocess.run([LOADGEN, "reclaim", "--exe", harness.TORCH_SHM_MANAGER,
+                                    "--tmpdir", sb.tmp, "--shmwarden", harness.SHMWARDEN,
+                                    "--as-user", user], capture_output=True, text=True,
+                                   timeout=60)
+                assert r.returncode == 1 and why in r.stderr, r.stderr
+            os.chmod(sb.tmp, 0o700)
+            r = subprocess.run([LOADGEN, "reclaim", "--exe", harness.TORCH_SHM_MANAGER,
+                                "--tmpdir", sb.tmp, "--shmwarden", harness.SHMWARDEN,
+                                "--as-user", "nobody"], capture_output=True, text=True,
+                               timeout=60)
+            assert r.returncode == 1 and "searchable by others" in r.stderr, r.stderr
+
+
 def test_journal_bench_reports_both_locking_modes_and_cleans_up():
     exe = os.path.join(harness.BUILD, "tools", "bench_journal")
     with harness.Sandbox("bench") as sb:
@@ -103,8 +150,10 @@ def test_journal_bench_reports_both_locking_modes_and_cleans_up():
 
 
 def test_bench_refuses_garbage_arguments():
-    for args in (["--scenarios", "c1,bogus"], ["--placement", "nowhere"],
-                 ["--managers", "shmwarden,nobody"], ["--rounds", "0"], ["--batches", "1"]):
+    for args in [["--scenarios", "c1,bogus"], ["--placement", "nowhere"],
+                 ["--managers", "shmwarden,nobody"], ["--rounds", "0"], ["--batches", "1"]] + (
+                [["--reclaim-user", "no-such-user-x"], ["--reclaim-user", "root"]]
+                if os.geteuid() == 0 else []):
         r = subprocess.run([PY, BENCH] + args, capture_output=True, text=True, timeout=60)
         assert r.returncode == 2, "%s: exit %d: %s" % (args, r.returncode, r.stderr)
         assert "scripts/bench: error:" in r.stderr, r.stderr

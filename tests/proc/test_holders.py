@@ -383,12 +383,13 @@ def test_hidepid_hides_the_holder_so_the_kernel_is_asked():
             subprocess.run(["userdel", u], capture_output=True)
 
 
-def test_in_flight_fd_is_a_known_limit_for_a_user_reclaimer():
-    # SECURITY.md, known limits: an object whose only reference is an fd in flight over
-    # SCM_RIGHTS is seen by no /proc scan. A non-root reclaimer with nothing it could not
-    # inspect does not ask the kernel, and unlinks it; the receiver still gets a working
-    # fd (the object's memory lives until the last reference goes), but the name is gone.
-    if not root_only("test_in_flight_fd_is_a_known_limit_for_a_user_reclaimer"):
+def test_in_flight_fd_is_seen_by_a_user_reclaimer():
+    # An fd in flight over SCM_RIGHTS is in no fd table: no /proc scan sees it. A non-root
+    # reclaimer cannot inspect root's processes, which may open any object, so it asks the
+    # kernel (the write lease), which counts the fd in flight: the object is kept.
+    # SECURITY.md, known limits, says when the lease is not asked (a root sweep with
+    # nothing it cannot inspect).
+    if not root_only("test_in_flight_fd_is_seen_by_a_user_reclaimer"):
         return
     users = []
     sb = _shared_sandbox("hscm")
@@ -403,10 +404,52 @@ def test_in_flight_fd_is_a_known_limit_for_a_user_reclaimer():
                 stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         rep = json.loads(out)
-        expect(rep["status"] == "removed" and rep["unlinked"] == 1,
-               "in flight, as the user: %s %s" % (rep, err))
-        expect(not os.path.exists(SHM + n), "the known limit changed: update SECURITY.md")
+        expect(rep["status"] == "kept" and rep["unlinked"] == 0 and
+               rep["not_inspectable"] == 1, "in flight, as the user: %s %s" % (rep, err))
+        expect(os.path.exists(SHM + n), "unlinked while an fd of it is in flight")
         stop(h)
+        rep = recover_json(sb, d)
+        expect(rep["status"] == "removed" and rep["unlinked"] == 1,
+               "once the fd is gone: %s" % rep)
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
+def test_user_reclaimer_keeps_what_a_root_process_holds():
+    # Root's processes may open any user's object, and a user's recover or restarted
+    # manager cannot read their /proc entries: what they hold cannot be seen, so the
+    # kernel is asked. Held open, or mapped read-only with the fd closed: kept; the
+    # object nobody holds is unlinked; once the holders are gone, everything goes.
+    if not root_only("test_user_reclaimer_keeps_what_a_root_process_holds"):
+        return
+    users = []
+    sb = _shared_sandbox("hroot")
+    try:
+        users = [_useradd("u")]
+        pw = pwd.getpwnam(users[0])
+        env = dict(sb.env, HOME="/")
+        names = [sb.name(i) for i in range(3)]
+        d = _user_dead_manager(sb, pw, env, ["+" + n for n in names])
+        hs = [hold(sb, "fd", SHM + names[0]), hold(sb, "map-ro", SHM + names[1])]
+        q = _as(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env)
+        out, err = q.communicate(timeout=60)
+        rep = json.loads(out)
+        expect(rep["status"] == "kept" and rep["unlinked"] == 1 and rep["in_use"] == 2 and
+               rep["not_inspectable"] == 2, "root holders, as the user: %s %s" % (rep, err))
+        for n in names[:2]:
+            expect(os.path.exists(SHM + n), "%s unlinked while a root process holds it" % n)
+        expect(not os.path.exists(SHM + names[2]), "the unheld object was kept")
+        for h in hs:
+            stop(h)
+        q = _as(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env)
+        out, err = q.communicate(timeout=60)
+        rep = json.loads(out)
+        expect(rep["status"] == "removed" and rep["unlinked"] == 2,
+               "holders gone, as the user: %s %s" % (rep, err))
     finally:
         sb.cleanup()
         for u in users:

@@ -12,7 +12,7 @@
  *                         [--batch B] [--mgr-cpu C] [--client-cpu C] [--ok-timeout MS]
  *   bench_loadgen journal COMMON --count N        manager dir size after N cycles
  *   bench_loadgen live    COMMON --count N        VmRSS with N names registered
- *   bench_loadgen reclaim COMMON --count N --shmwarden PATH
+ *   bench_loadgen reclaim COMMON --count N --shmwarden PATH [--as-user USER]
  *   COMMON: --exe PATH [--argv0 NAME] [--arg A]... --tmpdir BASE [--tag TAG]
  *           [--mgr-stderr FILE] [--window W]
  */
@@ -21,8 +21,10 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -59,6 +61,7 @@ struct lg_opts {
 	const char *tag;
 	const char *mgr_stderr;
 	const char *shmwarden;
+	const char *as_user; /* reclaim: run as this user (needs root) */
 	unsigned clients;
 	unsigned idle;
 	unsigned window;
@@ -81,6 +84,8 @@ struct lg_mgr {
 /* The manager this process started, for the signal handler: an interrupted bench must
  * not leave a setsid()ed manager behind. Only ever our own child. */
 static volatile pid_t lg_mgr_pid;
+/* reclaim --as-user: the child doing the work as that user; it stops its own manager. */
+static volatile pid_t lg_child_pid;
 /* How long a client waits for an OK: libshm's 1 s, unless --ok-timeout (a manager under
  * callgrind in `scripts/bench --profile` runs 50-100 times slower). */
 static int lg_ok_timeout_ms = LG_OK_TIMEOUT_MS;
@@ -89,7 +94,17 @@ static void lg_on_signal(int sig)
 {
 	if (lg_mgr_pid > 0)
 		kill(lg_mgr_pid, SIGKILL);
+	if (lg_child_pid > 0) {
+		kill(lg_child_pid, SIGTERM);
+		waitpid(lg_child_pid, NULL, 0);
+	}
 	_exit(128 + sig);
+}
+
+static double lg_cpu_ms(const struct rusage *ru)
+{
+	return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+	       (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
 }
 
 static double lg_now(void)
@@ -960,7 +975,10 @@ static void lg_make_object(const char *name, void *ctx)
 	close(fd);
 }
 
-static double lg_time_recover(const struct lg_opts *o, const char *dir, int *status)
+/* Runs `shmwarden recover DIR`; returns its wall time in ms, and its CPU time (user +
+ * system, from wait4) in *cpu_ms. */
+static double lg_time_recover(const struct lg_opts *o, const char *dir, int *status,
+			      double *cpu_ms)
 {
 	int errfd = open(o->mgr_stderr ? o->mgr_stderr : "/dev/null",
 			 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -977,19 +995,25 @@ static double lg_time_recover(const struct lg_opts *o, const char *dir, int *sta
 		_exit(127);
 	}
 	int st;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+	struct rusage ru;
+	while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR)
 		;
 	double ms = (lg_now() - t0) * 1000;
+	*cpu_ms = lg_cpu_ms(&ru);
 	if (errfd >= 0)
 		close(errfd);
 	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	return ms;
 }
 
+static int lg_reclaim_as(const struct lg_opts *o);
+
 static int lg_mode_reclaim(const struct lg_opts *o)
 {
 	if (!o->shmwarden)
 		lg_fail("reclaim: --shmwarden PATH is required");
+	if (o->as_user)
+		return lg_reclaim_as(o);
 	char prefix[WIRE_NAME_FIELD], uprefix[WIRE_NAME_FIELD], tagprefix[WIRE_NAME_FIELD];
 	snprintf(prefix, sizeof(prefix), "/shmwb_%s_r%d_", o->tag, (int)getpid());
 	snprintf(uprefix, sizeof(uprefix), "/shmwb_%s_u%d_", o->tag, (int)getpid());
@@ -1009,7 +1033,8 @@ static int lg_mode_reclaim(const struct lg_opts *o)
 	close(fd);
 	unsigned long leaked = lg_sweep_prefix(prefix + 1, false);
 	int status;
-	double recover_ms = lg_time_recover(o, m.dir, &status);
+	double recover_cpu_ms;
+	double recover_ms = lg_time_recover(o, m.dir, &status, &recover_cpu_ms);
 	unsigned long left = lg_sweep_prefix(prefix + 1, false);
 	lg_rm_tree(m.tmp);
 
@@ -1020,6 +1045,8 @@ static int lg_mode_reclaim(const struct lg_opts *o)
 			lg_fail("name too long: %s%lu", uprefix, i);
 		lg_make_object(name, NULL);
 	}
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_SELF, &ru0);
 	double t0 = lg_now();
 	unsigned long unlinked = 0;
 	for (unsigned long i = 0; i < o->count; i++) {
@@ -1028,11 +1055,79 @@ static int lg_mode_reclaim(const struct lg_opts *o)
 		unlinked += shm_unlink(name) == 0;
 	}
 	double unlink_ms = (lg_now() - t0) * 1000;
+	getrusage(RUSAGE_SELF, &ru1);
 	lg_sweep_prefix(tagprefix, true);
-	printf("count=%lu\nleaked=%lu\nrecover_ms=%.3f\nrecover_status=%d\nleft=%lu\n"
-	       "unlink_ms=%.3f\nunlinked=%lu\n",
-	       o->count, leaked, recover_ms, status, left, unlink_ms, unlinked);
+	printf("count=%lu\nleaked=%lu\nrecover_ms=%.3f\nrecover_cpu_ms=%.3f\nrecover_status=%d\n"
+	       "left=%lu\nunlink_ms=%.3f\nunlink_cpu_ms=%.3f\nunlinked=%lu\nuid=%u\n",
+	       o->count, leaked, recover_ms, recover_cpu_ms, status, left, unlink_ms,
+	       lg_cpu_ms(&ru1) - lg_cpu_ms(&ru0), unlinked, (unsigned)geteuid());
 	return 0;
+}
+
+/* The reclaim mode run by a child with USER's uids and groups, in a private TMPDIR that
+ * user owns under the base (which must let others search it: 0711), so the objects,
+ * the dead manager, `recover` and the unlink loop all belong to that user: what a user's
+ * restarted manager or `recover` meets. The parent (root) appends the child's manager
+ * log to --mgr-stderr and removes the TMPDIR. */
+static int lg_reclaim_as(const struct lg_opts *o)
+{
+	struct passwd *pw = getpwnam(o->as_user);
+	if (!pw)
+		lg_fail("--as-user %s: no such user", o->as_user);
+	if (geteuid() != 0)
+		lg_fail("--as-user needs root");
+	/* The user must reach the base: it and every directory above it searchable. */
+	char walk[PATH_MAX];
+	if (!realpath(o->tmpbase, walk))
+		lg_fail("--as-user: %s: %s", o->tmpbase, strerror(errno));
+	for (;;) {
+		struct stat bst;
+		const char *dir = *walk ? walk : "/";
+		if (stat(dir, &bst) < 0 || (bst.st_mode & S_IXOTH) == 0)
+			lg_fail("--as-user: %s must be searchable by others (mode 0711), as must "
+				"every directory above %s", dir, o->tmpbase);
+		if (!*walk)
+			break;
+		*strrchr(walk, '/') = '\0'; /* realpath's answer is absolute */
+	}
+	char sub[PATH_MAX], log[PATH_MAX + 16];
+	if ((size_t)snprintf(sub, sizeof(sub), "%s/u-XXXXXX", o->tmpbase) >= sizeof(sub) ||
+	    !mkdtemp(sub) || chown(sub, pw->pw_uid, pw->pw_gid) < 0)
+		lg_fail("cannot make a TMPDIR for %s under %s: %s", o->as_user, o->tmpbase,
+			strerror(errno));
+	snprintf(log, sizeof(log), "%s/managers.log", sub);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		lg_fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
+		    setuid(0) == 0)
+			lg_fail("cannot become %s: %s", o->as_user, strerror(errno));
+		struct lg_opts uo = *o;
+		uo.as_user = NULL;
+		uo.tmpbase = sub;
+		uo.mgr_stderr = log;
+		exit(lg_mode_reclaim(&uo));
+	}
+	lg_child_pid = pid;
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	lg_child_pid = 0;
+	if (o->mgr_stderr) {
+		FILE *in = fopen(log, "re"), *out = fopen(o->mgr_stderr, "ae");
+		char buf[4096];
+		size_t n;
+		while (in && out && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+			fwrite(buf, 1, n, out);
+		if (in)
+			fclose(in);
+		if (out)
+			fclose(out);
+	}
+	lg_rm_tree(sub);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* A whole number in [min, max], or a clear failure: a typo must not silently run a
@@ -1063,7 +1158,7 @@ static void lg_usage(void)
 	      "       bench_loadgen spawn|run|journal|live|reclaim --exe PATH --tmpdir BASE\n"
 	      "            [--argv0 NAME] [--arg A]... [--tag TAG] [--mgr-stderr FILE]\n"
 	      "            [--clients N] [--idle M] [--duration S] [--warmup S] [--count N]\n"
-	      "            [--window W] [--shmwarden PATH] [--batch B]\n"
+	      "            [--window W] [--shmwarden PATH] [--as-user USER] [--batch B]\n"
 	      "            [--mgr-cpu C] [--client-cpu C] [--ok-timeout MS]\n",
 	      stderr);
 }
@@ -1089,6 +1184,7 @@ int main(int argc, char **argv)
 		{ "tag", required_argument, NULL, 'g' },
 		{ "mgr-stderr", required_argument, NULL, 'l' },
 		{ "shmwarden", required_argument, NULL, 's' },
+		{ "as-user", required_argument, NULL, 'U' },
 		{ "clients", required_argument, NULL, 'c' },
 		{ "idle", required_argument, NULL, 'i' },
 		{ "window", required_argument, NULL, 'w' },
@@ -1116,6 +1212,7 @@ int main(int argc, char **argv)
 		case 'g': o.tag = optarg; break;
 		case 'l': o.mgr_stderr = optarg; break;
 		case 's': o.shmwarden = optarg; break;
+		case 'U': o.as_user = optarg; break;
 		case 'c': o.clients = (unsigned)lg_num("clients", optarg, 1, 100000); break;
 		case 'i': o.idle = (unsigned)lg_num("idle", optarg, 0, 1000000); break;
 		case 'w': o.window = (unsigned)lg_num("window", optarg, 1, 1000000); break;

@@ -1,0 +1,226 @@
+/* sandbox.c — the sweeper's pledge (see sandbox.h): a read-only mount namespace,
+ * capabilities with libcap-ng, no_new_privs, a system-call allow-list with libseccomp.
+ *
+ * The order matters: the mounts first (CAP_SYS_ADMIN is still there), then the
+ * capabilities (capset itself is refused later), then no_new_privs (an unprivileged
+ * seccomp filter requires it), the filter last: mount, umount, unshare and capset are
+ * not on it, so nothing of the above can be undone.
+ *
+ * The allow-list is what the sweep was seen to do (strace of sweeps as root and as a
+ * user, with --json, --metrics and --syslog, through SQLite's WAL recovery) plus what
+ * glibc may do on the same paths (stdio, malloc, abort). Left out on purpose: fchmod
+ * and fchown, which would let a root sweeper change the mode of any root-owned file it
+ * can open for reading in a writable directory; SQLite calls them only to match
+ * new -wal/-shm files to the journal and ignores their failure. The sanitizers'
+ * runtimes need more (LeakSanitizer stops the world with a ptrace-ing thread at exit):
+ * those calls are allowed only in a sanitized build.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cap-ng.h>
+
+#include "sandbox.h"
+#include "util.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+#define SANDBOX_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define SANDBOX_SANITIZED 1
+#endif
+#endif
+
+/* Names, not numbers: one list for every architecture; a name this architecture lacks
+ * (open on arm64) resolves to nothing and is skipped. */
+static const char *const sandbox_allowed[] = {
+	/* files and directories (SQLite, /proc, /dev/shm, the temp base) */
+	"read", "pread64", "readv", "write", "pwrite64", "writev", "lseek", "close",
+	"open", "openat", "stat", "fstat", "lstat", "newfstatat", "statx", "statfs",
+	"fstatfs", "access", "faccessat", "faccessat2", "getdents64", "readlink",
+	"readlinkat", "fcntl", "flock", "fsync", "fdatasync", "ftruncate", "unlink",
+	"unlinkat", "rmdir", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
+	"getcwd", "close_range", "dup", "dup2", "dup3",
+	/* identity: setfsuid/setfsgid act as each owner; the rest only read */
+	"setfsuid", "setfsgid", "getuid", "geteuid", "getgid", "getegid", "getgroups",
+	"getresuid", "getresgid", "getpid", "getppid", "gettid", "capget",
+	/* the in-use index: kcmp tells which tasks share an fd table (else it reads all) */
+	"kcmp",
+	/* memory */
+	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
+	/* time, randomness, signals, threads, exit */
+	"clock_gettime", "clock_getres", "gettimeofday", "time", "clock_nanosleep",
+	"nanosleep", "getrandom", "uname", "sysinfo", "rt_sigaction", "rt_sigprocmask",
+	"rt_sigreturn", "sigaltstack", "restart_syscall", "futex", "sched_yield",
+	"sched_getaffinity", "getrlimit", "prlimit64", "prctl", "exit", "exit_group",
+	"set_robust_list", "rseq",
+	/* syslog(3) on /dev/log (socket itself is allowed for AF_UNIX only, below) */
+	"connect", "sendto", "sendmsg", "shutdown",
+#ifdef SANDBOX_SANITIZED
+	"clone", "clone3", "ptrace", "wait4", "waitid", "kill", "getdents", "sched_getparam",
+	"sched_getscheduler", "getpgid", "setpgid", "personality", "arch_prctl",
+	"mincore", "msync", "pipe", "pipe2", "poll", "ppoll", "set_tid_address",
+#endif
+};
+
+static int sandbox_seccomp(char *err, size_t errlen)
+{
+	int rc = -1, r;
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+	if (!ctx) {
+		util_err(err, errlen, "seccomp_init failed");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]); i++) {
+		int nr = seccomp_syscall_resolve_name(sandbox_allowed[i]);
+		if (nr == __NR_SCMP_ERROR)
+			continue;
+		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0)) < 0) {
+			util_err(err, errlen, "seccomp: allowing %s: %s", sandbox_allowed[i],
+				 strerror(-r));
+			goto out;
+		}
+	}
+	/* Local sockets only (syslog); AF_INET, AF_NETLINK, AF_PACKET... get EPERM. */
+	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+				  SCMP_A0(SCMP_CMP_EQ, AF_UNIX))) < 0 ||
+	    /* isatty() for stdio's buffering; nothing else of ioctl. */
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				  SCMP_A1(SCMP_CMP_EQ, TCGETS))) < 0 ||
+	    /* abort() signals itself (tgkill to its own pid) */
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+				  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()))) < 0) {
+		util_err(err, errlen, "seccomp: argument rules: %s", strerror(-r));
+		goto out;
+	}
+	if ((r = seccomp_load(ctx)) < 0) {
+		util_err(err, errlen, "seccomp_load: %s", strerror(-r));
+		goto out;
+	}
+	rc = 0;
+out:
+	seccomp_release(ctx);
+	return rc;
+}
+
+/* Root only: a private mount namespace where everything is read-only but rw[], as
+ * systemd's ProtectSystem=strict and ReadWritePaths= make it. Landlock would serve a
+ * user too, but a Landlock-confined process may not read another process's
+ * /proc/PID/maps or fd (its ptrace rules), which the in-use index must read all along
+ * the sweep. 1 when confined, 0 when it cannot be (see below; a kernel without
+ * mount_setattr, before 5.12), -1 on error. */
+static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
+{
+	/* Without CAP_SYS_ADMIN (a user; root in the systemd unit, whose ProtectSystem=
+	 * and ReadWritePaths= did the same already) there is nothing to do it with. */
+	if (geteuid() != 0 || capng_get_caps_process() < 0 ||
+	    capng_have_capability(CAPNG_EFFECTIVE, CAP_SYS_ADMIN) != 1)
+		return 0;
+	char real[8][PATH_MAX];
+	size_t n = 0;
+	for (size_t i = 0; rw[i]; i++) {
+		if (n == sizeof(real) / sizeof(real[0])) {
+			util_err(err, errlen, "too many writable directories");
+			return -1;
+		}
+		/* One that does not exist (yet) stays read-only: writes there are refused. */
+		if (realpath(rw[i], real[n]))
+			n++;
+	}
+	if (unshare(CLONE_NEWNS) < 0) {
+		util_err(err, errlen, "unshare(CLONE_NEWNS): %s", strerror(errno));
+		return -1;
+	}
+	/* Nothing done here may reach the host's mounts. ("none": the kernel ignores the
+	 * source and type of these two calls, valgrind does not.) */
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0) {
+		util_err(err, errlen, "making / private: %s", strerror(errno));
+		return -1;
+	}
+	/* Each writable directory becomes a mount of its own, so it can be made writable
+	 * again alone after the whole tree went read-only. */
+	for (size_t i = 0; i < n; i++) {
+		if (mount(real[i], real[i], "none", MS_BIND | MS_REC, NULL) < 0) {
+			util_err(err, errlen, "bind %s: %s", real[i], strerror(errno));
+			return -1;
+		}
+	}
+	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+	if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) < 0) {
+		if (errno == ENOSYS)
+			return 0;
+		util_err(err, errlen, "making / read-only: %s", strerror(errno));
+		return -1;
+	}
+	struct mount_attr rwattr = { .attr_clr = MOUNT_ATTR_RDONLY };
+	for (size_t i = 0; i < n; i++) {
+		if (mount_setattr(AT_FDCWD, real[i], 0, &rwattr, sizeof(rwattr)) < 0) {
+			util_err(err, errlen, "making %s writable: %s", real[i], strerror(errno));
+			return -1;
+		}
+	}
+	return 1;
+}
+
+static int sandbox_caps(char *err, size_t errlen)
+{
+	if (capng_get_caps_process() < 0) {
+		util_err(err, errlen, "capng_get_caps_process: %s", strerror(errno));
+		return -1;
+	}
+	capng_clear(CAPNG_SELECT_ALL);
+	if (geteuid() == 0 &&
+	    capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
+			  CAP_SETUID, CAP_SETGID, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, -1) < 0) {
+		util_err(err, errlen, "capng_updatev failed");
+		return -1;
+	}
+	/* Without CAP_SETPCAP (a user, or a systemd unit that already bounded the set)
+	 * the bounding set cannot shrink (-4): then it must hold nothing more than what
+	 * is kept, checked below; no_new_privs makes it moot for exec anyway. */
+	int r = capng_apply(geteuid() == 0 ? CAPNG_SELECT_ALL : CAPNG_SELECT_CAPS);
+	if (r < 0 && r != -4) {
+		util_err(err, errlen, "capng_apply failed (%d): %s", r, strerror(errno));
+		return -1;
+	}
+	if (geteuid() != 0)
+		return 0;
+	/* Up to the kernel's last capability, which may be newer than our headers. */
+	for (unsigned c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++) {
+		bool keep = c == CAP_SETUID || c == CAP_SETGID || c == CAP_SYS_PTRACE ||
+			    c == CAP_DAC_READ_SEARCH;
+		if (!keep && prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) {
+			util_err(err, errlen, "cannot drop %s from the bounding set (no "
+				 "CAP_SETPCAP)", capng_capability_to_name(c));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int sandbox_sweeper(const char *const *rw, bool *paths_confined, char *err, size_t errlen)
+{
+	int confined = rw ? sandbox_mounts(rw, err, errlen) : 0;
+	if (confined < 0)
+		return -1;
+	*paths_confined = confined == 1;
+	if (sandbox_caps(err, errlen) < 0)
+		return -1;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		util_err(err, errlen, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+		return -1;
+	}
+	return sandbox_seccomp(err, errlen);
+}

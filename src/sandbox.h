@@ -1,0 +1,36 @@
+/* sandbox.h — the sweeper's pledge: what `shmwarden sweep` gives up before it reads the
+ * first journal, so that a hostile journal that found a bug in SQLite or in our code
+ * still could not turn a root process against the host.
+ *
+ * sandbox_sweeper() is one-way (nothing can be regained) and per process:
+ *   capabilities  as root, only CAP_SETUID and CAP_SETGID (setfsuid to each directory's
+ *                 owner), CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (read every
+ *                 /proc/PID/maps and /proc/PID/fd, open each owner's 0700 directory)
+ *                 stay, in the effective, permitted and bounding sets; none inheritable
+ *                 or ambient. Without root: none at all.
+ *   no_new_privs  set: no exec could gain privileges (and seccomp requires it).
+ *   system calls  an allow-list (libseccomp); anything else fails with EPERM. No
+ *                 execve, no fork, no socket but AF_UNIX (syslog's /dev/log).
+ *   paths         when rw is given, as root, a private mount namespace in which every
+ *                 mount is read-only but the directories of rw (the temp bases,
+ *                 /dev/shm, the metrics file's directory): creating, writing or
+ *                 removing files elsewhere fails with EROFS. Reading is not restricted:
+ *                 the sweeper must read /proc and every journal. It needs
+ *                 CAP_SYS_ADMIN: a user's sweep (which can only touch that user's files
+ *                 anyway), root without it (the systemd unit, whose ProtectSystem=strict
+ *                 did the same) and a kernel older than 5.12 (no mount_setattr) go
+ *                 without: *paths_confined says so. Nothing else may fail.
+ */
+#ifndef SHMWARDEN_SANDBOX_H
+#define SHMWARDEN_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* rw: NULL-terminated directories where files may be created, written and removed
+ * (one that does not exist is skipped: writes there are then refused); NULL: no mount
+ * namespace, files may change wherever the kept capabilities allow. Returns 0, or -1
+ * with err filled; after -1 the process may be partly confined and must not go on. */
+int sandbox_sweeper(const char *const *rw, bool *paths_confined, char *err, size_t errlen);
+
+#endif
