@@ -97,17 +97,20 @@ matrix-chroots:
 package-chroot:
 	@scripts/chroot.sh ensure bookworm python3-torch >/dev/null
 
-# The suite runs against the normal build, then again against an ASan+UBSan build.
-# --no-print-directory: the suite's "N passed, N failed" stays the last line of the output.
+# The suite (pytest: pytest.ini, conftest.py) runs against the normal build, then
+# again against an ASan+UBSan build. PYTEST_ARGS adds pytest options (-k EXPR, -x...).
+# --no-print-directory: pytest's summary ("N passed in S s") stays the last line.
+PYTEST ?= /usr/bin/python3 -m pytest
+PYTEST_ARGS ?=
 test: deps matrix-chroots package-chroot
 	$(MAKE) --no-print-directory test-normal
 	$(MAKE) --no-print-directory test-san
 test-normal: check
-	tests/run --build $(BUILD)
+	$(PYTEST) --build $(BUILD) $(PYTEST_ARGS)
 test-san:
 	$(MAKE) --no-print-directory BUILD=build-san OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all' check
-	tests/run --build build-san --sanitized
+	$(PYTEST) --build build-san --sanitized $(PYTEST_ARGS)
 
 demo:
 	@scripts/deps.sh demo

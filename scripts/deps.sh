@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/deps.sh TARGET — installs the Debian packages TARGET needs, only if missing.
 #   build  compiler, make, SQLite, libcap-ng and libseccomp headers
-#   test   build + Debian's python3 and python3-torch (real PyTorch tests), util-linux
+#   test   build + Debian's python3, python3-pytest and python3-pytest-timeout (the suite
+#          runs under pytest), python3-torch (real PyTorch tests), util-linux
 #          (unshare, mount), passwd (useradd for the multi-user tests), valgrind, strace
 #          (its delay injection holds a sweep at an exact syscall in the race tests),
 #          systemd (systemd-analyze rates the unit), Slurm and munge (the epilog test),
@@ -33,7 +34,8 @@ systemd_pc() {
 }
 case "$target" in
 build) ;;
-test) pkgs+=(python3 python3-torch util-linux mount passwd valgrind strace procps debootstrap
+test) pkgs+=(python3 python3-pytest python3-pytest-timeout python3-torch util-linux mount passwd
+	valgrind strace procps debootstrap
 	systemd slurmctld slurmd slurm-client munge debhelper dpkg-dev build-essential lintian
 	pkgconf "$(systemd_pc)") ;;
 demo) pkgs+=(python3 python3-torch procps) ;;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -184,6 +185,7 @@ struct journal {
 	bool txn_lost;
 	struct journal_meta meta;
 	bool empty; /* the database holds no schema at all */
+	int dirfd;  /* journal_open_dirfd: the directory SQLite reaches through /proc/self/fd */
 	sqlite3_stmt *st[ST_NUM];
 	char lost_cause[160];
 	char err[320];
@@ -322,6 +324,7 @@ static struct journal *journal_alloc(unsigned flags, char *err, size_t errlen)
 		return NULL;
 	}
 	j->flags = flags;
+	j->dirfd = -1;
 	return j;
 }
 
@@ -330,11 +333,11 @@ static struct journal *journal_alloc(unsigned flags, char *err, size_t errlen)
  * without symlinks (realpath, or the kernel's name of a directory fd they checked). With SQLITE_OPEN_READWRITE SQLite itself falls back to
  * read-only when the file is write-protected; a read-write handle is preferred even for
  * JOURNAL_READONLY because reading a WAL database may need to create or recover -shm. */
-static int open_db(struct journal *j, const char *path, int create_flag)
+static int open_db(struct journal *j, const char *path, int create_flag, const char *vfs)
 {
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE |
 		    SQLITE_OPEN_NOMUTEX | create_flag;
-	int rc = sqlite3_open_v2(path, &j->db, flags, NULL);
+	int rc = sqlite3_open_v2(path, &j->db, flags, vfs);
 	if (rc == SQLITE_CANTOPEN_SYMLINK)
 		return journal_fail(j, "open: is a symbolic link");
 	if (rc != SQLITE_OK) {
@@ -707,7 +710,7 @@ int journal_create(const char *dirpath, const struct journal_meta *meta, struct 
 	if (refuse_leftovers(j, dirpath) < 0 || create_file(j, path) < 0)
 		goto fail;
 	created = true;
-	if (open_db(j, path, SQLITE_OPEN_CREATE) < 0 || configure_connection(j) < 0 ||
+	if (open_db(j, path, SQLITE_OPEN_CREATE, NULL) < 0 || configure_connection(j) < 0 ||
 	    create_schema(j, meta) < 0 || check_identity(j) < 0 || prepare_statements(j) < 0 ||
 	    load_meta(j) < 0)
 		goto fail;
@@ -721,13 +724,39 @@ fail:
 	return -1;
 }
 
+/* The checks and statements of journal_open and journal_open_dirfd, on a handle whose
+ * flags are set; path is the database file's, as SQLite is to be given it. */
+static int open_checked(struct journal *j, const char *path, const char *vfs)
+{
+	unsigned flags = j->flags;
+	if (open_db(j, path, 0, vfs) < 0)
+		return -1;
+	/* Untrusted: harden before the first read, then check in order of cheapness and of
+	 * what the message should say first (not a database, corrupt, foreign, version). */
+	if ((flags & JOURNAL_UNTRUSTED) &&
+	    (harden_connection(j) < 0 || (!(flags & JOURNAL_SKIM) && check_integrity(j) < 0)))
+		return -1;
+	if (check_identity(j) < 0)
+		return -1;
+	if ((flags & JOURNAL_UNTRUSTED) && check_schema(j) < 0)
+		return -1;
+	if (configure_connection(j) < 0 || prepare_statements(j) < 0 || load_meta(j) < 0)
+		return -1;
+	return 0;
+}
+
+static bool flags_valid(unsigned flags)
+{
+	return !(flags & ~(unsigned)(JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM)) &&
+	       !((flags & JOURNAL_SKIM) && (~flags & (JOURNAL_UNTRUSTED | JOURNAL_READONLY)));
+}
+
 int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,
 		 size_t errlen)
 {
 	char path[PATH_MAX];
 	*out = NULL;
-	if ((flags & ~(unsigned)(JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM)) ||
-	    ((flags & JOURNAL_SKIM) && (~flags & (JOURNAL_UNTRUSTED | JOURNAL_READONLY)))) {
+	if (!flags_valid(flags)) {
 		util_err(err, errlen, "%s: journal_open: unknown flags %#x", dirpath, flags);
 		return -1;
 	}
@@ -738,23 +767,88 @@ int journal_open(const char *dirpath, unsigned flags, struct journal **out, char
 		journal_fail(j, "path too long");
 		goto fail;
 	}
-	if (open_db(j, path, 0) < 0)
-		goto fail;
-	/* Untrusted: harden before the first read, then check in order of cheapness and of
-	 * what the message should say first (not a database, corrupt, foreign, version). */
-	if ((flags & JOURNAL_UNTRUSTED) &&
-	    (harden_connection(j) < 0 || (!(flags & JOURNAL_SKIM) && check_integrity(j) < 0)))
-		goto fail;
-	if (check_identity(j) < 0)
-		goto fail;
-	if ((flags & JOURNAL_UNTRUSTED) && check_schema(j) < 0)
-		goto fail;
-	if (configure_connection(j) < 0 || prepare_statements(j) < 0 || load_meta(j) < 0)
+	if (open_checked(j, path, NULL) < 0)
 		goto fail;
 	*out = j;
 	return 0;
 fail:
 	util_err(err, errlen, "%s/%s: %s", dirpath, JOURNAL_FILE, j->err);
+	bool empty = j->empty;
+	journal_close(j);
+	return empty ? -ENODATA : -1;
+}
+
+/*
+ * The VFS of journal_open_dirfd: SQLite's unix VFS, except that the database's path is
+ * taken as given. SQLite 3.40 resolves every symlink of a path itself (unixFullPathname)
+ * and would put the *text* of /proc/self/fd/N in its place: the directory's name in the
+ * mount namespace of whoever opened it, which in ours may be another directory or none
+ * (issue 10). The kernel, following the magic link, reaches the directory the
+ * descriptor holds whatever its name. Only "/proc/self/fd/N/journal.db" comes here
+ * (journal_open_dirfd makes it); SQLite derives -wal and -shm from it, and opens the
+ * last component with O_NOFOLLOW as with any path.
+ */
+#define JOURNAL_DIRFD_VFS "shmwarden-dirfd"
+#define JOURNAL_DIRFD_PREFIX "/proc/self/fd/"
+
+static sqlite3_vfs journal_dirfd_vfs; /* written once, under journal_dirfd_once */
+static pthread_once_t journal_dirfd_once = PTHREAD_ONCE_INIT;
+static int journal_dirfd_rc = SQLITE_ERROR;
+
+static int journal_dirfd_fullpathname(sqlite3_vfs *vfs, const char *path, int nout, char *out)
+{
+	(void)vfs;
+	size_t n = strlen(path);
+	if (strncmp(path, JOURNAL_DIRFD_PREFIX, strlen(JOURNAL_DIRFD_PREFIX)) != 0 ||
+	    n + 1 > (size_t)nout)
+		return SQLITE_CANTOPEN;
+	memcpy(out, path, n + 1);
+	return SQLITE_OK;
+}
+
+static void journal_dirfd_register(void)
+{
+	sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+	if (!unix_vfs)
+		return;
+	journal_dirfd_vfs = *unix_vfs;
+	journal_dirfd_vfs.pNext = NULL;
+	journal_dirfd_vfs.zName = JOURNAL_DIRFD_VFS;
+	journal_dirfd_vfs.xFullPathname = journal_dirfd_fullpathname;
+	journal_dirfd_rc = sqlite3_vfs_register(&journal_dirfd_vfs, 0);
+}
+
+int journal_open_dirfd(int dirfd, const char *label, unsigned flags, struct journal **out,
+		       char *err, size_t errlen)
+{
+	char path[64];
+	*out = NULL;
+	if (!flags_valid(flags) || !(flags & JOURNAL_READONLY)) {
+		util_err(err, errlen, "%s: journal_open_dirfd: bad flags %#x", label, flags);
+		return -1;
+	}
+	struct journal *j = journal_alloc(flags, err, errlen);
+	if (!j)
+		return -1;
+	if (pthread_once(&journal_dirfd_once, journal_dirfd_register) != 0 ||
+	    journal_dirfd_rc != SQLITE_OK) {
+		journal_fail(j, "cannot register the SQLite VFS " JOURNAL_DIRFD_VFS);
+		goto fail;
+	}
+	/* Our own descriptor, held as long as the handle: SQLite opens -wal and -shm
+	 * through it later, and nobody else can change what it refers to. */
+	j->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (j->dirfd < 0) {
+		journal_fail(j, "dup: %s", strerror(errno));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), JOURNAL_DIRFD_PREFIX "%d/%s", j->dirfd, JOURNAL_FILE);
+	if (open_checked(j, path, JOURNAL_DIRFD_VFS) < 0)
+		goto fail;
+	*out = j;
+	return 0;
+fail:
+	util_err(err, errlen, "%s/%s: %s", label, JOURNAL_FILE, j->err);
 	bool empty = j->empty;
 	journal_close(j);
 	return empty ? -ENODATA : -1;
@@ -1170,6 +1264,8 @@ void journal_close(struct journal *j)
 		log_warn("journal: close: %s", sqlite3_errmsg(j->db));
 		sqlite3_close_v2(j->db);
 	}
+	if (j->dirfd >= 0)
+		close(j->dirfd);
 	free(j);
 }
 

@@ -10,11 +10,41 @@
  * object it saw (reclaim.c keeps that order: statx a page, then livemgr_refresh and
  * livemgr_mark, then decide).
  *
- * SQLite opens journal.db-wal and -shm by path lazily (at the first read), unlinks them
- * by path on close, and as root fchowns what it opens to the main file's owner: a journal
- * is therefore only opened when its directory belongs to the owner we reclaim for, every
- * component of its path is one only root or that owner can replace, and our filesystem
- * uid is that owner's (reclaim.c's caller set it), so a swap at any moment reaches only
+ * Found by the kernel's identity, never by path text (issue 10): a live manager may run
+ * in another mount namespace (a systemd unit with PrivateTmp, a container sharing
+ * /dev/shm, a chroot), and so may the reclaimer (a sandboxed sweep); the same directory
+ * then has another name, or none, on each side. So every live task's descriptors are
+ * walked (/proc/PID/fd: complete, unlike /proc/locks, which comes a page per read() and
+ * skips entries under lock churn, and a stat through an fd link reaches the open file
+ * whatever namespace opened it). A directory of the owner that holds a manager.sock is
+ * reopened through the holder's own descriptor, and is a live manager's when its lock is
+ * held exclusive (a shared flock try fails at once: no /proc/locks needed) and the
+ * holder listens on a unix socket whose bound path, looked up in the holder's own root
+ * and mount namespace (/proc/PID/root), is that directory's manager.sock (a reclaimer
+ * holding a dead directory's lock does not: a dead journal is never opened in place,
+ * which would rewrite its -shm). Its journal is then read through our descriptor of
+ * the directory (journal_open_dirfd) and counts when it names the holder (in any of
+ * the pid namespaces it has: NSpid) as its manager, belongs to the owner and records
+ * our shm filesystem.
+ *
+ * The walk costs a stat per open descriptor on the machine, so it is not repeated for
+ * every page of rows: a manager whose name is on a page registered it before its client
+ * created the object, so it was live and listening before the object's birth, and any
+ * walk begun after that birth found it. A page whose objects are all older than the
+ * last walk (less a margin for the coarse clock of file times; a stepped clock, or a
+ * manager found earlier that changed, voids it) only rechecks the managers found, and
+ * its live journals are still read after its objects were statted.
+ *
+ * "Cannot tell" means keep: when /proc cannot be walked, or a candidate's socket cannot
+ * be looked at, or a live manager's journal must not be opened, livemgr_mark fails and
+ * the caller unlinks nothing of that page.
+ *
+ * SQLite opens journal.db-wal and -shm lazily, unlinks them on close and as root
+ * fchowns what it opens to the main file's owner: a journal is therefore only opened
+ * when its directory belongs to the owner we reclaim for and only that owner can
+ * change its entries (mode without group or other write), while our filesystem uid is
+ * that owner's (reclaim.c's caller set it). The directory itself is reached through a
+ * descriptor we hold, so nobody can swap it; a swap of an entry inside it reaches only
  * what the owner could reach anyway (SECURITY.md).
  */
 #include <dirent.h>
@@ -27,8 +57,11 @@
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/queue.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "livemgr.h"
@@ -36,19 +69,27 @@
 #include "mgrdir.h"
 #include "util.h"
 
-/* One FLOCK of /proc/locks, and what it turned out to be. */
+#define LIVEMGR_SOCKETS_MAX 64 /* socket descriptors of one holder looked at */
+/* File times come from the coarse clock, a tick (at most 10 ms) behind the one we read:
+ * an object born within this much before a walk began may be younger than the walk. */
+#define LIVEMGR_BIRTH_MARGIN_NS 1000000000LL
+/* A change of CLOCK_REALTIME - CLOCK_MONOTONIC larger than this is a step of the clock:
+ * birth times and the walk's time are no longer comparable. */
+#define LIVEMGR_CLOCK_STEP_NS 50000000LL
+
+/* A live manager: a process holding its locked manager directory open. */
 struct livemgr_entry {
 	pid_t pid;
-	unsigned maj, min;
-	unsigned long long ino;
-	struct journal *j; /* NULL: not a live manager of ours, or unreadable */
-	bool unreadable;   /* a manager directory whose journal could not be opened now
-			    * (another schema version, damaged, busy): not consulted, and
-			    * looked at again at the next refresh */
-	bool untrusted;    /* the owner's, but not opened: its path could be changed by
-			    * someone else, or we were not acting as the owner; while it
-			    * lives, livemgr_mark fails (nothing is unlinked) */
-	bool seen;         /* in the latest /proc/locks */
+	dev_t dev; /* the directory's identity */
+	ino_t ino;
+	int dirfd;         /* our descriptor of it, opened through the holder's */
+	int holder_fd;     /* the holder's descriptor number of it */
+	struct journal *j; /* NULL: no schema yet, or unreadable: tried again next refresh */
+	bool unreadable;   /* its journal could not be opened (another schema version,
+			    * damaged, busy): not consulted (SECURITY.md, known limits) */
+	bool foreign;      /* its journal is not ours (another owner, shm filesystem, or
+			    * manager pid): never opened again */
+	bool seen;         /* in the latest walk */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
 
@@ -59,6 +100,10 @@ struct livemgr {
 	uint64_t shm_dev;
 	struct journal *extra;
 	pid_t self;
+	bool unknown; /* the latest refresh could not tell: livemgr_mark fails */
+	bool walked;  /* a walk of /proc completed (walk_real_ns, walk_offset_ns valid) */
+	int64_t walk_real_ns;   /* CLOCK_REALTIME when it began */
+	int64_t walk_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC then */
 	struct livemgr_list entries;
 };
 
@@ -75,262 +120,447 @@ struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, struct journal *extra
 	return lm;
 }
 
-static struct livemgr_entry *livemgr_find(struct livemgr *lm, pid_t pid, unsigned maj,
-					  unsigned min, unsigned long long ino)
+static void livemgr_entry_free(struct livemgr_entry *e)
 {
-	struct livemgr_entry *e;
-	TAILQ_FOREACH(e, &lm->entries, link)
-		if (e->pid == pid && e->maj == maj && e->min == min && e->ino == ino)
-			return e;
-	return NULL;
+	journal_close(e->j);
+	if (e->dirfd >= 0)
+		close(e->dirfd);
+	free(e);
 }
 
-static bool livemgr_same_file(const struct stat *st, const struct livemgr_entry *e)
+static int64_t livemgr_ns(const struct timespec *ts)
 {
-	return major(st->st_dev) == e->maj && minor(st->st_dev) == e->min &&
-	       (unsigned long long)st->st_ino == e->ino;
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
-/* Whether the directory at path (in our mount namespace) is the manager directory that
- * the lock belongs to: it is the locked file itself, or its `lock` is. The path comes
- * from the holder's descriptor of the directory (every manager keeps one open): the
- * lock file's own descriptor does not name it, as it was made unnamed (O_TMPFILE) and
- * linked into place later. */
-static bool livemgr_is_locked_dir(const char *path, const struct stat *fdst,
-				  const struct livemgr_entry *e)
+static bool livemgr_is_num(const char *s)
 {
-	const char *base = strrchr(path, '/');
-	if (!S_ISDIR(fdst->st_mode) || !base || !mgrdir_is_name(base + 1))
+	if (!*s)
 		return false;
-	struct stat here;
-	if (stat(path, &here) < 0 || here.st_dev != fdst->st_dev || here.st_ino != fdst->st_ino)
-		return false; /* another mount namespace's path, or renamed since */
-	char lock[PATH_MAX];
-	const char *locked = path;
-	if (!livemgr_same_file(&here, e)) {
-		if ((size_t)snprintf(lock, sizeof(lock), "%s/%s", path, MGRDIR_LOCK) >= sizeof(lock) ||
-		    lstat(lock, &here) < 0 || !livemgr_same_file(&here, e))
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
 			return false;
-		locked = lock;
-	}
-	/* The /proc/locks line may be stale by now (a look that held the lock for an
-	 * instant, then kept the directory open while it copied the journal): the lock
-	 * counts only if it is still held exclusive, which a shared try tells without
-	 * waiting. Opening a dead directory's journal in place would rewrite its -shm. */
-	int fd = open(locked, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return true;
+}
+
+/* Whether someone holds fd's file locked exclusive: a shared try fails at once then.
+ * A lock we get is dropped with the descriptor, so fd is always a fresh open of its
+ * own (a lock belongs to the open file description). 1 held, 0 not, -1 error. */
+static int livemgr_held_fd(int fd)
+{
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+		return 0;
+	return errno == EWOULDBLOCK ? 1 : -1;
+}
+
+/* Whether the manager directory dirfd is locked by a live process: its own flock, or
+ * its lock file's (a manager holds both; a reclaimer at work holds them too, which the
+ * socket check tells apart). 1 held, 0 not, -1 cannot tell. */
+static int livemgr_locked(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		return -1;
+	int held = livemgr_held_fd(fd);
+	close(fd);
+	if (held != 0)
+		return held;
+	fd = openat(dirfd, MGRDIR_LOCK, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ELOOP ? 0 : -1;
+	struct stat st;
+	held = fstat(fd, &st) < 0 ? -1 : S_ISREG(st.st_mode) ? livemgr_held_fd(fd) : 0;
 	close(fd);
 	return held;
 }
 
-/* Whether pid holds the listening socket bound at dir/manager.sock: what only the
- * directory's manager does. A reclaimer holding a dead directory's lock does not, and
- * neither does a restarted manager for the dead siblings it adopts; their journals are
- * never opened (opening one in place, even read-only, rewrites its -shm, and a foreign
- * directory must stay exactly as it is). Read from /proc/net/unix (our network
- * namespace) and the holder's descriptors. */
-static bool livemgr_listens(pid_t pid, const char *dir)
+/* The inodes of the socket descriptors of pid (fddir: its /proc/PID/fd). */
+static size_t livemgr_sockets(int fddir, unsigned long *inodes, size_t max)
 {
-	char tail[300], line[PATH_MAX + 128], fddir[64], link[64], real[PATH_MAX];
-	/* The manager bound the path its TMPDIR gave, which may lead through a symlink:
-	 * match the last two components, then the directory by its resolved name. */
-	const char *base = strrchr(dir, '/');
-	if (!base || (size_t)snprintf(tail, sizeof(tail), "%s/%s", base, MGRDIR_SOCKET) >=
-			     sizeof(tail))
-		return false;
-	size_t tlen = strlen(tail);
-	FILE *f = fopen("/proc/net/unix", "re");
-	if (!f)
-		return false;
-	unsigned long inodes[8];
+	int fd = openat(fddir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
 	size_t n = 0;
-	while (n < sizeof(inodes) / sizeof(inodes[0]) && fgets(line, sizeof(line), f)) {
+	struct dirent *de;
+	char link[64];
+	while (n < max && (de = readdir(d))) {
+		ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		unsigned long ino;
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) == 1)
+			inodes[n++] = ino;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Whether pid listens on dirfd/manager.sock: what only the directory's manager does.
+ * Its listening sockets come from /proc/PID/net/unix (its own network namespace); the
+ * path each was bound to is looked up in its own root and mount namespace
+ * (/proc/PID/root), and must be the very socket file in our directory. 1 yes, 0 no,
+ * -1 cannot tell (its sockets cannot be read). */
+static int livemgr_listens(pid_t pid, int fddir, int dirfd)
+{
+	struct stat sock;
+	if (fstatat(dirfd, MGRDIR_SOCKET, &sock, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(sock.st_mode))
+		return 0;
+	unsigned long inodes[LIVEMGR_SOCKETS_MAX];
+	size_t n = livemgr_sockets(fddir, inodes, LIVEMGR_SOCKETS_MAX);
+	if (n == 0)
+		return 0;
+	char path[64], line[PATH_MAX + 128], root[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "/proc/%d/net/unix", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -1;
+	int found = 0;
+	while (found == 0 && fgets(line, sizeof(line), f)) {
 		unsigned flags;
 		unsigned long ino;
 		int off = 0;
 		if (sscanf(line, "%*s %*s %*s %x %*x %*x %lu %n", &flags, &ino, &off) != 2 ||
 		    !off || !(flags & 0x10000 /* __SO_ACCEPTCON: listening */))
 			continue;
-		char *path = line + off;
-		path[strcspn(path, "\n")] = '\0';
-		size_t plen = strlen(path);
-		if (plen <= tlen || strcmp(path + plen - tlen, tail) != 0)
+		bool ours = false;
+		for (size_t i = 0; i < n && !ours; i++)
+			ours = inodes[i] == ino;
+		char *bound = line + off;
+		bound[strcspn(bound, "\n")] = '\0';
+		if (!ours || bound[0] != '/') /* another's, unbound or abstract */
 			continue;
-		path[plen - strlen(MGRDIR_SOCKET) - 1] = '\0';
-		if (realpath(path, real) && strcmp(real, dir) == 0)
-			inodes[n++] = ino;
+		/* A bound path that no longer leads to the socket file (renamed, replaced,
+		 * made unreachable since the bind) proves nothing: only the path's owner,
+		 * the manager's own user (or root), can do that to it. */
+		struct stat st;
+		if ((size_t)snprintf(root, sizeof(root), "/proc/%d/root%s", (int)pid, bound) <
+			    sizeof(root) &&
+		    stat(root, &st) == 0 && st.st_dev == sock.st_dev && st.st_ino == sock.st_ino)
+			found = 1;
 	}
 	fclose(f);
-	if (!n)
-		return false;
-	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(fddir);
-	if (!d)
-		return false;
-	bool found = false;
-	struct dirent *de;
-	while (!found && (de = readdir(d))) {
-		ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
-		unsigned long ino;
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) != 1)
-			continue;
-		for (size_t i = 0; i < n && !found; i++)
-			found = inodes[i] == ino;
-	}
-	closedir(d);
 	return found;
 }
 
-/* Finds the lock holder's manager directory through its descriptors and opens the
- * directory's journal, if it is the holder's own. Sets e->unreadable when the holder's
- * directory is found but its journal cannot be opened: a live manager whose names are
- * not seen (SECURITY.md, known limits); e->untrusted when it must not be opened. */
-static struct journal *livemgr_open(struct livemgr *lm, struct livemgr_entry *e)
+/* Whether the journal's manager pid is pid in one of the pid namespaces pid has (the
+ * NSpid line: ours first, then each nested one's; a manager records its own getpid()). */
+static bool livemgr_is_pid(pid_t pid, int64_t journal_pid)
 {
-	char fddir[64], link[PATH_MAX], err[512];
-	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)e->pid);
-	DIR *d = opendir(fddir);
-	if (!d) {
-		log_debug("livemgr: pid %d: %s: %s; not looked at", (int)e->pid, fddir,
-			  strerror(errno));
-		return NULL;
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nNSpid:");
+	if (!p)
+		return journal_pid == pid; /* a kernel before 4.1: one namespace known */
+	p += 7;
+	for (;;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			return false;
+		if (v == journal_pid)
+			return true;
+		p = end;
 	}
-	struct journal *j = NULL;
-	struct dirent *de;
-	while (!j && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		struct stat st;
-		/* Another owner's directory holds no name of ours: never opened (as root,
-		 * through a path its owner can swap, it could lead SQLite anywhere). */
-		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode) ||
-		    st.st_uid != lm->owner)
-			continue;
-		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
-		if (n <= 0 || link[0] != '/')
-			continue;
-		link[n] = '\0';
-		if (!livemgr_is_locked_dir(link, &st, e))
-			continue;
-		if (!livemgr_listens(e->pid, link)) {
-			log_debug("livemgr: pid %d holds the lock of %s but not its socket: not its "
-				  "manager", (int)e->pid, link);
-			break; /* a reclaimer holding a dead directory's lock */
-		}
-		uid_t fsuid = (uid_t)setfsuid((uid_t)-1);
-		if (fsuid != lm->owner) {
-			log_warn("livemgr: pid %d: acting as uid %u, not as the owner uid %u: its "
-				 "journal is not opened; nothing is unlinked", (int)e->pid,
-				 (unsigned)fsuid, (unsigned)lm->owner);
-			e->untrusted = true;
-			break;
-		}
-		if (util_path_trusted(link, lm->owner, err, sizeof(err)) < 0) {
-			log_warn("livemgr: pid %d: the journal of %s is not read: %s; nothing is "
-				 "unlinked while it lives", (int)e->pid, link, err);
-			e->untrusted = true;
-			break;
-		}
-		int rc = journal_open(link, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
-				      err, sizeof(err));
-		if (rc == -ENODATA)
-			break; /* no schema yet: a manager starting has registered nothing */
-		if (rc < 0) {
-			e->unreadable = true;
-			log_info("livemgr: live manager pid %d not consulted: %s", (int)e->pid, err);
-			break;
-		}
-		const struct journal_meta *m = journal_meta(j);
-		if (m->manager_pid != e->pid || m->owner_uid != lm->owner ||
-		    (m->has_shm_fs && m->shm_dev != lm->shm_dev)) {
-			log_debug("livemgr: pid %d holds the lock of %s, whose journal is of pid "
-				  "%d, uid %u, shm dev %#llx: not a live manager of ours",
-				  (int)e->pid, link, (int)m->manager_pid, (unsigned)m->owner_uid,
-				  (unsigned long long)m->shm_dev);
-			journal_close(j);
-			j = NULL;
-			break;
-		}
-		log_debug("livemgr: live manager pid %d at %s", (int)e->pid, link);
-	}
-	closedir(d);
-	if (!j && !e->unreadable)
-		log_debug("livemgr: pid %d (lock %x:%x:%llu): no manager directory of ours among "
-			  "its descriptors", (int)e->pid, e->maj, e->min, e->ino);
-	return j;
 }
 
-#define LIVEMGR_LOCKS_PASSES 3
+/* Opens the journal of a live manager's directory, if it is the holder's own and ours.
+ * Returns 0 (e->j set, or left NULL: no schema yet, unreadable, or not ours), or -1
+ * when it must not be opened (livemgr_refresh says why). */
+static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struct stat *st)
+{
+	char label[64], err[512];
+	snprintf(label, sizeof(label), "live manager pid %d", (int)e->pid);
+	uid_t fsuid = (uid_t)setfsuid((uid_t)-1);
+	if (fsuid != lm->owner) {
+		log_warn("livemgr: %s: acting as uid %u, not as the owner uid %u: its journal is "
+			 "not opened; nothing is unlinked", label, (unsigned)fsuid,
+			 (unsigned)lm->owner);
+		return -1;
+	}
+	if (st->st_mode & 022) {
+		/* Someone besides its owner could swap journal.db-shm under SQLite: nothing
+		 * is unlinked while it lives. A manager makes its directory 0700, so only a
+		 * tampered directory comes here. */
+		log_warn("livemgr: %s: its directory is writable by group or others (mode %04o): "
+			 "its journal is not read; nothing is unlinked while it lives", label,
+			 (unsigned)(st->st_mode & 07777));
+		return -1;
+	}
+	e->unreadable = false;
+	int rc = journal_open_dirfd(e->dirfd, label,
+				    JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &e->j,
+				    err, sizeof(err));
+	if (rc == -ENODATA)
+		return 0; /* no schema yet: a manager starting has registered nothing */
+	if (rc < 0) {
+		e->unreadable = true;
+		log_info("livemgr: %s not consulted: %s", label, err);
+		return 0;
+	}
+	const struct journal_meta *m = journal_meta(e->j);
+	if (!livemgr_is_pid(e->pid, m->manager_pid) || m->owner_uid != lm->owner ||
+	    (m->has_shm_fs && m->shm_dev != lm->shm_dev)) {
+		log_debug("livemgr: pid %d holds a manager directory whose journal is of pid %d, "
+			  "uid %u, shm dev %#llx: not a live manager of ours", (int)e->pid,
+			  (int)m->manager_pid, (unsigned)m->owner_uid,
+			  (unsigned long long)m->shm_dev);
+		journal_close(e->j);
+		e->j = NULL;
+		e->foreign = true;
+		return 0;
+	}
+	log_debug("livemgr: live manager pid %d (directory %llu on %#llx)", (int)e->pid,
+		  (unsigned long long)e->ino, (unsigned long long)e->dev);
+	return 0;
+}
 
-static void livemgr_read_locks(struct livemgr *lm);
+/* livemgr_open for an entry found earlier whose journal is not open yet. */
+static int livemgr_open_again(struct livemgr *lm, struct livemgr_entry *e)
+{
+	struct stat st;
+	if (fstat(e->dirfd, &st) < 0)
+		return -1;
+	return livemgr_open(lm, e, &st);
+}
 
-void livemgr_refresh(struct livemgr *lm)
+static struct livemgr_entry *livemgr_find(struct livemgr *lm, pid_t pid, const struct stat *st)
+{
+	struct livemgr_entry *e;
+	TAILQ_FOREACH(e, &lm->entries, link)
+		if (e->pid == pid && e->dev == st->st_dev && e->ino == st->st_ino)
+			return e;
+	return NULL;
+}
+
+/* One descriptor of pid: a directory of the owner holding a manager.sock, locked, and
+ * whose socket pid listens on, is a live manager. Returns 0, or -1 when it cannot tell
+ * (or must not look further). */
+static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char *fdname)
+{
+	struct stat st, here;
+	struct statx stx;
+	/* Through the fd link: the open file itself. AT_STATX_DONT_SYNC: a network or FUSE
+	 * file some task holds open must not make us wait on its server. */
+	if (statx(fddir, fdname, AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_UID |
+		  STATX_INO, &stx) < 0 || !S_ISDIR(stx.stx_mode) || stx.stx_uid != lm->owner)
+		return 0; /* closed meanwhile, or no manager directory of ours */
+	memset(&st, 0, sizeof(st));
+	st.st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+	st.st_ino = (ino_t)stx.stx_ino;
+	st.st_mode = stx.stx_mode;
+	st.st_uid = stx.stx_uid;
+	struct livemgr_entry *e = livemgr_find(lm, pid, &st);
+	if (e && e->seen)
+		return 0; /* another descriptor of the same directory */
+	int dirfd = -1, rc = 0;
+	if (e) {
+		dirfd = e->dirfd;
+	} else {
+		/* Through the holder's descriptor: the directory it holds, whatever its name
+		 * is on either side. */
+		dirfd = openat(fddir, fdname, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+		if (dirfd < 0)
+			return 0;
+		if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev || here.st_ino != st.st_ino ||
+		    fstatat(dirfd, MGRDIR_SOCKET, &here, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISSOCK(here.st_mode))
+			goto not_manager; /* replaced meanwhile, or not a manager directory */
+	}
+	int locked = livemgr_locked(dirfd);
+	if (locked < 0) {
+		log_warn("livemgr: pid %d: cannot test the lock of a manager directory it holds: %s; "
+			 "nothing is unlinked", (int)pid, strerror(errno));
+		rc = -1;
+		goto not_manager;
+	}
+	if (!locked)
+		goto not_manager; /* a dead directory someone merely looks at */
+	if (e) {
+		e->seen = true;
+		if (!e->j && !e->foreign && livemgr_open(lm, e, &st) < 0)
+			return -1;
+		return 0;
+	}
+	int listens = livemgr_listens(pid, fddir, dirfd);
+	if (listens < 0) {
+		log_warn("livemgr: pid %d holds a locked manager directory, and its sockets "
+			 "cannot be looked at: %s; nothing is unlinked", (int)pid, strerror(errno));
+		rc = -1;
+		goto not_manager;
+	}
+	if (!listens) {
+		log_debug("livemgr: pid %d holds a locked manager directory but not its socket: "
+			  "not its manager", (int)pid);
+		goto not_manager; /* a reclaimer holding a dead directory's lock */
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		log_warn("livemgr: out of memory; nothing is unlinked");
+		rc = -1;
+		goto not_manager;
+	}
+	*e = (struct livemgr_entry){ .pid = pid, .dev = st.st_dev, .ino = st.st_ino,
+				     .dirfd = dirfd, .holder_fd = atoi(fdname), .seen = true };
+	TAILQ_INSERT_TAIL(&lm->entries, e, link);
+	return livemgr_open(lm, e, &st);
+not_manager:
+	if (e) {
+		TAILQ_REMOVE(&lm->entries, e, link);
+		livemgr_entry_free(e);
+	} else if (dirfd >= 0) {
+		close(dirfd);
+	}
+	return rc;
+}
+
+/* Every descriptor of one process. A process we may not read is skipped: it could be a
+ * live manager of the owner only if it runs as the owner, and then inuse_blind keeps
+ * every object of the owner's anyway (reclaim.c). Returns 0 or -1 (cannot tell). */
+static int livemgr_scan_pid(struct livemgr *lm, int procfd, const char *name)
+{
+	char fdpath[32];
+	if ((size_t)snprintf(fdpath, sizeof(fdpath), "%.20s/fd", name) >= sizeof(fdpath))
+		return 0;
+	int fddir = openat(procfd, fdpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fddir < 0)
+		return 0;
+	int fd = dup(fddir);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		close(fddir);
+		return 0;
+	}
+	pid_t pid = (pid_t)atol(name);
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d))) {
+		if (de->d_name[0] != '.')
+			rc = livemgr_consider(lm, pid, fddir, de->d_name);
+	}
+	closedir(d);
+	close(fddir);
+	return rc;
+}
+
+static void livemgr_walk(struct livemgr *lm)
 {
 	struct livemgr_entry *e, *next;
 	TAILQ_FOREACH(e, &lm->entries, link)
 		e->seen = false;
-	/* /proc/locks comes a page per read(), and entries that go away between two reads
-	 * shift the rest: a lock held throughout can be skipped (seen here, under the load
-	 * of other processes' SQLite locks, in about one sweep in fifty). A held lock is
-	 * missed only if every pass skips it. */
-	for (int pass = 0; pass < LIVEMGR_LOCKS_PASSES; pass++)
-		livemgr_read_locks(lm);
+	lm->unknown = false;
+	lm->walked = false;
+	struct timespec real, mono;
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct statfs sfs;
+	DIR *d = NULL;
+	if (procfd >= 0 && (fstatfs(procfd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)) {
+		/* An empty directory in a sandbox, or anything else: its silence proves
+		 * nothing. */
+		log_warn("livemgr: /proc is not procfs: no live manager can be seen; nothing is "
+			 "unlinked");
+		lm->unknown = true;
+	} else if (!(d = procfd >= 0 ? fdopendir(dup(procfd)) : NULL)) {
+		log_warn("livemgr: cannot list /proc: %s; nothing is unlinked", strerror(errno));
+		lm->unknown = true;
+	} else {
+		struct dirent *de;
+		errno = 0;
+		while ((de = readdir(d))) {
+			if (livemgr_is_num(de->d_name) && atol(de->d_name) != (long)lm->self &&
+			    livemgr_scan_pid(lm, procfd, de->d_name) < 0) {
+				lm->unknown = true;
+				break;
+			}
+			errno = 0;
+		}
+		if (!lm->unknown && errno) {
+			log_warn("livemgr: reading /proc: %s; nothing is unlinked", strerror(errno));
+			lm->unknown = true;
+		}
+		closedir(d);
+	}
+	if (procfd >= 0)
+		close(procfd);
+	/* Gone managers are dropped; after a walk cut short, everything is kept for the
+	 * next one (livemgr_mark fails meanwhile). */
 	for (e = TAILQ_FIRST(&lm->entries); e; e = next) {
 		next = TAILQ_NEXT(e, link);
-		if (e->seen)
+		if (e->seen || lm->unknown)
 			continue;
 		TAILQ_REMOVE(&lm->entries, e, link);
-		journal_close(e->j);
-		free(e);
+		livemgr_entry_free(e);
+	}
+	if (!lm->unknown) {
+		lm->walked = true;
+		lm->walk_real_ns = livemgr_ns(&real);
+		lm->walk_offset_ns = livemgr_ns(&real) - livemgr_ns(&mono);
 	}
 }
 
-static void livemgr_read_locks(struct livemgr *lm)
+/* The managers found by the last walk, still live? Each must still hold its directory
+ * through the same descriptor, locked: one that does not is dropped when its lock is
+ * gone (it died: its journal must not be read in place any longer), and anything else
+ * unexpected asks for a new walk. Returns 0, or -1 when a walk is needed. */
+static int livemgr_recheck(struct livemgr *lm)
 {
-	struct livemgr_entry *e;
-	FILE *f = fopen("/proc/locks", "re");
-	if (!f) {
-		log_debug("livemgr: /proc/locks: %s", strerror(errno));
-		return;
-	}
-	char line[256];
-	while (fgets(line, sizeof(line), f)) {
-		char type[16];
-		int pid;
-		unsigned maj, min;
-		unsigned long long ino;
-		if (strstr(line, "->"))
-			continue; /* a waiter, not the holder */
-		char mode[16];
-		/* A manager's lock is exclusive (WRITE); a shared one (READ) is ls or a dry
-		 * run copying a dead directory's journal (mgrdir.c), whose journal must not
-		 * be opened in place: that would rewrite its -shm. */
-		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
-			   &ino) != 6 ||
-		    strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0 || pid <= 0 ||
-		    (pid_t)pid == lm->self)
+	struct livemgr_entry *e, *next;
+	for (e = TAILQ_FIRST(&lm->entries); e; e = next) {
+		next = TAILQ_NEXT(e, link);
+		char path[64];
+		struct statx stx;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)e->pid, e->holder_fd);
+		int locked = livemgr_locked(e->dirfd);
+		if (locked == 0) {
+			TAILQ_REMOVE(&lm->entries, e, link);
+			livemgr_entry_free(e);
 			continue;
-		e = livemgr_find(lm, (pid_t)pid, maj, min, ino);
-		if (!e) {
-			e = calloc(1, sizeof(*e));
-			if (!e)
-				continue;
-			*e = (struct livemgr_entry){ .pid = (pid_t)pid, .maj = maj, .min = min,
-						     .ino = ino };
-			e->j = livemgr_open(lm, e);
-			TAILQ_INSERT_TAIL(&lm->entries, e, link);
-		} else if (e->unreadable && !e->seen) {
-			e->unreadable = false;
-			e->j = livemgr_open(lm, e);
 		}
-		e->seen = true;
+		if (locked < 0 ||
+		    statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0 ||
+		    makedev(stx.stx_dev_major, stx.stx_dev_minor) != e->dev ||
+		    (ino_t)stx.stx_ino != e->ino)
+			return -1;
+		if (!e->j && !e->foreign && livemgr_open_again(lm, e) < 0)
+			return -1;
 	}
-	fclose(f);
+	return 0;
+}
+
+void livemgr_refresh(struct livemgr *lm, int64_t newest_btime_ns)
+{
+	/* A manager whose name is on the page registered it before its client created the
+	 * object (write-ahead), so it was live and listening before the object's birth:
+	 * a walk that began after that birth found it. Only an object born after the last
+	 * walk began (less a margin for the coarse clock file times use), or a clock
+	 * stepped since, asks for a new walk; the managers found stay, checked. */
+	struct timespec real, mono;
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	int64_t offset = livemgr_ns(&real) - livemgr_ns(&mono);
+	int64_t drift = offset - lm->walk_offset_ns;
+	if (!lm->walked || newest_btime_ns >= lm->walk_real_ns - LIVEMGR_BIRTH_MARGIN_NS ||
+	    drift > LIVEMGR_CLOCK_STEP_NS || drift < -LIVEMGR_CLOCK_STEP_NS ||
+	    livemgr_recheck(lm) < 0)
+		livemgr_walk(lm);
 }
 
 struct livemgr_marking {
@@ -377,10 +607,12 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 	}
 	if (n <= 0)
 		return 0;
+	if (lm->unknown)
+		return -1;
 	struct livemgr_marking mk = { .rows = rows, .n = n, .held = held, .holder = holder };
 	int rc = 0;
 	if ((uid_t)setfsuid((uid_t)-1) != lm->owner && !TAILQ_EMPTY(&lm->entries)) {
-		/* Reads may open -wal/-shm by path: only ever as the owner (see the top). */
+		/* Reads may open -wal/-shm: only ever as the owner (see the top). */
 		log_warn("livemgr: not acting as uid %u: live journals not read",
 			 (unsigned)lm->owner);
 		return -1;
@@ -395,8 +627,6 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 	}
 	struct livemgr_entry *e;
 	TAILQ_FOREACH(e, &lm->entries, link) {
-		if (e->untrusted)
-			rc = -1;
 		if (!e->j)
 			continue;
 		mk.pid = e->pid;
@@ -426,8 +656,7 @@ void livemgr_free(struct livemgr *lm)
 	struct livemgr_entry *e;
 	while ((e = TAILQ_FIRST(&lm->entries))) {
 		TAILQ_REMOVE(&lm->entries, e, link);
-		journal_close(e->j);
-		free(e);
+		livemgr_entry_free(e);
 	}
 	free(lm);
 }

@@ -3,20 +3,19 @@
  * A name that a live manager on the same shm filesystem has journaled is not a leak of
  * a dead one, even when a dead journal lists it too (a program with a fixed segment name
  * restarted under a new manager): reclaim hands such rows over (drops them) and never
- * unlinks them (issue 10). Live managers are found by their liveness lock: every FLOCK in
- * /proc/locks (read three times: it comes a page at a time and can skip entries) whose
- * holder keeps that manager directory open, owns it, and listens on its manager.sock
- * (/proc/net/unix; a reclaimer holding a dead directory's lock does not, so its journal
- * is never opened in place) is a live manager; its journal is opened read-only and
- * untrusted, and counts when it names the holder as its manager, belongs to the owner
- * being reclaimed for, and records our shm filesystem (a version 1 journal records none
- * and is taken as ours).
+ * unlinks them (issue 10). Live managers are found by walking every live task's
+ * descriptors (/proc/PID/fd): a directory of the owner holding a manager.sock, locked
+ * exclusive, whose socket the holder listens on (looked up in the holder's own mount and
+ * network namespace), is a live manager's; its journal is read through our descriptor of
+ * that directory (journal_open_dirfd), never by a path, and counts when it names the
+ * holder (in any pid namespace it has) as its manager, belongs to the owner being
+ * reclaimed for, and records our shm filesystem (a version 1 journal records none and is
+ * taken as ours).
  *
  * Seen: managers whose /proc/PID/fd the caller may read (same user, dumpable; root
  * everything; as root reclaim_dir switches to the owner's fsuid first, which the kernel
- * applies to /proc too) and whose directory has the same path in the caller's mount
- * namespace. Not seen: managers in another mount namespace that reach this shm
- * filesystem through another path (README, SECURITY.md).
+ * applies to /proc too), in whatever mount namespace. Not seen: processes missing from
+ * the caller's /proc (a parent pid namespace's) (README, SECURITY.md).
  */
 #ifndef SHMWARDEN_LIVEMGR_H
 #define SHMWARDEN_LIVEMGR_H
@@ -34,14 +33,21 @@ struct livemgr;
  * open in the calling thread); it is borrowed, not closed. NULL when out of memory. */
 struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, struct journal *extra);
 
-/* Re-reads /proc/locks: opens the journals of managers not seen before, closes those
- * whose lock went away. Cheap when nothing changed (one read of /proc/locks). Never
- * fails: what cannot be looked at is logged at debug level and skipped. Only managers
- * whose directory belongs to owner are looked at, only while the calling thread's
- * filesystem uid is owner, and only through a path nobody else can replace
- * (util_path_trusted); an owner's live manager that fails these last two makes
- * livemgr_mark fail, so nothing is unlinked. */
-void livemgr_refresh(struct livemgr *lm);
+/* Brings the set of live managers up to date for a page of rows whose objects the
+ * caller statted just before; newest_btime_ns is the latest birth time among them
+ * (INT64_MAX when one is unknown, INT64_MIN when none exists). Walks /proc (one stat
+ * per open descriptor of every process the caller may inspect) when an object may be
+ * younger than the last walk, or the clock was stepped, or a manager found earlier
+ * changed; otherwise only checks the managers found (a manager registers a name
+ * before its object is born, so it was live and found by any walk begun after that
+ * birth). Opens the journals of managers not seen before, closes those gone. Never
+ * fails, but when it cannot tell who is live (/proc not procfs or unreadable, a
+ * candidate's lock or sockets not readable, out of memory) livemgr_mark fails until
+ * the next refresh, so nothing is unlinked. Only managers whose directory belongs to
+ * owner are looked at, only while the calling thread's filesystem uid is owner, and
+ * only when that directory is not writable by group or others; a live manager that
+ * fails these last two makes livemgr_mark fail too. */
+void livemgr_refresh(struct livemgr *lm, int64_t newest_btime_ns);
 
 /* For rows[0..n-1] (ascending, as journal_page returns them), sets held[i] (and
  * holder[i], the manager's pid) when a live manager's journal lists rows[i]'s name.

@@ -420,9 +420,9 @@ static void mgrdir_unlock(struct mgrdir_probe *p)
 /* Liveness by the locks: the directory's flock, then the lock file's. A dead
  * directory's locks are kept for the caller (ACT); a look drops them at once. Only a
  * manager and a reclaimer (ACT) take them exclusive; a look takes them shared, for the
- * instant of the test, so it never passes for a manager in /proc/locks (FLOCK READ,
- * not WRITE: livemgr.c opens the journals of WRITE holders only, and one that did not
- * would rewrite the -shm of a dead directory being looked at). */
+ * instant of the test, so it never passes for a manager (livemgr.c counts a lock held
+ * exclusive only, and opening the journal of a dead directory being looked at would
+ * rewrite its -shm). */
 static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, int64_t now_s,
 			       unsigned flags)
 {

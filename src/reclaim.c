@@ -427,7 +427,16 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 		}
 		bool live_unknown = false;
 		if (live) {
-			livemgr_refresh(live);
+			int64_t newest = INT64_MIN; /* the youngest object of the page */
+			for (int i = 0; i < n; i++) {
+				if (probe[i].invalid || probe[i].stat_errno)
+					continue;
+				int64_t b = probe[i].info.has_btime ? probe[i].info.btime_ns
+								    : INT64_MAX;
+				if (b > newest)
+					newest = b;
+			}
+			livemgr_refresh(live, newest);
 			live_unknown = livemgr_mark(live, rows, n, held, holder) < 0;
 			for (int i = 0; i < n; i++) {
 				probe[i].held = held[i];

@@ -6,8 +6,9 @@
  * corpora (tests/fuzz/seeds/fuzz_NAME, tests/fuzz/regress/fuzz_NAME, found from
  * $SHMWARDEN_ROOT or the current directory), then over a few deterministic mutations of
  * each, and prints one PASS line; a broken invariant or a sanitizer report aborts, and
- * tests/run counts the crash as a failure. With arguments it runs exactly those inputs,
- * which is how a crash file from `make fuzz` is reproduced under gcc and a debugger.
+ * the suite (conftest.py) counts the crash as a failure. With arguments it runs exactly
+ * those inputs, which is how a crash file from `make fuzz` is reproduced under gcc and a
+ * debugger.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -6,21 +6,22 @@ and a list of the processes it started. On exit, even after a failure, the sandb
 kills only the processes it started, unlinks only /dev/shm objects with its own
 prefix, and removes its temp base.
 
-A test module defines test_* functions and ends with `harness.main(globals())`,
-which runs them in order and prints "PASS name" / "FAIL name: why" lines, then
-"N passed, N failed", and exits non-zero on any failure.
+A test module defines test_* functions; pytest (conftest.py) runs them in order.
+A test takes the `sb` fixture (a Sandbox) or opens one itself (`with Sandbox() as sb:`).
+A module may end with `harness.main(globals())`: nothing under pytest, and run as a
+script (`python3 tests/proc/test_x.py [NAME...]`) it runs that file under pytest.
 """
 import os
 import secrets
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 ROOT = os.environ.get("SHMWARDEN_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("SHMWARDEN_BUILD") or os.path.join(ROOT, "build")
@@ -135,9 +136,14 @@ time.sleep(600)
 
 
 class Sandbox:
-    def __init__(self, label="t"):
+    """shared: the base is under /tmp with mode 1777, so other users (the multi-user
+    tests' useradd users) can reach it; the suite's own TMPDIR is 0700."""
+
+    def __init__(self, label="t", shared=False):
         self.tmp = tempfile.mkdtemp(prefix="shmw-%s-" % label,
-                                    dir=os.environ.get("TMPDIR") or "/tmp")
+                                    dir="/tmp" if shared else os.environ.get("TMPDIR") or "/tmp")
+        if shared:
+            os.chmod(self.tmp, 0o1777)
         self.prefix = "/shmwt_%d_%s_" % (os.getpid(), secrets.token_hex(4))
         self.procs = []
         self.env = dict(os.environ, TMPDIR=self.tmp)
@@ -235,28 +241,86 @@ class Sandbox:
 
 
 def main(namespace):
-    """Runs every test_* function of a module, in definition order."""
-    only = sys.argv[1:]
-    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
-    passed = failed = 0
-    for name, fn in tests:
-        if only and not any(o in name for o in only):
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 — any failure is a test failure
-            failed += 1
-            tb = traceback.format_exc().rstrip().splitlines()
-            print("FAIL %s: %s: %s" % (name, type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
-            for line in tb[-12:]:
-                print("    " + line)
-        else:
-            passed += 1
-            print("PASS %s (%.2fs)" % (name, time.monotonic() - t0))
-        sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    """The end of a test module written to be run as a script. Under pytest, which imports
+    the module under its own name, it does nothing: pytest collects the test_* functions
+    itself. Run as a script (`python3 tests/proc/test_x.py [NAME...]`), it runs that file
+    under pytest, NAMEs selecting tests as -k does, and exits with pytest's status."""
+    if namespace.get("__name__") != "__main__":
+        return
+    import pytest
+    args = [namespace["__file__"]]
+    if sys.argv[1:]:
+        args += ["-k", " or ".join(sys.argv[1:])]
+    sys.exit(pytest.main(args))
+
+
+# A client that registers names with a manager (the socket, argv[2]) and then holds its
+# connection until killed. Each later argument is a name in hex, with "+" in front when
+# the client also creates the object (as libshm does: O_EXCL, 0600) or "-" when not.
+_REGISTERING_CLIENT = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import harness
+c = harness.Client(sys.argv[2])
+timeout = float(sys.argv[3])
+for arg in sys.argv[4:]:
+    create, name = arg[0] == "+", bytes.fromhex(arg[1:])
+    c.register(name, timeout=timeout)
+    if create:
+        fd = os.open(b"/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(fd, 4096)
+        os.close(fd)
+print("done", flush=True)
+import time; time.sleep(600)
+"""
+
+
+def registering_client_argv(sock, names, register_timeout=1.0):
+    """The argv of a client that registers NAMES (str or bytes; a leading "+" means the
+    client creates the object too) with the manager at SOCK, each within
+    register_timeout seconds (libshm's is 1 s), prints "done" and waits to be killed."""
+    args = []
+    for n in names:
+        raw = n.encode() if isinstance(n, str) else n
+        create = raw.startswith(b"+")
+        args.append(("+" if create else "-") + raw[1 if create else 0:].hex())
+    return ["/usr/bin/python3", "-c", _REGISTERING_CLIENT, os.path.dirname(os.path.abspath(__file__)),
+            sock, repr(register_timeout)] + args
+
+
+def useradd(tag):
+    """Adds a system user (no home, no shell) with a unique name; returns the name.
+    The caller removes it (userdel)."""
+    name = "shmwt-%s-%s" % (tag, secrets.token_hex(4))
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                    "/usr/sbin/nologin", name], check=True, capture_output=True)
+    return name
+
+
+def as_user(pw, args, **kw):
+    """Popen of ARGS as the user pw (a pwd entry), with no supplementary groups."""
+    return subprocess.Popen(args, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], **kw)
+
+
+def dead_manager_as(sb, pw, names, env, register_timeout=10.0):
+    """pw's manager (`shmwarden manager --no-reclaim`, in env's TMPDIR) and pw's client
+    register NAMES (str or bytes; "+" in front: the client creates the object too), then
+    both are SIGKILLed, as after a crash. Returns the manager's directory. (A manager
+    takes only its own uid's connections, so the client runs as pw too.) The client's
+    register_timeout is setup's, not libshm's 1 s: the machine may be loaded."""
+    p = sb.track(as_user(pw, [SHMWARDEN, "manager", "--no-reclaim"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
+    sock = p.stdout.readline().decode().strip()
+    if not sock.startswith("/"):
+        raise AssertionError("manager as %s: %r" % (pw.pw_name, sock))
+    c = sb.track(as_user(pw, registering_client_argv(sock, names, register_timeout),
+                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env))
+    if c.stdout.readline().strip() != b"done":
+        raise AssertionError("%s's client failed" % pw.pw_name)
+    for q in (p, c):
+        os.kill(q.pid, signal.SIGKILL)
+        q.wait()
+    return os.path.dirname(sock)
 
 
 def journal_names(mgr_dir):

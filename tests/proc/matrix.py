@@ -35,13 +35,13 @@ CHROOT_SH = os.path.join(harness.ROOT, "scripts", "chroot.sh")
 # news, reported as a failure so that the README's list of versions stays true).
 RELEASES = {"trixie": "2.6", "sid": "2.14"}
 # What the torch tests need, and what building and running the suite needs (sid).
-PACKAGES = ["python3", "python3-torch", "procps", "gcc", "make", "libc6-dev",
+PACKAGES = ["python3", "python3-torch", "python3-pytest", "python3-pytest-timeout", "procps",
+            "gcc", "make", "libc6-dev",
             "libsqlite3-dev", "pkgconf", "binutils"]
-# sid also runs the project's suite: its valgrind test needs valgrind, its tests run
-# under pytest (with per-test time limits) once the suite is converted to it, and the
-# sweeper's sandbox (src/sandbox.c) builds against libcap-ng and libseccomp.
-EXTRA_PACKAGES = {"sid": ["valgrind", "python3-pytest", "python3-pytest-timeout",
-                          "libcap-ng-dev", "libseccomp-dev"]}
+# (The tests run under pytest, with per-test time limits, in every release.)
+# sid also runs the project's suite: its valgrind test needs valgrind, and the sweeper's
+# sandbox (src/sandbox.c) builds against libcap-ng and libseccomp.
+EXTRA_PACKAGES = {"sid": ["valgrind", "libcap-ng-dev", "libseccomp-dev"]}
 
 
 def packages(release):
@@ -90,6 +90,12 @@ def versions(release):
 
 
 _RESULT = re.compile(r"^(PASS|FAIL|SKIP) (.*)$")
+# pytest -v: "tests/proc/test_torch.py::test_spawn PASSED   [ 10%]"
+_PYTEST_RESULT = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
+_PYTEST_WORD = {"PASSED": "PASS", "XPASS": "PASS", "FAILED": "FAIL", "ERROR": "FAIL",
+                "SKIPPED": "SKIP", "XFAIL": "SKIP"}
+# pytest's summary: "===== 250 passed, 1 skipped in 301.20s (0:05:01) ====="
+_PYTEST_SUMMARY = re.compile(r"^=+ .*\b(passed|failed|error|errors|no tests ran)\b.* in [\d.]+s.*=+$")
 
 
 class Report:
@@ -103,16 +109,20 @@ class Report:
         self.lines.append(line)
 
     def relay(self, text, tag):
-        """Takes a test program's output with TAG after each PASS/FAIL/SKIP; returns the
-        counts. Its own summary line becomes a comment (the suite's stays last)."""
+        """Takes a test run's output (pytest -v, or PASS/FAIL/SKIP lines) with TAG after
+        each result; returns the counts. Its own summary line becomes a comment (the
+        suite's stays last)."""
         passed = failed = 0
         for line in text.splitlines():
             m = _RESULT.match(line)
-            if m:
-                self.say("%s %s: %s" % (m.group(1), tag, m.group(2)))
-                passed += m.group(1) == "PASS"
-                failed += m.group(1) == "FAIL"
-            elif re.match(r"^\d+ passed, \d+ failed$", line):
+            p = _PYTEST_RESULT.match(line)
+            if m or p:
+                word, what = (m.group(1), m.group(2)) if m else \
+                    (_PYTEST_WORD[p.group(2)], p.group(1))
+                self.say("%s %s: %s" % (word, tag, what))
+                passed += word == "PASS"
+                failed += word == "FAIL"
+            elif re.match(r"^\d+ passed, \d+ failed$", line) or _PYTEST_SUMMARY.match(line):
                 self.say("# %s: %s" % (tag, line))
             else:
                 self.say(line)
@@ -158,11 +168,13 @@ def torch_matrix(release, rep):
     test = os.path.join(harness.ROOT, "tests", "proc", "test_torch.py")
     # After the run, the chroot's private /dev/shm and /tmp must be empty: everything
     # there was made by this run.
-    script = ('python3 "$1"; rc=$?; echo "# left in /dev/shm: $(ls -A /dev/shm | wc -l)"; '
+    # (From the checkout, so that pytest names the tests tests/proc/test_torch.py::...)
+    script = ('cd "$2" && python3 "$1"; rc=$?; '
+              'echo "# left in /dev/shm: $(ls -A /dev/shm | wc -l)"; '
               'echo "# left in /tmp: $(ls -A /tmp | wc -l)"; ls -A /dev/shm /tmp; exit $rc')
     t0 = time.monotonic()
     try:
-        r = run(release, ["sh", "-c", script, "sh", test])
+        r = run(release, ["sh", "-c", script, "sh", test, harness.ROOT])
     except subprocess.TimeoutExpired:
         rep.say("FAIL %s: test_torch.py timed out" % tag)
         return False
@@ -190,7 +202,7 @@ SUITE_EXCLUDES = {
     # A Slurm cluster of its own (daemons, cgroup v1 freezer, useradd): the host's.
     "test_slurm.py": "starts a Slurm cluster of its own: the host's job",
     # The matrix itself (no chroots within chroots); sid's PyTorch is tested by
-    # test_matrix_torch.py, so test_torch.py here would be the same run twice.
+    # the matrix's torch part, so test_torch.py here would be the same run twice.
     "test_matrix": "the matrix itself: no chroot inside a chroot",
     "test_torch.py": "already run against sid's PyTorch by the matrix's torch part",
 }
@@ -256,12 +268,13 @@ def sid_suite(rep):
             rep.say("# sid: shard of %d programs, exit %s" % (len(shard), rc))
             p, f = rep.relay(out, tag)
             passed, failed = passed + p, failed + f
-            seen += re.findall(r"^== (?:/src/)?(\S+)$", out, re.M)
+            seen += sorted(set(re.findall(r"^(?:/src/)?(\S+?)::\S+ (?:PASSED|FAILED|ERROR|SKIPPED)",
+                                          out, re.M)))
             if rc is None:
                 rep.say("FAIL sid: a shard of the suite did not finish in %ds" % SUITE_TIMEOUT)
                 failed += 1
             ok &= rc == 0
-        # Every program ran, each exactly once (the shards select by substring).
+        # Every test file ran (its results were seen), each in one shard.
         ok &= rep.result(sorted(seen) == sorted(progs), tag,
                          "every program of the suite ran there once",
                          "ran %s, expected %s" % (sorted(seen), sorted(progs)))
@@ -286,12 +299,15 @@ SUITE_WEIGHTS = {"test_holders.py": 100, "test_pressure.py": 40, "test_recovery.
 
 
 def suite_programs(src):
-    """The programs tests/run would run in SRC after the build (relative paths), minus
-    SUITE_EXCLUDES."""
-    progs = ["build/tests/" + f for f in sorted(os.listdir(os.path.join(src, "build", "tests")))
-             if f.startswith("test_") and os.access(os.path.join(src, "build", "tests", f),
-                                                   os.X_OK)]
-    progs += ["tests/proc/" + f for f in sorted(os.listdir(os.path.join(src, "tests", "proc")))
+    """The test files pytest collects in SRC (relative paths: each C unit program's
+    source, each fuzz harness, each Python test module), minus SUITE_EXCLUDES."""
+    unit, fuzz, proc = (os.path.join(src, "tests", d) for d in ("unit", "fuzz", "proc"))
+    progs = ["tests/unit/" + f for f in sorted(os.listdir(unit))
+             if f.startswith("test_") and f.endswith((".c", ".py"))]
+    progs += ["tests/fuzz/" + f for f in sorted(os.listdir(fuzz))
+              if f.startswith("fuzz_") and f.endswith(".c")
+              and f not in ("fuzz_util.c", "fuzz_replay.c")]
+    progs += ["tests/proc/" + f for f in sorted(os.listdir(proc))
               if f.startswith("test_") and f.endswith(".py")]
     return [p for p in progs if not any(pat in p for pat in SUITE_EXCLUDES)]
 
@@ -309,10 +325,9 @@ def split(progs, n):
 
 
 def suite_shard(src, progs):
-    """Runs tests/run on PROGS in sid; (exit status or None on timeout, output)."""
-    args = ["tests/run", "--build", "build"]
-    for pat in SUITE_EXCLUDES:
-        args += ["--exclude", pat]
+    """Runs pytest on the test files PROGS in sid; (exit status or None on timeout,
+    output)."""
+    args = ["python3", "-m", "pytest", "--build", "build"]
     try:
         r = run_in("sid", src, " ".join(args + progs) + " 2>&1", timeout=SUITE_TIMEOUT)
     except subprocess.TimeoutExpired as e:
@@ -371,6 +386,19 @@ def main(argv):
         time.monotonic() - t0,
         ", ".join("%s %.0fs" % (what, took[name]) for name, what, _ in parts)))
     return 0 if all(oks.values()) else 1
+
+
+def pytest_run(capsys, what):
+    """The body of test_matrix.py's pytest test: skipped in the sanitized pass, the
+    parts' result lines written to the terminal as they come (the output of `make test`
+    reports each version's), failed when a part failed."""
+    import pytest
+    if harness.SANITIZED:
+        pytest.skip("%s runs with the normal build only (the chroots have no ASan runtime "
+                    "of the host's compiler)" % what)
+    with capsys.disabled():
+        print()
+        assert main([]) == 0, "%s failed (its lines above)" % what
 
 
 def ensure_all():

@@ -2,9 +2,9 @@
 across unrelated processes, the installed header, libraries and pkg-config file.
 
 The API itself (error paths, fork, threads, SIGKILL + sweep) is tested in
-tests/unit/test_client.c. This process is made a child subreaper, so the managers the
-library double-forks become its children: they are reaped here, and any still running after
-a test are ours to kill.
+tests/unit/test_client.c. This process is made a child subreaper while these tests run (a
+module fixture), so the managers the library double-forks become its children: they are
+reaped here, and any still running after a test are ours to kill.
 """
 import ctypes
 import os
@@ -14,12 +14,27 @@ import subprocess
 import tempfile
 import time
 
+import pytest
+
 import harness
 from harness import Sandbox, wait_for
 
 EXAMPLES = os.path.join(harness.BUILD, "examples")
 PR_SET_CHILD_SUBREAPER = 36
-ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def subreaper():
+    """This process is a child subreaper while this module's tests run (and only then:
+    pytest runs other modules in the same process), and reaps what it adopted."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    try:
+        yield
+    finally:
+        reap_orphans(0)
+        prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def reap_orphans(timeout=5.0):
@@ -217,7 +232,4 @@ def test_install_then_build_with_pkg_config():
 
 
 if __name__ == "__main__":
-    try:
-        harness.main(globals())
-    finally:
-        reap_orphans(0)
+    harness.main(globals())

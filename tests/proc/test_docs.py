@@ -84,5 +84,24 @@ def test_protocol_states_the_error_prefix_exactly():
     expect("exactly `ERROR: `" in text, "docs/PROTOCOL.md does not state the `ERROR: ` prefix")
 
 
+def test_readme_test_commands_name_real_tests():
+    # The README's examples of running some tests name cases and files that exist.
+    text = read("README.md")
+    cmds = re.findall(r"^(build/tests/(test_\w+)|python3 tests/proc/(test_\w+\.py)) (\w+)", text,
+                      re.M)
+    expect(len(cmds) >= 2, "the README shows no way to run one C case or one test file")
+    for _, prog, pyfile, name in cmds:
+        if prog:
+            r = subprocess.run([os.path.join(harness.BUILD, "tests", prog), "--list"],
+                               capture_output=True, text=True, timeout=60)
+            expect(name in r.stdout.split(), "README: %s has no case %s" % (prog, name))
+        else:
+            src = read(os.path.join("tests", "proc", pyfile))
+            expect(re.search(r"^def test_\w*%s" % name, src, re.M),
+                   "README: %s has no test matching %s" % (pyfile, name))
+    for m in re.finditer(r"-k (\w+) +# one test, or one C case", text):
+        expect(m.group(1) in read("tests/unit/test_journal.c"), "README: -k %s" % m.group(1))
+
+
 if __name__ == "__main__":
     harness.main(globals())

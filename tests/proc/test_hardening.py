@@ -28,9 +28,11 @@ import sys
 import time
 import traceback
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SHM, Client, Sandbox, journal_names, record  # noqa: E402
+from harness import SHM, Client, Sandbox, as_user, journal_names, record  # noqa: E402
 
 PY = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -528,10 +530,7 @@ def two_users(sb):
     names = []
     try:
         for tag in ("a", "b"):
-            name = "shmwh-%s-%s" % (tag, secrets.token_hex(3))
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                            "/usr/sbin/nologin", name], check=True, capture_output=True)
-            names.append(name)
+            names.append(harness.useradd(tag))
         yield [pwd.getpwnam(n) for n in names]
     finally:
         with contextlib.suppress(Exception):
@@ -542,59 +541,10 @@ def two_users(sb):
                 print("# userdel %s failed: %s" % (n, r.stderr.strip()))
 
 
-def as_user(pw, args, **kw):
-    return subprocess.Popen(args, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], **kw)
-
-
-USER_CLIENT = r"""
-import os, sys
-sys.path.insert(0, sys.argv[1])
-import harness
-c = harness.Client(sys.argv[2])
-for arg in sys.argv[3:]:
-    create, name = arg[0] == "+", bytes.fromhex(arg[1:])
-    c.register(name, timeout=10.0)  # setup, not libshm's 1 s: the machine may be loaded
-    if create:
-        fd = os.open(b"/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.ftruncate(fd, 4096)
-        os.close(fd)
-print("done", flush=True)
-import time; time.sleep(600)
-"""
-
-
 def dead_manager_as(sb, pw, base, names):
     """A manager and its client running as pw, in base: registers names (bytes; those
     starting with b'+' are also created), then both are SIGKILLed. Returns the dir."""
-    env = dict(sb.env, HOME="/", TMPDIR=base)
-    p = sb.track(as_user(pw, [harness.SHMWARDEN, "manager", "--no-reclaim"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         stdin=subprocess.DEVNULL, env=env))
-    sock = p.stdout.readline().decode().strip()
-    expect(sock.startswith("/"), "manager as %s: %r" % (pw.pw_name, sock))
-    args = [("+" if n.startswith(b"+") else "-") + n.lstrip(b"+").hex() for n in names]
-    c = sb.track(as_user(pw, [PY, "-c", USER_CLIENT, os.path.dirname(HERE), sock] + args,
-                         stdout=subprocess.PIPE, env=env))
-    expect(c.stdout.readline().strip() == b"done", "%s's client failed" % pw.pw_name)
-    for q in (p, c):
-        os.kill(q.pid, signal.SIGKILL)
-        q.wait()
-    return os.path.dirname(sock)
-
-
-def shared_base(label):
-    """A sandbox whose base other users can use (the suite's TMPDIR is 0700)."""
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = "/tmp"
-    try:
-        sb = Sandbox(label)
-    finally:
-        if saved is None:
-            del os.environ["TMPDIR"]
-        else:
-            os.environ["TMPDIR"] = saved
-    os.chmod(sb.tmp, 0o1777)
-    return sb
+    return harness.dead_manager_as(sb, pw, names, dict(sb.env, HOME="/", TMPDIR=base))
 
 
 SWAPPER = r"""
@@ -614,18 +564,67 @@ print(n, flush=True)
 """
 
 
-def test_directory_swapped_for_another_users_manager_as_root():
+def user_base(sb, pw, name):
+    """A directory NAME in sb's base, owned by pw: pw's own base for its managers."""
+    d = os.path.join(sb.tmp, name)
+    os.mkdir(d, 0o755)
+    os.chown(d, pw.pw_uid, pw.pw_gid)
+    return d
+
+
+def swap_for_symlink(pw, path, hidden, target, **kw):
+    """As pw: moves PATH to HIDDEN and puts a symlink to TARGET in its place. Returns the
+    Popen; exit 0 when it swapped."""
+    return as_user(pw, [PY, "-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2]);"
+                        " os.symlink(sys.argv[3], sys.argv[1])", path, hidden, target], **kw)
+
+
+def swap_back(pw, path, hidden):
+    """As pw: undoes swap_for_symlink."""
+    q = as_user(pw, [PY, "-c", "import os,sys; os.unlink(sys.argv[1]);"
+                     " os.rename(sys.argv[2], sys.argv[1])", path, hidden])
+    expect(q.wait(30) == 0, "%s could not swap back" % pw.pw_name)
+
+
+def expect_unchanged(d, before, what):
+    """D's snapshot is still BEFORE; the message names every file that changed."""
+    after = snapshot(d)
+    expect(after == before, "%s: %s changed: %s" % (what, d, {
+        n: (before.get(n), after.get(n)) for n in set(before) | set(after)
+        if before.get(n) != after.get(n)}))
+
+
+def b_victim(sb, b):
+    """User B's dead manager directory (one object, created), in B's own base: what a
+    race of A's must never change. Returns (directory, its snapshot)."""
+    b_dir = dead_manager_as(sb, b, user_base(sb, b, "b-base"), [b"+" + sb.name("b0").encode()])
+    return b_dir, snapshot(b_dir)
+
+
+@pytest.fixture
+def swap_race(shared_sb):
+    """What the strace races below share: root, strace, a shared base, users A and B
+    (deleted afterwards), and B's dead manager directory with its snapshot.
+    Yields (sandbox, A, B, B's directory, its snapshot)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if not shutil.which("strace"):
+        pytest.skip("needs strace")
+    with two_users(shared_sb) as (a, b):
+        b_dir, b_before = b_victim(shared_sb, b)
+        yield shared_sb, a, b, b_dir, b_before
+
+
+def test_directory_swapped_for_another_users_manager_as_root(shared_sb):
     if os.geteuid() != 0:
         skip("test_directory_swapped_for_another_users_manager_as_root", "needs root")
         return
     import mmap
-    sb = shared_base("swap")
+    sb = shared_sb
     mapped = None
     try:
         with two_users(sb) as (a, b):
-            b_base = os.path.join(sb.tmp, "b-base")
-            os.mkdir(b_base, 0o755)
-            os.chown(b_base, b.pw_uid, b.pw_gid)
+            b_base = user_base(sb, b, "b-base")
             b_names = [sb.name("b%d" % i).encode() for i in range(2)]
             b_dir = dead_manager_as(sb, b, b_base, [b"+" + n for n in b_names])
             b_before = snapshot(b_dir)
@@ -642,8 +641,7 @@ def test_directory_swapped_for_another_users_manager_as_root():
             expect(rep["status"] == "kept" and rep["in_use"] == 1, "first sweep: %s" % rep)
             # Between two sweeps A puts, in place of its directory, a symlink to B's.
             hidden = os.path.join(sb.tmp, "hidden-" + os.path.basename(a_dir))
-            q = as_user(a, [PY, "-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2]);"
-                            " os.symlink(sys.argv[3], sys.argv[1])", a_dir, hidden, b_dir])
+            q = swap_for_symlink(a, a_dir, hidden, b_dir)
             expect(q.wait(30) == 0, "A could not swap its directory")
             r, doc = sweep_json(sb.tmp, env)
             rep = doc["dirs"][0]
@@ -654,9 +652,7 @@ def test_directory_swapped_for_another_users_manager_as_root():
                 expect(st.st_uid == b.pw_uid, "B's object changed hands")
             # Now A swaps back and forth while root sweeps: whatever moment each check
             # lands on, nothing of B's is touched and A's mapped object stays.
-            q = as_user(a, [PY, "-c", "import os,sys; os.unlink(sys.argv[1]);"
-                            " os.rename(sys.argv[2], sys.argv[1])", a_dir, hidden])
-            expect(q.wait(30) == 0, "A could not swap back")
+            swap_back(a, a_dir, hidden)
             # A bystander: root sweeping root's own dead directory (kept: its object is
             # mapped) in a base of its own, over and over. Each of its passes looks for
             # live managers by their locks, and finds the sweep above holding A's dead
@@ -696,7 +692,6 @@ def test_directory_swapped_for_another_users_manager_as_root():
     finally:
         if mapped is not None:
             mapped.close()
-        sb.cleanup()
 
 
 def sweep_held_at(base, env, path, trace, during):
@@ -733,7 +728,7 @@ def sweep_held_at(base, env, path, trace, during):
     return held, sw.returncode, out, err
 
 
-def test_live_journal_swapped_under_a_root_reclaimer():
+def test_live_journal_swapped_under_a_root_reclaimer(swap_race):
     # A root reclaimer looks for live managers by their locks (livemgr.c) and reads their
     # journals. User A runs a live manager and, at the exact moment root's SQLite is
     # between opening A's journal.db and its first lazy look at journal.db-wal (strace
@@ -741,143 +736,99 @@ def test_live_journal_swapped_under_a_root_reclaimer():
     # manager directory. SQLite opens -wal and -shm by path, and as root fchowns them to
     # the main file's owner: with filesystem uid 0 it would take B's files and give them
     # to A. Nothing of B's may change.
-    if os.geteuid() != 0:
-        skip("test_live_journal_swapped_under_a_root_reclaimer", "needs root")
-        return
-    if not shutil.which("strace"):
-        skip("test_live_journal_swapped_under_a_root_reclaimer", "needs strace")
-        return
-    sb = shared_base("liveswap")
-    try:
-        with two_users(sb) as (a, b):
-            b_base = os.path.join(sb.tmp, "b-base")
-            os.mkdir(b_base, 0o755)
-            os.chown(b_base, b.pw_uid, b.pw_gid)
-            b_dir = dead_manager_as(sb, b, b_base, [b"+" + sb.name("b0").encode()])
-            b_before = snapshot(b_dir)
-            # A's live manager, in the shared sticky base.
-            env_a = dict(sb.env, HOME="/", TMPDIR=sb.tmp)
-            m = sb.track(as_user(a, [harness.SHMWARDEN, "manager", "--no-reclaim",
-                                     "--shutdown-timeout", "120000"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                 stdin=subprocess.DEVNULL, env=env_a))
-            sock = m.stdout.readline().decode().strip()
-            expect(sock.startswith("/"), "A's manager: %r" % sock)
-            a_dir = os.path.dirname(sock)
-            wal = os.path.join(a_dir, "journal.db-wal")
-            hidden = os.path.join(sb.tmp, "hidden-" + os.path.basename(a_dir))
-            env = dict(sb.env, HOME="/")
-            swaps = []
+    sb, a, b, b_dir, b_before = swap_race
+    # A's live manager, in the shared sticky base.
+    env_a = dict(sb.env, HOME="/", TMPDIR=sb.tmp)
+    m = sb.track(as_user(a, [harness.SHMWARDEN, "manager", "--no-reclaim",
+                             "--shutdown-timeout", "120000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL, env=env_a))
+    sock = m.stdout.readline().decode().strip()
+    expect(sock.startswith("/"), "A's manager: %r" % sock)
+    a_dir = os.path.dirname(sock)
+    wal = os.path.join(a_dir, "journal.db-wal")
+    hidden = os.path.join(sb.tmp, "hidden-" + os.path.basename(a_dir))
+    env = dict(sb.env, HOME="/")
+    swaps = []
 
-            def swap():
-                q = as_user(a, [PY, "-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2]);"
-                                " os.symlink(sys.argv[3], sys.argv[1])", a_dir, hidden, b_dir],
-                            stderr=subprocess.PIPE)
-                swaps.append(q.wait(30) == 0)
-                if not swaps[-1]:
-                    print("# A's swap: %s" % q.stderr.read().decode(errors="replace")[-300:])
+    def swap():
+        q = swap_for_symlink(a, a_dir, hidden, b_dir, stderr=subprocess.PIPE)
+        swaps.append(q.wait(30) == 0)
+        if not swaps[-1]:
+            print("# A's swap: %s" % q.stderr.read().decode(errors="replace")[-300:])
 
-            def swap_back():
-                if swaps and swaps[-1]:
-                    q = as_user(a, [PY, "-c", "import os,sys; os.unlink(sys.argv[1]);"
-                                    " os.rename(sys.argv[2], sys.argv[1])", a_dir, hidden])
-                    expect(q.wait(30) == 0, "A could not swap back")
+    def unswap():
+        if swaps and swaps[-1]:
+            swap_back(a, a_dir, hidden)
 
-            def check(what):
-                after = snapshot(b_dir)
-                expect(after == b_before, "%s: B's directory changed: %s" % (what, {
-                    n: (b_before.get(n), after.get(n)) for n in set(b_before) | set(after)
-                    if b_before.get(n) != after.get(n)}))
+    def check(what):
+        expect_unchanged(b_dir, b_before, "%s: B's directory" % what)
 
-            # 1. Root's own dead manager, in a base only root can write: its sweep runs
-            # with filesystem uid 0 and consults the live managers for its row. A's
-            # manager holds nothing of root's: its journal must not even be opened.
-            r_base = os.path.join(sb.tmp, "root-base")
-            os.mkdir(r_base, 0o700)
-            dead_manager_as(sb, pwd.getpwuid(0), r_base, [b"+" + sb.name("r0").encode()])
-            held, rc, out, err = sweep_held_at(r_base, env, wal,
-                                               os.path.join(sb.tmp, "root.trace"), swap)
-            swap_back()
-            print("# root's dead directory: A's live journal %s" %
-                  ("opened, held at its -wal and swapped" if held else "not opened"))
-            expect(rc == 0, "sweep of root's base: exit %d: %s" % (rc, err[-400:]))
-            check("root's sweep of its own directory")
-            # 2. A's own dead manager: now A's live journal is read (as A), held at the same
-            # point, and swapped the same way.
-            a_dead = dead_manager_as(sb, a, sb.tmp, [b"+" + sb.name("a0").encode()])
-            held, rc, out, err = sweep_held_at(sb.tmp, env, wal,
-                                               os.path.join(sb.tmp, "a.trace"), swap)
-            swap_back()
-            expect(held, "the sweep of A's dead directory never looked at A's live journal")
-            expect(swaps[-1], "A could not swap its live directory")
-            expect(rc == 0, "sweep of A's base: exit %d: %s" % (rc, err[-400:]))
-            check("root's sweep of A's directory")
-            expect(not os.path.exists(a_dead), "A's dead directory was not reclaimed")
-            m.terminate()
-            m.wait(10)
-    finally:
-        sb.cleanup()
+    # 1. Root's own dead manager, in a base only root can write: its sweep runs
+    # with filesystem uid 0 and consults the live managers for its row. A's
+    # manager holds nothing of root's: its journal must not even be opened.
+    r_base = os.path.join(sb.tmp, "root-base")
+    os.mkdir(r_base, 0o700)
+    dead_manager_as(sb, pwd.getpwuid(0), r_base, [b"+" + sb.name("r0").encode()])
+    held, rc, out, err = sweep_held_at(r_base, env, wal,
+                                       os.path.join(sb.tmp, "root.trace"), swap)
+    unswap()
+    print("# root's dead directory: A's live journal %s" %
+          ("opened, held at its -wal and swapped" if held else "not opened"))
+    expect(rc == 0, "sweep of root's base: exit %d: %s" % (rc, err[-400:]))
+    check("root's sweep of its own directory")
+    # 2. A's own dead manager: now A's live journal is read (as A), held at the same
+    # point, and swapped the same way.
+    a_dead = dead_manager_as(sb, a, sb.tmp, [b"+" + sb.name("a0").encode()])
+    held, rc, out, err = sweep_held_at(sb.tmp, env, wal,
+                                       os.path.join(sb.tmp, "a.trace"), swap)
+    unswap()
+    expect(held, "the sweep of A's dead directory never looked at A's live journal")
+    expect(swaps[-1], "A could not swap its live directory")
+    expect(rc == 0, "sweep of A's base: exit %d: %s" % (rc, err[-400:]))
+    check("root's sweep of A's directory")
+    expect(not os.path.exists(a_dead), "A's dead directory was not reclaimed")
+    m.terminate()
+    m.wait(10)
 
 
-def test_root_journal_in_a_base_another_user_controls():
+def test_root_journal_in_a_base_another_user_controls(swap_race):
     # Root's dead manager directory sits in a base user A owns: A cannot touch the
     # directory's contents, but can rename the directory's entry and put a symlink to
     # user B's manager directory in its place. SQLite opens -wal and -shm by path after
     # the sweep checked the directory (strace holds that moment): as root it would take
     # B's files (and unlink them on close). A path someone else can change is refused.
-    if os.geteuid() != 0:
-        skip("test_root_journal_in_a_base_another_user_controls", "needs root")
-        return
-    if not shutil.which("strace"):
-        skip("test_root_journal_in_a_base_another_user_controls", "needs strace")
-        return
-    sb = shared_base("rootinuser")
-    try:
-        with two_users(sb) as (a, b):
-            b_base = os.path.join(sb.tmp, "b-base")
-            os.mkdir(b_base, 0o755)
-            os.chown(b_base, b.pw_uid, b.pw_gid)
-            b_dir = dead_manager_as(sb, b, b_base, [b"+" + sb.name("b0").encode()])
-            b_before = snapshot(b_dir)
-            a_base = os.path.join(sb.tmp, "a-base")
-            os.mkdir(a_base, 0o755)
-            os.chown(a_base, a.pw_uid, a.pw_gid)
-            r_obj = sb.name("r0")
-            r_dir = dead_manager_as(sb, pwd.getpwuid(0), a_base, [b"+" + r_obj.encode()])
-            hidden = os.path.join(a_base, "hidden")
-            swapped = []
+    sb, a, b, b_dir, b_before = swap_race
+    a_base = user_base(sb, a, "a-base")
+    r_obj = sb.name("r0")
+    r_dir = dead_manager_as(sb, pwd.getpwuid(0), a_base, [b"+" + r_obj.encode()])
+    hidden = os.path.join(a_base, "hidden")
+    swapped = []
 
-            def swap():
-                q = as_user(a, [PY, "-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2]);"
-                                " os.symlink(sys.argv[3], sys.argv[1])", r_dir, hidden, b_dir])
-                swapped.append(q.wait(30) == 0)
+    def swap():
+        swapped.append(swap_for_symlink(a, r_dir, hidden, b_dir).wait(30) == 0)
 
-            held, rc, out, err = sweep_held_at(a_base, dict(sb.env, HOME="/"),
-                                               os.path.join(r_dir, "journal.db-wal"),
-                                               os.path.join(sb.tmp, "sweep.trace"), swap)
-            if swapped and swapped[0]:
-                os.unlink(r_dir)
-                os.rename(hidden, r_dir)
-            print("# root's journal %s" % ("held at its -wal and swapped" if held
-                                            else "not opened in place"))
-            after = snapshot(b_dir)
-            expect(after == b_before, "B's directory changed: %s" % {
-                n: (b_before.get(n), after.get(n)) for n in set(b_before) | set(after)
-                if b_before.get(n) != after.get(n)})
-            doc = json.loads(out.decode("utf-8"))
-            rep = doc["dirs"][0]
-            expect(rep["status"] == "unsafe" and "another user" in rep["detail"],
-                   "report: %s" % rep)
-            expect(os.path.exists(SHM + r_obj), "root's object unlinked from an unsafe path")
-    finally:
-        sb.cleanup()
+    held, rc, out, err = sweep_held_at(a_base, dict(sb.env, HOME="/"),
+                                       os.path.join(r_dir, "journal.db-wal"),
+                                       os.path.join(sb.tmp, "sweep.trace"), swap)
+    if swapped and swapped[0]:
+        os.unlink(r_dir)
+        os.rename(hidden, r_dir)
+    print("# root's journal %s" % ("held at its -wal and swapped" if held
+                                    else "not opened in place"))
+    expect_unchanged(b_dir, b_before, "B's directory")
+    doc = json.loads(out.decode("utf-8"))
+    rep = doc["dirs"][0]
+    expect(rep["status"] == "unsafe" and "another user" in rep["detail"],
+           "report: %s" % rep)
+    expect(os.path.exists(SHM + r_obj), "root's object unlinked from an unsafe path")
 
 
-def test_hostile_names_in_a_users_journal_as_root():
+def test_hostile_names_in_a_users_journal_as_root(shared_sb):
     if os.geteuid() != 0:
         skip("test_hostile_names_in_a_users_journal_as_root", "needs root")
         return
-    sb = shared_base("names")
+    sb = shared_sb
     # Not under the sandbox's prefix: its cleanup unlinks objects, not directories.
     subdir = SHM + "/shmwtdir_" + secrets.token_hex(6)
     try:
@@ -930,7 +881,6 @@ def test_hostile_names_in_a_users_journal_as_root():
             expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr[-300:]))
     finally:
         shutil.rmtree(subdir, ignore_errors=True)
-        sb.cleanup()
 
 
 # ---- signals --------------------------------------------------------------------------

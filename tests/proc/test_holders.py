@@ -25,28 +25,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SHM, Sandbox, journal_names  # noqa: E402
+from harness import SHM, Sandbox, as_user, journal_names  # noqa: E402
 
 PY = "/usr/bin/python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOLDER = os.path.join(harness.BUILD, "tools", "shm_holder")
-
-CLIENT = r"""
-import os, sys
-sys.path.insert(0, sys.argv[1])
-import harness
-c = harness.Client(sys.argv[2])
-for arg in sys.argv[3:]:
-    name = arg.lstrip("+")
-    c.register(name)
-    if arg.startswith("+"):
-        fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.ftruncate(fd, 4096)
-        os.close(fd)
-print("done", flush=True)
-import time; time.sleep(600)
-"""
-
 
 def expect(cond, what):
     if not cond:
@@ -268,63 +251,26 @@ def test_idle_shutdown_keeps_what_threads_and_leaderless_processes_hold():
 
 # ---- users: what cannot be inspected ---------------------------------------------------
 
-def _useradd(tag):
-    name = "shmwt-%s-%s" % (tag, secrets.token_hex(4))
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                    "/usr/sbin/nologin", name], check=True, capture_output=True)
-    return name
-
-
-def _shared_sandbox(label):
-    """A Sandbox whose base other users can reach: under /tmp, mode 1777."""
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = "/tmp"
-    try:
-        sb = Sandbox(label)
-    finally:
-        if saved is None:
-            del os.environ["TMPDIR"]
-        else:
-            os.environ["TMPDIR"] = saved
-    os.chmod(sb.tmp, 0o1777)
-    return sb
-
-
-def _as(pw, args, **kw):
-    return subprocess.Popen(args, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], **kw)
-
-
 def _user_dead_manager(sb, pw, env, names):
     """pw's manager and pw's client register names ('+': also created), then both die."""
-    p = sb.track(_as(pw, [harness.SHMWARDEN, "manager", "--no-reclaim"],
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                     stdin=subprocess.DEVNULL, env=env))
-    sock = p.stdout.readline().decode().strip()
-    expect(sock.startswith("/"), "manager as %s: %r" % (pw.pw_name, sock))
-    c = sb.track(_as(pw, [PY, "-c", CLIENT, HERE, sock] + names, stdout=subprocess.PIPE,
-                     env=env))
-    expect(c.stdout.readline().strip() == b"done", "client as %s failed" % pw.pw_name)
-    for q in (p, c):
-        os.kill(q.pid, signal.SIGKILL)
-        q.wait()
-    return os.path.dirname(sock)
+    return harness.dead_manager_as(sb, pw, names, env)
 
 
 def test_restarted_manager_keeps_what_a_non_dumpable_process_maps():
     if not root_only("test_restarted_manager_keeps_what_a_non_dumpable_process_maps"):
         return
     users = []
-    sb = _shared_sandbox("hdump")
+    sb = Sandbox("hdump", shared=True)
     try:
-        users = [_useradd("d")]
+        users = [harness.useradd("d")]
         pw = pwd.getpwnam(users[0])
         env = dict(sb.env, HOME="/", SHMWARDEN_LOG="info")
         n = sb.name(1)
         old = _user_dead_manager(sb, pw, env, ["+" + n])
         h = hold(sb, "nondumpable", SHM + n, user=pw, env=env)
         # The user's next manager adopts the dead directory (in its reclaim thread).
-        p = sb.track(_as(pw, [harness.SHMWARDEN, "manager"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env))
+        p = sb.track(as_user(pw, [harness.SHMWARDEN, "manager"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env))
         sock = p.stdout.readline().decode().strip()
         expect(sock.startswith("/"), "second manager: %r" % sock)
         new = os.path.dirname(sock)
@@ -340,8 +286,8 @@ def test_restarted_manager_keeps_what_a_non_dumpable_process_maps():
                "the kept object is not reported as such: %s" % log[-2000:])
         # Once the holder is gone the user's own sweep reclaims it.
         stop(h)
-        q = _as(pw, [harness.SHMWARDEN, "sweep", "--tmpdir", sb.tmp], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env)
+        q = as_user(pw, [harness.SHMWARDEN, "sweep", "--tmpdir", sb.tmp], stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         expect(q.returncode == 0, "sweep as the user: %s %s" % (out, err))
         expect(not os.path.exists(SHM + n), "not reclaimed once the holder was gone")
@@ -357,9 +303,9 @@ def test_hidepid_hides_the_holder_so_the_kernel_is_asked():
     if not root_only("test_hidepid_hides_the_holder_so_the_kernel_is_asked"):
         return
     users = []
-    sb = _shared_sandbox("hhide")
+    sb = Sandbox("hhide", shared=True)
     try:
-        users = [_useradd("h")]
+        users = [harness.useradd("h")]
         pw = pwd.getpwnam(users[0])
         env = dict(sb.env, HOME="/")
         names = [sb.name(1), sb.name(2)]
@@ -392,16 +338,16 @@ def test_in_flight_fd_is_seen_by_a_user_reclaimer():
     if not root_only("test_in_flight_fd_is_seen_by_a_user_reclaimer"):
         return
     users = []
-    sb = _shared_sandbox("hscm")
+    sb = Sandbox("hscm", shared=True)
     try:
-        users = [_useradd("f")]
+        users = [harness.useradd("f")]
         pw = pwd.getpwnam(users[0])
         env = dict(sb.env, HOME="/")
         n = sb.name(1)
         d = _user_dead_manager(sb, pw, env, ["+" + n])
         h = hold(sb, "in-flight", SHM + n, user=pw, env=env)
-        q = _as(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env)
+        q = as_user(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         rep = json.loads(out)
         expect(rep["status"] == "kept" and rep["unlinked"] == 0 and
@@ -425,16 +371,16 @@ def test_user_reclaimer_keeps_what_a_root_process_holds():
     if not root_only("test_user_reclaimer_keeps_what_a_root_process_holds"):
         return
     users = []
-    sb = _shared_sandbox("hroot")
+    sb = Sandbox("hroot", shared=True)
     try:
-        users = [_useradd("u")]
+        users = [harness.useradd("u")]
         pw = pwd.getpwnam(users[0])
         env = dict(sb.env, HOME="/")
         names = [sb.name(i) for i in range(3)]
         d = _user_dead_manager(sb, pw, env, ["+" + n for n in names])
         hs = [hold(sb, "fd", SHM + names[0]), hold(sb, "map-ro", SHM + names[1])]
-        q = _as(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env)
+        q = as_user(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         rep = json.loads(out)
         expect(rep["status"] == "kept" and rep["unlinked"] == 1 and rep["in_use"] == 2 and
@@ -444,8 +390,8 @@ def test_user_reclaimer_keeps_what_a_root_process_holds():
         expect(not os.path.exists(SHM + names[2]), "the unheld object was kept")
         for h in hs:
             stop(h)
-        q = _as(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env)
+        q = as_user(pw, [harness.SHMWARDEN, "recover", "--json", d], stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         rep = json.loads(out)
         expect(rep["status"] == "removed" and rep["unlinked"] == 2,
@@ -462,9 +408,9 @@ def test_root_sweep_sees_another_users_process_holding_the_object():
     if not root_only("test_root_sweep_sees_another_users_process_holding_the_object"):
         return
     users = []
-    sb = _shared_sandbox("hxuser")
+    sb = Sandbox("hxuser", shared=True)
     try:
-        users = [_useradd("o"), _useradd("r")]
+        users = [harness.useradd("o"), harness.useradd("r")]
         owner, reader = (pwd.getpwnam(u) for u in users)
         env = dict(sb.env, HOME="/")
         n = sb.name(1)
@@ -509,9 +455,9 @@ def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
     if not root_only("test_root_sweep_sees_a_holder_that_came_during_a_huge_journal"):
         return
     users = []
-    sb = _shared_sandbox("hbig")
+    sb = Sandbox("hbig", shared=True)
     try:
-        users = [_useradd("b")]
+        users = [harness.useradd("b")]
         pw = pwd.getpwnam(users[0])
         env = dict(sb.env, HOME="/")
         big = dead_manager(sb, [sb.name(0)])

@@ -4,11 +4,19 @@ project built warning-free in sid with its own suite run there; the three at onc
 The host's PyTorch (bookworm's 1.13) is test_torch.py's own run.
 
     python3 tests/proc/test_matrix.py [torch-trixie] [torch-sid] [sid-suite]
-# tests/run: timeout 1800
 """
 import sys
 
+import pytest
+
 import matrix
+
+pytestmark = pytest.mark.timeout(1800)
+
+
+def test_matrix(capsys):
+    matrix.pytest_run(capsys, "the PyTorch matrix")
+
 
 if __name__ == "__main__":
     sys.exit(matrix.main(sys.argv[1:]))

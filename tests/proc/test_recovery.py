@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SHM, Sandbox, wait_for  # noqa: E402
+from harness import SHM, Sandbox, as_user, wait_for  # noqa: E402
 
 PY = "/usr/bin/python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -387,34 +387,6 @@ def test_usage_errors():
         expect("\x1b" not in r.stdout + r.stderr and "\\x1b" in r.stdout, "text: %r" % r.stdout)
 
 
-A_CLIENT = r"""
-import os, sys
-sys.path.insert(0, sys.argv[1])
-import harness
-c = harness.Client(sys.argv[2])
-for arg in sys.argv[3:]:
-    name = arg.lstrip("+")
-    c.register(name)
-    if arg.startswith("+"):
-        fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.ftruncate(fd, 4096)
-        os.close(fd)
-print("done", flush=True)
-import time; time.sleep(600)
-"""
-
-
-def _useradd(tag):
-    name = "shmwt-%s-%s" % (tag, secrets.token_hex(4))
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                    "/usr/sbin/nologin", name], check=True, capture_output=True)
-    return name
-
-
-def _as_user(pw, args, **kw):
-    return subprocess.Popen(args, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], **kw)
-
-
 # (9)
 def test_multi_user_as_root():
     if os.geteuid() != 0:
@@ -423,42 +395,22 @@ def test_multi_user_as_root():
     users = []
     # The users must reach their managers' directory: a private base under /tmp, not
     # the suite's 0700 TMPDIR.
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = "/tmp"
+    sb = Sandbox("mu", shared=True)
     try:
-        sb = Sandbox("mu")
-    finally:
-        if saved is None:
-            del os.environ["TMPDIR"]
-        else:
-            os.environ["TMPDIR"] = saved
-    try:
-        os.chmod(sb.tmp, 0o1777)
-        users = [_useradd("a"), _useradd("b")]
+        users = [harness.useradd("a"), harness.useradd("b")]
         a, b = (pwd.getpwnam(u) for u in users)
         env = dict(sb.env, HOME="/")
 
         def create_as(pw, name):
-            c = _as_user(pw, [PY, "-c", "import os,sys; fd=os.open('/dev/shm'+sys.argv[1], "
-                              "os.O_RDWR|os.O_CREAT|os.O_EXCL, 0o600); os.ftruncate(fd, 4096)",
-                              name])
+            c = as_user(pw, [PY, "-c", "import os,sys; fd=os.open('/dev/shm'+sys.argv[1], "
+                           "os.O_RDWR|os.O_CREAT|os.O_EXCL, 0o600); os.ftruncate(fd, 4096)",
+                           name])
             expect(c.wait(30) == 0, "create as %s failed" % pw.pw_name)
 
         def dead_a_manager(names):
-            """A's manager and A's client (the manager takes only its own uid's
-            connections): registers names, creates those starting with '+', is killed."""
-            p = sb.track(_as_user(a, [harness.SHMWARDEN, "manager", "--no-reclaim"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  stdin=subprocess.DEVNULL, env=env))
-            sock = p.stdout.readline().decode().strip()
-            expect(sock.startswith("/"), "manager as A: %r" % sock)
-            c = sb.track(_as_user(a, [PY, "-c", A_CLIENT, HERE, sock] + names,
-                                  stdout=subprocess.PIPE, env=env))
-            expect(c.stdout.readline().strip() == b"done", "A's client failed")
-            for q in (p, c):
-                os.kill(q.pid, signal.SIGKILL)
-                q.wait()
-            return os.path.dirname(sock)
+            """A's manager and A's client: registers names, creates those starting with
+            '+', is killed."""
+            return harness.dead_manager_as(sb, a, names, env)
 
         a_obj, b_obj = sb.name("a0"), sb.name("b0")
         create_as(b, b_obj)
@@ -499,7 +451,7 @@ def test_multi_user_as_root():
         expect(not os.path.exists(d), "A's directory left")
         # A sweeping as A sees only its own: the same refusal holds without root.
         os.chmod(gw, 0o700)
-        q = _as_user(a, [harness.SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp],
+        q = as_user(a, [harness.SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         out, err = q.communicate(timeout=60)
         doc = json.loads(out)

@@ -936,6 +936,32 @@ static void test_dir_forged_rows_left_for_a_human(void)
 	fixture_fini(&f); /* removes the test's objects */
 }
 
+/* The files a SIGKILL leaves in the manager directory PATH: a child creates the journal,
+ * journals NAME, commits and _exit()s with its connection open, so -wal and -shm stay
+ * and the row is in the -wal only. 0 when the child did all that, -1 otherwise. */
+static int journal_left_by_kill(const char *path, const char *boot_id, const char *name)
+{
+	fflush(stdout); /* the child must not print the parent's buffer again */
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		struct journal *j = NULL;
+		struct journal_meta m;
+		char err[256];
+		meta_init(&m, geteuid(), boot_id);
+		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
+		    journal_add(j, name, strlen(name), 1, util_wall_s()) < 0 ||
+		    journal_commit(j) < 0)
+			_exit(1);
+		_exit(0); /* no close: like after SIGKILL */
+	}
+	int status = -1;
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 /* The files a SIGKILL leaves: a child journals and _exit()s with its connection open. */
 static void test_dir_wal_left_by_kill(void)
 {
@@ -947,20 +973,7 @@ static void test_dir_wal_left_by_kill(void)
 	int dirfd = -1, lockfd = -1;
 	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
 			    sizeof(err)) == 0);
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		struct journal *j = NULL;
-		struct journal_meta m;
-		meta_init(&m, geteuid(), f.boot_id);
-		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
-			_exit(1);
-		_exit(0); /* no close: -wal and -shm stay, like after SIGKILL */
-	}
-	int status = -1;
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(journal_left_by_kill(path, f.boot_id, a) == 0);
 	close(lockfd); /* the manager is dead: both its locks go */
 	close(dirfd);
 	CHECK(path_exists(path, JOURNAL_FILE "-wal"));
@@ -1083,20 +1096,7 @@ static void test_dir_dry_run_reads_a_copy(void)
 	int dirfd = -1, lockfd = -1;
 	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
 			    sizeof(err)) == 0);
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		struct journal *j = NULL;
-		struct journal_meta m;
-		meta_init(&m, geteuid(), f.boot_id);
-		if (journal_create(path, &m, &j, err, sizeof(err)) < 0 ||
-		    journal_add(j, a, strlen(a), 1, util_wall_s()) < 0 || journal_commit(j) < 0)
-			_exit(1);
-		_exit(0);
-	}
-	int status = -1;
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(journal_left_by_kill(path, f.boot_id, a) == 0);
 	/* Created after its registration, as a client does: the row's object. */
 	CHECK(obj_create(a, geteuid()) == 0);
 	close(lockfd);

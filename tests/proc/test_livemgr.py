@@ -1,0 +1,307 @@
+"""test_livemgr.py — a name a live manager holds is never reclaimed (issue 10, livemgr.c).
+
+A manager dies holding /pin; a second, live manager registers /pin again and its client
+replaces the stale object (what a program with a fixed segment name does after a
+crash). The dead row was never identified, so only the live manager's journal says the
+new object is not a leak. These tests run the real manager and reclaimers (sweep,
+recover, a restarted manager's adoption) inside a harness Sandbox and check that the
+live manager's /pin survives when:
+
+- the live manager runs in its own mount namespace, its TMPDIR base bind-mounted at a
+  path that does not exist (as that directory) outside it (PrivateTmp, a container
+  sharing /dev/shm, `unshare -m`);
+- the sweeper runs in its own mount namespace: the live manager's base hidden under a
+  tmpfs and / read-only, as a sandboxed sweep sees it;
+- other processes churn thousands of fcntl and flock locks (the /proc/locks of main
+  skipped a held lock under that load);
+- the sweeper's /proc is not procfs (an empty tmpfs): it cannot tell who is live, so
+  it keeps everything; decoys (a locked "manager directory" with a listening socket
+  and a garbage journal) are not mistaken for anything and break nothing.
+"""
+import os
+import signal
+import subprocess
+import sys
+import json
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SHM, Sandbox, wait_for  # noqa: E402
+
+PY = "/usr/bin/python3"
+TRIALS = 4
+CHURN_TRIALS = 50
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def kill(m):
+    os.kill(m.pid, signal.SIGKILL)
+    m.wait()
+
+
+def write_data(name, data):
+    fd = os.open(SHM + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.ftruncate(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def read_data(name):
+    try:
+        with open(SHM + name, "rb") as f:
+            return f.read().rstrip(b"\0")
+    except FileNotFoundError:
+        return None
+
+
+def dead_pin_manager(sb, base, pin):
+    """A manager that registered pin, whose client created it, SIGKILLed before its
+    prune tick could identify the row: a reclaimer can judge it by birth time only."""
+    m = sb.spawn_manager(args=["manager", "--no-reclaim", "--prune-interval", "100000"],
+                         argv0="shmwarden", env=dict(sb.env, TMPDIR=base))
+    expect(m.sock, "manager failed: %r" % m.line)
+    c = m.client()
+    c.register(pin)
+    write_data(pin, b"stale")
+    kill(m)
+    c.close()
+    return m.dir
+
+
+def replace_object(c, pin, data):
+    """Register the name with the live manager, remove the stale object, create ours."""
+    c.register(pin)
+    try:
+        os.unlink(SHM + pin)
+    except FileNotFoundError:
+        pass
+    write_data(pin, data)
+
+
+def namespaced_manager(sb, real, alias):
+    """A live manager in its own mount namespace whose TMPDIR is alias, a bind mount of
+    real made there only: outside, alias is an empty directory. Returns (Manager, the
+    socket path as seen from here)."""
+    os.makedirs(alias, 0o700, exist_ok=True)
+    script = ('mount --bind "$1" "$2" && TMPDIR="$2" exec "$3" manager --no-reclaim '
+              '--shutdown-timeout 100000')
+    proc = sb.track(subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", real, alias,
+         harness.SHMWARDEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=sb.env,
+        stdin=subprocess.DEVNULL))
+    line = proc.stdout.readline().decode().strip()
+    expect(line.startswith(alias + "/"), "the namespaced manager said %r" % line)
+    m = harness.Manager(proc, line)
+    outside = real + line[len(alias):]
+    expect(not os.path.exists(line), "the alias path is visible outside the namespace")
+    return m, outside
+
+
+def test_live_manager_in_another_mount_namespace_keeps_pin():
+    """sweep, recover and a restarted manager's adoption each hand /pin over."""
+    with Sandbox("lmns") as sb:
+        real, alias, dead = (os.path.join(sb.tmp, n) for n in ("real", "alias", "dead"))
+        for d in (real, dead):
+            os.mkdir(d, 0o700)
+        pin = sb.name("pin")
+        live, sock = namespaced_manager(sb, real, alias)
+        c = harness.Client(sock)
+        lost = []
+        for trial in range(3 * TRIALS):
+            how = ("sweep", "recover", "adoption")[trial % 3]
+            d = dead_pin_manager(sb, dead, pin)
+            data = b"live %d" % trial
+            replace_object(c, pin, data)
+            if how == "sweep":
+                r = sb.run(["sweep", "--tmpdir", dead, "--json"])
+                expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+                rep = json.loads(r.stdout)["dirs"][0]
+                if read_data(pin) == data:
+                    expect(rep["handed_over"] == 1 and rep["unlinked"] == 0,
+                           "report: %r" % rep)
+            elif how == "recover":
+                r = sb.run(["recover", d])
+                expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
+            else:
+                m = sb.spawn_manager(args=["manager", "--shutdown-timeout", "100000"],
+                                     argv0="shmwarden", env=dict(sb.env, TMPDIR=dead))
+                expect(wait_for(lambda: not os.path.exists(d), timeout=10),
+                       "the restarted manager never adopted its dead sibling")
+                kill(m)
+                for n in os.listdir(dead):
+                    sb.run(["recover", os.path.join(dead, n)])
+            if read_data(pin) != data:
+                lost.append(how)
+            expect(not os.path.exists(d), "%s left the dead directory" % how)
+            os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
+        c.close()
+        kill(live)
+        expect(not lost, "the live manager's /pin was unlinked by %s" % lost)
+
+
+def sandboxed_sweep(sb, hide, dead, proc_tmpfs=False):
+    """`shmwarden sweep --tmpdir dead --json` in its own mount namespace: hide is covered
+    by an empty tmpfs, / is read-only (dead and a scratch TMPDIR stay writable: their own
+    bind mounts), and with proc_tmpfs /proc is an empty tmpfs too."""
+    scratch = os.path.join(sb.tmp, "scratch")
+    os.makedirs(scratch, 0o700, exist_ok=True)
+    script = ('mount -t tmpfs -o size=64k shmw-hide "$1" && mount --bind "$2" "$2" && '
+              'mount --bind "$4" "$4" && mount -o remount,bind,ro / && ')
+    if proc_tmpfs:
+        script += 'mount -t tmpfs -o size=64k shmw-noproc /proc && '
+    script += 'TMPDIR="$4" exec "$3" sweep --tmpdir "$2" --json'
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                           "sh", hide, dead, harness.SHMWARDEN, scratch], env=sb.env,
+                          capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_sweeper_in_its_own_mount_namespace_keeps_pin():
+    with Sandbox("lmsw") as sb:
+        livebase, dead = os.path.join(sb.tmp, "live"), os.path.join(sb.tmp, "dead")
+        for d in (livebase, dead):
+            os.mkdir(d, 0o700)
+        pin = sb.name("pin")
+        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
+                                      "100000"], argv0="shmwarden",
+                                env=dict(sb.env, TMPDIR=livebase))
+        expect(live.sock, "manager failed: %r" % live.line)
+        c = live.client()
+        lost = 0
+        for trial in range(TRIALS):
+            d = dead_pin_manager(sb, dead, pin)
+            data = b"live %d" % trial
+            replace_object(c, pin, data)
+            r = sandboxed_sweep(sb, livebase, dead)
+            expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+            rep = json.loads(r.stdout)["dirs"][0]
+            if read_data(pin) != data:
+                lost += 1
+            else:
+                expect(rep["handed_over"] == 1 and rep["unlinked"] == 0, "report: %r" % rep)
+            expect(not os.path.exists(d), "the dead directory is left")
+            os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
+        c.close()
+        kill(live)
+        expect(lost == 0, "the live manager's /pin was unlinked in %d of %d sandboxed sweeps"
+               % (lost, TRIALS))
+
+
+# Lock churn: each helper (tests/tools/lock_churn.c) takes CHURN_LOCKS fcntl locks and
+# 32 flocks and drops them all at once, again and again: every drop removes hundreds of
+# /proc/locks entries between two read()s of a reader, which then skips as many.
+CHURN = os.path.join(harness.BUILD, "tools", "lock_churn")
+CHURN_HELPERS = 3
+CHURN_LOCKS = 8000
+
+
+def churn_helper(sb, path):
+    p = sb.track(subprocess.Popen([CHURN, path, str(CHURN_LOCKS)], stdout=subprocess.PIPE,
+                                  env=sb.env))
+    expect(p.stdout.readline().strip() == b"churning", "a churn helper failed")
+
+
+def test_lock_churn_loses_nothing():
+    with Sandbox("lmch") as sb:
+        livebase, dead, churn = (os.path.join(sb.tmp, n) for n in ("live", "dead", "churn"))
+        for d in (livebase, dead, churn):
+            os.mkdir(d, 0o700)
+        pin = sb.name("pin")
+        for i in range(CHURN_HELPERS):
+            churn_helper(sb, os.path.join(churn, "f%d" % i))
+        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
+                                      "100000"], argv0="shmwarden",
+                                env=dict(sb.env, TMPDIR=livebase))
+        expect(live.sock, "manager failed: %r" % live.line)
+        c = live.client()
+        lost = 0
+        for trial in range(CHURN_TRIALS):
+            d = dead_pin_manager(sb, dead, pin)
+            data = b"live %d" % trial
+            replace_object(c, pin, data)
+            r = sb.run(["sweep", "--tmpdir", dead])
+            expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+            if read_data(pin) != data:
+                lost += 1
+            os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
+            for n in os.listdir(dead):
+                sb.run(["recover", os.path.join(dead, n)])
+        c.close()
+        kill(live)
+        expect(lost == 0, "the live manager's /pin was unlinked in %d of %d sweeps under "
+               "lock churn" % (lost, CHURN_TRIALS))
+
+
+# A decoy: a locked directory that looks like a manager's (manager.sock listened on by
+# the decoy, flock held exclusive) whose journal is garbage; a second one listens on an
+# abstract socket only. Neither may stop the real live manager from being found, nor be
+# taken for one.
+DECOY = r"""
+import fcntl, os, socket, sys, time
+base = sys.argv[1]
+held = []
+for i, abstract in ((0, False), (1, True)):
+    d = os.path.join(base, "shmwarden-decoy%d" % i)
+    os.mkdir(d, 0o700)
+    with open(os.path.join(d, "journal.db"), "wb") as f:
+        f.write(os.urandom(4096))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if abstract:
+        s.bind("\0shmw-decoy-%d" % os.getpid())
+        open(os.path.join(d, "manager.sock"), "w").close()
+    else:
+        s.bind(os.path.join(d, "manager.sock"))
+    s.listen(1)
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    held += [s, fd]
+print("decoyed", flush=True)
+time.sleep(600)
+"""
+
+
+def test_unreadable_proc_and_decoys_keep():
+    with Sandbox("lmgb") as sb:
+        livebase, dead, decoys = (os.path.join(sb.tmp, n) for n in ("live", "dead", "decoys"))
+        for d in (livebase, dead, decoys):
+            os.mkdir(d, 0o700)
+        pin = sb.name("pin")
+        decoy = sb.track(subprocess.Popen([PY, "-c", DECOY, decoys], stdout=subprocess.PIPE,
+                                          env=sb.env))
+        expect(decoy.stdout.readline().strip() == b"decoyed", "the decoy failed")
+        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
+                                      "100000"], argv0="shmwarden",
+                                env=dict(sb.env, TMPDIR=livebase))
+        expect(live.sock, "manager failed: %r" % live.line)
+        c = live.client()
+        # /proc is not procfs: nobody can be told live or not, so nothing is unlinked,
+        # and the directory is kept for a later pass.
+        d = dead_pin_manager(sb, dead, pin)
+        replace_object(c, pin, b"live noproc")
+        r = sandboxed_sweep(sb, decoys, dead, proc_tmpfs=True)
+        expect(read_data(pin) == b"live noproc",
+               "a sweep without /proc unlinked the live manager's /pin (exit %d: %s)"
+               % (r.returncode, r.stderr[-800:]))
+        expect(os.path.exists(d), "a sweep without /proc removed the dead directory")
+        # With /proc, the decoys are skipped and the real live manager still found.
+        r = sb.run(["sweep", "--tmpdir", dead, "--json"])
+        expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+        rep = json.loads(r.stdout)["dirs"][0]
+        expect(read_data(pin) == b"live noproc", "the sweep unlinked the live manager's /pin")
+        expect(rep["handed_over"] == 1 and rep["unlinked"] == 0, "report: %r" % rep)
+        expect(not os.path.exists(d), "the dead directory is left")
+        expect(decoy.poll() is None, "the decoy died")
+        expect(sorted(os.listdir(decoys)) == ["shmwarden-decoy0", "shmwarden-decoy1"],
+               "the decoys' directories changed")
+        c.close()
+        kill(live)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
