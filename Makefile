@@ -13,7 +13,7 @@ BUILD   ?= build
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
-VERSION := 0.1.0
+VERSION := 0.2.0
 
 CSTD     = -std=gnu17
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -42,6 +42,11 @@ all: $(BUILD)/shmwarden $(BUILD)/torch_shm_manager
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj $(BUILD)/gen
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+# VERSION is compiled in (--version, the metrics' build_info) and written into the .pc:
+# rebuild what holds it when it changes, or an old build dir keeps saying the old one.
+$(BUILD)/gen/version: FORCE | $(BUILD)/gen
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(BUILD)/obj/main.o $(BUILD)/obj/metrics.o $(BUILD)/shmwarden.pc: $(BUILD)/gen/version
 
 # The schema is embedded verbatim as a C string, so schema/journal.sql stays the one
 # source of truth (no hand-copied SQL in C).

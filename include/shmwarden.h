@@ -70,7 +70,7 @@ extern "C" {
 #define SHMW_API
 #endif
 
-#define SHMW_VERSION "0.1.0"
+#define SHMW_VERSION "0.2.0"
 
 /* A connection to one manager, spawned or connected to. Opaque; see shmw_spawn(). */
 struct shmw_manager;
@@ -238,7 +238,7 @@ SHMW_API const char *shmw_errmsg(void);
  * thread-safe. */
 SHMW_API const char *shmw_strerror(int err);
 
-/* The library's version, e.g. "0.1.0" (compare with SHMW_VERSION to detect a header/library
+/* The library's version, e.g. "0.2.0" (compare with SHMW_VERSION to detect a header/library
  * mismatch). Static string. */
 SHMW_API const char *shmw_version(void);
 

@@ -9,8 +9,9 @@
 #
 # Options:
 #   --torch-dir DIR   the torch package directory (holding bin/torch_shm_manager);
-#                     default: where $PYTHON finds `torch`
-#   --python PY       the Python whose torch to change (default: $PYTHON, else python3)
+#                     default: where that Python finds `torch`
+#   --python PY       the Python whose torch to change (default: $PYTHON, else the first
+#                     of /usr/bin/python3 and the python3s on PATH that has torch)
 #   --manager PATH    shmwarden's torch_shm_manager (default: the installed one)
 #   --bind            install: bind-mount shmwarden over the file instead of replacing it
 #                     (changes nothing on disk; lost at reboot; uninstall unmounts)
@@ -23,11 +24,11 @@ set -euo pipefail
 
 default_manager=/usr/local/bin/torch_shm_manager # make install rewrites this line
 
-usage() { sed -n '4,16p;21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '4,17p;22p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "use-with-pytorch: $*" >&2; exit 1; }
 bad_usage() { echo "use-with-pytorch: $*" >&2; usage >&2; exit 2; }
 
-torch_dir= python=${PYTHON:-python3} manager= bind=0 cmd=
+torch_dir= python=${PYTHON:-} manager= bind=0 cmd=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--torch-dir) [ $# -ge 2 ] && [ -n "$2" ] || bad_usage "--torch-dir needs a directory"
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
 	--torch-dir=?*) torch_dir=${1#*=}; shift ;;
 	--python) [ $# -ge 2 ] && [ -n "$2" ] || bad_usage "--python needs a program"
 		python=$2; shift 2 ;;
+	--python=?*) python=${1#*=}; shift ;;
 	--manager) [ $# -ge 2 ] && [ -n "$2" ] || bad_usage "--manager needs a path"
 		manager=$2; shift 2 ;;
 	--manager=?*) manager=${1#*=}; shift ;;
@@ -48,11 +50,29 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$cmd" ] || bad_usage "missing command (install, uninstall or status)"
 
-if [ -z "$torch_dir" ]; then
-	# find_spec, not import: importing torch takes seconds and loads libtorch.
-	torch_dir=$("$python" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null) ||
-		die "cannot run $python to find torch (use --python or --torch-dir)"
-	[ -n "$torch_dir" ] || die "$python has no torch package (use --python or --torch-dir)"
+# The torch package directory of a Python, or nothing when it has no torch. find_spec,
+# not import: importing torch takes seconds and loads libtorch. A spec without an origin
+# is a namespace package (a stray directory named torch), not torch.
+torch_of() {
+	"$1" -c 'import importlib.util as u, os; s = u.find_spec("torch"); print(os.path.dirname(s.origin) if s and s.origin else "")' 2>/dev/null
+}
+if [ -z "$torch_dir" ] && [ -n "$python" ]; then
+	command -v -- "$python" >/dev/null || die "cannot run $python (use --python or --torch-dir)"
+	torch_dir=$(torch_of "$python") || die "cannot run $python to find torch (use --python or --torch-dir)"
+	[ -n "$torch_dir" ] || die "$python cannot import torch (use --python for the Python that has it, or --torch-dir)"
+elif [ -z "$torch_dir" ]; then
+	# The first python3 on PATH is often not the one with torch (a pyenv or venv shim
+	# ahead of Debian's, which python3-torch installs into): ask each, Debian's first.
+	tried=
+	for py in /usr/bin/python3 $(type -ap python3 2>/dev/null); do
+		[ -x "$py" ] || continue
+		real_py=$(readlink -f -- "$py" 2>/dev/null) || real_py=$py
+		case " $tried " in *" $real_py "*) continue ;; esac
+		tried="$tried $real_py"
+		torch_dir=$(torch_of "$py") || torch_dir=
+		[ -n "$torch_dir" ] && { python=$py; break; }
+	done
+	[ -n "$torch_dir" ] || die "no python3 here can import torch (tried:${tried:- none found}); give --python PY for the Python that has it, or --torch-dir DIR"
 fi
 target=$torch_dir/bin/torch_shm_manager
 backup=$target.pytorch

@@ -1,5 +1,7 @@
-/* cmd_recover.c — `shmwarden recover [--dry-run] [--json] [--syslog] DIR`: reclaims the
- * objects of one dead manager's directory (the post-crash command). It decides nothing
+/* cmd_recover.c — `shmwarden recover [--tmpdir BASE] [--dry-run] [--json] [--syslog] DIR`:
+ * reclaims the objects of one dead manager's directory (the post-crash command). DIR is a
+ * path, or a bare name as `shmwarden ls` prints it, looked up in the temp base ls lists
+ * (BASE, else $TMPDIR...), so what ls shows can be pasted here. It decides nothing
  * itself: reclaim_dir does, with the same checks as the sweeper; this file parses
  * arguments, gathers the host facts (in-use index, /dev/shm, boot id) once, and reports.
  * Output and logging work as in cmd_sweep.c.
@@ -21,18 +23,23 @@
 #include "util.h"
 
 static const char recover_usage[] =
-	"usage: shmwarden recover [--dry-run] [--json] [--syslog] DIR\n"
+	"usage: shmwarden recover [--tmpdir BASE] [--dry-run] [--json] [--syslog] DIR\n"
 	"  Reclaims the shared-memory objects journaled in DIR (a dead manager's\n"
 	"  shmwarden-XXXXXX directory), then removes DIR. Objects a live process still\n"
-	"  maps or holds open stay journaled for a later pass.\n"
-	"  --dry-run  report what would happen, change nothing\n"
-	"  --json     print the report as one JSON object\n"
-	"  --syslog   log to syslog (facility daemon) instead of stderr\n"
+	"  maps or holds open stay journaled for a later pass. A DIR without a slash is a\n"
+	"  name as `shmwarden ls` prints it, in the temp base ls lists (./NAME: here).\n"
+	"  --tmpdir BASE  the temp base of a bare name (default: $TMPDIR, $TMP, $TEMP,\n"
+	"                 $TEMPDIR, then /tmp, as ls)\n"
+	"  --dry-run      report what would happen, change nothing\n"
+	"  --json         print the report as one JSON object\n"
+	"  --syslog       log to syslog (facility daemon) instead of stderr\n"
 	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n";
 
-/* Splits DIR into its parent (opened) and its last component. */
-static int recover_split(const char *dir, int *parentfd, char *name, size_t namelen,
-			 char *err, size_t errlen)
+/* Splits DIR into its parent (opened) and its last component. base is NULL for a path
+ * ("NAME/" is one: in the working directory), else the temp base a bare name is in: ls
+ * prints names, and this takes them. */
+static int recover_split(const char *dir, const char *base, int *parentfd, char *name,
+			 size_t namelen, char *err, size_t errlen)
 {
 	char parent[4096];
 	size_t len = util_strlcpy(parent, dir, sizeof(parent));
@@ -53,14 +60,18 @@ static int recover_split(const char *dir, int *parentfd, char *name, size_t name
 		return -1;
 	}
 	if (!slash)
-		util_strlcpy(parent, ".", sizeof(parent));
+		util_strlcpy(parent, base ? base : ".", sizeof(parent));
 	else if (slash == parent)
 		parent[1] = '\0';
 	else
 		*slash = '\0';
 	*parentfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*parentfd < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT && base)
+			util_err(err, errlen, "no such directory: the temp base %s does not exist "
+				 "(give --tmpdir the directory the managers use, or set TMPDIR; "
+				 "./NAME for a directory here)", parent);
+		else if (errno == ENOENT)
 			util_err(err, errlen, "no such directory: its parent %s does not exist "
 				 "(`shmwarden ls` lists the manager directories)", parent);
 		else
@@ -92,12 +103,14 @@ static void recover_complain(const char *dir, const char *why)
 	fprintf(stderr, ": %s\n", why);
 }
 
-enum { OPT_DRY_RUN = 256, OPT_JSON, OPT_SYSLOG };
+enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_SYSLOG };
 
 int cmd_recover(int argc, char **argv)
 {
 	bool dry_run = false, json = false, use_syslog = false;
+	const char *base = NULL;
 	static const struct cli_opt options[] = {
+		{ "tmpdir", OPT_TMPDIR, "a directory" },
 		{ "dry-run", OPT_DRY_RUN, NULL },
 		{ "json", OPT_JSON, NULL },
 		{ "syslog", OPT_SYSLOG, NULL },
@@ -109,6 +122,9 @@ int cmd_recover(int argc, char **argv)
 	cli_init(&c, "recover", recover_usage, options, false);
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
+		case OPT_TMPDIR:
+			base = c.value;
+			break;
 		case OPT_DRY_RUN:
 			dry_run = true;
 			break;
@@ -133,6 +149,19 @@ int cmd_recover(int argc, char **argv)
 	const char *dir = argv[optind];
 	if (!*dir)
 		return cli_usage_error(&c, "DIR is an empty string", NULL);
+	if (base && strchr(dir, '/'))
+		return cli_usage_error(&c, "--tmpdir is the temp base of a bare name as `shmwarden "
+				       "ls` prints it, and DIR is a path: ", dir);
+	/* What the reports call the directory: the path, a bare name's in the base. */
+	char shown[4096];
+	if (!strchr(dir, '/')) {
+		if (!base)
+			base = util_tmpbase();
+		snprintf(shown, sizeof(shown), "%s%s%s", base,
+			 base[strlen(base) - 1] == '/' ? "" : "/", dir);
+	} else {
+		util_strlcpy(shown, dir, sizeof(shown));
+	}
 
 	if (use_syslog)
 		log_use_syslog(true);
@@ -146,13 +175,13 @@ int cmd_recover(int argc, char **argv)
 	int rc = 1, basefd = -1, shmfd = -1;
 	struct inuse *idx = NULL;
 	char name[256], err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
-	if (recover_split(dir, &basefd, name, sizeof(name), err, sizeof(err)) < 0) {
-		recover_complain(dir, err);
+	if (recover_split(dir, strchr(dir, '/') ? NULL : base, &basefd, name, sizeof(name), err, sizeof(err)) < 0) {
+		recover_complain(shown, err);
 		if (json)
-			recover_fail_json(dir, err, dry_run);
+			recover_fail_json(shown, err, dry_run);
 		if (use_syslog) {
 			char esc[1024];
-			log_error("recover: %s: %s", report_escape(dir, esc, sizeof(esc)), err);
+			log_error("recover: %s: %s", report_escape(shown, esc, sizeof(esc)), err);
 		}
 		goto out;
 	}
@@ -163,7 +192,7 @@ int cmd_recover(int argc, char **argv)
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
 		fprintf(stderr, "recover: %s\n", err);
 		if (json)
-			recover_fail_json(dir, err, dry_run);
+			recover_fail_json(shown, err, dry_run);
 		if (use_syslog)
 			log_error("recover: %s", err);
 		goto out;
@@ -180,13 +209,13 @@ int cmd_recover(int argc, char **argv)
 	reclaim_dir(&opts, basefd, name, &report);
 	bool ok = report.status == RECLAIM_REMOVED || report.status == RECLAIM_KEPT;
 	if (json) {
-		report_print_json(stdout, dir, &report, dry_run);
+		report_print_json(stdout, shown, &report, dry_run);
 		fputc('\n', stdout);
 	} else if (ok) {
-		report_print_text(stdout, "recover", dir, &report, dry_run);
+		report_print_text(stdout, "recover", shown, &report, dry_run);
 	}
 	if (!ok)
-		report_print_text(stderr, "recover", dir, &report, dry_run);
+		report_print_text(stderr, "recover", shown, &report, dry_run);
 	rc = ok ? 0 : 1;
 out:
 	if (fflush(stdout) != 0 && rc == 0)

@@ -186,12 +186,15 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 {
 	char hb[32];
 	const unsigned *s = t->by_status;
-	fprintf(f, "%s%s: %u director%s: %u removed, %u kept, %u live, %u skipped, %u corrupt; "
+	/* Findings (a directory for a human) and failures are told apart: only failures
+	 * make the sweep exit 1, and "skipped" for both hid which was which. */
+	fprintf(f, "%s%s: %u director%s: %u removed, %u kept, %u live, %u starting, "
+		   "%u for a human (%u unsafe, %u corrupt, %u foreign), %u failed; "
 		   "%u objects unlinked (%s), %u gone, %u in use, %u refused",
 		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
-		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE],
-		s[RECLAIM_STARTING] + s[RECLAIM_UNSAFE] + s[RECLAIM_FOREIGN] + s[RECLAIM_ERROR],
-		s[RECLAIM_CORRUPT],
+		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE], s[RECLAIM_STARTING],
+		s[RECLAIM_UNSAFE] + s[RECLAIM_CORRUPT] + s[RECLAIM_FOREIGN], s[RECLAIM_UNSAFE],
+		s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], s[RECLAIM_ERROR],
 		t->unlinked, util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use,
 		t->refused);
 	if (t->reused)

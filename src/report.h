@@ -37,7 +37,8 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 void report_print_json(FILE *f, const char *path, const struct reclaim_report *r,
 		       bool dry_run);
 
-/* "CMD: N directories: ...; U objects unlinked (...)...", with a newline. */
+/* "CMD: N directories: R removed, K kept, L live, S starting, H for a human (U unsafe,
+ * C corrupt, F foreign), E failed; U objects unlinked (...)...", with a newline. */
 void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 			bool dry_run);
 void report_totals_json(FILE *f, const struct report_totals *t);

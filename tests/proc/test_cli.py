@@ -103,6 +103,47 @@ def test_help_of_every_command_agrees_with_the_man_page():
                    sorted(helped)))
 
 
+def readme_commands():
+    """{command: its row} of the README's Commands table."""
+    text = read(os.path.join(harness.ROOT, "README.md"))
+    body = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in body.splitlines():
+        m = re.match(r"^\| `shmwarden (\w+)( [^`]*)?` \|", line)
+        if m:
+            rows[m.group(1)] = line
+    return rows
+
+
+def test_readme_commands_table_agrees_with_help():
+    """The README's Commands table lists every command with every option of its --help,
+    and no other (it once listed only `manager [--tmpdir DIR]`)."""
+    rows = readme_commands()
+    cmds = commands()
+    expect(sorted(rows) == sorted(cmds), "README rows %s, commands %s" % (sorted(rows), cmds))
+    for cmd in cmds:
+        helped = options(run([cmd, "--help"]).stdout)
+        synopsis = options(rows[cmd].split("` |", 1)[0])
+        in_row = options(rows[cmd])
+        expect(synopsis == helped, "README %s synopsis %s, --help %s" % (
+            cmd, sorted(synopsis), sorted(helped)))
+        expect(in_row <= helped, "README %s row names %s, not in --help" % (
+            cmd, sorted(in_row - helped)))
+
+
+def test_metrics_and_dry_run_refusal_is_documented():
+    """sweep refuses --metrics with --dry-run: --help, the README and the man page say so
+    where --metrics is described."""
+    lines = run(["sweep", "--help"]).stdout.splitlines()
+    i = next(n for n, l in enumerate(lines) if l.strip().startswith("--metrics FILE"))
+    entry = lines[i] + " " + " ".join(l for l in lines[i + 1:] if l.startswith(" " * 10))
+    expect("--dry-run" in entry, "sweep --help, --metrics: %r" % entry)
+    row = readme_commands()["sweep"]
+    expect(re.search(r"--metrics FILE`[^|]*refused with `--dry-run`", row), "README: %s" % row)
+    man = man_sections()["sweep"].replace("\\-", "-")
+    expect("Cannot be combined with the dry-run option" in man, "man page")
+
+
 def test_version():
     want = "shmwarden %s\n" % makefile_version()
     for args in (["--version"], ["version"]):
@@ -116,6 +157,18 @@ def test_version():
     if os.path.exists(HEADER):
         m = re.search(r'#define SHMW_VERSION "([^"]+)"', read(HEADER))
         expect(m and m.group(1) == makefile_version(), "SHMW_VERSION differs from the Makefile")
+    # The newest entry of the changelog, and of debian/changelog where there is one (the
+    # package's version), name the same version.
+    m = re.search(r"^## (\S+)", read(os.path.join(harness.ROOT, "CHANGELOG.md")), re.M)
+    expect(m and m.group(1) == makefile_version(),
+           "CHANGELOG.md's newest entry is %s, the Makefile's VERSION %s" % (
+               m and m.group(1), makefile_version()))
+    deb = os.path.join(harness.ROOT, "debian", "changelog")
+    if os.path.exists(deb):
+        m = re.match(r"\S+ \(([^)-]+)(-[^)]*)?\)", read(deb))
+        expect(m and m.group(1) == makefile_version(),
+               "debian/changelog's newest entry is %s, the Makefile's VERSION %s: add an entry"
+               % (m and m.group(1), makefile_version()))
 
 
 def test_usage_and_unknown_command():
@@ -306,7 +359,7 @@ def test_option_spellings_all_work():
         os.mkdir(os.path.join(sb.tmp, "-odd"))
         r = subprocess.run([harness.SHMWARDEN, "recover", "--dry-run", "--", "-odd"],
                            capture_output=True, text=True, cwd=sb.tmp, env=sb.env, timeout=30)
-        expect(r.returncode == 1 and r.stderr.startswith("recover: -odd: ") and
+        expect(r.returncode == 1 and r.stderr.startswith("recover: %s/-odd: " % sb.tmp) and
                "usage" not in r.stderr, "recover -- -odd: %d %r" % (r.returncode, r.stderr))
         d = os.path.join(sb.tmp, "shmwarden-nothere")
         r = sb.run(["recover", d, "--dry-run", "--json"])

@@ -316,6 +316,29 @@ def test_unsafe_and_corrupt_are_findings():
         expect(os.path.isdir(gw) and os.path.isdir(bad), "findings were touched")
 
 
+def test_sweep_summary_tells_findings_from_failures():
+    """The text summary said "skipped" for failures and findings alike, though only
+    failures make the sweep exit 1: each has its own count now."""
+    with Sandbox("summary") as sb:
+        gw = dead_with_wal(sb, 1)
+        os.chmod(gw, 0o770)
+        bad = dead_with_wal(sb, 1)
+        harness.corrupt_journal(bad)
+        dead_with_wal(sb, 2)
+        failing = dead_with_wal(sb, 1)
+        with open(os.path.join(failing, "stray"), "w") as f:  # a file shmwarden never makes
+            f.write("x")
+        r = sb.run(["sweep", "--tmpdir", sb.tmp])
+        last = r.stdout.splitlines()[-1] if r.stdout else ""
+        want = ("sweep: 4 directories: 1 removed, 0 kept, 0 live, 0 starting, 2 for a human "
+                "(1 unsafe, 1 corrupt, 0 foreign), 1 failed; 3 objects unlinked (12.0 KiB), ")
+        expect(r.returncode == 1 and last.startswith(want) and "skipped" not in r.stdout,
+               "exit %d, summary %r, want %r; stderr %r" % (r.returncode, last, want, r.stderr))
+        err = {line.split(": ")[1]: line.split(": ")[2] for line in r.stderr.splitlines()
+               if line.startswith("sweep: " + sb.tmp)}
+        expect(err == {gw: "unsafe", bad: "corrupt", failing: "error"}, "stderr: %s" % err)
+
+
 # (6) Space before service: a restarted manager answers its first registration only once
 # its dead siblings' leaks are gone from the shm filesystem.
 SPACE_INNER = r"""

@@ -262,4 +262,63 @@ def test_use_with_pytorch_bind_mount():
         expect(read(target) == FAKE and not os.path.exists(target + ".pytorch"), "file changed")
 
 
+
+def test_use_with_pytorch_finds_the_python_that_has_torch():
+    """A pyenv or venv python3 first on PATH has no torch (Debian's python3-torch is in
+    /usr/bin/python3's path): without --python the script asks each python3, Debian's
+    first, and uses the one that has torch; with --python, that one or a clear refusal;
+    with none, a sentence naming what it tried. Only `status` runs: nothing is changed."""
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import importlib.util as u, os; "
+                            "s = u.find_spec('torch'); print(os.path.dirname(s.origin))"],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        print("note: /usr/bin/python3 has no torch here; discovery not checked")
+        return
+    real_torch = probe.stdout.strip()
+    with Sandbox("usepython") as sb:
+        shim = os.path.join(sb.tmp, "shim")
+        os.mkdir(shim)
+        torchless = os.path.join(shim, "python3")
+        with open(torchless, "w") as f:  # a real Python that cannot see dist-packages
+            f.write('#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n')
+        os.chmod(torchless, 0o755)
+        env = dict(sb.env, PATH=shim + ":/usr/bin:/bin")
+        env.pop("PYTHON", None)
+        base = ["bash", SCRIPT, "--manager", harness.TORCH_SHM_MANAGER]
+
+        def run(args, e=env):
+            return subprocess.run(base + args, capture_output=True, text=True, timeout=120,
+                                  env=e, stdin=subprocess.DEVNULL)
+
+        r = run(["status"])
+        expect(r.returncode == 0 and real_torch + "/bin/torch_shm_manager" in r.stdout,
+               "status through PATH's torchless python3: %d %r %r" % (r.returncode, r.stdout,
+                                                                       r.stderr))
+        for args, e in ((["--python", torchless, "status"], env),
+                        (["--python=" + torchless, "status"], env),
+                        (["status"], dict(env, PYTHON=torchless))):
+            r = run(args, e)
+            expect(r.returncode == 1 and r.stderr == "use-with-pytorch: %s cannot import torch "
+                   "(use --python for the Python that has it, or --torch-dir)\n" % torchless,
+                   "%s: %d %r" % (args, r.returncode, r.stderr))
+        r = run(["--python", os.path.join(sb.tmp, "nosuch"), "status"])
+        expect(r.returncode == 1 and "cannot run %s/nosuch" % sb.tmp in r.stderr,
+               "missing python: %r" % r.stderr)
+        # No python3 at all has torch: hide it in a private mount namespace.
+        unshare = shutil.which("unshare")
+        inner = 'mount -t tmpfs none "$1" && shift && exec "$@"'
+        r = subprocess.run([unshare or "unshare", "-m", "--propagation", "private", "sh", "-c",
+                            inner, "sh", real_torch] + base + ["status"], capture_output=True,
+                           text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+        if r.returncode != 0 and "mount" in r.stderr and "tried" not in r.stderr:
+            print("note: no private mount namespace here; the none-found case not checked")
+            return
+        tried = r.stderr.split("(tried: ", 1)[-1].split(")", 1)[0].split()
+        expect(r.returncode == 1 and r.stderr.startswith("use-with-pytorch: no python3 here "
+                                                         "can import torch (tried: ") and
+               r.stderr.endswith("); give --python PY for the Python that has it, or "
+                                 "--torch-dir DIR\n") and torchless in tried and
+               os.path.realpath("/usr/bin/python3") in tried and len(tried) == len(set(tried)),
+               "none: %d %r" % (r.returncode, r.stderr))
+
 harness.main(globals())

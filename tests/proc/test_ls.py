@@ -323,6 +323,64 @@ def test_usage_errors():
         expect(r.returncode == 0 and r.stdout.startswith("usage: shmwarden ls"), "--help")
 
 
+def test_recover_takes_the_names_ls_prints():
+    """What a newcomer does: `ls`, then `recover` with the name it printed, from wherever
+    they are. A bare name is looked up in the temp base ls lists (TMPDIR or --tmpdir),
+    with the same checks; a path, ./NAME included, is taken as a path."""
+    with Sandbox("lsrecover") as sb:
+        m1, names1 = dead_manager(sb, [4096, 8192])
+        m2, names2 = dead_manager(sb, [4096])
+        r = sb.run(["ls"])
+        expect(r.returncode == 0, "ls: %d %r" % (r.returncode, r.stderr))
+        printed = [line.split()[0] for line in r.stdout.splitlines()[1:]]
+        expect(sorted(printed) == sorted([os.path.basename(m1.dir), os.path.basename(m2.dir)]),
+               "ls printed %s" % printed)
+        name1 = os.path.basename(m1.dir)
+        # From another working directory, through TMPDIR as ls: reclaimed.
+        r = subprocess.run([harness.SHMWARDEN, "recover", name1], capture_output=True,
+                           text=True, env=sb.env, cwd="/", timeout=60)
+        expect(r.returncode == 0 and r.stdout.startswith("recover: %s: removed: 2 unlinked"
+                                                         % m1.dir),
+               "recover NAME: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        expect(not os.path.exists(m1.dir) and not (set(names1) & set(sb.objects())),
+               "not reclaimed: %s %s" % (os.path.exists(m1.dir), sb.objects()))
+        # --tmpdir names the base, as for ls; the JSON names the resolved path.
+        name2 = os.path.basename(m2.dir)
+        env = dict(sb.env, TMPDIR="/nonexistent-polish")
+        r = sb.run(["recover", "--dry-run", "--json", "--tmpdir", sb.tmp, name2], env=env)
+        doc = json.loads(r.stdout)
+        expect(r.returncode == 0 and doc["dir"] == m2.dir and doc["unlinked"] == 1 and
+               doc["dry_run"] is True, "recover --tmpdir: %d %r" % (r.returncode, r.stdout))
+        r = sb.run(["recover", name2], env=env)
+        expect(r.returncode == 1 and r.stderr.startswith(
+            "recover: /nonexistent-polish/%s: no such directory: the temp base "
+            "/nonexistent-polish does not exist" % name2),
+            "missing base: %d %r" % (r.returncode, r.stderr))
+        # A name that is not there, and ./NAME (the working directory, not the base).
+        r = sb.run(["recover", "shmwarden-zzzzzz"])
+        expect(r.returncode == 1 and r.stderr.startswith("recover: %s/shmwarden-zzzzzz: "
+                                                          % sb.tmp) and "no such" in r.stderr,
+               "unknown name: %r" % r.stderr)
+        r = subprocess.run([harness.SHMWARDEN, "recover", "./" + name2], capture_output=True,
+                           text=True, env=sb.env, cwd="/", timeout=60)
+        expect(r.returncode == 1 and r.stderr.startswith("recover: ./%s: " % name2),
+               "./NAME from /: %d %r" % (r.returncode, r.stderr))
+        r = sb.run(["recover", "--tmpdir", sb.tmp, m2.dir])
+        expect(r.returncode == 2 and r.stderr.startswith(
+            "recover: --tmpdir is the temp base of a bare name as `shmwarden ls` prints it, "
+            "and DIR is a path: '%s'" % m2.dir), "--tmpdir with a path: %r" % r.stderr)
+        # The same safety checks: a group-writable directory, named bare, is refused.
+        os.chmod(m2.dir, 0o770)
+        r = sb.run(["recover", name2])
+        expect(r.returncode == 1 and ": unsafe: " in r.stderr and os.path.isdir(m2.dir) and
+               set(names2) <= set(sb.objects()), "unsafe by name: %d %r" % (r.returncode,
+                                                                             r.stderr))
+        os.chmod(m2.dir, 0o700)
+        r = subprocess.run([harness.SHMWARDEN, "recover", name2], capture_output=True,
+                           text=True, env=sb.env, cwd="/", timeout=60)
+        expect(r.returncode == 0 and not os.path.exists(m2.dir), "recover: %r" % r.stderr)
+
+
 def section(text, start, end_re):
     i = text.index(start)
     m = re.compile(end_re, re.M).search(text, i + len(start))

@@ -312,5 +312,71 @@ def test_manager_error_reaches_the_python_exception():
         assert os.listdir(long_tmp) == [], os.listdir(long_tmp)
 
 
+def readme_story():
+    """The README's recovery story: [(command, [expected output lines])], commands with
+    their continuation lines joined, as a reader would type them."""
+    with open(os.path.join(harness.ROOT, "README.md")) as f:
+        text = f.read()
+    block = text.split("## The recovery story, by hand\n\n```sh\n", 1)[1].split("```", 1)[0]
+    steps, cont = [], False
+    for line in block.splitlines():
+        if cont:
+            steps[-1][0] += "\n" + line
+        elif line.startswith("$ "):
+            steps.append([line[2:], []])
+        else:
+            steps[-1][1].append(line.split("#", 1)[0].strip())
+        cont = line.endswith("\\")
+    return steps
+
+
+def test_readme_recovery_story_runs_as_written():
+    """The story a newcomer types first: it waits for the tensors to be shared, kills the
+    tree and its managers, counts the leak from the dead managers' own journals (not every
+    job's torch_ objects), and sweeps it. Run as written, with the build under test."""
+    steps = readme_story()
+    assert len(steps) >= 7 and steps[0][0].startswith("make && "), steps
+    script = []
+    for i, (cmd, _) in enumerate(steps):
+        cmd = cmd.replace("make && ", "").replace("build/", harness.BUILD + "/")
+        script.append('echo "@@ %d"\n%s' % (i, cmd))
+    with harness.Sandbox("story") as sb:
+        proc = subprocess.Popen(["bash", "-c", "\n".join(script)], cwd=harness.ROOT, env=sb.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        sb.track(proc)
+        try:
+            out, err = proc.communicate(timeout=300)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the story's own session only
+            except ProcessLookupError:
+                pass
+            for d in os.listdir(sb.tmp):  # the story's TMPDIR, made by mktemp in sb.tmp
+                if os.path.isdir(os.path.join(sb.tmp, d)):
+                    subprocess.run([harness.SHMWARDEN, "sweep", "--tmpdir",
+                                    os.path.join(sb.tmp, d)], capture_output=True, timeout=120)
+        outputs = {}
+        for chunk in ("\n" + out).split("\n@@ ")[1:]:
+            n, _, rest = chunk.partition("\n")
+            outputs[int(n)] = rest.strip("\n").splitlines()
+        bare = [c.split("#")[0].strip() for c, _ in steps]
+        # Every output line the README shows is what the command printed.
+        for i, (cmd, shown) in enumerate(steps):
+            if shown:
+                assert outputs.get(i) == shown, "%r printed %r, the README shows %r; %s" % (
+                    cmd, outputs.get(i), shown, err[-1500:])
+        ls_steps = [i for i, c in enumerate(bare) if c == "build/shmwarden ls"]
+        assert len(ls_steps) == 2, steps
+        live = [l for l in outputs[ls_steps[0]][1:] if " live " in l]
+        assert len(live) == 2 and sum(int(l.split()[6]) for l in live) == 20, (
+            "before the kill, ls shows %r" % outputs[ls_steps[0]])
+        dead = [l for l in outputs[ls_steps[1]][1:] if " dead " in l]
+        assert len(dead) == 2, "after the kill, ls shows %r" % outputs[ls_steps[1]]
+        sweep = outputs[bare.index("build/shmwarden sweep")]
+        assert sweep and sweep[-1].startswith("sweep: 2 directories: 2 removed") and \
+            "20 objects unlinked (20.0 MiB)" in sweep[-1], "sweep printed %r" % sweep
+
+
 if __name__ == "__main__":
     harness.main(globals())
