@@ -97,18 +97,15 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 		log_error("sweep: %s", msg);
 }
 
-/* The pledge, before the first journal is read (sandbox.h). SWEEP_PRIVATE_MOUNTS: files
- * may change only in the temp base swept, this process's own temp base, /dev/shm and the
- * metrics file's directory. It is off: livemgr.c finds a live manager's directory by the
- * path its descriptor reads back, and seen from a mount namespace of our own that path is
- * one of the host's tree when the sweep runs in a chroot whose temp base is a mount (a
- * container, Debian's sid chroot): the live manager's journal went unread and its
- * re-registered names were unlinked (tests/proc/test_sandbox.py, in a chroot). Until
- * livemgr identifies the directory by its inode, the systemd unit's ProtectSystem=strict
- * and ReadWritePaths= are the only confinement of the paths (SECURITY.md). (-D to try
- * it: `CFLAGS=-DSWEEP_PRIVATE_MOUNTS=1 make`.) */
+/* The pledge, before the first journal is read (sandbox.h): files may change only in the
+ * temp base swept, this process's own temp base, /dev/shm and the metrics file's
+ * directory. (The mount namespace waited for livemgr.c to identify a live manager's
+ * directory by inode: by the path its descriptor read back, a sweep in a chroot whose
+ * temp base is a mount saw a path of the host's tree there, and unlinked a live
+ * manager's re-registered name; tests/proc/test_sandbox.py checks that case.
+ * SWEEP_PRIVATE_MOUNTS=0 builds without it.) */
 #ifndef SWEEP_PRIVATE_MOUNTS
-#define SWEEP_PRIVATE_MOUNTS 0
+#define SWEEP_PRIVATE_MOUNTS 1
 #endif
 
 static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
@@ -139,7 +136,7 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 	else
 		log_info("sweep: privileges dropped; writes not confined by the sweep itself "
 			 "(%s)", geteuid() ? "not root" :
-			 !SWEEP_PRIVATE_MOUNTS ? "no private mount namespace in this release" :
+			 !SWEEP_PRIVATE_MOUNTS ? "built without the private mount namespace" :
 			 "no CAP_SYS_ADMIN or no mount_setattr");
 	return 0;
 }

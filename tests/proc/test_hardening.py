@@ -920,7 +920,8 @@ def test_young_registration_is_not_pruned_before_its_object_exists():
 # ---- valgrind --------------------------------------------------------------------------
 
 VALGRIND = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
-            "--errors-for-leak-kinds=definite", "--track-fds=no"]
+            "--errors-for-leak-kinds=definite", "--track-fds=no",
+            "--suppressions=" + os.path.join(harness.ROOT, "tests", "valgrind.supp")]
 
 
 def test_manager_and_sweep_under_valgrind():
