@@ -78,6 +78,11 @@
 /* A change of CLOCK_REALTIME - CLOCK_MONOTONIC larger than this is a step of the clock:
  * birth times and the walk's time are no longer comparable. */
 #define LIVEMGR_CLOCK_STEP_NS 50000000LL
+/* A walk is not trusted for longer than the in-use view is (RECLAIM_VIEW_MAX_MS): a
+ * manager started after it may re-register the name of an object born long before (a
+ * program with fixed segment names reusing its old segment), which the birth rule
+ * cannot see; a multi-page journal must not stretch that window to its whole reclaim. */
+#define LIVEMGR_WALK_MAX_AGE_NS 1000000000LL
 
 /* A live manager: a process holding its locked manager directory open. */
 struct livemgr_entry {
@@ -106,6 +111,7 @@ struct livemgr {
 	bool walked;  /* a walk of /proc completed (walk_real_ns, walk_offset_ns valid) */
 	int64_t walk_real_ns;   /* CLOCK_REALTIME when it began */
 	int64_t walk_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC then */
+	int64_t walk_mono_ns;   /* CLOCK_MONOTONIC when it began */
 	struct livemgr_list entries;
 };
 
@@ -515,6 +521,7 @@ static void livemgr_walk(struct livemgr *lm)
 		lm->walked = true;
 		lm->walk_real_ns = livemgr_ns(&real);
 		lm->walk_offset_ns = livemgr_ns(&real) - livemgr_ns(&mono);
+		lm->walk_mono_ns = livemgr_ns(&mono);
 	}
 }
 
@@ -553,7 +560,8 @@ void livemgr_refresh(struct livemgr *lm, int64_t newest_btime_ns)
 	 * object (write-ahead), so it was live and listening before the object's birth:
 	 * a walk that began after that birth found it. Only an object born after the last
 	 * walk began (less a margin for the coarse clock file times use), or a clock
-	 * stepped since, asks for a new walk; the managers found stay, checked. */
+	 * stepped since, or a walk older than LIVEMGR_WALK_MAX_AGE_NS asks for a new
+	 * walk; the managers found stay, checked. */
 	struct timespec real, mono;
 	clock_gettime(CLOCK_REALTIME, &real);
 	clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -561,6 +569,7 @@ void livemgr_refresh(struct livemgr *lm, int64_t newest_btime_ns)
 	int64_t drift = offset - lm->walk_offset_ns;
 	if (!lm->walked || newest_btime_ns >= lm->walk_real_ns - LIVEMGR_BIRTH_MARGIN_NS ||
 	    drift > LIVEMGR_CLOCK_STEP_NS || drift < -LIVEMGR_CLOCK_STEP_NS ||
+	    livemgr_ns(&mono) - lm->walk_mono_ns > LIVEMGR_WALK_MAX_AGE_NS ||
 	    livemgr_recheck(lm) < 0)
 		livemgr_walk(lm);
 }

@@ -23,6 +23,9 @@ import signal
 import subprocess
 import sys
 import json
+import shutil
+
+import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -305,3 +308,55 @@ def test_unreadable_proc_and_decoys_keep():
 
 if __name__ == "__main__":
     harness.main(globals())
+
+
+def test_walk_older_than_a_second_is_not_trusted():
+    """A dead journal of two pages; while the sweep is held (strace) at the statx of the
+    second page's /pin, a live manager is started and re-registers /pin, whose object
+    (born long before) it reuses rather than replaces. The birth rule cannot see such a
+    manager, so the walk of the first page must not be trusted past a second: without
+    that bound the sweep unlinked the live manager's /pin."""
+    if not shutil.which("strace"):
+        pytest.skip("needs strace")
+    with Sandbox("lmage") as sb:
+        livebase, dead = (os.path.join(sb.tmp, n) for n in ("live", "dead"))
+        for d in (livebase, dead):
+            os.mkdir(d, 0o700)
+        # The filler sorts before /pin and fills the first page (512 rows); its objects
+        # never existed, so the first page is quick and ends with a walk.
+        pin = sb.name("zz-pin")
+        m = sb.spawn_manager(args=["manager", "--no-reclaim", "--prune-interval", "100000"],
+                             argv0="shmwarden", env=dict(sb.env, TMPDIR=dead))
+        expect(m.sock, "manager failed: %r" % m.line)
+        c = m.client()
+        for i in range(600):
+            c.register(sb.name("a%04d" % i))
+        c.register(pin)
+        write_data(pin, b"kept")
+        kill(m)
+        c.close()
+        env = dict(sb.env)
+        if harness.SANITIZED:  # LeakSanitizer cannot stop threads under strace
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", os.environ.get(
+                "ASAN_OPTIONS", "")) + ":detect_leaks=0"
+        trace = os.path.join(sb.tmp, "trace")
+        sw = sb.track(subprocess.Popen(
+            ["strace", "-f", "-o", trace, "-P", pin[1:], "-e", "trace=statx",
+             "-e", "inject=statx:delay_exit=3000000:when=1",
+             harness.SHMWARDEN, "sweep", "--json", "--tmpdir", dead],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            stdin=subprocess.DEVNULL))
+        expect(wait_for(lambda: os.path.exists(trace) and pin[1:] in open(trace).read(),
+                        timeout=30), "the sweep never reached /pin")
+        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
+                                      "100000"], argv0="shmwarden",
+                                env=dict(sb.env, TMPDIR=livebase))
+        expect(live.sock, "manager failed: %r" % live.line)
+        lc = live.client()
+        lc.register(pin)  # and reuses the object as it is
+        out, err = sw.communicate(timeout=60)
+        expect(sw.returncode == 0, "sweep exit %d: %s" % (sw.returncode, err[-2000:]))
+        expect(read_data(pin) == b"kept",
+               "the live manager's /pin was unlinked by a walk older than a second")
+        lc.close()
+        kill(live)
