@@ -134,8 +134,7 @@ int cli_next(struct cli *c, int argc, char **argv)
 		return CLI_ERROR;
 	}
 	if (c->seen[i]) {
-		cli_print(c, i, "is given twice (it takes one value); the second is ",
-				 optarg);
+		cli_print(c, i, "is given twice (it takes one value); the second is ", optarg);
 		return CLI_ERROR;
 	}
 	c->seen[i] = true;

@@ -30,8 +30,8 @@ struct shmw_manager {
 	/* Links in the process's list of handles (client.c), under the registry lock. */
 	struct shmw_manager *prev, *next;
 
-	int fd;           /* the connection, -1 when this process has none yet */
-	pid_t fd_pid;     /* the process that opened fd: another pid means we were forked */
+	int fd;       /* the connection, -1 when this process has none yet */
+	pid_t fd_pid; /* the process that opened fd: another pid means we were forked */
 	unsigned int flags;
 	uint32_t counter; /* per-handle name counter */
 	char prefix[SHMW_PREFIX_MAX + 1];

@@ -26,7 +26,7 @@ struct shmw_segment {
 	struct shmw_manager *mgr; /* holds a reference */
 	void *data;
 	size_t size;
-	pid_t creator;            /* the creating process; 0 when opened */
+	pid_t creator; /* the creating process; 0 when opened */
 	char name[SHMW_NAME_MAX + 1];
 };
 
@@ -70,8 +70,7 @@ static void segment_unregister(struct shmw_manager *m, const char *name)
 	client_err(0, "%s", why);
 }
 
-int shmw_create(struct shmw_manager *m, size_t size, unsigned int flags,
-		struct shmw_segment **out)
+int shmw_create(struct shmw_manager *m, size_t size, unsigned int flags, struct shmw_segment **out)
 {
 	if (!m || !out)
 		return client_err(-EINVAL, "shmw_create: NULL argument");
@@ -188,8 +187,7 @@ int shmw_open(struct shmw_manager *m, const char *name, unsigned int flags,
 		goto fail;
 	}
 	seg->size = (size_t)st.st_size;
-	seg->data = mmap(NULL, seg->size, PROT_READ | (rdonly ? 0 : PROT_WRITE), MAP_SHARED, fd,
-			 0);
+	seg->data = mmap(NULL, seg->size, PROT_READ | (rdonly ? 0 : PROT_WRITE), MAP_SHARED, fd, 0);
 	if (seg->data == MAP_FAILED) {
 		rc = client_err(-errno, "cannot map %zu bytes of shared object %s: %s", seg->size,
 				name, strerror(errno));

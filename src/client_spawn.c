@@ -67,7 +67,7 @@ static void spawn_report(int fd, int stage, int err)
 /* The intermediate child, then the manager. Only async-signal-safe calls from here on:
  * the parent may have had other threads, whose locks we inherited held. */
 __attribute__((noreturn)) static void spawn_child(const char *path, const int out[2],
-						   const int errp[2])
+						  const int errp[2])
 {
 	close(out[0]);
 	close(errp[0]);
@@ -144,8 +144,9 @@ static int spawn_no_response(const char *path, int errfd, int64_t deadline)
 	int64_t left = deadline - spawn_now_ms();
 	if (poll(&p, 1, left > 0 ? (int)left : 0) > 0 && read(errfd, &f, sizeof(f)) == sizeof(f) &&
 	    f.err > 0) {
-		const char *stage = f.stage == SPAWN_EXEC ? "exec" :
-				    f.stage == SPAWN_FORK ? "fork" : "dup2";
+		const char *stage = f.stage == SPAWN_EXEC   ? "exec"
+				    : f.stage == SPAWN_FORK ? "fork"
+							    : "dup2";
 		return client_err(-f.err, "no response from manager at %s (%s: %s)", path, stage,
 				  strerror(f.err));
 	}

@@ -102,9 +102,8 @@ static int ls_count_clients(const struct ls_entry *e, int dirfd)
 		if (sscanf(line, "%*s %*s %*s %*s %*s %x", &st) != 1 || st != 3)
 			continue;
 		struct stat pst;
-		if (strcmp(path, e->path) == 0 || (stat(path, &pst) == 0 &&
-						   pst.st_dev == sst.st_dev &&
-						   pst.st_ino == sst.st_ino))
+		if (strcmp(path, e->path) == 0 ||
+		    (stat(path, &pst) == 0 && pst.st_dev == sst.st_dev && pst.st_ino == sst.st_ino))
 			n++;
 	}
 	fclose(f);
@@ -244,7 +243,8 @@ static const char *ls_age(int64_t s, char *buf, size_t len)
 	else if (s < 3600)
 		snprintf(buf, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
 	else if (s < 86400)
-		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600),
+			 (long long)(s % 3600 / 60));
 	else
 		snprintf(buf, len, "%lldd%02lldh", (long long)(s / 86400),
 			 (long long)(s % 86400 / 3600));
@@ -263,10 +263,10 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o)
 		util_strlcpy(clients, strcmp(e->state, "live") == 0 ? "?" : "-", sizeof(clients));
 	else
 		snprintf(clients, sizeof(clients), "%d", e->clients);
-	printf("%-20s %-8s %-10s %7s %7s %7s %7lld %10s", report_escape(e->name, name, sizeof(name)),
-	       e->state, ls_user(e->owner, user, sizeof(user)), pid,
-	       ls_age(e->age_s, age, sizeof(age)), clients, (long long)e->nobjects,
-	       util_human_bytes(e->bytes, bytes, sizeof(bytes)));
+	printf("%-20s %-8s %-10s %7s %7s %7s %7lld %10s",
+	       report_escape(e->name, name, sizeof(name)), e->state,
+	       ls_user(e->owner, user, sizeof(user)), pid, ls_age(e->age_s, age, sizeof(age)),
+	       clients, (long long)e->nobjects, util_human_bytes(e->bytes, bytes, sizeof(bytes)));
 	if (e->earlier_boot)
 		fputs("  (journal from an earlier boot: nothing it names exists now)", stdout);
 	if (e->error[0])
@@ -401,8 +401,10 @@ int cmd_ls(int argc, char **argv)
 		char why[1400];
 		int saved = errno;
 		snprintf(why, sizeof(why), "cannot open the temp base %.1024s: %s%s", o.base,
-			 strerror(saved), saved == ENOENT ? " (give --tmpdir the directory the "
-			 "managers use, or set TMPDIR)" : "");
+			 strerror(saved),
+			 saved == ENOENT ? " (give --tmpdir the directory the "
+					   "managers use, or set TMPDIR)"
+					 : "");
 		ls_fail(&o, why);
 		goto out;
 	}

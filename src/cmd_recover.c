@@ -68,12 +68,16 @@ static int recover_split(const char *dir, const char *base, int *parentfd, char 
 	*parentfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*parentfd < 0) {
 		if (errno == ENOENT && base)
-			util_err(err, errlen, "no such directory: the temp base %s does not exist "
+			util_err(err, errlen,
+				 "no such directory: the temp base %s does not exist "
 				 "(give --tmpdir the directory the managers use, or set TMPDIR; "
-				 "./NAME for a directory here)", parent);
+				 "./NAME for a directory here)",
+				 parent);
 		else if (errno == ENOENT)
-			util_err(err, errlen, "no such directory: its parent %s does not exist "
-				 "(`shmwarden ls` lists the manager directories)", parent);
+			util_err(err, errlen,
+				 "no such directory: its parent %s does not exist "
+				 "(`shmwarden ls` lists the manager directories)",
+				 parent);
 		else
 			util_err(err, errlen, "cannot open its parent %s: %s", parent,
 				 strerror(errno));
@@ -150,8 +154,10 @@ int cmd_recover(int argc, char **argv)
 	if (!*dir)
 		return cli_usage_error(&c, "DIR is an empty string", NULL);
 	if (base && strchr(dir, '/'))
-		return cli_usage_error(&c, "--tmpdir is the temp base of a bare name as `shmwarden "
-				       "ls` prints it, and DIR is a path: ", dir);
+		return cli_usage_error(&c,
+				       "--tmpdir is the temp base of a bare name as `shmwarden "
+				       "ls` prints it, and DIR is a path: ",
+				       dir);
 	/* What the reports call the directory: the path, a bare name's in the base. */
 	char shown[4096];
 	if (!strchr(dir, '/')) {
@@ -175,7 +181,8 @@ int cmd_recover(int argc, char **argv)
 	int rc = 1, basefd = -1, shmfd = -1;
 	struct inuse *idx = NULL;
 	char name[256], err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
-	if (recover_split(dir, strchr(dir, '/') ? NULL : base, &basefd, name, sizeof(name), err, sizeof(err)) < 0) {
+	if (recover_split(dir, strchr(dir, '/') ? NULL : base, &basefd, name, sizeof(name), err,
+			  sizeof(err)) < 0) {
 		recover_complain(shown, err);
 		if (json)
 			recover_fail_json(shown, err, dry_run);

@@ -121,8 +121,10 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 	}
 	/* util_tmpbase() and /tmp too: a journal is read from a private copy, made in the
 	 * first of those two that works (mgrdir.c); $TMPDIR may not exist. */
-	const char *rw[] = { ctx->base, util_tmpbase(), "/tmp", SHMOBJ_DIR,
-			     ctx->metrics ? metrics_dir : NULL, NULL };
+	const char *rw[] = {
+		ctx->base, util_tmpbase(), "/tmp", SHMOBJ_DIR, ctx->metrics ? metrics_dir : NULL,
+		NULL
+	};
 	/* What the sweeper creates (the metrics file) is readable by the collector without
 	 * an fchmod, which the sandbox refuses. */
 	umask(022);
@@ -131,13 +133,15 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 		return -1;
 	if (confined)
 		log_info("sweep: privileges dropped; files may change only under %s, %s, %s, "
-			 "/tmp%s%s", ctx->base, SHMOBJ_DIR, util_tmpbase(),
-			 ctx->metrics ? " and " : "", ctx->metrics ? metrics_dir : "");
+			 "/tmp%s%s",
+			 ctx->base, SHMOBJ_DIR, util_tmpbase(), ctx->metrics ? " and " : "",
+			 ctx->metrics ? metrics_dir : "");
 	else
 		log_info("sweep: privileges dropped; writes not confined by the sweep itself "
-			 "(%s)", geteuid() ? "not root" :
-			 !SWEEP_PRIVATE_MOUNTS ? "built without the private mount namespace" :
-			 "no CAP_SYS_ADMIN or no mount_setattr");
+			 "(%s)",
+			 geteuid()               ? "not root"
+			 : !SWEEP_PRIVATE_MOUNTS ? "built without the private mount namespace"
+						 : "no CAP_SYS_ADMIN or no mount_setattr");
 	return 0;
 }
 
@@ -157,13 +161,18 @@ static int sweep_user(const struct cli *c, const char *u, struct sweep_ctx *ctx)
 		char buf[4096];
 		int rc = getpwnam_r(u, &pw, buf, sizeof(buf), &res);
 		if (!res)
-			return cli_usage_error(c, rc ? "--user: cannot look up " :
-						       "--user: no such user ", u), -1;
+			return cli_usage_error(
+				       c, rc ? "--user: cannot look up " : "--user: no such user ",
+				       u),
+			       -1;
 		ctx->only_uid = pw.pw_uid;
 	}
 	if (geteuid() != 0 && ctx->only_uid != geteuid())
-		return cli_usage_error(c, "--user: only root may sweep another user's "
-				       "directories: ", u), -1;
+		return cli_usage_error(c,
+				       "--user: only root may sweep another user's "
+				       "directories: ",
+				       u),
+		       -1;
 	return 0;
 }
 
@@ -232,8 +241,10 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
 	/* A dry run reclaims nothing: its figures in the metrics would read as a sweep's. */
 	if (ctx->dry_run && ctx->metrics)
-		return cli_usage_error(&c, "--metrics and --dry-run do not go together (a dry "
-				       "run's figures would read as a sweep's)", NULL);
+		return cli_usage_error(&c,
+				       "--metrics and --dry-run do not go together (a dry "
+				       "run's figures would read as a sweep's)",
+				       NULL);
 	if (!ctx->base)
 		ctx->base = util_tmpbase();
 	return -1;
@@ -263,7 +274,8 @@ int cmd_sweep(int argc, char **argv)
 	report_escape(ctx.base, base, sizeof(base));
 	if (sweep_sandbox(&ctx, err, sizeof(err)) < 0) {
 		char msg[sizeof(err) * 4];
-		sweep_fail(&ctx, "cannot drop privileges: %s", report_escape(err, msg, sizeof(msg)));
+		sweep_fail(&ctx, "cannot drop privileges: %s",
+			   report_escape(err, msg, sizeof(msg)));
 		char why[sizeof(err) + 32];
 		snprintf(why, sizeof(why), "cannot drop privileges: %s", err);
 		sweep_fail_json(&ctx, why);
@@ -273,7 +285,8 @@ int cmd_sweep(int argc, char **argv)
 	if (basefd < 0) {
 		int saved = errno;
 		const char *hint = saved == ENOENT ? " (give --tmpdir the directory the managers "
-						     "use, or set TMPDIR)" : "";
+						     "use, or set TMPDIR)"
+						   : "";
 		sweep_fail(&ctx, "cannot open the temp base %s: %s%s", base, strerror(saved), hint);
 		char why[1400];
 		snprintf(why, sizeof(why), "cannot open the temp base %.1024s: %s%s", ctx.base,
@@ -318,14 +331,14 @@ int cmd_sweep(int argc, char **argv)
 	const struct report_totals *t = &ctx.totals;
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
 		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u objects unlinked "
-		 "(%llu bytes), %u in use, %u refused", base,
-		 ctx.dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
+		 "(%llu bytes), %u in use, %u refused",
+		 base, ctx.dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		 t->by_status[RECLAIM_REMOVED], t->by_status[RECLAIM_KEPT],
 		 t->by_status[RECLAIM_LIVE] + t->by_status[RECLAIM_STARTING],
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
 			 t->by_status[RECLAIM_FOREIGN],
-		 t->by_status[RECLAIM_ERROR],
-		 t->unlinked, (unsigned long long)t->bytes, t->in_use, t->refused);
+		 t->by_status[RECLAIM_ERROR], t->unlinked, (unsigned long long)t->bytes, t->in_use,
+		 t->refused);
 out:
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;

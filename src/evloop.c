@@ -86,7 +86,8 @@ static int evloop_reserve(struct evloop *loop, int fd)
 
 static uint32_t evloop_epoll_mask(unsigned mask)
 {
-	return (mask & EVLOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) | (mask & EVLOOP_WRITE ? EPOLLOUT : 0);
+	return (mask & EVLOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) |
+	       (mask & EVLOOP_WRITE ? EPOLLOUT : 0);
 }
 
 static int evloop_ctl(struct evloop *loop, int op, int fd)

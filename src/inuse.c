@@ -73,8 +73,8 @@ struct inuse_scan_ctx {
 	char *buf;
 	size_t bufcap;
 	int procfd;
-	bool kcmp;          /* procdir is our own pid namespace's /proc, and kcmp works */
-	char needle[32];    /* " MAJ:MIN " of shm_dev, as maps prints it */
+	bool kcmp;       /* procdir is our own pid namespace's /proc, and kcmp works */
+	char needle[32]; /* " MAJ:MIN " of shm_dev, as maps prints it */
 	struct inuse_reps files, vm;
 };
 

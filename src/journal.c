@@ -47,11 +47,11 @@ extern const char journal_schema_v1_sql[]; /* schema/journal-v1.sql: release 0.1
  * of both b-trees of a journal with ~100k live names; bounded so a manager stays small.
  * temp_store=MEMORY: no temp files in $TMPDIR for the rare sort.
  */
-#define JOURNAL_CONNECTION_PRAGMAS                                                         \
-	"PRAGMA synchronous=OFF;"                                                          \
-	"PRAGMA cache_size=-2000;"                                                         \
-	"PRAGMA temp_store=MEMORY;"                                                        \
-	"PRAGMA wal_autocheckpoint=100;"                                                   \
+#define JOURNAL_CONNECTION_PRAGMAS       \
+	"PRAGMA synchronous=OFF;"        \
+	"PRAGMA cache_size=-2000;"       \
+	"PRAGMA temp_store=MEMORY;"      \
+	"PRAGMA wal_autocheckpoint=100;" \
 	"PRAGMA journal_size_limit=524288;"
 
 /* page_size=1024 instead of 4096: a register+free pair dirties about two pages, and
@@ -342,8 +342,9 @@ static int open_db(struct journal *j, const char *path, int create_flag, const c
 		return journal_fail(j, "open: is a symbolic link");
 	if (rc != SQLITE_OK) {
 		int sys = j->db ? sqlite3_system_errno(j->db) : 0;
-		return journal_fail(j, "open: %s%s%s", j->db ? sqlite3_errmsg(j->db) :
-			sqlite3_errstr(rc), sys ? ": " : "", sys ? strerror(sys) : "");
+		return journal_fail(j, "open: %s%s%s",
+				    j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc),
+				    sys ? ": " : "", sys ? strerror(sys) : "");
 	}
 	if (!(j->flags & JOURNAL_READONLY) && sqlite3_db_readonly(j->db, "main") == 1)
 		return journal_fail(j, "open: not writable");
@@ -428,15 +429,19 @@ static int check_identity(struct journal *j)
 		return journal_fail(j, "not a shmwarden journal (application_id %#llx)",
 				    (unsigned long long)(uint32_t)app_id);
 	if (version > JOURNAL_SCHEMA_VERSION)
-		return journal_fail(j, "journal schema version %lld is newer than this "
-				    "shmwarden (%d)", (long long)version, JOURNAL_SCHEMA_VERSION);
+		return journal_fail(j,
+				    "journal schema version %lld is newer than this "
+				    "shmwarden (%d)",
+				    (long long)version, JOURNAL_SCHEMA_VERSION);
 	if (version == 2)
 		return journal_fail(j, "journal schema version 2 was a development layout, never "
-				    "released: not read");
+				       "released: not read");
 	if (version < JOURNAL_SCHEMA_VERSION_MIN)
-		return journal_fail(j, "journal schema version %lld is older than this "
-				    "shmwarden reads (%d..%d)", (long long)version,
-				    JOURNAL_SCHEMA_VERSION_MIN, JOURNAL_SCHEMA_VERSION);
+		return journal_fail(j,
+				    "journal schema version %lld is older than this "
+				    "shmwarden reads (%d..%d)",
+				    (long long)version, JOURNAL_SCHEMA_VERSION_MIN,
+				    JOURNAL_SCHEMA_VERSION);
 	j->meta.schema_version = (int)version;
 	return 0;
 }
@@ -472,7 +477,7 @@ static int compare_listings(struct journal *j, sqlite3_stmt *ours, sqlite3_stmt 
 		const unsigned char *name = sqlite3_column_text(differs, 1);
 		return journal_fail(j, "journal schema differs from %s at '%.64s'",
 				    j->meta.schema_version == 1 ? "schema/journal-v1.sql"
-								 : "schema/journal.sql",
+								: "schema/journal.sql",
 				    name ? (const char *)name : "?");
 	}
 }
@@ -535,8 +540,8 @@ static int load_meta(struct journal *j)
 {
 	sqlite3_stmt *st = NULL;
 	bool v1 = j->meta.schema_version == 1;
-	int rc = sqlite3_prepare_v2(j->db, v1 ? manager_select_v1_sql : manager_select_sql, -1,
-				    &st, NULL);
+	int rc = sqlite3_prepare_v2(j->db, v1 ? manager_select_v1_sql : manager_select_sql, -1, &st,
+				    NULL);
 	if (rc != SQLITE_OK)
 		return sqlite_fail(j, rc, "read manager row");
 	rc = sqlite3_step(st);
@@ -893,8 +898,10 @@ int journal_begin(struct journal *j)
 	sync_txn_state(j);
 	if (j->in_txn) {
 		if (j->txn_lost)
-			return journal_fail(j, "transaction rolled back by an earlier error (%s): "
-					    "commit or roll back first", j->lost_cause);
+			return journal_fail(j,
+					    "transaction rolled back by an earlier error (%s): "
+					    "commit or roll back first",
+					    j->lost_cause);
 		return 0;
 	}
 	/* Without a batch the connection must be in autocommit; a failed rollback could
@@ -936,8 +943,7 @@ void journal_rollback(struct journal *j)
 	end_txn(j);
 }
 
-int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
-		int64_t now_s)
+int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid, int64_t now_s)
 {
 	/* The schema's CHECK would refuse other lengths anyway; saying so here gives a clear
 	 * message, and never binds NULL. */
@@ -1091,7 +1097,8 @@ static int page_identities(struct journal *j, struct journal_row *rows, int n)
 		    sqlite3_column_type(st, 2) != SQLITE_INTEGER ||
 		    sqlite3_column_type(st, 3) != SQLITE_INTEGER) {
 			stmt_done(st);
-			return journal_fail(j, "page: corrupt journal: an identity that is not one");
+			return journal_fail(j,
+					    "page: corrupt journal: an identity that is not one");
 		}
 		memcpy(id.name, bytes, (size_t)len);
 		id.len = (size_t)len;
@@ -1155,7 +1162,8 @@ int journal_drop_stale_identities(struct journal *j, const struct journal_row *a
 	static const unsigned char past_all[60] = {
 		[0 ... 59] = 0xff,
 	};
-	if ((after && after->len >= sizeof(after->name)) || (upto && upto->len >= sizeof(upto->name)))
+	if ((after && after->len >= sizeof(after->name)) ||
+	    (upto && upto->len >= sizeof(upto->name)))
 		return journal_fail(j, "drop identities: invalid arguments");
 	sqlite3_stmt *st = j->st[ST_DROP_STALE_IDENTITIES];
 	if (!st)
@@ -1285,8 +1293,8 @@ int journal_unlink_files(int dirfd, char *err, size_t errlen)
 	/* The database first: a WAL whose database still exists holds its last commits, so
 	 * it is removed only once the database is gone. The rollback journal exists only
 	 * while a new journal switches to WAL mode (a manager killed then leaves it). */
-	static const char *const names[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm", JOURNAL_FILE "-journal" };
+	static const char *const names[] = { JOURNAL_FILE, JOURNAL_FILE "-wal", JOURNAL_FILE "-shm",
+					     JOURNAL_FILE "-journal" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
 			util_err(err, errlen, "unlink %s: %s", names[i], strerror(errno));

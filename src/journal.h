@@ -24,8 +24,8 @@
 #include "util.h"
 
 #define JOURNAL_FILE "journal.db"
-#define JOURNAL_SCHEMA_VERSION 3     /* what journal_create writes */
-#define JOURNAL_SCHEMA_VERSION_MIN 1 /* the oldest a reader still reclaims (0.1.0) */
+#define JOURNAL_SCHEMA_VERSION 3          /* what journal_create writes */
+#define JOURNAL_SCHEMA_VERSION_MIN 1      /* the oldest a reader still reclaims (0.1.0) */
 #define JOURNAL_APPLICATION_ID 0x73686d77 /* 'shmw' */
 
 struct journal;
@@ -105,8 +105,7 @@ const char *journal_error(const struct journal *j);
 /* Records a registration. Registering a name again restarts it: registered_at becomes
  * now_s and the identity learned for the earlier object is forgotten, since the client
  * may be about to replace that object. */
-int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid,
-		int64_t now_s);
+int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pid, int64_t now_s);
 /* Records an adopted row as it was (registered_at and identity kept); a name already
  * journaled here is left as it is. */
 int journal_adopt(struct journal *j, const struct journal_row *row);
@@ -122,8 +121,8 @@ int journal_identify(struct journal *j, const char *name, size_t len, uint64_t i
 int journal_forget(struct journal *j, const char *name, size_t len);
 
 bool journal_in_txn(const struct journal *j);
-int journal_begin(struct journal *j);   /* no-op when a transaction is open */
-int journal_commit(struct journal *j);  /* no-op when none is open */
+int journal_begin(struct journal *j);  /* no-op when a transaction is open */
+int journal_commit(struct journal *j); /* no-op when none is open */
 void journal_rollback(struct journal *j);
 
 /* Up to max rows whose names sort after after->name (byte order; after == NULL: from

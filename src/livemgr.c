@@ -107,8 +107,8 @@ struct livemgr {
 	uint64_t shm_dev;
 	struct journal *extra;
 	pid_t self;
-	bool unknown; /* the latest refresh could not tell: livemgr_mark fails */
-	bool walked;  /* a walk of /proc completed (walk_real_ns, walk_offset_ns valid) */
+	bool unknown;           /* the latest refresh could not tell: livemgr_mark fails */
+	bool walked;            /* a walk of /proc completed (walk_real_ns, walk_offset_ns valid) */
 	int64_t walk_real_ns;   /* CLOCK_REALTIME when it began */
 	int64_t walk_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC then */
 	int64_t walk_mono_ns;   /* CLOCK_MONOTONIC when it began */
@@ -296,8 +296,8 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	uid_t fsuid = (uid_t)setfsuid((uid_t)-1);
 	if (fsuid != lm->owner) {
 		log_warn("livemgr: %s: acting as uid %u, not as the owner uid %u: its journal is "
-			 "not opened; nothing is unlinked", label, (unsigned)fsuid,
-			 (unsigned)lm->owner);
+			 "not opened; nothing is unlinked",
+			 label, (unsigned)fsuid, (unsigned)lm->owner);
 		return -1;
 	}
 	if (st->st_mode & 022) {
@@ -305,14 +305,14 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 		 * is unlinked while it lives. A manager makes its directory 0700, so only a
 		 * tampered directory comes here. */
 		log_warn("livemgr: %s: its directory is writable by group or others (mode %04o): "
-			 "its journal is not read; nothing is unlinked while it lives", label,
-			 (unsigned)(st->st_mode & 07777));
+			 "its journal is not read; nothing is unlinked while it lives",
+			 label, (unsigned)(st->st_mode & 07777));
 		return -1;
 	}
 	e->unreadable = false;
 	int rc = journal_open_dirfd(e->dirfd, label,
-				    JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &e->j,
-				    err, sizeof(err));
+				    JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &e->j, err,
+				    sizeof(err));
 	if (rc == -ENODATA)
 		return 0; /* no schema yet: a manager starting has registered nothing */
 	if (rc < 0) {
@@ -324,8 +324,8 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	if (!livemgr_is_pid(e->pid, m->manager_pid) || m->owner_uid != lm->owner ||
 	    (m->has_shm_fs && m->shm_dev != lm->shm_dev)) {
 		log_debug("livemgr: pid %d holds a manager directory whose journal is of pid %d, "
-			  "uid %u, shm dev %#llx: not a live manager of ours", (int)e->pid,
-			  (int)m->manager_pid, (unsigned)m->owner_uid,
+			  "uid %u, shm dev %#llx: not a live manager of ours",
+			  (int)e->pid, (int)m->manager_pid, (unsigned)m->owner_uid,
 			  (unsigned long long)m->shm_dev);
 		journal_close(e->j);
 		e->j = NULL;
@@ -349,7 +349,7 @@ static int livemgr_open_again(struct livemgr *lm, struct livemgr_entry *e)
 static struct livemgr_entry *livemgr_find(struct livemgr *lm, pid_t pid, const struct stat *st)
 {
 	struct livemgr_entry *e;
-	TAILQ_FOREACH(e, &lm->entries, link)
+	TAILQ_FOREACH (e, &lm->entries, link)
 		if (e->pid == pid && e->dev == st->st_dev && e->ino == st->st_ino)
 			return e;
 	return NULL;
@@ -364,8 +364,9 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 	struct statx stx;
 	/* Through the fd link: the open file itself. AT_STATX_DONT_SYNC: a network or FUSE
 	 * file some task holds open must not make us wait on its server. */
-	if (statx(fddir, fdname, AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_UID |
-		  STATX_INO, &stx) < 0 || !S_ISDIR(stx.stx_mode) || stx.stx_uid != lm->owner)
+	if (statx(fddir, fdname, AT_STATX_DONT_SYNC,
+		  STATX_TYPE | STATX_MODE | STATX_UID | STATX_INO, &stx) < 0 ||
+	    !S_ISDIR(stx.stx_mode) || stx.stx_uid != lm->owner)
 		return 0; /* closed meanwhile, or no manager directory of ours */
 	memset(&st, 0, sizeof(st));
 	st.st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
@@ -384,15 +385,18 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		dirfd = openat(fddir, fdname, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 		if (dirfd < 0)
 			return 0;
-		if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev || here.st_ino != st.st_ino ||
+		if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev ||
+		    here.st_ino != st.st_ino ||
 		    fstatat(dirfd, MGRDIR_SOCKET, &here, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISSOCK(here.st_mode))
 			goto not_manager; /* replaced meanwhile, or not a manager directory */
 	}
 	int locked = livemgr_locked(dirfd);
 	if (locked < 0) {
-		log_warn("livemgr: pid %d: cannot test the lock of a manager directory it holds: %s; "
-			 "nothing is unlinked", (int)pid, strerror(errno));
+		log_warn(
+			"livemgr: pid %d: cannot test the lock of a manager directory it holds: %s; "
+			"nothing is unlinked",
+			(int)pid, strerror(errno));
 		rc = -1;
 		goto not_manager;
 	}
@@ -407,13 +411,15 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 	int listens = livemgr_listens(pid, fddir, dirfd);
 	if (listens < 0) {
 		log_warn("livemgr: pid %d holds a locked manager directory, and its sockets "
-			 "cannot be looked at: %s; nothing is unlinked", (int)pid, strerror(errno));
+			 "cannot be looked at: %s; nothing is unlinked",
+			 (int)pid, strerror(errno));
 		rc = -1;
 		goto not_manager;
 	}
 	if (!listens) {
 		log_debug("livemgr: pid %d holds a locked manager directory but not its socket: "
-			  "not its manager", (int)pid);
+			  "not its manager",
+			  (int)pid);
 		goto not_manager; /* a reclaimer holding a dead directory's lock */
 	}
 	e = calloc(1, sizeof(*e));
@@ -422,8 +428,12 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		rc = -1;
 		goto not_manager;
 	}
-	*e = (struct livemgr_entry){ .pid = pid, .dev = st.st_dev, .ino = st.st_ino,
-				     .dirfd = dirfd, .holder_fd = atoi(fdname), .seen = true };
+	*e = (struct livemgr_entry){ .pid = pid,
+				     .dev = st.st_dev,
+				     .ino = st.st_ino,
+				     .dirfd = dirfd,
+				     .holder_fd = atoi(fdname),
+				     .seen = true };
 	TAILQ_INSERT_TAIL(&lm->entries, e, link);
 	return livemgr_open(lm, e, &st);
 not_manager:
@@ -470,7 +480,7 @@ static int livemgr_scan_pid(struct livemgr *lm, int procfd, const char *name)
 static void livemgr_walk(struct livemgr *lm)
 {
 	struct livemgr_entry *e, *next;
-	TAILQ_FOREACH(e, &lm->entries, link)
+	TAILQ_FOREACH (e, &lm->entries, link)
 		e->seen = false;
 	lm->unknown = false;
 	lm->walked = false;
@@ -501,7 +511,8 @@ static void livemgr_walk(struct livemgr *lm)
 			errno = 0;
 		}
 		if (!lm->unknown && errno) {
-			log_warn("livemgr: reading /proc: %s; nothing is unlinked", strerror(errno));
+			log_warn("livemgr: reading /proc: %s; nothing is unlinked",
+				 strerror(errno));
 			lm->unknown = true;
 		}
 		closedir(d);
@@ -543,8 +554,7 @@ static int livemgr_recheck(struct livemgr *lm)
 			livemgr_entry_free(e);
 			continue;
 		}
-		if (locked < 0 ||
-		    statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0 ||
+		if (locked < 0 || statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0 ||
 		    makedev(stx.stx_dev_major, stx.stx_dev_minor) != e->dev ||
 		    (ino_t)stx.stx_ino != e->ino)
 			return -1;
@@ -637,7 +647,7 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 		}
 	}
 	struct livemgr_entry *e;
-	TAILQ_FOREACH(e, &lm->entries, link) {
+	TAILQ_FOREACH (e, &lm->entries, link) {
 		if (!e->j)
 			continue;
 		mk.pid = e->pid;
@@ -655,7 +665,7 @@ unsigned livemgr_count(const struct livemgr *lm)
 {
 	unsigned n = lm->extra ? 1 : 0;
 	const struct livemgr_entry *e;
-	TAILQ_FOREACH(e, &lm->entries, link)
+	TAILQ_FOREACH (e, &lm->entries, link)
 		n += e->j != NULL;
 	return n;
 }

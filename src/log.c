@@ -34,7 +34,9 @@ static struct {
 	size_t pending_len;
 	unsigned long dropped; /* lines lost since stderr last drained */
 	char pending[LOG_PENDING_MAX];
-} logger = { .level = LOG_LVL_WARN, .prog = "shmwarden", .fd = STDERR_FILENO,
+} logger = { .level = LOG_LVL_WARN,
+	     .prog = "shmwarden",
+	     .fd = STDERR_FILENO,
 	     .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
@@ -124,7 +126,8 @@ static size_t log_write_some(const char *buf, size_t len)
 	size_t off = 0;
 	while (off < len) {
 		ssize_t w = logger.out == LOG_OUT_SEND_DONTWAIT
-				    ? send(logger.fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL)
+				    ? send(logger.fd, buf + off, len - off,
+					   MSG_DONTWAIT | MSG_NOSIGNAL)
 				    : write(logger.fd, buf + off, len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -163,11 +166,12 @@ static bool log_flush_locked(void)
 		logger.pending_len -= w;
 		if (logger.pending_len == 0 && logger.dropped) {
 			char note[160];
-			int n = snprintf(note, sizeof(note),
-					 "%s[%d]: warn: log: %lu line%s dropped while stderr was not "
-					 "being read\n",
-					 logger.prog, (int)getpid(), logger.dropped,
-					 logger.dropped == 1 ? "" : "s");
+			int n = snprintf(
+				note, sizeof(note),
+				"%s[%d]: warn: log: %lu line%s dropped while stderr was not "
+				"being read\n",
+				logger.prog, (int)getpid(), logger.dropped,
+				logger.dropped == 1 ? "" : "s");
 			logger.dropped = 0;
 			log_queue_locked(note, (size_t)n);
 		}
@@ -235,8 +239,8 @@ static void log_vemit(enum log_level level, const char *suffix, const char *fmt,
 		syslog(prio[level], "%s: %s", level_names[level], msg);
 	} else {
 		char line[sizeof(msg) + 64];
-		int n = snprintf(line, sizeof(line), "%s[%d]: %s: %s\n", logger.prog,
-				 (int)getpid(), level_names[level], msg);
+		int n = snprintf(line, sizeof(line), "%s[%d]: %s: %s\n", logger.prog, (int)getpid(),
+				 level_names[level], msg);
 		if (n > (int)sizeof(line) - 1) {
 			n = (int)sizeof(line) - 1;
 			line[n - 1] = '\n';
@@ -265,13 +269,13 @@ void log_warn_limited(struct log_limit *limit, const char *fmt, ...)
 	va_end(ap);
 }
 
-#define LOG_FN(fn, lvl)                                  \
-	void fn(const char *fmt, ...)                    \
-	{                                                \
-		va_list ap;                              \
-		va_start(ap, fmt);                       \
-		log_vemit(lvl, NULL, fmt, ap);           \
-		va_end(ap);                              \
+#define LOG_FN(fn, lvl)                        \
+	void fn(const char *fmt, ...)          \
+	{                                      \
+		va_list ap;                    \
+		va_start(ap, fmt);             \
+		log_vemit(lvl, NULL, fmt, ap); \
+		va_end(ap);                    \
 	}
 LOG_FN(log_debug, LOG_LVL_DEBUG)
 LOG_FN(log_info, LOG_LVL_INFO)

@@ -40,22 +40,22 @@
 #include "util.h"
 #include "wire.h"
 
-#define LISTEN_BACKLOG 128   /* the reference uses 10; bursts of workers connect at once */
+#define LISTEN_BACKLOG 128    /* the reference uses 10; bursts of workers connect at once */
 #define READ_BATCH_RECORDS 64 /* per connection per wake-up: keeps one flood from starving others */
-#define MAX_UNSENT_OK 4096   /* a client that never reads its OKs stops being read */
-#define FLUSH_FREES_MS 50    /* a transaction holding only frees commits after this */
-#define ACCEPT_RETRY_MS 100  /* after EMFILE, accept again after this */
-#define PRUNE_PAGE 256       /* rows read from the journal at a time */
-#define PRUNE_SLICE_US 2000  /* a prune slice yields to the clients after this */
+#define MAX_UNSENT_OK 4096    /* a client that never reads its OKs stops being read */
+#define FLUSH_FREES_MS 50     /* a transaction holding only frees commits after this */
+#define ACCEPT_RETRY_MS 100   /* after EMFILE, accept again after this */
+#define PRUNE_PAGE 256        /* rows read from the journal at a time */
+#define PRUNE_SLICE_US 2000   /* a prune slice yields to the clients after this */
 /* A busy pass is spread over (grace + interval) / PRUNE_PASS_DIVISOR: see the bound at
  * manager_on_prune_timer. */
 #define PRUNE_PASS_DIVISOR 4
-#define MIN_ROOM_KIB 256     /* a journal.db, its -wal and its -shm at the start */
+#define MIN_ROOM_KIB 256 /* a journal.db, its -wal and its -shm at the start */
 /* A restarted manager answers its first registration only once its dead siblings' leaks
  * are gone from /dev/shm, or after this long: libshm waits 1 s for an OK, and the
  * commit and the OK need some of that second. */
 #define RECLAIM_HOLD_MS 800
-#define FILES_CHECK_MS 1000  /* how often the manager checks its files are still there */
+#define FILES_CHECK_MS 1000 /* how often the manager checks its files are still there */
 
 struct manager;
 
@@ -83,8 +83,8 @@ struct manager {
 	char sockpath[PATH_MAX + sizeof("/" MGRDIR_SOCKET)];
 	const char *dirname; /* last component of dirpath */
 	int dirfd, lockfd, listenfd, shm_dirfd, sigfd;
-	int reclaim_efd;    /* the reclaim thread writes it when done; -1 */
-	bool serving;       /* listenfd is in the loop */
+	int reclaim_efd; /* the reclaim thread writes it when done; -1 */
+	bool serving;    /* listenfd is in the loop */
 	struct evloop_timer hold_timer, files_timer;
 	/* The files as the manager made them, to notice a cleaner or a hand rm. */
 	struct stat journal_st, wal_st, sock_st;
@@ -95,13 +95,13 @@ struct manager {
 	struct conn *conns;
 	struct conn *dirty; /* connections owed OKs by the open transaction */
 	struct evloop_timer shutdown_timer, flush_timer, prune_timer, accept_timer;
-	struct journal_row prune_cursor; /* last row the prune looked at */
-	bool prune_resume;               /* false: the next prune starts from the first row */
-	bool pass_open;                  /* a pass has begun and not reached the last row */
-	int64_t pass_start_us;           /* when it began (monotonic) */
-	unsigned long long pass_n0;      /* rows in the table when it began */
-	unsigned long long pass_rows;    /* rows checked by the current pass */
-	unsigned long long pass_regs;    /* registrations received during the current pass */
+	struct journal_row prune_cursor;  /* last row the prune looked at */
+	bool prune_resume;                /* false: the next prune starts from the first row */
+	bool pass_open;                   /* a pass has begun and not reached the last row */
+	int64_t pass_start_us;            /* when it began (monotonic) */
+	unsigned long long pass_n0;       /* rows in the table when it began */
+	unsigned long long pass_rows;     /* rows checked by the current pass */
+	unsigned long long pass_regs;     /* registrations received during the current pass */
 	unsigned long long slice_records; /* client records received since the last slice */
 	bool reclaim_thread_started;
 	bool reclaim_done; /* the thread said it is done (its journal connection closed) */
@@ -181,8 +181,9 @@ static unsigned conn_wanted_events(const struct conn *c)
  * connection broke (and was closed). */
 static int conn_flush_oks(struct conn *c)
 {
-	static const char pattern[] = "OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK"
-				      "OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK";
+	static const char pattern[] =
+		"OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK"
+		"OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK";
 	while (c->unsent_bytes) {
 		/* An odd count means half an OK went out last time: resume at its 'K'. */
 		size_t start = c->unsent_bytes % 2;
@@ -200,8 +201,9 @@ static int conn_flush_oks(struct conn *c)
 			/* The client hung up, but records it wrote before that may still wait
 			 * in our receive queue (200 registrations, then close): every complete
 			 * record is processed, so keep reading until EOF; only the OKs are lost. */
-			log_debug("manager: client %u (pid %d): hung up before its OKs; reading what it sent",
-				  c->id, (int)c->peer_pid);
+			log_debug(
+				"manager: client %u (pid %d): hung up before its OKs; reading what it sent",
+				c->id, (int)c->peer_pid);
 			c->peer_gone = true;
 			c->unsent_bytes = 0;
 			break;
@@ -228,8 +230,8 @@ static void manager_refuse_batch(struct manager *m, const char *why)
 	}
 	m->n_refused += refused;
 	if (refused)
-		log_warn("manager: journal: %s; refused %u registration%s (no OK sent)", why, refused,
-			 refused == 1 ? "" : "s");
+		log_warn("manager: journal: %s; refused %u registration%s (no OK sent)", why,
+			 refused, refused == 1 ? "" : "s");
 }
 
 static void conn_register(struct conn *c, const struct wire_msg *msg)
@@ -257,7 +259,8 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 static void manager_identify(struct manager *m, const char *name, size_t len,
 			     const struct shmobj_info *o)
 {
-	if (journal_identify(m->journal, name, len, o->ino, o->btime_ns, m->cfg.prune_grace_s) < 0) {
+	if (journal_identify(m->journal, name, len, o->ino, o->btime_ns, m->cfg.prune_grace_s) <
+	    0) {
 		log_warn("manager: journal: identify %s: %s", name, journal_error(m->journal));
 		if (!journal_in_txn(m->journal))
 			manager_refuse_batch(m, journal_error(m->journal));
@@ -362,8 +365,9 @@ static void manager_accept_one(struct manager *m, int cfd)
 	pid_t pid = 0;
 	uid_t uid = (uid_t)-1;
 	if (net_peercred(cfd, &pid, &uid) < 0 || uid != geteuid()) {
-		log_warn("manager: refused a connection from uid %d (pid %d): only uid %d may use this manager",
-			 (int)uid, (int)pid, (int)geteuid());
+		log_warn(
+			"manager: refused a connection from uid %d (pid %d): only uid %d may use this manager",
+			(int)uid, (int)pid, (int)geteuid());
 		close(cfd);
 		return;
 	}
@@ -375,7 +379,8 @@ static void manager_accept_one(struct manager *m, int cfd)
 	}
 	*c = (struct conn){ .m = m, .fd = cfd, .id = ++m->next_conn_id, .peer_pid = pid };
 	if (evloop_add(m->loop, cfd, EVLOOP_READ, conn_on_event, c) < 0) {
-		log_warn("manager: epoll: %s: refused a connection from pid %d", strerror(errno), (int)pid);
+		log_warn("manager: epoll: %s: refused a connection from pid %d", strerror(errno),
+			 (int)pid);
 		close(cfd);
 		free(c);
 		return;
@@ -457,7 +462,8 @@ static void manager_on_shutdown_timer(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
 	if (m->nconns == 0) {
-		log_debug("manager: no client for %d ms: shutting down", m->cfg.shutdown_timeout_ms);
+		log_debug("manager: no client for %d ms: shutting down",
+			  m->cfg.shutdown_timeout_ms);
 		evloop_stop(loop);
 	}
 }
@@ -477,7 +483,8 @@ static int64_t manager_now_us(void)
 /* How long a busy pass may take: (grace + interval) / PRUNE_PASS_DIVISOR, microseconds. */
 static int64_t manager_pass_us(const struct manager *m)
 {
-	return ((int64_t)m->cfg.prune_grace_s * 1000000 + (int64_t)m->cfg.prune_interval_ms * 1000) /
+	return ((int64_t)m->cfg.prune_grace_s * 1000000 +
+		(int64_t)m->cfg.prune_interval_ms * 1000) /
 	       PRUNE_PASS_DIVISOR;
 }
 
@@ -489,8 +496,7 @@ static unsigned long long manager_pass_due(const struct manager *m, int64_t now_
 	int64_t span = manager_pass_us(m), e = now_us - m->pass_start_us;
 	if (span <= 0 || e >= span)
 		return ULLONG_MAX;
-	return (unsigned long long)((double)(m->pass_n0 + m->pass_regs) * (double)e /
-				    (double)span);
+	return (unsigned long long)((double)(m->pass_n0 + m->pass_regs) * (double)e / (double)span);
 }
 
 /* Milliseconds until the current pass is due another page (at least 1). */
@@ -655,8 +661,9 @@ static void *manager_reclaim_thread(void *arg)
 	};
 	int failed = reclaim_base(&opts, basefd, geteuid(), NULL, NULL);
 	if (failed > 0)
-		log_warn("manager: reclaim at start: %d director%s could not be reclaimed (see above)",
-			 failed, failed == 1 ? "y" : "ies");
+		log_warn(
+			"manager: reclaim at start: %d director%s could not be reclaimed (see above)",
+			failed, failed == 1 ? "y" : "ies");
 out:
 	inuse_free(idx);
 	if (basefd >= 0)
@@ -705,7 +712,8 @@ static void manager_on_hold_timer(struct evloop *loop, void *data)
 	(void)loop;
 	struct manager *m = data;
 	log_warn("manager: reclaim at start still running after %d ms: serving now; dead "
-		 "managers' objects may hold /dev/shm space a little longer", RECLAIM_HOLD_MS);
+		 "managers' objects may hold /dev/shm space a little longer",
+		 RECLAIM_HOLD_MS);
 	manager_serve(m);
 }
 
@@ -885,7 +893,8 @@ static void manager_check_files(struct manager *m)
 		char err[256];
 		int fd = -1;
 		if (!all)
-			log_warn("manager: %s/%s vanished: making it again", m->dirpath, MGRDIR_LOCK);
+			log_warn("manager: %s/%s vanished: making it again", m->dirpath,
+				 MGRDIR_LOCK);
 		if (mgrdir_create_lock(m->dirfd, &fd, err, sizeof(err)) < 0) {
 			log_error("manager: restoring the lock file: %s", err);
 		} else {
@@ -900,8 +909,8 @@ static void manager_check_files(struct manager *m)
 		if (all || !db || !wal) {
 			if (!all)
 				log_warn("manager: %s/%s%s vanished or was replaced: restoring the "
-					 "journal of the live set", m->dirpath, JOURNAL_FILE,
-					 db ? "-wal" : "");
+					 "journal of the live set",
+					 m->dirpath, JOURNAL_FILE, db ? "-wal" : "");
 			manager_restore_journal(m);
 		}
 	}
@@ -969,24 +978,29 @@ static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
 {
 	const char *base = m->cfg.tmpbase;
 	if (strchr(base, '\n')) {
-		util_err(err, errlen, "TMPDIR contains a newline, and the socket path is printed as "
-				      "one line no client could read back: set TMPDIR (or --tmpdir) "
-				      "to a directory whose name has none");
+		util_err(err, errlen,
+			 "TMPDIR contains a newline, and the socket path is printed as "
+			 "one line no client could read back: set TMPDIR (or --tmpdir) "
+			 "to a directory whose name has none");
 		return -1;
 	}
 	if (base[0] == '/')
 		return 0;
 	char cwd[PATH_MAX];
 	if (!getcwd(cwd, sizeof(cwd))) {
-		util_err(err, errlen, "TMPDIR %s is relative and the working directory is unknown "
-				      "(%s): set TMPDIR to an absolute path", base, strerror(errno));
+		util_err(err, errlen,
+			 "TMPDIR %s is relative and the working directory is unknown "
+			 "(%s): set TMPDIR to an absolute path",
+			 base, strerror(errno));
 		return -1;
 	}
 	int n = snprintf(m->tmpbase, sizeof(m->tmpbase), "%s/%s", strcmp(cwd, "/") ? cwd : "",
 			 base);
 	if (n < 0 || (size_t)n >= sizeof(m->tmpbase)) {
-		util_err(err, errlen, "TMPDIR %s under %s is too long: set TMPDIR to a shorter "
-				      "absolute path", base, cwd);
+		util_err(err, errlen,
+			 "TMPDIR %s under %s is too long: set TMPDIR to a shorter "
+			 "absolute path",
+			 base, cwd);
 		return -1;
 	}
 	m->cfg.tmpbase = m->tmpbase;
@@ -1013,10 +1027,12 @@ static void manager_explain_full(const struct manager *m, char *err, size_t errl
 		snprintf(room, sizeof(room), "no free inodes");
 	else
 		snprintf(room, sizeof(room), "%llu KiB free", kib);
-	util_err(err, errlen, "TMPDIR %s is on a full filesystem (%s), so the manager cannot "
-			      "create its journal there and would have to refuse every registration: "
-			      "free some space there, or set TMPDIR to a directory with at least "
-			      "%d KiB free (%s)", m->cfg.tmpbase, room, MIN_ROOM_KIB, cause);
+	util_err(err, errlen,
+		 "TMPDIR %s is on a full filesystem (%s), so the manager cannot "
+		 "create its journal there and would have to refuse every registration: "
+		 "free some space there, or set TMPDIR to a directory with at least "
+		 "%d KiB free (%s)",
+		 m->cfg.tmpbase, room, MIN_ROOM_KIB, cause);
 }
 
 static int manager_start(struct manager *m, char *err, size_t errlen)
@@ -1087,19 +1103,23 @@ static bool manager_reclaim_own(struct manager *m)
 	struct inuse *idx = NULL;
 	if (shmobj_dir_dev(m->shm_dirfd, &shm_dev, err, sizeof(err)) < 0 ||
 	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err)))) {
-		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", err, m->dirpath);
+		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", err,
+			 m->dirpath);
 		return false;
 	}
 	/* Young rows stay: a client told OK a moment ago creates its object next, and the
 	 * directory then stays, dead, for a sweep or the next manager to reclaim it. */
-	struct reclaim_opts opts = { .inuse = idx, .shm_dirfd = m->shm_dirfd,
-				     .boot_id = m->boot_id, .now_s = util_wall_s(),
+	struct reclaim_opts opts = { .inuse = idx,
+				     .shm_dirfd = m->shm_dirfd,
+				     .boot_id = m->boot_id,
+				     .now_s = util_wall_s(),
 				     .young_s = m->cfg.prune_grace_s };
 	struct reclaim_report rep = { .status = RECLAIM_REMOVED };
 	int rc = reclaim_journal(&opts, m->journal, geteuid(), &rep);
 	inuse_free(idx);
 	if (rc < 0) {
-		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail, m->dirpath);
+		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail,
+			 m->dirpath);
 		return false;
 	}
 	log_info("manager: shutdown: %u unlinked, %u already gone, %u still in use, %u not "
@@ -1111,8 +1131,9 @@ static bool manager_reclaim_own(struct manager *m)
 		(rep.in_use ? log_warn : log_info)(
 			"manager: shutdown: %u object%s still in use by live processes and %u "
 			"registered less than %d s ago stay journaled in %s for `shmwarden sweep` "
-			"or the next manager", rep.in_use, rep.in_use == 1 ? "" : "s", rep.young,
-			m->cfg.prune_grace_s, m->dirpath);
+			"or the next manager",
+			rep.in_use, rep.in_use == 1 ? "" : "s", rep.young, m->cfg.prune_grace_s,
+			m->dirpath);
 		return false;
 	}
 	return true;
@@ -1212,8 +1233,8 @@ int manager_run(const struct manager_config *cfg)
 	if (rc < 0)
 		log_error("manager: epoll_wait: %s", strerror(errno));
 	log_info("manager: exiting: %llu registered, %llu freed, %llu refused, %llu pruned "
-		 "(%llu rows checked by the prune)", m->n_registered, m->n_freed, m->n_refused,
-		 m->n_pruned, m->n_prune_checked);
+		 "(%llu rows checked by the prune)",
+		 m->n_registered, m->n_freed, m->n_refused, m->n_pruned, m->n_prune_checked);
 	manager_stop(m, true);
 	manager_free(m);
 	log_drain(250); /* the last lines, if stderr drains soon; nobody waits on us now */

@@ -65,8 +65,7 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		     "When a sweep last processed every manager directory, in seconds since "
 		     "the epoch (0: never).");
 	fprintf(f, METRICS_LAST_SUCCESS " %" PRId64 "\n", last_success);
-	metrics_head(f, "shmwarden_sweep_last_duration_seconds",
-		     "How long the last sweep took.");
+	metrics_head(f, "shmwarden_sweep_last_duration_seconds", "How long the last sweep took.");
 	fprintf(f, "shmwarden_sweep_last_duration_seconds %" PRId64 ".%03" PRId64 "\n",
 		m->duration_ms / 1000, m->duration_ms % 1000);
 
@@ -89,7 +88,9 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		const char *outcome;
 		unsigned n;
 	} objs[] = {
-		{ "unlinked", t->unlinked }, { "gone", t->gone },	     { "in_use", t->in_use },
+		{ "unlinked", t->unlinked },
+		{ "gone", t->gone },
+		{ "in_use", t->in_use },
 		{ "refused", t->refused },
 	};
 	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++)

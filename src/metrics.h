@@ -18,8 +18,8 @@
 
 struct metrics_sweep {
 	const struct report_totals *totals; /* what the sweep did (all zero if it never began) */
-	bool success;       /* every directory processed: the sweep exits 0 */
-	int64_t finished_s; /* wall clock, unix seconds */
+	bool success;                       /* every directory processed: the sweep exits 0 */
+	int64_t finished_s;                 /* wall clock, unix seconds */
 	int64_t duration_ms;
 };
 

@@ -138,8 +138,8 @@ int mgrdir_lock_dir(int dirfd, char *err, size_t errlen)
 	}
 }
 
-int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int *lockfd,
-		  char *err, size_t errlen)
+int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int *lockfd, char *err,
+		  size_t errlen)
 {
 	int n = snprintf(path, pathlen, "%s%s" MGRDIR_PREFIX "XXXXXX", base,
 			 base[strlen(base) - 1] == '/' ? "" : "/");
@@ -203,8 +203,9 @@ int mgrdir_remove(int basefd, const char *name, int dirfd, char *err, size_t err
 	}
 	if (unlinkat(basefd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
 		util_err(err, errlen, "rmdir %s: %s%s", name, strerror(errno),
-			 errno == ENOTEMPTY ? " (it holds files shmwarden did not make; left for a human)"
-					    : "");
+			 errno == ENOTEMPTY
+				 ? " (it holds files shmwarden did not make; left for a human)"
+				 : "");
 		return -1;
 	}
 	return 0;
@@ -347,8 +348,8 @@ static int mgrdir_check_file(struct mgrdir_probe *p, const char *file, struct st
 		return -1;
 	}
 	if (st->st_uid != p->owner) {
-		mgrdir_set(p, MGRDIR_UNSAFE, "%s is owned by uid %u, the directory by uid %u",
-			   file, (unsigned)st->st_uid, (unsigned)p->owner);
+		mgrdir_set(p, MGRDIR_UNSAFE, "%s is owned by uid %u, the directory by uid %u", file,
+			   (unsigned)st->st_uid, (unsigned)p->owner);
 		return -1;
 	}
 	if (st->st_mode & 022) {
@@ -377,7 +378,8 @@ static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 			continue; /* a waiter, not the holder */
 		char mode[16];
 		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
-			   &ino) != 6 || strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0)
+			   &ino) != 6 ||
+		    strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0)
 			continue; /* a shared lock is a look, not a manager */
 		for (int i = 0; i < 2; i++) {
 			const struct stat *st = i ? lst : dst;
@@ -445,9 +447,11 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 	if (have == 0) {
 		int64_t age = now_s - p->changed_s;
 		if (age < MGRDIR_STARTUP_GRACE_S) {
-			mgrdir_set(p, MGRDIR_STARTING,
-				   "no lock held, no lock file, changed %llds ago: a manager may be "
-				   "starting", (long long)age);
+			mgrdir_set(
+				p, MGRDIR_STARTING,
+				"no lock held, no lock file, changed %llds ago: a manager may be "
+				"starting",
+				(long long)age);
 			goto unlock;
 		}
 		p->state = MGRDIR_DEAD;
@@ -460,7 +464,8 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 		if (errno == ENOENT) {
 			/* Removed since the stat: a reclaimer finishing it, or a hand rm. Taken
 			 * as lockless on the next look. */
-			mgrdir_set(p, MGRDIR_STARTING, "its lock file vanished while being looked at");
+			mgrdir_set(p, MGRDIR_STARTING,
+				   "its lock file vanished while being looked at");
 			goto unlock;
 		}
 		mgrdir_set(p, MGRDIR_UNKNOWN, "open %s: %s", MGRDIR_LOCK, strerror(errno));
@@ -506,8 +511,10 @@ static int mgrdir_copy_file(struct mgrdir_probe *p, const char *file)
 		goto out;
 	}
 	if ((unsigned long long)st.st_size > MGRDIR_COPY_MAX) {
-		util_err(p->why, sizeof(p->why), "%s is %lld bytes: too large to read without "
-			 "changing it", file, (long long)st.st_size);
+		util_err(p->why, sizeof(p->why),
+			 "%s is %lld bytes: too large to read without "
+			 "changing it",
+			 file, (long long)st.st_size);
 		goto out;
 	}
 	char path[PATH_MAX + 32];
@@ -549,12 +556,13 @@ out:
 }
 
 static const char *const mgrdir_journal_files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-						     JOURNAL_FILE "-journal", JOURNAL_FILE "-shm" };
+						    JOURNAL_FILE "-journal", JOURNAL_FILE "-shm" };
 #define MGRDIR_COPIED 3 /* the first three are copied; SQLite rebuilds -shm */
 
 static void mgrdir_empty_copy(struct mgrdir_probe *p)
 {
-	for (size_t i = 0; i < sizeof(mgrdir_journal_files) / sizeof(mgrdir_journal_files[0]); i++) {
+	for (size_t i = 0; i < sizeof(mgrdir_journal_files) / sizeof(mgrdir_journal_files[0]);
+	     i++) {
 		char path[PATH_MAX + 32];
 		snprintf(path, sizeof(path), "%s/%s", p->copydir, mgrdir_journal_files[i]);
 		unlink(path);
@@ -594,8 +602,7 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 	char err[200] = "";
 	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]) && !p->copydir[0]; i++) {
 		char resolved[PATH_MAX];
-		if (!realpath(bases[i], resolved) ||
-		    strlen(resolved) + 32 > sizeof(p->copydir))
+		if (!realpath(bases[i], resolved) || strlen(resolved) + 32 > sizeof(p->copydir))
 			continue;
 		/* SQLite reopens the copy's -wal and -shm by path: a base someone else could
 		 * swap under it is not used (util.h). */
@@ -609,8 +616,10 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 		}
 	}
 	if (!p->copydir[0]) {
-		util_err(p->why, sizeof(p->why), "no temp directory to read a copy of the journal "
-			 "in (%s)", err);
+		util_err(p->why, sizeof(p->why),
+			 "no temp directory to read a copy of the journal "
+			 "in (%s)",
+			 err);
 		return -1;
 	}
 	/* A hot rollback journal (a manager killed while switching a new journal to WAL
@@ -630,7 +639,8 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 			return 0;
 		}
 	}
-	util_err(p->why, sizeof(p->why), "its journal kept changing while being read (a "
+	util_err(p->why, sizeof(p->why),
+		 "its journal kept changing while being read (a "
 		 "reclaimer at work?)");
 	return -1;
 }
@@ -681,8 +691,8 @@ static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
 		p->state = MGRDIR_UNKNOWN;
 		return true;
 	}
-	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j,
-			      err, sizeof(err));
+	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j, err,
+			      sizeof(err));
 	bool decided = false;
 	if (rc == 0 && journal_meta(j)->owner_uid == p->owner &&
 	    mgrdir_probe_foreign(p, journal_meta(j))) {
@@ -698,8 +708,7 @@ static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
 /* Opens the journal of a probed directory: in place for ACT on a dead directory (the
  * caller will change it anyway) and for a live one (read-only: its manager keeps -shm
  * current); from a private copy for a dead directory only looked at. */
-static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
-				 unsigned flags)
+static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst, unsigned flags)
 {
 	char dirpath[PATH_MAX], err[320];
 	bool dead = p->state == MGRDIR_DEAD;
@@ -727,8 +736,7 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 		 * by it on close: no component of it may be one someone other than root or
 		 * the owner can replace in between (the owner's own swaps reach only what
 		 * the owner can, as we act with its fsuid). */
-		if (util_path_trusted(dirpath, p->owner, err, sizeof(err)) < 0 &&
-		    errno == EPERM) {
+		if (util_path_trusted(dirpath, p->owner, err, sizeof(err)) < 0 && errno == EPERM) {
 			mgrdir_set(p, MGRDIR_UNSAFE, "%s", err);
 			return;
 		}
@@ -765,15 +773,18 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 	struct stat st;
 	if (!(jflags & JOURNAL_READONLY) &&
 	    (stat(dirpath, &st) < 0 || st.st_dev != dst->st_dev || st.st_ino != dst->st_ino)) {
-		mgrdir_set(p, MGRDIR_UNSAFE, "the directory was moved while its journal was being "
-					     "opened");
+		mgrdir_set(p, MGRDIR_UNSAFE,
+			   "the directory was moved while its journal was being "
+			   "opened");
 		mgrdir_close_journal(p);
 		return;
 	}
 	const struct journal_meta *meta = journal_meta(p->journal);
 	if (meta->owner_uid != p->owner) {
-		mgrdir_set(p, MGRDIR_UNSAFE, "journal claims uid %u but the directory is owned by "
-					     "uid %u", (unsigned)meta->owner_uid, (unsigned)p->owner);
+		mgrdir_set(p, MGRDIR_UNSAFE,
+			   "journal claims uid %u but the directory is owned by "
+			   "uid %u",
+			   (unsigned)meta->owner_uid, (unsigned)p->owner);
 		mgrdir_close_journal(p);
 		return;
 	}
@@ -795,11 +806,14 @@ int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
 	if (!mgrdir_is_name(name)) {
 		/* A missing path is missing, whatever its name: the first fact first. */
 		if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
-			mgrdir_set(p, MGRDIR_UNKNOWN, "no such directory (`shmwarden ls` lists "
+			mgrdir_set(p, MGRDIR_UNKNOWN,
+				   "no such directory (`shmwarden ls` lists "
 				   "the manager directories)");
 		else
-			mgrdir_set(p, MGRDIR_UNKNOWN, "not a manager directory (names are "
-				   "%sXXXXXX; `shmwarden ls` lists them)", MGRDIR_PREFIX);
+			mgrdir_set(p, MGRDIR_UNKNOWN,
+				   "not a manager directory (names are "
+				   "%sXXXXXX; `shmwarden ls` lists them)",
+				   MGRDIR_PREFIX);
 		return -1;
 	}
 	p->dirfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -815,11 +829,13 @@ int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
 			}
 		}
 		if (saved == ENOENT)
-			mgrdir_set(p, MGRDIR_UNKNOWN, "no such directory (already reclaimed, or "
+			mgrdir_set(p, MGRDIR_UNKNOWN,
+				   "no such directory (already reclaimed, or "
 				   "never there: `shmwarden ls` lists the manager directories)");
 		else
 			mgrdir_set(p, MGRDIR_UNKNOWN, "open: %s%s", strerror(saved),
-				   saved == EACCES ? " (another user's directory: run as root)" : "");
+				   saved == EACCES ? " (another user's directory: run as root)"
+						   : "");
 		return -1;
 	}
 	if (fstat(p->dirfd, &dst) < 0) {
@@ -843,8 +859,8 @@ int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
 	 * gets the owner's permissions, not root's; -wal/-shm SQLite makes are the owner's. */
 	if (euid == 0 && dst.st_uid != 0 && mgrdir_fsid_switch(p, dst.st_uid, dst.st_gid) < 0)
 		return -1;
-	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal",
-					     JOURNAL_FILE "-shm", JOURNAL_FILE "-journal" };
+	static const char *const files[] = { JOURNAL_FILE, JOURNAL_FILE "-wal", JOURNAL_FILE "-shm",
+					     JOURNAL_FILE "-journal" };
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (mgrdir_check_file(p, files[i], &st) < 0)
 			return p->state == MGRDIR_UNKNOWN ? -1 : 0;

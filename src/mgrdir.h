@@ -54,12 +54,13 @@ const char *mgrdir_state_str(enum mgrdir_state st);
 
 /* mgrdir_probe flags */
 #define MGRDIR_PROBE_JOURNAL 0x1 /* open the journal (probe->journal) */
-#define MGRDIR_PROBE_ACT 0x2     /* the caller will change a dead directory: it stays
+#define MGRDIR_PROBE_ACT \
+	0x2                  /* the caller will change a dead directory: it stays
 				  * locked until mgrdir_release, and its journal is opened
 				  * in place, read-write. Without it nothing in the directory
 				  * is written: a dead directory's journal is read from a
 				  * private copy (db and -wal), live ones in place, read-only */
-#define MGRDIR_PROBE_OWN 0x4     /* unless root, a directory of another owner is unsafe */
+#define MGRDIR_PROBE_OWN 0x4 /* unless root, a directory of another owner is unsafe */
 
 struct journal;
 
@@ -105,8 +106,8 @@ void mgrdir_close_journal(struct mgrdir_probe *probe);
 /* Makes BASE/shmwarden-XXXXXX (mode 0700), flocks it, then creates and flocks its lock
  * file. path receives the directory's absolute path; *dirfd holds the directory lock.
  * The socket path must fit sun_path: if BASE is too long, fails saying so. */
-int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int *lockfd,
-		  char *err, size_t errlen);
+int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int *lockfd, char *err,
+		  size_t errlen);
 
 /* Takes the directory lock on dirfd, waiting up to a second for a prober that holds it
  * for an instant. 0, or -1 with err set. */

@@ -44,7 +44,7 @@ struct reclaim_probe {
 	const char *invalid; /* why the name is not a valid one; nothing else was done */
 	int stat_errno;      /* 0: info is the object's */
 	struct shmobj_info info;
-	bool held;           /* a live manager's journal lists the name */
+	bool held; /* a live manager's journal lists the name */
 	pid_t holder;
 };
 
@@ -279,8 +279,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 				 SHMOBJ_DIR);
 		else
 			log_warn("reclaim: %s: refusing %s: the object belongs to uid %u, the "
-				 "journal to uid %u", who, PN, (unsigned)st.uid,
-				 (unsigned)owner);
+				 "journal to uid %u",
+				 who, PN, (unsigned)st.uid, (unsigned)owner);
 		return RECLAIM_DROP;
 	}
 	if (p->held) {
@@ -288,7 +288,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		 * whichever object it is. Handed over: the row goes, the object stays. */
 		r->handed_over++;
 		log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, not "
-			 "unlinked", who, PN, (int)p->holder);
+			 "unlinked",
+			 who, PN, (int)p->holder);
 		return RECLAIM_DROP;
 	}
 	if (!reclaim_is_journaled(row, &st)) {
@@ -297,8 +298,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		r->refused++;
 		r->reused++;
 		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %lld.%09lld, "
-			 "not the journaled object (%s)", who, PN, (unsigned long long)st.ino,
-			 (long long)(st.btime_ns / 1000000000),
+			 "not the journaled object (%s)",
+			 who, PN, (unsigned long long)st.ino, (long long)(st.btime_ns / 1000000000),
 			 (long long)(st.btime_ns % 1000000000),
 			 row->identified ? "another inode or birth time"
 					 : "born outside the window after its registration");
@@ -328,7 +329,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 				 (int)blind);
 		else
 			log_info("reclaim: %s: %s: kept: holder not inspectable (pid hidden by "
-				 "/proc)", who, PN);
+				 "/proc)",
+				 who, PN);
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	}
 	case RECLAIM_UNUSED:
@@ -341,7 +343,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 	if (!opts->dry_run && shmobj_info(opts->shm_dirfd, row->name, &again) == 0 &&
 	    (again.ino != st.ino || again.btime_ns != st.btime_ns)) {
 		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
-			 "pass", who, PN);
+			 "pass",
+			 who, PN);
 		return RECLAIM_KEEP;
 	}
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
@@ -393,8 +396,8 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 		util_strlcpy(who, "journal", sizeof(who));
 	if (!opts->no_live_check) {
 		if (fstat(opts->shm_dirfd, &shm_st) < 0) {
-			snprintf(report->detail, sizeof(report->detail), "fstat %s: %s",
-				 SHMOBJ_DIR, strerror(errno));
+			snprintf(report->detail, sizeof(report->detail), "fstat %s: %s", SHMOBJ_DIR,
+				 strerror(errno));
 			goto out;
 		}
 		live = livemgr_new(owner, (uint64_t)shm_st.st_dev, opts->adopt_into);
@@ -451,8 +454,8 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 				/* Whose the name is could not be read: nothing is unlinked. */
 				a = RECLAIM_KEEP;
 			} else {
-				a = reclaim_row(opts, lease_flags, owner, who, &rows[i],
-						&probe[i], &learned[i], report);
+				a = reclaim_row(opts, lease_flags, owner, who, &rows[i], &probe[i],
+						&learned[i], report);
 			}
 			drop[i] = a != RECLAIM_KEEP;
 			if (a == RECLAIM_KEEP)
@@ -526,8 +529,8 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:
 		log_info("reclaim: %s: %s%s: %u unlinked, %u gone, %u in use (%u adopted), "
-			 "%u refused (%u name reused), %u handed over%s", who,
-			 reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
+			 "%u refused (%u name reused), %u handed over%s",
+			 who, reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
 			 r->adopted, r->refused, r->reused, r->handed_over,
 			 r->earlier_boot ? "; journal from an earlier boot" : "");
 		break;
@@ -553,8 +556,8 @@ static void reclaim_report_init(struct reclaim_report *r, const char *name)
 }
 
 /* Removes the directory (or, in a dry run, says it would be). */
-static void reclaim_remove(const struct reclaim_opts *opts, int basefd, const char *name,
-			   int dirfd, struct reclaim_report *r)
+static void reclaim_remove(const struct reclaim_opts *opts, int basefd, const char *name, int dirfd,
+			   struct reclaim_report *r)
 {
 	char err[200];
 	if (!opts->dry_run && mgrdir_remove(basefd, name, dirfd, err, sizeof(err)) < 0) {
@@ -580,8 +583,10 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	if (p.state != MGRDIR_DEAD) {
 		reclaim_set(r, reclaim_status_of(p.state), "%s", p.why);
 		if (p.state == MGRDIR_LIVE)
-			reclaim_set(r, RECLAIM_LIVE, p.holder ? "a live manager (pid %d) holds it" :
-					"a live process holds its lock", (int)p.holder);
+			reclaim_set(r, RECLAIM_LIVE,
+				    p.holder ? "a live manager (pid %d) holds it"
+					     : "a live process holds its lock",
+				    (int)p.holder);
 		goto out;
 	}
 	if (!p.journal) {
@@ -658,8 +663,8 @@ out:
 	}
 }
 
-int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
-		 reclaim_report_cb *cb, void *arg)
+int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid, reclaim_report_cb *cb,
+		 void *arg)
 {
 	char **names = NULL;
 	size_t n = 0;

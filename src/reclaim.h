@@ -72,27 +72,27 @@ bool reclaim_is_finding(enum reclaim_status st);
 
 struct reclaim_report {
 	enum reclaim_status status;
-	char dir[256];          /* directory name (not path) */
-	uid_t owner;            /* directory owner */
-	pid_t manager_pid;      /* from the journal, 0 if unknown */
-	bool earlier_boot;      /* journal from an earlier boot: names not unlinked */
-	unsigned unlinked;      /* objects unlinked (dry run: would be) */
-	unsigned gone;          /* names whose object was already gone */
-	unsigned in_use;        /* names kept because a live process uses them */
-	unsigned adopted;       /* of those, moved into opts->adopt_into */
-	unsigned young;         /* names kept because they were registered less than
+	char dir[256];             /* directory name (not path) */
+	uid_t owner;               /* directory owner */
+	pid_t manager_pid;         /* from the journal, 0 if unknown */
+	bool earlier_boot;         /* journal from an earlier boot: names not unlinked */
+	unsigned unlinked;         /* objects unlinked (dry run: would be) */
+	unsigned gone;             /* names whose object was already gone */
+	unsigned in_use;           /* names kept because a live process uses them */
+	unsigned adopted;          /* of those, moved into opts->adopt_into */
+	unsigned young;            /* names kept because they were registered less than
 				 * opts->young_s ago and their object does not exist yet */
-	unsigned refused;       /* foreign-owned objects, invalid names, reused names */
-	unsigned reused;        /* of those: another object than the journaled one now has
+	unsigned refused;          /* foreign-owned objects, invalid names, reused names */
+	unsigned reused;           /* of those: another object than the journaled one now has
 				 * the name ("refused: name reused") */
-	unsigned handed_over;   /* names a live manager registered since: rows dropped,
+	unsigned handed_over;      /* names a live manager registered since: rows dropped,
 				 * objects left to it */
-	unsigned not_inspectable; /* of in_use: kept because a process that may hold them
+	unsigned not_inspectable;  /* of in_use: kept because a process that may hold them
 				   * could not be inspected (and the kernel's lease check
 				   * did not clear them) */
 	pid_t not_inspectable_pid; /* the first such process, 0 if unknown */
-	uint64_t bytes;         /* st_size of the objects unlinked */
-	char detail[256];       /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
+	uint64_t bytes;            /* st_size of the objects unlinked */
+	char detail[256];          /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };
 
 const char *reclaim_status_str(enum reclaim_status st);
@@ -119,7 +119,7 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
  * reclaimer should have done and could not; findings do not count), or -1 if basefd
  * could not be read. */
 typedef void reclaim_report_cb(void *arg, const struct reclaim_report *report);
-int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid,
-		 reclaim_report_cb *cb, void *arg);
+int reclaim_base(const struct reclaim_opts *opts, int basefd, uid_t only_uid, reclaim_report_cb *cb,
+		 void *arg);
 
 #endif

@@ -102,8 +102,8 @@ const char *report_escape(const char *s, char *buf, size_t len)
 	return buf;
 }
 
-void report_print_text(FILE *f, const char *cmd, const char *path,
-		       const struct reclaim_report *r, bool dry_run)
+void report_print_text(FILE *f, const char *cmd, const char *path, const struct reclaim_report *r,
+		       bool dry_run)
 {
 	fprintf(f, "%s: ", cmd);
 	report_print_escaped(f, path);
@@ -151,8 +151,7 @@ void report_print_text(FILE *f, const char *cmd, const char *path,
 	fputc('\n', f);
 }
 
-void report_print_json(FILE *f, const char *path, const struct reclaim_report *r,
-		       bool dry_run)
+void report_print_json(FILE *f, const char *path, const struct reclaim_report *r, bool dry_run)
 {
 	fputs("{\"status\":", f);
 	report_json_string(f, reclaim_status_str(r->status));
@@ -168,8 +167,9 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 		fputs(",\"manager_pid\":null", f);
 	fprintf(f, ",\"earlier_boot\":%s,\"dry_run\":%s", r->earlier_boot ? "true" : "false",
 		dry_run ? "true" : "false");
-	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"detail\":",
+	fprintf(f,
+		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
+		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"detail\":",
 		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes, r->reused,
 		r->handed_over);
 	report_json_string(f, r->detail);
@@ -181,22 +181,21 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 	fputc('}', f);
 }
 
-void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
-			bool dry_run)
+void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run)
 {
 	char hb[32];
 	const unsigned *s = t->by_status;
 	/* Findings (a directory for a human) and failures are told apart: only failures
 	 * make the sweep exit 1, and "skipped" for both hid which was which. */
-	fprintf(f, "%s%s: %u director%s: %u removed, %u kept, %u live, %u starting, "
-		   "%u for a human (%u unsafe, %u corrupt, %u foreign), %u failed; "
-		   "%u objects unlinked (%s), %u gone, %u in use, %u refused",
+	fprintf(f,
+		"%s%s: %u director%s: %u removed, %u kept, %u live, %u starting, "
+		"%u for a human (%u unsafe, %u corrupt, %u foreign), %u failed; "
+		"%u objects unlinked (%s), %u gone, %u in use, %u refused",
 		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE], s[RECLAIM_STARTING],
 		s[RECLAIM_UNSAFE] + s[RECLAIM_CORRUPT] + s[RECLAIM_FOREIGN], s[RECLAIM_UNSAFE],
-		s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], s[RECLAIM_ERROR],
-		t->unlinked, util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use,
-		t->refused);
+		s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], s[RECLAIM_ERROR], t->unlinked,
+		util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use, t->refused);
 	if (t->reused)
 		fprintf(f, " (%u refused: name reused)", t->reused);
 	if (t->adopted)
@@ -214,9 +213,10 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 	for (int st = RECLAIM_REMOVED; st <= RECLAIM_ERROR; st++)
 		fprintf(f, ",\"%s\":%u", reclaim_status_str((enum reclaim_status)st),
 			t->by_status[st]);
-	fprintf(f, ",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		   "\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
-		   "\"not_inspectable\":%u}",
+	fprintf(f,
+		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
+		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
+		"\"not_inspectable\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
 		t->handed_over, t->not_inspectable);
 }

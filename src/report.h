@@ -17,8 +17,8 @@ struct report_totals {
 	unsigned by_status[RECLAIM_ERROR + 1];
 	unsigned unlinked, gone, in_use, adopted, refused;
 	unsigned not_inspectable; /* of in_use: a holder may hide where we cannot look */
-	unsigned reused;      /* of refused: name reused */
-	unsigned handed_over; /* rows a live manager registered since */
+	unsigned reused;          /* of refused: name reused */
+	unsigned handed_over;     /* rows a live manager registered since */
 	uint64_t bytes;
 };
 
@@ -30,17 +30,15 @@ bool report_failed(const struct reclaim_report *r);
 void report_totals_add(struct report_totals *t, const struct reclaim_report *r);
 
 /* One line, "CMD: PATH: STATUS: what happened", with a newline. */
-void report_print_text(FILE *f, const char *cmd, const char *path,
-		       const struct reclaim_report *r, bool dry_run);
+void report_print_text(FILE *f, const char *cmd, const char *path, const struct reclaim_report *r,
+		       bool dry_run);
 
 /* One JSON object (no newline); path is what the user knows the directory by. */
-void report_print_json(FILE *f, const char *path, const struct reclaim_report *r,
-		       bool dry_run);
+void report_print_json(FILE *f, const char *path, const struct reclaim_report *r, bool dry_run);
 
 /* "CMD: N directories: R removed, K kept, L live, S starting, H for a human (U unsafe,
  * C corrupt, F foreign), E failed; U objects unlinked (...)...", with a newline. */
-void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
-			bool dry_run);
+void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run);
 void report_totals_json(FILE *f, const struct report_totals *t);
 
 /* A string from disk or the command line, for a terminal: printable ASCII as is, every

@@ -47,8 +47,7 @@ int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info)
 		errno = EINVAL;
 		return -1;
 	}
-	unsigned want = STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE | STATX_INO |
-			STATX_BTIME;
+	unsigned want = STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE | STATX_INO | STATX_BTIME;
 	if (statx(shm_dirfd, name + 1, AT_SYMLINK_NOFOLLOW, want, &sx) < 0)
 		return -1;
 	info->mode = sx.stx_mode;
@@ -93,8 +92,7 @@ bool shmobj_exists(int shm_dirfd, const char *name)
 static int shmobj_info_fd(int fd, struct shmobj_info *info)
 {
 	struct statx sx;
-	unsigned want = STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE | STATX_INO |
-			STATX_BTIME;
+	unsigned want = STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE | STATX_INO | STATX_BTIME;
 	if (statx(fd, "", AT_EMPTY_PATH, want, &sx) < 0)
 		return -1;
 	info->mode = sx.stx_mode;
@@ -118,8 +116,8 @@ int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_inf
 		return -1;
 	}
 	/* O_NONBLOCK: another's lease on it fails the open at once instead of waiting. */
-	int lfd = openat(shm_dirfd, name + 1, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY |
-					       O_CLOEXEC);
+	int lfd = openat(shm_dirfd, name + 1,
+			 O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 	if (lfd < 0)
 		return errno == EWOULDBLOCK ? 1 : -1;
 	struct shmobj_info got;

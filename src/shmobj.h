@@ -23,7 +23,7 @@ struct shmobj_info {
 	mode_t mode;
 	uid_t uid;
 	off_t size;
-	uint64_t dev;   /* st_dev: which filesystem (the in-use index matches by dev and ino) */
+	uint64_t dev; /* st_dev: which filesystem (the in-use index matches by dev and ino) */
 	uint64_t ino;
 	bool has_btime; /* the filesystem reports a birth time (tmpfs does since Linux 5.x) */
 	int64_t btime_ns;

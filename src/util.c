@@ -126,9 +126,10 @@ int util_path_trusted(const char *path, uid_t uid, char *err, size_t errlen)
 		else if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
 			why = "is writable by group or others";
 		if (why) {
-			util_err(err, errlen, "%s %s (uid %u, mode %04o): it could be replaced "
-				 "under the journal", prefix, why, (unsigned)st.st_uid,
-				 (unsigned)(st.st_mode & 07777));
+			util_err(err, errlen,
+				 "%s %s (uid %u, mode %04o): it could be replaced "
+				 "under the journal",
+				 prefix, why, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 			errno = EPERM;
 			return -1;
 		}

@@ -26,7 +26,7 @@ struct wire_alloc_info {
 };
 
 struct wire_msg {
-	pid_t pid;  /* what the client claims; informational only */
+	pid_t pid; /* what the client claims; informational only */
 	bool is_free;
 	size_t name_len;
 	char name[WIRE_NAME_FIELD]; /* NUL-terminated, validated */

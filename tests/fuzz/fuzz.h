@@ -19,13 +19,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* The name of the harness, for messages and for finding its corpora. */
 extern const char fuzz_harness_name[];
 
-#define FUZZ_CHECK(cond)                                                                 \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "%s: %s:%d: invariant broken: %s\n",            \
-				fuzz_harness_name, __FILE__, __LINE__, #cond);          \
-			abort();                                                         \
-		}                                                                        \
+#define FUZZ_CHECK(cond)                                                                        \
+	do {                                                                                    \
+		if (!(cond)) {                                                                  \
+			fprintf(stderr, "%s: %s:%d: invariant broken: %s\n", fuzz_harness_name, \
+				__FILE__, __LINE__, #cond);                                     \
+			abort();                                                                \
+		}                                                                               \
 	} while (0)
 
 /* A private directory for the harness's files, made once, removed at exit. Its path has

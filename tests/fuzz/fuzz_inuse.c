@@ -30,8 +30,7 @@ const char fuzz_harness_name[] = "fuzz_inuse";
 
 /* Splits a maps line into fields at runs of spaces; true when it has at least five,
  * starts with no space, field 3 is dev and field 4 a decimal number that fits (*ino). */
-static bool strict_maps_line(const char *line, size_t len, const char *dev,
-			     unsigned long long *ino)
+static bool strict_maps_line(const char *line, size_t len, const char *dev, unsigned long long *ino)
 {
 	const char *f[5];
 	size_t flen[5];

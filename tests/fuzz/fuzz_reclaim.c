@@ -62,10 +62,30 @@ static const char *const ours[] = { "victim", "a", "b", "\xff\xfe", "x (deleted)
 
 /* Names the fuzzer picks by index (type 6): each aims at one rule. */
 static const char *const known[] = {
-	"/victim", "/a", "/b", "/\xff\xfe", "/x (deleted)", "/sub/x", "/sub", "/lnk", "/dir",
-	"/fifo", "/foreign", "/../outside/victim", "/..", "/.", "/", "//victim", "/nonexistent",
-	"victim", "/victim/", "/a\n", "/" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-	"/" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	"/victim",
+	"/a",
+	"/b",
+	"/\xff\xfe",
+	"/x (deleted)",
+	"/sub/x",
+	"/sub",
+	"/lnk",
+	"/dir",
+	"/fifo",
+	"/foreign",
+	"/../outside/victim",
+	"/..",
+	"/.",
+	"/",
+	"//victim",
+	"/nonexistent",
+	"victim",
+	"/victim/",
+	"/a\n",
+	"/"
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	"/"
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
 
@@ -129,10 +149,12 @@ static void make_fake_shm(const struct ctx *c, const bool in_use[NOURS])
 		snprintf(path, sizeof(path), "%s/%s", c->shm, ours[i]);
 		FUZZ_CHECK(stat(path, &st) == 0);
 		if (in_use[i])
-			n += (size_t)snprintf(maps + n, sizeof(maps) - n,
-					      "7f0000000000-7f0000001000 rw-s 00000000 %02x:%02x %llu"
-					      "                    /elsewhere/%s\n", major(st.st_dev),
-					      minor(st.st_dev), (unsigned long long)st.st_ino, ours[i]);
+			n += (size_t)snprintf(
+				maps + n, sizeof(maps) - n,
+				"7f0000000000-7f0000001000 rw-s 00000000 %02x:%02x %llu"
+				"                    /elsewhere/%s\n",
+				major(st.st_dev), minor(st.st_dev), (unsigned long long)st.st_ino,
+				ours[i]);
 	}
 	FUZZ_CHECK(fuzz_write_file(c->proc, "maps", maps, n) == 0);
 }
@@ -210,8 +232,10 @@ static void build_journal(const struct ctx *c, unsigned damage, bool wrong_ident
 	/* Registered now (schema version 2 keeps microseconds), so the fake objects made
 	 * just before fall in the birth window; or identified as inode 1 born at the
 	 * epoch, which none of them is. */
-	FUZZ_CHECK(sqlite3_prepare_v2(db, "INSERT INTO objects(name, client_pid, registered_at)"
-				      " VALUES (?1, ?2, ?3)", -1, &ins, NULL) == SQLITE_OK);
+	FUZZ_CHECK(sqlite3_prepare_v2(db,
+				      "INSERT INTO objects(name, client_pid, registered_at)"
+				      " VALUES (?1, ?2, ?3)",
+				      -1, &ins, NULL) == SQLITE_OK);
 	for (int r = 0; r < MAX_ROWS; r++) {
 		const uint8_t *hdr = take(&p, end, 2);
 		if (!hdr)
@@ -238,8 +262,10 @@ static void build_journal(const struct ctx *c, unsigned damage, bool wrong_ident
 	}
 	sqlite3_finalize(ins);
 	if (wrong_identity)
-		sqlite3_exec(db, "INSERT OR IGNORE INTO identities SELECT name, registered_at, 1, 1"
-			     " FROM objects", NULL, NULL, NULL);
+		sqlite3_exec(db,
+			     "INSERT OR IGNORE INTO identities SELECT name, registered_at, 1, 1"
+			     " FROM objects",
+			     NULL, NULL, NULL);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	/* Outside the transaction: journal_mode cannot change inside one. */
 	if (damages[damage])
@@ -309,9 +335,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(journal_create(c->adir, &m, &a, err, sizeof(err)) == 0);
 		}
 		int64_t before = journal_count(j);
-		struct reclaim_opts opts = { .inuse = idx, .shm_dirfd = shmfd,
-					     .boot_id = c->boot_id, .dry_run = dry_run,
-					     .adopt_into = a, .now_s = 2,
+		struct reclaim_opts opts = { .inuse = idx,
+					     .shm_dirfd = shmfd,
+					     .boot_id = c->boot_id,
+					     .dry_run = dry_run,
+					     .adopt_into = a,
+					     .now_s = 2,
 					     .no_live_check = true };
 		rc = reclaim_journal(&opts, j, geteuid(), &rep);
 		FUZZ_CHECK(rc == 0 || rc == -1);

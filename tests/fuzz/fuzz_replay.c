@@ -72,7 +72,8 @@ static void replay_one(const unsigned char *buf, size_t len, bool mutate)
 			n = replay_next() % len;
 		} else {
 			for (unsigned k = 1 + replay_next() % 4; k; k--)
-				exact[replay_next() % len] ^= (unsigned char)(1 + replay_next() % 255);
+				exact[replay_next() % len] ^= (unsigned char)(1 +
+									      replay_next() % 255);
 		}
 		LLVMFuzzerTestOneInput(exact, n);
 	}
@@ -139,8 +140,8 @@ int main(int argc, char **argv)
 	char seeds[4096], regress[4096];
 	snprintf(seeds, sizeof(seeds), "%s/tests/fuzz/seeds/%s", root && *root ? root : ".",
 		 fuzz_harness_name);
-	snprintf(regress, sizeof(regress), "%s/tests/fuzz/regress/%s",
-		 root && *root ? root : ".", fuzz_harness_name);
+	snprintf(regress, sizeof(regress), "%s/tests/fuzz/regress/%s", root && *root ? root : ".",
+		 fuzz_harness_name);
 	int ns = replay_dir(seeds, true);
 	int nr = replay_dir(regress, true);
 	if (ns <= 0) {

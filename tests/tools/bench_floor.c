@@ -29,9 +29,9 @@
 struct floor_conn {
 	struct floor_conn *prev, *next; /* every open connection, to close them at exit */
 	int fd;
-	size_t have;	     /* bytes of a partial record kept from the last read */
-	size_t owed;	     /* OK bytes not yet accepted by the socket */
-	bool want_out;	     /* registered for EPOLLOUT: only while OKs are stuck */
+	size_t have;   /* bytes of a partial record kept from the last read */
+	size_t owed;   /* OK bytes not yet accepted by the socket */
+	bool want_out; /* registered for EPOLLOUT: only while OKs are stuck */
 	unsigned char buf[WIRE_RECORD_SIZE * FLOOR_RX_RECORDS];
 };
 
@@ -52,8 +52,7 @@ static void floor_line(const char *s)
 		_exit(1);
 }
 
-static void floor_close(int ep, struct floor_conn **head, struct floor_conn *c,
-			unsigned *nclients)
+static void floor_close(int ep, struct floor_conn **head, struct floor_conn *c, unsigned *nclients)
 {
 	if (c->prev)
 		c->prev->next = c->next;
@@ -71,8 +70,9 @@ static void floor_close(int ep, struct floor_conn **head, struct floor_conn *c,
  * while something is left, so the common path is one send per batch and no epoll_ctl. */
 static int floor_flush(int ep, struct floor_conn *c)
 {
-	static const char oks[] = "OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK"
-				  "OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK";
+	static const char oks[] =
+		"OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK"
+		"OKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOKOK";
 	while (c->owed) {
 		size_t start = c->owed % 2; /* odd: resume an OK at its K */
 		size_t n = sizeof(oks) - 1 - start;

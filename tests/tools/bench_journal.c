@@ -33,8 +33,8 @@ extern const char journal_schema_sql[]; /* schema/journal.sql, embedded by the M
 
 /* The manager's settings (src/journal.c: JOURNAL_CONNECTION_PRAGMAS, JOURNAL_PAGE_SIZE,
  * create_schema), repeated here because the point is to vary the one beside them. */
-#define BJ_PRAGMAS                                                                         \
-	"PRAGMA page_size=1024; PRAGMA auto_vacuum=INCREMENTAL; PRAGMA synchronous=OFF;"   \
+#define BJ_PRAGMAS                                                                          \
+	"PRAGMA page_size=1024; PRAGMA auto_vacuum=INCREMENTAL; PRAGMA synchronous=OFF;"    \
 	"PRAGMA cache_size=-2000; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=100;" \
 	"PRAGMA journal_size_limit=524288; PRAGMA journal_mode=WAL;"
 
@@ -76,14 +76,17 @@ static void bj_run(const char *dir, const char *mode, unsigned long commits, uns
 	char sql[128];
 	snprintf(sql, sizeof(sql), "PRAGMA locking_mode=%s;",
 		 strcmp(mode, "exclusive") ? "NORMAL" : "EXCLUSIVE");
-	if (sqlite3_exec(db, sql, NULL, NULL, NULL) || sqlite3_exec(db, BJ_PRAGMAS, NULL, NULL, NULL) ||
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) ||
+	    sqlite3_exec(db, BJ_PRAGMAS, NULL, NULL, NULL) ||
 	    sqlite3_exec(db, journal_schema_sql, NULL, NULL, NULL))
 		bj_fail(db, "create");
 	sqlite3_stmt *begin, *commit, *ins, *del;
 	if (sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL) ||
 	    sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL) ||
-	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO objects(name, client_pid, "
-				   "registered_at) VALUES (?1, ?2, ?3)", -1, &ins, NULL) ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT OR REPLACE INTO objects(name, client_pid, "
+			       "registered_at) VALUES (?1, ?2, ?3)",
+			       -1, &ins, NULL) ||
 	    sqlite3_prepare_v2(db, "DELETE FROM objects WHERE name = ?1", -1, &del, NULL))
 		bj_fail(db, "prepare");
 	char name[64], prev[64] = "";
@@ -140,7 +143,8 @@ int main(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		/* '?': an unknown option, or one without its argument (optarg is NULL then). */
-		if (c == '?' || (c == 'm' && strcmp(optarg, "shared") && strcmp(optarg, "exclusive"))) {
+		if (c == '?' ||
+		    (c == 'm' && strcmp(optarg, "shared") && strcmp(optarg, "exclusive"))) {
 			fprintf(stderr, "usage: bench_journal DIR [--commits N] [--live L] "
 					"[--mode shared|exclusive]\n");
 			return 2;

@@ -65,9 +65,9 @@ struct lg_opts {
 	unsigned clients;
 	unsigned idle;
 	unsigned window;
-	unsigned batch;	  /* run: 0 = register/OK/free pairs; B = B registrations, then B frees */
-	int mgr_cpu;	  /* run: CPU the manager is pinned to, or -1 */
-	int client_cpu;	  /* run: CPU every client is pinned to, or -1 */
+	unsigned batch; /* run: 0 = register/OK/free pairs; B = B registrations, then B frees */
+	int mgr_cpu;    /* run: CPU the manager is pinned to, or -1 */
+	int client_cpu; /* run: CPU every client is pinned to, or -1 */
 	unsigned long count;
 	double duration;
 	double warmup;
@@ -236,8 +236,8 @@ static long long lg_stat_ticks(pid_t pid)
 	/* Fields 14 and 15 (utime, stime) follow the ")" that ends the command name. */
 	char *p = strrchr(buf, ')');
 	unsigned long long ut, st;
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
+	if (!p ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
 	return (long long)(ut + st);
 }
@@ -357,12 +357,13 @@ static long long lg_dir_bytes(const char *dir, char *breakdown, size_t blen)
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		struct stat st;
-		if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (e->d_name[0] == '.' ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		total += st.st_size;
 		if (used < blen) {
-			int n = snprintf(breakdown + used, blen - used, "%s%s=%lld", used ? "," : "",
-					 e->d_name, (long long)st.st_size);
+			int n = snprintf(breakdown + used, blen - used, "%s%s=%lld",
+					 used ? "," : "", e->d_name, (long long)st.st_size);
 			used += n > 0 ? (size_t)n : 0;
 		}
 	}
@@ -475,7 +476,8 @@ static void lg_stop(struct lg_mgr *m, int sig)
 	int st;
 	while (waitpid(m->pid, &st, WNOHANG) == 0) {
 		if ((lg_now() - t0) * 1000 > LG_STOP_TIMEOUT_MS) {
-			fprintf(stderr, "bench_loadgen: manager %d ignored signal %d for %d ms; killing it\n",
+			fprintf(stderr,
+				"bench_loadgen: manager %d ignored signal %d for %d ms; killing it\n",
 				(int)m->pid, sig, LG_STOP_TIMEOUT_MS);
 			kill(m->pid, SIGKILL);
 			waitpid(m->pid, &st, 0);
@@ -705,8 +707,8 @@ static const char *lg_free(int fd, pid_t pid, const char *name)
  * that cut cycles would count registrations and frees, which cost the manager differently,
  * in proportions that change from run to run. A last register -> OK proves the manager
  * has read every free before it (one connection is read in order). */
-static void lg_client(const struct lg_opts *o, const char *sock, struct lg_shared *sh,
-		      unsigned idx, int ready_fd, int go_fd)
+static void lg_client(const struct lg_opts *o, const char *sock, struct lg_shared *sh, unsigned idx,
+		      int ready_fd, int go_fd)
 {
 	struct lg_slot *s = &sh->slot[idx];
 	if (lg_pin(o->client_cpu) < 0) {
@@ -745,11 +747,13 @@ static void lg_client(const struct lg_opts *o, const char *sock, struct lg_share
 		while (!why && lg_now() < t_end) {
 			unsigned long first = n;
 			for (unsigned i = 0; i < o->batch && !why; i++) {
-				snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me, n++);
+				snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me,
+					 n++);
 				why = lg_register(fd, me, name);
 			}
 			for (unsigned long k = first; k < n && !why; k++) {
-				snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me, k);
+				snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me,
+					 k);
 				why = lg_free(fd, me, name);
 			}
 			ops += 2 * (n - first);
@@ -792,8 +796,8 @@ static int lg_mode_run(const struct lg_opts *o)
 	lg_wait_one_thread(m.pid);
 
 	size_t shsize = sizeof(struct lg_shared) + o->clients * sizeof(struct lg_slot);
-	struct lg_shared *sh = mmap(NULL, shsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-				    -1, 0);
+	struct lg_shared *sh = mmap(NULL, shsize, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		lg_fail("mmap: %s", strerror(errno));
 	int ready[2], go[2];
@@ -887,7 +891,10 @@ static int lg_mode_run(const struct lg_opts *o)
 	       "mgr_cpu_us_per_pair=%.2f\nmgr_cpu_share=%.3f\nmgr_cpu_source=%s\nmgr_cpus=%s\n",
 	       total, measured, (double)total / measured, rss, m.spawn_ms, cpu_us,
 	       cpu_ns >= 0 ? (double)cpu_ns / 1e9 / measured : -1,
-	       late ? "late" : precise ? "schedstat" : "ticks", mgr_cpus);
+	       late      ? "late"
+	       : precise ? "schedstat"
+			 : "ticks",
+	       mgr_cpus);
 	munmap(sh, shsize);
 	free(kids);
 	free(idle);
@@ -977,8 +984,7 @@ static void lg_make_object(const char *name, void *ctx)
 
 /* Runs `shmwarden recover DIR`; returns its wall time in ms, and its CPU time (user +
  * system, from wait4) in *cpu_ms. */
-static double lg_time_recover(const struct lg_opts *o, const char *dir, int *status,
-			      double *cpu_ms)
+static double lg_time_recover(const struct lg_opts *o, const char *dir, int *status, double *cpu_ms)
 {
 	int errfd = open(o->mgr_stderr ? o->mgr_stderr : "/dev/null",
 			 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -1085,7 +1091,8 @@ static int lg_reclaim_as(const struct lg_opts *o)
 		const char *dir = *walk ? walk : "/";
 		if (stat(dir, &bst) < 0 || (bst.st_mode & S_IXOTH) == 0)
 			lg_fail("--as-user: %s must be searchable by others (mode 0711), as must "
-				"every directory above %s", dir, o->tmpbase);
+				"every directory above %s",
+				dir, o->tmpbase);
 		if (!*walk)
 			break;
 		*strrchr(walk, '/') = '\0'; /* realpath's answer is absolute */
@@ -1169,9 +1176,15 @@ int main(int argc, char **argv)
 		lg_usage();
 		return 2;
 	}
-	struct lg_opts o = { .mode = argv[1], .argv0 = "torch_shm_manager", .clients = 1,
-			     .window = 128, .count = 1000, .duration = 3, .warmup = 0.5,
-			     .mgr_cpu = -1, .client_cpu = -1 };
+	struct lg_opts o = { .mode = argv[1],
+			     .argv0 = "torch_shm_manager",
+			     .clients = 1,
+			     .window = 128,
+			     .count = 1000,
+			     .duration = 3,
+			     .warmup = 0.5,
+			     .mgr_cpu = -1,
+			     .client_cpu = -1 };
 	if (!strcmp(o.mode, "info")) {
 		printf("sqlite=%s\n", sqlite3_libversion());
 		return 0;
@@ -1201,29 +1214,65 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'e': o.exe = optarg; break;
-		case '0': o.argv0 = optarg; break;
+		case 'e':
+			o.exe = optarg;
+			break;
+		case '0':
+			o.argv0 = optarg;
+			break;
 		case 'a':
 			if (o.nargs == LG_MAX_ARGS)
 				lg_fail("too many --arg");
 			o.args[o.nargs++] = optarg;
 			break;
-		case 't': o.tmpbase = optarg; break;
-		case 'g': o.tag = optarg; break;
-		case 'l': o.mgr_stderr = optarg; break;
-		case 's': o.shmwarden = optarg; break;
-		case 'U': o.as_user = optarg; break;
-		case 'c': o.clients = (unsigned)lg_num("clients", optarg, 1, 100000); break;
-		case 'i': o.idle = (unsigned)lg_num("idle", optarg, 0, 1000000); break;
-		case 'w': o.window = (unsigned)lg_num("window", optarg, 1, 1000000); break;
-		case 'n': o.count = (unsigned long)lg_num("count", optarg, 0, 100000000); break;
-		case 'd': o.duration = lg_seconds("duration", optarg); break;
-		case 'u': o.warmup = lg_seconds("warmup", optarg); break;
-		case 'b': o.batch = (unsigned)lg_num("batch", optarg, 0, 10000000); break;
-		case 'M': o.mgr_cpu = (int)lg_num("mgr-cpu", optarg, -1, CPU_SETSIZE - 1); break;
-		case 'C': o.client_cpu = (int)lg_num("client-cpu", optarg, -1, CPU_SETSIZE - 1); break;
-		case 'T': lg_ok_timeout_ms = (int)lg_num("ok-timeout", optarg, 1, 3600000); break;
-		default: lg_usage(); return 2;
+		case 't':
+			o.tmpbase = optarg;
+			break;
+		case 'g':
+			o.tag = optarg;
+			break;
+		case 'l':
+			o.mgr_stderr = optarg;
+			break;
+		case 's':
+			o.shmwarden = optarg;
+			break;
+		case 'U':
+			o.as_user = optarg;
+			break;
+		case 'c':
+			o.clients = (unsigned)lg_num("clients", optarg, 1, 100000);
+			break;
+		case 'i':
+			o.idle = (unsigned)lg_num("idle", optarg, 0, 1000000);
+			break;
+		case 'w':
+			o.window = (unsigned)lg_num("window", optarg, 1, 1000000);
+			break;
+		case 'n':
+			o.count = (unsigned long)lg_num("count", optarg, 0, 100000000);
+			break;
+		case 'd':
+			o.duration = lg_seconds("duration", optarg);
+			break;
+		case 'u':
+			o.warmup = lg_seconds("warmup", optarg);
+			break;
+		case 'b':
+			o.batch = (unsigned)lg_num("batch", optarg, 0, 10000000);
+			break;
+		case 'M':
+			o.mgr_cpu = (int)lg_num("mgr-cpu", optarg, -1, CPU_SETSIZE - 1);
+			break;
+		case 'C':
+			o.client_cpu = (int)lg_num("client-cpu", optarg, -1, CPU_SETSIZE - 1);
+			break;
+		case 'T':
+			lg_ok_timeout_ms = (int)lg_num("ok-timeout", optarg, 1, 3600000);
+			break;
+		default:
+			lg_usage();
+			return 2;
 		}
 	}
 	if (!o.exe || !o.tmpbase || optind < argc || o.window == 0 || o.duration <= 0) {

@@ -45,8 +45,10 @@ int main(int argc, char **argv)
 	for (;;) {
 		for (int f = 0; f < LOCK_CHURN_FILES; f++) {
 			for (int i = 0; i < per; i++) {
-				struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-						   .l_start = 2 * (off_t)i, .l_len = 1 };
+				struct flock l = { .l_type = F_WRLCK,
+						   .l_whence = SEEK_SET,
+						   .l_start = 2 * (off_t)i,
+						   .l_len = 1 };
 				if (fcntl(fl[f], F_SETLK, &l) < 0) {
 					perror("fcntl");
 					return 1;

@@ -117,7 +117,9 @@ static void holder_in_flight(const char *path)
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	memset(cbuf, 0, sizeof(cbuf));
 	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
@@ -146,8 +148,9 @@ static void holder_trace(const char *arg)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: shm_holder fd|fd-ro|map|map-ro|thread-fd|leader-exit|nondumpable|"
-				"in-flight PATH | shm_holder trace PID\n");
+		fprintf(stderr,
+			"usage: shm_holder fd|fd-ro|map|map-ro|thread-fd|leader-exit|nondumpable|"
+			"in-flight PATH | shm_holder trace PID\n");
 		return 2;
 	}
 	const char *mode = argv[1];

@@ -22,31 +22,30 @@
 #include <string.h>
 #include <unistd.h>
 
-static int check_failures;      /* failures inside the running test */
-static int check_total_failed;  /* tests that failed */
+static int check_failures;     /* failures inside the running test */
+static int check_total_failed; /* tests that failed */
 static int check_total_passed;
-static char check_tmpdir[512];  /* private directory of the running test */
+static char check_tmpdir[512]; /* private directory of the running test */
 
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			if (check_failures++ == 0)                                    \
-				printf("FAIL %s: %s:%d: %s\n", check_current, __FILE__, \
-				       __LINE__, #cond);                              \
-			fflush(stdout);                                               \
-		}                                                                     \
+#define CHECK(cond)                                                                               \
+	do {                                                                                      \
+		if (!(cond)) {                                                                    \
+			if (check_failures++ == 0)                                                \
+				printf("FAIL %s: %s:%d: %s\n", check_current, __FILE__, __LINE__, \
+				       #cond);                                                    \
+			fflush(stdout);                                                           \
+		}                                                                                 \
 	} while (0)
 
-#define CHECK_EQ_INT(a, b)                                                             \
-	do {                                                                           \
-		long long check_a_ = (long long)(a), check_b_ = (long long)(b);        \
-		if (check_a_ != check_b_) {                                            \
-			if (check_failures++ == 0)                                     \
-				printf("FAIL %s: %s:%d: %s == %s (%lld != %lld)\n",    \
-				       check_current, __FILE__, __LINE__, #a, #b,     \
-				       check_a_, check_b_);                           \
-			fflush(stdout);                                                \
-		}                                                                      \
+#define CHECK_EQ_INT(a, b)                                                                         \
+	do {                                                                                       \
+		long long check_a_ = (long long)(a), check_b_ = (long long)(b);                    \
+		if (check_a_ != check_b_) {                                                        \
+			if (check_failures++ == 0)                                                 \
+				printf("FAIL %s: %s:%d: %s == %s (%lld != %lld)\n", check_current, \
+				       __FILE__, __LINE__, #a, #b, check_a_, check_b_);            \
+			fflush(stdout);                                                            \
+		}                                                                                  \
 	} while (0)
 
 static const char *check_current = "";

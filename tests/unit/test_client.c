@@ -50,11 +50,11 @@ ssize_t __wrap_getrandom(void *buf, size_t len, unsigned int flags)
 
 enum { END_CLEAN = 0, END_NO_DIR_CHECK = 1, END_MAY_KILL = 2 };
 
-static char tc_build[512];     /* the build under test */
-static char tc_base[512];      /* the suite's TMPDIR, restored after each test */
-static char tc_prefix[32];     /* this test's object-name prefix */
-static char tc_fastmgr[600];   /* the fast-shutdown wrapper script */
-static char tc_realmgr[600];   /* build/torch_shm_manager */
+static char tc_build[512];   /* the build under test */
+static char tc_base[512];    /* the suite's TMPDIR, restored after each test */
+static char tc_prefix[32];   /* this test's object-name prefix */
+static char tc_fastmgr[600]; /* the fast-shutdown wrapper script */
+static char tc_realmgr[600]; /* build/torch_shm_manager */
 static int tc_seq;
 
 static int64_t tc_now_ms(void)
@@ -455,7 +455,12 @@ static void test_bad_arguments(void)
 	CHECK_EQ_INT(shmw_open(m, NULL, 0, &s), -EINVAL);
 	CHECK_EQ_INT(shmw_open(m, "/x", 0x100, &s), -EINVAL);
 	const char *bad_names[] = {
-		"", "/", "noslash", "/a/b", "/.", "/..",
+		"",
+		"/",
+		"noslash",
+		"/a/b",
+		"/.",
+		"/..",
 		"/123456789012345678901234567890123456789012345678901234567890", /* 61 bytes */
 	};
 	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
@@ -494,8 +499,7 @@ static void test_connect_without_manager(void)
 	snprintf(path, sizeof(path), "%s/nothing.sock", check_tmpdir);
 	CHECK_EQ_INT(shmw_connect(path, 0, &m), -ENOENT);
 	CHECK(m == NULL);
-	CHECK(tc_has(shmw_errmsg(), "cannot connect to manager at") &&
-	      tc_has(shmw_errmsg(), path));
+	CHECK(tc_has(shmw_errmsg(), "cannot connect to manager at") && tc_has(shmw_errmsg(), path));
 
 	/* A socket file nobody listens on (a dead manager's). */
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };

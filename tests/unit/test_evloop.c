@@ -233,7 +233,6 @@ static void on_a(struct evloop *loop, int fd, unsigned revents, void *data)
 	}
 }
 
-
 static void test_stale_event_of_reused_fd_is_dropped(void)
 {
 	struct reuse r = { .new_fd = -1, .new_peer = -1 };

@@ -449,8 +449,10 @@ static void test_header_only_file_is_empty(void)
 {
 	sqlite3 *db = NULL;
 	CHECK(sqlite3_open(file_in_dir(""), &db) == SQLITE_OK);
-	CHECK(sqlite3_exec(db, "PRAGMA page_size=1024; PRAGMA auto_vacuum=INCREMENTAL;"
-			   "PRAGMA journal_mode=WAL;", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+			   "PRAGMA page_size=1024; PRAGMA auto_vacuum=INCREMENTAL;"
+			   "PRAGMA journal_mode=WAL;",
+			   NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 	struct stat st;
 	CHECK(stat(file_in_dir(""), &st) == 0 && st.st_size == 1024);
@@ -499,7 +501,8 @@ static void test_untrusted_foreign_database(void)
 static void test_untrusted_future_version(void)
 {
 	CHECK_EQ_INT(raw_exec("PRAGMA application_id=1936223607; PRAGMA user_version=7;"
-			      "CREATE TABLE manager(id INTEGER PRIMARY KEY, x);"), 0);
+			      "CREATE TABLE manager(id INTEGER PRIMARY KEY, x);"),
+		     0);
 	expect_open_fails(JOURNAL_UNTRUSTED,
 			  "journal schema version 7 is newer than this shmwarden (3)");
 	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (3)");
@@ -516,7 +519,8 @@ static void test_untrusted_relaxed_schema(void)
 			      "INSERT INTO manager VALUES (1, 0, 1, "
 			      "'00000000-0000-0000-0000-000000000000', 0);"
 			      "INSERT INTO objects VALUES (1, NULL, 1, 1), (2, '/a', 1, 1),"
-			      " (3, '/a', 1, 1);"), 0);
+			      " (3, '/a', 1, 1);"),
+		     0);
 	expect_open_fails(JOURNAL_UNTRUSTED, "journal schema differs");
 }
 
@@ -575,9 +579,13 @@ static void test_identity_learned_once(void)
 	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 3);
 	CHECK(!rows[2].identified); /* registered again, even within the second: forgotten */
 	/* Adoption keeps registration time and identity; a name already here stays. */
-	struct journal_row adopted = { .registered_at = reg, .registered_us = reg * 1000000,
-				       .identified = true, .ino = 99, .btime_ns = reg * ns,
-				       .len = 4, .name = "/new" };
+	struct journal_row adopted = { .registered_at = reg,
+				       .registered_us = reg * 1000000,
+				       .identified = true,
+				       .ino = 99,
+				       .btime_ns = reg * ns,
+				       .len = 4,
+				       .name = "/new" };
 	CHECK_EQ_INT(journal_adopt(j, &adopted), 0);
 	adopted.len = 4;
 	memcpy(adopted.name, "/pin", 5);
@@ -626,7 +634,8 @@ static void test_version1_journal(void)
 
 	CHECK_EQ_INT(raw_exec("PRAGMA writable_schema=ON;"
 			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
-			      " WHERE name = 'objects'; PRAGMA writable_schema=RESET;"), 0);
+			      " WHERE name = 'objects'; PRAGMA writable_schema=RESET;"),
+		     0);
 	expect_open_fails(JOURNAL_UNTRUSTED,
 			  "journal schema differs from schema/journal-v1.sql at 'objects'");
 }
@@ -641,18 +650,27 @@ static void test_schema_refuses_what_no_manager_writes(void)
 		return;
 	journal_close(j);
 	static const char *const refused[] = {
-		"('/text', 1, 1)", "(42, 1, 1)", "(NULL, 1, 1)", "(X'', 1, 1)", "(X'2F', 1, 1)",
-		"(randomblob(60), 1, 1)", "(zeroblob(1000000), 1, 1)", "(X'2F61', 'x', 1)",
+		"('/text', 1, 1)",
+		"(42, 1, 1)",
+		"(NULL, 1, 1)",
+		"(X'', 1, 1)",
+		"(X'2F', 1, 1)",
+		"(randomblob(60), 1, 1)",
+		"(zeroblob(1000000), 1, 1)",
+		"(X'2F61', 'x', 1)",
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		char sql[128];
-		snprintf(sql, sizeof(sql), "INSERT INTO objects(name, client_pid, registered_at) "
-			 "VALUES %s;", refused[i]);
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO objects(name, client_pid, registered_at) "
+			 "VALUES %s;",
+			 refused[i]);
 		CHECK_EQ_INT(raw_exec(sql), -1);
 	}
 	CHECK_EQ_INT(raw_exec("INSERT INTO objects(name, client_pid, registered_at) VALUES"
 			      " (X'2F610062', 1, 1),"
-			      " (zeroblob(59), 1, 1), (X'2F612F2E2E', 1, 1);"), 0);
+			      " (zeroblob(59), 1, 1), (X'2F612F2E2E', 1, 1);"),
+		     0);
 	j = open_journal(JOURNAL_UNTRUSTED);
 	if (!j)
 		return;
@@ -672,7 +690,9 @@ static void test_schema_refuses_what_no_manager_writes(void)
 static void test_untrusted_forged_rows(void)
 {
 	static const char *const forged[] = {
-		"('/text', 1, 1)", "(zeroblob(1000000), 1, 1)", "(X'2F', 1, 1)",
+		"('/text', 1, 1)",
+		"(zeroblob(1000000), 1, 1)",
+		"(X'2F', 1, 1)",
 	};
 	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
 		check_rmtree(check_tmpdir);
@@ -801,13 +821,13 @@ static void wait_child_ok(pid_t pid)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-#define CHILD_CHECK(cond)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
+#define CHILD_CHECK(cond)                                                                    \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
 			fprintf(stderr, "child: %s:%d: %s: %s\n", __FILE__, __LINE__, #cond, \
-				j ? journal_error(j) : err);                               \
-			_exit(1);                                                          \
-		}                                                                          \
+				j ? journal_error(j) : err);                                 \
+			_exit(1);                                                            \
+		}                                                                            \
 	} while (0)
 
 static void set_file_limit(rlim_t bytes)

@@ -118,8 +118,10 @@ static void fixture_init(struct fixture *f, const char *base)
 	CHECK(util_boot_id(f->boot_id, sizeof(f->boot_id), err, sizeof(err)) == 0);
 	f->idx = scan(err, sizeof(err));
 	CHECK(f->idx != NULL);
-	f->opts = (struct reclaim_opts){ .inuse = f->idx, .shm_dirfd = f->shmfd,
-					 .boot_id = f->boot_id, .now_s = util_wall_s() };
+	f->opts = (struct reclaim_opts){ .inuse = f->idx,
+					 .shm_dirfd = f->shmfd,
+					 .boot_id = f->boot_id,
+					 .now_s = util_wall_s() };
 }
 
 static void fixture_rescan(struct fixture *f)
@@ -257,7 +259,6 @@ static void test_inuse_bad_procdir(void)
 	CHECK(strstr(err, "/nonexistent-proc") != NULL);
 }
 
-
 /* ---- the kernel's lease check (shmobj_lease): each fact it relies on, on this kernel ---- */
 
 /* A child that holds the object as mode says, then waits for the pipe to close. */
@@ -289,14 +290,17 @@ static pid_t lease_holder(const char *name, const char *mode, int *release)
 			char cbuf[CMSG_SPACE(sizeof(int))];
 			memset(cbuf, 0, sizeof(cbuf));
 			struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-					     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+			struct msghdr mh = { .msg_iov = &iov,
+					     .msg_iovlen = 1,
+					     .msg_control = cbuf,
+					     .msg_controllen = sizeof(cbuf) };
 			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 			c->cmsg_level = SOL_SOCKET;
 			c->cmsg_type = SCM_RIGHTS;
 			c->cmsg_len = CMSG_LEN(sizeof(int));
 			memcpy(CMSG_DATA(c), &fd, sizeof(fd));
-			if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 || sendmsg(sv[0], &mh, 0) != 1)
+			if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 ||
+			    sendmsg(sv[0], &mh, 0) != 1)
 				_exit(1);
 			close(fd);
 		}
@@ -689,8 +693,8 @@ static void test_dir_live_untouched(void)
 	fixture_init(&f, check_tmpdir);
 	int dirfd = -1, lockfd = -1;
 	struct journal *j = NULL;
-	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
-			    sizeof(err)) == 0);
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err, sizeof(err)) ==
+	      0);
 	struct journal_meta m;
 	meta_init(&m, geteuid(), f.boot_id);
 	CHECK(journal_create(path, &m, &j, err, sizeof(err)) == 0);
@@ -914,17 +918,18 @@ static void test_dir_forged_rows_left_for_a_human(void)
 	snprintf(db, sizeof(db), "%s/%s", path, JOURNAL_FILE);
 	sqlite3 *h = NULL;
 	CHECK(sqlite3_open(db, &h) == SQLITE_OK);
-	CHECK(sqlite3_exec(h, "CREATE TEMP TABLE saved AS SELECT sql FROM sqlite_schema"
-			      " WHERE name = 'objects';"
-			      "PRAGMA writable_schema=ON;"
-			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
-			      " WHERE name = 'objects';"
-			      "PRAGMA writable_schema=RESET;"
-			      "INSERT INTO objects VALUES ('/as_text', 1, 0);"
-			      "PRAGMA writable_schema=ON;"
-			      "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
-			      " WHERE name = 'objects';",
-			      NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(h,
+			   "CREATE TEMP TABLE saved AS SELECT sql FROM sqlite_schema"
+			   " WHERE name = 'objects';"
+			   "PRAGMA writable_schema=ON;"
+			   "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
+			   " WHERE name = 'objects';"
+			   "PRAGMA writable_schema=RESET;"
+			   "INSERT INTO objects VALUES ('/as_text', 1, 0);"
+			   "PRAGMA writable_schema=ON;"
+			   "UPDATE sqlite_schema SET sql = (SELECT sql FROM temp.saved)"
+			   " WHERE name = 'objects';",
+			   NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(h);
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
@@ -971,8 +976,8 @@ static void test_dir_wal_left_by_kill(void)
 	CHECK(obj_create(a, geteuid()) == 0);
 	fixture_init(&f, check_tmpdir);
 	int dirfd = -1, lockfd = -1;
-	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
-			    sizeof(err)) == 0);
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err, sizeof(err)) ==
+	      0);
 	CHECK(journal_left_by_kill(path, f.boot_id, a) == 0);
 	close(lockfd); /* the manager is dead: both its locks go */
 	close(dirfd);
@@ -1020,11 +1025,11 @@ static void test_dir_live_by_either_lock(void)
 	char path[700], err[256];
 	fixture_init(&f, check_tmpdir);
 	int dirfd = -1, lockfd = -1;
-	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
-			    sizeof(err)) == 0);
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err, sizeof(err)) ==
+	      0);
 	const char *name = strrchr(path, '/') + 1;
 	CHECK(unlinkat(dirfd, MGRDIR_LOCK, 0) == 0); /* a cleaner took the lock file */
-	f.opts.now_s += 3600;                          /* and the directory is old */
+	f.opts.now_s += 3600;                        /* and the directory is old */
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, name, &r) == 0);
 	CHECK_EQ_INT(r.status, RECLAIM_LIVE);
@@ -1057,8 +1062,8 @@ static void test_dir_empty_journal_removed(void)
 	char dname[64], path[700];
 	fixture_init(&f, check_tmpdir);
 	for (int c = 0; c < 2; c++) {
-		CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), NULL, 0, dname,
-			       sizeof(dname)) == 0);
+		CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), NULL, 0, dname, sizeof(dname)) ==
+		      0);
 		dir_path(path, sizeof(path), check_tmpdir, dname);
 		char db[800];
 		snprintf(db, sizeof(db), "%s/%s", path, JOURNAL_FILE);
@@ -1094,8 +1099,8 @@ static void test_dir_dry_run_reads_a_copy(void)
 	obj_name(a, sizeof(a), 130);
 	fixture_init(&f, check_tmpdir);
 	int dirfd = -1, lockfd = -1;
-	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
-			    sizeof(err)) == 0);
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err, sizeof(err)) ==
+	      0);
 	CHECK(journal_left_by_kill(path, f.boot_id, a) == 0);
 	/* Created after its registration, as a client does: the row's object. */
 	CHECK(obj_create(a, geteuid()) == 0);
@@ -1227,8 +1232,8 @@ static void test_base_goes_on_past_failures(void)
 	dir_path(p2, sizeof(p2), check_tmpdir, d2);
 	write_file(p2, JOURNAL_FILE, "garbage, not sqlite", 19);
 	int dirfd = -1, lockfd = -1;
-	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err,
-			    sizeof(err)) == 0);
+	CHECK(mgrdir_create(check_tmpdir, path, sizeof(path), &dirfd, &lockfd, err, sizeof(err)) ==
+	      0);
 	util_strlcpy(d3, strrchr(path, '/') + 1, sizeof(d3));
 	f.opts.skip_name = skip;
 

@@ -45,15 +45,15 @@ static void tc_bad(const char *fmt, ...)
 }
 
 /* Expect call to have failed with one of the errnos (0 ends the list). */
-#define REFUSED(call, ...)                                                              \
-	do {                                                                            \
-		errno = 0;                                                              \
-		long tc_r_ = (long)(call);                                              \
-		int tc_e_ = errno, tc_ok_ = 0;                                          \
-		const int tc_want_[] = { __VA_ARGS__, 0 };                              \
-		for (int i_ = 0; tc_want_[i_]; i_++)                                    \
-			tc_ok_ |= tc_r_ < 0 && tc_e_ == tc_want_[i_];                   \
-		if (!tc_ok_)                                                            \
+#define REFUSED(call, ...)                                                                   \
+	do {                                                                                 \
+		errno = 0;                                                                   \
+		long tc_r_ = (long)(call);                                                   \
+		int tc_e_ = errno, tc_ok_ = 0;                                               \
+		const int tc_want_[] = { __VA_ARGS__, 0 };                                   \
+		for (int i_ = 0; tc_want_[i_]; i_++)                                         \
+			tc_ok_ |= tc_r_ < 0 && tc_e_ == tc_want_[i_];                        \
+		if (!tc_ok_)                                                                 \
 			tc_bad("%s: returned %ld, errno %s", #call, tc_r_, strerror(tc_e_)); \
 	} while (0)
 
@@ -146,13 +146,13 @@ static void tc_child(const char *base, const char *outside, bool root, bool moun
 	}
 	if (nnp != 1 || mode != 2)
 		tc_bad("NoNewPrivs %llu, Seccomp %llu (want 1, 2)", nnp, mode);
-	unsigned long long keep = 1ULL << CAP_SETUID | 1ULL << CAP_SETGID |
-				  1ULL << CAP_SYS_PTRACE | 1ULL << CAP_DAC_READ_SEARCH;
+	unsigned long long keep = 1ULL << CAP_SETUID | 1ULL << CAP_SETGID | 1ULL << CAP_SYS_PTRACE |
+				  1ULL << CAP_DAC_READ_SEARCH;
 	if (!root)
 		keep = 0;
 	if (eff != keep || prm != keep || inh != 0 || amb != 0)
-		tc_bad("capabilities: eff %llx prm %llx inh %llx amb %llx (want %llx)", eff,
-		       prm, inh, amb, keep);
+		tc_bad("capabilities: eff %llx prm %llx inh %llx amb %llx (want %llx)", eff, prm,
+		       inh, amb, keep);
 	if (root && bnd != keep)
 		tc_bad("bounding set %llx (want %llx)", bnd, keep);
 	/* Regaining a capability is refused (capset is not on the list either). (Every

@@ -56,8 +56,8 @@ static void test_rejects_bad_names(void)
 		const char *name;
 		size_t len;
 	} bad[] = {
-		{ "", 0 },    { "/", 1 },     { "x", 1 },     { "abc", 3 },  { "/a/b", 4 },
-		{ "/.", 2 },  { "/..", 3 },   { "//", 2 },    { "/a/", 3 },
+		{ "", 0 },   { "/", 1 },   { "x", 1 },  { "abc", 3 }, { "/a/b", 4 },
+		{ "/.", 2 }, { "/..", 3 }, { "//", 2 }, { "/a/", 3 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		unsigned char rec[WIRE_RECORD_SIZE];
