@@ -102,7 +102,15 @@ package-chroot:
 # --no-print-directory: pytest's summary ("N passed in S s") stays the last line.
 PYTEST ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?=
-test: deps matrix-chroots package-chroot
+# The C style is .clang-format's (clang-format 14, what Debian bookworm ships): `make
+# format` applies it, `make test` refuses code that does not follow it.
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests -name '*.[ch]')
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_SRCS) || { echo "make: the C code above does not follow .clang-format: run 'make format'" >&2; exit 1; }
+
+test: deps format-check matrix-chroots package-chroot
 	$(MAKE) --no-print-directory test-normal
 	$(MAKE) --no-print-directory test-san
 test-normal: check

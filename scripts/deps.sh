@@ -7,7 +7,8 @@
 #          (its delay injection holds a sweep at an exact syscall in the race tests),
 #          systemd (systemd-analyze rates the unit), Slurm and munge (the epilog test),
 #          debootstrap (scripts/chroot.sh: the trixie and sid chroots of the PyTorch matrix,
-#          the bookworm one the Debian packages are installed into), and deb's tools
+#          the bookworm one the Debian packages are installed into), and deb's tools,
+#          clang-format (make test checks the C style against .clang-format)
 #   demo   build + python3-torch (the demo's clients are real PyTorch)
 #   bench  build + python3-torch (Debian's torch_shm_manager is the baseline, and real
 #          PyTorch DataLoaders), strace and valgrind (scripts/bench --profile)
@@ -35,7 +36,7 @@ systemd_pc() {
 case "$target" in
 build) ;;
 test) pkgs+=(python3 python3-pytest python3-pytest-timeout python3-torch util-linux mount passwd
-	valgrind strace procps debootstrap
+	valgrind strace procps debootstrap clang-format
 	systemd slurmctld slurmd slurm-client munge debhelper dpkg-dev build-essential lintian
 	pkgconf "$(systemd_pc)") ;;
 demo) pkgs+=(python3 python3-torch procps) ;;
