@@ -40,15 +40,13 @@ int shmobj_stat(int shm_dirfd, const char *name, struct stat *st)
 	return fstatat(shm_dirfd, name + 1, st, AT_SYMLINK_NOFOLLOW);
 }
 
-int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info)
+/* statx of dirfd/path (flags as statx's) into info: 0, or -1 with errno. The one place
+ * an object's identity is read, whether by name or through an open descriptor. */
+static int shmobj_statx(int dirfd, const char *path, int flags, struct shmobj_info *info)
 {
 	struct statx sx;
-	if (name[0] != '/') {
-		errno = EINVAL;
-		return -1;
-	}
 	unsigned want = STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE | STATX_INO | STATX_BTIME;
-	if (statx(shm_dirfd, name + 1, AT_SYMLINK_NOFOLLOW, want, &sx) < 0)
+	if (statx(dirfd, path, flags, want, &sx) < 0)
 		return -1;
 	info->mode = sx.stx_mode;
 	info->uid = sx.stx_uid;
@@ -60,6 +58,15 @@ int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info)
 				 ? (int64_t)sx.stx_btime.tv_sec * 1000000000 + sx.stx_btime.tv_nsec
 				 : 0;
 	return 0;
+}
+
+int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info)
+{
+	if (name[0] != '/') {
+		errno = EINVAL;
+		return -1;
+	}
+	return shmobj_statx(shm_dirfd, name + 1, AT_SYMLINK_NOFOLLOW, info);
 }
 
 bool shmobj_born_within(int64_t btime_ns, int64_t registered_at_s, int64_t window_s)
@@ -91,20 +98,7 @@ bool shmobj_exists(int shm_dirfd, const char *name)
 /* statx of an open fd: 0, or -1 with errno. */
 static int shmobj_info_fd(int fd, struct shmobj_info *info)
 {
-	struct statx sx;
-	unsigned want = STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE | STATX_INO | STATX_BTIME;
-	if (statx(fd, "", AT_EMPTY_PATH, want, &sx) < 0)
-		return -1;
-	info->mode = sx.stx_mode;
-	info->uid = sx.stx_uid;
-	info->size = (off_t)sx.stx_size;
-	info->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
-	info->ino = sx.stx_ino;
-	info->has_btime = (sx.stx_mask & STATX_BTIME) != 0;
-	info->btime_ns = info->has_btime
-				 ? (int64_t)sx.stx_btime.tv_sec * 1000000000 + sx.stx_btime.tv_nsec
-				 : 0;
-	return 0;
+	return shmobj_statx(fd, "", AT_EMPTY_PATH, info);
 }
 
 int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_info *want,

@@ -365,3 +365,55 @@ def corrupt_journal(mgr_dir):
     with open(j, "wb") as f:
         f.write(os.urandom(8192))
     os.chmod(j, 0o600)
+
+
+def sigkill(m):
+    """SIGKILLs a Manager (or Popen) and reaps it: a crash at no chosen moment."""
+    os.kill(m.pid, signal.SIGKILL)
+    m.wait()
+
+
+def write_object(name, data):
+    """Creates /dev/shm/NAME (O_EXCL, 0600, one page) holding data."""
+    fd = os.open(SHM + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.ftruncate(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def read_object(name):
+    """The data in /dev/shm/NAME without its zero padding, or None when it is gone."""
+    try:
+        with open(SHM + name, "rb") as f:
+            return f.read().rstrip(b"\0")
+    except FileNotFoundError:
+        return None
+
+
+def dead_pin_manager(sb, base, pin):
+    """A manager that registered pin, whose client created it, SIGKILLed before its
+    prune tick could identify the row: the reclaimer can judge it by birth time only."""
+    env = dict(sb.env, TMPDIR=base)
+    m = sb.spawn_manager(args=["manager", "--no-reclaim", "--prune-interval", "100000"],
+                         argv0="shmwarden", env=env)
+    if not m.sock:
+        raise AssertionError("manager failed: %r" % m.line)
+    c = m.client()
+    c.register(pin)
+    write_object(pin, b"stale")
+    sigkill(m)
+    c.close()
+    return m.dir
+
+
+def replace_object(c, pin, data):
+    """What a program with a fixed segment name does after a crash: register the name
+    with its (new) manager, remove the stale object, create its own."""
+    c.register(pin)
+    try:
+        os.unlink(SHM + pin)
+    except FileNotFoundError:
+        pass
+    write_object(pin, data)

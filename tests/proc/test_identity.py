@@ -24,7 +24,6 @@ against the real /dev/shm inside a harness Sandbox:
   schema text by a process SIGKILLed with its WAL uncheckpointed) is still reclaimed by
   the sweep, by recover and by a restarted manager's adoption.
 """
-import fcntl
 import json
 import os
 import signal
@@ -35,7 +34,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SHM, Sandbox, wait_for  # noqa: E402
+from harness import (SHM, Sandbox, dead_pin_manager, read_object, replace_object,  # noqa: E402
+                     sigkill, wait_for, write_object)
 
 PY = "/usr/bin/python3"
 
@@ -64,26 +64,6 @@ def rows(mgr_dir):
         con.close()
 
 
-def kill(m):
-    os.kill(m.pid, signal.SIGKILL)
-    m.wait()
-
-
-def write_data(name, data):
-    """Creates /dev/shm/NAME (O_EXCL, 0600, one page) holding data."""
-    fd = os.open(SHM + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.ftruncate(fd, 4096)
-    finally:
-        os.close(fd)
-
-
-def read_data(name):
-    with open(SHM + name, "rb") as f:
-        return f.read().rstrip(b"\0")
-
-
 def sweep(sb, *args):
     return sb.run(["sweep", "--tmpdir", sb.tmp] + list(args))
 
@@ -105,13 +85,13 @@ def test_name_reused_after_identification_is_refused():
         ino = rows(m.dir)[reused][1]
         expect(ino == os.stat(SHM + reused).st_ino, "identity is not the object's inode")
         os.unlink(SHM + reused)          # removed by its client; the free is lost:
-        kill(m)
+        sigkill(m)
         c.close()
-        write_data(reused, b"another program's data")   # same name, same owner
+        write_object(reused, b"another program's data")   # same name, same owner
         metrics = os.path.join(sb.tmp, "sweep.prom")
         r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json", "--metrics", metrics])
         expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
-        expect(read_data(reused) == b"another program's data",
+        expect(read_object(reused) == b"another program's data",
                "the other program's object was unlinked")
         expect(not os.path.exists(SHM + plain), "the leaked object was not reclaimed")
         doc = json.loads(r.stdout)
@@ -141,7 +121,7 @@ def test_free_of_a_kept_object_identifies_it():
                "the free did not identify the kept row: %r" % rows(m.dir))
         c.register(n)   # a registration again forgets it: the client may replace it
         expect(wait_for(lambda: rows(m.dir)[n][1] is None), "re-registration kept identity")
-        kill(m)
+        sigkill(m)
         c.close()
 
 
@@ -155,7 +135,7 @@ def test_unidentified_row_judged_by_birth_time():
         for n in (fresh, old):
             c.register(n)
             sb.create_object(n)
-        kill(m)
+        sigkill(m)
         c.close()
         r0 = rows(m.dir)
         expect(all(v[1] is None for v in r0.values()), "identified: %r" % r0)
@@ -174,32 +154,6 @@ def test_unidentified_row_judged_by_birth_time():
         expect(os.path.exists(SHM + old), "an object born after the window was unlinked")
         r = sb.run(["recover", m.dir])
         os.unlink(SHM + old)
-
-
-def dead_pin_manager(sb, base, pin):
-    """A manager that registered pin, whose client created it, SIGKILLed before its
-    prune tick could identify the row: the reclaimer can judge it by birth time only."""
-    env = dict(sb.env, TMPDIR=base)
-    m = sb.spawn_manager(args=["manager", "--no-reclaim", "--prune-interval", "100000"],
-                         argv0="shmwarden", env=env)
-    expect(m.sock, "manager failed: %r" % m.line)
-    c = m.client()
-    c.register(pin)
-    write_data(pin, b"stale")
-    kill(m)
-    c.close()
-    return m.dir
-
-
-def replace_object(c, pin, data):
-    """What a program with a fixed segment name does after a crash: register the name
-    with its (new) manager, remove the stale object, create its own."""
-    c.register(pin)
-    try:
-        os.unlink(SHM + pin)
-    except FileNotFoundError:
-        pass
-    write_data(pin, data)
 
 
 PIN_TRIALS = 15
@@ -225,14 +179,14 @@ def test_pin_reregistered_elsewhere_survives_sweep():
             r = sb.run(["sweep", "--tmpdir", dead, "--json"])
             expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
             rep = json.loads(r.stdout)["dirs"][0]
-            if not os.path.exists(SHM + pin) or read_data(pin) != data:
+            if not os.path.exists(SHM + pin) or read_object(pin) != data:
                 lost += 1
             else:
                 expect(rep["handed_over"] == 1 and rep["unlinked"] == 0 and
                        rep["status"] == "removed", "report: %r" % rep)
             expect(not os.path.exists(d), "the dead directory is left")
             c.close()
-            kill(live)
+            sigkill(live)
             os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
         expect(lost == 0, "the live manager's /pin was unlinked in %d of %d trials"
                % (lost, PIN_TRIALS))
@@ -266,7 +220,7 @@ def test_pin_reregistered_same_base_survives_sweep_and_adoption():
             else:
                 r = sb.run(["sweep", "--tmpdir", sb.tmp], env=dict(sb.env, SHMWARDEN_LOG="info"))
                 expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
-            if not os.path.exists(SHM + pin) or read_data(pin) != data:
+            if not os.path.exists(SHM + pin) or read_object(pin) != data:
                 lost.append("adoption" if adopt else "sweep: " + r.stderr[-1500:])
             if os.path.exists(d):
                 left.append(trial)
@@ -275,7 +229,7 @@ def test_pin_reregistered_same_base_survives_sweep_and_adoption():
                 holder.kill()
                 holder.wait()
             c.close()
-            kill(live)
+            sigkill(live)
             os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
             for n in sb.manager_dirs():
                 sb.run(["recover", os.path.join(sb.tmp, n)])
@@ -337,7 +291,7 @@ def test_container_directory_is_foreign_outside_and_reclaimed_inside():
         dirs = [d for _, d in mgrs]
         # The host has its own objects of the same names and owner.
         for n in names:
-            write_data(n, b"host")
+            write_object(n, b"host")
         before = {d: snapshot(d) for d in dirs}
         metrics = os.path.join(sb.tmp, "sweep.prom")
         r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json", "--metrics", metrics],
@@ -348,7 +302,7 @@ def test_container_directory_is_foreign_outside_and_reclaimed_inside():
                doc["totals"]["foreign"] == 2 and doc["totals"]["unlinked"] == 0,
                "host sweep: %r" % doc)
         for n in names:
-            expect(read_data(n) == b"host", "the host's %s was touched" % n)
+            expect(read_object(n) == b"host", "the host's %s was touched" % n)
         for d in dirs:
             after = snapshot(d)
             changed = sorted(k for k in set(after) | set(before[d])
@@ -386,7 +340,7 @@ def test_container_directory_is_foreign_outside_and_reclaimed_inside():
         expect(not [n for n in names if n[1:] in left],
                "container objects left: %s" % left)
         for n in names:
-            expect(read_data(n) == b"host", "the host's %s was touched" % n)
+            expect(read_object(n) == b"host", "the host's %s was touched" % n)
         inner.kill()
         inner.wait()
         init.kill()
@@ -458,7 +412,7 @@ def test_upgrade_reclaims_version1_journals():
         expect(wait_for(lambda: not os.path.exists(d3), timeout=10),
                "the restarted manager left the v1 directory")
         expect(sb.objects() == [], "objects left: %s" % sb.objects())
-        kill(m)
+        sigkill(m)
 
 
 harness.main(globals())

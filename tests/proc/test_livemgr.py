@@ -19,7 +19,6 @@ live manager's /pin survives when:
   and a garbage journal) are not mistaken for anything and break nothing.
 """
 import os
-import signal
 import subprocess
 import sys
 import json
@@ -29,7 +28,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SHM, Sandbox, wait_for  # noqa: E402
+from harness import (SHM, Sandbox, dead_pin_manager, read_object, replace_object,  # noqa: E402
+                     sigkill, wait_for, write_object)
 
 PY = "/usr/bin/python3"
 TRIALS = 4
@@ -39,52 +39,6 @@ CHURN_TRIALS = 50
 def expect(cond, what):
     if not cond:
         raise AssertionError(what)
-
-
-def kill(m):
-    os.kill(m.pid, signal.SIGKILL)
-    m.wait()
-
-
-def write_data(name, data):
-    fd = os.open(SHM + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.ftruncate(fd, 4096)
-    finally:
-        os.close(fd)
-
-
-def read_data(name):
-    try:
-        with open(SHM + name, "rb") as f:
-            return f.read().rstrip(b"\0")
-    except FileNotFoundError:
-        return None
-
-
-def dead_pin_manager(sb, base, pin):
-    """A manager that registered pin, whose client created it, SIGKILLed before its
-    prune tick could identify the row: a reclaimer can judge it by birth time only."""
-    m = sb.spawn_manager(args=["manager", "--no-reclaim", "--prune-interval", "100000"],
-                         argv0="shmwarden", env=dict(sb.env, TMPDIR=base))
-    expect(m.sock, "manager failed: %r" % m.line)
-    c = m.client()
-    c.register(pin)
-    write_data(pin, b"stale")
-    kill(m)
-    c.close()
-    return m.dir
-
-
-def replace_object(c, pin, data):
-    """Register the name with the live manager, remove the stale object, create ours."""
-    c.register(pin)
-    try:
-        os.unlink(SHM + pin)
-    except FileNotFoundError:
-        pass
-    write_data(pin, data)
 
 
 def namespaced_manager(sb, real, alias):
@@ -125,7 +79,7 @@ def test_live_manager_in_another_mount_namespace_keeps_pin():
                 r = sb.run(["sweep", "--tmpdir", dead, "--json"])
                 expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
                 rep = json.loads(r.stdout)["dirs"][0]
-                if read_data(pin) == data:
+                if read_object(pin) == data:
                     expect(rep["handed_over"] == 1 and rep["unlinked"] == 0,
                            "report: %r" % rep)
             elif how == "recover":
@@ -136,15 +90,15 @@ def test_live_manager_in_another_mount_namespace_keeps_pin():
                                      argv0="shmwarden", env=dict(sb.env, TMPDIR=dead))
                 expect(wait_for(lambda: not os.path.exists(d), timeout=10),
                        "the restarted manager never adopted its dead sibling")
-                kill(m)
+                sigkill(m)
                 for n in os.listdir(dead):
                     sb.run(["recover", os.path.join(dead, n)])
-            if read_data(pin) != data:
+            if read_object(pin) != data:
                 lost.append(how)
             expect(not os.path.exists(d), "%s left the dead directory" % how)
             os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
         c.close()
-        kill(live)
+        sigkill(live)
         expect(not lost, "the live manager's /pin was unlinked by %s" % lost)
 
 
@@ -184,14 +138,14 @@ def test_sweeper_in_its_own_mount_namespace_keeps_pin():
             r = sandboxed_sweep(sb, livebase, dead)
             expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
             rep = json.loads(r.stdout)["dirs"][0]
-            if read_data(pin) != data:
+            if read_object(pin) != data:
                 lost += 1
             else:
                 expect(rep["handed_over"] == 1 and rep["unlinked"] == 0, "report: %r" % rep)
             expect(not os.path.exists(d), "the dead directory is left")
             os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
         c.close()
-        kill(live)
+        sigkill(live)
         expect(lost == 0, "the live manager's /pin was unlinked in %d of %d sandboxed sweeps"
                % (lost, TRIALS))
 
@@ -230,13 +184,13 @@ def test_lock_churn_loses_nothing():
             replace_object(c, pin, data)
             r = sb.run(["sweep", "--tmpdir", dead])
             expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
-            if read_data(pin) != data:
+            if read_object(pin) != data:
                 lost += 1
             os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
             for n in os.listdir(dead):
                 sb.run(["recover", os.path.join(dead, n)])
         c.close()
-        kill(live)
+        sigkill(live)
         expect(lost == 0, "the live manager's /pin was unlinked in %d of %d sweeps under "
                "lock churn" % (lost, CHURN_TRIALS))
 
@@ -288,7 +242,7 @@ def test_unreadable_proc_and_decoys_keep():
         d = dead_pin_manager(sb, dead, pin)
         replace_object(c, pin, b"live noproc")
         r = sandboxed_sweep(sb, decoys, dead, proc_tmpfs=True)
-        expect(read_data(pin) == b"live noproc",
+        expect(read_object(pin) == b"live noproc",
                "a sweep without /proc unlinked the live manager's /pin (exit %d: %s)"
                % (r.returncode, r.stderr[-800:]))
         expect(os.path.exists(d), "a sweep without /proc removed the dead directory")
@@ -296,14 +250,14 @@ def test_unreadable_proc_and_decoys_keep():
         r = sb.run(["sweep", "--tmpdir", dead, "--json"])
         expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
         rep = json.loads(r.stdout)["dirs"][0]
-        expect(read_data(pin) == b"live noproc", "the sweep unlinked the live manager's /pin")
+        expect(read_object(pin) == b"live noproc", "the sweep unlinked the live manager's /pin")
         expect(rep["handed_over"] == 1 and rep["unlinked"] == 0, "report: %r" % rep)
         expect(not os.path.exists(d), "the dead directory is left")
         expect(decoy.poll() is None, "the decoy died")
         expect(sorted(os.listdir(decoys)) == ["shmwarden-decoy0", "shmwarden-decoy1"],
                "the decoys' directories changed")
         c.close()
-        kill(live)
+        sigkill(live)
 
 
 if __name__ == "__main__":
@@ -332,8 +286,8 @@ def test_walk_older_than_a_second_is_not_trusted():
         for i in range(600):
             c.register(sb.name("a%04d" % i))
         c.register(pin)
-        write_data(pin, b"kept")
-        kill(m)
+        write_object(pin, b"kept")
+        sigkill(m)
         c.close()
         env = dict(sb.env)
         if harness.SANITIZED:  # LeakSanitizer cannot stop threads under strace
@@ -356,7 +310,7 @@ def test_walk_older_than_a_second_is_not_trusted():
         lc.register(pin)  # and reuses the object as it is
         out, err = sw.communicate(timeout=60)
         expect(sw.returncode == 0, "sweep exit %d: %s" % (sw.returncode, err[-2000:]))
-        expect(read_data(pin) == b"kept",
+        expect(read_object(pin) == b"kept",
                "the live manager's /pin was unlinked by a walk older than a second")
         lc.close()
-        kill(live)
+        sigkill(live)
