@@ -118,21 +118,6 @@ def manager_as(sb, pw, names, kill=True):
     return os.path.dirname(sock), m
 
 
-def shared_sandbox(label):
-    """A sandbox under /tmp that other users can reach (the suite's TMPDIR is 0700)."""
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = "/tmp"
-    try:
-        sb = Sandbox(label)
-    finally:
-        if saved is None:
-            del os.environ["TMPDIR"]
-        else:
-            os.environ["TMPDIR"] = saved
-    os.chmod(sb.tmp, 0o1777)
-    return sb
-
-
 def sweep(sb, pw=None, prefix=()):
     env = dict(sb.env, SHMWARDEN_LOG="info", HOME="/")
     p = as_user(pw, list(prefix) + [harness.SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp],
@@ -150,7 +135,7 @@ def test_root_sweep_of_two_users_with_the_drop():
     if os.geteuid() != 0:
         skip("test_root_sweep_of_two_users_with_the_drop", "needs root")
         return
-    sb = shared_sandbox("sbx2")
+    sb = Sandbox("sbx2", shared=True)
     with two_users(sb) as (a, b):
         dead_a, _ = manager_as(sb, a, [sb.name(1), sb.name(2)])
         dead_b, _ = manager_as(sb, b, [sb.name(3)])
@@ -179,7 +164,7 @@ def test_user_sweep_with_the_drop():
     if os.geteuid() != 0:
         skip("test_user_sweep_with_the_drop", "needs root to make a user")
         return
-    sb = shared_sandbox("sbxu")
+    sb = Sandbox("sbxu", shared=True)
     with two_users(sb) as (a, b):
         dead_a, _ = manager_as(sb, a, [sb.name(1)])
         dead_b, _ = manager_as(sb, b, [sb.name(2)])

@@ -127,20 +127,6 @@ def dead_manager_as(sb, pw, names):
     return os.path.dirname(sock)
 
 
-def shared_sandbox(label):
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = "/tmp"
-    try:
-        sb = Sandbox(label)
-    finally:
-        if saved is None:
-            del os.environ["TMPDIR"]
-        else:
-            os.environ["TMPDIR"] = saved
-    os.chmod(sb.tmp, 0o1777)
-    return sb
-
-
 def sweep(sb, *args, pw=None):
     kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[]) if pw else {}
     return subprocess.run([harness.SHMWARDEN, "sweep", "--tmpdir", sb.tmp] + list(args),
@@ -152,7 +138,7 @@ def test_sweep_user_reclaims_one_users_directories():
     if os.geteuid() != 0:
         skip("test_sweep_user_reclaims_one_users_directories", "needs root")
         return
-    sb = shared_sandbox("swuser")
+    sb = Sandbox("swuser", shared=True)
     try:
         with throwaway_user("a") as a, throwaway_user("b") as b:
             da = dead_manager_as(sb, a, [sb.name(1), sb.name(2)])
