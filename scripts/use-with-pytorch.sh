@@ -86,7 +86,12 @@ is_shmwarden() { [ -n "$real" ] && [ -x "$real" ] && "$real" --version 2>/dev/nu
 
 mounted() { mountpoint -q -- "$target" 2>/dev/null; }
 # True when the file PyTorch runs is that binary (by link target, bind mount or inode).
-runs_ours() { [ -n "$real" ] && [ "$(stat -L -c %d:%i -- "$target" 2>/dev/null)" = "$(stat -L -c %d:%i -- "$real" 2>/dev/null)" ]; }
+# Both must exist: two failed stats compare equal, and a dangling link is not ours.
+runs_ours() {
+	local t r
+	[ -n "$real" ] && t=$(stat -L -c %d:%i -- "$target" 2>/dev/null) &&
+		r=$(stat -L -c %d:%i -- "$real" 2>/dev/null) && [ "$t" = "$r" ]
+}
 
 case "$cmd" in
 status)
@@ -124,11 +129,15 @@ install)
 	# rename then swaps the link in atomically.
 	ln -f -- "$target" "$backup" || die "cannot keep $target as $backup"
 	tmp=$target.shmwarden-new.$$
-	if ! ln -sfn -- "$manager" "$tmp" || ! mv -Tf -- "$tmp" "$target"; then
+	# The link holds the absolute path (one relative to here would be read relative to
+	# torch/bin, and lead nowhere), its last component unresolved: the binary tells the
+	# drop-in by its name, torch_shm_manager, which a resolved link would lose.
+	abs=$(realpath -s -- "$manager") || die "cannot make $manager an absolute path"
+	if ! ln -sfn -- "$abs" "$tmp" || ! mv -Tf -- "$tmp" "$target"; then
 		rm -f -- "$tmp" "$backup"
 		die "cannot replace $target"
 	fi
-	echo "installed: $target -> $manager (PyTorch's own kept as $backup)"
+	echo "installed: $target -> $abs (PyTorch's own kept as $backup)"
 	;;
 uninstall)
 	done_something=0

@@ -322,3 +322,30 @@ def test_use_with_pytorch_finds_the_python_that_has_torch():
                "none: %d %r" % (r.returncode, r.stderr))
 
 harness.main(globals())
+
+
+def test_use_with_pytorch_relative_manager_and_dangling_link():
+    """A relative --manager is linked by its absolute path (a relative link would be
+    read from torch/bin and lead nowhere), and status does not call a dangling link
+    installed (two failed stats compared equal)."""
+    with Sandbox("userel") as sb:
+        d, target = fake_torch(sb)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(harness.TORCH_SHM_MANAGER)))
+        rel = os.path.relpath(harness.TORCH_SHM_MANAGER, root)
+        r = subprocess.run(["bash", SCRIPT, "--torch-dir", d, "--manager", rel, "install"],
+                           capture_output=True, text=True, timeout=60, env=sb.env,
+                           stdin=subprocess.DEVNULL, cwd=root)
+        expect(r.returncode == 0, "install: %r %r" % (r.stdout, r.stderr))
+        expect(os.path.realpath(target) == os.path.realpath(harness.TORCH_SHM_MANAGER),
+               "the link leads to %r" % os.readlink(target))
+        expect(os.path.basename(os.readlink(target)) == "torch_shm_manager",
+               "the link lost the drop-in's name: %r" % os.readlink(target))
+        r = use(sb, d, "uninstall")
+        expect(r.returncode == 0 and read(target) == FAKE, "uninstall: %r" % r.stdout)
+        # A dangling link where PyTorch's manager was, and no manager where we look.
+        os.unlink(target)
+        os.symlink(os.path.join(sb.tmp, "gone", "torch_shm_manager"), target)
+        r = use(sb, d, "status", manager=os.path.join(sb.tmp, "missing"))
+        expect(not r.stdout.startswith("shmwarden:"),
+               "a dangling link reported installed: %r" % r.stdout)
+        os.unlink(target)
