@@ -83,19 +83,6 @@ def as_user(pw, args, **kw):
     return subprocess.Popen(args, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], **kw)
 
 
-CLIENT = r"""
-import os, sys
-sys.path.insert(0, sys.argv[1])
-import harness
-c = harness.Client(sys.argv[2])
-for name in sys.argv[3:]:
-    c.register(name)
-    fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    os.ftruncate(fd, 4096)
-    os.close(fd)
-print("done", flush=True)
-import time; time.sleep(600)
-"""
 
 
 def manager_as(sb, pw, names, kill=True):
@@ -108,7 +95,7 @@ def manager_as(sb, pw, names, kill=True):
                          stdin=subprocess.DEVNULL, env=env))
     sock = m.stdout.readline().decode().strip()
     expect(sock.startswith("/"), "manager: %r" % sock)
-    c = sb.track(as_user(pw, [PY, "-c", CLIENT, HERE, sock] + names,
+    c = sb.track(as_user(pw, harness.registering_client_argv(sock, ["+" + n for n in names]),
                          stdout=subprocess.PIPE, env=env))
     expect(c.stdout.readline().strip() == b"done", "client failed")
     if kill:

@@ -94,19 +94,6 @@ def user_dirs(base, uid):
 
 # ---- sweep --user ----------------------------------------------------------------------
 
-CLIENT = r"""
-import os, sys
-sys.path.insert(0, sys.argv[1])
-import harness
-c = harness.Client(sys.argv[2])
-for name in sys.argv[3:]:
-    c.register(name)
-    fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    os.ftruncate(fd, 4096)
-    os.close(fd)
-print("done", flush=True)
-import time; time.sleep(600)
-"""
 
 
 def dead_manager_as(sb, pw, names):
@@ -118,7 +105,7 @@ def dead_manager_as(sb, pw, names):
                                   stdin=subprocess.DEVNULL, **kw))
     sock = m.stdout.readline().decode().strip()
     expect(sock.startswith("/"), "manager as %s: %r" % (pw.pw_name, sock))
-    c = sb.track(subprocess.Popen([PY, "-c", CLIENT, os.path.dirname(__file__), sock] + names,
+    c = sb.track(subprocess.Popen(harness.registering_client_argv(sock, ["+" + n for n in names]),
                                   stdout=subprocess.PIPE, **kw))
     expect(c.stdout.readline().strip() == b"done", "client of %s" % pw.pw_name)
     for p in (m, c):
