@@ -169,12 +169,17 @@ def torch_matrix(release, rep):
     # After the run, the chroot's private /dev/shm and /tmp must be empty: everything
     # there was made by this run.
     # (From the checkout, so that pytest names the tests tests/proc/test_torch.py::...)
+    # A checkout under /tmp is bind-mounted at its own path, so its first component
+    # there is the mount point, not something the run left ($3; empty otherwise).
+    root = os.path.realpath(harness.ROOT)
+    mount = root[len("/tmp/"):].split("/")[0] if root.startswith("/tmp/") else ""
     script = ('cd "$2" && python3 "$1"; rc=$?; '
               'echo "# left in /dev/shm: $(ls -A /dev/shm | wc -l)"; '
-              'echo "# left in /tmp: $(ls -A /tmp | wc -l)"; ls -A /dev/shm /tmp; exit $rc')
+              'echo "# left in /tmp: $(ls -A /tmp | grep -cvxF -e "$3")"; ls -A /dev/shm /tmp; '
+              'exit $rc')
     t0 = time.monotonic()
     try:
-        r = run(release, ["sh", "-c", script, "sh", test, harness.ROOT])
+        r = run(release, ["sh", "-c", script, "sh", test, harness.ROOT, mount])
     except subprocess.TimeoutExpired:
         rep.say("FAIL %s: test_torch.py timed out" % tag)
         return False
