@@ -5,9 +5,13 @@
 # and its manager are SIGKILLed, as the OOM killer would. `shmwarden ls` shows the leak
 # and its bytes, `shmwarden sweep` reclaims it, and `ls` shows the host clean. Works in
 # a private temp base and touches only the objects of the processes it starts.
+# Headings are bold only on a terminal, and never when NO_COLOR is set to anything but
+# the empty string (https://no-color.org): a pipe or a log file gets plain text.
+# BUILD names the build directory (default build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHMWARDEN=$PWD/build/shmwarden
+build=${BUILD:-build}
+SHMWARDEN=$PWD/$build/shmwarden
 PY=/usr/bin/python3
 base=$(mktemp -d "${TMPDIR:-/tmp}/shmw-demo-XXXXXX")
 tree=
@@ -18,15 +22,19 @@ cleanup() {
 }
 trap cleanup EXIT
 export TMPDIR=$base
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+bold= plain=
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+	bold=$'\033[1m' plain=$'\033[0m'
+fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 leaked() { ls /dev/shm | grep -c "^torch_\($1\)_" || true; }
 
 say "0. Two C programs share a buffer through libshmwarden (examples/producer.c, consumer.c)"
-SHMWARDEN_MANAGER=build/torch_shm_manager build/examples/producer -n 2 -p /shmw_demo_
+SHMWARDEN_MANAGER=$build/torch_shm_manager $build/examples/producer -n 2 -p /shmw_demo_
 
 say "1. PyTorch shares 20 tensors of 1 MiB through shmwarden (file_system strategy)"
 setsid "$PY" scripts/torch_share.py 2 10 --numel 262144 --hold 300 \
-	--manager build/torch_shm_manager >"$base/report.json" 2>"$base/torch.err" &
+	--manager "$build/torch_shm_manager" >"$base/report.json" 2>"$base/torch.err" &
 tree=$!
 for _ in $(seq 600); do [ -s "$base/report.json" ] && break; sleep 0.1; done
 [ -s "$base/report.json" ] || { cat "$base/torch.err" >&2; echo "demo: PyTorch did not start" >&2; exit 1; }

@@ -1,6 +1,7 @@
 /* cli.c — the subcommands' command lines (cli.h): getopt_long with opterr off, and our
  * own sentence for each refusal, since getopt's messages name argv[0] (the subcommand)
- * and echo the offending word unescaped to a terminal. */
+ * and echo the offending word unescaped to a terminal. A refusal is two lines, as in GNU
+ * coreutils: what was wrong, then "Try 'PROG --help' for more information." */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,12 +9,10 @@
 #include "report.h"
 #include "util.h"
 
-void cli_init(struct cli *c, const char *prog, const char *usage, const struct cli_opt *opts,
-	      bool stop_at_operand)
+void cli_init(struct cli *c, const char *prog, const struct cli_opt *opts, bool stop_at_operand)
 {
 	memset(c, 0, sizeof(*c));
 	c->prog = prog;
-	c->usage = usage;
 	c->opts = opts;
 	while (opts[c->nopts].name && c->nopts < CLI_MAX_OPTS) {
 		const struct cli_opt *o = &opts[c->nopts];
@@ -24,8 +23,17 @@ void cli_init(struct cli *c, const char *prog, const char *usage, const struct c
 		};
 		c->nopts++;
 	}
-	/* ':' first: a missing value comes back as ':' and getopt prints nothing. */
-	util_strlcpy(c->shortopts, stop_at_operand ? "+:h" : ":h", sizeof(c->shortopts));
+	/* ':' first: a missing value comes back as ':' and getopt prints nothing. Every
+	 * option whose val is a letter is also that short option (-h, -V). */
+	size_t n = util_strlcpy(c->shortopts, stop_at_operand ? "+:" : ":", sizeof(c->shortopts));
+	for (int i = 0; i < c->nopts && n + 2 < sizeof(c->shortopts); i++) {
+		if (opts[i].val < 'A' || opts[i].val > 'z')
+			continue;
+		c->shortopts[n++] = (char)opts[i].val;
+		if (opts[i].value)
+			c->shortopts[n++] = ':';
+		c->shortopts[n] = '\0';
+	}
 	optind = 0; /* glibc: a full restart, permutation state included */
 	opterr = 0;
 }
@@ -38,7 +46,13 @@ static int cli_index(const struct cli *c, int val)
 	return -1;
 }
 
-/* "PROG: [--NAME ]WHAT'ARG'" and the usage; no --NAME when i < 0, no 'ARG' when NULL. */
+/* GNU's second line of a usage error: where the whole story is. */
+static void cli_try_help(const struct cli *c)
+{
+	fprintf(stderr, "Try '%s --help' for more information.\n", c->prog);
+}
+
+/* "PROG: [--NAME ]WHAT'ARG'" and the pointer to --help; no --NAME when i < 0, no 'ARG' when NULL. */
 static int cli_print(const struct cli *c, int i, const char *what, const char *arg)
 {
 	fprintf(stderr, "%s: ", c->prog);
@@ -50,7 +64,8 @@ static int cli_print(const struct cli *c, int i, const char *what, const char *a
 		report_print_escaped(stderr, arg);
 		fputc('\'', stderr);
 	}
-	fprintf(stderr, "\n%s", c->usage);
+	fputc('\n', stderr);
+	cli_try_help(c);
 	return 2;
 }
 
@@ -77,7 +92,8 @@ static void cli_unknown_long(const struct cli *c, const char *word)
 	for (int i = 0, k = 0; i < c->nopts; i++)
 		if (strncmp(c->opts[i].name, word + 2, len) == 0)
 			fprintf(stderr, "%s--%s", k++ ? " or " : "", c->opts[i].name);
-	fprintf(stderr, "?\n%s", c->usage);
+	fputs("?\n", stderr);
+	cli_try_help(c);
 }
 
 int cli_next(struct cli *c, int argc, char **argv)
@@ -129,8 +145,9 @@ int cli_next(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "%s: --%s needs %s, but the next word is the option '", c->prog,
 			c->opts[i].name, c->opts[i].value);
 		report_print_escaped(stderr, optarg);
-		fprintf(stderr, "' (for a value that begins with --, write --%s=VALUE)\n%s",
-			c->opts[i].name, c->usage);
+		fprintf(stderr, "' (for a value that begins with --, write --%s=VALUE)\n",
+			c->opts[i].name);
+		cli_try_help(c);
 		return CLI_ERROR;
 	}
 	if (c->seen[i]) {

@@ -1,6 +1,8 @@
 /* cli.h — how the shmwarden binary reads its command lines: getopt_long underneath, and
- * a sentence of our own for everything it refuses (the offending word escaped, then the
- * command's usage on stderr; the command exits 2 and has changed nothing).
+ * a sentence of our own for everything it refuses, on stderr: "PROG: WHAT WAS WRONG" (the
+ * offending word escaped), then "Try 'PROG --help' for more information." as GNU's tools
+ * say it; the command exits 2 and has changed nothing. --help prints the whole usage on
+ * stdout and exits 0.
  *
  * What every command gets the same way: `--opt=value` and `--opt value`, unique
  * abbreviations (`--dry` for `--dry-run`), `--` ending the options, operands anywhere
@@ -21,9 +23,15 @@
 #define CLI_MAX_OPTS 16
 #define CLI_ERROR '?' /* cli_next: a usage error was printed; exit 2 */
 
+/* The prefix of everything a command prints as itself (usage errors, failures, reports):
+ * CLI_PROG("sweep") is "shmwarden sweep", as coreutils' tools begin theirs with "prog: ".
+ * Log lines (log.h) keep their own form, with pid and level. */
+#define CLI_PROG(cmd) "shmwarden " cmd
+
 /* One long option. A value option names what its value is, for the messages
- * ("--tmpdir needs a directory"). val is what cli_next returns for it; 'h' is also the
- * short -h, which every command (and shmwarden itself) accepts for --help. */
+ * ("--tmpdir needs a directory"). val is what cli_next returns for it; a letter is also
+ * that short option: 'h' for -h, which every command (and shmwarden itself) accepts for
+ * --help, 'V' for -V (--version). Other vals are 256 and up. */
 struct cli_opt {
 	const char *name; /* without the dashes */
 	int val;
@@ -31,25 +39,23 @@ struct cli_opt {
 };
 
 struct cli {
-	const char *prog;  /* the prefix of every message: "sweep", "shmwarden manager" */
-	const char *usage; /* printed after every usage error */
+	const char *prog; /* the prefix of every message: "shmwarden sweep" (CLI_PROG) */
 	const struct cli_opt *opts;
 	int nopts;
 	struct option longopts[CLI_MAX_OPTS + 1];
-	char shortopts[8];
+	char shortopts[16];
 	bool seen[CLI_MAX_OPTS];
 	const char *value; /* the value of the option cli_next just returned, or NULL */
 };
 
 /* opts ends with an entry whose name is NULL (at most CLI_MAX_OPTS entries). With
  * stop_at_operand the options end at the first operand (shmwarden COMMAND ...). */
-void cli_init(struct cli *c, const char *prog, const char *usage, const struct cli_opt *opts,
-	      bool stop_at_operand);
+void cli_init(struct cli *c, const char *prog, const struct cli_opt *opts, bool stop_at_operand);
 /* The next option's val (its value in c->value), -1 when the options end (optind is the
- * first operand), or CLI_ERROR once the refusal and the usage are printed. */
+ * first operand), or CLI_ERROR once the refusal is printed. */
 int cli_next(struct cli *c, int argc, char **argv);
-/* "PROG: WHAT'ARG'", or "PROG: WHAT" when arg is NULL, then the usage, on stderr; ARG
- * escaped (it came from the command line). Returns 2, the exit status of a usage error. */
+/* "PROG: WHAT'ARG'", or "PROG: WHAT" when arg is NULL, then the line pointing to --help,
+ * on stderr; ARG escaped (it came from the command line). Returns 2, the exit status of a usage error. */
 int cli_usage_error(const struct cli *c, const char *what, const char *arg);
 /* A whole decimal number from min to max (min >= 0): digits only, no sign, space, or
  * base prefix. 0, or -1 when s is anything else (too large included). */

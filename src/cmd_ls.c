@@ -32,15 +32,17 @@ static const char ls_usage[] =
 	"  Lists every manager directory under the temp base (DIR, else $TMPDIR, $TMP,\n"
 	"  $TEMP, $TEMPDIR, /tmp): its state (live, dead, starting, unsafe, foreign,\n"
 	"  corrupt, unknown), owner, manager pid, age, connected clients, registered objects and\n"
-	"  the bytes they hold in /dev/shm. Changes nothing.\n"
+	"  the bytes they hold in /dev/shm, under a first line naming the base and the\n"
+	"  setting it came from. Changes nothing.\n"
 	"  --tmpdir DIR  the temp base to list\n"
-	"  --json        one JSON document: {\"base\", \"managers\": [...]}\n"
+	"  --json        one JSON document: {\"base\", \"base_from\", \"managers\": [...]}\n"
 	"  --objects     also list each object: name, size, owner, in use by a live process\n"
 	"  Exit status: 0 listed (even if some journal is unreadable), 1 the base cannot\n"
 	"  be read, 2 usage.\n";
 
 struct ls_opts {
 	const char *base;
+	const char *base_from; /* "--tmpdir", "TMPDIR"... (util_tmpbase_var), or "default" */
 	bool json, objects;
 	struct inuse *inuse;
 	int shm_dirfd;
@@ -344,11 +346,12 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 	};
 	struct cli c;
 	int opt;
-	cli_init(&c, "ls", ls_usage, opts, false);
+	cli_init(&c, CLI_PROG("ls"), opts, false);
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
 		case OPT_TMPDIR:
 			o->base = c.value;
+			o->base_from = "--tmpdir";
 			break;
 		case OPT_JSON:
 			o->json = true;
@@ -368,18 +371,26 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 	return -1;
 }
 
-/* A failure before any directory was read: "ls: WHY" on stderr, and with --json still
+/* {"base": ..., "base_from": ..., the start of the document. */
+static void ls_print_json_base(const struct ls_opts *o)
+{
+	fputs("{\"base\":", stdout);
+	report_json_string(stdout, o->base);
+	fputs(",\"base_from\":", stdout);
+	report_json_string(stdout, o->base_from);
+}
+
+/* A failure before any directory was read: "shmwarden ls: WHY" on stderr, and with --json still
  * one document on stdout, {"base", "managers": [], "error"}. */
 static void ls_fail(const struct ls_opts *o, const char *why)
 {
 	/* Room for every byte of a why (paths in it are cut at 1024) escaped: a long path
 	 * must not push the reason off the end. */
 	char esc[1400 * 4];
-	fprintf(stderr, "ls: %s\n", report_escape(why, esc, sizeof(esc)));
+	fprintf(stderr, CLI_PROG("ls") ": %s\n", report_escape(why, esc, sizeof(esc)));
 	if (!o->json)
 		return;
-	fputs("{\"base\":", stdout);
-	report_json_string(stdout, o->base);
+	ls_print_json_base(o);
 	fputs(",\"managers\":[],\"error\":", stdout);
 	report_json_string(stdout, why);
 	fputs("}\n", stdout);
@@ -388,6 +399,7 @@ static void ls_fail(const struct ls_opts *o, const char *why)
 int cmd_ls(int argc, char **argv)
 {
 	struct ls_opts o = { .base = util_tmpbase(), .now = util_wall_s(), .shm_dirfd = -1 };
+	o.base_from = util_tmpbase_var() ? util_tmpbase_var() : "default";
 	int rc = ls_parse(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
@@ -423,13 +435,16 @@ int cmd_ls(int argc, char **argv)
 	dev_t shm_dev;
 	if (o.objects && (shmobj_dir_dev(o.shm_dirfd, &shm_dev, err, sizeof(err)) < 0 ||
 			  !(idx = inuse_scan("/proc", shm_dev, err, sizeof(err)))))
-		fprintf(stderr, "ls: %s (in-use column unknown)\n", err);
+		fprintf(stderr, CLI_PROG("ls") ": %s (in-use column unknown)\n", err);
 	o.inuse = idx;
 	if (o.json) {
-		fputs("{\"base\":", stdout);
-		report_json_string(stdout, o.base);
+		ls_print_json_base(&o);
 		fputs(",\"managers\":[", stdout);
 	} else {
+		/* The base first: the same names mean other directories under another one. */
+		char base[4096 * 4];
+		printf("base %s (%s%s)\n", report_escape(o.base, base, sizeof(base)),
+		       strcmp(o.base_from, "default") == 0 ? "" : "from ", o.base_from);
 		printf("%-20s %-8s %-10s %7s %7s %7s %7s %10s\n", "DIRECTORY", "STATE", "OWNER",
 		       "PID", "AGE", "CLIENTS", "OBJECTS", "BYTES");
 	}

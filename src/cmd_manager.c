@@ -110,11 +110,14 @@ int cmd_manager(int argc, char **argv)
 	};
 	struct cli c;
 	int opt, rc = 0;
-	cli_init(&c, "shmwarden manager", manager_usage, opts, false);
+	/* The drop-in (main.c) runs us as "torch_shm_manager", and says so in its errors. */
+	cfg.prog = strcmp(argv[0], "manager") == 0 ? CLI_PROG("manager") : argv[0];
+	cli_init(&c, cfg.prog, opts, false);
 	while (rc == 0 && (opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
 		case OPT_TMPDIR:
 			cfg.tmpbase = c.value;
+			cfg.tmpbase_option = true;
 			break;
 		case OPT_SHUTDOWN_TIMEOUT:
 			rc = manager_number(&c, opt, 0, &cfg.shutdown_timeout_ms);

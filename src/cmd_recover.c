@@ -99,10 +99,10 @@ static void recover_fail_json(const char *dir, const char *why, bool dry_run)
 	fputc('\n', stdout);
 }
 
-/* "recover: DIR: WHY" on stderr, DIR escaped. */
+/* "shmwarden recover: DIR: WHY" on stderr, DIR escaped. */
 static void recover_complain(const char *dir, const char *why)
 {
-	fputs("recover: ", stderr);
+	fputs(CLI_PROG("recover") ": ", stderr);
 	report_print_escaped(stderr, dir);
 	fprintf(stderr, ": %s\n", why);
 }
@@ -123,7 +123,7 @@ int cmd_recover(int argc, char **argv)
 	};
 	struct cli c;
 	int opt;
-	cli_init(&c, "recover", recover_usage, options, false);
+	cli_init(&c, CLI_PROG("recover"), options, false);
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
 		case OPT_TMPDIR:
@@ -197,7 +197,7 @@ int cmd_recover(int argc, char **argv)
 	    shmobj_dir_dev(shmfd, &shm_dev, err, sizeof(err)) < 0 ||
 	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err))) ||
 	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
-		fprintf(stderr, "recover: %s\n", err);
+		fprintf(stderr, CLI_PROG("recover") ": %s\n", err);
 		if (json)
 			recover_fail_json(shown, err, dry_run);
 		if (use_syslog)
@@ -219,10 +219,10 @@ int cmd_recover(int argc, char **argv)
 		report_print_json(stdout, shown, &report, dry_run);
 		fputc('\n', stdout);
 	} else if (ok) {
-		report_print_text(stdout, "recover", shown, &report, dry_run);
+		report_print_text(stdout, CLI_PROG("recover"), shown, &report, dry_run);
 	}
 	if (!ok)
-		report_print_text(stderr, "recover", shown, &report, dry_run);
+		report_print_text(stderr, CLI_PROG("recover"), shown, &report, dry_run);
 	rc = ok ? 0 : 1;
 out:
 	if (fflush(stdout) != 0 && rc == 0)

@@ -73,10 +73,10 @@ static void sweep_report(void *arg, const struct reclaim_report *r)
 			fputc(',', stdout);
 		report_print_json(stdout, path, r, ctx->dry_run);
 	} else if (!to_stderr) {
-		report_print_text(stdout, "sweep", path, r, ctx->dry_run);
+		report_print_text(stdout, CLI_PROG("sweep"), path, r, ctx->dry_run);
 	}
 	if (to_stderr)
-		report_print_text(stderr, "sweep", path, r, ctx->dry_run);
+		report_print_text(stderr, CLI_PROG("sweep"), path, r, ctx->dry_run);
 	report_totals_add(&ctx->totals, r);
 }
 
@@ -92,7 +92,7 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "sweep: %s\n", msg);
+	fprintf(stderr, CLI_PROG("sweep") ": %s\n", msg);
 	if (ctx->syslog)
 		log_error("sweep: %s", msg);
 }
@@ -208,7 +208,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 	};
 	struct cli c;
 	int opt;
-	cli_init(&c, "sweep", sweep_usage, opts, false);
+	cli_init(&c, CLI_PROG("sweep"), opts, false);
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
 		case OPT_TMPDIR:
@@ -323,7 +323,7 @@ int cmd_sweep(int argc, char **argv)
 		report_totals_json(stdout, &ctx.totals);
 		fputs(failed < 0 ? ",\"error\":\"cannot read the temp base\"}\n" : "}\n", stdout);
 	} else {
-		report_totals_text(stdout, "sweep", &ctx.totals, ctx.dry_run);
+		report_totals_text(stdout, CLI_PROG("sweep"), &ctx.totals, ctx.dry_run);
 	}
 	if (failed < 0)
 		sweep_fail(&ctx, "cannot read the temp base %s", base);

@@ -250,6 +250,29 @@ static void log_vemit(enum log_level level, const char *suffix, const char *fmt,
 	errno = saved;
 }
 
+void log_complain(const char *prefix, const char *fmt, ...)
+{
+	int saved = errno;
+	char raw[1024], msg[4 * sizeof(raw)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	log_escape(raw, msg, sizeof(msg));
+	if (logger.syslog) {
+		syslog(LOG_ERR, "%s: %s", prefix, msg);
+	} else {
+		char line[sizeof(msg) + 64];
+		int n = snprintf(line, sizeof(line), "%s: %s\n", prefix, msg);
+		if (n > (int)sizeof(line) - 1) {
+			n = (int)sizeof(line) - 1;
+			line[n - 1] = '\n';
+		}
+		log_write_line(line, (size_t)n);
+	}
+	errno = saved;
+}
+
 void log_warn_limited(struct log_limit *limit, const char *fmt, ...)
 {
 	int64_t now = util_now_ms();

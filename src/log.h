@@ -45,6 +45,10 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A command's own error, not an event: "PREFIX: MESSAGE" as every command prints its
+ * errors ("shmwarden manager: ..."), whatever the level, through the same escaping,
+ * never-waiting writer as the log lines (to syslog as an error when logging there). */
+void log_complain(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Repeats of one warning (the caller keeps one struct per warning, zeroed): the first in
  * each LOG_LIMIT_INTERVAL_MS is logged, with how many were suppressed since the last

@@ -12,7 +12,7 @@
 
 static const char main_usage[] =
 	"usage: shmwarden COMMAND [ARGS]\n"
-	"       shmwarden --help | --version\n"
+	"       shmwarden -h|--help | -V|--version\n"
 	"\n"
 	"Crash-safe manager for POSIX shared memory, a drop-in for PyTorch's\n"
 	"torch_shm_manager that journals every object so none leaks when it is killed.\n"
@@ -23,7 +23,8 @@ static const char main_usage[] =
 	"  sweep     reclaim every dead manager's objects under a temp base (cron)\n"
 	"  ls        list manager directories, live and dead, and what they hold\n"
 	"\n"
-	"`shmwarden COMMAND --help` describes each; shmwarden(1) has the details.\n"
+	"`shmwarden COMMAND --help` (or `shmwarden help COMMAND`) describes each;\n"
+	"shmwarden(1) has the details.\n"
 	"SHMWARDEN_LOG=debug|info|warn|error sets how much is logged (default warn).\n";
 
 struct command {
@@ -52,50 +53,54 @@ int main(int argc, char **argv)
 	if (dropin) {
 		/* PyTorch passes no arguments; any it does pass are ignored like the
 		 * reference ignores them. */
-		char *args[] = { "manager", NULL };
+		char *args[] = { "torch_shm_manager", NULL };
 		return cmd_manager(1, args);
 	}
-	enum { OPT_VERSION = 256 };
 	static const struct cli_opt opts[] = {
 		{ "help", 'h', NULL },
-		{ "version", OPT_VERSION, NULL },
+		{ "version", 'V', NULL },
 		{ NULL, 0, NULL },
 	};
 	struct cli c;
 	int opt;
 	/* Options end at the command: what follows is the command's. */
-	cli_init(&c, "shmwarden", main_usage, opts, true);
+	cli_init(&c, "shmwarden", opts, true);
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
 		case 'h':
 			fputs(main_usage, stdout);
 			return 0;
-		case OPT_VERSION:
+		case 'V':
 			printf("shmwarden %s\n", SHMWARDEN_VERSION);
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	if (optind == argc) {
-		fputs(main_usage, stderr);
-		return 2;
-	}
+	if (optind == argc)
+		return cli_usage_error(&c, "missing COMMAND (manager, recover, sweep or ls)", NULL);
 	argc -= optind;
 	argv += optind;
-	if (!strcmp(argv[0], "help")) {
-		fputs(main_usage, stdout);
-		return 0;
-	}
-	if (!strcmp(argv[0], "version")) {
+	bool help = !strcmp(argv[0], "help"), version = !strcmp(argv[0], "version");
+	if ((help && argc > 2) || (version && argc > 1))
+		return cli_usage_error(&c, "unexpected argument ", argv[help ? 2 : 1]);
+	if (version) {
 		printf("shmwarden %s\n", SHMWARDEN_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[0], commands[i].name))
+	if (help && argc == 1) {
+		fputs(main_usage, stdout);
+		return 0;
+	}
+	/* `shmwarden help ls` is `shmwarden ls --help`. */
+	const char *name = help ? argv[1] : argv[0];
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(name, commands[i].name) != 0)
+			continue;
+		if (!help)
 			return commands[i].run(argc, argv);
-	fputs("shmwarden: unknown command '", stderr);
-	report_print_escaped(stderr, argv[0]);
-	fprintf(stderr, "'\n\n%s", main_usage);
-	return 2;
+		char *args[] = { argv[1], "--help", NULL };
+		return commands[i].run(2, args);
+	}
+	return cli_usage_error(&c, "unknown command ", name);
 }

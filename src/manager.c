@@ -78,6 +78,7 @@ struct manager {
 	struct manager_config cfg;
 	struct evloop *loop;
 	char tmpbase[PATH_MAX];     /* cfg.tmpbase made absolute, when it was relative */
+	const char *base_given;     /* cfg.tmpbase as given, for the messages */
 	char dirpath[PATH_MAX];     /* as the clients know it: under $TMPDIR as given */
 	char journal_dir[PATH_MAX]; /* the same without symlinks, as SQLite requires */
 	char sockpath[PATH_MAX + sizeof("/" MGRDIR_SOCKET)];
@@ -970,6 +971,76 @@ static int manager_setup_signals(struct manager *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* Every message about the temp base begins with the setting it came from, since that is
+ * what the user changes: "--tmpdir /x", "TMPDIR=/x (from the environment)", or "the
+ * default temp base /tmp (...)". *fix says how to change it: "give --tmpdir", "set TMPDIR
+ * to". Without a base (with_base false), only the setting's name. */
+static void manager_base_setting(const struct manager *m, bool with_base, char *out, size_t len,
+				 char *fix, size_t fixlen)
+{
+	const char *var = util_tmpbase_var();
+	const char *base = with_base ? m->base_given : "";
+	const char *sp = with_base ? " " : "";
+	if (m->cfg.tmpbase_option) {
+		snprintf(out, len, "--tmpdir%s%s", sp, base);
+		util_strlcpy(fix, "give --tmpdir", fixlen);
+	} else if (var) {
+		snprintf(out, len, "%s%s%s%s", var, with_base ? "=" : "", base,
+			 with_base ? " (from the environment)" : "");
+		snprintf(fix, fixlen, "set %s to", var);
+	} else {
+		snprintf(out, len,
+			 "the default temp base%s%s (TMPDIR, TMP, TEMP and TEMPDIR are unset)", sp,
+			 base);
+		util_strlcpy(fix, "set TMPDIR to", fixlen);
+	}
+}
+
+/* What to ask for instead of a base that failed with e. */
+static const char *manager_base_want(int e)
+{
+	switch (e) {
+	case ENAMETOOLONG:
+		return "a shorter directory";
+	case ENOENT:
+	case ENOTDIR:
+		return "an existing directory";
+	case EACCES:
+	case EPERM:
+		return "a directory you may write to";
+	case EROFS:
+		return "a directory on a writable filesystem";
+	default:
+		return "another directory";
+	}
+}
+
+/* "SETTING: FACT[ (HINT)]: FIX WANT", the fact as the failing call gave it (it carries
+ * the errno's words). */
+static void manager_explain_base(const struct manager *m, int e, char *err, size_t errlen)
+{
+	char setting[PATH_MAX + 96], fix[32], fact[PATH_MAX + 256], hint[PATH_MAX + 96] = "";
+	const char *want = manager_base_want(e);
+	util_strlcpy(fact, err, sizeof(fact));
+	manager_base_setting(m, true, setting, sizeof(setting), fix, sizeof(fix));
+	struct stat st;
+	struct statvfs sv;
+	if (e == ENOENT && stat(m->cfg.tmpbase, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* /proc, /sys: the directory is there, its filesystem makes no new ones */
+		snprintf(hint, sizeof(hint),
+			 " (%s is a directory, but its filesystem takes "
+			 "no new ones)",
+			 m->cfg.tmpbase);
+		want = "a directory on an ordinary filesystem";
+	} else if ((e == ENOSPC || e == EDQUOT) && statvfs(m->cfg.tmpbase, &sv) == 0) {
+		unsigned long long kib = (unsigned long long)sv.f_bavail * sv.f_frsize / 1024;
+		snprintf(hint, sizeof(hint), " (%llu KiB free%s)", kib,
+			 sv.f_files > 0 && sv.f_favail == 0 ? ", no free inodes" : "");
+		want = "a directory with room, or free some space there";
+	}
+	util_err(err, errlen, "%s: %s%s: %s %s", setting, fact, hint, fix, want);
+}
+
 /* The socket path goes out as one line of text and must work from any working
  * directory: a TMPDIR with a newline is refused (no client could read the path back), and
  * a relative one is made absolute against the working directory the spawner gave us,
@@ -977,30 +1048,31 @@ static int manager_setup_signals(struct manager *m, char *err, size_t errlen)
 static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
 {
 	const char *base = m->cfg.tmpbase;
+	char setting[PATH_MAX + 96], fix[32];
 	if (strchr(base, '\n')) {
+		manager_base_setting(m, false, setting, sizeof(setting), fix, sizeof(fix));
 		util_err(err, errlen,
-			 "TMPDIR contains a newline, and the socket path is printed as "
-			 "one line no client could read back: set TMPDIR (or --tmpdir) "
-			 "to a directory whose name has none");
+			 "%s contains a newline, and the socket path is printed as "
+			 "one line no client could read back: %s a directory whose name has none",
+			 setting, fix);
 		return -1;
 	}
 	if (base[0] == '/')
 		return 0;
+	manager_base_setting(m, true, setting, sizeof(setting), fix, sizeof(fix));
 	char cwd[PATH_MAX];
 	if (!getcwd(cwd, sizeof(cwd))) {
 		util_err(err, errlen,
-			 "TMPDIR %s is relative and the working directory is unknown "
-			 "(%s): set TMPDIR to an absolute path",
-			 base, strerror(errno));
+			 "%s: a relative temp base, and the working directory is unknown "
+			 "(%s): %s an absolute path",
+			 setting, strerror(errno), fix);
 		return -1;
 	}
 	int n = snprintf(m->tmpbase, sizeof(m->tmpbase), "%s/%s", strcmp(cwd, "/") ? cwd : "",
 			 base);
 	if (n < 0 || (size_t)n >= sizeof(m->tmpbase)) {
-		util_err(err, errlen,
-			 "TMPDIR %s under %s is too long: set TMPDIR to a shorter "
-			 "absolute path",
-			 base, cwd);
+		util_err(err, errlen, "%s: under %s it is too long: %s a shorter absolute path",
+			 setting, cwd, fix);
 		return -1;
 	}
 	m->cfg.tmpbase = m->tmpbase;
@@ -1015,12 +1087,23 @@ static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
 static void manager_explain_full(const struct manager *m, char *err, size_t errlen)
 {
 	struct statvfs sv;
-	if (statvfs(m->cfg.tmpbase, &sv) < 0)
+	char setting[PATH_MAX + 96], fix[32];
+	manager_base_setting(m, true, setting, sizeof(setting), fix, sizeof(fix));
+	/* A filesystem of no blocks at all (/proc, /sys) is not full: it holds no files. */
+	if (statvfs(m->cfg.tmpbase, &sv) < 0 || sv.f_blocks == 0) {
+		char cause[PATH_MAX + 256];
+		util_strlcpy(cause, err, sizeof(cause));
+		util_err(err, errlen, "%s: %s: %s another directory", setting, cause, fix);
 		return;
+	}
 	unsigned long long kib = (unsigned long long)sv.f_bavail * sv.f_frsize / 1024;
 	bool no_inodes = sv.f_files > 0 && sv.f_favail == 0;
-	if (kib >= MIN_ROOM_KIB && !no_inodes)
+	if (kib >= MIN_ROOM_KIB && !no_inodes) {
+		char cause[PATH_MAX + 256];
+		util_strlcpy(cause, err, sizeof(cause));
+		util_err(err, errlen, "%s: %s: %s another directory", setting, cause, fix);
 		return;
+	}
 	char cause[256], room[64];
 	util_strlcpy(cause, err, sizeof(cause));
 	if (no_inodes)
@@ -1028,15 +1111,16 @@ static void manager_explain_full(const struct manager *m, char *err, size_t errl
 	else
 		snprintf(room, sizeof(room), "%llu KiB free", kib);
 	util_err(err, errlen,
-		 "TMPDIR %s is on a full filesystem (%s), so the manager cannot "
+		 "%s is on a full filesystem (%s), so the manager cannot "
 		 "create its journal there and would have to refuse every registration: "
-		 "free some space there, or set TMPDIR to a directory with at least "
+		 "free some space there, or %s a directory with at least "
 		 "%d KiB free (%s)",
-		 m->cfg.tmpbase, room, MIN_ROOM_KIB, cause);
+		 setting, room, fix, MIN_ROOM_KIB, cause);
 }
 
 static int manager_start(struct manager *m, char *err, size_t errlen)
 {
+	m->base_given = m->cfg.tmpbase;
 	if (manager_check_tmpbase(m, err, errlen) < 0)
 		return -1;
 	if (util_boot_id(m->boot_id, sizeof(m->boot_id), err, errlen) < 0)
@@ -1046,7 +1130,7 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 		return -1;
 	if (mgrdir_create(m->cfg.tmpbase, m->dirpath, sizeof(m->dirpath), &m->dirfd, &m->lockfd,
 			  err, errlen) < 0) {
-		manager_explain_full(m, err, errlen);
+		manager_explain_base(m, errno, err, errlen);
 		return -1;
 	}
 	m->dirname = strrchr(m->dirpath, '/') + 1;
@@ -1197,6 +1281,7 @@ void manager_config_defaults(struct manager_config *cfg)
 		.prune_interval_ms = 1000,
 		.prune_grace_s = 10,
 		.reclaim_on_start = true,
+		.prog = "shmwarden manager",
 		.out_fd = STDOUT_FILENO,
 	};
 }
@@ -1221,7 +1306,7 @@ int manager_run(const struct manager_config *cfg)
 		char line[sizeof(err) + 16];
 		snprintf(line, sizeof(line), "ERROR: %s", err);
 		manager_print_line(cfg->out_fd, line);
-		log_error("manager: %s", err);
+		log_complain(cfg->prog, "%s", err);
 		manager_stop(m, false);
 		manager_free(m);
 		return 1;

@@ -14,6 +14,8 @@
 
 struct manager_config {
 	const char *tmpbase;     /* where the directory goes (util_tmpbase()) */
+	bool tmpbase_option;     /* tmpbase came from --tmpdir, not the environment */
+	const char *prog;        /* the prefix of its error on stderr ("shmwarden manager") */
 	int shutdown_timeout_ms; /* no client for this long: shut down (2000) */
 	int prune_interval_ms;   /* how often a slice of the table is checked (1000) */
 	int prune_grace_s;       /* rows younger than this are never pruned (10): their
@@ -25,7 +27,9 @@ struct manager_config {
 void manager_config_defaults(struct manager_config *cfg);
 
 /* Returns the process exit status: 0 after a clean shutdown, 1 on a startup error
- * (already reported on out_fd as "ERROR: ..."). */
+ * (already reported on out_fd as "ERROR: ...", and on stderr as "PROG: ...". An error
+ * about the temp base names the setting it came from, --tmpdir or the environment
+ * variable, and the errno's own words). */
 int manager_run(const struct manager_config *cfg);
 
 #endif

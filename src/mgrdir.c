@@ -72,8 +72,9 @@ static int mgrdir_check_socket_fits(const char *dirpath, char *err, size_t errle
 	if (need > sizeof(sun.sun_path)) {
 		util_err(err, errlen,
 			 "socket path %s/%s would be %zu bytes, over the %zu-byte limit of Unix "
-			 "sockets: set TMPDIR to a shorter directory",
+			 "sockets",
 			 dirpath, MGRDIR_SOCKET, need - 1, sizeof(sun.sun_path) - 1);
+		errno = ENAMETOOLONG;
 		return -1;
 	}
 	return 0;
@@ -145,6 +146,7 @@ int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int 
 			 base[strlen(base) - 1] == '/' ? "" : "/");
 	if (n < 0 || (size_t)n >= pathlen) {
 		util_err(err, errlen, "temp directory path under %s is too long", base);
+		errno = ENAMETOOLONG;
 		return -1;
 	}
 	if (mgrdir_check_socket_fits(path, err, errlen) < 0)
@@ -157,20 +159,26 @@ int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int 
 	for (int attempt = 0; attempt < 3; attempt++) {
 		util_strlcpy(path, templ, pathlen);
 		if (!mkdtemp(path)) {
-			util_err(err, errlen, "cannot create a directory in %s: %s", base,
-				 strerror(errno));
+			int saved = errno;
+			util_err(err, errlen, "cannot create the manager directory in %s: %s", base,
+				 strerror(saved));
+			errno = saved;
 			return -1;
 		}
 		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (dfd < 0) {
-			util_err(err, errlen, "open %s: %s", path, strerror(errno));
+			int saved = errno;
+			util_err(err, errlen, "open %s: %s", path, strerror(saved));
 			rmdir(path);
+			errno = saved;
 			return -1;
 		}
 		struct stat st;
 		if (mgrdir_lock_dir(dfd, err, errlen) < 0 || fstat(dfd, &st) < 0) {
+			int saved = errno;
 			close(dfd);
 			rmdir(path);
+			errno = saved;
 			return -1;
 		}
 		if (st.st_nlink == 0) {
@@ -178,15 +186,18 @@ int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int 
 			continue;
 		}
 		if (mgrdir_create_lock(dfd, lockfd, err, errlen) < 0) {
+			int saved = errno;
 			unlinkat(dfd, MGRDIR_LOCK, 0);
 			close(dfd);
 			rmdir(path);
+			errno = saved;
 			return -1;
 		}
 		*dirfd = dfd;
 		return 0;
 	}
 	util_err(err, errlen, "a sweeper removed every directory this manager made in %s", base);
+	errno = EAGAIN;
 	return -1;
 }
 

@@ -105,7 +105,10 @@ void mgrdir_close_journal(struct mgrdir_probe *probe);
 
 /* Makes BASE/shmwarden-XXXXXX (mode 0700), flocks it, then creates and flocks its lock
  * file. path receives the directory's absolute path; *dirfd holds the directory lock.
- * The socket path must fit sun_path: if BASE is too long, fails saying so. */
+ * The socket path must fit sun_path: if BASE is too long, fails saying so. -1 with err
+ * set (the fact, without advice: the caller knows where BASE came from) and errno the
+ * cause: mkdir's own, ENAMETOOLONG for a BASE too long, EAGAIN when sweepers kept
+ * removing the new directory. */
 int mgrdir_create(const char *base, char *path, size_t pathlen, int *dirfd, int *lockfd, char *err,
 		  size_t errlen);
 

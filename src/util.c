@@ -68,15 +68,22 @@ int util_boot_id(char *out, size_t outlen, char *err, size_t errlen)
 	return 0;
 }
 
+static const char *const util_tmpbase_vars[] = { "TMPDIR", "TMP", "TEMP", "TEMPDIR" };
+
+const char *util_tmpbase_var(void)
+{
+	for (size_t i = 0; i < sizeof(util_tmpbase_vars) / sizeof(util_tmpbase_vars[0]); i++) {
+		const char *v = getenv(util_tmpbase_vars[i]);
+		if (v && *v)
+			return util_tmpbase_vars[i];
+	}
+	return NULL;
+}
+
 const char *util_tmpbase(void)
 {
-	static const char *const vars[] = { "TMPDIR", "TMP", "TEMP", "TEMPDIR" };
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-		const char *v = getenv(vars[i]);
-		if (v && *v)
-			return v;
-	}
-	return "/tmp";
+	const char *var = util_tmpbase_var();
+	return var ? getenv(var) : "/tmp";
 }
 
 const char *util_human_bytes(uint64_t bytes, char *buf, size_t len)

@@ -24,6 +24,8 @@ int util_boot_id(char *out, size_t outlen, char *err, size_t errlen);
 
 /* The temp base the reference uses: $TMPDIR, $TMP, $TEMP, $TEMPDIR, then /tmp. */
 const char *util_tmpbase(void);
+/* Which of those variables util_tmpbase() took it from ("TMPDIR"...), NULL for /tmp. */
+const char *util_tmpbase_var(void);
 
 /* Whether nobody but root and uid can replace any component of path (absolute, every
  * prefix a directory: SQLite reopens journal.db-wal and -shm by path long after it

@@ -146,7 +146,7 @@ def test_metrics_and_dry_run_refusal_is_documented():
 
 def test_version():
     want = "shmwarden %s\n" % makefile_version()
-    for args in (["--version"], ["version"]):
+    for args in (["--version"], ["-V"], ["version"], ["--vers"]):
         r = run(args)
         expect(r.returncode == 0 and r.stdout == want and r.stderr == "",
                "%s: %d %r, want %r" % (args, r.returncode, r.stdout, want))
@@ -173,13 +173,16 @@ def test_version():
 
 def test_usage_and_unknown_command():
     with Sandbox("cli") as sb:
+        # GNU's form: what was wrong, then where the help is; never the whole usage.
+        try_help = "Try 'shmwarden --help' for more information.\n"
         r = run([], sb)
-        expect(r.returncode == 2 and r.stdout == "" and r.stderr.startswith("usage: shmwarden"),
+        expect(r.returncode == 2 and r.stdout == "" and r.stderr ==
+               "shmwarden: missing COMMAND (manager, recover, sweep or ls)\n" + try_help,
                "no arguments: %d %r" % (r.returncode, r.stderr))
         for args in (["bogus"], ["LS"]):
             r = run(args, sb)
-            expect(r.returncode == 2 and r.stdout == "" and "unknown command" in r.stderr
-                   and "usage: shmwarden COMMAND" in r.stderr,
+            expect(r.returncode == 2 and r.stdout == "" and
+                   r.stderr == "shmwarden: unknown command '%s'\n" % args[0] + try_help,
                    "%s: %d %r" % (args, r.returncode, r.stderr))
         p = subprocess.run([harness.SHMWARDEN, b"\x1b[31m\xff"], capture_output=True,
                            timeout=30, stdin=subprocess.DEVNULL, env=sb.env)
@@ -187,24 +190,36 @@ def test_usage_and_unknown_command():
         for args in (["--help"], ["-h"], ["help"]):
             r = run(args, sb)
             expect(r.returncode == 0 and r.stdout.startswith("usage: shmwarden"), "%s" % args)
+        # `help CMD` is `CMD --help`.
+        for cmd in ("manager", "recover", "sweep", "ls"):
+            r, want = run(["help", cmd], sb), run([cmd, "--help"], sb)
+            expect(r.returncode == 0 and r.stdout == want.stdout and r.stderr == "",
+                   "help %s: %d %r" % (cmd, r.returncode, r.stdout[:80]))
         expect(os.listdir(sb.tmp) == [], "created: %s" % os.listdir(sb.tmp))
 
 
 LONG = "x" * 100000
-USAGE_OF = {"": "usage: shmwarden COMMAND", "manager": "usage: shmwarden manager",
-            "recover": "usage: shmwarden recover", "sweep": "usage: shmwarden sweep",
-            "ls": "usage: shmwarden ls"}
-PROG = {"": "shmwarden", "manager": "shmwarden manager", "recover": "recover",
-        "sweep": "sweep", "ls": "ls"}
+PROG = {"": "shmwarden", "manager": "shmwarden manager", "recover": "shmwarden recover",
+        "sweep": "shmwarden sweep", "ls": "shmwarden ls"}
 NUMBER = "needs a number of %s from %d to 86400000, got '%s'"
 
 # (command, arguments, the first line of stderr after "PROG: "). Each exits 2, prints
-# nothing on stdout, the line then the command's usage on stderr, and changes nothing.
+# nothing on stdout, the line then "Try 'PROG --help' for more information." on stderr
+# (GNU's form: the usage is --help's, on stdout), and changes nothing.
 GARBAGE = [
     # unknown options, long and short, and junk bytes (escaped, never echoed raw)
     ("", ["--bogus"], "unknown option '--bogus'"),
     ("", ["-x", "ls"], "unknown option '-x'"),
     ("", ["--version=2"], "--version takes no value, got '--version=2'"),
+    ("", ["-x", "-V"], "unknown option '-x'"),
+    ("ls", ["-V"], "unknown option '-V'"),
+    ("", ["--", "-V"], "unknown command '-V'"),
+    ("", ["sweepx"], "unknown command 'sweepx'"),
+    ("", ["ls\n"], "unknown command 'ls\\x0a'"),
+    ("", ["version", "x"], "unexpected argument 'x'"),
+    ("", ["help", "ls", "x"], "unexpected argument 'x'"),
+    ("", ["help", "bogus"], "unknown command 'bogus'"),
+    ("", ["help", ""], "unknown command ''"),
     ("", [""], None),  # an empty command: "unknown command ''" (below)
     ("manager", ["--bogus"], "unknown option '--bogus'"),
     ("manager", ["-x"], "unknown option '-x'"),
@@ -310,7 +325,8 @@ def test_garbage_arguments_are_refused_precisely():
                 rest = rest.lstrip("\n")
             expect(first == "%s: %s" % (PROG[cmd], line),
                    "%s\n  want %r" % (what, ("%s: %s" % (PROG[cmd], line))[:300]))
-            expect(rest.startswith(USAGE_OF[cmd]), "%s: no usage after the message" % what)
+            expect(rest == "Try '%s --help' for more information.\n" % PROG[cmd],
+                   "%s: want only the pointer to --help after the message" % what)
             expect("\x1b" not in p.stderr, "%s: escape sequence echoed" % what)
             expect(sorted(os.listdir(sb.tmp)) == ["cwd"] and os.listdir(cwd) == [],
                    "%s: created %s %s" % (what, os.listdir(sb.tmp), os.listdir(cwd)))
@@ -319,14 +335,49 @@ def test_garbage_arguments_are_refused_precisely():
         expect(not ours, "objects created: %s" % ours)
 
 
+def test_every_command_error_begins_with_its_name():
+    """One prefix for everything a command prints as an error, usage or not: "shmwarden
+    CMD: " (coreutils' "prog: "); `--help` alone is on stdout, exit 0. (The manager's
+    "ERROR: " line on stdout is PyTorch's wire contract and is checked elsewhere.)"""
+    with Sandbox("prefix") as sb:
+        missing = os.path.join(sb.tmp, "missing")
+        cases = [
+            (["ls", "--tmpdir", missing], 1, "shmwarden ls: "),
+            (["ls", "--tmpdir", missing, "--json"], 1, "shmwarden ls: "),
+            (["sweep", "--tmpdir", missing], 1, "shmwarden sweep: "),
+            (["sweep", "--tmpdir", missing, "--json"], 1, "shmwarden sweep: "),
+            (["recover", os.path.join(missing, "shmwarden-abcdef")], 1, "shmwarden recover: "),
+            (["recover", "--tmpdir", missing, "shmwarden-abcdef"], 1, "shmwarden recover: "),
+            (["recover", "--json", os.path.join(sb.tmp, "shmwarden-abcdef")], 1,
+             "shmwarden recover: "),
+            (["manager", "--tmpdir", missing], 1, "shmwarden manager: "),
+        ] + [(([cmd] if cmd else []) + ["--bogus"], 2, PROG[cmd] + ": ") for cmd in PROG]
+        for args, status, prefix in cases:
+            r = run(args, sb)
+            expect(r.returncode == status and r.stderr.startswith(prefix),
+                   "%s: exit %d, stderr %r, want %d and %r" % (args, r.returncode,
+                                                                r.stderr[:300], status, prefix))
+            for line in r.stderr.splitlines()[1:]:
+                expect(line.startswith(prefix) or line.startswith("Try '"),
+                       "%s: a line of stderr without the prefix: %r" % (args, line))
+        for cmd in PROG:
+            r = run(([cmd] if cmd else []) + ["--help"], sb)
+            expect(r.returncode == 0 and r.stderr == "" and
+                   r.stdout.startswith("usage: " + PROG[cmd]),
+                   "%s --help: %d %r" % (cmd, r.returncode, r.stdout[:100]))
+        expect(os.listdir(sb.tmp) == [], "created: %s" % os.listdir(sb.tmp))
+
+
 def test_long_arguments_fail_with_a_sentence():
     """A path too long for the kernel is not a usage error: the command says what it could
     not open, escaped and cut, and exits 1 (2 is for what it could not parse)."""
     with Sandbox("longargs") as sb:
         long_path = os.path.join(sb.tmp, "x" * 5000)
-        for args, want in ((["ls", "--tmpdir", long_path], "ls: cannot open the temp base "),
-                           (["sweep", "--tmpdir=" + long_path], "sweep: cannot open the temp base "),
-                           (["recover", long_path + "/shmwarden-x"], "recover: ")):
+        for args, want in ((["ls", "--tmpdir", long_path],
+                            "shmwarden ls: cannot open the temp base "),
+                           (["sweep", "--tmpdir=" + long_path],
+                            "shmwarden sweep: cannot open the temp base "),
+                           (["recover", long_path + "/shmwarden-x"], "shmwarden recover: ")):
             r = sb.run(args)
             expect(r.returncode == 1 and r.stderr.startswith(want + sb.tmp) and
                    r.stderr.rstrip("\n").endswith("too long") and r.stdout == "",
@@ -359,7 +410,7 @@ def test_option_spellings_all_work():
         os.mkdir(os.path.join(sb.tmp, "-odd"))
         r = subprocess.run([harness.SHMWARDEN, "recover", "--dry-run", "--", "-odd"],
                            capture_output=True, text=True, cwd=sb.tmp, env=sb.env, timeout=30)
-        expect(r.returncode == 1 and r.stderr.startswith("recover: %s/-odd: " % sb.tmp) and
+        expect(r.returncode == 1 and r.stderr.startswith("shmwarden recover: %s/-odd: " % sb.tmp) and
                "usage" not in r.stderr, "recover -- -odd: %d %r" % (r.returncode, r.stderr))
         d = os.path.join(sb.tmp, "shmwarden-nothere")
         r = sb.run(["recover", d, "--dry-run", "--json"])
@@ -397,6 +448,139 @@ def test_man_pages_render_without_warnings():
         p = subprocess.run([groff, "-man", "-ww", "-z", page], capture_output=True, text=True,
                            timeout=60)
         expect(p.returncode == 0 and p.stderr == "", "%s: %s" % (page, p.stderr))
+
+
+# ---- the manager directory: every failure names its cause and the setting -----------------
+
+def manager_fails(args, env, user=None, cwd="/"):
+    """`shmwarden manager ARGS` that must fail at start: (the ERROR text, stderr)."""
+    argv = [harness.SHMWARDEN, "manager", "--no-reclaim"] + args
+    kw = dict(capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, env=env,
+              cwd=cwd)
+    if user:
+        kw.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+    p = subprocess.run(argv, **kw)
+    first = p.stdout.split("\n", 1)[0]
+    expect(p.returncode == 1 and first.startswith("ERROR: "),
+           "%s: exit %d, %r %r" % (args, p.returncode, p.stdout, p.stderr))
+    why = first[len("ERROR: "):]
+    # The same sentence on stderr, as every command begins its errors.
+    expect(p.stderr.startswith("shmwarden manager: " + why),
+           "%s: stderr %r, want 'shmwarden manager: %s'" % (args, p.stderr[:300], why[:200]))
+    return why
+
+
+def check_base_error(why, setting, cause, base):
+    """The setting first, the errno's own words, never a full disk that is not one."""
+    expect(why.startswith(setting + ": "), "%r does not begin with %r" % (why, setting))
+    expect(cause in why, "%r does not say %r" % (why, cause))
+    if cause != os.strerror(28):
+        expect("full" not in why, "%r blames a full filesystem" % why)
+    expect(base in why, "%r does not name %s" % (why, base))
+
+
+def base_error_cases(tmp):
+    """(args, env changes, the setting the message must begin with, the cause): the ones
+    any user can set up."""
+    afile = os.path.join(tmp, "afile")
+    with open(afile, "w"):
+        pass
+    missing = os.path.join(tmp, "missing", "deeper")
+    deep = os.path.join(tmp, "d" * 100)
+    os.makedirs(deep, exist_ok=True)
+    return [
+        (["--tmpdir", "/proc"], {}, "--tmpdir /proc", os.strerror(2), "/proc"),
+        ([], {"TMPDIR": "/proc"}, "TMPDIR=/proc (from the environment)", os.strerror(2),
+         "/proc"),
+        ([], {"TMPDIR": "", "TMP": "/proc"}, "TMP=/proc (from the environment)",
+         os.strerror(2), "/proc"),
+        (["--tmpdir", afile], {}, "--tmpdir " + afile, os.strerror(20), afile),
+        ([], {"TMPDIR": afile}, "TMPDIR=%s (from the environment)" % afile, os.strerror(20),
+         afile),
+        (["--tmpdir", missing], {}, "--tmpdir " + missing, os.strerror(2), missing),
+        (["--tmpdir", deep], {}, "--tmpdir " + deep, "limit of Unix sockets", deep),
+        ([], {"TMPDIR": deep}, "TMPDIR=%s (from the environment)" % deep,
+         "limit of Unix sockets", deep),
+    ]
+
+
+def test_manager_directory_errors_name_cause_and_setting():
+    with Sandbox("mgrbase") as sb:
+        for args, env, setting, cause, base in base_error_cases(sb.tmp):
+            why = manager_fails(args, dict(sb.env, **env))
+            check_base_error(why, setting, cause, base)
+            fix = "give --tmpdir" if args else "set %s to" % setting.split("=")[0]
+            expect(fix in why, "%r does not say %r" % (why, fix))
+        # The long base: the advice docs/PROTOCOL.md quotes.
+        why = manager_fails([], dict(sb.env, TMPDIR=os.path.join(sb.tmp, "d" * 100)))
+        expect(why.endswith("set TMPDIR to a shorter directory"), why)
+        # The default base, when no variable is set, says so.
+        env = {k: v for k, v in sb.env.items() if k not in ("TMPDIR", "TMP", "TEMP", "TEMPDIR")}
+        if os.geteuid() != 0:
+            return
+        # Permission denied: a user who may not write in the (0700, root's) base.
+        name = harness.useradd("base")
+        try:
+            import pwd
+            pw = pwd.getpwnam(name)
+            why = manager_fails(["--tmpdir", sb.tmp], env, user=pw)
+            check_base_error(why, "--tmpdir " + sb.tmp, os.strerror(13), sb.tmp)
+            why = manager_fails([], dict(env, TMPDIR=sb.tmp), user=pw)
+            check_base_error(why, "TMPDIR=%s (from the environment)" % sb.tmp,
+                             os.strerror(13), sb.tmp)
+        finally:
+            subprocess.run(["userdel", name], capture_output=True)
+        if not shutil.which("unshare"):
+            print("# SKIP read-only and full bases: no unshare")
+            return
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
+                            os.path.abspath(__file__), "--base-helper", sb.tmp],
+                           capture_output=True, text=True, timeout=120, env=sb.env)
+        expect(p.returncode == 0, "helper exit %d:\n%s%s" % (p.returncode, p.stdout[-2000:],
+                                                               p.stderr[-2000:]))
+        for line in p.stdout.splitlines():
+            print("# " + line)
+
+
+def base_helper(tmp):
+    """Inside `unshare --mount`: a read-only bind mount and a full tmpfs as the base."""
+    ro = os.path.join(tmp, "ro")
+    full = os.path.join(tmp, "full")
+    os.mkdir(ro, 0o700)
+    os.mkdir(full, 0o700)
+    subprocess.run(["mount", "--bind", ro, ro], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,nr_inodes=3,mode=0700", "tmpfs",
+                    full], check=True)
+    try:
+        env = dict(os.environ)
+        why = manager_fails(["--tmpdir", ro], env)
+        check_base_error(why, "--tmpdir " + ro, os.strerror(30), ro)
+        print("read-only: " + why)
+        why = manager_fails([], dict(env, TMPDIR=ro))
+        check_base_error(why, "TMPDIR=%s (from the environment)" % ro, os.strerror(30), ro)
+        # Fill the tmpfs: its inodes first (the directory needs one), then its blocks.
+        n = 0
+        try:
+            while True:
+                with open(os.path.join(full, "f%d" % n), "wb") as f:
+                    f.write(bytes(8192))
+                n += 1
+        except OSError:
+            pass
+        why = manager_fails(["--tmpdir", full], env)
+        check_base_error(why, "--tmpdir " + full, os.strerror(28), full)
+        expect("free" in why, "%r: no room figure" % why)
+        print("full: " + why)
+        expect(all(x.startswith("f") for x in os.listdir(full)), "left: %s" % os.listdir(full))
+    finally:
+        subprocess.run(["umount", "-l", full], capture_output=True)
+        subprocess.run(["umount", "-l", ro], capture_output=True)
+
+
+if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--base-helper":
+    base_helper(sys.argv[2])
+    sys.exit(0)
 
 
 harness.main(globals())

@@ -330,12 +330,12 @@ def test_sweep_summary_tells_findings_from_failures():
             f.write("x")
         r = sb.run(["sweep", "--tmpdir", sb.tmp])
         last = r.stdout.splitlines()[-1] if r.stdout else ""
-        want = ("sweep: 4 directories: 1 removed, 0 kept, 0 live, 0 starting, 2 for a human "
+        want = ("shmwarden sweep: 4 directories: 1 removed, 0 kept, 0 live, 0 starting, 2 for a human "
                 "(1 unsafe, 1 corrupt, 0 foreign), 1 failed; 3 objects unlinked (12.0 KiB), ")
         expect(r.returncode == 1 and last.startswith(want) and "skipped" not in r.stdout,
                "exit %d, summary %r, want %r; stderr %r" % (r.returncode, last, want, r.stderr))
         err = {line.split(": ")[1]: line.split(": ")[2] for line in r.stderr.splitlines()
-               if line.startswith("sweep: " + sb.tmp)}
+               if line.startswith("shmwarden sweep: " + sb.tmp)}
         expect(err == {gw: "unsafe", bad: "corrupt", failing: "error"}, "stderr: %s" % err)
 
 

@@ -184,10 +184,12 @@ def test_live_dead_corrupt_unsafe_starting():
             for k in ("state", "pid", "clients", "objects", "bytes", "owner_uid"):
                 expect(e[k] == by_dir[d][k], "%s %s: %r vs %r" % (d, k, e[k], by_dir[d][k]))
 
-        # Text: a header, a line per directory, human sizes, object lines.
+        # Text: the base, a header, a line per directory, human sizes, object lines.
         r = ls(sb, "--objects")
         expect(r.returncode == 0 and r.stderr == "", "text: %d %r" % (r.returncode, r.stderr))
         lines = r.stdout.splitlines()
+        expect(lines[0] == "base %s (from --tmpdir)" % sb.tmp, "base line: %r" % lines[0])
+        lines = lines[1:]
         expect(lines[0].split() == ["DIRECTORY", "STATE", "OWNER", "PID", "AGE", "CLIENTS",
                                     "OBJECTS", "BYTES"], "header: %r" % lines[0])
         row = {l.split()[0]: l for l in lines[1:] if l.startswith("shmwarden-")}
@@ -282,8 +284,8 @@ def test_symlink_and_foreign_journal_are_unsafe():
 def test_empty_and_missing_base():
     with Sandbox("lsempty") as sb:
         r = ls(sb)
-        expect(r.returncode == 0 and r.stdout.splitlines()[0].startswith("DIRECTORY")
-               and len(r.stdout.splitlines()) == 1 and r.stderr == "",
+        expect(r.returncode == 0 and r.stdout.splitlines()[1].startswith("DIRECTORY")
+               and len(r.stdout.splitlines()) == 2 and r.stderr == "",
                "empty: %d %r %r" % (r.returncode, r.stdout, r.stderr))
         by_dir, doc = ls_json(sb)
         expect(doc["managers"] == [], "empty json: %s" % doc)
@@ -314,7 +316,8 @@ def test_usage_errors():
                      ["--json", "--objects", "-x"]):
             r = sb.run(["ls"] + args)
             expect(r.returncode == 2, "%s: exit %d" % (args, r.returncode))
-            expect("usage: shmwarden ls" in r.stderr and r.stdout == "",
+            expect(r.stderr.startswith("shmwarden ls: ") and r.stderr.endswith(
+                "\nTry 'shmwarden ls --help' for more information.\n") and r.stdout == "",
                    "%s: %r %r" % (args, r.stdout, r.stderr))
         p = subprocess.run([harness.SHMWARDEN, b"ls", b"\x1b[31m\xff"], capture_output=True,
                            env=sb.env, timeout=30, stdin=subprocess.DEVNULL)
@@ -332,14 +335,14 @@ def test_recover_takes_the_names_ls_prints():
         m2, names2 = dead_manager(sb, [4096])
         r = sb.run(["ls"])
         expect(r.returncode == 0, "ls: %d %r" % (r.returncode, r.stderr))
-        printed = [line.split()[0] for line in r.stdout.splitlines()[1:]]
+        printed = [line.split()[0] for line in r.stdout.splitlines()[2:]]
         expect(sorted(printed) == sorted([os.path.basename(m1.dir), os.path.basename(m2.dir)]),
                "ls printed %s" % printed)
         name1 = os.path.basename(m1.dir)
         # From another working directory, through TMPDIR as ls: reclaimed.
         r = subprocess.run([harness.SHMWARDEN, "recover", name1], capture_output=True,
                            text=True, env=sb.env, cwd="/", timeout=60)
-        expect(r.returncode == 0 and r.stdout.startswith("recover: %s: removed: 2 unlinked"
+        expect(r.returncode == 0 and r.stdout.startswith("shmwarden recover: %s: removed: 2 unlinked"
                                                          % m1.dir),
                "recover NAME: %d %r %r" % (r.returncode, r.stdout, r.stderr))
         expect(not os.path.exists(m1.dir) and not (set(names1) & set(sb.objects())),
@@ -353,21 +356,21 @@ def test_recover_takes_the_names_ls_prints():
                doc["dry_run"] is True, "recover --tmpdir: %d %r" % (r.returncode, r.stdout))
         r = sb.run(["recover", name2], env=env)
         expect(r.returncode == 1 and r.stderr.startswith(
-            "recover: /nonexistent-polish/%s: no such directory: the temp base "
+            "shmwarden recover: /nonexistent-polish/%s: no such directory: the temp base "
             "/nonexistent-polish does not exist" % name2),
             "missing base: %d %r" % (r.returncode, r.stderr))
         # A name that is not there, and ./NAME (the working directory, not the base).
         r = sb.run(["recover", "shmwarden-zzzzzz"])
-        expect(r.returncode == 1 and r.stderr.startswith("recover: %s/shmwarden-zzzzzz: "
+        expect(r.returncode == 1 and r.stderr.startswith("shmwarden recover: %s/shmwarden-zzzzzz: "
                                                           % sb.tmp) and "no such" in r.stderr,
                "unknown name: %r" % r.stderr)
         r = subprocess.run([harness.SHMWARDEN, "recover", "./" + name2], capture_output=True,
                            text=True, env=sb.env, cwd="/", timeout=60)
-        expect(r.returncode == 1 and r.stderr.startswith("recover: ./%s: " % name2),
+        expect(r.returncode == 1 and r.stderr.startswith("shmwarden recover: ./%s: " % name2),
                "./NAME from /: %d %r" % (r.returncode, r.stderr))
         r = sb.run(["recover", "--tmpdir", sb.tmp, m2.dir])
         expect(r.returncode == 2 and r.stderr.startswith(
-            "recover: --tmpdir is the temp base of a bare name as `shmwarden ls` prints it, "
+            "shmwarden recover: --tmpdir is the temp base of a bare name as `shmwarden ls` prints it, "
             "and DIR is a path: '%s'" % m2.dir), "--tmpdir with a path: %r" % r.stderr)
         # The same safety checks: a group-writable directory, named bare, is refused.
         os.chmod(m2.dir, 0o770)
@@ -379,6 +382,46 @@ def test_recover_takes_the_names_ls_prints():
         r = subprocess.run([harness.SHMWARDEN, "recover", name2], capture_output=True,
                            text=True, env=sb.env, cwd="/", timeout=60)
         expect(r.returncode == 0 and not os.path.exists(m2.dir), "recover: %r" % r.stderr)
+
+
+def test_the_base_is_shown_with_its_setting():
+    """Text ls names the temp base it lists, and where that came from (a directory named
+    shmwarden-abc123 means another one under another base); --json says the same."""
+    with Sandbox("lsbase") as sb:
+        m, _ = dead_manager(sb, [4096])
+        odd = os.path.join(sb.tmp, "sub\x1bdir")
+        os.mkdir(odd)
+        env = {k: v for k, v in sb.env.items() if k not in ("TMPDIR", "TMP", "TEMP", "TEMPDIR")}
+        for args, extra, base, source in (
+                (["--tmpdir", sb.tmp], {}, sb.tmp, "from --tmpdir"),
+                ([], {"TMPDIR": sb.tmp}, sb.tmp, "from TMPDIR"),
+                ([], {"TEMP": sb.tmp}, sb.tmp, "from TEMP"),
+                ([], {"TMPDIR": "", "TMP": sb.tmp}, sb.tmp, "from TMP"),
+                (["--tmpdir", odd], {}, odd.replace("\x1b", "\\x1b"), "from --tmpdir")):
+            e = dict(env, **extra)
+            r = sb.run(["ls"] + args, env=e)
+            lines = r.stdout.splitlines()
+            expect(r.returncode == 0 and lines[0] == "base %s (%s)" % (base, source) and
+                   lines[1].startswith("DIRECTORY"), "%s %s: %r" % (args, extra, lines[:2]))
+            expect("\x1b" not in r.stdout, "escape sequence printed raw")
+            if base == sb.tmp:
+                expect(any(l.startswith(os.path.basename(m.dir)) for l in lines[2:]),
+                       "%s: no row for %s" % (args, m.dir))
+            r = sb.run(["ls", "--json"] + args, env=e)
+            doc = json.loads(r.stdout)
+            expect(doc["base"] == (odd if "odd" in base or "\\x1b" in base else sb.tmp) and
+                   doc["base_from"] == source.replace("from ", ""), "json: %s" % doc)
+        # The default base: /tmp, said to be the default (not listed here: others' dirs).
+        r = sb.run(["ls", "--json"], env=env)
+        doc = json.loads(r.stdout)
+        expect(doc["base"] == "/tmp" and doc["base_from"] == "default", "default: %s" % {
+            k: doc[k] for k in ("base", "base_from")})
+        r = sb.run(["ls"], env=env)
+        expect(r.stdout.startswith("base /tmp (default)\n"), "default: %r" % r.stdout[:80])
+        # A base that cannot be read: the JSON still says where it came from.
+        r = sb.run(["ls", "--json"], env=dict(env, TMPDIR=os.path.join(sb.tmp, "none")))
+        doc = json.loads(r.stdout)
+        expect(r.returncode == 1 and doc["base_from"] == "TMPDIR" and doc["error"], doc)
 
 
 def section(text, start, end_re):

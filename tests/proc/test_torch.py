@@ -374,7 +374,7 @@ def test_readme_recovery_story_runs_as_written():
         dead = [l for l in outputs[ls_steps[1]][1:] if " dead " in l]
         assert len(dead) == 2, "after the kill, ls shows %r" % outputs[ls_steps[1]]
         sweep = outputs[bare.index("build/shmwarden sweep")]
-        assert sweep and sweep[-1].startswith("sweep: 2 directories: 2 removed") and \
+        assert sweep and sweep[-1].startswith("shmwarden sweep: 2 directories: 2 removed") and \
             "20 objects unlinked (20.0 MiB)" in sweep[-1], "sweep printed %r" % sweep
 
 

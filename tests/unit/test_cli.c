@@ -36,7 +36,7 @@ static void test_two_command_lines(void)
 	char a0[] = "ls", a1[] = "--tmpdir", a2[] = "/x", a3[] = "op", a4[] = "--json";
 	char *argv1[] = { a0, a1, a2, a3, a4, NULL };
 	struct cli c;
-	cli_init(&c, "ls", "usage\n", opts, false);
+	cli_init(&c, "ls", opts, false);
 	CHECK_EQ_INT(cli_next(&c, 5, argv1), 256);
 	CHECK(c.value && strcmp(c.value, "/x") == 0);
 	CHECK_EQ_INT(cli_next(&c, 5, argv1), 257);
@@ -48,7 +48,7 @@ static void test_two_command_lines(void)
 	/* A second line starts afresh: the same option is not "given twice". */
 	char b0[] = "ls", b1[] = "--tmpdir=/y";
 	char *argv2[] = { b0, b1, NULL };
-	cli_init(&c, "ls", "usage\n", opts, false);
+	cli_init(&c, "ls", opts, false);
 	CHECK_EQ_INT(cli_next(&c, 2, argv2), 256);
 	CHECK(c.value && strcmp(c.value, "/y") == 0);
 	CHECK_EQ_INT(cli_next(&c, 2, argv2), -1);
