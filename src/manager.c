@@ -78,7 +78,6 @@ struct manager {
 	struct manager_config cfg;
 	struct evloop *loop;
 	char tmpbase[PATH_MAX];     /* cfg.tmpbase made absolute, when it was relative */
-	const char *base_given;     /* cfg.tmpbase as given, for the messages */
 	char dirpath[PATH_MAX];     /* as the clients know it: under $TMPDIR as given */
 	char journal_dir[PATH_MAX]; /* the same without symlinks, as SQLite requires */
 	char sockpath[PATH_MAX + sizeof("/" MGRDIR_SOCKET)];
@@ -972,26 +971,23 @@ static int manager_setup_signals(struct manager *m, char *err, size_t errlen)
 }
 
 /* Every message about the temp base begins with the setting it came from, since that is
- * what the user changes: "--tmpdir /x", "TMPDIR=/x (from the environment)", or "the
- * default temp base /tmp (...)". *fix says how to change it: "give --tmpdir", "set TMPDIR
- * to". Without a base (with_base false), only the setting's name. */
-static void manager_base_setting(const struct manager *m, bool with_base, char *out, size_t len,
-				 char *fix, size_t fixlen)
+ * what the user changes: "--tmpdir", "TMPDIR (from the environment)", or "the default
+ * temp base (...)"; the base itself follows in the fact (a long one twice would push the
+ * advice past a client's error buffer). *fix says how to change it: "give --tmpdir",
+ * "set TMPDIR to". */
+static void manager_base_setting(const struct manager *m, char *out, size_t len, char *fix,
+				 size_t fixlen)
 {
 	const char *var = util_tmpbase_var();
-	const char *base = with_base ? m->base_given : "";
-	const char *sp = with_base ? " " : "";
 	if (m->cfg.tmpbase_option) {
-		snprintf(out, len, "--tmpdir%s%s", sp, base);
+		util_strlcpy(out, "--tmpdir", len);
 		util_strlcpy(fix, "give --tmpdir", fixlen);
 	} else if (var) {
-		snprintf(out, len, "%s%s%s%s", var, with_base ? "=" : "", base,
-			 with_base ? " (from the environment)" : "");
+		snprintf(out, len, "%s (from the environment)", var);
 		snprintf(fix, fixlen, "set %s to", var);
 	} else {
-		snprintf(out, len,
-			 "the default temp base%s%s (TMPDIR, TMP, TEMP and TEMPDIR are unset)", sp,
-			 base);
+		util_strlcpy(out, "the default temp base (TMPDIR, TMP, TEMP and TEMPDIR are unset)",
+			     len);
 		util_strlcpy(fix, "set TMPDIR to", fixlen);
 	}
 }
@@ -1019,10 +1015,10 @@ static const char *manager_base_want(int e)
  * the errno's words). */
 static void manager_explain_base(const struct manager *m, int e, char *err, size_t errlen)
 {
-	char setting[PATH_MAX + 96], fix[32], fact[PATH_MAX + 256], hint[PATH_MAX + 96] = "";
+	char setting[96], fix[32], fact[PATH_MAX + 256], hint[PATH_MAX + 96] = "";
 	const char *want = manager_base_want(e);
 	util_strlcpy(fact, err, sizeof(fact));
-	manager_base_setting(m, true, setting, sizeof(setting), fix, sizeof(fix));
+	manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
 	struct stat st;
 	struct statvfs sv;
 	if (e == ENOENT && stat(m->cfg.tmpbase, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -1048,9 +1044,9 @@ static void manager_explain_base(const struct manager *m, int e, char *err, size
 static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
 {
 	const char *base = m->cfg.tmpbase;
-	char setting[PATH_MAX + 96], fix[32];
+	char setting[96], fix[32];
 	if (strchr(base, '\n')) {
-		manager_base_setting(m, false, setting, sizeof(setting), fix, sizeof(fix));
+		manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
 		util_err(err, errlen,
 			 "%s contains a newline, and the socket path is printed as "
 			 "one line no client could read back: %s a directory whose name has none",
@@ -1059,20 +1055,20 @@ static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
 	}
 	if (base[0] == '/')
 		return 0;
-	manager_base_setting(m, true, setting, sizeof(setting), fix, sizeof(fix));
+	manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
 	char cwd[PATH_MAX];
 	if (!getcwd(cwd, sizeof(cwd))) {
 		util_err(err, errlen,
-			 "%s: a relative temp base, and the working directory is unknown "
+			 "%s: %s is relative and the working directory is unknown "
 			 "(%s): %s an absolute path",
-			 setting, strerror(errno), fix);
+			 setting, base, strerror(errno), fix);
 		return -1;
 	}
 	int n = snprintf(m->tmpbase, sizeof(m->tmpbase), "%s/%s", strcmp(cwd, "/") ? cwd : "",
 			 base);
 	if (n < 0 || (size_t)n >= sizeof(m->tmpbase)) {
-		util_err(err, errlen, "%s: under %s it is too long: %s a shorter absolute path",
-			 setting, cwd, fix);
+		util_err(err, errlen, "%s: %s under %s is too long: %s a shorter absolute path",
+			 setting, base, cwd, fix);
 		return -1;
 	}
 	m->cfg.tmpbase = m->tmpbase;
@@ -1087,8 +1083,8 @@ static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
 static void manager_explain_full(const struct manager *m, char *err, size_t errlen)
 {
 	struct statvfs sv;
-	char setting[PATH_MAX + 96], fix[32];
-	manager_base_setting(m, true, setting, sizeof(setting), fix, sizeof(fix));
+	char setting[96], fix[32];
+	manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
 	/* A filesystem of no blocks at all (/proc, /sys) is not full: it holds no files. */
 	if (statvfs(m->cfg.tmpbase, &sv) < 0 || sv.f_blocks == 0) {
 		char cause[PATH_MAX + 256];
@@ -1111,16 +1107,15 @@ static void manager_explain_full(const struct manager *m, char *err, size_t errl
 	else
 		snprintf(room, sizeof(room), "%llu KiB free", kib);
 	util_err(err, errlen,
-		 "%s is on a full filesystem (%s), so the manager cannot "
+		 "%s: %s is on a full filesystem (%s), so the manager cannot "
 		 "create its journal there and would have to refuse every registration: "
 		 "free some space there, or %s a directory with at least "
 		 "%d KiB free (%s)",
-		 setting, room, fix, MIN_ROOM_KIB, cause);
+		 setting, m->cfg.tmpbase, room, fix, MIN_ROOM_KIB, cause);
 }
 
 static int manager_start(struct manager *m, char *err, size_t errlen)
 {
-	m->base_given = m->cfg.tmpbase;
 	if (manager_check_tmpbase(m, err, errlen) < 0)
 		return -1;
 	if (util_boot_id(m->boot_id, sizeof(m->boot_id), err, errlen) < 0)

@@ -265,7 +265,8 @@ def test_usage_errors_write_nothing():
         for args in (["--metrics"], ["--metrics", ""], ["--metrics="],
                      ["--metrics", path, "--dry-run"], ["--dry-run", "--metrics=" + path]):
             r = sb.run(["sweep", "--tmpdir", sb.tmp] + args)
-            expect(r.returncode == 2 and "usage:" in r.stderr and r.stdout == "",
+            expect(r.returncode == 2 and r.stderr.startswith("shmwarden sweep: ") and
+                   "Try 'shmwarden sweep --help'" in r.stderr and r.stdout == "",
                    "%s: %d %r" % (args, r.returncode, r.stderr))
         expect(os.listdir(sb.tmp) == [], "created: %s" % os.listdir(sb.tmp))
 

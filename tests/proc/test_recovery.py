@@ -353,7 +353,9 @@ def test_usage_errors():
             r = sb.run(args)
             expect(r.returncode == want, "%s: exit %d, want %d" % (args, r.returncode, want))
             if want == 2:
-                expect("usage:" in r.stderr and not r.stdout, "%s: stderr %r" % (args, r.stderr))
+                expect(r.stderr.startswith("shmwarden %s: " % args[0]) and
+                       "Try 'shmwarden %s --help'" % args[0] in r.stderr and not r.stdout,
+                       "%s: stderr %r" % (args, r.stderr))
         for cmd in ("sweep", "recover"):
             r = sb.run([cmd, "--help"])
             expect(r.returncode == 0 and r.stdout.startswith("usage: shmwarden " + cmd),
