@@ -47,6 +47,37 @@ def test_loadgen_pins_the_manager_and_counts_whole_cycles():
         assert sb.manager_dirs() == [], "the manager left %s" % sb.manager_dirs()
 
 
+def test_loadgen_batches_create_their_objects_as_libshm_does():
+    # libshm creates each object after its OK and unlinks it before its free. A batch
+    # whose names had no objects measured something else once a cycle outlasted the
+    # manager's prune grace (10 s, reached by 40,000-name cycles on a slow host): the
+    # prune forgot the live set while the clients were still registering it.
+    shmwarden = os.path.join(harness.BUILD, "shmwarden")
+    with harness.Sandbox("bench") as sb:
+        tag = secrets.token_hex(4)
+        mine = "shmwb_%s_" % tag
+        cmd = [LOADGEN, "run", "--tmpdir", sb.tmp, "--tag", tag, "--exe", shmwarden,
+               "--argv0", "shmwarden", "--arg", "manager", "--clients", "2", "--batch",
+               "3000", "--duration", "0.5"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=sb.env)
+        peak = 0
+        try:
+            while p.poll() is None:
+                peak = max(peak, sum(n.startswith(mine) for n in os.listdir("/dev/shm")))
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, err
+        pairs = int(values(out)["pairs"])
+        assert pairs >= 2 * 3000, out
+        assert peak >= 3000, "at most %d of the batches' objects existed at once" % peak
+        left = [n for n in os.listdir("/dev/shm") if n.startswith(mine)]
+        assert left == [], "the loadgen left %d objects" % len(left)
+
+
 def test_loadgen_unpinned_manager_may_use_every_cpu():
     with harness.Sandbox("bench") as sb:
         r = loadgen(sb, "--exe", FLOOR, "--clients", 1, "--duration", 0.1, "--warmup", 0)
