@@ -38,11 +38,17 @@ import torch.multiprocessing as mp
 mp.set_sharing_strategy("file_system")
 
 
-def worker(q, wid, n, numel):
+def worker(q, received, wid, n, numel):
+    # The file_system strategy needs the sender to keep each tensor until the receiver
+    # has rebuilt it: the last reference gone, libshm unlinks the object, and the
+    # receiver's rebuild fails with ENOENT. So the worker holds them until told.
+    sent = []
     for i in range(n):
         t = torch.full((numel,), float(wid * 1000 + i), dtype=torch.float32)
         q.put((wid, i, t))
+        sent.append(t)
     q.put((wid, None, None))
+    received.wait(600)
 
 
 class Items(torch.utils.data.Dataset):
@@ -124,8 +130,9 @@ def main():
         if hold:
             time.sleep(hold)
         return
-    q = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(q, w, ntensors, args.numel)) for w in range(nworkers)]
+    q, received = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=worker, args=(q, received, w, ntensors, args.numel))
+             for w in range(nworkers)]
     for p in procs:
         p.start()
     time.sleep(args.get_delay)
@@ -140,6 +147,7 @@ def main():
         if not torch.equal(t, torch.full((args.numel,), float(wid * 1000 + i))):
             bad += 1
         got.append(t)
+    received.set()
     dirs, rows = journal_rows()
     report = {
         "pid": os.getpid(),
