@@ -1076,28 +1076,30 @@ static int manager_check_tmpbase(struct manager *m, char *err, size_t errlen)
 }
 
 /* A full TMPDIR is the usual reason a start fails once the directory is chosen; say so
- * and what to do, with the underlying error kept at the end. The manager refuses to run
+ * and what to do, with the underlying error kept at the end (any other failure keeps its
+ * own words, after the setting: a pseudo-filesystem's zero blocks are not "full"). The
+ * manager refuses to run
  * there rather than run as torch_shm_manager does, without a journal: it may answer no
  * OK for a row it could not write (invariant 1), so its clients would each wait out
  * libshm's timeout instead of reading this one line. */
 static void manager_explain_full(const struct manager *m, char *err, size_t errlen)
 {
-	struct statvfs sv;
+	struct statvfs sv = { 0 };
 	char setting[96], fix[32];
 	manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
+	unsigned long long kib = 0;
+	bool no_inodes = false;
 	/* A filesystem of no blocks at all (/proc, /sys) is not full: it holds no files. */
-	if (statvfs(m->cfg.tmpbase, &sv) < 0 || sv.f_blocks == 0) {
-		char cause[PATH_MAX + 256];
-		util_strlcpy(cause, err, sizeof(cause));
-		util_err(err, errlen, "%s: %s: %s another directory", setting, cause, fix);
-		return;
+	bool full = statvfs(m->cfg.tmpbase, &sv) == 0 && sv.f_blocks > 0;
+	if (full) {
+		kib = (unsigned long long)sv.f_bavail * sv.f_frsize / 1024;
+		no_inodes = sv.f_files > 0 && sv.f_favail == 0;
+		full = kib < MIN_ROOM_KIB || no_inodes;
 	}
-	unsigned long long kib = (unsigned long long)sv.f_bavail * sv.f_frsize / 1024;
-	bool no_inodes = sv.f_files > 0 && sv.f_favail == 0;
-	if (kib >= MIN_ROOM_KIB && !no_inodes) {
-		char cause[PATH_MAX + 256];
-		util_strlcpy(cause, err, sizeof(cause));
-		util_err(err, errlen, "%s: %s: %s another directory", setting, cause, fix);
+	if (!full) {
+		char fact[PATH_MAX + 256];
+		util_strlcpy(fact, err, sizeof(fact));
+		util_err(err, errlen, "%s: %s: %s another directory", setting, fact, fix);
 		return;
 	}
 	char cause[256], room[64];
