@@ -36,13 +36,15 @@ int bases_check(const char *s, char *err, size_t errlen)
 		util_err(err, errlen, "an empty temp base");
 		return -1;
 	}
+	/* A literal base too long is the kernel's to refuse when it is opened (exit 1, as
+	 * for any base that cannot be opened). */
+	if (!bases_is_pattern(s))
+		return 0;
 	if (strlen(s) >= PATH_MAX) {
-		util_err(err, errlen, "a temp base of %zu bytes (the limit is %d)", strlen(s),
+		util_err(err, errlen, "a pattern of %zu bytes (the limit is %d)", strlen(s),
 			 PATH_MAX - 1);
 		return -1;
 	}
-	if (!bases_is_pattern(s))
-		return 0;
 	for (const char *p = s; *p; p++) {
 		if (*p == '\\') {
 			if (!p[1]) {
@@ -400,7 +402,7 @@ int bases_next(struct bases *b, struct base *base)
 			int saved = errno;
 			if (fd >= 0)
 				close(fd);
-			bases_set(base, BASE_ERROR, "cannot open the temp base %s: %s%s", spec,
+			bases_set(base, BASE_ERROR, "cannot open the temp base %.1024s: %s%s", spec,
 				  strerror(saved),
 				  saved == ENOENT ? " (give --tmpdir the directory the managers "
 						    "use, or set " BASES_ENV " or TMPDIR)"

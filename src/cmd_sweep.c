@@ -46,7 +46,7 @@ static const char sweep_usage[] =
 	"  (/tmp/slurm.*, /scratch/*/*) for per-job temp directories: a match is visited\n"
 	"  only if no component the pattern matched is a symlink, another user's, or\n"
 	"  writable by group or others (unless sticky); a pattern matching nothing is fine.\n"
-	"  --tmpdir BASE    the temp base (or pattern) to sweep\n"
+	"  --tmpdir BASE   the temp base (or pattern) to sweep\n"
 	"  --user NAME|UID only that user's directories (root; a Slurm epilog passes the\n"
 	"                  job's user: the user's live managers are left alone as ever)\n"
 	"  --dry-run       report what would happen, change nothing\n"
@@ -228,7 +228,7 @@ enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_METRICS, OPT_SYSLOG, OPT_USE
 static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 {
 	static const struct cli_opt opts[] = {
-		{ "tmpdir", OPT_TMPDIR, "a directory or a pattern" },
+		{ "tmpdir", OPT_TMPDIR, "a directory" },
 		{ "dry-run", OPT_DRY_RUN, NULL },
 		{ "json", OPT_JSON, NULL },
 		{ "metrics", OPT_METRICS, "a file" },
@@ -412,7 +412,8 @@ int cmd_sweep(int argc, char **argv)
 			report_json_string(stdout, first_error);
 		}
 		fputs("}\n", stdout);
-	} else {
+	} else if (nbases || !first_error[0]) {
+		/* (No totals when no base could be read at all: the failure is the news.) */
 		report_totals_text(stdout, "sweep", &ctx.totals, ctx.dry_run);
 	}
 	free(unsafe);

@@ -120,7 +120,7 @@ def test_garbage_patterns_are_usage_errors():
                     r = sweep(sb, [], tmpdirs="/tmp:" + pat)
                 expect(r.returncode == 2 and why in r.stderr and r.stdout == "",
                        "%s %r: %d %r" % (how, pat, r.returncode, r.stderr[:300]))
-        for env in ("relative/dir", "/tmp:rel*", "\x01\x7f*[", "/" + "x" * 5000):
+        for env in ("relative/dir", "/tmp:rel*", "\x01\x7f*[", "/" + "x" * 5000 + "*"):
             r = sweep(sb, [], tmpdirs=env)
             expect(r.returncode == 2 and r.stdout == "" and "SHMWARDEN_TMPDIRS" in r.stderr,
                    "env %r: %d %r" % (env[:40], r.returncode, r.stderr[:300]))
