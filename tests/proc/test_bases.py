@@ -170,6 +170,32 @@ def test_hostile_matches_are_not_visited():
         expect("unsafe: " in r.stderr, "no finding on stderr: %r" % r.stderr)
 
 
+def test_ls_lists_what_the_sweep_would_visit():
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "jobs")
+        os.mkdir(root, 0o755)
+        jobs = job_dirs(root, 2)
+        dirs = [dead_job_manager(sb, j, [sb.name(i)]) for i, j in enumerate(jobs)]
+        os.symlink(jobs[0], os.path.join(root, "job.link"))
+        e = dict(sb.env, SHMWARDEN_TMPDIRS="%s/job.*" % root)
+        r = subprocess.run([harness.SHMWARDEN, "ls", "--json"], env=e, capture_output=True,
+                           text=True, timeout=60)
+        expect(r.returncode == 0, "ls: %d %s" % (r.returncode, r.stderr))
+        doc = json.loads(r.stdout)
+        expect(sorted(m["path"] for m in doc["managers"]) == sorted(dirs), "ls: %s" % doc)
+        expect([u["base"] for u in doc["unsafe_bases"]] == [os.path.join(root, "job.link")],
+               "unsafe: %s" % doc["unsafe_bases"])
+        # The table shows paths when there are several bases: names alone would be
+        # ambiguous.
+        r = subprocess.run([harness.SHMWARDEN, "ls"], env=e, capture_output=True, text=True,
+                           timeout=60)
+        expect(r.returncode == 0 and all(d in r.stdout for d in dirs), "ls: %r" % r.stdout)
+        r = subprocess.run([harness.SHMWARDEN, "ls", "--tmpdir", root + "/[x"], env=e,
+                           capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 2 and "unmatched '['" in r.stderr, "ls garbage: %r" % r.stderr)
+        expect(len(sb.objects()) == 2 and all(os.path.isdir(d) for d in dirs), "ls changed")
+
+
 def test_root_sweeper_acts_for_the_owner_in_per_job_bases():
     if os.geteuid() != 0:
         print("SKIP test_root_sweeper_acts_for_the_owner_in_per_job_bases: needs root")
