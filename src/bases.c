@@ -182,7 +182,8 @@ int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, s
 			for (const char *p = b->specs[i]; *p && k + 5 < sizeof(esc); p++) {
 				unsigned char c = (unsigned char)*p;
 				if (c < 0x20 || c >= 0x7f)
-					k += (size_t)snprintf(esc + k, sizeof(esc) - k, "\\x%02x", c);
+					k += (size_t)snprintf(esc + k, sizeof(esc) - k, "\\x%02x",
+							      c);
 				else
 					esc[k++] = (char)c;
 			}
@@ -249,8 +250,7 @@ static const char *bases_untrusted(const struct stat *st, uid_t owner)
 
 /* Opens a match of pattern spec (its prefix, then each later component, O_NOFOLLOW)
  * and judges it. Returns 1 with base filled, 0 to skip it silently. */
-static int bases_open_match(struct bases *b, const char *spec, const char *match,
-			    struct base *base)
+static int bases_open_match(struct bases *b, const char *spec, const char *match, struct base *base)
 {
 	char prefix[PATH_MAX];
 	bases_prefix(spec, prefix, sizeof(prefix));
@@ -388,7 +388,8 @@ int bases_next(struct bases *b, struct base *base)
 			}
 			if (rc != 0) {
 				globfree(&b->g);
-				bases_set(base, BASE_ERROR, "cannot expand the pattern %s: %s", spec,
+				bases_set(base, BASE_ERROR, "cannot expand the pattern %s: %s",
+					  spec,
 					  rc == GLOB_NOSPACE ? "out of memory" : "read error");
 				return 1;
 			}

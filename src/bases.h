@@ -38,11 +38,16 @@ enum base_state {
 
 struct base {
 	enum base_state state;
-	bool matched;         /* found by a pattern (else named literally) */
-	int fd;               /* BASE_OPEN: O_DIRECTORY, the caller closes it; else -1 */
-	uid_t owner;          /* BASE_OPEN: the directory's owner */
-	char path[PATH_MAX];  /* as named or matched: what reports show */
+	bool matched;        /* found by a pattern (else named literally) */
+	int fd;              /* BASE_OPEN: O_DIRECTORY, the caller closes it; else -1 */
+	uid_t owner;         /* BASE_OPEN: the directory's owner */
+	char path[PATH_MAX]; /* as named or matched: what reports show */
 	char why[PATH_MAX + 200];
+};
+
+struct bases_seen {
+	dev_t dev;
+	ino_t ino;
 };
 
 /* The entries, and where the walk through them is. */
@@ -53,12 +58,10 @@ struct bases {
 	glob_t g; /* the current pattern's matches */
 	bool globbed;
 	size_t next_match;
-	uid_t only_uid; /* (uid_t)-1: any owner; else matches of other users (not root) are
-			 * skipped, as nothing of only_uid's in them could be trusted */
-	struct bases_seen {
-		dev_t dev;
-		ino_t ino;
-	} *seen;
+	/* (uid_t)-1: any owner; else matches of other users (not root) are skipped, as
+	 * nothing of only_uid's in them could be trusted */
+	uid_t only_uid;
+	struct bases_seen *seen; /* the directories visited so far */
 	size_t nseen, capseen;
 	unsigned skipped; /* matches skipped silently: gone, not directories, other users' */
 };

@@ -347,7 +347,7 @@ int cmd_sweep(int argc, char **argv)
 	unsigned nbases = 0, nunsafe = 0;
 	char first_error[PATH_MAX + 300] = "";
 	struct base *b = malloc(sizeof(*b));
-	char (*unsafe)[2][PATH_MAX + 200] = NULL;
+	char(*unsafe)[2][PATH_MAX + 200] = NULL;
 	if (!b) {
 		failed = 1;
 		util_strlcpy(first_error, "out of memory", sizeof(first_error));
@@ -419,17 +419,16 @@ int cmd_sweep(int argc, char **argv)
 	free(unsafe);
 	rc = failed == 0 ? 0 : 1;
 	const struct report_totals *t = &ctx.totals;
-	log_info("sweep: %s%s: %u base%s, %u unsafe; %u director%s: %u removed, %u kept, %u live or starting, "
+	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
 		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u objects unlinked "
-		 "(%llu bytes), %u in use, %u refused",
-		 base, ctx.dry_run ? " (dry run)" : "", nbases, nbases == 1 ? "" : "s", nunsafe,
-		 t->dirs, t->dirs == 1 ? "y" : "ies",
+		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe",
+		 base, ctx.dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		 t->by_status[RECLAIM_REMOVED], t->by_status[RECLAIM_KEPT],
 		 t->by_status[RECLAIM_LIVE] + t->by_status[RECLAIM_STARTING],
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
 			 t->by_status[RECLAIM_FOREIGN],
 		 t->by_status[RECLAIM_ERROR], t->unlinked, (unsigned long long)t->bytes, t->in_use,
-		 t->refused);
+		 t->refused, nbases, nbases == 1 ? "" : "s", nunsafe);
 out:
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;
