@@ -41,6 +41,15 @@ def expect(cond, what):
         raise AssertionError(what)
 
 
+def live_pin_manager(sb, base):
+    """A live manager in TMPDIR base that never reclaims and never shuts down on its
+    own: the manager whose /pin the tests' reclaimers must leave alone."""
+    m = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout", "100000"],
+                         argv0="shmwarden", env=dict(sb.env, TMPDIR=base))
+    expect(m.sock, "manager failed: %r" % m.line)
+    return m
+
+
 def namespaced_manager(sb, real, alias):
     """A live manager in its own mount namespace whose TMPDIR is alias, a bind mount of
     real made there only: outside, alias is an empty directory. Returns (Manager, the
@@ -125,10 +134,7 @@ def test_sweeper_in_its_own_mount_namespace_keeps_pin():
         for d in (livebase, dead):
             os.mkdir(d, 0o700)
         pin = sb.name("pin")
-        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
-                                      "100000"], argv0="shmwarden",
-                                env=dict(sb.env, TMPDIR=livebase))
-        expect(live.sock, "manager failed: %r" % live.line)
+        live = live_pin_manager(sb, livebase)
         c = live.client()
         lost = 0
         for trial in range(TRIALS):
@@ -172,10 +178,7 @@ def test_lock_churn_loses_nothing():
         pin = sb.name("pin")
         for i in range(CHURN_HELPERS):
             churn_helper(sb, os.path.join(churn, "f%d" % i))
-        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
-                                      "100000"], argv0="shmwarden",
-                                env=dict(sb.env, TMPDIR=livebase))
-        expect(live.sock, "manager failed: %r" % live.line)
+        live = live_pin_manager(sb, livebase)
         c = live.client()
         lost = 0
         for trial in range(CHURN_TRIALS):
@@ -232,10 +235,7 @@ def test_unreadable_proc_and_decoys_keep():
         decoy = sb.track(subprocess.Popen([PY, "-c", DECOY, decoys], stdout=subprocess.PIPE,
                                           env=sb.env))
         expect(decoy.stdout.readline().strip() == b"decoyed", "the decoy failed")
-        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
-                                      "100000"], argv0="shmwarden",
-                                env=dict(sb.env, TMPDIR=livebase))
-        expect(live.sock, "manager failed: %r" % live.line)
+        live = live_pin_manager(sb, livebase)
         c = live.client()
         # /proc is not procfs: nobody can be told live or not, so nothing is unlinked,
         # and the directory is kept for a later pass.
@@ -258,10 +258,6 @@ def test_unreadable_proc_and_decoys_keep():
                "the decoys' directories changed")
         c.close()
         sigkill(live)
-
-
-if __name__ == "__main__":
-    harness.main(globals())
 
 
 def test_walk_older_than_a_second_is_not_trusted():
@@ -302,10 +298,7 @@ def test_walk_older_than_a_second_is_not_trusted():
             stdin=subprocess.DEVNULL))
         expect(wait_for(lambda: os.path.exists(trace) and pin[1:] in open(trace).read(),
                         timeout=30), "the sweep never reached /pin")
-        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
-                                      "100000"], argv0="shmwarden",
-                                env=dict(sb.env, TMPDIR=livebase))
-        expect(live.sock, "manager failed: %r" % live.line)
+        live = live_pin_manager(sb, livebase)
         lc = live.client()
         lc.register(pin)  # and reuses the object as it is
         out, err = sw.communicate(timeout=60)
@@ -314,3 +307,83 @@ def test_walk_older_than_a_second_is_not_trusted():
                "the live manager's /pin was unlinked by a walk older than a second")
         lc.close()
         sigkill(live)
+
+
+def set_user_version(mgr_dir, version):
+    """Sets the live manager's journal's user_version (its schema version) to version,
+    with Python's own sqlite3, as another build of shmwarden would have written it: an
+    older or newer release running beside this one (a package upgrade)."""
+    import sqlite3
+    con = sqlite3.connect(os.path.join(mgr_dir, "journal.db"), timeout=5)
+    try:
+        con.execute("PRAGMA user_version = %d" % version)
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_live_manager_of_another_schema_version_keeps_pin():
+    """A live manager whose journal this build cannot read (another schema version: a
+    newer release, or the never-released version 2) holds /pin: nobody can tell whether
+    /pin is in its care, so sweep, recover and a restarted manager's adoption keep it
+    (cannot tell means keep), and say so: live_unreadable in the report, the metric."""
+    with Sandbox("lmver") as sb:
+        livebase, dead = (os.path.join(sb.tmp, n) for n in ("live", "dead"))
+        for d in (livebase, dead):
+            os.mkdir(d, 0o700)
+        pin = sb.name("pin")
+        live = live_pin_manager(sb, livebase)
+        c = live.client()
+        lost = []
+        for trial, (version, how) in enumerate((v, h) for v in (4, 2)
+                                               for h in ("sweep", "recover", "adoption")):
+            d = dead_pin_manager(sb, dead, pin)
+            data = b"live %d" % trial
+            replace_object(c, pin, data)
+            set_user_version(live.dir, version)
+            if how == "sweep":
+                prom = os.path.join(sb.tmp, "sweep.prom")
+                r = sb.run(["sweep", "--tmpdir", dead, "--json", "--metrics", prom])
+                expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+                doc = json.loads(r.stdout)
+                rep = doc["dirs"][0]
+                if read_object(pin) == data:
+                    expect(rep["status"] == "kept" and rep["unlinked"] == 0 and
+                           rep["live_unreadable"] == 1 and
+                           rep["live_unreadable_pid"] == live.pid and
+                           doc["totals"]["live_unreadable"] == 1, "report: %r" % doc)
+                    with open(prom) as f:
+                        expect("\nshmwarden_sweep_last_objects_live_unreadable 1\n" in
+                               f.read(), "the metric does not count it")
+                    r = sb.run(["sweep", "--tmpdir", dead])
+                    expect("1 kept: the journal of live manager pid %d cannot be read"
+                           % live.pid in r.stdout, "text report: %r" % r.stdout)
+            elif how == "recover":
+                r = sb.run(["recover", d])
+                expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
+            else:
+                m = sb.spawn_manager(args=["manager", "--shutdown-timeout", "100000"],
+                                     argv0="shmwarden", env=dict(sb.env, TMPDIR=dead))
+                expect(m.sock, "the restarted manager failed: %r" % m.line)
+                # What it cannot tell about it adopts: kept, in its own journal now.
+                expect(wait_for(lambda: not os.path.exists(d), timeout=10),
+                       "the restarted manager never adopted its dead sibling")
+                sigkill(m)
+            if read_object(pin) != data:
+                lost.append((version, how))
+            # The next trial starts clean: the live manager readable again, the dead
+            # directories reclaimed now that it can be read (handed over).
+            set_user_version(live.dir, 3)
+            for n in os.listdir(dead):
+                r = sb.run(["recover", os.path.join(dead, n)])
+                expect(r.returncode == 0, "cleanup recover: %s" % r.stderr)
+            expect(read_object(pin) in (data, None), "/pin changed")
+            os.unlink(SHM + pin) if os.path.exists(SHM + pin) else None
+        c.close()
+        sigkill(live)
+        expect(not lost, "the live manager's /pin was unlinked while its journal was of "
+               "another schema version: %s" % lost)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
