@@ -385,5 +385,77 @@ def test_live_manager_of_another_schema_version_keeps_pin():
                "another schema version: %s" % lost)
 
 
+def holder_pid(sb, mgr_dir, base, ns=False):
+    """The live manager's pid as `recover --json` and `ls --json` report it (None:
+    unknown), run here or, with ns, in a new pid namespace with its own /proc."""
+    pre = ["unshare", "-p", "-f", "--mount-proc", harness.SHMWARDEN] if ns else None
+    def run(args):
+        if pre:
+            return subprocess.run(pre + args, env=sb.env, capture_output=True, text=True,
+                                  timeout=60, stdin=subprocess.DEVNULL)
+        return sb.run(args)
+    r = run(["recover", "--json", mgr_dir])
+    expect(r.returncode == 1, "recover of a live directory: %d %s" % (r.returncode, r.stderr))
+    rep = json.loads(r.stdout)
+    expect(rep["status"] == "live", "recover: %r" % rep)
+    r = run(["ls", "--json", "--tmpdir", base])
+    expect(r.returncode == 0, "ls: %d %s" % (r.returncode, r.stderr))
+    row = [m for m in json.loads(r.stdout)["managers"] if m["path"] == mgr_dir]
+    expect(len(row) == 1 and row[0]["state"] == "live", "ls: %s" % r.stdout)
+    pid = row[0]["pid"] or None
+    expect(pid == rep["manager_pid"], "ls says pid %r, recover %r" % (pid, rep["manager_pid"]))
+    return pid
+
+
+def test_lock_holder_pid_is_the_kernels_answer():
+    """The pid reports show for a live directory comes from the task whose open file
+    holds the lock, not from /proc/locks: right on every try under lock churn (which
+    made /proc/locks skip the manager's entry), unknown (null) from a pid namespace
+    that cannot see the manager, and the manager's pid as seen from here when it runs
+    in a pid namespace of its own."""
+    with Sandbox("lmpid") as sb:
+        livebase, churn, nsbase = (os.path.join(sb.tmp, n) for n in ("live", "churn", "ns"))
+        for d in (livebase, churn, nsbase):
+            os.mkdir(d, 0o700)
+        live = live_pin_manager(sb, livebase)
+        # A prober holding the directory open (as a look does) is not its holder.
+        looker = sb.track(subprocess.Popen(["sleep", "600"], cwd=live.dir))
+        for i in range(CHURN_HELPERS):
+            churn_helper(sb, os.path.join(churn, "f%d" % i))
+        wrong = [p for p in (holder_pid(sb, live.dir, livebase) for _ in range(CHURN_TRIALS))
+                 if p != live.pid]
+        expect(not wrong, "the holder of a live directory under lock churn was reported "
+               "as %s in %d of %d tries, not pid %d" % (sorted(set(map(str, wrong))),
+                                                       len(wrong), CHURN_TRIALS, live.pid))
+        expect(holder_pid(sb, live.dir, livebase, ns=True) is None,
+               "a pid namespace that cannot see the manager named a pid")
+        # A /proc that is not procfs, forged to name pid 1 as the holder: unknown.
+        forge = ('mount -t tmpfs -o size=64k shmw-noproc /proc && mkdir -p /proc/1/fd '
+                 '/proc/1/fdinfo && ln -s "$2" /proc/1/fd/3 && printf '
+                 '"lock:\\t1: FLOCK  ADVISORY  WRITE 1 00:00:1 0 EOF\\n" > /proc/1/fdinfo/3 && '
+                 'exec "$1" ls --json --tmpdir "$3"')
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", forge,
+                            "sh", harness.SHMWARDEN, live.dir, livebase], env=sb.env,
+                           capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        expect(r.returncode == 0, "ls under a forged /proc: %d %s" % (r.returncode, r.stderr))
+        row = json.loads(r.stdout)["managers"]
+        expect([m["pid"] for m in row] == [0], "ls under a forged /proc: %s" % r.stdout)
+        # A manager in its own pid namespace: here, its pid is the one we see.
+        proc = sb.track(subprocess.Popen(
+            ["unshare", "-p", "-f", "--mount-proc", harness.SHMWARDEN, "manager",
+             "--no-reclaim", "--shutdown-timeout", "100000"], stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            env=dict(sb.env, TMPDIR=nsbase)))
+        sock = proc.stdout.readline().decode().strip()
+        expect(sock.startswith(nsbase + "/"), "the namespaced manager said %r" % sock)
+        kids = open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()
+        expect(len(kids) == 1, "unshare's children: %r" % kids)
+        expect(holder_pid(sb, os.path.dirname(sock), nsbase) == int(kids[0]),
+               "the manager in its own pid namespace is not reported as pid %s" % kids[0])
+        looker.kill()
+        sigkill(live)
+
+
 if __name__ == "__main__":
     harness.main(globals())
