@@ -420,12 +420,12 @@ static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 	}
 	if (!d)
 		return 0;
-	pid_t found = 0, self = getpid();
+	pid_t found = 0;
 	struct dirent *de;
 	while (!found && (de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
-		if (*end || end == de->d_name || pid <= 0 || pid == self)
+		if (*end || end == de->d_name || pid <= 0)
 			continue;
 		char path[64];
 		snprintf(path, sizeof(path), "%ld/fd", pid);
