@@ -319,6 +319,19 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	if (rc == -ENODATA)
 		return 0; /* no schema yet: a manager starting has registered nothing */
 	if (rc < 0) {
+		/* Which shm filesystem its names live in, the journal would have said; its
+		 * own /dev/shm says it too (a chroot's or container's private tmpfs). One we
+		 * cannot look at may be ours. */
+		char shm[64];
+		struct stat sst;
+		snprintf(shm, sizeof(shm), "/proc/%d/root/dev/shm", (int)e->pid);
+		if (stat(shm, &sst) == 0 && (uint64_t)sst.st_dev != lm->shm_dev) {
+			log_debug("livemgr: %s: its journal cannot be read (%s), and its /dev/shm "
+				  "is another filesystem (%#llx): not a live manager of ours",
+				  label, err, (unsigned long long)sst.st_dev);
+			e->foreign = true;
+			return 0;
+		}
 		e->unreadable = true;
 		log_info("livemgr: %s: its journal cannot be read: %s; no object of uid %u is "
 			 "unlinked while it lives",

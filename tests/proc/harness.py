@@ -225,13 +225,23 @@ class Sandbox:
         return sorted(n for n in os.listdir(self.tmp) if n.startswith("shmwarden-"))
 
     def journaled_left(self):
-        """Names without our prefix that a manager journaled anywhere under our base and
-        whose object is still in /dev/shm (read only: nothing is touched)."""
+        """Names without our prefix that a dead manager journaled anywhere under our base
+        and whose object is still in /dev/shm (read only: nothing is touched; a live
+        manager, its directory flocked, will unlink its own)."""
+        import fcntl
         import sqlite3
         left = set()
         for top, dirs, files in os.walk(self.tmp):
             if not os.path.basename(top).startswith("shmwarden-") or "journal.db" not in files:
                 continue
+            try:
+                fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue  # a live manager's (it unlinks its own at shutdown), or gone
             try:
                 con = sqlite3.connect("file:%s?mode=ro" % os.path.join(top, "journal.db"),
                                       uri=True, timeout=1)

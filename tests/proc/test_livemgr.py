@@ -50,6 +50,52 @@ def live_pin_manager(sb, base):
     return m
 
 
+def bases(sb, *names):
+    """Private temp bases under the sandbox, made 0700; returns their paths."""
+    paths = [os.path.join(sb.tmp, n) for n in names]
+    for d in paths:
+        os.mkdir(d, 0o700)
+    return paths
+
+
+def stale_then_replaced(sb, dead, c, pin, trial):
+    """A dead manager in dead journaled pin (never identified); then the live manager's
+    client c registers pin again and replaces the object. Returns (the dead directory,
+    the live object's data)."""
+    d = dead_pin_manager(sb, dead, pin)
+    data = b"live %d" % trial
+    replace_object(c, pin, data)
+    return d, data
+
+
+def adopted_by_restarted_manager(sb, dead, d):
+    """A manager restarted in dead adopts its dead sibling d; then it is SIGKILLed and
+    what it left is recovered, so the next trial starts clean."""
+    m = sb.spawn_manager(args=["manager", "--shutdown-timeout", "100000"],
+                         argv0="shmwarden", env=dict(sb.env, TMPDIR=dead))
+    expect(m.sock, "the restarted manager failed: %r" % m.line)
+    expect(wait_for(lambda: not os.path.exists(d), timeout=10),
+           "the restarted manager never adopted its dead sibling")
+    sigkill(m)
+    for n in os.listdir(dead):
+        sb.run(["recover", os.path.join(dead, n)])
+
+
+def reclaim_dead(sb, how, dead, d, sweep_args=()):
+    """Reclaims the dead directory d (in the base dead) by how: "sweep" (returns its
+    --json document), "recover", or "adoption" by a restarted manager."""
+    if how == "sweep":
+        r = sb.run(["sweep", "--tmpdir", dead, "--json"] + list(sweep_args))
+        expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
+        return json.loads(r.stdout)
+    if how == "recover":
+        r = sb.run(["recover", d])
+        expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
+    else:
+        adopted_by_restarted_manager(sb, dead, d)
+    return None
+
+
 def namespaced_manager(sb, real, alias):
     """A live manager in its own mount namespace whose TMPDIR is alias, a bind mount of
     real made there only: outside, alias is an empty directory. Returns (Manager, the
@@ -72,36 +118,19 @@ def namespaced_manager(sb, real, alias):
 def test_live_manager_in_another_mount_namespace_keeps_pin():
     """sweep, recover and a restarted manager's adoption each hand /pin over."""
     with Sandbox("lmns") as sb:
-        real, alias, dead = (os.path.join(sb.tmp, n) for n in ("real", "alias", "dead"))
-        for d in (real, dead):
-            os.mkdir(d, 0o700)
+        real, dead = bases(sb, "real", "dead")
+        alias = os.path.join(sb.tmp, "alias")
         pin = sb.name("pin")
         live, sock = namespaced_manager(sb, real, alias)
         c = harness.Client(sock)
         lost = []
         for trial in range(3 * TRIALS):
             how = ("sweep", "recover", "adoption")[trial % 3]
-            d = dead_pin_manager(sb, dead, pin)
-            data = b"live %d" % trial
-            replace_object(c, pin, data)
-            if how == "sweep":
-                r = sb.run(["sweep", "--tmpdir", dead, "--json"])
-                expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
-                rep = json.loads(r.stdout)["dirs"][0]
-                if read_object(pin) == data:
-                    expect(rep["handed_over"] == 1 and rep["unlinked"] == 0,
-                           "report: %r" % rep)
-            elif how == "recover":
-                r = sb.run(["recover", d])
-                expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
-            else:
-                m = sb.spawn_manager(args=["manager", "--shutdown-timeout", "100000"],
-                                     argv0="shmwarden", env=dict(sb.env, TMPDIR=dead))
-                expect(wait_for(lambda: not os.path.exists(d), timeout=10),
-                       "the restarted manager never adopted its dead sibling")
-                sigkill(m)
-                for n in os.listdir(dead):
-                    sb.run(["recover", os.path.join(dead, n)])
+            d, data = stale_then_replaced(sb, dead, c, pin, trial)
+            doc = reclaim_dead(sb, how, dead, d)
+            if doc and read_object(pin) == data:
+                rep = doc["dirs"][0]
+                expect(rep["handed_over"] == 1 and rep["unlinked"] == 0, "report: %r" % rep)
             if read_object(pin) != data:
                 lost.append(how)
             expect(not os.path.exists(d), "%s left the dead directory" % how)
@@ -130,17 +159,13 @@ def sandboxed_sweep(sb, hide, dead, proc_tmpfs=False):
 
 def test_sweeper_in_its_own_mount_namespace_keeps_pin():
     with Sandbox("lmsw") as sb:
-        livebase, dead = os.path.join(sb.tmp, "live"), os.path.join(sb.tmp, "dead")
-        for d in (livebase, dead):
-            os.mkdir(d, 0o700)
+        livebase, dead = bases(sb, "live", "dead")
         pin = sb.name("pin")
         live = live_pin_manager(sb, livebase)
         c = live.client()
         lost = 0
         for trial in range(TRIALS):
-            d = dead_pin_manager(sb, dead, pin)
-            data = b"live %d" % trial
-            replace_object(c, pin, data)
+            d, data = stale_then_replaced(sb, dead, c, pin, trial)
             r = sandboxed_sweep(sb, livebase, dead)
             expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
             rep = json.loads(r.stdout)["dirs"][0]
@@ -172,9 +197,7 @@ def churn_helper(sb, path):
 
 def test_lock_churn_loses_nothing():
     with Sandbox("lmch") as sb:
-        livebase, dead, churn = (os.path.join(sb.tmp, n) for n in ("live", "dead", "churn"))
-        for d in (livebase, dead, churn):
-            os.mkdir(d, 0o700)
+        livebase, dead, churn = bases(sb, "live", "dead", "churn")
         pin = sb.name("pin")
         for i in range(CHURN_HELPERS):
             churn_helper(sb, os.path.join(churn, "f%d" % i))
@@ -182,9 +205,7 @@ def test_lock_churn_loses_nothing():
         c = live.client()
         lost = 0
         for trial in range(CHURN_TRIALS):
-            d = dead_pin_manager(sb, dead, pin)
-            data = b"live %d" % trial
-            replace_object(c, pin, data)
+            d, data = stale_then_replaced(sb, dead, c, pin, trial)
             r = sb.run(["sweep", "--tmpdir", dead])
             expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
             if read_object(pin) != data:
@@ -228,9 +249,7 @@ time.sleep(600)
 
 def test_unreadable_proc_and_decoys_keep():
     with Sandbox("lmgb") as sb:
-        livebase, dead, decoys = (os.path.join(sb.tmp, n) for n in ("live", "dead", "decoys"))
-        for d in (livebase, dead, decoys):
-            os.mkdir(d, 0o700)
+        livebase, dead, decoys = bases(sb, "live", "dead", "decoys")
         pin = sb.name("pin")
         decoy = sb.track(subprocess.Popen([PY, "-c", DECOY, decoys], stdout=subprocess.PIPE,
                                           env=sb.env))
@@ -269,9 +288,7 @@ def test_walk_older_than_a_second_is_not_trusted():
     if not shutil.which("strace"):
         pytest.skip("needs strace")
     with Sandbox("lmage") as sb:
-        livebase, dead = (os.path.join(sb.tmp, n) for n in ("live", "dead"))
-        for d in (livebase, dead):
-            os.mkdir(d, 0o700)
+        livebase, dead = bases(sb, "live", "dead")
         # The filler sorts before /pin and fills the first page (512 rows); its objects
         # never existed, so the first page is quick and ends with a walk.
         pin = sb.name("zz-pin")
@@ -328,24 +345,19 @@ def test_live_manager_of_another_schema_version_keeps_pin():
     /pin is in its care, so sweep, recover and a restarted manager's adoption keep it
     (cannot tell means keep), and say so: live_unreadable in the report, the metric."""
     with Sandbox("lmver") as sb:
-        livebase, dead = (os.path.join(sb.tmp, n) for n in ("live", "dead"))
-        for d in (livebase, dead):
-            os.mkdir(d, 0o700)
+        livebase, dead = bases(sb, "live", "dead")
         pin = sb.name("pin")
         live = live_pin_manager(sb, livebase)
         c = live.client()
         lost = []
         for trial, (version, how) in enumerate((v, h) for v in (4, 2)
                                                for h in ("sweep", "recover", "adoption")):
-            d = dead_pin_manager(sb, dead, pin)
-            data = b"live %d" % trial
-            replace_object(c, pin, data)
+            d, data = stale_then_replaced(sb, dead, c, pin, trial)
             set_user_version(live.dir, version)
-            if how == "sweep":
-                prom = os.path.join(sb.tmp, "sweep.prom")
-                r = sb.run(["sweep", "--tmpdir", dead, "--json", "--metrics", prom])
-                expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
-                doc = json.loads(r.stdout)
+            prom = os.path.join(sb.tmp, "sweep.prom")
+            # What it cannot tell about, a restarted manager adopts: kept, journaled.
+            doc = reclaim_dead(sb, how, dead, d, sweep_args=["--metrics", prom])
+            if doc:
                 rep = doc["dirs"][0]
                 if read_object(pin) == data:
                     expect(rep["status"] == "kept" and rep["unlinked"] == 0 and
@@ -358,17 +370,6 @@ def test_live_manager_of_another_schema_version_keeps_pin():
                     r = sb.run(["sweep", "--tmpdir", dead])
                     expect("1 kept: the journal of live manager pid %d cannot be read"
                            % live.pid in r.stdout, "text report: %r" % r.stdout)
-            elif how == "recover":
-                r = sb.run(["recover", d])
-                expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
-            else:
-                m = sb.spawn_manager(args=["manager", "--shutdown-timeout", "100000"],
-                                     argv0="shmwarden", env=dict(sb.env, TMPDIR=dead))
-                expect(m.sock, "the restarted manager failed: %r" % m.line)
-                # What it cannot tell about it adopts: kept, in its own journal now.
-                expect(wait_for(lambda: not os.path.exists(d), timeout=10),
-                       "the restarted manager never adopted its dead sibling")
-                sigkill(m)
             if read_object(pin) != data:
                 lost.append((version, how))
             # The next trial starts clean: the live manager readable again, the dead
@@ -383,6 +384,30 @@ def test_live_manager_of_another_schema_version_keeps_pin():
         sigkill(live)
         expect(not lost, "the live manager's /pin was unlinked while its journal was of "
                "another schema version: %s" % lost)
+
+
+def test_unreadable_live_manager_of_another_shm_filesystem_keeps_nothing():
+    """A live manager whose journal cannot be read but whose /dev/shm is a filesystem of
+    its own (a chroot's, a container's) cannot hold a name of ours: a dead row's stale
+    object is reclaimed as usual, not kept."""
+    with Sandbox("lmvfs") as sb:
+        livebase, dead = bases(sb, "live", "dead")
+        script = ('mount -t tmpfs -o size=1m,mode=1777 shmw-own /dev/shm && exec "$1" '
+                  'manager --no-reclaim --shutdown-timeout 100000')
+        proc = sb.track(subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+             harness.SHMWARDEN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, env=dict(sb.env, TMPDIR=livebase)))
+        sock = proc.stdout.readline().decode().strip()
+        expect(sock.startswith(livebase + "/"), "the manager said %r" % sock)
+        set_user_version(os.path.dirname(sock), 4)
+        pin = sb.name("pin")
+        d = dead_pin_manager(sb, dead, pin)
+        rep = reclaim_dead(sb, "sweep", dead, d)["dirs"][0]
+        expect(rep["status"] == "removed" and rep["unlinked"] == 1 and
+               rep["live_unreadable"] == 0 and read_object(pin) is None,
+               "a live manager of another shm filesystem kept a stale object: %r" % rep)
+        sigkill(proc)
 
 
 def holder_pid(sb, mgr_dir, base, ns=False):
@@ -414,9 +439,7 @@ def test_lock_holder_pid_is_the_kernels_answer():
     that cannot see the manager, and the manager's pid as seen from here when it runs
     in a pid namespace of its own."""
     with Sandbox("lmpid") as sb:
-        livebase, churn, nsbase = (os.path.join(sb.tmp, n) for n in ("live", "churn", "ns"))
-        for d in (livebase, churn, nsbase):
-            os.mkdir(d, 0o700)
+        livebase, churn, nsbase = bases(sb, "live", "churn", "ns")
         live = live_pin_manager(sb, livebase)
         # A prober holding the directory open (as a look does) is not its holder.
         looker = sb.track(subprocess.Popen(["sleep", "600"], cwd=live.dir))
