@@ -9,6 +9,7 @@ the demo.
 
     /usr/bin/python3 torch_share.py NWORKERS NTENSORS [--hold SECONDS] [--manager PATH]
                                     [--start fork|spawn|forkserver] [--dataloader]
+                                    [--get-delay SECONDS]
 
 --hold: the parent keeps every tensor alive and sleeps after its report (the crash
 tests and the demo SIGKILL the whole tree then). --manager: point libshm at PATH
@@ -16,7 +17,10 @@ tests and the demo SIGKILL the whole tree then). --manager: point libshm at PATH
 torch/bin/torch_shm_manager; without it, the caller has bind-mounted shmwarden there.
 --start: the multiprocessing start method of the workers (default fork). --dataloader:
 the workers are a torch.utils.data.DataLoader's (NWORKERS workers, NTENSORS items
-each, batches of 2), instead of Process objects writing to a Queue.
+each, batches of 2), instead of Process objects writing to a Queue. --get-delay: the
+parent starts taking tensors from the queue only this long after starting the workers,
+as a training loop slower than its workers does; each tensor is registered again, by
+the parent, that long after its object was made.
 """
 import argparse
 import ctypes
@@ -34,11 +38,17 @@ import torch.multiprocessing as mp
 mp.set_sharing_strategy("file_system")
 
 
-def worker(q, wid, n, numel):
+def worker(q, received, wid, n, numel):
+    # The file_system strategy needs the sender to keep each tensor until the receiver
+    # has rebuilt it: the last reference gone, libshm unlinks the object, and the
+    # receiver's rebuild fails with ENOENT. So the worker holds them until told.
+    sent = []
     for i in range(n):
         t = torch.full((numel,), float(wid * 1000 + i), dtype=torch.float32)
         q.put((wid, i, t))
+        sent.append(t)
     q.put((wid, None, None))
+    received.wait(600)
 
 
 class Items(torch.utils.data.Dataset):
@@ -105,6 +115,7 @@ def main():
     ap.add_argument("--numel", type=int, default=256, help="float32 elements per tensor")
     ap.add_argument("--start", choices=("fork", "spawn", "forkserver"), default="fork")
     ap.add_argument("--dataloader", action="store_true")
+    ap.add_argument("--get-delay", type=float, default=0)
     args = ap.parse_args()
     nworkers, ntensors, hold = args.nworkers, args.ntensors, args.hold
     if args.manager:
@@ -119,10 +130,12 @@ def main():
         if hold:
             time.sleep(hold)
         return
-    q = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(q, w, ntensors, args.numel)) for w in range(nworkers)]
+    q, received = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=worker, args=(q, received, w, ntensors, args.numel))
+             for w in range(nworkers)]
     for p in procs:
         p.start()
+    time.sleep(args.get_delay)
     got, done, bad = [], 0, 0
     while done < nworkers:
         # Generous: a spawn or forkserver worker imports torch first, seconds of CPU that
@@ -134,6 +147,7 @@ def main():
         if not torch.equal(t, torch.full((args.numel,), float(wid * 1000 + i))):
             bad += 1
         got.append(t)
+    received.set()
     dirs, rows = journal_rows()
     report = {
         "pid": os.getpid(),
