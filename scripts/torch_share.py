@@ -17,13 +17,20 @@ torch/bin/torch_shm_manager; without it, the caller has bind-mounted shmwarden t
 --start: the multiprocessing start method of the workers (default fork). --dataloader:
 the workers are a torch.utils.data.DataLoader's (NWORKERS workers, NTENSORS items
 each, batches of 2), instead of Process objects writing to a Queue.
+
+When the tensors cannot be shared (the manager refuses to start: an unusable TMPDIR, a
+missing manager), it says so in one sentence on stderr and exits 1, within seconds of
+the workers' failure and within STALL_S (180 s) of the last tensor at worst; never a
+silent wait.
 """
 import argparse
 import ctypes
 import glob
 import json
 import os
+import queue
 import sqlite3
+import sys
 import time
 
 import torch
@@ -32,6 +39,19 @@ import torch.multiprocessing as mp
 # At import, not in main(): spawn and forkserver workers import this module afresh and
 # would otherwise share through file descriptors, never calling the manager.
 mp.set_sharing_strategy("file_system")
+
+# The longest the parent waits for the next tensor. Generous: a spawn or forkserver
+# worker imports torch first, seconds of CPU that a loaded machine stretches to a minute.
+STALL_S = 180
+# Once a worker has exited, whatever it sent is already in the queue's pipe: this long
+# without an item means its tensors will not come.
+DRAIN_S = 2
+
+
+def fail(why):
+    """Ends the run with one sentence (exit 1)."""
+    sys.exit("torch_share.py: %s (is TMPDIR=%s usable, and the manager runnable? its own "
+             "error, if it printed one, is above)" % (why, os.environ.get("TMPDIR", "/tmp")))
 
 
 def worker(q, wid, n, numel):
@@ -111,7 +131,14 @@ def main():
         use_manager(args.manager)
     ctx = mp.get_context(args.start)
     if args.dataloader:
-        got, bad, wpids = load(ctx, nworkers, nworkers * ntensors, args.numel)
+        try:
+            got, bad, wpids = load(ctx, nworkers, nworkers * ntensors, args.numel)
+        except RuntimeError as e:
+            # A worker's error arrives as "Caught RuntimeError in DataLoader worker
+            # process 0." and its traceback: the original message is the last line.
+            lines = [l for l in str(e).splitlines() if l.strip()]
+            fail("the DataLoader's tensors could not be shared: %s" % (
+                lines[-1].strip() if lines else type(e).__name__))
         dirs, rows = journal_rows()
         print(json.dumps({"pid": os.getpid(), "workers": wpids, "received": sum(len(b) for b in got),
                           "bad": bad, "manager_dirs": [os.path.basename(d) for d in dirs],
@@ -123,17 +150,41 @@ def main():
     procs = [ctx.Process(target=worker, args=(q, w, ntensors, args.numel)) for w in range(nworkers)]
     for p in procs:
         p.start()
-    got, done, bad = [], 0, 0
-    while done < nworkers:
-        # Generous: a spawn or forkserver worker imports torch first, seconds of CPU that
-        # a loaded machine stretches to a minute.
-        wid, i, t = q.get(timeout=180)
-        if i is None:
-            done += 1
-            continue
-        if not torch.equal(t, torch.full((args.numel,), float(wid * 1000 + i))):
-            bad += 1
-        got.append(t)
+    got, done, bad = [], set(), 0
+    last = time.monotonic()
+    try:
+        while len(done) < nworkers:
+            try:
+                wid, i, t = q.get(timeout=0.5)
+            except queue.Empty:
+                now = time.monotonic()
+                # A worker that died before its last item (it could not share a tensor:
+                # libshm's error kills it, or its queue's feeder thread drops the item).
+                dead = [w for w, p in enumerate(procs) if w not in done and p.exitcode is not None]
+                if dead and now - last >= DRAIN_S:
+                    w = dead[0]
+                    fail("worker %d (pid %d) exited with status %s having sent %d of its %d "
+                         "tensors: they could not be shared through the shm manager" % (
+                             w, procs[w].pid, procs[w].exitcode,
+                             sum(1 for x in got if x[0] == w), ntensors))
+                if now - last >= STALL_S:
+                    fail("no tensor from the workers for %d s (%d of %d received)" % (
+                        STALL_S, len(got), nworkers * ntensors))
+                continue
+            last = time.monotonic()
+            if i is None:
+                done.add(wid)
+                continue
+            if not torch.equal(t, torch.full((args.numel,), float(wid * 1000 + i))):
+                bad += 1
+            got.append((wid, t))
+    except SystemExit:
+        for p in procs:
+            if p.exitcode is None:
+                p.terminate()
+            p.join(10)
+        raise
+    got = [t for _, t in got]
     dirs, rows = journal_rows()
     report = {
         "pid": os.getpid(),
