@@ -128,10 +128,12 @@ demo:
 
 # BENCH_ARGS=--quick for a smoke run of a few minutes, BENCH_ARGS=--profile for syscalls
 # (strace -c) and instructions (callgrind) per pair; scripts/bench --help for the rest.
+# Each run saves its ratios under $(BUILD)/bench/; `scripts/bench --compare A B` shows
+# whether two runs agree within 10%.
 bench:
 	@scripts/deps.sh bench
 	$(MAKE) all $(BUILD)/tools/bench_loadgen $(BUILD)/tools/bench_floor $(BUILD)/tools/bench_journal
-	scripts/bench --build $(BUILD) $(BENCH_ARGS)
+	scripts/bench --build $(BUILD) --save $(BUILD)/bench/$$(date +%Y%m%d-%H%M%S).json $(BENCH_ARGS)
 
 # The man pages, units, cron file and use-with-pytorch.sh are written for /usr/local:
 # installed, they name $(PREFIX) (and UNITDIR, LIBDIR where those are set apart, as

@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import subprocess
 
 import harness
@@ -45,6 +46,37 @@ def test_loadgen_pins_the_manager_and_counts_whole_cycles():
         assert pairs >= 3 * 51 and (pairs - 3) % 50 == 0, "pairs=%d is not whole cycles" % pairs
         assert float(v["mgr_cpu_us_per_pair"]) > 0, v
         assert sb.manager_dirs() == [], "the manager left %s" % sb.manager_dirs()
+
+
+def test_loadgen_batches_create_their_objects_as_libshm_does():
+    # libshm creates each object after its OK and unlinks it before its free. A batch
+    # whose names had no objects measured something else once a cycle outlasted the
+    # manager's prune grace (10 s, reached by 40,000-name cycles on a slow host): the
+    # prune forgot the live set while the clients were still registering it.
+    shmwarden = os.path.join(harness.BUILD, "shmwarden")
+    with harness.Sandbox("bench") as sb:
+        tag = secrets.token_hex(4)
+        mine = "shmwb_%s_" % tag
+        cmd = [LOADGEN, "run", "--tmpdir", sb.tmp, "--tag", tag, "--exe", shmwarden,
+               "--argv0", "shmwarden", "--arg", "manager", "--clients", "2", "--batch",
+               "3000", "--duration", "0.5"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=sb.env)
+        peak = 0
+        try:
+            while p.poll() is None:
+                peak = max(peak, sum(n.startswith(mine) for n in os.listdir("/dev/shm")))
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, err
+        pairs = int(values(out)["pairs"])
+        assert pairs >= 2 * 3000, out
+        assert peak >= 3000, "at most %d of the batches' objects existed at once" % peak
+        left = [n for n in os.listdir("/dev/shm") if n.startswith(mine)]
+        assert left == [], "the loadgen left %d objects" % len(left)
 
 
 def test_loadgen_unpinned_manager_may_use_every_cpu():
@@ -166,9 +198,10 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         print("    (skipped under the sanitized build)")
         return
     with harness.Sandbox("bench") as sb:
+        saved = os.path.join(sb.tmp, "saved", "run.json")
         r = subprocess.run([PY, BENCH, "--build", harness.BUILD, "--managers", "shmwarden,floor",
                             "--scenarios", "c1,c8L", "--rounds", "2", "--duration", "0.2",
-                            "--warmup", "0.05", "--spawns", "1",
+                            "--warmup", "0.05", "--spawns", "1", "--save", saved,
                             "--skip", "reclaim,journal,live,dataloader"],
                            capture_output=True, text=True, timeout=300, env=sb.env)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -203,7 +236,58 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         # (a loaded machine may withhold every reading of the floor's: then it says so)
         assert re.search(r"the floor's whole pair: ([\d.]+( \([\d.]+-[\d.]+\))? us .*leaves "
                          r"[\d.]+ us per pair for journaling|- \(every reading)", gap[1]), out
+        # --save: every ratio printed, as the table printed it; --compare reads two.
+        with open(saved) as f:
+            doc = json.load(f)
+        row = "register+free pairs/s | 1 client | sw/floor"
+        printed = re.search(r"(\d+\.\d\d)x", rate_row[37 + 23 * 3 + 20:]).group(1)
+        assert "%.2f" % doc["ratios"][row] == printed, (doc["ratios"], rate_row)
+        assert not any("sw/torch" in k for k in doc["ratios"]), doc["ratios"]
+        shutil.rmtree(os.path.dirname(saved))
         assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
+
+
+def test_bench_compare_says_which_ratios_differ():
+    with harness.Sandbox("bench") as sb:
+        ratios = {"manager CPU per pair, us | 1 client | sw/floor": 2.0,
+                  "register+free pairs/s | 1 client | sw/floor": 0.5,
+                  "register+free pairs/s | 8 clients | sw/torch": 1.2}
+        a = dict(format="shmwarden-bench-ratios/1", machine="m", kind="full", ratios=ratios)
+        b = json.loads(json.dumps(a))
+        b["ratios"]["manager CPU per pair, us | 1 client | sw/floor"] = 2.19   # 9.5% apart
+        b["ratios"]["register+free pairs/s | 1 client | sw/floor"] = 0.56      # 12% apart
+        del b["ratios"]["register+free pairs/s | 8 clients | sw/torch"]
+        paths = []
+        for name, doc in (("a", a), ("b", b)):
+            paths.append(os.path.join(sb.tmp, name + ".json"))
+            with open(paths[-1], "w") as f:
+                json.dump(doc, f)
+        r = subprocess.run([PY, BENCH, "--compare"] + paths, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        cpu = [x for x in lines if x.startswith("manager CPU per pair, us | 1 client")]
+        rate = [x for x in lines if x.startswith("register+free pairs/s | 1 client")]
+        assert len(cpu) == 1 and "DIFFER" not in cpu[0] and "9.5%" in cpu[0], r.stdout
+        assert len(rate) == 1 and rate[0].endswith("DIFFER") and "12.0%" in rate[0], r.stdout
+        assert lines[-1] == "1 of 2 ratios agree within 10% (1 in one run only)", r.stdout
+        # Garbage: not JSON, JSON of another shape, a zero ratio, a missing file.
+        bad = os.path.join(sb.tmp, "bad.json")
+        for text in ("\x00garbage{", "[1, 2]", json.dumps(dict(a, format="other")),
+                     json.dumps(dict(a, ratios={"x": 0})), json.dumps(dict(a, ratios={"x": True}))):
+            with open(bad, "w") as f:
+                f.write(text)
+            r = subprocess.run([PY, BENCH, "--compare", paths[0], bad], capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 1 and r.stderr.startswith("bench: %s: not a saved bench" % bad), (
+                text, r.returncode, r.stderr)
+        r = subprocess.run([PY, BENCH, "--compare", paths[0], bad + ".missing"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "No such file or directory" in r.stderr, r.stderr
+        # --save where nothing can be written: refused before anything runs.
+        r = subprocess.run([PY, BENCH, "--save", "/proc/self/bench.json", "--quick"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "cannot save to /proc/self/bench.json" in r.stderr, r.stderr
 
 
 def test_dataloader_probe_finds_its_own_managers():

@@ -3,8 +3,8 @@
  * Every mode spawns its manager exactly as libshm does (pipe, fork, dup2 onto stdout,
  * exec with argv[0] "torch_shm_manager", read up to the first newline), measures one
  * figure, stops the manager it started, and prints key=value lines for the driver.
- * Clients use names /shmwb_TAG_PID_N; only the reclaim mode creates real objects, and
- * it unlinks whatever is left with its prefix before it returns.
+ * Clients use names /shmwb_TAG_PID_N; the reclaim mode and run --batch create real
+ * objects, and unlink whatever is left with their prefix before they return.
  *
  *   bench_loadgen info
  *   bench_loadgen spawn   COMMON                 spawn latency, settled idle VmRSS
@@ -699,6 +699,27 @@ static const char *lg_free(int fd, pid_t pid, const char *name)
 	return lg_write_all(fd, rec, sizeof(rec)) < 0 ? "send of a free failed" : NULL;
 }
 
+/* A batch's objects exist, as libshm's do: it creates each one after its OK and unlinks
+ * it before its free. A cycle of 40,000 names can outlast the manager's prune grace
+ * (10 s) on a slow host, and a prune then forgets a registered name whose object never
+ * appeared: the run would measure prunes and a shrinking journal, not the live set.
+ * Sized like lg_make_object; untouched tmpfs pages cost no memory. Pairs need no object:
+ * each name lives microseconds, far inside the grace. */
+static const char *lg_object_create(const char *name)
+{
+	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		return errno == ENOSPC ? "shm_open: no space in /dev/shm" : "shm_open failed";
+	int r = ftruncate(fd, 4096);
+	close(fd);
+	return r < 0 ? "ftruncate failed" : NULL;
+}
+
+static const char *lg_object_unlink(const char *name)
+{
+	return shm_unlink(name) < 0 ? "shm_unlink failed" : NULL;
+}
+
 /* Pairs by default: register, OK, free, as a PyTorch client shares and drops a tensor;
  * each completed in [t_measure, t_end) counts.
  * With --batch B: cycles of B registrations (each waiting for its OK, as libshm does)
@@ -749,12 +770,14 @@ static void lg_client(const struct lg_opts *o, const char *sock, struct lg_share
 			for (unsigned i = 0; i < o->batch && !why; i++) {
 				snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me,
 					 n++);
-				why = lg_register(fd, me, name);
+				if (!(why = lg_register(fd, me, name)))
+					why = lg_object_create(name);
 			}
 			for (unsigned long k = first; k < n && !why; k++) {
 				snprintf(name, sizeof(name), "/shmwb_%s_%d_%lu", o->tag, (int)me,
 					 k);
-				why = lg_free(fd, me, name);
+				if (!(why = lg_object_unlink(name)))
+					why = lg_free(fd, me, name);
 			}
 			ops += 2 * (n - first);
 		}
@@ -874,6 +897,12 @@ static int lg_mode_run(const struct lg_opts *o)
 		total += sh->slot[i].pairs;
 		if (sh->slot[i].err[0] && !first_err)
 			first_err = sh->slot[i].err;
+	}
+	/* A client that failed mid-batch left its objects; they are this run's alone. */
+	if (o->batch) {
+		char tagprefix[WIRE_NAME_FIELD];
+		snprintf(tagprefix, sizeof(tagprefix), "shmwb_%s_", o->tag);
+		lg_sweep_prefix(tagprefix, true);
 	}
 	long rss = lg_status_kib(m.pid, "VmRSS:");
 	char mgr_cpus[64];
