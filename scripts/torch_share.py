@@ -9,6 +9,7 @@ the demo.
 
     /usr/bin/python3 torch_share.py NWORKERS NTENSORS [--hold SECONDS] [--manager PATH]
                                     [--start fork|spawn|forkserver] [--dataloader]
+                                    [--get-delay SECONDS]
 
 --hold: the parent keeps every tensor alive and sleeps after its report (the crash
 tests and the demo SIGKILL the whole tree then). --manager: point libshm at PATH
@@ -16,7 +17,10 @@ tests and the demo SIGKILL the whole tree then). --manager: point libshm at PATH
 torch/bin/torch_shm_manager; without it, the caller has bind-mounted shmwarden there.
 --start: the multiprocessing start method of the workers (default fork). --dataloader:
 the workers are a torch.utils.data.DataLoader's (NWORKERS workers, NTENSORS items
-each, batches of 2), instead of Process objects writing to a Queue.
+each, batches of 2), instead of Process objects writing to a Queue. --get-delay: the
+parent starts taking tensors from the queue only this long after starting the workers,
+as a training loop slower than its workers does; each tensor is registered again, by
+the parent, that long after its object was made.
 
 When the tensors cannot be shared (the manager refuses to start: an unusable TMPDIR, a
 missing manager), it says so in one sentence on stderr and exits 1, within seconds of
@@ -54,11 +58,25 @@ def fail(why):
              "error, if it printed one, is above)" % (why, os.environ.get("TMPDIR", "/tmp")))
 
 
-def worker(q, wid, n, numel):
+def worker(q, received, wid, n, numel):
+    # The file_system strategy needs the sender to keep each tensor until the receiver
+    # has rebuilt it: the last reference gone, libshm unlinks the object, and the
+    # receiver's rebuild fails with ENOENT. So the worker holds them until told.
+    sent = []
     for i in range(n):
         t = torch.full((numel,), float(wid * 1000 + i), dtype=torch.float32)
+        # Shared here, not in the queue's feeder thread (which would only print the
+        # error and drop the tensor): a manager that refuses to start is then an error
+        # this worker reports, in libshm's words.
+        try:
+            t.share_memory_()
+        except RuntimeError as e:
+            q.put((wid, "error", str(e).strip().splitlines()[-1]))
+            return
         q.put((wid, i, t))
+        sent.append(t)
     q.put((wid, None, None))
+    received.wait(600)
 
 
 class Items(torch.utils.data.Dataset):
@@ -125,6 +143,7 @@ def main():
     ap.add_argument("--numel", type=int, default=256, help="float32 elements per tensor")
     ap.add_argument("--start", choices=("fork", "spawn", "forkserver"), default="fork")
     ap.add_argument("--dataloader", action="store_true")
+    ap.add_argument("--get-delay", type=float, default=0)
     args = ap.parse_args()
     nworkers, ntensors, hold = args.nworkers, args.ntensors, args.hold
     if args.manager:
@@ -146,10 +165,12 @@ def main():
         if hold:
             time.sleep(hold)
         return
-    q = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(q, w, ntensors, args.numel)) for w in range(nworkers)]
+    q, received = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=worker, args=(q, received, w, ntensors, args.numel))
+             for w in range(nworkers)]
     for p in procs:
         p.start()
+    time.sleep(args.get_delay)
     got, done, bad = [], set(), 0
     last = time.monotonic()
     try:
@@ -172,6 +193,9 @@ def main():
                         STALL_S, len(got), nworkers * ntensors))
                 continue
             last = time.monotonic()
+            if i == "error":
+                fail("worker %d: its tensors could not be shared through the shm manager: %s" % (
+                    wid, t))
             if i is None:
                 done.add(wid)
                 continue
@@ -185,6 +209,7 @@ def main():
             p.join(10)
         raise
     got = [t for _, t in got]
+    received.set()
     dirs, rows = journal_rows()
     report = {
         "pid": os.getpid(),

@@ -128,11 +128,10 @@ static const char *const journal_stmt_sql[ST_NUM] = {
 			      " btime_ns) SELECT name, registered_at, ?3, ?4 FROM objects"
 			      " WHERE name = ?1 AND registered_at = ?2",
 	/* One identity per registration (an identity of an earlier one is replaced), and
-	 * only for an object born within the window after it (shmobj_born_within). */
+	 * only for an object born by the end of the window after it (shmobj_born_by). */
 	[ST_IDENTIFY] = "INSERT OR REPLACE INTO identities(name, registered_at, ino, btime_ns)"
 			" SELECT o.name, o.registered_at, ?2, ?3 FROM objects o WHERE o.name = ?1"
-			" AND ?3 / 1000000000 BETWEEN o.registered_at / 1000000 - 1"
-			" AND o.registered_at / 1000000 + ?4"
+			" AND ?3 / 1000000000 <= o.registered_at / 1000000 + ?4"
 			" AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.name = o.name"
 			" AND i.registered_at = o.registered_at)",
 	[ST_DROP_STALE_IDENTITIES] = "DELETE FROM identities WHERE name > ?1 AND name <= ?2"

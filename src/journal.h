@@ -110,9 +110,9 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
  * journaled here is left as it is. */
 int journal_adopt(struct journal *j, const struct journal_row *row);
 /* Records which object a name means: only when its registration has no identity yet
- * (one per registration) and the object was born within window_s seconds after the
- * registration (the rule of shmobj_born_within, applied in SQL so no read precedes the
- * write). Identities live in their own table, so the register path never writes it.
+ * (one per registration) and the object was born at most window_s seconds after the
+ * registration, or before it (the rule of shmobj_born_by, applied in SQL so no read
+ * precedes the write). Identities live in their own table, so the register path never writes it.
  * Version 1 journals have nowhere to keep it: a no-op there. */
 int journal_identify(struct journal *j, const char *name, size_t len, uint64_t ino,
 		     int64_t btime_ns, int64_t window_s);

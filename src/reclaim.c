@@ -232,7 +232,7 @@ static bool reclaim_is_journaled(const struct journal_row *row, const struct shm
 		return o->ino == row->ino && (!o->has_btime || o->btime_ns == row->btime_ns);
 	if (!o->has_btime)
 		return true;
-	return shmobj_born_within(o->btime_ns, row->registered_at, SHMOBJ_BIRTH_WINDOW_S);
+	return shmobj_born_by(o->btime_ns, row->registered_at, SHMOBJ_BIRTH_WINDOW_S);
 }
 
 /* Decides one row; counts it in the report. Unlinks unless dry run. *learned is set

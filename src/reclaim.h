@@ -9,8 +9,8 @@
  *   registered by a live manager-> hand over: drop the row, leave the object (livemgr.h)
  *   not the journaled object    -> refuse ("name reused"), log, drop the row: another
  *                                  inode or birth time than the row recorded, or, for a
- *                                  row never identified, born outside the window after
- *                                  its registration (shmobj_born_within)
+ *                                  row never identified, born more than the window after
+ *                                  its registration (shmobj_born_by)
  *   mapped/open by a live task  -> keep the row (or move it to opts->adopt_into), and
  *                                  record which object it is
  *   maybe held by a task we

@@ -69,12 +69,10 @@ int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info)
 	return shmobj_statx(shm_dirfd, name + 1, AT_SYMLINK_NOFOLLOW, info);
 }
 
-bool shmobj_born_within(int64_t btime_ns, int64_t registered_at_s, int64_t window_s)
+bool shmobj_born_by(int64_t btime_ns, int64_t registered_at_s, int64_t window_s)
 {
-	/* registered_at is the realtime clock cut to whole seconds; a file's timestamps come
-	 * from the coarse clock, which may run a tick behind it. */
-	int64_t born_s = btime_ns / 1000000000;
-	return born_s >= registered_at_s - 1 && born_s <= registered_at_s + window_s;
+	/* Whole seconds, as registered_at is the realtime clock cut to them. */
+	return btime_ns / 1000000000 <= registered_at_s + window_s;
 }
 
 int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen)

@@ -13,9 +13,9 @@
 #define SHMOBJ_DIR "/dev/shm"
 
 /* An object that no journal row has identified yet is taken for the registered one only
- * when it was born within this many seconds after the registration (the manager's
- * default prune grace: a client creates its object right after the OK). One second of
- * slack before it absorbs the coarse clock of file timestamps. */
+ * when it was born no later than this many seconds after the registration (the
+ * manager's default prune grace: a creating client makes its object right after the
+ * OK), or at any time before it (shmobj_born_by). */
 #define SHMOBJ_BIRTH_WINDOW_S 10
 
 /* What statx says about an object: enough to decide whose it is and which one it is. */
@@ -69,9 +69,15 @@ int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_inf
 /* statx of the object (no symlink followed): 0, or -1 with errno (ENOENT: gone). */
 int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
 
-/* True when an object born at btime_ns may be the one created for a registration at
- * registered_at_s (unix seconds), window_s seconds of grace. */
-bool shmobj_born_within(int64_t btime_ns, int64_t registered_at_s, int64_t window_s);
+/* True when an object born at btime_ns may be the one a registration at registered_at_s
+ * (unix seconds) names: born at most window_s seconds after it, or at any time before
+ * it. libshm registers a name twice: the creating process before it makes the object,
+ * and the receiving process, given the creator's manager, when it rebuilds the tensor,
+ * which can be seconds after the birth (a DataLoader batch waits in the queue until the
+ * loop takes it). That registration restarts the row, and the object it names is older
+ * than it. An object born later than the window is another program's, made after the
+ * journaled one was removed. */
+bool shmobj_born_by(int64_t btime_ns, int64_t registered_at_s, int64_t window_s);
 
 /* Which shm filesystem shm_dirfd is, seen from this process. 0, or -1 with err. */
 int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen);

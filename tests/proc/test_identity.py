@@ -156,6 +156,38 @@ def test_unidentified_row_judged_by_birth_time():
         os.unlink(SHM + old)
 
 
+def test_receivers_registration_long_after_the_birth_is_the_same_object():
+    """libshm's receiving process registers the name it received with the sender's
+    manager (THManagedMapAllocator given a manager handle): the same name again, its
+    object born earlier, often seconds earlier (a DataLoader batch waits in the queue
+    until the training loop takes it). That registration restarts the row, and the
+    object it names was born before it: it is the journaled object, identified by the
+    prune and reclaimed after a crash, never refused as `name reused`."""
+    with Sandbox("idr") as sb:
+        for prune_ms in ("100000", "100"):
+            m = spawn(sb, "--prune-interval", prune_ms)
+            creator, receiver = m.client(), m.client()
+            n = sb.name("batch" + prune_ms)
+            creator.register(n)
+            sb.create_object(n)
+            time.sleep(2.5)  # past the second of slack the coarse clock is given
+            receiver.register(n)
+            if prune_ms == "100":
+                expect(wait_for(lambda: rows(m.dir)[n][1] is not None, timeout=10),
+                       "the prune never identified the re-registered row: %r" % rows(m.dir))
+            else:
+                expect(rows(m.dir)[n][1] is None, "identified without a prune: %r" % rows(m.dir))
+            sigkill(m)
+            creator.close()
+            receiver.close()
+            r = sb.run(["recover", "--json", m.dir])
+            expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
+            rep = json.loads(r.stdout)
+            expect(rep["unlinked"] == 1 and rep["name_reused"] == 0,
+                   "prune every %s ms: report %r" % (prune_ms, rep))
+            expect(not os.path.exists(SHM + n), "the object leaked")
+
+
 PIN_TRIALS = 15
 
 

@@ -154,10 +154,10 @@ def manager_pids(sb):
     return pids
 
 
-def crash_tree(sb, ntensors=20):
+def crash_tree(sb, ntensors=20, extra=()):
     """Shares tensors, then SIGKILLs the whole tree and its manager while every tensor
     is still held. Returns the pids whose objects leaked."""
-    proc = start_tree(sb, nworkers=2, ntensors=ntensors // 2, hold=120)
+    proc = start_tree(sb, nworkers=2, ntensors=ntensors // 2, hold=120, extra=extra)
     rep = read_report(proc)
     pids = [rep["pid"]] + rep["workers"]
     assert rep["received"] == ntensors and rep["bad"] == 0, rep
@@ -196,6 +196,26 @@ def test_sigkill_then_recover_reclaims_everything():
             for d in dirs:
                 r = sb.run(["recover", os.path.join(sb.tmp, d)])
                 assert r.returncode == 0, r.stdout + r.stderr
+            assert torch_objects(pids) == [], torch_objects(pids)
+            assert sb.manager_dirs() == []
+        finally:
+            cleanup_torch_objects(pids)
+
+
+def test_sigkill_after_a_slow_receiver_then_recover_reclaims_everything():
+    """The parent takes its tensors 2.5 s after the workers made them: libshm registers
+    each again then, with the worker's manager, so every row's registration is younger
+    than its object. Recovery must take them for the journaled objects (earlier builds
+    refused each as `name reused`, and every tensor leaked)."""
+    with harness.Sandbox("torch") as sb:
+        pids = []
+        try:
+            pids = crash_tree(sb, extra=["--get-delay", "2.5"])
+            for d in sb.manager_dirs():
+                r = sb.run(["recover", "--json", os.path.join(sb.tmp, d)])
+                assert r.returncode == 0, r.stdout + r.stderr
+                rep = json.loads(r.stdout)
+                assert rep["name_reused"] == 0, rep
             assert torch_objects(pids) == [], torch_objects(pids)
             assert sb.manager_dirs() == []
         finally:
