@@ -153,12 +153,13 @@ install: all
 	$(AT_PREFIX) scripts/shmwarden.cron > $(DESTDIR)$(DATADIR)/shmwarden.cron
 	$(AT_PREFIX) scripts/use-with-pytorch.sh > $(DESTDIR)$(DATADIR)/use-with-pytorch.sh
 	$(AT_PREFIX) scripts/slurm-epilog > $(DESTDIR)$(DATADIR)/slurm-epilog
+	$(AT_PREFIX) scripts/shmwarden.default > $(DESTDIR)$(DATADIR)/shmwarden.default
 	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.service \
 	    > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.service
 	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.timer > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.timer
 	cd $(DESTDIR)$(MANDIR) && chmod 0644 man1/shmwarden.1 man3/libshmwarden.3
 	cd $(DESTDIR)$(UNITDIR) && chmod 0644 shmwarden-sweep.service shmwarden-sweep.timer
-	chmod 0644 $(DESTDIR)$(DATADIR)/shmwarden.cron
+	chmod 0644 $(DESTDIR)$(DATADIR)/shmwarden.cron $(DESTDIR)$(DATADIR)/shmwarden.default
 	chmod 0755 $(DESTDIR)$(DATADIR)/use-with-pytorch.sh $(DESTDIR)$(DATADIR)/slurm-epilog
 
 # Removes the files `make install` installed (given the same PREFIX, DESTDIR and
@@ -168,7 +169,8 @@ install: all
 # (use-with-pytorch.sh uninstall), the timer enabled, the cron file copied.
 INSTALLED = $(PREFIX)/bin/shmwarden $(PREFIX)/bin/torch_shm_manager \
             $(MANDIR)/man1/shmwarden.1 $(MANDIR)/man3/libshmwarden.3 \
-            $(DATADIR)/shmwarden.cron $(DATADIR)/use-with-pytorch.sh $(DATADIR)/slurm-epilog \
+            $(DATADIR)/shmwarden.cron $(DATADIR)/shmwarden.default \
+            $(DATADIR)/use-with-pytorch.sh $(DATADIR)/slurm-epilog \
             $(UNITDIR)/shmwarden-sweep.service $(UNITDIR)/shmwarden-sweep.timer \
             $(INCLUDEDIR)/shmwarden.h $(LIBDIR)/libshmwarden.a $(LIBDIR)/$(LIB_SONAME) \
             $(LIBDIR)/libshmwarden.so $(LIBDIR)/pkgconfig/shmwarden.pc

@@ -99,9 +99,11 @@ def test_install_tree_is_what_the_readme_promises():
         data = os.path.join(root, "share", "shmwarden")
         cron = read(os.path.join(data, "shmwarden.cron"))
         entries = [l for l in cron.splitlines() if l and not l.startswith("#")]
-        expect(len(entries) == 1 and entries[0].split()[5:8] == ["root", "/usr/local/bin/shmwarden",
-                                                                   "sweep"],
-               "cron entry: %s" % entries)
+        # root's line reads /etc/default/shmwarden (SHMWARDEN_TMPDIRS), then sweeps.
+        expect(len(entries) == 1 and entries[0].split()[5] == "root" and
+               "/etc/default/shmwarden; export SHMWARDEN_TMPDIRS; "
+               "/usr/local/bin/shmwarden sweep " in entries[0], "cron entry: %s" % entries)
+        expect(mode(os.path.join(data, "shmwarden.default")) == 0o644, "default file mode")
         expect(mode(os.path.join(data, "shmwarden.cron")) == 0o644, "cron mode")
         script = os.path.join(data, "use-with-pytorch.sh")
         expect(mode(script) == 0o755 and

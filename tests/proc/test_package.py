@@ -298,8 +298,8 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
                "torch_shm_manager(1) link")
         expect(not any(p.startswith("/usr/local") or "include" in p or ".so" in p
                        for p in tool), "shmwarden holds library or /usr/local files")
-        expect(control_file(debs["shmwarden"], "conffiles").split() == ["/etc/cron.d/shmwarden"],
-               "conffiles")
+        expect(sorted(control_file(debs["shmwarden"], "conffiles").split()) ==
+               ["/etc/cron.d/shmwarden", "/etc/default/shmwarden"], "conffiles")
         lib = deb_contents(debs["libshmwarden0"])
         libfiles = sorted(p for p, (m, _) in lib.items() if not m.startswith("d"))
         expect(libfiles == ["/usr/lib/x86_64-linux-gnu/libshmwarden.so.0",
@@ -363,7 +363,10 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
         expect(out["version"] == "shmwarden %s" % v, "installed: %r" % out["version"])
         expect(all(s.endswith("install ok installed") for s in out["status"]) and
                len(out["status"]) == 3, "status: %s" % out["status"])
-        expect(out["conffiles"][0] == "/etc/cron.d/shmwarden", "conffiles: %s" % out["conffiles"])
+        # dpkg-query's ${Conffiles}: a path and its md5sum per conffile.
+        expect(sorted(out["conffiles"][0::2]) ==
+               ["/etc/cron.d/shmwarden", "/etc/default/shmwarden"],
+               "conffiles: %s" % out["conffiles"])
         expect(out["timer_enabled"], "the timer is not enabled after install")
         expect(out["ldconfig"], "libshmwarden.so.0 is not in the linker cache")
         # The installed manual is true of the installed package: each path it names there
