@@ -122,7 +122,9 @@ def roff_paths(text):
         lines.append(re.sub(r"^\.[A-Z]+ ?", "", l))
     text = "\n".join(lines)
     text = re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace("\\&", "")
-    return sorted(set(p.rstrip(".,;:)") for p in re.findall(r"(?<![\w$])(/[\w./-]+)", text)))
+    # A glob(3) pattern (an example of SHMWARDEN_TMPDIRS) names no one path.
+    return sorted(set(p.rstrip(".,;:)") for p in re.findall(r"(?<![\w$])(/[\w./*?\[\]-]+)", text)
+                      if not re.search(r"[*?\[]", p)))
 parts = man.split('.SS "The Debian package"\n', 1)
 debian = parts[1].split("\n.S", 1)[0] if len(parts) == 2 else ""
 files = man.split("\n.SH FILES\n", 1)[1].split("\n.SH ", 1)[0]
