@@ -5,4 +5,5 @@
 # your change survives upgrades) or `systemctl disable --now shmwarden-sweep.timer`.
 # Failures go to syslog. For Prometheus, add
 #     --metrics /var/lib/prometheus/node-exporter/shmwarden.prom
-*/5 * * * * root [ ! -d /run/systemd/system ] && [ -x /usr/bin/shmwarden ] && { /usr/bin/shmwarden sweep --syslog --tmpdir /tmp >/dev/null 2>&1 || logger -t shmwarden "sweep failed: see 'shmwarden sweep --tmpdir /tmp'"; }
+# The temp bases are SHMWARDEN_TMPDIRS in /etc/default/shmwarden (/tmp when unset).
+*/5 * * * * root [ ! -d /run/systemd/system ] && [ -x /usr/bin/shmwarden ] && { [ -r /etc/default/shmwarden ] && . /etc/default/shmwarden; export SHMWARDEN_TMPDIRS; /usr/bin/shmwarden sweep --syslog >/dev/null 2>&1 || logger -t shmwarden "sweep failed: see 'shmwarden sweep' with /etc/default/shmwarden's SHMWARDEN_TMPDIRS"; }

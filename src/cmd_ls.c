@@ -1,5 +1,7 @@
-/* cmd_ls.c — `shmwarden ls [--tmpdir DIR] [--json] [--objects]`: what every manager
- * directory under the temp base holds right now, live or dead.
+/* cmd_ls.c — `shmwarden ls [--tmpdir BASE] [--json] [--objects]`: what every manager
+ * directory under the temp bases holds right now, live or dead. The bases are the
+ * sweep's (bases.h: --tmpdir, else SHMWARDEN_TMPDIRS, else the temp base; patterns
+ * included), so ls shows what a sweep would visit.
  *
  * Read-only: what a directory is comes from mgrdir_probe without MGRDIR_PROBE_ACT, so
  * nothing in a directory changes (a dead one's journal is read from a private copy, a
@@ -17,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bases.h"
 #include "cli.h"
 #include "commands.h"
 #include "inuse.h"
@@ -28,19 +31,25 @@
 #include "wire.h"
 
 static const char ls_usage[] =
-	"usage: shmwarden ls [--tmpdir DIR] [--json] [--objects]\n"
-	"  Lists every manager directory under the temp base (DIR, else $TMPDIR, $TMP,\n"
-	"  $TEMP, $TEMPDIR, /tmp): its state (live, dead, starting, unsafe, foreign,\n"
-	"  corrupt, unknown), owner, manager pid, age, connected clients, registered objects and\n"
-	"  the bytes they hold in /dev/shm. Changes nothing.\n"
-	"  --tmpdir DIR  the temp base to list\n"
-	"  --json        one JSON document: {\"base\", \"managers\": [...]}\n"
-	"  --objects     also list each object: name, size, owner, in use by a live process\n"
-	"  Exit status: 0 listed (even if some journal is unreadable), 1 the base cannot\n"
-	"  be read, 2 usage.\n";
+	"usage: shmwarden ls [--tmpdir BASE] [--json] [--objects]\n"
+	"  Lists every manager directory under the temp bases (BASE, else\n"
+	"  $SHMWARDEN_TMPDIRS, colon-separated, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp;\n"
+	"  glob(3) patterns as for sweep): its state (live, dead, starting, unsafe,\n"
+	"  foreign, corrupt, unknown), owner, manager pid, age, connected clients,\n"
+	"  registered objects and the bytes they hold in /dev/shm. Changes nothing.\n"
+	"  --tmpdir BASE  the temp base (or pattern) to list\n"
+	"  --json         one JSON document: {\"base\", \"managers\": [...],\n"
+	"                 \"unsafe_bases\": [...]}\n"
+	"  --objects      also list each object: name, size, owner, in use by a live process\n"
+	"  Exit status: 0 listed (even if some journal is unreadable), 1 a base cannot\n"
+	"  be read, 2 usage (a malformed pattern included).\n";
 
 struct ls_opts {
-	const char *base;
+	const char *tmpdir;
+	const char *base; /* the base being listed, or all of them (bases_text) */
+	char bases_text[PATH_MAX];
+	struct bases bases;
+	bool many; /* more than one literal base: DIRECTORY shows the path */
 	bool json, objects;
 	struct inuse *inuse;
 	int shm_dirfd;
@@ -257,7 +266,7 @@ static const char *ls_age(int64_t s, char *buf, size_t len)
 
 static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o)
 {
-	char name[sizeof(e->name) * 4], user[64], bytes[32], age[32], pid[16], clients[16];
+	char name[sizeof(e->path) * 4], user[64], bytes[32], age[32], pid[16], clients[16];
 	char error[sizeof(e->error) * 4];
 	if (e->pid > 0)
 		snprintf(pid, sizeof(pid), "%d", (int)e->pid);
@@ -268,7 +277,7 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o)
 	else
 		snprintf(clients, sizeof(clients), "%d", e->clients);
 	printf("%-20s %-8s %-10s %7s %7s %7s %7lld %10s",
-	       report_escape(e->name, name, sizeof(name)), e->state,
+	       report_escape(o->many ? e->path : e->name, name, sizeof(name)), e->state,
 	       ls_user(e->owner, user, sizeof(user)), pid, ls_age(e->age_s, age, sizeof(age)),
 	       clients, (long long)e->nobjects, util_human_bytes(e->bytes, bytes, sizeof(bytes)));
 	if (e->earlier_boot)
@@ -352,7 +361,7 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
 		case OPT_TMPDIR:
-			o->base = c.value;
+			o->tmpdir = c.value;
 			break;
 		case OPT_JSON:
 			o->json = true;
@@ -369,6 +378,12 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 	}
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
+	char err[PATH_MAX + 300];
+	if (bases_init(&o->bases, o->tmpdir, (uid_t)-1, err, sizeof(err)) < 0)
+		return cli_usage_error(&c, err, NULL);
+	bases_describe(&o->bases, o->bases_text, sizeof(o->bases_text));
+	o->base = o->bases_text;
+	o->many = o->bases.nspecs > 1 || bases_is_pattern(o->bases.specs[0]);
 	return -1;
 }
 
@@ -391,33 +406,20 @@ static void ls_fail(const struct ls_opts *o, const char *why)
 
 int cmd_ls(int argc, char **argv)
 {
-	struct ls_opts o = { .base = util_tmpbase(), .now = util_wall_s(), .shm_dirfd = -1 };
+	struct ls_opts o = { .now = util_wall_s(), .shm_dirfd = -1 };
 	int rc = ls_parse(argc, argv, &o);
-	if (rc >= 0)
+	if (rc >= 0) {
+		bases_free(&o.bases);
 		return rc;
+	}
 	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
+	char first_error[PATH_MAX + 300] = "";
 	struct inuse *idx = NULL;
-	char **names = NULL;
-	size_t nnames = 0;
+	struct base *b = NULL;
+	char(*unsafe)[2][PATH_MAX + 200] = NULL;
+	unsigned nunsafe = 0, nbases = 0;
+	size_t listed = 0;
 	rc = 1;
-	int basefd = open(o.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (basefd < 0) {
-		char why[1400];
-		int saved = errno;
-		snprintf(why, sizeof(why), "cannot open the temp base %.1024s: %s%s", o.base,
-			 strerror(saved),
-			 saved == ENOENT ? " (give --tmpdir the directory the "
-					   "managers use, or set TMPDIR)"
-					 : "");
-		ls_fail(&o, why);
-		goto out;
-	}
-	if (mgrdir_list(basefd, NULL, &names, &nnames) < 0) {
-		char why[300];
-		snprintf(why, sizeof(why), "reading the temp base: %s", strerror(errno));
-		ls_fail(&o, why);
-		goto out;
-	}
 	if ((o.shm_dirfd = shmobj_dir_open(err, sizeof(err))) < 0) {
 		ls_fail(&o, err);
 		goto out;
@@ -429,33 +431,93 @@ int cmd_ls(int argc, char **argv)
 			  !(idx = inuse_scan("/proc", shm_dev, err, sizeof(err)))))
 		fprintf(stderr, "ls: %s (in-use column unknown)\n", err);
 	o.inuse = idx;
+	if (!(b = malloc(sizeof(*b)))) {
+		ls_fail(&o, "out of memory");
+		goto out;
+	}
 	if (o.json) {
 		fputs("{\"base\":", stdout);
-		report_json_string(stdout, o.base);
+		report_json_string(stdout, o.bases_text);
 		fputs(",\"managers\":[", stdout);
-	} else {
+	}
+	while (bases_next(&o.bases, b) == 1) {
+		char esc[sizeof(b->why) * 4], pesc[sizeof(b->path) * 4];
+		if (b->state == BASE_ERROR) {
+			fprintf(stderr, "ls: %s\n", report_escape(b->why, esc, sizeof(esc)));
+			if (!first_error[0])
+				util_strlcpy(first_error, b->why, sizeof(first_error));
+			continue;
+		}
+		if (b->state == BASE_UNSAFE) {
+			fprintf(stderr, "ls: %s: unsafe: %s\n",
+				report_escape(b->path, pesc, sizeof(pesc)),
+				report_escape(b->why, esc, sizeof(esc)));
+			void *grown = realloc(unsafe, (nunsafe + 1) * sizeof(*unsafe));
+			if (grown) {
+				unsafe = grown;
+				util_strlcpy(unsafe[nunsafe][0], b->path, sizeof(unsafe[0][0]));
+				util_strlcpy(unsafe[nunsafe][1], b->why, sizeof(unsafe[0][1]));
+				nunsafe++;
+			}
+			continue;
+		}
+		char **names = NULL;
+		size_t nnames = 0;
+		if (mgrdir_list(b->fd, NULL, &names, &nnames) < 0) {
+			char why[PATH_MAX + 100];
+			snprintf(why, sizeof(why), "reading the temp base %.1024s: %s", b->path,
+				 strerror(errno));
+			fprintf(stderr, "ls: %s\n", report_escape(why, esc, sizeof(esc)));
+			if (!first_error[0])
+				util_strlcpy(first_error, why, sizeof(first_error));
+			close(b->fd);
+			continue;
+		}
+		if (!o.json && nbases++ == 0)
+			printf("%-20s %-8s %-10s %7s %7s %7s %7s %10s\n", "DIRECTORY", "STATE",
+			       "OWNER", "PID", "AGE", "CLIENTS", "OBJECTS", "BYTES");
+		o.base = b->path;
+		for (size_t i = 0; i < nnames; i++) {
+			struct ls_entry e = { 0 };
+			util_strlcpy(e.name, names[i], sizeof(e.name));
+			ls_inspect(&e, &o, b->fd);
+			if (o.json)
+				ls_print_json(&e, &o, listed == 0);
+			else
+				ls_print_text(&e, &o);
+			listed++;
+			free(e.objs);
+		}
+		o.base = o.bases_text;
+		mgrdir_list_free(names, nnames);
+		close(b->fd);
+	}
+	if (!o.json && nbases == 0 && !first_error[0]) /* a pattern matching nothing */
 		printf("%-20s %-8s %-10s %7s %7s %7s %7s %10s\n", "DIRECTORY", "STATE", "OWNER",
 		       "PID", "AGE", "CLIENTS", "OBJECTS", "BYTES");
+	if (o.json) {
+		fputs("],\"unsafe_bases\":[", stdout);
+		for (unsigned i = 0; i < nunsafe; i++) {
+			fputs(i ? ",{\"base\":" : "{\"base\":", stdout);
+			report_json_string(stdout, unsafe[i][0]);
+			fputs(",\"why\":", stdout);
+			report_json_string(stdout, unsafe[i][1]);
+			fputc('}', stdout);
+		}
+		fputc(']', stdout);
+		if (first_error[0]) {
+			fputs(",\"error\":", stdout);
+			report_json_string(stdout, first_error);
+		}
+		fputs("}\n", stdout);
 	}
-	for (size_t i = 0; i < nnames; i++) {
-		struct ls_entry e = { 0 };
-		util_strlcpy(e.name, names[i], sizeof(e.name));
-		ls_inspect(&e, &o, basefd);
-		if (o.json)
-			ls_print_json(&e, &o, i == 0);
-		else
-			ls_print_text(&e, &o);
-		free(e.objs);
-	}
-	if (o.json)
-		fputs("]}\n", stdout);
-	rc = fflush(stdout) == 0 ? 0 : 1;
+	rc = fflush(stdout) == 0 && !first_error[0] ? 0 : 1;
 out:
-	mgrdir_list_free(names, nnames);
+	free(b);
+	free(unsafe);
 	inuse_free(idx);
-	if (basefd >= 0)
-		close(basefd);
 	if (o.shm_dirfd >= 0)
 		close(o.shm_dirfd);
+	bases_free(&o.bases);
 	return rc;
 }

@@ -11,6 +11,7 @@
  * --syslog (cron, whose output usually goes nowhere) failures go to syslog as well.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bases.h"
 #include "cli.h"
 #include "commands.h"
 #include "inuse.h"
@@ -33,27 +35,37 @@
 #include "util.h"
 
 static const char sweep_usage[] =
-	"usage: shmwarden sweep [--tmpdir DIR] [--user NAME|UID] [--dry-run] [--json]\n"
+	"usage: shmwarden sweep [--tmpdir BASE] [--user NAME|UID] [--dry-run] [--json]\n"
 	"                       [--metrics FILE] [--syslog]\n"
-	"  Reclaims the shared-memory objects of every dead manager under the temp base\n"
-	"  (DIR, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp) and removes their directories.\n"
-	"  Live managers and objects still in use are left alone. As root it visits every\n"
-	"  user's directories, acting as their owner; otherwise only yours.\n"
-	"  --tmpdir DIR    the temp base to sweep\n"
+	"  Reclaims the shared-memory objects of every dead manager under the temp bases\n"
+	"  and removes their directories. Live managers and objects still in use are left\n"
+	"  alone. As root it visits every user's directories, acting as their owner;\n"
+	"  otherwise only yours.\n"
+	"  Temp bases: BASE, else $SHMWARDEN_TMPDIRS (colon-separated, like PATH), else\n"
+	"  $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp. A base may be a glob(3) pattern\n"
+	"  (/tmp/slurm.*, /scratch/*/*) for per-job temp directories: a match is visited\n"
+	"  only if no component the pattern matched is a symlink, another user's, or\n"
+	"  writable by group or others (unless sticky); a pattern matching nothing is fine.\n"
+	"  --tmpdir BASE   the temp base (or pattern) to sweep\n"
 	"  --user NAME|UID only that user's directories (root; a Slurm epilog passes the\n"
 	"                  job's user: the user's live managers are left alone as ever)\n"
 	"  --dry-run       report what would happen, change nothing\n"
-	"  --json          print one JSON document: {\"base\", \"dirs\": [...], \"totals\"}\n"
+	"  --json          print one JSON document: {\"base\", \"dirs\": [...],\n"
+	"                  \"unsafe_bases\": [...], \"totals\"}\n"
 	"  --metrics FILE  write Prometheus textfile metrics to FILE (atomically replaced;\n"
 	"                  for node_exporter's textfile collector, name it *.prom); not\n"
 	"                  with --dry-run, whose figures would read as a sweep's\n"
 	"  --syslog        log to syslog (facility daemon) instead of stderr\n"
-	"  Exit status: 0 every directory handled (unsafe, corrupt and foreign ones are\n"
-	"  reported, not failures), 1 some directory could not be processed (see stderr)\n"
-	"  or the temp base could not be read, 2 usage.\n";
+	"  Exit status: 0 every directory handled (unsafe, corrupt and foreign ones, and\n"
+	"  unsafe matches of a pattern, are reported, not failures), 1 some directory could\n"
+	"  not be processed (see stderr) or a temp base could not be read, 2 usage (a\n"
+	"  malformed pattern included).\n";
 
 struct sweep_ctx {
-	const char *base, *metrics;
+	const char *tmpdir, *metrics;
+	const char *base; /* the base being swept, for the report's paths */
+	char bases_text[PATH_MAX];
+	struct bases bases;
 	uid_t only_uid; /* (uid_t)-1: every user's (root) */
 	bool json, dry_run, syslog;
 	struct report_totals totals;
@@ -110,6 +122,7 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 
 static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 {
+	int rc = -1;
 	char metrics_dir[4096] = "";
 	if (ctx->metrics) {
 		util_strlcpy(metrics_dir, ctx->metrics, sizeof(metrics_dir));
@@ -119,22 +132,35 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 		else
 			slash[slash == metrics_dir] = '\0';
 	}
-	/* util_tmpbase() and /tmp too: a journal is read from a private copy, made in the
+	/* Each base, or for a pattern its fixed leading directory, under which every
+	 * match lies (bases.c opens matches from there without following symlinks).
+	 * util_tmpbase() and /tmp too: a journal is read from a private copy, made in the
 	 * first of those two that works (mgrdir.c); $TMPDIR may not exist. */
-	const char *rw[] = {
-		ctx->base, util_tmpbase(), "/tmp", SHMOBJ_DIR, ctx->metrics ? metrics_dir : NULL,
-		NULL
-	};
+	size_t n = ctx->bases.nspecs;
+	const char **rw = calloc(n + 5, sizeof(*rw));
+	char(*prefixes)[PATH_MAX] = calloc(n ? n : 1, PATH_MAX);
+	if (!rw || !prefixes) {
+		util_err(err, errlen, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bases_prefix(ctx->bases.specs[i], prefixes[i], PATH_MAX);
+		rw[i] = prefixes[i];
+	}
+	rw[n] = util_tmpbase();
+	rw[n + 1] = "/tmp";
+	rw[n + 2] = SHMOBJ_DIR;
+	rw[n + 3] = ctx->metrics ? metrics_dir : NULL;
 	/* What the sweeper creates (the metrics file) is readable by the collector without
 	 * an fchmod, which the sandbox refuses. */
 	umask(022);
 	bool confined;
 	if (sandbox_sweeper(SWEEP_PRIVATE_MOUNTS ? rw : NULL, &confined, err, errlen) < 0)
-		return -1;
+		goto out;
 	if (confined)
 		log_info("sweep: privileges dropped; files may change only under %s, %s, %s, "
 			 "/tmp%s%s",
-			 ctx->base, SHMOBJ_DIR, util_tmpbase(), ctx->metrics ? " and " : "",
+			 ctx->bases_text, SHMOBJ_DIR, util_tmpbase(), ctx->metrics ? " and " : "",
 			 ctx->metrics ? metrics_dir : "");
 	else
 		log_info("sweep: privileges dropped; writes not confined by the sweep itself "
@@ -142,7 +168,11 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 			 geteuid()               ? "not root"
 			 : !SWEEP_PRIVATE_MOUNTS ? "built without the private mount namespace"
 						 : "no CAP_SYS_ADMIN or no mount_setattr");
-	return 0;
+	rc = 0;
+out:
+	free(rw);
+	free(prefixes);
+	return rc;
 }
 
 /* --user NAME|UID: a number is a uid (it need not have a name: a job's user may be
@@ -184,7 +214,8 @@ static void sweep_fail_json(const struct sweep_ctx *ctx, const char *why)
 		return;
 	fputs("{\"base\":", stdout);
 	report_json_string(stdout, ctx->base);
-	fprintf(stdout, ",\"dry_run\":%s,\"dirs\":[],\"totals\":", ctx->dry_run ? "true" : "false");
+	fprintf(stdout, ",\"dry_run\":%s,\"dirs\":[],\"unsafe_bases\":[],\"totals\":",
+		ctx->dry_run ? "true" : "false");
 	report_totals_json(stdout, &ctx->totals);
 	fputs(",\"error\":", stdout);
 	report_json_string(stdout, why);
@@ -212,7 +243,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
 		case OPT_TMPDIR:
-			ctx->base = c.value;
+			ctx->tmpdir = c.value;
 			break;
 		case OPT_DRY_RUN:
 			ctx->dry_run = true;
@@ -245,8 +276,12 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 				       "--metrics and --dry-run do not go together (a dry "
 				       "run's figures would read as a sweep's)",
 				       NULL);
-	if (!ctx->base)
-		ctx->base = util_tmpbase();
+	char err[PATH_MAX + 300];
+	uid_t only = geteuid() == 0 ? ctx->only_uid : geteuid();
+	if (bases_init(&ctx->bases, ctx->tmpdir, only, err, sizeof(err)) < 0)
+		return cli_usage_error(&c, err, NULL);
+	bases_describe(&ctx->bases, ctx->bases_text, sizeof(ctx->bases_text));
+	ctx->base = ctx->bases_text;
 	return -1;
 }
 
@@ -254,8 +289,10 @@ int cmd_sweep(int argc, char **argv)
 {
 	struct sweep_ctx ctx = { .only_uid = (uid_t)-1 };
 	int rc = sweep_parse(argc, argv, &ctx);
-	if (rc >= 0)
+	if (rc >= 0) {
+		bases_free(&ctx.bases);
 		return rc;
+	}
 	int64_t started_ms = util_now_ms();
 	if (ctx.syslog)
 		log_use_syslog(true);
@@ -267,7 +304,7 @@ int cmd_sweep(int argc, char **argv)
 	 * with SIGIO, whose default action would end us: ignored, reclaim needs no F_SETSIG
 	 * per object (reclaim.c). */
 	signal(SIGIO, SIG_IGN);
-	int basefd = -1, shmfd = -1;
+	int shmfd = -1;
 	struct inuse *idx = NULL;
 	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1], base[1024];
 	rc = 1;
@@ -278,19 +315,6 @@ int cmd_sweep(int argc, char **argv)
 			   report_escape(err, msg, sizeof(msg)));
 		char why[sizeof(err) + 32];
 		snprintf(why, sizeof(why), "cannot drop privileges: %s", err);
-		sweep_fail_json(&ctx, why);
-		goto out;
-	}
-	basefd = open(ctx.base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (basefd < 0) {
-		int saved = errno;
-		const char *hint = saved == ENOENT ? " (give --tmpdir the directory the managers "
-						     "use, or set TMPDIR)"
-						   : "";
-		sweep_fail(&ctx, "cannot open the temp base %s: %s%s", base, strerror(saved), hint);
-		char why[1400];
-		snprintf(why, sizeof(why), "cannot open the temp base %.1024s: %s%s", ctx.base,
-			 strerror(saved), hint);
 		sweep_fail_json(&ctx, why);
 		goto out;
 	}
@@ -314,31 +338,97 @@ int cmd_sweep(int argc, char **argv)
 	uid_t only = geteuid() == 0 ? ctx.only_uid : geteuid();
 	if (ctx.json) {
 		fputs("{\"base\":", stdout);
-		report_json_string(stdout, ctx.base);
+		report_json_string(stdout, ctx.bases_text);
 		fprintf(stdout, ",\"dry_run\":%s,\"dirs\":[", ctx.dry_run ? "true" : "false");
 	}
-	int failed = reclaim_base(&opts, basefd, only, sweep_report, &ctx);
+	/* Bases one at a time: a pattern's matches are opened and checked as they come,
+	 * so a thousand per-job directories hold one descriptor at a time. */
+	int failed = 0;
+	unsigned nbases = 0, nunsafe = 0;
+	char first_error[PATH_MAX + 300] = "";
+	struct base *b = malloc(sizeof(*b));
+	char(*unsafe)[2][PATH_MAX + 200] = NULL;
+	if (!b) {
+		failed = 1;
+		util_strlcpy(first_error, "out of memory", sizeof(first_error));
+	}
+	while (b && bases_next(&ctx.bases, b) == 1) {
+		char esc[sizeof(b->path) + sizeof(b->why)];
+		if (b->state == BASE_ERROR) {
+			failed++;
+			sweep_fail(&ctx, "%s", report_escape(b->why, esc, sizeof(esc)));
+			if (!first_error[0])
+				util_strlcpy(first_error, b->why, sizeof(first_error));
+			continue;
+		}
+		if (b->state == BASE_UNSAFE) {
+			/* A finding, like an unsafe manager directory: for a human, not a
+			 * failure of the sweep. */
+			char p[sizeof(b->path) * 4];
+			fprintf(stderr, "sweep: %s: unsafe: %s\n",
+				report_escape(b->path, p, sizeof(p)),
+				report_escape(b->why, esc, sizeof(esc)));
+			if (ctx.syslog)
+				log_warn("sweep: %s: unsafe: %s", p, esc);
+			void *grown = realloc(unsafe, (nunsafe + 1) * sizeof(*unsafe));
+			if (grown) {
+				unsafe = grown;
+				util_strlcpy(unsafe[nunsafe][0], b->path, sizeof(unsafe[0][0]));
+				util_strlcpy(unsafe[nunsafe][1], b->why, sizeof(unsafe[0][1]));
+				nunsafe++;
+			}
+			continue;
+		}
+		nbases++;
+		ctx.base = b->path;
+		opts.now_s = util_wall_s();
+		int f = reclaim_base(&opts, b->fd, only, sweep_report, &ctx);
+		close(b->fd);
+		if (f < 0) {
+			char why[sizeof(b->path) + 64];
+			snprintf(why, sizeof(why), "cannot read the temp base %s", b->path);
+			sweep_fail(&ctx, "%s", report_escape(why, esc, sizeof(esc)));
+			if (!first_error[0])
+				util_strlcpy(first_error, why, sizeof(first_error));
+			f = 1;
+		}
+		failed += f;
+	}
+	ctx.base = ctx.bases_text;
+	free(b);
 	if (ctx.json) {
+		fputs("],\"unsafe_bases\":[", stdout);
+		for (unsigned i = 0; i < nunsafe; i++) {
+			fputs(i ? ",{\"base\":" : "{\"base\":", stdout);
+			report_json_string(stdout, unsafe[i][0]);
+			fputs(",\"why\":", stdout);
+			report_json_string(stdout, unsafe[i][1]);
+			fputc('}', stdout);
+		}
 		fputs("],\"totals\":", stdout);
 		report_totals_json(stdout, &ctx.totals);
-		fputs(failed < 0 ? ",\"error\":\"cannot read the temp base\"}\n" : "}\n", stdout);
-	} else {
+		if (first_error[0]) {
+			fputs(",\"error\":", stdout);
+			report_json_string(stdout, first_error);
+		}
+		fputs("}\n", stdout);
+	} else if (nbases || !first_error[0]) {
+		/* (No totals when no base could be read at all: the failure is the news.) */
 		report_totals_text(stdout, "sweep", &ctx.totals, ctx.dry_run);
 	}
-	if (failed < 0)
-		sweep_fail(&ctx, "cannot read the temp base %s", base);
+	free(unsafe);
 	rc = failed == 0 ? 0 : 1;
 	const struct report_totals *t = &ctx.totals;
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
 		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u objects unlinked "
-		 "(%llu bytes), %u in use, %u refused",
+		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe",
 		 base, ctx.dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		 t->by_status[RECLAIM_REMOVED], t->by_status[RECLAIM_KEPT],
 		 t->by_status[RECLAIM_LIVE] + t->by_status[RECLAIM_STARTING],
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
 			 t->by_status[RECLAIM_FOREIGN],
 		 t->by_status[RECLAIM_ERROR], t->unlinked, (unsigned long long)t->bytes, t->in_use,
-		 t->refused);
+		 t->refused, nbases, nbases == 1 ? "" : "s", nunsafe);
 out:
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;
@@ -359,7 +449,6 @@ out:
 	inuse_free(idx);
 	if (shmfd >= 0)
 		close(shmfd);
-	if (basefd >= 0)
-		close(basefd);
+	bases_free(&ctx.bases);
 	return rc;
 }

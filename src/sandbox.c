@@ -218,50 +218,65 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	if (geteuid() != 0 || capng_get_caps_process() < 0 ||
 	    capng_have_capability(CAPNG_EFFECTIVE, CAP_SYS_ADMIN) != 1)
 		return 0;
-	char real[8][PATH_MAX];
+	size_t cap = 0;
+	while (rw[cap])
+		cap++;
+	char(*real)[PATH_MAX] = calloc(cap ? cap : 1, PATH_MAX);
+	int rc = -1;
+	if (!real) {
+		util_err(err, errlen, "out of memory");
+		return -1;
+	}
 	size_t n = 0;
 	for (size_t i = 0; rw[i]; i++) {
-		if (n == sizeof(real) / sizeof(real[0])) {
-			util_err(err, errlen, "too many writable directories");
-			return -1;
-		}
 		/* One that does not exist (yet) stays read-only: writes there are refused. */
-		if (realpath(rw[i], real[n]))
+		if (!realpath(rw[i], real[n]))
+			continue;
+		/* Twice is once (a base that is also the temp base). */
+		bool dup = false;
+		for (size_t j = 0; j < n && !dup; j++)
+			dup = strcmp(real[j], real[n]) == 0;
+		if (!dup)
 			n++;
 	}
 	if (unshare(CLONE_NEWNS) < 0) {
 		util_err(err, errlen, "unshare(CLONE_NEWNS): %s", strerror(errno));
-		return -1;
+		goto out;
 	}
 	/* Nothing done here may reach the host's mounts. ("none": the kernel ignores the
 	 * source and type of these two calls, valgrind does not.) */
 	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0) {
 		util_err(err, errlen, "making / private: %s", strerror(errno));
-		return -1;
+		goto out;
 	}
 	/* Each writable directory becomes a mount of its own, so it can be made writable
 	 * again alone after the whole tree went read-only. */
 	for (size_t i = 0; i < n; i++) {
 		if (mount(real[i], real[i], "none", MS_BIND | MS_REC, NULL) < 0) {
 			util_err(err, errlen, "bind %s: %s", real[i], strerror(errno));
-			return -1;
+			goto out;
 		}
 	}
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
 	if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) < 0) {
-		if (errno == ENOSYS)
-			return 0;
+		if (errno == ENOSYS) {
+			rc = 0;
+			goto out;
+		}
 		util_err(err, errlen, "making / read-only: %s", strerror(errno));
-		return -1;
+		goto out;
 	}
 	struct mount_attr rwattr = { .attr_clr = MOUNT_ATTR_RDONLY };
 	for (size_t i = 0; i < n; i++) {
 		if (mount_setattr(AT_FDCWD, real[i], 0, &rwattr, sizeof(rwattr)) < 0) {
 			util_err(err, errlen, "making %s writable: %s", real[i], strerror(errno));
-			return -1;
+			goto out;
 		}
 	}
-	return 1;
+	rc = 1;
+out:
+	free(real);
+	return rc;
 }
 
 static int sandbox_caps(char *err, size_t errlen)

@@ -441,5 +441,62 @@ def test_readme_recovery_story_runs_as_written():
             "20 objects unlinked (20.0 MiB)" in sweep[-1], "sweep printed %r" % sweep
 
 
+def test_share_fails_in_one_sentence_when_the_manager_refuses():
+    """TMPDIR names a file, so every manager torch starts refuses (it cannot make its
+    directory): torch_share.py, with real PyTorch and the manager under test, says so in
+    one sentence and exits 1 within seconds, instead of waiting silently for tensors that
+    cannot come (its workers die, or drop what they cannot share, and the queue stays
+    empty). Both ways it has workers: Process objects and a DataLoader's."""
+    with harness.Sandbox("refuse") as sb:
+        notdir = os.path.join(sb.tmp, "not-a-directory")
+        with open(notdir, "w"):
+            pass
+        for extra in ([], ["--dataloader"]):
+            start = time.monotonic()
+            proc = sb.track(subprocess.Popen(
+                [PY, SCRIPT, "2", "3", "--manager", harness.TORCH_SHM_MANAGER] + extra,
+                env=dict(sb.env, TMPDIR=notdir), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, start_new_session=True,
+                stdin=subprocess.DEVNULL))
+            try:
+                out, err = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                out, err = "", "(still waiting after 120 s)"
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # its own session: its workers
+                except ProcessLookupError:
+                    pass
+            took = time.monotonic() - start
+            # One sentence of its own (a dying worker's manager may still print after it).
+            ours = [l for l in err.splitlines() if l.startswith("torch_share.py: ")]
+            assert proc.returncode == 1 and out == "" and len(ours) == 1 and \
+                "could not be shared" in ours[0] and notdir in ours[0], (
+                    "%s: exit %s after %.0f s, stdout %r, stderr %r" % (
+                        extra, proc.returncode, took, out, err[-1500:]))
+            assert "cannot create a directory in %s" % notdir in err, err[-1500:]
+            assert took < 90, "%s: the sentence came after %.0f s" % (extra, took)
+
+
+def test_readme_wait_is_bounded():
+    """The README's wait for the report ends when the job dies without one (as
+    torch_share.py does when the manager refuses), and at its time limit when the job
+    hangs: run as written, with the job a process that never reports (and, for the
+    limit, 2 s instead of 120)."""
+    steps = readme_story()
+    waits = [c for c, _ in steps if "report.json ]" in c and "until" in c]
+    assert len(waits) == 1 and "timeout 120 " in waits[0], "the README's wait: %r" % waits
+    with harness.Sandbox("wait") as sb:
+        for job, cmd, want in (("sleep 0.5", waits[0], 1),
+                               ("sleep 30", waits[0].replace("timeout 120 ", "timeout 2 "), 124)):
+            script = "%s &\n%s\nrc=$?\nkill $! 2>/dev/null\nexit $rc\n" % (job, cmd)
+            start = time.monotonic()
+            r = subprocess.run(["bash", "-c", script], env=sb.env, capture_output=True,
+                               text=True, timeout=60, stdin=subprocess.DEVNULL)
+            took = time.monotonic() - start
+            assert r.returncode == want and took < 20, "%r: exit %d after %.1f s: %r" % (
+                job, r.returncode, took, r.stderr)
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -1,0 +1,433 @@
+/* bases.c — the temp bases a host-wide command visits (see bases.h).
+ *
+ * glob(3) finds the matches; it follows symlinks and says nothing of who could change
+ * what it found, so each match is opened again here, one component at a time from the
+ * pattern's fixed prefix with O_NOFOLLOW, and judged on the descriptors: what is then
+ * visited is exactly what was checked, whatever is renamed meanwhile.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bases.h"
+#include "log.h"
+#include "util.h"
+
+bool bases_is_pattern(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' && s[1])
+			s++;
+		else if (*s == '*' || *s == '?' || *s == '[')
+			return true;
+	}
+	return false;
+}
+
+int bases_check(const char *s, char *err, size_t errlen)
+{
+	if (!*s) {
+		util_err(err, errlen, "an empty temp base");
+		return -1;
+	}
+	/* A literal base too long is the kernel's to refuse when it is opened (exit 1, as
+	 * for any base that cannot be opened). */
+	if (!bases_is_pattern(s))
+		return 0;
+	if (strlen(s) >= PATH_MAX) {
+		util_err(err, errlen, "a pattern of %zu bytes (the limit is %d)", strlen(s),
+			 PATH_MAX - 1);
+		return -1;
+	}
+	for (const char *p = s; *p; p++) {
+		if (*p == '\\') {
+			if (!p[1]) {
+				util_err(err, errlen, "a pattern ending in a lone '\\'");
+				return -1;
+			}
+			p++;
+		} else if (*p == '*' && p[1] == '*') {
+			util_err(err, errlen,
+				 "'**' in a pattern: glob(3) has no recursive match (write one "
+				 "'*' per directory level, e.g. /scratch/*/*)");
+			return -1;
+		} else if (*p == '{') {
+			util_err(err, errlen,
+				 "'{' in a pattern: glob(3) has no brace expansion (give each "
+				 "directory as its own entry: A:B)");
+			return -1;
+		} else if (*p == '[') {
+			/* fnmatch's bracket: "[!" or "[^" may open it, and a ']' right after
+			 * the opening is a member, not the end; a '/' ends the component. */
+			const char *q = p + 1;
+			if (*q == '!' || *q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']' && *q != '/')
+				q++;
+			if (*q != ']') {
+				util_err(err, errlen, "an unmatched '[' in a pattern");
+				return -1;
+			}
+			p = q;
+		}
+	}
+	return 0;
+}
+
+void bases_prefix(const char *s, char *out, size_t outlen)
+{
+	if (!bases_is_pattern(s)) {
+		util_strlcpy(out, s, outlen);
+		return;
+	}
+	/* Up to the last '/' before the first metacharacter or escape (glob unescapes;
+	 * the prefix is opened verbatim). */
+	size_t first = strcspn(s, "*?[\\"), slash = first;
+	while (slash > 0 && s[slash - 1] != '/')
+		slash--;
+	if (slash == 0)
+		util_strlcpy(out, ".", outlen); /* relative, its first component matches */
+	else if (slash == 1)
+		util_strlcpy(out, "/", outlen);
+	else
+		snprintf(out, outlen, "%.*s", (int)(slash - 1), s);
+}
+
+/* Splits list at ':' into b->specs, skipping empty entries. */
+static int bases_split(struct bases *b, const char *list, char *err, size_t errlen)
+{
+	size_t n = 1;
+	for (const char *p = list; *p; p++)
+		n += *p == ':';
+	b->specs = calloc(n, sizeof(*b->specs));
+	if (!b->specs) {
+		util_err(err, errlen, "out of memory");
+		return -1;
+	}
+	const char *p = list;
+	for (;;) {
+		const char *e = strchr(p, ':');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len) {
+			if (!(b->specs[b->nspecs] = strndup(p, len))) {
+				util_err(err, errlen, "out of memory");
+				return -1;
+			}
+			b->nspecs++;
+		}
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
+static int bases_add(struct bases *b, const char *spec, char *err, size_t errlen)
+{
+	char **p = realloc(b->specs, (b->nspecs + 1) * sizeof(*p));
+	if (!p || !(p[b->nspecs] = strdup(spec))) {
+		if (p)
+			b->specs = p;
+		util_err(err, errlen, "out of memory");
+		return -1;
+	}
+	b->specs = p;
+	b->nspecs++;
+	return 0;
+}
+
+int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, size_t errlen)
+{
+	memset(b, 0, sizeof(*b));
+	b->only_uid = only_uid;
+	const char *env = getenv(BASES_ENV);
+	const char *from = "--tmpdir";
+	bool from_env = false;
+	if (tmpdir) {
+		if (bases_add(b, tmpdir, err, errlen) < 0)
+			return -1;
+	} else if (env && *env) {
+		from = BASES_ENV;
+		from_env = true;
+		if (bases_split(b, env, err, errlen) < 0)
+			return -1;
+	}
+	if (!b->nspecs) {
+		from = "the temp base";
+		from_env = false;
+		if (bases_add(b, util_tmpbase(), err, errlen) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < b->nspecs; i++) {
+		char why[200];
+		int rc = bases_check(b->specs[i], why, sizeof(why));
+		/* Read by root's cron and timer: a relative entry would mean wherever they
+		 * happen to run. */
+		if (rc == 0 && from_env && b->specs[i][0] != '/') {
+			util_strlcpy(why, "not an absolute path", sizeof(why));
+			rc = -1;
+		}
+		if (rc < 0) {
+			char esc[1100];
+			size_t k = 0;
+			/* The entry itself, control bytes shown, for the message. */
+			for (const char *p = b->specs[i]; *p && k + 5 < sizeof(esc); p++) {
+				unsigned char c = (unsigned char)*p;
+				if (c < 0x20 || c >= 0x7f)
+					k += (size_t)snprintf(esc + k, sizeof(esc) - k, "\\x%02x",
+							      c);
+				else
+					esc[k++] = (char)c;
+			}
+			esc[k] = '\0';
+			util_err(err, errlen, "%s: %s: '%s'", from, why, esc);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const char *bases_describe(const struct bases *b, char *out, size_t outlen)
+{
+	size_t k = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < b->nspecs && k < outlen; i++)
+		k += (size_t)snprintf(out + k, outlen - k, "%s%s", i ? ":" : "", b->specs[i]);
+	return out;
+}
+
+/* Whether this directory was visited already; remembers it if not. */
+static bool bases_seen_before(struct bases *b, const struct stat *st)
+{
+	for (size_t i = 0; i < b->nseen; i++)
+		if (b->seen[i].dev == st->st_dev && b->seen[i].ino == st->st_ino)
+			return true;
+	if (b->nseen == b->capseen) {
+		size_t cap = b->capseen ? 2 * b->capseen : 64;
+		void *p = realloc(b->seen, cap * sizeof(*b->seen));
+		if (!p)
+			return false; /* visited twice at worst: reclaim is idempotent */
+		b->seen = p;
+		b->capseen = cap;
+	}
+	b->seen[b->nseen].dev = st->st_dev;
+	b->seen[b->nseen].ino = st->st_ino;
+	b->nseen++;
+	return false;
+}
+
+static void bases_set(struct base *base, enum base_state st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void bases_set(struct base *base, enum base_state st, const char *fmt, ...)
+{
+	va_list ap;
+	base->state = st;
+	va_start(ap, fmt);
+	vsnprintf(base->why, sizeof(base->why), fmt, ap);
+	va_end(ap);
+}
+
+/* The trust rule of util_path_trusted, for a component that a pattern matched. */
+static const char *bases_untrusted(const struct stat *st, uid_t owner)
+{
+	if (!S_ISDIR(st->st_mode))
+		return "is not a directory";
+	if (st->st_uid != 0 && st->st_uid != owner)
+		return "belongs to another user";
+	if ((st->st_mode & 022) && !(st->st_mode & S_ISVTX))
+		return "is writable by group or others";
+	return NULL;
+}
+
+/* Opens a match of pattern spec (its prefix, then each later component, O_NOFOLLOW)
+ * and judges it. Returns 1 with base filled, 0 to skip it silently. */
+static int bases_open_match(struct bases *b, const char *spec, const char *match, struct base *base)
+{
+	char prefix[PATH_MAX];
+	bases_prefix(spec, prefix, sizeof(prefix));
+	size_t plen = strlen(prefix);
+	const char *rest;
+	/* glob builds a match from the pattern's own text, so it starts with the prefix;
+	 * a relative pattern's prefix "." is not written in its matches. */
+	if (strcmp(prefix, ".") == 0 && strncmp(match, "./", 2) != 0)
+		rest = match;
+	else if (strncmp(match, prefix, plen) == 0 &&
+		 (match[plen] == '/' || match[plen] == '\0' || prefix[plen - 1] == '/'))
+		rest = match + plen;
+	else
+		return 0;
+	util_strlcpy(base->path, match, sizeof(base->path));
+	base->matched = true;
+	int fd = open(prefix, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* gone since glob read it */
+	struct stat comps[64];
+	char names[64][NAME_MAX + 1];
+	size_t n = 0;
+	const char *p = rest;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, "/");
+		if (n == sizeof(comps) / sizeof(comps[0]) || len > NAME_MAX) {
+			close(fd);
+			bases_set(base, BASE_UNSAFE, "too deep or too long a match; not visited");
+			return 1;
+		}
+		memcpy(names[n], p, len);
+		names[n][len] = '\0';
+		p += len;
+		if (strcmp(names[n], "..") == 0 || strcmp(names[n], ".") == 0) {
+			close(fd);
+			bases_set(base, BASE_UNSAFE, "'%s' in a match; not visited", names[n]);
+			return 1;
+		}
+		int next = openat(fd, names[n], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			int saved = errno;
+			struct stat st;
+			bool link = fstatat(fd, names[n], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				    S_ISLNK(st.st_mode);
+			close(fd);
+			if (link) {
+				bases_set(base, BASE_UNSAFE, "%s is a symlink; not followed",
+					  names[n]);
+				return 1;
+			}
+			/* Gone, a file the pattern also matched, or (not root) a directory we
+			 * may not enter, which then holds nothing of ours. */
+			log_info("bases: %s: %s; skipped", match, strerror(saved));
+			return 0;
+		}
+		close(fd);
+		fd = next;
+		if (fstat(fd, &comps[n]) < 0) {
+			close(fd);
+			return 0;
+		}
+		n++;
+	}
+	if (n == 0) {
+		close(fd);
+		return 0; /* the prefix itself: named by the pattern's text, not matched */
+	}
+	uid_t owner = comps[n - 1].st_uid;
+	for (size_t i = 0; i < n; i++) {
+		const char *why = bases_untrusted(&comps[i], owner);
+		if (why) {
+			close(fd);
+			bases_set(base, BASE_UNSAFE,
+				  "%s %s (uid %u, mode %04o): it could be replaced under the "
+				  "sweep; not visited",
+				  names[i], why, (unsigned)comps[i].st_uid,
+				  (unsigned)(comps[i].st_mode & 07777));
+			return 1;
+		}
+	}
+	/* A user's directories hold nothing another user's reclaim could trust (the path
+	 * rule above, applied to every manager directory): not even a finding. */
+	if (b->only_uid != (uid_t)-1 && owner != 0 && owner != b->only_uid) {
+		close(fd);
+		return 0;
+	}
+	if (bases_seen_before(b, &comps[n - 1])) {
+		close(fd);
+		return 0;
+	}
+	base->state = BASE_OPEN;
+	base->fd = fd;
+	base->owner = owner;
+	return 1;
+}
+
+static int bases_glob_error(const char *path, int err)
+{
+	log_info("bases: %s: %s; not searched", path, strerror(err));
+	return 0; /* go on with the rest */
+}
+
+int bases_next(struct bases *b, struct base *base)
+{
+	for (;;) {
+		memset(base, 0, sizeof(*base));
+		base->fd = -1;
+		if (b->globbed) {
+			const char *spec = b->specs[b->next_spec - 1];
+			while (b->next_match < b->g.gl_pathc) {
+				const char *m = b->g.gl_pathv[b->next_match++];
+				if (bases_open_match(b, spec, m, base))
+					return 1;
+				b->skipped++;
+				memset(base, 0, sizeof(*base));
+				base->fd = -1;
+			}
+			globfree(&b->g);
+			b->globbed = false;
+		}
+		if (b->next_spec == b->nspecs)
+			return 0;
+		const char *spec = b->specs[b->next_spec++];
+		util_strlcpy(base->path, spec, sizeof(base->path));
+		if (bases_is_pattern(spec)) {
+			int rc = glob(spec, GLOB_ONLYDIR, bases_glob_error, &b->g);
+			if (rc == GLOB_NOMATCH) {
+				globfree(&b->g);
+				log_info("bases: %s matches nothing", spec);
+				continue;
+			}
+			if (rc != 0) {
+				globfree(&b->g);
+				bases_set(base, BASE_ERROR, "cannot expand the pattern %s: %s",
+					  spec,
+					  rc == GLOB_NOSPACE ? "out of memory" : "read error");
+				return 1;
+			}
+			b->globbed = true;
+			b->next_match = 0;
+			continue;
+		}
+		int fd = open(spec, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			int saved = errno;
+			if (fd >= 0)
+				close(fd);
+			bases_set(base, BASE_ERROR, "cannot open the temp base %.1024s: %s%s", spec,
+				  strerror(saved),
+				  saved == ENOENT ? " (give --tmpdir the directory the managers "
+						    "use, or set " BASES_ENV " or TMPDIR)"
+						  : "");
+			return 1;
+		}
+		if (bases_seen_before(b, &st)) {
+			close(fd);
+			continue;
+		}
+		base->state = BASE_OPEN;
+		base->fd = fd;
+		base->owner = st.st_uid;
+		return 1;
+	}
+}
+
+void bases_free(struct bases *b)
+{
+	if (b->globbed)
+		globfree(&b->g);
+	for (size_t i = 0; i < b->nspecs; i++)
+		free(b->specs[i]);
+	free(b->specs);
+	free(b->seen);
+	memset(b, 0, sizeof(*b));
+}

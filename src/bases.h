@@ -1,0 +1,98 @@
+/* bases.h — which temp bases a host-wide command visits, and whether a base a pattern
+ * matched may be visited at all.
+ *
+ * The bases are --tmpdir (one base or pattern), else $SHMWARDEN_TMPDIRS (colon-separated,
+ * like PATH; empty entries skipped), else the temp base (util_tmpbase: $TMPDIR ... /tmp).
+ * An entry holding an unescaped *, ? or [ is a glob(3) pattern, so that one setting
+ * covers the per-job directories batch systems make (/tmp/slurm.*, /scratch/ * / *).
+ *
+ * A literal base is opened as given, symlinks followed (the admin named it), as before.
+ * A base a pattern matched was named by whoever created it, so it is opened component by
+ * component from the pattern's fixed leading directory (bases_prefix) without following
+ * any symlink, and it is visited only when every component it adds is a directory owned
+ * by root or by the match's owner and not writable by group or others unless sticky:
+ * the rule util_path_trusted applies to every manager directory's path, checked once
+ * for the base so that a hostile match is reported once and never read. A directory is
+ * visited once however many entries reach it (device and inode). Nothing below this
+ * module changes: each manager directory in a base is still probed as ever (mgrdir.h).
+ */
+#ifndef SHMWARDEN_BASES_H
+#define SHMWARDEN_BASES_H
+
+#include <glob.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define BASES_ENV "SHMWARDEN_TMPDIRS"
+
+/* What became of one base. */
+enum base_state {
+	BASE_OPEN,   /* fd is the base's directory: visit it */
+	BASE_UNSAFE, /* a match that is a symlink, or that someone else could change: why
+		      * says; never read (a finding, not a failure) */
+	BASE_ERROR,  /* a literal base that cannot be opened, or a pattern glob(3) could
+		      * not expand: why says (a failure) */
+};
+
+struct base {
+	enum base_state state;
+	bool matched;        /* found by a pattern (else named literally) */
+	int fd;              /* BASE_OPEN: O_DIRECTORY, the caller closes it; else -1 */
+	uid_t owner;         /* BASE_OPEN: the directory's owner */
+	char path[PATH_MAX]; /* as named or matched: what reports show */
+	char why[PATH_MAX + 200];
+};
+
+struct bases_seen {
+	dev_t dev;
+	ino_t ino;
+};
+
+/* The entries, and where the walk through them is. */
+struct bases {
+	char **specs; /* owned */
+	size_t nspecs;
+	size_t next_spec;
+	glob_t g; /* the current pattern's matches */
+	bool globbed;
+	size_t next_match;
+	/* (uid_t)-1: any owner; else matches of other users (not root) are skipped, as
+	 * nothing of only_uid's in them could be trusted */
+	uid_t only_uid;
+	struct bases_seen *seen; /* the directories visited so far */
+	size_t nseen, capseen;
+	unsigned skipped; /* matches skipped silently: gone, not directories, other users' */
+};
+
+/* True when s holds an unescaped *, ? or [. */
+bool bases_is_pattern(const char *s);
+
+/* 0 when s is a base or a pattern we read as glob(3) does; -1 with err for what glob(3)
+ * would silently read otherwise: an empty entry, an unmatched '[', a trailing '\',
+ * "**" (glob(3) has no recursive match) and '{' (no brace expansion). */
+int bases_check(const char *s, char *err, size_t errlen);
+
+/* The pattern's fixed leading directory: its components before the first that holds a
+ * metacharacter or a backslash ("/tmp" for "/tmp/slurm.*", "/" for "/ *", "." for a
+ * relative pattern whose first component matches). A literal base is its own prefix. */
+void bases_prefix(const char *s, char *out, size_t outlen);
+
+/* Fills b with the bases of tmpdir (may be NULL), else of $SHMWARDEN_TMPDIRS, else of
+ * util_tmpbase(); every entry checked with bases_check. 0, or -1 with err (a usage
+ * error: exit 2). */
+int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, size_t errlen);
+
+/* The entries joined with ':' (for reports), into out. */
+const char *bases_describe(const struct bases *b, char *out, size_t outlen);
+
+/* The next base: 1 with *base filled (its state says what to do), 0 when there is none
+ * left. Pattern entries are expanded when reached, each match opened and checked as
+ * above; matches that are gone, not directories, or (only_uid) of another user are
+ * skipped. */
+int bases_next(struct bases *b, struct base *base);
+
+void bases_free(struct bases *b);
+
+#endif

@@ -1,0 +1,325 @@
+"""test_bases.py — which temp bases `shmwarden sweep` visits: SHMWARDEN_TMPDIRS
+(colon-separated), glob(3) patterns for per-job temp directories (mktemp -d, Slurm's
+/tmp/slurm.JOBID, /scratch/USER/JOBID), the trust checks every match passes, garbage
+patterns, and the Slurm epilog reading the same setting.
+
+Every base lives under a private temp root made by the test; managers are real, given
+TMPDIR = a per-job directory, and SIGKILLed; objects carry the sandbox's prefix.
+"""
+import json
+import os
+import pwd
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Sandbox  # noqa: E402
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def dead_job_manager(sb, base, names):
+    """A manager whose TMPDIR is base (a job's own temp directory) registers names, its
+    client creates them, and both are SIGKILLed. Returns the manager's directory."""
+    env = dict(sb.env, TMPDIR=base)
+    m = sb.spawn_manager(args=["manager", "--no-reclaim"], argv0="shmwarden", env=env)
+    expect(m.sock, "manager failed: %r" % m.line)
+    c = m.client()
+    for n in names:
+        c.register(n)
+        harness.write_object(n, b"job")
+    harness.sigkill(m)
+    c.close()
+    return m.dir
+
+
+def job_dirs(root, count, prefix="job."):
+    out = []
+    for _ in range(count):
+        out.append(tempfile.mkdtemp(prefix=prefix, dir=root))
+    return out
+
+
+def sweep(sb, args=(), tmpdirs=None, env=None):
+    e = dict(env or sb.env)
+    # The suite's own TMPDIR (sb.tmp) is not where these jobs' managers are.
+    e.pop("SHMWARDEN_TMPDIRS", None)
+    if tmpdirs is not None:
+        e["SHMWARDEN_TMPDIRS"] = tmpdirs
+    return subprocess.run([harness.SHMWARDEN, "sweep"] + list(args), env=e,
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_shmwarden_tmpdirs_reaches_per_job_directories():
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "jobs")
+        os.mkdir(root, 0o755)
+        other = os.path.join(sb.tmp, "scratch")
+        os.mkdir(other, 0o755)
+        jobs = job_dirs(root, 3)
+        names = [sb.name(i) for i in range(6)]
+        dirs = [dead_job_manager(sb, jobs[i], names[2 * i:2 * i + 2]) for i in range(3)]
+        lit = dead_job_manager(sb, other, [sb.name(9)])
+        expect(len(sb.objects()) == 7, "setup: %s" % sb.objects())
+        # Before: only TMPDIR (sb.tmp) was swept, and nothing is there.
+        r = sweep(sb, ["--json"], tmpdirs="%s/job.*::%s" % (root, other))
+        expect(r.returncode == 0, "sweep: %d %s" % (r.returncode, r.stderr))
+        doc = json.loads(r.stdout)
+        expect(sb.objects() == [], "left: %s" % sb.objects())
+        expect(not any(os.path.exists(d) for d in dirs + [lit]), "directories left")
+        paths = sorted(d["dir"] for d in doc["dirs"])
+        expect(paths == sorted(dirs + [lit]), "report: %s" % paths)
+        expect(doc["unsafe_bases"] == [], "unsafe: %s" % doc["unsafe_bases"])
+
+
+def test_tmpdir_pattern_and_a_base_reached_twice_is_swept_once():
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "slurm")
+        os.mkdir(root, 0o755)
+        jobs = job_dirs(root, 2, "slurm.")
+        d0 = dead_job_manager(sb, jobs[0], [sb.name(0)])
+        d1 = dead_job_manager(sb, jobs[1], [sb.name(1)])
+        # The same directory by its name and by the pattern: one visit, one report line.
+        r = sweep(sb, ["--json", "--dry-run"], tmpdirs="%s:%s/slurm.*" % (jobs[0], root))
+        expect(r.returncode == 0, "dry run: %s" % r.stderr)
+        doc = json.loads(r.stdout)
+        expect(sorted(d["dir"] for d in doc["dirs"]) == sorted([d0, d1]),
+               "dry run visited %s" % [d["dir"] for d in doc["dirs"]])
+        expect(len(sb.objects()) == 2, "a dry run unlinked something")
+        # --tmpdir wins over the variable, and takes a pattern too.
+        r = sweep(sb, ["--tmpdir", os.path.join(root, "slurm.*")], tmpdirs="/nonexistent")
+        expect(r.returncode == 0, "sweep: %d %s %s" % (r.returncode, r.stdout, r.stderr))
+        expect(sb.objects() == [] and not os.path.exists(d0) and not os.path.exists(d1),
+               "left %s" % sb.objects())
+        # A pattern matching nothing is not an error.
+        r = sweep(sb, ["--tmpdir", os.path.join(root, "nothing.*")])
+        expect(r.returncode == 0 and r.stderr == "", "no match: %d %r" % (r.returncode, r.stderr))
+
+
+def test_garbage_patterns_are_usage_errors():
+    with Sandbox("bases") as sb:
+        bad = {
+            os.path.join(sb.tmp, "[ab"): "unmatched '['",
+            os.path.join(sb.tmp, "**"): "no recursive match",
+            os.path.join(sb.tmp, "a/**/b"): "no recursive match",
+            os.path.join(sb.tmp, "{a,b}*"): "no brace expansion",
+            os.path.join(sb.tmp, "x*\\"): "lone '\\'",
+        }
+        for pat, why in bad.items():
+            for how in ("flag", "env"):
+                if how == "flag":
+                    r = sweep(sb, ["--tmpdir", pat])
+                else:
+                    r = sweep(sb, [], tmpdirs="/tmp:" + pat)
+                expect(r.returncode == 2 and why in r.stderr and r.stdout == "",
+                       "%s %r: %d %r" % (how, pat, r.returncode, r.stderr[:300]))
+        for env in ("relative/dir", "/tmp:rel*", "\x01\x7f*[", "/" + "x" * 5000 + "*"):
+            r = sweep(sb, [], tmpdirs=env)
+            expect(r.returncode == 2 and r.stdout == "" and "SHMWARDEN_TMPDIRS" in r.stderr,
+                   "env %r: %d %r" % (env[:40], r.returncode, r.stderr[:300]))
+            expect("\x01" not in r.stderr, "control byte echoed: %r" % r.stderr[:200])
+        # Empty entries are skipped, as in PATH; all empty: the temp base.
+        r = sweep(sb, [], tmpdirs=":::")
+        expect(r.returncode == 0, "':::' %d %r" % (r.returncode, r.stderr))
+
+
+def test_hostile_matches_are_not_visited():
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "jobs")
+        os.mkdir(root, 0o755)
+        elsewhere = os.path.join(sb.tmp, "elsewhere")
+        os.mkdir(elsewhere, 0o755)
+        # A dead manager the pattern does not name, reached by a symlink it matches.
+        target = dead_job_manager(sb, elsewhere, [sb.name(0)])
+        os.symlink(elsewhere, os.path.join(root, "job.link"))
+        # A world-writable match: anyone could have put (or could swap) what is in it.
+        ww = os.path.join(root, "job.ww")
+        os.mkdir(ww)
+        os.chmod(ww, 0o777)
+        in_ww = dead_job_manager(sb, ww, [sb.name(1)])
+        # A symlink as a middle component: /root/*/tmp through root/user.link -> elsewhere.
+        deep = os.path.join(sb.tmp, "deep")
+        os.makedirs(os.path.join(deep, "user", "tmp"), 0o755)
+        os.symlink(os.path.join(deep, "user"), os.path.join(deep, "user.link"))
+        real = dead_job_manager(sb, os.path.join(deep, "user", "tmp"), [sb.name(2)])
+        # A match that is a file, and one that is a good job directory.
+        open(os.path.join(root, "job.file"), "w").close()
+        good = dead_job_manager(sb, tempfile.mkdtemp(prefix="job.", dir=root), [sb.name(3)])
+        r = sweep(sb, ["--json"], tmpdirs="%s/job.*:%s/*/tmp" % (root, deep))
+        expect(r.returncode == 0, "sweep: %d %s" % (r.returncode, r.stderr))
+        doc = json.loads(r.stdout)
+        unsafe = {u["base"]: u["why"] for u in doc["unsafe_bases"]}
+        expect("symlink" in unsafe.get(os.path.join(root, "job.link"), ""), "link: %s" % unsafe)
+        expect("writable by group or others" in unsafe.get(ww, ""), "ww: %s" % unsafe)
+        expect("user.link is a symlink" in unsafe.get(os.path.join(deep, "user.link", "tmp"), ""),
+               "middle link: %s" % unsafe)
+        expect(os.path.join(root, "job.file") not in unsafe, "a file is no base: %s" % unsafe)
+        # What the symlinks and the writable directory lead to is untouched: the object
+        # reached through a link is swept once, by its real path.
+        paths = sorted(d["dir"] for d in doc["dirs"])
+        expect(paths == sorted([good, real]), "visited %s" % paths)
+        expect(os.path.isdir(target) and os.path.isdir(in_ww), "a hostile match was swept")
+        expect(sb.objects() == [sb.name(0), sb.name(1)], "objects: %s" % sb.objects())
+        expect("unsafe: " in r.stderr, "no finding on stderr: %r" % r.stderr)
+
+
+def test_ls_lists_what_the_sweep_would_visit():
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "jobs")
+        os.mkdir(root, 0o755)
+        jobs = job_dirs(root, 2)
+        dirs = [dead_job_manager(sb, j, [sb.name(i)]) for i, j in enumerate(jobs)]
+        os.symlink(jobs[0], os.path.join(root, "job.link"))
+        e = dict(sb.env, SHMWARDEN_TMPDIRS="%s/job.*" % root)
+        r = subprocess.run([harness.SHMWARDEN, "ls", "--json"], env=e, capture_output=True,
+                           text=True, timeout=60)
+        expect(r.returncode == 0, "ls: %d %s" % (r.returncode, r.stderr))
+        doc = json.loads(r.stdout)
+        expect(sorted(m["path"] for m in doc["managers"]) == sorted(dirs), "ls: %s" % doc)
+        expect([u["base"] for u in doc["unsafe_bases"]] == [os.path.join(root, "job.link")],
+               "unsafe: %s" % doc["unsafe_bases"])
+        # The table shows paths when there are several bases: names alone would be
+        # ambiguous.
+        r = subprocess.run([harness.SHMWARDEN, "ls"], env=e, capture_output=True, text=True,
+                           timeout=60)
+        expect(r.returncode == 0 and all(d in r.stdout for d in dirs), "ls: %r" % r.stdout)
+        r = subprocess.run([harness.SHMWARDEN, "ls", "--tmpdir", root + "/[x"], env=e,
+                           capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 2 and "unmatched '['" in r.stderr, "ls garbage: %r" % r.stderr)
+        expect(len(sb.objects()) == 2 and all(os.path.isdir(d) for d in dirs), "ls changed")
+
+
+def test_root_sweeper_acts_for_the_owner_in_per_job_bases():
+    if os.geteuid() != 0:
+        print("SKIP test_root_sweeper_acts_for_the_owner_in_per_job_bases: needs root")
+        return
+    names = [harness.useradd("bases"), harness.useradd("bases")]
+    try:
+        alice, bob = (pwd.getpwnam(n) for n in names)
+        with Sandbox("bases", shared=True) as sb:
+            scratch = os.path.join(sb.tmp, "scratch")
+            os.mkdir(scratch, 0o755)
+            made = {}
+            for pw in (alice, bob):
+                home = os.path.join(scratch, pw.pw_name)
+                os.mkdir(home, 0o700)
+                os.chown(home, pw.pw_uid, pw.pw_gid)
+                for job in ("1001", "1002"):
+                    d = os.path.join(home, job)
+                    os.mkdir(d, 0o700)
+                    os.chown(d, pw.pw_uid, pw.pw_gid)
+                    env = dict(sb.env, TMPDIR=d)
+                    n = sb.name("%s_%s" % (pw.pw_uid, job))
+                    made[(pw.pw_uid, job)] = (harness.dead_manager_as(sb, pw, ["+" + n], env), n)
+            # A root-owned directory planted among alice's: its root manager is not
+            # alice's to have, and stays (the path rule: alice could replace it).
+            planted = os.path.join(scratch, alice.pw_name, "1003")
+            os.mkdir(planted, 0o755)
+            proot = dead_job_manager(sb, planted, [sb.name("root")])
+            os.chown(planted, alice.pw_uid, alice.pw_gid)
+            pattern = os.path.join(scratch, "*", "*")
+            # The epilog's call: alice only.
+            r = sweep(sb, ["--user", alice.pw_name, "--json"], tmpdirs=pattern)
+            expect(r.returncode == 0, "sweep --user: %d %s" % (r.returncode, r.stderr))
+            for (uid, job), (d, n) in made.items():
+                gone = not os.path.exists(harness.SHM + n)
+                expect(gone == (uid == alice.pw_uid), "%s's job %s: gone=%s" % (uid, job, gone))
+                expect(os.path.exists(d) == (uid != alice.pw_uid), "dir %s" % d)
+            # Every user's, as the timer runs it.
+            r = sweep(sb, ["--json"], tmpdirs=pattern)
+            expect(r.returncode == 0, "sweep: %d %s" % (r.returncode, r.stderr))
+            doc = json.loads(r.stdout)
+            expect(all(not os.path.exists(d) for d, _ in made.values()), "dirs left")
+            expect(os.path.isdir(proot) and os.path.exists(harness.SHM + sb.name("root")),
+                   "the planted root manager was reclaimed: %s" % doc)
+            statuses = {d["dir"]: d["status"] for d in doc["dirs"]}
+            expect(statuses.get(proot) == "unsafe", "planted: %s" % statuses)
+            expect(sb.objects() == [sb.name("root")], "objects: %s" % sb.objects())
+    finally:
+        for n in names:
+            subprocess.run(["userdel", n], capture_output=True)
+
+
+def test_slurm_epilog_sweeps_the_jobs_bases_from_the_same_setting():
+    if os.geteuid() != 0:
+        print("SKIP test_slurm_epilog_sweeps_the_jobs_bases_from_the_same_setting: needs root")
+        return
+    if os.path.exists("/etc/default/shmwarden"):
+        # The epilog reads the host's file, which is not this test's to change.
+        print("SKIP test_slurm_epilog_sweeps_the_jobs_bases_from_the_same_setting: "
+              "/etc/default/shmwarden exists on this host")
+        return
+    name = harness.useradd("bases")
+    try:
+        pw = pwd.getpwnam(name)
+        with Sandbox("bases", shared=True) as sb:
+            root = os.path.join(sb.tmp, "jobs")
+            os.mkdir(root, 0o755)
+            other = os.path.join(sb.tmp, "scratch")
+            os.mkdir(other, 0o755)
+            made = []
+            for i in range(3):
+                d = os.path.join(root, "slurm.%d" % (100 + i)) if i < 2 else other
+                if i < 2:
+                    os.mkdir(d, 0o700)
+                    os.chown(d, pw.pw_uid, pw.pw_gid)
+                else:
+                    os.chmod(d, 0o1777)
+                n = sb.name(i)
+                made.append((harness.dead_manager_as(sb, pw, ["+" + n], dict(sb.env, TMPDIR=d)),
+                             n))
+            epilog = os.path.join(sb.tmp, "slurm-epilog")
+            with open(os.path.join(harness.ROOT, "scripts", "slurm-epilog")) as f:
+                text = f.read()
+            with open(epilog, "w") as f:
+                f.write(text.replace("shmwarden=/usr/local/bin/shmwarden",
+                                     "shmwarden=%s" % harness.SHMWARDEN))
+            os.chmod(epilog, 0o755)
+            env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SLURM_JOB_UID": str(pw.pw_uid),
+                   "SLURM_JOB_ID": "100",
+                   # PATH-like, as sweep reads it: a pattern and a literal base.
+                   "SHMWARDEN_TMPDIRS": "%s/slurm.*:%s" % (root, other)}
+            r = subprocess.run([epilog], env=env, capture_output=True, text=True, timeout=120)
+            expect(r.returncode == 0, "epilog: %d %s" % (r.returncode, r.stderr))
+            left = [n for _, n in made if os.path.exists(harness.SHM + n)]
+            expect(left == [], "the epilog left %s" % left)
+            expect(not any(os.path.exists(d) for d, _ in made), "directories left")
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+def test_cost_of_a_thousand_matched_bases():
+    """A pattern matching 1,000 per-job directories (5 holding a dead manager): the sweep
+    finishes and its CPU time is stated (the machine may be loaded: CPU, not wall)."""
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "many")
+        os.mkdir(root, 0o755)
+        jobs = [os.path.join(root, "job.%04d" % i) for i in range(1000)]
+        for j in jobs:
+            os.mkdir(j, 0o700)
+        for i in range(5):
+            dead_job_manager(sb, jobs[i * 199], [sb.name(i)])
+        t0 = time.monotonic()
+        before = os.times()
+        r = sweep(sb, ["--json"], tmpdirs=os.path.join(root, "job.*"))
+        after = os.times()
+        wall = time.monotonic() - t0
+        expect(r.returncode == 0, "sweep: %s" % r.stderr)
+        doc = json.loads(r.stdout)
+        expect(doc["totals"]["removed"] == 5 and sb.objects() == [], "doc %s" % doc["totals"])
+        cpu = (after.children_user - before.children_user +
+               after.children_system - before.children_system)
+        print("# 1000 matched bases, 5 dead managers: %.3f s CPU (user %.3f, sys %.3f), "
+              "%.3f s wall, load %s" % (cpu, after.children_user - before.children_user,
+                                        after.children_system - before.children_system, wall,
+                                        open("/proc/loadavg").read().split()[0]))
+
+
+harness.main(globals())
