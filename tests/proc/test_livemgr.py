@@ -468,8 +468,9 @@ def test_lock_holder_pid_is_the_kernels_answer():
             expect([m["pid"] for m in row] == [0], "ls under a forged /proc: %s" % r.stdout)
         # A manager in its own pid namespace: here, its pid is the one we see.
         proc = sb.track(subprocess.Popen(
-            ["unshare", "-p", "-f", "--mount-proc", harness.SHMWARDEN, "manager",
-             "--no-reclaim", "--shutdown-timeout", "100000"], stdout=subprocess.PIPE,
+            ["unshare", "-p", "-f", "--kill-child", "--mount-proc", harness.SHMWARDEN,
+             "manager", "--no-reclaim", "--shutdown-timeout", "100000"],
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             env=dict(sb.env, TMPDIR=nsbase)))
         sock = proc.stdout.readline().decode().strip()
