@@ -7,6 +7,7 @@
 #   make bench      side-by-side benchmark against Debian's torch_shm_manager
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (60) each (needs clang)
 #   make install    PREFIX=/usr/local DESTDIR=  (binaries, library, man pages, cron/systemd)
+#   make uninstall  the same variables: removes exactly what `make install` installed
 #   make deb        the Debian packages (debian/) in $(BUILD)/deb/, checked by lintian
 
 BUILD   ?= build
@@ -37,7 +38,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all test test-normal test-san check deps matrix-chroots package-chroot demo bench fuzz install deb clean
+.PHONY: all test test-normal test-san check deps matrix-chroots package-chroot demo bench fuzz install uninstall deb clean
 all: $(BUILD)/shmwarden $(BUILD)/torch_shm_manager
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj $(BUILD)/gen
@@ -160,6 +161,22 @@ install: all
 	cd $(DESTDIR)$(UNITDIR) && chmod 0644 shmwarden-sweep.service shmwarden-sweep.timer
 	chmod 0644 $(DESTDIR)$(DATADIR)/shmwarden.cron $(DESTDIR)$(DATADIR)/shmwarden.default
 	chmod 0755 $(DESTDIR)$(DATADIR)/use-with-pytorch.sh $(DESTDIR)$(DATADIR)/slurm-epilog
+
+# Removes the files `make install` installed (given the same PREFIX, DESTDIR and
+# directories), and DATADIR, which is ours alone; the other directories (bin, man1,
+# lib...) may hold others' files and stay. What the admin set up from the installed files
+# is theirs to undo first (shmwarden(1), INSTALLATION): PyTorch pointed at shmwarden
+# (use-with-pytorch.sh uninstall), the timer enabled, the cron file copied.
+INSTALLED = $(PREFIX)/bin/shmwarden $(PREFIX)/bin/torch_shm_manager \
+            $(MANDIR)/man1/shmwarden.1 $(MANDIR)/man3/libshmwarden.3 \
+            $(DATADIR)/shmwarden.cron $(DATADIR)/shmwarden.default \
+            $(DATADIR)/use-with-pytorch.sh $(DATADIR)/slurm-epilog \
+            $(UNITDIR)/shmwarden-sweep.service $(UNITDIR)/shmwarden-sweep.timer \
+            $(INCLUDEDIR)/shmwarden.h $(LIBDIR)/libshmwarden.a $(LIBDIR)/$(LIB_SONAME) \
+            $(LIBDIR)/libshmwarden.so $(LIBDIR)/pkgconfig/shmwarden.pc
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	if [ -d $(DESTDIR)$(DATADIR) ]; then rmdir $(DESTDIR)$(DATADIR); fi
 
 # ---- libshmwarden: the client library (include/shmwarden.h), its examples and tests ----
 # Its objects are compiled apart: -fvisibility=hidden (only SHMW_API functions leave the

@@ -21,13 +21,20 @@ each, batches of 2), instead of Process objects writing to a Queue. --get-delay:
 parent starts taking tensors from the queue only this long after starting the workers,
 as a training loop slower than its workers does; each tensor is registered again, by
 the parent, that long after its object was made.
+
+When the tensors cannot be shared (the manager refuses to start: an unusable TMPDIR, a
+missing manager), it says so in one sentence on stderr and exits 1, within seconds of
+the workers' failure and within STALL_S (180 s) of the last tensor at worst; never a
+silent wait.
 """
 import argparse
 import ctypes
 import glob
 import json
 import os
+import queue
 import sqlite3
+import sys
 import time
 
 import torch
@@ -37,6 +44,19 @@ import torch.multiprocessing as mp
 # would otherwise share through file descriptors, never calling the manager.
 mp.set_sharing_strategy("file_system")
 
+# The longest the parent waits for the next tensor. Generous: a spawn or forkserver
+# worker imports torch first, seconds of CPU that a loaded machine stretches to a minute.
+STALL_S = 180
+# Once a worker has exited, whatever it sent is already in the queue's pipe: this long
+# without an item means its tensors will not come.
+DRAIN_S = 2
+
+
+def fail(why):
+    """Ends the run with one sentence (exit 1)."""
+    sys.exit("torch_share.py: %s (is TMPDIR=%s usable, and the manager runnable? its own "
+             "error, if it printed one, is above)" % (why, os.environ.get("TMPDIR", "/tmp")))
+
 
 def worker(q, received, wid, n, numel):
     # The file_system strategy needs the sender to keep each tensor until the receiver
@@ -45,6 +65,14 @@ def worker(q, received, wid, n, numel):
     sent = []
     for i in range(n):
         t = torch.full((numel,), float(wid * 1000 + i), dtype=torch.float32)
+        # Shared here, not in the queue's feeder thread (which would only print the
+        # error and drop the tensor): a manager that refuses to start is then an error
+        # this worker reports, in libshm's words.
+        try:
+            t.share_memory_()
+        except RuntimeError as e:
+            q.put((wid, "error", str(e).strip().splitlines()[-1]))
+            return
         q.put((wid, i, t))
         sent.append(t)
     q.put((wid, None, None))
@@ -122,7 +150,14 @@ def main():
         use_manager(args.manager)
     ctx = mp.get_context(args.start)
     if args.dataloader:
-        got, bad, wpids = load(ctx, nworkers, nworkers * ntensors, args.numel)
+        try:
+            got, bad, wpids = load(ctx, nworkers, nworkers * ntensors, args.numel)
+        except RuntimeError as e:
+            # A worker's error arrives as "Caught RuntimeError in DataLoader worker
+            # process 0." and its traceback: the original message is the last line.
+            lines = [l for l in str(e).splitlines() if l.strip()]
+            fail("the DataLoader's tensors could not be shared: %s" % (
+                lines[-1].strip() if lines else type(e).__name__))
         dirs, rows = journal_rows()
         print(json.dumps({"pid": os.getpid(), "workers": wpids, "received": sum(len(b) for b in got),
                           "bad": bad, "manager_dirs": [os.path.basename(d) for d in dirs],
@@ -136,17 +171,44 @@ def main():
     for p in procs:
         p.start()
     time.sleep(args.get_delay)
-    got, done, bad = [], 0, 0
-    while done < nworkers:
-        # Generous: a spawn or forkserver worker imports torch first, seconds of CPU that
-        # a loaded machine stretches to a minute.
-        wid, i, t = q.get(timeout=180)
-        if i is None:
-            done += 1
-            continue
-        if not torch.equal(t, torch.full((args.numel,), float(wid * 1000 + i))):
-            bad += 1
-        got.append(t)
+    got, done, bad = [], set(), 0
+    last = time.monotonic()
+    try:
+        while len(done) < nworkers:
+            try:
+                wid, i, t = q.get(timeout=0.5)
+            except queue.Empty:
+                now = time.monotonic()
+                # A worker that died before its last item (it could not share a tensor:
+                # libshm's error kills it, or its queue's feeder thread drops the item).
+                dead = [w for w, p in enumerate(procs) if w not in done and p.exitcode is not None]
+                if dead and now - last >= DRAIN_S:
+                    w = dead[0]
+                    fail("worker %d (pid %d) exited with status %s having sent %d of its %d "
+                         "tensors: they could not be shared through the shm manager" % (
+                             w, procs[w].pid, procs[w].exitcode,
+                             sum(1 for x in got if x[0] == w), ntensors))
+                if now - last >= STALL_S:
+                    fail("no tensor from the workers for %d s (%d of %d received)" % (
+                        STALL_S, len(got), nworkers * ntensors))
+                continue
+            last = time.monotonic()
+            if i == "error":
+                fail("worker %d: its tensors could not be shared through the shm manager: %s" % (
+                    wid, t))
+            if i is None:
+                done.add(wid)
+                continue
+            if not torch.equal(t, torch.full((args.numel,), float(wid * 1000 + i))):
+                bad += 1
+            got.append((wid, t))
+    except SystemExit:
+        for p in procs:
+            if p.exitcode is None:
+                p.terminate()
+            p.join(10)
+        raise
+    got = [t for _, t in got]
     received.set()
     dirs, rows = journal_rows()
     report = {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # scripts/use-with-pytorch.sh — make PyTorch run shmwarden as its torch_shm_manager, and undo it.
 #
+# Usage: use-with-pytorch.sh [OPTIONS] install|uninstall|status
+#
 #   use-with-pytorch.sh [OPTIONS] install     replace torch/bin/torch_shm_manager with a
 #                                             link to shmwarden (the original is kept as
 #                                             torch_shm_manager.pytorch)
@@ -19,13 +21,21 @@
 # PyTorch runs <torch>/bin/torch_shm_manager and has no setting to point it elsewhere, so
 # this is the only way in. Every change is one rename (or one mount), so a PyTorch
 # process starting meanwhile runs one manager or the other, never a missing file.
-# Exit status: 0 done (or nothing to do), 1 failed, 2 usage.
+# Exit status: install and uninstall: 0 done (or nothing to do), 1 failed, 2 usage.
+# status: 0 PyTorch runs shmwarden, 1 PyTorch runs its own manager, 2 usage, 3 cannot
+# tell (something else is linked or mounted there, or no torch or manager is found).
 set -euo pipefail
 
 default_manager=/usr/local/bin/torch_shm_manager # make install rewrites this line
 
-usage() { sed -n '4,17p;22p' "$0" | sed 's/^# \{0,1\}//'; }
-die() { echo "use-with-pytorch: $*" >&2; exit 1; }
+# The help is the header: from the Usage line to the exit statuses, minus the rationale.
+usage() {
+	awk 'NR > 2 && !/^#/ { exit } /^# Usage:/ { on = 1 } /^# PyTorch runs/ { skip = 1 }
+		/^# Exit status/ { skip = 0 } on && !skip { sub(/^# ?/, ""); print }' "$0"
+}
+# A failure is exit 1; for status, whose 1 means "PyTorch's own manager", it is 3.
+fail_status=1
+die() { echo "use-with-pytorch: $*" >&2; exit "$fail_status"; }
 bad_usage() { echo "use-with-pytorch: $*" >&2; usage >&2; exit 2; }
 
 torch_dir= python=${PYTHON:-} manager= bind=0 cmd=
@@ -49,6 +59,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "$cmd" ] || bad_usage "missing command (install, uninstall or status)"
+[ "$cmd" != status ] || fail_status=3
 
 # The torch package directory of a Python, or nothing when it has no torch. find_spec,
 # not import: importing torch takes seconds and loads libtorch. A spec without an origin
@@ -100,13 +111,16 @@ status)
 			echo "shmwarden: $target is bind-mounted over by $real ($("$real" --version))"
 		else
 			echo "unknown: $target has something bind-mounted over it (not $manager)"
+			exit 3
 		fi
 	elif runs_ours; then
 		echo "shmwarden: $target -> $(readlink -- "$target") ($("$real" --version)); PyTorch's own is kept as $backup"
 	elif [ -L "$target" ]; then
 		echo "unknown: $target is a link to $(readlink -- "$target") (not $manager)"
+		exit 3
 	else
 		echo "pytorch: $target is PyTorch's own torch_shm_manager"
+		exit 1
 	fi
 	;;
 install)

@@ -37,7 +37,10 @@
  *
  * "Cannot tell" means keep: when /proc cannot be walked, or a candidate's socket cannot
  * be looked at, or a live manager's journal must not be opened, livemgr_mark fails and
- * the caller unlinks nothing of that page.
+ * the caller unlinks nothing of that page. A live manager whose journal cannot be read
+ * (another schema version: a package upgrade runs the old and the new release side by
+ * side; damaged; busy) may hold any of the owner's names: livemgr_unreadable names it,
+ * and the caller unlinks nothing of the owner's while it lives.
  *
  * SQLite opens journal.db-wal and -shm lazily, unlinks them on close and as root
  * fchowns what it opens to the main file's owner: a journal is therefore only opened
@@ -93,7 +96,7 @@ struct livemgr_entry {
 	int holder_fd;     /* the holder's descriptor number of it */
 	struct journal *j; /* NULL: no schema yet, or unreadable: tried again next refresh */
 	bool unreadable;   /* its journal could not be opened (another schema version,
-			    * damaged, busy): not consulted (SECURITY.md, known limits) */
+			    * damaged, busy): it may hold any name (livemgr_unreadable) */
 	bool foreign;      /* its journal is not ours (another owner, shm filesystem, or
 			    * manager pid): never opened again */
 	bool seen;         /* in the latest walk */
@@ -316,8 +319,23 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	if (rc == -ENODATA)
 		return 0; /* no schema yet: a manager starting has registered nothing */
 	if (rc < 0) {
+		/* Which shm filesystem its names live in, the journal would have said; its
+		 * own /dev/shm says it too (a chroot's or container's private tmpfs). One we
+		 * cannot look at may be ours. */
+		char shm[64];
+		struct stat sst;
+		snprintf(shm, sizeof(shm), "/proc/%d/root/dev/shm", (int)e->pid);
+		if (stat(shm, &sst) == 0 && (uint64_t)sst.st_dev != lm->shm_dev) {
+			log_debug("livemgr: %s: its journal cannot be read (%s), and its /dev/shm "
+				  "is another filesystem (%#llx): not a live manager of ours",
+				  label, err, (unsigned long long)sst.st_dev);
+			e->foreign = true;
+			return 0;
+		}
 		e->unreadable = true;
-		log_info("livemgr: %s not consulted: %s", label, err);
+		log_info("livemgr: %s: its journal cannot be read: %s; no object of uid %u is "
+			 "unlinked while it lives",
+			 label, err, (unsigned)lm->owner);
 		return 0;
 	}
 	const struct journal_meta *m = journal_meta(e->j);
@@ -659,6 +677,15 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 		}
 	}
 	return rc;
+}
+
+pid_t livemgr_unreadable(const struct livemgr *lm)
+{
+	const struct livemgr_entry *e;
+	TAILQ_FOREACH (e, &lm->entries, link)
+		if (!e->j && e->unreadable)
+			return e->pid;
+	return 0;
 }
 
 unsigned livemgr_count(const struct livemgr *lm)

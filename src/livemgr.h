@@ -53,9 +53,16 @@ void livemgr_refresh(struct livemgr *lm, int64_t newest_btime_ns);
  * holder[i], the manager's pid) when a live manager's journal lists rows[i]'s name.
  * One range query per live journal. Returns 0, or -1 when an open live journal failed
  * while being read (then held[] is incomplete, and the caller must not unlink). A live
- * journal that could not be opened at all (another schema version) is not consulted. */
+ * journal that could not be opened at all is not in held[]: see livemgr_unreadable. */
 int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool *held,
 		 pid_t *holder);
+
+/* The pid of a live manager of the owner whose journal the latest refresh could not
+ * open (another schema version: an older or newer shmwarden beside this one; damaged;
+ * busy), 0 when there is none. Such a manager may hold any name of the owner's, and
+ * which ones nobody can tell: the caller unlinks none of the owner's objects while it
+ * lives (cannot tell means keep). */
+pid_t livemgr_unreadable(const struct livemgr *lm);
 
 /* How many live journals the set holds (for logs and tests). */
 unsigned livemgr_count(const struct livemgr *lm);

@@ -102,6 +102,11 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		     "that may hold them could not be inspected (and the kernel did not say "
 		     "that nobody has them open).");
 	fprintf(f, "shmwarden_sweep_last_objects_not_inspectable %u\n", t->not_inspectable);
+	metrics_head(f, "shmwarden_sweep_last_objects_live_unreadable",
+		     "Of the in_use objects of the last sweep, those kept because a live "
+		     "manager of their owner's has a journal this build cannot read (another "
+		     "schema version) and may hold them.");
+	fprintf(f, "shmwarden_sweep_last_objects_live_unreadable %u\n", t->live_unreadable);
 	metrics_head(f, "shmwarden_sweep_last_objects_name_reused",
 		     "Of the refused objects, those whose name now names another object than "
 		     "the one its journal recorded (refused: name reused); left in place.");

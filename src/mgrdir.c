@@ -20,7 +20,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/fsuid.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
@@ -371,35 +373,92 @@ static int mgrdir_check_file(struct mgrdir_probe *p, const char *file, struct st
 	return 1;
 }
 
-/* The pid holding a flock on the directory or its lock file, from /proc/locks, or 0.
- * Only for the report: liveness itself was decided by the locks. */
+/* Whether the open file fdname of a task (fddir: its /proc/PID/fd, fdinfo: its
+ * /proc/PID/fdinfo) is one of ids[0..n-1] and holds an exclusive flock: the kernel
+ * lists the locks taken through an open file description in its fdinfo ("lock:"
+ * lines, as /proc/locks prints them). */
+static bool mgrdir_fd_holds(int fddir, int fdinfo, const char *fdname, const struct stat *ids,
+			    int n)
+{
+	struct statx stx;
+	if (statx(fddir, fdname, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0)
+		return false;
+	bool match = false;
+	for (int i = 0; i < n && !match; i++)
+		match = makedev(stx.stx_dev_major, stx.stx_dev_minor) == ids[i].st_dev &&
+			(ino_t)stx.stx_ino == ids[i].st_ino;
+	if (!match)
+		return false;
+	int fd = openat(fdinfo, fdname, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[4096];
+	ssize_t len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return false;
+	buf[len] = '\0';
+	for (char *line = buf; line; line = strchr(line, '\n')) {
+		line += *line == '\n';
+		char type[16], mode[16];
+		/* A waiter ("->") is not the holder; a shared lock is a look, not a manager. */
+		if (sscanf(line, "lock: %*d: %15s %*s %15s", type, mode) == 2 &&
+		    strcmp(type, "FLOCK") == 0 && strcmp(mode, "WRITE") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The pid of a task whose open file holds the exclusive flock of the directory or of
+ * its lock file, or 0 when none can be seen. Only for the report: liveness itself was
+ * decided by the locks. Not /proc/locks: it comes a page per read() and skips entries
+ * while others lock and unlock, and flock has no F_GETLK. Each task's descriptors are
+ * walked, as livemgr.c does, and the one that reaches the directory asked about has its
+ * locks read from its own fdinfo: complete, and a task that merely holds the directory
+ * open (a look, a shell in it) is not taken for its holder. The pid is as our /proc
+ * numbers it: 0 for a holder outside our pid namespace, or hidden by hidepid. */
 static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 {
-	FILE *f = fopen("/proc/locks", "re");
-	if (!f)
-		return 0;
-	char line[256];
-	pid_t found = 0;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char type[16];
-		int pid;
-		unsigned maj, min;
-		unsigned long long ino;
-		if (strstr(line, "->"))
-			continue; /* a waiter, not the holder */
-		char mode[16];
-		if (sscanf(line, "%*d: %15s %*s %15s %d %x:%x:%llu", type, mode, &pid, &maj, &min,
-			   &ino) != 6 ||
-		    strcmp(type, "FLOCK") != 0 || strcmp(mode, "WRITE") != 0)
-			continue; /* a shared lock is a look, not a manager */
-		for (int i = 0; i < 2; i++) {
-			const struct stat *st = i ? lst : dst;
-			if (st && maj == major(st->st_dev) && min == minor(st->st_dev) &&
-			    ino == (unsigned long long)st->st_ino)
-				found = pid;
-		}
+	struct stat ids[2] = { *dst };
+	int n = 1;
+	if (lst)
+		ids[n++] = *lst;
+	DIR *d = opendir("/proc");
+	struct statfs sfs;
+	if (d && (fstatfs(dirfd(d), &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)) {
+		closedir(d); /* an empty directory in a sandbox, or a forgery: unknown */
+		d = NULL;
 	}
-	fclose(f);
+	if (!d)
+		return 0;
+	pid_t found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || end == de->d_name || pid <= 0)
+			continue;
+		char path[64];
+		snprintf(path, sizeof(path), "%ld/fd", pid);
+		int fddir = openat(dirfd(d), path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		snprintf(path, sizeof(path), "%ld/fdinfo", pid);
+		int fdinfo = openat(dirfd(d), path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = fddir >= 0 && fdinfo >= 0 ? dup(fddir) : -1;
+		DIR *fds = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!fds && fd >= 0)
+			close(fd);
+		struct dirent *fe;
+		while (fds && !found && (fe = readdir(fds)))
+			if (fe->d_name[0] != '.' && mgrdir_fd_holds(fddir, fdinfo, fe->d_name, ids, n))
+				found = (pid_t)pid;
+		if (fds)
+			closedir(fds);
+		if (fddir >= 0)
+			close(fddir);
+		if (fdinfo >= 0)
+			close(fdinfo);
+	}
+	closedir(d);
 	return found;
 }
 

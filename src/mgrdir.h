@@ -68,7 +68,7 @@ struct mgrdir_probe {
 	enum mgrdir_state state;
 	char name[256];
 	uid_t owner;       /* the directory's owner; (uid_t)-1 when it cannot be seen */
-	pid_t holder;      /* live: the pid holding a lock (/proc/locks), 0 unknown */
+	pid_t holder;      /* live: the pid holding its lock (its fdinfo), 0 unknown */
 	int64_t changed_s; /* the newer of the directory's mtime and ctime */
 	char why[256];     /* why, for every state but dead; for live, a note or "" */
 	/* PROBE_JOURNAL: the journal, opened JOURNAL_UNTRUSTED (NULL: none, or an empty

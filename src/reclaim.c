@@ -46,6 +46,8 @@ struct reclaim_probe {
 	struct shmobj_info info;
 	bool held; /* a live manager's journal lists the name */
 	pid_t holder;
+	pid_t unreadable; /* a live manager whose journal cannot be read, 0 none: it may
+			   * hold the name (livemgr_unreadable) */
 };
 
 const char *reclaim_status_str(enum reclaim_status st)
@@ -306,7 +308,18 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		return RECLAIM_DROP;
 	}
 	pid_t blind = 0;
-	switch (reclaim_holder(opts, who, row, pnbuf, sizeof(pnbuf), &st, &blind)) {
+	enum reclaim_holder h = reclaim_holder(opts, who, row, pnbuf, sizeof(pnbuf), &st, &blind);
+	if (p->unreadable && (h == RECLAIM_UNUSED || h == RECLAIM_HELD_BLIND)) {
+		/* A live manager whose journal we cannot read (another schema version) may
+		 * have registered the name since, and its object be in flight between its
+		 * clients: cannot tell means keep, as long as it lives. */
+		if (r->live_unreadable++ == 0)
+			r->live_unreadable_pid = p->unreadable;
+		log_info("reclaim: %s: %s: kept: the journal of live manager pid %d cannot be read",
+			 who, PN, (int)p->unreadable);
+		return reclaim_keep_in_use(opts, row, &st, learned, r);
+	}
+	switch (h) {
 	case RECLAIM_UNCHECKED:
 		return RECLAIM_KEEP;
 	case RECLAIM_HELD:
@@ -441,9 +454,11 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			}
 			livemgr_refresh(live, newest);
 			live_unknown = livemgr_mark(live, rows, n, held, holder) < 0;
+			pid_t unreadable = livemgr_unreadable(live);
 			for (int i = 0; i < n; i++) {
 				probe[i].held = held[i];
 				probe[i].holder = holder[i];
+				probe[i].unreadable = unreadable;
 			}
 		}
 		bool adopted = false;
@@ -645,6 +660,10 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		snprintf(more + strlen(more), sizeof(more) - strlen(more),
 			 ", %u of them: holder not inspectable (pid %d)", r->not_inspectable,
 			 (int)r->not_inspectable_pid);
+	if (r->live_unreadable)
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+			 ", %u of them: the journal of live manager pid %d cannot be read",
+			 r->live_unreadable, (int)r->live_unreadable_pid);
 	reclaim_set(r, RECLAIM_KEPT, "%lld name%s stay%s journaled for a later pass (%u in use%s)",
 		    (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", in_use, more);
 	if (!opts->dry_run && journal_compact(j) < 0)

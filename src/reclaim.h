@@ -16,6 +16,10 @@
  *   maybe held by a task we
  *   could not inspect           -> the same, unless the kernel's lease check says
  *                                  nobody has it open (then unlinked)
+ *   a live manager's journal
+ *   cannot be read (another
+ *   schema version)             -> the same, lease or not: it may have registered the
+ *                                  name (livemgr_unreadable)
  *   otherwise                   -> shm_unlink, drop the row
  * Row drops are batched into one transaction per page. Running twice, concurrently
  * (the directory lock serialises), or after a crash of the reclaimer ends in the
@@ -91,6 +95,10 @@ struct reclaim_report {
 				   * could not be inspected (and the kernel's lease check
 				   * did not clear them) */
 	pid_t not_inspectable_pid; /* the first such process, 0 if unknown */
+	unsigned live_unreadable;  /* of in_use: kept because a live manager of the owner's
+				   * whose journal cannot be read (another schema version)
+				   * may hold them */
+	pid_t live_unreadable_pid; /* the first such manager */
 	uint64_t bytes;            /* st_size of the objects unlinked */
 	char detail[256];          /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };

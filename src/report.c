@@ -25,6 +25,7 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->not_inspectable += r->not_inspectable;
 	t->reused += r->reused;
 	t->handed_over += r->handed_over;
+	t->live_unreadable += r->live_unreadable;
 	t->bytes += r->bytes;
 }
 
@@ -125,6 +126,9 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 		else if (r->not_inspectable)
 			fprintf(f, "; %u kept: holder not inspectable (pid hidden by /proc)",
 				r->not_inspectable);
+		if (r->live_unreadable)
+			fprintf(f, "; %u kept: the journal of live manager pid %d cannot be read",
+				r->live_unreadable, (int)r->live_unreadable_pid);
 		if (r->earlier_boot)
 			fputs("; journal from an earlier boot: its names name nothing now", f);
 		if (r->status == RECLAIM_KEPT) {
@@ -178,6 +182,11 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 		fprintf(f, ",\"not_inspectable_pid\":%d", (int)r->not_inspectable_pid);
 	else
 		fputs(",\"not_inspectable_pid\":null", f);
+	fprintf(f, ",\"live_unreadable\":%u", r->live_unreadable);
+	if (r->live_unreadable)
+		fprintf(f, ",\"live_unreadable_pid\":%d", (int)r->live_unreadable_pid);
+	else
+		fputs(",\"live_unreadable_pid\":null", f);
 	fputc('}', f);
 }
 
@@ -204,6 +213,9 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		fprintf(f, ", %u handed over to live managers", t->handed_over);
 	if (t->not_inspectable)
 		fprintf(f, ", %u kept: holder not inspectable", t->not_inspectable);
+	if (t->live_unreadable)
+		fprintf(f, ", %u kept: a live manager's journal cannot be read",
+			t->live_unreadable);
 	fputc('\n', f);
 }
 
@@ -216,7 +228,7 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 	fprintf(f,
 		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
 		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
-		"\"not_inspectable\":%u}",
+		"\"not_inspectable\":%u,\"live_unreadable\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
-		t->handed_over, t->not_inspectable);
+		t->handed_over, t->not_inspectable, t->live_unreadable);
 }

@@ -19,6 +19,7 @@ struct report_totals {
 	unsigned not_inspectable; /* of in_use: a holder may hide where we cannot look */
 	unsigned reused;          /* of refused: name reused */
 	unsigned handed_over;     /* rows a live manager registered since */
+	unsigned live_unreadable; /* of in_use: a live manager's journal cannot be read */
 	uint64_t bytes;
 };
 

@@ -4,7 +4,10 @@ Tests run the real binaries against the real kernel. Every test works inside a
 Sandbox: a private temp base (the managers' TMPDIR), a unique object-name prefix,
 and a list of the processes it started. On exit, even after a failure, the sandbox
 kills only the processes it started, unlinks only /dev/shm objects with its own
-prefix, and removes its temp base.
+prefix, and removes its temp base. Objects without the prefix that a manager in its
+base journaled (a PyTorch program's torch_*) and that still exist then are the test's
+leak: the sandbox names them and fails a test that passed (it never unlinks them: a
+test that makes them cleans them up, see test_torch.py).
 
 A test module defines test_* functions; pytest (conftest.py) runs them in order.
 A test takes the `sb` fixture (a Sandbox) or opens one itself (`with Sandbox() as sb:`).
@@ -151,8 +154,11 @@ class Sandbox:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.cleanup()
+    def __exit__(self, exc_type, exc, tb):
+        left = self.cleanup()
+        if left and exc_type is None:
+            raise AssertionError("the test left objects its managers journaled in %s: %s"
+                                 % (self.tmp, left))
         return False
 
     def name(self, i):
@@ -218,7 +224,43 @@ class Sandbox:
     def manager_dirs(self):
         return sorted(n for n in os.listdir(self.tmp) if n.startswith("shmwarden-"))
 
+    def journaled_left(self):
+        """Names without our prefix that a dead manager journaled anywhere under our base
+        and whose object is still in /dev/shm (read only: nothing is touched; a live
+        manager, its directory flocked, will unlink its own)."""
+        import fcntl
+        import sqlite3
+        left = set()
+        for top, dirs, files in os.walk(self.tmp):
+            if not os.path.basename(top).startswith("shmwarden-") or "journal.db" not in files:
+                continue
+            try:
+                fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue  # a live manager's (it unlinks its own at shutdown), or gone
+            try:
+                con = sqlite3.connect("file:%s?mode=ro" % os.path.join(top, "journal.db"),
+                                      uri=True, timeout=1)
+                try:
+                    names = [bytes(r[0]) for r in con.execute("select name from objects")]
+                finally:
+                    con.close()
+            except (sqlite3.Error, TypeError, ValueError):
+                continue  # no journal yet, a corrupt one a test made, another layout
+            for n in names:
+                if (n.startswith(b"/") and b"/" not in n[1:] and b"\0" not in n and
+                        not n.startswith(self.prefix.encode()) and
+                        os.path.lexists(SHM.encode() + n)):
+                    left.add(n.decode(errors="replace"))
+        return sorted(left)
+
     def cleanup(self):
+        """Kills our processes, unlinks our prefix's objects, removes the base. Returns
+        the objects our managers journaled that are still there (journaled_left)."""
         for p in self.procs:
             if p.poll() is None:
                 try:
@@ -237,7 +279,15 @@ class Sandbox:
                 os.unlink(SHM + n)
             except FileNotFoundError:
                 pass
+        try:
+            left = self.journaled_left()
+        except OSError:
+            left = []
+        if left:
+            sys.stderr.write("harness: %s: objects its managers journaled are left in %s: "
+                             "%s\n" % (self.tmp, SHM, left))
         shutil.rmtree(self.tmp, ignore_errors=True)
+        return left
 
 
 def main(namespace):

@@ -48,6 +48,23 @@ def sweep_json(sb, *extra):
     return r, json.loads(r.stdout) if r.stdout.strip() else None
 
 
+def registered(sb, c, tag):
+    """sb.name(tag), registered through the client c and then created, as libshm does."""
+    n = sb.name(tag)
+    c.register(n)
+    sb.create_object(n)
+    return n
+
+
+def expect_swept(sb, unlinked):
+    """After the manager's SIGKILL: a sweep unlinks exactly `unlinked` objects, and none
+    of ours is left."""
+    r, doc = sweep_json(sb)
+    expect(r.returncode == 0 and doc["totals"]["unlinked"] == unlinked,
+           "after SIGKILL: %s %s" % (r.stdout, r.stderr))
+    expect(sb.objects() == [], "objects left: %s" % sb.objects())
+
+
 def snapshot(d):
     """Every file of d: its bytes' digest, size and mtime (ns)."""
     out = {}
@@ -84,9 +101,7 @@ def test_tmpfiles_age_rule_spares_a_live_manager():
     with Sandbox("tmpfiles") as sb:
         m = manager(sb)
         c = m.client()
-        first = sb.name("t0")
-        c.register(first)
-        sb.create_object(first)
+        registered(sb, c, "t0")
         before = files(m.dir)
         # A stale directory of a dead manager is what the rule should clean: it proves
         # the rule ran and reached this base.
@@ -100,19 +115,14 @@ def test_tmpfiles_age_rule_spares_a_live_manager():
         e = ls_json(sb)[os.path.basename(m.dir)]
         expect(e["state"] == "live" and e["clients"] == 1 and e["objects"] == 1,
                "ls after tmpfiles: %s" % e)
-        second = sb.name("t1")
-        c.register(second)
-        sb.create_object(second)
+        registered(sb, c, "t1")
         r, doc = sweep_json(sb)
         expect(r.returncode == 0 and os.path.isdir(m.dir), "sweep took the live manager: %s"
                % r.stdout)
         # What it acknowledged stays reclaimable after a SIGKILL.
         os.kill(m.pid, signal.SIGKILL)
         m.wait()
-        r, doc = sweep_json(sb)
-        expect(r.returncode == 0 and doc["totals"]["unlinked"] == 2,
-               "after SIGKILL: %s %s" % (r.stdout, r.stderr))
-        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+        expect_swept(sb, 2)
 
 
 # (1b) A hand rm of every file: noticed within seconds, logged, restored.
@@ -120,9 +130,7 @@ def test_hand_rm_restores_journal_and_socket():
     with Sandbox("handrm") as sb:
         m = manager(sb)
         c = m.client()
-        a = sb.name("a")
-        c.register(a)
-        sb.create_object(a)
+        a = registered(sb, c, "a")
         for n in os.listdir(m.dir):
             os.unlink(os.path.join(m.dir, n))
         restored = harness.wait_for(
@@ -132,13 +140,9 @@ def test_hand_rm_restores_journal_and_socket():
         expect(harness.journal_names(m.dir) == [a], "restored journal: %s"
                % harness.journal_names(m.dir))
         # The connection it had keeps working; a new one reaches the restored socket.
-        b = sb.name("b")
-        c.register(b)
-        sb.create_object(b)
-        c2 = m.client()
-        d = sb.name("d")
-        c2.register(d)
-        sb.create_object(d)
+        registered(sb, c, "b")
+        c2 = m.client()  # held open: ls counts it
+        registered(sb, c2, "d")
         e = ls_json(sb)[os.path.basename(m.dir)]
         expect(e["state"] == "live" and e["objects"] == 3 and e["clients"] == 2,
                "ls after restore: %s" % e)
@@ -146,10 +150,7 @@ def test_hand_rm_restores_journal_and_socket():
         err = m.stderr_text()
         expect("vanished" in err and "restored" in err, "nothing logged: %r" % err)
         m.wait()
-        r, doc = sweep_json(sb)
-        expect(r.returncode == 0 and doc["totals"]["unlinked"] == 3,
-               "after SIGKILL: %s %s" % (r.stdout, r.stderr))
-        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+        expect_swept(sb, 3)
 
 
 # (2) SIGKILL at random moments of start-up (and of shutdown): the next sweep removes
@@ -348,8 +349,12 @@ import harness
 from harness import Sandbox
 rounds, leaks, leak_size, size = (int(a) for a in sys.argv[2:6])
 libc = ctypes.CDLL(None, use_errno=True)
-out = {"ok": 0, "enospc": 0, "first_ok_ms": [], "line_ms": []}
-for r in range(rounds):
+# A round in which the adoption outlasted the manager's 800 ms hold (it says so on
+# stderr, then serves anyway: libshm waits only 1 s) tells nothing about space before
+# service; under load it is retried, up to 3 x rounds in all.
+out = {"rounds": []}
+while (sum(not x["capped"] for x in out["rounds"]) < rounds and
+       len(out["rounds"]) < 3 * rounds):
     with Sandbox("space") as sb:
         # A dead manager whose objects fill the filesystem but for `size` bytes.
         m = sb.spawn_manager(args=["manager", "--no-reclaim"])
@@ -366,17 +371,23 @@ for r in range(rounds):
         # The next job: its manager adopts the dead one; its first tensor follows at once.
         t0 = time.monotonic()
         m2 = sb.spawn_manager()  # the drop-in, reclaim at start
-        out["line_ms"].append((time.monotonic() - t0) * 1000)
+        rnd = {"line_ms": (time.monotonic() - t0) * 1000, "ok_ms": None, "fit": False}
         c2 = m2.client()
         n = sb.name("first")
         t1 = time.monotonic()
-        c2.register(n, timeout=1.0)  # libshm's own limit
-        out["first_ok_ms"].append((time.monotonic() - t1) * 1000)
-        fd = os.open(harness.SHM + n, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        rc = libc.posix_fallocate(fd, ctypes.c_long(0), ctypes.c_long(size))
-        os.close(fd)
-        out["ok" if rc == 0 else "enospc"] += 1
+        try:
+            c2.register(n, timeout=1.0)  # libshm's own limit
+            rnd["ok_ms"] = (time.monotonic() - t1) * 1000
+            fd = os.open(harness.SHM + n, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            rnd["fit"] = libc.posix_fallocate(fd, ctypes.c_long(0), ctypes.c_long(size)) == 0
+            os.close(fd)
+        except TimeoutError:
+            pass
         c2.close()
+        os.kill(m2.pid, signal.SIGKILL)
+        m2.wait()
+        rnd["capped"] = "still running after 800 ms" in m2.stderr_text()
+        out["rounds"].append(rnd)
 print(json.dumps(out))
 """
 
@@ -396,11 +407,18 @@ def test_space_before_service():
     env = dict(os.environ)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     expect(r.returncode == 0, "inner run: %d %s" % (r.returncode, r.stderr[-3000:]))
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    print("# %d rounds: first OK after %s ms, socket line after %s ms" % (
-        rounds, [round(x) for x in out["first_ok_ms"]], [round(x) for x in out["line_ms"]]))
-    expect(out["enospc"] == 0 and out["ok"] == rounds, "the first object did not fit: %s" % out)
-    expect(max(out["line_ms"]) < 1000, "the socket line waited for the adoption: %s" % out)
+    out = json.loads(r.stdout.strip().splitlines()[-1])["rounds"]
+    judged = [x for x in out if not x["capped"]]
+    print("# %d rounds (%d past the 800 ms hold, not judged): first OK after %s ms, socket "
+          "line after %s ms" % (len(out), len(out) - len(judged),
+                                [x["ok_ms"] and round(x["ok_ms"]) for x in out],
+                                [round(x["line_ms"]) for x in out]))
+    expect(judged, "every round's adoption outlasted the 800 ms hold: nothing judged: %s" % out)
+    expect(all(x["fit"] for x in judged),
+           "the first object did not fit (or got no OK within 1 s) although the adoption "
+           "finished within the hold: %s" % out)
+    expect(max(x["line_ms"] for x in out) < 1000,
+           "the socket line waited for the adoption: %s" % out)
 
 TORCH_JOB = r"""
 import ctypes, os, sys, torch

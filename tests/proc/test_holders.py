@@ -12,6 +12,7 @@ known limit (SECURITY.md): its test pins what happens.
 Everything lives in harness Sandboxes (private temp base, unique object prefix); users
 made with useradd are removed again. Tests that need root say SKIP when not root.
 """
+import contextlib
 import json
 import os
 import pwd
@@ -251,6 +252,22 @@ def test_idle_shutdown_keeps_what_threads_and_leaderless_processes_hold():
 
 # ---- users: what cannot be inspected ---------------------------------------------------
 
+@contextlib.contextmanager
+def users_sandbox(label, *tags):
+    """A shared Sandbox, a new system user per tag (their pwd entries) and the
+    environment they run in (HOME=/: they have none); all removed again, the users
+    too, whatever happens."""
+    users = []
+    sb = Sandbox(label, shared=True)
+    try:
+        users = [harness.useradd(t) for t in tags]
+        yield sb, [pwd.getpwnam(u) for u in users], dict(sb.env, HOME="/")
+    finally:
+        sb.cleanup()
+        for u in users:
+            subprocess.run(["userdel", u], capture_output=True)
+
+
 def _user_dead_manager(sb, pw, env, names):
     """pw's manager and pw's client register names ('+': also created), then both die."""
     return harness.dead_manager_as(sb, pw, names, env)
@@ -259,11 +276,7 @@ def _user_dead_manager(sb, pw, env, names):
 def test_restarted_manager_keeps_what_a_non_dumpable_process_maps():
     if not root_only("test_restarted_manager_keeps_what_a_non_dumpable_process_maps"):
         return
-    users = []
-    sb = Sandbox("hdump", shared=True)
-    try:
-        users = [harness.useradd("d")]
-        pw = pwd.getpwnam(users[0])
+    with users_sandbox("hdump", "d") as (sb, (pw,), _env):
         env = dict(sb.env, HOME="/", SHMWARDEN_LOG="info")
         n = sb.name(1)
         old = _user_dead_manager(sb, pw, env, ["+" + n])
@@ -291,10 +304,6 @@ def test_restarted_manager_keeps_what_a_non_dumpable_process_maps():
         out, err = q.communicate(timeout=60)
         expect(q.returncode == 0, "sweep as the user: %s %s" % (out, err))
         expect(not os.path.exists(SHM + n), "not reclaimed once the holder was gone")
-    finally:
-        sb.cleanup()
-        for u in users:
-            subprocess.run(["userdel", u], capture_output=True)
 
 
 def test_hidepid_hides_the_holder_so_the_kernel_is_asked():
@@ -302,12 +311,7 @@ def test_hidepid_hides_the_holder_so_the_kernel_is_asked():
     # to the user. The user's recover must not take its absence for "unused".
     if not root_only("test_hidepid_hides_the_holder_so_the_kernel_is_asked"):
         return
-    users = []
-    sb = Sandbox("hhide", shared=True)
-    try:
-        users = [harness.useradd("h")]
-        pw = pwd.getpwnam(users[0])
-        env = dict(sb.env, HOME="/")
+    with users_sandbox("hhide", "h") as (sb, (pw,), env):
         names = [sb.name(1), sb.name(2)]
         d = _user_dead_manager(sb, pw, env, ["+" + n for n in names])
         h = hold(sb, "nondumpable", SHM + names[0], user=pw, env=env)
@@ -323,10 +327,6 @@ def test_hidepid_hides_the_holder_so_the_kernel_is_asked():
         expect(os.path.exists(SHM + names[0]), "unlinked while a hidden process maps it")
         expect(not os.path.exists(SHM + names[1]), "the unused object was not reclaimed")
         stop(h)
-    finally:
-        sb.cleanup()
-        for u in users:
-            subprocess.run(["userdel", u], capture_output=True)
 
 
 def test_in_flight_fd_is_seen_by_a_user_reclaimer():
@@ -337,12 +337,7 @@ def test_in_flight_fd_is_seen_by_a_user_reclaimer():
     # nothing it cannot inspect).
     if not root_only("test_in_flight_fd_is_seen_by_a_user_reclaimer"):
         return
-    users = []
-    sb = Sandbox("hscm", shared=True)
-    try:
-        users = [harness.useradd("f")]
-        pw = pwd.getpwnam(users[0])
-        env = dict(sb.env, HOME="/")
+    with users_sandbox("hscm", "f") as (sb, (pw,), env):
         n = sb.name(1)
         d = _user_dead_manager(sb, pw, env, ["+" + n])
         h = hold(sb, "in-flight", SHM + n, user=pw, env=env)
@@ -357,10 +352,6 @@ def test_in_flight_fd_is_seen_by_a_user_reclaimer():
         rep = recover_json(sb, d)
         expect(rep["status"] == "removed" and rep["unlinked"] == 1,
                "once the fd is gone: %s" % rep)
-    finally:
-        sb.cleanup()
-        for u in users:
-            subprocess.run(["userdel", u], capture_output=True)
 
 
 def test_user_reclaimer_keeps_what_a_root_process_holds():
@@ -370,12 +361,7 @@ def test_user_reclaimer_keeps_what_a_root_process_holds():
     # object nobody holds is unlinked; once the holders are gone, everything goes.
     if not root_only("test_user_reclaimer_keeps_what_a_root_process_holds"):
         return
-    users = []
-    sb = Sandbox("hroot", shared=True)
-    try:
-        users = [harness.useradd("u")]
-        pw = pwd.getpwnam(users[0])
-        env = dict(sb.env, HOME="/")
+    with users_sandbox("hroot", "u") as (sb, (pw,), env):
         names = [sb.name(i) for i in range(3)]
         d = _user_dead_manager(sb, pw, env, ["+" + n for n in names])
         hs = [hold(sb, "fd", SHM + names[0]), hold(sb, "map-ro", SHM + names[1])]
@@ -396,10 +382,6 @@ def test_user_reclaimer_keeps_what_a_root_process_holds():
         rep = json.loads(out)
         expect(rep["status"] == "removed" and rep["unlinked"] == 2,
                "holders gone, as the user: %s %s" % (rep, err))
-    finally:
-        sb.cleanup()
-        for u in users:
-            subprocess.run(["userdel", u], capture_output=True)
 
 
 def test_root_sweep_sees_another_users_process_holding_the_object():
@@ -407,12 +389,7 @@ def test_root_sweep_sees_another_users_process_holding_the_object():
     # it renews there must still be root's, or another user's holder is invisible.
     if not root_only("test_root_sweep_sees_another_users_process_holding_the_object"):
         return
-    users = []
-    sb = Sandbox("hxuser", shared=True)
-    try:
-        users = [harness.useradd("o"), harness.useradd("r")]
-        owner, reader = (pwd.getpwnam(u) for u in users)
-        env = dict(sb.env, HOME="/")
+    with users_sandbox("hxuser", "o", "r") as (sb, (owner, reader), env):
         n = sb.name(1)
         d = _user_dead_manager(sb, owner, env, ["+" + n])
         os.chmod(SHM + n, 0o644)
@@ -425,10 +402,6 @@ def test_root_sweep_sees_another_users_process_holding_the_object():
         expect(os.path.exists(SHM + n), "unlinked while another user holds it open")
         for h in hs:
             stop(h)
-    finally:
-        sb.cleanup()
-        for u in users:
-            subprocess.run(["userdel", u], capture_output=True)
 
 
 # ---- a fresh view at the moment of the unlink ------------------------------------------
@@ -454,12 +427,7 @@ def _fatten(d, rows, fmt=None):
 def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
     if not root_only("test_root_sweep_sees_a_holder_that_came_during_a_huge_journal"):
         return
-    users = []
-    sb = Sandbox("hbig", shared=True)
-    try:
-        users = [harness.useradd("b")]
-        pw = pwd.getpwnam(users[0])
-        env = dict(sb.env, HOME="/")
+    with users_sandbox("hbig", "b") as (sb, (pw,), env):
         big = dead_manager(sb, [sb.name(0)])
         _fatten(big, BIG_ROWS)
         n = sb.name(1)
@@ -486,10 +454,6 @@ def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
         rep = by["shmwarden-zzzzzz"]
         expect(rep["status"] == "kept" and rep["in_use"] == 1, "user's: %s" % rep)
         stop(h)
-    finally:
-        sb.cleanup()
-        for u in users:
-            subprocess.run(["userdel", u], capture_output=True)
 
 
 def test_view_is_renewed_within_one_long_journal():

@@ -133,8 +133,12 @@ def test_install_rewrites_paths_to_prefix():
         script = read(os.path.join(root, "share/shmwarden/use-with-pytorch.sh"))
         expect("default_manager=/opt/shmw/bin/torch_shm_manager" in script, "script default")
         man = read(os.path.join(root, "share/man/man1/shmwarden.1"))
-        expect("/opt/shmw/share/shmwarden/shmwarden.cron" in man and "/usr/local" not in man,
-               "man page FILES")
+        # Every path rewritten; /usr/local is left only where the page says it is the
+        # default PREFIX.
+        expect("/opt/shmw/share/shmwarden/use\\-with\\-pytorch.sh" in man and
+               "/opt/shmw/lib/systemd/system/shmwarden\\-sweep.timer" in man and
+               re.findall(r"/usr/local\S*", man) == ["/usr/local"],
+               "man page paths: %s" % re.findall(r"/usr/local\S*", man))
         expect(os.path.islink(os.path.join(root, "bin", "torch_shm_manager")), "link")
 
 
@@ -164,8 +168,10 @@ def test_use_with_pytorch_replace_and_restore():
     with Sandbox("usetorch") as sb:
         d, target = fake_torch(sb)
         backup = target + ".pytorch"
+        # status's exit status says which (0 shmwarden, 1 PyTorch's own, 3 cannot tell).
         r = use(sb, d, "status")
-        expect(r.returncode == 0 and r.stdout.startswith("pytorch:"), "status: %r" % r.stdout)
+        expect(r.returncode == 1 and r.stdout.startswith("pytorch:"),
+               "status: %d %r" % (r.returncode, r.stdout))
         r = use(sb, d, "install")
         expect(r.returncode == 0 and r.stdout.startswith("installed:"),
                "install: %d %r %r" % (r.returncode, r.stdout, r.stderr))
@@ -173,7 +179,8 @@ def test_use_with_pytorch_replace_and_restore():
                "target: %r" % os.readlink(target))
         expect(read(backup) == FAKE and mode(backup) == 0o751, "backup content or mode")
         r = use(sb, d, "status")
-        expect(r.returncode == 0 and r.stdout.startswith("shmwarden:"), "status: %r" % r.stdout)
+        expect(r.returncode == 0 and r.stdout.startswith("shmwarden:"),
+               "status: %d %r" % (r.returncode, r.stdout))
         # PyTorch runs its torch_shm_manager path: that is shmwarden now.
         m = sb.spawn_manager(exe=target)
         expect(m.sock and m.sock.startswith(sb.tmp), "through the torch path: %r" % m.line)
@@ -196,7 +203,8 @@ def test_use_with_pytorch_replace_and_restore():
         with open(target, "w") as f:
             f.write(FAKE + "# v2\n")
         r = use(sb, d, "status")
-        expect(r.stdout.startswith("pytorch:"), "after upgrade: %r" % r.stdout)
+        expect(r.returncode == 1 and r.stdout.startswith("pytorch:"),
+               "after upgrade: %d %r" % (r.returncode, r.stdout))
         r = use(sb, d, "install")
         expect(r.returncode == 0 and os.path.islink(target) and read(backup) == FAKE + "# v2\n",
                "install after upgrade: %r %r" % (r.stdout, r.stderr))
@@ -221,16 +229,30 @@ def test_use_with_pytorch_refuses_and_usage():
             expect(r.returncode == want and r.stderr, "%s: %d %r" % (args, r.returncode, r.stderr))
             expect(read(target) == FAKE and not os.path.islink(target), "%s changed it" % args)
         r = use(sb, os.path.join(sb.tmp, "nosuch"), "status")
-        expect(r.returncode == 1 and "does not exist" in r.stderr, "missing torch: %r" % r.stderr)
+        expect(r.returncode == 3 and "does not exist" in r.stderr,
+               "status of a missing torch: %d %r" % (r.returncode, r.stderr))
+        r = use(sb, os.path.join(sb.tmp, "nosuch"), "install")
+        expect(r.returncode == 1 and "does not exist" in r.stderr,
+               "install into a missing torch: %d %r" % (r.returncode, r.stderr))
         # A link someone else made is not ours to replace, nor to restore over.
         os.rename(target, target + ".mine")
         os.symlink("/bin/true", target)
         r = use(sb, d, "install")
         expect(r.returncode == 1 and os.readlink(target) == "/bin/true", "replaced a foreign link")
         r = use(sb, d, "status")
-        expect(r.stdout.startswith("unknown:"), "status of a foreign link: %r" % r.stdout)
+        expect(r.returncode == 3 and r.stdout.startswith("unknown:"),
+               "status of a foreign link: %d %r" % (r.returncode, r.stdout))
         r = subprocess.run(["bash", SCRIPT, "--help"], capture_output=True, text=True)
-        expect(r.returncode == 0 and "install" in r.stdout and "--torch-dir" in r.stdout, "help")
+        expect(r.returncode == 0 and r.stdout.startswith(
+            "Usage: use-with-pytorch.sh [OPTIONS] install|uninstall|status\n") and
+            "--torch-dir" in r.stdout, "help: %r" % r.stdout[:200])
+        # The help documents status's exit statuses, the ones this test checks.
+        expect("status: 0 PyTorch runs shmwarden, 1 PyTorch runs its own manager, 2 usage, 3 "
+               "cannot\ntell" in r.stdout, "help lacks status's exit statuses: %r" % r.stdout)
+        for args in (["status", "--bogus"], ["status", "install"]):
+            r = use(sb, d, *args)
+            expect(r.returncode == 2 and r.stderr.count("Usage: ") == 1,
+                   "%s: %d %r" % (args, r.returncode, r.stderr))
 
 
 def test_use_with_pytorch_bind_mount():
@@ -293,18 +315,19 @@ def test_use_with_pytorch_finds_the_python_that_has_torch():
                                   env=e, stdin=subprocess.DEVNULL)
 
         r = run(["status"])
-        expect(r.returncode == 0 and real_torch + "/bin/torch_shm_manager" in r.stdout,
+        expect((r.returncode, r.stdout.split(":")[0]) in ((0, "shmwarden"), (1, "pytorch")) and
+               real_torch + "/bin/torch_shm_manager" in r.stdout,
                "status through PATH's torchless python3: %d %r %r" % (r.returncode, r.stdout,
                                                                        r.stderr))
         for args, e in ((["--python", torchless, "status"], env),
                         (["--python=" + torchless, "status"], env),
                         (["status"], dict(env, PYTHON=torchless))):
             r = run(args, e)
-            expect(r.returncode == 1 and r.stderr == "use-with-pytorch: %s cannot import torch "
+            expect(r.returncode == 3 and r.stderr == "use-with-pytorch: %s cannot import torch "
                    "(use --python for the Python that has it, or --torch-dir)\n" % torchless,
                    "%s: %d %r" % (args, r.returncode, r.stderr))
         r = run(["--python", os.path.join(sb.tmp, "nosuch"), "status"])
-        expect(r.returncode == 1 and "cannot run %s/nosuch" % sb.tmp in r.stderr,
+        expect(r.returncode == 3 and "cannot run %s/nosuch" % sb.tmp in r.stderr,
                "missing python: %r" % r.stderr)
         # No python3 at all has torch: hide it in a private mount namespace.
         unshare = shutil.which("unshare")
@@ -316,14 +339,13 @@ def test_use_with_pytorch_finds_the_python_that_has_torch():
             print("note: no private mount namespace here; the none-found case not checked")
             return
         tried = r.stderr.split("(tried: ", 1)[-1].split(")", 1)[0].split()
-        expect(r.returncode == 1 and r.stderr.startswith("use-with-pytorch: no python3 here "
+        expect(r.returncode == 3 and r.stderr.startswith("use-with-pytorch: no python3 here "
                                                          "can import torch (tried: ") and
                r.stderr.endswith("); give --python PY for the Python that has it, or "
                                  "--torch-dir DIR\n") and torchless in tried and
                os.path.realpath("/usr/bin/python3") in tried and len(tried) == len(set(tried)),
                "none: %d %r" % (r.returncode, r.stderr))
 
-harness.main(globals())
 
 
 def test_use_with_pytorch_relative_manager_and_dangling_link():
@@ -351,3 +373,80 @@ def test_use_with_pytorch_relative_manager_and_dangling_link():
         expect(not r.stdout.startswith("shmwarden:"),
                "a dangling link reported installed: %r" % r.stdout)
         os.unlink(target)
+
+
+def make_target(target, dest, *assigns):
+    r = subprocess.run(["make", "-s", "-C", harness.ROOT, "-o", "all", "-o", "lib", target,
+                        "BUILD=" + harness.BUILD, "DESTDIR=" + dest] + list(assigns),
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, MAKEFLAGS="", MFLAGS="", MAKELEVEL=""))
+    expect(r.returncode == 0, "make %s %s: %s%s" % (target, " ".join(assigns), r.stdout,
+                                                     r.stderr))
+
+
+def snapshot(top):
+    """{relative path: (kind, mode, contents or link target)} of everything under top."""
+    out = {}
+    for d, dirs, files in os.walk(top):
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                what = ("l", 0, os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                what = ("d", stat.S_IMODE(st.st_mode), None)
+            else:
+                what = ("f", stat.S_IMODE(st.st_mode), read_bytes(p))
+            out[os.path.relpath(p, top)] = what
+    return out
+
+
+def test_uninstall_removes_exactly_what_install_installed():
+    """`make uninstall`, with the variables `make install` had, leaves the tree as it was
+    before the install: a /usr/local whose directories and others' files exist already
+    keeps them all, and nothing of ours is left (our own share/shmwarden goes too). Into
+    an empty DESTDIR with every directory set apart, no file or link is left, and a
+    second uninstall is no error."""
+    with Sandbox("uninstall") as sb:
+        dest = os.path.join(sb.tmp, "stage")
+        root = dest + "/usr/local"
+        for d in ("bin", "include", "lib/pkgconfig", "lib/systemd/system", "share/man/man1",
+                  "share/man/man3"):
+            os.makedirs(os.path.join(root, d))
+        for f in ("bin/other", "include/other.h", "lib/libother.so.1",
+                  "share/man/man1/other.1", "lib/systemd/system/other.service"):
+            with open(os.path.join(root, f), "w") as fh:
+                fh.write("not shmwarden's: %s\n" % f)
+        os.symlink("libother.so.1", os.path.join(root, "lib", "libother.so"))
+        before = snapshot(dest)
+        make_target("install", dest, "PREFIX=/usr/local")
+        installed = set(snapshot(dest)) - set(before)
+        expect("usr/local/bin/shmwarden" in installed and
+               "usr/local/share/shmwarden/use-with-pytorch.sh" in installed and
+               "usr/local/lib/systemd/system/shmwarden-sweep.timer" in installed,
+               "make install installed %s" % sorted(installed))
+        make_target("uninstall", dest, "PREFIX=/usr/local")
+        after = snapshot(dest)
+        expect(after == before, "uninstall left %s and removed %s" % (
+            sorted(set(after) - set(before)), sorted(set(before) - set(after))))
+
+        # Every directory set apart, into an empty DESTDIR.
+        dest2 = os.path.join(sb.tmp, "stage2")
+        os.mkdir(dest2)
+        dirs = ["PREFIX=/opt/sw", "UNITDIR=/etc/units", "LIBDIR=/opt/lib64",
+                "MANDIR=/opt/man", "DATADIR=/opt/data/shmwarden", "INCLUDEDIR=/opt/inc"]
+        make_target("install", dest2, *dirs)
+        made = snapshot(dest2)
+        for p in ("opt/sw/bin/torch_shm_manager", "etc/units/shmwarden-sweep.service",
+                  "opt/lib64/libshmwarden.so.0", "opt/man/man1/shmwarden.1",
+                  "opt/data/shmwarden/slurm-epilog", "opt/inc/shmwarden.h"):
+            expect(p in made, "install with %s lacks %s: %s" % (dirs, p, sorted(made)))
+        make_target("uninstall", dest2, *dirs)
+        left = sorted(p for p, (kind, _, _) in snapshot(dest2).items() if kind != "d")
+        expect(left == [], "uninstall with %s left %s" % (dirs, left))
+        expect(not os.path.exists(os.path.join(dest2, "opt/data/shmwarden")),
+               "DATADIR, ours alone, was left")
+        make_target("uninstall", dest2, *dirs)
+
+
+harness.main(globals())

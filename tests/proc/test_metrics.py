@@ -85,7 +85,8 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1):
         "shmwarden_sweep_last_duration_seconds", "shmwarden_sweep_last_directories",
         "shmwarden_sweep_last_objects", "shmwarden_sweep_last_reclaimed_bytes",
         "shmwarden_sweep_last_objects_name_reused", "shmwarden_sweep_last_objects_handed_over",
-        "shmwarden_sweep_last_objects_not_inspectable", "shmwarden_build_info"}
+        "shmwarden_sweep_last_objects_not_inspectable",
+        "shmwarden_sweep_last_objects_live_unreadable", "shmwarden_build_info"}
     expect(set(fams) == expected, "families: %s" % sorted(fams))
     for name, fam in fams.items():
         expect(fam["type"] == "gauge", "%s is a %s" % (name, fam["type"]))
@@ -115,6 +116,8 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1):
     expect(one("shmwarden_sweep_last_reclaimed_bytes") == reclaimed, "reclaimed bytes")
     expect(one("shmwarden_sweep_last_objects_not_inspectable") ==
            objects.get("not_inspectable", 0), "objects not inspectable")
+    expect(one("shmwarden_sweep_last_objects_live_unreadable") ==
+           objects.get("live_unreadable", 0), "objects kept: live journal unreadable")
     info = fams["shmwarden_build_info"]["samples"]
     expect(info == {(("version", makefile_version()),): 1.0}, "build info: %s" % info)
     return run

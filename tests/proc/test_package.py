@@ -88,6 +88,14 @@ def run(*a, **kw):
         sys.exit(1)
     return r.stdout
 env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+def tree():
+    """Every path under what a package may change (dpkg's and apt's own records aside)."""
+    paths = set()
+    for top in ("/etc", "/usr", "/var/lib/systemd", "/opt"):
+        for d, dirs, names in os.walk(top):
+            paths.update(os.path.join(d, n) for n in dirs + names)
+    return paths
+before = tree()
 run("apt-get", "install", "-y", "-q", "--no-install-recommends",
     *sorted(glob.glob(os.path.join(debs, "*.deb"))), env=env)
 out["version"] = run("/usr/bin/shmwarden", "--version").strip()
@@ -97,6 +105,52 @@ out["conffiles"] = run("dpkg-query", "-W", "-f=${Conffiles}", "shmwarden").split
 out["timer_enabled"] = os.path.islink(
     "/etc/systemd/system/timers.target.wants/shmwarden-sweep.timer")
 out["ldconfig"] = "libshmwarden.so.0" in run("/sbin/ldconfig", "-p")
+
+# What the installed manual says: every path it names in its Debian package section and
+# in FILES, and whether it exists here (read with man's own tools: no groff here).
+import gzip, re
+with gzip.open("/usr/share/man/man1/shmwarden.1.gz", "rt") as f:
+    man = f.read()
+def roff_paths(text):
+    # The alternating-font macros (.IR a b) join their arguments: "PREFIX /share" is
+    # PREFIX/share, not a path of its own.
+    lines = []
+    for l in text.splitlines():
+        m = re.match(r"\.(BI|BR|IB|IR|RB|RI) (.*)", l)
+        if m:
+            l = "".join(a or b for a, b in re.findall(r'"([^"]*)"|(\S+)', m.group(2)))
+        lines.append(re.sub(r"^\.[A-Z]+ ?", "", l))
+    text = "\n".join(lines)
+    text = re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace("\\&", "")
+    # A glob(3) pattern (an example of SHMWARDEN_TMPDIRS) names no one path.
+    return sorted(set(p.rstrip(".,;:)") for p in re.findall(r"(?<![\w$])(/[\w./*?\[\]-]+)", text)
+                      if not re.search(r"[*?\[]", p)))
+parts = man.split('.SS "The Debian package"\n', 1)
+debian = parts[1].split("\n.S", 1)[0] if len(parts) == 2 else ""
+files = man.split("\n.SH FILES\n", 1)[1].split("\n.SH ", 1)[0]
+out["man_debian"] = debian
+out["man_paths"] = {p: os.path.lexists(p) for p in roff_paths(debian) + roff_paths(files)}
+with open("/etc/cron.d/shmwarden") as f:
+    cron = [l for l in f.read().splitlines() if l.strip() and not l.startswith("#")]
+out["unit_comment"] = "".join(l for l in open(
+    glob.glob("/*lib/systemd/system/shmwarden-sweep.service")[0]) if l.startswith("#"))
+out["docs"] = sorted(os.path.relpath(os.path.join(d, n), "/usr/share/doc/shmwarden")
+                     for d, _, ns in os.walk("/usr/share/doc/shmwarden") for n in ns)
+
+# postinst, run again as dpkg runs it (configure), traced: without systemd (this chroot:
+# no /run/systemd/system) it must not start the timer; where systemd runs, it does.
+def traced(argv):
+    r = subprocess.run(["sh", "-x"] + argv, capture_output=True, text=True)
+    return r.returncode, [l[2:] for l in r.stderr.splitlines() if l.startswith("+ ")]
+out["systemd_running_here"] = os.path.isdir("/run/systemd/system")
+out["postinst_no_systemd"] = traced(["/var/lib/dpkg/info/shmwarden.postinst", "configure"])
+# The cron line, run as cron would (sh -c), sweeps here.
+out["cron_no_systemd"] = traced(["-c", cron[0].split(None, 6)[6]])
+os.makedirs("/run/systemd/system")
+out["postinst_systemd"] = traced(["/var/lib/dpkg/info/shmwarden.postinst", "configure"])
+out["cron_systemd"] = traced(["-c", cron[0].split(None, 6)[6]])
+os.rmdir("/run/systemd/system")
+os.rmdir("/run/systemd")
 files = set()
 for p in ("shmwarden", "libshmwarden0", "libshmwarden-dev"):
     files |= set(run("dpkg", "-L", p).split("\n")) - {""}
@@ -152,6 +206,8 @@ out["after_purge_status"] = subprocess.run(
      "libshmwarden-dev"], capture_output=True, text=True).stdout.strip()
 # Directories may be shared with other packages; files and links must all be gone.
 out["left"] = sorted(f for f in files if os.path.lexists(f) and not os.path.isdir(f))
+# Nothing of theirs at all: no file, link or directory that was not there before.
+out["purge_extra"] = sorted(tree() - before)
 out["timer_after_purge"] = os.path.lexists(
     "/etc/systemd/system/timers.target.wants/shmwarden-sweep.timer")
 out["helper_state"] = sorted(glob.glob("/var/lib/systemd/deb-systemd-helper-enabled/*shmwarden*")
@@ -315,6 +371,44 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
                "conffiles: %s" % out["conffiles"])
         expect(out["timer_enabled"], "the timer is not enabled after install")
         expect(out["ldconfig"], "libshmwarden.so.0 is not in the linker cache")
+        # The installed manual is true of the installed package: each path it names there
+        # exists (but the condition /run/systemd/system, which systemd makes, and the unit
+        # directory of the releases after this one), and it asks nothing of the user that
+        # the package did already.
+        not_here = {"/run/systemd/system", "/usr/lib/systemd/system"}
+        missing = sorted(p for p, there in out["man_paths"].items()
+                         if not there and p not in not_here)
+        expect(missing == [] and "/etc/cron.d/shmwarden" in out["man_paths"] and
+               "/usr/bin/shmwarden" in out["man_paths"],
+               "the installed shmwarden(1) names what the package does not have: %s (of %s)"
+               % (missing, sorted(out["man_paths"])))
+        debian = words(out["man_debian"])
+        expect(" cp " not in debian and "systemctl enable" not in debian and
+               "enables the timer" in debian and "steps aside" in debian,
+               "shmwarden(1)'s Debian package section: %s" % debian)
+        # The unit's comment speaks of both ways of installing.
+        expect("Debian package" in out["unit_comment"] and "make install" in out["unit_comment"],
+               "the installed unit's comment: %s" % out["unit_comment"])
+        for doc in ("README.md.gz", "SECURITY.md.gz", "docs/DESIGN.md.gz",
+                    "docs/PROTOCOL.md.gz", "copyright", "changelog.gz"):
+            expect(doc in out["docs"], "/usr/share/doc/shmwarden lacks %s: %s" % (doc, out["docs"]))
+        # postinst: enabled above either way (debhelper's enable, so an image installed in
+        # a chroot sweeps when it boots); started only where systemd runs.
+        expect(not out["systemd_running_here"], "the chroot has /run/systemd/system")
+        for case, want in (("postinst_no_systemd", False), ("postinst_systemd", True)):
+            rc, trace = out[case]
+            started = any(l.startswith("deb-systemd-invoke ") and l.endswith(
+                " shmwarden-sweep.timer") for l in trace)
+            reload = "systemctl --system daemon-reload" in trace
+            expect(rc == 0 and started == want and reload == want,
+                   "%s: exit %d, started the timer %s (want %s): %s" % (
+                       case, rc, started, want, trace))
+        # The cron line runs the sweep without systemd, and steps aside with it.
+        for case, want in (("cron_no_systemd", True), ("cron_systemd", False)):
+            rc, trace = out[case]
+            swept = any(l.startswith("/usr/bin/shmwarden sweep ") for l in trace)
+            expect(swept == want and rc == (0 if want else 1),
+                   "%s: exit %d, swept %s: %s" % (case, rc, swept, trace))
         rep = out["report"]
         expect(rep["bad"] == 0 and rep["received"] == 10 and rep["journal_rows"] >= 10,
                "PyTorch through the installed manager: %s" % rep)
@@ -331,6 +425,8 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
         expect(out["after_remove"] == {"cron": True, "binary": False},
                "after remove (the conffile stays until purge): %s" % out["after_remove"])
         expect(out["after_purge_status"] == "", "after purge: %r" % out["after_purge_status"])
+        expect(out["purge_extra"] == [], "purge left what was not there before the install: %s"
+               % out["purge_extra"][:50])
         expect(out["left"] == [] and not out["timer_after_purge"] and
                out["helper_state"] == [],
                "purge left %s, timer link %s, deb-systemd-helper state %s" % (

@@ -157,13 +157,17 @@ def test_random_moment_kills():
         expect(len(sb.manager_dirs()) == trials, "dirs: %s" % sb.manager_dirs())
         r, doc = sweep_json(sb)
         expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
-        expect(sb.objects() == [], "objects left: %s" % sb.objects()[:5])
-        expect(sb.manager_dirs() == [], "dirs left: %s" % sb.manager_dirs())
+        # Seen once under ASan at load 15-25 and never since: objects left. Say which
+        # rule kept them (the reports of the directories that were not removed, and
+        # the sweep's log), so that the next occurrence names its cause.
+        kept = [x for x in doc["dirs"] if x["status"] != "removed"]
+        expect(sb.objects() == [], "objects left: %s; reports: %s; log: %s"
+               % (sb.objects()[:5], kept[:3], r.stderr[-1500:]))
+        expect(sb.manager_dirs() == [], "dirs left: %s; reports: %s" % (sb.manager_dirs(),
+                                                                         kept[:3]))
         tot = doc["totals"]
         expect(tot["removed"] == trials and tot["unlinked"] == created,
                "totals %s, created %d" % (tot, created))
-
-
 
 
 # (4)
@@ -189,7 +193,6 @@ def test_mapped_object_survives_until_unmapped():
         expect(doc["dirs"][0]["status"] == "removed" and doc["dirs"][0]["unlinked"] == 1,
                "report: %s" % doc["dirs"][0])
         expect(sb.objects() == [] and sb.manager_dirs() == [], "not reclaimed after exit")
-
 
 
 def test_restarted_manager_adopts_what_is_still_in_use():

@@ -95,23 +95,10 @@ def user_dirs(base, uid):
 # ---- sweep --user ----------------------------------------------------------------------
 
 
-
 def dead_manager_as(sb, pw, names):
-    env = dict(sb.env, HOME="/")
-    kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], env=env)
-    m = sb.track(subprocess.Popen([harness.SHMWARDEN, "manager", "--no-reclaim",
-                          "--shutdown-timeout", "600000"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  stdin=subprocess.DEVNULL, **kw))
-    sock = m.stdout.readline().decode().strip()
-    expect(sock.startswith("/"), "manager as %s: %r" % (pw.pw_name, sock))
-    c = sb.track(subprocess.Popen(harness.registering_client_argv(sock, ["+" + n for n in names]),
-                                  stdout=subprocess.PIPE, **kw))
-    expect(c.stdout.readline().strip() == b"done", "client of %s" % pw.pw_name)
-    for p in (m, c):
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
-    return os.path.dirname(sock)
+    """pw's manager and client register NAMES (each created by the client), then both
+    are SIGKILLed: harness.dead_manager_as, with HOME=/ (a system user has none)."""
+    return harness.dead_manager_as(sb, pw, ["+" + n for n in names], dict(sb.env, HOME="/"))
 
 
 def sweep(sb, *args, pw=None):

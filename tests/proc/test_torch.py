@@ -71,6 +71,67 @@ def cleanup_torch_objects(pids):
             pass
 
 
+def reclaim_own(sb, trees, pids, bases=None):
+    """What this test's PyTorch programs made goes, whatever failed and wherever: a
+    report never read (pids unknown), an assertion between the kill and the sweep, a
+    timeout. Kills each tree's whole process group while its leader is unreaped (so
+    the group is still ours), then the managers that hold a directory's lock in our
+    private base (they are our programs' own: `ls` names the lock holder), sweeps that
+    base (only our managers' journals are in it; bases: those private bases instead of
+    sb.tmp), and unlinks what is left of the
+    torch_ objects of the pids we know. Returns the names that only that last step
+    removed: with the report read and nothing failed, none."""
+    for t in trees:
+        if t.poll() is None:
+            try:
+                os.killpg(t.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            t.wait(30)
+    for base in bases or [sb.tmp]:
+        r = sb.run(["ls", "--json", "--tmpdir", base])
+        live = [m["pid"] for m in json.loads(r.stdout)["managers"]
+                if m["state"] == "live" and m["pid"] > 0] if r.returncode == 0 else []
+        for pid in live:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        harness.wait_for(lambda: all(harness.is_dead(p) for p in live), 30)
+        if any(n.startswith("shmwarden-") for n in os.listdir(base)):
+            sb.run(["sweep", "--tmpdir", base])
+    left = torch_objects(pids)
+    cleanup_torch_objects(pids)
+    return left
+
+
+class TorchRun:
+    """One test's PyTorch programs: started through start(), their pids learnt from
+    their reports (saw), and everything they made reclaimed on the way out, even when
+    the test failed (reclaim_own)."""
+
+    def __init__(self, sb):
+        self.sb, self.trees, self.pids = sb, [], []
+
+    def start(self, *args, **kw):
+        t = start_tree(self.sb, *args, **kw)
+        self.trees.append(t)
+        return t
+
+    def saw(self, rep):
+        self.pids += [rep["pid"]] + rep["workers"]
+        return rep
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        left = reclaim_own(self.sb, self.trees, self.pids)
+        if left and exc_type is None:
+            raise AssertionError("the test left its PyTorch objects behind: %s" % left)
+        return False
+
+
 def read_report(proc, timeout=120):
     line = proc.stdout.readline()
     if not line:
@@ -84,32 +145,29 @@ def share_and_check(start="fork", dataloader=False, nworkers=3, ntensors=10):
     through shmwarden; every value arrives intact, the journal holds the live objects,
     and after a clean exit nothing is left in /dev/shm or TMPDIR. Returns the parent's
     second report (Process workers only): how long join() took once they had exited."""
-    with harness.Sandbox("torch") as sb:
+    with harness.Sandbox("torch") as sb, TorchRun(sb) as run:
         extra = ["--start", start] + (["--dataloader"] if dataloader else [])
-        proc = start_tree(sb, nworkers, ntensors, extra=extra)
-        rep = read_report(proc)
+        proc = run.start(nworkers, ntensors, extra=extra)
+        rep = run.saw(read_report(proc))
         t_report = time.monotonic()
-        pids = [rep["pid"]] + rep["workers"]
-        try:
-            rc = proc.wait(120)
-            after = time.monotonic() - t_report
-            err = proc.stderr.read()
-            joins = {} if dataloader else json.loads(proc.stdout.readline() or "{}")
-            assert rc == 0, "torch_share.py exited %d: %s" % (rc, err[-2000:])
-            assert rep["received"] == nworkers * ntensors and rep["bad"] == 0, rep
-            assert len(rep["workers"]) == nworkers, "workers: %s" % rep
-            assert len(rep["manager_dirs"]) >= 1, "torch did not use shmwarden: %s" % rep
-            assert rep["journal_rows"] >= 1, "the journal was not used: %s" % rep
-            # The manager shuts down 2 s after its last client; then nothing may remain.
-            left = harness.wait_for(lambda: not torch_objects(pids) and not sb.manager_dirs(),
-                                    timeout=15)
-            assert left, "left behind: objects %s, dirs %s" % (torch_objects(pids), sb.manager_dirs())
-            assert os.listdir(sb.tmp) == [], "TMPDIR not empty: %s" % os.listdir(sb.tmp)
-            assert "ERROR" not in err and "shmwarden" not in err, "stderr: %s" % err[-2000:]
-            joins["after_report"] = after
-            return joins
-        finally:
-            cleanup_torch_objects(pids)
+        pids = run.pids
+        rc = proc.wait(120)
+        after = time.monotonic() - t_report
+        err = proc.stderr.read()
+        joins = {} if dataloader else json.loads(proc.stdout.readline() or "{}")
+        assert rc == 0, "torch_share.py exited %d: %s" % (rc, err[-2000:])
+        assert rep["received"] == nworkers * ntensors and rep["bad"] == 0, rep
+        assert len(rep["workers"]) == nworkers, "workers: %s" % rep
+        assert len(rep["manager_dirs"]) >= 1, "torch did not use shmwarden: %s" % rep
+        assert rep["journal_rows"] >= 1, "the journal was not used: %s" % rep
+        # The manager shuts down 2 s after its last client; then nothing may remain.
+        left = harness.wait_for(lambda: not torch_objects(pids) and not sb.manager_dirs(),
+                                timeout=15)
+        assert left, "left behind: objects %s, dirs %s" % (torch_objects(pids), sb.manager_dirs())
+        assert os.listdir(sb.tmp) == [], "TMPDIR not empty: %s" % os.listdir(sb.tmp)
+        assert "ERROR" not in err and "shmwarden" not in err, "stderr: %s" % err[-2000:]
+        joins["after_report"] = after
+        return joins
 
 
 def test_tensors_arrive_and_nothing_is_left():
@@ -154,11 +212,13 @@ def manager_pids(sb):
     return pids
 
 
-def crash_tree(sb, ntensors=20, extra=()):
+def crash_tree(run, ntensors=20, extra=()):
     """Shares tensors, then SIGKILLs the whole tree and its manager while every tensor
-    is still held. Returns the pids whose objects leaked."""
-    proc = start_tree(sb, nworkers=2, ntensors=ntensors // 2, hold=120, extra=extra)
-    rep = read_report(proc)
+    is still held. Returns the pids whose objects leaked (run knows them as soon as the
+    report is read, so a failure below still reclaims them)."""
+    sb = run.sb
+    proc = run.start(nworkers=2, ntensors=ntensors // 2, hold=120, extra=extra)
+    rep = run.saw(read_report(proc))
     pids = [rep["pid"]] + rep["workers"]
     assert rep["received"] == ntensors and rep["bad"] == 0, rep
     mgrs = manager_pids(sb)
@@ -175,31 +235,23 @@ def crash_tree(sb, ntensors=20, extra=()):
 
 
 def test_sigkill_then_sweep_reclaims_everything():
-    with harness.Sandbox("torch") as sb:
-        pids = []
-        try:
-            pids = crash_tree(sb)
-            r = sb.run(["sweep", "--tmpdir", sb.tmp])
-            assert r.returncode == 0, r.stdout + r.stderr
-            assert torch_objects(pids) == [], torch_objects(pids)
-            assert sb.manager_dirs() == []
-        finally:
-            cleanup_torch_objects(pids)
+    with harness.Sandbox("torch") as sb, TorchRun(sb) as run:
+        pids = crash_tree(run)
+        r = sb.run(["sweep", "--tmpdir", sb.tmp])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert torch_objects(pids) == [], torch_objects(pids)
+        assert sb.manager_dirs() == []
 
 
 def test_sigkill_then_recover_reclaims_everything():
-    with harness.Sandbox("torch") as sb:
-        pids = []
-        try:
-            pids = crash_tree(sb)
-            dirs = sb.manager_dirs()
-            for d in dirs:
-                r = sb.run(["recover", os.path.join(sb.tmp, d)])
-                assert r.returncode == 0, r.stdout + r.stderr
-            assert torch_objects(pids) == [], torch_objects(pids)
-            assert sb.manager_dirs() == []
-        finally:
-            cleanup_torch_objects(pids)
+    with harness.Sandbox("torch") as sb, TorchRun(sb) as run:
+        pids = crash_tree(run)
+        dirs = sb.manager_dirs()
+        for d in dirs:
+            r = sb.run(["recover", os.path.join(sb.tmp, d)])
+            assert r.returncode == 0, r.stdout + r.stderr
+        assert torch_objects(pids) == [], torch_objects(pids)
+        assert sb.manager_dirs() == []
 
 
 def test_sigkill_after_a_slow_receiver_then_recover_reclaims_everything():
@@ -207,51 +259,42 @@ def test_sigkill_after_a_slow_receiver_then_recover_reclaims_everything():
     each again then, with the worker's manager, so every row's registration is younger
     than its object. Recovery must take them for the journaled objects (earlier builds
     refused each as `name reused`, and every tensor leaked)."""
-    with harness.Sandbox("torch") as sb:
-        pids = []
-        try:
-            pids = crash_tree(sb, extra=["--get-delay", "2.5"])
-            for d in sb.manager_dirs():
-                r = sb.run(["recover", "--json", os.path.join(sb.tmp, d)])
-                assert r.returncode == 0, r.stdout + r.stderr
-                rep = json.loads(r.stdout)
-                assert rep["name_reused"] == 0, rep
-            assert torch_objects(pids) == [], torch_objects(pids)
-            assert sb.manager_dirs() == []
-        finally:
-            cleanup_torch_objects(pids)
+    with harness.Sandbox("torch") as sb, TorchRun(sb) as run:
+        pids = crash_tree(run, extra=["--get-delay", "2.5"])
+        for d in sb.manager_dirs():
+            r = sb.run(["recover", "--json", os.path.join(sb.tmp, d)])
+            assert r.returncode == 0, r.stdout + r.stderr
+            rep = json.loads(r.stdout)
+            assert rep["name_reused"] == 0, rep
+        assert torch_objects(pids) == [], torch_objects(pids)
+        assert sb.manager_dirs() == []
 
 
 def test_sigkill_then_new_manager_reclaims_everything():
-    with harness.Sandbox("torch") as sb:
-        pids = []
-        try:
-            pids = crash_tree(sb)
-            dead = sb.manager_dirs()
-            m = sb.spawn_manager()
-            assert m.sock, m.line
-            assert harness.wait_for(lambda: not torch_objects(pids), 10), torch_objects(pids)
-            assert harness.wait_for(lambda: not set(dead) & set(sb.manager_dirs()), 10)
-            assert m.wait(15) == 0
-            assert sb.manager_dirs() == []
-        finally:
-            cleanup_torch_objects(pids)
+    with harness.Sandbox("torch") as sb, TorchRun(sb) as run:
+        pids = crash_tree(run)
+        dead = sb.manager_dirs()
+        m = sb.spawn_manager()
+        assert m.sock, m.line
+        assert harness.wait_for(lambda: not torch_objects(pids), 10), torch_objects(pids)
+        assert harness.wait_for(lambda: not set(dead) & set(sb.manager_dirs()), 10)
+        assert m.wait(15) == 0
+        assert sb.manager_dirs() == []
 
 
 def test_libshm_init_points_torch_at_shmwarden():
     """The other way to use shmwarden (the demo's): libshm_init from inside Python."""
-    with harness.Sandbox("torch") as sb:
+    with harness.Sandbox("torch") as sb, TorchRun(sb) as run:
         proc = sb.track(subprocess.Popen([PY, SCRIPT, "2", "5", "--manager", harness.TORCH_SHM_MANAGER],
                                          env=sb.env, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, text=True))
-        rep = read_report(proc)
-        pids = [rep["pid"]] + rep["workers"]
-        try:
-            assert proc.wait(120) == 0
-            assert rep["received"] == 10 and rep["bad"] == 0 and rep["journal_rows"] >= 1, rep
-            assert harness.wait_for(lambda: not torch_objects(pids) and not sb.manager_dirs(), 15)
-        finally:
-            cleanup_torch_objects(pids)
+                                         stderr=subprocess.PIPE, text=True,
+                                         start_new_session=True))
+        run.trees.append(proc)  # a session of its own: its group is the tree
+        rep = run.saw(read_report(proc))
+        pids = run.pids
+        assert proc.wait(120) == 0
+        assert rep["received"] == 10 and rep["bad"] == 0 and rep["journal_rows"] >= 1, rep
+        assert harness.wait_for(lambda: not torch_objects(pids) and not sb.manager_dirs(), 15)
 
 
 USE_SCRIPT = os.path.join(harness.ROOT, "scripts", "use-with-pytorch.sh")
@@ -372,10 +415,10 @@ def test_readme_recovery_story_runs_as_written():
                 os.killpg(proc.pid, signal.SIGKILL)  # the story's own session only
             except ProcessLookupError:
                 pass
-            for d in os.listdir(sb.tmp):  # the story's TMPDIR, made by mktemp in sb.tmp
-                if os.path.isdir(os.path.join(sb.tmp, d)):
-                    subprocess.run([harness.SHMWARDEN, "sweep", "--tmpdir",
-                                    os.path.join(sb.tmp, d)], capture_output=True, timeout=120)
+            # The story's TMPDIR, made by mktemp in sb.tmp: its managers too, if it
+            # failed before its own kill.
+            reclaim_own(sb, [], [], bases=[os.path.join(sb.tmp, d) for d in os.listdir(sb.tmp)
+                                           if os.path.isdir(os.path.join(sb.tmp, d))])
         outputs = {}
         for chunk in ("\n" + out).split("\n@@ ")[1:]:
             n, _, rest = chunk.partition("\n")
@@ -396,6 +439,63 @@ def test_readme_recovery_story_runs_as_written():
         sweep = outputs[bare.index("build/shmwarden sweep")]
         assert sweep and sweep[-1].startswith("shmwarden sweep: 2 directories: 2 removed") and \
             "20 objects unlinked (20.0 MiB)" in sweep[-1], "sweep printed %r" % sweep
+
+
+def test_share_fails_in_one_sentence_when_the_manager_refuses():
+    """TMPDIR names a file, so every manager torch starts refuses (it cannot make its
+    directory): torch_share.py, with real PyTorch and the manager under test, says so in
+    one sentence and exits 1 within seconds, instead of waiting silently for tensors that
+    cannot come (its workers die, or drop what they cannot share, and the queue stays
+    empty). Both ways it has workers: Process objects and a DataLoader's."""
+    with harness.Sandbox("refuse") as sb:
+        notdir = os.path.join(sb.tmp, "not-a-directory")
+        with open(notdir, "w"):
+            pass
+        for extra in ([], ["--dataloader"]):
+            start = time.monotonic()
+            proc = sb.track(subprocess.Popen(
+                [PY, SCRIPT, "2", "3", "--manager", harness.TORCH_SHM_MANAGER] + extra,
+                env=dict(sb.env, TMPDIR=notdir), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, start_new_session=True,
+                stdin=subprocess.DEVNULL))
+            try:
+                out, err = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                out, err = "", "(still waiting after 120 s)"
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # its own session: its workers
+                except ProcessLookupError:
+                    pass
+            took = time.monotonic() - start
+            # One sentence of its own (a dying worker's manager may still print after it).
+            ours = [l for l in err.splitlines() if l.startswith("torch_share.py: ")]
+            assert proc.returncode == 1 and out == "" and len(ours) == 1 and \
+                "could not be shared" in ours[0] and notdir in ours[0], (
+                    "%s: exit %s after %.0f s, stdout %r, stderr %r" % (
+                        extra, proc.returncode, took, out, err[-1500:]))
+            assert "cannot create a directory in %s" % notdir in err, err[-1500:]
+            assert took < 90, "%s: the sentence came after %.0f s" % (extra, took)
+
+
+def test_readme_wait_is_bounded():
+    """The README's wait for the report ends when the job dies without one (as
+    torch_share.py does when the manager refuses), and at its time limit when the job
+    hangs: run as written, with the job a process that never reports (and, for the
+    limit, 2 s instead of 120)."""
+    steps = readme_story()
+    waits = [c for c, _ in steps if "report.json ]" in c and "until" in c]
+    assert len(waits) == 1 and "timeout 120 " in waits[0], "the README's wait: %r" % waits
+    with harness.Sandbox("wait") as sb:
+        for job, cmd, want in (("sleep 0.5", waits[0], 1),
+                               ("sleep 30", waits[0].replace("timeout 120 ", "timeout 2 "), 124)):
+            script = "%s &\n%s\nrc=$?\nkill $! 2>/dev/null\nexit $rc\n" % (job, cmd)
+            start = time.monotonic()
+            r = subprocess.run(["bash", "-c", script], env=sb.env, capture_output=True,
+                               text=True, timeout=60, stdin=subprocess.DEVNULL)
+            took = time.monotonic() - start
+            assert r.returncode == want and took < 20, "%r: exit %d after %.1f s: %r" % (
+                job, r.returncode, took, r.stderr)
 
 
 if __name__ == "__main__":
