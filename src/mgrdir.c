@@ -449,7 +449,8 @@ static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 			close(fd);
 		struct dirent *fe;
 		while (fds && !found && (fe = readdir(fds)))
-			if (fe->d_name[0] != '.' && mgrdir_fd_holds(fddir, fdinfo, fe->d_name, ids, n))
+			if (fe->d_name[0] != '.' &&
+			    mgrdir_fd_holds(fddir, fdinfo, fe->d_name, ids, n))
 				found = (pid_t)pid;
 		if (fds)
 			closedir(fds);
