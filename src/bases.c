@@ -17,6 +17,7 @@
 
 #include "bases.h"
 #include "log.h"
+#include "report.h"
 #include "util.h"
 
 bool bases_is_pattern(const char *s)
@@ -357,7 +358,7 @@ static int bases_glob_error(const char *path, int err)
 	return 0; /* go on with the rest */
 }
 
-int bases_next(struct bases *b, struct base *base)
+static int bases_next_one(struct bases *b, struct base *base)
 {
 	for (;;) {
 		memset(base, 0, sizeof(*base));
@@ -421,6 +422,36 @@ int bases_next(struct bases *b, struct base *base)
 	}
 }
 
+int bases_next(struct bases *b, struct base *base)
+{
+	int rc = bases_next_one(b, base);
+	if (rc == 1 && base->state == BASE_UNSAFE) {
+		void *grown = realloc(b->unsafe, (b->nunsafe + 1) * sizeof(*b->unsafe));
+		if (grown) {
+			b->unsafe = grown;
+			util_strlcpy(b->unsafe[b->nunsafe].path, base->path,
+				     sizeof(b->unsafe[0].path));
+			util_strlcpy(b->unsafe[b->nunsafe].why, base->why,
+				     sizeof(b->unsafe[0].why));
+			b->nunsafe++;
+		}
+	}
+	return rc;
+}
+
+void bases_print_unsafe_json(FILE *f, const struct bases *b)
+{
+	fputc('[', f);
+	for (unsigned i = 0; i < b->nunsafe; i++) {
+		fputs(i ? ",{\"base\":" : "{\"base\":", f);
+		report_json_string(f, b->unsafe[i].path);
+		fputs(",\"why\":", f);
+		report_json_string(f, b->unsafe[i].why);
+		fputc('}', f);
+	}
+	fputc(']', f);
+}
+
 void bases_free(struct bases *b)
 {
 	if (b->globbed)
@@ -429,5 +460,6 @@ void bases_free(struct bases *b)
 		free(b->specs[i]);
 	free(b->specs);
 	free(b->seen);
+	free(b->unsafe);
 	memset(b, 0, sizeof(*b));
 }

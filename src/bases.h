@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define BASES_ENV "SHMWARDEN_TMPDIRS"
@@ -50,6 +51,12 @@ struct bases_seen {
 	ino_t ino;
 };
 
+/* A match that was not visited, as reports list it. */
+struct bases_unsafe {
+	char path[PATH_MAX];
+	char why[PATH_MAX + 200];
+};
+
 /* The entries, and where the walk through them is. */
 struct bases {
 	char **specs; /* owned */
@@ -64,6 +71,8 @@ struct bases {
 	struct bases_seen *seen; /* the directories visited so far */
 	size_t nseen, capseen;
 	unsigned skipped; /* matches skipped silently: gone, not directories, other users' */
+	struct bases_unsafe *unsafe; /* every BASE_UNSAFE bases_next returned, in order */
+	unsigned nunsafe;
 };
 
 /* True when s holds an unescaped *, ? or [. */
@@ -90,8 +99,13 @@ const char *bases_describe(const struct bases *b, char *out, size_t outlen);
 /* The next base: 1 with *base filled (its state says what to do), 0 when there is none
  * left. Pattern entries are expanded when reached, each match opened and checked as
  * above; matches that are gone, not directories, or (only_uid) of another user are
- * skipped. */
+ * skipped. A BASE_UNSAFE one is also kept in b->unsafe for the report (out of memory:
+ * not kept, and nunsafe counts only what was). */
 int bases_next(struct bases *b, struct base *base);
+
+/* b->unsafe as the JSON array of the ls and sweep documents:
+ * [{"base": PATH, "why": TEXT}, ...]. */
+void bases_print_unsafe_json(FILE *f, const struct bases *b);
 
 void bases_free(struct bases *b);
 

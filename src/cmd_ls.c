@@ -446,8 +446,7 @@ int cmd_ls(int argc, char **argv)
 	char first_error[PATH_MAX + 300] = "";
 	struct inuse *idx = NULL;
 	struct base *b = NULL;
-	char(*unsafe)[2][PATH_MAX + 200] = NULL;
-	unsigned nunsafe = 0, nbases = 0;
+	unsigned nbases = 0;
 	size_t listed = 0;
 	rc = 1;
 	if ((o.shm_dirfd = shmobj_dir_open(err, sizeof(err))) < 0) {
@@ -482,13 +481,6 @@ int cmd_ls(int argc, char **argv)
 			fprintf(stderr, CLI_PROG("ls") ": %s: unsafe: %s\n",
 				report_escape(b->path, pesc, sizeof(pesc)),
 				report_escape(b->why, esc, sizeof(esc)));
-			void *grown = realloc(unsafe, (nunsafe + 1) * sizeof(*unsafe));
-			if (grown) {
-				unsafe = grown;
-				util_strlcpy(unsafe[nunsafe][0], b->path, sizeof(unsafe[0][0]));
-				util_strlcpy(unsafe[nunsafe][1], b->why, sizeof(unsafe[0][1]));
-				nunsafe++;
-			}
 			continue;
 		}
 		char **names = NULL;
@@ -525,15 +517,8 @@ int cmd_ls(int argc, char **argv)
 	if (!o.json && nbases == 0 && !first_error[0]) /* a pattern matching nothing */
 		ls_print_text_header(&o);
 	if (o.json) {
-		fputs("],\"unsafe_bases\":[", stdout);
-		for (unsigned i = 0; i < nunsafe; i++) {
-			fputs(i ? ",{\"base\":" : "{\"base\":", stdout);
-			report_json_string(stdout, unsafe[i][0]);
-			fputs(",\"why\":", stdout);
-			report_json_string(stdout, unsafe[i][1]);
-			fputc('}', stdout);
-		}
-		fputc(']', stdout);
+		fputs("],\"unsafe_bases\":", stdout);
+		bases_print_unsafe_json(stdout, &o.bases);
 		if (first_error[0]) {
 			fputs(",\"error\":", stdout);
 			report_json_string(stdout, first_error);
@@ -543,7 +528,6 @@ int cmd_ls(int argc, char **argv)
 	rc = fflush(stdout) == 0 && !first_error[0] ? 0 : 1;
 out:
 	free(b);
-	free(unsafe);
 	inuse_free(idx);
 	if (o.shm_dirfd >= 0)
 		close(o.shm_dirfd);

@@ -344,10 +344,9 @@ int cmd_sweep(int argc, char **argv)
 	/* Bases one at a time: a pattern's matches are opened and checked as they come,
 	 * so a thousand per-job directories hold one descriptor at a time. */
 	int failed = 0;
-	unsigned nbases = 0, nunsafe = 0;
+	unsigned nbases = 0;
 	char first_error[PATH_MAX + 300] = "";
 	struct base *b = malloc(sizeof(*b));
-	char(*unsafe)[2][PATH_MAX + 200] = NULL;
 	if (!b) {
 		failed = 1;
 		util_strlcpy(first_error, "out of memory", sizeof(first_error));
@@ -370,13 +369,6 @@ int cmd_sweep(int argc, char **argv)
 				report_escape(b->why, esc, sizeof(esc)));
 			if (ctx.syslog)
 				log_warn("sweep: %s: unsafe: %s", p, esc);
-			void *grown = realloc(unsafe, (nunsafe + 1) * sizeof(*unsafe));
-			if (grown) {
-				unsafe = grown;
-				util_strlcpy(unsafe[nunsafe][0], b->path, sizeof(unsafe[0][0]));
-				util_strlcpy(unsafe[nunsafe][1], b->why, sizeof(unsafe[0][1]));
-				nunsafe++;
-			}
 			continue;
 		}
 		nbases++;
@@ -397,15 +389,9 @@ int cmd_sweep(int argc, char **argv)
 	ctx.base = ctx.bases_text;
 	free(b);
 	if (ctx.json) {
-		fputs("],\"unsafe_bases\":[", stdout);
-		for (unsigned i = 0; i < nunsafe; i++) {
-			fputs(i ? ",{\"base\":" : "{\"base\":", stdout);
-			report_json_string(stdout, unsafe[i][0]);
-			fputs(",\"why\":", stdout);
-			report_json_string(stdout, unsafe[i][1]);
-			fputc('}', stdout);
-		}
-		fputs("],\"totals\":", stdout);
+		fputs("],\"unsafe_bases\":", stdout);
+		bases_print_unsafe_json(stdout, &ctx.bases);
+		fputs(",\"totals\":", stdout);
 		report_totals_json(stdout, &ctx.totals);
 		if (first_error[0]) {
 			fputs(",\"error\":", stdout);
@@ -416,7 +402,6 @@ int cmd_sweep(int argc, char **argv)
 		/* (No totals when no base could be read at all: the failure is the news.) */
 		report_totals_text(stdout, CLI_PROG("sweep"), &ctx.totals, ctx.dry_run);
 	}
-	free(unsafe);
 	rc = failed == 0 ? 0 : 1;
 	const struct report_totals *t = &ctx.totals;
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
@@ -428,7 +413,7 @@ int cmd_sweep(int argc, char **argv)
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
 			 t->by_status[RECLAIM_FOREIGN],
 		 t->by_status[RECLAIM_ERROR], t->unlinked, (unsigned long long)t->bytes, t->in_use,
-		 t->refused, nbases, nbases == 1 ? "" : "s", nunsafe);
+		 t->refused, nbases, nbases == 1 ? "" : "s", ctx.bases.nunsafe);
 out:
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;
