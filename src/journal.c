@@ -183,7 +183,8 @@ struct journal {
 	 * changes that returned 0 are gone, so the batch may only end in a failed commit. */
 	bool txn_lost;
 	struct journal_meta meta;
-	bool empty; /* the database holds no schema at all */
+	bool empty;        /* the database holds no schema at all */
+	bool not_writable; /* SQLite could open it read-only only (file mode, mount) */
 	int dirfd;  /* journal_open_dirfd: the directory SQLite reaches through /proc/self/fd */
 	sqlite3_stmt *st[ST_NUM];
 	char lost_cause[160];
@@ -345,8 +346,10 @@ static int open_db(struct journal *j, const char *path, int create_flag, const c
 				    j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc),
 				    sys ? ": " : "", sys ? strerror(sys) : "");
 	}
-	if (!(j->flags & JOURNAL_READONLY) && sqlite3_db_readonly(j->db, "main") == 1)
+	if (!(j->flags & JOURNAL_READONLY) && sqlite3_db_readonly(j->db, "main") == 1) {
+		j->not_writable = true;
 		return journal_fail(j, "open: not writable");
+	}
 	/* Defensive mode and trusted_schema=OFF (the pragma's C form) cost nothing on our own
 	 * files and close holes on anyone else's, so every handle gets them. */
 	sqlite3_db_config(j->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
@@ -777,9 +780,9 @@ int journal_open(const char *dirpath, unsigned flags, struct journal **out, char
 	return 0;
 fail:
 	util_err(err, errlen, "%s/%s: %s", dirpath, JOURNAL_FILE, j->err);
-	bool empty = j->empty;
+	bool empty = j->empty, not_writable = j->not_writable;
 	journal_close(j);
-	return empty ? -ENODATA : -1;
+	return empty ? -ENODATA : not_writable ? -EROFS : -1;
 }
 
 /*

@@ -84,8 +84,9 @@ int journal_create(const char *dirpath, const struct journal_meta *meta, struct 
  * exactly. A zero-byte, foreign, future or corrupt file fails with a message that says
  * which. Returns 0 with meta read and available at once; -ENODATA when the database
  * (its -wal applied) holds no schema at all (a zero-byte file, or a manager killed
- * before its schema transaction committed: nothing was ever registered in it); -1
- * otherwise. */
+ * before its schema transaction committed: nothing was ever registered in it);
+ * -EROFS when a read-write open (no JOURNAL_READONLY) got a read-only handle (the file's
+ * mode, a read-only mount: the file may be sound, it cannot be changed); -1 otherwise. */
 int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,
 		 size_t errlen);
 

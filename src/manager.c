@@ -1116,6 +1116,25 @@ static void manager_explain_full(const struct manager *m, char *err, size_t errl
 		 setting, m->cfg.tmpbase, room, fix, MIN_ROOM_KIB, cause);
 }
 
+/* A reclaimer acts on a dead manager's directory only when nobody but root and its owner
+ * can replace a component of its path (util_path_trusted: SQLite reopens -wal and -shm
+ * by path); anywhere else sweep, recover and a restarted manager all call it unsafe and
+ * leave it, so what this manager holds when it is killed stays in /dev/shm for good.
+ * Said at start, in the reclaimers' own words, while the user can still move TMPDIR; the
+ * manager serves all the same (a training job must not fail for it). */
+static void manager_warn_untrusted(const struct manager *m)
+{
+	char why[PATH_MAX + 128], setting[96], fix[32];
+	if (util_path_trusted(m->journal_dir, geteuid(), why, sizeof(why)) == 0 ||
+	    errno != EPERM)
+		return;
+	manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
+	log_warn("manager: %s: unsafe: %s; if this manager is killed, no sweep, recover or "
+		 "restarted manager will reclaim its objects (%s: %s a directory whose parents "
+		 "only root or you can change)",
+		 m->dirpath, why, setting, fix);
+}
+
 static int manager_start(struct manager *m, char *err, size_t errlen)
 {
 	if (manager_check_tmpbase(m, err, errlen) < 0)
@@ -1137,6 +1156,7 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 		util_err(err, errlen, "realpath %s: %s", m->dirpath, strerror(errno));
 		return -1;
 	}
+	manager_warn_untrusted(m);
 	struct shmobj_fs fs;
 	if (shmobj_fs_self(m->shm_dirfd, &fs, err, errlen) < 0)
 		return -1;

@@ -787,6 +787,33 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 	if (fstatat(p->dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0)
 		return; /* none: a manager killed before creating it, or a reclaimer after
 			 * unlinking it; nothing was registered in it either way */
+	/* The path checks come first, for a look too: a look reads a private copy and
+	 * needs none of them, but what ls and a dry run say must be what the reclaimer will
+	 * do, and the reclaimer opens the journal in place, by this path. */
+	if (mgrdir_fd_path(p->dirfd, dirpath, sizeof(dirpath), err, sizeof(err)) < 0) {
+		mgrdir_set(p, MGRDIR_UNKNOWN, "%s", err);
+		return;
+	}
+	/* SQLite opens -wal and -shm by this path at its first read and unlinks them by it
+	 * on close: no component of it may be one someone other than root or the owner can
+	 * replace in between (the owner's own swaps reach only what the owner can, as we
+	 * act with its fsuid). */
+	if (util_path_trusted(dirpath, p->owner, err, sizeof(err)) < 0 && errno == EPERM) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "%s", err);
+		return;
+	}
+	/* SQLite walks the path from / with our (the owner's) identity: say so plainly when
+	 * the owner cannot reach it, rather than blame the journal. */
+	struct stat st;
+	if (stat(dirpath, &st) < 0) {
+		mgrdir_set(p, MGRDIR_UNKNOWN, "uid %u cannot reach %s: %s", (unsigned)p->owner,
+			   dirpath, strerror(errno));
+		return;
+	}
+	if (st.st_dev != dst->st_dev || st.st_ino != dst->st_ino) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "the directory was moved while being checked");
+		return;
+	}
 	unsigned jflags = JOURNAL_UNTRUSTED;
 	if (dead && (flags & MGRDIR_PROBE_ACT) && mgrdir_probe_look_first(p))
 		return;
@@ -796,33 +823,8 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 			p->state = MGRDIR_UNKNOWN;
 			return;
 		}
-	} else {
-		if (!dead)
-			jflags |= JOURNAL_READONLY;
-		if (mgrdir_fd_path(p->dirfd, dirpath, sizeof(dirpath), err, sizeof(err)) < 0) {
-			mgrdir_set(p, MGRDIR_UNKNOWN, "%s", err);
-			return;
-		}
-		/* SQLite opens -wal and -shm by this path at its first read and unlinks them
-		 * by it on close: no component of it may be one someone other than root or
-		 * the owner can replace in between (the owner's own swaps reach only what
-		 * the owner can, as we act with its fsuid). */
-		if (util_path_trusted(dirpath, p->owner, err, sizeof(err)) < 0 && errno == EPERM) {
-			mgrdir_set(p, MGRDIR_UNSAFE, "%s", err);
-			return;
-		}
-		/* SQLite walks the path from / with our (the owner's) identity: say so plainly
-		 * when the owner cannot reach it, rather than blame the journal. */
-		struct stat st;
-		if (stat(dirpath, &st) < 0) {
-			mgrdir_set(p, MGRDIR_UNKNOWN, "uid %u cannot reach %s: %s",
-				   (unsigned)p->owner, dirpath, strerror(errno));
-			return;
-		}
-		if (st.st_dev != dst->st_dev || st.st_ino != dst->st_ino) {
-			mgrdir_set(p, MGRDIR_UNSAFE, "the directory was moved while being checked");
-			return;
-		}
+	} else if (!dead) {
+		jflags |= JOURNAL_READONLY;
 	}
 	int rc = journal_open(dirpath, jflags, &p->journal, err, sizeof(err));
 	if (rc == -ENODATA) {
@@ -835,13 +837,17 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 		/* The copy's name means nothing to the reader: name the file in the directory. */
 		const char *msg = strstr(err, JOURNAL_FILE ": ");
 		msg = msg ? msg + strlen(JOURNAL_FILE ": ") : err;
-		if (dead)
+		/* Read-only here (a mount, an attribute mgrdir_probe_writable did not see
+		 * coming) is not unreadable: the reclaimer could not act, and says so. */
+		if (dead && rc == -EROFS)
+			mgrdir_set(p, MGRDIR_UNKNOWN, "journal: %s (it cannot be changed here)",
+				   msg);
+		else if (dead)
 			mgrdir_set(p, MGRDIR_CORRUPT, "journal: %s", msg);
 		else
 			util_err(p->why, sizeof(p->why), "journal: %s", msg);
 		return;
 	}
-	struct stat st;
 	if (!(jflags & JOURNAL_READONLY) &&
 	    (stat(dirpath, &st) < 0 || st.st_dev != dst->st_dev || st.st_ino != dst->st_ino)) {
 		mgrdir_set(p, MGRDIR_UNSAFE,
@@ -863,6 +869,63 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 		p->state = MGRDIR_FOREIGN;
 		mgrdir_close_journal(p);
 	}
+}
+
+/* A reclaimer changes a dead directory: it drops the journal's rows, then unlinks its
+ * files and removes it. Whether it may is asked here, for a look as for an act, so ls and
+ * a dry run say what the real run will do, and asked twice:
+ * - may its owner? The mode bits answer, the same for every caller. The reclaimer acts
+ *   with the owner's permissions (as root, setfsuid), but for a directory of root's
+ *   that would be root's override, which `recover` has and the sandboxed sweep has not
+ *   (sandbox.h): a directory or journal file that its owner cannot change was made so
+ *   on purpose (mkdtemp and journal_create make 0700 and 0600), so it is a finding for
+ *   a human, the same in every command, not something to override or call corrupt.
+ * - may we, from here? The kernel answers (faccessat with AT_EACCESS: our fsuid, our
+ *   capabilities, our mounts): a read-only mount or an immutable file stops the real run
+ *   of this very process as it stops its dry run, and is not the journal's fault.
+ * 0 when both say yes; -1 with the state set. */
+static int mgrdir_probe_writable(struct mgrdir_probe *p, const struct stat *dst)
+{
+	if ((dst->st_mode & 0700) != 0700) {
+		mgrdir_set(p, MGRDIR_UNSAFE,
+			   "the directory is mode %04o: its owner (uid %u) cannot change it, and "
+			   "no reclaimer overrides that (chmod 700 it to have it reclaimed)",
+			   (unsigned)(dst->st_mode & 07777), (unsigned)p->owner);
+		return -1;
+	}
+	size_t nfiles = sizeof(mgrdir_journal_files) / sizeof(mgrdir_journal_files[0]);
+	for (size_t i = 0; i < nfiles; i++) {
+		const char *file = mgrdir_journal_files[i];
+		struct stat st;
+		if (fstatat(p->dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			mgrdir_set(p, MGRDIR_UNKNOWN, "stat %s: %s", file, strerror(errno));
+			return -1;
+		}
+		if ((st.st_mode & 0600) != 0600) {
+			mgrdir_set(p, MGRDIR_UNSAFE,
+				   "%s is mode %04o: its owner (uid %u) cannot read and write it, "
+				   "and no reclaimer overrides that (chmod 600 it to have it "
+				   "reclaimed)",
+				   file, (unsigned)(st.st_mode & 07777), (unsigned)p->owner);
+			return -1;
+		}
+	}
+	if (faccessat(p->dirfd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+		mgrdir_set(p, MGRDIR_UNKNOWN, "the directory cannot be changed here: %s",
+			   strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < nfiles; i++) {
+		const char *file = mgrdir_journal_files[i];
+		if (faccessat(p->dirfd, file, R_OK | W_OK, AT_EACCESS) < 0 && errno != ENOENT) {
+			mgrdir_set(p, MGRDIR_UNKNOWN, "%s cannot be opened for writing here: %s",
+				   file, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
@@ -936,6 +999,8 @@ int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,
 		if (mgrdir_check_file(p, files[i], &st) < 0)
 			return p->state == MGRDIR_UNKNOWN ? -1 : 0;
 	mgrdir_probe_locks(p, &dst, now_s, flags);
+	if (p->state == MGRDIR_DEAD)
+		mgrdir_probe_writable(p, &dst);
 	if (p->state != MGRDIR_LIVE && p->state != MGRDIR_DEAD)
 		return p->state == MGRDIR_UNKNOWN ? -1 : 0;
 	if (flags & MGRDIR_PROBE_JOURNAL)

@@ -41,11 +41,15 @@ enum mgrdir_state {
 	MGRDIR_DEAD,     /* nobody does: its journal is for a reclaimer */
 	MGRDIR_STARTING, /* no lock held, no lock file, and young: a manager starting */
 	MGRDIR_UNSAFE,   /* symlinks, files of another user, writable by group or others,
-			  * or a journal claiming another owner: never acted on */
+			  * a path someone else could replace, a journal claiming another
+			  * owner, or dead with a directory or journal file its owner
+			  * cannot change (the owner's modes, never root's override):
+			  * never acted on */
 	MGRDIR_FOREIGN,  /* the journal's names live in another shm filesystem or mount
 			  * namespace: not this host's /dev/shm to reclaim in */
 	MGRDIR_CORRUPT,  /* dead, and its journal cannot be read: left for a human */
-	MGRDIR_UNKNOWN,  /* could not be looked at (permissions, I/O): why says */
+	MGRDIR_UNKNOWN,  /* could not be looked at (permissions, I/O), or dead and not
+			  * changeable by this process (a read-only mount): why says */
 };
 #define MGRDIR_NSTATES (MGRDIR_UNKNOWN + 1)
 
@@ -90,7 +94,9 @@ struct mgrdir_probe {
  * files are plain, the owner's and writable only by the owner, decides liveness by the
  * locks and, with PROBE_JOURNAL, opens the journal. As root, every step below the
  * directory runs with the owner's filesystem identity (setfsuid) until mgrdir_release,
- * so the kernel refuses what the owner could not do. now_s is the wall clock for the
+ * so the kernel refuses what the owner could not do. Every check an act makes before it
+ * changes a dead directory (its path, its modes, whether this process may write it) is
+ * made by a look too, so a look says what an act would do. now_s is the wall clock for the
  * startup grace. Returns 0 when the state was decided, -1 for MGRDIR_UNKNOWN. Always
  * call mgrdir_release afterwards. */
 int mgrdir_probe(int basefd, const char *name, int64_t now_s, unsigned flags,

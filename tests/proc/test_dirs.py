@@ -340,6 +340,183 @@ def test_sweep_summary_tells_findings_from_failures():
         expect(err == {gw: "unsafe", bad: "corrupt", failing: "error"}, "stderr: %s" % err)
 
 
+# (5b) One decision: ls, both dry runs, sweep, recover and a restarted manager say the
+# same of a dead directory, and a dry run promises only what the real run does.
+def every_verdict(sb, base, d, env=None):
+    """What each command says of the dead directory d in base: {command: (state or
+    status, why)}, with the exit statuses of sweep (0 expected) and recover (1 expected)
+    checked on the way."""
+    env = env or sb.env
+    name = os.path.basename(d)
+    out = {}
+    r = sb.run(["ls", "--json", "--tmpdir", base], env=env)
+    expect(r.returncode == 0, "ls: %d %s" % (r.returncode, r.stderr))
+    e = {m["dir"]: m for m in json.loads(r.stdout)["managers"]}[name]
+    out["ls --json"] = (e["state"], e["error"])
+    r = sb.run(["ls", "--tmpdir", base], env=env)
+    line = [l for l in r.stdout.splitlines() if l.startswith(name)]
+    expect(r.returncode == 0 and len(line) == 1, "ls: %d %s %s" % (r.returncode, r.stdout,
+                                                                    r.stderr))
+    cols = line[0].split()
+    out["ls"] = (cols[1], line[0].split("  ! ", 1)[1] if "  ! " in line[0] else None)
+    for dry in (["--dry-run"], []):
+        r = sb.run(["sweep", "--json", "--tmpdir", base] + dry, env=env)
+        expect(r.returncode == 0, "sweep %s: %d %s" % (dry, r.returncode, r.stderr))
+        rep = {os.path.basename(x["dir"]): x for x in json.loads(r.stdout)["dirs"]}[name]
+        out["sweep " + " ".join(dry)] = (rep["status"], rep["detail"])
+    for dry in (["--dry-run"], []):
+        r = sb.run(["recover", "--json"] + dry + [d], env=env)
+        rep = json.loads(r.stdout)
+        expect(r.returncode == (0 if rep["status"] in ("removed", "kept") else 1),
+               "recover %s: %d %s" % (dry, r.returncode, r.stderr))
+        out["recover " + " ".join(dry)] = (rep["status"], rep["detail"])
+    return out
+
+
+def expect_unsafe_everywhere(sb, base, d, why, env=None):
+    got = every_verdict(sb, base, d, env)
+    expect(all(v == ("unsafe", why) for v in got.values()),
+           "%s: want unsafe (%s) from every command, got %s" % (
+               os.path.basename(d), why, json.dumps(got, indent=1)))
+
+
+def test_a_path_through_another_users_directory_is_unsafe_everywhere():
+    """/X owned by nobody (0700) holding shared/ (root's, 1777): a root manager there
+    SIGKILLed holding an object. recover, sweep and a restarted manager called it unsafe
+    (someone else could replace /X under the journal), but ls and both dry runs said dead
+    (they read a private copy, and skipped the path check the real run makes); and the
+    manager had made its directory there without a word, though nothing would ever
+    reclaim it."""
+    if os.geteuid() != 0:
+        print("SKIP test_a_path_through_another_users_directory_is_unsafe_everywhere: "
+              "needs root (chown)")
+        return
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    with Sandbox("untrusted") as sb:
+        x = os.path.join(sb.tmp, "X")
+        shared = os.path.join(x, "shared")
+        os.makedirs(shared)
+        os.chmod(shared, 0o1777)
+        os.chown(x, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(x, 0o700)
+        why = ("%s belongs to another user (uid %d, mode 0700): it could be replaced under "
+               "the journal" % (os.path.realpath(x), nobody.pw_uid))
+        env = dict(sb.env, TMPDIR=shared)
+        m = sb.spawn_manager(args=["manager", "--no-reclaim"], env=env)
+        expect(m.sock, "manager failed: %r" % m.line)
+        c = m.client()
+        registered(sb, c, "held")
+        harness.sigkill(m)
+        c.close()
+        warned = m.stderr_text()
+        expect("warn: manager: %s: unsafe: %s;" % (m.dir, why) in warned and
+               "no sweep, recover or restarted manager will reclaim" in warned,
+               "the manager made its directory in an untrusted path without a word: %r"
+               % warned)
+        expect_unsafe_everywhere(sb, shared, m.dir, why, env)
+        # A restarted manager there: the same word in its log, and the same warning.
+        m2 = sb.spawn_manager(args=["manager", "--shutdown-timeout", "100"], env=env)
+        expect(m2.sock, "restarted manager failed: %r" % m2.line)
+        expect(m2.wait(30) == 0, "the restarted manager did not exit by itself")
+        log = m2.stderr_text()
+        expect("reclaim: %s: unsafe: %s" % (os.path.basename(m.dir), why) in log and
+               "warn: manager: %s: unsafe: %s;" % (m2.dir, why) in log,
+               "restarted manager's log: %r" % log)
+        expect(os.path.isdir(m.dir) and sb.objects() == [sb.name("held")],
+               "an unsafe directory was touched: %s %s" % (os.listdir(shared), sb.objects()))
+        # A manager in a trusted base says nothing of the kind.
+        ok = manager(sb)
+        os.kill(ok.pid, signal.SIGTERM)
+        expect(ok.wait(30) == 0, "manager did not exit on SIGTERM")
+        quiet = ok.stderr_text()
+        expect("unsafe" not in quiet and "could be replaced" not in quiet,
+               "a manager in a trusted base warned: %r" % quiet)
+
+
+def test_a_journal_or_directory_its_owner_cannot_change_is_unsafe_everywhere():
+    """journal.db chmod 000 by root: ls said dead, both dry runs removed, recover removed
+    (root overrides the mode), but the real sweep, sandboxed without CAP_DAC_OVERRIDE,
+    said "corrupt: journal: open: not writable": a dry run promised what the real run
+    refused, and called a sound journal corrupt. A reclaimer acts with the owner's
+    permissions and never with root's override: every command says unsafe, and once the
+    mode is put back a sweep reclaims it. The same for a directory chmod 0500."""
+    if os.geteuid() != 0:
+        print("SKIP test_a_journal_or_directory_its_owner_cannot_change_is_unsafe_everywhere: "
+              "needs root (root's override is the point)")
+        return
+    with Sandbox("modes") as sb:
+        jdir = dead_with_wal(sb, 1)
+        journal = os.path.join(jdir, "journal.db")
+        os.chmod(journal, 0)
+        ddir = dead_with_wal(sb, 1)
+        os.chmod(ddir, 0o500)
+        expect_unsafe_everywhere(
+            sb, sb.tmp, jdir,
+            "journal.db is mode 0000: its owner (uid 0) cannot read and write it, and no "
+            "reclaimer overrides that (chmod 600 it to have it reclaimed)")
+        expect_unsafe_everywhere(
+            sb, sb.tmp, ddir,
+            "the directory is mode 0500: its owner (uid 0) cannot change it, and no "
+            "reclaimer overrides that (chmod 700 it to have it reclaimed)")
+        expect(len(sb.objects()) == 2 and os.path.isdir(jdir) and os.path.isdir(ddir),
+               "findings were touched: %s" % sb.objects())
+        os.chmod(journal, 0o600)
+        os.chmod(ddir, 0o700)
+        expect_swept(sb, 2)
+        expect(sb.manager_dirs() == [], "left: %s" % sb.manager_dirs())
+
+
+def test_a_read_only_mount_is_no_corrupt_journal():
+    """A dead directory on a read-only bind mount: recover said removed in its dry run,
+    then "corrupt: journal: open: not writable" (SQLite fell back to a read-only handle).
+    The journal is sound; the directory cannot be changed from here: ls and both of
+    recover's runs say unknown, with the kernel's reason, and recover exits 1."""
+    if os.geteuid() != 0:
+        print("SKIP test_a_read_only_mount_is_no_corrupt_journal: needs root (mount)")
+        return
+    with Sandbox("rofs") as sb:
+        base = os.path.join(sb.tmp, "ro")
+        os.mkdir(base, 0o700)
+        m = sb.spawn_manager(args=["manager", "--no-reclaim"], env=dict(sb.env, TMPDIR=base))
+        expect(m.sock, "manager failed: %r" % m.line)
+        c = m.client()
+        registered(sb, c, "ro")
+        harness.sigkill(m)
+        c.close()
+        # Inside a private mount namespace where base is read-only (the private copies
+        # go to sb.tmp, which stays writable): one JSON line per command.
+        script = r"""
+import json, subprocess, sys
+shmw, base, d = sys.argv[1:4]
+def run(*a):
+    r = subprocess.run([shmw] + list(a), capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+rc, out, err = run("ls", "--json", "--tmpdir", base)
+e = [m for m in json.loads(out)["managers"] if m["path"].endswith(d.rsplit("/", 1)[1])][0]
+print(json.dumps(["ls", rc, e["state"], e["error"]]))
+for dry in (["--dry-run"], []):
+    rc, out, err = run("recover", "--json", *dry, d)
+    rep = json.loads(out)
+    print(json.dumps(["recover" + "".join(dry), rc, rep["status"], rep["detail"]]))
+"""
+        inner = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner,
+                            "sh", base, sys.executable, "-c", script, harness.SHMWARDEN,
+                            base, m.dir],
+                           capture_output=True, text=True, env=sb.env, timeout=120)
+        expect(r.returncode == 0, "unshare: %d %s %s" % (r.returncode, r.stdout, r.stderr))
+        got = [json.loads(l) for l in r.stdout.splitlines()]
+        why = "the directory cannot be changed here: Read-only file system"
+        expect(got == [["ls", 0, "unknown", why], ["recover--dry-run", 1, "error", why],
+                       ["recover", 1, "error", why]], "verdicts: %s" % got)
+        expect(sb.objects() == [sb.name("ro")], "objects: %s" % sb.objects())
+        # Writable again (outside that namespace it always was): reclaimed.
+        r = sb.run(["recover", m.dir])
+        expect(r.returncode == 0 and sb.objects() == [], "recover: %s %s" % (r.stdout,
+                                                                            r.stderr))
+
+
 # (6) Space before service: a restarted manager answers its first registration only once
 # its dead siblings' leaks are gone from the shm filesystem.
 SPACE_INNER = r"""
