@@ -483,7 +483,8 @@ def test_share_fails_in_one_sentence_when_the_manager_refuses():
                 "could not be shared" in ours[0] and notdir in ours[0], (
                     "%s: exit %s after %.0f s, stdout %r, stderr %r" % (
                         extra, proc.returncode, took, out, err[-1500:]))
-            assert "cannot create a directory in %s" % notdir in err, err[-1500:]
+            assert "cannot create the manager directory in %s: Not a directory" % notdir in err, \
+                err[-1500:]
             assert took < 90, "%s: the sentence came after %.0f s" % (extra, took)
 
 
