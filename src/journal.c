@@ -185,7 +185,7 @@ struct journal {
 	struct journal_meta meta;
 	bool empty;        /* the database holds no schema at all */
 	bool not_writable; /* SQLite could open it read-only only (file mode, mount) */
-	int dirfd;  /* journal_open_dirfd: the directory SQLite reaches through /proc/self/fd */
+	int dirfd; /* journal_open_dirfd: the directory SQLite reaches through /proc/self/fd */
 	sqlite3_stmt *st[ST_NUM];
 	char lost_cause[160];
 	char err[320];

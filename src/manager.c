@@ -1125,8 +1125,7 @@ static void manager_explain_full(const struct manager *m, char *err, size_t errl
 static void manager_warn_untrusted(const struct manager *m)
 {
 	char why[PATH_MAX + 128], setting[96], fix[32];
-	if (util_path_trusted(m->journal_dir, geteuid(), why, sizeof(why)) == 0 ||
-	    errno != EPERM)
+	if (util_path_trusted(m->journal_dir, geteuid(), why, sizeof(why)) == 0 || errno != EPERM)
 		return;
 	manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
 	log_warn("manager: %s: unsafe: %s; if this manager is killed, no sweep, recover or "
