@@ -103,6 +103,15 @@ def test_help_of_every_command_agrees_with_the_man_page():
                    sorted(helped)))
 
 
+def test_every_command_help_states_its_exit_status():
+    """Every subcommand's --help ends with its exit statuses (the manager's had none)."""
+    for cmd in commands():
+        r = run([cmd, "--help"])
+        text = " ".join(r.stdout.split())
+        expect(re.search(r"Exit status: 0 .*, 1 .*, 2 usage", text),
+               "%s --help: no exit status: %r" % (cmd, r.stdout[-300:]))
+
+
 def readme_commands():
     """{command: its row} of the README's Commands table."""
     text = read(os.path.join(harness.ROOT, "README.md"))
