@@ -129,9 +129,15 @@ def journal_rows():
     return dirs, rows
 
 
+# --manager, for the workers: libshm_init must run in every process that shares, and
+# spawn and forkserver workers are fresh interpreters that only import this module.
+MANAGER_ENV = "TORCH_SHARE_MANAGER"
+
+
 def use_manager(path):
     libshm = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libshm.so"))
     libshm._Z11libshm_initPKc(os.fsencode(os.path.abspath(path)))
+    os.environ[MANAGER_ENV] = os.path.abspath(path)
 
 
 def main():
@@ -234,6 +240,9 @@ def main():
     print(json.dumps({"join_after_exit": round(time.monotonic() - dead, 3)}), flush=True)
     del got
 
+
+if os.environ.get(MANAGER_ENV) and __name__ != "__main__":
+    use_manager(os.environ[MANAGER_ENV])  # a spawn or forkserver worker's import
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,11 @@ usage() {
 # A failure is exit 1; for status, whose 1 means "PyTorch's own manager", it is 3.
 fail_status=1
 die() { echo "use-with-pytorch: $*" >&2; exit "$fail_status"; }
-bad_usage() { echo "use-with-pytorch: $*" >&2; usage >&2; exit 2; }
+bad_usage() {
+	echo "use-with-pytorch: $*" >&2
+	echo "Try 'use-with-pytorch.sh --help' for more information." >&2
+	exit 2
+}
 
 torch_dir= python=${PYTHON:-} manager= bind=0 cmd=
 while [ $# -gt 0 ]; do

@@ -284,6 +284,17 @@ def test_bench_compare_says_which_ratios_differ():
         r = subprocess.run([PY, BENCH, "--compare", paths[0], bad + ".missing"],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and "No such file or directory" in r.stderr, r.stderr
+        # Options of a run mean nothing with --compare; a file that says little of itself
+        # is still compared, without "None" for what it leaves out.
+        r = subprocess.run([PY, BENCH, "--compare"] + paths + ["--quick"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and "--compare runs nothing: --quick" in r.stderr, r.stderr
+        with open(bad, "w") as f:
+            json.dump({"format": a["format"], "ratios": {"x": 1.0}}, f)
+        r = subprocess.run([PY, BENCH, "--compare", bad, bad], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0 and "None" not in r.stdout and "no details recorded" in r.stdout, (
+            r.stdout)
         # --save where nothing can be written: refused before anything runs.
         r = subprocess.run([PY, BENCH, "--save", "/proc/self/bench.json", "--quick"],
                            capture_output=True, text=True, timeout=60)

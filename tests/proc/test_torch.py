@@ -283,9 +283,17 @@ def test_sigkill_then_new_manager_reclaims_everything():
 
 
 def test_libshm_init_points_torch_at_shmwarden():
-    """The other way to use shmwarden (the demo's): libshm_init from inside Python."""
+    """The other way to use shmwarden (the demo's): libshm_init from inside Python, in
+    the parent and, with spawn, in workers that are fresh interpreters (they used to
+    run PyTorch's own manager, and left its torch-shm-dir behind)."""
+    for start in ("fork", "spawn"):
+        libshm_init_run(start)
+
+
+def libshm_init_run(start):
     with harness.Sandbox("torch") as sb, TorchRun(sb) as run:
-        proc = sb.track(subprocess.Popen([PY, SCRIPT, "2", "5", "--manager", harness.TORCH_SHM_MANAGER],
+        proc = sb.track(subprocess.Popen([PY, SCRIPT, "2", "5", "--manager", harness.TORCH_SHM_MANAGER,
+                                          "--start", start],
                                          env=sb.env, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, text=True,
                                          start_new_session=True))
@@ -293,8 +301,9 @@ def test_libshm_init_points_torch_at_shmwarden():
         rep = run.saw(read_report(proc))
         pids = run.pids
         assert proc.wait(120) == 0
-        assert rep["received"] == 10 and rep["bad"] == 0 and rep["journal_rows"] >= 1, rep
+        assert rep["received"] == 10 and rep["bad"] == 0 and rep["journal_rows"] >= 1, (start, rep)
         assert harness.wait_for(lambda: not torch_objects(pids) and not sb.manager_dirs(), 15)
+        assert os.listdir(sb.tmp) == [], "%s: left %s" % (start, os.listdir(sb.tmp))
 
 
 USE_SCRIPT = os.path.join(harness.ROOT, "scripts", "use-with-pytorch.sh")
@@ -474,7 +483,8 @@ def test_share_fails_in_one_sentence_when_the_manager_refuses():
                 "could not be shared" in ours[0] and notdir in ours[0], (
                     "%s: exit %s after %.0f s, stdout %r, stderr %r" % (
                         extra, proc.returncode, took, out, err[-1500:]))
-            assert "cannot create a directory in %s" % notdir in err, err[-1500:]
+            assert "cannot create the manager directory in %s: Not a directory" % notdir in err, \
+                err[-1500:]
             assert took < 90, "%s: the sentence came after %.0f s" % (extra, took)
 
 
