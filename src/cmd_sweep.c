@@ -64,7 +64,7 @@ static const char sweep_usage[] =
 	"  unsafe matches of a pattern, are reported, not failures), 1 some directory could\n"
 	"  not be processed (see stderr), a temp base could not be read, or the metrics\n"
 	"  file could not be written, 2 usage (a malformed pattern included, and a\n"
-	"  metrics file whose directory does not exist).\n";
+	"  metrics file whose directory does not exist, or that is a directory).\n";
 
 struct sweep_ctx {
 	const char *tmpdir, *metrics;

@@ -311,6 +311,15 @@ GARBAGE = [
     ("sweep", ["--dry-run", "--metrics", "m.prom"], "--metrics and --dry-run do not go "
      "together (a dry run's figures would read as a sweep's)"),
     ("manager", ["--no-reclaim=yes"], "--no-reclaim takes no value, got '--no-reclaim=yes'"),
+    # temp bases and the metrics file, refused before anything is read or swept
+    ("ls", ["--tmpdir", "/nonexistent-shmw:/b"], "--tmpdir takes one temp base (or pattern), "
+     "and '/nonexistent-shmw:/b' holds ':' and does not exist: for several, set "
+     "SHMWARDEN_TMPDIRS=A:B"),
+    ("sweep", ["--tmpdir", "/nonexistent-shmw/job.{1,2}"], "--tmpdir: '{' in a temp base: "
+     "glob(3) has no brace expansion (give each directory as its own entry: A:B; a name "
+     "that holds '{' is matched by [{]): '/nonexistent-shmw/job.{1,2}'"),
+    ("sweep", ["--metrics", "nodir/m.prom"], "--metrics: the file's directory does not exist "
+     "(the sweep makes no directory; name one that node_exporter reads): 'nodir/m.prom'"),
 ]
 
 
