@@ -445,7 +445,7 @@ static int bases_next_one(struct bases *b, struct base *base)
 				  : strcmp(b->from, BASES_ENV) == 0
 					  ? " (correct or remove that entry of " BASES_ENV ")"
 				  : strcmp(b->from, "--tmpdir") == 0
-					  ? " (name the directory the managers use)"
+					  ? " (name the directory the managers use: their TMPDIR)"
 					  : " (give --tmpdir the directory the managers use, or "
 					    "set " BASES_ENV ")");
 			return 1;

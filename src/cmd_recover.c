@@ -114,8 +114,8 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 		}
 		/* The first few, for the message; a thousand per-job bases are counted. */
 		if (nlooked++ < 4 && k < sizeof(looked))
-			k += (size_t)snprintf(looked + k, sizeof(looked) - k, "%s%s",
-					      k ? ", " : "", base->path);
+			k += (size_t)snprintf(looked + k, sizeof(looked) - k, "%s%s", k ? ", " : "",
+					      base->path);
 		struct stat st;
 		if (fstatat(base->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			close(base->fd);
@@ -123,13 +123,16 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 		}
 		if (*basefd >= 0) {
 			close(base->fd);
-			util_err(err, errlen, "in two temp bases, %.1024s and %.1024s: give its path",
-				 shown, base->path);
+			util_err(err, errlen,
+				 "in two temp bases, %.1024s and %.1024s: give its path", shown,
+				 base->path);
 			goto out;
 		}
 		*basefd = base->fd;
-		snprintf(shown, shownlen, "%s%s%s", base->path,
-			 base->path[strlen(base->path) - 1] == '/' ? "" : "/", name);
+		int n = snprintf(shown, shownlen, "%s%s%s", base->path,
+				 base->path[strlen(base->path) - 1] == '/' ? "" : "/", name);
+		if (n < 0 || (size_t)n >= shownlen)
+			util_strlcpy(shown, name, shownlen); /* (only what reports show) */
 	}
 	if (*basefd >= 0) {
 		rc = 0;

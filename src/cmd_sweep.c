@@ -228,7 +228,8 @@ static int sweep_metrics_arg(const struct cli *c, const char *path)
 		return cli_usage_error(c, "--metrics: a path too long: ", path);
 	sweep_metrics_dir(path, dir, sizeof(dir));
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return cli_usage_error(c, "--metrics needs a file, and this is a directory: ", path);
+		return cli_usage_error(c,
+				       "--metrics needs a file, and this is a directory: ", path);
 	int rc = stat(dir, &st);
 	if ((rc < 0 && (errno == ENOENT || errno == ENOTDIR)) || (rc == 0 && !S_ISDIR(st.st_mode)))
 		return cli_usage_error(c,
@@ -358,7 +359,8 @@ int cmd_sweep(int argc, char **argv)
 	char merr[PATH_MAX + 300];
 	if (ctx.metrics && metrics_check(ctx.metrics, merr, sizeof(merr)) < 0) {
 		char msg[sizeof(merr) * 4];
-		sweep_fail(&ctx, "--metrics: cannot write the metrics file, so nothing was swept: %s",
+		sweep_fail(&ctx,
+			   "--metrics: cannot write the metrics file, so nothing was swept: %s",
 			   report_escape(merr, msg, sizeof(msg)));
 		char why[sizeof(merr) + 64];
 		snprintf(why, sizeof(why), "cannot write the metrics file: %s", merr);
@@ -462,8 +464,8 @@ int cmd_sweep(int argc, char **argv)
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
 			 t->by_status[RECLAIM_FOREIGN],
 		 t->by_status[RECLAIM_ERROR], t->unlinked, t->unlinked == 1 ? "" : "s",
-		 (unsigned long long)t->bytes, t->in_use, t->refused, nbases, nbases == 1 ? "" : "s",
-		 t->unsafe_bases);
+		 (unsigned long long)t->bytes, t->in_use, t->refused, nbases,
+		 nbases == 1 ? "" : "s", t->unsafe_bases);
 out:
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;
