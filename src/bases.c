@@ -39,9 +39,8 @@ int bases_check(const char *s, char *err, size_t errlen)
 	}
 	/* A literal base too long is the kernel's to refuse when it is opened (exit 1, as
 	 * for any base that cannot be opened). */
-	if (!bases_is_pattern(s))
-		return 0;
-	if (strlen(s) >= PATH_MAX) {
+	bool pattern = bases_is_pattern(s);
+	if (pattern && strlen(s) >= PATH_MAX) {
 		util_err(err, errlen, "a pattern of %zu bytes (the limit is %d)", strlen(s),
 			 PATH_MAX - 1);
 		return -1;
@@ -49,19 +48,27 @@ int bases_check(const char *s, char *err, size_t errlen)
 	for (const char *p = s; *p; p++) {
 		if (*p == '\\') {
 			if (!p[1]) {
+				if (!pattern)
+					break; /* a literal base is opened as written */
 				util_err(err, errlen, "a pattern ending in a lone '\\'");
 				return -1;
 			}
 			p++;
+		} else if (*p == '{') {
+			/* In any entry: /a/job.{1,2} means two directories to whoever wrote
+			 * it, and as a literal it would fail later as one missing directory. */
+			util_err(err, errlen,
+				 "'{' in a %s: glob(3) has no brace expansion (give each "
+				 "directory as its own entry: A:B; a name that holds '{' is "
+				 "matched by [{])",
+				 pattern ? "pattern" : "temp base");
+			return -1;
+		} else if (!pattern) {
+			continue;
 		} else if (*p == '*' && p[1] == '*') {
 			util_err(err, errlen,
 				 "'**' in a pattern: glob(3) has no recursive match (write one "
 				 "'*' per directory level, e.g. /scratch/*/*)");
-			return -1;
-		} else if (*p == '{') {
-			util_err(err, errlen,
-				 "'{' in a pattern: glob(3) has no brace expansion (give each "
-				 "directory as its own entry: A:B)");
 			return -1;
 		} else if (*p == '[') {
 			/* fnmatch's bracket: "[!" or "[^" may open it, and a ']' right after
@@ -145,51 +152,75 @@ static int bases_add(struct bases *b, const char *spec, char *err, size_t errlen
 	return 0;
 }
 
+/* The entry, control bytes shown, for a message. */
+static const char *bases_show(const char *spec, char *esc, size_t len)
+{
+	size_t k = 0;
+	for (const char *p = spec; *p && k + 5 < len; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c >= 0x7f)
+			k += (size_t)snprintf(esc + k, len - k, "\\x%02x", c);
+		else
+			esc[k++] = (char)c;
+	}
+	esc[k] = '\0';
+	return esc;
+}
+
 int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, size_t errlen)
 {
 	memset(b, 0, sizeof(*b));
 	b->only_uid = only_uid;
 	const char *env = getenv(BASES_ENV);
-	const char *from = "--tmpdir";
-	bool from_env = false;
+	char esc[1100];
 	if (tmpdir) {
+		b->from = "--tmpdir";
+		/* --tmpdir A:B would be one directory named "A:B", missing: the user meant
+		 * a list, which only the variable is. (A directory whose name holds ':'
+		 * and exists is taken as named.) */
+		char prefix[PATH_MAX];
+		struct stat st;
+		bases_prefix(tmpdir, prefix, sizeof(prefix));
+		if (strchr(tmpdir, ':') && stat(prefix, &st) < 0 && errno == ENOENT) {
+			util_err(err, errlen,
+				 "--tmpdir takes one temp base (or pattern), and '%s' holds ':' "
+				 "and does not exist: for several, set " BASES_ENV "=A:B",
+				 bases_show(tmpdir, esc, sizeof(esc)));
+			return -1;
+		}
 		if (bases_add(b, tmpdir, err, errlen) < 0)
 			return -1;
 	} else if (env && *env) {
-		from = BASES_ENV;
-		from_env = true;
+		b->from = BASES_ENV;
 		if (bases_split(b, env, err, errlen) < 0)
 			return -1;
 	}
 	if (!b->nspecs) {
-		from = "the temp base";
-		from_env = false;
+		b->from = util_tmpbase_var() ? util_tmpbase_var() : "default";
 		if (bases_add(b, util_tmpbase(), err, errlen) < 0)
 			return -1;
 	}
+	bool from_env = strcmp(b->from, BASES_ENV) == 0;
 	for (size_t i = 0; i < b->nspecs; i++) {
-		char why[200];
+		char why[300];
 		int rc = bases_check(b->specs[i], why, sizeof(why));
 		/* Read by root's cron and timer: a relative entry would mean wherever they
-		 * happen to run. */
+		 * happen to run. (--tmpdir was typed somewhere: its directory is meant.) */
 		if (rc == 0 && from_env && b->specs[i][0] != '/') {
-			util_strlcpy(why, "not an absolute path", sizeof(why));
+			util_strlcpy(why,
+				     "not an absolute path (cron, the timer and the epilog read it "
+				     "from any directory; --tmpdir takes a relative one)",
+				     sizeof(why));
 			rc = -1;
 		}
 		if (rc < 0) {
-			char esc[1100];
-			size_t k = 0;
-			/* The entry itself, control bytes shown, for the message. */
-			for (const char *p = b->specs[i]; *p && k + 5 < sizeof(esc); p++) {
-				unsigned char c = (unsigned char)*p;
-				if (c < 0x20 || c >= 0x7f)
-					k += (size_t)snprintf(esc + k, sizeof(esc) - k, "\\x%02x",
-							      c);
-				else
-					esc[k++] = (char)c;
-			}
-			esc[k] = '\0';
-			util_err(err, errlen, "%s: %s: '%s'", from, why, esc);
+			/* Where the entry came from: the setting to fix. */
+			bool var = !from_env && strcmp(b->from, "--tmpdir") != 0 &&
+				   strcmp(b->from, "default") != 0;
+			util_err(err, errlen, "%s%s: %s: '%s'",
+				 strcmp(b->from, "default") == 0 ? "the temp base" : b->from,
+				 var ? " (the temp base)" : "", why,
+				 bases_show(b->specs[i], esc, sizeof(esc)));
 			return -1;
 		}
 	}
@@ -404,11 +435,19 @@ static int bases_next_one(struct bases *b, struct base *base)
 			int saved = errno;
 			if (fd >= 0)
 				close(fd);
-			bases_set(base, BASE_ERROR, "cannot open the temp base %.1024s: %s%s", spec,
+			/* Named by where it came from: the fix is there. */
+			bool dflt = strcmp(b->from, "default") == 0;
+			bases_set(base, BASE_ERROR,
+				  "cannot open the temp base %.1024s (%s%s): %s%s", spec,
+				  dflt ? "the default" : "from ", dflt ? "" : b->from,
 				  strerror(saved),
-				  saved == ENOENT ? " (give --tmpdir the directory the managers "
-						    "use, or set " BASES_ENV " or TMPDIR)"
-						  : "");
+				  saved != ENOENT ? ""
+				  : strcmp(b->from, BASES_ENV) == 0
+					  ? " (correct or remove that entry of " BASES_ENV ")"
+				  : strcmp(b->from, "--tmpdir") == 0
+					  ? " (name the directory the managers use: their TMPDIR)"
+					  : " (give --tmpdir the directory the managers use, or "
+					    "set " BASES_ENV ")");
 			return 1;
 		}
 		if (bases_seen_before(b, &st)) {

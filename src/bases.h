@@ -5,6 +5,10 @@
  * like PATH; empty entries skipped), else the temp base (util_tmpbase: $TMPDIR ... /tmp).
  * An entry holding an unescaped *, ? or [ is a glob(3) pattern, so that one setting
  * covers the per-job directories batch systems make (/tmp/slurm.*, /scratch/ * / *).
+ * --tmpdir may be relative (to the working directory of whoever typed it); an entry of
+ * SHMWARDEN_TMPDIRS may not (cron, the timer and the epilog read it from wherever they
+ * run). An unescaped '{' is refused in any entry: glob(3) has no brace expansion, and a
+ * literal /a/job.{1,2} would otherwise fail later as a missing directory.
  *
  * A literal base is opened as given, symlinks followed (the admin named it), as before.
  * A base a pattern matched was named by whoever created it, so it is opened component by
@@ -61,6 +65,10 @@ struct bases_unsafe {
 struct bases {
 	char **specs; /* owned */
 	size_t nspecs;
+	/* where the entries came from, for messages and reports: "--tmpdir",
+	 * "SHMWARDEN_TMPDIRS", the variable util_tmpbase() took ("TMPDIR"...), or
+	 * "default" (/tmp) */
+	const char *from;
 	size_t next_spec;
 	glob_t g; /* the current pattern's matches */
 	bool globbed;
@@ -79,8 +87,9 @@ struct bases {
 bool bases_is_pattern(const char *s);
 
 /* 0 when s is a base or a pattern we read as glob(3) does; -1 with err for what glob(3)
- * would silently read otherwise: an empty entry, an unmatched '[', a trailing '\',
- * "**" (glob(3) has no recursive match) and '{' (no brace expansion). */
+ * would silently read otherwise: an empty entry, an unescaped '{' in any entry (no brace
+ * expansion), and in a pattern an unmatched '[', a trailing '\' and "**" (glob(3) has
+ * no recursive match). */
 int bases_check(const char *s, char *err, size_t errlen);
 
 /* The pattern's fixed leading directory: its components before the first that holds a
@@ -89,8 +98,10 @@ int bases_check(const char *s, char *err, size_t errlen);
 void bases_prefix(const char *s, char *out, size_t outlen);
 
 /* Fills b with the bases of tmpdir (may be NULL), else of $SHMWARDEN_TMPDIRS, else of
- * util_tmpbase(); every entry checked with bases_check. 0, or -1 with err (a usage
- * error: exit 2). */
+ * util_tmpbase(); every entry checked with bases_check, an entry of the variable also
+ * for being absolute, and a tmpdir holding ':' whose directory does not exist is taken
+ * for a list (--tmpdir takes one base). 0, or -1 with err (a usage error: exit 2),
+ * which names where the entry came from. */
 int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, size_t errlen);
 
 /* The entries joined with ':' (for reports), into out. */

@@ -268,7 +268,16 @@ static const char *ls_age(int64_t s, char *buf, size_t len)
 	return buf;
 }
 
-static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o)
+/* The DIRECTORY column: the name, or with several bases (o->many) the path. */
+static const char *ls_dir_column(const struct ls_entry *e, const struct ls_opts *o, char *buf,
+				 size_t len)
+{
+	return report_escape(o->many ? e->path : e->name, buf, len);
+}
+
+/* width: the DIRECTORY column's, its widest entry's (paths under patterns are longer
+ * than the 20 a name needs), so the other columns stay aligned. */
+static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int width)
 {
 	char name[sizeof(e->path) * 4], user[64], bytes[32], age[32], pid[16], clients[16];
 	char error[sizeof(e->error) * 4];
@@ -280,8 +289,8 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o)
 		util_strlcpy(clients, strcmp(e->state, "live") == 0 ? "?" : "-", sizeof(clients));
 	else
 		snprintf(clients, sizeof(clients), "%d", e->clients);
-	printf("%-20s %-8s %-10s %7s %7s %7s %7lld %10s",
-	       report_escape(o->many ? e->path : e->name, name, sizeof(name)), e->state,
+	printf("%-*s %-8s %-10s %7s %7s %7s %7lld %10s", width,
+	       ls_dir_column(e, o, name, sizeof(name)), e->state,
 	       ls_user(e->owner, user, sizeof(user)), pid, ls_age(e->age_s, age, sizeof(age)),
 	       clients, (long long)e->nobjects, util_human_bytes(e->bytes, bytes, sizeof(bytes)));
 	if (e->earlier_boot)
@@ -409,13 +418,29 @@ static void ls_print_json_base(const struct ls_opts *o)
 
 /* The text listing's first lines: the bases and where they came from (the same names
  * mean other directories under another base), then the column headers. */
-static void ls_print_text_header(const struct ls_opts *o)
+static void ls_print_text_header(const struct ls_opts *o, int width)
 {
 	char base[sizeof(o->bases_text) * 4];
 	printf("base %s (%s%s)\n", report_escape(o->bases_text, base, sizeof(base)),
 	       strcmp(o->base_from, "default") == 0 ? "" : "from ", o->base_from);
-	printf("%-20s %-8s %-10s %7s %7s %7s %7s %10s\n", "DIRECTORY", "STATE", "OWNER", "PID",
-	       "AGE", "CLIENTS", "OBJECTS", "BYTES");
+	printf("%-*s %-8s %-10s %7s %7s %7s %7s %10s\n", width, "DIRECTORY", "STATE", "OWNER",
+	       "PID", "AGE", "CLIENTS", "OBJECTS", "BYTES");
+}
+
+/* The text table, once every row is known: the DIRECTORY column as wide as its widest
+ * entry (at least 20, a name's). */
+static void ls_print_table(const struct ls_opts *o, const struct ls_entry *rows, size_t n)
+{
+	int width = 20;
+	for (size_t i = 0; i < n; i++) {
+		char buf[sizeof(rows[i].path) * 4];
+		int w = (int)strlen(ls_dir_column(&rows[i], o, buf, sizeof(buf)));
+		if (w > width)
+			width = w;
+	}
+	ls_print_text_header(o, width);
+	for (size_t i = 0; i < n; i++)
+		ls_print_text(&rows[i], o, width);
 }
 
 /* A failure before any directory was read: "shmwarden ls: WHY" on stderr, and with --json still
@@ -447,7 +472,8 @@ int cmd_ls(int argc, char **argv)
 	struct inuse *idx = NULL;
 	struct base *b = NULL;
 	unsigned nbases = 0;
-	size_t listed = 0;
+	size_t listed = 0, cap = 0;
+	struct ls_entry *rows = NULL; /* the text table's, printed at the end */
 	rc = 1;
 	if ((o.shm_dirfd = shmobj_dir_open(err, sizeof(err))) < 0) {
 		ls_fail(&o, err);
@@ -496,26 +522,38 @@ int cmd_ls(int argc, char **argv)
 			close(b->fd);
 			continue;
 		}
-		if (!o.json && nbases++ == 0)
-			ls_print_text_header(&o);
+		nbases++;
 		o.base = b->path;
 		for (size_t i = 0; i < nnames; i++) {
 			struct ls_entry e = { 0 };
 			util_strlcpy(e.name, names[i], sizeof(e.name));
 			ls_inspect(&e, &o, b->fd);
-			if (o.json)
-				ls_print_json(&e, &o, listed == 0);
-			else
-				ls_print_text(&e, &o);
-			listed++;
-			free(e.objs);
+			if (o.json) {
+				ls_print_json(&e, &o, listed++ == 0);
+				free(e.objs);
+				continue;
+			}
+			struct ls_entry *grown = rows;
+			size_t grown_cap = cap ? 2 * cap : 16;
+			if (listed == cap &&
+			    (grown = realloc(rows, grown_cap * sizeof(*rows))) != NULL)
+				cap = grown_cap;
+			if (!grown) {
+				free(e.objs);
+				fputs(CLI_PROG("ls") ": out of memory\n", stderr);
+				util_strlcpy(first_error, "out of memory", sizeof(first_error));
+				break;
+			}
+			rows = grown;
+			rows[listed++] = e;
 		}
 		o.base = o.bases_text;
 		mgrdir_list_free(names, nnames);
 		close(b->fd);
 	}
-	if (!o.json && nbases == 0 && !first_error[0]) /* a pattern matching nothing */
-		ls_print_text_header(&o);
+	/* (A pattern matching nothing gets the header alone.) */
+	if (!o.json && (nbases || !first_error[0]))
+		ls_print_table(&o, rows, listed);
 	if (o.json) {
 		fputs("],\"unsafe_bases\":", stdout);
 		bases_print_unsafe_json(stdout, &o.bases);
@@ -527,6 +565,9 @@ int cmd_ls(int argc, char **argv)
 	}
 	rc = fflush(stdout) == 0 && !first_error[0] ? 0 : 1;
 out:
+	for (size_t i = 0; rows && i < listed; i++)
+		free(rows[i].objs);
+	free(rows);
 	free(b);
 	inuse_free(idx);
 	if (o.shm_dirfd >= 0)

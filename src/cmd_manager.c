@@ -33,7 +33,11 @@ static const char manager_usage[] =
 	"  --no-reclaim            do not reclaim dead managers' directories at start\n"
 	"  --prune-interval MS     pause between passes over the table that drop objects\n"
 	"                          that vanished without a free message (default 1000)\n"
-	"  --prune-grace SECONDS   never prune a name younger than this (default 10)\n";
+	"  --prune-grace SECONDS   never prune a name younger than this (default 10)\n"
+	"\n"
+	"Exit status: 0 shut down (idle for the shutdown timeout, or SIGTERM, SIGINT,\n"
+	"SIGHUP), 1 could not start (why: on stdout after ERROR:, and on stderr) or its\n"
+	"event loop failed, 2 usage.\n";
 
 /* The manager inherits every descriptor its client did not mark close-on-exec (a
  * pipe end, a socket, a lock): holding them would keep the client's resources alive

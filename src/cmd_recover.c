@@ -1,7 +1,8 @@
 /* cmd_recover.c — `shmwarden recover [--tmpdir BASE] [--dry-run] [--json] [--syslog] DIR`:
  * reclaims the objects of one dead manager's directory (the post-crash command). DIR is a
- * path, or a bare name as `shmwarden ls` prints it, looked up in the temp base ls lists
- * (BASE, else $TMPDIR...), so what ls shows can be pasted here. It decides nothing
+ * path, or a bare name as `shmwarden ls` prints it, looked up in the temp bases ls lists
+ * (bases.h: BASE, else $SHMWARDEN_TMPDIRS, else $TMPDIR...; a pattern's matches with
+ * the same trust checks), so what ls shows can be pasted here. It decides nothing
  * itself: reclaim_dir does, with the same checks as the sweeper; this file parses
  * arguments, gathers the host facts (in-use index, /dev/shm, boot id) once, and reports.
  * Output and logging work as in cmd_sweep.c.
@@ -10,9 +11,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "bases.h"
 #include "cli.h"
 #include "commands.h"
 #include "inuse.h"
@@ -27,19 +31,19 @@ static const char recover_usage[] =
 	"  Reclaims the shared-memory objects journaled in DIR (a dead manager's\n"
 	"  shmwarden-XXXXXX directory), then removes DIR. Objects a live process still\n"
 	"  maps or holds open stay journaled for a later pass. A DIR without a slash is a\n"
-	"  name as `shmwarden ls` prints it, in the temp base ls lists (./NAME: here).\n"
-	"  --tmpdir BASE  the temp base of a bare name (default: $TMPDIR, $TMP, $TEMP,\n"
-	"                 $TEMPDIR, then /tmp, as ls)\n"
+	"  name as `shmwarden ls` prints it, looked up in the temp bases ls lists,\n"
+	"  patterns' matches included, with the same checks (./NAME: here).\n"
+	"  --tmpdir BASE  the temp base (or pattern) of a bare name (default, as ls:\n"
+	"                 $SHMWARDEN_TMPDIRS, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp)\n"
 	"  --dry-run      report what would happen, change nothing\n"
 	"  --json         print the report as one JSON object\n"
 	"  --syslog       log to syslog (facility daemon) instead of stderr\n"
 	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n";
 
-/* Splits DIR into its parent (opened) and its last component. base is NULL for a path
- * ("NAME/" is one: in the working directory), else the temp base a bare name is in: ls
- * prints names, and this takes them. */
-static int recover_split(const char *dir, const char *base, int *parentfd, char *name,
-			 size_t namelen, char *err, size_t errlen)
+/* Splits DIR, a path ("NAME/" is one: in the working directory), into its parent
+ * (opened) and its last component. */
+static int recover_split(const char *dir, int *parentfd, char *name, size_t namelen, char *err,
+			 size_t errlen)
 {
 	char parent[4096];
 	size_t len = util_strlcpy(parent, dir, sizeof(parent));
@@ -60,20 +64,14 @@ static int recover_split(const char *dir, const char *base, int *parentfd, char 
 		return -1;
 	}
 	if (!slash)
-		util_strlcpy(parent, base ? base : ".", sizeof(parent));
+		util_strlcpy(parent, ".", sizeof(parent));
 	else if (slash == parent)
 		parent[1] = '\0';
 	else
 		*slash = '\0';
 	*parentfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*parentfd < 0) {
-		if (errno == ENOENT && base)
-			util_err(err, errlen,
-				 "no such directory: the temp base %s does not exist "
-				 "(give --tmpdir the directory the managers use, or set TMPDIR; "
-				 "./NAME for a directory here)",
-				 parent);
-		else if (errno == ENOENT)
+		if (errno == ENOENT)
 			util_err(err, errlen,
 				 "no such directory: its parent %s does not exist "
 				 "(`shmwarden ls` lists the manager directories)",
@@ -84,6 +82,98 @@ static int recover_split(const char *dir, const char *base, int *parentfd, char 
 		return -1;
 	}
 	return 0;
+}
+
+/* A bare NAME, looked up in every base of b (bases_next: literal bases, then each
+ * pattern's matches that pass the trust checks; an unsafe match is not looked in).
+ * 0 with *basefd the one base holding it and shown its path there; else -1 with err
+ * saying where it looked. Two bases holding the name is an error too: which one was
+ * meant is for the user to say, with a path. */
+static int recover_find(struct bases *b, const char *name, int *basefd, char *shown,
+			size_t shownlen, char *err, size_t errlen)
+{
+	struct base *base = malloc(sizeof(*base));
+	char looked[1024] = "", first_error[sizeof(base->why)] = "";
+	size_t k = 0;
+	unsigned nlooked = 0, nunsafe = 0, nerrors = 0;
+	int rc = -1;
+	*basefd = -1;
+	if (!base) {
+		util_err(err, errlen, "out of memory");
+		return -1;
+	}
+	while (bases_next(b, base) == 1) {
+		if (base->state == BASE_ERROR) {
+			if (!nerrors++)
+				util_strlcpy(first_error, base->why, sizeof(first_error));
+			continue;
+		}
+		if (base->state == BASE_UNSAFE) {
+			nunsafe++;
+			continue;
+		}
+		/* The first few, for the message; a thousand per-job bases are counted. */
+		if (nlooked++ < 4 && k < sizeof(looked))
+			k += (size_t)snprintf(looked + k, sizeof(looked) - k, "%s%s", k ? ", " : "",
+					      base->path);
+		struct stat st;
+		if (fstatat(base->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			close(base->fd);
+			continue;
+		}
+		if (*basefd >= 0) {
+			close(base->fd);
+			util_err(err, errlen,
+				 "in two temp bases, %.1024s and %.1024s: give its path", shown,
+				 base->path);
+			goto out;
+		}
+		*basefd = base->fd;
+		int n = snprintf(shown, shownlen, "%s%s%s", base->path,
+				 base->path[strlen(base->path) - 1] == '/' ? "" : "/", name);
+		if (n < 0 || (size_t)n >= shownlen)
+			util_strlcpy(shown, name, shownlen); /* (only what reports show) */
+	}
+	if (*basefd >= 0) {
+		rc = 0;
+		goto out;
+	}
+	char from[64], all[1024];
+	bool dflt = strcmp(b->from, "default") == 0;
+	snprintf(from, sizeof(from), "%s%s", dflt ? "" : "from ", dflt ? "the default" : b->from);
+	char more[64] = "";
+	if (nlooked > 4)
+		snprintf(more, sizeof(more), " and %u more", nlooked - 4);
+	if (nlooked)
+		util_err(err, errlen,
+			 "no such directory (already reclaimed, or never there): looked in %s%s "
+			 "(%s)",
+			 looked, more, from);
+	else if (nerrors == 1 && !nunsafe && b->nspecs == 1)
+		util_err(err, errlen, "no such directory: %s", first_error);
+	else
+		util_err(err, errlen,
+			 "no such directory: no temp base to look in (%s, %s, names no "
+			 "directory that can be read)",
+			 bases_describe(b, all, sizeof(all)), from);
+	if (nerrors && (nlooked || nunsafe || b->nspecs > 1)) {
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n, "; %s", first_error);
+	}
+	if (nunsafe) {
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n,
+			 "; not in %u unsafe temp base%s a pattern matched (`shmwarden ls` names "
+			 "them)",
+			 nunsafe, nunsafe == 1 ? "" : "s");
+	}
+out:
+	if (rc < 0 && *basefd >= 0) {
+		close(*basefd);
+		*basefd = -1;
+	}
+	free(base);
+	return rc;
 }
 
 /* A failure before reclaim_dir could report: with --json it is still one JSON document
@@ -99,12 +189,16 @@ static void recover_fail_json(const char *dir, const char *why, bool dry_run)
 	fputc('\n', stdout);
 }
 
-/* "shmwarden recover: DIR: WHY" on stderr, DIR escaped. */
-static void recover_complain(const char *dir, const char *why)
+/* "shmwarden recover: DIR: error: WHY" on stderr, DIR and WHY escaped: the form of the
+ * line of every other directory recover could not process (report_print_text), whose
+ * detail field would cut a long WHY. */
+static void recover_complain(const char *dir, const char *why, bool dry_run)
 {
 	fputs(CLI_PROG("recover") ": ", stderr);
 	report_print_escaped(stderr, dir);
-	fprintf(stderr, ": %s\n", why);
+	fprintf(stderr, ": %s%s: ", reclaim_status_str(RECLAIM_ERROR), dry_run ? " (dry run)" : "");
+	report_print_escaped(stderr, why);
+	fputc('\n', stderr);
 }
 
 enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_SYSLOG };
@@ -158,13 +252,23 @@ int cmd_recover(int argc, char **argv)
 				       "--tmpdir is the temp base of a bare name as `shmwarden "
 				       "ls` prints it, and DIR is a path: ",
 				       dir);
-	/* What the reports call the directory: the path, a bare name's in the base. */
+	/* What the reports call the directory: the path; a bare name's in its base once
+	 * found, until then in the base when there is one to name, else the name. */
 	char shown[4096];
-	if (!strchr(dir, '/')) {
-		if (!base)
-			base = util_tmpbase();
-		snprintf(shown, sizeof(shown), "%s%s%s", base,
-			 base[strlen(base) - 1] == '/' ? "" : "/", dir);
+	struct bases bases = { 0 };
+	bool bare = !strchr(dir, '/');
+	if (bare) {
+		char err[PATH_MAX + 300];
+		if (bases_init(&bases, base, (uid_t)-1, err, sizeof(err)) < 0) {
+			bases_free(&bases);
+			return cli_usage_error(&c, err, NULL);
+		}
+		const char *only = bases.specs[0];
+		if (bases.nspecs == 1 && !bases_is_pattern(only))
+			snprintf(shown, sizeof(shown), "%s%s%s", only,
+				 only[strlen(only) - 1] == '/' ? "" : "/", dir);
+		else
+			util_strlcpy(shown, dir, sizeof(shown));
 	} else {
 		util_strlcpy(shown, dir, sizeof(shown));
 	}
@@ -180,10 +284,18 @@ int cmd_recover(int argc, char **argv)
 	signal(SIGIO, SIG_IGN);
 	int rc = 1, basefd = -1, shmfd = -1;
 	struct inuse *idx = NULL;
-	char name[256], err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
-	if (recover_split(dir, strchr(dir, '/') ? NULL : base, &basefd, name, sizeof(name), err,
-			  sizeof(err)) < 0) {
-		recover_complain(shown, err);
+	char name[256], err[PATH_MAX + 2600], boot_id[UTIL_BOOT_ID_LEN + 1];
+	int found = -1;
+	if (bare && util_strlcpy(name, dir, sizeof(name)) >= sizeof(name))
+		util_err(err, sizeof(err), "name too long");
+	else if (bare && (strcmp(dir, ".") == 0 || strcmp(dir, "..") == 0))
+		util_err(err, sizeof(err), "not a manager directory (names are shmwarden-XXXXXX)");
+	else if (bare)
+		found = recover_find(&bases, name, &basefd, shown, sizeof(shown), err, sizeof(err));
+	else
+		found = recover_split(dir, &basefd, name, sizeof(name), err, sizeof(err));
+	if (found < 0) {
+		recover_complain(shown, err, dry_run);
 		if (json)
 			recover_fail_json(shown, err, dry_run);
 		if (use_syslog) {
@@ -232,5 +344,6 @@ out:
 		close(shmfd);
 	if (basefd >= 0)
 		close(basefd);
+	bases_free(&bases);
 	return rc;
 }

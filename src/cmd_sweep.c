@@ -41,12 +41,14 @@ static const char sweep_usage[] =
 	"  and removes their directories. Live managers and objects still in use are left\n"
 	"  alone. As root it visits every user's directories, acting as their owner;\n"
 	"  otherwise only yours.\n"
-	"  Temp bases: BASE, else $SHMWARDEN_TMPDIRS (colon-separated, like PATH), else\n"
-	"  $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp. A base may be a glob(3) pattern\n"
-	"  (/tmp/slurm.*, /scratch/*/*) for per-job temp directories: a match is visited\n"
-	"  only if no component the pattern matched is a symlink, another user's, or\n"
-	"  writable by group or others (unless sticky); a pattern matching nothing is fine.\n"
-	"  --tmpdir BASE   the temp base (or pattern) to sweep\n"
+	"  Temp bases: BASE, else $SHMWARDEN_TMPDIRS (colon-separated, like PATH;\n"
+	"  absolute entries only), else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp. A base may\n"
+	"  be a glob(3) pattern (/tmp/slurm.*, /scratch/*/*; no {a,b}) for per-job temp\n"
+	"  directories: a match is visited only if no component the pattern matched is a\n"
+	"  symlink, another user's, or writable by group or others (unless sticky); the\n"
+	"  others are counted as unsafe temp bases, for a human. A pattern matching\n"
+	"  nothing is fine.\n"
+	"  --tmpdir BASE   the one temp base (or pattern) to sweep; may be relative\n"
 	"  --user NAME|UID only that user's directories (root; a Slurm epilog passes the\n"
 	"                  job's user: the user's live managers are left alone as ever)\n"
 	"  --dry-run       report what would happen, change nothing\n"
@@ -54,12 +56,15 @@ static const char sweep_usage[] =
 	"                  \"unsafe_bases\": [...], \"totals\"}\n"
 	"  --metrics FILE  write Prometheus textfile metrics to FILE (atomically replaced;\n"
 	"                  for node_exporter's textfile collector, name it *.prom); not\n"
-	"                  with --dry-run, whose figures would read as a sweep's\n"
+	"                  with --dry-run, whose figures would read as a sweep's. Tried\n"
+	"                  before anything is swept: nothing is swept if FILE cannot be\n"
+	"                  written\n"
 	"  --syslog        log to syslog (facility daemon) instead of stderr\n"
 	"  Exit status: 0 every directory handled (unsafe, corrupt and foreign ones, and\n"
 	"  unsafe matches of a pattern, are reported, not failures), 1 some directory could\n"
-	"  not be processed (see stderr) or a temp base could not be read, 2 usage (a\n"
-	"  malformed pattern included).\n";
+	"  not be processed (see stderr), a temp base could not be read, or the metrics\n"
+	"  file could not be written, 2 usage (a malformed pattern included, and a\n"
+	"  metrics file whose directory does not exist, or that is a directory).\n";
 
 struct sweep_ctx {
 	const char *tmpdir, *metrics;
@@ -120,18 +125,23 @@ static void sweep_fail(const struct sweep_ctx *ctx, const char *fmt, ...)
 #define SWEEP_PRIVATE_MOUNTS 1
 #endif
 
+/* The directory the metrics file is written in (FILE.tmp.<pid>, then a rename). */
+static void sweep_metrics_dir(const char *metrics, char *dir, size_t len)
+{
+	util_strlcpy(dir, metrics, len);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		util_strlcpy(dir, ".", len);
+	else
+		slash[slash == dir] = '\0';
+}
+
 static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 {
 	int rc = -1;
 	char metrics_dir[4096] = "";
-	if (ctx->metrics) {
-		util_strlcpy(metrics_dir, ctx->metrics, sizeof(metrics_dir));
-		char *slash = strrchr(metrics_dir, '/');
-		if (!slash)
-			util_strlcpy(metrics_dir, ".", sizeof(metrics_dir));
-		else
-			slash[slash == metrics_dir] = '\0';
-	}
+	if (ctx->metrics)
+		sweep_metrics_dir(ctx->metrics, metrics_dir, sizeof(metrics_dir));
 	/* Each base, or for a pattern its fixed leading directory, under which every
 	 * match lies (bases.c opens matches from there without following symlinks).
 	 * util_tmpbase() and /tmp too: a journal is read from a private copy, made in the
@@ -206,6 +216,30 @@ static int sweep_user(const struct cli *c, const char *u, struct sweep_ctx *ctx)
 	return 0;
 }
 
+/* --metrics FILE in a directory that does not exist, or naming a directory, is a
+ * mistake on the command line, refused before anything is swept (the metrics would be
+ * lost, and only after the sweep acted). Whether the sweeper may write there is tried
+ * once its privileges are dropped (metrics_check). 0, or the exit status. */
+static int sweep_metrics_arg(const struct cli *c, const char *path)
+{
+	char dir[4096];
+	struct stat st;
+	if (strlen(path) >= sizeof(dir))
+		return cli_usage_error(c, "--metrics: a path too long: ", path);
+	sweep_metrics_dir(path, dir, sizeof(dir));
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return cli_usage_error(c,
+				       "--metrics needs a file, and this is a directory: ", path);
+	int rc = stat(dir, &st);
+	if ((rc < 0 && (errno == ENOENT || errno == ENOTDIR)) || (rc == 0 && !S_ISDIR(st.st_mode)))
+		return cli_usage_error(c,
+				       "--metrics: the file's directory does not exist (the "
+				       "sweep makes no directory; name one that node_exporter "
+				       "reads): ",
+				       path);
+	return 0;
+}
+
 /* A failure before any directory was visited: with --json still one document on
  * stdout, with no directories, zero totals and the error. */
 static void sweep_fail_json(const struct sweep_ctx *ctx, const char *why)
@@ -238,7 +272,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 		{ NULL, 0, NULL },
 	};
 	struct cli c;
-	int opt;
+	int opt, rc;
 	cli_init(&c, CLI_PROG("sweep"), opts, false);
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		switch (opt) {
@@ -276,6 +310,8 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 				       "--metrics and --dry-run do not go together (a dry "
 				       "run's figures would read as a sweep's)",
 				       NULL);
+	if (ctx->metrics && (rc = sweep_metrics_arg(&c, ctx->metrics)) != 0)
+		return rc;
 	char err[PATH_MAX + 300];
 	uid_t only = geteuid() == 0 ? ctx->only_uid : geteuid();
 	if (bases_init(&ctx->bases, ctx->tmpdir, only, err, sizeof(err)) < 0)
@@ -316,6 +352,20 @@ int cmd_sweep(int argc, char **argv)
 		char why[sizeof(err) + 32];
 		snprintf(why, sizeof(why), "cannot drop privileges: %s", err);
 		sweep_fail_json(&ctx, why);
+		goto out;
+	}
+	/* With the identity and the mounts the write will have, before anything changes:
+	 * a sweep whose metrics cannot be written would act unseen by its alerts. */
+	char merr[PATH_MAX + 300];
+	if (ctx.metrics && metrics_check(ctx.metrics, merr, sizeof(merr)) < 0) {
+		char msg[sizeof(merr) * 4];
+		sweep_fail(&ctx,
+			   "--metrics: cannot write the metrics file, so nothing was swept: %s",
+			   report_escape(merr, msg, sizeof(msg)));
+		char why[sizeof(merr) + 64];
+		snprintf(why, sizeof(why), "cannot write the metrics file: %s", merr);
+		sweep_fail_json(&ctx, why);
+		ctx.metrics = NULL; /* nothing to write it with */
 		goto out;
 	}
 	dev_t shm_dev;
@@ -364,6 +414,7 @@ int cmd_sweep(int argc, char **argv)
 			/* A finding, like an unsafe manager directory: for a human, not a
 			 * failure of the sweep. */
 			char p[sizeof(b->path) * 4];
+			ctx.totals.unsafe_bases++;
 			fprintf(stderr, CLI_PROG("sweep") ": %s: unsafe: %s\n",
 				report_escape(b->path, p, sizeof(p)),
 				report_escape(b->why, esc, sizeof(esc)));
@@ -405,15 +456,16 @@ int cmd_sweep(int argc, char **argv)
 	rc = failed == 0 ? 0 : 1;
 	const struct report_totals *t = &ctx.totals;
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
-		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u objects unlinked "
+		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u object%s unlinked "
 		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe",
 		 base, ctx.dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		 t->by_status[RECLAIM_REMOVED], t->by_status[RECLAIM_KEPT],
 		 t->by_status[RECLAIM_LIVE] + t->by_status[RECLAIM_STARTING],
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
 			 t->by_status[RECLAIM_FOREIGN],
-		 t->by_status[RECLAIM_ERROR], t->unlinked, (unsigned long long)t->bytes, t->in_use,
-		 t->refused, nbases, nbases == 1 ? "" : "s", ctx.bases.nunsafe);
+		 t->by_status[RECLAIM_ERROR], t->unlinked, t->unlinked == 1 ? "" : "s",
+		 (unsigned long long)t->bytes, t->in_use, t->refused, nbases,
+		 nbases == 1 ? "" : "s", t->unsafe_bases);
 out:
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;

@@ -79,6 +79,14 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		fprintf(f, "shmwarden_sweep_last_directories{status=\"%s\"} %u\n",
 			reclaim_status_str((enum reclaim_status)st), t->by_status[st]);
 
+	/* Not a status of the directories above: a match is a temp base, and what is in
+	 * it was never looked at (the alert on findings must see it all the same). */
+	metrics_head(f, "shmwarden_sweep_last_bases_unsafe",
+		     "Temp bases a pattern matched that the last sweep did not visit: a "
+		     "symlink, another user's, or writable by group or others (findings for "
+		     "a human, not failures; shmwarden ls names them).");
+	fprintf(f, "shmwarden_sweep_last_bases_unsafe %u\n", t->unsafe_bases);
+
 	/* in_use counts what a live process still maps: kept journaled for a later pass. */
 	metrics_head(f, "shmwarden_sweep_last_objects",
 		     "Journaled objects of dead managers the last sweep handled, by outcome: "
@@ -139,14 +147,42 @@ static int metrics_open_tmp(const char *tmp)
 	return -1;
 }
 
-int metrics_write(const char *path, const struct metrics_sweep *m, char *err, size_t errlen)
+/* FILE.tmp.<pid>, beside path. */
+static int metrics_tmp_name(const char *path, char *tmp, size_t len, char *err, size_t errlen)
 {
-	char tmp[PATH_MAX];
-	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+	int n = snprintf(tmp, len, "%s.tmp.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= len) {
 		util_err(err, errlen, "%s: path too long", path);
 		return -1;
 	}
+	return 0;
+}
+
+int metrics_check(const char *path, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	if (metrics_tmp_name(path, tmp, sizeof(tmp), err, errlen) < 0)
+		return -1;
+	/* What metrics_write does first, undone at once: the same call, the same
+	 * identity, the same mounts, so its answer is the one the write would get. */
+	int fd = metrics_open_tmp(tmp);
+	if (fd < 0) {
+		util_err(err, errlen, "create %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	if (unlink(tmp) < 0) {
+		util_err(err, errlen, "unlink %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int metrics_write(const char *path, const struct metrics_sweep *m, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	if (metrics_tmp_name(path, tmp, sizeof(tmp), err, errlen) < 0)
+		return -1;
 	int64_t last_success = m->success ? m->finished_s : metrics_previous_success(path);
 	int fd = metrics_open_tmp(tmp);
 	if (fd < 0) {

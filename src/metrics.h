@@ -23,6 +23,11 @@ struct metrics_sweep {
 	int64_t duration_ms;
 };
 
+/* Whether the sweep can write path: creates FILE.tmp.<pid> as metrics_write would, and
+ * removes it. Called before anything is swept, with the identity and mounts the write
+ * will have, so a sweep whose metrics would be lost refuses to start. 0, or -1 with err. */
+int metrics_check(const char *path, char *err, size_t errlen);
+
 /* Writes FILE.tmp.<pid> beside path, fsyncs it and renames it over path. On failure the
  * temporary file is removed, path is untouched, and err says why. Returns 0 or -1. */
 int metrics_write(const char *path, const struct metrics_sweep *m, char *err, size_t errlen);

@@ -192,18 +192,24 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 
 void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run)
 {
-	char hb[32];
+	char hb[32], bases[64] = "";
 	const unsigned *s = t->by_status;
+	/* A pattern's match left unvisited needs a human as an unsafe directory does: a
+	 * summary saying "0 for a human" then would hide it (stderr often goes nowhere). */
+	if (t->unsafe_bases)
+		snprintf(bases, sizeof(bases), ", %u unsafe temp base%s", t->unsafe_bases,
+			 t->unsafe_bases == 1 ? "" : "s");
 	/* Findings (a directory for a human) and failures are told apart: only failures
 	 * make the sweep exit 1, and "skipped" for both hid which was which. */
 	fprintf(f,
 		"%s%s: %u director%s: %u removed, %u kept, %u live, %u starting, "
-		"%u for a human (%u unsafe, %u corrupt, %u foreign), %u failed; "
-		"%u objects unlinked (%s), %u gone, %u in use, %u refused",
+		"%u for a human (%u unsafe, %u corrupt, %u foreign%s), %u failed; "
+		"%u object%s unlinked (%s), %u gone, %u in use, %u refused",
 		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE], s[RECLAIM_STARTING],
-		s[RECLAIM_UNSAFE] + s[RECLAIM_CORRUPT] + s[RECLAIM_FOREIGN], s[RECLAIM_UNSAFE],
-		s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], s[RECLAIM_ERROR], t->unlinked,
+		s[RECLAIM_UNSAFE] + s[RECLAIM_CORRUPT] + s[RECLAIM_FOREIGN] + t->unsafe_bases,
+		s[RECLAIM_UNSAFE], s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], bases, s[RECLAIM_ERROR],
+		t->unlinked, t->unlinked == 1 ? "" : "s",
 		util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use, t->refused);
 	if (t->reused)
 		fprintf(f, " (%u refused: name reused)", t->reused);
@@ -228,7 +234,7 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 	fprintf(f,
 		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
 		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
-		"\"not_inspectable\":%u,\"live_unreadable\":%u}",
+		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"unsafe_bases\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
-		t->handed_over, t->not_inspectable, t->live_unreadable);
+		t->handed_over, t->not_inspectable, t->live_unreadable, t->unsafe_bases);
 }

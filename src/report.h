@@ -21,6 +21,9 @@ struct report_totals {
 	unsigned handed_over;     /* rows a live manager registered since */
 	unsigned live_unreadable; /* of in_use: a live manager's journal cannot be read */
 	uint64_t bytes;
+	/* Matches of a pattern not visited (bases.h, BASE_UNSAFE): findings for a human,
+	 * like an unsafe directory, but not directories (not in dirs or by_status). */
+	unsigned unsafe_bases;
 };
 
 /* True for the status that makes a sweep fail (ERROR: what it should have done and
@@ -38,7 +41,9 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 void report_print_json(FILE *f, const char *path, const struct reclaim_report *r, bool dry_run);
 
 /* "CMD: N directories: R removed, K kept, L live, S starting, H for a human (U unsafe,
- * C corrupt, F foreign), E failed; U objects unlinked (...)...", with a newline. */
+ * C corrupt, F foreign[, B unsafe temp bases]), E failed; U objects unlinked (...)...",
+ * with a newline; H counts the unsafe bases too, which are named only when there are
+ * some. Every count agrees with its noun (1 directory, 1 object). */
 void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run);
 void report_totals_json(FILE *f, const struct report_totals *t);
 

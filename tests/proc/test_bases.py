@@ -170,6 +170,153 @@ def test_hostile_matches_are_not_visited():
         expect("unsafe: " in r.stderr, "no finding on stderr: %r" % r.stderr)
 
 
+def test_unsafe_bases_are_counted_in_the_summary():
+    """The summary line used to say "0 for a human" when a per-job directory was never
+    swept for being unsafe itself; the finding was only on stderr, which the shipped cron
+    line discards. Now it is counted there, and each count agrees with its noun."""
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "jobs")
+        os.mkdir(root, 0o755)
+        ww = os.path.join(root, "job.ww")
+        os.mkdir(ww)
+        os.chmod(ww, 0o777)
+        in_ww = dead_job_manager(sb, ww, [sb.name(0)])
+        good = dead_job_manager(sb, tempfile.mkdtemp(prefix="job.", dir=root), [sb.name(1)])
+        r = sweep(sb, [], tmpdirs="%s/job.*" % root)
+        expect(r.returncode == 0, "sweep: %d %r" % (r.returncode, r.stderr))
+        last = r.stdout.splitlines()[-1]
+        expect(last.startswith("shmwarden sweep: 1 directory: 1 removed, 0 kept, 0 live, "
+                               "0 starting, 1 for a human (0 unsafe, 0 corrupt, 0 foreign, "
+                               "1 unsafe temp base), 0 failed; 1 object unlinked ("),
+               "summary: %r" % last)
+        expect(not os.path.exists(good) and os.path.isdir(in_ww) and
+               sb.objects() == [sb.name(0)], "swept: %s" % sb.objects())
+        # Two of them, and none: the plural, and the line as it always was.
+        os.symlink(ww, os.path.join(root, "job.link"))
+        r = sweep(sb, [], tmpdirs="%s/job.*" % root)
+        last = r.stdout.splitlines()[-1]
+        expect("2 for a human (0 unsafe, 0 corrupt, 0 foreign, 2 unsafe temp bases), 0 failed; "
+               "0 objects unlinked" in last, "summary: %r" % last)
+        os.chmod(ww, 0o755)
+        r = sweep(sb, ["--dry-run"], tmpdirs=ww)
+        last = r.stdout.splitlines()[-1]
+        expect("0 for a human (0 unsafe, 0 corrupt, 0 foreign), 0 failed; 1 object unlinked"
+               in last, "literal base: %r" % last)
+        r = sweep(sb, [], tmpdirs=ww)
+        expect(r.returncode == 0 and sb.objects() == [], "left: %s" % sb.objects())
+
+
+def test_a_brace_is_a_usage_error_in_any_entry():
+    """`{` used to be refused only in a pattern: a literal /x/job.{1,2} failed later as a
+    missing directory (exit 1). glob(3) has no brace expansion, whatever the entry."""
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "jobs")
+        os.mkdir(root, 0o755)
+        lit = os.path.join(root, "job.{1,2}")
+        for cmd in ("ls", "sweep"):
+            for how in ("flag", "env"):
+                e = dict(sb.env)
+                e.pop("SHMWARDEN_TMPDIRS", None)
+                args = [cmd]
+                if how == "flag":
+                    args += ["--tmpdir", lit]
+                else:
+                    e["SHMWARDEN_TMPDIRS"] = "/tmp:" + lit
+                r = subprocess.run([harness.SHMWARDEN] + args, env=e, capture_output=True,
+                                   text=True, timeout=60, stdin=subprocess.DEVNULL)
+                expect(r.returncode == 2 and "'{' in a temp base: glob(3) has no brace "
+                       "expansion" in r.stderr and r.stdout == "",
+                       "%s %s: %d %r" % (cmd, how, r.returncode, r.stderr))
+        # A directory whose name holds '{' is still reachable: [{] matches it.
+        odd = os.path.join(root, "a{b")
+        os.mkdir(odd, 0o755)
+        d = dead_job_manager(sb, odd, [sb.name(0)])
+        r = sweep(sb, ["--tmpdir", os.path.join(root, "a[{]b")])
+        expect(r.returncode == 0 and not os.path.exists(d) and sb.objects() == [],
+               "[{]: %d %r" % (r.returncode, r.stderr))
+        # An escaped brace is no brace.
+        r = sweep(sb, ["--tmpdir", os.path.join(root, "a\\{b*")])
+        expect(r.returncode == 0, "escaped: %d %r" % (r.returncode, r.stderr))
+
+
+def test_errors_name_where_the_base_came_from():
+    """A bad entry of SHMWARDEN_TMPDIRS used to be told "give --tmpdir ... or set
+    SHMWARDEN_TMPDIRS"; the message names the setting to fix. --tmpdir takes one base:
+    a list there is refused with the variable to use. A relative --tmpdir (literal or
+    pattern) is taken from the working directory; a relative entry of the variable is
+    refused, saying why."""
+    with Sandbox("bases") as sb:
+        missing = os.path.join(sb.tmp, "missing")
+        e = dict(sb.env)
+        e.pop("SHMWARDEN_TMPDIRS", None)
+        for cmd in ("ls", "sweep"):
+            r = sb.run([cmd], env=dict(e, SHMWARDEN_TMPDIRS=sb.tmp + ":" + missing))
+            expect(r.returncode == 1 and "cannot open the temp base %s (from SHMWARDEN_TMPDIRS)"
+                   % missing in r.stderr and "give --tmpdir" not in r.stderr,
+                   "%s env: %d %r" % (cmd, r.returncode, r.stderr))
+            r = sb.run([cmd, "--tmpdir", missing], env=e)
+            expect(r.returncode == 1 and "cannot open the temp base %s (from --tmpdir)" % missing
+                   in r.stderr and "give --tmpdir" not in r.stderr,
+                   "%s flag: %d %r" % (cmd, r.returncode, r.stderr))
+            r = sb.run([cmd], env=dict(e, TMPDIR=missing))
+            expect(r.returncode == 1 and "cannot open the temp base %s (from TMPDIR)" % missing
+                   in r.stderr and "set SHMWARDEN_TMPDIRS" in r.stderr,
+                   "%s TMPDIR: %d %r" % (cmd, r.returncode, r.stderr))
+            r = sb.run([cmd, "--tmpdir", "%s:%s" % (sb.tmp, missing)], env=e)
+            expect(r.returncode == 2 and "--tmpdir takes one temp base" in r.stderr and
+                   "SHMWARDEN_TMPDIRS=A:B" in r.stderr and r.stdout == "",
+                   "%s A:B: %d %r" % (cmd, r.returncode, r.stderr))
+            r = sb.run([cmd], env=dict(e, SHMWARDEN_TMPDIRS="jobs/*"))
+            expect(r.returncode == 2 and "SHMWARDEN_TMPDIRS: not an absolute path" in r.stderr
+                   and "--tmpdir takes a relative one" in r.stderr,
+                   "%s relative env: %d %r" % (cmd, r.returncode, r.stderr))
+        # A directory whose name holds ':' and exists is taken as named.
+        colon = os.path.join(sb.tmp, "a:b")
+        os.mkdir(colon, 0o755)
+        r = sb.run(["ls", "--tmpdir", colon], env=e)
+        expect(r.returncode == 0, "a:b: %d %r" % (r.returncode, r.stderr))
+        # A relative --tmpdir, literal or pattern: from the working directory.
+        root = os.path.join(sb.tmp, "jobs")
+        os.mkdir(root, 0o755)
+        d = dead_job_manager(sb, tempfile.mkdtemp(prefix="job.", dir=root), [sb.name(0)])
+        r = subprocess.run([harness.SHMWARDEN, "sweep", "--dry-run", "--json", "--tmpdir",
+                            "jobs/job.*"], env=e, cwd=sb.tmp, capture_output=True, text=True,
+                           timeout=60)
+        expect(r.returncode == 0 and [x["dir"] for x in json.loads(r.stdout)["dirs"]] ==
+               ["jobs/%s/%s" % (os.path.basename(os.path.dirname(d)), os.path.basename(d))],
+               "relative pattern: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        r = sweep(sb, ["--tmpdir", os.path.join(root, "job.*")])
+        expect(r.returncode == 0 and sb.objects() == [], "left: %s" % sb.objects())
+
+
+def test_ls_table_stays_aligned_with_paths():
+    """With patterns the DIRECTORY column holds paths, longer than its 20 characters:
+    the column is as wide as its widest entry, so every row lines up with the header."""
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "j")  # a socket path has 107 bytes: the paths are
+        # longer than the column's 20 all the same
+        os.mkdir(root, 0o755)
+        dirs = [dead_job_manager(sb, j, [sb.name(i)]) for i, j in enumerate(job_dirs(root, 2))]
+        r = sb.run(["ls", "--tmpdir", os.path.join(root, "job.*")])
+        expect(r.returncode == 0, "ls: %d %r" % (r.returncode, r.stderr))
+        lines = r.stdout.splitlines()
+        header, rows = lines[1], lines[2:]
+        expect(len(rows) == 2 and all(any(l.startswith(d + " ") for l in rows) for d in dirs),
+               "rows: %r" % rows)
+        for col in ("STATE", "OWNER"):  # left-aligned
+            at = header.index(col)
+            expect(all(l[at - 1] == " " and l[at] != " " for l in rows),
+                   "%s not aligned:\n%s" % (col, "\n".join(lines)))
+        for col in ("OBJECTS", "BYTES"):  # right-aligned
+            end = header.index(col) + len(col)
+            expect(all(l[end - 1] != " " and (len(l) == end or l[end] == " ") for l in rows),
+                   "%s not aligned:\n%s" % (col, "\n".join(lines)))
+        for l in rows:
+            expect(l[header.index("STATE"):].split()[0] == "dead", "state column: %r" % l)
+        r = sb.run(["sweep", "--tmpdir", os.path.join(root, "job.*")])
+        expect(r.returncode == 0 and sb.objects() == [], "cleanup: %r" % r.stderr)
+
+
 def test_ls_lists_what_the_sweep_would_visit():
     with Sandbox("bases") as sb:
         root = os.path.join(sb.tmp, "jobs")

@@ -103,6 +103,15 @@ def test_help_of_every_command_agrees_with_the_man_page():
                    sorted(helped)))
 
 
+def test_every_command_help_states_its_exit_status():
+    """Every subcommand's --help ends with its exit statuses (the manager's had none)."""
+    for cmd in commands():
+        r = run([cmd, "--help"])
+        text = " ".join(r.stdout.split())
+        expect(re.search(r"Exit status: 0 .*, 1 .*, 2 usage", text),
+               "%s --help: no exit status: %r" % (cmd, r.stdout[-300:]))
+
+
 def readme_commands():
     """{command: its row} of the README's Commands table."""
     text = read(os.path.join(harness.ROOT, "README.md"))
@@ -302,6 +311,15 @@ GARBAGE = [
     ("sweep", ["--dry-run", "--metrics", "m.prom"], "--metrics and --dry-run do not go "
      "together (a dry run's figures would read as a sweep's)"),
     ("manager", ["--no-reclaim=yes"], "--no-reclaim takes no value, got '--no-reclaim=yes'"),
+    # temp bases and the metrics file, refused before anything is read or swept
+    ("ls", ["--tmpdir", "/nonexistent-shmw:/b"], "--tmpdir takes one temp base (or pattern), "
+     "and '/nonexistent-shmw:/b' holds ':' and does not exist: for several, set "
+     "SHMWARDEN_TMPDIRS=A:B"),
+    ("sweep", ["--tmpdir", "/nonexistent-shmw/job.{1,2}"], "--tmpdir: '{' in a temp base: "
+     "glob(3) has no brace expansion (give each directory as its own entry: A:B; a name "
+     "that holds '{' is matched by [{]): '/nonexistent-shmw/job.{1,2}'"),
+    ("sweep", ["--metrics", "nodir/m.prom"], "--metrics: the file's directory does not exist "
+     "(the sweep makes no directory; name one that node_exporter reads): 'nodir/m.prom'"),
 ]
 
 

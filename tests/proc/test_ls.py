@@ -356,8 +356,8 @@ def test_recover_takes_the_names_ls_prints():
                doc["dry_run"] is True, "recover --tmpdir: %d %r" % (r.returncode, r.stdout))
         r = sb.run(["recover", name2], env=env)
         expect(r.returncode == 1 and r.stderr.startswith(
-            "shmwarden recover: /nonexistent-polish/%s: no such directory: the temp base "
-            "/nonexistent-polish does not exist" % name2),
+            "shmwarden recover: /nonexistent-polish/%s: error: no such directory: cannot open "
+            "the temp base /nonexistent-polish (from TMPDIR)" % name2),
             "missing base: %d %r" % (r.returncode, r.stderr))
         # A name that is not there, and ./NAME (the working directory, not the base).
         r = sb.run(["recover", "shmwarden-zzzzzz"])

@@ -73,7 +73,7 @@ def makefile_version():
         return re.search(r"^VERSION\s*:?=\s*(\S+)", f.read(), re.M).group(1)
 
 
-def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1):
+def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1, unsafe_bases=0):
     """Every series of the file, checked."""
     st = os.stat(path)
     expect(st.st_mode & 0o777 == 0o644, "mode %o" % (st.st_mode & 0o777))
@@ -86,7 +86,8 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1):
         "shmwarden_sweep_last_objects", "shmwarden_sweep_last_reclaimed_bytes",
         "shmwarden_sweep_last_objects_name_reused", "shmwarden_sweep_last_objects_handed_over",
         "shmwarden_sweep_last_objects_not_inspectable",
-        "shmwarden_sweep_last_objects_live_unreadable", "shmwarden_build_info"}
+        "shmwarden_sweep_last_objects_live_unreadable", "shmwarden_sweep_last_bases_unsafe",
+        "shmwarden_build_info"}
     expect(set(fams) == expected, "families: %s" % sorted(fams))
     for name, fam in fams.items():
         expect(fam["type"] == "gauge", "%s is a %s" % (name, fam["type"]))
@@ -118,6 +119,8 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1):
            objects.get("not_inspectable", 0), "objects not inspectable")
     expect(one("shmwarden_sweep_last_objects_live_unreadable") ==
            objects.get("live_unreadable", 0), "objects kept: live journal unreadable")
+    expect(one("shmwarden_sweep_last_bases_unsafe") == unsafe_bases,
+           "unsafe bases %s, want %s" % (one("shmwarden_sweep_last_bases_unsafe"), unsafe_bases))
     info = fams["shmwarden_build_info"]["samples"]
     expect(info == {(("version", makefile_version()),): 1.0}, "build info: %s" % info)
     return run
@@ -249,17 +252,81 @@ def test_atomic_replace():
         expect(r.returncode == 0, "exit %d" % r.returncode)
         expect(not os.path.islink(path) and open(target).read() == "keep\n", "wrote through link")
         check_file(path, True, {}, {}, 0, None, t0, t1)
-        # Cannot write: exit 1, a message, nothing left behind, the old file intact.
+        # A FILE in no directory, or a directory: usage errors (exit 2), refused before
+        # anything is swept; nothing left behind, the old file intact.
         before = open(path).read()
         adir = os.path.join(sb.tmp, "adir")
         os.mkdir(adir)
         for bad in (os.path.join(sb.tmp, "nodir", "m.prom"), adir):
             r = sb.run(["sweep", "--tmpdir", sb.tmp, "--metrics", bad])
-            expect(r.returncode == 1 and "metrics:" in r.stderr,
+            expect(r.returncode == 2 and r.stderr.startswith("shmwarden sweep: --metrics") and
+                   "Try 'shmwarden sweep --help'" in r.stderr and r.stdout == "",
                    "%s: exit %d %r" % (bad, r.returncode, r.stderr))
         expect(open(path).read() == before, "old file changed by a failed write")
         no_temporaries(sb.tmp)
         expect(not os.path.exists(os.path.join(sb.tmp, "nodir")), "made a directory")
+
+
+def test_unwritable_metrics_refused_before_anything_is_swept():
+    """`sweep --metrics /proc/x.prom` used to reclaim everything and only then fail to
+    write the file: the sweep acted unseen by its alerts. Now whether FILE can be
+    written is tried first, with the identity the write will have (a root sweeper
+    without CAP_DAC_OVERRIDE once its privileges are dropped), and nothing is swept."""
+    with Sandbox("metricsearly") as sb:
+        d, names = dead_manager(sb, "p", [4096])
+        ro = os.path.join(sb.tmp, "ro")
+        os.mkdir(ro, 0o555)
+        missing = os.path.join(sb.tmp, "nodir", "m.prom")
+        cases = [("/proc/shmwarden-test.prom", 1), (os.path.join(ro, "m.prom"), 1),
+                 (missing, 2), (sb.tmp, 2)]
+        for bad, status in cases:
+            for extra in ([], ["--json"]):
+                r = sb.run(["sweep", "--tmpdir", sb.tmp, "--metrics", bad] + extra)
+                expect(r.returncode == status and r.stderr.startswith("shmwarden sweep: ")
+                       and "--metrics" in r.stderr,
+                       "%s %s: exit %d, want %d: %r" % (bad, extra, r.returncode, status,
+                                                       r.stderr))
+                if status == 1:
+                    expect("nothing was swept" in r.stderr, "%s: %r" % (bad, r.stderr))
+                    if extra:
+                        doc = json.loads(r.stdout)
+                        expect(doc["dirs"] == [] and "metrics" in doc["error"], "json: %s" % doc)
+                expect(os.path.isdir(d) and sb.objects() == names,
+                       "%s: swept before the metrics were known to be writable" % bad)
+        expect(os.listdir(ro) == [] and not os.path.exists(os.path.dirname(missing)),
+               "left: %s" % os.listdir(ro))
+        # Writable: the same sweep reclaims and writes.
+        out = os.path.join(sb.tmp, "m.prom")
+        r, t0, t1 = sweep(sb, out)
+        expect(r.returncode == 0 and not os.path.exists(d) and sb.objects() == [],
+               "sweep: %d %r" % (r.returncode, r.stderr))
+        check_file(out, True, {"removed": 1}, {"unlinked": 1}, 4096, None, t0, t1)
+        no_temporaries(sb.tmp)
+
+
+def test_unsafe_bases_are_a_finding_in_the_metrics():
+    """A per-job directory a pattern matched but that is unsafe itself (mode 0777, a
+    symlink) is never swept: the metrics count it, for the alert for a human (it used to
+    show only on stderr, which cron discards)."""
+    with Sandbox("metricsunsafe") as sb:
+        jobs = os.path.join(sb.tmp, "jobs")
+        os.mkdir(jobs, 0o755)
+        ww = os.path.join(jobs, "job.ww")
+        os.mkdir(ww)
+        os.chmod(ww, 0o777)
+        os.symlink(sb.tmp, os.path.join(jobs, "job.link"))
+        os.mkdir(os.path.join(jobs, "job.ok"), 0o700)
+        path = os.path.join(sb.tmp, "m.prom")
+        t0 = time.time()
+        r = sb.run(["sweep", "--tmpdir", os.path.join(jobs, "job.*"), "--metrics", path])
+        t1 = time.time()
+        expect(r.returncode == 0 and r.stderr.count(": unsafe: ") == 2,
+               "sweep: %d %r" % (r.returncode, r.stderr))
+        check_file(path, True, {}, {}, 0, None, t0, t1, unsafe_bases=2)
+        r = sb.run(["sweep", "--tmpdir", os.path.join(jobs, "job.*"), "--json"])
+        doc = json.loads(r.stdout)
+        expect(doc["totals"]["unsafe_bases"] == 2 and len(doc["unsafe_bases"]) == 2,
+               "json: %s" % doc)
 
 
 def test_usage_errors_write_nothing():

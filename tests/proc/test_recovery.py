@@ -369,6 +369,13 @@ def test_usage_errors():
         r = sb.run(["recover", os.path.join(sb.tmp, "notamanager")])
         expect(r.returncode == 1 and "not a manager directory" in r.stderr,
                "not a manager dir: %r" % r.stderr)
+        # Refused before reclaim could say it: the same "error:" form all the same.
+        for d in ("/", ".", ".."):
+            r = sb.run(["recover", d])
+            expect(r.returncode == 1 and
+                   r.stderr == "shmwarden recover: %s%s: error: not a manager directory "
+                   "(names are shmwarden-XXXXXX)\n" % (sb.tmp + "/" if "/" not in d else "", d),
+                   "recover %s: %r" % (d, r.stderr))
         r = sb.run(["sweep", "--tmpdir", os.path.join(sb.tmp, "nosuch")])
         expect(r.returncode == 1 and "cannot open" in r.stderr, "bad base: %r" % r.stderr)
         # Garbage: bytes that are not text, control characters, huge arguments.
@@ -390,6 +397,57 @@ def test_usage_errors():
         expect(doc["dirs"][0]["dir"] == evil, "escaped dir: %r" % doc["dirs"][0]["dir"])
         r = sweep(sb)
         expect("\x1b" not in r.stdout + r.stderr and "\\x1b" in r.stdout, "text: %r" % r.stdout)
+
+
+def test_recover_name_looks_in_the_bases_ls_lists():
+    """`recover NAME` used to look in $TMPDIR alone, whatever SHMWARDEN_TMPDIRS said (ls
+    lists those bases, and its names are what recover takes), and to take a pattern in
+    --tmpdir for a directory name. It now looks where ls does, patterns' matches with
+    the same checks, and says where it looked when the name is nowhere."""
+    with Sandbox("recbases") as sb:
+        root = os.path.join(sb.tmp, "r")
+        other = os.path.join(root, "other")
+        os.makedirs(other, 0o755)
+        d = dead_manager(sb, 1, env=dict(sb.env, TMPDIR=other))
+        name = os.path.basename(d)
+        env = dict(sb.env, SHMWARDEN_TMPDIRS=other)
+        r = sb.run(["recover", "--dry-run", name], env=env)
+        expect(r.returncode == 0 and r.stdout.startswith(
+            "shmwarden recover: %s: removed (dry run): 1 unlinked" % d),
+            "SHMWARDEN_TMPDIRS: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        plain = {k: v for k, v in sb.env.items() if k != "SHMWARDEN_TMPDIRS"}
+        r = sb.run(["recover", "--dry-run", "--json", "--tmpdir", root + "/*", name], env=plain)
+        expect(r.returncode == 0 and json.loads(r.stdout)["dir"] == d,
+               "--tmpdir pattern: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        # Nowhere: where it looked, from which setting; an unsafe match is not looked in.
+        job = os.path.join(root, "job.1")
+        os.mkdir(job, 0o755)
+        ww = os.path.join(root, "job.ww")
+        os.mkdir(ww)
+        os.chmod(ww, 0o777)
+        in_ww = dead_manager(sb, 1, first=1, env=dict(sb.env, TMPDIR=ww))
+        e = dict(sb.env, SHMWARDEN_TMPDIRS="%s:%s/job.*" % (other, root))
+        r = sb.run(["recover", "shmwarden-zzzzzz"], env=e)
+        expect(r.returncode == 1 and r.stderr.startswith(
+            "shmwarden recover: shmwarden-zzzzzz: error: no such directory (already reclaimed, "
+            "or never there): looked in %s, %s (from SHMWARDEN_TMPDIRS); not in 1 unsafe temp "
+            "base" % (other, job)), "nowhere: %d %r" % (r.returncode, r.stderr))
+        r = sb.run(["recover", os.path.basename(in_ww)], env=e)
+        expect(r.returncode == 1 and "not in 1 unsafe temp base" in r.stderr and
+               os.path.isdir(in_ww) and sb.name(1) in sb.objects(),
+               "in an unsafe match: %d %r" % (r.returncode, r.stderr))
+        # The same name in two bases: which one is for the user to say.
+        os.mkdir(os.path.join(job, name), 0o700)
+        r = sb.run(["recover", name], env=e)
+        expect(r.returncode == 1 and "in two temp bases" in r.stderr and os.path.isdir(d),
+               "twice: %d %r" % (r.returncode, r.stderr))
+        os.rmdir(os.path.join(job, name))
+        r = sb.run(["recover", name], env=e)
+        expect(r.returncode == 0 and not os.path.exists(d) and sb.name(0) not in sb.objects(),
+               "recover: %d %r" % (r.returncode, r.stderr))
+        os.chmod(ww, 0o755)
+        r = sb.run(["recover", in_ww])
+        expect(r.returncode == 0 and sb.objects() == [], "cleanup: %r" % r.stderr)
 
 
 # (9)
