@@ -273,6 +273,13 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 			goto out;
 		}
 	}
+	/* The working directory still leads into the mounts under the binds (read-only
+	 * now), and a relative --tmpdir resolves from it: enter it again by its name. */
+	char cwd[PATH_MAX];
+	if (getcwd(cwd, sizeof(cwd)) && chdir(cwd) < 0) {
+		util_err(err, errlen, "re-entering %s: %s", cwd, strerror(errno));
+		goto out;
+	}
 	rc = 1;
 out:
 	free(real);
