@@ -28,6 +28,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cap-ng.h>
@@ -205,11 +206,11 @@ out:
 	return rc;
 }
 
-/* Root only: a private mount namespace where everything is read-only but rw[], as
- * systemd's ProtectSystem=strict and ReadWritePaths= make it. Landlock would serve a
- * user too, but a Landlock-confined process may not read another process's
- * /proc/PID/maps or fd (its ptrace rules), which the in-use index must read all along
- * the sweep. 1 when confined, 0 when it cannot be (see below; a kernel without
+/* Root only: a private mount namespace where everything is read-only but those of rw[]
+ * that are writable now, as systemd's ProtectSystem=strict and ReadWritePaths= make it.
+ * Landlock would serve a user too, but a Landlock-confined process may not read another
+ * process's /proc/PID/maps or fd (its ptrace rules), which the in-use index must read
+ * all along the sweep. 1 when confined, 0 when it cannot be (see below; a kernel without
  * mount_setattr, before 5.12), -1 on error. */
 static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 {
@@ -231,6 +232,19 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	for (size_t i = 0; rw[i]; i++) {
 		/* One that does not exist (yet) stays read-only: writes there are refused. */
 		if (!realpath(rw[i], real[n]))
+			continue;
+		/* One the host mounted read-only (`mount -o bind,ro`, a container's read-only
+		 * view) stays so: its bind would inherit the flag, and clearing it below would
+		 * make writable what the host said was not (the sweep then reclaimed a dead
+		 * manager's directory there that ls called unknown). Left out, it is part of
+		 * the read-only tree like everything else. ST_RDONLY is the mount's flag or
+		 * its filesystem's, whichever says read-only. */
+		struct statvfs sv;
+		if (statvfs(real[n], &sv) < 0) {
+			util_err(err, errlen, "statvfs %s: %s", real[n], strerror(errno));
+			goto out;
+		}
+		if (sv.f_flag & ST_RDONLY)
 			continue;
 		/* Twice is once (a base that is also the temp base). */
 		bool dup = false;

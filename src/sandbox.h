@@ -13,7 +13,8 @@
  *                 execve, no fork, no socket but AF_UNIX (syslog's /dev/log).
  *   paths         when rw is given, as root, a private mount namespace in which every
  *                 mount is read-only but the directories of rw (the temp bases,
- *                 /dev/shm, the metrics file's directory): creating, writing or
+ *                 /dev/shm, the metrics file's directory) that are writable before
+ *                 (one on a read-only mount stays read-only): creating, writing or
  *                 removing files elsewhere fails with EROFS. Reading is not restricted:
  *                 the sweeper must read /proc and every journal. It needs
  *                 CAP_SYS_ADMIN: a user's sweep (which can only touch that user's files
@@ -28,7 +29,8 @@
 #include <stddef.h>
 
 /* rw: NULL-terminated directories where files may be created, written and removed
- * (one that does not exist is skipped: writes there are then refused); NULL: no mount
+ * (one that does not exist, or that is on a read-only mount, is skipped: writes there
+ * are then refused with EROFS; one that statvfs(3) fails on is an error); NULL: no mount
  * namespace, files may change wherever the kept capabilities allow. Returns 0, or -1
  * with err filled; after -1 the process may be partly confined and must not go on. */
 int sandbox_sweeper(const char *const *rw, bool *paths_confined, char *err, size_t errlen);

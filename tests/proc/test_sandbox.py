@@ -200,6 +200,103 @@ def test_root_sweep_when_its_own_tmpdir_is_missing():
 
 
 
+def tree(d):
+    """Every entry under d: its kind, mode, inode, size, mtime (ns) and, for a file, its
+    bytes' digest; what the host's read-only mount promises does not change."""
+    import hashlib
+    out = {}
+    for top, dirs, files in os.walk(d):
+        for n in dirs + files:
+            p = os.path.join(top, n)
+            st = os.lstat(p)
+            digest = None
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(p, d)] = (st.st_mode, st.st_ino, st.st_size,
+                                          st.st_mtime_ns, digest)
+    return out
+
+
+# In a private mount namespace where argv[1] is a read-only bind of itself (what an
+# administrator's `mount -o bind,ro`, or a container's read-only view, makes): the
+# sweep's dry run, its real run and ls, one JSON line each.
+RO_BIND = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+RO_SCRIPT = r"""
+import json, subprocess, sys
+shmw, base, name = sys.argv[1:4]
+def run(*a):
+    r = subprocess.run([shmw] + list(a), capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+for cmd in (["sweep", "--dry-run"], ["sweep"]):
+    rc, out, err = run(*cmd, "--json", "--tmpdir", base)
+    d = [d for d in json.loads(out)["dirs"] if d["dir"].endswith("/" + name)]
+    print(json.dumps([" ".join(cmd), rc, d[0]["status"] if d else None,
+                      d[0]["detail"] if d else out, err[-2000:]]))
+rc, out, err = run("ls", "--json", "--tmpdir", base)
+e = [m for m in json.loads(out)["managers"] if m["path"].endswith("/" + name)]
+print(json.dumps(["ls", rc, e[0]["state"] if e else None, e[0]["error"] if e else out, err]))
+"""
+
+
+def test_root_sweep_keeps_a_read_only_mount_read_only():
+    """A base the host mounted read-only stays read-only to the sandboxed sweep. The
+    sandbox binds each writable directory onto itself, makes / read-only, then clears
+    MOUNT_ATTR_RDONLY on each bind: a bind of a read-only mount is read-only too, and the
+    clearing made it writable inside the sweep's namespace, so a root sweep removed a
+    dead manager's journal and directory (and unlinked its object) on a mount the host
+    said was read-only, while ls called that directory unknown. Now every command says
+    unknown, nothing there changes, and the same sweep without the read-only bind
+    reclaims it."""
+    if os.geteuid() != 0:
+        skip("test_root_sweep_keeps_a_read_only_mount_read_only", "needs root (mount)")
+        return
+    if not shutil.which("unshare"):
+        skip("test_root_sweep_keeps_a_read_only_mount_read_only", "no unshare(1)")
+        return
+    with Sandbox("sbxro") as sb:
+        base = os.path.join(sb.tmp, "ro")
+        os.mkdir(base, 0o700)
+        obj = sb.name("ro")
+        m = sb.spawn_manager(args=["manager", "--no-reclaim"], env=dict(sb.env, TMPDIR=base))
+        expect(m.sock, "manager failed: %r" % m.line)
+        c = m.client()
+        c.register(obj)
+        sb.create_object(obj)
+        harness.sigkill(m)
+        c.close()
+        expect(sorted(os.listdir(m.dir))[:1] == ["journal.db"] and
+               harness.journal_names(m.dir) == [obj], "the dead manager's journal: %s"
+               % os.listdir(m.dir))
+        before = tree(base)
+        name = os.path.basename(m.dir)
+        # The private journal copies of the dry run and ls go to sb.tmp (TMPDIR), writable.
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", RO_BIND,
+                            "sh", base, PY, "-c", RO_SCRIPT, harness.SHMWARDEN, base, name],
+                           capture_output=True, text=True, env=sb.env, timeout=180,
+                           stdin=subprocess.DEVNULL)
+        expect(r.returncode == 0, "unshare: %d %s %s" % (r.returncode, r.stdout, r.stderr))
+        got = [json.loads(line) for line in r.stdout.splitlines()]
+        why = "the directory cannot be changed here: Read-only file system"
+        verdicts = [g[:4] for g in got]
+        expect(verdicts == [["sweep --dry-run", 1, "error", why], ["sweep", 1, "error", why],
+                            ["ls", 0, "unknown", why]],
+               "verdicts on the read-only mount: %s" % json.dumps(got, indent=1))
+        expect(tree(base) == before, "the read-only mount changed: %s -> %s"
+               % (sorted(before), sorted(tree(base))))
+        expect(sb.objects() == [obj], "objects: %s" % sb.objects())
+        # Without the read-only bind (outside that namespace the base always was
+        # writable) the same sweep reclaims it.
+        p = subprocess.run([harness.SHMWARDEN, "sweep", "--json", "--tmpdir", base],
+                           capture_output=True, text=True, env=sb.env, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        expect(p.returncode == 0, "sweep exit %d: %s %s" % (p.returncode, p.stdout, p.stderr))
+        rep = by_dir(json.loads(p.stdout)).get(name)
+        expect(rep and rep["status"] == "removed", "writable: %s" % p.stdout)
+        expect(sb.objects() == [] and not os.path.exists(m.dir),
+               "left: %s %s" % (sb.objects(), os.listdir(base)))
+
+
 # Run inside the chroot (argv: tests/proc, the temp base): a manager dies holding /pin
 # before it could identify the row (its prune tick is far off); a live manager registers
 # /pin again and its client replaces the object. The sweep of the base must hand /pin
