@@ -37,6 +37,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+PRELOAD_SRCS := $(wildcard tests/tools/preload/*.c)
+PRELOAD_LIBS := $(patsubst tests/tools/preload/%.c,$(BUILD)/tools/%.so,$(PRELOAD_SRCS))
 
 .PHONY: all test test-normal test-san check deps matrix-chroots package-chroot demo bench fuzz install uninstall deb clean
 all: $(BUILD)/shmwarden $(BUILD)/torch_shm_manager
@@ -73,6 +75,10 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(CORE_OBJS) | $(BUILD)/test
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(CORE_OBJS) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/tools/%: tests/tools/%.c | $(BUILD)/tools
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+# Fault-injecting LD_PRELOAD shims: without $(SAN), so that the sanitized binaries can
+# preload them too (a sanitized shim would want its runtime first in the library list).
+$(BUILD)/tools/%.so: tests/tools/preload/%.c | $(BUILD)/tools
+	$(CC) $(CPPFLAGS) $(CSTD) $(OPT) $(WARN) -fPIC -shared -o $@ $< -ldl
 # The journal benchmark builds its journals from the schema the manager embeds.
 $(BUILD)/tools/bench_journal: tests/tools/bench_journal.c $(BUILD)/obj/schema_sql.o | $(BUILD)/tools
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -80,7 +86,7 @@ $(BUILD)/tools/bench_journal: tests/tools/bench_journal.c $(BUILD)/obj/schema_sq
 $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests $(BUILD)/tools:
 	mkdir -p $@
 
-check: all $(UNIT_BINS) $(TOOL_BINS)
+check: all $(UNIT_BINS) $(TOOL_BINS) $(PRELOAD_LIBS)
 
 deps:
 	@scripts/deps.sh test

@@ -36,8 +36,9 @@ static const char manager_usage[] =
 	"  --prune-grace SECONDS   never prune a name younger than this (default 10)\n"
 	"\n"
 	"Exit status: 0 shut down (idle for the shutdown timeout, or SIGTERM, SIGINT,\n"
-	"SIGHUP), 1 could not start (why: on stdout after ERROR:, and on stderr) or its\n"
-	"event loop failed, 2 usage.\n";
+	"SIGHUP), 1 could not start (why: on stdout after ERROR:, and on stderr) or\n"
+	"could not serve (its event loop failed, or did not take the listening socket:\n"
+	"why on stderr), 2 usage.\n";
 
 /* The manager inherits every descriptor its client did not mark close-on-exec (a
  * pipe end, a socket, a lock): holding them would keep the client's resources alive

@@ -85,6 +85,7 @@ struct manager {
 	int dirfd, lockfd, listenfd, shm_dirfd, sigfd;
 	int reclaim_efd; /* the reclaim thread writes it when done; -1 */
 	bool serving;    /* listenfd is in the loop */
+	bool failed;     /* the loop was stopped by a failure, not asked to: exit 1 */
 	struct evloop_timer hold_timer, files_timer;
 	/* The files as the manager made them, to notice a cleaner or a hand rm. */
 	struct stat journal_st, wal_st, sock_st;
@@ -685,6 +686,10 @@ static void manager_serve(struct manager *m)
 	evloop_timer_cancel(m->loop, &m->hold_timer);
 	if (evloop_add(m->loop, m->listenfd, EVLOOP_READ, manager_on_listen, m) < 0) {
 		log_error("manager: epoll_ctl: %s: cannot serve", strerror(errno));
+		/* Its clients wait in the backlog for answers that will never come: a
+		 * failure, not an idle shutdown (their libshm sees the connection refused
+		 * or reset and says so; the caller sees exit status 1). */
+		m->failed = true;
 		evloop_stop(m->loop);
 		return;
 	}
@@ -1330,12 +1335,16 @@ int manager_run(const struct manager_config *cfg)
 	manager_print_line(cfg->out_fd, m->sockpath);
 	log_info("manager: serving %s", m->sockpath);
 	manager_start_reclaim(m);
-	int rc = evloop_run(m->loop);
-	if (rc < 0)
+	/* Without the reclaim at start it began to serve, or failed to, already: a loop
+	 * run now would forget that stop (evloop_run clears it) and wait for ever. */
+	int rc = 0;
+	if (!m->failed && (rc = evloop_run(m->loop)) < 0)
 		log_error("manager: epoll_wait: %s", strerror(errno));
 	log_info("manager: exiting: %llu registered, %llu freed, %llu refused, %llu pruned "
 		 "(%llu rows checked by the prune)",
 		 m->n_registered, m->n_freed, m->n_refused, m->n_pruned, m->n_prune_checked);
+	if (m->failed)
+		rc = -1;
 	manager_stop(m, true);
 	manager_free(m);
 	log_drain(250); /* the last lines, if stderr drains soon; nobody waits on us now */

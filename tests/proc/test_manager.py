@@ -1,4 +1,5 @@
 """test_manager.py — the manager daemon through its socket, as libshm clients use it."""
+import errno
 import os
 import signal
 import socket
@@ -234,6 +235,35 @@ def test_missing_tmpdir_is_a_clear_error():
         assert "nope" in m.line
         assert m.wait(10) == 1
 
+
+
+FAULT_EPOLL_CTL = os.path.join(harness.BUILD, "tools", "fault_epoll_ctl.so")
+
+
+def test_cannot_serve_is_a_failure():
+    """epoll_ctl of the listening socket fails (ENOSPC, max_user_watches used up: a real
+    fault, tests/tools/preload/fault_epoll_ctl.c) as the manager begins to serve, after
+    its socket line: it said "cannot serve" and stopped, but exited 0, as if it had shut
+    down idle; with --no-reclaim, which begins to serve before its event loop runs, the
+    loop forgot that stop and the manager hung for ever, serving nobody. Both exit 1 (its
+    event loop failed), say why on stderr, and leave no directory behind: nothing was
+    registered."""
+    assert os.path.exists(FAULT_EPOLL_CTL), "%s is missing: run make check" % FAULT_EPOLL_CTL
+    with Sandbox("noserve") as sb:
+        env = dict(sb.env, LD_PRELOAD=FAULT_EPOLL_CTL)
+        if harness.SANITIZED:
+            env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                         "verify_asan_link_order=0"]))
+        for args in (["manager"] + FAST, ["manager", "--no-reclaim"] + FAST):
+            m = sb.spawn_manager(args, env=env)
+            assert m.sock and m.sock.startswith(sb.tmp), m.line
+            rc = m.wait(10)
+            err = m.stderr_text()
+            assert rc == 1, "%s: exit %d: %s" % (args, rc, err)
+            want = "shmwarden[%d]: error: manager: epoll_ctl: %s: cannot serve" % (
+                m.pid, os.strerror(errno.ENOSPC))
+            assert want in err, "%s: %r" % (args, err)
+            assert sb.manager_dirs() == [], sb.manager_dirs()
 
 def test_tmpdir_through_a_symlink_works():
     # SQLite refuses a symlink anywhere in a journal's path; the manager must open its
