@@ -23,8 +23,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (op == EPOLL_CTL_ADD) {
 		int saved = errno, listening = 0;
 		socklen_t len = sizeof(listening);
-		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
-		    listening) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
 			errno = ENOSPC;
 			return -1;
 		}
