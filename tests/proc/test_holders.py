@@ -467,9 +467,10 @@ def test_view_is_renewed_within_one_long_journal():
         rec = sb.track(subprocess.Popen([harness.SHMWARDEN, "recover", "--json", d],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         env=sb.env))
-        # Before its first unlink the recover checks the whole journal (quick_check: CPU
-        # in proportion to its 500,000 rows, ~2.5 s under ASan), so on a loaded machine that
-        # takes as long as the load makes it: no fixed wall-clock bound fits. Waited on
+        # Before its first unlink the recover opens and checks the whole journal (500,000
+        # rows) and walks /proc (every task's descriptors and maps, other suites' too), so
+        # on a loaded machine that takes as long as the load makes it: no fixed wall-clock
+        # bound fits. Waited on
         # until the object goes or the recover ends, within the suite's own limit; a
         # recover that stops without unlinking it, or never gets there, still fails here.
         harness.wait_for(lambda: not os.path.exists(SHM + first) or rec.poll() is not None,
