@@ -200,7 +200,7 @@ def test_random_moment_kills():
         # Cannot tell means keep: while any live manager of our uid has a journal the
         # sweep cannot read (another test's pin of another schema version, on a machine
         # several suites share), it may have registered any of our names, and nothing of
-        # the uid's is unlinked (DESIGN.md invariant 4). That is another process's doing,
+        # the uid's is unlinked (docs/DESIGN.md invariant 4). That is another process's doing,
         # not one of ours (all dead): the test waits until it is gone and sweeps again.
         # Any other reason to keep, or a second sweep that still keeps, fails below.
         blockers = {x["live_unreadable_pid"] for x in kept if x["live_unreadable"]}
