@@ -380,6 +380,27 @@ def enospc_in_namespace(base, prefix):
             raise AssertionError("no registration refused on a full disk; %d of %d "
                                  "acknowledged names are not in the journal"
                                  % (len(missing), len(oked)))
+        # A receiver's registration of a name committed a moment ago (libshm's receiving
+        # process registers what it received with the sender's manager) needs no write:
+        # it is answered even now.
+        receiver = Client(m.sock)
+        receiver.register(oked[-1], timeout=2.0)
+        # But never ahead of a registration the same connection still waits for: OKs
+        # are indistinguishable, and that client would take this one for the first's,
+        # refused one.
+        behind = Client(m.sock)
+        behind.send_raw(record(name("behind")) + record(oked[-1]))
+        got = heard(behind, 1.2)
+        expect(got is None, "a committed name's OK went ahead of a refused registration: "
+                            "%r" % got)
+        # Nor after one (a client that pipelines still waits for the refused one's OK).
+        after = Client(m.sock)
+        after.send_raw(record(name("after")))
+        expect(heard(after, 0.5) is None, "a registration on a full disk was answered")
+        after.send_raw(record(oked[-1]))
+        got = heard(after, 1.2)
+        expect(got is None, "a committed name's OK followed a refusal on its connection: "
+                            "%r" % got)
         # Still full: more registrations, on other connections, are refused too.
         more = [Client(m.sock) for _ in range(2)]
         for j, k in enumerate(more):
@@ -409,7 +430,7 @@ def enospc_in_namespace(base, prefix):
             expect(late is None, "late bytes on a refused connection: %r" % late)
         log = read_log(errlog)
         expect("refused" in log and "full" in log, "no warning about the refusal: %r" % log[-800:])
-        for k in [c, f, back] + more:
+        for k in [c, f, back, receiver, behind, after] + more:
             k.close()
         expect(m.wait(15) == 0, "manager did not shut down cleanly")
         # The young names never created stay journaled past the shutdown; a sweep then
