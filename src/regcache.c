@@ -1,14 +1,15 @@
 /* regcache.c — the registrations a manager committed lately (see regcache.h).
  *
- * A linear scan of 256 slots by a 64-bit hash costs about what one system call does and
- * keeps the table a flat array inside the manager's struct: no allocation on the
- * register path, and nothing to free. */
+ * Direct-mapped by a 64-bit hash of the name: one slot to look at per registration, no
+ * allocation on the register path, and nothing to free. A collision only forgets, and
+ * a forgotten name costs one commit, as before. */
 #include <string.h>
 
 #include "regcache.h"
 
-/* FNV-1a, 64 bits: names differ in their last bytes (a counter, a random number), which
- * FNV mixes in last; 0 is kept for empty slots. */
+/* FNV-1a, 64 bits, then MurmurHash3's fmix64 finalizer: FNV alone leaves a name's last
+ * bytes (the counter that tells libshm's names apart) out of its top bits, which pick
+ * the slot. 0 is kept for empty slots. */
 static uint64_t regcache_hash(const char *name, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -16,17 +17,21 @@ static uint64_t regcache_hash(const char *name, size_t len)
 		h ^= (unsigned char)name[i];
 		h *= 0x100000001b3ull;
 	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
 	return h ? h : 1;
 }
 
 /* The slot holding name, or -1. */
 static int regcache_find(const struct regcache *rc, uint64_t h, const char *name, size_t len)
 {
-	for (int i = 0; i < REGCACHE_SLOTS; i++) {
-		const struct regcache_entry *e = &rc->slot[i];
-		if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0)
-			return i;
-	}
+	int i = (int)(h >> (64 - REGCACHE_SLOT_BITS));
+	const struct regcache_entry *e = &rc->slot[i];
+	if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0)
+		return i;
 	return -1;
 }
 
@@ -44,14 +49,12 @@ void regcache_stage(struct regcache *rc, const char *name, size_t len, unsigned 
 	if (len == 0 || len >= WIRE_NAME_FIELD)
 		return;
 	uint64_t h = regcache_hash(name, len);
-	int i = regcache_find(rc, h, name, len);
-	if (i < 0) {
-		i = (int)rc->next;
-		rc->next = (rc->next + 1) % REGCACHE_SLOTS;
-	}
-	struct regcache_entry *e = &rc->slot[i];
-	*e = (struct regcache_entry){ .hash = h, .at_us = now_us, .txn = rc->open_txn,
-				      .conn_id = conn_id, .len = (unsigned char)len };
+	struct regcache_entry *e = &rc->slot[h >> (64 - REGCACHE_SLOT_BITS)];
+	*e = (struct regcache_entry){ .hash = h,
+				      .at_us = now_us,
+				      .txn = rc->open_txn,
+				      .conn_id = conn_id,
+				      .len = (unsigned char)len };
 	memcpy(e->name, name, len);
 }
 

@@ -5,8 +5,9 @@
  * name (docs/PROTOCOL.md). The journal then already holds a committed row for that
  * name, so the manager can answer without a second commit (manager.c, conn_register,
  * says why that is safe). This module only remembers: which names, committed when, on
- * which connection. It is bounded (REGCACHE_SLOTS; the oldest entry gives way) and
- * forgets on request; anything it no longer holds is simply journaled again.
+ * which connection. It is a direct-mapped cache of REGCACHE_SLOTS entries (a name
+ * whose slot another takes is forgotten) and forgets on request; anything it no longer
+ * holds is simply journaled again.
  */
 #ifndef SHMWARDEN_REGCACHE_H
 #define SHMWARDEN_REGCACHE_H
@@ -17,9 +18,10 @@
 
 #include "wire.h"
 
-/* A manager's registrations in flight at once: a DataLoader keeps 2 batches per worker
- * of one or two tensors each, and each worker has its own manager. */
-#define REGCACHE_SLOTS 256
+/* A manager's registrations in flight at once are few: a DataLoader keeps 2 batches per
+ * worker of one or two tensors each, and each worker has its own manager. */
+#define REGCACHE_SLOT_BITS 8
+#define REGCACHE_SLOTS (1 << REGCACHE_SLOT_BITS)
 
 struct regcache_entry {
 	uint64_t hash;    /* 0: an empty slot */
@@ -31,8 +33,7 @@ struct regcache_entry {
 };
 
 struct regcache {
-	struct regcache_entry slot[REGCACHE_SLOTS];
-	unsigned next;    /* the slot the next new name takes (the oldest) */
+	struct regcache_entry slot[REGCACHE_SLOTS]; /* a name's slot: its hash's top bits */
 	uint64_t open_txn; /* the transaction registrations are staged in now */
 };
 
