@@ -6,6 +6,8 @@ something: the manager really runs on the CPU asked for, a batch run counts whol
 cycles, garbage options are refused instead of running another benchmark, and the
 DataLoader figures come from this run's managers.
 """
+import importlib.machinery
+import importlib.util
 import json
 import os
 import pwd
@@ -252,7 +254,7 @@ def test_bench_compare_says_which_ratios_differ():
         ratios = {"manager CPU per pair, us | 1 client | sw/floor": 2.0,
                   "register+free pairs/s | 1 client | sw/floor": 0.5,
                   "register+free pairs/s | 8 clients | sw/torch": 1.2}
-        a = dict(format="shmwarden-bench-ratios/1", machine="m", kind="full", ratios=ratios)
+        a = dict(format="shmwarden-bench-ratios/2", machine="m", kind="full", ratios=ratios)
         b = json.loads(json.dumps(a))
         b["ratios"]["manager CPU per pair, us | 1 client | sw/floor"] = 2.19   # 9.5% apart
         b["ratios"]["register+free pairs/s | 1 client | sw/floor"] = 0.56      # 12% apart
@@ -301,6 +303,32 @@ def test_bench_compare_says_which_ratios_differ():
         assert r.returncode == 2 and "cannot save to /proc/self/bench.json" in r.stderr, r.stderr
 
 
+def load_bench_module():
+    """scripts/bench as a module (it has no .py suffix), for its arithmetic."""
+    loader = importlib.machinery.SourceFileLoader("shmwarden_bench", BENCH)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def test_bench_ratio_is_the_median_of_paired_rounds():
+    paired_ratio = load_bench_module().paired_ratio
+    # The VM slowed for the last rounds, and the second manager's median fell in a fast
+    # round: the ratio of the medians says 4.2x, every round says 2x but one.
+    sw = [10.0, 10.0, 21.0, 22.0, 23.0]
+    fl = [5.0, 5.0, 5.0, 11.0, 11.5]
+    r, per = paired_ratio(sw, fl)
+    assert r == 2.0 and len(per) == 5 and max(per) == 4.2, (r, per)
+    # A withheld reading (None) drops its round from the pairs, not the other rounds.
+    r, per = paired_ratio([None, 4.0, 6.0, 9.0], [1.0, 2.0, 2.0, None])
+    assert r == 2.5 and per == [2.0, 3.0], (r, per)
+    # One round paired: the ratio of the medians; nothing to divide: None.
+    assert paired_ratio([4.0, None], [None, 2.0])[0] == 2.0
+    assert paired_ratio([1.0], [0.0]) == (None, [])
+    assert paired_ratio([], [1.0]) == (None, [])
+
+
 def test_dataloader_probe_finds_its_own_managers():
     with harness.Sandbox("bench") as sb:
         r = subprocess.run([PY, DATALOADER, "--workers", "2", "--batches", "6",
@@ -313,6 +341,7 @@ def test_dataloader_probe_finds_its_own_managers():
         assert v["managers"] >= 2, v
         assert v["peak_rss_kib"] > 0, v
         assert v["first_batch_s"] > 0 and v["batches_per_s"] > 0, v
+        assert v["managers_cpu_s"] > 0, v
         assert harness.wait_for(lambda: sb.manager_dirs() == [], timeout=20), \
             "managers left %s" % sb.manager_dirs()
 

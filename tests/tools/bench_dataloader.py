@@ -18,6 +18,15 @@ batches_per_s   the second half of the epoch, per second: steady state, after th
 epoch_s         iter(loader) -> last batch
 managers        how many manager processes ran with this TMPDIR
 peak_rss_kib    the sum of their VmHWM (peak resident set), read while they still run
+managers_cpu_s  the sum of their CPU time (user + system, all threads, /proc/PID/stat),
+                read at the same moment (startup included)
+managers_cpu_us_per_batch
+                the managers' CPU time over the second half of the epoch, per batch:
+                what they take from the workers' and the main process's cores while
+                the DataLoader runs steadily
+job_cpu_us_per_batch
+                the same for the whole job: the main process, its workers and the
+                managers
 """
 import argparse
 import ctypes
@@ -84,6 +93,36 @@ def peak_rss_kib(pid):
     return 0
 
 
+def cpu_s(pid):
+    """utime + stime of every thread of pid, in seconds (proc(5): fields 14 and 15, after
+    the parenthesised comm, which may itself hold spaces or parentheses)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def oncpu_s(pid):
+    """Time on CPU of the threads pid has now, in seconds, to the nanosecond: the first
+    field of /proc/PID/task/TID/schedstat (the stat file's utime and stime count 10 ms
+    ticks, too coarse for a few hundred microseconds per batch). A thread that ended
+    took its time with it: use it only for deltas over a steady stretch."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return 0.0
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass  # the thread ended meanwhile
+    return total / 1e9
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, required=True)
@@ -114,10 +153,18 @@ def main():
     seen, bad = 1, int(x[0, 0, 0, 0].item() != float(int(idx[0]) % 251))
     half = max(2, a.batches // 2)
     th = t1
+    # The workers' pids: the DataLoader iterator keeps its worker processes here (1.13
+    # to 2.x); only for the CPU figures, which are left out without it.
+    workers = [w.pid for w in getattr(it, "_workers", [])]
+    mgr_h = job_h = None
     for x, idx in it:
         seen += 1
         bad += int(x[-1, 0, 0, 0].item() != float(int(idx[-1]) % 251))
         if seen == half:
+            # Every worker has shared a batch by now: each has its manager.
+            mgr_pids = our_managers(tmpdir)
+            mgr_h = sum(oncpu_s(p) for p in mgr_pids)
+            job_h = mgr_h + sum(oncpu_s(p) for p in workers + [os.getpid()])
             th = time.monotonic()
         if seen == a.batches:
             break
@@ -125,12 +172,23 @@ def main():
     # The managers live while their workers do: read their peaks before shutting down.
     pids = our_managers(tmpdir)
     rss = sum(peak_rss_kib(p) for p in pids)
+    cpu = sum(cpu_s(p) for p in pids)
+    steady = seen - half
+    per_batch = {}
+    if mgr_h is not None and workers and steady > 0:
+        # The same managers as at the half: one that started since would add its whole
+        # startup to the steady stretch.
+        mgr = sum(oncpu_s(p) for p in mgr_pids)
+        job = mgr + sum(oncpu_s(p) for p in workers + [os.getpid()])
+        per_batch = {"managers_cpu_us_per_batch": round((mgr - mgr_h) / steady * 1e6, 1),
+                     "job_cpu_us_per_batch": round((job - job_h) / steady * 1e6, 1)}
     del it
     print(json.dumps({"workers": a.workers, "batches": seen, "bad": bad,
                       "first_batch_s": t1 - t0,
                       "batches_per_s": (seen - half) / (t2 - th) if seen > half else 0.0,
                       "epoch_s": t2 - t0,
-                      "managers": len(pids), "peak_rss_kib": rss}), flush=True)
+                      "managers": len(pids), "peak_rss_kib": rss,
+                      "managers_cpu_s": round(cpu, 3), **per_batch}), flush=True)
 
 
 if __name__ == "__main__":
