@@ -53,9 +53,12 @@
 #define PRUNE_PASS_DIVISOR 4
 #define MIN_ROOM_KIB 256 /* a journal.db, its -wal and its -shm at the start */
 /* A restarted manager answers its first registration only once its dead siblings' leaks
- * are gone from /dev/shm, or after this long: libshm waits 1 s for an OK, and the
- * commit and the OK need some of that second. */
-#define RECLAIM_HOLD_MS 800
+ * are gone from /dev/shm, or after this long. libshm waits 1 s for an OK and then fails
+ * the job ("Shared memory manager connection has timed out"), a worse end than a first
+ * tensor racing the leaks for space, so the hold leaves the client half its second:
+ * past the hold, the OK waited for the scheduler by up to a CFS period (100 ms) in a
+ * CPU-limited group, and by more than 200 ms when the group had a tenth of a CPU. */
+#define RECLAIM_HOLD_MS 500
 #define FILES_CHECK_MS 1000 /* how often the manager checks its files are still there */
 
 struct manager;
