@@ -512,6 +512,94 @@ def test_recover_name_looks_in_the_bases_ls_lists():
         expect(r.returncode == 0 and sb.objects() == [], "cleanup: %r" % r.stderr)
 
 
+
+def _json_reading(raw):
+    """What report_json_string makes of bytes, as json.loads reads it back: valid UTF-8
+    as its characters, every other byte as the character of its Latin-1 reading."""
+    s = raw.decode("utf-8", "surrogateescape")
+    return "".join(chr(ord(ch) - 0xdc00) if 0xdc80 <= ord(ch) <= 0xdcff else ch for ch in s)
+
+
+def _x_escaped(raw):
+    """report_print_escaped: printable ASCII as is, every other byte as \\xHH."""
+    return "".join(chr(b) if 0x20 <= b < 0x7f else "\\x%02x" % b for b in raw)
+
+
+def test_recover_json_detail_is_whole():
+    """`recover --json NAME` copied its failure into the report's 256-byte detail, so a
+    JSON consumer got the bases recover looked in cut at 255 bytes (mid-path, possibly
+    mid-UTF-8), and the message itself was cut at 1 KiB of bases before that. Four long
+    bases (one near PATH_MAX, two matched by a pattern, UTF-8 in their names): the
+    detail in the JSON must name each whole, equal (escaped) to the line on stderr.
+    Then garbage: a base whose name holds quotes, backslashes, control bytes and bytes
+    that are not UTF-8 must come out as valid JSON naming it exactly."""
+    with Sandbox("recjson") as sb:
+        root = os.path.join(sb.tmp, "r").encode()
+
+        def long_dir(parent, tag, length):
+            """A directory under parent whose path is about length bytes."""
+            path = parent
+            while len(path) + 2 < length:
+                comp = (tag + "-\u00e9t\u00e9" * 40).encode()[:max(1, min(200, length - len(path) - 1))]
+                comp = comp.decode("utf-8", "ignore").encode()  # never cut mid-UTF-8 here
+                path = os.path.join(path, comp)
+            os.makedirs(path, 0o755, exist_ok=True)
+            return path
+
+        lit1 = long_dir(root, "a", 4000)  # near PATH_MAX (4096 with its NUL)
+        lit2 = long_dir(root, "b", 900)
+        pat_parent = long_dir(root, "c", 1200)
+        jobs = [os.path.join(pat_parent, b"job.%d" % i) for i in (1, 2)]
+        for j in jobs:
+            os.mkdir(j, 0o755)
+        tmpdirs = b":".join([lit1, lit2, os.path.join(pat_parent, b"job.*")])
+        env = dict(sb.env, SHMWARDEN_TMPDIRS=os.fsdecode(tmpdirs))
+        looked = [lit1, lit2] + jobs
+
+        def check(what, name, want, shown=None):
+            r = subprocess.run([harness.SHMWARDEN, "recover", "--json", name], env=env,
+                               capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+            expect(r.returncode == 1, "%s: exit %d %r" % (what, r.returncode, r.stderr[-300:]))
+            try:
+                doc = json.loads(r.stdout.decode("utf-8"))
+            except ValueError as e:
+                raise AssertionError("%s: not JSON (%s): %r" % (what, e, r.stdout[:600]))
+            detail = doc["detail"]
+            expect(doc["status"] == "error", "%s: status %r" % (what, doc["status"]))
+            for b in looked:
+                expect(_json_reading(b) in detail,
+                       "%s: %d-byte base not whole in the JSON detail (%d chars): ...%r" %
+                       (what, len(b), len(detail), detail[-200:]))
+            expect(detail == _json_reading(want),
+                   "%s: detail\n  %r\nwant\n  %r" % (what, detail[-300:], _json_reading(want)[-300:]))
+            shown = shown or name.encode()
+            expect(doc["dir"] == _json_reading(shown), "%s: dir %r" % (what, doc["dir"][-200:]))
+            line = "shmwarden recover: %s: error: %s\n" % (_x_escaped(shown), _x_escaped(want))
+            expect(r.stderr.decode("ascii") == line,
+                   "%s: stderr and JSON disagree: %r" % (what, r.stderr[-300:]))
+
+        check("nowhere", "shmwarden-zzzzzz",
+              b"no such directory (already reclaimed, or never there): looked in " +
+              b", ".join(looked) + b" (from SHMWARDEN_TMPDIRS)")
+        # The same name in two long bases: both named whole.
+        for b in (lit1, jobs[1]):
+            os.mkdir(os.path.join(b, b"shmwarden-twotwo"), 0o700)
+        looked = [lit1, jobs[1]]
+        check("twice", "shmwarden-twotwo",
+              b"in two temp bases, " + lit1 + b"/shmwarden-twotwo and " + jobs[1] +
+              b": give its path", shown=lit1 + b"/shmwarden-twotwo")
+
+        # Garbage in a base's name: quotes, backslashes, control bytes, not UTF-8.
+        evil = os.path.join(root, b'q"u\\o\\"te\x01\x02\n\t\r\x1b]0;t\x07\x7f\xff\xc3(\xe9\xed\xa0\x80'
+                            b'\xf4\x90\x80\x80\xc0\xaf ok \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 "}')
+        os.mkdir(evil, 0o755)
+        env = dict(sb.env, SHMWARDEN_TMPDIRS=os.fsdecode(b":".join([evil, lit2])))
+        looked = [evil, lit2]
+        check("garbage", "shmwarden-zzzzzz",
+              b"no such directory (already reclaimed, or never there): looked in " +
+              b", ".join(looked) + b" (from SHMWARDEN_TMPDIRS)")
+
+
 # (9)
 def test_multi_user_as_root():
     if os.geteuid() != 0:
