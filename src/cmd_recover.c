@@ -40,6 +40,28 @@ static const char recover_usage[] =
 	"  --syslog       log to syslog (facility daemon) instead of stderr\n"
 	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n";
 
+/* The bases a "looked in" names; the others are counted (a thousand per-job bases would
+ * make a line nobody reads). */
+#define RECOVER_NAMED 4
+
+/* The longest message recover_find or the checks after it can make, whole: the named
+ * bases and the first error (PATH_MAX each at most), the entries' text (specs_len), and
+ * room for the words around them. Nothing is cut to fit: the JSON detail and the line
+ * on stderr both carry it all. */
+static size_t recover_err_len(size_t specs_len)
+{
+	return (RECOVER_NAMED + 3) * (size_t)PATH_MAX + specs_len + 1024;
+}
+
+/* The bytes bases_describe writes for b, NUL included. */
+static size_t recover_specs_len(const struct bases *b)
+{
+	size_t n = 1;
+	for (size_t i = 0; i < b->nspecs; i++)
+		n += strlen(b->specs[i]) + 1;
+	return n;
+}
+
 /* Splits DIR, a path ("NAME/" is one: in the working directory), into its parent
  * (opened) and its last component. */
 static int recover_split(const char *dir, int *parentfd, char *name, size_t namelen, char *err,
@@ -93,7 +115,9 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 			size_t shownlen, char *err, size_t errlen)
 {
 	struct base *base = malloc(sizeof(*base));
-	char looked[1024] = "", first_error[sizeof(base->why)] = "";
+	char looked[RECOVER_NAMED * (sizeof(base->path) + 2)] = "",
+							  first_error[sizeof(base->why)] = "";
+	char *all = NULL;
 	size_t k = 0;
 	unsigned nlooked = 0, nunsafe = 0, nerrors = 0;
 	int rc = -1;
@@ -112,8 +136,8 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 			nunsafe++;
 			continue;
 		}
-		/* The first few, for the message; a thousand per-job bases are counted. */
-		if (nlooked++ < 4 && k < sizeof(looked))
+		/* The first few, whole (looked has room for them), for the message. */
+		if (nlooked++ < RECOVER_NAMED)
 			k += (size_t)snprintf(looked + k, sizeof(looked) - k, "%s%s", k ? ", " : "",
 					      base->path);
 		struct stat st;
@@ -123,8 +147,7 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 		}
 		if (*basefd >= 0) {
 			close(base->fd);
-			util_err(err, errlen,
-				 "in two temp bases, %.1024s and %.1024s: give its path", shown,
+			util_err(err, errlen, "in two temp bases, %s and %s: give its path", shown,
 				 base->path);
 			goto out;
 		}
@@ -138,12 +161,12 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 		rc = 0;
 		goto out;
 	}
-	char from[64], all[1024];
+	char from[64];
 	bool dflt = strcmp(b->from, "default") == 0;
 	snprintf(from, sizeof(from), "%s%s", dflt ? "" : "from ", dflt ? "the default" : b->from);
 	char more[64] = "";
-	if (nlooked > 4)
-		snprintf(more, sizeof(more), " and %u more", nlooked - 4);
+	if (nlooked > RECOVER_NAMED)
+		snprintf(more, sizeof(more), " and %u more", nlooked - RECOVER_NAMED);
 	if (nlooked)
 		util_err(err, errlen,
 			 "no such directory (already reclaimed, or never there): looked in %s%s "
@@ -151,11 +174,13 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 			 looked, more, from);
 	else if (nerrors == 1 && !nunsafe && b->nspecs == 1)
 		util_err(err, errlen, "no such directory: %s", first_error);
+	else if (!(all = malloc(recover_specs_len(b))))
+		util_err(err, errlen, "no such directory: no temp base to look in");
 	else
 		util_err(err, errlen,
 			 "no such directory: no temp base to look in (%s, %s, names no "
 			 "directory that can be read)",
-			 bases_describe(b, all, sizeof(all)), from);
+			 bases_describe(b, all, recover_specs_len(b)), from);
 	if (nerrors && (nlooked || nunsafe || b->nspecs > 1)) {
 		size_t n = strlen(err);
 		snprintf(err + n, errlen - n, "; %s", first_error);
@@ -172,20 +197,18 @@ out:
 		close(*basefd);
 		*basefd = -1;
 	}
+	free(all);
 	free(base);
 	return rc;
 }
 
 /* A failure before reclaim_dir could report: with --json it is still one JSON document
- * on stdout (status "error"), as every other outcome is; the line on stderr stays. */
+ * on stdout (status "error"), as every other outcome is, its detail WHY whole (a
+ * report's detail array would cut the bases a "looked in" names); the line on stderr
+ * stays. */
 static void recover_fail_json(const char *dir, const char *why, bool dry_run)
 {
-	struct reclaim_report r;
-	memset(&r, 0, sizeof(r));
-	r.status = RECLAIM_ERROR;
-	r.owner = (uid_t)-1; /* unknown: null in the document */
-	util_strlcpy(r.detail, why, sizeof(r.detail));
-	report_print_json(stdout, dir, &r, dry_run);
+	report_print_json_error(stdout, dir, why, dry_run);
 	fputc('\n', stdout);
 }
 
@@ -284,16 +307,24 @@ int cmd_recover(int argc, char **argv)
 	signal(SIGIO, SIG_IGN);
 	int rc = 1, basefd = -1, shmfd = -1;
 	struct inuse *idx = NULL;
-	char name[256], err[PATH_MAX + 2600], boot_id[UTIL_BOOT_ID_LEN + 1];
+	char name[256], boot_id[UTIL_BOOT_ID_LEN + 1];
+	size_t errlen = recover_err_len(recover_specs_len(&bases));
+	char *err = malloc(errlen);
 	int found = -1;
+	if (!err) {
+		fputs(CLI_PROG("recover") ": out of memory\n", stderr);
+		if (json)
+			recover_fail_json(shown, "out of memory", dry_run);
+		goto out;
+	}
 	if (bare && util_strlcpy(name, dir, sizeof(name)) >= sizeof(name))
-		util_err(err, sizeof(err), "name too long");
+		util_err(err, errlen, "name too long");
 	else if (bare && (strcmp(dir, ".") == 0 || strcmp(dir, "..") == 0))
-		util_err(err, sizeof(err), "not a manager directory (names are shmwarden-XXXXXX)");
+		util_err(err, errlen, "not a manager directory (names are shmwarden-XXXXXX)");
 	else if (bare)
-		found = recover_find(&bases, name, &basefd, shown, sizeof(shown), err, sizeof(err));
+		found = recover_find(&bases, name, &basefd, shown, sizeof(shown), err, errlen);
 	else
-		found = recover_split(dir, &basefd, name, sizeof(name), err, sizeof(err));
+		found = recover_split(dir, &basefd, name, sizeof(name), err, errlen);
 	if (found < 0) {
 		recover_complain(shown, err, dry_run);
 		if (json)
@@ -305,10 +336,10 @@ int cmd_recover(int argc, char **argv)
 		goto out;
 	}
 	dev_t shm_dev;
-	if ((shmfd = shmobj_dir_open(err, sizeof(err))) < 0 ||
-	    shmobj_dir_dev(shmfd, &shm_dev, err, sizeof(err)) < 0 ||
-	    !(idx = inuse_new("/proc", shm_dev, err, sizeof(err))) ||
-	    util_boot_id(boot_id, sizeof(boot_id), err, sizeof(err)) < 0) {
+	if ((shmfd = shmobj_dir_open(err, errlen)) < 0 ||
+	    shmobj_dir_dev(shmfd, &shm_dev, err, errlen) < 0 ||
+	    !(idx = inuse_new("/proc", shm_dev, err, errlen)) ||
+	    util_boot_id(boot_id, sizeof(boot_id), err, errlen) < 0) {
 		fprintf(stderr, CLI_PROG("recover") ": %s\n", err);
 		if (json)
 			recover_fail_json(shown, err, dry_run);
@@ -344,6 +375,7 @@ out:
 		close(shmfd);
 	if (basefd >= 0)
 		close(basefd);
+	free(err);
 	bases_free(&bases);
 	return rc;
 }

@@ -36,6 +36,7 @@
 #include "mgrdir.h"
 #include "net.h"
 #include "reclaim.h"
+#include "regcache.h"
 #include "shmobj.h"
 #include "util.h"
 #include "wire.h"
@@ -52,9 +53,12 @@
 #define PRUNE_PASS_DIVISOR 4
 #define MIN_ROOM_KIB 256 /* a journal.db, its -wal and its -shm at the start */
 /* A restarted manager answers its first registration only once its dead siblings' leaks
- * are gone from /dev/shm, or after this long: libshm waits 1 s for an OK, and the
- * commit and the OK need some of that second. */
-#define RECLAIM_HOLD_MS 800
+ * are gone from /dev/shm, or after this long. libshm waits 1 s for an OK and then fails
+ * the job ("Shared memory manager connection has timed out"), a worse end than a first
+ * tensor racing the leaks for space, so the hold leaves the client half its second:
+ * past the hold, the OK waited for the scheduler by up to a CFS period (100 ms) in a
+ * CPU-limited group, and by more than 200 ms when the group had a tenth of a CPU. */
+#define RECLAIM_HOLD_MS 500
 #define FILES_CHECK_MS 1000 /* how often the manager checks its files are still there */
 
 struct manager;
@@ -69,6 +73,9 @@ struct conn {
 	unsigned owed;       /* OKs for registrations staged in the open transaction */
 	size_t unsent_bytes; /* of "OKOK...", committed but not yet written */
 	bool peer_gone;      /* a send failed (EPIPE): OKs are dropped, records still read */
+	bool flush_now;      /* OKs of names committed earlier wait in unsent_bytes */
+	bool refused;        /* a registration here got no OK: the client may still wait for
+			      * it, and would take the next OK for its own */
 	struct conn *dirty_prev, *dirty_next;
 	bool dirty;
 	struct conn *prev, *next; /* every open connection */
@@ -109,13 +116,16 @@ struct manager {
 	struct log_limit accept_pause_log; /* under EMFILE the pause repeats ten times a second */
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
+	struct regcache regs; /* registrations committed lately: conn_register */
 	unsigned long long n_registered, n_freed, n_refused, n_pruned;
+	unsigned long long n_already;       /* registrations answered by a committed row */
 	unsigned long long n_prune_checked; /* rows the prune looked at: its cost (#14) */
 };
 
 /* ---- connections ---------------------------------------------------------------- */
 
 static void manager_arm_shutdown(struct manager *m);
+static int64_t manager_now_us(void);
 static void conn_on_event(struct evloop *loop, int fd, unsigned revents, void *data);
 
 static void conn_mark_dirty(struct conn *c)
@@ -226,27 +236,76 @@ static void manager_refuse_batch(struct manager *m, const char *why)
 	while (m->dirty) {
 		struct conn *c = m->dirty;
 		refused += c->owed;
+		c->refused = c->refused || c->owed;
 		c->owed = 0;
 		conn_unmark_dirty(c);
 	}
 	m->n_refused += refused;
+	regcache_abort(&m->regs); /* what the batch staged was never journaled */
 	if (refused)
 		log_warn("manager: journal: %s; refused %u registration%s (no OK sent)", why,
 			 refused, refused == 1 ? "" : "s");
 }
 
+/*
+ * A registration of a name this manager committed less than the prune grace ago, on
+ * another connection, and did not forget since, is answered without a write: the
+ * journal already holds a committed row for the name, which is all a reclaimer acts on
+ * after a crash, so every OK still follows a commit of its name (docs/DESIGN.md,
+ * invariant 1). This is libshm's receiving process registering the tensor it received
+ * with the sender's manager, milliseconds after the sender: in a DataLoader, half of
+ * every manager's registrations, each a commit of its own before.
+ *
+ * Writing the row again would move registered_at forward by less than the grace and
+ * forget an identity learned for the earlier registration. Neither can make anyone
+ * unlink more: an older registration time only narrows the birth window a reclaimer
+ * allows an unidentified object (shmobj_born_by), and an identity narrows it to one
+ * object. So the worst a row not restarted can do is keep an object that a client
+ * replaced under the same name, never unlink one; and a client re-registering on its
+ * own connection (the one that may replace its object) is journaled again, as before.
+ *
+ * Order: OKs are indistinguishable bytes, and a client takes the next one for its
+ * oldest registration. If this connection still waits for the commit of an earlier
+ * registration, this OK waits behind it (and is withdrawn with it if that commit
+ * fails); after a refusal here, nothing is answered from the cache on this connection,
+ * as its client may still be waiting for the refused one's OK.
+ */
+static bool conn_register_committed(struct conn *c, const struct wire_msg *msg, int64_t now_us)
+{
+	struct manager *m = c->m;
+	if (c->refused || !regcache_covers(&m->regs, msg->name, msg->name_len, c->id, now_us,
+					   (int64_t)m->cfg.prune_grace_s * 1000000))
+		return false;
+	m->n_registered++;
+	m->n_already++;
+	if (c->owed) {
+		c->owed++;
+	} else if (!c->peer_gone) {
+		c->unsent_bytes += WIRE_OK_LEN;
+		c->flush_now = true;
+	}
+	log_debug("manager: client %u (pid %d): registered %s (committed already)", c->id,
+		  (int)c->peer_pid, msg->name);
+	return true;
+}
+
 static void conn_register(struct conn *c, const struct wire_msg *msg)
 {
 	struct manager *m = c->m;
+	int64_t now_us = manager_now_us();
+	if (conn_register_committed(c, msg, now_us))
+		return;
 	if (journal_add(m->journal, msg->name, msg->name_len, c->peer_pid, util_wall_s()) < 0) {
 		const char *why = journal_error(m->journal);
 		if (!journal_in_txn(m->journal))
 			manager_refuse_batch(m, why);
 		m->n_refused++;
+		c->refused = true;
 		log_warn("manager: client %u (pid %d): cannot journal %s: %s; refused (no OK sent)",
 			 c->id, (int)c->peer_pid, msg->name, why);
 		return;
 	}
+	regcache_stage(&m->regs, msg->name, msg->name_len, c->id, now_us);
 	m->n_registered++;
 	m->pass_regs++;
 	c->owed++;
@@ -284,6 +343,7 @@ static void conn_free(struct conn *c, const struct wire_msg *msg)
 			manager_identify(m, msg->name, msg->name_len, &o);
 		return;
 	}
+	regcache_forget(&m->regs, msg->name, msg->name_len);
 	if (journal_forget(m->journal, msg->name, msg->name_len) < 0) {
 		/* Harmless: the name stays journaled and a prune or reclaim drops it later. */
 		log_warn("manager: journal: forget %s: %s", msg->name, journal_error(m->journal));
@@ -337,7 +397,10 @@ static void conn_read(struct conn *c)
 		conn_close(c, c->partial_len ? "disconnected in the middle of a record" : NULL);
 		return;
 	}
-	conn_consume(c, m->rxbuf, have + (size_t)n);
+	if (conn_consume(c, m->rxbuf, have + (size_t)n) == 0 && c->flush_now) {
+		c->flush_now = false;
+		conn_flush_oks(c);
+	}
 }
 
 static void conn_on_event(struct evloop *loop, int fd, unsigned revents, void *data)
@@ -431,6 +494,7 @@ static void manager_commit(struct manager *m)
 		manager_refuse_batch(m, journal_error(m->journal));
 		return;
 	}
+	regcache_commit(&m->regs);
 	while (m->dirty) {
 		struct conn *c = m->dirty;
 		conn_unmark_dirty(c);
@@ -580,6 +644,7 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 			}
 			if (young)
 				continue;
+			regcache_forget(&m->regs, rows[i].name, rows[i].len);
 			if (journal_forget(m->journal, rows[i].name, rows[i].len) == 0)
 				m->n_pruned++;
 		}
@@ -838,6 +903,7 @@ static int manager_restore_journal(struct manager *m)
 	journal_abandon(m->journal);
 	m->journal = nj;
 	nj = NULL;
+	regcache_clear(&m->regs); /* a row that failed to copy is not in the new journal */
 	m->prune_resume = false;
 	m->pass_open = false;
 	manager_note_journal(m);
@@ -1340,9 +1406,10 @@ int manager_run(const struct manager_config *cfg)
 	int rc = 0;
 	if (!m->failed && (rc = evloop_run(m->loop)) < 0)
 		log_error("manager: epoll_wait: %s", strerror(errno));
-	log_info("manager: exiting: %llu registered, %llu freed, %llu refused, %llu pruned "
-		 "(%llu rows checked by the prune)",
-		 m->n_registered, m->n_freed, m->n_refused, m->n_pruned, m->n_prune_checked);
+	log_info("manager: exiting: %llu registered (%llu of them committed already), %llu freed, "
+		 "%llu refused, %llu pruned (%llu rows checked by the prune)",
+		 m->n_registered, m->n_already, m->n_freed, m->n_refused, m->n_pruned,
+		 m->n_prune_checked);
 	if (m->failed)
 		rc = -1;
 	manager_stop(m, true);

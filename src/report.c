@@ -155,7 +155,10 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 	fputc('\n', f);
 }
 
-void report_print_json(FILE *f, const char *path, const struct reclaim_report *r, bool dry_run)
+/* detail apart from r: a failure before reclaim_dir says why in a string of any length,
+ * which r->detail (a fixed array) would cut. */
+static void report_json_object(FILE *f, const char *path, const struct reclaim_report *r,
+			       const char *detail, bool dry_run)
 {
 	fputs("{\"status\":", f);
 	report_json_string(f, reclaim_status_str(r->status));
@@ -176,7 +179,7 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"detail\":",
 		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes, r->reused,
 		r->handed_over);
-	report_json_string(f, r->detail);
+	report_json_string(f, detail);
 	fprintf(f, ",\"not_inspectable\":%u", r->not_inspectable);
 	if (r->not_inspectable && r->not_inspectable_pid > 0)
 		fprintf(f, ",\"not_inspectable_pid\":%d", (int)r->not_inspectable_pid);
@@ -188,6 +191,20 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
 	else
 		fputs(",\"live_unreadable_pid\":null", f);
 	fputc('}', f);
+}
+
+void report_print_json(FILE *f, const char *path, const struct reclaim_report *r, bool dry_run)
+{
+	report_json_object(f, path, r, r->detail, dry_run);
+}
+
+void report_print_json_error(FILE *f, const char *path, const char *why, bool dry_run)
+{
+	struct reclaim_report r;
+	memset(&r, 0, sizeof(r));
+	r.status = RECLAIM_ERROR;
+	r.owner = (uid_t)-1; /* unknown: null in the document */
+	report_json_object(f, path, &r, why, dry_run);
 }
 
 void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run)

@@ -40,6 +40,10 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 /* One JSON object (no newline); path is what the user knows the directory by. */
 void report_print_json(FILE *f, const char *path, const struct reclaim_report *r, bool dry_run);
 
+/* The object of a directory that could not be processed before reclaim_dir could report
+ * (status "error", owner null, counts 0), detail why whole, however long. */
+void report_print_json_error(FILE *f, const char *path, const char *why, bool dry_run);
+
 /* "CMD: N directories: R removed, K kept, L live, S starting, H for a human (U unsafe,
  * C corrupt, F foreign[, B unsafe temp bases]), E failed; U objects unlinked (...)...",
  * with a newline; H counts the unsafe bases too, which are named only when there are

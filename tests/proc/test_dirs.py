@@ -526,7 +526,7 @@ import harness
 from harness import Sandbox
 rounds, leaks, leak_size, size = (int(a) for a in sys.argv[2:6])
 libc = ctypes.CDLL(None, use_errno=True)
-# A round in which the adoption outlasted the manager's 800 ms hold (it says so on
+# A round in which the adoption outlasted the manager's hold (500 ms; it says so on
 # stderr, then serves anyway: libshm waits only 1 s) tells nothing about space before
 # service; under load it is retried, up to 3 x rounds in all.
 out = {"rounds": []}
@@ -563,7 +563,7 @@ while (sum(not x["capped"] for x in out["rounds"]) < rounds and
         c2.close()
         os.kill(m2.pid, signal.SIGKILL)
         m2.wait()
-        rnd["capped"] = "still running after 800 ms" in m2.stderr_text()
+        rnd["capped"] = "reclaim at start still running after" in m2.stderr_text()
         out["rounds"].append(rnd)
 print(json.dumps(out))
 """
@@ -575,7 +575,7 @@ def test_space_before_service():
     (posix_fallocate: ENOSPC if the leaks were still there)."""
     rounds = int(os.environ.get("SHMWARDEN_SPACE_ROUNDS", "5"))
     inner = 'mount -t tmpfs -o size=64m,mode=1777 shmw-test /dev/shm && exec "$@"'
-    # Under ASan+UBSan an adoption of 800 names outlasts the 800 ms hold (measured:
+    # Under ASan+UBSan an adoption of 800 names outlasts the hold (measured:
     # then the manager serves anyway, as it should): the same 50 MiB in 50 objects.
     leaks, leak_size = (50, 1 << 20) if harness.SANITIZED else (800, 64 << 10)
     cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh",
@@ -586,16 +586,83 @@ def test_space_before_service():
     expect(r.returncode == 0, "inner run: %d %s" % (r.returncode, r.stderr[-3000:]))
     out = json.loads(r.stdout.strip().splitlines()[-1])["rounds"]
     judged = [x for x in out if not x["capped"]]
-    print("# %d rounds (%d past the 800 ms hold, not judged): first OK after %s ms, socket "
+    print("# %d rounds (%d past the hold, not judged): first OK after %s ms, socket "
           "line after %s ms" % (len(out), len(out) - len(judged),
                                 [x["ok_ms"] and round(x["ok_ms"]) for x in out],
                                 [round(x["line_ms"]) for x in out]))
-    expect(judged, "every round's adoption outlasted the 800 ms hold: nothing judged: %s" % out)
+    expect(judged, "every round's adoption outlasted the hold: nothing judged: %s" % out)
     expect(all(x["fit"] for x in judged),
            "the first object did not fit (or got no OK within 1 s) although the adoption "
            "finished within the hold: %s" % out)
     expect(max(x["line_ms"] for x in out) < 1000,
            "the socket line waited for the adoption: %s" % out)
+
+
+def _dead_sibling(sb, n):
+    """A manager that journaled n objects, created as libshm does (registrations
+    pipelined 500 at a time: n round trips would take longer than the test), then
+    SIGKILLed with its client."""
+    m = manager(sb)
+    c = m.client()
+    names = [sb.name("leak%d" % i) for i in range(n)]
+    for k in range(0, n, 500):
+        batch = names[k:k + 500]
+        c.send_raw(b"".join(harness.record(x) for x in batch))
+        got = b""
+        while len(got) < 2 * len(batch):
+            chunk = c.sock.recv(2 * len(batch) - len(got))
+            expect(chunk, "the manager closed the connection")
+            got += chunk
+        expect(got == b"OK" * len(batch), "not OK: %r" % got[:20])
+        for x in batch:
+            os.close(os.open(SHM + x, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    harness.sigkill(m)
+    c.close()
+
+
+def test_first_ok_leaves_libshm_half_its_second():
+    """libshm waits 1 s for the OK of a registration, then the PyTorch job fails with
+    "Shared memory manager connection has timed out". A restarted manager holds its
+    first registration while it adopts its dead siblings, up to a fixed hold: 800 ms
+    left 200 ms for the commit and the scheduler, and in a CPU-limited group (a tenth of
+    a CPU, busy workers beside it) 1 first OK in 10, up to 3, came after 1.1-1.2 s.
+    A dead sibling with 60,000 leaks (its adoption takes 1-2 s here, longer than any
+    hold), a real restarted manager (the drop-in), a libshm-style client that sends its
+    first registration as soon as the socket line is read: the OK must come within 1 s
+    every time, and, in the rounds where the hold (not the adoption) decided, within
+    700 ms at the median. 700 ms is the hold (500 ms) plus 200 ms for the scheduler on a
+    loaded machine (the overshoot measured at load 3 on 2 cores was 1-15 ms), and lies
+    100 ms under the 800 ms hold's floor, so the old hold fails this however fast the
+    machine."""
+    leaks = 60000
+    out = []
+    for _ in range(3):
+        with Sandbox("firstok") as sb:
+            _dead_sibling(sb, leaks)
+            m2 = sb.spawn_manager()  # the drop-in: adopts its dead sibling at start
+            expect(m2.sock, "manager failed: %r" % m2.line)
+            c2 = harness.Client(m2.sock)
+            c2.send_raw(harness.record(sb.name("first")))
+            t0 = time.monotonic()
+            try:
+                c2.recv_ok(timeout=5.0)  # past libshm's 1 s too: the figure is the point
+                ok_ms = (time.monotonic() - t0) * 1000
+            except TimeoutError:
+                ok_ms = None
+            # The adoption goes on after the OK; its end makes the next round fair.
+            adopted = harness.wait_for(lambda: len(sb.manager_dirs()) == 1, timeout=120)
+            c2.close()
+            harness.sigkill(m2)
+            capped = "reclaim at start still running after" in m2.stderr_text()
+            expect(adopted, "the adoption of %d leaks did not end within 120 s" % leaks)
+            out.append({"ok_ms": ok_ms and round(ok_ms, 1), "capped": capped})
+    judged = sorted(x["ok_ms"] for x in out if x["capped"] and x["ok_ms"] is not None)
+    print("# first OK after %s ms (capped: the hold decided)" % out)
+    expect(all(x["ok_ms"] is not None and x["ok_ms"] < 1000 for x in out),
+           "a first OK came after libshm's 1 s (the job would have failed): %s" % out)
+    expect(judged, "no round's adoption outlasted the hold: nothing judged: %s" % out)
+    expect(judged[len(judged) // 2] < 700,
+           "the hold leaves libshm less than 300 ms of its second: %s" % out)
 
 TORCH_JOB = r"""
 import ctypes, os, sys, torch

@@ -15,6 +15,7 @@ made with useradd are removed again. Tests that need root say SKIP when not root
 import contextlib
 import json
 import os
+import re
 import pwd
 import secrets
 import select
@@ -22,6 +23,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -456,27 +458,88 @@ def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
         stop(h)
 
 
+def _alive(pid):
+    """Whether pid is a process that has not exited (a zombie has)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_view_is_renewed_within_one_long_journal():
     # One journal: an object, then 500,000 rows of objects long gone, then an object a
     # holder opens once the first was unlinked. The view that cleared the first is seconds
     # old by the last: it must be renewed, not trusted.
-    with Sandbox("hview") as sb:
-        first, last = sb.name("a"), sb.name("z")
-        d = dead_manager(sb, [first, last])
-        _fatten(d, BIG_ROWS, sb.prefix + "m%07d")  # sorts between the two
-        rec = sb.track(subprocess.Popen([harness.SHMWARDEN, "recover", "--json", d],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        env=sb.env))
-        expect(harness.wait_for(lambda: not os.path.exists(SHM + first), 60, 0.005),
-               "the first object was not reclaimed")
-        h = hold(sb, "fd", SHM + last)
-        expect(rec.poll() is None, "recover finished before the holder came: make it bigger")
-        out, err = rec.communicate(timeout=600)
-        rep = json.loads(out)
-        expect(os.path.exists(SHM + last), "unlinked while open: the view was not renewed")
-        expect(rep["status"] == "kept" and rep["in_use"] == 1 and rep["unlinked"] == 1 and
-               rep["not_inspectable"] == 0, "long journal: %s" % rep)
-        stop(h)
+    for attempt in range(2):
+        with Sandbox("hview") as sb:
+            if _view_renewed(sb, attempt):
+                return
+
+
+def _view_renewed(sb, attempt):
+    """One try of the test above: True when it passed, False when another process kept
+    the first object (the test is tried again once that process is gone)."""
+    first, last = sb.name("a"), sb.name("z")
+    d = dead_manager(sb, [first, last])
+    _fatten(d, BIG_ROWS, sb.prefix + "m%07d")  # sorts between the two
+    rec = sb.track(subprocess.Popen([harness.SHMWARDEN, "recover", "--json", d],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=dict(sb.env, SHMWARDEN_LOG="info")))
+    log = []
+
+    def read_log():
+        for ln in rec.stderr:
+            log.append(ln.decode(errors="replace"))
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
+    # Cannot tell means keep: while a live manager of our uid that is not ours (all of
+    # ours are dead) has a journal we cannot read (another suite's pin of another schema
+    # version, on a shared machine), nothing of the uid's is unlinked, and the recover
+    # says so at the first name. Then the test waits for that process and tries again.
+    def blocker():
+        for ln in log:
+            m = re.search(r"the journal of live manager pid (\d+) cannot be read", ln)
+            if m:
+                return int(m.group(1))
+        return None
+    # Before its first unlink the recover opens and checks the whole journal (500,000
+    # rows) and walks /proc (every task's descriptors and maps, other suites' too), so on
+    # a loaded machine that takes as long as the load makes it: no fixed wall-clock bound
+    # fits (60 s timed out once under ASan). Waited on until the object goes or the
+    # recover ends, within pytest's limit; a recover that ends without unlinking it, or
+    # never gets there, fails here.
+    harness.wait_for(lambda: not os.path.exists(SHM + first) or rec.poll() is not None or
+                     blocker(), 400, 0.02)
+    if os.path.exists(SHM + first):
+        pid = blocker()
+        if attempt == 0 and pid:
+            rec.kill()
+            rec.wait()
+            print("kept for live manager pid %d, whose journal cannot be read: waiting for it"
+                  % pid)
+            expect(harness.wait_for(lambda: not _alive(pid), 150, 0.5),
+                   "live manager pid %d (journal unreadable) lived on for 150 s" % pid)
+            return False
+        rc = rec.poll()
+        if rc is None:
+            rec.kill()
+        out = rec.stdout.read()
+        rec.wait()
+        reader.join(5)
+        raise AssertionError("the first object was not reclaimed (recover %s): %s %s" % (
+            "still running after 400 s" if rc is None else "exit %d" % rc, out[-800:],
+            "".join(log)[-800:]))
+    h = hold(sb, "fd", SHM + last)
+    expect(rec.poll() is None, "recover finished before the holder came: make it bigger")
+    out = rec.stdout.read()
+    rec.wait(600)
+    rep = json.loads(out)
+    expect(os.path.exists(SHM + last), "unlinked while open: the view was not renewed")
+    expect(rep["status"] == "kept" and rep["in_use"] == 1 and rep["unlinked"] == 1 and
+           rep["not_inspectable"] == 0, "long journal: %s" % rep)
+    stop(h)
+    return True
 
 
 harness.main(globals())

@@ -160,12 +160,13 @@ def test_receivers_registration_long_after_the_birth_is_the_same_object():
     """libshm's receiving process registers the name it received with the sender's
     manager (THManagedMapAllocator given a manager handle): the same name again, its
     object born earlier, often seconds earlier (a DataLoader batch waits in the queue
-    until the training loop takes it). That registration restarts the row, and the
-    object it names was born before it: it is the journaled object, identified by the
-    prune and reclaimed after a crash, never refused as `name reused`."""
+    until the training loop takes it). Past the prune grace that registration restarts
+    the row (within it, the committed row answers it: the next test), and the object it
+    names was born before it: it is the journaled object, identified by the prune and
+    reclaimed after a crash, never refused as `name reused`."""
     with Sandbox("idr") as sb:
         for prune_ms in ("100000", "100"):
-            m = spawn(sb, "--prune-interval", prune_ms)
+            m = spawn(sb, "--prune-interval", prune_ms, "--prune-grace", "2")
             creator, receiver = m.client(), m.client()
             n = sb.name("batch" + prune_ms)
             creator.register(n)
@@ -186,6 +187,60 @@ def test_receivers_registration_long_after_the_birth_is_the_same_object():
             expect(rep["unlinked"] == 1 and rep["name_reused"] == 0,
                    "prune every %s ms: report %r" % (prune_ms, rep))
             expect(not os.path.exists(SHM + n), "the object leaked")
+
+
+def data_version(con):
+    """SQLite's count of commits by other connections, as this one sees it."""
+    return con.execute("PRAGMA data_version").fetchone()[0]
+
+
+def test_receivers_registration_within_the_grace_is_answered_by_the_committed_row():
+    """The same receiver, milliseconds after the sender as in a DataLoader: the journal
+    holds the sender's committed row, so the manager answers without a commit (half of
+    a DataLoader manager's commits before), and the row still brings the object back
+    after a crash. A name forgotten since (its object unlinked, then freed) or older
+    than the grace is journaled again; a client registering again on its own connection
+    still restarts the row (test_free_of_a_kept_object_identifies_it)."""
+    with Sandbox("idw") as sb:
+        m = spawn(sb, "--prune-interval", "100000", "--prune-grace", "3")
+        creator, receiver = m.client(), m.client()
+        n, gone, old = sb.name("batch"), sb.name("gone"), sb.name("old")
+        for x in (n, gone, old):
+            creator.register(x)
+            sb.create_object(x)
+        t_old = time.monotonic()
+        before = rows(m.dir)
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(m.dir, "journal.db"),
+                              uri=True, timeout=5)
+        try:
+            v0 = data_version(con)
+            receiver.register(n)
+            expect(data_version(con) == v0, "the receiver's registration was committed again")
+            expect(rows(m.dir)[n] == before[n], "the row changed: %r, was %r"
+                   % (rows(m.dir)[n], before[n]))
+            # Forgotten since: its object unlinked, then freed by its creator.
+            os.unlink(SHM + gone)
+            creator.free(gone)
+            expect(wait_for(lambda: gone not in rows(m.dir)), "the free did not forget")
+            receiver.register(gone)
+            expect(gone in rows(m.dir), "a forgotten name was answered without its row")
+            # Older than the grace: journaled again, with the time of this registration.
+            time.sleep(max(0.0, 3.2 - (time.monotonic() - t_old)))
+            v1 = data_version(con)
+            receiver.register(old)
+            expect(data_version(con) != v1, "a registration past the grace was not committed")
+            expect(rows(m.dir)[old][0] > before[old][0], "the row was not restarted")
+        finally:
+            con.close()
+        sb.create_object(gone)
+        sigkill(m)
+        creator.close()
+        receiver.close()
+        r = sb.run(["recover", "--json", m.dir])
+        expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
+        rep = json.loads(r.stdout)
+        expect(rep["unlinked"] == 3 and rep["name_reused"] == 0, "report %r" % rep)
+        expect(sb.objects() == [], "leaked after SIGKILL: %s" % sb.objects())
 
 
 PIN_TRIALS = 15

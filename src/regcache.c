@@ -1,0 +1,93 @@
+/* regcache.c — the registrations a manager committed lately (see regcache.h).
+ *
+ * Direct-mapped by a 64-bit hash of the name: one slot to look at per registration, no
+ * allocation on the register path, and nothing to free. A collision only forgets, and
+ * a forgotten name costs one commit, as before. */
+#include <string.h>
+
+#include "regcache.h"
+
+/* FNV-1a, 64 bits, then MurmurHash3's fmix64 finalizer: FNV alone leaves a name's last
+ * bytes (the counter that tells libshm's names apart) out of its top bits, which pick
+ * the slot. 0 is kept for empty slots. */
+static uint64_t regcache_hash(const char *name, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 0x100000001b3ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h ? h : 1;
+}
+
+/* The slot holding name, or -1. */
+static int regcache_find(const struct regcache *rc, uint64_t h, const char *name, size_t len)
+{
+	int i = (int)(h >> (64 - REGCACHE_SLOT_BITS));
+	const struct regcache_entry *e = &rc->slot[i];
+	if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0)
+		return i;
+	return -1;
+}
+
+void regcache_clear(struct regcache *rc)
+{
+	/* The transaction count goes on: an entry is committed only if staged before. */
+	uint64_t txn = rc->open_txn;
+	memset(rc, 0, sizeof(*rc));
+	rc->open_txn = txn;
+}
+
+void regcache_stage(struct regcache *rc, const char *name, size_t len, unsigned conn_id,
+		    int64_t now_us)
+{
+	if (len == 0 || len >= WIRE_NAME_FIELD)
+		return;
+	uint64_t h = regcache_hash(name, len);
+	struct regcache_entry *e = &rc->slot[h >> (64 - REGCACHE_SLOT_BITS)];
+	*e = (struct regcache_entry){ .hash = h,
+				      .at_us = now_us,
+				      .txn = rc->open_txn,
+				      .conn_id = conn_id,
+				      .len = (unsigned char)len };
+	memcpy(e->name, name, len);
+}
+
+void regcache_abort(struct regcache *rc)
+{
+	for (int i = 0; i < REGCACHE_SLOTS; i++)
+		if (rc->slot[i].hash && rc->slot[i].txn == rc->open_txn)
+			memset(&rc->slot[i], 0, sizeof(rc->slot[i]));
+}
+
+void regcache_commit(struct regcache *rc)
+{
+	rc->open_txn++;
+}
+
+bool regcache_covers(const struct regcache *rc, const char *name, size_t len, unsigned conn_id,
+		     int64_t now_us, int64_t window_us)
+{
+	if (len == 0 || len >= WIRE_NAME_FIELD || window_us <= 0)
+		return false;
+	int i = regcache_find(rc, regcache_hash(name, len), name, len);
+	if (i < 0)
+		return false;
+	const struct regcache_entry *e = &rc->slot[i];
+	return e->txn < rc->open_txn && e->conn_id != conn_id && now_us >= e->at_us &&
+	       now_us - e->at_us < window_us;
+}
+
+void regcache_forget(struct regcache *rc, const char *name, size_t len)
+{
+	if (len == 0 || len >= WIRE_NAME_FIELD)
+		return;
+	int i = regcache_find(rc, regcache_hash(name, len), name, len);
+	if (i >= 0)
+		memset(&rc->slot[i], 0, sizeof(rc->slot[i]));
+}
