@@ -458,15 +458,6 @@ def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
         stop(h)
 
 
-def _alive(pid):
-    """Whether pid is a process that has not exited (a zombie has)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_view_is_renewed_within_one_long_journal():
     # One journal: an object, then 500,000 rows of objects long gone, then an object a
     # holder opens once the first was unlinked. The view that cleared the first is seconds
@@ -518,7 +509,7 @@ def _view_renewed(sb, attempt):
             rec.wait()
             print("kept for live manager pid %d, whose journal cannot be read: waiting for it"
                   % pid)
-            expect(harness.wait_for(lambda: not _alive(pid), 150, 0.5),
+            expect(harness.wait_for(lambda: harness.is_dead(pid), 150, 0.5),
                    "live manager pid %d (journal unreadable) lived on for 150 s" % pid)
             return False
         rc = rec.poll()

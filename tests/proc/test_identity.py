@@ -156,6 +156,17 @@ def test_unidentified_row_judged_by_birth_time():
         os.unlink(SHM + old)
 
 
+def crash_then_recover(sb, m, *clients):
+    """SIGKILLs manager m, closes its clients, runs `recover --json` on its directory;
+    returns the report."""
+    sigkill(m)
+    for c in clients:
+        c.close()
+    r = sb.run(["recover", "--json", m.dir])
+    expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
+    return json.loads(r.stdout)
+
+
 def test_receivers_registration_long_after_the_birth_is_the_same_object():
     """libshm's receiving process registers the name it received with the sender's
     manager (THManagedMapAllocator given a manager handle): the same name again, its
@@ -178,12 +189,7 @@ def test_receivers_registration_long_after_the_birth_is_the_same_object():
                        "the prune never identified the re-registered row: %r" % rows(m.dir))
             else:
                 expect(rows(m.dir)[n][1] is None, "identified without a prune: %r" % rows(m.dir))
-            sigkill(m)
-            creator.close()
-            receiver.close()
-            r = sb.run(["recover", "--json", m.dir])
-            expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
-            rep = json.loads(r.stdout)
+            rep = crash_then_recover(sb, m, creator, receiver)
             expect(rep["unlinked"] == 1 and rep["name_reused"] == 0,
                    "prune every %s ms: report %r" % (prune_ms, rep))
             expect(not os.path.exists(SHM + n), "the object leaked")
@@ -233,12 +239,7 @@ def test_receivers_registration_within_the_grace_is_answered_by_the_committed_ro
         finally:
             con.close()
         sb.create_object(gone)
-        sigkill(m)
-        creator.close()
-        receiver.close()
-        r = sb.run(["recover", "--json", m.dir])
-        expect(r.returncode == 0, "recover exit %d: %s" % (r.returncode, r.stderr))
-        rep = json.loads(r.stdout)
+        rep = crash_then_recover(sb, m, creator, receiver)
         expect(rep["unlinked"] == 3 and rep["name_reused"] == 0, "report %r" % rep)
         expect(sb.objects() == [], "leaked after SIGKILL: %s" % sb.objects())
 

@@ -58,15 +58,6 @@ def sweep_json(sb, *args, env=None, timeout=60):
     return r, json.loads(r.stdout)
 
 
-def alive(pid):
-    """Whether pid is a process that has not exited (a zombie has)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def who_is(pid):
     """What a process is (for a failure message): its command line and working
     directory, or that it is gone."""
@@ -209,7 +200,7 @@ def test_random_moment_kills():
                 x["not_inspectable"] == 0 for x in kept):
             print("the first sweep kept %d directories for %s; waiting for it to exit" % (
                 len(kept), [who_is(p) for p in sorted(blockers)]))
-            expect(wait_for(lambda: not any(alive(p) for p in blockers),
+            expect(wait_for(lambda: all(harness.is_dead(p) for p in blockers),
                             180, 0.5),
                    "a live manager whose journal cannot be read lived on for 180 s: %s" %
                    [who_is(p) for p in sorted(blockers)])
