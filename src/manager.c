@@ -248,21 +248,28 @@ static void manager_refuse_batch(struct manager *m, const char *why)
 }
 
 /*
- * A registration of a name this manager committed less than the prune grace ago, on
- * another connection, and did not forget since, is answered without a write: the
- * journal already holds a committed row for the name, which is all a reclaimer acts on
- * after a crash, so every OK still follows a commit of its name (docs/DESIGN.md,
- * invariant 1). This is libshm's receiving process registering the tensor it received
- * with the sender's manager, milliseconds after the sender: in a DataLoader, half of
- * every manager's registrations, each a commit of its own before.
+ * A registration of a name whose object exists and is the one this manager's committed
+ * row covers (born by the row's time plus the birth window), on another connection,
+ * less than half the grace after that row was committed and with no free or prune of
+ * the name since, is answered without a write: the journal already holds a committed
+ * row for that very object, which is all a reclaimer acts on after a crash, so every OK
+ * still follows a commit of its name (docs/DESIGN.md, invariant 1). This is libshm's
+ * receiving process registering the tensor it received with the sender's manager,
+ * milliseconds after the sender: in a DataLoader, half of every manager's
+ * registrations, each a commit of its own before.
  *
- * Writing the row again would move registered_at forward by less than the grace and
- * forget an identity learned for the earlier registration. Neither can make anyone
- * unlink more: an older registration time only narrows the birth window a reclaimer
- * allows an unidentified object (shmobj_born_by), and an identity narrows it to one
- * object. So the worst a row not restarted can do is keep an object that a client
- * replaced under the same name, never unlink one; and a client re-registering on its
- * own connection (the one that may replace its object) is journaled again, as before.
+ * Writing the row again would move registered_at forward and forget an identity learned
+ * for the earlier registration. Neither can make anyone unlink more: an older
+ * registration time only narrows the birth window a reclaimer allows an unidentified
+ * object (shmobj_born_by), and an identity narrows it to one object. Why the other
+ * conditions:
+ * - the object must exist: a row whose object does not exist yet is forgotten by the
+ *   prune once it is older than the grace, and only a restarted row gives the client
+ *   that answer's grace to create it;
+ * - half the grace (and of the birth window): a client that replaces the object right
+ *   after this answer still finds the row young, and its new object within the window;
+ * - another connection: a client registering again on its own connection is the one
+ *   that may replace its object, and is journaled again, as before.
  *
  * Order: OKs are indistinguishable bytes, and a client takes the next one for its
  * oldest registration. If this connection still waits for the commit of an earlier
@@ -273,8 +280,15 @@ static void manager_refuse_batch(struct manager *m, const char *why)
 static bool conn_register_committed(struct conn *c, const struct wire_msg *msg, int64_t now_us)
 {
 	struct manager *m = c->m;
+	int64_t window_s = m->cfg.prune_grace_s < SHMOBJ_BIRTH_WINDOW_S ? m->cfg.prune_grace_s
+									: SHMOBJ_BIRTH_WINDOW_S;
+	int64_t registered_s;
+	struct shmobj_info o;
 	if (c->refused || !regcache_covers(&m->regs, msg->name, msg->name_len, c->id, now_us,
-					   (int64_t)m->cfg.prune_grace_s * 1000000))
+					   window_s * 1000000 / 2, &registered_s))
+		return false;
+	if (shmobj_info(m->shm_dirfd, msg->name, &o) != 0 || !S_ISREG(o.mode) || !o.has_btime ||
+	    !shmobj_born_by(o.btime_ns, registered_s, SHMOBJ_BIRTH_WINDOW_S))
 		return false;
 	m->n_registered++;
 	m->n_already++;
@@ -295,7 +309,8 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 	int64_t now_us = manager_now_us();
 	if (conn_register_committed(c, msg, now_us))
 		return;
-	if (journal_add(m->journal, msg->name, msg->name_len, c->peer_pid, util_wall_s()) < 0) {
+	int64_t wall_s = util_wall_s();
+	if (journal_add(m->journal, msg->name, msg->name_len, c->peer_pid, wall_s) < 0) {
 		const char *why = journal_error(m->journal);
 		if (!journal_in_txn(m->journal))
 			manager_refuse_batch(m, why);
@@ -305,7 +320,7 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 			 c->id, (int)c->peer_pid, msg->name, why);
 		return;
 	}
-	regcache_stage(&m->regs, msg->name, msg->name_len, c->id, now_us);
+	regcache_stage(&m->regs, msg->name, msg->name_len, c->id, now_us, wall_s);
 	m->n_registered++;
 	m->pass_regs++;
 	c->owed++;

@@ -44,7 +44,7 @@ void regcache_clear(struct regcache *rc)
 }
 
 void regcache_stage(struct regcache *rc, const char *name, size_t len, unsigned conn_id,
-		    int64_t now_us)
+		    int64_t now_us, int64_t wall_s)
 {
 	if (len == 0 || len >= WIRE_NAME_FIELD)
 		return;
@@ -52,6 +52,7 @@ void regcache_stage(struct regcache *rc, const char *name, size_t len, unsigned 
 	struct regcache_entry *e = &rc->slot[h >> (64 - REGCACHE_SLOT_BITS)];
 	*e = (struct regcache_entry){ .hash = h,
 				      .at_us = now_us,
+				      .wall_s = wall_s,
 				      .txn = rc->open_txn,
 				      .conn_id = conn_id,
 				      .len = (unsigned char)len };
@@ -71,7 +72,7 @@ void regcache_commit(struct regcache *rc)
 }
 
 bool regcache_covers(const struct regcache *rc, const char *name, size_t len, unsigned conn_id,
-		     int64_t now_us, int64_t window_us)
+		     int64_t now_us, int64_t window_us, int64_t *registered_s)
 {
 	if (len == 0 || len >= WIRE_NAME_FIELD || window_us <= 0)
 		return false;
@@ -79,8 +80,11 @@ bool regcache_covers(const struct regcache *rc, const char *name, size_t len, un
 	if (i < 0)
 		return false;
 	const struct regcache_entry *e = &rc->slot[i];
-	return e->txn < rc->open_txn && e->conn_id != conn_id && now_us >= e->at_us &&
-	       now_us - e->at_us < window_us;
+	if (e->txn >= rc->open_txn || e->conn_id == conn_id || now_us < e->at_us ||
+	    now_us - e->at_us >= window_us)
+		return false;
+	*registered_s = e->wall_s;
+	return true;
 }
 
 void regcache_forget(struct regcache *rc, const char *name, size_t len)

@@ -26,6 +26,7 @@
 struct regcache_entry {
 	uint64_t hash;    /* 0: an empty slot */
 	int64_t at_us;    /* CLOCK_MONOTONIC when the registration was staged */
+	int64_t wall_s;   /* the same moment in unix seconds (the journal row's, or earlier) */
 	uint64_t txn;     /* the transaction that staged it: committed once it is closed */
 	unsigned conn_id; /* the connection that registered it */
 	unsigned char len;
@@ -47,7 +48,7 @@ void regcache_abort(struct regcache *rc);
 /* Notes a registration just staged in the open transaction (by connection conn_id, at
  * now_us on CLOCK_MONOTONIC). It counts only once regcache_commit() was called. */
 void regcache_stage(struct regcache *rc, const char *name, size_t len, unsigned conn_id,
-		    int64_t now_us);
+		    int64_t now_us, int64_t wall_s);
 
 /* The open transaction was committed: every registration staged so far is journaled. */
 void regcache_commit(struct regcache *rc);
@@ -55,9 +56,10 @@ void regcache_commit(struct regcache *rc);
 /* True when name's registration was committed less than window_us ago, has not been
  * forgotten since, and came on another connection than conn_id (a client registering
  * a name again on its own connection may be replacing its object: that is journaled
- * again, as before). False for anything else, which is never wrong. */
+ * again, as before); *registered_s is then its time in unix seconds. False for anything
+ * else, which is never wrong. */
 bool regcache_covers(const struct regcache *rc, const char *name, size_t len, unsigned conn_id,
-		     int64_t now_us, int64_t window_us);
+		     int64_t now_us, int64_t window_us, int64_t *registered_s);
 
 /* The name's row is being deleted (a free, the prune): it must be journaled again. */
 void regcache_forget(struct regcache *rc, const char *name, size_t len);

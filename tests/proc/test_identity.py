@@ -244,6 +244,31 @@ def test_receivers_registration_within_the_grace_is_answered_by_the_committed_ro
         expect(sb.objects() == [], "leaked after SIGKILL: %s" % sb.objects())
 
 
+def test_registration_of_an_object_not_made_yet_is_journaled_again():
+    """A second client registers a name whose object does not exist yet (not libshm's
+    way, but the protocol allows it) and makes the object seconds later. Answered from
+    the committed row, the row was never restarted: the prune forgot it once it was
+    older than the grace, before the object existed, and the object leaked after a
+    crash (a newcomer's finding). Only an existing object is answered from the row."""
+    with Sandbox("idy") as sb:
+        m = spawn(sb, "--prune-interval", "100", "--prune-grace", "6")
+        first, second = m.client(), m.client()
+        n = sb.name("late")
+        first.register(n)  # and never makes it
+        t0 = time.monotonic()
+        time.sleep(2.0)  # within half the grace: only the object's absence decides
+        second.register(n)
+        # Past the first registration's grace, 4.6 s into the second's (the prune
+        # compares whole seconds, so that is less than 6 whatever the fractions).
+        time.sleep(max(0.0, 6.6 - (time.monotonic() - t0)))
+        sb.create_object(n)
+        time.sleep(0.5)  # a few prune ticks
+        expect(n in rows(m.dir), "the name was pruned before its object was made")
+        rep = crash_then_recover(sb, m, first, second)
+        expect(rep["unlinked"] == 1, "report %r" % rep)
+        expect(sb.objects() == [], "leaked after SIGKILL: %s" % sb.objects())
+
+
 PIN_TRIALS = 15
 
 

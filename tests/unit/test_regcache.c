@@ -11,12 +11,16 @@ static struct regcache rc; /* 22 KB: static, as inside the manager's struct */
 
 static bool covers(const char *name, unsigned conn, int64_t now_us)
 {
-	return regcache_covers(&rc, name, strlen(name), conn, now_us, 10 * S);
+	int64_t at = -1;
+	bool yes = regcache_covers(&rc, name, strlen(name), conn, now_us, 10 * S, &at);
+	/* the second of the registration staged, never later than now */
+	CHECK(!yes || (at >= 1700000000 && at <= 1700000000 + now_us / S));
+	return yes;
 }
 
 static void stage(const char *name, unsigned conn, int64_t now_us)
 {
-	regcache_stage(&rc, name, strlen(name), conn, now_us);
+	regcache_stage(&rc, name, strlen(name), conn, now_us, 1700000000 + now_us / S);
 }
 
 static void test_only_committed_registrations_count(void)
@@ -58,9 +62,10 @@ static void test_forgotten_and_stale_are_not_covered(void)
 	regcache_forget(&rc, "/a", 2);
 	CHECK(!covers("/a", 2, 200));
 	CHECK(covers("/b", 2, 100 + 10 * S - 1));
-	CHECK(!covers("/b", 2, 100 + 10 * S));            /* the window is open at its end */
-	CHECK(!covers("/b", 2, 99));                      /* a clock before the staging: never */
-	CHECK(!regcache_covers(&rc, "/b", 2, 2, 200, 0)); /* no grace, no cover */
+	CHECK(!covers("/b", 2, 100 + 10 * S)); /* the window is open at its end */
+	CHECK(!covers("/b", 2, 99));           /* a clock before the staging: never */
+	int64_t at;
+	CHECK(!regcache_covers(&rc, "/b", 2, 2, 200, 0, &at)); /* no grace, no cover */
 	regcache_clear(&rc);
 	CHECK(!covers("/b", 2, 200));
 	regcache_forget(&rc, "/never", 6); /* forgetting what is not there is fine */
@@ -105,16 +110,17 @@ static void test_garbage_lengths_are_ignored(void)
 	char longname[WIRE_NAME_FIELD + 8];
 	memset(longname, 'x', sizeof(longname));
 	longname[0] = '/';
-	regcache_stage(&rc, longname, sizeof(longname), 1, 0);
-	regcache_stage(&rc, "", 0, 1, 0);
+	int64_t at;
+	regcache_stage(&rc, longname, sizeof(longname), 1, 0, 0);
+	regcache_stage(&rc, "", 0, 1, 0, 0);
 	regcache_commit(&rc);
-	CHECK(!regcache_covers(&rc, longname, sizeof(longname), 2, 1, 10 * S));
-	CHECK(!regcache_covers(&rc, "", 0, 2, 1, 10 * S));
+	CHECK(!regcache_covers(&rc, longname, sizeof(longname), 2, 1, 10 * S, &at));
+	CHECK(!regcache_covers(&rc, "", 0, 2, 1, 10 * S, &at));
 	regcache_forget(&rc, longname, sizeof(longname));
 	/* The longest valid name works. */
-	regcache_stage(&rc, longname, WIRE_NAME_MAX, 1, 0);
+	regcache_stage(&rc, longname, WIRE_NAME_MAX, 1, 0, 0);
 	regcache_commit(&rc);
-	CHECK(regcache_covers(&rc, longname, WIRE_NAME_MAX, 2, 1, 10 * S));
+	CHECK(regcache_covers(&rc, longname, WIRE_NAME_MAX, 2, 1, 10 * S, &at));
 }
 
 int main(void)
