@@ -397,6 +397,9 @@ def enospc_in_namespace(base, prefix):
         # A receiver's registration of a name committed a moment ago (libshm's receiving
         # process registers what it received with the sender's manager) needs no write:
         # it is answered even now.
+        # (Its object exists, as a received tensor's does: the client made it after
+        # its OK; the manager's shutdown unlinks it.)
+        os.close(os.open(harness.SHM + oked[-1], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         receiver = Client(m.sock)
         receiver.register(oked[-1], timeout=2.0)
         # But never ahead of a registration the same connection still waits for: OKs
