@@ -4,10 +4,16 @@ Tests run the real binaries against the real kernel. Every test works inside a
 Sandbox: a private temp base (the managers' TMPDIR), a unique object-name prefix,
 and a list of the processes it started. On exit, even after a failure, the sandbox
 kills only the processes it started, unlinks only /dev/shm objects with its own
-prefix, and removes its temp base. Objects without the prefix that a manager in its
-base journaled (a PyTorch program's torch_*) and that still exist then are the test's
-leak: the sandbox names them and fails a test that passed (it never unlinks them: a
-test that makes them cleans them up, see test_torch.py).
+prefix, gives the managers its test started through other programs (PyTorch's) a few
+seconds to exit by themselves, and removes its temp base without destroying the only
+record of a leftover object (reclaim_base): the product's own `shmwarden sweep`
+reclaims what the dead managers under the base journaled first, and a base that still
+holds a live manager, or a journal naming objects still in /dev/shm, is kept, with one
+line on stderr saying why and how to reclaim it. Objects without the prefix that a dead
+manager in its base journaled (a PyTorch program's torch_*) and that still exist at
+exit are the test's leak: the sandbox names them and fails a test that passed (the
+sweep reclaims them all the same; a test that makes them cleans them up, see
+test_torch.py).
 
 A test module defines test_* functions; pytest (conftest.py) runs them in order.
 A test takes the `sb` fixture (a Sandbox) or opens one itself (`with Sandbox() as sb:`).
@@ -149,6 +155,8 @@ class Sandbox:
             os.chmod(self.tmp, 0o1777)
         self.prefix = "/shmwt_%d_%s_" % (os.getpid(), secrets.token_hex(4))
         self.procs = []
+        self.kept = False  # cleanup kept the base: it is the only record of what is left
+        self.manager_exit_wait = MANAGER_EXIT_WAIT
         self.env = dict(os.environ, TMPDIR=self.tmp)
 
     def __enter__(self):
@@ -226,41 +234,24 @@ class Sandbox:
 
     def journaled_left(self):
         """Names without our prefix that a dead manager journaled anywhere under our base
-        and whose object is still in /dev/shm (read only: nothing is touched; a live
-        manager, its directory flocked, will unlink its own)."""
-        import fcntl
-        import sqlite3
+        and whose object is still in /dev/shm: the test's leak (read only: nothing is
+        touched; a live manager, its directory flocked, will unlink its own)."""
         left = set()
-        for top, dirs, files in os.walk(self.tmp):
-            if not os.path.basename(top).startswith("shmwarden-") or "journal.db" not in files:
+        for d in _manager_dirs(self.tmp):
+            if _is_live(d):
                 continue
-            try:
-                fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                finally:
-                    os.close(fd)
-            except OSError:
-                continue  # a live manager's (it unlinks its own at shutdown), or gone
-            try:
-                con = sqlite3.connect("file:%s?mode=ro" % os.path.join(top, "journal.db"),
-                                      uri=True, timeout=1)
-                try:
-                    names = [bytes(r[0]) for r in con.execute("select name from objects")]
-                finally:
-                    con.close()
-            except (sqlite3.Error, TypeError, ValueError):
-                continue  # no journal yet, a corrupt one a test made, another layout
-            for n in names:
-                if (n.startswith(b"/") and b"/" not in n[1:] and b"\0" not in n and
-                        not n.startswith(self.prefix.encode()) and
-                        os.path.lexists(SHM.encode() + n)):
+            names = _journal_names(d)
+            for n in names or ():
+                if not n.startswith(self.prefix.encode()) and _exists(n):
                     left.add(n.decode(errors="replace"))
         return sorted(left)
 
     def cleanup(self):
-        """Kills our processes, unlinks our prefix's objects, removes the base. Returns
-        the objects our managers journaled that are still there (journaled_left)."""
+        """Kills our processes, unlinks our prefix's objects, then reclaims what our
+        managers journaled and removes the base (reclaim_base: a base whose journals
+        still name objects is kept, with a line saying why). Returns the names our dead
+        managers had journaled without our prefix whose objects were still there before
+        that reclaim (journaled_left): the test's leak."""
         for p in self.procs:
             if p.poll() is None:
                 try:
@@ -279,15 +270,153 @@ class Sandbox:
                 os.unlink(SHM + n)
             except FileNotFoundError:
                 pass
+        # A manager our test started through another program (PyTorch's) is not ours to
+        # kill: it exits by itself once idle, unlinking its own.
+        _wait_managers_idle(self.tmp, self.manager_exit_wait)
         try:
             left = self.journaled_left()
         except OSError:
             left = []
         if left:
             sys.stderr.write("harness: %s: objects its managers journaled are left in %s: "
-                             "%s\n" % (self.tmp, SHM, left))
-        shutil.rmtree(self.tmp, ignore_errors=True)
+                             "%s (reclaimed now)\n" % (self.tmp, SHM, left))
+        self.kept = reclaim_base(self.tmp)
         return left
+
+
+# How long cleanup waits for a live manager under a base to exit by itself (its idle
+# shutdown is 2 s after its last client went; the machine may be loaded).
+MANAGER_EXIT_WAIT = 10.0
+
+
+def _manager_dirs(base):
+    """Every manager directory (shmwarden-*, not a symlink) anywhere under base."""
+    out = []
+    for top, dirs, _ in os.walk(base):
+        for n in dirs:
+            p = os.path.join(top, n)
+            if n.startswith("shmwarden-") and not os.path.islink(p):
+                out.append(p)
+    return sorted(out)
+
+
+def _is_live(d):
+    """True when a manager holds d's lock (the flock on the directory itself)."""
+    import errno
+    import fcntl
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError as e:
+        return e.errno == errno.EWOULDBLOCK
+    finally:
+        os.close(fd)
+
+
+def _exists(name):
+    """name (bytes, wire form) is a valid object name whose object is in /dev/shm."""
+    return (name.startswith(b"/") and b"/" not in name[1:] and b"\0" not in name and
+            len(name) > 1 and os.path.lexists(SHM.encode() + name))
+
+
+def _journal_names(d):
+    """The names d's journal holds (bytes), read with Python's sqlite3 from a private
+    copy of journal.db and its WAL, so nothing in d changes (a reader of the original
+    would leave a root-owned -shm in a user's directory, which the sweep then calls
+    unsafe). Empty when there is no journal; None when it cannot be read as one."""
+    import sqlite3
+    j = os.path.join(d, "journal.db")
+    if not os.path.lexists(j):
+        return set()
+    tmp = tempfile.mkdtemp(prefix="shmw-journal-copy-")
+    try:
+        for ext in ("", "-wal"):
+            if os.path.isfile(j + ext) and not os.path.islink(j + ext):
+                shutil.copyfile(j + ext, os.path.join(tmp, "journal.db" + ext))
+        con = sqlite3.connect(os.path.join(tmp, "journal.db"), timeout=1)
+        try:
+            return {bytes(r[0]) if not isinstance(r[0], str) else r[0].encode()
+                    for r in con.execute("select name from objects")}
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error, TypeError, ValueError):
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _raw_names(d):
+    """For a journal SQLite cannot read: the objects in /dev/shm whose name stands in its
+    bytes (journal.db and its WAL keep a row's name as it was written)."""
+    data = b""
+    for ext in ("", "-wal"):
+        try:
+            with open(os.path.join(d, "journal.db" + ext), "rb") as f:
+                data += f.read()
+        except OSError:
+            pass
+    return {b"/" + n for n in os.listdir(SHM.encode()) if b"/" + n in data}
+
+
+def _wait_managers_idle(base, timeout=MANAGER_EXIT_WAIT):
+    """Waits until no manager under base is live, timeout seconds at most."""
+    wait_for(lambda: not any(_is_live(d) for d in _manager_dirs(base)), timeout=timeout,
+             interval=0.05)
+
+
+def base_records(base):
+    """What under base is still the only record of objects: {manager directory: why}, for
+    a live manager's directory (its journal is being written), and for a dead one whose
+    journal names objects still in /dev/shm (its names, or, for a journal SQLite cannot
+    read, the objects whose names stand in its bytes)."""
+    out = {}
+    for d in _manager_dirs(base):
+        if _is_live(d):
+            out[d] = "its manager is live"
+            continue
+        names = _journal_names(d)
+        unreadable = names is None
+        there = sorted(n.decode(errors="replace") for n in
+                       (_raw_names(d) if unreadable else names) if _exists(n))
+        if there:
+            out[d] = "%sjournal names %d object(s) still in %s: %s" % (
+                "unreadable " if unreadable else "", len(there), SHM, " ".join(there[:5]) +
+                (" ..." if len(there) > 5 else ""))
+    return out
+
+
+def reclaim_base(base):
+    """Removes a temp base without destroying the only record of a leftover object: first
+    `shmwarden sweep` reclaims every dead manager's directory under it (as root it acts as
+    each directory's owner; live managers and objects in use are left alone, see
+    shmwarden(1)), then the base is removed, unless something under it is still such a
+    record (base_records): then the base is kept, with one line on stderr saying which,
+    why and how to reclaim it. Returns True when the base was kept."""
+    parents = sorted({os.path.dirname(d) for d in _manager_dirs(base)})
+    if parents:
+        env = dict(os.environ, SHMWARDEN_TMPDIRS=":".join(parents))
+        try:
+            subprocess.run([SHMWARDEN, "sweep"], env=env, capture_output=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as e:
+            sys.stderr.write("harness: sweep of %s failed: %s\n" % (base, e))
+    records = base_records(base)
+    if not records:
+        shutil.rmtree(base, ignore_errors=True)
+        return False
+    where = sorted({os.path.dirname(d) for d in records})
+    how = ("%s sweep --tmpdir %s" % (SHMWARDEN, where[0]) if len(where) == 1 else
+           "SHMWARDEN_TMPDIRS=%s %s sweep" % (":".join(where), SHMWARDEN))
+    sys.stderr.write("harness: kept %s, the only record of what is left: %s; reclaim with "
+                     "`%s` once that is over (a human's call for an unreadable journal), "
+                     "then rm -r %s\n" % (base, "; ".join(
+                         "%s: %s" % (os.path.relpath(d, base), why)
+                         for d, why in sorted(records.items())), how, base))
+    return True
 
 
 def main(namespace):
@@ -383,6 +512,31 @@ def journal_names(mgr_dir):
         return sorted(bytes(r[0]).decode() for r in con.execute("select name from objects"))
     finally:
         con.close()
+
+
+def snapshot(d, recursive=False):
+    """Every entry of d (recursive: every entry under it, by its path relative to d): its
+    mode (kind and permissions), inode, size, mtime (ns) and, for a regular file, its
+    bytes' sha256 (else None). Equal snapshots: nothing there was replaced, written,
+    touched, created or removed. An error reading a directory is raised."""
+    import hashlib
+
+    def fail(e):
+        raise e
+    out = {}
+    for top, dirs, files in os.walk(d, onerror=fail):
+        for n in dirs + files:
+            p = os.path.join(top, n)
+            st = os.lstat(p)
+            digest = None
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(p, d)] = (st.st_mode, st.st_ino, st.st_size,
+                                          st.st_mtime_ns, digest)
+        if not recursive:
+            break
+    return out
 
 
 def dir_size(path):
