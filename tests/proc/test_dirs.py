@@ -6,7 +6,6 @@ dry runs, which must change nothing.
 Everything happens under the sandbox's private temp base; systemd-tmpfiles gets a
 config file naming only that base.
 """
-import hashlib
 import json
 import os
 import random
@@ -63,20 +62,6 @@ def expect_swept(sb, unlinked):
     expect(r.returncode == 0 and doc["totals"]["unlinked"] == unlinked,
            "after SIGKILL: %s %s" % (r.stdout, r.stderr))
     expect(sb.objects() == [], "objects left: %s" % sb.objects())
-
-
-def snapshot(d):
-    """Every file of d: its bytes' digest, size and mtime (ns)."""
-    out = {}
-    for n in os.listdir(d):
-        p = os.path.join(d, n)
-        st = os.lstat(p)
-        digest = None
-        if os.path.isfile(p) and not os.path.islink(p):
-            with open(p, "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()
-        out[n] = (digest, st.st_size, st.st_mtime_ns, st.st_ino)
-    return out
 
 
 def tmpfiles_clean(sb, age="2s"):
@@ -261,7 +246,7 @@ def test_inspection_is_read_only():
         sb.create_object(sb.name("live"))
         for d in (wal, ckpt):
             expect(os.path.exists(os.path.join(d, "journal.db")), "no journal in %s" % d)
-        before = {d: snapshot(d) for d in (wal, ckpt)}
+        before = {d: harness.snapshot(d) for d in (wal, ckpt)}
         base_before = sorted(os.listdir(sb.tmp))
         time.sleep(0.05)  # an mtime written now would differ
         runs = [sb.run(["ls", "--tmpdir", sb.tmp]),
@@ -273,8 +258,8 @@ def test_inspection_is_read_only():
         for r in runs:
             expect(r.returncode == 0, "%s: %d %s" % (r.args, r.returncode, r.stderr))
         for d in (wal, ckpt):
-            expect(snapshot(d) == before[d], "%s changed: %s -> %s" % (
-                os.path.basename(d), before[d], snapshot(d)))
+            expect(harness.snapshot(d) == before[d], "%s changed: %s -> %s" % (
+                os.path.basename(d), before[d], harness.snapshot(d)))
         expect(sorted(os.listdir(sb.tmp)) == base_before, "the base changed: %s"
                % os.listdir(sb.tmp))
         doc = json.loads(runs[1].stdout)

@@ -199,25 +199,6 @@ def test_root_sweep_when_its_own_tmpdir_is_missing():
         expect(rep["status"] == "removed" and sb.objects() == [], "%s" % rep)
 
 
-
-def tree(d):
-    """Every entry under d: its kind, mode, inode, size, mtime (ns) and, for a file, its
-    bytes' digest; what the host's read-only mount promises does not change."""
-    import hashlib
-    out = {}
-    for top, dirs, files in os.walk(d):
-        for n in dirs + files:
-            p = os.path.join(top, n)
-            st = os.lstat(p)
-            digest = None
-            if os.path.isfile(p) and not os.path.islink(p):
-                with open(p, "rb") as f:
-                    digest = hashlib.sha256(f.read()).hexdigest()
-            out[os.path.relpath(p, d)] = (st.st_mode, st.st_ino, st.st_size,
-                                          st.st_mtime_ns, digest)
-    return out
-
-
 # In a private mount namespace where argv[1] is a read-only bind of itself (what an
 # administrator's `mount -o bind,ro`, or a container's read-only view, makes): the
 # sweep's dry run, its real run and ls, one JSON line each.
@@ -268,7 +249,8 @@ def test_root_sweep_keeps_a_read_only_mount_read_only():
         expect(sorted(os.listdir(m.dir))[:1] == ["journal.db"] and
                harness.journal_names(m.dir) == [obj], "the dead manager's journal: %s"
                % os.listdir(m.dir))
-        before = tree(base)
+        # What the host's read-only mount promises: nothing under it changes.
+        before = harness.snapshot(base, recursive=True)
         name = os.path.basename(m.dir)
         # The private journal copies of the dry run and ls go to sb.tmp (TMPDIR), writable.
         r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", RO_BIND,
@@ -282,8 +264,9 @@ def test_root_sweep_keeps_a_read_only_mount_read_only():
         expect(verdicts == [["sweep --dry-run", 1, "error", why], ["sweep", 1, "error", why],
                             ["ls", 0, "unknown", why]],
                "verdicts on the read-only mount: %s" % json.dumps(got, indent=1))
-        expect(tree(base) == before, "the read-only mount changed: %s -> %s"
-               % (sorted(before), sorted(tree(base))))
+        after = harness.snapshot(base, recursive=True)
+        expect(after == before, "the read-only mount changed: %s -> %s"
+               % (sorted(before), sorted(after)))
         expect(sb.objects() == [obj], "objects: %s" % sb.objects())
         # Without the read-only bind (outside that namespace the base always was
         # writable) the same sweep reclaims it.
