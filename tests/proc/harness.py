@@ -596,6 +596,23 @@ def read_object(name):
         return None
 
 
+def dead_manager(sb, names, base=None, data=b"leak"):
+    """A manager (`shmwarden manager --no-reclaim`, its TMPDIR base, else sb's) registers
+    NAMES, its client creates each (holding data), and it is SIGKILLed, as after a crash:
+    only its journal knows them now. Returns the manager's directory."""
+    env = dict(sb.env, TMPDIR=base) if base else sb.env
+    m = sb.spawn_manager(args=["manager", "--no-reclaim"], argv0="shmwarden", env=env)
+    if not m.sock:
+        raise AssertionError("manager failed: %r" % m.line)
+    c = m.client()
+    for n in names:
+        c.register(n)
+        write_object(n, data)
+    sigkill(m)
+    c.close()
+    return m.dir
+
+
 def dead_pin_manager(sb, base, pin):
     """A manager that registered pin, whose client created it, SIGKILLed before its
     prune tick could identify the row: the reclaimer can judge it by birth time only."""

@@ -27,16 +27,7 @@ def expect(cond, what):
 def dead_job_manager(sb, base, names):
     """A manager whose TMPDIR is base (a job's own temp directory) registers names, its
     client creates them, and both are SIGKILLed. Returns the manager's directory."""
-    env = dict(sb.env, TMPDIR=base)
-    m = sb.spawn_manager(args=["manager", "--no-reclaim"], argv0="shmwarden", env=env)
-    expect(m.sock, "manager failed: %r" % m.line)
-    c = m.client()
-    for n in names:
-        c.register(n)
-        harness.write_object(n, b"job")
-    harness.sigkill(m)
-    c.close()
-    return m.dir
+    return harness.dead_manager(sb, names, base=base, data=b"job")
 
 
 def job_dirs(root, count, prefix="job."):

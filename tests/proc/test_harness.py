@@ -34,18 +34,11 @@ def foreign_names(n):
 
 
 def dead_manager(sb, names):
-    """A manager under sb's base journals names, its client creates them, and it is
-    SIGKILLed: nothing but its journal knows them now. Returns its directory."""
-    m = sb.spawn_manager(args=["manager", "--no-reclaim"], argv0="shmwarden")
-    expect(m.sock, "manager failed: %r" % m.line)
-    c = m.client()
-    for n in names:
-        c.register(n)
-        harness.write_object(n, b"leak")
-    harness.sigkill(m)
-    c.close()
-    expect(harness.journal_names(m.dir) == sorted(names), "not journaled: %s" % names)
-    return m.dir
+    """A SIGKILLed manager under sb's base journaled names, whose objects exist: nothing
+    but its journal knows them now. Returns its directory."""
+    d = harness.dead_manager(sb, names)
+    expect(harness.journal_names(d) == sorted(names), "not journaled: %s" % names)
+    return d
 
 
 def unlink(names):
