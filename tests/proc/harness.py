@@ -412,10 +412,12 @@ def reclaim_base(base):
     how = ("%s sweep --tmpdir %s" % (SHMWARDEN, where[0]) if len(where) == 1 else
            "SHMWARDEN_TMPDIRS=%s %s sweep" % (":".join(where), SHMWARDEN))
     sys.stderr.write("harness: kept %s, the only record of what is left: %s; reclaim with "
-                     "`%s` once that is over (a human's call for an unreadable journal), "
-                     "then rm -r %s\n" % (base, "; ".join(
-                         "%s: %s" % (os.path.relpath(d, base), why)
-                         for d, why in sorted(records.items())), how, base))
+                     "`%s` once that is over%s, then rm -r %s\n" % (
+                         base, "; ".join("%s: %s" % (os.path.relpath(d, base), why)
+                                         for d, why in sorted(records.items())), how,
+                         " (an unreadable journal is a human's call)"
+                         if any(w.startswith("unreadable") for w in records.values()) else "",
+                         base))
     return True
 
 

@@ -133,6 +133,42 @@ def test_cleanup_keeps_the_base_when_its_journal_cannot_be_reclaimed(capsys):
             shutil.rmtree(sb.tmp)
 
 
+def test_cleanup_reads_the_bytes_of_a_journal_sqlite_cannot_read(capsys):
+    """A journal whose header is damaged is corrupt to SQLite and to the sweep (left for a
+    human), but its rows' names still stand in its bytes: while their objects exist, the
+    base is kept. A journal of random bytes (what the tests' corrupt journals are) names
+    nothing: that base goes."""
+    import sqlite3
+    names = foreign_names(2)
+    sb = Sandbox("hbytes")
+    try:
+        try:
+            with sb:
+                d = dead_manager(sb, names)
+                journal = os.path.join(d, "journal.db")
+                con = sqlite3.connect(journal)
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rows into journal.db
+                con.close()
+                with open(journal, "r+b") as f:
+                    f.write(b"not SQLite at all")  # over "SQLite format 3\0"
+                raise TestFailed("the test failed")
+        except TestFailed:
+            pass
+        err = capsys.readouterr().err
+        expect(os.path.isfile(journal) and sb.kept, "the base or its journal is gone")
+        expect("unreadable journal names 2 object(s) still in /dev/shm" in err and
+               "an unreadable journal is a human's call" in err, "the line: %r" % err)
+        with Sandbox("hgarbage") as garbage:
+            g = harness.dead_manager(garbage, [garbage.name(0)])
+            harness.corrupt_journal(g)
+        expect(not os.path.exists(garbage.tmp) and not garbage.kept,
+               "a base with a journal of random bytes was kept")
+    finally:
+        unlink(names)
+        if os.path.isdir(sb.tmp):
+            expect(harness.reclaim_base(sb.tmp) is False, "kept once its objects are gone")
+
+
 def test_cleanup_keeps_the_base_of_a_live_manager_it_did_not_start(capsys):
     """A manager the test started through another program (not the sandbox's to kill)
     still serves a client at cleanup: its directory is its journal, so the base is kept,
