@@ -10,6 +10,8 @@ still the only record of an object: a journal the sweep may not touch, a live ma
 import os
 import pwd
 import secrets
+import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -129,7 +131,6 @@ def test_cleanup_keeps_the_base_when_its_journal_cannot_be_reclaimed(capsys):
     finally:
         unlink(names)
         if os.path.isdir(sb.tmp):
-            import shutil
             shutil.rmtree(sb.tmp)
 
 
@@ -138,7 +139,6 @@ def test_cleanup_reads_the_bytes_of_a_journal_sqlite_cannot_read(capsys):
     human), but its rows' names still stand in its bytes: while their objects exist, the
     base is kept. A journal of random bytes (what the tests' corrupt journals are) names
     nothing: that base goes."""
-    import sqlite3
     names = foreign_names(2)
     sb = Sandbox("hbytes")
     try:
