@@ -25,7 +25,7 @@ def expect(cond, what):
         raise AssertionError(what)
 
 
-class TestFailed(Exception):
+class BodyFailed(Exception):
     """What the test body raises: a failure the cleanup must survive."""
 
 
@@ -69,8 +69,8 @@ def test_failed_test_cleanup_reclaims_what_killed_managers_journaled():
                 expect(os.stat(d).st_uid == pw.pw_uid and
                        all(os.stat(SHM + n).st_uid == pw.pw_uid for n in theirs),
                        "the user's manager is not the user's")
-                raise TestFailed("the test failed")
-        except TestFailed:
+                raise BodyFailed("the test failed")
+        except BodyFailed:
             pass
         left = [n for n in mine + theirs if os.path.lexists(SHM + n)]
         expect(left == [], "the cleanup of a failed test left %s in %s" % (left, SHM))
@@ -90,7 +90,7 @@ def test_passed_test_that_leaked_fails_and_its_leak_is_reclaimed():
         try:
             with sb:
                 dead_manager(sb, names)
-            raise TestFailed("the sandbox let a leaking test pass")
+            raise BodyFailed("the sandbox let a leaking test pass")
         except AssertionError as e:
             expect(all(n in str(e) for n in names), "the leak is not named: %s" % e)
         expect(not any(os.path.lexists(SHM + n) for n in names), "leaked: %s" % names)
@@ -112,8 +112,8 @@ def test_cleanup_keeps_the_base_when_its_journal_cannot_be_reclaimed(capsys):
                 d = dead_manager(sb, names)
                 journal = os.path.join(d, "journal.db")
                 os.chmod(journal, 0)
-                raise TestFailed("the test failed")
-        except TestFailed:
+                raise BodyFailed("the test failed")
+        except BodyFailed:
             pass
         err = capsys.readouterr().err
         expect(os.path.isfile(journal) and sb.kept, "the base or its journal is gone: %s"
@@ -151,8 +151,8 @@ def test_cleanup_reads_the_bytes_of_a_journal_sqlite_cannot_read(capsys):
                 con.close()
                 with open(journal, "r+b") as f:
                     f.write(b"not SQLite at all")  # over "SQLite format 3\0"
-                raise TestFailed("the test failed")
-        except TestFailed:
+                raise BodyFailed("the test failed")
+        except BodyFailed:
             pass
         err = capsys.readouterr().err
         expect(os.path.isfile(journal) and sb.kept, "the base or its journal is gone")
@@ -188,8 +188,8 @@ def test_cleanup_keeps_the_base_of_a_live_manager_it_did_not_start(capsys):
                 c = harness.Client(sock)
                 c.register(names[0])
                 harness.write_object(names[0], b"live")
-                raise TestFailed("the test failed")
-        except TestFailed:
+                raise BodyFailed("the test failed")
+        except BodyFailed:
             pass
         err = capsys.readouterr().err
         expect(m.poll() is None, "the cleanup killed a process it did not start")
