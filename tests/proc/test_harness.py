@@ -43,6 +43,20 @@ def dead_manager(sb, names):
     return d
 
 
+def fail_with_damaged_journal(sb, names, damage):
+    """Runs a test body in sb that leaves a SIGKILLed manager's journal of names damaged
+    by damage(journal path), then fails. Returns (manager directory, journal path)."""
+    try:
+        with sb:
+            d = dead_manager(sb, names)
+            journal = os.path.join(d, "journal.db")
+            damage(journal)
+            raise BodyFailed("the test failed")
+    except BodyFailed:
+        pass
+    return d, journal
+
+
 def unlink(names):
     """This test's own objects, whatever the harness did."""
     for n in names:
@@ -107,14 +121,7 @@ def test_cleanup_keeps_the_base_when_its_journal_cannot_be_reclaimed(capsys):
     names = foreign_names(2)
     sb = Sandbox("hkeep")
     try:
-        try:
-            with sb:
-                d = dead_manager(sb, names)
-                journal = os.path.join(d, "journal.db")
-                os.chmod(journal, 0)
-                raise BodyFailed("the test failed")
-        except BodyFailed:
-            pass
+        d, journal = fail_with_damaged_journal(sb, names, lambda j: os.chmod(j, 0))
         err = capsys.readouterr().err
         expect(os.path.isfile(journal) and sb.kept, "the base or its journal is gone: %s"
                % sb.tmp)
@@ -141,19 +148,15 @@ def test_cleanup_reads_the_bytes_of_a_journal_sqlite_cannot_read(capsys):
     nothing: that base goes."""
     names = foreign_names(2)
     sb = Sandbox("hbytes")
+
+    def damage_header(journal):
+        con = sqlite3.connect(journal)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rows into journal.db
+        con.close()
+        with open(journal, "r+b") as f:
+            f.write(b"not SQLite at all")  # over "SQLite format 3\0"
     try:
-        try:
-            with sb:
-                d = dead_manager(sb, names)
-                journal = os.path.join(d, "journal.db")
-                con = sqlite3.connect(journal)
-                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rows into journal.db
-                con.close()
-                with open(journal, "r+b") as f:
-                    f.write(b"not SQLite at all")  # over "SQLite format 3\0"
-                raise BodyFailed("the test failed")
-        except BodyFailed:
-            pass
+        d, journal = fail_with_damaged_journal(sb, names, damage_header)
         err = capsys.readouterr().err
         expect(os.path.isfile(journal) and sb.kept, "the base or its journal is gone")
         expect("unreadable journal names 2 object(s) still in /dev/shm" in err and
