@@ -1416,10 +1416,10 @@ int manager_run(const struct manager_config *cfg)
 	manager_print_line(cfg->out_fd, m->sockpath);
 	log_info("manager: serving %s", m->sockpath);
 	manager_start_reclaim(m);
-	/* Without the reclaim at start it began to serve, or failed to, already: a loop
-	 * run now would forget that stop (evloop_run clears it) and wait for ever. */
-	int rc = 0;
-	if (!m->failed && (rc = evloop_run(m->loop)) < 0)
+	/* Without the reclaim at start it began to serve, or failed to, already: a
+	 * failure stopped the loop before it runs, and the run returns at once. */
+	int rc = evloop_run(m->loop);
+	if (rc < 0)
 		log_error("manager: epoll_wait: %s", strerror(errno));
 	log_info("manager: exiting: %llu registered (%llu of them committed already), %llu freed, "
 		 "%llu refused, %llu pruned (%llu rows checked by the prune)",
