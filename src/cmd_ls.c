@@ -78,7 +78,7 @@ struct ls_entry {
 	int64_t nobjects;
 	uint64_t bytes;
 	bool earlier_boot;
-	char error[300];
+	char error[UTIL_MSG_LEN];
 	struct ls_object *objs;
 	size_t nobjs;
 };

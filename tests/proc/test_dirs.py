@@ -504,6 +504,43 @@ def test_a_path_through_another_users_directory_is_unsafe_everywhere():
                "a manager in a trusted base warned: %r" % quiet)
 
 
+def test_a_long_path_is_named_whole_in_every_verdict():
+    """The same untrusted /X, 500 bytes deep in UTF-8 directory names (a dead manager's
+    directory moved under it: a manager's own path must fit a socket's 108 bytes). The
+    verdict's detail lived in 256-byte buffers (the probe's why, the report's detail):
+    every command named X cut short, in the middle of an "\u00f6", and lost the reason
+    after it. Now each says it whole."""
+    if os.geteuid() != 0:
+        print("SKIP test_a_long_path_is_named_whole_in_every_verdict: needs root (chown)")
+        return
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    with Sandbox("longwhy") as sb:
+        x = os.path.join(sb.tmp, "\u00e4" * 120, "\u00f6" * 120, "X")
+        shared = os.path.join(x, "shared")
+        os.makedirs(shared)
+        os.chmod(shared, 0o1777)
+        m = manager(sb)
+        c = m.client()
+        registered(sb, c, "held")
+        harness.sigkill(m)
+        c.close()
+        d = os.path.join(shared, os.path.basename(m.dir))
+        os.rename(m.dir, d)
+        os.chown(x, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(x, 0o700)
+        why = ("%s belongs to another user (uid %d, mode 0700): it could be replaced under "
+               "the journal" % (os.path.realpath(x), nobody.pw_uid))
+        expect(len(why.encode()) > 600, "setup: %d bytes" % len(why.encode()))
+        got = every_verdict(sb, shared, d)
+        shown = "".join(chr(b) if 0x20 <= b < 0x7f else "\\x%02x" % b for b in why.encode())
+        want = {k: ("unsafe", shown if k == "ls" else why) for k in got}
+        expect(got == want, "want unsafe (%s) from every command, got %s"
+               % (why, json.dumps(got, indent=1)))
+        expect(os.path.isdir(d) and sb.objects() == [sb.name("held")],
+               "an unsafe directory was touched: %s" % sb.objects())
+
+
 def test_a_journal_or_directory_its_owner_cannot_change_is_unsafe_everywhere():
     """journal.db chmod 000 by root: ls said dead, both dry runs removed, recover removed
     (root overrides the mode), but the real sweep, sandboxed without CAP_DAC_OVERRIDE,
