@@ -14,7 +14,10 @@
  *   paths         when rw is given, as root, a private mount namespace in which every
  *                 mount is read-only but the directories of rw (the temp bases,
  *                 /dev/shm, the metrics file's directory) that are writable before
- *                 (one on a read-only mount stays read-only): creating, writing or
+ *                 (one on a read-only mount stays read-only), and the mounts under
+ *                 any of them that are writable before (one by one, as
+ *                 /proc/self/mountinfo says; a line it cannot parse leaves its
+ *                 mount read-only): creating, writing or
  *                 removing files elsewhere fails with EROFS. Reading is not restricted:
  *                 the sweeper must read /proc and every journal. It needs
  *                 CAP_SYS_ADMIN: a user's sweep (which can only touch that user's files
