@@ -83,6 +83,10 @@ $(BUILD)/tools/%.so: tests/tools/preload/%.c | $(BUILD)/tools
 $(BUILD)/tools/bench_journal: tests/tools/bench_journal.c $(BUILD)/obj/schema_sql.o | $(BUILD)/tools
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+# The cache's own hash, so that a test can make names collide (test_hardening.py).
+$(BUILD)/tools/regcache_slot: tests/tools/regcache_slot.c $(BUILD)/obj/regcache.o | $(BUILD)/tools
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS)
+
 $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests $(BUILD)/tools:
 	mkdir -p $@
 

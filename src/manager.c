@@ -277,14 +277,15 @@ static void manager_refuse_batch(struct manager *m, const char *why)
  * fails); after a refusal here, nothing is answered from the cache on this connection,
  * as its client may still be waiting for the refused one's OK.
  */
-static bool conn_register_committed(struct conn *c, const struct wire_msg *msg, int64_t now_us)
+static bool conn_register_committed(struct conn *c, const struct wire_msg *msg, uint64_t hash,
+				    int64_t now_us)
 {
 	struct manager *m = c->m;
 	int64_t window_s = m->cfg.prune_grace_s < SHMOBJ_BIRTH_WINDOW_S ? m->cfg.prune_grace_s
 									: SHMOBJ_BIRTH_WINDOW_S;
 	int64_t registered_s;
 	struct shmobj_info o;
-	if (c->refused || !regcache_covers(&m->regs, msg->name, msg->name_len, c->id, now_us,
+	if (c->refused || !regcache_covers(&m->regs, hash, msg->name, msg->name_len, c->id, now_us,
 					   window_s * 1000000 / 2, &registered_s))
 		return false;
 	if (shmobj_info(m->shm_dirfd, msg->name, &o) != 0 || !S_ISREG(o.mode) || !o.has_btime ||
@@ -307,7 +308,8 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 {
 	struct manager *m = c->m;
 	int64_t now_us = manager_now_us();
-	if (conn_register_committed(c, msg, now_us))
+	uint64_t hash = regcache_hash(msg->name, msg->name_len);
+	if (conn_register_committed(c, msg, hash, now_us))
 		return;
 	int64_t wall_s = util_wall_s();
 	if (journal_add(m->journal, msg->name, msg->name_len, c->peer_pid, wall_s) < 0) {
@@ -320,7 +322,7 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 			 c->id, (int)c->peer_pid, msg->name, why);
 		return;
 	}
-	regcache_stage(&m->regs, msg->name, msg->name_len, c->id, now_us, wall_s);
+	regcache_stage(&m->regs, hash, msg->name, msg->name_len, c->id, now_us, wall_s);
 	m->n_registered++;
 	m->pass_regs++;
 	c->owed++;

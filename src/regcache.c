@@ -10,7 +10,7 @@
 /* FNV-1a, 64 bits, then MurmurHash3's fmix64 finalizer: FNV alone leaves a name's last
  * bytes (the counter that tells libshm's names apart) out of its top bits, which pick
  * the slot. 0 is kept for empty slots. */
-static uint64_t regcache_hash(const char *name, size_t len)
+uint64_t regcache_hash(const char *name, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
 	for (size_t i = 0; i < len; i++) {
@@ -25,10 +25,15 @@ static uint64_t regcache_hash(const char *name, size_t len)
 	return h ? h : 1;
 }
 
+unsigned regcache_slot(uint64_t h)
+{
+	return (unsigned)(h >> (64 - REGCACHE_SLOT_BITS));
+}
+
 /* The slot holding name, or -1. */
 static int regcache_find(const struct regcache *rc, uint64_t h, const char *name, size_t len)
 {
-	int i = (int)(h >> (64 - REGCACHE_SLOT_BITS));
+	int i = (int)regcache_slot(h);
 	const struct regcache_entry *e = &rc->slot[i];
 	if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0)
 		return i;
@@ -43,13 +48,17 @@ void regcache_clear(struct regcache *rc)
 	rc->open_txn = txn;
 }
 
-void regcache_stage(struct regcache *rc, const char *name, size_t len, unsigned conn_id,
+void regcache_stage(struct regcache *rc, uint64_t h, const char *name, size_t len, unsigned conn_id,
 		    int64_t now_us, int64_t wall_s)
 {
 	if (len == 0 || len >= WIRE_NAME_FIELD)
 		return;
-	uint64_t h = regcache_hash(name, len);
-	struct regcache_entry *e = &rc->slot[h >> (64 - REGCACHE_SLOT_BITS)];
+	unsigned i = regcache_slot(h);
+	struct regcache_entry *e = &rc->slot[i];
+	if (rc->undo_txn[i] != rc->open_txn + 1) {
+		rc->undo[i] = *e;
+		rc->undo_txn[i] = rc->open_txn + 1;
+	}
 	*e = (struct regcache_entry){ .hash = h,
 				      .at_us = now_us,
 				      .wall_s = wall_s,
@@ -61,9 +70,16 @@ void regcache_stage(struct regcache *rc, const char *name, size_t len, unsigned 
 
 void regcache_abort(struct regcache *rc)
 {
-	for (int i = 0; i < REGCACHE_SLOTS; i++)
-		if (rc->slot[i].hash && rc->slot[i].txn == rc->open_txn)
-			memset(&rc->slot[i], 0, sizeof(rc->slot[i]));
+	for (int i = 0; i < REGCACHE_SLOTS; i++) {
+		/* Only slots the batch staged into changed: each got its undo. */
+		if (rc->undo_txn[i] == rc->open_txn + 1) {
+			/* What the slot held before the batch: an empty slot, or a committed
+			 * registration whose row the rollback left in the journal (a free of
+			 * it in this batch was rolled back too). */
+			rc->slot[i] = rc->undo[i];
+			rc->undo_txn[i] = 0;
+		}
+	}
 }
 
 void regcache_commit(struct regcache *rc)
@@ -71,12 +87,12 @@ void regcache_commit(struct regcache *rc)
 	rc->open_txn++;
 }
 
-bool regcache_covers(const struct regcache *rc, const char *name, size_t len, unsigned conn_id,
-		     int64_t now_us, int64_t window_us, int64_t *registered_s)
+bool regcache_covers(const struct regcache *rc, uint64_t h, const char *name, size_t len,
+		     unsigned conn_id, int64_t now_us, int64_t window_us, int64_t *registered_s)
 {
 	if (len == 0 || len >= WIRE_NAME_FIELD || window_us <= 0)
 		return false;
-	int i = regcache_find(rc, regcache_hash(name, len), name, len);
+	int i = regcache_find(rc, h, name, len);
 	if (i < 0)
 		return false;
 	const struct regcache_entry *e = &rc->slot[i];

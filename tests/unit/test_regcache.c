@@ -12,7 +12,8 @@ static struct regcache rc; /* 22 KB: static, as inside the manager's struct */
 static bool covers(const char *name, unsigned conn, int64_t now_us)
 {
 	int64_t at = -1;
-	bool yes = regcache_covers(&rc, name, strlen(name), conn, now_us, 10 * S, &at);
+	bool yes = regcache_covers(&rc, regcache_hash(name, strlen(name)), name, strlen(name), conn,
+				   now_us, 10 * S, &at);
 	/* the second of the registration staged, never later than now */
 	CHECK(!yes || (at >= 1700000000 && at <= 1700000000 + now_us / S));
 	return yes;
@@ -20,7 +21,8 @@ static bool covers(const char *name, unsigned conn, int64_t now_us)
 
 static void stage(const char *name, unsigned conn, int64_t now_us)
 {
-	regcache_stage(&rc, name, strlen(name), conn, now_us, 1700000000 + now_us / S);
+	regcache_stage(&rc, regcache_hash(name, strlen(name)), name, strlen(name), conn, now_us,
+		       1700000000 + now_us / S);
 }
 
 static void test_only_committed_registrations_count(void)
@@ -53,6 +55,67 @@ static void test_rolled_back_batch_is_dropped(void)
 	CHECK(covers("/kept", 2, 1));
 }
 
+/* A name staged in a batch that is rolled back leaves its slot as it was: a committed
+ * name it took the slot from is still covered (the journal still holds that row).
+ * Without this, a refused registration on a full disk made the receiver of a tensor
+ * committed a moment earlier wait for a commit that could not come. */
+static void test_rolled_back_batch_gives_slots_back(void)
+{
+	char other[32];
+	int i = 0;
+	/* A name that takes /held's slot: found by what the cache does, not how. */
+	for (;; i++) {
+		CHECK(i < 64 * REGCACHE_SLOTS);
+		regcache_clear(&rc);
+		stage("/held", 1, 0);
+		regcache_commit(&rc);
+		snprintf(other, sizeof(other), "/torch_7_%d", i);
+		stage(other, 1, 0);
+		regcache_commit(&rc);
+		if (!covers("/held", 2, 1))
+			break;
+	}
+	regcache_clear(&rc);
+	stage("/held", 1, 0);
+	regcache_commit(&rc);
+	stage(other, 1, 0);
+	stage(other, 3, 0); /* twice in the batch: the slot's state before it still comes back */
+	regcache_abort(&rc);
+	CHECK(covers("/held", 2, 1));
+	CHECK(!covers(other, 2, 1));
+	regcache_commit(&rc); /* the next commit revives nothing of the rolled-back batch */
+	CHECK(covers("/held", 2, 1));
+	CHECK(!covers(other, 2, 1));
+	/* A slot that was empty is empty again. */
+	regcache_clear(&rc);
+	stage(other, 1, 0);
+	regcache_abort(&rc);
+	regcache_commit(&rc);
+	CHECK(!covers(other, 2, 1));
+	CHECK(!covers("/held", 2, 1));
+	/* After a commit, the slot's earlier state is gone for good: a later rollback
+	 * does not bring back the name the committed one replaced. */
+	regcache_clear(&rc);
+	stage("/held", 1, 0);
+	regcache_commit(&rc);
+	stage(other, 1, 0);
+	regcache_commit(&rc);
+	regcache_abort(&rc);
+	CHECK(!covers("/held", 2, 1));
+	CHECK(covers(other, 2, 1));
+	/* A name forgotten in the rolled-back batch: its row's deletion was rolled back
+	 * too, so the slot's committed entry may come back, but never the forgotten one's
+	 * staged registration. */
+	regcache_clear(&rc);
+	stage("/held", 1, 0);
+	regcache_commit(&rc);
+	stage(other, 1, 0);
+	regcache_forget(&rc, other, strlen(other));
+	regcache_abort(&rc);
+	CHECK(!covers(other, 2, 1));
+	CHECK(covers("/held", 2, 1));
+}
+
 static void test_forgotten_and_stale_are_not_covered(void)
 {
 	regcache_clear(&rc);
@@ -65,7 +128,8 @@ static void test_forgotten_and_stale_are_not_covered(void)
 	CHECK(!covers("/b", 2, 100 + 10 * S)); /* the window is open at its end */
 	CHECK(!covers("/b", 2, 99));           /* a clock before the staging: never */
 	int64_t at;
-	CHECK(!regcache_covers(&rc, "/b", 2, 2, 200, 0, &at)); /* no grace, no cover */
+	CHECK(!regcache_covers(&rc, regcache_hash("/b", 2), "/b", 2, 2, 200, 0,
+			       &at)); /* no grace, no cover */
 	regcache_clear(&rc);
 	CHECK(!covers("/b", 2, 200));
 	regcache_forget(&rc, "/never", 6); /* forgetting what is not there is fine */
@@ -111,22 +175,27 @@ static void test_garbage_lengths_are_ignored(void)
 	memset(longname, 'x', sizeof(longname));
 	longname[0] = '/';
 	int64_t at;
-	regcache_stage(&rc, longname, sizeof(longname), 1, 0, 0);
-	regcache_stage(&rc, "", 0, 1, 0, 0);
+	regcache_stage(&rc, regcache_hash(longname, sizeof(longname)), longname, sizeof(longname),
+		       1, 0, 0);
+	regcache_stage(&rc, regcache_hash("", 0), "", 0, 1, 0, 0);
 	regcache_commit(&rc);
-	CHECK(!regcache_covers(&rc, longname, sizeof(longname), 2, 1, 10 * S, &at));
-	CHECK(!regcache_covers(&rc, "", 0, 2, 1, 10 * S, &at));
+	CHECK(!regcache_covers(&rc, regcache_hash(longname, sizeof(longname)), longname,
+			       sizeof(longname), 2, 1, 10 * S, &at));
+	CHECK(!regcache_covers(&rc, regcache_hash("", 0), "", 0, 2, 1, 10 * S, &at));
 	regcache_forget(&rc, longname, sizeof(longname));
 	/* The longest valid name works. */
-	regcache_stage(&rc, longname, WIRE_NAME_MAX, 1, 0, 0);
+	regcache_stage(&rc, regcache_hash(longname, WIRE_NAME_MAX), longname, WIRE_NAME_MAX, 1, 0,
+		       0);
 	regcache_commit(&rc);
-	CHECK(regcache_covers(&rc, longname, WIRE_NAME_MAX, 2, 1, 10 * S, &at));
+	CHECK(regcache_covers(&rc, regcache_hash(longname, WIRE_NAME_MAX), longname, WIRE_NAME_MAX,
+			      2, 1, 10 * S, &at));
 }
 
 int main(void)
 {
 	RUN(test_only_committed_registrations_count);
 	RUN(test_rolled_back_batch_is_dropped);
+	RUN(test_rolled_back_batch_gives_slots_back);
 	RUN(test_forgotten_and_stale_are_not_covered);
 	RUN(test_a_colliding_name_takes_the_slot);
 	RUN(test_garbage_lengths_are_ignored);
