@@ -341,8 +341,10 @@ int sandbox_submounts_read(FILE *f, const char *const *bases, struct sandbox_sub
 		return -1;
 	}
 	errno = 0;
-	while (getline(&line, &linecap, f) >= 0) {
-		if (sandbox_mountinfo_line(line, m) < 0) {
+	ssize_t got;
+	while ((got = getline(&line, &linecap, f)) >= 0) {
+		/* A NUL inside would cut the line short where it still may parse. */
+		if (strlen(line) != (size_t)got || sandbox_mountinfo_line(line, m) < 0) {
 			out->unparsed++;
 			continue;
 		}

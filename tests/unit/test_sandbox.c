@@ -400,6 +400,15 @@ static void test_submounts_read(void)
 		fclose(f);
 	CHECK_EQ_INT(subs.n, 7);
 	sandbox_submounts_free(&subs);
+
+	/* A NUL byte: the line would parse up to it (a writable mount), but is garbage. */
+	static char nul[] = "61 60 0:51 / /tmp/b\\0401/job rw - tmpfs t rw\0,x\n";
+	f = fmemopen(nul, sizeof(nul) - 1, "r");
+	CHECK(f && sandbox_submounts_read(f, bases, &subs, err, sizeof(err)) == 0);
+	if (f)
+		fclose(f);
+	CHECK(subs.n == 0 && subs.unparsed == 1);
+	sandbox_submounts_free(&subs);
 }
 
 /* This kernel's own table reads without a line left out (a line of the kernel's read
