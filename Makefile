@@ -138,8 +138,9 @@ demo:
 
 # BENCH_ARGS=--quick for a smoke run of a few minutes, BENCH_ARGS=--profile for syscalls
 # (strace -c) and instructions (callgrind) per pair; scripts/bench --help for the rest.
-# Each run saves its ratios under $(BUILD)/bench/; `scripts/bench --compare A B` shows
-# whether two runs agree within 10%.
+# Each run but --profile saves its ratios under $(BUILD)/bench/ (scripts/bench alone saves
+# only with --save); `scripts/bench --compare A B...` shows whether later runs agree with
+# the first within 10%.
 bench:
 	@scripts/deps.sh bench
 	$(MAKE) all $(BUILD)/tools/bench_loadgen $(BUILD)/tools/bench_floor $(BUILD)/tools/bench_journal

@@ -141,15 +141,39 @@ def use_manager(path):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("nworkers", type=int)
-    ap.add_argument("ntensors", type=int)
-    ap.add_argument("--hold", type=float, default=0)
-    ap.add_argument("--manager")
-    ap.add_argument("--numel", type=int, default=256, help="float32 elements per tensor")
-    ap.add_argument("--start", choices=("fork", "spawn", "forkserver"), default="fork")
-    ap.add_argument("--dataloader", action="store_true")
-    ap.add_argument("--get-delay", type=float, default=0)
+    ap = argparse.ArgumentParser(
+        prog="torch_share.py",
+        description="Real PyTorch sharing tensors through the shm manager: workers send "
+                    "tensors of known content to this process with the file_system sharing "
+                    "strategy (each one a /dev/shm object registered with the manager); it "
+                    "checks every tensor and prints a JSON report on stdout: pid, workers' "
+                    "pids, received, bad, manager_dirs and journal_rows under TMPDIR, torch "
+                    "version (then, without --dataloader, a second line: join_after_exit).",
+        epilog="When the tensors cannot be shared (an unusable TMPDIR, a missing manager), "
+               "it says so in one sentence on stderr and exits 1, within %d s of the last "
+               "tensor at worst." % STALL_S)
+    ap.add_argument("nworkers", type=int, metavar="NWORKERS", help="worker processes")
+    ap.add_argument("ntensors", type=int, metavar="NTENSORS",
+                    help="tensors each worker sends (with --dataloader: items per worker)")
+    ap.add_argument("--hold", type=float, default=0, metavar="SECONDS",
+                    help="after the report, keep every tensor alive and sleep this long (the "
+                         "crash tests and the demo SIGKILL the whole tree then; default 0)")
+    ap.add_argument("--manager", metavar="PATH",
+                    help="point libshm at this manager (through libshm_init, as torch does at "
+                         "import) instead of torch's own torch/bin/torch_shm_manager")
+    ap.add_argument("--numel", type=int, default=256, metavar="N",
+                    help="float32 elements per tensor (default 256)")
+    ap.add_argument("--start", choices=("fork", "spawn", "forkserver"), default="fork",
+                    help="the workers' multiprocessing start method (default fork)")
+    ap.add_argument("--dataloader", action="store_true",
+                    help="the workers are a torch.utils.data.DataLoader's (NWORKERS workers, "
+                         "NTENSORS items each, batches of 2) instead of Process objects "
+                         "writing to a Queue")
+    ap.add_argument("--get-delay", type=float, default=0, metavar="SECONDS",
+                    help="start taking tensors from the queue only this long after starting "
+                         "the workers, as a training loop slower than its workers does: each "
+                         "tensor is registered again, by this process, that long after its "
+                         "object was made (default 0)")
     args = ap.parse_args()
     nworkers, ntensors, hold = args.nworkers, args.ntensors, args.hold
     if args.manager:

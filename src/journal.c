@@ -954,12 +954,15 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
 	if (journal_begin(j) < 0)
 		return -1;
 	/* Version 2 keeps microseconds: the caller's second and the clock's fraction of
-	 * one, so two registrations of a name within a second differ (journal.sql). */
+	 * one, so two registrations of a name within a second differ (journal.sql). time()
+	 * reads the coarse clock, up to a tick behind this one: when the clock is already in
+	 * the next second, the caller's second plus the new second's fraction would date
+	 * the row a whole second early, and its grace would end that much sooner. */
 	int64_t at = now_s;
 	if (j->meta.schema_version >= 2) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		at = now_s * 1000000 + ts.tv_nsec / 1000;
+		at = (ts.tv_sec == now_s + 1 ? now_s + 1 : now_s) * 1000000 + ts.tv_nsec / 1000;
 	}
 	sqlite3_stmt *st = j->st[ST_INSERT];
 	if (sqlite3_bind_blob(st, 1, name, (int)len, SQLITE_STATIC) != SQLITE_OK ||
@@ -1057,10 +1060,14 @@ static int read_row(struct journal *j, sqlite3_stmt *st, struct journal_row *row
 	row->ino = 0;
 	row->btime_ns = 0;
 	/* The registration itself, as stored: what an adopter keeps, so the identity it
-	 * carries over still belongs to it. Version 1 stored seconds. */
+	 * carries over still belongs to it. Version 1 stored seconds, cut: the registration
+	 * was at most a second later, and a grace counted from the second's start would end
+	 * up to 1 s early (a version 1 row has no identity, so nothing else depends on it). */
 	int64_t raw = sqlite3_column_int64(st, 2);
 	if (j->meta.schema_version == 1)
-		raw = raw > INT64_MAX / 1000000 || raw < INT64_MIN / 1000000 ? raw : raw * 1000000;
+		raw = raw >= INT64_MAX / 1000000 || raw < INT64_MIN / 1000000
+			      ? raw
+			      : raw * 1000000 + 999999;
 	row->registered_us = raw;
 	return 0;
 }

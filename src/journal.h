@@ -54,7 +54,10 @@ struct journal_meta {
  * them with wire_name_check before acting on a name. */
 struct journal_row {
 	int64_t registered_at; /* unix seconds */
-	int64_t registered_us; /* the registration as stored (microseconds): its identity */
+	/* The registration as stored, in microseconds: its identity, and where a grace
+	 * starts. Version 1 stored whole seconds (cut): the last microsecond of that second,
+	 * so a grace counted from it never ends before the documented one. */
+	int64_t registered_us;
 	/* The journaled object, when learned (identified): its inode number on the shm
 	 * filesystem and its birth time (statx stx_btime) in nanoseconds since the epoch. */
 	bool identified;

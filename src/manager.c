@@ -623,7 +623,8 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 {
 	struct manager *m = data;
 	struct journal_row rows[PRUNE_PAGE];
-	int64_t now = util_wall_s(), t0 = manager_now_us(), t = t0;
+	int64_t now_us = util_wall_us(), t0 = manager_now_us(), t = t0;
+	int64_t grace_us = (int64_t)m->cfg.prune_grace_s * 1000000;
 	bool pass_done = false;
 	bool idle = m->slice_records == 0;
 	m->slice_records = 0;
@@ -645,7 +646,9 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			bool young = now - rows[i].registered_at < m->cfg.prune_grace_s;
+			/* To the microsecond: whole seconds made the grace up to 1 s short
+			 * (registered at x.9 s, dropped at x+grace s). */
+			bool young = now_us - rows[i].registered_us < grace_us;
 			if (young && rows[i].identified)
 				continue;
 			struct shmobj_info o;
@@ -1301,6 +1304,7 @@ static bool manager_reclaim_own(struct manager *m)
 				     .shm_dirfd = m->shm_dirfd,
 				     .boot_id = m->boot_id,
 				     .now_s = util_wall_s(),
+				     .now_us = util_wall_us(),
 				     .young_s = m->cfg.prune_grace_s };
 	struct reclaim_report rep = { .status = RECLAIM_REMOVED };
 	int rc = reclaim_journal(&opts, m->journal, geteuid(), &rep);

@@ -255,14 +255,17 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 	}
 	const struct shmobj_info st = p->info;
 	if (p->stat_errno) {
+		/* To the microsecond, as the prune: whole seconds made the grace up to 1 s
+		 * short. */
+		int64_t age_us = opts->now_us - row->registered_us;
 		if (p->stat_errno == ENOENT && opts->young_s > 0 &&
-		    opts->now_s - row->registered_at < opts->young_s) {
+		    age_us < opts->young_s * 1000000) {
 			/* Registered a moment ago: its client got (or is about to get) the OK
 			 * and creates the object next. Dropping the row now would leave that
 			 * object tracked by nobody. */
 			r->young++;
-			log_debug("reclaim: %s: %s: not created yet, registered %llds ago; kept",
-				  who, PN, (long long)(opts->now_s - row->registered_at));
+			log_debug("reclaim: %s: %s: not created yet, registered %.3f s ago; kept",
+				  who, PN, (double)age_us / 1e6);
 			return RECLAIM_KEEP;
 		}
 		if (p->stat_errno == ENOENT) {

@@ -50,9 +50,10 @@ struct reclaim_opts {
 	const char *skip_name;      /* a directory name reclaim_base() never touches */
 	int64_t now_s;              /* for the startup grace; util_wall_s() */
 	int64_t young_s;            /* rows registered less than this many seconds before
-				     * now_s whose object does not exist yet are kept: their
+				     * now_us whose object does not exist yet are kept: their
 				     * client may be about to create it (a manager's own
 				     * shutdown); 0: none */
+	int64_t now_us;             /* for young_s, to the microsecond; util_wall_us() */
 	bool caller_reports;        /* the caller shows every failed directory on stderr
 				     * itself: its log line is info, not a second warn */
 	bool no_live_check;         /* skip looking for live managers' names (tests that

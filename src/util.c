@@ -45,6 +45,13 @@ int64_t util_wall_s(void)
 	return (int64_t)time(NULL);
 }
 
+int64_t util_wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int util_boot_id(char *out, size_t outlen, char *err, size_t errlen)
 {
 	static const char path[] = "/proc/sys/kernel/random/boot_id";

@@ -16,8 +16,9 @@ void util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((for
 /* Copies like strlcpy: always NUL-terminates, returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 
-int64_t util_now_ms(void); /* CLOCK_MONOTONIC, milliseconds */
-int64_t util_wall_s(void); /* CLOCK_REALTIME, seconds */
+int64_t util_now_ms(void);  /* CLOCK_MONOTONIC, milliseconds */
+int64_t util_wall_s(void);  /* CLOCK_REALTIME, seconds */
+int64_t util_wall_us(void); /* CLOCK_REALTIME, microseconds: what a grace is measured in */
 
 /* Reads /proc/sys/kernel/random/boot_id into out (UTIL_BOOT_ID_LEN + 1 bytes). */
 int util_boot_id(char *out, size_t outlen, char *err, size_t errlen);

@@ -273,6 +273,36 @@ def test_bench_compare_says_which_ratios_differ():
         assert len(cpu) == 1 and "DIFFER" not in cpu[0] and "9.5%" in cpu[0], r.stdout
         assert len(rate) == 1 and rate[0].endswith("DIFFER") and "12.0%" in rate[0], r.stdout
         assert lines[-1] == "1 of 2 ratios agree within 10% (1 in one run only)", r.stdout
+        # The apart column is defined where it is printed.
+        assert any(x.startswith("apart: ") and "larger / smaller - 1" in x and "10%" in x
+                   for x in lines[:lines.index(cpu[0])]), r.stdout
+        # Three or more (what `--compare build/bench/*.json` gives): each run after the
+        # first against the first, one headed table and one count per pair.
+        c = json.loads(json.dumps(a))
+        c["ratios"]["register+free pairs/s | 8 clients | sw/torch"] = 1.5      # 25% apart
+        paths.append(os.path.join(sb.tmp, "c.json"))
+        with open(paths[-1], "w") as f:
+            json.dump(c, f)
+        r = subprocess.run([PY, BENCH, "--compare"] + paths, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        heads = [i for i, x in enumerate(lines) if x.startswith("== ")]
+        assert [lines[i] for i in heads] == ["== 1 of 2: %s against A ==" % paths[1],
+                                             "== 2 of 2: %s against A ==" % paths[2]], r.stdout
+        assert lines[0] == "A: %s (full run)" % paths[0], r.stdout
+        first, second = lines[heads[0]:heads[1]], lines[heads[1]:]
+        assert "1 of 2 ratios agree within 10% (1 in one run only)" in first, r.stdout
+        assert second[-1] == "2 of 3 ratios agree within 10%", r.stdout
+        row = [x for x in second if x.startswith("register+free pairs/s | 8 clients")]
+        assert len(row) == 1 and "1.20x" in row[0] and "1.50x" in row[0] and row[0].endswith(
+            "DIFFER"), r.stdout
+        # One file is nothing to compare: said so, before reading anything.
+        r = subprocess.run([PY, BENCH, "--compare", paths[0]], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 2 and "--compare needs two or more saved runs" in r.stderr, (
+            r.stderr)
+        paths.pop()
         # Garbage: not JSON, JSON of another shape, a zero ratio, a missing file.
         bad = os.path.join(sb.tmp, "bad.json")
         for text in ("\x00garbage{", "[1, 2]", json.dumps(dict(a, format="other")),

@@ -5,7 +5,9 @@ matrix tests (tests/proc/matrix.py) plus the host's.
 """
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 
 import harness
 import matrix
@@ -101,6 +103,72 @@ def test_readme_test_commands_name_real_tests():
                    "README: %s has no test matching %s" % (pyfile, name))
     for m in re.finditer(r"-k (\w+) +# one test, or one C case", text):
         expect(m.group(1) in read("tests/unit/test_journal.c"), "README: -k %s" % m.group(1))
+
+
+def man_text(rel):
+    """A man page's source with groff's escaped hyphens as the reader sees them."""
+    return read(rel).replace("\\-", "-")
+
+
+def test_manager_base_errors_are_quoted_as_printed():
+    # The README and the man page quote the manager's ERROR line for a base it cannot
+    # use: the quotes are what the binary prints (the base shown as /x), for the option
+    # and for the environment.
+    tmp = tempfile.mkdtemp(prefix="docs-", dir=os.environ.get("TMPDIR", "/tmp"))
+    try:
+        base = os.path.join(tmp, "x")  # does not exist
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("TMPDIR", "TMP", "TEMP", "TEMPDIR")}
+        readme, man = read("README.md"), man_text("man/shmwarden.1")
+        for args, extra in ((["--tmpdir", base], {"TMPDIR": tmp}), ([], {"TMPDIR": base})):
+            p = subprocess.run([harness.SHMWARDEN, "manager", "--no-reclaim"] + args,
+                               env=dict(env, **extra), capture_output=True, text=True,
+                               timeout=30, stdin=subprocess.DEVNULL)
+            line = p.stdout.split("\n", 1)[0].replace(base, "/x")
+            expect(p.returncode == 1 and line.startswith("ERROR: "),
+                   "%s: exit %d, %r" % (args, p.returncode, p.stdout))
+            expect("`%s`" % line in readme, "README.md does not quote %r" % line)
+            expect(line in man.splitlines(), "man/shmwarden.1 does not quote %r" % line)
+            setting = line[len("ERROR: "):].split(": cannot create", 1)[0]
+            expect("`%s:`" % setting in readme, "README.md does not name the setting %r:"
+                   % setting)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_shutdown_signals_listed_are_the_ones_the_manager_takes():
+    src = read("src/manager.c")
+    fn = re.search(r"static int manager_setup_signals\(.*?\n}\n", src, re.S)
+    expect(fn, "src/manager.c has no manager_setup_signals")
+    sigs = re.findall(r"sigaddset\(&set, (SIG[A-Z]+)\)", fn.group(0))
+    expect(len(sigs) >= 2, "manager_setup_signals adds %s" % sigs)
+    readme = re.search(r"\*\*Shutdown\*\* \(([^)]*)\)", read("README.md"))
+    man = re.search(r"\(or on (SIG[^)]*)\)", man_text("man/shmwarden.1"))
+    expect(readme and man, "the README's Shutdown item or the man page's signal list is gone")
+    for where, text in (("README.md", readme.group(1)), ("man/shmwarden.1", man.group(1))):
+        listed = set(re.findall(r"SIG[A-Z]+", text))
+        expect(listed == set(sigs), "%s lists %s as ending the manager, the code takes %s"
+               % (where, sorted(listed), sorted(sigs)))
+
+
+def test_recover_exit_status_1_lists_every_failing_status():
+    # Every status but the ones cmd_recover.c counts as done exits 1: the man page's
+    # list is the code's.
+    names = dict(re.findall(r"case (RECLAIM_[A-Z]+):\s*return \"([a-z]+)\";",
+                            read("src/reclaim.c")))
+    expect(len(names) >= 6, "reclaim_status_str: %s" % names)
+    ok = re.search(r"bool ok = (report\.status == RECLAIM_[A-Z]+(?: \|\| )?)+;",
+                   read("src/cmd_recover.c"))
+    expect(ok, "cmd_recover.c: no `bool ok = report.status == ...`")
+    done = set(re.findall(r"RECLAIM_[A-Z]+", ok.group(0)))
+    failing = {names[k] for k in names if k not in done}
+    m = re.search(r"did not process\n\.I DIR\n\(its status is ([^)]*)\)",
+                  man_text("man/shmwarden.1"))
+    expect(m, "man/shmwarden.1: EXIT STATUS 1 no longer says `did not process DIR (its "
+           "status is ...)`")
+    listed = set(re.findall(r"[a-z]+", m.group(1))) - {"or"}
+    expect(listed == failing, "man/shmwarden.1: recover exits 1 for %s, the page lists %s"
+           % (sorted(failing), sorted(listed)))
 
 
 if __name__ == "__main__":

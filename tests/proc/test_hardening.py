@@ -974,6 +974,89 @@ def test_young_registration_is_not_pruned_before_its_object_exists():
         expect(m.wait(10) == 0, "manager did not shut down cleanly")
 
 
+def registered_at_us(mgr_dir, name):
+    """A row's registered_at as the journal holds it (schema version 2: microseconds)."""
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
+                          timeout=10)
+    try:
+        row = con.execute("SELECT registered_at FROM objects WHERE name = ?",
+                          (name.encode(),)).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+def sleep_until(t):
+    while True:
+        left = t - time.time()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
+
+
+def registered_late_in_a_second(sb, m, c, tag, lo=0.45, hi=0.8, tries=5):
+    """Registers a name (never created) so that the journal dates it between lo and hi
+    into a wall-clock second; returns (name, registered_at in microseconds)."""
+    for i in range(tries):
+        now = time.time()
+        sleep_until(int(now) + 1 + (lo + hi) / 2 - 0.05)
+        name = sb.name("%s%d" % (tag, i))
+        c.register(name)
+        at = registered_at_us(m.dir, name)
+        if at is not None and lo <= (at % 1000000) / 1e6 <= hi:
+            return name, at
+    raise AssertionError("could not register between %.2f and %.2f s into a second in %d tries"
+                         % (lo, hi, tries))
+
+
+def test_prune_grace_is_exact_to_the_microsecond():
+    # The grace was compared in whole seconds: a name registered at x.6 s with a 1 s
+    # grace was pruned by the first pass after x+1.0 s, 0.4 s after its OK, while its
+    # client could still be about to create the object. Checked at x+1.3 s (0.5 to
+    # 0.85 s after the registration, past the second boundary, within the grace), and
+    # then that the prune does drop it once the grace is over.
+    with Sandbox("exact") as sb:
+        m = spawn(sb, ["--no-reclaim", "--prune-interval", "20", "--prune-grace", "1"] + FAST)
+        c = m.client()
+        name, at_us = registered_late_in_a_second(sb, m, c, "x")
+        boundary = at_us // 1000000 + 1
+        sleep_until(boundary + 0.3)  # fifteen prune passes after the boundary
+        kept = name in journal_names(m.dir)
+        age = time.time() - at_us / 1e6
+        expect(age < 1.0, "the check came %.3f s after the registration, past the grace: "
+               "the machine is too slow for this test" % age)
+        expect(kept, "pruned %.3f s after its registration, within its 1 s grace" % age)
+        expect(harness.wait_for(lambda: name not in journal_names(m.dir), timeout=10),
+               "the prune never dropped the name once its grace was over")
+        gone_after = time.time() - at_us / 1e6
+        expect(gone_after >= 1.0, "dropped %.3f s after its registration" % gone_after)
+        c.close()
+        expect(m.wait(10) == 0, "manager did not shut down cleanly")
+
+
+def test_shutdown_keeps_a_row_younger_than_the_grace_across_a_second_boundary():
+    # The shutdown keeps rows younger than the grace whose object is not created yet;
+    # it compared whole seconds too, and dropped a row registered at x.6 s, 1 s grace,
+    # on a SIGTERM at x+1.2 s. (No prune pass runs in between: a 60 s interval.)
+    with Sandbox("exactdown") as sb:
+        m = spawn(sb, ["--no-reclaim", "--prune-interval", "60000", "--prune-grace", "1"]
+                  + FAST)
+        c = m.client()
+        name, at_us = registered_late_in_a_second(sb, m, c, "d")
+        sleep_until(at_us // 1000000 + 1.2)
+        os.kill(m.pid, signal.SIGTERM)
+        expect(m.wait(10) == 0, "manager exit status %s" % m.proc.returncode)
+        age = time.time() - at_us / 1e6
+        sb.create_object(name)  # what the client does next
+        expect(os.path.isdir(m.dir) and journal_names(m.dir) == [name],
+               "the shutdown dropped a row registered %.3f s before it (or less), within "
+               "its 1 s grace" % age)
+        c.close()
+        r = sb.run(["recover", m.dir])
+        expect(r.returncode == 0, "recover: %s%s" % (r.stdout, r.stderr))
+        expect(sb.objects() == [], "left: %s" % sb.objects())
+
+
 # ---- valgrind --------------------------------------------------------------------------
 
 VALGRIND = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",

@@ -16,6 +16,7 @@ happens at import or needs a mount namespace of its own.
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -168,6 +169,34 @@ def share_and_check(start="fork", dataloader=False, nworkers=3, ntensors=10):
         assert "ERROR" not in err and "shmwarden" not in err, "stderr: %s" % err[-2000:]
         joins["after_report"] = after
         return joins
+
+
+def test_torch_share_help_describes_every_argument():
+    # The README's recovery story and the tests drive torch_share.py by its options: its
+    # --help says what each one means (it once listed bare names). Every argument of its
+    # usage line has a line of its own with a description.
+    r = subprocess.run([PY, SCRIPT, "--help"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, NO_COLOR="1"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = r.stdout
+    usage, body = text.split("\n\n", 1)
+    options = re.findall(r"\[(--[a-z-]+)", usage)
+    positionals = re.sub(r"\[[^\]]*\]", " ", usage).split()[2:]  # past "usage: PROG"
+    names = options + positionals
+    assert set(options) >= {"--hold", "--manager", "--numel", "--start", "--dataloader",
+                            "--get-delay"} and len(positionals) == 2, names
+    lines = body.splitlines()
+    for name in names:
+        at = [i for i, l in enumerate(lines) if l.startswith("  ") and
+              l.split()[0].rstrip(",") == name]
+        assert at, "--help has no line for %s:\n%s" % (name, text)
+        first = lines[at[0]].strip()
+        said = re.split(r"\s{2,}", first, maxsplit=1)[1:] or [""]
+        if not said[0] and at[0] + 1 < len(lines):
+            nxt = lines[at[0] + 1]
+            said = [nxt.strip()] if len(nxt) - len(nxt.lstrip()) > 6 else [""]
+        assert len(said[0]) > 10, "--help does not say what %s means:\n%s" % (name, text)
+    assert "exits 1" in text, "--help does not say when it fails:\n%s" % text
 
 
 def test_tensors_arrive_and_nothing_is_left():

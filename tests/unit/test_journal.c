@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "check.h"
 #include "journal.h"
@@ -281,6 +282,27 @@ static void test_add_forget_count(void)
 		CHECK(strcmp(rows[i].name, want) == 0);
 		CHECK(rows[i].registered_at == 1700000000 || rows[i].registered_at > 0);
 	}
+	journal_close(j);
+}
+
+/* The caller's second from time() (the coarse clock) may lag the realtime clock that
+ * gives the fraction: a row dated by the lagging second plus the next second's fraction
+ * was a whole second early, and pruned that much before its grace ended. */
+static void test_add_with_a_lagging_second_is_not_dated_early(void)
+{
+	struct journal *j = create_journal();
+	if (!j)
+		return;
+	char name[64];
+	size_t len = test_name(name, sizeof(name), 1);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t before_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	CHECK_EQ_INT(journal_add(j, name, len, 7, (int64_t)ts.tv_sec - 1), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	struct journal_row rows[2];
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 2), 1);
+	CHECK(rows[0].registered_us >= before_us);
 	journal_close(j);
 }
 
@@ -626,6 +648,9 @@ static void test_version1_journal(void)
 	struct journal_row rows[4];
 	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 2);
 	CHECK(!rows[0].identified && rows[0].registered_at == 1700000000);
+	/* Seconds, cut: the registration may have been as late as the second's last
+	 * microsecond, where a grace must start so it is never short. */
+	CHECK_EQ_INT(rows[0].registered_us, 1700000000LL * 1000000 + 999999);
 	CHECK_EQ_INT(journal_identify(j, "/a", 2, 5, 1700000000LL * 1000000000, 10), 0);
 	CHECK_EQ_INT(journal_adopt(j, &rows[0]), -1);
 	CHECK_EQ_INT(journal_forget(j, "/a", 2), 0);
@@ -1069,6 +1094,7 @@ int main(void)
 	RUN(test_create_refuses_bad_meta);
 	RUN(test_add_forget_count);
 	RUN(test_add_again_restarts_grace);
+	RUN(test_add_with_a_lagging_second_is_not_dated_early);
 	RUN(test_add_refuses_bad_lengths);
 	RUN(test_rollback_and_empty_commit);
 	RUN(test_readonly_never_writes);

@@ -1177,14 +1177,29 @@ static void test_journal_young_rows_kept(void)
 	}
 	CHECK(journal_add(j, a, strlen(a), 1, f.opts.now_s - 1) == 0);
 	CHECK(journal_add(j, b, strlen(b), 1, f.opts.now_s - 60) == 0);
+	/* Now is x.1 s; c was registered at (x-10).6 s, 9.5 s ago, and d 10.2 s ago: the
+	 * grace is exact to the microsecond (whole seconds took c for 10 s old). */
+	char c[64], d[64];
+	obj_name(c, sizeof(c), 142);
+	obj_name(d, sizeof(d), 143);
+	f.opts.now_us = (int64_t)f.opts.now_s * 1000000 + 100000;
+	struct journal_row rc = { .len = strlen(c), .registered_us = f.opts.now_us - 9500000 };
+	struct journal_row rd = { .len = strlen(d), .registered_us = f.opts.now_us - 10200000 };
+	memcpy(rc.name, c, rc.len + 1);
+	memcpy(rd.name, d, rd.len + 1);
+	CHECK(journal_adopt(j, &rc) == 0 && journal_adopt(j, &rd) == 0);
 	CHECK(journal_commit(j) == 0);
 	f.opts.young_s = 10;
 	struct reclaim_report r;
 	memset(&r, 0, sizeof(r));
 	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
-	CHECK_EQ_INT(r.young, 1);
-	CHECK_EQ_INT(r.gone, 1);
-	CHECK_EQ_INT(journal_count(j), 1);
+	CHECK_EQ_INT(r.young, 2);
+	CHECK_EQ_INT(r.gone, 2);
+	CHECK_EQ_INT(journal_count(j), 2);
+	struct journal_row rows[4];
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 2);
+	CHECK(strcmp(rows[0].name, a) == 0 || strcmp(rows[1].name, a) == 0);
+	CHECK(strcmp(rows[0].name, c) == 0 || strcmp(rows[1].name, c) == 0);
 	journal_close(j);
 	fixture_fini(&f);
 }
