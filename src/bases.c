@@ -167,6 +167,8 @@ static const char *bases_show(const char *spec, char *esc, size_t len)
 	return esc;
 }
 
+static int bases_describe(struct bases *b, char *err, size_t errlen);
+
 int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, size_t errlen)
 {
 	memset(b, 0, sizeof(*b));
@@ -224,16 +226,32 @@ int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, s
 			return -1;
 		}
 	}
-	return 0;
+	return bases_describe(b, err, errlen);
 }
 
-const char *bases_describe(const struct bases *b, char *out, size_t outlen)
+/* b->text: the entries joined with ':'. A fixed buffer (PATH_MAX) cut a long list, and
+ * a base missing from ls's and sweep's header read as a base not looked in. */
+static int bases_describe(struct bases *b, char *err, size_t errlen)
 {
+	size_t len = 1;
+	for (size_t i = 0; i < b->nspecs; i++)
+		len += strlen(b->specs[i]) + 1;
+	char *t = malloc(len);
+	if (!t) {
+		util_err(err, errlen, "out of memory");
+		return -1;
+	}
 	size_t k = 0;
-	out[0] = '\0';
-	for (size_t i = 0; i < b->nspecs && k < outlen; i++)
-		k += (size_t)snprintf(out + k, outlen - k, "%s%s", i ? ":" : "", b->specs[i]);
-	return out;
+	for (size_t i = 0; i < b->nspecs; i++) {
+		size_t n = strlen(b->specs[i]);
+		if (i)
+			t[k++] = ':';
+		memcpy(t + k, b->specs[i], n);
+		k += n;
+	}
+	t[k] = '\0';
+	b->text = t;
+	return 0;
 }
 
 /* Whether this directory was visited already; remembers it if not. */
@@ -498,6 +516,7 @@ void bases_free(struct bases *b)
 	for (size_t i = 0; i < b->nspecs; i++)
 		free(b->specs[i]);
 	free(b->specs);
+	free(b->text);
 	free(b->seen);
 	free(b->unsafe);
 	memset(b, 0, sizeof(*b));

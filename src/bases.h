@@ -65,6 +65,7 @@ struct bases_unsafe {
 struct bases {
 	char **specs; /* owned */
 	size_t nspecs;
+	char *text; /* owned: the entries joined with ':', whole however many (reports) */
 	/* where the entries came from, for messages and reports: "--tmpdir",
 	 * "SHMWARDEN_TMPDIRS", the variable util_tmpbase() took ("TMPDIR"...), or
 	 * "default" (/tmp) */
@@ -103,9 +104,6 @@ void bases_prefix(const char *s, char *out, size_t outlen);
  * for a list (--tmpdir takes one base). 0, or -1 with err (a usage error: exit 2),
  * which names where the entry came from. */
 int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, size_t errlen);
-
-/* The entries joined with ':' (for reports), into out. */
-const char *bases_describe(const struct bases *b, char *out, size_t outlen);
 
 /* The next base: 1 with *base filled (its state says what to do), 0 when there is none
  * left. Pattern entries are expanded when reached, each match opened and checked as

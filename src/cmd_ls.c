@@ -47,8 +47,7 @@ static const char ls_usage[] =
 
 struct ls_opts {
 	const char *tmpdir;
-	const char *base; /* the base being listed, or all of them (bases_text) */
-	char bases_text[PATH_MAX];
+	const char *base; /* the base being listed, or all of them (bases.text) */
 	struct bases bases;
 	bool many; /* more than one literal base: DIRECTORY shows the path */
 	/* where the bases came from: "--tmpdir", "SHMWARDEN_TMPDIRS", "TMPDIR"... or
@@ -79,7 +78,7 @@ struct ls_entry {
 	int64_t nobjects;
 	uint64_t bytes;
 	bool earlier_boot;
-	char error[300];
+	char error[UTIL_MSG_LEN];
 	struct ls_object *objs;
 	size_t nobjs;
 };
@@ -394,8 +393,7 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 	char err[PATH_MAX + 300];
 	if (bases_init(&o->bases, o->tmpdir, (uid_t)-1, err, sizeof(err)) < 0)
 		return cli_usage_error(&c, err, NULL);
-	bases_describe(&o->bases, o->bases_text, sizeof(o->bases_text));
-	o->base = o->bases_text;
+	o->base = o->bases.text;
 	o->many = o->bases.nspecs > 1 || bases_is_pattern(o->bases.specs[0]);
 	const char *env = getenv(BASES_ENV);
 	if (o->tmpdir)
@@ -411,7 +409,7 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 static void ls_print_json_base(const struct ls_opts *o)
 {
 	fputs("{\"base\":", stdout);
-	report_json_string(stdout, o->bases_text);
+	report_json_string(stdout, o->bases.text);
 	fputs(",\"base_from\":", stdout);
 	report_json_string(stdout, o->base_from);
 }
@@ -420,9 +418,9 @@ static void ls_print_json_base(const struct ls_opts *o)
  * mean other directories under another base), then the column headers. */
 static void ls_print_text_header(const struct ls_opts *o, int width)
 {
-	char base[sizeof(o->bases_text) * 4];
-	printf("base %s (%s%s)\n", report_escape(o->bases_text, base, sizeof(base)),
-	       strcmp(o->base_from, "default") == 0 ? "" : "from ", o->base_from);
+	fputs("base ", stdout);
+	report_print_escaped(stdout, o->bases.text);
+	printf(" (%s%s)\n", strcmp(o->base_from, "default") == 0 ? "" : "from ", o->base_from);
 	printf("%-*s %-8s %-10s %7s %7s %7s %7s %10s\n", width, "DIRECTORY", "STATE", "OWNER",
 	       "PID", "AGE", "CLIENTS", "OBJECTS", "BYTES");
 }
@@ -547,7 +545,7 @@ int cmd_ls(int argc, char **argv)
 			rows = grown;
 			rows[listed++] = e;
 		}
-		o.base = o.bases_text;
+		o.base = o.bases.text;
 		mgrdir_list_free(names, nnames);
 		close(b->fd);
 	}

@@ -53,7 +53,7 @@ static size_t recover_err_len(size_t specs_len)
 	return (RECOVER_NAMED + 3) * (size_t)PATH_MAX + specs_len + 1024;
 }
 
-/* The bytes bases_describe writes for b, NUL included. */
+/* The bytes of b->text, NUL included. */
 static size_t recover_specs_len(const struct bases *b)
 {
 	size_t n = 1;
@@ -117,7 +117,6 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 	struct base *base = malloc(sizeof(*base));
 	char looked[RECOVER_NAMED * (sizeof(base->path) + 2)] = "",
 							  first_error[sizeof(base->why)] = "";
-	char *all = NULL;
 	size_t k = 0;
 	unsigned nlooked = 0, nunsafe = 0, nerrors = 0;
 	int rc = -1;
@@ -174,13 +173,11 @@ static int recover_find(struct bases *b, const char *name, int *basefd, char *sh
 			 looked, more, from);
 	else if (nerrors == 1 && !nunsafe && b->nspecs == 1)
 		util_err(err, errlen, "no such directory: %s", first_error);
-	else if (!(all = malloc(recover_specs_len(b))))
-		util_err(err, errlen, "no such directory: no temp base to look in");
 	else
 		util_err(err, errlen,
 			 "no such directory: no temp base to look in (%s, %s, names no "
 			 "directory that can be read)",
-			 bases_describe(b, all, recover_specs_len(b)), from);
+			 b->text, from);
 	if (nerrors && (nlooked || nunsafe || b->nspecs > 1)) {
 		size_t n = strlen(err);
 		snprintf(err + n, errlen - n, "; %s", first_error);
@@ -197,7 +194,6 @@ out:
 		close(*basefd);
 		*basefd = -1;
 	}
-	free(all);
 	free(base);
 	return rc;
 }

@@ -69,7 +69,6 @@ static const char sweep_usage[] =
 struct sweep_ctx {
 	const char *tmpdir, *metrics;
 	const char *base; /* the base being swept, for the report's paths */
-	char bases_text[PATH_MAX];
 	struct bases bases;
 	uid_t only_uid; /* (uid_t)-1: every user's (root) */
 	bool json, dry_run, syslog;
@@ -170,7 +169,7 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 	if (confined)
 		log_info("sweep: privileges dropped; files may change only under %s, %s, %s, "
 			 "/tmp%s%s",
-			 ctx->bases_text, SHMOBJ_DIR, util_tmpbase(), ctx->metrics ? " and " : "",
+			 ctx->bases.text, SHMOBJ_DIR, util_tmpbase(), ctx->metrics ? " and " : "",
 			 ctx->metrics ? metrics_dir : "");
 	else
 		log_info("sweep: privileges dropped; writes not confined by the sweep itself "
@@ -316,8 +315,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 	uid_t only = geteuid() == 0 ? ctx->only_uid : geteuid();
 	if (bases_init(&ctx->bases, ctx->tmpdir, only, err, sizeof(err)) < 0)
 		return cli_usage_error(&c, err, NULL);
-	bases_describe(&ctx->bases, ctx->bases_text, sizeof(ctx->bases_text));
-	ctx->base = ctx->bases_text;
+	ctx->base = ctx->bases.text;
 	return -1;
 }
 
@@ -342,9 +340,8 @@ int cmd_sweep(int argc, char **argv)
 	signal(SIGIO, SIG_IGN);
 	int shmfd = -1;
 	struct inuse *idx = NULL;
-	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1], base[1024];
+	char err[256], boot_id[UTIL_BOOT_ID_LEN + 1];
 	rc = 1;
-	report_escape(ctx.base, base, sizeof(base));
 	if (sweep_sandbox(&ctx, err, sizeof(err)) < 0) {
 		char msg[sizeof(err) * 4];
 		sweep_fail(&ctx, "cannot drop privileges: %s",
@@ -388,7 +385,7 @@ int cmd_sweep(int argc, char **argv)
 	uid_t only = geteuid() == 0 ? ctx.only_uid : geteuid();
 	if (ctx.json) {
 		fputs("{\"base\":", stdout);
-		report_json_string(stdout, ctx.bases_text);
+		report_json_string(stdout, ctx.bases.text);
 		fprintf(stdout, ",\"dry_run\":%s,\"dirs\":[", ctx.dry_run ? "true" : "false");
 	}
 	/* Bases one at a time: a pattern's matches are opened and checked as they come,
@@ -437,7 +434,7 @@ int cmd_sweep(int argc, char **argv)
 		}
 		failed += f;
 	}
-	ctx.base = ctx.bases_text;
+	ctx.base = ctx.bases.text;
 	free(b);
 	if (ctx.json) {
 		fputs("],\"unsafe_bases\":", stdout);
@@ -458,8 +455,9 @@ int cmd_sweep(int argc, char **argv)
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
 		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u object%s unlinked "
 		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe",
-		 base, ctx.dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
-		 t->by_status[RECLAIM_REMOVED], t->by_status[RECLAIM_KEPT],
+		 ctx.bases.text, ctx.dry_run ? " (dry run)" : "", t->dirs,
+		 t->dirs == 1 ? "y" : "ies", t->by_status[RECLAIM_REMOVED],
+		 t->by_status[RECLAIM_KEPT],
 		 t->by_status[RECLAIM_LIVE] + t->by_status[RECLAIM_STARTING],
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
 			 t->by_status[RECLAIM_FOREIGN],

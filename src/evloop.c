@@ -225,7 +225,9 @@ static void evloop_dispatch(struct evloop *loop, const struct epoll_event *ev)
 
 int evloop_run(struct evloop *loop)
 {
-	loop->stop = false;
+	int rc = 0;
+	/* A stop asked for before the run (a callback that failed while the caller set
+	 * up) ends it at once: clearing it here would forget it and wait for ever. */
 	while (!loop->stop) {
 		if (loop->before_sleep)
 			loop->before_sleep(loop, loop->before_sleep_data);
@@ -236,11 +238,16 @@ int evloop_run(struct evloop *loop)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -1;
+			rc = -1;
+			break;
 		}
 		for (int i = 0; i < n && !loop->stop; i++)
 			evloop_dispatch(loop, &loop->events[i]);
 		evloop_fire_timers(loop);
 	}
-	return 0;
+	/* The stop is used up: a later run waits for a new one. */
+	int saved = errno;
+	loop->stop = false;
+	errno = saved;
+	return rc;
 }

@@ -58,7 +58,9 @@ bool evloop_timer_armed(const struct evloop_timer *t);
 
 void evloop_set_before_sleep(struct evloop *loop, evloop_hook_cb *cb, void *data);
 
-/* Runs until evloop_stop(); returns 0, or -1 if epoll_wait failed. */
+/* Runs until evloop_stop(); returns 0, or -1 (errno set) if epoll_wait failed. A stop
+ * asked for before the run (from a callback of the caller's set-up) makes it return 0 at
+ * once, without calling the before-sleep hook; each stop ends one run. */
 int evloop_run(struct evloop *loop);
 void evloop_stop(struct evloop *loop);
 

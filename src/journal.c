@@ -199,8 +199,12 @@ static int journal_fail(struct journal *j, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(j->err, sizeof(j->err), fmt, ap);
+	int n = vsnprintf(j->err, sizeof(j->err), fmt, ap);
 	va_end(ap);
+	/* A hostile journal's SQLite message (a schema object's name) may be long: its
+	 * start (the class, the object) is what tells a human what is wrong. */
+	if (n >= 0 && (size_t)n >= sizeof(j->err))
+		util_utf8_cut(j->err);
 	return -1;
 }
 

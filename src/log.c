@@ -74,21 +74,82 @@ bool log_enabled(enum log_level level)
 	return level >= logger.level;
 }
 
-/* Copies s into out (len bytes), control bytes as \xHH; cuts at a whole escape. */
-static void log_escape(const char *s, char *out, size_t len)
+/* Copies s into out (LOG_MSG_MAX + 1 bytes), control bytes as \xHH. A longer message
+ * is cut between two characters, never inside a UTF-8 sequence (a journal or a reader
+ * that decodes UTF-8 would drop or reject the whole line), and ends by saying how many
+ * bytes it lost; lost counts bytes already lost before s (a message not formatted
+ * whole, out of memory). */
+static void log_escape(const char *s, size_t lost, char *out)
 {
+	const size_t room = LOG_MSG_MAX - 48; /* the rest: the note of a cut */
+	const unsigned char *p = (const unsigned char *)s;
 	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < len; p++) {
-		if (*p >= 0x20 && *p != 0x7f) {
+	for (; *p; p++) {
+		bool plain = *p >= 0x20 && *p != 0x7f;
+		if (o + (plain ? 1 : 4) > room)
+			break;
+		if (plain) {
 			out[o++] = (char)*p;
 		} else {
-			if (o + 5 > len)
-				break;
-			snprintf(out + o, len - o, "\\x%02x", *p);
+			snprintf(out + o, 5, "\\x%02x", *p);
 			o += 4;
 		}
 	}
+	if (*p) {
+		/* Back off a sequence cut short: its lead byte and the continuations copied. */
+		size_t k = o, cont = 0;
+		while (k > 0 && cont < 3 && ((unsigned char)out[k - 1] & 0xc0) == 0x80) {
+			k--;
+			cont++;
+		}
+		unsigned char lead = k > 0 ? (unsigned char)out[k - 1] : 0;
+		size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+		if (lead >= 0xc0 && want > cont + 1) {
+			o = k - 1;
+			p -= cont + 1;
+		}
+		lost += strlen((const char *)p);
+	}
 	out[o] = '\0';
+	if (lost)
+		snprintf(out + o, LOG_MSG_MAX + 1 - o, " [%zu more bytes cut]", lost);
+}
+
+/* Formats fmt (and suffix) whole, then escapes it into msg (LOG_MSG_MAX + 1 bytes). A
+ * fixed 1 KiB buffer used to cut every line there, mid-character and silently: a path in
+ * a message can be PATH_MAX long, a base list longer. */
+static void log_format(char *msg, const char *suffix, const char *fmt, va_list ap)
+{
+	char stack[1024];
+	char *raw = stack;
+	size_t slen = suffix ? strlen(suffix) : 0, lost = 0;
+	va_list aq;
+	va_copy(aq, ap);
+	int r = vsnprintf(stack, sizeof(stack), fmt, ap);
+	if (r < 0) {
+		r = 0;
+		stack[0] = '\0';
+	}
+	if ((size_t)r + slen >= sizeof(stack)) {
+		char *big = malloc((size_t)r + slen + 1);
+		if (big) {
+			vsnprintf(big, (size_t)r + 1, fmt, aq);
+			raw = big;
+		} else if ((size_t)r >= sizeof(stack)) {
+			lost = (size_t)r - (sizeof(stack) - 1) + slen;
+			r = (int)sizeof(stack) - 1;
+			slen = 0;
+		} else {
+			lost = slen;
+			slen = 0;
+		}
+	}
+	va_end(aq);
+	memcpy(raw + r, suffix ? suffix : "", slen);
+	raw[(size_t)r + slen] = '\0';
+	log_escape(raw, lost, msg);
+	if (raw != stack)
+		free(raw);
 }
 
 int log_nonblocking(void)
@@ -229,11 +290,8 @@ static void log_vemit(enum log_level level, const char *suffix, const char *fmt,
 	if (!log_enabled(level))
 		return;
 	int saved = errno;
-	char raw[1024], msg[4 * sizeof(raw)];
-	int r = vsnprintf(raw, sizeof(raw), fmt, ap);
-	if (suffix && r >= 0 && (size_t)r < sizeof(raw))
-		snprintf(raw + r, sizeof(raw) - (size_t)r, "%s", suffix);
-	log_escape(raw, msg, sizeof(msg));
+	char msg[LOG_MSG_MAX + 1];
+	log_format(msg, suffix, fmt, ap);
 	if (logger.syslog) {
 		static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
 		syslog(prio[level], "%s: %s", level_names[level], msg);
@@ -253,12 +311,11 @@ static void log_vemit(enum log_level level, const char *suffix, const char *fmt,
 void log_complain(const char *prefix, const char *fmt, ...)
 {
 	int saved = errno;
-	char raw[1024], msg[4 * sizeof(raw)];
+	char msg[LOG_MSG_MAX + 1];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	log_format(msg, NULL, fmt, ap);
 	va_end(ap);
-	log_escape(raw, msg, sizeof(msg));
 	if (logger.syslog) {
 		syslog(LOG_ERR, "%s: %s", prefix, msg);
 	} else {

@@ -19,6 +19,11 @@
 #include <stdint.h>
 
 #define LOG_PENDING_MAX (16 * 1024) /* bytes of lines waiting for a full stderr */
+/* Bytes of one message, escaped: longer ones are cut between two characters and say how
+ * many bytes they lost. 8 KiB is rsyslog's default maxMessageSize; other syslog limits
+ * are the receiver's (RFC 3164 allows a 1024-byte packet, RFC 5424 asks receivers for at
+ * least 2048 octets; glibc's syslog(3) itself sends a message of any length). */
+#define LOG_MSG_MAX 8192
 
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 

@@ -114,6 +114,8 @@ struct manager {
 	bool reclaim_thread_started;
 	bool reclaim_done; /* the thread said it is done (its journal connection closed) */
 	struct log_limit accept_pause_log; /* under EMFILE the pause repeats ten times a second */
+	unsigned sock_lost;                /* failed tries to restore the socket since it went */
+	struct log_limit sock_restore_log; /* the retries of a restore that keeps failing */
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
 	struct regcache regs; /* registrations committed lately: conn_register */
@@ -939,27 +941,44 @@ out:
 	return rc;
 }
 
+/* Listens at the socket path again. A failure leaves nothing at the path: a socket file
+ * nobody accepts on would queue a new client for an answer that never comes (a listening
+ * socket outside the loop), or, closed, would take the path so no later bind could have
+ * it. Without a file a new client fails at once (ENOENT, libshm says so); the clients
+ * connected go on being served, and the next check (FILES_CHECK_MS) tries again. */
 static void manager_restore_socket(struct manager *m)
 {
 	char err[PATH_MAX + 64];
 	int fd = net_unix_listen(m->sockpath, LISTEN_BACKLOG, err, sizeof(err));
+	if (fd >= 0 && m->serving &&
+	    evloop_add(m->loop, fd, EVLOOP_READ, manager_on_listen, m) < 0) {
+		util_err(err, sizeof(err), "epoll_ctl: %s", strerror(errno));
+		close(fd);
+		unlink(m->sockpath); /* ours: bound a moment ago in our 0700 directory */
+		fd = -1;
+	}
 	if (fd < 0) {
-		log_error("manager: restoring the socket: %s", err);
+		if (m->sock_lost++ == 0)
+			log_error("manager: restoring the socket: %s: new clients cannot connect "
+				  "until it is restored (tried again every %d ms); connected "
+				  "clients are still served",
+				  err, FILES_CHECK_MS);
+		else
+			log_warn_limited(&m->sock_restore_log,
+					 "manager: restoring the socket, try %u: %s", m->sock_lost,
+					 err);
 		return;
 	}
-	if (m->serving) {
+	if (m->serving)
 		evloop_del(m->loop, m->listenfd);
-		if (evloop_add(m->loop, fd, EVLOOP_READ, manager_on_listen, m) < 0) {
-			log_error("manager: restoring the socket: epoll_ctl: %s", strerror(errno));
-			evloop_add(m->loop, m->listenfd, EVLOOP_READ, manager_on_listen, m);
-			close(fd);
-			return;
-		}
-	}
 	close(m->listenfd);
 	m->listenfd = fd;
 	fstatat(m->dirfd, MGRDIR_SOCKET, &m->sock_st, AT_SYMLINK_NOFOLLOW);
-	log_warn("manager: socket %s restored", m->sockpath);
+	if (m->sock_lost)
+		log_warn("manager: socket %s restored at try %u", m->sockpath, m->sock_lost + 1);
+	else
+		log_warn("manager: socket %s restored", m->sockpath);
+	m->sock_lost = 0;
 }
 
 /* A live manager is never taken over (its directory flock keeps systemd-tmpfiles and
@@ -1006,7 +1025,7 @@ static void manager_check_files(struct manager *m)
 		}
 	}
 	if (all || manager_same_file(m, MGRDIR_SOCKET, &m->sock_st) < 0) {
-		if (!all)
+		if (!all && !m->sock_lost)
 			log_warn("manager: %s vanished: restoring it", m->sockpath);
 		manager_restore_socket(m);
 	}
@@ -1422,10 +1441,10 @@ int manager_run(const struct manager_config *cfg)
 	manager_print_line(cfg->out_fd, m->sockpath);
 	log_info("manager: serving %s", m->sockpath);
 	manager_start_reclaim(m);
-	/* Without the reclaim at start it began to serve, or failed to, already: a loop
-	 * run now would forget that stop (evloop_run clears it) and wait for ever. */
-	int rc = 0;
-	if (!m->failed && (rc = evloop_run(m->loop)) < 0)
+	/* Without the reclaim at start it began to serve, or failed to, already: a
+	 * failure stopped the loop before it runs, and the run returns at once. */
+	int rc = evloop_run(m->loop);
+	if (rc < 0)
 		log_error("manager: epoll_wait: %s", strerror(errno));
 	log_info("manager: exiting: %llu registered (%llu of them committed already), %llu freed, "
 		 "%llu refused, %llu pruned (%llu rows checked by the prune)",

@@ -300,8 +300,10 @@ static void mgrdir_set(struct mgrdir_probe *p, enum mgrdir_state st, const char 
 	va_list ap;
 	p->state = st;
 	va_start(ap, fmt);
-	vsnprintf(p->why, sizeof(p->why), fmt, ap);
+	int n = vsnprintf(p->why, sizeof(p->why), fmt, ap);
 	va_end(ap);
+	if (n >= 0 && (size_t)n >= sizeof(p->why))
+		util_utf8_cut(p->why);
 }
 
 int mgrdir_fd_path(int dirfd, char *path, size_t len, char *err, size_t errlen)
@@ -756,7 +758,7 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
  * Returns true when the probe is decided (foreign, or the look failed). */
 static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
 {
-	char dirpath[PATH_MAX], err[320];
+	char dirpath[PATH_MAX], err[UTIL_MSG_LEN];
 	struct journal *j = NULL;
 	if (mgrdir_copy_journal(p, dirpath, sizeof(dirpath)) < 0) {
 		p->state = MGRDIR_UNKNOWN;
@@ -781,7 +783,7 @@ static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
  * current); from a private copy for a dead directory only looked at. */
 static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst, unsigned flags)
 {
-	char dirpath[PATH_MAX], err[320];
+	char dirpath[PATH_MAX], err[UTIL_MSG_LEN];
 	bool dead = p->state == MGRDIR_DEAD;
 	struct stat jst;
 	if (fstatat(p->dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0)

@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "util.h"
+
 #define MGRDIR_PREFIX "shmwarden-"
 #define MGRDIR_SOCKET "manager.sock"
 #define MGRDIR_LOCK "lock"
@@ -71,10 +73,10 @@ struct journal;
 struct mgrdir_probe {
 	enum mgrdir_state state;
 	char name[256];
-	uid_t owner;       /* the directory's owner; (uid_t)-1 when it cannot be seen */
-	pid_t holder;      /* live: the pid holding its lock (its fdinfo), 0 unknown */
-	int64_t changed_s; /* the newer of the directory's mtime and ctime */
-	char why[256];     /* why, for every state but dead; for live, a note or "" */
+	uid_t owner;            /* the directory's owner; (uid_t)-1 when it cannot be seen */
+	pid_t holder;           /* live: the pid holding its lock (its fdinfo), 0 unknown */
+	int64_t changed_s;      /* the newer of the directory's mtime and ctime */
+	char why[UTIL_MSG_LEN]; /* why, for every state but dead; for live, a note or "" */
 	/* PROBE_JOURNAL: the journal, opened JOURNAL_UNTRUSTED (NULL: none, or an empty
 	 * one, or one that could not be read: then why says so). */
 	struct journal *journal;

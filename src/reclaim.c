@@ -133,8 +133,10 @@ static void reclaim_set(struct reclaim_report *r, enum reclaim_status st, const 
 	va_list ap;
 	r->status = st;
 	va_start(ap, fmt);
-	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	int n = vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
 	va_end(ap);
+	if (n >= 0 && (size_t)n >= sizeof(r->detail))
+		util_utf8_cut(r->detail);
 }
 
 enum reclaim_holder {

@@ -33,6 +33,7 @@
 #include <sys/types.h>
 
 #include "inuse.h"
+#include "util.h"
 #include "journal.h"
 #include "mgrdir.h"
 
@@ -101,7 +102,7 @@ struct reclaim_report {
 				   * may hold them */
 	pid_t live_unreadable_pid; /* the first such manager */
 	uint64_t bytes;            /* st_size of the objects unlinked */
-	char detail[256];          /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
+	char detail[UTIL_MSG_LEN]; /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };
 
 const char *reclaim_status_str(enum reclaim_status st);

@@ -18,8 +18,23 @@ void util_err(char *err, size_t errlen, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	int n = vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	if (n >= 0 && (size_t)n >= errlen)
+		util_utf8_cut(err);
+}
+
+void util_utf8_cut(char *s)
+{
+	size_t k = strlen(s), cont = 0;
+	while (k > 0 && cont < 3 && ((unsigned char)s[k - 1] & 0xc0) == 0x80) {
+		k--;
+		cont++;
+	}
+	unsigned char lead = k > 0 ? (unsigned char)s[k - 1] : 0;
+	size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+	if (lead >= 0xc0 && want > cont + 1)
+		s[k - 1] = '\0';
 }
 
 size_t util_strlcpy(char *dst, const char *src, size_t size)

@@ -9,9 +9,17 @@
 
 #define UTIL_BOOT_ID_LEN 36 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
 
+/* A message that names a path and says what is wrong with it: a directory's state, a
+ * reclaim's detail. 256 bytes cut a long temp base's path, and the reason after it. */
+#define UTIL_MSG_LEN (4096 + 512)
+
 /* The error idiom: functions return -1 and describe the failure in the caller's
- * buffer with util_err(); err may be NULL when the caller does not care. */
+ * buffer with util_err(); err may be NULL when the caller does not care. A message
+ * longer than the buffer is cut between two UTF-8 characters (util_utf8_cut). */
 void util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* s was cut to fit its buffer: drops a UTF-8 sequence left incomplete at its end, so a
+ * path is never shown with half a character (JSON would carry it as U+00XX garbage). */
+void util_utf8_cut(char *s);
 
 /* Copies like strlcpy: always NUL-terminates, returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);

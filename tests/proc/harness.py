@@ -357,8 +357,11 @@ def dead_manager_as(sb, pw, names, env, register_timeout=10.0):
     register NAMES (str or bytes; "+" in front: the client creates the object too), then
     both are SIGKILLed, as after a crash. Returns the manager's directory. (A manager
     takes only its own uid's connections, so the client runs as pw too.) The client's
-    register_timeout is setup's, not libshm's 1 s: the machine may be loaded."""
-    p = sb.track(as_user(pw, [SHMWARDEN, "manager", "--no-reclaim"], stdout=subprocess.PIPE,
+    register_timeout is setup's, not libshm's 1 s: the machine may be loaded; so is the
+    manager's idle time before it shuts down (2 s by default: a loaded machine took
+    longer than that to start the client's interpreter, and the client found no one)."""
+    p = sb.track(as_user(pw, [SHMWARDEN, "manager", "--no-reclaim", "--shutdown-timeout",
+                              "600000"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
     sock = p.stdout.readline().decode().strip()
     if not sock.startswith("/"):

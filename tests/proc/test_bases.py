@@ -469,4 +469,62 @@ def test_cost_of_a_thousand_matched_bases():
                                         open("/proc/loadavg").read().split()[0]))
 
 
+def test_a_long_list_of_bases_is_shown_whole():
+    """SHMWARDEN_TMPDIRS with 40 long bases (10 KiB, names in UTF-8): ls and sweep
+    joined them into a PATH_MAX buffer, so their header and JSON "base" lost every base
+    past 4 KiB (the one holding the dead manager among them), cut in the middle of a
+    character. Now the whole list is shown, and the last base is still swept."""
+    with Sandbox("manybases") as sb:
+        root = os.path.join(sb.tmp, "many")
+        os.mkdir(root, 0o755)
+        bases = []
+        for i in range(40):
+            d = os.path.join(root, "base-%02d-" % i + "\u00e4" * 100)
+            os.mkdir(d, 0o755)
+            bases.append(d)
+        last = os.path.join(root, "z")
+        os.mkdir(last, 0o755)
+        bases.append(last)
+        d = dead_job_manager(sb, last, [sb.name("z")])
+        tmpdirs = ":".join(bases)
+        expect(len(tmpdirs.encode()) > 8192, "setup: %d bytes" % len(tmpdirs.encode()))
+        e = dict(sb.env, SHMWARDEN_TMPDIRS=tmpdirs)
+        r = sb.run(["ls", "--json"], env=e)
+        expect(r.returncode == 0, "ls --json: %d %s" % (r.returncode, r.stderr))
+        doc = json.loads(r.stdout)
+        expect(doc["base"] == tmpdirs, "ls --json base cut at %d of %d bytes"
+               % (len(doc["base"].encode()), len(tmpdirs.encode())))
+        expect([m["path"] for m in doc["managers"]] == [d], "ls: %s" % doc["managers"])
+        r = sb.run(["ls"], env=e)
+        head = r.stdout.splitlines()[0] if r.stdout else ""
+        expect(r.returncode == 0 and head.endswith(":%s (from SHMWARDEN_TMPDIRS)" % last),
+               "ls header: %d %r" % (r.returncode, head[-200:]))
+        expect(head.count(":") == len(bases) - 1, "ls header lacks bases")
+        # The log: a line used to stop at 1 KiB, in the middle of an "\u00e4" (stderr
+        # was not UTF-8 any more). 20 bases (5 KiB) are logged whole; 41 (10 KiB) are cut
+        # at 8 KiB (LOG_MSG_MAX, rsyslog's default message size), between two
+        # characters, saying how much was cut.
+        fewer = ":".join(bases[20:])
+        expect(4096 < len(fewer.encode()) < 7000, "setup: %d bytes" % len(fewer.encode()))
+        for tmp, whole in ((fewer, True), (tmpdirs, False)):
+            r = subprocess.run([harness.SHMWARDEN, "sweep", "--json"], capture_output=True,
+                               timeout=120, stdin=subprocess.DEVNULL,
+                               env=dict(sb.env, SHMWARDEN_TMPDIRS=tmp, SHMWARDEN_LOG="info"))
+            expect(r.returncode == 0, "sweep: %d %r" % (r.returncode, r.stderr[-500:]))
+            err = r.stderr.decode()  # valid UTF-8, or this raises
+            doc = json.loads(r.stdout)
+            expect(doc["base"] == tmp, "sweep --json base cut at %d of %d bytes"
+                   % (len(doc["base"].encode()), len(tmp.encode())))
+            summary = [ln for ln in err.splitlines()
+                       if (": info: sweep: %s" % tmp[:200]) in ln]
+            expect(len(summary) == 1, "no summary line: %r" % err[-600:])
+            if whole:
+                expect((": info: sweep: %s: 1 directory" % tmp) in summary[0],
+                       "summary line cut: %r" % summary[0][-300:])
+            else:
+                expect(summary[0].endswith(" more bytes cut]") and
+                       8000 < len(summary[0].split(": info: ", 1)[1].encode()) <= 8192,
+                       "no note of the cut: %r" % summary[0][-300:])
+        expect(sb.objects() == [], "the last base was not swept: %s" % sb.objects())
+
 harness.main(globals())

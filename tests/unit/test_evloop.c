@@ -262,6 +262,39 @@ static void test_stale_event_of_reused_fd_is_dropped(void)
 		close(r.new_peer);
 }
 
+/* A stop asked for before the run (the manager's failure to serve, found while it set
+ * up) used to be cleared by evloop_run on entry, so the run waited for ever; the manager
+ * worked around it. The run now returns at once, without the before-sleep hook, and the
+ * stop is used up: the next run waits for its own (here the timer's). A timer bounds the
+ * first run, so the old loop fails the test instead of hanging. */
+static void test_stop_before_run_returns_at_once(void)
+{
+	struct evloop *loop = evloop_new(NULL, 0);
+	CHECK(loop != NULL);
+	struct ctx c = { 0 };
+	evloop_set_before_sleep(loop, on_hook, &c);
+	struct evloop_timer t, guard; /* guard: the old loop's second run ends too */
+	evloop_timer_init(&t, on_timer, &c);
+	evloop_timer_init(&guard, on_stop_timer, NULL);
+	evloop_timer_arm(loop, &t, 300);
+	evloop_timer_arm(loop, &guard, 1500);
+	evloop_stop(loop);
+	int64_t t0 = util_now_ms();
+	CHECK(evloop_run(loop) == 0);
+	CHECK(util_now_ms() - t0 < 200);
+	CHECK_EQ_INT(c.timers, 0);
+	CHECK_EQ_INT(c.hooks, 0);
+	CHECK(evloop_timer_armed(&t));
+	/* used up: this run lasts until the timer stops it */
+	CHECK(evloop_run(loop) == 0);
+	CHECK_EQ_INT(c.timers, 1);
+	CHECK(c.hooks >= 1);
+	CHECK(util_now_ms() - t0 >= 250);
+	CHECK(evloop_timer_armed(&guard));
+	evloop_timer_cancel(loop, &guard);
+	evloop_free(loop);
+}
+
 int main(void)
 {
 	RUN(test_read_write_and_hook);
@@ -269,5 +302,6 @@ int main(void)
 	RUN(test_a_thousand_timers_and_shutdown);
 	RUN(test_zero_ms_rearm_yields_to_descriptors);
 	RUN(test_stale_event_of_reused_fd_is_dropped);
+	RUN(test_stop_before_run_returns_at_once);
 	return check_done();
 }

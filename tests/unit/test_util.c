@@ -1,6 +1,7 @@
 /* test_util.c — util_path_trusted: which paths SQLite may be given (SECURITY.md, "SQLite
  * follows paths"). Real directories under the test's private temp dir; the ownership
- * cases need root (chown), and say so when skipped. */
+ * cases need root (chown), and say so when skipped. And util_err's cut of a message
+ * too long for its buffer. */
 #include <errno.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -110,10 +111,32 @@ static void test_owners(void)
 	CHECK(util_path_trusted(below, 0, err, sizeof(err)) < 0);
 }
 
+/* A message cut to its buffer ends between two UTF-8 characters, never inside one (a
+ * path's half "\xc3" came out of JSON as U+00C3). */
+static void test_err_cut_between_characters(void)
+{
+	char buf[6];
+	util_err(buf, sizeof(buf), "%s", "abcd\xc3\xa4"); /* 2-byte char, its lead fits */
+	CHECK(strcmp(buf, "abcd") == 0);
+	util_err(buf, sizeof(buf), "%s", "ab\xe2\x82\xacx"); /* 3 bytes, 2 of them fit */
+	CHECK(strcmp(buf, "ab\xe2\x82\xac") == 0);
+	util_err(buf, sizeof(buf), "%s", "abc\xe2\x82\xac"); /* 3 bytes, 2 fit */
+	CHECK(strcmp(buf, "abc") == 0);
+	util_err(buf, sizeof(buf), "%s", "a\xf0\x9f\x98\x80z"); /* 4 bytes, all fit */
+	CHECK(strcmp(buf, "a\xf0\x9f\x98\x80") == 0);
+	util_err(buf, sizeof(buf), "%s", "ab\xf0\x9f\x98\x80"); /* 4 bytes, 3 fit */
+	CHECK(strcmp(buf, "ab") == 0);
+	util_err(buf, sizeof(buf), "%s", "abcd\x80\x80"); /* garbage: cut as bytes */
+	CHECK(strcmp(buf, "abcd\x80") == 0);
+	util_err(buf, sizeof(buf), "%s", "abc\xc3\xa4"); /* fits whole */
+	CHECK(strcmp(buf, "abc\xc3\xa4") == 0);
+}
+
 int main(void)
 {
 	RUN(test_bad_input);
 	RUN(test_modes);
 	RUN(test_owners);
+	RUN(test_err_cut_between_characters);
 	return check_done();
 }
