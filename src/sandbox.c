@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdint.h>
@@ -28,11 +29,14 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cap-ng.h>
 
+#include "log.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -206,6 +210,235 @@ out:
 	return rc;
 }
 
+/* mountinfo's escapes (proc_pid_mountinfo(5)): the kernel writes ' ', '\t', '\n' and '\\'
+ * of a path as a backslash and three octal digits. Anything else after a backslash, a
+ * NUL byte, a raw tab or newline, or more than outlen bytes is not what the kernel
+ * writes: -1. */
+static int sandbox_unescape(const char *s, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+	if (!outlen)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned c = (unsigned char)s[i];
+		if (c == '\\') {
+			if (len - i < 4)
+				return -1;
+			c = 0;
+			for (size_t k = 1; k <= 3; k++) {
+				if (s[i + k] < '0' || s[i + k] > '7')
+					return -1;
+				c = c * 8 + (unsigned)(s[i + k] - '0');
+			}
+			if (c == 0 || c > 0377)
+				return -1;
+			i += 3;
+		} else if (c == '\0' || c == '\t' || c == '\n' || c == ' ') {
+			return -1;
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* A decimal number of 1 to 10 digits that fits an int. */
+static int sandbox_number(const char *s, size_t len, int *v)
+{
+	if (len == 0 || len > 10)
+		return -1;
+	long long n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		n = n * 10 + (s[i] - '0');
+	}
+	if (n > INT_MAX)
+		return -1;
+	*v = (int)n;
+	return 0;
+}
+
+/* Mount options: "rw" or "ro" first (the kernel always writes one of them first). */
+static int sandbox_rw_option(const char *s, size_t len, bool *rw)
+{
+	if (len < 2 || (len > 2 && s[2] != ','))
+		return -1;
+	if (strncmp(s, "rw", 2) == 0)
+		*rw = true;
+	else if (strncmp(s, "ro", 2) == 0)
+		*rw = false;
+	else
+		return -1;
+	return 0;
+}
+
+int sandbox_mountinfo_line(const char *line, struct sandbox_mount *m)
+{
+	/* Fields split at single spaces: an empty one (two spaces) is garbage too. */
+	enum { FIELDS_MAX = 64 };
+	const char *f[FIELDS_MAX];
+	size_t flen[FIELDS_MAX], nf = 0;
+	size_t len = strlen(line);
+	if (len && line[len - 1] == '\n')
+		len--;
+	for (size_t i = 0, start = 0; i <= len; i++) {
+		if (i < len && line[i] != ' ')
+			continue;
+		if (nf == FIELDS_MAX || i == start)
+			return -1;
+		f[nf] = line + start;
+		flen[nf++] = i - start;
+		start = i + 1;
+	}
+	/* id parent major:minor root point options [optional...] - type source super */
+	size_t sep = 6;
+	while (sep < nf && !(flen[sep] == 1 && f[sep][0] == '-'))
+		sep++;
+	if (nf < 10 || sep != nf - 4)
+		return -1;
+	int parent, major, minor;
+	const char *colon = memchr(f[2], ':', flen[2]);
+	char scratch[PATH_MAX];
+	bool mnt_rw, sb_rw;
+	if (sandbox_number(f[0], flen[0], &m->id) < 0 || m->id == 0 ||
+	    sandbox_number(f[1], flen[1], &parent) < 0 || !colon ||
+	    sandbox_number(f[2], (size_t)(colon - f[2]), &major) < 0 ||
+	    sandbox_number(colon + 1, flen[2] - (size_t)(colon - f[2]) - 1, &minor) < 0 ||
+	    sandbox_unescape(f[3], flen[3], scratch, sizeof(scratch)) < 0 ||
+	    sandbox_unescape(f[4], flen[4], m->point, sizeof(m->point)) < 0 || m->point[0] != '/' ||
+	    sandbox_rw_option(f[5], flen[5], &mnt_rw) < 0 ||
+	    sandbox_unescape(f[sep + 1], flen[sep + 1], scratch, sizeof(scratch)) < 0 ||
+	    sandbox_unescape(f[sep + 2], flen[sep + 2], scratch, sizeof(scratch)) < 0 ||
+	    sandbox_rw_option(f[sep + 3], flen[sep + 3], &sb_rw) < 0)
+		return -1;
+	m->rw = mnt_rw && sb_rw;
+	return 0;
+}
+
+/* Whether point lies strictly under base (both absolute, base without a trailing '/'
+ * unless it is "/"). */
+static bool sandbox_under(const char *point, const char *base)
+{
+	size_t blen = strlen(base);
+	if (blen && base[blen - 1] == '/')
+		blen--;
+	return strncmp(point, base, blen) == 0 && point[blen] == '/' && point[blen + 1] != '\0';
+}
+
+int sandbox_submounts_read(FILE *f, const char *const *bases, struct sandbox_submounts *out,
+			   char *err, size_t errlen)
+{
+	int rc = -1;
+	char *line = NULL;
+	size_t linecap = 0;
+	struct sandbox_mount *m = malloc(sizeof(*m));
+	memset(out, 0, sizeof(*out));
+	if (!m) {
+		util_err(err, errlen, "out of memory");
+		return -1;
+	}
+	errno = 0;
+	ssize_t got;
+	while ((got = getline(&line, &linecap, f)) >= 0) {
+		/* A NUL inside would cut the line short where it still may parse. */
+		if (strlen(line) != (size_t)got || sandbox_mountinfo_line(line, m) < 0) {
+			out->unparsed++;
+			continue;
+		}
+		bool under = false;
+		for (size_t i = 0; bases[i] && !under; i++)
+			under = sandbox_under(m->point, bases[i]);
+		if (!under || !m->rw)
+			continue;
+		if (out->n % 64 == 0) {
+			struct sandbox_submount *v = realloc(out->v,
+							     (out->n + 64) * sizeof(*out->v));
+			if (!v) {
+				util_err(err, errlen, "out of memory");
+				goto out;
+			}
+			out->v = v;
+		}
+		if (!(out->v[out->n].point = strdup(m->point))) {
+			util_err(err, errlen, "out of memory");
+			goto out;
+		}
+		out->v[out->n++].id = m->id;
+	}
+	if (ferror(f)) {
+		util_err(err, errlen, "reading the mount table: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		sandbox_submounts_free(out);
+	free(line);
+	free(m);
+	return rc;
+}
+
+void sandbox_submounts_free(struct sandbox_submounts *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i].point);
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+/* Clears MOUNT_ATTR_RDONLY on sub, a writable mount under base, if the mount at its
+ * path (reached from base without symlinks or "..") is that very mount: not one stacked
+ * over it, nor the host's original under a bind's copy, whose paths read the same. 1
+ * when done, 0 when the mount there is another (it stays read-only), -1 on error. */
+static int sandbox_submount_rw(const char *base, const struct sandbox_submount *sub, char *err,
+			       size_t errlen)
+{
+	int rc = -1, bfd = -1, fd = -1;
+	const char *rel = sub->point + strlen(base);
+	while (*rel == '/')
+		rel++;
+	if ((bfd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		util_err(err, errlen, "opening %s: %s", base, strerror(errno));
+		goto out;
+	}
+	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+					   RESOLVE_NO_MAGICLINKS };
+	fd = (int)syscall(SYS_openat2, bfd, rel, &how, sizeof(how));
+	if (fd < 0) {
+		log_debug("sandbox: %s stays read-only: %s", sub->point, strerror(errno));
+		rc = 0;
+		goto out;
+	}
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) < 0) {
+		util_err(err, errlen, "statx %s: %s", sub->point, strerror(errno));
+		goto out;
+	}
+	if (!(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id != (uint64_t)sub->id ||
+	    !(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) ||
+	    !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+		rc = 0;
+		goto out;
+	}
+	struct mount_attr rwattr = { .attr_clr = MOUNT_ATTR_RDONLY };
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &rwattr, sizeof(rwattr)) < 0) {
+		util_err(err, errlen, "making %s writable: %s", sub->point, strerror(errno));
+		goto out;
+	}
+	rc = 1;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (bfd >= 0)
+		close(bfd);
+	return rc;
+}
+
 /* Root only: a private mount namespace where everything is read-only but those of rw[]
  * that are writable now, as systemd's ProtectSystem=strict and ReadWritePaths= make it.
  * Landlock would serve a user too, but a Landlock-confined process may not read another
@@ -223,10 +456,13 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	while (rw[cap])
 		cap++;
 	char(*real)[PATH_MAX] = calloc(cap ? cap : 1, PATH_MAX);
+	bool *writable = calloc(cap ? cap : 1, sizeof(*writable));
+	const char **bases = calloc(cap + 1, sizeof(*bases));
+	struct sandbox_submounts subs = { 0 };
 	int rc = -1;
-	if (!real) {
+	if (!real || !writable || !bases) {
 		util_err(err, errlen, "out of memory");
-		return -1;
+		goto out;
 	}
 	size_t n = 0;
 	for (size_t i = 0; rw[i]; i++) {
@@ -236,22 +472,24 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 		/* One the host mounted read-only (`mount -o bind,ro`, a container's read-only
 		 * view) stays so: its bind would inherit the flag, and clearing it below would
 		 * make writable what the host said was not (the sweep then reclaimed a dead
-		 * manager's directory there that ls called unknown). Left out, it is part of
-		 * the read-only tree like everything else. ST_RDONLY is the mount's flag or
-		 * its filesystem's, whichever says read-only. */
+		 * manager's directory there that ls called unknown). Not bound, it is part of
+		 * the read-only tree like everything else, but for the writable mounts under
+		 * it. ST_RDONLY is the mount's flag or its filesystem's, whichever says
+		 * read-only. */
 		struct statvfs sv;
 		if (statvfs(real[n], &sv) < 0) {
 			util_err(err, errlen, "statvfs %s: %s", real[n], strerror(errno));
 			goto out;
 		}
-		if (sv.f_flag & ST_RDONLY)
-			continue;
 		/* Twice is once (a base that is also the temp base). */
 		bool dup = false;
 		for (size_t j = 0; j < n && !dup; j++)
 			dup = strcmp(real[j], real[n]) == 0;
-		if (!dup)
+		if (!dup) {
+			writable[n] = !(sv.f_flag & ST_RDONLY);
+			bases[n] = real[n];
 			n++;
+		}
 	}
 	if (unshare(CLONE_NEWNS) < 0) {
 		util_err(err, errlen, "unshare(CLONE_NEWNS): %s", strerror(errno));
@@ -266,10 +504,31 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	/* Each writable directory becomes a mount of its own, so it can be made writable
 	 * again alone after the whole tree went read-only. */
 	for (size_t i = 0; i < n; i++) {
-		if (mount(real[i], real[i], "none", MS_BIND | MS_REC, NULL) < 0) {
+		if (writable[i] && mount(real[i], real[i], "none", MS_BIND | MS_REC, NULL) < 0) {
 			util_err(err, errlen, "bind %s: %s", real[i], strerror(errno));
 			goto out;
 		}
+	}
+	/* The mounts under them (a job's own tmpfs at /tmp/job123) were copied by the
+	 * recursive bind with their flags (or, under a read-only one, are the namespace's
+	 * copies of the host's): read now, before everything turns read-only, which of
+	 * them the host has writable. Only those are made writable again below, one by
+	 * one: clearing the flag recursively and setting it back on the read-only ones
+	 * would widen any that a line we cannot read described. */
+	FILE *mi = fopen("/proc/self/mountinfo", "re");
+	if (!mi) {
+		log_warn("sandbox: /proc/self/mountinfo: %s; the mounts under the writable "
+			 "directories stay read-only",
+			 strerror(errno));
+	} else {
+		int r = sandbox_submounts_read(mi, bases, &subs, err, errlen);
+		fclose(mi);
+		if (r < 0)
+			goto out;
+		if (subs.unparsed)
+			log_warn("sandbox: %zu lines of /proc/self/mountinfo could not be read; a "
+				 "mount they describe stays read-only (its directories: error)",
+				 subs.unparsed);
 	}
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
 	if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) < 0) {
@@ -282,10 +541,18 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	}
 	struct mount_attr rwattr = { .attr_clr = MOUNT_ATTR_RDONLY };
 	for (size_t i = 0; i < n; i++) {
-		if (mount_setattr(AT_FDCWD, real[i], 0, &rwattr, sizeof(rwattr)) < 0) {
+		if (writable[i] &&
+		    mount_setattr(AT_FDCWD, real[i], 0, &rwattr, sizeof(rwattr)) < 0) {
 			util_err(err, errlen, "making %s writable: %s", real[i], strerror(errno));
 			goto out;
 		}
+	}
+	for (size_t j = 0; j < subs.n; j++) {
+		size_t i = 0;
+		while (i < n && !sandbox_under(subs.v[j].point, real[i]))
+			i++;
+		if (i < n && sandbox_submount_rw(real[i], &subs.v[j], err, errlen) < 0)
+			goto out;
 	}
 	/* The working directory still leads into the mounts under the binds (read-only
 	 * now), and a relative --tmpdir resolves from it: enter it again by its name. */
@@ -296,6 +563,9 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	}
 	rc = 1;
 out:
+	sandbox_submounts_free(&subs);
+	free(bases);
+	free(writable);
 	free(real);
 	return rc;
 }

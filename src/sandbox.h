@@ -14,7 +14,10 @@
  *   paths         when rw is given, as root, a private mount namespace in which every
  *                 mount is read-only but the directories of rw (the temp bases,
  *                 /dev/shm, the metrics file's directory) that are writable before
- *                 (one on a read-only mount stays read-only): creating, writing or
+ *                 (one on a read-only mount stays read-only), and the mounts under
+ *                 any of them that are writable before (one by one, as
+ *                 /proc/self/mountinfo says; a line it cannot parse leaves its
+ *                 mount read-only): creating, writing or
  *                 removing files elsewhere fails with EROFS. Reading is not restricted:
  *                 the sweeper must read /proc and every journal. It needs
  *                 CAP_SYS_ADMIN: a user's sweep (which can only touch that user's files
@@ -25,8 +28,10 @@
 #ifndef SHMWARDEN_SANDBOX_H
 #define SHMWARDEN_SANDBOX_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* rw: NULL-terminated directories where files may be created, written and removed
  * (one that does not exist, or that is on a read-only mount, is skipped: writes there
@@ -34,5 +39,35 @@
  * namespace, files may change wherever the kept capabilities allow. Returns 0, or -1
  * with err filled; after -1 the process may be partly confined and must not go on. */
 int sandbox_sweeper(const char *const *rw, bool *paths_confined, char *err, size_t errlen);
+
+/* The mount table's reader, declared for tests/unit/test_sandbox.c. */
+struct sandbox_mount {
+	int id;               /* the mount ID, as statx(2)'s STATX_MNT_ID gives it */
+	char point[PATH_MAX]; /* where it is mounted, unescaped */
+	bool rw;              /* its own flag and its file system's both say rw */
+};
+/* One line of /proc/PID/mountinfo (proc_pid_mountinfo(5)), with or without its '\n'.
+ * 0, or -1 for anything the kernel does not write: a missing or empty field, no "-"
+ * separator, a number that is not one, an escape other than a backslash and three octal
+ * digits, a mount point that is not absolute or too long, options not starting with
+ * rw or ro. */
+int sandbox_mountinfo_line(const char *line, struct sandbox_mount *m);
+
+struct sandbox_submounts {
+	struct sandbox_submount {
+		int id;
+		char *point;
+	} * v;
+	size_t n;
+	size_t unparsed; /* lines sandbox_mountinfo_line refused: their mounts are left out */
+};
+/* The writable mounts (rw: both flags) whose mount point lies strictly under one of
+ * bases (NULL-terminated absolute paths), read from f in mountinfo's format; a line
+ * that cannot be parsed is counted and left out, never taken as writable. 0, or -1 (out
+ * of memory, a read error) with err filled and *out empty. Free with
+ * sandbox_submounts_free. */
+int sandbox_submounts_read(FILE *f, const char *const *bases, struct sandbox_submounts *out,
+			   char *err, size_t errlen);
+void sandbox_submounts_free(struct sandbox_submounts *s);
 
 #endif

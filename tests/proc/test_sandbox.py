@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -278,6 +279,155 @@ def test_root_sweep_keeps_a_read_only_mount_read_only():
         expect(rep and rep["status"] == "removed", "writable: %s" % p.stdout)
         expect(sb.objects() == [] and not os.path.exists(m.dir),
                "left: %s %s" % (sb.objects(), os.listdir(base)))
+
+
+# Run in a private mount namespace (argv: tests/proc, "odd" or "plain"): per-job
+# directories under one base, as a batch system makes them (TMPDIR=/tmp/job123 on a
+# tmpfs of the job's own), swept with the pattern BASE/*. "rw" is a writable tmpfs;
+# "ro" a tmpfs remounted read-only (its file system is read-only); "robind" a writable
+# tmpfs with a read-only bind stacked on it (only that mount is read-only: the one under
+# it, at the same path in /proc/self/mountinfo, is writable). Each holds a dead manager
+# (SIGKILLed) with a journaled object. "odd" puts a space, a newline and a backslash in
+# the base's path and the directories' names, which mountinfo writes as octal escapes.
+SUB_STORY = r"""
+import json, os, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+import harness
+from test_sandbox import tree
+variant = sys.argv[2]
+odd = variant == "odd"
+
+
+def sh(*a):
+    subprocess.run(list(a), check=True, capture_output=True)
+
+
+def story(sb, top):
+    out = {}
+    base = os.path.join(top, "base 1\n2" if odd else "base")
+    os.mkdir(base, 0o700)
+    jobs = {}
+    for kind in ("rw", "ro", "robind"):
+        job = os.path.join(base, ("job %s\\x\n" % kind) if odd else "job-" + kind)
+        # A manager refuses a TMPDIR with a newline (its socket path is one line): the
+        # odd job's tmpfs is mounted elsewhere first, then moved there with its dead
+        # manager (the journal does not record its path).
+        at = os.path.join(sb.tmp, "stage-" + kind) if odd else job
+        os.mkdir(job, 0o700)
+        if at != job:
+            os.mkdir(at, 0o700)
+        sh("mount", "-t", "tmpfs", "-o", "mode=0700", "shmw-test", at)
+        m = sb.spawn_manager(args=["manager", "--no-reclaim"], env=dict(sb.env, TMPDIR=at))
+        if not m.sock:
+            raise AssertionError("manager in %r: %r %s" % (at, m.line, m.stderr_text()))
+        c = m.client()
+        c.register(sb.name(kind))
+        sb.create_object(sb.name(kind))
+        harness.sigkill(m)
+        c.close()
+        if at != job:
+            sh("mount", "--move", at, job)
+        jobs[kind] = (job, os.path.basename(m.dir))
+    sh("mount", "-o", "remount,ro", jobs["ro"][0])
+    sh("mount", "--bind", jobs["robind"][0], jobs["robind"][0])
+    sh("mount", "-o", "remount,bind,ro", jobs["robind"][0])
+    if variant == "robase":
+        # The base itself read-only (its top mount only), the jobs' mounts under it
+        # as they were.
+        sh("mount", "--rbind", base, base)
+        sh("mount", "-o", "remount,bind,ro", base)
+    with open("/proc/self/mountinfo") as f:
+        table = f.read()
+    out["escapes"] = [e for e in ("\\040", "\\012", "\\134") if e in table]
+    before = {k: tree(j) for k, (j, _) in jobs.items()}
+    pattern = base.replace("\\", "\\\\") + "/*"
+    r = subprocess.run([harness.SHMWARDEN, "sweep", "--json", "--tmpdir", pattern],
+                       capture_output=True, text=True,
+                       env=dict(sb.env, SHMWARDEN_LOG="info", HOME="/"))
+    doc = json.loads(r.stdout) if r.stdout.startswith("{") else {"dirs": []}
+    got = {os.path.basename(d["dir"]): d for d in doc["dirs"]}
+    for kind, (job, name) in jobs.items():
+        d = got.get(name)
+        out[kind] = dict(status=d and d["status"], detail=d and d.get("detail"),
+                         object=os.path.exists(harness.SHM + sb.name(kind)),
+                         dir=os.path.exists(os.path.join(job, name)),
+                         same=tree(job) == before[kind])
+    out["rc"] = r.returncode
+    out["stderr"] = r.stderr[-3000:]
+    return out
+
+
+# Outside /tmp and TMPDIR (writable to the sweep, and every mount under them with
+# them): a tmpfs of this namespace's own on a private directory of /var/tmp (argv[3]).
+# The directory, empty outside, is the caller's to remove (here it is a mount point).
+top = sys.argv[3]
+sh("mount", "-t", "tmpfs", "-o", "mode=0700", "shmw-test", top)
+with harness.Sandbox("sbxsub") as sb:
+    print(json.dumps(story(sb, top)))
+"""
+
+
+def submounts_story(label, variant):
+    if os.geteuid() != 0:
+        skip(label, "needs root (mount)")
+        return
+    if not shutil.which("unshare"):
+        skip(label, "no unshare(1)")
+        return
+    # The story's own Sandbox (one in ours would make the socket paths too long) cleans
+    # up inside the namespace; its mounts die with it.
+    top = tempfile.mkdtemp(prefix="shmw-sub-", dir="/var/tmp")
+    try:
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", PY, "-c", SUB_STORY,
+                            HERE, variant, top],
+                           capture_output=True, text=True, timeout=300,
+                           stdin=subprocess.DEVNULL)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+        expect(r.returncode == 0 and lines, "the story: rc %d\n%s\n%s" %
+               (r.returncode, r.stdout[-2000:], r.stderr[-2000:]))
+        got = json.loads(lines[-1])
+        why = "the directory cannot be changed here: Read-only file system"
+        expect(got["rw"]["status"] == "removed" and not got["rw"]["object"] and
+               not got["rw"]["dir"],
+               "the dead manager on the job's writable tmpfs was not reclaimed: %s\n%s"
+               % (got["rw"], got["stderr"]))
+        for kind in ("ro", "robind"):
+            g = got[kind]
+            expect(g["status"] == "error" and g["detail"] == why and g["object"] and
+                   g["dir"] and g["same"],
+                   "the read-only submount (%s) changed or was not an error: %s\n%s"
+                   % (kind, g, got["stderr"]))
+        expect(variant != "odd" or len(got["escapes"]) == 3, "mountinfo escaped only %s"
+               % got["escapes"])
+        expect(got["rc"] == 1, "sweep exit %d (2 errors): %s" % (got["rc"], got["stderr"]))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_root_sweep_reclaims_on_a_writable_submount_only():
+    """A job's own writable tmpfs under a base (TMPDIR=/tmp/job123, as batch systems make
+    it) is writable to the sandboxed sweep too, so a dead manager there is reclaimed; a
+    read-only one under the same base stays read-only, whether its file system or only
+    its mount (a read-only bind stacked on a writable tmpfs) says so. Before, the
+    recursive bind of the base copied the job's mount, / went read-only recursively and
+    only the bind itself was made writable again: the writable job's dead manager came
+    out `error` (Read-only file system) and its object leaked."""
+    submounts_story("test_root_sweep_reclaims_on_a_writable_submount_only", "plain")
+
+
+def test_root_sweep_submounts_with_escaped_paths():
+    """The same under a base whose path, and the job directories' names, hold a space, a
+    newline and a backslash: /proc/self/mountinfo writes them as \\040, \\012 and \\134,
+    and a path read wrong must never make a mount writable."""
+    submounts_story("test_root_sweep_submounts_with_escaped_paths", "odd")
+
+
+def test_root_sweep_reclaims_on_a_writable_submount_of_a_read_only_base():
+    """A base the host mounted read-only stays read-only (its top mount is not made
+    writable), but a job's writable tmpfs under it is writable to the sweep as on the
+    host, and the read-only ones under it stay so."""
+    submounts_story("test_root_sweep_reclaims_on_a_writable_submount_of_a_read_only_base",
+                    "robase")
 
 
 # Run inside the chroot (argv: tests/proc, the temp base): a manager dies holding /pin

@@ -267,10 +267,176 @@ static void test_user_sweeper_refuses_after_the_drop(void)
 	CHECK(strcmp(out, "done\n") == 0);
 }
 
+/* The mount table's reader (sandbox_mountinfo_line): what the kernel writes is read,
+ * escapes undone; anything else is refused, so no mount is taken as writable from a
+ * line read wrong. */
+static void test_mountinfo_lines(void)
+{
+	struct sandbox_mount m;
+	CHECK(sandbox_mountinfo_line("36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 "
+				     "/dev/root rw,errors=continue\n",
+				     &m) == 0);
+	CHECK_EQ_INT(m.id, 36);
+	CHECK(strcmp(m.point, "/mnt2") == 0 && m.rw);
+	/* No optional field; a space, a newline, a backslash and a tab, escaped. */
+	CHECK(sandbox_mountinfo_line("4095 26 0:61 / /tmp/a\\040b\\012c\\134d\\011e "
+				     "rw,relatime - tmpfs shmw\\040test rw,size=4k",
+				     &m) == 0);
+	CHECK_EQ_INT(m.id, 4095);
+	CHECK(strcmp(m.point, "/tmp/a b\nc\\d\te") == 0 && m.rw);
+	/* Read-only by the mount's own flag, or by its file system's. */
+	CHECK(sandbox_mountinfo_line("7 1 0:5 / /x ro,relatime shared:3 - tmpfs t rw", &m) == 0);
+	CHECK(!m.rw);
+	CHECK(sandbox_mountinfo_line("7 1 0:5 / /x rw shared:3 unbindable - tmpfs t ro,size=1k",
+				     &m) == 0);
+	CHECK(!m.rw);
+	/* nsfs's root is not a path. */
+	CHECK(sandbox_mountinfo_line("8 1 0:4 net:[4026531840] /run/netns/a rw - nsfs nsfs rw",
+				     &m) == 0);
+	CHECK(m.rw && strcmp(m.point, "/run/netns/a") == 0);
+
+	static const char *const garbage[] = {
+		"",
+		"\n",
+		"36",
+		"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root",  /* no super */
+		"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 ext3 /dev/root rw", /* no "-" */
+		"36 35 98:0 /mnt1 /mnt2 rw - ext3 /dev/root rw extra",
+		"36 35 98:0 /mnt1 /mnt2 - ext3 /dev/root rw", /* no options */
+		"36  35 98:0 / /mnt2 rw - ext3 /dev/root rw", /* an empty field */
+		"36 35 98:0 / /mnt2 rw - ext3 /dev/root rw ", /* a trailing space */
+		" 36 35 98:0 / /mnt2 rw - ext3 /dev/root rw",
+		"x6 35 98:0 / /mnt2 rw - ext3 /dev/root rw",
+		"0 35 98:0 / /mnt2 rw - ext3 /dev/root rw",
+		"99999999999 35 98:0 / /mnt2 rw - ext3 /dev/root rw",
+		"-1 35 98:0 / /mnt2 rw - ext3 /dev/root rw",
+		"36 35 98 / /mnt2 rw - ext3 /dev/root rw",
+		"36 35 98:x / /mnt2 rw - ext3 /dev/root rw",
+		"36 35 98:0 / mnt2 rw - ext3 /dev/root rw",   /* not absolute */
+		"36 35 98:0 / /a\\04 rw - ext3 /dev/root rw", /* a short escape */
+		"36 35 98:0 / /a\\ rw - ext3 /dev/root rw",
+		"36 35 98:0 / /a\\\\ rw - ext3 /dev/root rw",
+		"36 35 98:0 / /a\\089 rw - ext3 /dev/root rw",  /* not octal */
+		"36 35 98:0 / /a\\400 rw - ext3 /dev/root rw",  /* over a byte */
+		"36 35 98:0 / /a\\000b rw - ext3 /dev/root rw", /* a NUL */
+		"36 35 98:0 / /a\tb rw - ext3 /dev/root rw",    /* a raw tab */
+		"36 35 98:0 / /a\nb rw - ext3 /dev/root rw",    /* a raw newline */
+		"36 35 98:0 / /mnt2 rwx - ext3 /dev/root rw",
+		"36 35 98:0 / /mnt2 RW - ext3 /dev/root rw",
+		"36 35 98:0 / /mnt2 r - ext3 /dev/root rw",
+		"36 35 98:0 / /mnt2 relatime,rw - ext3 /dev/root rw",
+		"36 35 98:0 / /mnt2 rw - ext3 /dev/root rwx",
+		"36 35 98:0 / /mnt2 rw - ext3 /dev/root errors=continue,rw",
+		"36 35 98:0 / /mnt2 rw - ext\\3 /dev/root rw",
+		"36 35 98:0 / /mnt2 rw - ext3 /dev/ro\\ot rw",
+	};
+	for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+		m.rw = true;
+		int r = sandbox_mountinfo_line(garbage[i], &m);
+		if (r != -1)
+			printf("# taken: \"%s\"\n", garbage[i]);
+		CHECK_EQ_INT(r, -1);
+	}
+	/* A mount point of PATH_MAX bytes and more does not fit. */
+	char longline[3 * PATH_MAX];
+	int n = snprintf(longline, sizeof(longline), "9 1 0:5 / /");
+	memset(longline + n, 'a', PATH_MAX);
+	snprintf(longline + n + PATH_MAX, sizeof(longline) - (size_t)n - PATH_MAX,
+		 " rw - tmpfs t rw");
+	CHECK_EQ_INT(sandbox_mountinfo_line(longline, &m), -1);
+	/* Every prefix of a read-only mount's line is refused or read-only. */
+	const char *ro = "51 50 0:48 / /tmp/job\\040ro ro,nosuid shared:9 - tmpfs job rw,size=8k";
+	for (size_t k = 0; k <= strlen(ro); k++) {
+		char cut[256];
+		snprintf(cut, sizeof(cut), "%.*s", (int)k, ro);
+		m.rw = false;
+		int r = sandbox_mountinfo_line(cut, &m);
+		CHECK(r == -1 || !m.rw);
+	}
+}
+
+/* sandbox_submounts_read: the writable mounts strictly under a base, nothing else; a
+ * line it cannot read counted and left out. */
+static void test_submounts_read(void)
+{
+	static char table[] =
+		"26 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+		"60 26 0:50 / /tmp/b\\0401 rw - tmpfs t rw\n"           /* the base itself */
+		"61 60 0:51 / /tmp/b\\0401/job\\0121 rw - tmpfs t rw\n" /* writable */
+		"62 60 0:52 / /tmp/b\\0401/ro ro - tmpfs t rw\n"        /* read-only mount */
+		"63 60 0:53 / /tmp/b\\0401/rosb rw - tmpfs t ro\n"      /* read-only fs */
+		"64 61 0:54 / /tmp/b\\0401/job\\0121/in rw shared:1 - tmpfs t rw\n"
+		"65 60 0:55 / /tmp/b\\0401/bad rw - tmpfs t\n"       /* garbage */
+		"66 60 0:56 / /tmp/b\\0401/bad2 rw - tmpfs t rw x\n" /* garbage */
+		"67 60 0:57 / /tmp/b\\04 rw - tmpfs t rw\n"          /* garbage */
+		"68 26 0:58 / /tmp/b\\04010/x rw - tmpfs t rw\n"     /* a sibling: /tmp/b 10 */
+		"69 26 0:59 / /tmp/b rw - tmpfs t rw\n"              /* above the base */
+		"70 26 0:60 / /var/tmp/c rw - tmpfs t rw\n"          /* outside */
+		"71 26 0:61 / /dev/shm/d rw - tmpfs t rw\n";         /* under another base */
+	FILE *f = fmemopen(table, sizeof(table) - 1, "r");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	const char *bases[] = { "/tmp/b 1", "/dev/shm", NULL };
+	struct sandbox_submounts subs;
+	char err[256] = "";
+	CHECK(sandbox_submounts_read(f, bases, &subs, err, sizeof(err)) == 0);
+	fclose(f);
+	CHECK_EQ_INT(subs.n, 3);
+	CHECK_EQ_INT(subs.unparsed, 3);
+	if (subs.n == 3) {
+		CHECK(subs.v[0].id == 61 && strcmp(subs.v[0].point, "/tmp/b 1/job\n1") == 0);
+		CHECK(subs.v[1].id == 64 && strcmp(subs.v[1].point, "/tmp/b 1/job\n1/in") == 0);
+		CHECK(subs.v[2].id == 71 && strcmp(subs.v[2].point, "/dev/shm/d") == 0);
+	}
+	sandbox_submounts_free(&subs);
+	CHECK(subs.n == 0 && subs.v == NULL);
+
+	/* The base "/" (a pattern's prefix may be it): everything writable under it. */
+	f = fmemopen(table, sizeof(table) - 1, "r");
+	const char *root[] = { "/", NULL };
+	CHECK(f && sandbox_submounts_read(f, root, &subs, err, sizeof(err)) == 0);
+	if (f)
+		fclose(f);
+	CHECK_EQ_INT(subs.n, 7);
+	sandbox_submounts_free(&subs);
+
+	/* A NUL byte: the line would parse up to it (a writable mount), but is garbage. */
+	static char nul[] = "61 60 0:51 / /tmp/b\\0401/job rw - tmpfs t rw\0,x\n";
+	f = fmemopen(nul, sizeof(nul) - 1, "r");
+	CHECK(f && sandbox_submounts_read(f, bases, &subs, err, sizeof(err)) == 0);
+	if (f)
+		fclose(f);
+	CHECK(subs.n == 0 && subs.unparsed == 1);
+	sandbox_submounts_free(&subs);
+}
+
+/* This kernel's own table reads without a line left out (a line of the kernel's read
+ * wrong would leave that mount read-only). */
+static void test_submounts_read_this_kernels_table(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	const char *bases[] = { "/", NULL };
+	struct sandbox_submounts subs;
+	char err[256] = "";
+	CHECK(sandbox_submounts_read(f, bases, &subs, err, sizeof(err)) == 0);
+	fclose(f);
+	CHECK_EQ_INT(subs.unparsed, 0);
+	CHECK(subs.n > 0);
+	sandbox_submounts_free(&subs);
+}
+
 int main(void)
 {
+	RUN(test_mountinfo_lines);
+	RUN(test_submounts_read);
+	RUN(test_submounts_read_this_kernels_table);
 	if (geteuid() != 0) {
-		printf("SKIP test_sandbox: needs root (the root sweeper is what it checks)\n");
+		printf("SKIP test_sandbox: the rest needs root (the root sweeper is what it "
+		       "checks)\n");
 		return check_done();
 	}
 	RUN(test_root_sweeper_refuses_after_the_drop);
