@@ -293,7 +293,6 @@ SUB_STORY = r"""
 import json, os, subprocess, sys
 sys.path.insert(0, sys.argv[1])
 import harness
-from test_sandbox import tree
 variant = sys.argv[2]
 odd = variant == "odd"
 
@@ -339,7 +338,7 @@ def story(sb, top):
     with open("/proc/self/mountinfo") as f:
         table = f.read()
     out["escapes"] = [e for e in ("\\040", "\\012", "\\134") if e in table]
-    before = {k: tree(j) for k, (j, _) in jobs.items()}
+    before = {k: harness.snapshot(j, recursive=True) for k, (j, _) in jobs.items()}
     pattern = base.replace("\\", "\\\\") + "/*"
     r = subprocess.run([harness.SHMWARDEN, "sweep", "--json", "--tmpdir", pattern],
                        capture_output=True, text=True,
@@ -351,7 +350,7 @@ def story(sb, top):
         out[kind] = dict(status=d and d["status"], detail=d and d.get("detail"),
                          object=os.path.exists(harness.SHM + sb.name(kind)),
                          dir=os.path.exists(os.path.join(job, name)),
-                         same=tree(job) == before[kind])
+                         same=harness.snapshot(job, recursive=True) == before[kind])
     out["rc"] = r.returncode
     out["stderr"] = r.stderr[-3000:]
     return out
