@@ -1,3 +1,4 @@
+#!/usr/bin/python3
 """torch_share.py — real PyTorch sharing tensors through the shm manager.
 
 Workers build tensors of known content and send them to the parent through a queue
@@ -37,13 +38,6 @@ import sqlite3
 import sys
 import time
 
-import torch
-import torch.multiprocessing as mp
-
-# At import, not in main(): spawn and forkserver workers import this module afresh and
-# would otherwise share through file descriptors, never calling the manager.
-mp.set_sharing_strategy("file_system")
-
 # The longest the parent waits for the next tensor. Generous: a spawn or forkserver
 # worker imports torch first, seconds of CPU that a loaded machine stretches to a minute.
 STALL_S = 180
@@ -52,10 +46,59 @@ STALL_S = 180
 DRAIN_S = 2
 
 
+def parser():
+    """The command line; argparse only, so --help needs no torch."""
+    ap = argparse.ArgumentParser(
+        prog="torch_share.py",
+        description="Real PyTorch sharing tensors through the shm manager: workers send "
+                    "tensors of known content to this process with the file_system sharing "
+                    "strategy (each one a /dev/shm object registered with the manager); it "
+                    "checks every tensor and prints a JSON report on stdout: pid, workers' "
+                    "pids, received, bad, manager_dirs and journal_rows under TMPDIR, torch "
+                    "version (then, without --dataloader, a second line: join_after_exit).",
+        epilog="When the tensors cannot be shared (an unusable TMPDIR, a missing manager), "
+               "it says so in one sentence on stderr and exits 1, within %d s of the last "
+               "tensor at worst." % STALL_S)
+    ap.add_argument("nworkers", type=int, metavar="NWORKERS", help="worker processes")
+    ap.add_argument("ntensors", type=int, metavar="NTENSORS",
+                    help="tensors each worker sends (with --dataloader: items per worker)")
+    ap.add_argument("--hold", type=float, default=0, metavar="SECONDS",
+                    help="after the report, keep every tensor alive and sleep this long (the "
+                         "crash tests and the demo SIGKILL the whole tree then; default 0)")
+    ap.add_argument("--manager", metavar="PATH",
+                    help="point libshm at this manager (through libshm_init, as torch does at "
+                         "import) instead of torch's own torch/bin/torch_shm_manager")
+    ap.add_argument("--numel", type=int, default=256, metavar="N",
+                    help="float32 elements per tensor (default 256)")
+    ap.add_argument("--start", choices=("fork", "spawn", "forkserver"), default="fork",
+                    help="the workers' multiprocessing start method (default fork)")
+    ap.add_argument("--dataloader", action="store_true",
+                    help="the workers are a torch.utils.data.DataLoader's (NWORKERS workers, "
+                         "NTENSORS items each, batches of 2) instead of Process objects "
+                         "writing to a Queue")
+    ap.add_argument("--get-delay", type=float, default=0, metavar="SECONDS",
+                    help="start taking tensors from the queue only this long after starting "
+                         "the workers, as a training loop slower than its workers does: each "
+                         "tensor is registered again, by this process, that long after its "
+                         "object was made (default 0)")
+    return ap
+
+
+# Before torch: importing it takes seconds, and --help and a bad command line need none of it.
+if __name__ == "__main__":
+    ARGS = parser().parse_args()
+
+import torch
+import torch.multiprocessing as mp
+
+# At import, not in main(): spawn and forkserver workers import this module afresh and
+# would otherwise share through file descriptors, never calling the manager.
+mp.set_sharing_strategy("file_system")
+
 def fail(why):
     """Ends the run with one sentence (exit 1)."""
-    sys.exit("torch_share.py: %s (is TMPDIR=%s usable, and the manager runnable? its own "
-             "error, if it printed one, is above)" % (why, os.environ.get("TMPDIR", "/tmp")))
+    sys.exit("torch_share.py: %s (is the temp base %s usable, and the manager runnable? its own "
+             "error, if it printed one, is above)" % (why, tmpbase()))
 
 
 def worker(q, received, wid, n, numel):
@@ -117,9 +160,19 @@ def gone(pid):
         return True
 
 
+def tmpbase():
+    """The temp base the manager makes its directory in: shmwarden's choice (util_tmpbase:
+    the first non-empty of TMPDIR, TMP, TEMP, TEMPDIR, else /tmp), not tempfile's (another
+    order, and a writability probe)."""
+    for var in ("TMPDIR", "TMP", "TEMP", "TEMPDIR"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return "/tmp"
+
+
 def journal_rows():
     rows = 0
-    dirs = glob.glob(os.path.join(os.environ["TMPDIR"], "shmwarden-*"))
+    dirs = glob.glob(os.path.join(tmpbase(), "shmwarden-*"))
     for d in dirs:
         db = os.path.join(d, "journal.db")
         if os.path.exists(db):
@@ -140,41 +193,7 @@ def use_manager(path):
     os.environ[MANAGER_ENV] = os.path.abspath(path)
 
 
-def main():
-    ap = argparse.ArgumentParser(
-        prog="torch_share.py",
-        description="Real PyTorch sharing tensors through the shm manager: workers send "
-                    "tensors of known content to this process with the file_system sharing "
-                    "strategy (each one a /dev/shm object registered with the manager); it "
-                    "checks every tensor and prints a JSON report on stdout: pid, workers' "
-                    "pids, received, bad, manager_dirs and journal_rows under TMPDIR, torch "
-                    "version (then, without --dataloader, a second line: join_after_exit).",
-        epilog="When the tensors cannot be shared (an unusable TMPDIR, a missing manager), "
-               "it says so in one sentence on stderr and exits 1, within %d s of the last "
-               "tensor at worst." % STALL_S)
-    ap.add_argument("nworkers", type=int, metavar="NWORKERS", help="worker processes")
-    ap.add_argument("ntensors", type=int, metavar="NTENSORS",
-                    help="tensors each worker sends (with --dataloader: items per worker)")
-    ap.add_argument("--hold", type=float, default=0, metavar="SECONDS",
-                    help="after the report, keep every tensor alive and sleep this long (the "
-                         "crash tests and the demo SIGKILL the whole tree then; default 0)")
-    ap.add_argument("--manager", metavar="PATH",
-                    help="point libshm at this manager (through libshm_init, as torch does at "
-                         "import) instead of torch's own torch/bin/torch_shm_manager")
-    ap.add_argument("--numel", type=int, default=256, metavar="N",
-                    help="float32 elements per tensor (default 256)")
-    ap.add_argument("--start", choices=("fork", "spawn", "forkserver"), default="fork",
-                    help="the workers' multiprocessing start method (default fork)")
-    ap.add_argument("--dataloader", action="store_true",
-                    help="the workers are a torch.utils.data.DataLoader's (NWORKERS workers, "
-                         "NTENSORS items each, batches of 2) instead of Process objects "
-                         "writing to a Queue")
-    ap.add_argument("--get-delay", type=float, default=0, metavar="SECONDS",
-                    help="start taking tensors from the queue only this long after starting "
-                         "the workers, as a training loop slower than its workers does: each "
-                         "tensor is registered again, by this process, that long after its "
-                         "object was made (default 0)")
-    args = ap.parse_args()
+def main(args):
     nworkers, ntensors, hold = args.nworkers, args.ntensors, args.hold
     if args.manager:
         use_manager(args.manager)
@@ -269,4 +288,4 @@ if os.environ.get(MANAGER_ENV) and __name__ != "__main__":
     use_manager(os.environ[MANAGER_ENV])  # a spawn or forkserver worker's import
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -436,6 +436,26 @@ def test_option_spellings_all_work():
                "recover DIR --dry-run --json: %d %r" % (r.returncode, r.stdout))
 
 
+def test_prune_grace_range_and_zero_are_documented():
+    """--prune-grace 0 is accepted and keeps no young name (a name whose object does not
+    exist yet is dropped at the next prune or at shutdown): --help, the man page and the
+    README say so, and state the range the option's error states."""
+    r = run(["manager", "--prune-grace", "-1"])
+    m = re.search(r"--prune-grace needs a number of seconds from (\d+) to (\d+)", r.stderr)
+    expect(r.returncode == 2 and m, "--prune-grace -1: %d %r" % (r.returncode, r.stderr))
+    rng = "%s to %s" % m.groups()
+    helped = " ".join(run(["manager", "--help"]).stdout.split())
+    man = " ".join(read(MAN1).replace("\\-", "-").split())
+    readme = " ".join(read(os.path.join(harness.ROOT, "README.md")).split())
+    for doc, text in (("manager --help", helped), ("shmwarden(1)", man), ("README.md", readme)):
+        said = text[text.find("--prune-grace"):]
+        expect("whole seconds, %s" % rng in said,
+               "%s does not state --prune-grace's range (%s)" % (doc, rng))
+        expect("0 is no grace, for tests only: a name whose object does not exist yet" in said
+               and "dropped at the next prune or at shutdown" in said,
+               "%s does not say what --prune-grace 0 does" % doc)
+
+
 def test_libshmwarden_man_page_covers_the_header():
     if not os.path.exists(HEADER):
         print("note: include/shmwarden.h absent; nothing to compare")

@@ -89,8 +89,8 @@ def test_protocol_states_the_error_prefix_exactly():
 def test_readme_test_commands_name_real_tests():
     # The README's examples of running some tests name cases and files that exist.
     text = read("README.md")
-    cmds = re.findall(r"^(build/tests/(test_\w+)|python3 tests/proc/(test_\w+\.py)) (\w+)", text,
-                      re.M)
+    cmds = re.findall(r"^(build/tests/(test_\w+)|/usr/bin/python3 tests/proc/(test_\w+\.py)) (\w+)",
+                      text, re.M)
     expect(len(cmds) >= 2, "the README shows no way to run one C case or one test file")
     for _, prog, pyfile, name in cmds:
         if prog:
@@ -101,6 +101,10 @@ def test_readme_test_commands_name_real_tests():
             src = read(os.path.join("tests", "proc", pyfile))
             expect(re.search(r"^def test_\w*%s" % name, src, re.M),
                    "README: %s has no test matching %s" % (pyfile, name))
+    # The first python3 on PATH may not be Debian's (a venv, conda: no torch, no pytest):
+    # the commands name the one the prose says the suite runs under.
+    bare = re.findall(r"^python3 .*", text, re.M)
+    expect(not bare, "README: commands run a bare python3, not /usr/bin/python3: %s" % bare)
     for m in re.finditer(r"-k (\w+) +# one test, or one C case", text):
         expect(m.group(1) in read("tests/unit/test_journal.c"), "README: -k %s" % m.group(1))
 

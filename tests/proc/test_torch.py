@@ -199,6 +199,51 @@ def test_torch_share_help_describes_every_argument():
     assert "exits 1" in text, "--help does not say when it fails:\n%s" % text
 
 
+def test_torch_share_runs_by_its_path():
+    # The README runs `scripts/torch_share.py N 5 --start spawn` by its path: it was mode
+    # 0644 with no #! line (Permission denied).
+    with open(SCRIPT) as f:
+        assert f.readline() == "#!/usr/bin/python3\n", "torch_share.py has no #! line"
+    assert os.access(SCRIPT, os.X_OK), "torch_share.py is not executable"
+    r = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "NWORKERS" in r.stdout, r.stderr[-2000:]
+
+
+# torch made unimportable (a None in sys.modules: `import torch` raises ImportError),
+# then the script run as its #! line would.
+_NO_TORCH = """
+import runpy, sys
+sys.modules["torch"] = None
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_torch_share_help_and_usage_errors_need_no_torch():
+    # --help imported torch first: seconds of CPU, and a traceback where python3 has no
+    # torch. Arguments are parsed before torch is imported.
+    for args, rc, where, want in ((["--help"], 0, "stdout", "usage: torch_share.py"),
+                                  (["x", "1"], 2, "stderr", "invalid int value")):
+        r = subprocess.run([PY, "-c", _NO_TORCH, SCRIPT] + args, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == rc and want in getattr(r, where) and \
+            "Traceback" not in r.stderr, (args, r.returncode, r.stdout[-500:], r.stderr[-2000:])
+
+
+def test_share_reports_with_tmpdir_unset():
+    """TMPDIR unset, TMP set: the manager makes its directory in TMP (shmwarden takes
+    TMPDIR, TMP, TEMP, TEMPDIR, then /tmp), and torch_share.py reports it there (it died
+    with KeyError: 'TMPDIR' after sharing, exit 1 and no report)."""
+    with harness.Sandbox("notmpdir") as sb, TorchRun(sb) as run:
+        env = {k: v for k, v in sb.env.items() if k not in ("TMPDIR", "TEMP", "TEMPDIR")}
+        env["TMP"] = sb.tmp
+        proc = run.start(1, 2, env=env)
+        rep = run.saw(read_report(proc))
+        assert proc.wait(120) == 0, proc.stderr.read()[-2000:]
+        assert rep["received"] == 2 and rep["bad"] == 0, rep
+        assert len(rep["manager_dirs"]) == 1 and rep["journal_rows"] >= 1, rep
+
+
 def test_tensors_arrive_and_nothing_is_left():
     share_and_check("fork")
 
