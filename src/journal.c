@@ -834,7 +834,7 @@ int journal_open_dirfd(int dirfd, const char *label, unsigned flags, struct jour
 {
 	char path[64];
 	*out = NULL;
-	if (!flags_valid(flags) || !(flags & JOURNAL_READONLY)) {
+	if (!flags_valid(flags)) {
 		util_err(err, errlen, "%s: journal_open_dirfd: bad flags %#x", label, flags);
 		return -1;
 	}
@@ -860,9 +860,18 @@ int journal_open_dirfd(int dirfd, const char *label, unsigned flags, struct jour
 	return 0;
 fail:
 	util_err(err, errlen, "%s/%s: %s", label, JOURNAL_FILE, j->err);
-	bool empty = j->empty;
+	bool empty = j->empty, not_writable = j->not_writable;
 	journal_close(j);
-	return empty ? -ENODATA : -1;
+	return empty ? -ENODATA : not_writable ? -EROFS : -1;
+}
+
+bool journal_path_fits(const char *dirpath)
+{
+	/* SQLite's unix VFS refuses a file name of mxPathname bytes or more (512 in 3.40)
+	 * and derives the longest of its own, DIR/journal.db-wal, from the database's. */
+	sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+	size_t need = strlen(dirpath) + sizeof("/" JOURNAL_FILE "-wal");
+	return vfs && need <= (size_t)vfs->mxPathname;
 }
 
 const struct journal_meta *journal_meta(const struct journal *j)

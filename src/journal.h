@@ -93,15 +93,20 @@ int journal_create(const char *dirpath, const struct journal_meta *meta, struct 
 int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,
 		 size_t errlen);
 
-/* Opens dirfd's journal.db read-only (flags must hold JOURNAL_READONLY) through the
- * descriptor, not a path: SQLite reaches it, and its -wal and -shm, as
- * /proc/self/fd/N/journal.db for a duplicate of dirfd that the handle keeps until
- * journal_close. For a directory another mount namespace names (a live manager's,
- * reached through its own descriptor): no name of ours is involved, so no one can swap
- * the directory; only its own entries remain, which its owner controls. label names
- * the directory in messages. Returns as journal_open. */
+/* Opens dirfd's journal.db (flags as for journal_open) through the descriptor, not a
+ * path: SQLite reaches it, and its -wal and -shm, as /proc/self/fd/N/journal.db for a
+ * duplicate of dirfd that the handle keeps until journal_close. For a directory another
+ * mount namespace names (a live manager's, reached through its own descriptor), and for
+ * one whose path SQLite cannot take (journal_path_fits): no name of ours is involved, so
+ * no one can swap the directory; only its own entries remain, which its owner controls.
+ * label names the directory in messages. Returns as journal_open. */
 int journal_open_dirfd(int dirfd, const char *label, unsigned flags, struct journal **out,
 		       char *err, size_t errlen);
+
+/* Whether SQLite takes DIR/journal.db and its -wal and -shm by path: false when they
+ * are as long as its unix VFS's limit (mxPathname, 512 bytes in SQLite 3.40) or longer,
+ * and journal_open would fail ("unable to open database file"). */
+bool journal_path_fits(const char *dirpath);
 
 const struct journal_meta *journal_meta(const struct journal *j);
 const char *journal_error(const struct journal *j);

@@ -828,7 +828,13 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 	} else if (!dead) {
 		jflags |= JOURNAL_READONLY;
 	}
-	int rc = journal_open(dirpath, jflags, &p->journal, err, sizeof(err));
+	/* A path SQLite cannot take (a dead directory moved deep, 512 bytes or more): through
+	 * the descriptor the checks above were made on, for an act as for a look at a live
+	 * one, so both say what the copy a dry run reads says. */
+	int rc = (dead && !(flags & MGRDIR_PROBE_ACT)) || journal_path_fits(dirpath)
+			 ? journal_open(dirpath, jflags, &p->journal, err, sizeof(err))
+			 : journal_open_dirfd(p->dirfd, dirpath, jflags, &p->journal, err,
+					      sizeof(err));
 	if (rc == -ENODATA) {
 		/* The schema and the manager row commit in one transaction, before the
 		 * manager prints its socket: a journal without them never held a row. */

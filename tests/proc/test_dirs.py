@@ -526,6 +526,52 @@ def test_a_long_path_is_named_whole_in_every_verdict():
                "an unsafe directory was touched: %s" % sb.objects())
 
 
+def test_a_dead_manager_deeper_than_sqlites_path_limit_is_reclaimed():
+    """A dead manager's directory moved (an archived job, a renamed base) to a path of more
+    than 512 bytes, SQLite's limit on a file name (the unix VFS's mxPathname): ls said
+    dead and both dry runs removed (they read a private copy at a short path), but
+    recover and sweep opened the journal in place by its path and called it "corrupt:
+    unable to open database file", and its objects leaked (a newcomer's finding). The
+    journal is opened through the directory's descriptor then; every command says
+    removed, and the real runs reclaim."""
+    with Sandbox("deep") as sb:
+        deep = os.path.join(sb.tmp, *(["d" * 200] * 3))
+        os.makedirs(deep)
+        ms = []
+        for k in range(3):  # one for each real run (sweep, recover) and one to look at
+            m = manager(sb)
+            c = m.client()
+            registered(sb, c, "deep%d" % k)
+            harness.sigkill(m)
+            c.close()
+            d = os.path.join(deep, os.path.basename(m.dir))
+            os.rename(m.dir, d)
+            ms.append(d)
+        expect(len(os.path.join(ms[0], "journal.db-wal").encode()) > 600, "setup: too short")
+        got = every_verdict(sb, deep, ms[0])
+        # every_verdict's real sweep reclaims all three and its real recover finds the
+        # first gone: what each said before that is the point.
+        expect(got["ls --json"][0] == "dead" and got["sweep --dry-run"][0] == "removed" and
+               got["recover --dry-run"][0] in ("removed", "error"),
+               "the looks: %s" % json.dumps(got, indent=1))
+        expect(got["sweep "][0] == "removed", "the real sweep: %s" % json.dumps(got, indent=1))
+        expect(sb.objects() == [] and not os.listdir(deep),
+               "left: %s %s" % (sb.objects(), os.listdir(deep)))
+        # recover alone, on a fresh one.
+        m = manager(sb)
+        c = m.client()
+        registered(sb, c, "deep9")
+        harness.sigkill(m)
+        c.close()
+        d = os.path.join(deep, os.path.basename(m.dir))
+        os.rename(m.dir, d)
+        r = sb.run(["recover", "--json", d])
+        rep = json.loads(r.stdout)
+        expect(r.returncode == 0 and rep["status"] == "removed" and rep["unlinked"] == 1,
+               "recover: %d %s %s" % (r.returncode, r.stdout, r.stderr))
+        expect(sb.objects() == [] and not os.path.exists(d), "left: %s" % sb.objects())
+
+
 def test_a_journal_or_directory_its_owner_cannot_change_is_unsafe_everywhere():
     """journal.db chmod 000 by root: ls said dead, both dry runs removed, recover removed
     (root overrides the mode), but the real sweep, sandboxed without CAP_DAC_OVERRIDE,
