@@ -333,6 +333,57 @@ def test_bench_compare_says_which_ratios_differ():
         assert r.returncode == 2 and "cannot save to /proc/self/bench.json" in r.stderr, r.stderr
 
 
+def test_bench_compare_edges():
+    """Exactly 10% apart agrees (DIFFER is more than 10%; floating point made 1.10 against
+    1.00 10.0% DIFFER); Infinity, NaN and absurd magnitudes are refused naming the file and
+    the row; a repeated --compare is refused (it dropped the first one's files); a long row
+    name is printed whole (it was cut at 78 characters, unmarked)."""
+    with harness.Sandbox("bench") as sb:
+        long_a = "register+free pairs/s | " + "8 clients x 5,000 live + 1000 idle " * 3 + "| sw/floor"
+        long_b = long_a.replace("sw/floor", "sw/torch")
+        a = dict(format="shmwarden-bench-ratios/2", machine="m", kind="full",
+                 ratios={"x | 1 | sw/floor": 1.00, "y | 1 | sw/floor": 2.20, long_a: 1.0,
+                         long_b: 1.0})
+        b = json.loads(json.dumps(a))
+        b["ratios"].update({"x | 1 | sw/floor": 1.10, "y | 1 | sw/floor": 2.00})
+
+        def write(name, doc, raw=None):
+            path = os.path.join(sb.tmp, name + ".json")
+            with open(path, "w") as f:
+                f.write(raw if raw is not None else json.dumps(doc))
+            return path
+
+        pa, pb = write("a", a), write("b", b)
+        r = subprocess.run([PY, BENCH, "--compare", pa, pb], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        for name in ("x | 1 | sw/floor", "y | 1 | sw/floor"):
+            row = [x for x in lines if x.startswith(name + " ")]
+            assert len(row) == 1 and "10.0%" in row[0] and "DIFFER" not in row[0], r.stdout
+        assert lines[-1] == "4 of 4 ratios agree within 10%", r.stdout
+        for name in (long_a, long_b):
+            assert len(name) > 78 and sum(x.startswith(name + " ") for x in lines) == 1, (
+                name, r.stdout)
+        # Not finite, or absurd: refused, naming the file and the row.
+        for raw in ('{"x | 1 | sw/floor": Infinity}', '{"x | 1 | sw/floor": NaN}',
+                    '{"x | 1 | sw/floor": -Infinity}', '{"x | 1 | sw/floor": 1e400}',
+                    '{"x | 1 | sw/floor": 1e308}', '{"x | 1 | sw/floor": 1e-308}'):
+            bad = write("bad", None, '{"format": "shmwarden-bench-ratios/2", "ratios": %s}' % raw)
+            r = subprocess.run([PY, BENCH, "--compare", pa, bad], capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 1 and r.stdout == "" and r.stderr.startswith(
+                "bench: %s: not a saved bench: ratio 'x | 1 | sw/floor' is " % bad), (
+                    raw, r.returncode, r.stdout[-500:], r.stderr)
+        # --compare twice: refused, not the first's files dropped.
+        pc = write("c", a)
+        for argv in (["--compare", pa, "--compare", pb, pc],
+                     ["--compare=" + pa, "--compare", pb, pc]):
+            r = subprocess.run([PY, BENCH] + argv, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 2 and r.stdout == "" and \
+                "--compare given 2 times" in r.stderr, (argv, r.returncode, r.stderr)
+
+
 def load_bench_module():
     """scripts/bench as a module (it has no .py suffix), for its arithmetic."""
     loader = importlib.machinery.SourceFileLoader("shmwarden_bench", BENCH)
