@@ -55,6 +55,19 @@ def registered(sb, c, tag):
     return n
 
 
+def dead_moved(sb, tag, where):
+    """A manager that registered and made sb.name(tag), SIGKILLed, its directory then moved
+    into where (an archived job, a renamed base). Returns the directory's new path."""
+    m = manager(sb)
+    c = m.client()
+    registered(sb, c, tag)
+    harness.sigkill(m)
+    c.close()
+    d = os.path.join(where, os.path.basename(m.dir))
+    os.rename(m.dir, d)
+    return d
+
+
 def expect_swept(sb, unlinked):
     """After the manager's SIGKILL: a sweep unlinks exactly `unlinked` objects, and none
     of ours is left."""
@@ -505,13 +518,7 @@ def test_a_long_path_is_named_whole_in_every_verdict():
         shared = os.path.join(x, "shared")
         os.makedirs(shared)
         os.chmod(shared, 0o1777)
-        m = manager(sb)
-        c = m.client()
-        registered(sb, c, "held")
-        harness.sigkill(m)
-        c.close()
-        d = os.path.join(shared, os.path.basename(m.dir))
-        os.rename(m.dir, d)
+        d = dead_moved(sb, "held", shared)
         os.chown(x, nobody.pw_uid, nobody.pw_gid)
         os.chmod(x, 0o700)
         why = ("%s belongs to another user (uid %d, mode 0700): it could be replaced under "
@@ -537,16 +544,8 @@ def test_a_dead_manager_deeper_than_sqlites_path_limit_is_reclaimed():
     with Sandbox("deep") as sb:
         deep = os.path.join(sb.tmp, *(["d" * 200] * 3))
         os.makedirs(deep)
-        ms = []
-        for k in range(3):  # one for each real run (sweep, recover) and one to look at
-            m = manager(sb)
-            c = m.client()
-            registered(sb, c, "deep%d" % k)
-            harness.sigkill(m)
-            c.close()
-            d = os.path.join(deep, os.path.basename(m.dir))
-            os.rename(m.dir, d)
-            ms.append(d)
+        # One for each real run (sweep, recover) and one to look at.
+        ms = [dead_moved(sb, "deep%d" % k, deep) for k in range(3)]
         expect(len(os.path.join(ms[0], "journal.db-wal").encode()) > 600, "setup: too short")
         got = every_verdict(sb, deep, ms[0])
         # every_verdict's real sweep reclaims all three and its real recover finds the
@@ -558,13 +557,7 @@ def test_a_dead_manager_deeper_than_sqlites_path_limit_is_reclaimed():
         expect(sb.objects() == [] and not os.listdir(deep),
                "left: %s %s" % (sb.objects(), os.listdir(deep)))
         # recover alone, on a fresh one.
-        m = manager(sb)
-        c = m.client()
-        registered(sb, c, "deep9")
-        harness.sigkill(m)
-        c.close()
-        d = os.path.join(deep, os.path.basename(m.dir))
-        os.rename(m.dir, d)
+        d = dead_moved(sb, "deep9", deep)
         r = sb.run(["recover", "--json", d])
         rep = json.loads(r.stdout)
         expect(r.returncode == 0 and rep["status"] == "removed" and rep["unlinked"] == 1,
