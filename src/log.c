@@ -95,22 +95,16 @@ static void log_escape(const char *s, size_t lost, char *out)
 			o += 4;
 		}
 	}
+	out[o] = '\0';
 	if (*p) {
-		/* Back off a sequence cut short: its lead byte and the continuations copied. */
-		size_t k = o, cont = 0;
-		while (k > 0 && cont < 3 && ((unsigned char)out[k - 1] & 0xc0) == 0x80) {
-			k--;
-			cont++;
-		}
-		unsigned char lead = k > 0 ? (unsigned char)out[k - 1] : 0;
-		size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-		if (lead >= 0xc0 && want > cont + 1) {
-			o = k - 1;
-			p -= cont + 1;
-		}
+		/* Back off a sequence cut short. Bytes of 0x80 and up were copied one for one,
+		 * so the source goes back as far as the copy. */
+		util_utf8_cut(out);
+		size_t k = strlen(out);
+		p -= o - k;
+		o = k;
 		lost += strlen((const char *)p);
 	}
-	out[o] = '\0';
 	if (lost)
 		snprintf(out + o, LOG_MSG_MAX + 1 - o, " [%zu more bytes cut]", lost);
 }
