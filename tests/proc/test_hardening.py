@@ -330,7 +330,7 @@ def registered_at(mgr_dir, name):
     """The journaled registration time of name (microseconds), as an independent reader
     sees it: it changes only when a commit wrote the row again."""
     con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
-                          timeout=5)
+                          timeout=10)
     try:
         r = con.execute("SELECT registered_at FROM objects WHERE name = ?",
                         (name.encode(),)).fetchone()
@@ -990,18 +990,6 @@ def test_young_registration_is_not_pruned_before_its_object_exists():
         expect(m.wait(10) == 0, "manager did not shut down cleanly")
 
 
-def registered_at_us(mgr_dir, name):
-    """A row's registered_at as the journal holds it (schema version 2: microseconds)."""
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
-                          timeout=10)
-    try:
-        row = con.execute("SELECT registered_at FROM objects WHERE name = ?",
-                          (name.encode(),)).fetchone()
-        return row[0] if row else None
-    finally:
-        con.close()
-
-
 def sleep_until(t):
     while True:
         left = t - time.time()
@@ -1018,7 +1006,7 @@ def registered_late_in_a_second(sb, m, c, tag, lo=0.45, hi=0.8, tries=5):
         sleep_until(int(now) + 1 + (lo + hi) / 2 - 0.05)
         name = sb.name("%s%d" % (tag, i))
         c.register(name)
-        at = registered_at_us(m.dir, name)
+        at = registered_at(m.dir, name)
         if at is not None and lo <= (at % 1000000) / 1e6 <= hi:
             return name, at
     raise AssertionError("could not register between %.2f and %.2f s into a second in %d tries"
