@@ -53,15 +53,6 @@ static size_t recover_err_len(size_t specs_len)
 	return (RECOVER_NAMED + 3) * (size_t)PATH_MAX + specs_len + 1024;
 }
 
-/* The bytes of b->text, NUL included. */
-static size_t recover_specs_len(const struct bases *b)
-{
-	size_t n = 1;
-	for (size_t i = 0; i < b->nspecs; i++)
-		n += strlen(b->specs[i]) + 1;
-	return n;
-}
-
 /* Splits DIR, a path ("NAME/" is one: in the working directory), into its parent
  * (opened) and its last component. */
 static int recover_split(const char *dir, int *parentfd, char *name, size_t namelen, char *err,
@@ -304,7 +295,8 @@ int cmd_recover(int argc, char **argv)
 	int rc = 1, basefd = -1, shmfd = -1;
 	struct inuse *idx = NULL;
 	char name[256], boot_id[UTIL_BOOT_ID_LEN + 1];
-	size_t errlen = recover_err_len(recover_specs_len(&bases));
+	/* bases.text: the entries joined (bases_init), none for a path. */
+	size_t errlen = recover_err_len(bases.text ? strlen(bases.text) + 1 : 1);
 	char *err = malloc(errlen);
 	int found = -1;
 	if (!err) {
