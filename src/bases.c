@@ -31,6 +31,11 @@ bool bases_is_pattern(const char *s)
 	return false;
 }
 
+bool bases_entry_is_pattern(const struct bases *b, size_t i)
+{
+	return !b->literal && bases_is_pattern(b->specs[i]);
+}
+
 int bases_check(const char *s, char *err, size_t errlen)
 {
 	if (!*s) {
@@ -107,6 +112,14 @@ void bases_prefix(const char *s, char *out, size_t outlen)
 		util_strlcpy(out, "/", outlen);
 	else
 		snprintf(out, outlen, "%.*s", (int)(slash - 1), s);
+}
+
+void bases_entry_prefix(const struct bases *b, size_t i, char *out, size_t outlen)
+{
+	if (b->literal)
+		util_strlcpy(out, b->specs[i], outlen);
+	else
+		bases_prefix(b->specs[i], out, outlen);
 }
 
 /* Splits list at ':' into b->specs, skipping empty entries. */
@@ -198,9 +211,15 @@ int bases_init(struct bases *b, const char *tmpdir, uid_t only_uid, char *err, s
 			return -1;
 	}
 	if (!b->nspecs) {
+		/* The managers made their directories under this path as it is written
+		 * (TMPDIR=/scratch/job[1] included): read as a pattern, it named other
+		 * directories or none, and their leaks were never found. Nor is a '{' in
+		 * it a list someone meant. */
 		b->from = util_tmpbase_var() ? util_tmpbase_var() : "default";
+		b->literal = true;
 		if (bases_add(b, util_tmpbase(), err, errlen) < 0)
 			return -1;
+		return bases_describe(b, err, errlen);
 	}
 	bool from_env = strcmp(b->from, BASES_ENV) == 0;
 	for (size_t i = 0; i < b->nspecs; i++) {
@@ -429,10 +448,19 @@ static int bases_next_one(struct bases *b, struct base *base)
 			return 0;
 		const char *spec = b->specs[b->next_spec++];
 		util_strlcpy(base->path, spec, sizeof(base->path));
-		if (bases_is_pattern(spec)) {
+		if (bases_entry_is_pattern(b, b->next_spec - 1)) {
 			int rc = glob(spec, GLOB_ONLYDIR, bases_glob_error, &b->g);
 			if (rc == GLOB_NOMATCH) {
 				globfree(&b->g);
+				/* GLOB_NOCHECK's answer: the pattern's own text, for a directory
+				 * named job[1] that --tmpdir 'job[1]' was meant to reach. It is
+				 * judged as a match is (named by whoever made it), never just
+				 * followed; when it is no directory, the pattern matched
+				 * nothing, which is no error. */
+				if (bases_open_match(b, spec, spec, base))
+					return 1;
+				memset(base, 0, sizeof(*base));
+				base->fd = -1;
 				log_info("bases: %s matches nothing", spec);
 				continue;
 			}

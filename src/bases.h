@@ -3,8 +3,12 @@
  *
  * The bases are --tmpdir (one base or pattern), else $SHMWARDEN_TMPDIRS (colon-separated,
  * like PATH; empty entries skipped), else the temp base (util_tmpbase: $TMPDIR ... /tmp).
- * An entry holding an unescaped *, ? or [ is a glob(3) pattern, so that one setting
- * covers the per-job directories batch systems make (/tmp/slurm.*, /scratch/ * / *).
+ * An entry of --tmpdir or the variable holding an unescaped *, ? or [ is a glob(3)
+ * pattern, so that one setting covers the per-job directories batch systems make
+ * (/tmp/slurm.*, /scratch/ * / *); a pattern that matches nothing is its own text
+ * (glob's GLOB_NOCHECK), visited when that is a directory that passes the checks of a
+ * match, so that --tmpdir 'job[1]' still reaches a directory so named. The temp base is
+ * always literal: it is where the managers made their directories, whatever it holds.
  * --tmpdir may be relative (to the working directory of whoever typed it); an entry of
  * SHMWARDEN_TMPDIRS may not (cron, the timer and the epilog read it from wherever they
  * run). An unescaped '{' is refused in any entry: glob(3) has no brace expansion, and a
@@ -70,6 +74,7 @@ struct bases {
 	 * "SHMWARDEN_TMPDIRS", the variable util_tmpbase() took ("TMPDIR"...), or
 	 * "default" (/tmp) */
 	const char *from;
+	bool literal; /* the entries are the temp base: a path, never a pattern */
 	size_t next_spec;
 	glob_t g; /* the current pattern's matches */
 	bool globbed;
@@ -87,6 +92,9 @@ struct bases {
 /* True when s holds an unescaped *, ? or [. */
 bool bases_is_pattern(const char *s);
 
+/* Whether entry i of b is a pattern: never for the temp base (b->literal). */
+bool bases_entry_is_pattern(const struct bases *b, size_t i);
+
 /* 0 when s is a base or a pattern we read as glob(3) does; -1 with err for what glob(3)
  * would silently read otherwise: an empty entry, an unescaped '{' in any entry (no brace
  * expansion), and in a pattern an unmatched '[', a trailing '\' and "**" (glob(3) has
@@ -98,8 +106,13 @@ int bases_check(const char *s, char *err, size_t errlen);
  * relative pattern whose first component matches). A literal base is its own prefix. */
 void bases_prefix(const char *s, char *out, size_t outlen);
 
+/* bases_prefix of entry i of b, the entry itself when it is literal (b->literal). */
+void bases_entry_prefix(const struct bases *b, size_t i, char *out, size_t outlen);
+
 /* Fills b with the bases of tmpdir (may be NULL), else of $SHMWARDEN_TMPDIRS, else of
- * util_tmpbase(); every entry checked with bases_check, an entry of the variable also
+ * util_tmpbase() (literal, not checked: it is the managers' own, which made their
+ * directories under it as named); every other entry checked with bases_check, an entry
+ * of the variable also
  * for being absolute, and a tmpdir holding ':' whose directory does not exist is taken
  * for a list (--tmpdir takes one base). 0, or -1 with err (a usage error: exit 2),
  * which names where the entry came from. */

@@ -394,7 +394,7 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 	if (bases_init(&o->bases, o->tmpdir, (uid_t)-1, err, sizeof(err)) < 0)
 		return cli_usage_error(&c, err, NULL);
 	o->base = o->bases.text;
-	o->many = o->bases.nspecs > 1 || bases_is_pattern(o->bases.specs[0]);
+	o->many = o->bases.nspecs > 1 || bases_entry_is_pattern(&o->bases, 0);
 	const char *env = getenv(BASES_ENV);
 	if (o->tmpdir)
 		o->base_from = "--tmpdir";

@@ -274,7 +274,7 @@ int cmd_recover(int argc, char **argv)
 			return cli_usage_error(&c, err, NULL);
 		}
 		const char *only = bases.specs[0];
-		if (bases.nspecs == 1 && !bases_is_pattern(only))
+		if (bases.nspecs == 1 && !bases_entry_is_pattern(&bases, 0))
 			snprintf(shown, sizeof(shown), "%s%s%s", only,
 				 only[strlen(only) - 1] == '/' ? "" : "/", dir);
 		else

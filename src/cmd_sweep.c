@@ -42,12 +42,13 @@ static const char sweep_usage[] =
 	"  alone. As root it visits every user's directories, acting as their owner;\n"
 	"  otherwise only yours.\n"
 	"  Temp bases: BASE, else $SHMWARDEN_TMPDIRS (colon-separated, like PATH;\n"
-	"  absolute entries only), else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp. A base may\n"
-	"  be a glob(3) pattern (/tmp/slurm.*, /scratch/*/*; no {a,b}) for per-job temp\n"
-	"  directories: a match is visited only if no component the pattern matched is a\n"
-	"  symlink, another user's, or writable by group or others (unless sticky); the\n"
-	"  others are counted as unsafe temp bases, for a human. A pattern matching\n"
-	"  nothing is fine.\n"
+	"  absolute entries only), else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp (always a\n"
+	"  path, never a pattern). A BASE or an entry may be a glob(3) pattern\n"
+	"  (/tmp/slurm.*, /scratch/*/*; no {a,b}) for per-job temp directories: a match\n"
+	"  is visited only if no component the pattern matched is a symlink, another\n"
+	"  user's, or writable by group or others (unless sticky); the others are counted\n"
+	"  as unsafe temp bases, for a human. A pattern matching nothing is fine; when its\n"
+	"  own text names a directory (job[1]), that is its match.\n"
 	"  --tmpdir BASE   the one temp base (or pattern) to sweep; may be relative\n"
 	"  --user NAME|UID only that user's directories (root; a Slurm epilog passes the\n"
 	"                  job's user: the user's live managers are left alone as ever)\n"
@@ -153,7 +154,7 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		bases_prefix(ctx->bases.specs[i], prefixes[i], PATH_MAX);
+		bases_entry_prefix(&ctx->bases, i, prefixes[i], PATH_MAX);
 		rw[i] = prefixes[i];
 	}
 	rw[n] = util_tmpbase();

@@ -518,4 +518,85 @@ def test_a_long_list_of_bases_is_shown_whole():
                        "no note of the cut: %r" % summary[0][-300:])
         expect(sb.objects() == [], "the last base was not swept: %s" % sb.objects())
 
+def _in_dir(sb, args, cwd, tmpdir=None):
+    """shmwarden ARGS run from cwd, TMPDIR = tmpdir (else the sandbox's), without
+    SHMWARDEN_TMPDIRS, so the temp base alone says where to look."""
+    e = dict(sb.env)
+    e.pop("SHMWARDEN_TMPDIRS", None)
+    if tmpdir:
+        e["TMPDIR"] = tmpdir
+    return subprocess.run([harness.SHMWARDEN] + list(args), env=e, cwd=cwd,
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_a_temp_base_whose_name_holds_glob_characters_is_found():
+    """A manager whose TMPDIR is B/job[1] made its directory there; ls, sweep and recover
+    read the same TMPDIR as the pattern B/job[1] (which matches B/job1), found nothing and
+    exited 0, so the leak was never reported. TMPDIR (and /tmp) is now always literal,
+    and a --tmpdir pattern that matches nothing is its own text, when that is a
+    directory (with the checks every match passes)."""
+    with Sandbox("globname") as sb:
+        root = os.path.join(sb.tmp, "B")
+        os.mkdir(root, 0o755)
+        odd = os.path.join(root, "job[1]")
+        os.mkdir(odd, 0o700)
+        d = dead_job_manager(sb, odd, [sb.name(0)])
+        expect(d.startswith(odd + "/"), "setup: %s" % d)
+        # ls: by TMPDIR, and by --tmpdir (absolute, and relative as typed in B's parent).
+        for args, cwd in ((["ls", "--json"], None),
+                          (["ls", "--json", "--tmpdir", odd], None),
+                          (["ls", "--json", "--tmpdir", "B/job[1]"], sb.tmp)):
+            r = _in_dir(sb, args, cwd, tmpdir=odd)
+            expect(r.returncode == 0, "%s: %d %r" % (args, r.returncode, r.stderr))
+            doc = json.loads(r.stdout)
+            found = [os.path.realpath(os.path.join(cwd or "/", m["path"]))
+                     for m in doc["managers"]]
+            expect(found == [d], "%s found %s" % (args, found))
+        # sweep --dry-run finds it and touches nothing.
+        for args, cwd in ((["sweep", "--dry-run", "--json"], None),
+                          (["sweep", "--dry-run", "--json", "--tmpdir", "B/job[1]"], sb.tmp)):
+            r = _in_dir(sb, args, cwd, tmpdir=odd)
+            expect(r.returncode == 0, "%s: %d %r" % (args, r.returncode, r.stderr))
+            doc = json.loads(r.stdout)
+            expect(len(doc["dirs"]) == 1 and doc["unsafe_bases"] == [],
+                   "%s: %s" % (args, r.stdout))
+        expect(sb.objects() == [sb.name(0)] and os.path.isdir(d), "a dry run changed it")
+        # recover NAME with --tmpdir B/job[1]: found and reclaimed.
+        r = _in_dir(sb, ["recover", "--tmpdir", "B/job[1]", os.path.basename(d)], sb.tmp,
+                    tmpdir=odd)
+        expect(r.returncode == 0 and sb.objects() == [] and not os.path.exists(d),
+               "recover: %d %r %s" % (r.returncode, r.stderr, sb.objects()))
+        # recover NAME by TMPDIR, and sweep by TMPDIR and by --tmpdir.
+        for i, (args, cwd) in enumerate(((["recover"], None), (["sweep"], None),
+                                         (["sweep", "--tmpdir", "B/job[1]"], sb.tmp))):
+            d = dead_job_manager(sb, odd, [sb.name(i + 1)])
+            if args == ["recover"]:
+                args = ["recover", os.path.basename(d)]
+            r = _in_dir(sb, args, cwd, tmpdir=odd)
+            expect(r.returncode == 0 and sb.objects() == [] and not os.path.exists(d),
+                   "%s: %d %r %s" % (args, r.returncode, r.stderr, sb.objects()))
+        # When the pattern matches something, it is a pattern: B/job1 is what it names.
+        one = os.path.join(root, "job1")
+        os.mkdir(one, 0o700)
+        d1 = dead_job_manager(sb, one, [sb.name(7)])
+        d = dead_job_manager(sb, odd, [sb.name(8)])
+        r = _in_dir(sb, ["sweep", "--tmpdir", "B/job[1]"], sb.tmp)
+        expect(r.returncode == 0 and sb.objects() == [sb.name(8)] and os.path.isdir(d)
+               and not os.path.exists(d1), "pattern: %d %r %s" % (r.returncode, r.stderr,
+                                                                  sb.objects()))
+        r = _in_dir(sb, ["sweep"], None, tmpdir=odd)
+        expect(r.returncode == 0 and sb.objects() == [], "left %s" % sb.objects())
+        # A pattern's own text is judged as any match is: a symlink is not followed.
+        os.symlink(odd, os.path.join(root, "link[2]"))
+        d = dead_job_manager(sb, odd, [sb.name(9)])
+        r = _in_dir(sb, ["sweep", "--json", "--tmpdir", "B/link[2]"], sb.tmp)
+        doc = json.loads(r.stdout) if r.stdout else {}
+        expect(r.returncode == 0 and [u["base"] for u in doc.get("unsafe_bases", [])]
+               == ["B/link[2]"] and sb.objects() == [sb.name(9)],
+               "symlink: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        r = _in_dir(sb, ["sweep"], None, tmpdir=odd)
+        expect(r.returncode == 0 and sb.objects() == [], "left %s" % sb.objects())
+
+
 harness.main(globals())
