@@ -2,10 +2,13 @@
  * own sentence for each refusal, since getopt's messages name argv[0] (the subcommand)
  * and echo the offending word unescaped to a terminal. A refusal is two lines, as in GNU
  * coreutils: what was wrong, then "Try 'PROG --help' for more information." */
+#include <errno.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "report.h"
 #include "util.h"
 
@@ -186,4 +189,17 @@ int cli_bad_number(const struct cli *c, int val, long long min, long long max)
 	if (i < 0)
 		return cli_usage_error(c, what, c->value ? c->value : "");
 	return cli_print(c, i, what, c->value ? c->value : "");
+}
+
+int cli_flush_stdout(const char *prog)
+{
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	/* A write that failed before this flush left only the flag: its errno is gone. */
+	int saved = errno;
+	log_complain(prog, "standard output: %s", saved ? strerror(saved) : "a write failed");
+	__fpurge(stdout);
+	clearerr(stdout);
+	return -1;
 }

@@ -60,6 +60,11 @@ int cli_usage_error(const struct cli *c, const char *what, const char *arg);
 /* A whole decimal number from min to max (min >= 0): digits only, no sign, space, or
  * base prefix. 0, or -1 when s is anything else (too large included). */
 int cli_number(const char *s, long long min, long long max, long long *out);
+/* Flushes stdout, once a command has written all of it: 0, or -1 when it or an earlier
+ * write failed (ENOSPC, EPIPE, EBADF), said once as "PROG: standard output: WHY" on
+ * stderr, what was not written dropped so that no later flush says it again. A report
+ * nobody received is a failure (exit 1), as in coreutils' close_stdout. */
+int cli_flush_stdout(const char *prog);
 /* "--NAME needs VALUE from MIN to MAX, got 'ARG'" for what cli_number refused. 2. */
 int cli_bad_number(const struct cli *c, int val, long long min, long long max);
 

@@ -561,7 +561,7 @@ int cmd_ls(int argc, char **argv)
 		}
 		fputs("}\n", stdout);
 	}
-	rc = fflush(stdout) == 0 && !first_error[0] ? 0 : 1;
+	rc = cli_flush_stdout(CLI_PROG("ls")) == 0 && !first_error[0] ? 0 : 1;
 out:
 	for (size_t i = 0; rows && i < listed; i++)
 		free(rows[i].objs);

@@ -39,7 +39,8 @@ static const char manager_usage[] =
 	"                          dropped at the next prune or at shutdown\n"
 	"\n"
 	"Exit status: 0 shut down (idle for the shutdown timeout, or SIGTERM, SIGINT,\n"
-	"SIGHUP), 1 could not start (why: on stdout after ERROR:, and on stderr) or\n"
+	"SIGHUP), 1 could not start (why: on stdout after ERROR:, and on stderr; a\n"
+	"stdout it cannot write its socket path to, full or closed, included) or\n"
 	"could not serve (its event loop failed, or did not take the listening socket:\n"
 	"why on stderr), 2 usage.\n";
 
@@ -150,6 +151,14 @@ int cmd_manager(int argc, char **argv)
 		return rc;
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
+	/* Closed, descriptor 1 would be reused by the next file opened (stderr's reopening
+	 * below, the journal), and the socket path written into it: nobody could learn
+	 * where to connect. Checked before anything is opened. */
+	if (fcntl(STDOUT_FILENO, F_GETFD) < 0) {
+		log_complain(cfg.prog, "standard output: %s: nowhere to print the socket path",
+			     strerror(errno));
+		return 1;
+	}
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
 	/* The reclaimer's write lease, held for a moment per object, is broken by an opener

@@ -356,7 +356,7 @@ int cmd_recover(int argc, char **argv)
 		report_print_text(stderr, CLI_PROG("recover"), shown, &report, dry_run);
 	rc = ok ? 0 : 1;
 out:
-	if (fflush(stdout) != 0 && rc == 0)
+	if (cli_flush_stdout(CLI_PROG("recover")) < 0 && rc == 0)
 		rc = 1;
 	inuse_free(idx);
 	if (shmfd >= 0)

@@ -466,7 +466,7 @@ int cmd_sweep(int argc, char **argv)
 		 (unsigned long long)t->bytes, t->in_use, t->refused, nbases,
 		 nbases == 1 ? "" : "s", t->unsafe_bases);
 out:
-	if (fflush(stdout) != 0 && rc == 0)
+	if (cli_flush_stdout(CLI_PROG("sweep")) < 0 && rc == 0)
 		rc = 1;
 	/* Written on failure too: a failed sweep is what the metrics are there to show. */
 	if (ctx.metrics) {

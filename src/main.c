@@ -29,28 +29,22 @@ static const char main_usage[] =
 
 struct command {
 	const char *name;
+	const char *prog; /* what its messages begin with (CLI_PROG) */
 	int (*run)(int argc, char **argv);
 };
 
 static const struct command commands[] = {
-	{ "manager", cmd_manager },
-	{ "recover", cmd_recover },
-	{ "sweep", cmd_sweep },
-	{ "ls", cmd_ls },
+	{ "manager", CLI_PROG("manager"), cmd_manager },
+	{ "recover", CLI_PROG("recover"), cmd_recover },
+	{ "sweep", CLI_PROG("sweep"), cmd_sweep },
+	{ "ls", CLI_PROG("ls"), cmd_ls },
 };
 
-int main(int argc, char **argv)
+/* Runs what argv asks for; *prog: the prefix of a message about its output. */
+static int main_dispatch(int argc, char **argv, bool dropin, const char **prog)
 {
-	const char *prog = argc > 0 && argv[0] ? argv[0] : "shmwarden";
-	const char *base = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
-	bool dropin = strcmp(base, "torch_shm_manager") == 0;
-	journal_library_init();
-	if (log_init(dropin ? "torch_shm_manager" : "shmwarden") < 0) {
-		char level[64];
-		log_warn("SHMWARDEN_LOG='%s' is not a level (debug, info, warn, error); using warn",
-			 report_escape(getenv("SHMWARDEN_LOG"), level, sizeof(level)));
-	}
 	if (dropin) {
+		*prog = "torch_shm_manager";
 		/* PyTorch passes no arguments; any it does pass are ignored like the
 		 * reference ignores them. */
 		char *args[] = { "torch_shm_manager", NULL };
@@ -97,10 +91,32 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(name, commands[i].name) != 0)
 			continue;
+		*prog = commands[i].prog;
 		if (!help)
 			return commands[i].run(argc, argv);
 		char *args[] = { argv[1], "--help", NULL };
 		return commands[i].run(2, args);
 	}
 	return cli_usage_error(&c, "unknown command ", name);
+}
+
+int main(int argc, char **argv)
+{
+	const char *argv0 = argc > 0 && argv[0] ? argv[0] : "shmwarden";
+	const char *base = strrchr(argv0, '/') ? strrchr(argv0, '/') + 1 : argv0;
+	bool dropin = strcmp(base, "torch_shm_manager") == 0;
+	journal_library_init();
+	if (log_init(dropin ? "torch_shm_manager" : "shmwarden") < 0) {
+		char level[64];
+		log_warn("SHMWARDEN_LOG='%s' is not a level (debug, info, warn, error); using warn",
+			 report_escape(getenv("SHMWARDEN_LOG"), level, sizeof(level)));
+	}
+	const char *prog = "shmwarden";
+	int rc = main_dispatch(argc, argv, dropin, &prog);
+	/* Every command's output, help and version included, reached its reader or the
+	 * run failed saying so: one place, whatever printed it (a command that must know
+	 * sooner, as sweep for its metrics, flushes itself the same way). */
+	if (cli_flush_stdout(prog) < 0 && rc == 0)
+		rc = 1;
+	return rc;
 }

@@ -1046,7 +1046,8 @@ static void manager_on_files_timer(struct evloop *loop, void *data)
 
 /* ---- startup and shutdown --------------------------------------------------------- */
 
-static void manager_print_line(int fd, const char *line)
+/* 0, or -1 with errno when the line could not all be written. */
+static int manager_print_line(int fd, const char *line)
 {
 	size_t len = strlen(line);
 	char buf[PATH_MAX + 512];
@@ -1059,10 +1060,11 @@ static void manager_print_line(int fd, const char *line)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return; /* the client went away: nothing to tell */
+			return -1;
 		}
 		off += (size_t)w;
 	}
+	return 0;
 }
 
 /* Blocks the signals that end the manager and routes them through the loop. Done
@@ -1444,7 +1446,16 @@ int manager_run(const struct manager_config *cfg)
 		manager_free(m);
 		return 1;
 	}
-	manager_print_line(cfg->out_fd, m->sockpath);
+	/* The line is how a client (libshm) learns where to connect: undelivered, nobody
+	 * can, and a manager that served on would only outlive its shutdown timeout and
+	 * exit 0 as if it had served. */
+	if (manager_print_line(cfg->out_fd, m->sockpath) < 0) {
+		log_complain(cfg->prog, "standard output: %s: the socket path was not delivered",
+			     strerror(errno));
+		manager_stop(m, false);
+		manager_free(m);
+		return 1;
+	}
 	log_info("manager: serving %s", m->sockpath);
 	manager_start_reclaim(m);
 	/* Without the reclaim at start it began to serve, or failed to, already: a

@@ -621,4 +621,54 @@ if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--base-helpe
     sys.exit(0)
 
 
+def _to(sb, argv, stdout, env=None, exe=None):
+    """argv (argv[0] included) with stdout as given: a file object, or None for closed."""
+    if stdout is None:
+        argv = ["/bin/sh", "-c", 'exec "$@" >&-', "sh"] + argv
+        exe = None
+    return subprocess.run(argv, executable=exe, stdout=stdout, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, env=env or sb.env, timeout=60, text=True)
+
+
+def test_a_failed_write_to_stdout_is_said_and_fails():
+    """`ls > /dev/full` and `sweep --json > /dev/full` exited 1 saying nothing, `--help >
+    /dev/full` exited 0, and a manager whose stdout was full or closed (so its socket
+    path, how a client learns where to connect, was never delivered) served on and exited
+    0. Each now says "PROG: standard output: WHY" on stderr and exits 1; the manager
+    fails at start and leaves no directory."""
+    with Sandbox("stdout") as sb:
+        d = harness.dead_manager(sb, [sb.name(0)])
+        bare = os.path.basename(d)
+        enospc = "standard output: No space left on device"
+        with open("/dev/full", "w") as full:
+            for args, prog in ((["--help"], "shmwarden"), (["--version"], "shmwarden"),
+                               (["help", "ls"], "shmwarden ls"),
+                               (["ls", "--help"], "shmwarden ls"),
+                               (["ls"], "shmwarden ls"), (["ls", "--json"], "shmwarden ls"),
+                               (["sweep", "--dry-run", "--json"], "shmwarden sweep"),
+                               (["recover", "--dry-run", bare], "shmwarden recover"),
+                               (["manager", "--help"], "shmwarden manager")):
+                r = _to(sb, [harness.SHMWARDEN] + args, full)
+                expect(r.returncode == 1 and r.stderr == "%s: %s\n" % (prog, enospc),
+                       "%s > /dev/full: %d %r" % (args, r.returncode, r.stderr))
+            expect(sb.objects() == [sb.name(0)] and os.path.isdir(d), "a dry run changed it")
+            # A real sweep still reclaims; only its report is lost, and it says so.
+            r = _to(sb, [harness.SHMWARDEN, "sweep", "--json"], full)
+            expect(r.returncode == 1 and r.stderr.endswith("shmwarden sweep: %s\n" % enospc)
+                   and sb.objects() == [],
+                   "sweep > /dev/full: %d %r %s" % (r.returncode, r.stderr, sb.objects()))
+            # The manager: full, closed, and as the drop-in.
+            for argv, exe, out, why in (
+                    ([harness.SHMWARDEN, "manager"], None, full, enospc),
+                    (["torch_shm_manager"], harness.TORCH_SHM_MANAGER, full, enospc),
+                    ([harness.SHMWARDEN, "manager"], None, None,
+                     "standard output: Bad file descriptor")):
+                prog = "torch_shm_manager" if exe else "shmwarden manager"
+                r = _to(sb, argv, out, exe=exe)
+                expect(r.returncode == 1 and ("%s: %s" % (prog, why)) in r.stderr,
+                       "%s %s: %d %r" % (argv, "closed" if out is None else "full",
+                                         r.returncode, r.stderr))
+                expect(sb.manager_dirs() == [], "left %s" % sb.manager_dirs())
+
+
 harness.main(globals())
