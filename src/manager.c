@@ -746,6 +746,11 @@ static void *manager_reclaim_thread(void *arg)
 		.adopt_into = own,
 		.skip_name = m->dirname,
 		.now_s = util_wall_s(),
+		/* A sibling killed between a registration's OK and its client's shm_open:
+		 * the row is adopted with its registration time, so this manager's prune
+		 * gives it the rest of the grace it would have had (SECURITY.md). */
+		.young_s = m->cfg.prune_grace_s,
+		.now_us = util_wall_us(),
 	};
 	int failed = reclaim_base(&opts, basefd, geteuid(), NULL, NULL);
 	if (failed > 0)
@@ -1406,7 +1411,7 @@ void manager_config_defaults(struct manager_config *cfg)
 		.tmpbase = util_tmpbase(),
 		.shutdown_timeout_ms = 2000,
 		.prune_interval_ms = 1000,
-		.prune_grace_s = 10,
+		.prune_grace_s = RECLAIM_GRACE_S,
 		.reclaim_on_start = true,
 		.prog = "shmwarden manager",
 		.out_fd = STDOUT_FILENO,

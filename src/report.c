@@ -21,6 +21,7 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->gone += r->gone;
 	t->in_use += r->in_use;
 	t->adopted += r->adopted;
+	t->young += r->young;
 	t->refused += r->refused;
 	t->not_inspectable += r->not_inspectable;
 	t->reused += r->reused;
@@ -120,6 +121,9 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 			fprintf(f, ", %u adopted", r->adopted);
 		if (r->handed_over)
 			fprintf(f, ", %u handed over to live managers", r->handed_over);
+		if (r->young)
+			fprintf(f, "; %u kept: not created yet (registered within the grace)",
+				r->young);
 		if (r->not_inspectable && r->not_inspectable_pid > 0)
 			fprintf(f, "; %u kept: holder not inspectable (pid %d)", r->not_inspectable,
 				(int)r->not_inspectable_pid);
@@ -176,9 +180,10 @@ static void report_json_object(FILE *f, const char *path, const struct reclaim_r
 		dry_run ? "true" : "false");
 	fprintf(f,
 		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"detail\":",
+		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"young\":%u,"
+		"\"detail\":",
 		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes, r->reused,
-		r->handed_over);
+		r->handed_over, r->young);
 	report_json_string(f, detail);
 	fprintf(f, ",\"not_inspectable\":%u", r->not_inspectable);
 	if (r->not_inspectable && r->not_inspectable_pid > 0)
@@ -234,6 +239,8 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		fprintf(f, ", %u adopted", t->adopted);
 	if (t->handed_over)
 		fprintf(f, ", %u handed over to live managers", t->handed_over);
+	if (t->young)
+		fprintf(f, ", %u kept: not created yet", t->young);
 	if (t->not_inspectable)
 		fprintf(f, ", %u kept: holder not inspectable", t->not_inspectable);
 	if (t->live_unreadable)
@@ -251,7 +258,8 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 	fprintf(f,
 		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
 		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
-		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"unsafe_bases\":%u}",
+		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"young\":%u,\"unsafe_bases\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
-		t->handed_over, t->not_inspectable, t->live_unreadable, t->unsafe_bases);
+		t->handed_over, t->not_inspectable, t->live_unreadable, t->young,
+		t->unsafe_bases);
 }
