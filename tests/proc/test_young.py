@@ -70,6 +70,12 @@ def test_sweep_keeps_a_young_row_until_its_grace_ends():
     with Sandbox("young") as sb:
         made, never = sb.name("made"), sb.name("never")
         d, t0 = dead_before_create(sb, [made, never])
+        # A dry run says what the sweep will do, and changes nothing.
+        before = harness.snapshot(d)
+        doc = sweep_json(sb, "--dry-run")
+        [rep] = doc["dirs"]
+        assert rep["status"] == "kept" and rep["young"] == 2 and rep["gone"] == 0, rep
+        assert harness.snapshot(d) == before
         # The sweep runs before the client created anything: the default grace (10 s,
         # the manager's) keeps both rows, and so the directory.
         doc = sweep_json(sb)
