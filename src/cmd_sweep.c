@@ -76,7 +76,7 @@ struct sweep_ctx {
 	const char *tmpdir, *metrics;
 	const char *base; /* the base being swept, for the report's paths */
 	struct bases bases;
-	uid_t only_uid; /* (uid_t)-1: every user's (root) */
+	uid_t only_uid;  /* (uid_t)-1: every user's (root) */
 	int64_t grace_s; /* --prune-grace: reclaim_opts.young_s */
 	bool json, dry_run, syslog;
 	struct report_totals totals;

@@ -260,6 +260,5 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
 		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"young\":%u,\"unsafe_bases\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
-		t->handed_over, t->not_inspectable, t->live_unreadable, t->young,
-		t->unsafe_bases);
+		t->handed_over, t->not_inspectable, t->live_unreadable, t->young, t->unsafe_bases);
 }
