@@ -232,9 +232,9 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE], s[RECLAIM_STARTING],
 		s[RECLAIM_UNSAFE] + s[RECLAIM_CORRUPT] + s[RECLAIM_FOREIGN] + t->unsafe_bases,
 		s[RECLAIM_UNSAFE], s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], bases,
-		s[RECLAIM_ERROR] + t->failed_bases, failed,
-		t->unlinked, t->unlinked == 1 ? "" : "s",
-		util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use, t->refused);
+		s[RECLAIM_ERROR] + t->failed_bases, failed, t->unlinked,
+		t->unlinked == 1 ? "" : "s", util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone,
+		t->in_use, t->refused);
 	if (t->reused)
 		fprintf(f, " (%u refused: name reused)", t->reused);
 	if (t->adopted)
