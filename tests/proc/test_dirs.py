@@ -221,6 +221,83 @@ def test_socket_restore_that_fails_is_retried():
         expect(sb.objects() == [], "objects left: %s" % sb.objects())
 
 
+def stderr_rest(m, seen):
+    """The exited manager's stderr, to its end, into seen."""
+    fd = m.proc.stderr.fileno()
+    os.set_blocking(fd, True)
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return "".join(seen)
+        seen.append(chunk.decode(errors="replace"))
+
+
+# (1d) Something that is not this manager's socket at the socket's path (a regular
+# file, a symlink, a directory: a hand mistake, a cleaner). bind says EADDRINUSE, and
+# the manager used to log "Address already in use" at every retry (one line per 10 s),
+# for its whole life, and exit 0 at the end though no new client could connect. Now it
+# names the real cause once (again only when the cause changes), leaves the thing
+# alone, serves the clients connected, restores the socket once the path is free, and
+# exits 1 when it never could.
+def test_a_file_at_the_socket_path_is_named_once_and_fails_the_exit():
+    with Sandbox("sockfile") as sb:
+        m = manager(sb, "--shutdown-timeout", "300")
+        c = m.client()
+        a = registered(sb, c, "a")
+        os.unlink(m.sock)
+        with open(m.sock, "w") as f:
+            f.write("not a socket\n")
+        seen = []
+        expect(stderr_until(m, "exists and is not a socket (a regular file)", seen),
+               "the cause is not named: %r" % "".join(seen))
+        b = registered(sb, c, "b")  # the connected client is still served
+        time.sleep(3.5)  # three more failed checks
+        expect(open(m.sock).read() == "not a socket\n", "the file was changed")
+        c.close()
+        rc = m.wait(10)
+        text = stderr_rest(m, seen)
+        expect(rc == 1, "exit status %d though the socket was never restored: %r" % (rc, text))
+        said = [ln for ln in text.splitlines() if "restoring the socket" in ln]
+        expect(len(said) == 1 and "not a socket" in said[0] and
+               "Address already in use" not in text,
+               "the cause said more than once, or misleadingly: %r" % text)
+        expect("socket %s was never restored" % m.sock in text, "no line at exit: %r" % text)
+        expect(sb.objects() == [], "objects left: %s (%s)" % (sb.objects(), [a, b]))
+
+        # A symlink, then a directory: each cause once; then the path is freed, the
+        # socket restored, a new client served, and the exit is 0.
+        m = manager(sb, "--shutdown-timeout", "300")
+        c = m.client()
+        registered(sb, c, "c")
+        os.unlink(m.sock)
+        os.symlink(os.path.join(sb.tmp, "elsewhere"), m.sock)
+        seen = []
+        expect(stderr_until(m, "exists and is not a socket (a symbolic link)", seen),
+               "symlink: %r" % "".join(seen))
+        os.unlink(m.sock)
+        os.mkdir(m.sock, 0o700)
+        expect(stderr_until(m, "exists and is not a socket (a directory)", seen),
+               "directory: %r" % "".join(seen))
+        expect(not os.path.lexists(os.path.join(sb.tmp, "elsewhere")), "symlink followed")
+        time.sleep(2.5)
+        os.rmdir(m.sock)
+        expect(harness.wait_for(lambda: os.path.exists(m.sock) and
+                                not os.path.isdir(m.sock), timeout=5),
+               "the socket was never restored once the path was free: %s" % files(m.dir))
+        c2 = m.client()
+        registered(sb, c2, "d")
+        c.close()
+        c2.close()
+        rc = m.wait(10)
+        text = stderr_rest(m, seen)
+        expect(rc == 0 and "restored at try" in text and "never restored" not in text,
+               "after a restore: %d %r" % (rc, text))
+        said = [ln for ln in text.splitlines() if "restoring the socket" in ln]
+        expect(len(said) == 2 and "symbolic link" in said[0] and "directory" in said[1],
+               "each cause once: %r" % text)
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+
+
 # (2) SIGKILL at random moments of start-up (and of shutdown): the next sweep removes
 # every directory left, and exits 0.
 def test_random_kills_leave_nothing_to_keep():
