@@ -186,7 +186,8 @@ def test_journal_bench_reports_both_locking_modes_and_cleans_up():
 
 def test_bench_refuses_garbage_arguments():
     for args in [["--scenarios", "c1,bogus"], ["--placement", "nowhere"],
-                 ["--managers", "shmwarden,nobody"], ["--rounds", "0"], ["--batches", "1"]] + (
+                 ["--managers", "shmwarden,nobody"], ["--rounds", "0"], ["--batches", "1"],
+                 ["--fb-rounds", "-1"], ["--fb-rounds", "x"]] + (
                 [["--reclaim-user", "no-such-user-x"], ["--reclaim-user", "root"]]
                 if os.geteuid() == 0 else []):
         r = subprocess.run([PY, BENCH] + args, capture_output=True, text=True, timeout=60)
@@ -256,6 +257,14 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         assert "when" not in doc and 0 <= stamp("started") - name <= 3, (saved, doc)
         assert stamp("finished") - stamp("started") >= took - 4, (took, doc)
         assert "shmwarden bench, %s, " % doc["started"][:16] in out, out[:300]  # the header
+        # Every row's per-round figures are kept beside its ratios, in round order: the
+        # rounds' pairs/s printed under "runs, in round order".
+        kept = doc["values"]["register+free pairs/s | 1 client"]
+        assert sorted(kept) == ["floor", "shmwarden"] and len(kept["shmwarden"]) == 2, kept
+        runs = [line.split() for line in out.splitlines()
+                if line.startswith("  1 client") and " shmwarden " in line]
+        assert runs and runs[0][3:5] == ["%.1fk" % (x / 1000) for x in kept["shmwarden"]], (
+            runs, kept)
         shutil.rmtree(os.path.dirname(saved))
         assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
 
@@ -322,6 +331,18 @@ def test_bench_compare_says_which_ratios_differ():
         assert r.returncode == 0 and lines[0] == "A: %s (full run, finished 2026-11-30 13:14:05)" % (
             old) and "B: %s (full run, started 2026-11-30 16:22:04, finished 2026-11-30 16:41:00)" % (
             new) in lines, r.stdout
+        # A run saved by the bench before the first batch's ratio became a trimmed mean
+        # (format /2) is still read beside one of today's (/3), with a note saying so.
+        c3 = dict(json.loads(json.dumps(a)), format="shmwarden-bench-ratios/3")
+        c3_path = os.path.join(sb.tmp, "c3.json")
+        with open(c3_path, "w") as f:
+            json.dump(c3, f)
+        r = subprocess.run([PY, BENCH, "--compare", paths[0], c3_path], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "saved by different versions of the bench" in r.stdout, r.stdout
+        assert r.stdout.splitlines()[-1] == "3 of 3 ratios agree within 10%", r.stdout
+        os.unlink(c3_path)
         # One file is nothing to compare: said so, before reading anything.
         r = subprocess.run([PY, BENCH, "--compare", paths[0]], capture_output=True, text=True,
                            timeout=60)
@@ -435,6 +456,34 @@ def test_bench_ratio_is_the_median_of_paired_rounds():
     assert paired_ratio([], [1.0]) == (None, [])
 
 
+def test_first_batch_ratio_is_a_trimmed_mean():
+    """The first batch moves by a third between rounds, two-valued: a median of such a
+    figure jumps between runs (two quiet runs: 0.19x and 0.22x at 2 workers), a trimmed
+    mean moves by a fraction of the gap per round."""
+    bench = load_bench_module()
+    # Nine rounds, torch's first batch two-valued (1.2 s or 0.9 s), shmwarden's 0.2 s:
+    # one round falling the other way moves the median from 0.167x to 0.222x (33%).
+    sw = [0.2] * 9
+    run_a = [1.2] * 5 + [0.9] * 4
+    run_b = [1.2] * 4 + [0.9] * 5
+    med = [bench.paired_ratio(sw, t)[0] for t in (run_a, run_b)]
+    assert round(med[1] / med[0] - 1, 2) == 0.33, med
+
+    def tmean(xs):
+        return bench.trimmed_mean(xs, bench.FIRST_BATCH_CUT)
+
+    tm = [bench.paired_ratio(sw, t, tmean)[0] for t in (run_a, run_b)]
+    assert max(tm) / min(tm) - 1 < 0.10, tm
+    # It cuts a tenth of the rounds from each end (rounded down) and averages the rest:
+    # a stray round on a busy machine is cut, not averaged in.
+    assert bench.trimmed_mean([1, 2, 3, 4, 5, 6, 7, 8, 9, 100], 0.1) == 5.5
+    assert bench.trimmed_mean([1.0, 3.0], 0.1) == 2.0
+    assert bench.trimmed_mean([2.0, 4.0, 9.0], 0) == 5.0
+    # The fallback (one paired round) sums each manager's rounds up the same way.
+    r, per = bench.paired_ratio([1.0, 3.0, None], [None, 1.0, 1.0], tmean)
+    assert r == 2.0 and per == [3.0], (r, per)
+
+
 def test_dataloader_probe_finds_its_own_managers():
     with harness.Sandbox("bench") as sb:
         r = subprocess.run([PY, DATALOADER, "--workers", "2", "--batches", "6",
@@ -448,6 +497,17 @@ def test_dataloader_probe_finds_its_own_managers():
         assert v["peak_rss_kib"] > 0, v
         assert v["first_batch_s"] > 0 and v["batches_per_s"] > 0, v
         assert v["managers_cpu_s"] > 0, v
+        assert harness.wait_for(lambda: sb.manager_dirs() == [], timeout=20), \
+            "managers left %s" % sb.manager_dirs()
+        # --first-batch-only: the time to the first batch, counted with its managers
+        # still running, and nothing of an epoch it did not run.
+        r = subprocess.run([PY, DATALOADER, "--workers", "2", "--batches", "6",
+                            "--first-batch-only", "--manager", harness.TORCH_SHM_MANAGER],
+                           capture_output=True, text=True, timeout=300, env=sb.env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        v = json.loads(r.stdout.strip().splitlines()[-1])
+        assert v["bad"] == 0 and v["batches"] == 1 and v["first_batch_s"] > 0, v
+        assert v["managers"] >= 1 and "batches_per_s" not in v, v
         assert harness.wait_for(lambda: sb.manager_dirs() == [], timeout=20), \
             "managers left %s" % sb.manager_dirs()
 

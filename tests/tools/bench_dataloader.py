@@ -7,12 +7,16 @@ process maps it. Run once per (manager, W) by scripts/bench, in a fresh interpre
 a private TMPDIR, so the managers it finds there are this run's and nobody else's.
 
     /usr/bin/python3 bench_dataloader.py --workers W --manager PATH [--batches N]
+                                         [--first-batch-only]
 
 --manager points libshm at PATH through libshm_init, the call torch itself makes at import
 (what scripts/torch_share.py does; equivalent to bind-mounting PATH over torch's own
 torch/bin/torch_shm_manager, without needing root). Prints one JSON line:
 first_batch_s   iter(loader) -> first batch in hand (workers forked, managers spawned,
                 one batch collated and received)
+With --first-batch-only it stops there and prints only workers, batches (1), bad,
+first_batch_s and managers: a run of a few seconds, for more samples of the one figure
+that needs them (its value moves from round to round by a third).
 batches_per_s   the second half of the epoch, per second: steady state, after the
                 batches the workers prefetched while the first one was awaited
 epoch_s         iter(loader) -> last batch
@@ -130,6 +134,8 @@ def main():
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--side", type=int, default=64, help="items are 3 x SIDE x SIDE floats")
+    ap.add_argument("--first-batch-only", action="store_true",
+                    help="stop after the first batch: time to it, and nothing else")
     a = ap.parse_args()
     tmpdir = os.environ.get("TMPDIR", "")
     if not tmpdir:
@@ -151,6 +157,13 @@ def main():
     x, idx = next(it)
     t1 = time.monotonic()
     seen, bad = 1, int(x[0, 0, 0, 0].item() != float(int(idx[0]) % 251))
+    if a.first_batch_only:
+        # Counted while the workers (and so their managers) still run.
+        n = len(our_managers(tmpdir))
+        del it
+        print(json.dumps({"workers": a.workers, "batches": seen, "bad": bad,
+                          "first_batch_s": t1 - t0, "managers": n}), flush=True)
+        return
     half = max(2, a.batches // 2)
     th = t1
     # The workers' pids: the DataLoader iterator keeps its worker processes here (1.13
