@@ -384,7 +384,8 @@ static int open_db(struct journal *j, const char *path, int create_flag, const c
 	 * (the last commits' only intact copy) into the damaged file, then delete it
 	 * (open_checked lifts this). Without a WAL the close has nothing to write, and
 	 * removes the empty -wal and -shm this open made. */
-	if ((j->flags & JOURNAL_READONLY) || ((j->flags & JOURNAL_UNTRUSTED) && wal_has_frames(path)))
+	if ((j->flags & JOURNAL_READONLY) ||
+	    ((j->flags & JOURNAL_UNTRUSTED) && wal_has_frames(path)))
 		sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	/* Before the first read: the integrity and identity checks of an open already read,
 	 * and a live manager's commit may hold a lock for a moment. */
