@@ -38,8 +38,8 @@ CREATE TABLE objects (
     registered_at INTEGER NOT NULL      -- unix microseconds
 ) STRICT, WITHOUT ROWID;
 
--- Which object a registration means, once learned from statx off the hot path (a free
--- that finds the object, the prune tick, adoption, shutdown). A table of its own, so a
+-- Which object a registration means, once learned from statx off the hot path (the
+-- prune tick, adoption, shutdown). A table of its own, so a
 -- register or free still writes one row of one b-tree: the identity of a name counts
 -- only while its registered_at is that of the name's row in objects (a registration of
 -- the name again restarts the row and so forgets it), and journal_compact drops the

@@ -334,9 +334,9 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 	log_debug("manager: client %u (pid %d): registered %s", c->id, (int)c->peer_pid, msg->name);
 }
 
-/* Records which object a row means (off the register path: at a free that finds the
- * object, and at the prune tick). The journal takes it only for an unidentified row
- * whose object was born within the prune grace after the registration. */
+/* Records which object a row means (off the register path: at the prune tick). The
+ * journal takes it only for an unidentified row whose object was born within the prune
+ * grace after the registration. */
 static void manager_identify(struct manager *m, const char *name, size_t len,
 			     const struct shmobj_info *o)
 {
@@ -353,15 +353,21 @@ static void conn_free(struct conn *c, const struct wire_msg *msg)
 	struct manager *m = c->m;
 	m->n_freed++;
 	/* Like the reference: another process may still hold the object, and then the
-	 * name stays registered until shutdown or a prune sees it gone. The statx costs no
-	 * more than the stat it replaces, and the row learns which object it means. */
-	struct shmobj_info o;
-	int found = shmobj_info(m->shm_dirfd, msg->name, &o);
-	if (found == 0 || errno != ENOENT) {
+	 * name stays registered until shutdown or a prune sees it gone.
+	 *
+	 * The row is not identified here, though the object is at hand: the prune tick
+	 * does it, within --prune-interval (1 s). Identifying here wrote a row of a second
+	 * b-tree into the next commit, a second WAL frame: in a DataLoader (the sender's
+	 * free finds the object the receiver still maps, every batch) it doubled the
+	 * managers' pwrites and cost a fifth of their CPU per batch. What the tick's delay
+	 * gives up: a row whose object is freed, kept, removed and its name made again by
+	 * another program within that interval and within 10 s of the registration, with
+	 * this manager killed in between, is judged by the birth window (a reclaimer
+	 * unlinks that other object if nobody holds it), as every row is in its first
+	 * second anyway. */
+	if (shmobj_exists(m->shm_dirfd, msg->name)) {
 		log_debug("manager: client %u (pid %d): free %s: object still exists, kept", c->id,
 			  (int)c->peer_pid, msg->name);
-		if (found == 0 && o.has_btime && S_ISREG(o.mode))
-			manager_identify(m, msg->name, msg->name_len, &o);
 		return;
 	}
 	regcache_forget(&m->regs, msg->name, msg->name_len);

@@ -6,6 +6,7 @@ dry runs, which must change nothing.
 Everything happens under the sandbox's private temp base; systemd-tmpfiles gets a
 config file naming only that base.
 """
+import hashlib
 import json
 import os
 import random
@@ -460,6 +461,67 @@ def test_unsafe_and_corrupt_are_findings():
         expect(e[os.path.basename(gw)]["state"] == "unsafe" and
                e[os.path.basename(bad)]["state"] == "corrupt", "ls: %s" % e)
         expect(os.path.isdir(gw) and os.path.isdir(bad), "findings were touched")
+
+
+def files_of(d):
+    """{name: sha256 of its bytes} of every file in d: what "left in place" must keep.
+    journal.db-shm is named but not hashed: it holds SQLite's index of the WAL, no
+    data, and every opener rebuilds it from the WAL after a crash (sqlite.org/walformat)."""
+    out = {}
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        if os.path.isfile(p):
+            with open(p, "rb") as f:
+                out[name] = "" if name.endswith("-shm") else hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def test_a_corrupt_journal_is_left_byte_for_byte():
+    """A journal damaged under its WAL (the newest registrations only in journal.db-wal):
+    sweep and recover said "corrupt, left in place for a human", but closing the handle
+    that found it corrupt checkpointed the WAL into the damaged file and deleted -wal
+    and -shm, the only intact copy of the last registrations. Now every file stays as
+    it was, for a dry run, a real sweep, recover and a restarted manager alike."""
+    with Sandbox("corruptwal") as sb:
+        for damage in ("overwrite", "truncate"):
+            # Two registrations checkpointed into journal.db by the prune pass's
+            # compaction (the WAL truncated to nothing), the third only in the WAL.
+            m = manager(sb, "--prune-interval", "100")
+            c = m.client()
+            d, j = m.dir, os.path.join(m.dir, "journal.db")
+            for i in range(2):
+                registered(sb, c, damage + str(i))
+            expect(harness.wait_for(lambda: os.path.getsize(j + "-wal") == 0, timeout=10),
+                   "the WAL was never checkpointed")
+            registered(sb, c, damage + "2")
+            harness.sigkill(m)
+            c.close()
+            expect(os.path.getsize(j) > 3000 and os.path.getsize(j + "-wal") > 0,
+                   "not the layout to test: %d, %d" % (os.path.getsize(j),
+                                                       os.path.getsize(j + "-wal")))
+            with open(j, "r+b") as f:
+                if damage == "overwrite":
+                    f.seek(2048)
+                    f.write(os.urandom(2048))
+                else:
+                    f.truncate(3000)
+            before = files_of(d)
+            for args in (["sweep", "--dry-run", "--tmpdir", sb.tmp],
+                         ["sweep", "--tmpdir", sb.tmp], ["recover", d]):
+                r = sb.run(args)
+                expect("corrupt" in r.stdout + r.stderr, "%s: %s %s" % (args, r.stdout, r.stderr))
+                expect(files_of(d) == before, "%s (%s) changed %s: %s -> %s" % (
+                    args[0], damage, d, before, files_of(d)))
+            # A restarted manager reclaims its dead siblings before it answers its first
+            # registration (or 500 ms after it, at the latest).
+            m = sb.spawn_manager(args=["manager"])
+            expect(m.sock, "manager failed: %r" % m.line)
+            c = m.client()
+            c.register(sb.name("after" + damage))
+            time.sleep(0.6)
+            c.close()
+            expect(files_of(d) == before, "a restarted manager (%s) changed %s" % (damage, d))
+            harness.sigkill(m)
 
 
 def test_sweep_summary_tells_findings_from_failures():
