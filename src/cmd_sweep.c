@@ -68,7 +68,8 @@ static const char sweep_usage[] =
 	"                  no client can still be creating (the job is over)\n"
 	"  Exit status: 0 every directory handled (unsafe, corrupt and foreign ones, and\n"
 	"  unsafe matches of a pattern, are reported, not failures), 1 some directory could\n"
-	"  not be processed (see stderr), a temp base could not be read, or the metrics\n"
+	"  not be processed (see stderr), a temp base could not be read (a literal one\n"
+	"  that does not exist included; counted as failed in the summary), or the metrics\n"
 	"  file could not be written, 2 usage (a malformed pattern included, and a\n"
 	"  metrics file whose directory does not exist, or that is a directory).\n";
 
@@ -418,6 +419,7 @@ int cmd_sweep(int argc, char **argv)
 		char esc[sizeof(b->path) + sizeof(b->why)];
 		if (b->state == BASE_ERROR) {
 			failed++;
+			ctx.totals.failed_bases++;
 			sweep_fail(&ctx, "%s", report_escape(b->why, esc, sizeof(esc)));
 			if (!first_error[0])
 				util_strlcpy(first_error, b->why, sizeof(first_error));
@@ -447,6 +449,7 @@ int cmd_sweep(int argc, char **argv)
 			sweep_fail(&ctx, "%s", report_escape(why, esc, sizeof(esc)));
 			if (!first_error[0])
 				util_strlcpy(first_error, why, sizeof(first_error));
+			ctx.totals.failed_bases++;
 			f = 1;
 		}
 		failed += f;
@@ -471,7 +474,7 @@ int cmd_sweep(int argc, char **argv)
 	const struct report_totals *t = &ctx.totals;
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
 		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u object%s unlinked "
-		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe",
+		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe, %u not read",
 		 ctx.bases.text, ctx.dry_run ? " (dry run)" : "", t->dirs,
 		 t->dirs == 1 ? "y" : "ies", t->by_status[RECLAIM_REMOVED],
 		 t->by_status[RECLAIM_KEPT],
@@ -480,7 +483,7 @@ int cmd_sweep(int argc, char **argv)
 			 t->by_status[RECLAIM_FOREIGN],
 		 t->by_status[RECLAIM_ERROR], t->unlinked, t->unlinked == 1 ? "" : "s",
 		 (unsigned long long)t->bytes, t->in_use, t->refused, nbases,
-		 nbases == 1 ? "" : "s", t->unsafe_bases);
+		 nbases == 1 ? "" : "s", t->unsafe_bases, t->failed_bases);
 out:
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;

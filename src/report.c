@@ -214,25 +214,32 @@ void report_print_json_error(FILE *f, const char *path, const char *why, bool dr
 
 void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run)
 {
-	char hb[32], bases[64] = "";
+	char hb[32], bases[64] = "", failed[96] = "";
 	const unsigned *s = t->by_status;
 	/* A pattern's match left unvisited needs a human as an unsafe directory does: a
 	 * summary saying "0 for a human" then would hide it (stderr often goes nowhere). */
 	if (t->unsafe_bases)
 		snprintf(bases, sizeof(bases), ", %u unsafe temp base%s", t->unsafe_bases,
 			 t->unsafe_bases == 1 ? "" : "s");
+	/* A base that could not be read fails the sweep (exit 1): a summary saying
+	 * "0 failed" then contradicted the exit status. */
+	if (t->failed_bases)
+		snprintf(failed, sizeof(failed), " (%u director%s, %u temp base%s not read)",
+			 s[RECLAIM_ERROR], s[RECLAIM_ERROR] == 1 ? "y" : "ies", t->failed_bases,
+			 t->failed_bases == 1 ? "" : "s");
 	/* Findings (a directory for a human) and failures are told apart: only failures
 	 * make the sweep exit 1, and "skipped" for both hid which was which. */
 	fprintf(f,
 		"%s%s: %u director%s: %u removed, %u kept, %u live, %u starting, "
-		"%u for a human (%u unsafe, %u corrupt, %u foreign%s), %u failed; "
+		"%u for a human (%u unsafe, %u corrupt, %u foreign%s), %u failed%s; "
 		"%u object%s unlinked (%s), %u gone, %u in use, %u refused",
 		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE], s[RECLAIM_STARTING],
 		s[RECLAIM_UNSAFE] + s[RECLAIM_CORRUPT] + s[RECLAIM_FOREIGN] + t->unsafe_bases,
-		s[RECLAIM_UNSAFE], s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], bases, s[RECLAIM_ERROR],
-		t->unlinked, t->unlinked == 1 ? "" : "s",
-		util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use, t->refused);
+		s[RECLAIM_UNSAFE], s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], bases,
+		s[RECLAIM_ERROR] + t->failed_bases, failed, t->unlinked,
+		t->unlinked == 1 ? "" : "s", util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone,
+		t->in_use, t->refused);
 	if (t->reused)
 		fprintf(f, " (%u refused: name reused)", t->reused);
 	if (t->adopted)
@@ -258,7 +265,9 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 	fprintf(f,
 		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
 		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
-		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"young\":%u,\"unsafe_bases\":%u}",
+		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"young\":%u,\"unsafe_bases\":%u,"
+		"\"failed_bases\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
-		t->handed_over, t->not_inspectable, t->live_unreadable, t->young, t->unsafe_bases);
+		t->handed_over, t->not_inspectable, t->live_unreadable, t->young, t->unsafe_bases,
+		t->failed_bases);
 }
