@@ -41,8 +41,9 @@ static const char manager_usage[] =
 	"Exit status: 0 shut down (idle for the shutdown timeout, or SIGTERM, SIGINT,\n"
 	"SIGHUP), 1 could not start (why: on stdout after ERROR:, and on stderr; a\n"
 	"stdout it cannot write its socket path to, full or closed, included) or\n"
-	"could not serve (its event loop failed, or did not take the listening socket:\n"
-	"why on stderr), 2 usage.\n";
+	"could not serve (its event loop failed, or did not take the listening socket,\n"
+	"or its socket was removed and not restored by the time it exited: why on\n"
+	"stderr), 2 usage.\n";
 
 /* The manager inherits every descriptor its client did not mark close-on-exec (a
  * pipe end, a socket, a lock): holding them would keep the client's resources alive

@@ -1,4 +1,5 @@
-/* cmd_recover.c — `shmwarden recover [--tmpdir BASE] [--dry-run] [--json] [--syslog] DIR`:
+/* cmd_recover.c — `shmwarden recover [--tmpdir BASE] [--dry-run] [--json] [--syslog]
+ * [--prune-grace SECONDS] DIR`:
  * reclaims the objects of one dead manager's directory (the post-crash command). DIR is a
  * path, or a bare name as `shmwarden ls` prints it, looked up in the temp bases ls lists
  * (bases.h: BASE, else $SHMWARDEN_TMPDIRS, else $TMPDIR...; a pattern's matches with
@@ -27,7 +28,8 @@
 #include "util.h"
 
 static const char recover_usage[] =
-	"usage: shmwarden recover [--tmpdir BASE] [--dry-run] [--json] [--syslog] DIR\n"
+	"usage: shmwarden recover [--tmpdir BASE] [--dry-run] [--json] [--syslog]\n"
+	"                         [--prune-grace SECONDS] DIR\n"
 	"  Reclaims the shared-memory objects journaled in DIR (a dead manager's\n"
 	"  shmwarden-XXXXXX directory), then removes DIR. Objects a live process still\n"
 	"  maps or holds open stay journaled for a later pass. A DIR without a slash is a\n"
@@ -38,6 +40,12 @@ static const char recover_usage[] =
 	"  --dry-run      report what would happen, change nothing\n"
 	"  --json         print the report as one JSON object\n"
 	"  --syslog       log to syslog (facility daemon) instead of stderr\n"
+	"  --prune-grace SECONDS\n"
+	"                 keep a name registered less than this ago whose object does\n"
+	"                 not exist yet (its client may create it next), as its manager\n"
+	"                 would have, and so DIR, for a later pass: whole seconds, 0 to\n"
+	"                 86400000 (default 10); 0 is no grace, for when no client can\n"
+	"                 still be creating (the job is over)\n"
 	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n";
 
 /* The bases a "looked in" names; the others are counted (a thousand per-job bases would
@@ -211,17 +219,19 @@ static void recover_complain(const char *dir, const char *why, bool dry_run)
 	fputc('\n', stderr);
 }
 
-enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_SYSLOG };
+enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_SYSLOG, OPT_GRACE };
 
 int cmd_recover(int argc, char **argv)
 {
 	bool dry_run = false, json = false, use_syslog = false;
 	const char *base = NULL;
+	long long grace_s = RECLAIM_GRACE_S;
 	static const struct cli_opt options[] = {
 		{ "tmpdir", OPT_TMPDIR, "a directory" },
 		{ "dry-run", OPT_DRY_RUN, NULL },
 		{ "json", OPT_JSON, NULL },
 		{ "syslog", OPT_SYSLOG, NULL },
+		{ "prune-grace", OPT_GRACE, "a number of seconds" },
 		{ "help", 'h', NULL },
 		{ NULL, 0, NULL },
 	};
@@ -241,6 +251,10 @@ int cmd_recover(int argc, char **argv)
 			break;
 		case OPT_SYSLOG:
 			use_syslog = true;
+			break;
+		case OPT_GRACE:
+			if (cli_number(c.value, 0, RECLAIM_GRACE_MAX_S, &grace_s) < 0)
+				return cli_bad_number(&c, opt, 0, RECLAIM_GRACE_MAX_S);
 			break;
 		case 'h':
 			fputs(recover_usage, stdout);
@@ -341,6 +355,8 @@ int cmd_recover(int argc, char **argv)
 		.boot_id = boot_id,
 		.dry_run = dry_run,
 		.now_s = util_wall_s(),
+		.young_s = grace_s,
+		.now_us = util_wall_us(),
 		.caller_reports = !use_syslog,
 	};
 	struct reclaim_report report;

@@ -36,7 +36,7 @@
 
 static const char sweep_usage[] =
 	"usage: shmwarden sweep [--tmpdir BASE] [--user NAME|UID] [--dry-run] [--json]\n"
-	"                       [--metrics FILE] [--syslog]\n"
+	"                       [--metrics FILE] [--syslog] [--prune-grace SECONDS]\n"
 	"  Reclaims the shared-memory objects of every dead manager under the temp bases\n"
 	"  and removes their directories. Live managers and objects still in use are left\n"
 	"  alone. As root it visits every user's directories, acting as their owner;\n"
@@ -61,9 +61,16 @@ static const char sweep_usage[] =
 	"                  before anything is swept: nothing is swept if FILE cannot be\n"
 	"                  written\n"
 	"  --syslog        log to syslog (facility daemon) instead of stderr\n"
+	"  --prune-grace SECONDS\n"
+	"                  keep a name registered less than this ago whose object does\n"
+	"                  not exist yet (its client may create it next), as its manager\n"
+	"                  would have, and so its directory, for a later sweep: whole\n"
+	"                  seconds, 0 to 86400000 (default 10); 0 is no grace, for when\n"
+	"                  no client can still be creating (the job is over)\n"
 	"  Exit status: 0 every directory handled (unsafe, corrupt and foreign ones, and\n"
 	"  unsafe matches of a pattern, are reported, not failures), 1 some directory could\n"
-	"  not be processed (see stderr), a temp base could not be read, or the metrics\n"
+	"  not be processed (see stderr), a temp base could not be read (a literal one\n"
+	"  that does not exist included; counted as failed in the summary), or the metrics\n"
 	"  file could not be written, 2 usage (a malformed pattern included, and a\n"
 	"  metrics file whose directory does not exist, or that is a directory).\n";
 
@@ -71,7 +78,8 @@ struct sweep_ctx {
 	const char *tmpdir, *metrics;
 	const char *base; /* the base being swept, for the report's paths */
 	struct bases bases;
-	uid_t only_uid; /* (uid_t)-1: every user's (root) */
+	uid_t only_uid;  /* (uid_t)-1: every user's (root) */
+	int64_t grace_s; /* --prune-grace: reclaim_opts.young_s */
 	bool json, dry_run, syslog;
 	struct report_totals totals;
 };
@@ -256,7 +264,7 @@ static void sweep_fail_json(const struct sweep_ctx *ctx, const char *why)
 	fputs("}\n", stdout);
 }
 
-enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_METRICS, OPT_SYSLOG, OPT_USER };
+enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_METRICS, OPT_SYSLOG, OPT_USER, OPT_GRACE };
 
 /* -1 to go on, else the exit status. */
 static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
@@ -268,6 +276,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 		{ "metrics", OPT_METRICS, "a file" },
 		{ "syslog", OPT_SYSLOG, NULL },
 		{ "user", OPT_USER, "a user name or uid" },
+		{ "prune-grace", OPT_GRACE, "a number of seconds" },
 		{ "help", 'h', NULL },
 		{ NULL, 0, NULL },
 	};
@@ -295,6 +304,13 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 			if (sweep_user(&c, c.value, ctx) < 0)
 				return 2;
 			break;
+		case OPT_GRACE: {
+			long long v;
+			if (cli_number(c.value, 0, RECLAIM_GRACE_MAX_S, &v) < 0)
+				return cli_bad_number(&c, opt, 0, RECLAIM_GRACE_MAX_S);
+			ctx->grace_s = v;
+			break;
+		}
 		case 'h':
 			fputs(sweep_usage, stdout);
 			return 0;
@@ -322,7 +338,7 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 
 int cmd_sweep(int argc, char **argv)
 {
-	struct sweep_ctx ctx = { .only_uid = (uid_t)-1 };
+	struct sweep_ctx ctx = { .only_uid = (uid_t)-1, .grace_s = RECLAIM_GRACE_S };
 	int rc = sweep_parse(argc, argv, &ctx);
 	if (rc >= 0) {
 		bases_free(&ctx.bases);
@@ -381,6 +397,7 @@ int cmd_sweep(int argc, char **argv)
 		.boot_id = boot_id,
 		.dry_run = ctx.dry_run,
 		.now_s = util_wall_s(),
+		.young_s = ctx.grace_s,
 		.caller_reports = !ctx.syslog,
 	};
 	uid_t only = geteuid() == 0 ? ctx.only_uid : geteuid();
@@ -403,6 +420,7 @@ int cmd_sweep(int argc, char **argv)
 		char esc[sizeof(b->path) + sizeof(b->why)];
 		if (b->state == BASE_ERROR) {
 			failed++;
+			ctx.totals.failed_bases++;
 			sweep_fail(&ctx, "%s", report_escape(b->why, esc, sizeof(esc)));
 			if (!first_error[0])
 				util_strlcpy(first_error, b->why, sizeof(first_error));
@@ -423,6 +441,7 @@ int cmd_sweep(int argc, char **argv)
 		nbases++;
 		ctx.base = b->path;
 		opts.now_s = util_wall_s();
+		opts.now_us = util_wall_us();
 		int f = reclaim_base(&opts, b->fd, only, sweep_report, &ctx);
 		close(b->fd);
 		if (f < 0) {
@@ -431,6 +450,7 @@ int cmd_sweep(int argc, char **argv)
 			sweep_fail(&ctx, "%s", report_escape(why, esc, sizeof(esc)));
 			if (!first_error[0])
 				util_strlcpy(first_error, why, sizeof(first_error));
+			ctx.totals.failed_bases++;
 			f = 1;
 		}
 		failed += f;
@@ -455,7 +475,7 @@ int cmd_sweep(int argc, char **argv)
 	const struct report_totals *t = &ctx.totals;
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
 		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u object%s unlinked "
-		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe",
+		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe, %u not read",
 		 ctx.bases.text, ctx.dry_run ? " (dry run)" : "", t->dirs,
 		 t->dirs == 1 ? "y" : "ies", t->by_status[RECLAIM_REMOVED],
 		 t->by_status[RECLAIM_KEPT],
@@ -464,7 +484,7 @@ int cmd_sweep(int argc, char **argv)
 			 t->by_status[RECLAIM_FOREIGN],
 		 t->by_status[RECLAIM_ERROR], t->unlinked, t->unlinked == 1 ? "" : "s",
 		 (unsigned long long)t->bytes, t->in_use, t->refused, nbases,
-		 nbases == 1 ? "" : "s", t->unsafe_bases);
+		 nbases == 1 ? "" : "s", t->unsafe_bases, t->failed_bases);
 out:
 	if (cli_flush_stdout(CLI_PROG("sweep")) < 0 && rc == 0)
 		rc = 1;

@@ -185,6 +185,7 @@ struct journal {
 	struct journal_meta meta;
 	bool empty;        /* the database holds no schema at all */
 	bool not_writable; /* SQLite could open it read-only only (file mode, mount) */
+	bool checked;      /* open_checked passed */
 	int dirfd; /* journal_open_dirfd: the directory SQLite reaches through /proc/self/fd */
 	sqlite3_stmt *st[ST_NUM];
 	char lost_cause[160];
@@ -237,6 +238,10 @@ static void sync_txn_state(struct journal *j)
 static int sqlite_fail(struct journal *j, int rc, const char *what)
 {
 	journal_fail(j, "%s: %s%s", what, sqlite_class(rc), sqlite3_errmsg(j->db));
+	/* Damage found after the checks (a page quick_check does not read): the files stay
+	 * as they are for a human, as in open_db (which decides for the checks). */
+	if (j->checked && ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB))
+		sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	sync_txn_state(j);
 	return -1;
 }
@@ -332,6 +337,20 @@ static struct journal *journal_alloc(unsigned flags, char *err, size_t errlen)
 	return j;
 }
 
+/* Whether the database at path has a WAL with anything in it: a frame, or a header
+ * SQLite would read. Anything but a missing or empty regular file counts as yes (the
+ * careful answer: no checkpoint). */
+static bool wal_has_frames(const char *path)
+{
+	char wal[PATH_MAX + 8];
+	struct stat st;
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal))
+		return true;
+	if (lstat(wal, &st) < 0)
+		return errno != ENOENT;
+	return !S_ISREG(st.st_mode) || st.st_size > 0;
+}
+
 /* Opens the database file. SQLite 3.40 resolves the whole path itself, and with
  * SQLITE_OPEN_NOFOLLOW refuses a symlink in *any* component of it: callers pass a path
  * without symlinks (realpath, or the kernel's name of a directory fd they checked). With SQLITE_OPEN_READWRITE SQLite itself falls back to
@@ -359,8 +378,14 @@ static int open_db(struct journal *j, const char *path, int create_flag, const c
 	sqlite3_db_config(j->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
 	sqlite3_db_config(j->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
 	/* A reader (ls, a dry run) must leave the files as it found them: closing the last
-	 * connection would otherwise checkpoint the WAL into journal.db and delete it. */
-	if (j->flags & JOURNAL_READONLY)
+	 * connection would otherwise checkpoint the WAL into journal.db and delete it. So
+	 * must a reclaimer of a journal with a WAL until the file has passed its checks: a
+	 * journal found corrupt is left for a human, and a checkpoint would write the WAL
+	 * (the last commits' only intact copy) into the damaged file, then delete it
+	 * (open_checked lifts this). Without a WAL the close has nothing to write, and
+	 * removes the empty -wal and -shm this open made. */
+	if ((j->flags & JOURNAL_READONLY) ||
+	    ((j->flags & JOURNAL_UNTRUSTED) && wal_has_frames(path)))
 		sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	/* Before the first read: the integrity and identity checks of an open already read,
 	 * and a live manager's commit may hold a lock for a moment. */
@@ -753,6 +778,11 @@ static int open_checked(struct journal *j, const char *path, const char *vfs)
 		return -1;
 	if (configure_connection(j) < 0 || prepare_statements(j) < 0 || load_meta(j) < 0)
 		return -1;
+	/* Checked: a reclaimer's close may checkpoint again (its own deletes included),
+	 * unless SQLite finds it corrupt later on (sqlite_fail). */
+	if (!(flags & JOURNAL_READONLY))
+		sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, (int *)NULL);
+	j->checked = true;
 	return 0;
 }
 

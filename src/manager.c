@@ -115,7 +115,9 @@ struct manager {
 	bool reclaim_done; /* the thread said it is done (its journal connection closed) */
 	struct log_limit accept_pause_log; /* under EMFILE the pause repeats ten times a second */
 	unsigned sock_lost;                /* failed tries to restore the socket since it went */
-	struct log_limit sock_restore_log; /* the retries of a restore that keeps failing */
+	/* Why the last try failed: a retry that fails the same way is not logged again
+	 * (a file at the path stays there until a human removes it). */
+	char sock_why[PATH_MAX + 128];
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
 	struct regcache regs; /* registrations committed lately: conn_register */
@@ -752,6 +754,11 @@ static void *manager_reclaim_thread(void *arg)
 		.adopt_into = own,
 		.skip_name = m->dirname,
 		.now_s = util_wall_s(),
+		/* A sibling killed between a registration's OK and its client's shm_open:
+		 * the row is adopted with its registration time, so this manager's prune
+		 * gives it the rest of the grace it would have had (SECURITY.md). */
+		.young_s = m->cfg.prune_grace_s,
+		.now_us = util_wall_us(),
 	};
 	int failed = reclaim_base(&opts, basefd, geteuid(), NULL, NULL);
 	if (failed > 0)
@@ -966,13 +973,13 @@ static void manager_restore_socket(struct manager *m)
 	if (fd < 0) {
 		if (m->sock_lost++ == 0)
 			log_error("manager: restoring the socket: %s: new clients cannot connect "
-				  "until it is restored (tried again every %d ms); connected "
-				  "clients are still served",
+				  "until it is restored (tried again every %d ms, said again "
+				  "only when the cause changes; what is at the path is left "
+				  "alone); connected clients are still served",
 				  err, FILES_CHECK_MS);
-		else
-			log_warn_limited(&m->sock_restore_log,
-					 "manager: restoring the socket, try %u: %s", m->sock_lost,
-					 err);
+		else if (strcmp(err, m->sock_why) != 0)
+			log_warn("manager: restoring the socket, try %u: %s", m->sock_lost, err);
+		util_strlcpy(m->sock_why, err, sizeof(m->sock_why));
 		return;
 	}
 	if (m->serving)
@@ -985,6 +992,7 @@ static void manager_restore_socket(struct manager *m)
 	else
 		log_warn("manager: socket %s restored", m->sockpath);
 	m->sock_lost = 0;
+	m->sock_why[0] = '\0';
 }
 
 /* A live manager is never taken over (its directory flock keeps systemd-tmpfiles and
@@ -1414,7 +1422,7 @@ void manager_config_defaults(struct manager_config *cfg)
 		.tmpbase = util_tmpbase(),
 		.shutdown_timeout_ms = 2000,
 		.prune_interval_ms = 1000,
-		.prune_grace_s = 10,
+		.prune_grace_s = RECLAIM_GRACE_S,
 		.reclaim_on_start = true,
 		.prog = "shmwarden manager",
 		.out_fd = STDOUT_FILENO,
@@ -1469,6 +1477,13 @@ int manager_run(const struct manager_config *cfg)
 		 m->n_prune_checked);
 	if (m->failed)
 		rc = -1;
+	/* New clients could not connect since the socket went: it did not serve. */
+	if (m->sock_lost) {
+		log_error("manager: exiting: its socket %s was never restored (%u tries: %s); "
+			  "new clients could not connect since it went",
+			  m->sockpath, m->sock_lost, m->sock_why);
+		rc = -1;
+	}
 	manager_stop(m, true);
 	manager_free(m);
 	log_drain(250); /* the last lines, if stderr drains soon; nobody waits on us now */

@@ -10,6 +10,27 @@
 #include "net.h"
 #include "util.h"
 
+/* What lstat found, for a message. */
+static const char *net_file_type(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFLNK:
+		return "a symbolic link";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	default:
+		return "of an unknown type";
+	}
+}
+
 int net_unix_listen(const char *path, int backlog, char *err, size_t errlen)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -30,7 +51,13 @@ int net_unix_listen(const char *path, int backlog, char *err, size_t errlen)
 	int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
 	if (rc < 0) {
-		util_err(err, errlen, "bind %s: %s", path, strerror(errno));
+		int saved = errno;
+		struct stat st;
+		if (saved == EADDRINUSE && lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+			util_err(err, errlen, "bind %s: the path exists and is not a socket (%s)",
+				 path, net_file_type(st.st_mode));
+		else
+			util_err(err, errlen, "bind %s: %s", path, strerror(saved));
 		goto fail;
 	}
 	if (chmod(path, 0600) < 0) {

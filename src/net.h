@@ -7,7 +7,9 @@
 #include <sys/types.h>
 
 /* Binds and listens on a SOCK_STREAM Unix socket at path (non-blocking, close-on-exec),
- * mode 0600 whatever the umask. Returns the fd or -1. */
+ * mode 0600 whatever the umask. Returns the fd or -1. Whatever is at path already is
+ * left alone, and named in err when it is no socket ("... exists and is not a socket
+ * (a regular file)"): bind's EADDRINUSE says nothing of it. */
 int net_unix_listen(const char *path, int backlog, char *err, size_t errlen);
 
 /* accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). -1 with errno EAGAIN when nobody waits. */

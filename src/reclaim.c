@@ -264,11 +264,17 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		    age_us < opts->young_s * 1000000) {
 			/* Registered a moment ago: its client got (or is about to get) the OK
 			 * and creates the object next. Dropping the row now would leave that
-			 * object tracked by nobody. */
+			 * object tracked by nobody. An adopter takes the row as it is, its
+			 * registration time kept: its grace ends when it would have here,
+			 * and the adopter's prune then drops it or learns its object. */
 			r->young++;
-			log_debug("reclaim: %s: %s: not created yet, registered %.3f s ago; kept",
-				  who, PN, (double)age_us / 1e6);
-			return RECLAIM_KEEP;
+			log_debug("reclaim: %s: %s: not created yet, registered %.3f s ago; %s",
+				  who, PN, (double)age_us / 1e6,
+				  opts->adopt_into ? "adopted" : "kept");
+			if (!opts->adopt_into)
+				return RECLAIM_KEEP;
+			*learned = *row;
+			return RECLAIM_ADOPT;
 		}
 		if (p->stat_errno == ENOENT) {
 			r->gone++;
@@ -549,9 +555,9 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:
 		log_info("reclaim: %s: %s%s: %u unlinked, %u gone, %u in use (%u adopted), "
-			 "%u refused (%u name reused), %u handed over%s",
+			 "%u not created yet, %u refused (%u name reused), %u handed over%s",
 			 who, reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
-			 r->adopted, r->refused, r->reused, r->handed_over,
+			 r->adopted, r->young, r->refused, r->reused, r->handed_over,
 			 r->earlier_boot ? "; journal from an earlier boot" : "");
 		break;
 	case RECLAIM_LIVE:
@@ -640,7 +646,8 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	}
 	int64_t left;
 	if (opts->dry_run)
-		left = rows - r->unlinked - r->gone - r->refused - r->adopted - r->handed_over;
+		left = rows - r->unlinked - r->gone - r->refused - r->adopted - r->handed_over -
+		       (opts->adopt_into ? r->young : 0);
 	else
 		left = journal_count(j);
 	if (left < 0) {
@@ -654,10 +661,11 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	}
 	/* What is not in use could not be checked or unlinked now (logged). */
 	unsigned in_use = r->in_use - r->adopted;
-	long long other = left - in_use - r->young;
+	unsigned young = opts->adopt_into ? 0 : r->young; /* adopted ones left no row */
+	long long other = left - in_use - young;
 	char more[200] = "";
-	if (r->young)
-		snprintf(more, sizeof(more), ", %u not created yet", r->young);
+	if (young)
+		snprintf(more, sizeof(more), ", %u not created yet", young);
 	if (other > 0)
 		snprintf(more + strlen(more), sizeof(more) - strlen(more),
 			 ", %lld not checkable now", other);

@@ -3,6 +3,11 @@
  * All three entry points use it: a manager shutting down (its own journal), a
  * restarted manager adopting dead managers' directories, and `recover`/`sweep`.
  * For every journaled name it decides (docs/DESIGN.md, invariants 3-6):
+ *   not created yet: registered
+ *   less than opts->young_s ago -> keep the row (or move it to opts->adopt_into with its
+ *                                  registration time): its client may be about to
+ *                                  create the object (SECURITY.md, "Between OK and
+ *                                  shm_open")
  *   gone                        -> drop the row
  *   owned by another uid        -> refuse, log, drop the row (never ours to unlink)
  *   invalid name                -> refuse, log, drop the row
@@ -40,6 +45,14 @@
 /* The oldest in-use view that may clear a name (see SECURITY.md, "A fresh view"). */
 #define RECLAIM_VIEW_MAX_MS 1000
 
+/* The grace of a name whose object does not exist yet (opts->young_s), seconds: the
+ * manager's --prune-grace default, and sweep's and recover's, so a dead manager's young
+ * row is kept as long as its live manager would have kept it. */
+#define RECLAIM_GRACE_S 10
+/* The largest grace an option takes: a day in milliseconds, the manager's bound for
+ * every setting (past it a setting is a typo). */
+#define RECLAIM_GRACE_MAX_S 86400000
+
 struct reclaim_opts {
 	struct inuse *inuse;        /* built by the caller; refreshed here before it clears a
 				     * name when older than RECLAIM_VIEW_MAX_MS, and at each
@@ -51,9 +64,10 @@ struct reclaim_opts {
 	const char *skip_name;      /* a directory name reclaim_base() never touches */
 	int64_t now_s;              /* for the startup grace; util_wall_s() */
 	int64_t young_s;            /* rows registered less than this many seconds before
-				     * now_us whose object does not exist yet are kept: their
-				     * client may be about to create it (a manager's own
-				     * shutdown); 0: none */
+				     * now_us whose object does not exist yet are kept (or
+				     * adopted): their client may be about to create it. Every
+				     * reclaimer sets it (a manager's prune grace; sweep's and
+				     * recover's --prune-grace); 0: none */
 	int64_t now_us;             /* for young_s, to the microsecond; util_wall_us() */
 	bool caller_reports;        /* the caller shows every failed directory on stderr
 				     * itself: its log line is info, not a second warn */
@@ -86,8 +100,9 @@ struct reclaim_report {
 	unsigned gone;             /* names whose object was already gone */
 	unsigned in_use;           /* names kept because a live process uses them */
 	unsigned adopted;          /* of those, moved into opts->adopt_into */
-	unsigned young;            /* names kept because they were registered less than
-				 * opts->young_s ago and their object does not exist yet */
+	unsigned young;            /* names registered less than opts->young_s ago whose
+				 * object does not exist yet: kept, or with adopt_into
+				 * adopted (not counted in adopted, which is of in_use) */
 	unsigned refused;          /* foreign-owned objects, invalid names, reused names */
 	unsigned reused;           /* of those: another object than the journaled one now has
 				 * the name ("refused: name reused") */

@@ -21,6 +21,7 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->gone += r->gone;
 	t->in_use += r->in_use;
 	t->adopted += r->adopted;
+	t->young += r->young;
 	t->refused += r->refused;
 	t->not_inspectable += r->not_inspectable;
 	t->reused += r->reused;
@@ -120,6 +121,9 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 			fprintf(f, ", %u adopted", r->adopted);
 		if (r->handed_over)
 			fprintf(f, ", %u handed over to live managers", r->handed_over);
+		if (r->young)
+			fprintf(f, "; %u kept: not created yet (registered within the grace)",
+				r->young);
 		if (r->not_inspectable && r->not_inspectable_pid > 0)
 			fprintf(f, "; %u kept: holder not inspectable (pid %d)", r->not_inspectable,
 				(int)r->not_inspectable_pid);
@@ -176,9 +180,10 @@ static void report_json_object(FILE *f, const char *path, const struct reclaim_r
 		dry_run ? "true" : "false");
 	fprintf(f,
 		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
-		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"detail\":",
+		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,\"young\":%u,"
+		"\"detail\":",
 		r->unlinked, r->gone, r->in_use, r->adopted, r->refused, r->bytes, r->reused,
-		r->handed_over);
+		r->handed_over, r->young);
 	report_json_string(f, detail);
 	fprintf(f, ",\"not_inspectable\":%u", r->not_inspectable);
 	if (r->not_inspectable && r->not_inspectable_pid > 0)
@@ -209,31 +214,40 @@ void report_print_json_error(FILE *f, const char *path, const char *why, bool dr
 
 void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run)
 {
-	char hb[32], bases[64] = "";
+	char hb[32], bases[64] = "", failed[96] = "";
 	const unsigned *s = t->by_status;
 	/* A pattern's match left unvisited needs a human as an unsafe directory does: a
 	 * summary saying "0 for a human" then would hide it (stderr often goes nowhere). */
 	if (t->unsafe_bases)
 		snprintf(bases, sizeof(bases), ", %u unsafe temp base%s", t->unsafe_bases,
 			 t->unsafe_bases == 1 ? "" : "s");
+	/* A base that could not be read fails the sweep (exit 1): a summary saying
+	 * "0 failed" then contradicted the exit status. */
+	if (t->failed_bases)
+		snprintf(failed, sizeof(failed), " (%u director%s, %u temp base%s not read)",
+			 s[RECLAIM_ERROR], s[RECLAIM_ERROR] == 1 ? "y" : "ies", t->failed_bases,
+			 t->failed_bases == 1 ? "" : "s");
 	/* Findings (a directory for a human) and failures are told apart: only failures
 	 * make the sweep exit 1, and "skipped" for both hid which was which. */
 	fprintf(f,
 		"%s%s: %u director%s: %u removed, %u kept, %u live, %u starting, "
-		"%u for a human (%u unsafe, %u corrupt, %u foreign%s), %u failed; "
+		"%u for a human (%u unsafe, %u corrupt, %u foreign%s), %u failed%s; "
 		"%u object%s unlinked (%s), %u gone, %u in use, %u refused",
 		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
 		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE], s[RECLAIM_STARTING],
 		s[RECLAIM_UNSAFE] + s[RECLAIM_CORRUPT] + s[RECLAIM_FOREIGN] + t->unsafe_bases,
-		s[RECLAIM_UNSAFE], s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], bases, s[RECLAIM_ERROR],
-		t->unlinked, t->unlinked == 1 ? "" : "s",
-		util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone, t->in_use, t->refused);
+		s[RECLAIM_UNSAFE], s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], bases,
+		s[RECLAIM_ERROR] + t->failed_bases, failed, t->unlinked,
+		t->unlinked == 1 ? "" : "s", util_human_bytes(t->bytes, hb, sizeof(hb)), t->gone,
+		t->in_use, t->refused);
 	if (t->reused)
 		fprintf(f, " (%u refused: name reused)", t->reused);
 	if (t->adopted)
 		fprintf(f, ", %u adopted", t->adopted);
 	if (t->handed_over)
 		fprintf(f, ", %u handed over to live managers", t->handed_over);
+	if (t->young)
+		fprintf(f, ", %u kept: not created yet", t->young);
 	if (t->not_inspectable)
 		fprintf(f, ", %u kept: holder not inspectable", t->not_inspectable);
 	if (t->live_unreadable)
@@ -251,7 +265,9 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 	fprintf(f,
 		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
 		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
-		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"unsafe_bases\":%u}",
+		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"young\":%u,\"unsafe_bases\":%u,"
+		"\"failed_bases\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
-		t->handed_over, t->not_inspectable, t->live_unreadable, t->unsafe_bases);
+		t->handed_over, t->not_inspectable, t->live_unreadable, t->young, t->unsafe_bases,
+		t->failed_bases);
 }

@@ -20,10 +20,15 @@ struct report_totals {
 	unsigned reused;          /* of refused: name reused */
 	unsigned handed_over;     /* rows a live manager registered since */
 	unsigned live_unreadable; /* of in_use: a live manager's journal cannot be read */
+	unsigned young;           /* kept: not created yet, registered within the grace */
 	uint64_t bytes;
 	/* Matches of a pattern not visited (bases.h, BASE_UNSAFE): findings for a human,
 	 * like an unsafe directory, but not directories (not in dirs or by_status). */
 	unsigned unsafe_bases;
+	/* Temp bases that could not be read (bases.h, BASE_ERROR; a literal one that does
+	 * not exist included): failures, which make the sweep exit 1, but not directories
+	 * either. */
+	unsigned failed_bases;
 };
 
 /* True for the status that makes a sweep fail (ERROR: what it should have done and

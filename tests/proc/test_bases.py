@@ -230,6 +230,55 @@ def test_a_brace_is_a_usage_error_in_any_entry():
         expect(r.returncode == 0, "escaped: %d %r" % (r.returncode, r.stderr))
 
 
+def test_a_missing_base_is_counted_where_the_exit_status_is():
+    """A literal temp base that does not exist is a failure (exit 1: the admin named a
+    directory, and a typo there would otherwise sweep nothing unseen), and a pattern
+    matching nothing is not. The summary used to say "0 failed" and the JSON totals
+    "error": 0 while the sweep exited 1; both count the base now, dry run or not."""
+    with Sandbox("bases") as sb:
+        root = os.path.join(sb.tmp, "jobs")
+        os.mkdir(root, 0o755)
+        job = tempfile.mkdtemp(prefix="job.", dir=root)
+        dead_job_manager(sb, job, [sb.name(0)])
+        missing = os.path.join(sb.tmp, "missing")
+        for dry in ([], ["--dry-run"]):
+            r = sweep(sb, dry, tmpdirs=root + ":" + missing)
+            lines = r.stdout.splitlines()
+            expect(r.returncode == 1 and len(lines) == 1 and
+                   "0 directories:" in lines[0] and
+                   "1 failed (0 directories, 1 temp base not read)" in lines[0] and
+                   "cannot open the temp base %s" % missing in r.stderr,
+                   "text %s: %d %r %r" % (dry, r.returncode, r.stdout, r.stderr))
+            r = sweep(sb, dry + ["--json"], tmpdirs=root + ":" + missing)
+            doc = json.loads(r.stdout)
+            expect(r.returncode == 1 and doc["totals"]["failed_bases"] == 1 and
+                   doc["totals"]["error"] == 0 and missing in doc["error"],
+                   "json %s: %d %r" % (dry, r.returncode, r.stdout))
+        # The job's base next to the missing one is swept all the same.
+        r = sweep(sb, ["--json"], tmpdirs=job + ":" + missing)
+        doc = json.loads(r.stdout)
+        expect(r.returncode == 1 and doc["totals"]["removed"] == 1 and
+               doc["totals"]["failed_bases"] == 1 and sb.objects() == [],
+               "beside: %d %r" % (r.returncode, r.stdout))
+        # A pattern matching nothing (no job ran here): nothing to do, not a failure.
+        for dry in ([], ["--dry-run"]):
+            r = sweep(sb, dry, tmpdirs=root + ":" + os.path.join(sb.tmp, "slurm.*"))
+            expect(r.returncode == 0 and ", 0 failed;" in r.stdout and r.stderr == "",
+                   "no match %s: %d %r %r" % (dry, r.returncode, r.stdout, r.stderr))
+            r = sweep(sb, dry + ["--json"], tmpdirs=os.path.join(sb.tmp, "slurm.*"))
+            doc = json.loads(r.stdout)
+            expect(r.returncode == 0 and doc["totals"]["failed_bases"] == 0 and
+                   "error" not in doc, "no match json %s: %d %r" % (dry, r.returncode, r.stdout))
+        # The only base missing: no totals in text (the error is the news), and the
+        # JSON document still counts it.
+        r = sweep(sb, ["--json", "--tmpdir", missing])
+        doc = json.loads(r.stdout)
+        expect(r.returncode == 1 and doc["totals"]["failed_bases"] == 1 and doc["dirs"] == [],
+               "alone: %d %r" % (r.returncode, r.stdout))
+        r = sweep(sb, ["--tmpdir", missing])
+        expect(r.returncode == 1 and r.stdout == "", "alone text: %r" % r.stdout)
+
+
 def test_errors_name_where_the_base_came_from():
     """A bad entry of SHMWARDEN_TMPDIRS used to be told "give --tmpdir ... or set
     SHMWARDEN_TMPDIRS"; the message names the setting to fix. --tmpdir takes one base:

@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 
 import harness
 
@@ -201,13 +202,18 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         print("    (skipped under the sanitized build)")
         return
     with harness.Sandbox("bench") as sb:
-        saved = os.path.join(sb.tmp, "saved", "run.json")
+        # Named as `make bench` names it: the time the run starts. The file's "when" used
+        # to be the time it ended, minutes later in a full run: "started" is the start.
+        named = time.time()
+        saved = os.path.join(sb.tmp, "saved", time.strftime("%Y%m%d-%H%M%S",
+                                                            time.localtime(named)) + ".json")
         r = subprocess.run([PY, BENCH, "--build", harness.BUILD, "--managers", "shmwarden,floor",
                             "--scenarios", "c1,c8L", "--rounds", "2", "--duration", "0.2",
                             "--warmup", "0.05", "--spawns", "1", "--save", saved,
                             "--skip", "reclaim,journal,live,dataloader"],
                            capture_output=True, text=True, timeout=300, env=sb.env)
         assert r.returncode == 0, r.stderr[-2000:]
+        took = time.time() - named
         out = r.stdout
         assert "manager CPU per pair, us" in out and "register+free pairs/s" in out, out
         assert "pinned to CPU" in out, out
@@ -246,6 +252,11 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         printed = re.search(r"(\d+\.\d\d)x", rate_row[37 + 23 * 3 + 20:]).group(1)
         assert "%.2f" % doc["ratios"][row] == printed, (doc["ratios"], rate_row)
         assert not any("sw/torch" in k for k in doc["ratios"]), doc["ratios"]
+        stamp = lambda k: time.mktime(time.strptime(doc[k], "%Y-%m-%d %H:%M:%S"))  # noqa: E731
+        name = time.mktime(time.strptime(os.path.basename(saved), "%Y%m%d-%H%M%S.json"))
+        assert "when" not in doc and 0 <= stamp("started") - name <= 3, (saved, doc)
+        assert stamp("finished") - stamp("started") >= took - 4, (took, doc)
+        assert "shmwarden bench, %s, " % doc["started"][:16] in out, out[:300]  # the header
         # Every row's per-round figures are kept beside its ratios, in round order: the
         # rounds' pairs/s printed under "runs, in round order".
         kept = doc["values"]["register+free pairs/s | 1 client"]
@@ -306,6 +317,20 @@ def test_bench_compare_says_which_ratios_differ():
         row = [x for x in second if x.startswith("register+free pairs/s | 8 clients")]
         assert len(row) == 1 and "1.20x" in row[0] and "1.50x" in row[0] and row[0].endswith(
             "DIFFER"), r.stdout
+        # What a run says of itself: its start and end; a file saved before "started"
+        # was written has only "when", its end, and is still read, labelled so.
+        old, new = os.path.join(sb.tmp, "old.json"), os.path.join(sb.tmp, "new.json")
+        for path, extra in ((old, dict(when="2026-11-30 13:14:05")),
+                            (new, dict(started="2026-11-30 16:22:04",
+                                       finished="2026-11-30 16:41:00"))):
+            with open(path, "w") as f:
+                json.dump(dict(a, **extra), f)
+        r = subprocess.run([PY, BENCH, "--compare", old, new], capture_output=True, text=True,
+                           timeout=60)
+        lines = r.stdout.splitlines()
+        assert r.returncode == 0 and lines[0] == "A: %s (full run, finished 2026-11-30 13:14:05)" % (
+            old) and "B: %s (full run, started 2026-11-30 16:22:04, finished 2026-11-30 16:41:00)" % (
+            new) in lines, r.stdout
         # A run saved by the bench before the first batch's ratio became a trimmed mean
         # (format /2) is still read beside one of today's (/3), with a note saying so.
         c3 = dict(json.loads(json.dumps(a)), format="shmwarden-bench-ratios/3")

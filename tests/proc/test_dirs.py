@@ -6,6 +6,7 @@ dry runs, which must change nothing.
 Everything happens under the sandbox's private temp base; systemd-tmpfiles gets a
 config file naming only that base.
 """
+import hashlib
 import json
 import os
 import random
@@ -221,6 +222,83 @@ def test_socket_restore_that_fails_is_retried():
         expect(sb.objects() == [], "objects left: %s" % sb.objects())
 
 
+def stderr_rest(m, seen):
+    """The exited manager's stderr, to its end, into seen."""
+    fd = m.proc.stderr.fileno()
+    os.set_blocking(fd, True)
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return "".join(seen)
+        seen.append(chunk.decode(errors="replace"))
+
+
+# (1d) Something that is not this manager's socket at the socket's path (a regular
+# file, a symlink, a directory: a hand mistake, a cleaner). bind says EADDRINUSE, and
+# the manager used to log "Address already in use" at every retry (one line per 10 s),
+# for its whole life, and exit 0 at the end though no new client could connect. Now it
+# names the real cause once (again only when the cause changes), leaves the thing
+# alone, serves the clients connected, restores the socket once the path is free, and
+# exits 1 when it never could.
+def test_a_file_at_the_socket_path_is_named_once_and_fails_the_exit():
+    with Sandbox("sockfile") as sb:
+        m = manager(sb, "--shutdown-timeout", "300")
+        c = m.client()
+        a = registered(sb, c, "a")
+        os.unlink(m.sock)
+        with open(m.sock, "w") as f:
+            f.write("not a socket\n")
+        seen = []
+        expect(stderr_until(m, "exists and is not a socket (a regular file)", seen),
+               "the cause is not named: %r" % "".join(seen))
+        b = registered(sb, c, "b")  # the connected client is still served
+        time.sleep(3.5)  # three more failed checks
+        expect(open(m.sock).read() == "not a socket\n", "the file was changed")
+        c.close()
+        rc = m.wait(10)
+        text = stderr_rest(m, seen)
+        expect(rc == 1, "exit status %d though the socket was never restored: %r" % (rc, text))
+        said = [ln for ln in text.splitlines() if "restoring the socket" in ln]
+        expect(len(said) == 1 and "not a socket" in said[0] and
+               "Address already in use" not in text,
+               "the cause said more than once, or misleadingly: %r" % text)
+        expect("socket %s was never restored" % m.sock in text, "no line at exit: %r" % text)
+        expect(sb.objects() == [], "objects left: %s (%s)" % (sb.objects(), [a, b]))
+
+        # A symlink, then a directory: each cause once; then the path is freed, the
+        # socket restored, a new client served, and the exit is 0.
+        m = manager(sb, "--shutdown-timeout", "300")
+        c = m.client()
+        registered(sb, c, "c")
+        os.unlink(m.sock)
+        os.symlink(os.path.join(sb.tmp, "elsewhere"), m.sock)
+        seen = []
+        expect(stderr_until(m, "exists and is not a socket (a symbolic link)", seen),
+               "symlink: %r" % "".join(seen))
+        os.unlink(m.sock)
+        os.mkdir(m.sock, 0o700)
+        expect(stderr_until(m, "exists and is not a socket (a directory)", seen),
+               "directory: %r" % "".join(seen))
+        expect(not os.path.lexists(os.path.join(sb.tmp, "elsewhere")), "symlink followed")
+        time.sleep(2.5)
+        os.rmdir(m.sock)
+        expect(harness.wait_for(lambda: os.path.exists(m.sock) and
+                                not os.path.isdir(m.sock), timeout=5),
+               "the socket was never restored once the path was free: %s" % files(m.dir))
+        c2 = m.client()
+        registered(sb, c2, "d")
+        c.close()
+        c2.close()
+        rc = m.wait(10)
+        text = stderr_rest(m, seen)
+        expect(rc == 0 and "restored at try" in text and "never restored" not in text,
+               "after a restore: %d %r" % (rc, text))
+        said = [ln for ln in text.splitlines() if "restoring the socket" in ln]
+        expect(len(said) == 2 and "symbolic link" in said[0] and "directory" in said[1],
+               "each cause once: %r" % text)
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+
+
 # (2) SIGKILL at random moments of start-up (and of shutdown): the next sweep removes
 # every directory left, and exits 0.
 def test_random_kills_leave_nothing_to_keep():
@@ -383,6 +461,67 @@ def test_unsafe_and_corrupt_are_findings():
         expect(e[os.path.basename(gw)]["state"] == "unsafe" and
                e[os.path.basename(bad)]["state"] == "corrupt", "ls: %s" % e)
         expect(os.path.isdir(gw) and os.path.isdir(bad), "findings were touched")
+
+
+def files_of(d):
+    """{name: sha256 of its bytes} of every file in d: what "left in place" must keep.
+    journal.db-shm is named but not hashed: it holds SQLite's index of the WAL, no
+    data, and every opener rebuilds it from the WAL after a crash (sqlite.org/walformat)."""
+    out = {}
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        if os.path.isfile(p):
+            with open(p, "rb") as f:
+                out[name] = "" if name.endswith("-shm") else hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def test_a_corrupt_journal_is_left_byte_for_byte():
+    """A journal damaged under its WAL (the newest registrations only in journal.db-wal):
+    sweep and recover said "corrupt, left in place for a human", but closing the handle
+    that found it corrupt checkpointed the WAL into the damaged file and deleted -wal
+    and -shm, the only intact copy of the last registrations. Now every file stays as
+    it was, for a dry run, a real sweep, recover and a restarted manager alike."""
+    with Sandbox("corruptwal") as sb:
+        for damage in ("overwrite", "truncate"):
+            # Two registrations checkpointed into journal.db by the prune pass's
+            # compaction (the WAL truncated to nothing), the third only in the WAL.
+            m = manager(sb, "--prune-interval", "100")
+            c = m.client()
+            d, j = m.dir, os.path.join(m.dir, "journal.db")
+            for i in range(2):
+                registered(sb, c, damage + str(i))
+            expect(harness.wait_for(lambda: os.path.getsize(j + "-wal") == 0, timeout=10),
+                   "the WAL was never checkpointed")
+            registered(sb, c, damage + "2")
+            harness.sigkill(m)
+            c.close()
+            expect(os.path.getsize(j) > 3000 and os.path.getsize(j + "-wal") > 0,
+                   "not the layout to test: %d, %d" % (os.path.getsize(j),
+                                                       os.path.getsize(j + "-wal")))
+            with open(j, "r+b") as f:
+                if damage == "overwrite":
+                    f.seek(2048)
+                    f.write(os.urandom(2048))
+                else:
+                    f.truncate(3000)
+            before = files_of(d)
+            for args in (["sweep", "--dry-run", "--tmpdir", sb.tmp],
+                         ["sweep", "--tmpdir", sb.tmp], ["recover", d]):
+                r = sb.run(args)
+                expect("corrupt" in r.stdout + r.stderr, "%s: %s %s" % (args, r.stdout, r.stderr))
+                expect(files_of(d) == before, "%s (%s) changed %s: %s -> %s" % (
+                    args[0], damage, d, before, files_of(d)))
+            # A restarted manager reclaims its dead siblings before it answers its first
+            # registration (or 500 ms after it, at the latest).
+            m = sb.spawn_manager(args=["manager"])
+            expect(m.sock, "manager failed: %r" % m.line)
+            c = m.client()
+            c.register(sb.name("after" + damage))
+            time.sleep(0.6)
+            c.close()
+            expect(files_of(d) == before, "a restarted manager (%s) changed %s" % (damage, d))
+            harness.sigkill(m)
 
 
 def test_sweep_summary_tells_findings_from_failures():

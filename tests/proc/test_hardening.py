@@ -166,8 +166,11 @@ class OkCollector:
 
 
 def swept_clean(sb):
-    """A sweep of the base exits 0 and leaves no manager directory."""
-    r = sb.run(["sweep", "--tmpdir", sb.tmp])
+    """A sweep of the base exits 0 and leaves no manager directory. Its callers' clients
+    are all gone and never created their names' objects: no client can still be
+    creating, so no grace (--prune-grace 0, as an epilog after the job); with the default
+    grace the sweep would keep those young rows (test_young.py)."""
+    r = sb.run(["sweep", "--tmpdir", sb.tmp, "--prune-grace", "0"])
     expect(r.returncode == 0, "sweep exit %d: %s" % (r.returncode, r.stderr))
     expect(sb.manager_dirs() == [], "directory left: %s" % sb.manager_dirs())
 
@@ -208,7 +211,8 @@ def test_5000_simultaneous_connections():
                 s.close()
         expect(m.wait(20) == 0, "manager did not shut down cleanly")
         # Its names were registered a moment ago and never created: the shutdown keeps
-        # them journaled (their clients might create them next); a sweep drops them.
+        # them journaled (their clients might create them next); with the clients gone,
+        # a sweep without grace drops them.
         swept_clean(sb)
 
 
@@ -482,9 +486,11 @@ def enospc_in_namespace(base, prefix):
         for k in [c, f, back, receiver, behind, after, displacer] + more:
             k.close()
         expect(m.wait(15) == 0, "manager did not shut down cleanly")
-        # The young names never created stay journaled past the shutdown; a sweep then
-        # drops them and the directory.
-        r = subprocess.run([harness.SHMWARDEN, "sweep", "--tmpdir", fs], capture_output=True,
+        # The young names never created stay journaled past the shutdown; every client
+        # is closed, so a sweep without grace (--prune-grace 0) drops them and the
+        # directory (with the default one it would keep them: test_young.py).
+        r = subprocess.run([harness.SHMWARDEN, "sweep", "--tmpdir", fs, "--prune-grace", "0"],
+                           capture_output=True,
                            text=True, env=box.env, timeout=60)
         expect(r.returncode == 0, "sweep: %s" % r.stderr)
         expect(os.listdir(fs) == [], "left in the tmpfs: %s" % os.listdir(fs))
@@ -1108,14 +1114,25 @@ def test_manager_and_sweep_under_valgrind():
         rc = proc.wait(VALGRIND_EXIT_S)
         expect(rc == 0, "manager under valgrind exit %d:\n%s" % (rc, read_log(errlog)[-2000:]))
         expect(sb.objects() == [], "objects left: %s" % sb.objects())
-        # The sweeper reading a journal a SIGKILLed manager left (WAL recovery included).
+        # The shutdown kept "late" (registered, never created: young) and so its
+        # directory.
+        kept = sb.manager_dirs()
+        expect(len(kept) == 1, "after the shutdown: %s" % kept)
+        # The sweeper reading a journal a SIGKILLed manager left (WAL recovery included),
+        # and keeping the young row (a grace longer than this test: valgrind is slow).
         dead_manager(sb, 5)
-        p = subprocess.run(VALGRIND + [harness.SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp],
+        p = subprocess.run(VALGRIND + [harness.SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp,
+                                       "--prune-grace", "3600"],
                            capture_output=True, env=sb.env, timeout=120, stdin=subprocess.DEVNULL)
         expect(p.returncode == 0, "sweep under valgrind exit %d:\n%s"
                % (p.returncode, p.stderr.decode(errors="replace")[-2000:]))
-        expect(json.loads(p.stdout)["totals"]["unlinked"] == 5, "sweep: %s" % p.stdout)
-        expect(sb.objects() == [] and sb.manager_dirs() == [], "sweep left something")
+        totals = json.loads(p.stdout)["totals"]
+        expect(totals["unlinked"] == 5 and totals["young"] == 1, "sweep: %s" % p.stdout)
+        expect(sb.objects() == [] and sb.manager_dirs() == kept, "sweep left something")
+        # Its client is long gone: without grace the row and the directory go.
+        r = sb.run(["sweep", "--tmpdir", sb.tmp, "--prune-grace", "0"])
+        expect(r.returncode == 0 and sb.manager_dirs() == [], "left: %s %s"
+               % (sb.manager_dirs(), r.stderr))
 
 
 if __name__ == "__main__":
