@@ -508,8 +508,14 @@ def test_dataloader_probe_finds_its_own_managers():
         v = json.loads(r.stdout.strip().splitlines()[-1])
         assert v["bad"] == 0 and v["batches"] == 1 and v["first_batch_s"] > 0, v
         assert v["managers"] >= 1 and "batches_per_s" not in v, v
-        assert harness.wait_for(lambda: sb.manager_dirs() == [], timeout=20), \
-            "managers left %s" % sb.manager_dirs()
+        # The run ended with batches in flight: a worker stopped between a registration's
+        # OK and its shm_open leaves a young row, which its manager's shutdown keeps for
+        # the grace (and so its directory). Every client is gone now: a sweep without
+        # grace takes each directory once its manager has left.
+        def swept():
+            sb.run(["sweep", "--tmpdir", sb.tmp, "--prune-grace", "0"])
+            return sb.manager_dirs() == []
+        assert harness.wait_for(swept, timeout=30), "managers left %s" % sb.manager_dirs()
 
 
 harness.main(globals())
