@@ -26,6 +26,7 @@ import select
 import shutil
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -523,6 +524,19 @@ def journal_names(mgr_dir):
                           timeout=5)
     try:
         return sorted(bytes(r[0]).decode() for r in con.execute("select name from objects"))
+    finally:
+        con.close()
+
+
+def registered_at(mgr_dir, name):
+    """The journaled registration time of name (microseconds), as an independent reader
+    sees it: it changes only when a commit wrote the row again."""
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
+                          timeout=10)
+    try:
+        r = con.execute("SELECT registered_at FROM objects WHERE name = ?",
+                        (name.encode(),)).fetchone()
+        return r[0] if r else None
     finally:
         con.close()
 

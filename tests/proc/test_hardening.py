@@ -23,7 +23,6 @@ import selectors
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -330,19 +329,6 @@ TMPFS_SIZE = 1024 * 1024
 TMPFS_ROOM = 40 * 1024  # free bytes left beside the filler: a few WAL frames
 
 
-def registered_at(mgr_dir, name):
-    """The journaled registration time of name (microseconds), as an independent reader
-    sees it: it changes only when a commit wrote the row again."""
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
-                          timeout=10)
-    try:
-        r = con.execute("SELECT registered_at FROM objects WHERE name = ?",
-                        (name.encode(),)).fetchone()
-        return r[0] if r else None
-    finally:
-        con.close()
-
-
 def enospc_in_namespace(base, prefix):
     """Runs inside `unshare --mount --pid`: a tmpfs at BASE/fs is the manager's temp
     base; fill it, register until refused, free, make room, register again."""
@@ -415,7 +401,7 @@ def enospc_in_namespace(base, prefix):
         rolled_back = heard(displacer, 1.0) is None
         if not rolled_back:
             oked.append(colliding[0])
-        was = registered_at(m.dir, held)
+        was = harness.registered_at(m.dir, held)
         # A receiver's registration of a name committed a moment ago (libshm's receiving
         # process registers what it received with the sender's manager) needs no write:
         # it is answered even now.
@@ -425,12 +411,12 @@ def enospc_in_namespace(base, prefix):
         receiver = Client(m.sock)
         if rolled_back:
             receiver.register(held, timeout=2.0)
-            expect(registered_at(m.dir, held) == was,
+            expect(harness.registered_at(m.dir, held) == was,
                    "the receiver's registration was written again, not answered by the row")
         else:
             receiver.send_raw(record(held))
             got = heard(receiver, 1.2)
-            expect(got is None or registered_at(m.dir, held) != was,
+            expect(got is None or harness.registered_at(m.dir, held) != was,
                    "a displaced name's OK came without a commit: %r" % got)
         # But never ahead of a registration the same connection still waits for: OKs
         # are indistinguishable, and that client would take this one for the first's,
@@ -448,10 +434,10 @@ def enospc_in_namespace(base, prefix):
         after = Client(m.sock)
         after.send_raw(record(name("after")))
         expect(heard(after, 0.5) is None, "a registration on a full disk was answered")
-        was = registered_at(m.dir, held)
+        was = harness.registered_at(m.dir, held)
         after.send_raw(record(held))
         got = heard(after, 1.2)
-        expect(got is None or registered_at(m.dir, held) != was,
+        expect(got is None or harness.registered_at(m.dir, held) != was,
                "a committed name's OK came from the cache after a refusal on its "
                "connection: %r" % got)
         # Still full: more registrations, on other connections, are refused too.
@@ -1012,7 +998,7 @@ def registered_late_in_a_second(sb, m, c, tag, lo=0.45, hi=0.8, tries=5):
         sleep_until(int(now) + 1 + (lo + hi) / 2 - 0.05)
         name = sb.name("%s%d" % (tag, i))
         c.register(name)
-        at = registered_at(m.dir, name)
+        at = harness.registered_at(m.dir, name)
         if at is not None and lo <= (at % 1000000) / 1e6 <= hi:
             return name, at
     raise AssertionError("could not register between %.2f and %.2f s into a second in %d tries"

@@ -13,7 +13,6 @@ pass once the grace is over and nothing uses it.
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
 
@@ -22,18 +21,6 @@ import harness  # noqa: E402
 from harness import SHM, Sandbox, wait_for  # noqa: E402
 
 GRACE = 1  # seconds: the short grace of the later passes
-
-
-def registered_at(mgr_dir, name):
-    """name's journaled registration time (microseconds), read with Python's sqlite3."""
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(mgr_dir, "journal.db"), uri=True,
-                          timeout=10)
-    try:
-        r = con.execute("SELECT registered_at FROM objects WHERE name = ?",
-                        (name.encode(),)).fetchone()
-        return r[0] if r else None
-    finally:
-        con.close()
 
 
 def dead_before_create(sb, names):
@@ -151,7 +138,7 @@ def test_restarted_manager_adopts_a_young_row_with_its_registration_time():
     with Sandbox("young") as sb:
         made, never = sb.name("made"), sb.name("never")
         d, t0 = dead_before_create(sb, [made, never])
-        was = {n: registered_at(d, n) for n in (made, never)}
+        was = {n: harness.registered_at(d, n) for n in (made, never)}
         assert all(was.values()), was
         # A new manager of the same user reclaims its dead sibling at start. Its grace is
         # 5 s here: long enough that the adoption happens within it on a loaded machine.
@@ -167,15 +154,15 @@ def test_restarted_manager_adopts_a_young_row_with_its_registration_time():
             "the dead directory is still there: %s" % os.listdir(sb.tmp)
         # Adopted with the registration time they had: their grace ends when it would
         # have under the dead manager.
-        now = {n: registered_at(m.dir, n) for n in (made, never)}
+        now = {n: harness.registered_at(m.dir, n) for n in (made, never)}
         assert now == was, (now, was)
         # The client creates its object now; the new manager tracks it.
         sb.create_object(made)
         past_grace(t0, grace)
         # The new manager's prune drops the name never created, once its grace is over.
-        assert wait_for(lambda: registered_at(m.dir, never) is None, timeout=10), \
+        assert wait_for(lambda: harness.registered_at(m.dir, never) is None, timeout=10), \
             harness.journal_names(m.dir)
-        assert registered_at(m.dir, made) == was[made]
+        assert harness.registered_at(m.dir, made) == was[made]
         # Its shutdown unlinks what it tracks and nobody uses: the object created after
         # the crash included.
         c.close()
@@ -206,7 +193,7 @@ def test_grace_zero_drops_at_once():
         cl = m.client()
         cl.register(sb.name("ping"))
         assert wait_for(lambda: not os.path.exists(d3), timeout=10)
-        assert registered_at(m.dir, c_) is None
+        assert harness.registered_at(m.dir, c_) is None
         cl.close()
         harness.sigkill(m)
 
