@@ -491,8 +491,11 @@ static void mgrdir_holder_cmd(pid_t pid, char *out, size_t len)
 	const char *argv0 = buf, *slash = strrchr(argv0, '/');
 	size_t len0 = strlen(argv0);
 	const char *argv1 = (ssize_t)len0 + 1 < n ? argv0 + len0 + 1 : "";
-	snprintf(out, len, "%s%s%s", slash ? slash + 1 : argv0,
-		 *argv1 && *argv1 != '-' ? " " : "", *argv1 && *argv1 != '-' ? argv1 : "");
+	bool sub = *argv1 && *argv1 != '-';
+	int w = snprintf(out, len, "%s%s%s", slash ? slash + 1 : argv0, sub ? " " : "",
+			 sub ? argv1 : "");
+	if (w >= 0 && (size_t)w >= len)
+		util_utf8_cut(out); /* a long one is cut, between two characters */
 }
 
 /* ---- the reclaimer's mark ----------------------------------------------------------

@@ -198,8 +198,10 @@ def test_recover_sweep_and_ls_while_a_sweep_reclaims_it(sb):
     expect(rc == 0 and [(x["status"], x["unlinked"], x["gone"]) for x in doc["dirs"]] ==
            [("removed", NAMES, 0)], "the first sweep: %d %s" % (rc, out))
     expect(sb.objects() == [] and not os.path.exists(d), "left: %s" % sb.objects())
-    expect(b": busy:" not in held.log and b"live manager" not in held.log,
-           "the first sweep's log: %r" % held.log[-2000:])
+    said = [line for line in held.log.decode(errors="replace").splitlines()
+            if "reclaim: %s: " % os.path.basename(d) in line and
+            (": busy:" in line or ": live:" in line)]
+    expect(said == [], "the first sweep's log: %s" % said)
 
 
 def test_sweep_and_a_restarted_manager_while_recover_reclaims_it(sb):
@@ -232,7 +234,8 @@ def test_sweep_and_a_restarted_manager_while_recover_reclaims_it(sb):
     expect(m.wait(30) == 0, "manager exit")
     log = m.stderr_text()
     expect("%s: busy: %s: left to it" % (os.path.basename(d), words) in log and
-           "live manager" not in log, "manager's log: %r" % log)
+           "%s: live" % os.path.basename(d) not in log,
+           "manager's log: %r, want %r" % (log, words))
     expect(sb.objects() == objects and harness._is_live(d), "changed while recover held it")
 
     rc, out = held.release()
@@ -271,7 +274,10 @@ def test_a_lock_held_by_neither_a_manager_nor_a_reclaimer(sb):
     for how in ("flock", "flock+posix"):
         d, names = dead_dir(sb, 3)
         p = hold(sb, d, how)
+        # A live directory's journal is read in place, read-only (mgrdir.c: its manager
+        # keeps -shm current), so SQLite may rewrite the -shm index: everything else stays.
         files = snapshot(d)
+        files.pop("journal.db-shm", None)
         r, doc = run_json(sb, ["recover", "--json", d])
         said = ("its lock is held by pid %d (python3), which does not serve its socket"
                 % p.pid)
@@ -284,7 +290,12 @@ def test_a_lock_held_by_neither_a_manager_nor_a_reclaimer(sb):
         e = ls_entry(sb, d)
         expect(e["state"] == "live" and e["reclaimer_pid"] is None and e["pid"] == p.pid,
                "%s: ls: %s" % (how, e))
-        expect(sb.objects() == names and snapshot(d) == files, "%s: touched" % how)
+        expect(sb.objects() == names, "%s: objects %s" % (how, sb.objects()))
+        now = snapshot(d)
+        now.pop("journal.db-shm", None)
+        expect(now == files, "%s: touched: %s" % (how, {k: (files.get(k), now.get(k))
+                                                        for k in set(files) | set(now)
+                                                        if files.get(k) != now.get(k)}))
         p.kill()
         p.wait()
         r, doc = run_json(sb, ["recover", "--json", d])
