@@ -78,7 +78,7 @@ struct ls_entry {
 	int64_t nobjects;
 	uint64_t bytes;
 	bool earlier_boot;
-	pid_t reclaimer_pid; /* busy: the reclaimer holding it; 0 */
+	pid_t reclaimer_pid;     /* busy: the reclaimer holding it; 0 */
 	char note[UTIL_MSG_LEN]; /* busy: who is reclaiming it (a state, not an error) */
 	char error[UTIL_MSG_LEN];
 	struct ls_object *objs;
