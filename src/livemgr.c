@@ -16,16 +16,16 @@
  * then has another name, or none, on each side. So every live task's descriptors are
  * walked (/proc/PID/fd: complete, unlike /proc/locks, which comes a page per read() and
  * skips entries under lock churn, and a stat through an fd link reaches the open file
- * whatever namespace opened it). A directory of the owner that holds a manager.sock is
- * reopened through the holder's own descriptor, and is a live manager's when its lock is
- * held exclusive (a shared flock try fails at once: no /proc/locks needed) and the
- * holder listens on a unix socket whose bound path, looked up in the holder's own root
- * and mount namespace (/proc/PID/root), is that directory's manager.sock (a reclaimer
- * holding a dead directory's lock does not: a dead journal is never opened in place,
- * which would rewrite its -shm). Its journal is then read through our descriptor of
- * the directory (journal_open_dirfd) and counts when it names the holder (in any of
- * the pid namespaces it has: NSpid) as its manager, belongs to the owner and records
- * our shm filesystem.
+ * whatever namespace opened it). A directory of the owner that holds a manager.sock or
+ * a lock file is reopened through the holder's own descriptor, and is a live manager's
+ * when its lock is held exclusive (a shared flock try fails at once: no /proc/locks
+ * needed) and no reclaimer marks it (mgrdir_marked: a reclaimer holding a dead
+ * directory's lock marks it, and a dead journal is not opened in place, which would
+ * rewrite its -shm). Where the holder's socket leads does not count: a live manager's
+ * directory renamed since its bind is still its (livemgr_consider says why). Its journal
+ * is then read through our descriptor of the directory (journal_open_dirfd) and counts
+ * when it names the holder (in any of the pid namespaces it has: NSpid) as its manager,
+ * belongs to the owner and records our shm filesystem.
  *
  * The walk costs a stat per open descriptor on the machine, so it is not repeated for
  * every page of rows: a manager whose name is on a page registered it before its client
@@ -385,9 +385,32 @@ static struct livemgr_entry *livemgr_find(struct livemgr *lm, pid_t pid, const s
 	return NULL;
 }
 
-/* One descriptor of pid: a directory of the owner holding a manager.sock, locked, and
- * whose socket pid listens on, is a live manager. Returns 0, or -1 when it cannot tell
- * (or must not look further). */
+/* Whether dirfd looks like a manager directory: its socket, or its lock file. Either may
+ * be missing for a moment under a live manager (a /tmp cleaner removed it; the manager
+ * makes it again within a second), never both: a lock file is made before the socket. */
+static bool livemgr_is_mgrdir(int dirfd)
+{
+	struct stat st;
+	return (fstatat(dirfd, MGRDIR_SOCKET, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		S_ISSOCK(st.st_mode)) ||
+	       (fstatat(dirfd, MGRDIR_LOCK, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode));
+}
+
+/* One descriptor of pid: a directory of the owner that looks like a manager directory,
+ * whose lock is held, and that no reclaimer marks, is taken for a live manager's; its
+ * journal then decides (livemgr_open: it must name pid as its manager). Returns 0, or
+ * -1 when it cannot tell (or must not look further).
+ *
+ * Not by the socket's bound path (it was, until a new user found why not): a live
+ * manager's directory renamed or moved since its bind (mv, a /tmp cleaner's rename, a
+ * copy put in its place) still holds the live set, and its socket's path then leads
+ * elsewhere or nowhere. Refusing it as "not a manager" left its names unprotected: a
+ * dead copy of its journal, or any dead journal naming them, had them unlinked under
+ * it. What tells a reclaimer holding a dead directory from a manager is the mark
+ * reclaimers set (mgrdir_marked), not where a socket leads. A holder that is neither
+ * (a reclaimer of an older release, or any process that flocked the directory) is
+ * taken for a manager only if the journal names it as its manager; otherwise it is
+ * foreign, and only costs one read-only open of that journal in place. */
 static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char *fdname)
 {
 	struct stat st, here;
@@ -416,9 +439,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		if (dirfd < 0)
 			return 0;
 		if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev ||
-		    here.st_ino != st.st_ino ||
-		    fstatat(dirfd, MGRDIR_SOCKET, &here, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISSOCK(here.st_mode))
+		    here.st_ino != st.st_ino || !livemgr_is_mgrdir(dirfd))
 			goto not_manager; /* replaced meanwhile, or not a manager directory */
 	}
 	int locked = livemgr_locked(dirfd);
@@ -438,17 +459,9 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 			return -1;
 		return 0;
 	}
-	int listens = livemgr_listens(pid, fddir, dirfd);
-	if (listens < 0) {
-		log_warn("livemgr: pid %d holds a locked manager directory, and its sockets "
-			 "cannot be looked at: %s; nothing is unlinked",
-			 (int)pid, strerror(errno));
-		rc = -1;
-		goto not_manager;
-	}
-	if (!listens) {
-		log_debug("livemgr: pid %d holds a locked manager directory but not its socket: "
-			  "not its manager",
+	if (mgrdir_marked(dirfd)) {
+		log_debug("livemgr: pid %d holds a locked manager directory that a reclaimer "
+			  "marks: not its manager",
 			  (int)pid);
 		goto not_manager; /* a reclaimer holding a dead directory's lock */
 	}

@@ -538,10 +538,7 @@ static int mgrdir_mark(int dirfd, short type)
 	return fcntl(dirfd, F_OFD_SETLK, &fl);
 }
 
-/* Whether some open file description of the directory carries the mark: true only for
- * an OFD read lock on its byte (a classic POSIX lock there, l_pid its owner's, is no
- * reclaimer's). False too when it cannot be told: then live, as before the mark. */
-static bool mgrdir_marked(int dirfd)
+bool mgrdir_marked(int dirfd)
 {
 	struct flock fl = {
 		.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = MGRDIR_MARK_AT, .l_len = 1

@@ -160,6 +160,14 @@ int mgrdir_trylock(int dirfd, bool create, int *lockfd, char *err, size_t errlen
 int mgrdir_list(int basefd, const char *skip, char ***names, size_t *count);
 void mgrdir_list_free(char **names, size_t count);
 
+/* Whether some open file description of the directory dirfd carries the reclaimer's
+ * mark (mgrdir.c, "the reclaimer's mark"): an OFD read lock on its byte, which a
+ * reclaimer of this release sets while it holds a dead directory's flock, and a manager
+ * never does. A classic POSIX lock there is no reclaimer's. False too when it cannot be
+ * told (fcntl fails: a filesystem without OFD locks): callers then take the holder for a
+ * manager, which keeps more, never less. */
+bool mgrdir_marked(int dirfd);
+
 /* The kernel's name of an open directory (/proc/self/fd), with no symlink in it, as
  * SQLite requires. 0, or -1 with err set. */
 int mgrdir_fd_path(int dirfd, char *path, size_t len, char *err, size_t errlen);

@@ -603,7 +603,8 @@ static void reclaim_live_detail(struct reclaim_report *r, const struct mgrdir_pr
 	}
 	reclaim_set(r, RECLAIM_LIVE,
 		    "its lock is held by pid %d%s%s%s, which does not serve its socket (a manager "
-		    "starting, or not a manager): left alone while it holds it",
+		    "starting, one whose directory was moved since, or not a manager): left alone "
+		    "while it holds it",
 		    (int)p->holder, p->holder_cmd[0] ? " (" : "", p->holder_cmd,
 		    p->holder_cmd[0] ? ")" : "");
 }

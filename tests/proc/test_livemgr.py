@@ -432,6 +432,44 @@ def holder_pid(sb, mgr_dir, base, ns=False):
     return pid
 
 
+@pytest.mark.parametrize("placement", ["beside", "in-place"])
+@pytest.mark.parametrize("how", ["sweep", "recover", "adoption"])
+def test_a_renamed_live_manager_keeps_its_names_from_a_dead_copy(how, placement):
+    """A live manager's directory renamed since its socket was bound (mv), and a copy of
+    it (cp -a: a dead directory whose journal names every object the live manager holds)
+    put beside it or in its place. The live manager's socket path then leads to the copy
+    or nowhere, and livemgr.c took a holder that does not listen at its directory's
+    socket for a reclaimer: the copy's rows were unlinked under the live manager (found
+    by a new user). Each reclaimer must hand them over, and leave them whole."""
+    with Sandbox("livemv") as sb:
+        base, = bases(sb, "b")
+        m = live_pin_manager(sb, base)
+        c = m.client()
+        names = [sb.name(i) for i in range(3)]
+        for n in names:
+            c.register(n)
+            write_object(n, b"live " + n.encode())  # created, then mapped by nobody
+        if placement == "beside":
+            moved, copy = os.path.join(base, "shmwarden-MOVED1"), os.path.join(
+                base, "shmwarden-COPY01")
+        else:
+            moved, copy = m.dir + ".old", m.dir
+        os.rename(m.dir, moved)
+        r = subprocess.run(["cp", "-a", moved, copy], capture_output=True, text=True)
+        expect(r.returncode == 0, "cp -a: %s" % r.stderr)
+        doc = reclaim_dead(sb, how, base, copy)
+        if doc:
+            rep = [d for d in doc["dirs"] if d["dir"].endswith(os.path.basename(copy))]
+            expect(len(rep) == 1 and rep[0]["handed_over"] == 3 and rep[0]["unlinked"] == 0,
+                   "sweep's report: %r" % doc["dirs"])
+        lost = [n for n in names if read_object(n) != b"live " + n.encode()]
+        expect(not lost, "%s (copy %s) unlinked the live manager's %s" % (how, placement, lost))
+        expect(m.proc.poll() is None, "the live manager died")
+        c.register(sb.name("after"))  # and it still serves its clients
+        c.close()
+        sigkill(m)
+
+
 def test_lock_holder_pid_is_the_kernels_answer():
     """The pid reports show for a live directory comes from the task whose open file
     holds the lock, not from /proc/locks: right on every try under lock churn (which
