@@ -337,18 +337,17 @@ static struct journal *journal_alloc(unsigned flags, char *err, size_t errlen)
 	return j;
 }
 
-/* Whether the database at path has a WAL with anything in it: a frame, or a header
- * SQLite would read. Anything but a missing or empty regular file counts as yes (the
- * careful answer: no checkpoint). */
-static bool wal_has_frames(const char *path)
+/* Whether the database at path has a WAL file, empty or not: anything at its name but
+ * ENOENT counts as yes (the careful answer: no checkpoint). An empty one is what a
+ * manager killed right after a checkpoint leaves; a close that checkpoints deletes it
+ * and -shm, so a journal "left in place" would not be. */
+static bool wal_exists(const char *path)
 {
 	char wal[PATH_MAX + 8];
 	struct stat st;
 	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal))
 		return true;
-	if (lstat(wal, &st) < 0)
-		return errno != ENOENT;
-	return !S_ISREG(st.st_mode) || st.st_size > 0;
+	return lstat(wal, &st) == 0 || errno != ENOENT;
 }
 
 /* Opens the database file. SQLite 3.40 resolves the whole path itself, and with
@@ -382,10 +381,10 @@ static int open_db(struct journal *j, const char *path, int create_flag, const c
 	 * must a reclaimer of a journal with a WAL until the file has passed its checks: a
 	 * journal found corrupt is left for a human, and a checkpoint would write the WAL
 	 * (the last commits' only intact copy) into the damaged file, then delete it
-	 * (open_checked lifts this). Without a WAL the close has nothing to write, and
-	 * removes the empty -wal and -shm this open made. */
-	if ((j->flags & JOURNAL_READONLY) ||
-	    ((j->flags & JOURNAL_UNTRUSTED) && wal_has_frames(path)))
+	 * (open_checked lifts this), and would delete even an empty -wal and its -shm.
+	 * Without a WAL file (SQLite opens lazily: none of its files is open yet) the close
+	 * has nothing to write, and removes the empty -wal and -shm this open made. */
+	if ((j->flags & JOURNAL_READONLY) || ((j->flags & JOURNAL_UNTRUSTED) && wal_exists(path)))
 		sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	/* Before the first read: the integrity and identity checks of an open already read,
 	 * and a live manager's commit may hold a lock for a moment. */

@@ -481,9 +481,13 @@ def test_a_corrupt_journal_is_left_byte_for_byte():
     sweep and recover said "corrupt, left in place for a human", but closing the handle
     that found it corrupt checkpointed the WAL into the damaged file and deleted -wal
     and -shm, the only intact copy of the last registrations. Now every file stays as
-    it was, for a dry run, a real sweep, recover and a restarted manager alike."""
+    it was, for a dry run, a real sweep, recover and a restarted manager alike.
+
+    "empty-wal": the manager killed right after a checkpoint left an empty -wal beside
+    the damaged journal, and the reclaimers' close deleted it and -shm (a new user saw
+    it): no data, but not "left in place" either."""
     with Sandbox("corruptwal") as sb:
-        for damage in ("overwrite", "truncate"):
+        for damage in ("overwrite", "truncate", "empty-wal"):
             # Two registrations checkpointed into journal.db by the prune pass's
             # compaction (the WAL truncated to nothing), the third only in the WAL.
             m = manager(sb, "--prune-interval", "100")
@@ -493,14 +497,15 @@ def test_a_corrupt_journal_is_left_byte_for_byte():
                 registered(sb, c, damage + str(i))
             expect(harness.wait_for(lambda: os.path.getsize(j + "-wal") == 0, timeout=10),
                    "the WAL was never checkpointed")
-            registered(sb, c, damage + "2")
+            if damage != "empty-wal":
+                registered(sb, c, damage + "2")
             harness.sigkill(m)
             c.close()
-            expect(os.path.getsize(j) > 3000 and os.path.getsize(j + "-wal") > 0,
-                   "not the layout to test: %d, %d" % (os.path.getsize(j),
-                                                       os.path.getsize(j + "-wal")))
+            wal = os.path.getsize(j + "-wal")
+            expect(os.path.getsize(j) > 3000 and (wal == 0) == (damage == "empty-wal"),
+                   "not the layout to test: %d, %d" % (os.path.getsize(j), wal))
             with open(j, "r+b") as f:
-                if damage == "overwrite":
+                if damage != "truncate":
                     f.seek(2048)
                     f.write(os.urandom(2048))
                 else:
