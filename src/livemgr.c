@@ -97,6 +97,8 @@ struct livemgr_entry {
 	struct journal *j; /* NULL: no schema yet, or unreadable: tried again next refresh */
 	bool unreadable;   /* its journal could not be opened (another schema version,
 			    * damaged, busy): it may hold any name (livemgr_unreadable) */
+	bool unserved;     /* the holder does not listen at the directory's socket: its
+			    * journal must name it before it counts (livemgr_consider) */
 	bool foreign;      /* its journal is not ours (another owner, shm filesystem, or
 			    * manager pid): never opened again */
 	bool seen;         /* in the latest walk */
@@ -344,6 +346,14 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 			e->foreign = true;
 			return 0;
 		}
+		if (e->unserved) {
+			/* Nothing says this holder is a manager: only its journal could. */
+			log_debug("livemgr: pid %d holds a locked manager directory it does not "
+				  "serve, whose journal cannot be read (%s): not a live manager",
+				  (int)e->pid, err);
+			e->foreign = true;
+			return 0;
+		}
 		e->unreadable = true;
 		log_info("livemgr: %s: its journal cannot be read: %s; no object of uid %u is "
 			 "unlinked while it lives",
@@ -407,10 +417,13 @@ static bool livemgr_is_mgrdir(int dirfd)
  * elsewhere or nowhere. Refusing it as "not a manager" left its names unprotected: a
  * dead copy of its journal, or any dead journal naming them, had them unlinked under
  * it. What tells a reclaimer holding a dead directory from a manager is the mark
- * reclaimers set (mgrdir_marked), not where a socket leads. A holder that is neither
- * (a reclaimer of an older release, or any process that flocked the directory) is
- * taken for a manager only if the journal names it as its manager; otherwise it is
- * foreign, and only costs one read-only open of that journal in place. */
+ * reclaimers set (mgrdir_marked), not where a socket leads. A holder that does not
+ * serve the directory's socket (a moved manager, a reclaimer of an older release, any
+ * process that flocked the directory) is taken for a manager only if its journal can
+ * be read and names it as its manager; otherwise it is foreign (a journal it holds that
+ * cannot be read says nothing about it: a dead one held by an older reclaimer must not
+ * stop every reclaim of the owner's while held, as an unreadable live manager's does),
+ * and only costs one read-only open of that journal in place. */
 static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char *fdname)
 {
 	struct stat st, here;
@@ -465,6 +478,14 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 			  (int)pid);
 		goto not_manager; /* a reclaimer holding a dead directory's lock */
 	}
+	int listens = livemgr_listens(pid, fddir, dirfd);
+	if (listens < 0) {
+		log_warn("livemgr: pid %d holds a locked manager directory, and its sockets "
+			 "cannot be looked at: %s; nothing is unlinked",
+			 (int)pid, strerror(errno));
+		rc = -1;
+		goto not_manager;
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e) {
 		log_warn("livemgr: out of memory; nothing is unlinked");
@@ -476,6 +497,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 				     .ino = st.st_ino,
 				     .dirfd = dirfd,
 				     .holder_fd = atoi(fdname),
+				     .unserved = !listens,
 				     .seen = true };
 	TAILQ_INSERT_TAIL(&lm->entries, e, link);
 	return livemgr_open(lm, e, &st);

@@ -327,4 +327,26 @@ def test_a_lock_held_by_neither_a_manager_nor_a_reclaimer(sb):
     expect(r.returncode == 0 and sb.objects() == [], "after the forger: %r" % r.stdout)
 
 
+
+def test_a_held_unreadable_dead_journal_stops_no_other_reclaim(sb):
+    """A dead directory whose journal cannot be read, flocked by a process that is
+    neither its manager nor a marking reclaimer (a reclaimer of an older release, or any
+    process). livemgr.c takes such a holder for a live manager only if its journal names
+    it (a live manager's directory renamed since its bind serves no socket at its path
+    either); an unreadable journal says nothing about it. Taken for a live manager whose
+    journal cannot be read, it stopped every unlink of the owner's objects while held."""
+    held, gone = dead_dir(sb, 2)
+    harness.corrupt_journal(held)
+    for n in gone:  # its objects are not the point, and their names are reused below
+        os.unlink(harness.SHM + n)
+    p = hold(sb, held, "flock")
+    d, names = dead_dir(sb, 3)
+    r, doc = run_json(sb, ["recover", "--json", d])
+    expect(r.returncode == 0 and doc["status"] == "removed" and doc["unlinked"] == 3 and
+           doc["live_unreadable"] == 0, "recover beside the held journal: %s" % doc)
+    p.kill()
+    p.wait()
+    r = sb.run(["sweep", "--tmpdir", sb.tmp])
+    expect("corrupt" in r.stdout, "the corrupt one: %d %s" % (r.returncode, r.stdout))
+
 harness.main(globals())
