@@ -292,8 +292,10 @@ static bool conn_register_committed(struct conn *c, const struct wire_msg *msg, 
 	if (c->refused || !regcache_covers(&m->regs, hash, msg->name, msg->name_len, c->id, now_us,
 					   window_s * 1000000 / 2, &registered_s))
 		return false;
+	/* The cache keeps the second of the row's registration (or an earlier one): its
+	 * start is never after the row's microsecond, so the window is never the wider. */
 	if (shmobj_info(m->shm_dirfd, msg->name, &o) != 0 || !S_ISREG(o.mode) || !o.has_btime ||
-	    !shmobj_born_by(o.btime_ns, registered_s, SHMOBJ_BIRTH_WINDOW_S))
+	    !shmobj_born_by(o.btime_ns, registered_s * 1000000, SHMOBJ_BIRTH_WINDOW_S))
 		return false;
 	m->n_registered++;
 	m->n_already++;
@@ -336,12 +338,16 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 
 /* Records which object a row means (off the register path: at the prune tick). The
  * journal takes it only for an unidentified row whose object was born within the prune
- * grace after the registration. */
+ * grace, or the birth window if that is longer, after the registration (to the
+ * nanosecond). Never within less than the window: a row left unidentified is judged by
+ * the window after a crash anyway, so an identity learned within it only ever narrows
+ * what a reclaimer takes (a grace of 0, to the microsecond, would identify nothing). */
 static void manager_identify(struct manager *m, const char *name, size_t len,
 			     const struct shmobj_info *o)
 {
-	if (journal_identify(m->journal, name, len, o->ino, o->btime_ns, m->cfg.prune_grace_s) <
-	    0) {
+	int64_t window_s = m->cfg.prune_grace_s > SHMOBJ_BIRTH_WINDOW_S ? m->cfg.prune_grace_s
+									: SHMOBJ_BIRTH_WINDOW_S;
+	if (journal_identify(m->journal, name, len, o->ino, o->btime_ns, window_s) < 0) {
 		log_warn("manager: journal: identify %s: %s", name, journal_error(m->journal));
 		if (!journal_in_txn(m->journal))
 			manager_refuse_batch(m, journal_error(m->journal));

@@ -228,15 +228,16 @@ static enum reclaim_action reclaim_keep_in_use(const struct reclaim_opts *opts,
 
 /* Whether the object now under the row's name is the one the row journaled: the same
  * inode and birth time, or, for a row never identified, born within the window after
- * its registration. A filesystem without birth times leaves only the inode to compare
- * (and, for an unidentified row, nothing: the rules of release 0.1.0). */
+ * its registration, to the nanosecond (from the registration's earliest moment: a
+ * version 1 row's second's start). A filesystem without birth times leaves only the
+ * inode to compare (and, for an unidentified row, nothing: the rules of release 0.1.0). */
 static bool reclaim_is_journaled(const struct journal_row *row, const struct shmobj_info *o)
 {
 	if (row->identified)
 		return o->ino == row->ino && (!o->has_btime || o->btime_ns == row->btime_ns);
 	if (!o->has_btime)
 		return true;
-	return shmobj_born_by(o->btime_ns, row->registered_at, SHMOBJ_BIRTH_WINDOW_S);
+	return shmobj_born_by(o->btime_ns, journal_row_earliest_us(row), SHMOBJ_BIRTH_WINDOW_S);
 }
 
 /* Decides one row; counts it in the report. Unlinks unless dry run. *learned is set
