@@ -663,8 +663,9 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 		}
 		for (int i = 0; i < n; i++) {
 			/* To the microsecond: whole seconds made the grace up to 1 s short
-			 * (registered at x.9 s, dropped at x+grace s). */
-			bool young = now_us - rows[i].registered_us < grace_us;
+			 * (registered at x.9 s, dropped at x+grace s). Written so that an
+			 * adopted row's time, read from a dead journal, cannot overflow. */
+			bool young = rows[i].registered_us > now_us - grace_us;
 			if (young && rows[i].identified)
 				continue;
 			struct shmobj_info o;

@@ -259,10 +259,10 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 	const struct shmobj_info st = p->info;
 	if (p->stat_errno) {
 		/* To the microsecond, as the prune: whole seconds made the grace up to 1 s
-		 * short. */
-		int64_t age_us = opts->now_us - row->registered_us;
+		 * short. now - registered < grace, written so that a journal's time, which
+		 * may be anything (INT64_MIN), cannot overflow. */
 		if (p->stat_errno == ENOENT && opts->young_s > 0 &&
-		    age_us < opts->young_s * 1000000) {
+		    row->registered_us > opts->now_us - opts->young_s * 1000000) {
 			/* Registered a moment ago: its client got (or is about to get) the OK
 			 * and creates the object next. Dropping the row now would leave that
 			 * object tracked by nobody. An adopter takes the row as it is, its
@@ -270,7 +270,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 			 * and the adopter's prune then drops it or learns its object. */
 			r->young++;
 			log_debug("reclaim: %s: %s: not created yet, registered %.3f s ago; %s",
-				  who, PN, (double)age_us / 1e6,
+				  who, PN,
+				  ((double)opts->now_us - (double)row->registered_us) / 1e6,
 				  opts->adopt_into ? "adopted" : "kept");
 			if (!opts->adopt_into)
 				return RECLAIM_KEEP;
