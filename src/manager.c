@@ -1063,8 +1063,10 @@ static int manager_dir_where(const struct manager *m, const struct stat *self, i
 			st.st_dev == self->st_dev && st.st_ino == self->st_ino;
 		if (found) {
 			util_strlcpy(name, de->d_name, namelen);
-			snprintf(where, wherelen, "%s (in a directory whose path is too long to "
-				 "name, or unknown without /proc)", name);
+			snprintf(where, wherelen,
+				 "%s (in a directory whose path is too long to "
+				 "name, or unknown without /proc)",
+				 name);
 		}
 	}
 	closedir(d);
@@ -1112,17 +1114,22 @@ static int manager_check_path(struct manager *m, const struct stat *self)
 	char name[NAME_MAX + 1], where[PATH_MAX];
 	int pfd = -1;
 	if (manager_dir_where(m, self, &pfd, name, sizeof(name), where, sizeof(where)) < 0) {
-		util_err(why, sizeof(why), "its directory was renamed, and its new name cannot "
+		util_err(why, sizeof(why),
+			 "its directory was renamed, and its new name cannot "
 			 "be found");
 	} else if (occupied) {
-		util_err(why, sizeof(why), "its directory was renamed to %s, and something else "
-			 "now has its path (left alone)", where);
+		util_err(why, sizeof(why),
+			 "its directory was renamed to %s, and something else "
+			 "now has its path (left alone)",
+			 where);
 	} else if (lerr != ENOENT) {
 		util_err(why, sizeof(why), "its directory was renamed to %s; lstat %s: %s", where,
 			 m->dirpath, strerror(lerr));
 	} else if (renameat2(pfd, name, AT_FDCWD, m->dirpath, RENAME_NOREPLACE) < 0) {
-		util_err(why, sizeof(why), "its directory was renamed to %s and cannot be moved "
-			 "back: %s", where, strerror(errno));
+		util_err(why, sizeof(why),
+			 "its directory was renamed to %s and cannot be moved "
+			 "back: %s",
+			 where, strerror(errno));
 	} else if (lstat(m->dirpath, &st) == 0 && st.st_dev == self->st_dev &&
 		   st.st_ino == self->st_ino) {
 		log_warn("manager: %s was renamed to %s under the live manager: moved back",
@@ -1132,8 +1139,10 @@ static int manager_check_path(struct manager *m, const struct stat *self)
 		m->displaced_why[0] = '\0';
 		return 0;
 	} else {
-		util_err(why, sizeof(why), "its directory, renamed to %s, was moved back and "
-			 "renamed again at once", where);
+		util_err(why, sizeof(why),
+			 "its directory, renamed to %s, was moved back and "
+			 "renamed again at once",
+			 where);
 	}
 	if (pfd >= 0)
 		close(pfd);
@@ -1562,8 +1571,8 @@ static void manager_stop(struct manager *m, bool started)
 		struct stat self;
 		int basefd = -1;
 		if (fstat(m->dirfd, &self) < 0 ||
-		    manager_dir_where(m, &self, &basefd, name, sizeof(name), where,
-				      sizeof(where)) < 0)
+		    manager_dir_where(m, &self, &basefd, name, sizeof(name), where, sizeof(where)) <
+			    0)
 			log_warn("manager: shutdown: cannot remove %s: its directory was renamed "
 				 "and its new name cannot be found",
 				 m->dirpath);
