@@ -43,7 +43,8 @@ static const char ls_usage[] =
 	"                 \"unsafe_bases\": [...]}\n"
 	"  --objects      also list each object: name, size, owner, in use by a live process\n"
 	"  Exit status: 0 listed (even if some journal is unreadable), 1 a base cannot\n"
-	"  be read, 2 usage (a malformed pattern included).\n";
+	"  be read, 2 usage (a malformed pattern included). A reader that goes away\n"
+	"  early (| head): SIGPIPE ends ls quietly, as any filter (the shell's 141).\n";
 
 struct ls_opts {
 	const char *tmpdir;
@@ -459,6 +460,10 @@ static void ls_fail(const struct ls_opts *o, const char *why)
 
 int cmd_ls(int argc, char **argv)
 {
+	/* A reader that goes away (`| head`) must not stop a listing halfway (a private
+	 * copy of a journal would be left behind): ls finishes, then ends by SIGPIPE as a
+	 * filter would (cli.h). */
+	cli_hold_sigpipe();
 	struct ls_opts o = { .now = util_wall_s(), .shm_dirfd = -1 };
 	int rc = ls_parse(argc, argv, &o);
 	if (rc >= 0) {
@@ -561,7 +566,8 @@ int cmd_ls(int argc, char **argv)
 		}
 		fputs("}\n", stdout);
 	}
-	rc = cli_flush_stdout(CLI_PROG("ls")) == 0 && !first_error[0] ? 0 : 1;
+	/* (A reader that went away is not a failure: 1, and main ends us by SIGPIPE.) */
+	rc = cli_flush_stdout(CLI_PROG("ls")) >= 0 && !first_error[0] ? 0 : 1;
 out:
 	for (size_t i = 0; rows && i < listed; i++)
 		free(rows[i].objs);

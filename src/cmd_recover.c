@@ -46,7 +46,9 @@ static const char recover_usage[] =
 	"                 would have, and so DIR, for a later pass: whole seconds, 0 to\n"
 	"                 86400000 (default 10); 0 is no grace, for when no client can\n"
 	"                 still be creating (the job is over)\n"
-	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n";
+	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n"
+	"  A reader of the report that goes away early (| head): recover finishes, then\n"
+	"  SIGPIPE ends it quietly, as any filter (the shell's status 141).\n";
 
 /* The bases a "looked in" names; the others are counted (a thousand per-job bases would
  * make a line nobody reads). */
@@ -223,6 +225,9 @@ enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_SYSLOG, OPT_GRACE };
 
 int cmd_recover(int argc, char **argv)
 {
+	/* A reader that goes away (`| head`) must not stop a reclaim halfway: the
+	 * command finishes, then ends by SIGPIPE as a filter would (cli.h). */
+	cli_hold_sigpipe();
 	bool dry_run = false, json = false, use_syslog = false;
 	const char *base = NULL;
 	long long grace_s = RECLAIM_GRACE_S;
@@ -299,9 +304,6 @@ int cmd_recover(int argc, char **argv)
 
 	if (use_syslog)
 		log_use_syslog(true);
-	/* A reader that goes away (`| head`) must not stop a reclaim halfway: that would be
-	 * safe, but finishing is better; the lost output then shows in the exit status. */
-	signal(SIGPIPE, SIG_IGN);
 	/* The reclaimer's write lease, held for a moment per object, is broken by an opener
 	 * with SIGIO, whose default action would end us: ignored, reclaim needs no F_SETSIG
 	 * per object (reclaim.c). */
