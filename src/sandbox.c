@@ -468,9 +468,16 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	}
 	size_t n = 0;
 	for (size_t i = 0; rw[i]; i++) {
-		/* One that does not exist (yet) stays read-only: writes there are refused. */
-		if (!realpath(rw[i], real[n]))
+		/* One that does not exist (yet) stays read-only: writes there are refused.
+		 * So does one that cannot be named (a base deeper than PATH_MAX): its
+		 * directories say why themselves (mgrdir.c), and this line why here. */
+		if (!realpath(rw[i], real[n])) {
+			if (errno != ENOENT)
+				log_warn("sandbox: %s cannot be named, so nothing in it can be "
+					 "changed: %s",
+					 rw[i], strerror(errno));
 			continue;
+		}
 		/* One the host mounted read-only (`mount -o bind,ro`, a container's read-only
 		 * view) stays so: its bind would inherit the flag, and clearing it below would
 		 * make writable what the host said was not (the sweep then reclaimed a dead
