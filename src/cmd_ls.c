@@ -396,13 +396,9 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 		return cli_usage_error(&c, err, NULL);
 	o->base = o->bases.text;
 	o->many = o->bases.nspecs > 1 || bases_entry_is_pattern(&o->bases, 0);
-	const char *env = getenv(BASES_ENV);
-	if (o->tmpdir)
-		o->base_from = "--tmpdir";
-	else if (env && *env)
-		o->base_from = BASES_ENV;
-	else
-		o->base_from = util_tmpbase_var() ? util_tmpbase_var() : "default";
+	/* Where the bases did come from, as bases_init decided: SHMWARDEN_TMPDIRS=":"
+	 * (only empty entries) is set, yet the base is $TMPDIR's. */
+	o->base_from = o->bases.from;
 	return -1;
 }
 
