@@ -48,6 +48,10 @@ def test_loadgen_pins_the_manager_and_counts_whole_cycles():
         # Each client: whole cycles of 50 pairs, then one sync pair.
         assert pairs >= 3 * 51 and (pairs - 3) % 50 == 0, "pairs=%d is not whole cycles" % pairs
         assert float(v["mgr_cpu_us_per_pair"]) > 0, v
+        # schedstat's timeslices: the manager is woken at least once per batch of requests
+        # it reads and, pinned beside its clients, about once per request at most (two per
+        # pair), with room for the timer and preemption.
+        assert 0 < float(v["mgr_timeslices_per_pair"]) <= 3, v
         assert sb.manager_dirs() == [], "the manager left %s" % sb.manager_dirs()
 
 

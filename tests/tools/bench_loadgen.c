@@ -215,11 +215,15 @@ static void lg_sleep_until(double t)
 
 /* The CPU time of a manager at one instant: every thread's from schedstat (ns, precise
  * where /proc/PID/stat counts 10 ms ticks), and the whole process's in ticks, which
- * also keeps the time of threads that have exited. */
+ * also keeps the time of threads that have exited. schedstat's third field, the
+ * timeslices a thread has run (one per time it was put on a CPU: for an event loop, one
+ * per wake-up), says how many requests each wake-up served: with many clients that is
+ * what moves the CPU per pair, not the manager's own work. */
 struct lg_cpu {
 	int n;
 	pid_t tid[LG_MAX_THREADS];
 	long long ns[LG_MAX_THREADS];
+	long long slices[LG_MAX_THREADS];
 	long long ticks; /* utime + stime of /proc/PID/stat, -1 when unreadable */
 };
 
@@ -258,9 +262,10 @@ static void lg_cpu_read(pid_t pid, struct lg_cpu *c)
 		char sp[128];
 		snprintf(sp, sizeof(sp), "/proc/%d/task/%.20s/schedstat", (int)pid, e->d_name);
 		FILE *f = fopen(sp, "re");
-		long long ns;
-		if (f && fscanf(f, "%lld", &ns) == 1) {
+		long long ns, wait_ns, slices;
+		if (f && fscanf(f, "%lld %lld %lld", &ns, &wait_ns, &slices) == 3) {
 			c->tid[c->n] = (pid_t)atoi(e->d_name);
+			c->slices[c->n] = slices;
 			c->ns[c->n++] = ns;
 		}
 		if (f)
@@ -272,17 +277,22 @@ static void lg_cpu_read(pid_t pid, struct lg_cpu *c)
 /* The manager's CPU ns between two reads, -1 when unknown. A thread born in between
  * counts whole (shmwarden's start-up reclaim thread may start after the first read);
  * when one exited in between, its last slice is gone from schedstat, and the process's
- * ticks answer instead (*precise false). */
-static long long lg_cpu_delta(const struct lg_cpu *a, const struct lg_cpu *b, bool *precise)
+ * ticks answer instead (*precise false). *slices: the timeslices run in between, summed
+ * over the threads; -1 when not precise (ticks do not count them). */
+static long long lg_cpu_delta(const struct lg_cpu *a, const struct lg_cpu *b, bool *precise,
+			      long long *slices)
 {
-	long long sum = 0;
+	long long sum = 0, nslices = 0;
 	*precise = a->n > 0;
 	for (int i = 0; i < b->n; i++) {
-		long long before = 0;
+		long long before = 0, slices_before = 0;
 		for (int j = 0; j < a->n; j++)
-			if (a->tid[j] == b->tid[i])
+			if (a->tid[j] == b->tid[i]) {
 				before = a->ns[j];
+				slices_before = a->slices[j];
+			}
 		sum += b->ns[i] - before;
+		nslices += b->slices[i] - slices_before;
 	}
 	for (int j = 0; j < a->n; j++) {
 		bool alive = false;
@@ -290,6 +300,7 @@ static long long lg_cpu_delta(const struct lg_cpu *a, const struct lg_cpu *b, bo
 			alive = alive || a->tid[j] == b->tid[i];
 		*precise = *precise && alive;
 	}
+	*slices = *precise ? nslices : -1;
 	if (*precise)
 		return sum;
 	long hz = sysconf(_SC_CLK_TCK);
@@ -889,7 +900,8 @@ static int lg_mode_run(const struct lg_opts *o)
 	if (o->batch)
 		lg_cpu_read(m.pid, &cpu1);
 	bool precise = false;
-	long long cpu_ns = late ? -1 : lg_cpu_delta(&cpu0, &cpu1, &precise);
+	long long slices = -1;
+	long long cpu_ns = late ? -1 : lg_cpu_delta(&cpu0, &cpu1, &precise, &slices);
 	lg_check_alive(&m, "during the run");
 	unsigned long total = 0;
 	const char *first_err = NULL;
@@ -916,9 +928,12 @@ static int lg_mode_run(const struct lg_opts *o)
 	if (elapsed < (o->batch ? 0 : o->warmup) + o->duration)
 		lg_fail("the run ended early (%.2f s)", elapsed);
 	double cpu_us = cpu_ns >= 0 && total ? (double)cpu_ns / 1e3 / (double)total : -1;
+	double slices_pp = cpu_ns >= 0 && slices >= 0 && total ? (double)slices / (double)total
+							       : -1;
 	printf("pairs=%lu\nseconds=%.3f\npairs_per_s=%.1f\nrss_kib=%ld\nspawn_ms=%.3f\n"
-	       "mgr_cpu_us_per_pair=%.2f\nmgr_cpu_share=%.3f\nmgr_cpu_source=%s\nmgr_cpus=%s\n",
-	       total, measured, (double)total / measured, rss, m.spawn_ms, cpu_us,
+	       "mgr_cpu_us_per_pair=%.2f\nmgr_timeslices_per_pair=%.3f\nmgr_cpu_share=%.3f\n"
+	       "mgr_cpu_source=%s\nmgr_cpus=%s\n",
+	       total, measured, (double)total / measured, rss, m.spawn_ms, cpu_us, slices_pp,
 	       cpu_ns >= 0 ? (double)cpu_ns / 1e9 / measured : -1,
 	       late      ? "late"
 	       : precise ? "schedstat"
