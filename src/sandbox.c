@@ -470,10 +470,11 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	for (size_t i = 0; rw[i]; i++) {
 		/* One that does not exist (yet) stays read-only: writes there are refused.
 		 * So does one that cannot be named (a base deeper than PATH_MAX): its
-		 * directories say why themselves (mgrdir.c), and this line why here. */
+		 * directories say why themselves (mgrdir.c), a base that cannot be opened
+		 * at all is the sweep's own error, and this line is for the curious. */
 		if (!realpath(rw[i], real[n])) {
 			if (errno != ENOENT)
-				log_warn("sandbox: %s cannot be named, so nothing in it can be "
+				log_info("sandbox: %s cannot be named, so nothing in it can be "
 					 "changed: %s",
 					 rw[i], strerror(errno));
 			continue;
