@@ -34,7 +34,7 @@ static const char ls_usage[] =
 	"usage: shmwarden ls [--tmpdir BASE] [--json] [--objects]\n"
 	"  Lists every manager directory under the temp bases (BASE, else\n"
 	"  $SHMWARDEN_TMPDIRS, colon-separated, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp;\n"
-	"  glob(3) patterns as for sweep): its state (live, dead, starting, unsafe,\n"
+	"  glob(3) patterns as for sweep): its state (live, dead, starting, busy, unsafe,\n"
 	"  foreign, corrupt, unknown), owner, manager pid, age, connected clients,\n"
 	"  registered objects and the bytes they hold in /dev/shm, under a first line\n"
 	"  naming the bases and the setting they came from. Changes nothing.\n"
@@ -79,6 +79,8 @@ struct ls_entry {
 	int64_t nobjects;
 	uint64_t bytes;
 	bool earlier_boot;
+	pid_t reclaimer_pid;     /* busy: the reclaimer holding it; 0 */
+	char note[UTIL_MSG_LEN]; /* busy: who is reclaiming it (a state, not an error) */
 	char error[UTIL_MSG_LEN];
 	struct ls_object *objs;
 	size_t nobjs;
@@ -210,15 +212,22 @@ static void ls_inspect(struct ls_entry *e, const struct ls_opts *o, int basefd)
 	e->owner = p.owner;
 	e->pid = p.holder;
 	e->age_s = p.owner == (uid_t)-1 ? 0 : o->now - p.changed_s;
-	/* Starting is a state, not a problem: its why stays out of the error column. */
-	if (p.state != MGRDIR_STARTING)
+	/* Starting and busy are states, not problems: their why stays out of the error
+	 * column (busy's, who is reclaiming it, is a note). */
+	if (p.state == MGRDIR_BUSY) {
+		util_strlcpy(e->note, p.why, sizeof(e->note));
+		e->reclaimer_pid = p.holder;
+		e->pid = 0; /* its manager is dead; its journal is the reclaimer's now */
+	} else if (p.state != MGRDIR_STARTING) {
 		util_strlcpy(e->error, p.why, sizeof(e->error));
+	}
 	switch (p.state) {
 	case MGRDIR_LIVE:
 		e->clients = ls_count_clients(e, p.dirfd);
 		break;
 	case MGRDIR_DEAD:
 	case MGRDIR_STARTING:
+	case MGRDIR_BUSY:
 	case MGRDIR_CORRUPT:
 		e->clients = 0;
 		break;
@@ -280,7 +289,7 @@ static const char *ls_dir_column(const struct ls_entry *e, const struct ls_opts 
 static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int width)
 {
 	char name[sizeof(e->path) * 4], user[64], bytes[32], age[32], pid[16], clients[16];
-	char error[sizeof(e->error) * 4];
+	char error[sizeof(e->error) * 4], note[sizeof(e->note) * 4];
 	if (e->pid > 0)
 		snprintf(pid, sizeof(pid), "%d", (int)e->pid);
 	else
@@ -295,6 +304,8 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int
 	       clients, (long long)e->nobjects, util_human_bytes(e->bytes, bytes, sizeof(bytes)));
 	if (e->earlier_boot)
 		fputs("  (journal from an earlier boot: nothing it names exists now)", stdout);
+	if (e->note[0])
+		printf("  (%s)", report_escape(e->note, note, sizeof(note)));
 	if (e->error[0])
 		printf("  ! %s", report_escape(e->error, error, sizeof(error)));
 	fputc('\n', stdout);
@@ -329,9 +340,14 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 		report_json_string(stdout, ls_user(e->owner, user, sizeof(user)));
 	}
 	printf(",\"pid\":%d,\"age_s\":%lld,\"clients\":%d,\"objects\":%lld,\"bytes\":%llu,"
-	       "\"earlier_boot\":%s,\"error\":",
+	       "\"earlier_boot\":%s,",
 	       (int)e->pid, (long long)e->age_s, e->clients, (long long)e->nobjects,
 	       (unsigned long long)e->bytes, e->earlier_boot ? "true" : "false");
+	if (e->reclaimer_pid > 0)
+		printf("\"reclaimer_pid\":%d,", (int)e->reclaimer_pid);
+	else
+		fputs("\"reclaimer_pid\":null,", stdout);
+	fputs("\"error\":", stdout);
 	if (e->error[0])
 		report_json_string(stdout, e->error);
 	else

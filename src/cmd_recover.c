@@ -48,9 +48,18 @@ static const char recover_usage[] =
 	"                 would have, and so DIR, for a later pass: whole seconds, 0 to\n"
 	"                 86400000 (default 10); 0 is no grace, for when no client can\n"
 	"                 still be creating (the job is over)\n"
-	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage.\n"
+	"  A DIR another reclaimer (a sweep, another recover, a restarted manager) is\n"
+	"  reclaiming right now is reported busy, with that reclaimer's pid, and left to it.\n"
+	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage,\n"
+	"  3 DIR busy: another reclaimer is at it (nothing done here; run again once it\n"
+	"  is done to see what is left).\n"
 	"  A reader of the report that goes away early (| head): recover finishes, then\n"
 	"  SIGPIPE ends it quietly, as any filter (the shell's status 141).\n";
+
+/* DIR is another reclaimer's right now: neither done (this run saw no outcome, and the
+ * other may yet fail or keep names) nor a failure (nothing went wrong, and a script
+ * that pages on 1 must not page for a race between two reclaimers). */
+#define RECOVER_EXIT_BUSY 3
 
 /* The bases a "looked in" names; the others are counted (a thousand per-job bases would
  * make a line nobody reads). */
@@ -407,15 +416,16 @@ int cmd_recover(int argc, char **argv)
 	struct reclaim_report report;
 	reclaim_dir(&opts, basefd, name, &report);
 	bool ok = report.status == RECLAIM_REMOVED || report.status == RECLAIM_KEPT;
+	bool busy = report.status == RECLAIM_BUSY;
 	if (json) {
 		report_print_json(stdout, shown, &report, dry_run);
 		fputc('\n', stdout);
-	} else if (ok) {
+	} else if (ok || busy) {
 		report_print_text(stdout, CLI_PROG("recover"), shown, &report, dry_run);
 	}
-	if (!ok)
+	if (!ok && !busy)
 		report_print_text(stderr, CLI_PROG("recover"), shown, &report, dry_run);
-	rc = ok ? 0 : 1;
+	rc = ok ? 0 : busy ? RECOVER_EXIT_BUSY : 1;
 out:
 	if (cli_flush_stdout(CLI_PROG("recover")) < 0 && rc == 0)
 		rc = 1;

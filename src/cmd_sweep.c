@@ -39,8 +39,8 @@ static const char sweep_usage[] =
 	"                       [--metrics FILE] [--syslog] [--prune-grace SECONDS]\n"
 	"  Reclaims the shared-memory objects of every dead manager under the temp bases\n"
 	"  and removes their directories. Live managers and objects still in use are left\n"
-	"  alone. As root it visits every user's directories, acting as their owner;\n"
-	"  otherwise only yours.\n"
+	"  alone, and so is a directory another reclaimer is reclaiming (busy). As root it\n"
+	"  visits every user's directories, acting as their owner; otherwise only yours.\n"
 	"  Temp bases: BASE, else $SHMWARDEN_TMPDIRS (colon-separated, like PATH;\n"
 	"  absolute entries only), else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp (always a\n"
 	"  path, never a pattern). A BASE or an entry may be a glob(3) pattern\n"
@@ -67,12 +67,13 @@ static const char sweep_usage[] =
 	"                  would have, and so its directory, for a later sweep: whole\n"
 	"                  seconds, 0 to 86400000 (default 10); 0 is no grace, for when\n"
 	"                  no client can still be creating (the job is over)\n"
-	"  Exit status: 0 every directory handled (unsafe, corrupt and foreign ones, and\n"
-	"  unsafe matches of a pattern, are reported, not failures), 1 some directory could\n"
-	"  not be processed (see stderr), a temp base could not be read (a literal one\n"
-	"  that does not exist included; counted as failed in the summary), or the metrics\n"
-	"  file could not be written, 2 usage (a malformed pattern included, and a\n"
-	"  metrics file whose directory does not exist, or that is a directory).\n"
+	"  Exit status: 0 every directory handled (busy ones are left to their reclaimer;\n"
+	"  unsafe, corrupt and foreign ones, and unsafe matches of a pattern, are reported,\n"
+	"  not failures), 1 some directory could not be processed (see stderr), a temp\n"
+	"  base could not be read (a literal one that does not exist included; counted as\n"
+	"  failed in the summary), or the metrics file could not be written, 2 usage (a\n"
+	"  malformed pattern included, and a metrics file whose directory does not exist,\n"
+	"  or that is a directory).\n"
 	"  A reader of the report that goes away early (| head): the sweep finishes (the\n"
 	"  metrics file included), then SIGPIPE ends it quietly, as any filter (the\n"
 	"  shell's status 141).\n";
@@ -477,12 +478,14 @@ int cmd_sweep(int argc, char **argv)
 	rc = failed == 0 ? 0 : 1;
 	const struct report_totals *t = &ctx.totals;
 	log_info("sweep: %s%s: %u director%s: %u removed, %u kept, %u live or starting, "
+		 "%u busy (another reclaimer's), "
 		 "%u for a human (unsafe, corrupt, foreign), %u failed; %u object%s unlinked "
 		 "(%llu bytes), %u in use, %u refused; %u base%s swept, %u unsafe, %u not read",
 		 ctx.bases.text, ctx.dry_run ? " (dry run)" : "", t->dirs,
 		 t->dirs == 1 ? "y" : "ies", t->by_status[RECLAIM_REMOVED],
 		 t->by_status[RECLAIM_KEPT],
 		 t->by_status[RECLAIM_LIVE] + t->by_status[RECLAIM_STARTING],
+		 t->by_status[RECLAIM_BUSY],
 		 t->by_status[RECLAIM_UNSAFE] + t->by_status[RECLAIM_CORRUPT] +
 			 t->by_status[RECLAIM_FOREIGN],
 		 t->by_status[RECLAIM_ERROR], t->unlinked, t->unlinked == 1 ? "" : "s",

@@ -260,6 +260,18 @@ static int livemgr_listens(pid_t pid, int fddir, int dirfd)
 	return found;
 }
 
+int livemgr_serves(pid_t pid, int dirfd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	int fddir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fddir < 0)
+		return -1;
+	int rc = livemgr_listens(pid, fddir, dirfd);
+	close(fddir);
+	return rc;
+}
+
 /* Whether the journal's manager pid is pid in one of the pid namespaces pid has (the
  * NSpid line: ours first, then each nested one's; a manager records its own getpid()). */
 static bool livemgr_is_pid(pid_t pid, int64_t journal_pid)

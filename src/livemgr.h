@@ -64,6 +64,12 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
  * lives (cannot tell means keep). */
 pid_t livemgr_unreadable(const struct livemgr *lm);
 
+/* Whether pid listens on the socket of the manager directory dirfd, as only that
+ * directory's manager does (looked up as livemgr_refresh does: pid's own sockets, its
+ * own root and mount namespace): 1 yes, 0 no, -1 cannot tell. For the words of a
+ * report: nothing is decided by it. */
+int livemgr_serves(pid_t pid, int dirfd);
+
 /* How many live journals the set holds (for logs and tests). */
 unsigned livemgr_count(const struct livemgr *lm);
 

@@ -71,10 +71,10 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 
 	metrics_head(f, "shmwarden_sweep_last_directories",
 		     "Manager directories the last sweep visited, by outcome: removed, kept "
-		     "(objects still in use), live, starting, the findings for a human (not "
-		     "failures): unsafe (foreign or unsafe files), corrupt (unreadable "
-		     "journal), foreign (names in another shm filesystem), and error (a "
-		     "failure).");
+		     "(objects still in use), live, starting, busy (another reclaimer was "
+		     "reclaiming it), the findings for a human (not failures): unsafe (foreign "
+		     "or unsafe files), corrupt (unreadable journal), foreign (names in another "
+		     "shm filesystem), and error (a failure).");
 	for (int st = RECLAIM_REMOVED; st <= RECLAIM_ERROR; st++)
 		fprintf(f, "shmwarden_sweep_last_directories{status=\"%s\"} %u\n",
 			reclaim_status_str((enum reclaim_status)st), t->by_status[st]);

@@ -5,6 +5,9 @@
  * that finds neither lock held and no lock file knows the directory is at most a few
  * microseconds from being locked, or abandoned (MGRDIR_STARTUP_GRACE_S).
  *
+ * A reclaimer that acts on a dead directory marks it as a reclaimer's while it holds it
+ * ("the reclaimer's mark" below), so that others call it busy, not live.
+ *
  * A probe changes nothing in a directory it does not act on: locks are taken with
  * LOCK_NB and released, no file is created, and a dead directory's journal is read from
  * a private copy, because SQLite rewrites -shm (and creates -wal and -shm for a
@@ -49,6 +52,8 @@ const char *mgrdir_state_str(enum mgrdir_state st)
 		return "dead";
 	case MGRDIR_STARTING:
 		return "starting";
+	case MGRDIR_BUSY:
+		return "busy";
 	case MGRDIR_UNSAFE:
 		return "unsafe";
 	case MGRDIR_FOREIGN:
@@ -493,6 +498,107 @@ static pid_t mgrdir_lock_holder(const struct stat *dst, const struct stat *lst)
 	return found;
 }
 
+/* pid's command, for the people reading a report: the base name of its argv[0], and its
+ * argv[1] when that is a word (a subcommand: "shmwarden sweep"); "" when it cannot be
+ * read. A process can write anything there: nothing is decided by it. */
+static void mgrdir_holder_cmd(pid_t pid, char *out, size_t len)
+{
+	char path[64], buf[256];
+	out[0] = '\0';
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	const char *argv0 = buf, *slash = strrchr(argv0, '/');
+	size_t len0 = strlen(argv0);
+	const char *argv1 = (ssize_t)len0 + 1 < n ? argv0 + len0 + 1 : "";
+	bool sub = *argv1 && *argv1 != '-';
+	int w = snprintf(out, len, "%s%s%s", slash ? slash + 1 : argv0, sub ? " " : "",
+			 sub ? argv1 : "");
+	if (w >= 0 && (size_t)w >= len)
+		util_utf8_cut(out); /* a long one is cut, between two characters */
+}
+
+/* ---- the reclaimer's mark ----------------------------------------------------------
+ *
+ * Managers and reclaimers hold the same exclusive flocks, and a flock says nothing about
+ * its holder: a second reclaimer used to call the first "a live manager". So a reclaimer
+ * marks the directory it holds: an OFD read lock (fcntl F_OFD_SETLK) on byte
+ * MGRDIR_MARK_AT of the directory, set through the descriptor that holds the directory's
+ * flock, once both of its flocks are held, and released before that flock
+ * (mgrdir_unlock) or with it (the last close of the open file description, to which both
+ * locks belong, so no dup of it keeps one and not the other). Only one open file
+ * description can hold the flock exclusive, and the marked one does: at every instant,
+ * a mark means "the directory's flock is held by a reclaimer". A manager never marks.
+ *
+ * Why this lock: an OFD lock belongs to the open file description, as a flock does, so
+ * it goes when the reclaimer goes, however it dies, and pid reuse cannot fake it (a
+ * classic POSIX lock would be dropped by the reclaimer's next close of any descriptor of
+ * the directory, which livemgr.c and the probes open and close all the time). A read
+ * lock needs only the O_RDONLY descriptor a directory allows; Linux keeps fcntl locks
+ * apart from flocks, so it can neither block nor be blocked by a manager's; and anyone
+ * can test for it (F_OFD_GETLK, asking for a write lock), which reports an OFD lock with
+ * l_pid -1.
+ *
+ * Why it is safe: the mark only names a holder the flock already keeps out, so every
+ * mistake it allows costs words, never an unlink. The flock held and no mark is live, as
+ * it always was: a manager, one starting (its flock comes right after mkdtemp), a
+ * reclaimer of an older release, a reclaimer in the microseconds between its flock and
+ * its mark (a prober looks twice, mgrdir_probe_locks), any other process holding the
+ * lock, or a filesystem without OFD locks. The owner or root, who can open the
+ * directory, could mark a live manager's directory by hand: it would be called busy,
+ * and still not touched. A mark without the flock (someone's stray read lock) is never
+ * asked about: the flock is free, and the directory is probed as ever. */
+#define MGRDIR_MARK_AT 0x73687764 /* "shwd": any byte; only the lock on it counts */
+
+static int mgrdir_mark(int dirfd, short type)
+{
+	struct flock fl = {
+		.l_type = type, .l_whence = SEEK_SET, .l_start = MGRDIR_MARK_AT, .l_len = 1
+	};
+	return fcntl(dirfd, F_OFD_SETLK, &fl);
+}
+
+/* Whether some open file description of the directory carries the mark: true only for
+ * an OFD read lock on its byte (a classic POSIX lock there, l_pid its owner's, is no
+ * reclaimer's). False too when it cannot be told: then live, as before the mark. */
+static bool mgrdir_marked(int dirfd)
+{
+	struct flock fl = {
+		.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = MGRDIR_MARK_AT, .l_len = 1
+	};
+	if (fcntl(dirfd, F_OFD_GETLK, &fl) < 0)
+		return false;
+	return fl.l_type == F_RDLCK && fl.l_pid == -1;
+}
+
+/* Held, by whom: a reclaimer when the directory is marked, else live. */
+static void mgrdir_held(struct mgrdir_probe *p, const struct stat *dst, const struct stat *lst,
+			bool marked)
+{
+	p->holder = mgrdir_lock_holder(dst, lst);
+	mgrdir_holder_cmd(p->holder, p->holder_cmd, sizeof(p->holder_cmd));
+	if (!marked)
+		mgrdir_set(p, MGRDIR_LIVE, "%s", "");
+	else if (p->holder > 0 && p->holder_cmd[0])
+		mgrdir_set(p, MGRDIR_BUSY, "being reclaimed by another reclaimer, pid %d (%s)",
+			   (int)p->holder, p->holder_cmd);
+	else if (p->holder > 0)
+		mgrdir_set(p, MGRDIR_BUSY, "being reclaimed by another reclaimer, pid %d",
+			   (int)p->holder);
+	else
+		mgrdir_set(p, MGRDIR_BUSY,
+			   "being reclaimed by another reclaimer (its pid cannot be seen from "
+			   "here)");
+}
+
 /* flock(LOCK_NB), tried a few times over about 2 ms: a look or a livemgr check
  * elsewhere holds a lock for microseconds, a manager for its whole life, and a prober
  * must not call a dead directory live because another prober glanced at it. */
@@ -510,6 +616,11 @@ static int mgrdir_flock_try(int fd, int how)
 
 static void mgrdir_unlock(struct mgrdir_probe *p)
 {
+	if (p->marked) {
+		/* Before the flock goes: a mark never outlives it (see the mark above). */
+		mgrdir_mark(p->dirfd, F_UNLCK);
+		p->marked = false;
+	}
 	if (p->lockfd >= 0) {
 		close(p->lockfd);
 		p->lockfd = -1;
@@ -525,23 +636,40 @@ static void mgrdir_unlock(struct mgrdir_probe *p)
  * manager and a reclaimer (ACT) take them exclusive; a look takes them shared, for the
  * instant of the test, so it never passes for a manager (livemgr.c counts a lock held
  * exclusive only, and opening the journal of a dead directory being looked at would
- * rewrite its -shm). */
+ * rewrite its -shm). A lock held by someone else is live, or busy when the reclaimer's
+ * mark says the holder is a reclaimer; an act marks the dead directory it keeps. */
 static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, int64_t now_s,
 			       unsigned flags)
 {
-	struct stat lst;
+	struct stat lst, now;
 	int how = (flags & MGRDIR_PROBE_ACT) ? LOCK_EX : LOCK_SH;
 	if (mgrdir_flock_try(p->dirfd, how) < 0) {
 		if (errno != EWOULDBLOCK) {
 			mgrdir_set(p, MGRDIR_UNKNOWN, "flock: %s", strerror(errno));
 			return;
 		}
+		/* A reclaimer marks a moment after its flock: one that took it at the end of
+		 * our tries is given that moment before the holder is called live. */
+		bool marked = mgrdir_marked(p->dirfd);
+		if (!marked) {
+			struct timespec ts = { 0, 200000 };
+			nanosleep(&ts, NULL);
+			marked = mgrdir_marked(p->dirfd);
+		}
 		bool have = fstatat(p->dirfd, MGRDIR_LOCK, &lst, AT_SYMLINK_NOFOLLOW) == 0;
-		p->holder = mgrdir_lock_holder(dst, have ? &lst : NULL);
-		mgrdir_set(p, MGRDIR_LIVE, "%s", "");
+		mgrdir_held(p, dst, have ? &lst : NULL, marked);
 		return;
 	}
 	p->locked = true;
+	/* The reclaimer (or hand) that held it until now may have emptied and removed it:
+	 * a lock on an unlinked directory is a lock on nothing (and its lock file is gone,
+	 * which would read as a manager starting). */
+	if (fstat(p->dirfd, &now) == 0 && now.st_nlink == 0) {
+		mgrdir_set(p, MGRDIR_UNKNOWN,
+			   "no such directory (removed while being looked at: reclaimed by another "
+			   "reclaimer, or by hand)");
+		goto unlock;
+	}
 	int have = mgrdir_check_file(p, MGRDIR_LOCK, &lst);
 	if (have < 0)
 		goto unlock;
@@ -579,15 +707,22 @@ static void mgrdir_probe_locks(struct mgrdir_probe *p, const struct stat *dst, i
 			mgrdir_set(p, MGRDIR_UNKNOWN, "flock %s: %s", MGRDIR_LOCK, strerror(saved));
 			goto unlock;
 		}
-		p->holder = mgrdir_lock_holder(dst, &lst);
-		mgrdir_set(p, MGRDIR_LIVE, "%s", "");
+		/* The directory's flock is ours, so no reclaimer of this release holds the
+		 * lock file (each takes the directory's first and lets it go last): a manager
+		 * of an older release, or another process. */
+		mgrdir_held(p, dst, &lst, false);
 		goto unlock;
 	}
 	p->lockfd = fd;
 	p->state = MGRDIR_DEAD;
 done:
-	if (flags & MGRDIR_PROBE_ACT)
+	if (flags & MGRDIR_PROBE_ACT) {
+		/* Both locks held: now the mark (see above). One that cannot be set (a
+		 * filesystem without OFD locks) costs only the name other reclaimers give
+		 * this one: live. */
+		p->marked = mgrdir_mark(p->dirfd, F_RDLCK) == 0;
 		return;
+	}
 unlock:
 	mgrdir_unlock(p);
 }
@@ -1066,8 +1201,8 @@ void mgrdir_release(struct mgrdir_probe *p)
 	if (p->lockfd >= 0)
 		close(p->lockfd);
 	if (p->dirfd >= 0)
-		close(p->dirfd); /* drops the directory lock with it */
+		close(p->dirfd); /* drops the directory lock and the mark with it, at once */
 	p->lockfd = p->dirfd = -1;
-	p->locked = false;
+	p->locked = p->marked = false;
 	mgrdir_fsid_restore(p);
 }

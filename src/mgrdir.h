@@ -13,6 +13,16 @@
  * is "either lock is held", so directories of running older managers stay live. A
  * missing lock file is never proof of death. Every descriptor is O_CLOEXEC so no exec'd
  * child inherits a lock.
+ *
+ * A reclaimer (sweep, recover, a restarted manager adopting) takes the same two locks,
+ * exclusive, for as long as it acts on a dead directory: so no manager, reclaimer or
+ * look can take them meanwhile, and a second reclaimer finds them held. What tells the
+ * two holders apart is the reclaimer's mark (mgrdir.c, "The reclaimer's mark"): an OFD
+ * read lock on one byte of the directory, set through the very descriptor that holds the
+ * directory's flock, after the flock and only then, and gone before or with it. A
+ * manager never sets it. So "flock held and marked" is a directory being reclaimed
+ * (MGRDIR_BUSY), and "flock held, not marked" stays live: a manager, one starting, an
+ * older release, or any other process holding the lock (cannot tell means live).
  */
 #ifndef SHMWARDEN_MGRDIR_H
 #define SHMWARDEN_MGRDIR_H
@@ -42,6 +52,9 @@ enum mgrdir_state {
 	MGRDIR_LIVE,     /* a process holds the directory's flock or its lock file's */
 	MGRDIR_DEAD,     /* nobody does: its journal is for a reclaimer */
 	MGRDIR_STARTING, /* no lock held, no lock file, and young: a manager starting */
+	MGRDIR_BUSY,     /* its locks are held by a reclaimer acting on it (marked so):
+			  * its manager is dead, and the directory is that reclaimer's
+			  * until it lets go; holder names it, why says so */
 	MGRDIR_UNSAFE,   /* symlinks, files of another user, writable by group or others,
 			  * a path someone else could replace, a journal claiming another
 			  * owner, or dead with a directory or journal file its owner
@@ -55,7 +68,7 @@ enum mgrdir_state {
 };
 #define MGRDIR_NSTATES (MGRDIR_UNKNOWN + 1)
 
-/* "live", "dead", "starting", "unsafe", "foreign", "corrupt", "unknown". */
+/* "live", "dead", "starting", "busy", "unsafe", "foreign", "corrupt", "unknown". */
 const char *mgrdir_state_str(enum mgrdir_state st);
 
 /* mgrdir_probe flags */
@@ -74,7 +87,10 @@ struct mgrdir_probe {
 	enum mgrdir_state state;
 	char name[256];
 	uid_t owner;            /* the directory's owner; (uid_t)-1 when it cannot be seen */
-	pid_t holder;           /* live: the pid holding its lock (its fdinfo), 0 unknown */
+	pid_t holder;           /* live, busy: the pid holding its lock (its fdinfo), 0 unknown
+				 * (another pid namespace's, hidden, or let go meanwhile) */
+	char holder_cmd[64];    /* its command, from /proc/PID/cmdline ("shmwarden sweep"),
+				 * for people only: "" unknown */
 	int64_t changed_s;      /* the newer of the directory's mtime and ctime */
 	char why[UTIL_MSG_LEN]; /* why, for every state but dead; for live, a note or "" */
 	/* PROBE_JOURNAL: the journal, opened JOURNAL_UNTRUSTED (NULL: none, or an empty
@@ -86,6 +102,7 @@ struct mgrdir_probe {
 	int dirfd;   /* the directory, opened O_NOFOLLOW; -1 */
 	int lockfd;  /* ACT on a dead directory: its lock file, locked; -1 */
 	bool locked; /* ACT on a dead directory: dirfd holds the directory's flock */
+	bool marked; /* ACT on a dead directory: dirfd carries the reclaimer's mark */
 	bool fsid_switched;
 	uid_t saved_fsuid;
 	gid_t saved_fsgid;

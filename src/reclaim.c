@@ -61,6 +61,8 @@ const char *reclaim_status_str(enum reclaim_status st)
 		return "live";
 	case RECLAIM_STARTING:
 		return "starting";
+	case RECLAIM_BUSY:
+		return "busy";
 	case RECLAIM_UNSAFE:
 		return "unsafe";
 	case RECLAIM_CORRUPT:
@@ -86,6 +88,8 @@ static enum reclaim_status reclaim_status_of(enum mgrdir_state st)
 		return RECLAIM_LIVE;
 	case MGRDIR_STARTING:
 		return RECLAIM_STARTING;
+	case MGRDIR_BUSY:
+		return RECLAIM_BUSY;
 	case MGRDIR_UNSAFE:
 		return RECLAIM_UNSAFE;
 	case MGRDIR_FOREIGN:
@@ -562,6 +566,7 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 		break;
 	case RECLAIM_LIVE:
 	case RECLAIM_STARTING:
+	case RECLAIM_BUSY:
 		log_info("reclaim: %s: %s: %s", who, reclaim_status_str(r->status), why);
 		break;
 	default:
@@ -579,6 +584,28 @@ static void reclaim_report_init(struct reclaim_report *r, const char *name)
 	r->status = RECLAIM_ERROR;
 	r->owner = (uid_t)-1;
 	util_strlcpy(r->dir, name, sizeof(r->dir));
+}
+
+/* Who holds a live directory's lock, in words. Its manager, when the holder listens on
+ * the directory's socket (or that cannot be looked at: the words it always had); else
+ * a process that may be a manager starting (its flock comes before its socket) or no
+ * manager at all (whoever can open the directory can flock it). Either way the
+ * directory is left alone while the lock is held: only the words differ. */
+static void reclaim_live_detail(struct reclaim_report *r, const struct mgrdir_probe *p)
+{
+	if (p->holder <= 0) {
+		reclaim_set(r, RECLAIM_LIVE, "a live process holds its lock");
+		return;
+	}
+	if (livemgr_serves(p->holder, p->dirfd) != 0) {
+		reclaim_set(r, RECLAIM_LIVE, "a live manager (pid %d) holds it", (int)p->holder);
+		return;
+	}
+	reclaim_set(r, RECLAIM_LIVE,
+		    "its lock is held by pid %d%s%s%s, which does not serve its socket (a manager "
+		    "starting, or not a manager): left alone while it holds it",
+		    (int)p->holder, p->holder_cmd[0] ? " (" : "", p->holder_cmd,
+		    p->holder_cmd[0] ? ")" : "");
 }
 
 /* Removes the directory (or, in a dry run, says it would be). */
@@ -609,10 +636,14 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	if (p.state != MGRDIR_DEAD) {
 		reclaim_set(r, reclaim_status_of(p.state), "%s", p.why);
 		if (p.state == MGRDIR_LIVE)
-			reclaim_set(r, RECLAIM_LIVE,
-				    p.holder ? "a live manager (pid %d) holds it"
-					     : "a live process holds its lock",
-				    (int)p.holder);
+			reclaim_live_detail(r, &p);
+		if (p.state == MGRDIR_BUSY) {
+			/* Its manager is dead (the reclaimer could take its lock): the holder
+			 * is no manager, and the directory is that reclaimer's to finish. */
+			r->manager_pid = 0;
+			r->reclaimer_pid = p.holder;
+			reclaim_set(r, RECLAIM_BUSY, "%s: left to it", p.why);
+		}
 		goto out;
 	}
 	if (!p.journal) {
@@ -689,6 +720,7 @@ out:
 	case RECLAIM_KEPT:
 	case RECLAIM_LIVE:
 	case RECLAIM_STARTING:
+	case RECLAIM_BUSY:
 		return 0;
 	default:
 		return -1;

@@ -27,8 +27,9 @@
  *                                  name (livemgr_unreadable)
  *   otherwise                   -> shm_unlink, drop the row
  * Row drops are batched into one transaction per page. Running twice, concurrently
- * (the directory lock serialises), or after a crash of the reclaimer ends in the
- * same state.
+ * (the directory lock serialises: a reclaimer that finds another one's lock on a
+ * directory reports it busy and leaves it to that one), or after a crash of the
+ * reclaimer ends in the same state.
  */
 #ifndef SHMWARDEN_RECLAIM_H
 #define SHMWARDEN_RECLAIM_H
@@ -80,6 +81,7 @@ enum reclaim_status {
 	RECLAIM_KEPT,     /* some names still in use: they stay journaled, directory kept */
 	RECLAIM_LIVE,     /* a live manager holds the lock: untouched */
 	RECLAIM_STARTING, /* no lock yet and young: a manager starting; untouched */
+	RECLAIM_BUSY,     /* another reclaimer holds it (MGRDIR_BUSY): left to it, untouched */
 	RECLAIM_UNSAFE,   /* ownership/permissions/symlinks forbid acting: untouched */
 	RECLAIM_CORRUPT,  /* unreadable or foreign journal: left for a human */
 	RECLAIM_FOREIGN,  /* its names live in another shm filesystem: untouched */
@@ -94,7 +96,8 @@ struct reclaim_report {
 	enum reclaim_status status;
 	char dir[256];             /* directory name (not path) */
 	uid_t owner;               /* directory owner */
-	pid_t manager_pid;         /* from the journal, 0 if unknown */
+	pid_t manager_pid;         /* from the journal (live: the lock holder), 0 if unknown */
+	pid_t reclaimer_pid;       /* busy: the reclaimer holding it, 0 if unknown or not busy */
 	bool earlier_boot;         /* journal from an earlier boot: names not unlinked */
 	unsigned unlinked;         /* objects unlinked (dry run: would be) */
 	unsigned gone;             /* names whose object was already gone */
@@ -133,8 +136,8 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
  * is left. As root, acts with the directory owner's filesystem identity (setfsuid), so
  * the kernel itself refuses to unlink another user's object. A dry run changes nothing
  * in the directory: not even -shm, nor an access time where the owner allows.
- * Returns 0 when the report's status is REMOVED or KEPT (or LIVE/STARTING: nothing to
- * do), -1 otherwise. */
+ * Returns 0 when the report's status is REMOVED or KEPT (or LIVE/STARTING/BUSY: nothing
+ * to do), -1 otherwise. */
 int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		struct reclaim_report *report);
 

@@ -146,6 +146,7 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 	switch (r->status) {
 	case RECLAIM_LIVE:
 	case RECLAIM_STARTING:
+	case RECLAIM_BUSY:
 	case RECLAIM_UNSAFE:
 	case RECLAIM_FOREIGN:
 		fputs("; nothing touched", f);
@@ -176,6 +177,10 @@ static void report_json_object(FILE *f, const char *path, const struct reclaim_r
 		fprintf(f, ",\"manager_pid\":%d", (int)r->manager_pid);
 	else
 		fputs(",\"manager_pid\":null", f);
+	if (r->reclaimer_pid > 0)
+		fprintf(f, ",\"reclaimer_pid\":%d", (int)r->reclaimer_pid);
+	else
+		fputs(",\"reclaimer_pid\":null", f);
 	fprintf(f, ",\"earlier_boot\":%s,\"dry_run\":%s", r->earlier_boot ? "true" : "false",
 		dry_run ? "true" : "false");
 	fprintf(f,
@@ -214,7 +219,7 @@ void report_print_json_error(FILE *f, const char *path, const char *why, bool dr
 
 void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run)
 {
-	char hb[32], bases[64] = "", failed[96] = "";
+	char hb[32], bases[64] = "", failed[96] = "", busy[96] = "";
 	const unsigned *s = t->by_status;
 	/* A pattern's match left unvisited needs a human as an unsafe directory does: a
 	 * summary saying "0 for a human" then would hide it (stderr often goes nowhere). */
@@ -227,14 +232,18 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 		snprintf(failed, sizeof(failed), " (%u director%s, %u temp base%s not read)",
 			 s[RECLAIM_ERROR], s[RECLAIM_ERROR] == 1 ? "y" : "ies", t->failed_bases,
 			 t->failed_bases == 1 ? "" : "s");
+	/* Directories another reclaimer was reclaiming are neither live nor failed: named
+	 * when there are some (the line as it always was otherwise). */
+	if (s[RECLAIM_BUSY])
+		snprintf(busy, sizeof(busy), ", %u busy (another reclaimer's)", s[RECLAIM_BUSY]);
 	/* Findings (a directory for a human) and failures are told apart: only failures
 	 * make the sweep exit 1, and "skipped" for both hid which was which. */
 	fprintf(f,
-		"%s%s: %u director%s: %u removed, %u kept, %u live, %u starting, "
+		"%s%s: %u director%s: %u removed, %u kept, %u live, %u starting%s, "
 		"%u for a human (%u unsafe, %u corrupt, %u foreign%s), %u failed%s; "
 		"%u object%s unlinked (%s), %u gone, %u in use, %u refused",
 		cmd, dry_run ? " (dry run)" : "", t->dirs, t->dirs == 1 ? "y" : "ies",
-		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE], s[RECLAIM_STARTING],
+		s[RECLAIM_REMOVED], s[RECLAIM_KEPT], s[RECLAIM_LIVE], s[RECLAIM_STARTING], busy,
 		s[RECLAIM_UNSAFE] + s[RECLAIM_CORRUPT] + s[RECLAIM_FOREIGN] + t->unsafe_bases,
 		s[RECLAIM_UNSAFE], s[RECLAIM_CORRUPT], s[RECLAIM_FOREIGN], bases,
 		s[RECLAIM_ERROR] + t->failed_bases, failed, t->unlinked,

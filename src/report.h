@@ -49,7 +49,8 @@ void report_print_json(FILE *f, const char *path, const struct reclaim_report *r
  * (status "error", owner null, counts 0), detail why whole, however long. */
 void report_print_json_error(FILE *f, const char *path, const char *why, bool dry_run);
 
-/* "CMD: N directories: R removed, K kept, L live, S starting, H for a human (U unsafe,
+/* "CMD: N directories: R removed, K kept, L live, S starting[, B busy (another
+ * reclaimer's)], H for a human (U unsafe,
  * C corrupt, F foreign[, B unsafe temp bases]), E failed; U objects unlinked (...)...",
  * with a newline; H counts the unsafe bases too, which are named only when there are
  * some. Every count agrees with its noun (1 directory, 1 object). */

@@ -79,7 +79,7 @@ def ls_json(sb, *args):
 
 
 MANAGER_KEYS = {"dir", "path", "state", "owner_uid", "owner", "pid", "age_s", "clients",
-                "objects", "bytes", "earlier_boot", "error"}
+                "objects", "bytes", "earlier_boot", "reclaimer_pid", "error"}
 OBJECT_KEYS = {"name", "valid", "exists", "size", "owner_uid", "in_use"}
 
 

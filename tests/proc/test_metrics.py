@@ -21,7 +21,8 @@ from harness import Sandbox  # noqa: E402
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"'
 SAMPLE = re.compile(r"^(%s)(?:\{((?:%s)(?:,%s)*)?\})? (\S+)$" % (NAME, LABEL, LABEL))
-STATUSES = ["removed", "kept", "live", "starting", "unsafe", "corrupt", "foreign", "error"]
+STATUSES = ["removed", "kept", "live", "starting", "busy", "unsafe", "corrupt", "foreign",
+            "error"]
 OUTCOMES = ["unlinked", "gone", "in_use", "refused"]
 
 

@@ -1054,6 +1054,56 @@ static void test_dir_live_by_either_lock(void)
 	fixture_fini(&f);
 }
 
+/* Two reclaimers at once: the one acting on a dead directory holds its locks and marks
+ * it, and the other (an act or a look) calls it busy, naming the first, and touches
+ * nothing; an unmarked exclusive flock stays live; once the first lets go, the
+ * directory is dead again and reclaimed. */
+static void test_dir_busy_while_another_reclaimer_holds_it(void)
+{
+	struct fixture f;
+	char a[64], dname[64], path[700];
+	obj_name(a, sizeof(a), 95);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
+	dir_path(path, sizeof(path), check_tmpdir, dname);
+
+	struct mgrdir_probe first, look;
+	CHECK(mgrdir_probe(f.basefd, dname, f.opts.now_s, MGRDIR_PROBE_ACT, &first) == 0);
+	CHECK_EQ_INT(first.state, MGRDIR_DEAD);
+	CHECK(first.locked && first.marked);
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_BUSY);
+	CHECK_EQ_INT(r.reclaimer_pid, getpid());
+	CHECK_EQ_INT(r.manager_pid, 0);
+	CHECK(strstr(r.detail, "being reclaimed by another reclaimer, pid ") != NULL);
+	CHECK(obj_exists(a) && path_exists(path, JOURNAL_FILE));
+	CHECK(mgrdir_probe(f.basefd, dname, f.opts.now_s, MGRDIR_PROBE_JOURNAL, &look) == 0);
+	CHECK_EQ_INT(look.state, MGRDIR_BUSY);
+	CHECK_EQ_INT(look.holder, getpid());
+	CHECK(look.journal == NULL);
+	mgrdir_release(&look);
+	mgrdir_release(&first);
+
+	/* An exclusive flock without the mark: live, as ever. */
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_LIVE);
+	CHECK_EQ_INT(r.reclaimer_pid, 0);
+	/* No socket: its holder is not said to be a manager. */
+	CHECK(strstr(r.detail, "does not serve its socket") != NULL);
+	close(fd);
+
+	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
+	CHECK_EQ_INT(r.status, RECLAIM_REMOVED);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK(!obj_exists(a) && access(path, F_OK) != 0);
+	fixture_fini(&f);
+}
+
 /* A manager killed while creating its journal leaves a zero-byte or header-only
  * journal.db: nothing was ever journaled in it, so the directory goes. */
 static void test_dir_empty_journal_removed(void)
@@ -1343,6 +1393,7 @@ int main(void)
 	RUN(test_dir_without_lock);
 	RUN(test_dir_not_a_manager_name);
 	RUN(test_dir_live_by_either_lock);
+	RUN(test_dir_busy_while_another_reclaimer_holds_it);
 	RUN(test_dir_empty_journal_removed);
 	RUN(test_dir_dry_run_reads_a_copy);
 	RUN(test_journal_young_rows_kept);
