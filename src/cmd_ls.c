@@ -45,7 +45,8 @@ static const char ls_usage[] =
 	"  --objects      also list each object: name, size, owner, in use by a live process;\n"
 	"                 (not created yet): no object yet, registered less than 10 s ago\n"
 	"  Exit status: 0 listed (even if some journal is unreadable), 1 a base cannot\n"
-	"  be read, 2 usage (a malformed pattern included).\n";
+	"  be read, 2 usage (a malformed pattern included). A reader that goes away\n"
+	"  early (| head): SIGPIPE ends ls quietly, as any filter (the shell's 141).\n";
 
 struct ls_opts {
 	const char *tmpdir;
@@ -429,13 +430,9 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 		return cli_usage_error(&c, err, NULL);
 	o->base = o->bases.text;
 	o->many = o->bases.nspecs > 1 || bases_entry_is_pattern(&o->bases, 0);
-	const char *env = getenv(BASES_ENV);
-	if (o->tmpdir)
-		o->base_from = "--tmpdir";
-	else if (env && *env)
-		o->base_from = BASES_ENV;
-	else
-		o->base_from = util_tmpbase_var() ? util_tmpbase_var() : "default";
+	/* Where the bases did come from, as bases_init decided: SHMWARDEN_TMPDIRS=":"
+	 * (only empty entries) is set, yet the base is $TMPDIR's. */
+	o->base_from = o->bases.from;
 	return -1;
 }
 
@@ -493,6 +490,10 @@ static void ls_fail(const struct ls_opts *o, const char *why)
 
 int cmd_ls(int argc, char **argv)
 {
+	/* A reader that goes away (`| head`) must not stop a listing halfway (a private
+	 * copy of a journal would be left behind): ls finishes, then ends by SIGPIPE as a
+	 * filter would (cli.h). */
+	cli_hold_sigpipe();
 	struct ls_opts o = { .now = util_wall_s(), .now_us = util_wall_us(), .shm_dirfd = -1 };
 	int rc = ls_parse(argc, argv, &o);
 	if (rc >= 0) {
@@ -595,7 +596,8 @@ int cmd_ls(int argc, char **argv)
 		}
 		fputs("}\n", stdout);
 	}
-	rc = cli_flush_stdout(CLI_PROG("ls")) == 0 && !first_error[0] ? 0 : 1;
+	/* (A reader that went away is not a failure: 1, and main ends us by SIGPIPE.) */
+	rc = cli_flush_stdout(CLI_PROG("ls")) >= 0 && !first_error[0] ? 0 : 1;
 out:
 	for (size_t i = 0; rows && i < listed; i++)
 		free(rows[i].objs);
