@@ -29,9 +29,10 @@ CREATE TABLE manager (
 -- page (the commit per register is the manager's largest cost). STRICT and the CHECK
 -- hold every row to a 2..59-byte blob, and PRAGMA quick_check verifies both on every
 -- journal a reader does not trust, so no reader ever meets a row that is not a name.
--- registered_at is in microseconds (version 1: seconds): readers use whole seconds, and
--- the fraction tells apart two registrations of one name within a second, which the
--- identities below must.
+-- registered_at is in microseconds (version 1: seconds): the grace of a name whose
+-- object does not exist yet and the birth window of a row never identified count from
+-- it to the microsecond, and the fraction tells apart two registrations of one name
+-- within a second, which the identities below must.
 CREATE TABLE objects (
     name          BLOB    PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 2 AND 59),
     client_pid    INTEGER NOT NULL,     -- SO_PEERCRED pid of the registering connection

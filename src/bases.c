@@ -20,7 +20,8 @@
 #include "report.h"
 #include "util.h"
 
-bool bases_is_pattern(const char *s)
+/* True when s holds an unescaped *, ? or [. */
+static bool bases_is_pattern(const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' && s[1])
@@ -36,7 +37,9 @@ bool bases_entry_is_pattern(const struct bases *b, size_t i)
 	return !b->literal && bases_is_pattern(b->specs[i]);
 }
 
-int bases_check(const char *s, char *err, size_t errlen)
+/* 0 when s is a base or a pattern we read as glob(3) does; -1 with err for what glob(3)
+ * would silently read otherwise (bases_init in bases.h). */
+static int bases_check(const char *s, char *err, size_t errlen)
 {
 	if (!*s) {
 		util_err(err, errlen, "an empty temp base");
@@ -95,7 +98,9 @@ int bases_check(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
-void bases_prefix(const char *s, char *out, size_t outlen)
+/* The pattern's fixed leading directory (bases_entry_prefix in bases.h); a literal base
+ * is its own prefix. */
+static void bases_prefix(const char *s, char *out, size_t outlen)
 {
 	if (!bases_is_pattern(s)) {
 		util_strlcpy(out, s, outlen);

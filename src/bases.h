@@ -16,7 +16,7 @@
  *
  * A literal base is opened as given, symlinks followed (the admin named it), as before.
  * A base a pattern matched was named by whoever created it, so it is opened component by
- * component from the pattern's fixed leading directory (bases_prefix) without following
+ * component from the pattern's fixed leading directory (bases_entry_prefix) without following
  * any symlink, and it is visited only when every component it adds is a directory owned
  * by root or by the match's owner and not writable by group or others unless sticky:
  * the rule util_path_trusted applies to every manager directory's path, checked once
@@ -89,30 +89,21 @@ struct bases {
 	unsigned nunsafe;
 };
 
-/* True when s holds an unescaped *, ? or [. */
-bool bases_is_pattern(const char *s);
-
 /* Whether entry i of b is a pattern: never for the temp base (b->literal). */
 bool bases_entry_is_pattern(const struct bases *b, size_t i);
 
-/* 0 when s is a base or a pattern we read as glob(3) does; -1 with err for what glob(3)
- * would silently read otherwise: an empty entry, an unescaped '{' in any entry (no brace
- * expansion), and in a pattern an unmatched '[', a trailing '\' and "**" (glob(3) has
- * no recursive match). */
-int bases_check(const char *s, char *err, size_t errlen);
-
-/* The pattern's fixed leading directory: its components before the first that holds a
- * metacharacter or a backslash ("/tmp" for "/tmp/slurm.*", "/" for "/ *", "." for a
- * relative pattern whose first component matches). A literal base is its own prefix. */
-void bases_prefix(const char *s, char *out, size_t outlen);
-
-/* bases_prefix of entry i of b, the entry itself when it is literal (b->literal). */
+/* The fixed leading directory of entry i of b, under which all its matches lie: its
+ * components before the first that holds a metacharacter or a backslash ("/tmp" for
+ * "/tmp/slurm.*", "/" for "/ *", "." for a relative pattern whose first component
+ * matches); the entry itself when it is literal (b->literal, or no pattern). */
 void bases_entry_prefix(const struct bases *b, size_t i, char *out, size_t outlen);
 
 /* Fills b with the bases of tmpdir (may be NULL), else of $SHMWARDEN_TMPDIRS, else of
  * util_tmpbase() (literal, not checked: it is the managers' own, which made their
- * directories under it as named); every other entry checked with bases_check, an entry
- * of the variable also
+ * directories under it as named); every other entry checked for what glob(3) would
+ * silently read otherwise (an empty entry, an unescaped '{' in any entry: no brace
+ * expansion; in a pattern an unmatched '[', a trailing '\' and "**": no recursive
+ * match), an entry of the variable also
  * for being absolute, and a tmpdir holding ':' whose directory does not exist is taken
  * for a list (--tmpdir takes one base). 0, or -1 with err (a usage error: exit 2),
  * which names where the entry came from. */

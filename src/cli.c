@@ -3,6 +3,7 @@
  * and echo the offending word unescaped to a terminal. A refusal is two lines, as in GNU
  * coreutils: what was wrong, then "Try 'PROG --help' for more information." */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <string.h>
@@ -191,15 +192,52 @@ int cli_bad_number(const struct cli *c, int val, long long min, long long max)
 	return cli_print(c, i, what, c->value ? c->value : "");
 }
 
+/* Whether a held SIGPIPE is pending: a write went to a pipe or socket nobody reads. */
+static bool cli_sigpipe_pending(void)
+{
+	sigset_t pending;
+	return sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+}
+
 int cli_flush_stdout(const char *prog)
 {
 	errno = 0;
 	if (fflush(stdout) == 0 && !ferror(stdout))
 		return 0;
 	/* A write that failed before this flush left only the flag: its errno is gone. */
-	int saved = errno;
-	log_complain(prog, "standard output: %s", saved ? strerror(saved) : "a write failed");
+	int saved = errno, rc = 1;
+	if (!cli_sigpipe_pending()) {
+		log_complain(prog, "standard output: %s",
+			     saved ? strerror(saved) : "a write failed");
+		rc = -1;
+	}
 	__fpurge(stdout);
 	clearerr(stdout);
-	return -1;
+	return rc;
+}
+
+void cli_hold_sigpipe(void)
+{
+	/* Ignored, it stays so: blocked, Linux would keep an ignored signal pending too
+	 * (sig_ignored: a blocked signal is never ignored), and EPIPE would pass unsaid. */
+	struct sigaction old;
+	if (sigaction(SIGPIPE, NULL, &old) < 0 || old.sa_handler == SIG_IGN)
+		return;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+int cli_end(int rc)
+{
+	if (rc != 0 || !cli_sigpipe_pending())
+		return rc;
+	/* The disposition is the default (held, never ignored: see cli.h), so the
+	 * pending signal is delivered, and ends us, as this call returns. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	return rc;
 }

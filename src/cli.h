@@ -63,8 +63,30 @@ int cli_number(const char *s, long long min, long long max, long long *out);
 /* Flushes stdout, once a command has written all of it: 0, or -1 when it or an earlier
  * write failed (ENOSPC, EPIPE, EBADF), said once as "PROG: standard output: WHY" on
  * stderr, what was not written dropped so that no later flush says it again. A report
- * nobody received is a failure (exit 1), as in coreutils' close_stdout. */
+ * nobody received is a failure (exit 1), as in coreutils' close_stdout. But a reader
+ * that went away (a held SIGPIPE pending, cli_hold_sigpipe) is not a failure to say:
+ * 1, nothing said, what was not written dropped: cli_end then ends the process. */
 int cli_flush_stdout(const char *prog);
+
+/* A reader that goes away early (`shmwarden sweep | head -1`). The field's answer
+ * (coreutils, any filter) is to die of SIGPIPE at the next write, quietly: the shell
+ * shows status 141, and `set -o pipefail` scripts know head, not the writer, ended
+ * it. A command that changes things (recover, sweep) must not stop halfway for a reader
+ * it does not need, nor ls with a private copy of a journal still on disk, so SIGPIPE is
+ * held (blocked) while the command works: the write fails with EPIPE, the kernel leaves
+ * SIGPIPE pending, and the command carries on. cli_end delivers it at the very end.
+ * A SIGPIPE that whoever started us ignores stays ignored (nothing is ever pending):
+ * then EPIPE is an error like any other, said and exit 1, as coreutils does. The
+ * manager calls neither: it ignores SIGPIPE for its whole life, since a client that
+ * vanishes must never end it. */
+void cli_hold_sigpipe(void);
+
+/* The end of a command run with exit status rc: when a held SIGPIPE is pending and rc
+ * is 0, releases it, and the process ends by SIGPIPE (quietly; never returns unless
+ * SIGPIPE is caught, which no command does). Otherwise returns rc: a failure's status
+ * (1, 2) is the news, its why already on stderr, and the pending signal dies with the
+ * process. */
+int cli_end(int rc);
 /* "--NAME needs VALUE from MIN to MAX, got 'ARG'" for what cli_number refused. 2. */
 int cli_bad_number(const struct cli *c, int val, long long min, long long max);
 

@@ -25,6 +25,7 @@
 #include "inuse.h"
 #include "journal.h"
 #include "mgrdir.h"
+#include "reclaim.h"
 #include "report.h"
 #include "shmobj.h"
 #include "util.h"
@@ -41,9 +42,11 @@ static const char ls_usage[] =
 	"  --tmpdir BASE  the temp base (or pattern) to list\n"
 	"  --json         one JSON document: {\"base\", \"base_from\", \"managers\": [...],\n"
 	"                 \"unsafe_bases\": [...]}\n"
-	"  --objects      also list each object: name, size, owner, in use by a live process\n"
+	"  --objects      also list each object: name, size, owner, in use by a live process;\n"
+	"                 (not created yet): no object yet, registered less than 10 s ago\n"
 	"  Exit status: 0 listed (even if some journal is unreadable), 1 a base cannot\n"
-	"  be read, 2 usage (a malformed pattern included).\n";
+	"  be read, 2 usage (a malformed pattern included). A reader that goes away\n"
+	"  early (| head): SIGPIPE ends ls quietly, as any filter (the shell's 141).\n";
 
 struct ls_opts {
 	const char *tmpdir;
@@ -57,12 +60,14 @@ struct ls_opts {
 	struct inuse *inuse;
 	int shm_dirfd;
 	int64_t now;
+	int64_t now_us;      /* for the grace of names not created yet, to the microsecond */
 	const char *boot_id; /* NULL when unknown: every journal is taken as this boot's */
 };
 
 struct ls_object {
 	char name[64];
 	bool valid, exists, in_use;
+	bool young; /* not created yet: a reclaimer keeps the name (ls_row) */
 	uint64_t size;
 	uid_t uid;
 };
@@ -151,7 +156,11 @@ static bool ls_in_use(const struct ls_opts *o, const char *name, const struct st
 
 /* One journaled name: whether it is a valid name, whether its object exists, and its
  * bytes when the object is the directory owner's (another user's object of the same
- * name is not this manager's to hold, and a sweep would refuse it). */
+ * name is not this manager's to hold, and a sweep would refuse it). A name whose object
+ * does not exist, registered less than the reclaimers' default grace ago, is not gone
+ * but not created yet: libshm registers a name before it creates the object, and sweep,
+ * recover and a manager all keep such a row (reclaim.h); its client may create the
+ * object next. */
 static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct journal_row *row)
 {
 	struct ls_object obj = { 0 };
@@ -160,13 +169,20 @@ static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct jour
 	/* A hostile journal's "/../x" must not make us stat outside /dev/shm. */
 	obj.valid = wire_name_check(row->name, row->len) == NULL;
 	struct stat st;
-	if (obj.valid && !e->earlier_boot && shmobj_stat(o->shm_dirfd, row->name, &st) == 0) {
-		obj.exists = true;
-		obj.size = (uint64_t)st.st_size;
-		obj.uid = st.st_uid;
-		obj.in_use = o->inuse && ls_in_use(o, row->name, &st);
-		if (S_ISREG(st.st_mode) && st.st_uid == e->owner)
-			e->bytes += obj.size;
+	if (obj.valid && !e->earlier_boot) {
+		if (shmobj_stat(o->shm_dirfd, row->name, &st) == 0) {
+			obj.exists = true;
+			obj.size = (uint64_t)st.st_size;
+			obj.uid = st.st_uid;
+			obj.in_use = o->inuse && ls_in_use(o, row->name, &st);
+			if (S_ISREG(st.st_mode) && st.st_uid == e->owner)
+				e->bytes += obj.size;
+		} else if (errno == ENOENT) {
+			/* As the reclaimers judge it (now - registered < grace), written so a
+			 * journal's time, which may be anything, cannot overflow. */
+			obj.young = row->registered_us >
+				    o->now_us - (int64_t)RECLAIM_GRACE_S * 1000000;
+		}
 	}
 	return o->objects ? ls_add_object(e, &obj) : 0;
 }
@@ -314,6 +330,8 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int
 		report_escape(obj->name, oname, sizeof(oname));
 		if (!obj->valid)
 			printf("    %-48s (not a valid name: never looked up)\n", oname);
+		else if (obj->young)
+			printf("    %-48s (not created yet)\n", oname);
 		else if (!obj->exists)
 			printf("    %-48s (gone)\n", oname);
 		else
@@ -364,7 +382,8 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 				printf("%u", (unsigned)obj->uid);
 			else
 				fputs("null", stdout);
-			printf(",\"in_use\":%s}", obj->in_use ? "true" : "false");
+			printf(",\"in_use\":%s,\"young\":%s}", obj->in_use ? "true" : "false",
+			       obj->young ? "true" : "false");
 		}
 		fputc(']', stdout);
 	}
@@ -411,13 +430,9 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 		return cli_usage_error(&c, err, NULL);
 	o->base = o->bases.text;
 	o->many = o->bases.nspecs > 1 || bases_entry_is_pattern(&o->bases, 0);
-	const char *env = getenv(BASES_ENV);
-	if (o->tmpdir)
-		o->base_from = "--tmpdir";
-	else if (env && *env)
-		o->base_from = BASES_ENV;
-	else
-		o->base_from = util_tmpbase_var() ? util_tmpbase_var() : "default";
+	/* Where the bases did come from, as bases_init decided: SHMWARDEN_TMPDIRS=":"
+	 * (only empty entries) is set, yet the base is $TMPDIR's. */
+	o->base_from = o->bases.from;
 	return -1;
 }
 
@@ -475,7 +490,11 @@ static void ls_fail(const struct ls_opts *o, const char *why)
 
 int cmd_ls(int argc, char **argv)
 {
-	struct ls_opts o = { .now = util_wall_s(), .shm_dirfd = -1 };
+	/* A reader that goes away (`| head`) must not stop a listing halfway (a private
+	 * copy of a journal would be left behind): ls finishes, then ends by SIGPIPE as a
+	 * filter would (cli.h). */
+	cli_hold_sigpipe();
+	struct ls_opts o = { .now = util_wall_s(), .now_us = util_wall_us(), .shm_dirfd = -1 };
 	int rc = ls_parse(argc, argv, &o);
 	if (rc >= 0) {
 		bases_free(&o.bases);
@@ -577,7 +596,8 @@ int cmd_ls(int argc, char **argv)
 		}
 		fputs("}\n", stdout);
 	}
-	rc = cli_flush_stdout(CLI_PROG("ls")) == 0 && !first_error[0] ? 0 : 1;
+	/* (A reader that went away is not a failure: 1, and main ends us by SIGPIPE.) */
+	rc = cli_flush_stdout(CLI_PROG("ls")) >= 0 && !first_error[0] ? 0 : 1;
 out:
 	for (size_t i = 0; rows && i < listed; i++)
 		free(rows[i].objs);

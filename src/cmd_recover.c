@@ -1,7 +1,8 @@
 /* cmd_recover.c — `shmwarden recover [--tmpdir BASE] [--dry-run] [--json] [--syslog]
  * [--prune-grace SECONDS] DIR`:
  * reclaims the objects of one dead manager's directory (the post-crash command). DIR is a
- * path, or a bare name as `shmwarden ls` prints it, looked up in the temp bases ls lists
+ * path (a slash in it, or "." or ".."), or a bare name as `shmwarden ls` prints it, looked
+ * up in the temp bases ls lists
  * (bases.h: BASE, else $SHMWARDEN_TMPDIRS, else $TMPDIR...; a pattern's matches with
  * the same trust checks), so what ls shows can be pasted here. It decides nothing
  * itself: reclaim_dir does, with the same checks as the sweeper; this file parses
@@ -32,9 +33,10 @@ static const char recover_usage[] =
 	"                         [--prune-grace SECONDS] DIR\n"
 	"  Reclaims the shared-memory objects journaled in DIR (a dead manager's\n"
 	"  shmwarden-XXXXXX directory), then removes DIR. Objects a live process still\n"
-	"  maps or holds open stay journaled for a later pass. A DIR without a slash is a\n"
-	"  name as `shmwarden ls` prints it, looked up in the temp bases ls lists,\n"
-	"  patterns' matches included, with the same checks (./NAME: here).\n"
+	"  maps or holds open stay journaled for a later pass. DIR is a path when it\n"
+	"  holds a slash or is . or .. (`recover .` from inside the directory, ./NAME for\n"
+	"  one here); any other DIR is a name as `shmwarden ls` prints it, looked up in\n"
+	"  the temp bases ls lists, patterns' matches included, with the same checks.\n"
 	"  --tmpdir BASE  the temp base (or pattern) of a bare name (default, as ls:\n"
 	"                 $SHMWARDEN_TMPDIRS, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp)\n"
 	"  --dry-run      report what would happen, change nothing\n"
@@ -50,7 +52,9 @@ static const char recover_usage[] =
 	"  reclaiming right now is reported busy, with that reclaimer's pid, and left to it.\n"
 	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage,\n"
 	"  3 DIR busy: another reclaimer is at it (nothing done here; run again once it\n"
-	"  is done to see what is left).\n";
+	"  is done to see what is left).\n"
+	"  A reader of the report that goes away early (| head): recover finishes, then\n"
+	"  SIGPIPE ends it quietly, as any filter (the shell's status 141).\n";
 
 /* DIR is another reclaimer's right now: neither done (this run saw no outcome, and the
  * other may yet fail or keep names) nor a failure (nothing went wrong, and a script
@@ -71,20 +75,60 @@ static size_t recover_err_len(size_t specs_len)
 }
 
 /* Splits DIR, a path ("NAME/" is one: in the working directory), into its parent
- * (opened) and its last component. */
-static int recover_split(const char *dir, int *parentfd, char *name, size_t namelen, char *err,
-			 size_t errlen)
+ * (opened) and its last component. A last component "." is dropped ("NAME/." is NAME as
+ * written: a symlink is still not followed), "." alone is the working directory by the
+ * kernel's name for it (getcwd), and a path ending in ".." is the directory it leads to
+ * (realpath(3)); shown then receives that name, for the reports. */
+static int recover_split(const char *dir, int *parentfd, char *name, size_t namelen, char *shown,
+			 size_t shownlen, char *err, size_t errlen)
 {
-	char parent[4096];
+	char parent[PATH_MAX], resolved[PATH_MAX];
 	size_t len = util_strlcpy(parent, dir, sizeof(parent));
 	if (len >= sizeof(parent)) {
 		util_err(err, errlen, "path too long");
 		return -1;
 	}
-	while (len > 1 && parent[len - 1] == '/')
+	/* Trailing slashes and "." components: NAME/./ is NAME, "/." is "/". */
+	for (;;) {
+		while (len > 1 && parent[len - 1] == '/')
+			parent[--len] = '\0';
+		if (len < 2 || strcmp(parent + len - 2, "/.") != 0)
+			break;
 		parent[--len] = '\0';
+	}
 	char *slash = strrchr(parent, '/');
 	const char *last = slash ? slash + 1 : parent;
+	bool cwd = strcmp(parent, ".") == 0;
+	if (cwd || strcmp(last, "..") == 0) {
+		const char *r = cwd ? getcwd(resolved, sizeof(resolved))
+				    : realpath(parent, resolved);
+		int e = errno;
+		if (r && resolved[0] != '/') {
+			r = NULL; /* "(unreachable)/...": outside our root, as good as gone */
+			e = ENOENT;
+		}
+		if (!r) {
+			if (e == ENOENT && cwd)
+				util_err(err, errlen,
+					 "no such directory: the current directory was removed "
+					 "(already reclaimed?)");
+			else if (e == ENOENT)
+				util_err(err, errlen, "no such directory");
+			else if (e == ENAMETOOLONG || e == ERANGE)
+				util_err(
+					err, errlen,
+					"its path is longer than PATH_MAX (%d bytes): it cannot be "
+					"named (move it to a shorter path to recover it)",
+					PATH_MAX);
+			else
+				util_err(err, errlen, "cannot resolve it: %s", strerror(e));
+			return -1;
+		}
+		len = util_strlcpy(parent, resolved, sizeof(parent));
+		util_strlcpy(shown, resolved, shownlen);
+		slash = strrchr(parent, '/');
+		last = slash + 1;
+	}
 	if (!*last || strcmp(last, ".") == 0 || strcmp(last, "..") == 0) {
 		util_err(err, errlen, "not a manager directory (names are shmwarden-XXXXXX)");
 		return -1;
@@ -232,6 +276,9 @@ enum { OPT_TMPDIR = 256, OPT_DRY_RUN, OPT_JSON, OPT_SYSLOG, OPT_GRACE };
 
 int cmd_recover(int argc, char **argv)
 {
+	/* A reader that goes away (`| head`) must not stop a reclaim halfway: the
+	 * command finishes, then ends by SIGPIPE as a filter would (cli.h). */
+	cli_hold_sigpipe();
 	bool dry_run = false, json = false, use_syslog = false;
 	const char *base = NULL;
 	long long grace_s = RECLAIM_GRACE_S;
@@ -280,16 +327,18 @@ int cmd_recover(int argc, char **argv)
 	const char *dir = argv[optind];
 	if (!*dir)
 		return cli_usage_error(&c, "DIR is an empty string", NULL);
-	if (base && strchr(dir, '/'))
-		return cli_usage_error(&c,
-				       "--tmpdir is the temp base of a bare name as `shmwarden "
-				       "ls` prints it, and DIR is a path: ",
-				       dir);
 	/* What the reports call the directory: the path; a bare name's in its base once
 	 * found, until then in the base when there is one to name, else the name. */
 	char shown[4096];
 	struct bases bases = { 0 };
-	bool bare = !strchr(dir, '/');
+	/* A path holds a slash or is "." or "..": run from inside a dead manager's
+	 * directory, `recover .` is that directory, never a name to look up. */
+	bool bare = !strchr(dir, '/') && strcmp(dir, ".") != 0 && strcmp(dir, "..") != 0;
+	if (base && !bare)
+		return cli_usage_error(&c,
+				       "--tmpdir is the temp base of a bare name as `shmwarden "
+				       "ls` prints it, and DIR is a path: ",
+				       dir);
 	if (bare) {
 		char err[PATH_MAX + 300];
 		if (bases_init(&bases, base, (uid_t)-1, err, sizeof(err)) < 0) {
@@ -308,9 +357,6 @@ int cmd_recover(int argc, char **argv)
 
 	if (use_syslog)
 		log_use_syslog(true);
-	/* A reader that goes away (`| head`) must not stop a reclaim halfway: that would be
-	 * safe, but finishing is better; the lost output then shows in the exit status. */
-	signal(SIGPIPE, SIG_IGN);
 	/* The reclaimer's write lease, held for a moment per object, is broken by an opener
 	 * with SIGIO, whose default action would end us: ignored, reclaim needs no F_SETSIG
 	 * per object (reclaim.c). */
@@ -330,12 +376,11 @@ int cmd_recover(int argc, char **argv)
 	}
 	if (bare && util_strlcpy(name, dir, sizeof(name)) >= sizeof(name))
 		util_err(err, errlen, "name too long");
-	else if (bare && (strcmp(dir, ".") == 0 || strcmp(dir, "..") == 0))
-		util_err(err, errlen, "not a manager directory (names are shmwarden-XXXXXX)");
 	else if (bare)
 		found = recover_find(&bases, name, &basefd, shown, sizeof(shown), err, errlen);
 	else
-		found = recover_split(dir, &basefd, name, sizeof(name), err, errlen);
+		found = recover_split(dir, &basefd, name, sizeof(name), shown, sizeof(shown), err,
+				      errlen);
 	if (found < 0) {
 		recover_complain(shown, err, dry_run);
 		if (json)

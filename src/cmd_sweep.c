@@ -73,7 +73,10 @@ static const char sweep_usage[] =
 	"  base could not be read (a literal one that does not exist included; counted as\n"
 	"  failed in the summary), or the metrics file could not be written, 2 usage (a\n"
 	"  malformed pattern included, and a metrics file whose directory does not exist,\n"
-	"  or that is a directory).\n";
+	"  or that is a directory).\n"
+	"  A reader of the report that goes away early (| head): the sweep finishes (the\n"
+	"  metrics file included), then SIGPIPE ends it quietly, as any filter (the\n"
+	"  shell's status 141).\n";
 
 struct sweep_ctx {
 	const char *tmpdir, *metrics;
@@ -339,6 +342,9 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 
 int cmd_sweep(int argc, char **argv)
 {
+	/* A reader that goes away (`| head`) must not stop a sweep halfway: the
+	 * command finishes, then ends by SIGPIPE as a filter would (cli.h). */
+	cli_hold_sigpipe();
 	struct sweep_ctx ctx = { .only_uid = (uid_t)-1, .grace_s = RECLAIM_GRACE_S };
 	int rc = sweep_parse(argc, argv, &ctx);
 	if (rc >= 0) {
@@ -349,9 +355,6 @@ int cmd_sweep(int argc, char **argv)
 	if (ctx.syslog)
 		log_use_syslog(true);
 
-	/* A reader that goes away (`| head`) must not stop a reclaim halfway: that would be
-	 * safe, but finishing is better; the lost output then shows in the exit status. */
-	signal(SIGPIPE, SIG_IGN);
 	/* The reclaimer's write lease, held for a moment per object, is broken by an opener
 	 * with SIGIO, whose default action would end us: ignored, reclaim needs no F_SETSIG
 	 * per object (reclaim.c). */

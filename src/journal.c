@@ -128,10 +128,12 @@ static const char *const journal_stmt_sql[ST_NUM] = {
 			      " btime_ns) SELECT name, registered_at, ?3, ?4 FROM objects"
 			      " WHERE name = ?1 AND registered_at = ?2",
 	/* One identity per registration (an identity of an earlier one is replaced), and
-	 * only for an object born by the end of the window after it (shmobj_born_by). */
+	 * only for an object born by the end of the window after it (shmobj_born_by), to
+	 * the nanosecond: ?4 is the window in nanoseconds. A registered_at too large to
+	 * multiply (a hostile file) makes SQLite compute in floating point, not wrap. */
 	[ST_IDENTIFY] = "INSERT OR REPLACE INTO identities(name, registered_at, ino, btime_ns)"
 			" SELECT o.name, o.registered_at, ?2, ?3 FROM objects o WHERE o.name = ?1"
-			" AND ?3 / 1000000000 <= o.registered_at / 1000000 + ?4"
+			" AND ?3 - ?4 <= o.registered_at * 1000"
 			" AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.name = o.name"
 			" AND i.registered_at = o.registered_at)",
 	[ST_DROP_STALE_IDENTITIES] = "DELETE FROM identities WHERE name > ?1 AND name <= ?2"
@@ -1058,11 +1060,18 @@ int journal_identify(struct journal *j, const char *name, size_t len, uint64_t i
 		return 0;
 	if (journal_begin(j) < 0)
 		return -1;
+	/* The window in nanoseconds, as shmobj_born_by bounds it: a negative one is none,
+	 * and one past 292 years (the int64 range) is as long as it can be. */
+	int64_t window_ns = INT64_MAX;
+	if (window_s <= 0)
+		window_ns = 0;
+	else if (window_s <= INT64_MAX / 1000000000)
+		window_ns = window_s * 1000000000;
 	sqlite3_stmt *st = j->st[ST_IDENTIFY];
 	if (sqlite3_bind_blob(st, 1, name, (int)len, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, (int64_t)ino) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 3, btime_ns) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 4, window_s) != SQLITE_OK) {
+	    sqlite3_bind_int64(st, 4, window_ns) != SQLITE_OK) {
 		sqlite_fail(j, SQLITE_MISUSE, "identify: bind");
 		stmt_done(st);
 		return -1;
@@ -1106,12 +1115,20 @@ static int read_row(struct journal *j, sqlite3_stmt *st, struct journal_row *row
 	 * was at most a second later, and a grace counted from the second's start would end
 	 * up to 1 s early (a version 1 row has no identity, so nothing else depends on it). */
 	int64_t raw = sqlite3_column_int64(st, 2);
-	if (j->meta.schema_version == 1)
-		raw = raw >= INT64_MAX / 1000000 || raw < INT64_MIN / 1000000
-			      ? raw
-			      : raw * 1000000 + 999999;
+	row->registered_cut = false;
+	if (j->meta.schema_version == 1 && raw < INT64_MAX / 1000000 &&
+	    raw >= INT64_MIN / 1000000) {
+		raw = raw * 1000000 + 999999;
+		row->registered_cut = true;
+	}
 	row->registered_us = raw;
 	return 0;
+}
+
+int64_t journal_row_earliest_us(const struct journal_row *row)
+{
+	/* registered_cut only when read_row added the 999999: no overflow back. */
+	return row->registered_cut ? row->registered_us - 999999 : row->registered_us;
 }
 
 /* Byte order of names, as SQLite compares blobs: memcmp, then the shorter first. */

@@ -58,6 +58,9 @@ struct journal_row {
 	 * starts. Version 1 stored whole seconds (cut): the last microsecond of that second,
 	 * so a grace counted from it never ends before the documented one. */
 	int64_t registered_us;
+	/* Version 1: registered_us is the last microsecond of the second stored, and the
+	 * registration may have been up to 999999 us earlier (journal_row_earliest_us). */
+	bool registered_cut;
 	/* The journaled object, when learned (identified): its inode number on the shm
 	 * filesystem and its birth time (statx stx_btime) in nanoseconds since the epoch. */
 	bool identified;
@@ -66,6 +69,13 @@ struct journal_row {
 	size_t len;
 	char name[64];
 };
+
+/* The earliest moment the row's registration can have been, in microseconds since the
+ * epoch: registered_us, or for a version 1 row the first microsecond of its second. The
+ * birth window (shmobj_born_by) counts from it, so a time cut to the second never
+ * widens the window, as the grace counts from registered_us, so it never shortens the
+ * grace. */
+int64_t journal_row_earliest_us(const struct journal_row *row);
 
 /* journal_open flags */
 #define JOURNAL_UNTRUSTED 0x1 /* written by someone we do not trust: defensive open */
@@ -120,8 +130,9 @@ int journal_add(struct journal *j, const char *name, size_t len, pid_t client_pi
 int journal_adopt(struct journal *j, const struct journal_row *row);
 /* Records which object a name means: only when its registration has no identity yet
  * (one per registration) and the object was born at most window_s seconds after the
- * registration, or before it (the rule of shmobj_born_by, applied in SQL so no read
- * precedes the write). Identities live in their own table, so the register path never writes it.
+ * registration (its microseconds as stored: btime_ns <= registered_at * 1000 + window_s
+ * * 10^9), or before it (the rule of shmobj_born_by, applied in SQL so no read precedes
+ * the write). Identities live in their own table, so the register path never writes it.
  * Version 1 journals have nowhere to keep it: a no-op there. */
 int journal_identify(struct journal *j, const char *name, size_t len, uint64_t ino,
 		     int64_t btime_ns, int64_t window_s);

@@ -118,5 +118,6 @@ int main(int argc, char **argv)
 	 * sooner, as sweep for its metrics, flushes itself the same way). */
 	if (cli_flush_stdout(prog) < 0 && rc == 0)
 		rc = 1;
-	return rc;
+	/* A reader that went away ends a command that succeeded by SIGPIPE (cli.h). */
+	return cli_end(rc);
 }

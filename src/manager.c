@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -118,6 +119,11 @@ struct manager {
 	/* Why the last try failed: a retry that fails the same way is not logged again
 	 * (a file at the path stays there until a human removes it). */
 	char sock_why[PATH_MAX + 128];
+	/* dirpath leads to another directory, or to nothing, and the directory could not be
+	 * moved back (manager_check_path): nothing is done by path until it is. */
+	bool displaced;
+	char displaced_why[PATH_MAX + 128]; /* said once, and again only when it changes */
+	bool dir_lost; /* the directory was removed and could not be made again: said once */
 	pthread_t reclaim_thread;
 	unsigned char rxbuf[WIRE_RECORD_SIZE * (READ_BATCH_RECORDS + 1)];
 	struct regcache regs; /* registrations committed lately: conn_register */
@@ -292,8 +298,10 @@ static bool conn_register_committed(struct conn *c, const struct wire_msg *msg, 
 	if (c->refused || !regcache_covers(&m->regs, hash, msg->name, msg->name_len, c->id, now_us,
 					   window_s * 1000000 / 2, &registered_s))
 		return false;
+	/* The cache keeps the second of the row's registration (or an earlier one): its
+	 * start is never after the row's microsecond, so the window is never the wider. */
 	if (shmobj_info(m->shm_dirfd, msg->name, &o) != 0 || !S_ISREG(o.mode) || !o.has_btime ||
-	    !shmobj_born_by(o.btime_ns, registered_s, SHMOBJ_BIRTH_WINDOW_S))
+	    !shmobj_born_by(o.btime_ns, registered_s * 1000000, SHMOBJ_BIRTH_WINDOW_S))
 		return false;
 	m->n_registered++;
 	m->n_already++;
@@ -336,12 +344,16 @@ static void conn_register(struct conn *c, const struct wire_msg *msg)
 
 /* Records which object a row means (off the register path: at the prune tick). The
  * journal takes it only for an unidentified row whose object was born within the prune
- * grace after the registration. */
+ * grace, or the birth window if that is longer, after the registration (to the
+ * nanosecond). Never within less than the window: a row left unidentified is judged by
+ * the window after a crash anyway, so an identity learned within it only ever narrows
+ * what a reclaimer takes (a grace of 0, to the microsecond, would identify nothing). */
 static void manager_identify(struct manager *m, const char *name, size_t len,
 			     const struct shmobj_info *o)
 {
-	if (journal_identify(m->journal, name, len, o->ino, o->btime_ns, m->cfg.prune_grace_s) <
-	    0) {
+	int64_t window_s = m->cfg.prune_grace_s > SHMOBJ_BIRTH_WINDOW_S ? m->cfg.prune_grace_s
+									: SHMOBJ_BIRTH_WINDOW_S;
+	if (journal_identify(m->journal, name, len, o->ino, o->btime_ns, window_s) < 0) {
 		log_warn("manager: journal: identify %s: %s", name, journal_error(m->journal));
 		if (!journal_in_txn(m->journal))
 			manager_refuse_batch(m, journal_error(m->journal));
@@ -657,8 +669,9 @@ static void manager_on_prune_timer(struct evloop *loop, void *data)
 		}
 		for (int i = 0; i < n; i++) {
 			/* To the microsecond: whole seconds made the grace up to 1 s short
-			 * (registered at x.9 s, dropped at x+grace s). */
-			bool young = now_us - rows[i].registered_us < grace_us;
+			 * (registered at x.9 s, dropped at x+grace s). Written so that an
+			 * adopted row's time, read from a dead journal, cannot overflow. */
+			bool young = rows[i].registered_us > now_us - grace_us;
 			if (young && rows[i].identified)
 				continue;
 			struct shmobj_info o;
@@ -875,10 +888,14 @@ static int manager_restore_dir(struct manager *m)
 {
 	char err[256];
 	if (mkdir(m->dirpath, 0700) < 0) {
-		log_error("manager: %s was removed and cannot be made again: %s", m->dirpath,
-			  strerror(errno));
+		if (!m->dir_lost)
+			log_error("manager: %s was removed and cannot be made again: %s (tried "
+				  "again every %d ms, said once)",
+				  m->dirpath, strerror(errno), FILES_CHECK_MS);
+		m->dir_lost = true;
 		return -1;
 	}
+	m->dir_lost = false;
 	int dfd = open(m->dirpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0 || mgrdir_lock_dir(dfd, err, sizeof(err)) < 0) {
 		log_error("manager: %s: %s", m->dirpath, dfd < 0 ? strerror(errno) : err);
@@ -995,6 +1012,158 @@ static void manager_restore_socket(struct manager *m)
 	m->sock_why[0] = '\0';
 }
 
+/* Where the directory is now: a descriptor (O_PATH) of the directory that holds it, its
+ * name there and, for messages, its path. Each candidate is checked by dev/ino, so a
+ * directory that took its old name is never taken for it. Tried in order: dirpath
+ * (the usual case: no /proc needed, as in a chroot), /proc/self/fd/N (whatever the
+ * permissions of the directory now holding it), and "..", scanned for the entry with
+ * its inode (no /proc, or a path past PATH_MAX, where readlink says ENAMETOOLONG).
+ * 0, or -1 when it cannot be found. */
+static int manager_dir_where(const struct manager *m, const struct stat *self, int *parentfd,
+			     char *name, size_t namelen, char *where, size_t wherelen)
+{
+	char path[PATH_MAX], link[64];
+	struct stat st;
+	for (int i = 0; i < 2; i++) {
+		if (i == 0) {
+			util_strlcpy(path, m->dirpath, sizeof(path));
+		} else {
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", m->dirfd);
+			ssize_t n = readlink(link, path, sizeof(path) - 1);
+			if (n <= 0 || path[0] != '/')
+				continue;
+			path[n] = '\0';
+		}
+		char *slash = strrchr(path, '/');
+		if (!slash || !slash[1] || strlen(slash + 1) >= namelen)
+			continue;
+		util_strlcpy(where, path, wherelen);
+		util_strlcpy(name, slash + 1, namelen);
+		*slash = '\0';
+		int pfd = open(path[0] ? path : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (pfd >= 0 && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == self->st_dev && st.st_ino == self->st_ino) {
+			*parentfd = pfd;
+			return 0;
+		}
+		if (pfd >= 0)
+			close(pfd);
+	}
+	int pfd = openat(m->dirfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0)
+		return -1;
+	/* A fresh open for readdir: fdopendir takes its descriptor, pfd is returned. */
+	int sfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = sfd >= 0 ? fdopendir(sfd) : NULL;
+	if (!d) {
+		if (sfd >= 0)
+			close(sfd);
+		close(pfd);
+		return -1;
+	}
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		found = de->d_ino == self->st_ino && strcmp(de->d_name, ".") != 0 &&
+			strcmp(de->d_name, "..") != 0 && strlen(de->d_name) < namelen &&
+			fstatat(pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			st.st_dev == self->st_dev && st.st_ino == self->st_ino;
+		if (found) {
+			util_strlcpy(name, de->d_name, namelen);
+			snprintf(where, wherelen,
+				 "%s (in a directory whose path is too long to "
+				 "name, or unknown without /proc)",
+				 name);
+		}
+	}
+	closedir(d);
+	if (!found) {
+		close(pfd);
+		return -1;
+	}
+	*parentfd = pfd;
+	return 0;
+}
+
+/*
+ * The directory was renamed or moved within its filesystem (mv, a cleaner that moves to
+ * a trash): everything relative to dirfd still works, but dirpath, the one name every
+ * new client knows (libshm was handed the socket path), leads elsewhere or nowhere.
+ * Why moving it back is sound: the path is the manager's contract with its clients, and
+ * nobody else may use it while the manager lives (its flock says so, as for a hand rm,
+ * which is undone by making the directory again); the move is undone with
+ * RENAME_NOREPLACE, so whatever has appeared at the path meanwhile is never replaced,
+ * and the result is checked by inode. Why not otherwise: when something else holds the
+ * path (mv D D.old; cp -a D.old D, another directory), or the move cannot be undone
+ * (the directory now holding it is not writable by us, EACCES; a filesystem without
+ * RENAME_NOREPLACE, EINVAL), that thing is not ours: the manager goes on serving the
+ * clients connected, from its directory where it is, does nothing at dirpath (no
+ * socket or journal made there, nothing unlinked there at shutdown; the shutdown
+ * finds its directory by inode), says so once, and tries again at every check.
+ * 0 when dirpath leads to the directory (again), -1 when it does not.
+ */
+static int manager_check_path(struct manager *m, const struct stat *self)
+{
+	struct stat st;
+	int lrc = lstat(m->dirpath, &st);
+	int lerr = lrc < 0 ? errno : 0;
+	if (lrc == 0 && st.st_dev == self->st_dev && st.st_ino == self->st_ino) {
+		if (m->displaced)
+			log_warn("manager: %s leads to the manager's directory again: new clients "
+				 "reach it",
+				 m->dirpath);
+		m->displaced = false;
+		m->displaced_why[0] = '\0';
+		return 0;
+	}
+	bool occupied = lrc == 0;
+	char why[sizeof(m->displaced_why)];
+	char name[NAME_MAX + 1], where[PATH_MAX];
+	int pfd = -1;
+	if (manager_dir_where(m, self, &pfd, name, sizeof(name), where, sizeof(where)) < 0) {
+		util_err(why, sizeof(why),
+			 "its directory was renamed, and its new name cannot "
+			 "be found");
+	} else if (occupied) {
+		util_err(why, sizeof(why),
+			 "its directory was renamed to %s, and something else "
+			 "now has its path (left alone)",
+			 where);
+	} else if (lerr != ENOENT) {
+		util_err(why, sizeof(why), "its directory was renamed to %s; lstat %s: %s", where,
+			 m->dirpath, strerror(lerr));
+	} else if (renameat2(pfd, name, AT_FDCWD, m->dirpath, RENAME_NOREPLACE) < 0) {
+		util_err(why, sizeof(why),
+			 "its directory was renamed to %s and cannot be moved "
+			 "back: %s",
+			 where, strerror(errno));
+	} else if (lstat(m->dirpath, &st) == 0 && st.st_dev == self->st_dev &&
+		   st.st_ino == self->st_ino) {
+		log_warn("manager: %s was renamed to %s under the live manager: moved back",
+			 m->dirpath, where);
+		close(pfd);
+		m->displaced = false;
+		m->displaced_why[0] = '\0';
+		return 0;
+	} else {
+		util_err(why, sizeof(why),
+			 "its directory, renamed to %s, was moved back and "
+			 "renamed again at once",
+			 where);
+	}
+	if (pfd >= 0)
+		close(pfd);
+	if (!m->displaced || strcmp(why, m->displaced_why) != 0)
+		log_error("manager: %s: %s: new clients at %s cannot reach this manager; it keeps "
+			  "serving the %u connected from where its directory is now, makes and "
+			  "removes nothing at %s, and tries again every %d ms (said again only "
+			  "when the cause changes)",
+			  m->dirpath, why, m->sockpath, m->nconns, m->dirpath, FILES_CHECK_MS);
+	m->displaced = true;
+	util_strlcpy(m->displaced_why, why, sizeof(m->displaced_why));
+	return -1;
+}
+
 /* A live manager is never taken over (its directory flock keeps systemd-tmpfiles and
  * every prober off), but a hand rm or a reaper that ignores locks can still unlink its
  * files. Registrations acknowledged into an unlinked journal would be lost to a
@@ -1005,12 +1174,21 @@ static void manager_check_files(struct manager *m)
 {
 	struct stat st;
 	bool all = false;
-	if (fstat(m->dirfd, &st) == 0 && st.st_nlink == 0) {
-		log_warn("manager: %s was removed under the live manager: making it again",
-			 m->dirpath);
+	if (fstat(m->dirfd, &st) < 0)
+		return;
+	if (st.st_nlink == 0) {
+		if (!m->dir_lost)
+			log_warn("manager: %s was removed under the live manager: making it again",
+				 m->dirpath);
 		if (manager_restore_dir(m) < 0)
 			return;
 		all = true;
+		m->displaced = false;
+		m->displaced_why[0] = '\0';
+	} else {
+		/* Displaced: only what goes through dirfd (the lock) is restored below; the
+		 * journal and the socket are made by path. */
+		manager_check_path(m, &st);
 	}
 	struct stat lst;
 	if (all || fstat(m->lockfd, &lst) < 0 || manager_same_file(m, MGRDIR_LOCK, &lst) < 0) {
@@ -1027,6 +1205,8 @@ static void manager_check_files(struct manager *m)
 		}
 	}
 	/* The reclaim thread has its own connection to the journal: restore after it. */
+	if (m->displaced)
+		return;
 	if (!m->reclaim_thread_started || m->reclaim_done) {
 		bool db = manager_same_file(m, JOURNAL_FILE, &m->journal_st) == 0;
 		bool wal = manager_same_file(m, JOURNAL_FILE "-wal", &m->wal_st) == 0;
@@ -1370,7 +1550,10 @@ static void manager_stop(struct manager *m, bool started)
 {
 	if (m->listenfd >= 0) {
 		close(m->listenfd);
-		unlink(m->sockpath);
+		/* Through dirfd, and only our socket: sockpath may lead into a directory that
+		 * took the renamed directory's name (manager_check_path). */
+		if (manager_same_file(m, MGRDIR_SOCKET, &m->sock_st) == 0)
+			unlinkat(m->dirfd, MGRDIR_SOCKET, 0);
 	}
 	/* Clients still connected at a signal-initiated stop: their names stay journaled
 	 * and go through the same in-use check as everything else. */
@@ -1383,18 +1566,25 @@ static void manager_stop(struct manager *m, bool started)
 		manager_commit(m);
 		if (started)
 			remove_dir = manager_reclaim_own(m);
-		journal_close(m->journal);
+		/* SQLite's close checkpoints and unlinks the -wal and -shm by path: a
+		 * displaced journal's path may name another directory's files. */
+		(m->displaced ? journal_abandon : journal_close)(m->journal);
 		m->journal = NULL;
 	}
 	if (remove_dir && m->dirfd >= 0) {
-		char err[256];
-		char parent[PATH_MAX];
-		util_strlcpy(parent, m->dirpath, sizeof(parent));
-		*strrchr(parent, '/') = '\0';
-		int basefd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (basefd < 0 || mgrdir_remove(basefd, m->dirname, m->dirfd, err, sizeof(err)) < 0)
-			log_warn("manager: shutdown: cannot remove %s: %s", m->dirpath,
-				 basefd < 0 ? strerror(errno) : err);
+		/* Removed where it is now, found by inode: it may have been renamed since the
+		 * last check, and whatever took its name is not ours to remove. */
+		char err[256], name[NAME_MAX + 1], where[PATH_MAX];
+		struct stat self;
+		int basefd = -1;
+		if (fstat(m->dirfd, &self) < 0 ||
+		    manager_dir_where(m, &self, &basefd, name, sizeof(name), where, sizeof(where)) <
+			    0)
+			log_warn("manager: shutdown: cannot remove %s: its directory was renamed "
+				 "and its new name cannot be found",
+				 m->dirpath);
+		else if (mgrdir_remove(basefd, name, m->dirfd, err, sizeof(err)) < 0)
+			log_warn("manager: shutdown: cannot remove %s: %s", where, err);
 		if (basefd >= 0)
 			close(basefd);
 	}

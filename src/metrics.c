@@ -86,6 +86,13 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		     "symlink, another user's, or writable by group or others (findings for "
 		     "a human, not failures; shmwarden ls names them).");
 	fprintf(f, "shmwarden_sweep_last_bases_unsafe %u\n", t->unsafe_bases);
+	/* The failures' side of the same: a base that could not be read at all (the
+	 * sweep exits 1 for it, and nothing under it was swept). */
+	metrics_head(f, "shmwarden_sweep_last_bases_failed",
+		     "Temp bases the last sweep could not read (a literal base that does not "
+		     "exist or cannot be opened or listed): failures, which make "
+		     "shmwarden_sweep_last_success 0; nothing under them was swept.");
+	fprintf(f, "shmwarden_sweep_last_bases_failed %u\n", t->failed_bases);
 
 	/* in_use counts what a live process still maps: kept journaled for a later pass. */
 	metrics_head(f, "shmwarden_sweep_last_objects",
@@ -124,6 +131,13 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		     "Journaled names of dead managers that a live manager has registered "
 		     "since: rows dropped, objects left in the live manager's care.");
 	fprintf(f, "shmwarden_sweep_last_objects_handed_over %u\n", t->handed_over);
+	/* Not an outcome of shmwarden_sweep_last_objects: no object exists for these. */
+	metrics_head(f, "shmwarden_sweep_last_objects_young",
+		     "Journaled names of dead managers that the last sweep kept because they "
+		     "were registered less than the prune grace before it and their object "
+		     "did not exist yet (not created yet: the client may create it next); "
+		     "their directories stay, for a later sweep.");
+	fprintf(f, "shmwarden_sweep_last_objects_young %u\n", t->young);
 
 	metrics_head(f, "shmwarden_sweep_last_reclaimed_bytes",
 		     "Bytes of shared memory the last sweep gave back (sizes of the objects it "

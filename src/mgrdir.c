@@ -316,13 +316,41 @@ int mgrdir_fd_path(int dirfd, char *path, size_t len, char *err, size_t errlen)
 	char link[64];
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
 	ssize_t n = readlink(link, path, len);
-	if (n <= 0 || (size_t)n >= len || path[0] != '/') {
+	int saved = n < 0 ? errno : (size_t)n >= len ? ENAMETOOLONG : 0;
+	if (saved == ENAMETOOLONG) {
+		/* (The kernel names no path of PATH_MAX bytes or more: moved deep.) */
+		util_err(err, errlen,
+			 "its path is longer than PATH_MAX (%d bytes), so it cannot be named: "
+			 "SQLite opens a journal by its path, and the sweeper's sandbox makes "
+			 "writable only what it can name; nothing was changed (move it under a "
+			 "shorter path to have it reclaimed)",
+			 PATH_MAX);
+	} else if (n <= 0 || path[0] != '/') {
 		util_err(err, errlen, "cannot name the directory through %s: %s", link,
-			 n < 0 ? strerror(errno) : "path too long");
+			 n < 0 ? strerror(saved) : "not a path");
+		saved = saved ? saved : ENOENT;
+	}
+	if (saved) {
+		errno = saved;
 		return -1;
 	}
 	path[n] = '\0';
 	return 0;
+}
+
+/* A dead directory found read-only here (EROFS) when its path is too long to name is
+ * read-only because of that: the sweeper's sandbox makes only the bases it can name
+ * writable (sandbox.c), and SQLite could not open the journal by path anyway. Says
+ * so (true) rather than blame a read-only file system nobody mounted. */
+static bool mgrdir_too_deep(struct mgrdir_probe *p, int err_no)
+{
+	char path[PATH_MAX], err[UTIL_MSG_LEN];
+	if (err_no != EROFS ||
+	    mgrdir_fd_path(p->dirfd, path, sizeof(path), err, sizeof(err)) == 0 ||
+	    errno != ENAMETOOLONG)
+		return false;
+	mgrdir_set(p, MGRDIR_UNKNOWN, "%s", err);
+	return true;
 }
 
 /* setfsuid is per thread and cannot fail loudly: it returns the previous id whether or
@@ -1053,15 +1081,20 @@ static int mgrdir_probe_writable(struct mgrdir_probe *p, const struct stat *dst)
 		}
 	}
 	if (faccessat(p->dirfd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
-		mgrdir_set(p, MGRDIR_UNKNOWN, "the directory cannot be changed here: %s",
-			   strerror(errno));
+		int saved = errno;
+		if (!mgrdir_too_deep(p, saved))
+			mgrdir_set(p, MGRDIR_UNKNOWN, "the directory cannot be changed here: %s",
+				   strerror(saved));
 		return -1;
 	}
 	for (size_t i = 0; i < nfiles; i++) {
 		const char *file = mgrdir_journal_files[i];
 		if (faccessat(p->dirfd, file, R_OK | W_OK, AT_EACCESS) < 0 && errno != ENOENT) {
-			mgrdir_set(p, MGRDIR_UNKNOWN, "%s cannot be opened for writing here: %s",
-				   file, strerror(errno));
+			int saved = errno;
+			if (!mgrdir_too_deep(p, saved))
+				mgrdir_set(p, MGRDIR_UNKNOWN,
+					   "%s cannot be opened for writing here: %s", file,
+					   strerror(saved));
 			return -1;
 		}
 	}

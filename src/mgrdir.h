@@ -169,7 +169,8 @@ void mgrdir_list_free(char **names, size_t count);
 bool mgrdir_marked(int dirfd);
 
 /* The kernel's name of an open directory (/proc/self/fd), with no symlink in it, as
- * SQLite requires. 0, or -1 with err set. */
+ * SQLite requires. 0, or -1 with err set and errno: ENAMETOOLONG for a directory whose
+ * path is PATH_MAX bytes or longer (moved deep), which the kernel does not name. */
 int mgrdir_fd_path(int dirfd, char *path, size_t len, char *err, size_t errlen);
 
 /* Unlinks the manager's files (socket, journal and its -wal/-shm, lock) and removes

@@ -232,15 +232,16 @@ static enum reclaim_action reclaim_keep_in_use(const struct reclaim_opts *opts,
 
 /* Whether the object now under the row's name is the one the row journaled: the same
  * inode and birth time, or, for a row never identified, born within the window after
- * its registration. A filesystem without birth times leaves only the inode to compare
- * (and, for an unidentified row, nothing: the rules of release 0.1.0). */
+ * its registration, to the nanosecond (from the registration's earliest moment: a
+ * version 1 row's second's start). A filesystem without birth times leaves only the
+ * inode to compare (and, for an unidentified row, nothing: the rules of release 0.1.0). */
 static bool reclaim_is_journaled(const struct journal_row *row, const struct shmobj_info *o)
 {
 	if (row->identified)
 		return o->ino == row->ino && (!o->has_btime || o->btime_ns == row->btime_ns);
 	if (!o->has_btime)
 		return true;
-	return shmobj_born_by(o->btime_ns, row->registered_at, SHMOBJ_BIRTH_WINDOW_S);
+	return shmobj_born_by(o->btime_ns, journal_row_earliest_us(row), SHMOBJ_BIRTH_WINDOW_S);
 }
 
 /* Decides one row; counts it in the report. Unlinks unless dry run. *learned is set
@@ -262,10 +263,10 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 	const struct shmobj_info st = p->info;
 	if (p->stat_errno) {
 		/* To the microsecond, as the prune: whole seconds made the grace up to 1 s
-		 * short. */
-		int64_t age_us = opts->now_us - row->registered_us;
+		 * short. now - registered < grace, written so that a journal's time, which
+		 * may be anything (INT64_MIN), cannot overflow. */
 		if (p->stat_errno == ENOENT && opts->young_s > 0 &&
-		    age_us < opts->young_s * 1000000) {
+		    row->registered_us > opts->now_us - opts->young_s * 1000000) {
 			/* Registered a moment ago: its client got (or is about to get) the OK
 			 * and creates the object next. Dropping the row now would leave that
 			 * object tracked by nobody. An adopter takes the row as it is, its
@@ -273,7 +274,8 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 			 * and the adopter's prune then drops it or learns its object. */
 			r->young++;
 			log_debug("reclaim: %s: %s: not created yet, registered %.3f s ago; %s",
-				  who, PN, (double)age_us / 1e6,
+				  who, PN,
+				  ((double)opts->now_us - (double)row->registered_us) / 1e6,
 				  opts->adopt_into ? "adopted" : "kept");
 			if (!opts->adopt_into)
 				return RECLAIM_KEEP;

@@ -128,6 +128,8 @@ static const char *const sandbox_allowed[] = {
 	"sysinfo",
 	"rt_sigaction",
 	"rt_sigprocmask",
+	/* whether a held SIGPIPE waits: the reader of stdout went away (cli.h) */
+	"rt_sigpending",
 	"rt_sigreturn",
 	"sigaltstack",
 	"restart_syscall",
@@ -466,9 +468,17 @@ static int sandbox_mounts(const char *const *rw, char *err, size_t errlen)
 	}
 	size_t n = 0;
 	for (size_t i = 0; rw[i]; i++) {
-		/* One that does not exist (yet) stays read-only: writes there are refused. */
-		if (!realpath(rw[i], real[n]))
+		/* One that does not exist (yet) stays read-only: writes there are refused.
+		 * So does one that cannot be named (a base deeper than PATH_MAX): its
+		 * directories say why themselves (mgrdir.c), a base that cannot be opened
+		 * at all is the sweep's own error, and this line is for the curious. */
+		if (!realpath(rw[i], real[n])) {
+			if (errno != ENOENT)
+				log_info("sandbox: %s cannot be named, so nothing in it can be "
+					 "changed: %s",
+					 rw[i], strerror(errno));
 			continue;
+		}
 		/* One the host mounted read-only (`mount -o bind,ro`, a container's read-only
 		 * view) stays so: its bind would inherit the flag, and clearing it below would
 		 * make writable what the host said was not (the sweep then reclaimed a dead

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
@@ -69,10 +70,23 @@ int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info)
 	return shmobj_statx(shm_dirfd, name + 1, AT_SYMLINK_NOFOLLOW, info);
 }
 
-bool shmobj_born_by(int64_t btime_ns, int64_t registered_at_s, int64_t window_s)
+bool shmobj_born_by(int64_t btime_ns, int64_t registered_us, int64_t window_s)
 {
-	/* Whole seconds, as registered_at is the realtime clock cut to them. */
-	return btime_ns / 1000000000 <= registered_at_s + window_s;
+	/* btime_ns <= (registered_us + window_s * 10^6) * 1000, without overflow: the row's
+	 * time comes from a file its owner could write, so it may be anything. */
+	if (window_s < 0)
+		window_s = 0;
+	if (window_s > INT64_MAX / 1000000 || registered_us > INT64_MAX - window_s * 1000000)
+		return true;
+	int64_t end_us = registered_us + window_s * 1000000;
+	/* The birth's microsecond, rounded down (C's division rounds towards zero), and
+	 * whether it has nanoseconds past it. */
+	int64_t us = btime_ns / 1000, ns = btime_ns % 1000;
+	if (ns < 0) {
+		us--;
+		ns += 1000;
+	}
+	return us < end_us || (us == end_us && ns == 0);
 }
 
 int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen)

@@ -69,15 +69,18 @@ int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_inf
 /* statx of the object (no symlink followed): 0, or -1 with errno (ENOENT: gone). */
 int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
 
-/* True when an object born at btime_ns may be the one a registration at registered_at_s
- * (unix seconds) names: born at most window_s seconds after it, or at any time before
- * it. libshm registers a name twice: the creating process before it makes the object,
- * and the receiving process, given the creator's manager, when it rebuilds the tensor,
- * which can be seconds after the birth (a DataLoader batch waits in the queue until the
- * loop takes it). That registration restarts the row, and the object it names is older
- * than it. An object born later than the window is another program's, made after the
- * journaled one was removed. */
-bool shmobj_born_by(int64_t btime_ns, int64_t registered_at_s, int64_t window_s);
+/* True when an object born at btime_ns (nanoseconds since the epoch) may be the one a
+ * registration at registered_us (microseconds since the epoch: the earliest moment a
+ * journal row's registration can have been, journal_row_earliest_us) names: born at most
+ * window_s seconds after it, to the nanosecond, or at any time before it. libshm
+ * registers a name twice: the creating process before it makes the object, and the
+ * receiving process, given the creator's manager, when it rebuilds the tensor, which can
+ * be seconds after the birth (a DataLoader batch waits in the queue until the loop takes
+ * it). That registration restarts the row, and the object it names is older than it. An
+ * object born later than the window is another program's, made after the journaled one
+ * was removed. Whole seconds made the window up to 1 s longer than window_s. A window
+ * ending past the clock's range holds every birth; a negative window_s counts as 0. */
+bool shmobj_born_by(int64_t btime_ns, int64_t registered_us, int64_t window_s);
 
 /* Which shm filesystem shm_dirfd is, seen from this process. 0, or -1 with err. */
 int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen);

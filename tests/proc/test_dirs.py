@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -1012,6 +1013,154 @@ def test_torch_first_tensor_after_a_crash():
     out = json.loads(r.stdout.strip().splitlines()[-1])
     print("# %d of %d torch jobs shared their 16 MiB tensor" % (out["ok"], rounds))
     expect(out["ok"] == rounds, "torch jobs died: %s" % out["died"])
+
+
+# (1e) The live manager's directory renamed (mv D D.old: a hand, a cleaner that moves to
+# a trash on the same filesystem). Everything relative to its directory fd looked fine,
+# so the manager never noticed: new clients got ENOENT at the socket path for the rest
+# of its life, ls counted no client, and the shutdown left D.old behind. Now it moves the
+# directory back within a check or two (RENAME_NOREPLACE), says so, and shuts down clean.
+def test_renamed_live_directory_is_moved_back():
+    with Sandbox("renamed") as sb:
+        m = manager(sb, "--shutdown-timeout", "300")
+        c = m.client()
+        a = registered(sb, c, "a")
+        moved = m.dir + ".old"
+        os.rename(m.dir, moved)
+        t0 = time.monotonic()
+        expect(harness.wait_for(lambda: os.path.exists(m.sock), timeout=5),
+               "not moved back: %s" % sorted(os.listdir(sb.tmp)))
+        took = time.monotonic() - t0
+        expect(took < 2.5, "moved back after %.1f s" % took)
+        expect(not os.path.lexists(moved), "%s is still there" % moved)
+        c2 = m.client()  # held open: ls counts it
+        d = registered(sb, c2, "d")
+        b = registered(sb, c, "b")  # the first connection is still served
+        e = ls_json(sb)[os.path.basename(m.dir)]
+        expect(e["state"] == "live" and e["clients"] == 2 and e["objects"] == 3,
+               "ls after the move back: %s" % e)
+        expect(harness.journal_names(m.dir) == sorted([a, b, d]), "journal: %s"
+               % harness.journal_names(m.dir))
+        c.close()
+        c2.close()
+        time.sleep(0.5)
+        os.kill(m.pid, signal.SIGTERM)
+        expect(m.wait(10) == 0, "exit status after SIGTERM")
+        err = m.stderr_text()
+        expect(err.count("moved back") == 1, "not said once: %r" % err)
+        expect(os.listdir(sb.tmp) == [], "left behind: %s" % os.listdir(sb.tmp))
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+
+
+# (1f) Renamed, and something else took its path at once (mv D D.old; cp -a D.old D).
+# That copy is not the manager's: it is left exactly as it is (its copied socket file
+# and journal included). The manager says so once, goes on serving its connected client
+# from D.old, and at its idle shutdown removes D.old, found by inode, and nothing at D.
+def test_renamed_live_directory_with_another_at_its_path_is_left_alone():
+    with Sandbox("impostor") as sb:
+        m = manager(sb, "--shutdown-timeout", "500")
+        c = m.client()
+        a = registered(sb, c, "a")
+        moved = m.dir + ".old"
+        os.rename(m.dir, moved)
+        r = subprocess.run(["cp", "-a", moved, m.dir], capture_output=True, text=True)
+        expect(r.returncode == 0, "cp -a: %s" % r.stderr)
+        with open(os.path.join(m.dir, "note"), "w") as f:
+            f.write("not the manager's\n")
+        before = harness.snapshot(m.dir, recursive=True)
+        time.sleep(2.5)  # two checks, at least: nothing touched
+        b = registered(sb, c, "b")  # still served, from D.old
+        expect(harness.snapshot(m.dir, recursive=True) == before, "the copy at %s was changed"
+               % m.dir)
+        expect(harness.journal_names(moved) == sorted([a, b]), "journal: %s"
+               % harness.journal_names(moved))
+        c.close()
+        rc = m.wait(15)  # idle shutdown
+        text = m.stderr_text()
+        expect(rc == 0, "exit status %d: %r" % (rc, text))
+        expect(harness.snapshot(m.dir, recursive=True) == before, "the copy at %s was changed "
+               "by the shutdown" % m.dir)
+        expect(not os.path.lexists(moved), "%s left behind: %s" % (moved, os.listdir(sb.tmp)))
+        expect(text.count("something else now has its path") == 1, "not said once: %r" % text)
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+        shutil.rmtree(m.dir)
+
+
+# (1g) Renamed into a directory whose path is longer than PATH_MAX: /proc/self/fd/N
+# cannot name it (readlink says ENAMETOOLONG), so the manager finds it from its "..".
+def test_renamed_past_path_max_is_moved_back():
+    with Sandbox("deep") as sb:
+        m = manager(sb, "--shutdown-timeout", "300")
+        c = m.client()
+        a = registered(sb, c, "a")
+        fd = os.open(sb.tmp, os.O_RDONLY | os.O_DIRECTORY)
+        depth = 0
+        try:
+            while depth * 201 < 4200:
+                os.mkdir("d" * 200, dir_fd=fd)
+                nfd = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+                depth += 1
+            os.rename(m.dir, "moved", dst_dir_fd=fd)
+            expect(harness.wait_for(lambda: os.path.exists(m.sock), timeout=5),
+                   "not moved back from past PATH_MAX")
+            c2 = m.client()
+            registered(sb, c2, "b")
+            c2.close()
+        finally:
+            os.close(fd)
+        c.close()
+        os.kill(m.pid, signal.SIGTERM)
+        expect(m.wait(10) == 0, "exit status after SIGTERM")
+        expect("moved back" in m.stderr_text(), "not said")
+        shutil.rmtree(os.path.join(sb.tmp, "d" * 200))
+        expect(os.listdir(sb.tmp) == [], "left behind: %s" % os.listdir(sb.tmp))
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+
+
+# (1h) Renamed into a directory the manager cannot write (root moved its user's
+# directory into a root-owned one): the move back fails with EACCES. The manager says
+# why once, keeps serving, makes nothing at the old path, and at shutdown empties its
+# directory where it is and says it cannot remove it; nothing else is touched.
+def test_renamed_into_an_unwritable_directory_as_root():
+    if os.geteuid() != 0:
+        print("SKIP test_renamed_into_an_unwritable_directory_as_root: needs root")
+        return
+    import pwd
+    name = harness.useradd("renamed")
+    try:
+        pw = pwd.getpwnam(name)
+        with Sandbox("rnperm", shared=True) as sb:
+            p = sb.track(harness.as_user(pw, [harness.SHMWARDEN, "manager", "--no-reclaim",
+                                              "--shutdown-timeout", "600000"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.DEVNULL, env=sb.env))
+            m = harness.Manager(p, p.stdout.readline().decode().strip())
+            expect(m.sock, "manager as %s: %r" % (name, m.line))
+            locked = os.path.join(sb.tmp, "roots")
+            os.mkdir(locked, 0o755)
+            moved = os.path.join(locked, os.path.basename(m.dir))
+            os.rename(m.dir, moved)
+            seen = []
+            expect(stderr_until(m, "cannot be moved back: %s" % os.strerror(13), seen),
+                   "not said: %r" % "".join(seen))
+            time.sleep(2.5)
+            expect(not os.path.lexists(m.dir), "something was made at %s" % m.dir)
+            os.kill(m.pid, signal.SIGTERM)
+            rc = m.wait(10)
+            text = stderr_rest(m, seen)
+            expect(rc == 0, "exit status %d: %r" % (rc, text))
+            expect(text.count("cannot be moved back") == 1, "not said once: %r" % text)
+            expect("cannot remove %s" % moved in text, "the shutdown did not say: %r" % text)
+            expect(os.listdir(moved) == [], "its files were not removed: %s"
+                   % os.listdir(moved))
+            expect(sorted(os.listdir(sb.tmp)) == ["roots"], "at the base: %s"
+                   % os.listdir(sb.tmp))
+            os.rmdir(moved)
+            os.rmdir(locked)
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
 
 
 if __name__ == "__main__":

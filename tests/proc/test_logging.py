@@ -1,13 +1,19 @@
 """test_logging.py — one line per event, `PROG[PID]: LEVEL: message`, at the level
 SHMWARDEN_LOG asks for, from the sweeper, recover and the manager; --syslog keeps log
-lines off stderr (syslog itself cannot be read back in a container, so only that side
-is checked).
+lines off stderr, and they reach syslog: read back from a private /dev/log (a socket of
+the test's, bind-mounted in a private mount namespace over a private /dev), never the
+host's syslog.
 """
+import json
 import os
 import re
+import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -131,6 +137,128 @@ def test_syslog_keeps_log_lines_off_stderr():
         rc, out, logs, other = run(sb, ["recover", "--syslog", os.path.join(sb.tmp, "nosuch")],
                                    "debug")
         expect(rc == 1 and logs == [] and other, "recover failure: %s %s" % (logs, other))
+
+
+# <PRI>TIMESTAMP TAG[PID]: LEVEL: message, as glibc's syslog(3) sends it to /dev/log.
+SYSLOG = re.compile(r"^<(\d+)>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (\S+)\[(\d+)\]: (\S.*)$", re.S)
+LOG_DAEMON = 3
+SEVERITY = {"error": 3, "warn": 4, "info": 6, "debug": 7}
+
+
+def syslog_helper(tmp, runs):
+    """Inside `unshare --mount --propagation private` (root): /dev becomes a tmpfs of its
+    own with the host's null, zero, urandom... and /dev/shm bound back in, and /dev/log a
+    bind of a datagram socket this process listens on; then each of runs (argv, env) runs
+    and what reached the socket is printed as JSON: [{"pid", "rc", "stderr", "lines"}]."""
+    old = os.path.join(tmp, "olddev")
+    os.mkdir(old, 0o700)
+    sock_path = os.path.join(tmp, "log.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(sock_path)
+
+    def sh(*argv):
+        subprocess.run(list(argv), check=True)
+    sh("mount", "--rbind", "/dev", old)
+    sh("mount", "-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs", "/dev")
+    for n in ("null", "zero", "full", "random", "urandom"):
+        if os.path.exists(os.path.join(old, n)):
+            open(os.path.join("/dev", n), "w").close()
+            sh("mount", "--bind", os.path.join(old, n), os.path.join("/dev", n))
+    os.mkdir("/dev/shm")
+    sh("mount", "--rbind", os.path.join(old, "shm"), "/dev/shm")
+    os.symlink("/proc/self/fd", "/dev/fd")
+    open("/dev/log", "w").close()
+    sh("mount", "--bind", sock_path, "/dev/log")
+    out = []
+    for argv, env in runs:
+        p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+        _, err = p.communicate(timeout=120)
+        lines = []
+        # Datagrams are queued by the time the sender exits; a short drain for the rest.
+        while select.select([listener], [], [], 0.2)[0]:
+            lines.append(listener.recv(65536).decode(errors="replace"))
+        out.append({"pid": p.pid, "rc": p.returncode, "stderr": err, "lines": lines})
+    print(json.dumps(out))
+
+
+if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--syslog-helper":
+    syslog_helper(sys.argv[2], json.loads(sys.argv[3]))
+    sys.exit(0)
+
+
+def parse_syslog(run):
+    """[(severity, message)] of one run's datagrams, each checked for the facility
+    (daemon), the tag (shmwarden) and the pid (the command's)."""
+    out = []
+    for line in run["lines"]:
+        m = SYSLOG.match(line)
+        expect(m, "not a syslog(3) datagram: %r" % line)
+        pri, _, tag, pid, msg = m.groups()
+        expect(int(pri) >> 3 == LOG_DAEMON and tag == "shmwarden" and int(pid) == run["pid"],
+               "facility/tag/pid of %r (pid %d)" % (line, run["pid"]))
+        level = msg.split(":", 1)[0]
+        expect(SEVERITY.get(level) == int(pri) & 7, "severity of %r" % line)
+        out.append((level, msg.split(": ", 1)[1]))
+    return out
+
+
+def test_syslog_lines_reach_syslog():
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("# SKIP needs root and unshare(1) for a private /dev/log")
+        return
+    with Sandbox("logreal") as sb:
+        bad = dead_manager(sb, 1, "b")
+        harness.corrupt_journal(bad)
+        good = dead_manager(sb, 2, "g")
+        # Out of the sweep's way (a directory of the base, not a manager's), for recover.
+        other = os.path.join(sb.tmp, "other")
+        os.mkdir(other, 0o700)
+        again = harness.dead_manager(sb, [sb.name("r0")], base=other)
+        env = dict(sb.env, SHMWARDEN_LOG="info")
+        sw = harness.SHMWARDEN
+        forged = "\x1b[2Jx\nerror: forged"
+        runs = [
+            ([sw, "sweep", "--tmpdir", sb.tmp, "--dry-run"], env),  # no --syslog: nothing
+            ([sw, "sweep", "--syslog", "--tmpdir", sb.tmp], env),
+            ([sw, "recover", "--syslog", again], env),
+            # Failures, with control bytes in the path: a missing parent (recover's own
+            # error), a missing name (the engine's report of the directory).
+            ([sw, "recover", "--syslog", os.path.join(sb.tmp, forged, "shmwarden-x")], env),
+            ([sw, "recover", "--syslog", os.path.join(sb.tmp, "shmwarden-" + forged)], env),
+        ]
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
+                            os.path.abspath(__file__), "--syslog-helper", sb.tmp,
+                            json.dumps(runs)], capture_output=True, text=True, timeout=600)
+        expect(p.returncode == 0, "helper exit %d:\n%s%s" % (p.returncode, p.stdout[-2000:],
+                                                             p.stderr[-2000:]))
+        plain, sweep, recover, *failed = json.loads(p.stdout.splitlines()[-1])
+        expect(plain["rc"] == 0 and plain["lines"] == [] and "info: sweep:" in plain["stderr"],
+               "without --syslog: %r" % plain)
+        # The sweep: its info lines, the corrupt directory as a warning; none on stderr.
+        lines = parse_syslog(sweep)
+        expect(sweep["rc"] == 0 and "shmwarden[" not in sweep["stderr"],
+               "sweep --syslog: %r" % sweep)
+        expect(any(lvl == "info" and msg.startswith("sweep: %s: 2 directories" % sb.tmp)
+                   for lvl, msg in lines), "no summary line: %s" % lines)
+        expect(any(lvl == "warn" and os.path.basename(bad) in msg and "corrupt" in msg
+                   for lvl, msg in lines), "no warning for the corrupt journal: %s" % lines)
+        expect(any(lvl == "info" and os.path.basename(good) in msg and "removed" in msg
+                   for lvl, msg in lines), "no line for the reclaimed one: %s" % lines)
+        expect(not os.path.exists(good) and os.path.isdir(bad), "sweep did not act")
+        lines = parse_syslog(recover)
+        expect(recover["rc"] == 0 and not os.path.exists(again) and
+               any(os.path.basename(again) in msg and "removed" in msg for _, msg in lines),
+               "recover --syslog: %r" % recover)
+        # Each failure reaches syslog (recover's own as an error), escaped, one line.
+        for run_, level in zip(failed, ("error", "warn")):
+            lines = parse_syslog(run_)
+            expect(run_["rc"] == 1 and any(lvl == level and "no such directory" in msg
+                                           for lvl, msg in lines),
+                   "recover failure, %s: %r" % (level, run_))
+            expect(all("\x1b" not in msg and "\n" not in msg and "x1b" in msg
+                       for _, msg in lines if "forged" in msg),
+                   "control bytes reached syslog raw: %r" % lines)
 
 
 def test_manager_lines():

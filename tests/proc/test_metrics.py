@@ -74,8 +74,11 @@ def makefile_version():
         return re.search(r"^VERSION\s*:?=\s*(\S+)", f.read(), re.M).group(1)
 
 
-def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1, unsafe_bases=0):
-    """Every series of the file, checked."""
+def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1, unsafe_bases=0,
+               failed_bases=0):
+    """Every series of the file, checked (objects also holds the counts of the gauges
+    beside the outcomes: young, handed_over, name_reused, not_inspectable,
+    live_unreadable)."""
     st = os.stat(path)
     expect(st.st_mode & 0o777 == 0o644, "mode %o" % (st.st_mode & 0o777))
     with open(path) as f:
@@ -88,6 +91,7 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1, un
         "shmwarden_sweep_last_objects_name_reused", "shmwarden_sweep_last_objects_handed_over",
         "shmwarden_sweep_last_objects_not_inspectable",
         "shmwarden_sweep_last_objects_live_unreadable", "shmwarden_sweep_last_bases_unsafe",
+        "shmwarden_sweep_last_bases_failed", "shmwarden_sweep_last_objects_young",
         "shmwarden_build_info"}
     expect(set(fams) == expected, "families: %s" % sorted(fams))
     for name, fam in fams.items():
@@ -122,6 +126,12 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1, un
            objects.get("live_unreadable", 0), "objects kept: live journal unreadable")
     expect(one("shmwarden_sweep_last_bases_unsafe") == unsafe_bases,
            "unsafe bases %s, want %s" % (one("shmwarden_sweep_last_bases_unsafe"), unsafe_bases))
+    expect(one("shmwarden_sweep_last_bases_failed") == failed_bases,
+           "failed bases %s, want %s" % (one("shmwarden_sweep_last_bases_failed"), failed_bases))
+    for gauge in ("young", "handed_over", "name_reused"):
+        got = one("shmwarden_sweep_last_objects_" + gauge)
+        expect(got == objects.get(gauge, 0), "%s: %s, want %s" % (gauge, got,
+                                                                  objects.get(gauge, 0)))
     info = fams["shmwarden_build_info"]["samples"]
     expect(info == {(("version", makefile_version()),): 1.0}, "build info: %s" % info)
     return run
@@ -227,8 +237,41 @@ def test_failing_sweep_keeps_the_last_success():
         # A temp base that cannot be opened fails the whole sweep: still written.
         r = sb.run(["sweep", "--tmpdir", os.path.join(sb.tmp, "nosuch"), "--metrics", path])
         expect(r.returncode == 1 and "cannot open" in r.stderr, "missing base: %r" % r.stderr)
-        check_file(path, False, {}, {}, 0, ok, t0, time.time())
+        check_file(path, False, {}, {}, 0, ok, t0, time.time(), failed_bases=1)
         no_temporaries(sb.tmp)
+
+
+def test_young_names_and_failed_bases():
+    """The two counts the file lacked: names kept as not created yet (a dead manager's
+    registrations younger than the grace whose objects do not exist yet: without a
+    series, the kept directories were all the metrics showed of them) and temp bases
+    that could not be read (only shmwarden_sweep_last_success said a sweep failed, not
+    why). They agree with the JSON totals of the same run."""
+    with Sandbox("metricsyoung") as sb:
+        path = os.path.join(sb.tmp, "m.prom")
+        kept_dir, _ = dead_manager(sb, "y", [4096], never_created=2)
+        dead_manager(sb, "z", [8192])
+        missing = os.path.join(sb.tmp, "nosuch")
+        env = dict(sb.env, SHMWARDEN_TMPDIRS="%s:%s" % (sb.tmp, missing))
+        t0 = time.time()
+        r = sb.run(["sweep", "--json", "--metrics", path], env=env)
+        t1 = time.time()
+        expect(r.returncode == 1 and "nosuch" in r.stderr, "sweep: %d %r" % (r.returncode,
+                                                                           r.stderr))
+        totals = json.loads(r.stdout)["totals"]
+        expect(totals["young"] == 2 and totals["failed_bases"] == 1, "totals: %s" % totals)
+        check_file(path, False, {"removed": 1, "kept": 1}, {"unlinked": 2, "young": 2},
+                   4096 + 8192, 0, t0, t1, failed_bases=1)
+        expect(os.path.isdir(kept_dir), "the directory of the young names was removed")
+        # Without a grace the same names are gone, and with the missing base made, the
+        # sweep succeeds: both gauges back at 0.
+        os.mkdir(missing, 0o700)
+        t0 = time.time()
+        r = sb.run(["sweep", "--metrics", path, "--prune-grace", "0"], env=env)
+        t1 = time.time()
+        expect(r.returncode == 0, "sweep: %d %r" % (r.returncode, r.stderr))
+        check_file(path, True, {"removed": 1}, {"gone": 2}, 0, None, t0, t1)
+        expect(not os.path.exists(kept_dir), "the directory is left")
 
 
 def test_atomic_replace():

@@ -443,12 +443,17 @@ def test_usage_errors():
         r = sb.run(["recover", os.path.join(sb.tmp, "notamanager")])
         expect(r.returncode == 1 and "not a manager directory" in r.stderr,
                "not a manager dir: %r" % r.stderr)
-        # Refused before reclaim could say it: the same "error:" form all the same.
+        # Refused before reclaim could say it: the same "error:" form all the same. "."
+        # and ".." are paths (the working directory, its parent), named as resolved.
         for d in ("/", ".", ".."):
-            r = sb.run(["recover", d])
+            r = subprocess.run([harness.SHMWARDEN, "recover", d], cwd=sb.tmp, env=sb.env,
+                               capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+            shown = d if d == "/" else os.path.realpath(os.path.join(sb.tmp, d))
             expect(r.returncode == 1 and
-                   r.stderr == "shmwarden recover: %s%s: error: not a manager directory "
-                   "(names are shmwarden-XXXXXX)\n" % (sb.tmp + "/" if "/" not in d else "", d),
+                   r.stderr.startswith("shmwarden recover: %s: error: not a manager directory "
+                                       "(names are shmwarden-XXXXXX" % shown) and
+                   r.stderr.count("\n") == 1,
                    "recover %s: %r" % (d, r.stderr))
         r = sb.run(["sweep", "--tmpdir", os.path.join(sb.tmp, "nosuch")])
         expect(r.returncode == 1 and "cannot open" in r.stderr, "bad base: %r" % r.stderr)

@@ -172,6 +172,51 @@ def test_restarted_manager_adopts_a_young_row_with_its_registration_time():
         assert not os.path.exists(m.dir)
 
 
+def ls_objects(sb):
+    """{name: object} of `ls --json --objects`, and the text lines of `ls --objects`."""
+    r = sb.run(["ls", "--tmpdir", sb.tmp, "--json", "--objects"])
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    objs = {o["name"]: o for m in json.loads(r.stdout)["managers"] for o in m["object_list"]}
+    t = sb.run(["ls", "--tmpdir", sb.tmp, "--objects"])
+    assert t.returncode == 0, (t.stdout, t.stderr)
+    return objs, t.stdout.splitlines()
+
+
+def object_line(lines, name):
+    [line] = [l for l in lines if l.split()[:1] == [name]]
+    return line
+
+
+def test_ls_says_not_created_yet_as_the_sweep_does():
+    """`ls --objects` showed a young name whose object does not exist yet as `(gone)`,
+    while the sweep kept the same row as `not created yet`: an operator told it was gone
+    would take the kept directory for a sweeper's fault. Both say the same now, in text
+    and JSON, and both say gone once the grace (10 s, the default of both) is over."""
+    with Sandbox("young") as sb:
+        made, never = sb.name("made"), sb.name("never")
+        d, t0 = dead_before_create(sb, [made, never])
+        sb.create_object(made)
+        doc = sweep_json(sb, "--dry-run")
+        [rep] = doc["dirs"]
+        assert rep["young"] == 1 and rep["gone"] == 0 and rep["unlinked"] == 1, rep
+        objs, lines = ls_objects(sb)
+        assert objs[never]["young"] is True and objs[never]["exists"] is False, objs[never]
+        assert objs[made]["young"] is False and objs[made]["exists"] is True, objs[made]
+        assert object_line(lines, never).endswith("(not created yet)"), lines
+        assert "(gone)" not in "\n".join(lines), lines
+        assert "unused" in object_line(lines, made), lines
+        # The grace over: gone, to both.
+        past_grace(t0, 10)
+        doc = sweep_json(sb, "--dry-run")
+        [rep] = doc["dirs"]
+        assert rep["young"] == 0 and rep["gone"] == 1, rep
+        objs, lines = ls_objects(sb)
+        assert objs[never]["young"] is False and objs[never]["exists"] is False, objs[never]
+        assert object_line(lines, never).endswith("(gone)"), lines
+        assert "not created yet" not in "\n".join(lines), lines
+        assert os.path.isdir(d), "ls or a dry run changed something"
+
+
 def test_grace_zero_drops_at_once():
     """--prune-grace 0: the behaviour before (a job's epilog knows no client is left)."""
     with Sandbox("young") as sb:

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "journal.h"
+#include "shmobj.h"
 #include "util.h"
 
 static char err[512];
@@ -625,6 +626,41 @@ static void test_identity_learned_once(void)
 	CHECK_EQ_INT(raw_exec("INSERT INTO identities VALUES (X'2F', 1, 5, 5);"), -1);
 }
 
+/* The window a row's identity is learned in ends window_s after the registration's
+ * microsecond, to the nanosecond (shmobj_born_by's rule, applied in SQL): whole seconds
+ * took an object born 10.35 s after a registration at x.05 s for the row's. */
+static void test_identify_window_to_the_nanosecond(void)
+{
+	struct journal_meta meta = test_meta();
+	struct journal *j = NULL;
+	CHECK(journal_create(check_tmpdir, &meta, &j, err, sizeof(err)) == 0);
+	if (!j)
+		return;
+	const int64_t reg_us = 1700000000050000LL, s = 1000000000;
+	const char *names[] = { "/at_end", "/early", "/huge", "/late", "/past_end" };
+	for (int i = 0; i < 5; i++) {
+		struct journal_row row = { .len = strlen(names[i]),
+					   .registered_us = i == 2 ? INT64_MAX : reg_us };
+		memcpy(row.name, names[i], row.len + 1);
+		CHECK_EQ_INT(journal_adopt(j, &row), 0);
+	}
+	CHECK_EQ_INT(journal_identify(j, "/at_end", 7, 1, reg_us * 1000 + 10 * s, 10), 0);
+	CHECK_EQ_INT(journal_identify(j, "/early", 6, 2, reg_us * 1000 - 3600 * s, 10), 0);
+	CHECK_EQ_INT(journal_identify(j, "/huge", 5, 3, reg_us * 1000, 10), 0);
+	CHECK_EQ_INT(journal_identify(j, "/late", 5, 4, 1700000010LL * s + 350000000, 10), 0);
+	CHECK_EQ_INT(journal_identify(j, "/past_end", 9, 5, reg_us * 1000 + 10 * s + 1, 10), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	struct journal_row rows[6];
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 6), 5);
+	CHECK(rows[0].identified && rows[0].ino == 1);
+	CHECK(rows[1].identified && rows[1].ino == 2);
+	CHECK(rows[2].identified && rows[2].ino == 3); /* a window past the clock's end */
+	CHECK(!rows[3].identified);
+	CHECK(!rows[4].identified);
+	CHECK(!rows[0].registered_cut && journal_row_earliest_us(&rows[0]) == reg_us);
+	journal_close(j);
+}
+
 extern const char journal_schema_v1_sql[];
 
 /* A journal of release 0.1.0 (schema version 1, built from its verbatim schema text) is
@@ -651,6 +687,14 @@ static void test_version1_journal(void)
 	/* Seconds, cut: the registration may have been as late as the second's last
 	 * microsecond, where a grace must start so it is never short. */
 	CHECK_EQ_INT(rows[0].registered_us, 1700000000LL * 1000000 + 999999);
+	/* ...and as early as its first, where the birth window must start so it is never
+	 * longer than 10 s: an object born past the second 10 s later may be 10.x s younger
+	 * than the registration. */
+	CHECK(rows[0].registered_cut);
+	CHECK_EQ_INT(journal_row_earliest_us(&rows[0]), 1700000000LL * 1000000);
+	CHECK(shmobj_born_by(1700000010LL * 1000000000, journal_row_earliest_us(&rows[0]), 10));
+	CHECK(!shmobj_born_by(1700000010LL * 1000000000 + 1, journal_row_earliest_us(&rows[0]),
+			      10));
 	CHECK_EQ_INT(journal_identify(j, "/a", 2, 5, 1700000000LL * 1000000000, 10), 0);
 	CHECK_EQ_INT(journal_adopt(j, &rows[0]), -1);
 	CHECK_EQ_INT(journal_forget(j, "/a", 2), 0);
@@ -1108,6 +1152,7 @@ int main(void)
 	RUN(test_untrusted_relaxed_schema);
 	RUN(test_schema_refuses_what_no_manager_writes);
 	RUN(test_identity_learned_once);
+	RUN(test_identify_window_to_the_nanosecond);
 	RUN(test_version1_journal);
 	RUN(test_untrusted_forged_rows);
 	RUN(test_malformed_manager_row);

@@ -1238,18 +1238,106 @@ static void test_journal_young_rows_kept(void)
 	memcpy(rc.name, c, rc.len + 1);
 	memcpy(rd.name, d, rd.len + 1);
 	CHECK(journal_adopt(j, &rc) == 0 && journal_adopt(j, &rd) == 0);
+	/* A journal's time may be anything: registered at the start of int64 time is as
+	 * old as can be, not young by an overflow (nor undefined behaviour). */
+	char e[64];
+	obj_name(e, sizeof(e), 144);
+	struct journal_row re = { .len = strlen(e), .registered_us = INT64_MIN };
+	memcpy(re.name, e, re.len + 1);
+	CHECK(journal_adopt(j, &re) == 0);
 	CHECK(journal_commit(j) == 0);
 	f.opts.young_s = 10;
 	struct reclaim_report r;
 	memset(&r, 0, sizeof(r));
 	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
 	CHECK_EQ_INT(r.young, 2);
-	CHECK_EQ_INT(r.gone, 2);
+	CHECK_EQ_INT(r.gone, 3);
 	CHECK_EQ_INT(journal_count(j), 2);
 	struct journal_row rows[4];
 	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 2);
 	CHECK(strcmp(rows[0].name, a) == 0 || strcmp(rows[1].name, a) == 0);
 	CHECK(strcmp(rows[0].name, c) == 0 || strcmp(rows[1].name, c) == 0);
+	journal_close(j);
+	fixture_fini(&f);
+}
+
+/* The birth rule, to the nanosecond: born at most window_s after the registration (its
+ * microsecond), or before it; whole seconds let it reach almost a second further. Times
+ * read from a journal may be anything: no overflow at the ends of the range. */
+static void test_born_by_to_the_nanosecond(void)
+{
+	const int64_t reg_us = 1700000000050000LL; /* x.05 s */
+	const int64_t end_ns = reg_us * 1000 + 10LL * 1000000000;
+	CHECK(shmobj_born_by(end_ns, reg_us, 10));
+	CHECK(!shmobj_born_by(end_ns + 1, reg_us, 10));
+	/* x + 10.35 s: in the whole second of x + 10, which whole seconds let through. */
+	CHECK(!shmobj_born_by((1700000000LL + 10) * 1000000000 + 350000000, reg_us, 10));
+	CHECK(shmobj_born_by(reg_us * 1000 - 3600LL * 1000000000, reg_us, 10)); /* before */
+	CHECK(shmobj_born_by(reg_us * 1000, reg_us, 0));
+	CHECK(!shmobj_born_by(reg_us * 1000 + 1, reg_us, 0));
+	CHECK(!shmobj_born_by(reg_us * 1000 + 1, reg_us, -5)); /* a negative window is none */
+	CHECK(shmobj_born_by(-1, 0, 0));                       /* before the epoch, rounded down */
+	CHECK(!shmobj_born_by(1, 0, 0));
+	CHECK(!shmobj_born_by(-999, -1, 0));
+	CHECK(shmobj_born_by(-1000, -1, 0));
+	CHECK(shmobj_born_by(INT64_MAX, INT64_MAX, 10));
+	CHECK(shmobj_born_by(INT64_MAX, INT64_MAX - 5, 10));
+	CHECK(shmobj_born_by(INT64_MAX, 0, INT64_MAX));
+	CHECK(!shmobj_born_by(INT64_MAX, INT64_MIN, 10));
+	CHECK(shmobj_born_by(INT64_MIN, 0, 0));
+	CHECK(!shmobj_born_by(INT64_MIN, INT64_MIN, 0)); /* INT64_MIN us is before it */
+}
+
+/* A row never identified (its manager died before it learned the object) means an
+ * object born at most SHMOBJ_BIRTH_WINDOW_S after its registration: one born a
+ * microsecond later is another program's, refused as a reused name and left, even in
+ * the same whole second as the window's end (whole seconds unlinked it). */
+static void test_journal_birth_window_exact(void)
+{
+	struct fixture f;
+	char in[64], out[64], err[256], jdir[700];
+	obj_name(in, sizeof(in), 150);
+	obj_name(out, sizeof(out), 151);
+	CHECK(obj_create(in, geteuid()) == 0);
+	CHECK(obj_create(out, geteuid()) == 0);
+	fixture_init(&f, check_tmpdir);
+	struct shmobj_info bi, bo;
+	CHECK(shmobj_info(f.shmfd, in, &bi) == 0 && shmobj_info(f.shmfd, out, &bo) == 0);
+	if (!bi.has_btime || !bo.has_btime) {
+		printf("# no birth times on %s: nothing to compare\n", SHMOBJ_DIR);
+		fixture_fini(&f);
+		return;
+	}
+	snprintf(jdir, sizeof(jdir), "%s/window", check_tmpdir);
+	mkdir(jdir, 0700);
+	struct journal *j = NULL;
+	struct journal_meta m;
+	meta_init(&m, geteuid(), f.boot_id);
+	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	if (!j) {
+		fixture_fini(&f);
+		return;
+	}
+	const int64_t w_us = SHMOBJ_BIRTH_WINDOW_S * 1000000LL;
+	/* in: born at the end of its window (within its last microsecond); out: born a
+	 * microsecond and more past it. */
+	struct journal_row ri = { .len = strlen(in),
+				  .registered_us = (bi.btime_ns + 999) / 1000 - w_us };
+	struct journal_row ro = { .len = strlen(out),
+				  .registered_us = bo.btime_ns / 1000 - w_us - 1 };
+	memcpy(ri.name, in, ri.len + 1);
+	memcpy(ro.name, out, ro.len + 1);
+	CHECK(journal_adopt(j, &ri) == 0 && journal_adopt(j, &ro) == 0);
+	CHECK(journal_commit(j) == 0);
+	struct reclaim_report r;
+	memset(&r, 0, sizeof(r));
+	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK_EQ_INT(r.unlinked, 1);
+	CHECK_EQ_INT(r.refused, 1);
+	CHECK_EQ_INT(r.reused, 1);
+	CHECK(!obj_exists(in));
+	CHECK(obj_exists(out));
+	CHECK_EQ_INT(journal_count(j), 0);
 	journal_close(j);
 	fixture_fini(&f);
 }
@@ -1397,6 +1485,8 @@ int main(void)
 	RUN(test_dir_empty_journal_removed);
 	RUN(test_dir_dry_run_reads_a_copy);
 	RUN(test_journal_young_rows_kept);
+	RUN(test_born_by_to_the_nanosecond);
+	RUN(test_journal_birth_window_exact);
 	RUN(test_base_goes_on_past_failures);
 	if (geteuid() == 0)
 		RUN(test_dir_as_root_acts_as_owner);
