@@ -631,19 +631,19 @@ static int prepare_statements(struct journal *j)
 
 /* A -wal or -shm without its database is someone's leftover; SQLite would replay a
  * leftover WAL into the new empty database, so creation refuses rather than guess. */
-static int refuse_leftovers(struct journal *j, const char *dirpath)
+static int refuse_leftovers(struct journal *j, const char *dirpath, const char *file)
 {
 	static const char *const suffixes[] = { "-wal", "-shm" };
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		char path[PATH_MAX];
+		char path[PATH_MAX], aux[32];
 		struct stat st;
-		if (journal_path(dirpath, suffixes[i], path, sizeof(path)) < 0)
+		snprintf(aux, sizeof(aux), "%s%s", file, suffixes[i]);
+		if (journal_path(dirpath, aux, path, sizeof(path)) < 0)
 			return journal_fail(j, "path too long");
 		if (lstat(path, &st) == 0)
-			return journal_fail(j, "leftover %s%s exists", JOURNAL_FILE, suffixes[i]);
+			return journal_fail(j, "leftover %s%s exists", JOURNAL_FILE, aux);
 		if (errno != ENOENT)
-			return journal_fail(j, "stat %s%s: %s", JOURNAL_FILE, suffixes[i],
-					    strerror(errno));
+			return journal_fail(j, "stat %s%s: %s", JOURNAL_FILE, aux, strerror(errno));
 	}
 	return 0;
 }
@@ -715,19 +715,22 @@ static int create_schema(struct journal *j, const struct journal_meta *meta)
 	return 0;
 }
 
-static void unlink_created(const char *dirpath)
+static void unlink_created(const char *dirpath, const char *file)
 {
 	static const char *const suffixes[] = { "", "-wal", "-shm" };
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		char path[PATH_MAX];
-		if (journal_path(dirpath, suffixes[i], path, sizeof(path)) == 0 &&
-		    unlink(path) < 0 && errno != ENOENT)
+		char path[PATH_MAX], aux[32];
+		snprintf(aux, sizeof(aux), "%s%s", file, suffixes[i]);
+		if (journal_path(dirpath, aux, path, sizeof(path)) == 0 && unlink(path) < 0 &&
+		    errno != ENOENT)
 			log_warn("journal: unlink %s: %s", path, strerror(errno));
 	}
 }
 
-int journal_create(const char *dirpath, const struct journal_meta *meta, struct journal **out,
-		   char *err, size_t errlen)
+/* journal_create of DIR/journal.db<file>: "" the journal, JOURNAL_ASIDE one being
+ * rebuilt (journal_rebuild). */
+static int journal_create_as(const char *dirpath, const char *file, const struct journal_meta *meta,
+			     struct journal **out, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	bool created = false;
@@ -740,11 +743,11 @@ int journal_create(const char *dirpath, const struct journal_meta *meta, struct 
 	struct journal *j = journal_alloc(0, err, errlen);
 	if (!j)
 		return -1;
-	if (journal_path(dirpath, "", path, sizeof(path)) < 0) {
+	if (journal_path(dirpath, file, path, sizeof(path)) < 0) {
 		journal_fail(j, "path too long");
 		goto fail;
 	}
-	if (refuse_leftovers(j, dirpath) < 0 || create_file(j, path) < 0)
+	if (refuse_leftovers(j, dirpath, file) < 0 || create_file(j, path) < 0)
 		goto fail;
 	created = true;
 	if (open_db(j, path, SQLITE_OPEN_CREATE, NULL) < 0 || configure_connection(j) < 0 ||
@@ -754,11 +757,17 @@ int journal_create(const char *dirpath, const struct journal_meta *meta, struct 
 	*out = j;
 	return 0;
 fail:
-	util_err(err, errlen, "%s/%s: %s", dirpath, JOURNAL_FILE, j->err);
+	util_err(err, errlen, "%s/%s%s: %s", dirpath, JOURNAL_FILE, file, j->err);
 	journal_close(j);
 	if (created)
-		unlink_created(dirpath);
+		unlink_created(dirpath, file);
 	return -1;
+}
+
+int journal_create(const char *dirpath, const struct journal_meta *meta, struct journal **out,
+		   char *err, size_t errlen)
+{
+	return journal_create_as(dirpath, "", meta, out, err, errlen);
 }
 
 /* The checks and statements of journal_open and journal_open_dirfd, on a handle whose
@@ -903,6 +912,81 @@ bool journal_path_fits(const char *dirpath)
 	sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
 	size_t need = strlen(dirpath) + sizeof("/" JOURNAL_FILE "-wal");
 	return vfs && need <= (size_t)vfs->mxPathname;
+}
+
+/* Unlinks dirfd's journal.db<file> and its -wal, -shm and -journal, in that order (a
+ * WAL whose database still exists holds its last commits, so it goes only once the
+ * database has). ENOENT is fine. */
+static int unlink_journal_files(int dirfd, const char *file, char *err, size_t errlen)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s%s%s", JOURNAL_FILE, file, suffixes[i]);
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
+			util_err(err, errlen, "unlink %s: %s", name, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Why aside, then renamed in: a reader must never find journal.db holding fewer names
+ * than the manager has registered. Reclaimers read a live manager's journal to hand
+ * over, not unlink, the names it holds (livemgr.c), and a journal missing a name there
+ * has it unlinked under the manager. Made in place, the new file is visible from its
+ * creation: first empty (which a reader takes for a manager starting, that has
+ * registered nothing: journal_open's -ENODATA), then with its schema and manager row
+ * and none of the rows (journal_create commits those first, and the rows came in a
+ * second transaction: a new user's sweep unlinked a name in that window). Even one
+ * transaction for everything leaves the empty file before it. So the new journal is
+ * written whole under another name nobody reads, its WAL checkpointed into it and
+ * removed by the close; then what is left of the old journal goes (the database first:
+ * a reader then finds no journal, which counts as "cannot be read", so keeps
+ * everything), and rename(2) puts the new one at journal.db in one step, with no WAL
+ * beside it that is not its own.
+ */
+int journal_rebuild(const char *dirpath, int dirfd, const struct journal_meta *meta,
+		    const struct journal_row *rows, size_t n, struct journal **out, char *err,
+		    size_t errlen)
+{
+	char ignored[64];
+	struct journal *nj = NULL;
+	struct stat st;
+	*out = NULL;
+	if (unlink_journal_files(dirfd, JOURNAL_ASIDE, err, errlen) < 0 ||
+	    journal_create_as(dirpath, JOURNAL_ASIDE, meta, &nj, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (journal_adopt(nj, &rows[i]) < 0)
+			goto fail_nj;
+	}
+	if (journal_commit(nj) < 0)
+		goto fail_nj;
+	journal_close(nj); /* the last connection: checkpoints and removes -wal and -shm */
+	nj = NULL;
+	if (fstatat(dirfd, JOURNAL_FILE JOURNAL_ASIDE "-wal", &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    errno != ENOENT) {
+		util_err(err, errlen, "%s/%s%s-wal: still there after the close: not renamed in",
+			 dirpath, JOURNAL_FILE, JOURNAL_ASIDE);
+		goto fail;
+	}
+	if (unlink_journal_files(dirfd, "", err, errlen) < 0)
+		goto fail;
+	if (renameat2(dirfd, JOURNAL_FILE JOURNAL_ASIDE, dirfd, JOURNAL_FILE, RENAME_NOREPLACE) <
+	    0) {
+		util_err(err, errlen, "rename %s%s to %s: %s", JOURNAL_FILE, JOURNAL_ASIDE,
+			 JOURNAL_FILE, strerror(errno));
+		goto fail;
+	}
+	return journal_open(dirpath, 0, out, err, errlen);
+fail_nj:
+	util_err(err, errlen, "%s/%s%s: %s", dirpath, JOURNAL_FILE, JOURNAL_ASIDE, nj->err);
+	journal_close(nj);
+fail:
+	unlink_journal_files(dirfd, JOURNAL_ASIDE, ignored, sizeof(ignored));
+	return -1;
 }
 
 const struct journal_meta *journal_meta(const struct journal *j)
@@ -1358,16 +1442,10 @@ void journal_abandon(struct journal *j)
 
 int journal_unlink_files(int dirfd, char *err, size_t errlen)
 {
-	/* The database first: a WAL whose database still exists holds its last commits, so
-	 * it is removed only once the database is gone. The rollback journal exists only
-	 * while a new journal switches to WAL mode (a manager killed then leaves it). */
-	static const char *const names[] = { JOURNAL_FILE, JOURNAL_FILE "-wal", JOURNAL_FILE "-shm",
-					     JOURNAL_FILE "-journal" };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
-			util_err(err, errlen, "unlink %s: %s", names[i], strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
+	/* The rollback journal exists only while a new journal switches to WAL mode (a
+	 * manager killed then leaves it); the one aside, while a manager rebuilds its
+	 * journal (journal_rebuild). */
+	if (unlink_journal_files(dirfd, "", err, errlen) < 0)
+		return -1;
+	return unlink_journal_files(dirfd, JOURNAL_ASIDE, err, errlen);
 }

@@ -24,8 +24,9 @@
 #include "util.h"
 
 #define JOURNAL_FILE "journal.db"
-#define JOURNAL_SCHEMA_VERSION 3          /* what journal_create writes */
-#define JOURNAL_SCHEMA_VERSION_MIN 1      /* the oldest a reader still reclaims (0.1.0) */
+#define JOURNAL_ASIDE ".new"         /* journal.db.new: a journal being rebuilt (journal_rebuild) */
+#define JOURNAL_SCHEMA_VERSION 3     /* what journal_create writes */
+#define JOURNAL_SCHEMA_VERSION_MIN 1 /* the oldest a reader still reclaims (0.1.0) */
 #define JOURNAL_APPLICATION_ID 0x73686d77 /* 'shmw' */
 
 struct journal;
@@ -90,6 +91,19 @@ int64_t journal_row_earliest_us(const struct journal_row *row);
  * The manager's own handle: WAL, synchronous=OFF (reasoned in journal.c). */
 int journal_create(const char *dirpath, const struct journal_meta *meta, struct journal **out,
 		   char *err, size_t errlen);
+
+/* Makes DIR/journal.db anew, for a manager whose journal was removed or replaced under
+ * it: meta and rows[0..n-1] (as journal_adopt takes them) are written and committed in
+ * DIR/journal.db.new, which is then closed (its WAL checkpointed into it), what is left of
+ * the old journal.db and its -wal, -shm is unlinked through dirfd (DIR itself), and the
+ * new file renamed to journal.db: a reader finds no journal.db, or one holding every
+ * row, never one with fewer (journal.c says why). Then opened as journal_create's handle
+ * would be. 0 with *out set, or -1 with err set: then journal.db may be gone (or be the
+ * new one, when only the last open failed), and the caller keeps its old handle and
+ * tries again later. */
+int journal_rebuild(const char *dirpath, int dirfd, const struct journal_meta *meta,
+		    const struct journal_row *rows, size_t n, struct journal **out, char *err,
+		    size_t errlen);
 
 /* Opens an existing DIR/journal.db; DIR must contain no symlink (SQLite refuses a symlink
  * in any component of the path). With JOURNAL_UNTRUSTED: defensive mode, trusted_schema
@@ -183,7 +197,8 @@ void journal_close(struct journal *j);
 void journal_abandon(struct journal *j);
 
 /* Unlinks journal.db, journal.db-wal, journal.db-shm and journal.db-journal (the
- * rollback journal of the switch to WAL mode at creation) in dirfd; ENOENT is fine. */
+ * rollback journal of the switch to WAL mode at creation) in dirfd, and the same of
+ * journal.db.new (a rebuild a manager was killed in: journal_rebuild); ENOENT is fine. */
 int journal_unlink_files(int dirfd, char *err, size_t errlen);
 
 #endif

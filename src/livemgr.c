@@ -22,7 +22,10 @@
  * needed) and no reclaimer marks it (mgrdir_marked: a reclaimer holding a dead
  * directory's lock marks it, and a dead journal is not opened in place, which would
  * rewrite its -shm). Where the holder's socket leads does not count: a live manager's
- * directory renamed since its bind is still its (livemgr_consider says why). Its journal
+ * directory renamed since its bind is still its (livemgr_consider says why), and so is
+ * one emptied or removed under it, whose holder still listens at a socket bound in a
+ * directory of its name: its journal then cannot be read, which keeps everything (again
+ * livemgr_consider). Its journal
  * is then read through our descriptor of the directory (journal_open_dirfd) and counts
  * when it names the holder (in any of the pid namespaces it has: NSpid) as its manager,
  * belongs to the owner and records our shm filesystem.
@@ -99,6 +102,10 @@ struct livemgr_entry {
 			    * damaged, busy): it may hold any name (livemgr_unreadable) */
 	bool unserved;     /* the holder does not listen at the directory's socket: its
 			    * journal must name it before it counts (livemgr_consider) */
+	dev_t jdev;        /* the journal.db that j reads, */
+	ino_t jino;        /* to see one put in its place (livemgr_journal_same) */
+	bool stripped;     /* found with neither socket nor lock file in it, or removed:
+			    * its manager's files went (livemgr_consider) */
 	bool foreign;      /* its journal is not ours (another owner, shm filesystem, or
 			    * manager pid): never opened again */
 	bool seen;         /* in the latest walk */
@@ -213,17 +220,36 @@ static size_t livemgr_sockets(int fddir, unsigned long *inodes, size_t max)
 	return n;
 }
 
+/* Whether bound, a socket's bound path, is NAME/manager.sock in some directory. */
+static bool livemgr_bound_in(const char *bound, const char *name)
+{
+	size_t blen = strlen(bound), nlen = strlen(name), slen = strlen(MGRDIR_SOCKET);
+	if (!nlen || blen < nlen + slen + 2)
+		return false;
+	const char *tail = bound + blen - slen - nlen - 2;
+	return tail[0] == '/' && memcmp(tail + 1, name, nlen) == 0 && tail[nlen + 1] == '/' &&
+	       strcmp(tail + nlen + 2, MGRDIR_SOCKET) == 0;
+}
+
 /* Whether pid listens on dirfd/manager.sock: what only the directory's manager does.
  * Its listening sockets come from /proc/PID/net/unix (its own network namespace); the
  * path each was bound to is looked up in its own root and mount namespace
- * (/proc/PID/root), and must be the very socket file in our directory. 1 yes, 0 no,
- * -1 cannot tell (its sockets cannot be read). */
-static int livemgr_listens(pid_t pid, int fddir, int dirfd)
+ * (/proc/PID/root), and must be the very socket file in our directory. With name (the
+ * directory's own name, as the kernel names the holder's descriptor of it), a listening
+ * socket of pid bound at a path ending in NAME/manager.sock counts too, wherever that
+ * path leads now: what a manager still holds whose socket file was removed with its
+ * directory's other files (a cleaner emptying it, an rm -r of it or of its base). That
+ * is path text, so it only ever makes a holder count as a manager, which keeps more
+ * (livemgr_consider). 1 yes, 0 no, -1 cannot tell (its sockets cannot be read). */
+static int livemgr_listens(pid_t pid, int fddir, int dirfd, const char *name)
 {
 	struct stat sock;
-	if (fstatat(dirfd, MGRDIR_SOCKET, &sock, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISSOCK(sock.st_mode))
+	bool have_sock = false;
+	if (fstatat(dirfd, MGRDIR_SOCKET, &sock, AT_SYMLINK_NOFOLLOW) == 0)
+		have_sock = S_ISSOCK(sock.st_mode);
+	else if (errno != ENOENT)
+		return -1;
+	if (!have_sock && !name)
 		return 0;
 	unsigned long inodes[LIVEMGR_SOCKETS_MAX];
 	size_t n = livemgr_sockets(fddir, inodes, LIVEMGR_SOCKETS_MAX);
@@ -253,9 +279,12 @@ static int livemgr_listens(pid_t pid, int fddir, int dirfd)
 		 * made unreachable since the bind) proves nothing: only the path's owner,
 		 * the manager's own user (or root), can do that to it. */
 		struct stat st;
-		if ((size_t)snprintf(root, sizeof(root), "/proc/%d/root%s", (int)pid, bound) <
+		if (have_sock &&
+		    (size_t)snprintf(root, sizeof(root), "/proc/%d/root%s", (int)pid, bound) <
 			    sizeof(root) &&
 		    stat(root, &st) == 0 && st.st_dev == sock.st_dev && st.st_ino == sock.st_ino)
+			found = 1;
+		else if (name && livemgr_bound_in(bound, name))
 			found = 1;
 	}
 	fclose(f);
@@ -269,7 +298,7 @@ int livemgr_serves(pid_t pid, int dirfd)
 	int fddir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fddir < 0)
 		return -1;
-	int rc = livemgr_listens(pid, fddir, dirfd);
+	int rc = livemgr_listens(pid, fddir, dirfd, NULL);
 	close(fddir);
 	return rc;
 }
@@ -327,9 +356,25 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 		return -1;
 	}
 	e->unreadable = false;
+	/* Which journal.db the handle reads, so a later one in its place (the manager's
+	 * restore after a cleaner removed it) is seen (livemgr_journal_same). A file
+	 * replaced during the open leaves the handle reading one we cannot name. */
+	struct stat before, after;
+	bool have = fstatat(e->dirfd, JOURNAL_FILE, &before, AT_SYMLINK_NOFOLLOW) == 0;
 	int rc = journal_open_dirfd(e->dirfd, label,
 				    JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &e->j, err,
 				    sizeof(err));
+	if (rc == 0 && (!have || fstatat(e->dirfd, JOURNAL_FILE, &after, AT_SYMLINK_NOFOLLOW) < 0 ||
+			after.st_dev != before.st_dev || after.st_ino != before.st_ino)) {
+		journal_close(e->j);
+		e->j = NULL;
+		util_err(err, sizeof(err), "%s was replaced while being opened", JOURNAL_FILE);
+		rc = -1;
+	}
+	if (rc == 0) {
+		e->jdev = before.st_dev;
+		e->jino = before.st_ino;
+	}
 	if (rc == -ENODATA)
 		return 0; /* no schema yet: a manager starting has registered nothing */
 	if (rc < 0) {
@@ -355,9 +400,16 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 			return 0;
 		}
 		e->unreadable = true;
-		log_info("livemgr: %s: its journal cannot be read: %s; no object of uid %u is "
-			 "unlinked while it lives",
-			 label, err, (unsigned)lm->owner);
+		if (e->stripped)
+			log_info(
+				"livemgr: %s: its directory was emptied or removed under it (a "
+				"cleaner, an rm -r), and its journal cannot be read: %s; no object "
+				"of uid %u is unlinked while it holds it so",
+				label, err, (unsigned)lm->owner);
+		else
+			log_info("livemgr: %s: its journal cannot be read: %s; no object of uid "
+				 "%u is unlinked while it lives",
+				 label, err, (unsigned)lm->owner);
 		return 0;
 	}
 	const struct journal_meta *m = journal_meta(e->j);
@@ -375,6 +427,22 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	log_debug("livemgr: live manager pid %d (directory %llu on %#llx)", (int)e->pid,
 		  (unsigned long long)e->ino, (unsigned long long)e->dev);
 	return 0;
+}
+
+/* Whether the journal an entry reads is still the one at its directory's journal.db. A
+ * manager whose journal was removed makes a new one (manager.c, journal_rebuild): a
+ * handle kept on the old files would no longer see its registrations. One that is not
+ * is closed, to be opened again (livemgr_open). */
+static void livemgr_journal_same(struct livemgr_entry *e)
+{
+	struct stat st;
+	if (!e->j || (fstatat(e->dirfd, JOURNAL_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		      st.st_dev == e->jdev && st.st_ino == e->jino))
+		return;
+	log_debug("livemgr: live manager pid %d: its journal was replaced: read again",
+		  (int)e->pid);
+	journal_close(e->j);
+	e->j = NULL;
 }
 
 /* livemgr_open for an entry found earlier whose journal is not open yet. */
@@ -406,10 +474,31 @@ static bool livemgr_is_mgrdir(int dirfd)
 	       (fstatat(dirfd, MGRDIR_LOCK, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode));
 }
 
+/* The name of the directory pid holds as descriptor fdname, as the kernel gives it (its
+ * last component, without the " (deleted)" of a removed one): into name, "" when there
+ * is none. Text, for livemgr_listens only. */
+static void livemgr_held_name(int fddir, const char *fdname, bool removed, char *name, size_t len)
+{
+	char link[PATH_MAX];
+	static const char deleted[] = " (deleted)";
+	name[0] = '\0';
+	ssize_t n = readlinkat(fddir, fdname, link, sizeof(link) - 1);
+	if (n <= 0 || link[0] != '/')
+		return;
+	link[n] = '\0';
+	size_t dl = sizeof(deleted) - 1;
+	if (removed && (size_t)n > dl && strcmp(link + n - dl, deleted) == 0)
+		link[n - dl] = '\0';
+	const char *slash = strrchr(link, '/');
+	if (strlen(slash + 1) < len)
+		util_strlcpy(name, slash + 1, len);
+}
+
 /* One descriptor of pid: a directory of the owner that looks like a manager directory,
- * whose lock is held, and that no reclaimer marks, is taken for a live manager's; its
- * journal then decides (livemgr_open: it must name pid as its manager). Returns 0, or
- * -1 when it cannot tell (or must not look further).
+ * or one its holder serves a socket in by name (below), whose lock is held, and that no
+ * reclaimer marks, is taken for a live manager's; its journal then decides
+ * (livemgr_open: it must name pid as its manager, or cannot be read). Returns 0, or -1
+ * when it cannot tell (or must not look further).
  *
  * Not by the socket's bound path (it was, until a new user found why not): a live
  * manager's directory renamed or moved since its bind (mv, a /tmp cleaner's rename, a
@@ -423,7 +512,29 @@ static bool livemgr_is_mgrdir(int dirfd)
  * be read and names it as its manager; otherwise it is foreign (a journal it holds that
  * cannot be read says nothing about it: a dead one held by an older reclaimer must not
  * stop every reclaim of the owner's while held, as an unreadable live manager's does),
- * and only costs one read-only open of that journal in place. */
+ * and only costs one read-only open of that journal in place.
+ *
+ * A live manager's directory may also have lost its files, or itself, while the manager
+ * holds it: a cleaner that empties it (tmpreaper ignores flocks), an rm -r of it or of
+ * its whole base. The manager makes them again within a second (manager.c, the files
+ * check), or never (its base is gone, or it is stopped: SIGSTOP, `scontrol suspend`),
+ * and meanwhile its directory holds neither socket nor lock file, or is removed
+ * (st_nlink 0), and its journal is gone from it. Its names are still registered, and
+ * its journal cannot be read: not in place (it is unlinked), nor soundly through the
+ * manager's own descriptors (a WAL database read without its -wal and -shm, or from a
+ * copy taken while the manager writes, misses or mixes commits). Skipped as "not a
+ * manager directory" (as it was), its names had no protection at all, and a dead
+ * journal listing them had them unlinked. So a holder still listening on a socket
+ * bound at NAME/manager.sock, NAME being the held directory's own name (the manager's
+ * socket, whose file went with the rest), serves it: such a directory counts whatever
+ * files it still holds, and a journal it cannot show is one that cannot be read
+ * (livemgr_unreadable: nothing of the owner's is unlinked while it is held so). Who
+ * else holds a removed or emptied directory, unmarked, exclusive: a reclaimer of an
+ * older release finishing its rmdir, or of this release between dropping its mark and
+ * its flock (neither listens there: not counted, as before); a look (ls, a dry run)
+ * locks shared only (never counted). The socket's path is only text, so it is trusted
+ * only to keep more: a holder it makes count can cost a reclaim that waits, never an
+ * unlink. */
 static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char *fdname)
 {
 	struct stat st, here;
@@ -443,6 +554,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 	if (e && e->seen)
 		return 0; /* another descriptor of the same directory */
 	int dirfd = -1, rc = 0;
+	bool looks = true, removed = false;
 	if (e) {
 		dirfd = e->dirfd;
 	} else {
@@ -451,9 +563,10 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		dirfd = openat(fddir, fdname, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 		if (dirfd < 0)
 			return 0;
-		if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev ||
-		    here.st_ino != st.st_ino || !livemgr_is_mgrdir(dirfd))
-			goto not_manager; /* replaced meanwhile, or not a manager directory */
+		if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev || here.st_ino != st.st_ino)
+			goto not_manager; /* replaced meanwhile */
+		removed = here.st_nlink == 0;
+		looks = !removed && livemgr_is_mgrdir(dirfd);
 	}
 	int locked = livemgr_locked(dirfd);
 	if (locked < 0) {
@@ -465,9 +578,10 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		goto not_manager;
 	}
 	if (!locked)
-		goto not_manager; /* a dead directory someone merely looks at */
+		goto not_manager; /* a dead directory someone merely looks at, or any directory */
 	if (e) {
 		e->seen = true;
+		livemgr_journal_same(e);
 		if (!e->j && !e->foreign && livemgr_open(lm, e, &st) < 0)
 			return -1;
 		return 0;
@@ -478,14 +592,18 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 			  (int)pid);
 		goto not_manager; /* a reclaimer holding a dead directory's lock */
 	}
-	int listens = livemgr_listens(pid, fddir, dirfd);
+	char name[NAME_MAX + 1];
+	livemgr_held_name(fddir, fdname, removed, name, sizeof(name));
+	int listens = livemgr_listens(pid, fddir, dirfd, name[0] ? name : NULL);
 	if (listens < 0) {
-		log_warn("livemgr: pid %d holds a locked manager directory, and its sockets "
-			 "cannot be looked at: %s; nothing is unlinked",
-			 (int)pid, strerror(errno));
+		log_warn("livemgr: pid %d holds a locked %s, and its sockets cannot be looked at: "
+			 "%s; nothing is unlinked",
+			 (int)pid, looks ? "manager directory" : "directory", strerror(errno));
 		rc = -1;
 		goto not_manager;
 	}
+	if (!looks && !listens)
+		goto not_manager; /* no manager directory, or not its manager's */
 	e = calloc(1, sizeof(*e));
 	if (!e) {
 		log_warn("livemgr: out of memory; nothing is unlinked");
@@ -498,6 +616,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 				     .dirfd = dirfd,
 				     .holder_fd = atoi(fdname),
 				     .unserved = !listens,
+				     .stripped = !looks,
 				     .seen = true };
 	TAILQ_INSERT_TAIL(&lm->entries, e, link);
 	return livemgr_open(lm, e, &st);
@@ -615,14 +734,18 @@ static int livemgr_recheck(struct livemgr *lm)
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)e->pid, e->holder_fd);
 		int locked = livemgr_locked(e->dirfd);
 		if (locked == 0) {
+			/* Dead, or let go of this directory for another: a manager whose
+			 * directory was removed makes a new one and locks it before it lets go
+			 * of the old (manager.c), and only a walk finds the new one. */
 			TAILQ_REMOVE(&lm->entries, e, link);
 			livemgr_entry_free(e);
-			continue;
+			return -1;
 		}
 		if (locked < 0 || statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0 ||
 		    makedev(stx.stx_dev_major, stx.stx_dev_minor) != e->dev ||
 		    (ino_t)stx.stx_ino != e->ino)
 			return -1;
+		livemgr_journal_same(e);
 		if (!e->j && !e->foreign && livemgr_open_again(lm, e) < 0)
 			return -1;
 	}

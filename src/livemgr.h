@@ -6,7 +6,9 @@
  * unlinks them (issue 10). Live managers are found by walking every live task's
  * descriptors (/proc/PID/fd): a directory of the owner holding a manager.sock, locked
  * exclusive, whose socket the holder listens on (looked up in the holder's own mount and
- * network namespace), is a live manager's; its journal is read through our descriptor of
+ * network namespace), is a live manager's (and so is one emptied or removed under its
+ * manager, which listens at a socket bound in a directory of its name: its journal then
+ * counts as one that cannot be read); its journal is read through our descriptor of
  * that directory (journal_open_dirfd), never by a path, and counts when it names the
  * holder (in any pid namespace it has) as its manager, belongs to the owner being
  * reclaimed for, and records our shm filesystem (a version 1 journal records none and is

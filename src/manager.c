@@ -922,11 +922,15 @@ static int manager_restore_dir(struct manager *m)
 }
 
 /* A new journal holding the live set: every row of the old handle (whose files are
- * unlinked but still open), under the same manager row. The window without a journal
- * on disk is the few milliseconds between unlinking the leftovers and the commit. */
+ * unlinked but still open), under the same manager row. Made aside and renamed in
+ * (journal_rebuild), never built in place: a reclaimer reading it meanwhile must find
+ * either no journal (cannot be read: it keeps everything of ours) or all of it. Built
+ * in place, the schema and manager row came first, and a sweep that read it then, with
+ * no rows yet, unlinked a name this manager holds that a dead journal listed too. The
+ * window without a journal on disk is the few milliseconds of the rebuild. */
 static int manager_restore_journal(struct manager *m)
 {
-	char err[320];
+	char err[PATH_MAX + 320];
 	struct journal *nj = NULL;
 	struct journal_row *rows = NULL;
 	size_t n = 0, cap = 0;
@@ -951,24 +955,17 @@ static int manager_restore_journal(struct manager *m)
 		if (got < PRUNE_PAGE)
 			break;
 	}
-	if (journal_unlink_files(m->dirfd, err, sizeof(err)) < 0 ||
-	    journal_create(m->journal_dir, &m->meta, &nj, err, sizeof(err)) < 0) {
+	/* Each row as it was: its registration time and the object it means, if learned;
+	 * all of them or none (then the old handle stays, and the next check tries again). */
+	if (journal_rebuild(m->journal_dir, m->dirfd, &m->meta, rows, n, &nj, err, sizeof(err)) <
+	    0) {
 		log_error("manager: restoring the journal: %s", err);
-		goto out;
-	}
-	/* Each row as it was: its registration time and the object it means, if learned. */
-	for (size_t i = 0; i < n; i++) {
-		if (journal_adopt(nj, &rows[i]) < 0)
-			break;
-	}
-	if (journal_commit(nj) < 0) {
-		log_error("manager: restoring the journal: %s", journal_error(nj));
 		goto out;
 	}
 	journal_abandon(m->journal);
 	m->journal = nj;
 	nj = NULL;
-	regcache_clear(&m->regs); /* a row that failed to copy is not in the new journal */
+	regcache_clear(&m->regs); /* it speaks of the old handle's commits */
 	m->prune_resume = false;
 	m->pass_open = false;
 	manager_note_journal(m);
@@ -976,10 +973,6 @@ static int manager_restore_journal(struct manager *m)
 		 n, n == 1 ? "" : "s");
 	rc = 0;
 out:
-	if (nj) {
-		journal_close(nj);
-		journal_unlink_files(m->dirfd, err, sizeof(err));
-	}
 	free(rows);
 	return rc;
 }
@@ -1547,6 +1540,21 @@ static bool manager_reclaim_own(struct manager *m)
 		 rep.unlinked, rep.gone, rep.in_use, rep.young, rep.refused, rep.reused,
 		 rep.handed_over);
 	if (journal_count(m->journal) != 0) {
+		struct stat st;
+		bool removed = fstat(m->dirfd, &st) < 0 || st.st_nlink == 0;
+		if (removed || manager_same_file(m, JOURNAL_FILE, &m->journal_st) < 0) {
+			/* Its directory or its journal was removed and not made again (its
+			 * base is gone too, or the last restore failed): the rows are in an
+			 * unlinked file that no reclaimer will ever read. */
+			log_warn("manager: shutdown: %u object%s still in use by live processes "
+				 "and %u registered less than %d s ago are in no journal: %s%s%s "
+				 "was removed under the manager and could not be made again, so "
+				 "neither `shmwarden sweep` nor the next manager will reclaim them",
+				 rep.in_use, rep.in_use == 1 ? "" : "s", rep.young,
+				 m->cfg.prune_grace_s, m->dirpath, removed ? "" : "/",
+				 removed ? "" : JOURNAL_FILE);
+			return false;
+		}
 		/* Young rows are the normal case of a shutdown right after an OK: info. */
 		(rep.in_use ? log_warn : log_info)(
 			"manager: shutdown: %u object%s still in use by live processes and %u "

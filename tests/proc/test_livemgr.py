@@ -16,13 +16,17 @@ live manager's /pin survives when:
   skipped a held lock under that load);
 - the sweeper's /proc is not procfs (an empty tmpfs): it cannot tell who is live, so
   it keeps everything; decoys (a locked "manager directory" with a listening socket
-  and a garbage journal) are not mistaken for anything and break nothing.
+  and a garbage journal) are not mistaken for anything and break nothing;
+- the live manager's directory was emptied or removed, or its whole base (it is stopped,
+  so it makes nothing again meanwhile), or it is rebuilding its removed journal, or
+  rebuilt it while a reclaimer was between two pages.
 """
 import os
 import subprocess
 import sys
 import json
 import shutil
+import signal
 
 import pytest
 
@@ -518,6 +522,204 @@ def test_lock_holder_pid_is_the_kernels_answer():
         expect(holder_pid(sb, os.path.dirname(sock), nsbase) == int(kids[0]),
                "the manager in its own pid namespace is not reported as pid %s" % kids[0])
         looker.kill()
+        sigkill(live)
+
+
+def names_in(mgr_dir):
+    """The names journaled in mgr_dir, [] while it has no readable journal."""
+    try:
+        return harness.journal_names(mgr_dir)
+    except Exception:
+        return []
+
+
+def dead_and_live(sb, live, dead, pin):
+    """A manager in dead that journaled pin, whose client created it, SIGKILLed; then
+    the live manager's client registers pin (a receiver's registration of the object
+    it was sent). A sweep of dead hands it over to the live manager."""
+    d = harness.dead_manager(sb, [pin], base=dead)
+    c = live.client()
+    c.register(pin)
+    return d, c
+
+
+def reclaim_report(sb, how, d, dead):
+    """The report of d's reclaim by how ("sweep" of its base, or "recover" of it)."""
+    args = (["sweep", "--json", "--tmpdir", dead] if how == "sweep"
+            else ["recover", "--json", d])
+    r = sb.run(args)
+    expect(r.returncode == 0, "%s: exit %d: %s %s" % (how, r.returncode, r.stdout, r.stderr))
+    doc = json.loads(r.stdout)
+    return doc["dirs"][0] if how == "sweep" else doc
+
+
+def strip(mgr_dir, what):
+    """What a cleaner or a hand does to a live manager's directory."""
+    if what == "base":  # the job's whole TMPDIR, rm -rf'd
+        shutil.rmtree(os.path.dirname(mgr_dir))
+    elif what == "dir":
+        shutil.rmtree(mgr_dir)
+    else:  # "emptied": everything; "sock+journal": all but the lock file
+        for f in os.listdir(mgr_dir):
+            if what == "emptied" or f != "lock":
+                os.unlink(os.path.join(mgr_dir, f))
+
+
+@pytest.mark.parametrize("how", ["sweep", "recover"])
+@pytest.mark.parametrize("what", ["base", "dir", "emptied", "sock+journal"])
+def test_a_live_managers_stripped_directory_still_keeps_its_names(what, how):
+    """A live manager whose directory lost its files or itself (a cleaner emptied it, an
+    rm -r of it or of its whole base) still holds its names; the manager makes its
+    files again within a second, or never (its base is gone; it is stopped, as
+    `scontrol suspend` does, which this test does to hold it there). livemgr.c took a
+    directory with neither socket nor lock file for no manager's, and a holder that
+    serves no socket there, whose journal cannot be read, for no manager: a dead
+    journal listing a name the live manager registered had it unlinked under it (found
+    by a new user: the sweep said "1 unlinked"). Now such a manager's journal is one
+    that cannot be read, and nothing of the owner's is unlinked while it is so; once it
+    has its files again, the name is handed over as usual."""
+    with Sandbox("lmstrip") as sb:
+        livebase, dead = bases(sb, "live", "dead")
+        live = live_pin_manager(sb, livebase)
+        pin = sb.name("pin")
+        d, c = dead_and_live(sb, live, dead, pin)
+        os.kill(live.pid, signal.SIGSTOP)
+        try:
+            strip(live.dir, what)
+            rep = reclaim_report(sb, how, d, dead)
+            expect(read_object(pin) == b"leak", "%s unlinked the live manager's name with "
+                   "its directory %s: %r" % (how, what, rep))
+            expect(rep["status"] == "kept" and rep["unlinked"] == 0 and
+                   rep["live_unreadable"] == 1 and rep["live_unreadable_pid"] == live.pid,
+                   "report: %r" % rep)
+        finally:
+            os.kill(live.pid, signal.SIGCONT)
+        if what != "base":
+            # Its files again (the files check, within a second): handed over as ever.
+            expect(wait_for(lambda: pin in names_in(live.dir), timeout=10),
+                   "the manager never restored its journal: %s" % os.listdir(live.dir))
+            rep = reclaim_report(sb, how, d, dead)
+            expect(rep["handed_over"] == 1 and rep["unlinked"] == 0 and
+                   read_object(pin) == b"leak", "after the restore: %r" % rep)
+            c.close()
+            sigkill(live)
+            return
+        # Its base is gone for good: it says where its names are not.
+        young = sb.name("young")
+        c.register(young)  # never created: young at the shutdown, so it stays
+        os.kill(live.pid, signal.SIGTERM)
+        expect(live.wait(10) == 0, "exit status after SIGTERM")
+        err = live.stderr_text()
+        expect("are in no journal: %s was removed" % live.dir in err and
+               "stay journaled in" not in err, "its shutdown's words: %r" % err)
+        c.close()
+
+
+STALL_PWRITE = os.path.join(harness.BUILD, "tools", "stall_pwrite.so")
+
+
+def test_a_journal_being_rebuilt_never_shows_fewer_names():
+    """A live manager whose journal files were removed makes a new journal holding its
+    live set (manager.c, the files check). It used to create it in place, committing
+    the schema and its manager row first and the rows after: a sweep in between read a
+    live journal without the name and unlinked it (found by a new user, with strace
+    delaying the manager's writes). Here the manager is held (tests/tools/preload/
+    stall_pwrite.c) at the very write that would put the name into its new journal:
+    a sweep then must find no journal (cannot be read: keeps everything) or all of it,
+    never a journal without the name."""
+    expect(os.path.exists(STALL_PWRITE), "%s is missing: run make check" % STALL_PWRITE)
+    with Sandbox("lmrebuild") as sb:
+        livebase, dead = bases(sb, "live", "dead")
+        pin = sb.name("pin")
+        gate, seen = os.path.join(sb.tmp, "gate"), os.path.join(sb.tmp, "seen")
+        env = dict(sb.env, TMPDIR=livebase, LD_PRELOAD=STALL_PWRITE, STALL_PWRITE_GATE=gate,
+                   STALL_PWRITE_SEEN=seen, STALL_PWRITE_NEEDLE=pin)
+        if harness.SANITIZED:
+            env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                         "verify_asan_link_order=0"]))
+        live = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout",
+                                      "100000"], env=env)
+        expect(live.sock, "manager failed: %r" % live.line)
+        d, c = dead_and_live(sb, live, dead, pin)
+        # Stopped while its files go and the gate is set: its next files check is the
+        # rebuild, and its own writes to the old, unlinked WAL are never held.
+        os.kill(live.pid, signal.SIGSTOP)
+        for f in ("journal.db", "journal.db-wal", "journal.db-shm"):
+            os.unlink(os.path.join(live.dir, f))
+        open(gate, "w").close()
+        os.kill(live.pid, signal.SIGCONT)
+        try:
+            expect(wait_for(lambda: os.path.exists(seen), timeout=10),
+                   "the manager was never held at its rebuild: %s" % os.listdir(live.dir))
+            rep = reclaim_report(sb, "sweep", d, dead)
+            expect(read_object(pin) == b"leak", "a sweep during the rebuild unlinked the "
+                   "live manager's name: %r (its directory: %s)" % (rep, os.listdir(live.dir)))
+            expect(rep["unlinked"] == 0 and rep["live_unreadable"] == 1, "report: %r" % rep)
+        finally:
+            os.unlink(gate)
+        expect(wait_for(lambda: pin in names_in(live.dir), timeout=10),
+               "the rebuilt journal lacks the name: %s" % os.listdir(live.dir))
+        expect(sorted(os.listdir(live.dir)) in (
+            ["journal.db", "journal.db-shm", "journal.db-wal", "lock", "manager.sock"],),
+            "left in its directory: %s" % os.listdir(live.dir))
+        rep = reclaim_report(sb, "sweep", d, dead)
+        expect(rep["handed_over"] == 1 and read_object(pin) == b"leak",
+               "after the rebuild: %r" % rep)
+        c.register(sb.name("after"))  # it still serves
+        c.close()
+        sigkill(live)
+
+
+STALL_STATX = os.path.join(harness.BUILD, "tools", "stall_statx.so")
+
+
+def test_a_live_journal_rebuilt_during_a_reclaim_is_read_again():
+    """A reclaimer keeps each live manager's journal open from page to page of a dead
+    journal. A live manager whose journal is removed makes a new one (manager.c): the
+    handle kept on the old, unlinked files no longer sees what it registers, and a name
+    it registered since, listed on a later page of the dead journal, was unlinked under
+    it. Here `recover` is held (tests/tools/preload/stall_statx.c) at the second page's
+    object while the live manager rebuilds its journal and registers that name."""
+    expect(os.path.exists(STALL_STATX), "%s is missing: run make check" % STALL_STATX)
+    with Sandbox("lmreopen") as sb:
+        livebase, dead = bases(sb, "live", "dead")
+        live = live_pin_manager(sb, livebase)
+        c = live.client()
+        c.register(sb.name("x"))
+        # Page one (512 rows, reclaim.c) of fillers, then pin alone on page two.
+        fillers = [sb.name("a%04d" % i) for i in range(520)]
+        pin = sb.name("z")
+        d = harness.dead_manager(sb, fillers + [pin], base=dead)
+        gate, seen = os.path.join(sb.tmp, "gate"), os.path.join(sb.tmp, "seen")
+        open(gate, "w").close()
+        env = dict(sb.env, LD_PRELOAD=STALL_STATX, STALL_STATX_GATE=gate,
+                   STALL_STATX_SEEN=seen, STALL_STATX_PATH=pin[1:])
+        if harness.SANITIZED:
+            env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                         "verify_asan_link_order=0"]))
+        rec = sb.track(subprocess.Popen([harness.SHMWARDEN, "recover", "--json", d], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        stdin=subprocess.DEVNULL))
+        try:
+            expect(wait_for(lambda: os.path.exists(seen), timeout=30),
+                   "recover was never held at its second page")
+            old = os.stat(os.path.join(live.dir, "journal.db")).st_ino
+            for f in ("journal.db", "journal.db-wal", "journal.db-shm"):
+                os.unlink(os.path.join(live.dir, f))
+            expect(wait_for(lambda: sb.name("x") in names_in(live.dir), timeout=10),
+                   "the live manager never rebuilt its journal")
+            expect(os.stat(os.path.join(live.dir, "journal.db")).st_ino != old, "same file")
+            c.register(pin)  # in its new journal only
+        finally:
+            os.unlink(gate)
+        out, err = rec.communicate(timeout=60)
+        expect(rec.returncode == 0, "recover: %d %s" % (rec.returncode, err))
+        rep = json.loads(out)
+        expect(read_object(pin) == b"leak", "recover unlinked the name the live manager "
+               "registered in its rebuilt journal: %r" % rep)
+        expect(rep["handed_over"] == 1 and rep["unlinked"] == len(fillers),
+               "report: %r" % rep)
+        c.close()
         sigkill(live)
 
 
