@@ -39,6 +39,7 @@
 #include "reclaim.h"
 #include "regcache.h"
 #include "shmobj.h"
+#include "userns.h"
 #include "util.h"
 #include "wire.h"
 
@@ -1463,15 +1464,24 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 	}
 	manager_warn_untrusted(m);
 	struct shmobj_fs fs;
+	struct userns_self ns;
 	if (shmobj_fs_self(m->shm_dirfd, &fs, err, errlen) < 0)
 		return -1;
+	/* Which /dev/shm directory our names live in, and who we are one user namespace up:
+	 * what a reclaimer elsewhere needs to tell whether they are its to reclaim. */
+	userns_self(geteuid(), &ns);
 	struct journal_meta meta = { .schema_version = JOURNAL_SCHEMA_VERSION,
 				     .owner_uid = geteuid(),
 				     .manager_pid = getpid(),
 				     .created_at = util_wall_s(),
 				     .has_shm_fs = true,
 				     .shm_dev = fs.dev,
-				     .mnt_ns = fs.mnt_ns };
+				     .mnt_ns = fs.mnt_ns,
+				     .has_shm_root = true,
+				     .shm_ino = fs.ino,
+				     .has_userns = ns.ns != 0,
+				     .user_ns = ns.ns,
+				     .parent_uid = ns.parent_uid };
 	memcpy(meta.boot_id, m->boot_id, sizeof(meta.boot_id));
 	m->meta = meta;
 	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0) {

@@ -527,8 +527,8 @@ static void test_untrusted_future_version(void)
 			      "CREATE TABLE manager(id INTEGER PRIMARY KEY, x);"),
 		     0);
 	expect_open_fails(JOURNAL_UNTRUSTED,
-			  "journal schema version 7 is newer than this shmwarden (3)");
-	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (3)");
+			  "journal schema version 7 is newer than this shmwarden (4)");
+	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (4)");
 }
 
 /* Our tables with the constraints relaxed: right ids, right names, wrong rules. */
