@@ -604,7 +604,7 @@ static int load_meta(struct journal *j)
 	bool v1 = version == 1, v3 = version == 3;
 	int ncols = v1 ? 5 : v3 ? 7 : 10;
 	int rc = sqlite3_prepare_v2(j->db,
-				    v1	 ? manager_select_v1_sql
+				    v1   ? manager_select_v1_sql
 				    : v3 ? manager_select_v3_sql
 					 : manager_select_sql,
 				    -1, &st, NULL);
@@ -731,8 +731,8 @@ static int insert_manager_row(struct journal *j, const struct journal_meta *meta
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 8, (int64_t)meta->user_ns);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 9,
-					meta->parent_uid == (uid_t)-1 ? -1 : (int64_t)meta->parent_uid);
+		rc = sqlite3_bind_int64(
+			st, 9, meta->parent_uid == (uid_t)-1 ? -1 : (int64_t)meta->parent_uid);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)

@@ -24,8 +24,8 @@
 #include "util.h"
 
 #define JOURNAL_FILE "journal.db"
-#define JOURNAL_SCHEMA_VERSION 4          /* what journal_create writes */
-#define JOURNAL_SCHEMA_VERSION_MIN 1      /* the oldest a reader still reclaims (0.1.0) */
+#define JOURNAL_SCHEMA_VERSION 4     /* what journal_create writes */
+#define JOURNAL_SCHEMA_VERSION_MIN 1 /* the oldest a reader still reclaims (0.1.0) */
 /* Releases read, each checked against its verbatim schema: 1 (0.1.0), 3 (0.2.0) and
  * JOURNAL_SCHEMA_VERSION; 2 was a development layout, never released. */
 #define JOURNAL_APPLICATION_ID 0x73686d77 /* 'shmw' */

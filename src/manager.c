@@ -1435,6 +1435,21 @@ static void manager_warn_untrusted(const struct manager *m)
 	if (util_path_trusted(m->journal_dir, geteuid(), why, sizeof(why)) == 0 || errno != EPERM)
 		return;
 	manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
+	/* In a user namespace of our own (`unshare -U -r`) the host's root is no uid here
+	 * (65534), so the host's /tmp looks like another user's: only a reclaimer in the
+	 * initial user namespace, where it is root's, can reclaim what we leave. */
+	struct userns_self ns;
+	userns_self(geteuid(), &ns);
+	if (ns.ns != 0 && !userns_is_initial(ns.ns)) {
+		log_warn(
+			"manager: %s: unsafe here: %s; this is a user namespace, where a "
+			"directory of a user it does not map (the host's root) looks like another "
+			"user's: if this manager is killed, only a sweep or recover run outside it "
+			"(in the initial user namespace) will reclaim its objects, no manager "
+			"restarted here (%s: %s a directory whose parents are this namespace's)",
+			m->dirpath, why, setting, fix);
+		return;
+	}
 	log_warn("manager: %s: unsafe: %s; if this manager is killed, no sweep, recover or "
 		 "restarted manager will reclaim its objects (%s: %s a directory whose parents "
 		 "only root or you can change)",

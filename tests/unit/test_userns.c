@@ -17,7 +17,7 @@ static void test_map_parse(void)
 {
 	CHECK_EQ_INT(userns_map_outside("         0          0 4294967295\n", 1001), 1001);
 	CHECK_EQ_INT(userns_map_outside("         0       1001          1\n", 0), 1001);
-	CHECK_EQ_INT(userns_map_outside("0 1001 1\n", 1), (uid_t)-1);                   /* unmapped */
+	CHECK_EQ_INT(userns_map_outside("0 1001 1\n", 1), (uid_t)-1);            /* unmapped */
 	CHECK_EQ_INT(userns_map_outside("0 100000 65536\n1000 5 1\n", 1000), 5); /* last */
 	CHECK_EQ_INT(userns_map_outside("0 100000 65536\n", 70), 100070);
 	CHECK_EQ_INT(userns_map_outside("0 100000 65536", 1), 100001); /* no newline */
