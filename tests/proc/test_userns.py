@@ -12,6 +12,8 @@ checks that against the directory's owner, and reclaims:
 - a manager restarted inside the same namespace still adopts its dead sibling (with a
   /tmp of the namespace's own; with the host's, whose root is no uid there, it cannot show
   its base safe and leaves the directory to the host, which reclaims it);
+- a live manager in such a namespace counts as the user's: a name it registered again is
+  handed over, never unlinked, by a host sweep of a dead journal that lists it too;
 - what cannot be shown stays unsafe, nothing unlinked: a journal whose parent uid is
   another user's (the owner edited it), and, from inside a user namespace, a journal the
   host wrote (uids there are not the parent's).
@@ -24,6 +26,7 @@ import contextlib
 import json
 import os
 import pwd
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -175,6 +178,70 @@ def test_rootless_container_manager_is_reclaimed_from_the_host():
         r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json"])
         expect(json.loads(r.stdout)["totals"]["unlinked"] == 1, "host sweep: %r" % r.stdout)
         expect(sb.objects() == [], "left: %s" % sb.objects())
+
+
+# In the namespace: a live manager registers /pin again and its client replaces the stale
+# object a dead host manager of the same user left under that name, as a program with a
+# fixed segment name does after a crash; "ready" is printed and both stay.
+NS_LIVE_PIN = r"""
+import os, socket, struct, subprocess, sys, time
+base, exe, pin = sys.argv[1], sys.argv[2], sys.argv[3]
+p = subprocess.Popen([exe, "manager", "--no-reclaim", "--shutdown-timeout", "600000"],
+                     stdout=subprocess.PIPE, env=dict(os.environ, TMPDIR=base))
+sock = p.stdout.readline().decode().strip()
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(sock)
+c.sendall(struct.pack("=ib60s3x", os.getpid(), 0, pin.encode()))
+assert c.recv(2) == b"OK"
+os.unlink("/dev/shm" + pin)
+fd = os.open("/dev/shm" + pin, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"live")
+os.close(fd)
+print(p.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_live_manager_in_a_user_namespace_keeps_its_name():
+    with user_sandbox("unl") as (sb, pw, env):
+        if not userns_works(pw, env):
+            print("SKIP test_live_manager_in_a_user_namespace_keeps_its_name: unprivileged "
+                  "user namespaces are refused here")
+            return
+        pin = sb.name("pin")
+        # The user's host manager registers /pin, its client creates it, and both die
+        # before the prune could learn which object it is.
+        m = sb.track(as_user(pw, [harness.SHMWARDEN, "manager", "--no-reclaim",
+                                  "--prune-interval", "100000", "--shutdown-timeout", "600000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, env=env))
+        sock = m.stdout.readline().decode().strip()
+        c = sb.track(as_user(pw, harness.registering_client_argv(sock, ["+" + pin], 10.0),
+                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env))
+        expect(c.stdout.readline().strip() == b"done", "the client failed")
+        for q in (m, c):
+            q.kill()
+            q.wait()
+        dead = os.path.dirname(sock)
+        # The same user's rootless container: a live manager takes /pin over.
+        live = sb.track(as_user(pw, ["unshare", "-U", "-r", PY, "-c", NS_LIVE_PIN, sb.tmp,
+                                     harness.SHMWARDEN, pin], stdout=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=env))
+        line = live.stdout.readline().strip()
+        expect(line.isdigit(), "the container's manager did not start")
+        try:
+            r = sb.run(["sweep", "--tmpdir", sb.tmp, "--json"])
+            doc = json.loads(r.stdout)
+            by_dir = {x["dir"]: x for x in doc["dirs"]}
+            expect(by_dir[dead]["status"] == "removed" and by_dir[dead]["handed_over"] == 1 and
+                   doc["totals"]["unlinked"] == 0, "sweep: %r %s" % (doc, r.stderr))
+            expect(harness.read_object(pin) == b"live",
+                   "the live manager's %s was unlinked" % pin)
+        finally:
+            # Its manager is our process too (no pid namespace): it goes with the test.
+            os.kill(int(line), signal.SIGKILL)
+            live.kill()
+            live.wait()
 
 
 def test_what_cannot_be_shown_stays_unsafe():
