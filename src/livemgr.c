@@ -368,10 +368,15 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 				    sizeof(err));
 	if (rc == 0 && (!have || fstatat(e->dirfd, JOURNAL_FILE, &after, AT_SYMLINK_NOFOLLOW) < 0 ||
 			after.st_dev != before.st_dev || after.st_ino != before.st_ino)) {
+		/* Its manager is rebuilding it (or a hand swapped it): unreadable for now,
+		 * which keeps everything, and opened again at the next refresh. Never
+		 * foreign: that is for good. */
 		journal_close(e->j);
 		e->j = NULL;
-		util_err(err, sizeof(err), "%s was replaced while being opened", JOURNAL_FILE);
-		rc = -1;
+		e->unreadable = true;
+		log_debug("livemgr: %s: %s was replaced while being opened: read again later",
+			  label, JOURNAL_FILE);
+		return 0;
 	}
 	if (rc == 0) {
 		e->jdev = before.st_dev;
