@@ -293,6 +293,7 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
                      unitdir + "/shmwarden-sweep.timer", "/etc/cron.d/shmwarden",
                      "/usr/share/shmwarden/use-with-pytorch.sh",
                      "/usr/share/shmwarden/slurm-epilog",
+                     "/usr/lib/tmpfiles.d/shmwarden.conf",
                      "/usr/share/doc/shmwarden/copyright"):
             expect(path in tool, "shmwarden lacks %s" % path)
         expect(tool["/usr/bin/torch_shm_manager"][1] == "shmwarden", "torch_shm_manager link")
