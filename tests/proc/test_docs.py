@@ -183,5 +183,27 @@ def test_recover_exit_status_1_lists_every_failing_status():
            % (sorted(failing), sorted(listed)))
 
 
+
+def test_foreign_is_defined_as_the_code_decides_it():
+    # mgrdir_probe_foreign compares only the st_dev of /dev/shm the journal recorded with
+    # ours; the mount namespace is for the report. Every text that defines the `foreign`
+    # state says so, and none makes another mount namespace foreign.
+    code = read("src/mgrdir.c")
+    expect("meta->shm_dev == ours.dev" in code and "mnt_ns ==" not in code,
+           "mgrdir_probe_foreign no longer decides by st_dev alone: update this test and "
+           "the texts")
+    man = re.search(r"\.B foreign\n\((.*?)\),?\n\.B ", man_text("man/shmwarden.1"), re.S)
+    readme = re.search(r"^\| `foreign` \| (.*?) \|", read("README.md"), re.M)
+    security = re.search(r"\*\*Which `/dev/shm`\.\*\*(.*?)\n\d+\. ", read("SECURITY.md"), re.S)
+    for where, m in (("man/shmwarden.1", man), ("README.md", readme),
+                     ("SECURITY.md", security)):
+        expect(m, "%s: the definition of foreign is gone" % where)
+        text = " ".join(re.sub(r"^\.[A-Z]+ ?", "", m.group(1), flags=re.M).split())
+        expect("or mount namespace" not in text and "another mount namespace" in text and
+               "not foreign" in text,
+               "%s: foreign must be another shm filesystem, and a shared /dev/shm seen from "
+               "another mount namespace not foreign: %r" % (where, text))
+
+
 if __name__ == "__main__":
     harness.main(globals())
