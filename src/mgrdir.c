@@ -946,9 +946,20 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 	char dirpath[PATH_MAX], err[UTIL_MSG_LEN];
 	bool dead = p->state == MGRDIR_DEAD;
 	struct stat jst;
-	if (fstatat(p->dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0)
-		return; /* none: a manager killed before creating it, or a reclaimer after
-			 * unlinking it; nothing was registered in it either way */
+	if (fstatat(p->dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* A dead one's: a manager killed before creating it, or a reclaimer after
+		 * unlinking it; nothing was registered in it either way. A live one's was
+		 * removed under it (a hand rm, a cleaner): its names cannot be read now,
+		 * which is not "none". */
+		if (!dead)
+			util_err(p->why, sizeof(p->why),
+				 errno == ENOENT
+					 ? "journal: %s is missing (removed under its live "
+					   "manager, which makes it again at its next check)"
+					 : "journal: %s: %s",
+				 JOURNAL_FILE, strerror(errno));
+		return;
+	}
 	/* The path checks come first, for a look too: a look reads a private copy and
 	 * needs none of them, but what ls and a dry run say must be what the reclaimer will
 	 * do, and the reclaimer opens the journal in place, by this path. */

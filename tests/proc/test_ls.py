@@ -229,6 +229,38 @@ def test_live_dead_corrupt_unsafe_starting():
         c2.close()
 
 
+# A live manager whose journal.db was removed under it (a hand rm, a cleaner), seen before
+# it makes it again (it is stopped here): its names cannot be read, which ls says, in text
+# and JSON, as for any unreadable journal; "0 objects, no error" would read as empty.
+def test_live_manager_whose_journal_is_missing():
+    with Sandbox("lsmiss") as sb:
+        m = spawn(sb)
+        c = m.client()
+        n = sb.name("a")
+        c.register(n)
+        sb.create_object(n)
+        os.kill(m.pid, signal.SIGSTOP)
+        try:
+            for f in ("journal.db", "journal.db-wal", "journal.db-shm"):
+                os.unlink(os.path.join(m.dir, f))
+            entries, _ = ls_json(sb)
+            e = entries[os.path.basename(m.dir)]
+            expect(e["state"] == "live" and e["objects"] == 0 and
+                   "journal.db is missing" in (e["error"] or ""), "ls --json: %s" % e)
+            r = ls(sb)
+            line = [l for l in r.stdout.splitlines() if os.path.basename(m.dir) in l]
+            expect(r.returncode == 0 and len(line) == 1 and
+                   "! journal: journal.db is missing" in line[0], "ls: %r" % r.stdout)
+        finally:
+            os.kill(m.pid, signal.SIGCONT)
+        # Made again, it lists the manager's names with no error.
+        expect(harness.wait_for(
+            lambda: ls_json(sb)[0][os.path.basename(m.dir)]["objects"] == 1, timeout=10),
+            "the restored journal is not listed: %s" % ls_json(sb)[0])
+        expect(ls_json(sb)[0][os.path.basename(m.dir)]["error"] is None, "error after restore")
+        c.close()
+
+
 def test_hostile_journal_names_and_earlier_boot():
     with Sandbox("lsbad") as sb:
         m, names = dead_manager(sb, [4096])
