@@ -261,6 +261,38 @@ def test_live_manager_whose_journal_is_missing():
         c.close()
 
 
+# Text output reads back one way: a name holding the four characters \x0a is not printed
+# like one holding a newline (the backslash is \x5c, as in log lines), and a space that
+# leads or trails a name is seen (\x20). JSON strings stay JSON's.
+def test_text_escapes_are_unambiguous():
+    with Sandbox("lsesc") as sb:
+        m = spawn(sb)
+        c = m.client()
+        tails = {"\n": "\\x0a", "\\x0a": "\\x5cx0a", "z ": "z\\x20", "z": "z",
+                 " y": " y", "a b": "a b"}
+        for t in tails:
+            c.register(sb.name(t))
+            sb.create_object(sb.name(t))
+        os.kill(m.pid, signal.SIGKILL)
+        m.wait()
+        c.close()
+        r = ls(sb, "--objects")
+        want = {sb.prefix + v for v in tails.values()}
+        lines = [l.strip() for l in r.stdout.splitlines() if sb.prefix in l]
+        got = set()
+        for l in lines:
+            for w in want:
+                if l.startswith(w + " "):
+                    got.add(w)
+        expect(r.returncode == 0 and len(lines) == len(tails) and got == want,
+               "ls --objects shows %r, want each of %s" % (lines, sorted(want)))
+        by_dir, _ = ls_json(sb, "--objects")
+        names = {o["name"] for o in by_dir[os.path.basename(m.dir)]["object_list"]}
+        expect(names == {sb.name(t) for t in tails}, "JSON names: %r" % names)
+        r = sb.run(["recover", "--dry-run", os.path.join(sb.tmp, "no\\where ")])
+        expect("no\\x5cwhere\\x20" in r.stderr, "recover's complaint: %r" % r.stderr)
+
+
 def test_hostile_journal_names_and_earlier_boot():
     with Sandbox("lsbad") as sb:
         m, names = dead_manager(sb, [4096])
