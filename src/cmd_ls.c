@@ -64,9 +64,19 @@ struct ls_opts {
 	const char *boot_id; /* NULL when unknown: every journal is taken as this boot's */
 };
 
+/* What a reclaimer would find of an existing object, in the sweep's words. */
+enum ls_use {
+	LS_UNUSED,
+	LS_IN_USE,
+	LS_NOT_INSPECTABLE, /* a task we cannot inspect may hold it, and no lease could ask */
+	LS_REFUSED_OWNER,   /* another user's object: refused, never looked at for holders */
+	LS_REFUSED_TYPE,    /* not a regular file: refused */
+};
+
 struct ls_object {
 	char name[64];
-	bool valid, exists, in_use;
+	bool valid, exists;
+	enum ls_use use;
 	bool young; /* not created yet: a reclaimer keeps the name (ls_row) */
 	uint64_t size;
 	uid_t uid;
@@ -140,18 +150,20 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 }
 
 /* Held by a task we inspected, or possibly by one we could not and the kernel's lease
- * check says someone has it open (taken and dropped at once: nothing changes). */
-static bool ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st)
+ * check says someone has it open (taken and dropped at once: nothing changes); when no
+ * lease can be had (not the owner from here: EACCES), we cannot tell, and a reclaimer
+ * would keep it ("holder not inspectable"). */
+static enum ls_use ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st)
 {
 	pid_t blind;
 	if (inuse_holds(o->inuse, st->st_dev, st->st_ino))
-		return true;
-	if (!S_ISREG(st->st_mode) || !inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind))
-		return false;
+		return LS_IN_USE;
+	if (!inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind))
+		return LS_UNUSED;
 	int fd, rc = shmobj_lease(o->shm_dirfd, name, st->st_dev, st->st_ino, &fd);
 	if (fd >= 0)
 		close(fd);
-	return rc != 0;
+	return rc == 0 ? LS_UNUSED : rc > 0 ? LS_IN_USE : LS_NOT_INSPECTABLE;
 }
 
 /* One journaled name: whether it is a valid name, whether its object exists, and its
@@ -174,7 +186,14 @@ static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct jour
 			obj.exists = true;
 			obj.size = (uint64_t)st.st_size;
 			obj.uid = st.st_uid;
-			obj.in_use = o->inuse && ls_in_use(o, row->name, &st);
+			/* A reclaimer refuses another user's object and anything but a
+			 * regular file before it asks who holds it: so does ls. */
+			if (st.st_uid != e->owner)
+				obj.use = LS_REFUSED_OWNER;
+			else if (!S_ISREG(st.st_mode))
+				obj.use = LS_REFUSED_TYPE;
+			else if (o->inuse)
+				obj.use = ls_in_use(o, row->name, &st);
 			if (S_ISREG(st.st_mode) && st.st_uid == e->owner)
 				e->bytes += obj.size;
 		} else if (errno == ENOENT) {
@@ -292,6 +311,24 @@ static const char *ls_age(int64_t s, char *buf, size_t len)
 	return buf;
 }
 
+/* The sweep's words for what it would do (report.c, reclaim.c's log lines). */
+static const char *ls_use_str(enum ls_use use)
+{
+	switch (use) {
+	case LS_IN_USE:
+		return "in use";
+	case LS_NOT_INSPECTABLE:
+		return "cannot tell: holder not inspectable";
+	case LS_REFUSED_OWNER:
+		return "refused: not the journal owner's";
+	case LS_REFUSED_TYPE:
+		return "refused: not a regular file";
+	case LS_UNUSED:
+		break;
+	}
+	return "unused";
+}
+
 /* The DIRECTORY column: the name, or with several bases (o->many) the path. */
 static const char *ls_dir_column(const struct ls_entry *e, const struct ls_opts *o, char *buf,
 				 size_t len)
@@ -337,8 +374,7 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int
 		else
 			printf("    %-48s %10s  %-10s %s\n", oname,
 			       util_human_bytes(obj->size, bytes, sizeof(bytes)),
-			       ls_user(obj->uid, user, sizeof(user)),
-			       obj->in_use ? "in use" : "unused");
+			       ls_user(obj->uid, user, sizeof(user)), ls_use_str(obj->use));
 	}
 }
 
@@ -382,7 +418,15 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 				printf("%u", (unsigned)obj->uid);
 			else
 				fputs("null", stdout);
-			printf(",\"in_use\":%s,\"young\":%s}", obj->in_use ? "true" : "false",
+			/* in_use: null when it cannot be told (refused before anyone asks, or
+			 * a holder not inspectable). */
+			printf(",\"in_use\":%s,\"refused\":%s,\"young\":%s}",
+			       obj->use == LS_IN_USE   ? "true"
+			       : obj->use == LS_UNUSED ? "false"
+						       : "null",
+			       obj->use == LS_REFUSED_OWNER || obj->use == LS_REFUSED_TYPE
+				       ? "true"
+				       : "false",
 			       obj->young ? "true" : "false");
 		}
 		fputc(']', stdout);

@@ -8,6 +8,7 @@ directories before and after. Everything happens inside a harness Sandbox.
 import hashlib
 import json
 import os
+import pwd
 import re
 import signal
 import sqlite3
@@ -16,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Sandbox  # noqa: E402
+from harness import SHM, Sandbox  # noqa: E402
 
 UID = os.geteuid()
 
@@ -80,7 +81,8 @@ def ls_json(sb, *args):
 
 MANAGER_KEYS = {"dir", "path", "state", "owner_uid", "owner", "pid", "age_s", "clients",
                 "objects", "bytes", "earlier_boot", "reclaimer_pid", "error"}
-OBJECT_KEYS = {"name", "valid", "exists", "size", "owner_uid", "in_use", "young"}
+OBJECT_KEYS = {"name", "valid", "exists", "size", "owner_uid", "in_use", "refused",
+               "young"}
 
 
 def check_entry(e, sb, state, pid, clients, objects, nbytes, error=False):
@@ -163,10 +165,12 @@ def test_live_dead_corrupt_unsafe_starting():
         expect(sorted(objs) == sorted(dead_names + [gone]), "dead objects: %s" % sorted(objs))
         for n in dead_names:
             expect(objs[n] == {"name": n, "valid": True, "exists": True, "size": 8192,
-                               "owner_uid": UID, "in_use": False, "young": False},
+                               "owner_uid": UID, "in_use": False, "refused": False,
+                               "young": False},
                    "dead object: %s" % objs[n])
         expect(objs[gone] == {"name": gone, "valid": True, "exists": False, "size": 0,
-                              "owner_uid": None, "in_use": False, "young": True},
+                              "owner_uid": None, "in_use": False, "refused": False,
+                              "young": True},
                "not created yet: %s" % objs[gone])
 
         e = by_dir[name(bad.dir)]
@@ -291,6 +295,45 @@ def test_text_escapes_are_unambiguous():
         expect(names == {sb.name(t) for t in tails}, "JSON names: %r" % names)
         r = sb.run(["recover", "--dry-run", os.path.join(sb.tmp, "no\\where ")])
         expect("no\\x5cwhere\\x20" in r.stderr, "recover's complaint: %r" % r.stderr)
+
+
+# A user's journal may name another user's object (any name can be registered). The
+# sweep refuses it before it asks who holds it; ls says so, in the sweep's word, rather
+# than "in use" (its lease check, made as the journal's owner, could not be had) or
+# "unused" (as if a sweep would unlink it).
+def test_another_users_object_is_refused_as_the_sweep_says():
+    if os.geteuid() != 0:
+        print("SKIP test_another_users_object_is_refused_as_the_sweep_says: needs root")
+        return
+    user = harness.useradd("lsref")
+    try:
+        pw = pwd.getpwnam(user)
+        with Sandbox("lsref", shared=True) as sb:
+            theirs, theirs666, mine = sb.name("root"), sb.name("root666"), sb.name("mine")
+            sb.create_object(theirs)
+            sb.create_object(theirs666)
+            os.chmod(SHM + theirs666, 0o666)
+            d = harness.dead_manager_as(sb, pw, ["+" + mine, theirs, theirs666], sb.env)
+            r = ls(sb, "--objects")
+            lines = {l.split()[0]: l for l in r.stdout.splitlines() if sb.prefix in l}
+            for n in (theirs, theirs666):
+                expect(lines.get(n, "").endswith("refused: not the journal owner's"),
+                       "ls says of %s: %r" % (n, lines.get(n)))
+            expect(lines.get(mine, "").endswith(" unused"), "ls: %r" % r.stdout)
+            by_dir, _ = ls_json(sb, "--objects")
+            objs = {o["name"]: o for o in by_dir[os.path.basename(d)]["object_list"]}
+            for n in (theirs, theirs666):
+                expect(objs[n]["refused"] is True and objs[n]["in_use"] is None,
+                       "JSON of %s: %s" % (n, objs[n]))
+            expect(objs[mine]["refused"] is False and objs[mine]["in_use"] is False,
+                   "JSON of mine: %s" % objs[mine])
+            r = sb.run(["sweep", "--json", "--tmpdir", sb.tmp])
+            doc = json.loads(r.stdout)
+            expect(doc["totals"]["refused"] == 2 and doc["totals"]["unlinked"] == 1,
+                   "sweep: %s %s" % (r.stdout, r.stderr))
+            expect(sb.objects() == sorted([theirs, theirs666]), "left: %s" % sb.objects())
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
 
 
 def test_hostile_journal_names_and_earlier_boot():
