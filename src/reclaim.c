@@ -560,9 +560,10 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 	switch (r->status) {
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:
-		log_info("reclaim: %s: %s%s: %u unlinked, %u gone, %u in use (%u adopted), "
+		log_info("reclaim: %s: %s%s%s: %u unlinked, %u gone, %u in use (%u adopted), "
 			 "%u not created yet, %u refused (%u name reused), %u handed over%s",
-			 who, reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
+			 who, r->status == RECLAIM_KEPT ? "directory " : "",
+			 reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
 			 r->adopted, r->young, r->refused, r->reused, r->handed_over,
 			 r->earlier_boot ? "; journal from an earlier boot" : "");
 		break;

@@ -155,7 +155,9 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 {
 	fprintf(f, "%s: ", cmd);
 	report_print_escaped(f, path);
-	fprintf(f, ": %s%s: ", reclaim_status_str(r->status), dry_run ? " (dry run)" : "");
+	/* "kept: 5 unlinked" read as a contradiction: it is the directory that is kept. */
+	fprintf(f, ": %s%s%s: ", r->status == RECLAIM_KEPT ? "directory " : "",
+		reclaim_status_str(r->status), dry_run ? " (dry run)" : "");
 	if (r->status == RECLAIM_REMOVED || r->status == RECLAIM_KEPT) {
 		char hb[32];
 		fprintf(f, "%u unlinked (%s), %u gone, %u kept in use, %u refused", r->unlinked,
