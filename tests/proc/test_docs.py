@@ -187,12 +187,13 @@ def test_recover_exit_status_1_lists_every_failing_status():
 
 
 def test_foreign_is_defined_as_the_code_decides_it():
-    # mgrdir_probe_foreign compares only the st_dev of /dev/shm the journal recorded with
-    # ours; the mount namespace is for the report. Every text that defines the `foreign`
-    # state says so, and none makes another mount namespace foreign.
+    # mgrdir_same_shm compares the /dev/shm the journal recorded (its device, and its
+    # directory's inode) with ours; the mount namespace is for the report. Every text that
+    # defines the `foreign` state says so, and none makes another mount namespace foreign.
     code = read("src/mgrdir.c")
-    expect("meta->shm_dev == ours.dev" in code and "mnt_ns ==" not in code,
-           "mgrdir_probe_foreign no longer decides by st_dev alone: update this test and "
+    same = re.search(r"bool mgrdir_same_shm\(.*?\n}\n", code, re.S)
+    expect(same and "shm_dev == dev" in same.group(0) and "mnt_ns" not in same.group(0),
+           "mgrdir_same_shm no longer decides by the /dev/shm alone: update this test and "
            "the texts")
     man = re.search(r"\.B foreign\n\((.*?)\),?\n\.B ", man_text("man/shmwarden.1"), re.S)
     readme = re.search(r"^\| `foreign` \| (.*?) \|", read("README.md"), re.M)
