@@ -192,7 +192,9 @@ def test_foreign_is_defined_as_the_code_decides_it():
     # defines the `foreign` state says so, and none makes another mount namespace foreign.
     code = read("src/mgrdir.c")
     same = re.search(r"bool mgrdir_same_shm\(.*?\n}\n", code, re.S)
-    expect(same and "shm_dev == dev" in same.group(0) and "mnt_ns" not in same.group(0),
+    fs_same = re.search(r"bool shmobj_fs_same\(.*?\n}\n", read("src/shmobj.c"), re.S)
+    expect(same and "shm_dev" in same.group(0) and "mnt_ns" not in same.group(0) and
+           fs_same and "mnt_ns" not in fs_same.group(0),
            "mgrdir_same_shm no longer decides by the /dev/shm alone: update this test and "
            "the texts")
     man = re.search(r"\.B foreign\n\((.*?)\),?\n\.B ", man_text("man/shmwarden.1"), re.S)

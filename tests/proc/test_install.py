@@ -418,7 +418,8 @@ def test_uninstall_removes_exactly_what_install_installed():
     with Sandbox("uninstall") as sb:
         dest = os.path.join(sb.tmp, "stage")
         root = dest + "/usr/local"
-        for d in ("bin", "include", "lib/pkgconfig", "lib/systemd/system", "share/man/man1",
+        for d in ("bin", "include", "lib/pkgconfig", "lib/systemd/system", "lib/tmpfiles.d",
+                  "share/man/man1",
                   "share/man/man3"):
             os.makedirs(os.path.join(root, d))
         for f in ("bin/other", "include/other.h", "lib/libother.so.1",
