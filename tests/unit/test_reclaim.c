@@ -1288,6 +1288,30 @@ static void test_born_by_to_the_nanosecond(void)
 	CHECK(!shmobj_born_by(INT64_MIN, INT64_MIN, 0)); /* INT64_MIN us is before it */
 }
 
+/* A window in seconds becomes nanoseconds, the unit of a birth time: none for 0 or a
+ * negative window, exact up to INT64_MAX / 10^9 s, clamped to INT64_MAX past it (never
+ * wrapped). */
+static void test_window_ns_edges(void)
+{
+	const int64_t max_s = INT64_MAX / 1000000000; /* 9223372036 s, about 292 years */
+	CHECK(shmobj_window_ns(0) == 0);
+	CHECK(shmobj_window_ns(1) == 1000000000);
+	CHECK(shmobj_window_ns(SHMOBJ_BIRTH_WINDOW_S) == SHMOBJ_BIRTH_WINDOW_S * 1000000000LL);
+	CHECK(shmobj_window_ns(-1) == 0);
+	CHECK(shmobj_window_ns(INT64_MIN) == 0);
+	CHECK(shmobj_window_ns(max_s) == max_s * 1000000000);
+	CHECK(shmobj_window_ns(max_s + 1) == INT64_MAX);
+	CHECK(shmobj_window_ns(INT64_MAX / 1000000) == INT64_MAX);
+	CHECK(shmobj_window_ns(INT64_MAX) == INT64_MAX);
+	/* born_by reads the window the same way: a clamped window still ends 292 years
+	 * after the registration, not at the end of the clock's range. */
+	CHECK(shmobj_born_by(INT64_MAX, 0, max_s + 1));
+	const int64_t reg_us = INT64_MIN / 1000; /* its clamped window ends at 807 ns */
+	CHECK(shmobj_born_by(807, reg_us, max_s + 1));
+	CHECK(!shmobj_born_by(808, reg_us, max_s + 1));
+	CHECK(!shmobj_born_by(INT64_MIN, INT64_MIN, INT64_MAX)); /* no wrap below the range */
+}
+
 /* A row never identified (its manager died before it learned the object) means an
  * object born at most SHMOBJ_BIRTH_WINDOW_S after its registration: one born a
  * microsecond later is another program's, refused as a reused name and left, even in
@@ -1486,6 +1510,7 @@ int main(void)
 	RUN(test_dir_dry_run_reads_a_copy);
 	RUN(test_journal_young_rows_kept);
 	RUN(test_born_by_to_the_nanosecond);
+	RUN(test_window_ns_edges);
 	RUN(test_journal_birth_window_exact);
 	RUN(test_base_goes_on_past_failures);
 	if (geteuid() == 0)
