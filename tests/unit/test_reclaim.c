@@ -193,6 +193,36 @@ static void dir_path(char *buf, size_t len, const char *base, const char *name)
 	snprintf(buf, len, "%s/%s", base, name);
 }
 
+/* The start of most reclaim_dir tests: the fixture, this process's n-th object created
+ * in a (64 bytes), and a dead manager directory of this euid and boot whose journal names
+ * only a: dname (64 bytes) is its name in the suite's temp dir, path (700) its path. */
+static void fixture_dead_dir(struct fixture *f, int n, char *a, char *dname, char *path)
+{
+	obj_name(a, 64, n);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, f->boot_id, geteuid(), names, 1, dname, 64) == 0);
+	dir_path(path, 700, check_tmpdir, dname);
+}
+
+/* A new journal of this euid and this boot (the fixture's), in the directory sub of the
+ * suite's temp dir, made here: the caller closes it. NULL, with the CHECK failed and
+ * journal_create's error printed, when it cannot be made. */
+static struct journal *fixture_journal(const struct fixture *f, const char *sub)
+{
+	char dir[700], err[256];
+	struct journal *j = NULL;
+	struct journal_meta m;
+	snprintf(dir, sizeof(dir), "%s/%s", check_tmpdir, sub);
+	mkdir(dir, 0700);
+	meta_init(&m, geteuid(), f->boot_id);
+	if (journal_create(dir, &m, &j, err, sizeof(err)) < 0)
+		printf("# journal_create %s: %s\n", dir, err);
+	CHECK(j != NULL);
+	return j;
+}
+
 /* ---- the in-use index ---- */
 
 static void test_inuse_mapped_and_open(void)
@@ -509,7 +539,7 @@ static void test_inuse_view_is_renewed(void)
 static void test_journal_decisions(void)
 {
 	struct fixture f;
-	char unused[64], gone[64], mapped[64], foreign[64], jdir[600], adir[600], err[256];
+	char unused[64], gone[64], mapped[64], foreign[64];
 	obj_name(unused, sizeof(unused), 10);
 	obj_name(gone, sizeof(gone), 11);
 	obj_name(mapped, sizeof(mapped), 12);
@@ -525,15 +555,7 @@ static void test_journal_decisions(void)
 	close(fd);
 	fixture_init(&f, check_tmpdir);
 
-	snprintf(jdir, sizeof(jdir), "%s/j", check_tmpdir);
-	snprintf(adir, sizeof(adir), "%s/a", check_tmpdir);
-	mkdir(jdir, 0700);
-	mkdir(adir, 0700);
-	struct journal_meta m;
-	struct journal *j = NULL, *a = NULL;
-	meta_init(&m, geteuid(), f.boot_id);
-	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
-	CHECK(journal_create(adir, &m, &a, err, sizeof(err)) == 0);
+	struct journal *j = fixture_journal(&f, "j"), *a = fixture_journal(&f, "a");
 	if (!j || !a)
 		goto out;
 	const char *names[] = { unused, gone, mapped, "/a/b", "/..", foreign };
@@ -593,14 +615,9 @@ out:
 static void test_journal_many_pages(void)
 {
 	struct fixture f;
-	char jdir[600], err[256], name[64];
+	char name[64];
 	fixture_init(&f, check_tmpdir);
-	snprintf(jdir, sizeof(jdir), "%s/j", check_tmpdir);
-	mkdir(jdir, 0700);
-	struct journal_meta m;
-	struct journal *j = NULL;
-	meta_init(&m, geteuid(), f.boot_id);
-	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	struct journal *j = fixture_journal(&f, "j");
 	if (!j)
 		goto out;
 	enum { N = 1300 };
@@ -663,12 +680,7 @@ static void test_dir_dry_run_changes_nothing(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700];
-	obj_name(a, sizeof(a), 25);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 25, a, dname, path);
 	f.opts.dry_run = true;
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
@@ -717,12 +729,7 @@ static void test_dir_group_writable_unsafe(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700];
-	obj_name(a, sizeof(a), 40);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 40, a, dname, path);
 	CHECK(chmod(path, 0770) == 0);
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
@@ -798,12 +805,7 @@ static void test_dir_corrupt_left_in_place(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700];
-	obj_name(a, sizeof(a), 70);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 70, a, dname, path);
 	unsigned char junk[8192];
 	srand((unsigned)getpid());
 	for (size_t i = 0; i < sizeof(junk); i++)
@@ -909,12 +911,7 @@ static void test_dir_forged_rows_left_for_a_human(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700], db[800];
-	obj_name(a, sizeof(a), 105);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 105, a, dname, path);
 	snprintf(db, sizeof(db), "%s/%s", path, JOURNAL_FILE);
 	sqlite3 *h = NULL;
 	CHECK(sqlite3_open(db, &h) == SQLITE_OK);
@@ -1062,12 +1059,7 @@ static void test_dir_busy_while_another_reclaimer_holds_it(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700];
-	obj_name(a, sizeof(a), 95);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 95, a, dname, path);
 
 	struct mgrdir_probe first, look;
 	CHECK(mgrdir_probe(f.basefd, dname, f.opts.now_s, MGRDIR_PROBE_ACT, &first) == 0);
@@ -1211,16 +1203,11 @@ static void test_dir_dry_run_reads_a_copy(void)
 static void test_journal_young_rows_kept(void)
 {
 	struct fixture f;
-	char a[64], b[64], err[256], jdir[700];
+	char a[64], b[64];
 	obj_name(a, sizeof(a), 140);
 	obj_name(b, sizeof(b), 141);
 	fixture_init(&f, check_tmpdir);
-	snprintf(jdir, sizeof(jdir), "%s/young", check_tmpdir);
-	mkdir(jdir, 0700);
-	struct journal *j = NULL;
-	struct journal_meta m;
-	meta_init(&m, geteuid(), f.boot_id);
-	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	struct journal *j = fixture_journal(&f, "young");
 	if (!j) {
 		fixture_fini(&f);
 		return;
@@ -1319,7 +1306,7 @@ static void test_window_ns_edges(void)
 static void test_journal_birth_window_exact(void)
 {
 	struct fixture f;
-	char in[64], out[64], err[256], jdir[700];
+	char in[64], out[64];
 	obj_name(in, sizeof(in), 150);
 	obj_name(out, sizeof(out), 151);
 	CHECK(obj_create(in, geteuid()) == 0);
@@ -1332,12 +1319,7 @@ static void test_journal_birth_window_exact(void)
 		fixture_fini(&f);
 		return;
 	}
-	snprintf(jdir, sizeof(jdir), "%s/window", check_tmpdir);
-	mkdir(jdir, 0700);
-	struct journal *j = NULL;
-	struct journal_meta m;
-	meta_init(&m, geteuid(), f.boot_id);
-	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	struct journal *j = fixture_journal(&f, "window");
 	if (!j) {
 		fixture_fini(&f);
 		return;
