@@ -27,6 +27,52 @@ static const char main_usage[] =
 	"shmwarden(1) has the details.\n"
 	"SHMWARDEN_LOG=debug|info|warn|error sets how much is logged (default warn).\n";
 
+/* Run as torch_shm_manager. PyTorch's own (torch/lib/libshm/manager.cpp) never looks
+ * at its arguments, so `torch_shm_manager --help` started a manager that sat waiting for
+ * clients; PyTorch execs it with none (execl(path, "torch_shm_manager", NULL)), so no
+ * argument is part of the drop-in and each can mean what a user expects. */
+static const char dropin_usage[] =
+	"usage: torch_shm_manager\n"
+	"       torch_shm_manager -h|--help | -V|--version\n"
+	"\n"
+	"shmwarden's drop-in for PyTorch's torch_shm_manager: PyTorch starts it with no\n"
+	"arguments, and it runs `shmwarden manager` with its defaults (prints its socket\n"
+	"path on the first line of stdout, journals every registration, and exits 2000 ms\n"
+	"after its last client has gone). It takes no other argument: `shmwarden manager\n"
+	"--help` lists the options of a manager started by hand; shmwarden(1) has the\n"
+	"details.\n"
+	"\n"
+	"Exit status: those of `shmwarden manager` (0 shut down, 1 could not start or\n"
+	"serve); 0 after --help or --version; 2 for any other argument (no manager runs).\n";
+
+static int main_dropin(int argc, char **argv)
+{
+	static const struct cli_opt opts[] = {
+		{ "help", 'h', NULL },
+		{ "version", 'V', NULL },
+		{ NULL, 0, NULL },
+	};
+	struct cli c;
+	int opt;
+	cli_init(&c, "torch_shm_manager", opts, true);
+	while ((opt = cli_next(&c, argc, argv)) != -1) {
+		switch (opt) {
+		case 'h':
+			fputs(dropin_usage, stdout);
+			return 0;
+		case 'V':
+			printf("torch_shm_manager (shmwarden %s)\n", SHMWARDEN_VERSION);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
+	char *args[] = { "torch_shm_manager", NULL };
+	return cmd_manager(1, args);
+}
+
 struct command {
 	const char *name;
 	const char *prog; /* what its messages begin with (CLI_PROG) */
@@ -45,10 +91,7 @@ static int main_dispatch(int argc, char **argv, bool dropin, const char **prog)
 {
 	if (dropin) {
 		*prog = "torch_shm_manager";
-		/* PyTorch passes no arguments; any it does pass are ignored like the
-		 * reference ignores them. */
-		char *args[] = { "torch_shm_manager", NULL };
-		return cmd_manager(1, args);
+		return main_dropin(argc, argv);
 	}
 	static const struct cli_opt opts[] = {
 		{ "help", 'h', NULL },
