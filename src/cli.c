@@ -192,6 +192,15 @@ int cli_bad_number(const struct cli *c, int val, long long min, long long max)
 	return cli_print(c, i, what, c->value ? c->value : "");
 }
 
+int cli_value_number(const struct cli *c, int val, long long min, long long max, long long *out)
+{
+	long long v;
+	if (cli_number(c->value, min, max, &v) < 0)
+		return cli_bad_number(c, val, min, max);
+	*out = v;
+	return 0;
+}
+
 /* Whether a held SIGPIPE is pending: a write went to a pipe or socket nobody reads. */
 static bool cli_sigpipe_pending(void)
 {

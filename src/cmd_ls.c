@@ -425,8 +425,8 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 			break;
 		case OPT_GRACE: {
 			long long v;
-			if (cli_number(c.value, 0, RECLAIM_GRACE_MAX_S, &v) < 0)
-				return cli_bad_number(&c, opt, 0, RECLAIM_GRACE_MAX_S);
+			if (cli_value_number(&c, opt, 0, RECLAIM_GRACE_MAX_S, &v) != 0)
+				return 2;
 			o->grace_s = v;
 			break;
 		}
