@@ -460,6 +460,25 @@ def test_bench_ratio_is_the_median_of_paired_rounds():
     assert paired_ratio([], [1.0]) == (None, [])
 
 
+def test_floor_ratio_counts_the_floors_usual_rounds():
+    """The host slows this VM for minutes, and memory-heavy managers more than the floor:
+    a round the floor itself ran slow in is left out of the ratios against the floor."""
+    bench = load_bench_module()
+    # Rounds 2-4 are the host's slow minutes: the floor 1.4x its best, shmwarden 2x.
+    fl = [14.0, 19.6, 19.6, 19.6, None, 16.0]
+    sw = [28.0, 57.1, 57.1, 57.1, 30.0, 32.0]
+    usual = bench.floor_usual(fl)
+    # 16.0 is within 15% of 14.0, 19.6 is not; a withheld reading never counts.
+    assert usual == [True, False, False, False, False, True], usual
+    r, per = bench.paired_ratio(sw, fl, rounds=usual)
+    assert per == [2.0, 2.0] and r == 2.0, (r, per)
+    # Over every round the slow minutes pull the ratio up.
+    assert bench.paired_ratio(sw, fl)[0] > 2.5
+    assert bench.floor_usual([None, 0.0]) is None and bench.floor_usual([]) is None
+    # Rounds beyond the mask do not count; a mask of one round falls back as before.
+    assert bench.paired_ratio([2.0, 4.0], [1.0, 1.0], rounds=[True]) == (2.0, [2.0])
+
+
 def test_first_batch_ratio_is_a_trimmed_mean():
     """The first batch moves by a third between rounds, two-valued: a median of such a
     figure jumps between runs (two quiet runs: 0.19x and 0.22x at 2 workers), a trimmed
