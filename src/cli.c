@@ -181,7 +181,8 @@ int cli_number(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int cli_bad_number(const struct cli *c, int val, long long min, long long max)
+/* "--NAME needs VALUE from MIN to MAX, got 'ARG'" for what cli_number refused. 2. */
+static int cli_bad_number(const struct cli *c, int val, long long min, long long max)
 {
 	int i = cli_index(c, val);
 	char what[256];

@@ -1,6 +1,6 @@
 /* cmd_ls.c — `shmwarden ls [--tmpdir BASE] [--json] [--objects] [--prune-grace SECONDS]`:
- * what every manager
- * directory under the temp bases holds right now, live or dead. The bases are the
+ * what every manager directory under the temp bases holds right now, live or dead, names
+ * not created yet judged by the grace a sweep would use. The bases are the
  * sweep's (bases.h: --tmpdir, else SHMWARDEN_TMPDIRS, else the temp base; patterns
  * included), so ls shows what a sweep would visit.
  *

@@ -28,9 +28,9 @@ static const char main_usage[] =
 	"SHMWARDEN_LOG=debug|info|warn|error sets how much is logged (default warn).\n";
 
 /* Run as torch_shm_manager. PyTorch's own (torch/lib/libshm/manager.cpp) never looks
- * at its arguments, so `torch_shm_manager --help` started a manager that sat waiting for
- * clients; PyTorch execs it with none (execl(path, "torch_shm_manager", NULL)), so no
- * argument is part of the drop-in and each can mean what a user expects. */
+ * at its arguments: `torch_shm_manager --help` starts a manager that waits for clients.
+ * PyTorch execs it with none (execl(path, "torch_shm_manager", NULL)), so no argument
+ * is part of the drop-in, and --help and --version can do what a user expects. */
 static const char dropin_usage[] =
 	"usage: torch_shm_manager\n"
 	"       torch_shm_manager -h|--help | -V|--version\n"
