@@ -92,8 +92,11 @@ struct manager {
 	const char *dirname; /* last component of dirpath */
 	int dirfd, lockfd, listenfd, shm_dirfd, sigfd;
 	int reclaim_efd; /* the reclaim thread writes it when done; -1 */
-	bool serving;    /* listenfd is in the loop */
-	bool failed;     /* the loop was stopped by a failure, not asked to: exit 1 */
+	/* The reclaim thread's own descriptor of the directory, taken before it starts and
+	 * closed by it: dirpath may lead elsewhere by the time it opens the journal. */
+	int reclaim_dirfd;
+	bool serving; /* listenfd is in the loop */
+	bool failed;  /* the loop was stopped by a failure, not asked to: exit 1 */
 	struct evloop_timer hold_timer, files_timer;
 	/* The files as the manager made them, to notice a cleaner or a hand rm. */
 	struct stat journal_st, wal_st, sock_st;
@@ -745,7 +748,10 @@ static void *manager_reclaim_thread(void *arg)
 	struct journal *own = NULL;
 	struct inuse *idx = NULL;
 	int basefd = -1;
-	if (journal_open(m->journal_dir, 0, &own, err, sizeof(err)) < 0) {
+	/* Through the directory's descriptor, not its path: renamed in the moment between
+	 * our start and this open (mv D D.old; cp -a D.old D), the path leads to a copy,
+	 * and the names adopted into it would be in no journal of ours. */
+	if (journal_open_dirfd(m->reclaim_dirfd, m->journal_dir, 0, &own, err, sizeof(err)) < 0) {
 		log_warn("manager: reclaim at start: %s", err);
 		goto out;
 	}
@@ -783,6 +789,7 @@ out:
 	if (basefd >= 0)
 		close(basefd);
 	journal_close(own);
+	close(m->reclaim_dirfd);
 	/* Done, whatever happened: the loop may serve now. */
 	uint64_t one = 1;
 	if (write(m->reclaim_efd, &one, sizeof(one)) < 0)
@@ -852,9 +859,15 @@ static void manager_start_reclaim(struct manager *m)
 		goto serve;
 	}
 	evloop_timer_arm(m->loop, &m->hold_timer, RECLAIM_HOLD_MS);
+	m->reclaim_dirfd = fcntl(m->dirfd, F_DUPFD_CLOEXEC, 0);
+	if (m->reclaim_dirfd < 0) {
+		log_warn("manager: reclaim at start: dup: %s", strerror(errno));
+		goto serve;
+	}
 	int rc = pthread_create(&m->reclaim_thread, NULL, manager_reclaim_thread, m);
 	if (rc != 0) {
 		log_warn("manager: reclaim at start: pthread_create: %s", strerror(rc));
+		close(m->reclaim_dirfd);
 		goto serve;
 	}
 	m->reclaim_thread_started = true;
@@ -1628,7 +1641,8 @@ int manager_run(const struct manager_config *cfg)
 		return 1;
 	}
 	m->cfg = *cfg;
-	m->dirfd = m->lockfd = m->listenfd = m->shm_dirfd = m->sigfd = m->reclaim_efd = -1;
+	m->dirfd = m->lockfd = m->listenfd = m->shm_dirfd = m->sigfd = m->reclaim_efd =
+		m->reclaim_dirfd = -1;
 	evloop_timer_init(&m->shutdown_timer, manager_on_shutdown_timer, m);
 	evloop_timer_init(&m->flush_timer, manager_on_flush_timer, m);
 	evloop_timer_init(&m->prune_timer, manager_on_prune_timer, m);

@@ -13,6 +13,7 @@ import random
 import shutil
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -154,6 +155,7 @@ def test_hand_rm_restores_journal_and_socket():
 
 
 FAULT_EPOLL_CTL = os.path.join(harness.BUILD, "tools", "fault_epoll_ctl.so")
+STALL_OPEN = os.path.join(harness.BUILD, "tools", "stall_open.so")
 
 
 def stderr_until(m, what, seen, timeout=10):
@@ -1087,6 +1089,67 @@ def test_renamed_live_directory_with_another_at_its_path_is_left_alone():
         expect(text.count("something else now has its path") == 1, "not said once: %r" % text)
         expect(sb.objects() == [], "objects left: %s" % sb.objects())
         shutil.rmtree(m.dir)
+
+
+# (1f') Renamed in a restarted manager's first moments, while its start-up reclaim thread
+# had yet to open its own journal, and copied back (mv D D.old; cp -a D.old D). The
+# thread opened the journal by path: the copy's. The dead sibling's object, still in use,
+# was adopted into the copy (another directory's journal, which nobody reclaims as ours)
+# and was in no journal of this manager's. It opens it through its own descriptor now.
+# The shim holds the thread at that open, so the rename falls into the moment every time.
+def test_reclaim_thread_at_start_opens_its_own_journal_not_the_path():
+    expect(os.path.exists(STALL_OPEN), "%s is missing: run make check" % STALL_OPEN)
+    with Sandbox("thread-open") as sb:
+        held = sb.name("held")
+        d = harness.dead_manager(sb, [held])
+        h = sb.hold_mapped(held)  # in use: adopted, never unlinked
+        ctl = tempfile.mkdtemp(prefix="shmw-stall-")
+        m = None
+        try:
+            gate, seen = os.path.join(ctl, "gate"), os.path.join(ctl, "seen")
+            open(gate, "w").close()
+            env = dict(sb.env, LD_PRELOAD=STALL_OPEN, STALL_OPEN_GATE=gate,
+                       STALL_OPEN_SEEN=seen)
+            if harness.SANITIZED:
+                env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                             "verify_asan_link_order=0"]))
+            m = sb.spawn_manager(env=env)  # the drop-in: reclaims at start
+            expect(m.sock, "manager failed: %r" % m.line)
+            c = m.client()  # no idle shutdown while the holder lives
+            expect(harness.wait_for(lambda: os.path.exists(seen), timeout=10),
+                   "the reclaim thread never opened its journal")
+            moved = m.dir + ".old"
+            os.rename(m.dir, moved)
+            r = subprocess.run(["cp", "-a", moved, m.dir], capture_output=True, text=True)
+            expect(r.returncode == 0, "cp -a: %s" % r.stderr)
+            before = harness.snapshot(m.dir, recursive=True)
+            os.unlink(gate)
+            expect(harness.wait_for(lambda: not os.path.exists(d), timeout=10),
+                   "the dead sibling was not reclaimed")
+            # The copy first: reading its journal would touch its -shm.
+            try:
+                unchanged = harness.snapshot(m.dir, recursive=True) == before
+            except OSError:  # a file of it vanished meanwhile (a close removed its -shm)
+                unchanged = False
+            expect(unchanged,
+                   "the copy at %s was written (its journal now: %s)" % (
+                       m.dir, harness.journal_names(m.dir)))
+            expect(harness.journal_names(moved) == [held],
+                   "not adopted into the manager's own journal: %s" %
+                   harness.journal_names(moved))
+            expect(sb.objects() == [held], "objects: %s" % sb.objects())
+            h.kill()
+            h.wait()
+            c.close()
+            os.kill(m.pid, signal.SIGTERM)
+            rc = m.wait(10)
+            text = m.stderr_text()
+            expect(rc == 0, "exit status after SIGTERM %d: %r" % (rc, text))
+            expect(sb.objects() == [], "the adopted object outlived its manager: %r" % text)
+        finally:
+            shutil.rmtree(ctl, ignore_errors=True)  # the gate too: a held thread goes on
+            if m and m.dir:
+                shutil.rmtree(m.dir, ignore_errors=True)  # the copy
 
 
 # (1g) Renamed into a directory whose path is longer than PATH_MAX: /proc/self/fd/N
