@@ -45,28 +45,41 @@ static const char dropin_usage[] =
 	"Exit status: those of `shmwarden manager` (0 shut down, 1 could not start or\n"
 	"serve); 0 after --help or --version; 2 for any other argument (no manager runs).\n";
 
-static int main_dropin(int argc, char **argv)
+/* shmwarden's and torch_shm_manager's own options, -h/--help and -V/--version, up to the
+ * first operand (what follows is a command's): -1 when the options end (optind is the
+ * operand), else the exit status, the usage or version printed or the error said. */
+static int main_options(struct cli *c, const char *prog, int argc, char **argv, const char *usage,
+			const char *version)
 {
 	static const struct cli_opt opts[] = {
 		{ "help", 'h', NULL },
 		{ "version", 'V', NULL },
 		{ NULL, 0, NULL },
 	};
-	struct cli c;
 	int opt;
-	cli_init(&c, "torch_shm_manager", opts, true);
-	while ((opt = cli_next(&c, argc, argv)) != -1) {
+	cli_init(c, prog, opts, true);
+	while ((opt = cli_next(c, argc, argv)) != -1) {
 		switch (opt) {
 		case 'h':
-			fputs(dropin_usage, stdout);
+			fputs(usage, stdout);
 			return 0;
 		case 'V':
-			printf("torch_shm_manager (shmwarden %s)\n", SHMWARDEN_VERSION);
+			printf("%s%s\n", version, SHMWARDEN_VERSION);
 			return 0;
 		default:
 			return 2;
 		}
 	}
+	return -1;
+}
+
+static int main_dropin(int argc, char **argv)
+{
+	struct cli c;
+	int rc = main_options(&c, "torch_shm_manager", argc, argv, dropin_usage,
+			      "torch_shm_manager (shmwarden) ");
+	if (rc >= 0)
+		return rc;
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
 	char *args[] = { "torch_shm_manager", NULL };
@@ -93,27 +106,10 @@ static int main_dispatch(int argc, char **argv, bool dropin, const char **prog)
 		*prog = "torch_shm_manager";
 		return main_dropin(argc, argv);
 	}
-	static const struct cli_opt opts[] = {
-		{ "help", 'h', NULL },
-		{ "version", 'V', NULL },
-		{ NULL, 0, NULL },
-	};
 	struct cli c;
-	int opt;
-	/* Options end at the command: what follows is the command's. */
-	cli_init(&c, "shmwarden", opts, true);
-	while ((opt = cli_next(&c, argc, argv)) != -1) {
-		switch (opt) {
-		case 'h':
-			fputs(main_usage, stdout);
-			return 0;
-		case 'V':
-			printf("shmwarden %s\n", SHMWARDEN_VERSION);
-			return 0;
-		default:
-			return 2;
-		}
-	}
+	int rc = main_options(&c, "shmwarden", argc, argv, main_usage, "shmwarden ");
+	if (rc >= 0)
+		return rc;
 	if (optind == argc)
 		return cli_usage_error(&c, "missing COMMAND (manager, recover, sweep or ls)", NULL);
 	argc -= optind;
