@@ -225,8 +225,10 @@ def test_ls_judges_names_by_the_sweeps_prune_grace():
     with Sandbox("young") as sb:
         never = sb.name("never")
         d, t0 = dead_before_create(sb, [never])
-        for grace, young in (("0", False), ("86400000", True), (None, True)):
-            args = ["--prune-grace", grace] if grace is not None else []
+        # (The default, 10 s, is checked below while it still holds: a loaded machine or
+        # a sanitized build can take that long to get there.)
+        for grace, young in (("0", False), ("86400000", True)):
+            args = ["--prune-grace", grace]
             [rep] = sweep_json(sb, "--dry-run", *args)["dirs"]
             objs, lines = ls_objects(sb, *args)
             assert rep["young"] == int(young) and rep["gone"] == int(not young), (grace, rep)
@@ -241,9 +243,12 @@ def test_ls_judges_names_by_the_sweeps_prune_grace():
         assert rep["young"] == 0 and rep["gone"] == 1, rep
         assert objs[never]["young"] is False, objs[never]
         assert object_line(lines, never).endswith("(gone)"), lines
-        if time.time() < t0 + 9:
+        if time.time() < t0 + 8:
             objs, _ = ls_objects(sb)
             assert objs[never]["young"] is True, objs[never]
+        else:
+            print("# %.1f s since the registration: the default grace is not checked"
+                  % (time.time() - t0))
         assert os.path.isdir(d) and harness.registered_at(d, never) is not None, \
             "ls or a dry run changed something"
 
