@@ -173,14 +173,15 @@ static const char schema_listing_sql[] =
 /* The manager row of each version read: its columns in the order load_meta reads them. */
 static const char manager_select_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns, shm_ino,"
-	" user_ns, parent_uid FROM manager";
+	" user_ns, parent_uid, shm_btime FROM manager";
 static const char manager_select_v3_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns FROM manager";
 static const char manager_select_v1_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at FROM manager";
 static const char manager_insert_sql[] =
 	"INSERT INTO manager(id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns,"
-	" shm_ino, user_ns, parent_uid) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+	" shm_ino, user_ns, parent_uid, shm_btime)"
+	" VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 struct journal {
 	sqlite3 *db;
@@ -604,7 +605,7 @@ static int load_meta(struct journal *j)
 	sqlite3_stmt *st = NULL;
 	int version = j->meta.schema_version;
 	bool v1 = version == 1, v3 = version == 3;
-	int ncols = v1 ? 5 : v3 ? 7 : 10;
+	int ncols = v1 ? 5 : v3 ? 7 : 11;
 	int rc = sqlite3_prepare_v2(j->db,
 				    v1   ? manager_select_v1_sql
 				    : v3 ? manager_select_v3_sql
@@ -640,6 +641,7 @@ static int load_meta(struct journal *j)
 		j->meta.shm_ino = (uint64_t)sqlite3_column_int64(st, 7);
 		j->meta.user_ns = (uint64_t)sqlite3_column_int64(st, 8);
 		j->meta.parent_uid = (uid_t)sqlite3_column_int64(st, 9);
+		j->meta.shm_btime_ns = sqlite3_column_int64(st, 10);
 		j->meta.has_userns = j->meta.user_ns != 0;
 	}
 	rc = sqlite3_step(st);
@@ -735,6 +737,8 @@ static int insert_manager_row(struct journal *j, const struct journal_meta *meta
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(
 			st, 9, meta->parent_uid == (uid_t)-1 ? -1 : (int64_t)meta->parent_uid);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 10, meta->shm_btime_ns);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)

@@ -54,6 +54,10 @@ struct journal_meta {
 	 * inode. false before version 4, which did not say (the device alone decides). */
 	bool has_shm_root;
 	uint64_t shm_ino;
+	/* That directory's birth time (unix ns, statx; 0 when the filesystem did not give
+	 * one): an anonymous device number is freed with its tmpfs and handed to the next,
+	 * whose root may have the same inode number, but was born later. Version 4 on. */
+	int64_t shm_btime_ns;
 	/* The manager's user namespace (the inode of /proc/self/ns/user, 0 when unknown) and
 	 * owner_uid as that namespace's parent sees it (/proc/self/uid_map; (uid_t)-1 when
 	 * unmapped). has_userns is false before version 4, and when user_ns is 0: then

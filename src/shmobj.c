@@ -98,29 +98,37 @@ bool shmobj_born_by(int64_t btime_ns, int64_t registered_us, int64_t window_s)
 	return us < end_us || (us == end_us && ns <= end_ns);
 }
 
+/* statx of an open fd: 0, or -1 with errno. */
+static int shmobj_info_fd(int fd, struct shmobj_info *info)
+{
+	return shmobj_statx(fd, "", AT_EMPTY_PATH, info);
+}
+
 int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen)
 {
-	struct stat st;
-	if (fstat(shm_dirfd, &st) < 0) {
-		util_err(err, errlen, "fstat %s: %s", SHMOBJ_DIR, strerror(errno));
+	struct shmobj_info dir;
+	if (shmobj_info_fd(shm_dirfd, &dir) < 0) {
+		util_err(err, errlen, "statx %s: %s", SHMOBJ_DIR, strerror(errno));
 		return -1;
 	}
-	fs->dev = (uint64_t)st.st_dev;
-	fs->ino = (uint64_t)st.st_ino;
+	fs->dev = (uint64_t)dir.dev;
+	fs->ino = (uint64_t)dir.ino;
+	fs->btime_ns = dir.btime_ns;
+	struct stat st;
 	fs->mnt_ns = stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
 	return 0;
+}
+
+bool shmobj_fs_same(const struct shmobj_fs *a, const struct shmobj_fs *b)
+{
+	return a->dev == b->dev && a->ino == b->ino &&
+	       (!a->btime_ns || !b->btime_ns || a->btime_ns == b->btime_ns);
 }
 
 bool shmobj_exists(int shm_dirfd, const char *name)
 {
 	struct stat st;
 	return shmobj_stat(shm_dirfd, name, &st) == 0 || errno != ENOENT;
-}
-
-/* statx of an open fd: 0, or -1 with errno. */
-static int shmobj_info_fd(int fd, struct shmobj_info *info)
-{
-	return shmobj_statx(fd, "", AT_EMPTY_PATH, info);
 }
 
 int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_info *want,

@@ -39,6 +39,7 @@ struct shmobj_info {
 struct shmobj_fs {
 	uint64_t dev;
 	uint64_t ino;
+	int64_t btime_ns; /* the directory's birth time, unix ns; 0 when not given */
 	uint64_t mnt_ns;
 };
 
@@ -96,8 +97,13 @@ int64_t shmobj_window_ns(int64_t window_s);
  * shmobj_window_ns reads it (a negative one counts as 0). */
 bool shmobj_born_by(int64_t btime_ns, int64_t registered_us, int64_t window_s);
 
-/* Which shm filesystem shm_dirfd is, seen from this process. 0, or -1 with err. */
+/* Which /dev/shm directory shm_dirfd is, seen from this process: its device, inode and
+ * birth time (statx), and our mount namespace. 0, or -1 with err. */
 int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen);
+
+/* Whether a and b are one /dev/shm directory: the same device and inode, and the same
+ * birth time unless either lacks one (a filesystem without birth times cannot tell). */
+bool shmobj_fs_same(const struct shmobj_fs *a, const struct shmobj_fs *b);
 
 /* True unless the object is known to be gone (other errors count as existing: we
  * must never forget a name we could not check). */
