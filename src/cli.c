@@ -179,7 +179,8 @@ int cli_number(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int cli_bad_number(const struct cli *c, int val, long long min, long long max)
+/* "--NAME needs VALUE from MIN to MAX, got 'ARG'" for what cli_number refused. 2. */
+static int cli_bad_number(const struct cli *c, int val, long long min, long long max)
 {
 	int i = cli_index(c, val);
 	char what[256];
@@ -188,6 +189,15 @@ int cli_bad_number(const struct cli *c, int val, long long min, long long max)
 	if (i < 0)
 		return cli_usage_error(c, what, c->value ? c->value : "");
 	return cli_print(c, i, what, c->value ? c->value : "");
+}
+
+int cli_value_number(const struct cli *c, int val, long long min, long long max, long long *out)
+{
+	long long v;
+	if (cli_number(c->value, min, max, &v) < 0)
+		return cli_bad_number(c, val, min, max);
+	*out = v;
+	return 0;
 }
 
 /* Whether a held SIGPIPE is pending: a write went to a pipe or socket nobody reads. */

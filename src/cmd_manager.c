@@ -99,10 +99,10 @@ enum {
 static int manager_number(const struct cli *c, int opt, long long min, int *out)
 {
 	long long v;
-	if (cli_number(c->value, min, MANAGER_MAX_SETTING, &v) < 0)
-		return cli_bad_number(c, opt, min, MANAGER_MAX_SETTING);
-	*out = (int)v;
-	return 0;
+	int rc = cli_value_number(c, opt, min, MANAGER_MAX_SETTING, &v);
+	if (rc == 0)
+		*out = (int)v;
+	return rc;
 }
 
 int cmd_manager(int argc, char **argv)

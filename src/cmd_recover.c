@@ -312,8 +312,8 @@ int cmd_recover(int argc, char **argv)
 			use_syslog = true;
 			break;
 		case OPT_GRACE:
-			if (cli_number(c.value, 0, RECLAIM_GRACE_MAX_S, &grace_s) < 0)
-				return cli_bad_number(&c, opt, 0, RECLAIM_GRACE_MAX_S);
+			if (cli_value_number(&c, opt, 0, RECLAIM_GRACE_MAX_S, &grace_s) != 0)
+				return 2;
 			break;
 		case 'h':
 			fputs(recover_usage, stdout);

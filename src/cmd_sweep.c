@@ -337,8 +337,8 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 			break;
 		case OPT_GRACE: {
 			long long v;
-			if (cli_number(c.value, 0, RECLAIM_GRACE_MAX_S, &v) < 0)
-				return cli_bad_number(&c, opt, 0, RECLAIM_GRACE_MAX_S);
+			if (cli_value_number(&c, opt, 0, RECLAIM_GRACE_MAX_S, &v) != 0)
+				return 2;
 			ctx->grace_s = v;
 			break;
 		}

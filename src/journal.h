@@ -149,9 +149,10 @@ int journal_adopt(struct journal *j, const struct journal_row *row);
 /* Records which object a name means: only when its registration has no identity yet
  * (one per registration) and the object was born at most window_s seconds after the
  * registration (its microseconds as stored: btime_ns <= registered_at * 1000 + window_s
- * * 10^9), or before it (the rule of shmobj_born_by, applied in SQL so no read precedes
- * the write). Identities live in their own table, so the register path never writes it.
- * Version 1 journals have nowhere to keep it: a no-op there. */
+ * * 10^9, window_s converted and clamped by shmobj_window_ns), or before it (the rule
+ * of shmobj_born_by, applied in SQL so no read precedes the write). Identities live in
+ * their own table, so the register path never writes it. Version 1 journals have
+ * nowhere to keep it: a no-op there. */
 int journal_identify(struct journal *j, const char *name, size_t len, uint64_t ino,
 		     int64_t btime_ns, int64_t window_s);
 /* Removes a name (a free whose object is gone, a reclaimed or pruned row); absent

@@ -1076,13 +1076,20 @@ def test_torch_first_tensor_after_a_crash():
 # so the manager never noticed: new clients got ENOENT at the socket path for the rest
 # of its life, ls counted no client, and the shutdown left D.old behind. Now it moves the
 # directory back within a check or two (RENAME_NOREPLACE), says so, and shuts down clean.
+def renamed_live_manager(sb, shutdown_timeout):
+    """A live manager whose client c registered a, then its directory D renamed to D.old
+    under it (mv D D.old): (m, c, a, the new path)."""
+    m = manager(sb, "--shutdown-timeout", shutdown_timeout)
+    c = m.client()
+    a = registered(sb, c, "a")
+    moved = m.dir + ".old"
+    os.rename(m.dir, moved)
+    return m, c, a, moved
+
+
 def test_renamed_live_directory_is_moved_back():
     with Sandbox("renamed") as sb:
-        m = manager(sb, "--shutdown-timeout", "300")
-        c = m.client()
-        a = registered(sb, c, "a")
-        moved = m.dir + ".old"
-        os.rename(m.dir, moved)
+        m, c, a, moved = renamed_live_manager(sb, "300")
         t0 = time.monotonic()
         expect(harness.wait_for(lambda: os.path.exists(m.sock), timeout=5),
                "not moved back: %s" % sorted(os.listdir(sb.tmp)))
@@ -1114,11 +1121,7 @@ def test_renamed_live_directory_is_moved_back():
 # from D.old, and at its idle shutdown removes D.old, found by inode, and nothing at D.
 def test_renamed_live_directory_with_another_at_its_path_is_left_alone():
     with Sandbox("impostor") as sb:
-        m = manager(sb, "--shutdown-timeout", "500")
-        c = m.client()
-        a = registered(sb, c, "a")
-        moved = m.dir + ".old"
-        os.rename(m.dir, moved)
+        m, c, a, moved = renamed_live_manager(sb, "500")
         r = subprocess.run(["cp", "-a", moved, m.dir], capture_output=True, text=True)
         expect(r.returncode == 0, "cp -a: %s" % r.stderr)
         with open(os.path.join(m.dir, "note"), "w") as f:
