@@ -139,14 +139,15 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 	return 0;
 }
 
-/* Held by a task we inspected, or possibly by one we could not and the kernel's lease
- * check says someone has it open (taken and dropped at once: nothing changes). */
+/* Held by a task we inspected, or, as the reclaimers judge it, the kernel's lease check
+ * says someone has it open (taken and dropped at once: nothing changes): a holder we
+ * could not inspect, or one outside our /proc view (another pid namespace, io_uring,
+ * overlayfs). A lease that cannot be had counts as in use, as for the reclaimers. */
 static bool ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st)
 {
-	pid_t blind;
 	if (inuse_holds(o->inuse, st->st_dev, st->st_ino))
 		return true;
-	if (!S_ISREG(st->st_mode) || !inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind))
+	if (!S_ISREG(st->st_mode))
 		return false;
 	int fd, rc = shmobj_lease(o->shm_dirfd, name, st->st_dev, st->st_ino, &fd);
 	if (fd >= 0)
