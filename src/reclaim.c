@@ -187,8 +187,14 @@ static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const
  * the object between the kernel's answer and the unlink. The name is looked at once more
  * after the lease is granted (inode and birth time), so an object renamed over it since
  * the open is not unlinked (SECURITY.md, "A fresh view"); the caller unlinks, then
- * closes *fd, which releases the lease and lets any waiting opener fail with ENOENT,
- * which is what it would have got a moment later anyway.
+ * closes *fd, which releases the lease and lets a waiting opener go on with the inode it
+ * had already looked up, now nameless: what an open a moment before the unlink gets.
+ * A crash costs nothing: a reclaimer killed while it holds the lease loses it with its
+ * fd, and the object is unlinked or not while its row is still journaled (rows are
+ * dropped only after the unlink, at the page's commit), so the next pass finds it gone
+ * or asks the kernel again. What it costs: an openat, a statx of the fd, the fcntl and a
+ * close per object over the plain path's two statx and the unlinkat (SECURITY.md, "No
+ * unlink without the kernel's lease", has the figures).
  * Returns 0 with *fd holding the lease, 1 when someone else has the object open, 2 when
  * the name leads to another object now, -1 with errno when the lease cannot be had
  * (ENOENT: gone; EINVAL: leases disabled; EACCES: the owner may not open it). */
