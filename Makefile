@@ -53,14 +53,16 @@ $(BUILD)/obj/main.o $(BUILD)/obj/metrics.o $(BUILD)/shmwarden.pc: $(BUILD)/gen/v
 
 # The schema is embedded verbatim as a C string, so schema/journal.sql stays the one
 # source of truth (no hand-copied SQL in C).
-# schema/journal-v1.sql is the schema of release 0.1.0, kept so its journals are still
-# checked exactly and reclaimed after an upgrade.
+# schema/journal-v1.sql and schema/journal-v3.sql are the schemas of releases 0.1.0 and
+# 0.2.0, kept so their journals are still checked exactly and reclaimed after an upgrade.
 SCHEMA_EMBED = sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/'
-$(BUILD)/gen/schema_sql.c: schema/journal.sql schema/journal-v1.sql | $(BUILD)/gen
+$(BUILD)/gen/schema_sql.c: schema/journal.sql schema/journal-v1.sql schema/journal-v3.sql | $(BUILD)/gen
 	{ echo '/* generated from schema/journal*.sql by the Makefile: do not edit */'; \
 	  echo 'const char journal_schema_sql[] ='; $(SCHEMA_EMBED) schema/journal.sql; \
 	  echo ';'; \
 	  echo 'const char journal_schema_v1_sql[] ='; $(SCHEMA_EMBED) schema/journal-v1.sql; \
+	  echo ';'; \
+	  echo 'const char journal_schema_v3_sql[] ='; $(SCHEMA_EMBED) schema/journal-v3.sql; \
 	  echo ';'; } > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/schema_sql.o: $(BUILD)/gen/schema_sql.c | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-variable-declarations -c -o $@ $<

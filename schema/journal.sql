@@ -6,9 +6,11 @@
 -- keeps their text, and readers compare it): a reader refuses a journal of another version.
 
 PRAGMA application_id = 1936223607;   -- 0x73686d77, 'shmw': marks a shmwarden journal
-PRAGMA user_version = 3;              -- the schema version (JOURNAL_SCHEMA_VERSION)
--- Version 1 (shmwarden 0.1.0) is kept verbatim in schema/journal-v1.sql: readers still
--- reclaim such journals, with the rules of that release where identity is missing.
+PRAGMA user_version = 4;              -- the schema version (JOURNAL_SCHEMA_VERSION)
+-- Version 1 (shmwarden 0.1.0) is kept verbatim in schema/journal-v1.sql, version 3
+-- (shmwarden 0.2.0) in schema/journal-v3.sql: readers still reclaim such journals, with
+-- the rules of their release where a fact is missing (identity; which /dev/shm
+-- directory; which user namespace).
 -- Version 2 was a development layout (identity columns in objects), never released and
 -- not read.
 
@@ -21,7 +23,13 @@ CREATE TABLE manager (
     created_at  INTEGER NOT NULL,     -- unix seconds
     shm_dev     INTEGER NOT NULL,     -- st_dev of /dev/shm as the manager saw it: which
                                       -- shm filesystem the names below live in
-    mnt_ns      INTEGER NOT NULL      -- inode of the manager's /proc/self/ns/mnt (for reports)
+    mnt_ns      INTEGER NOT NULL,     -- inode of the manager's /proc/self/ns/mnt (for reports)
+    shm_ino     INTEGER NOT NULL,     -- st_ino of the /dev/shm directory it opened: which
+                                      -- directory of that filesystem (a subdirectory
+                                      -- bind-mounted as /dev/shm has its device, not this)
+    user_ns     INTEGER NOT NULL,     -- inode of the manager's /proc/self/ns/user
+    parent_uid  INTEGER NOT NULL      -- owner_uid as the parent of that user namespace
+                                      -- sees it (/proc/self/uid_map): -1 when unmapped
 );
 
 -- One row per registered shared-memory object that may still exist, keyed by its name:

@@ -24,6 +24,7 @@
 
 extern const char journal_schema_sql[];    /* schema/journal.sql, embedded by the Makefile */
 extern const char journal_schema_v1_sql[]; /* schema/journal-v1.sql: release 0.1.0 */
+extern const char journal_schema_v3_sql[]; /* schema/journal-v3.sql: release 0.2.0 */
 
 /*
  * Connection settings of every handle.
@@ -167,13 +168,17 @@ static const char *journal_stmt_sql_v1(enum journal_stmt which)
 /* Read once at open, never kept: the ordered schema both sides of the comparison list. */
 static const char schema_listing_sql[] =
 	"SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name";
+/* The manager row of each version read: its columns in the order load_meta reads them. */
 static const char manager_select_sql[] =
+	"SELECT id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns, shm_ino,"
+	" user_ns, parent_uid FROM manager";
+static const char manager_select_v3_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns FROM manager";
 static const char manager_select_v1_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at FROM manager";
 static const char manager_insert_sql[] =
-	"INSERT INTO manager(id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns)"
-	" VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)";
+	"INSERT INTO manager(id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns,"
+	" shm_ino, user_ns, parent_uid) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 struct journal {
 	sqlite3 *db;
@@ -468,6 +473,10 @@ static int check_identity(struct journal *j)
 	if (version == 2)
 		return journal_fail(j, "journal schema version 2 was a development layout, never "
 				       "released: not read");
+	/* No release wrote any other version below ours. */
+	if (version > 1 && version != 3 && version < JOURNAL_SCHEMA_VERSION)
+		return journal_fail(j, "journal schema version %lld was never released: not read",
+				    (long long)version);
 	if (version < JOURNAL_SCHEMA_VERSION_MIN)
 		return journal_fail(j,
 				    "journal schema version %lld is older than this "
@@ -490,6 +499,22 @@ static bool column_equal(sqlite3_stmt *a, sqlite3_stmt *b, int col)
 	return la == lb && (la == 0 || memcmp(va, vb, (size_t)la) == 0);
 }
 
+/* The verbatim schema text of the version being read, and its file's name. */
+static const char *schema_of(int version, const char **file)
+{
+	switch (version) {
+	case 1:
+		*file = "schema/journal-v1.sql";
+		return journal_schema_v1_sql;
+	case 3:
+		*file = "schema/journal-v3.sql";
+		return journal_schema_v3_sql;
+	default:
+		*file = "schema/journal.sql";
+		return journal_schema_sql;
+	}
+}
+
 /* Compares the two listings row by row; returns -1 with the first difference named. */
 static int compare_listings(struct journal *j, sqlite3_stmt *ours, sqlite3_stmt *theirs)
 {
@@ -507,23 +532,23 @@ static int compare_listings(struct journal *j, sqlite3_stmt *ours, sqlite3_stmt 
 			continue;
 		sqlite3_stmt *differs = ra == SQLITE_ROW ? ours : theirs;
 		const unsigned char *name = sqlite3_column_text(differs, 1);
-		return journal_fail(j, "journal schema differs from %s at '%.64s'",
-				    j->meta.schema_version == 1 ? "schema/journal-v1.sql"
-								: "schema/journal.sql",
+		const char *file;
+		schema_of(j->meta.schema_version, &file);
+		return journal_fail(j, "journal schema differs from %s at '%.64s'", file,
 				    name ? (const char *)name : "?");
 	}
 }
 
 /* A hostile writer could relax a CHECK, NOT NULL or UNIQUE and store what our schema
- * forbids, so the schema must be exactly the one schema/journal.sql (or, for a version 1
- * journal, schema/journal-v1.sql) builds. */
+ * forbids, so the schema must be exactly the one schema/journal.sql (or, for a journal
+ * of an earlier release, its verbatim schema/journal-vN.sql) builds. */
 static int check_schema(struct journal *j)
 {
 	sqlite3 *ref = NULL;
 	sqlite3_stmt *ours = NULL, *theirs = NULL;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-	const char *schema = j->meta.schema_version == 1 ? journal_schema_v1_sql
-							 : journal_schema_sql;
+	const char *file;
+	const char *schema = schema_of(j->meta.schema_version, &file);
 	int rc = sqlite3_open_v2(":memory:", &ref, flags, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(ref, schema, NULL, NULL, NULL);
@@ -554,6 +579,10 @@ fail:
 
 static bool manager_row_valid(sqlite3_stmt *st, int ncols)
 {
+	/* parent_uid (column 9) is a uid, or -1 for none: a larger one is not a uid. */
+	if (ncols > 9 && (sqlite3_column_int64(st, 9) < -1 ||
+			  sqlite3_column_int64(st, 9) >= (int64_t)UINT32_MAX))
+		return false;
 	for (int col = 0; col < ncols; col++) {
 		int want = col == 3 ? SQLITE_TEXT : SQLITE_INTEGER;
 		if (sqlite3_column_type(st, col) != want)
@@ -571,9 +600,14 @@ static bool manager_row_valid(sqlite3_stmt *st, int ncols)
 static int load_meta(struct journal *j)
 {
 	sqlite3_stmt *st = NULL;
-	bool v1 = j->meta.schema_version == 1;
-	int rc = sqlite3_prepare_v2(j->db, v1 ? manager_select_v1_sql : manager_select_sql, -1, &st,
-				    NULL);
+	int version = j->meta.schema_version;
+	bool v1 = version == 1, v3 = version == 3;
+	int ncols = v1 ? 5 : v3 ? 7 : 10;
+	int rc = sqlite3_prepare_v2(j->db,
+				    v1   ? manager_select_v1_sql
+				    : v3 ? manager_select_v3_sql
+					 : manager_select_sql,
+				    -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sqlite_fail(j, rc, "read manager row");
 	rc = sqlite3_step(st);
@@ -584,7 +618,7 @@ static int load_meta(struct journal *j)
 			sqlite_fail(j, rc, "read manager row");
 		goto fail;
 	}
-	if (!manager_row_valid(st, v1 ? 5 : 7)) {
+	if (!manager_row_valid(st, ncols)) {
 		journal_fail(j, "malformed manager row");
 		goto fail;
 	}
@@ -597,6 +631,14 @@ static int load_meta(struct journal *j)
 	if (!v1) {
 		j->meta.shm_dev = (uint64_t)sqlite3_column_int64(st, 5);
 		j->meta.mnt_ns = (uint64_t)sqlite3_column_int64(st, 6);
+	}
+	j->meta.has_shm_root = ncols > 7;
+	j->meta.parent_uid = (uid_t)-1;
+	if (ncols > 7) {
+		j->meta.shm_ino = (uint64_t)sqlite3_column_int64(st, 7);
+		j->meta.user_ns = (uint64_t)sqlite3_column_int64(st, 8);
+		j->meta.parent_uid = (uid_t)sqlite3_column_int64(st, 9);
+		j->meta.has_userns = j->meta.user_ns != 0;
 	}
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
@@ -684,6 +726,13 @@ static int insert_manager_row(struct journal *j, const struct journal_meta *meta
 		rc = sqlite3_bind_int64(st, 5, (int64_t)meta->shm_dev);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 6, (int64_t)meta->mnt_ns);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 7, (int64_t)meta->shm_ino);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 8, (int64_t)meta->user_ns);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(
+			st, 9, meta->parent_uid == (uid_t)-1 ? -1 : (int64_t)meta->parent_uid);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)

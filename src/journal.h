@@ -24,8 +24,10 @@
 #include "util.h"
 
 #define JOURNAL_FILE "journal.db"
-#define JOURNAL_SCHEMA_VERSION 3          /* what journal_create writes */
-#define JOURNAL_SCHEMA_VERSION_MIN 1      /* the oldest a reader still reclaims (0.1.0) */
+#define JOURNAL_SCHEMA_VERSION 4     /* what journal_create writes */
+#define JOURNAL_SCHEMA_VERSION_MIN 1 /* the oldest a reader still reclaims (0.1.0) */
+/* Releases read, each checked against its verbatim schema: 1 (0.1.0), 3 (0.2.0) and
+ * JOURNAL_SCHEMA_VERSION; 2 was a development layout, never released. */
 #define JOURNAL_APPLICATION_ID 0x73686d77 /* 'shmw' */
 
 struct journal;
@@ -47,6 +49,18 @@ struct journal_meta {
 	bool has_shm_fs;
 	uint64_t shm_dev;
 	uint64_t mnt_ns;
+	/* Which directory of that filesystem the manager opened as /dev/shm (its st_ino): a
+	 * subdirectory bind-mounted as a job's /dev/shm has the host's st_dev, not its
+	 * inode. false before version 4, which did not say (the device alone decides). */
+	bool has_shm_root;
+	uint64_t shm_ino;
+	/* The manager's user namespace (the inode of /proc/self/ns/user, 0 when unknown) and
+	 * owner_uid as that namespace's parent sees it (/proc/self/uid_map; (uid_t)-1 when
+	 * unmapped). has_userns is false before version 4, and when user_ns is 0: then
+	 * owner_uid alone must be the directory's owner. */
+	bool has_userns;
+	uint64_t user_ns;
+	uid_t parent_uid;
 };
 
 /* One row as read back: a copy of the stored name, len bytes (2..59, which the schema

@@ -109,7 +109,8 @@ TAILQ_HEAD(livemgr_list, livemgr_entry);
 
 struct livemgr {
 	uid_t owner;
-	uint64_t shm_dev;
+	uint64_t shm_dev; /* our /dev/shm directory: its device and inode */
+	uint64_t shm_ino;
 	struct journal *extra;
 	pid_t self;
 	bool unknown;           /* the latest refresh could not tell: livemgr_mark fails */
@@ -120,13 +121,14 @@ struct livemgr {
 	struct livemgr_list entries;
 };
 
-struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, struct journal *extra)
+struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, uint64_t shm_ino, struct journal *extra)
 {
 	struct livemgr *lm = calloc(1, sizeof(*lm));
 	if (!lm)
 		return NULL;
 	lm->owner = owner;
 	lm->shm_dev = shm_dev;
+	lm->shm_ino = shm_ino;
 	lm->extra = extra;
 	lm->self = getpid();
 	TAILQ_INIT(&lm->entries);
@@ -339,10 +341,13 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 		char shm[64];
 		struct stat sst;
 		snprintf(shm, sizeof(shm), "/proc/%d/root/dev/shm", (int)e->pid);
-		if (stat(shm, &sst) == 0 && (uint64_t)sst.st_dev != lm->shm_dev) {
+		if (stat(shm, &sst) == 0 &&
+		    ((uint64_t)sst.st_dev != lm->shm_dev || (uint64_t)sst.st_ino != lm->shm_ino)) {
 			log_debug("livemgr: %s: its journal cannot be read (%s), and its /dev/shm "
-				  "is another filesystem (%#llx): not a live manager of ours",
-				  label, err, (unsigned long long)sst.st_dev);
+				  "is another directory (%#llx, inode %llu): not a live manager of "
+				  "ours",
+				  label, err, (unsigned long long)sst.st_dev,
+				  (unsigned long long)sst.st_ino);
 			e->foreign = true;
 			return 0;
 		}
@@ -361,12 +366,13 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 		return 0;
 	}
 	const struct journal_meta *m = journal_meta(e->j);
-	if (!livemgr_is_pid(e->pid, m->manager_pid) || m->owner_uid != lm->owner ||
-	    (m->has_shm_fs && m->shm_dev != lm->shm_dev)) {
+	if (!livemgr_is_pid(e->pid, m->manager_pid) ||
+	    !mgrdir_journal_owner(m, lm->owner, NULL, 0) ||
+	    !mgrdir_same_shm(m, lm->shm_dev, lm->shm_ino)) {
 		log_debug("livemgr: pid %d holds a manager directory whose journal is of pid %d, "
-			  "uid %u, shm dev %#llx: not a live manager of ours",
+			  "uid %u, shm dev %#llx directory %llu: not a live manager of ours",
 			  (int)e->pid, (int)m->manager_pid, (unsigned)m->owner_uid,
-			  (unsigned long long)m->shm_dev);
+			  (unsigned long long)m->shm_dev, (unsigned long long)m->shm_ino);
 		journal_close(e->j);
 		e->j = NULL;
 		e->foreign = true;

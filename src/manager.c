@@ -39,6 +39,7 @@
 #include "reclaim.h"
 #include "regcache.h"
 #include "shmobj.h"
+#include "userns.h"
 #include "util.h"
 #include "wire.h"
 
@@ -1447,6 +1448,21 @@ static void manager_warn_untrusted(const struct manager *m)
 	if (util_path_trusted(m->journal_dir, geteuid(), why, sizeof(why)) == 0 || errno != EPERM)
 		return;
 	manager_base_setting(m, setting, sizeof(setting), fix, sizeof(fix));
+	/* In a user namespace of our own (`unshare -U -r`) the host's root is no uid here
+	 * (65534), so the host's /tmp looks like another user's: only a reclaimer in the
+	 * initial user namespace, where it is root's, can reclaim what we leave. */
+	struct userns_self ns;
+	userns_self(geteuid(), &ns);
+	if (ns.ns != 0 && !userns_is_initial(ns.ns)) {
+		log_warn(
+			"manager: %s: unsafe here: %s; this is a user namespace, where a "
+			"directory of a user it does not map (the host's root) looks like another "
+			"user's: if this manager is killed, only a sweep or recover run outside it "
+			"(in the initial user namespace) will reclaim its objects, no manager "
+			"restarted here (%s: %s a directory whose parents are this namespace's)",
+			m->dirpath, why, setting, fix);
+		return;
+	}
 	log_warn("manager: %s: unsafe: %s; if this manager is killed, no sweep, recover or "
 		 "restarted manager will reclaim its objects (%s: %s a directory whose parents "
 		 "only root or you can change)",
@@ -1476,15 +1492,24 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 	}
 	manager_warn_untrusted(m);
 	struct shmobj_fs fs;
+	struct userns_self ns;
 	if (shmobj_fs_self(m->shm_dirfd, &fs, err, errlen) < 0)
 		return -1;
+	/* Which /dev/shm directory our names live in, and who we are one user namespace up:
+	 * what a reclaimer elsewhere needs to tell whether they are its to reclaim. */
+	userns_self(geteuid(), &ns);
 	struct journal_meta meta = { .schema_version = JOURNAL_SCHEMA_VERSION,
 				     .owner_uid = geteuid(),
 				     .manager_pid = getpid(),
 				     .created_at = util_wall_s(),
 				     .has_shm_fs = true,
 				     .shm_dev = fs.dev,
-				     .mnt_ns = fs.mnt_ns };
+				     .mnt_ns = fs.mnt_ns,
+				     .has_shm_root = true,
+				     .shm_ino = fs.ino,
+				     .has_userns = ns.ns != 0,
+				     .user_ns = ns.ns,
+				     .parent_uid = ns.parent_uid };
 	memcpy(meta.boot_id, m->boot_id, sizeof(meta.boot_id));
 	m->meta = meta;
 	if (journal_create(m->journal_dir, &meta, &m->journal, err, errlen) < 0) {

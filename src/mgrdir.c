@@ -34,6 +34,7 @@
 #include "journal.h"
 #include "mgrdir.h"
 #include "shmobj.h"
+#include "userns.h"
 #include "util.h"
 
 /* A journal larger than this is not copied to be looked at: real journals follow the live
@@ -878,13 +879,24 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 	return -1;
 }
 
-/* Whether the journal's names live in another shm filesystem than the one this process
- * sees as /dev/shm (its manager row records the st_dev of its /dev/shm and its mount
- * namespace; a version 1 journal records neither and is taken as this host's). st_dev
- * alone decides: a tmpfs keeps its device number for its whole life in every mount
- * namespace that sees it, so a container sharing the host's /dev/shm (another mount
- * namespace, same device) is ours, and one with its own tmpfs is not, whatever its
- * paths. The namespaces are for the human reading the report. */
+bool mgrdir_same_shm(const struct journal_meta *meta, uint64_t dev, uint64_t ino)
+{
+	if (!meta->has_shm_fs)
+		return true;
+	return meta->shm_dev == dev && (!meta->has_shm_root || meta->shm_ino == ino);
+}
+
+/* Whether the journal's names live in another /dev/shm than the one this process sees
+ * (its manager row records the st_dev and st_ino of the /dev/shm directory the manager
+ * opened, and its mount namespace). The directory decides, not the namespace: a tmpfs
+ * keeps its device number, and its directories their inodes, for their whole life in
+ * every mount namespace that sees them, so a container sharing the host's /dev/shm
+ * (another mount namespace, same directory) is ours; one with its own tmpfs is not, nor
+ * is a job whose /dev/shm is a subdirectory of ours bind-mounted (same device, another
+ * directory: its names are not where we would look them up), nor, seen from that job,
+ * the host's. A version 3 journal records the device only (the rule of its release); a
+ * version 1 journal records neither and is taken as this host's. The namespaces are for
+ * the human reading the report. */
 static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_meta *meta)
 {
 	struct shmobj_fs ours;
@@ -900,14 +912,63 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
 		return true;
 	}
 	close(fd);
-	if (meta->shm_dev == ours.dev)
+	if (mgrdir_same_shm(meta, ours.dev, ours.ino))
 		return false;
+	if (meta->shm_dev != ours.dev) {
+		util_err(p->why, sizeof(p->why),
+			 "its names live in another shm filesystem (device %u:%u, mount namespace "
+			 "%llu; ours is %u:%u in %llu): left for a reclaimer that sees it",
+			 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
+			 (unsigned long long)meta->mnt_ns, major((dev_t)ours.dev),
+			 minor((dev_t)ours.dev), (unsigned long long)ours.mnt_ns);
+		return true;
+	}
 	util_err(p->why, sizeof(p->why),
-		 "its names live in another shm filesystem (device %u:%u, mount namespace %llu; "
-		 "ours is %u:%u in %llu): left for a reclaimer that sees it",
+		 "its names live in another /dev/shm directory of the same shm filesystem "
+		 "(device %u:%u, directory inode %llu, mount namespace %llu; ours is inode %llu "
+		 "in %llu: one of the two is a subdirectory bind-mounted as /dev/shm): left for a "
+		 "reclaimer that sees it",
 		 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
-		 (unsigned long long)meta->mnt_ns, major((dev_t)ours.dev), minor((dev_t)ours.dev),
-		 (unsigned long long)ours.mnt_ns);
+		 (unsigned long long)meta->shm_ino, (unsigned long long)meta->mnt_ns,
+		 (unsigned long long)ours.ino, (unsigned long long)ours.mnt_ns);
+	return true;
+}
+
+bool mgrdir_journal_owner(const struct journal_meta *meta, uid_t owner, char *why, size_t whylen)
+{
+	/* The rule of every release: the uid the writer ran as is the directory's owner. */
+	if (meta->owner_uid == owner)
+		return true;
+	if (!meta->has_userns) {
+		util_err(why, whylen, "journal claims uid %u but the directory is owned by uid %u",
+			 (unsigned)meta->owner_uid, (unsigned)owner);
+		return false;
+	}
+	/* A writer in a user namespace of its own (`unshare -U -r`: uid 0 there) is the
+	 * owner when its namespace's parent saw it as the owner. Only a reader in the
+	 * initial user namespace sees uids as a first-level namespace's parent does, and a
+	 * journal claiming our own namespace, or the initial one, must say the owner's uid
+	 * itself. The files' owner is who wrote them either way (mgrdir_check_file); every
+	 * act stays the owner's (setfsuid) on objects the owner owns. */
+	struct userns_self ours;
+	userns_self(owner, &ours);
+	if (!userns_is_initial(ours.ns) || meta->user_ns == ours.ns ||
+	    userns_is_initial(meta->user_ns) || meta->parent_uid == (uid_t)-1 ||
+	    meta->parent_uid != owner) {
+		char parent[32] = "none";
+		if (meta->parent_uid != (uid_t)-1)
+			snprintf(parent, sizeof(parent), "%u", (unsigned)meta->parent_uid);
+		util_err(why, whylen,
+			 "journal claims uid %u in user namespace %llu (uid %s in its parent "
+			 "namespace) but the directory is owned by uid %u%s",
+			 (unsigned)meta->owner_uid, (unsigned long long)meta->user_ns, parent,
+			 (unsigned)owner,
+			 userns_is_initial(ours.ns)
+				 ? ""
+				 : " (this reclaimer is not in the initial user namespace, where "
+				   "the two could be compared)");
+		return false;
+	}
 	return true;
 }
 
@@ -927,7 +988,7 @@ static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
 	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j, err,
 			      sizeof(err));
 	bool decided = false;
-	if (rc == 0 && journal_meta(j)->owner_uid == p->owner &&
+	if (rc == 0 && mgrdir_journal_owner(journal_meta(j), p->owner, NULL, 0) &&
 	    mgrdir_probe_foreign(p, journal_meta(j))) {
 		p->state = MGRDIR_FOREIGN;
 		decided = true;
@@ -1025,11 +1086,8 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 		return;
 	}
 	const struct journal_meta *meta = journal_meta(p->journal);
-	if (meta->owner_uid != p->owner) {
-		mgrdir_set(p, MGRDIR_UNSAFE,
-			   "journal claims uid %u but the directory is owned by "
-			   "uid %u",
-			   (unsigned)meta->owner_uid, (unsigned)p->owner);
+	if (!mgrdir_journal_owner(meta, p->owner, err, sizeof(err))) {
+		mgrdir_set(p, MGRDIR_UNSAFE, "%s", err);
 		mgrdir_close_journal(p);
 		return;
 	}

@@ -56,12 +56,14 @@ enum mgrdir_state {
 			  * its manager is dead, and the directory is that reclaimer's
 			  * until it lets go; holder names it, why says so */
 	MGRDIR_UNSAFE,   /* symlinks, files of another user, writable by group or others,
-			  * a path someone else could replace, a journal claiming another
-			  * owner, or dead with a directory or journal file its owner
+			  * a path someone else could replace, a journal whose writer is
+			  * not shown to be the owner (mgrdir_journal_owner), or dead with a directory or journal file its owner
 			  * cannot change (the owner's modes, never root's override):
 			  * never acted on */
-	MGRDIR_FOREIGN,  /* the journal's names live in another shm filesystem or mount
-			  * namespace: not this host's /dev/shm to reclaim in */
+	MGRDIR_FOREIGN,  /* the journal's names live in another /dev/shm: another shm
+			  * filesystem, or another directory of ours (a subdirectory
+			  * bind-mounted as a job's /dev/shm): not ours to reclaim in
+			  * (mgrdir_same_shm) */
 	MGRDIR_CORRUPT,  /* dead, and its journal cannot be read: left for a human */
 	MGRDIR_UNKNOWN,  /* could not be looked at (permissions, I/O), or dead and not
 			  * changeable by this process (a read-only mount): why says */
@@ -82,6 +84,7 @@ const char *mgrdir_state_str(enum mgrdir_state st);
 #define MGRDIR_PROBE_OWN 0x4 /* unless root, a directory of another owner is unsafe */
 
 struct journal;
+struct journal_meta;
 
 struct mgrdir_probe {
 	enum mgrdir_state state;
@@ -172,6 +175,20 @@ bool mgrdir_marked(int dirfd);
  * SQLite requires. 0, or -1 with err set and errno: ENAMETOOLONG for a directory whose
  * path is PATH_MAX bytes or longer (moved deep), which the kernel does not name. */
 int mgrdir_fd_path(int dirfd, char *path, size_t len, char *err, size_t errlen);
+
+/* Whether a journal's names live in the /dev/shm whose directory is (dev, ino) (st_dev
+ * and st_ino of the directory a process opened as /dev/shm): the same shm filesystem
+ * and, for a journal of version 4 or later, the same directory of it (a subdirectory
+ * bind-mounted as a job's /dev/shm is another). A version 1 journal says nothing and is
+ * taken as ours; a version 3 journal, by the device alone, as its release did. */
+bool mgrdir_same_shm(const struct journal_meta *meta, uint64_t dev, uint64_t ino);
+
+/* Whether the journal's writer was owner, the directory's owner as this process sees
+ * it: its owner_uid is owner; or (version 4) it ran in a user namespace of its own
+ * whose parent saw it as owner, and this process is in the initial user namespace,
+ * where uids are the parent's (the writer's namespace is neither ours nor the initial
+ * one). Anything else cannot be shown, and is false with why filled (why may be NULL). */
+bool mgrdir_journal_owner(const struct journal_meta *meta, uid_t owner, char *why, size_t whylen);
 
 /* Unlinks the manager's files (socket, journal and its -wal/-shm, lock) and removes
  * the directory name from basefd. Missing files are fine; an unexpected file leaves the

@@ -481,7 +481,8 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 				 strerror(errno));
 			goto out;
 		}
-		live = livemgr_new(owner, (uint64_t)shm_st.st_dev, opts->adopt_into);
+		live = livemgr_new(owner, (uint64_t)shm_st.st_dev, (uint64_t)shm_st.st_ino,
+				   opts->adopt_into);
 		if (!live) {
 			snprintf(report->detail, sizeof(report->detail), "out of memory");
 			goto out;

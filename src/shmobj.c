@@ -97,6 +97,7 @@ int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen
 		return -1;
 	}
 	fs->dev = (uint64_t)st.st_dev;
+	fs->ino = (uint64_t)st.st_ino;
 	fs->mnt_ns = stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
 	return 0;
 }

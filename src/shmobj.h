@@ -29,10 +29,16 @@ struct shmobj_info {
 	int64_t btime_ns;
 };
 
-/* The shm filesystem a process sees: st_dev of /dev/shm, and the process's mount
- * namespace (the inode of /proc/self/ns/mnt, 0 if unreadable). */
+/* The /dev/shm a process sees: st_dev and st_ino of the directory it opened as /dev/shm
+ * (the filesystem, and which directory of it: a subdirectory of the host's /dev/shm
+ * bind-mounted as a job's has the host's device and its own inode), and the process's
+ * mount namespace (the inode of /proc/self/ns/mnt, 0 if unreadable; for reports: a
+ * container sharing the host's /dev/shm is in another one and sees the same directory).
+ * The mount id (statx STATX_MNT_ID) is not recorded: every mount namespace has its own
+ * copy of a mount, with its own id, so it would tell apart what is the same directory. */
 struct shmobj_fs {
 	uint64_t dev;
+	uint64_t ino;
 	uint64_t mnt_ns;
 };
 

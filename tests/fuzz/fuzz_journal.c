@@ -30,6 +30,11 @@ static void check_meta(const struct journal_meta *m)
 	FUZZ_CHECK(m->schema_version >= JOURNAL_SCHEMA_VERSION_MIN &&
 		   m->schema_version <= JOURNAL_SCHEMA_VERSION);
 	FUZZ_CHECK(m->has_shm_fs == (m->schema_version >= 2));
+	/* Which /dev/shm directory and user namespace: only version 4 says; its parent
+	 * uid is a uid or none, never a value past a uid's range. */
+	FUZZ_CHECK(m->has_shm_root == (m->schema_version >= 4));
+	FUZZ_CHECK(!m->has_userns || (m->schema_version >= 4 && m->user_ns != 0));
+	FUZZ_CHECK(m->schema_version >= 4 || m->parent_uid == (uid_t)-1);
 	FUZZ_CHECK(m->owner_uid != (uid_t)-1);
 	FUZZ_CHECK(m->manager_pid > 0);
 	FUZZ_CHECK(strlen(m->boot_id) == UTIL_BOOT_ID_LEN);

@@ -23,6 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 SCHEMA = open(os.path.join(ROOT, "schema", "journal.sql")).read()
 # Release 0.1.0's schema: its journals are still read (and checked exactly) after upgrades.
 SCHEMA_V1 = open(os.path.join(ROOT, "schema", "journal-v1.sql")).read()
+# Release 0.2.0's: the same, without the /dev/shm directory and user namespace columns.
+SCHEMA_V3 = open(os.path.join(ROOT, "schema", "journal-v3.sql")).read()
 BOOT = "0d9c1d5e-6a9b-4a53-9c3e-000000000001"
 WAL_MARK = b"SHMWWAL!"   # fuzz_journal.c: what follows is journal.db-wal
 FD_MARK = b"SHMWFDS!"    # fuzz_inuse.c: what follows are fd symlink targets
@@ -49,19 +51,22 @@ def wire_seeds():
     }
 
 
-def new_journal(path, page_size=512, wal=True, owner=0, pid=4242, v1=False):
+def new_journal(path, page_size=512, wal=True, owner=0, pid=4242, v1=False, v3=False):
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA page_size=%d" % page_size)
     con.execute("PRAGMA auto_vacuum=INCREMENTAL")
     if wal:
         con.execute("PRAGMA journal_mode=WAL")
     # Verbatim: untrusted readers compare the stored CREATE text, comments included.
-    con.executescript(SCHEMA_V1 if v1 else SCHEMA)
+    con.executescript(SCHEMA_V1 if v1 else SCHEMA_V3 if v3 else SCHEMA)
     if v1:
         con.execute("INSERT INTO manager VALUES (1, ?, ?, ?, 1700000000)", (owner, pid, BOOT))
-    else:
+    elif v3:
         con.execute("INSERT INTO manager VALUES (1, ?, ?, ?, 1700000000, 44, 4026531840)",
                     (owner, pid, BOOT))
+    else:
+        con.execute("INSERT INTO manager VALUES (1, ?, ?, ?, 1700000000, 44, 4026531840, 1,"
+                    " 4026532001, 1001)", (owner, pid, BOOT))
     return con
 
 
@@ -148,12 +153,20 @@ def journal_seeds(tmp):
         "forged_rows": journal_bytes(lambda con: forge(con, rows(forged)), tmp),
         "huge_row": journal_bytes(lambda con: forge(con, rows([b"\0" * 66000])), tmp,
                                   page_size=4096),
-        "future_schema": journal_bytes(sql("PRAGMA user_version=4"), tmp),
+        "future_schema": journal_bytes(sql("PRAGMA user_version=5"), tmp),
         "development_v2": journal_bytes(sql("PRAGMA user_version=2"), tmp),
         "v1_five_names": journal_bytes(rows(names), tmp, v1=True),
         "v1_uncheckpointed_wal": journal_bytes(rows(names), tmp, keep_wal=True, v1=True),
         "v1_claims_v3": journal_bytes(sql("PRAGMA user_version=3"), tmp, v1=True),
         "current_claims_v1": journal_bytes(sql("PRAGMA user_version=1"), tmp),
+        "v3_five_names": journal_bytes(rows(names), tmp, v3=True),
+        "v3_uncheckpointed_wal": journal_bytes(rows(names), tmp, keep_wal=True, v3=True),
+        "v3_claims_v4": journal_bytes(sql("PRAGMA user_version=4"), tmp, v3=True),
+        "current_claims_v3": journal_bytes(sql("PRAGMA user_version=3"), tmp),
+        "manager_row_parent_uid_out_of_range": journal_bytes(
+            sql("UPDATE manager SET parent_uid = 4294967296"), tmp),
+        "manager_row_userns_as_text": journal_bytes(
+            sql("UPDATE manager SET user_ns = 'ns', shm_ino = x'01'"), tmp),
         "identified_rows": journal_bytes(sql(
             "INSERT INTO objects VALUES (x'2f69', 1, 1700000000), (x'2f6a', 1, 1700000000),"
             " (x'2f6b', 1, 1)",

@@ -168,7 +168,9 @@ def test_version():
         expect(m and m.group(1) == makefile_version(), "SHMW_VERSION differs from the Makefile")
     # The newest entry of the changelog, and of debian/changelog where there is one (the
     # package's version), name the same version.
-    m = re.search(r"^## (\S+)", read(os.path.join(harness.ROOT, "CHANGELOG.md")), re.M)
+    # The newest release: an "Unreleased" entry above it collects what the next one brings.
+    m = re.search(r"^## (?!Unreleased)(\S+)", read(os.path.join(harness.ROOT, "CHANGELOG.md")),
+                  re.M)
     expect(m and m.group(1) == makefile_version(),
            "CHANGELOG.md's newest entry is %s, the Makefile's VERSION %s" % (
                m and m.group(1), makefile_version()))

@@ -350,7 +350,7 @@ def test_live_manager_of_another_schema_version_keeps_pin():
         live = live_pin_manager(sb, livebase)
         c = live.client()
         lost = []
-        for trial, (version, how) in enumerate((v, h) for v in (4, 2)
+        for trial, (version, how) in enumerate((v, h) for v in (5, 2)
                                                for h in ("sweep", "recover", "adoption")):
             d, data = stale_then_replaced(sb, dead, c, pin, trial)
             set_user_version(live.dir, version)
@@ -374,7 +374,7 @@ def test_live_manager_of_another_schema_version_keeps_pin():
                 lost.append((version, how))
             # The next trial starts clean: the live manager readable again, the dead
             # directories reclaimed now that it can be read (handed over).
-            set_user_version(live.dir, 3)
+            set_user_version(live.dir, 4)
             for n in os.listdir(dead):
                 r = sb.run(["recover", os.path.join(dead, n)])
                 expect(r.returncode == 0, "cleanup recover: %s" % r.stderr)
@@ -400,7 +400,7 @@ def test_unreadable_live_manager_of_another_shm_filesystem_keeps_nothing():
             stdin=subprocess.DEVNULL, env=dict(sb.env, TMPDIR=livebase)))
         sock = proc.stdout.readline().decode().strip()
         expect(sock.startswith(livebase + "/"), "the manager said %r" % sock)
-        set_user_version(os.path.dirname(sock), 4)
+        set_user_version(os.path.dirname(sock), 5)
         pin = sb.name("pin")
         d = dead_pin_manager(sb, dead, pin)
         rep = reclaim_dead(sb, "sweep", dead, d)["dirs"][0]

@@ -527,8 +527,8 @@ static void test_untrusted_future_version(void)
 			      "CREATE TABLE manager(id INTEGER PRIMARY KEY, x);"),
 		     0);
 	expect_open_fails(JOURNAL_UNTRUSTED,
-			  "journal schema version 7 is newer than this shmwarden (3)");
-	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (3)");
+			  "journal schema version 7 is newer than this shmwarden (4)");
+	expect_open_fails(0, "journal schema version 7 is newer than this shmwarden (4)");
 }
 
 /* Our tables with the constraints relaxed: right ids, right names, wrong rules. */
@@ -556,6 +556,11 @@ static void test_identity_learned_once(void)
 	meta.has_shm_fs = true;
 	meta.shm_dev = 0x2a;
 	meta.mnt_ns = 4026531840ULL;
+	meta.has_shm_root = true;
+	meta.shm_ino = 77;
+	meta.has_userns = true;
+	meta.user_ns = 4026532001ULL;
+	meta.parent_uid = 1001;
 	struct journal *j = NULL;
 	CHECK(journal_create(check_tmpdir, &meta, &j, err, sizeof(err)) == 0);
 	if (!j)
@@ -576,6 +581,8 @@ static void test_identity_learned_once(void)
 		return;
 	const struct journal_meta *m = journal_meta(j);
 	CHECK(m->has_shm_fs && m->shm_dev == 0x2a && m->mnt_ns == 4026531840ULL);
+	CHECK(m->schema_version == 4 && m->has_shm_root && m->shm_ino == 77);
+	CHECK(m->has_userns && m->user_ns == 4026532001ULL && m->parent_uid == 1001);
 	struct journal_row rows[4];
 	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 3);
 	/* Name order: /early, /late, /pin. */
@@ -710,6 +717,55 @@ static void test_version1_journal(void)
 			  "journal schema differs from schema/journal-v1.sql at 'objects'");
 }
 
+extern const char journal_schema_v3_sql[];
+
+/* A journal of release 0.2.0 (schema version 3, built from its verbatim schema text) is
+ * still opened, checked exactly and read: its rows keep their identities, and what it
+ * does not record (which /dev/shm directory, which user namespace) is unknown, so the
+ * rules of its release apply; a relaxed version 3 schema is still refused, and so is a
+ * version between the releases. */
+static void test_version3_journal(void)
+{
+	char sql[4096];
+	snprintf(sql, sizeof(sql),
+		 "%s INSERT INTO manager VALUES (1, %u, 1, "
+		 "'00000000-0000-0000-0000-000000000000', 0, 42, 4026531840);"
+		 "INSERT INTO objects VALUES (X'2F61', 1, 1700000000000000),"
+		 " (X'2F62', 1, 1700000001000000);"
+		 "INSERT INTO identities VALUES (X'2F61', 1700000000000000, 9, 5);",
+		 journal_schema_v3_sql, (unsigned)getuid());
+	CHECK_EQ_INT(raw_exec(sql), 0);
+	struct journal *j = open_journal(JOURNAL_UNTRUSTED);
+	if (!j)
+		return;
+	const struct journal_meta *m = journal_meta(j);
+	CHECK_EQ_INT(m->schema_version, 3);
+	CHECK(m->has_shm_fs && m->shm_dev == 42 && m->mnt_ns == 4026531840ULL);
+	CHECK(!m->has_shm_root && !m->has_userns && m->parent_uid == (uid_t)-1);
+	struct journal_row rows[4];
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 2);
+	CHECK(rows[0].identified && rows[0].ino == 9 && !rows[0].registered_cut);
+	CHECK(!rows[1].identified);
+	CHECK_EQ_INT(journal_identify(j, "/b", 2, 10, 1700000001LL * 1000000000, 10), 0);
+	CHECK_EQ_INT(journal_forget(j, "/a", 2), 0);
+	CHECK_EQ_INT(journal_commit(j), 0);
+	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 1);
+	CHECK(rows[0].identified && rows[0].ino == 10);
+	journal_close(j);
+
+	CHECK_EQ_INT(raw_exec("PRAGMA writable_schema=ON;"
+			      "UPDATE sqlite_schema SET sql = replace(sql, ') STRICT,', '),')"
+			      " WHERE name = 'objects'; PRAGMA writable_schema=RESET;"),
+		     0);
+	expect_open_fails(JOURNAL_UNTRUSTED,
+			  "journal schema differs from schema/journal-v3.sql at 'objects'");
+	/* A version 4 layout claiming version 3 is not the released one either. */
+	CHECK_EQ_INT(unlink(file_in_dir("")), 0);
+	journal_close(create_journal());
+	CHECK_EQ_INT(raw_exec("PRAGMA user_version=3"), 0);
+	expect_open_fails(JOURNAL_UNTRUSTED, "schema/journal-v3.sql");
+}
+
 /* The schema itself refuses rows no manager writes (STRICT types, the CHECK on the
  * length); names of valid length holding any bytes are stored and read back faithfully,
  * for the caller to refuse. */
@@ -802,6 +858,10 @@ static void test_malformed_manager_row(void)
 		"UPDATE manager SET owner_uid = -1",
 		"UPDATE manager SET manager_pid = 0",
 		"UPDATE manager SET created_at = 1.5",
+		"UPDATE manager SET shm_ino = 'x'",
+		"UPDATE manager SET user_ns = 1.5",
+		"UPDATE manager SET parent_uid = -2",
+		"UPDATE manager SET parent_uid = 4294967295",
 		"DELETE FROM manager",
 	};
 	int dirfd = open(check_tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1154,6 +1214,7 @@ int main(void)
 	RUN(test_identity_learned_once);
 	RUN(test_identify_window_to_the_nanosecond);
 	RUN(test_version1_journal);
+	RUN(test_version3_journal);
 	RUN(test_untrusted_forged_rows);
 	RUN(test_malformed_manager_row);
 	RUN(test_symlink_refused);

@@ -154,6 +154,8 @@ static void meta_init(struct journal_meta *m, uid_t owner, const char *boot_id)
 	struct stat st;
 	m->has_shm_fs = true;
 	m->shm_dev = stat(SHMOBJ_DIR, &st) == 0 ? (uint64_t)st.st_dev : 0;
+	m->has_shm_root = true;
+	m->shm_ino = stat(SHMOBJ_DIR, &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
 /* A dead manager's directory in base: created, journaled (names), lock released.
