@@ -6,7 +6,8 @@
 #   make demo       the end-to-end story on this machine
 #   make bench      side-by-side benchmark against Debian's torch_shm_manager
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (60) each (needs clang)
-#   make install    PREFIX=/usr/local DESTDIR=  (binaries, library, man pages, cron/systemd)
+#   make install    PREFIX=/usr/local DESTDIR=  (binaries, library, man pages, cron/systemd,
+#                   tmpfiles.d)
 #   make uninstall  the same variables: removes exactly what `make install` installed
 #   make deb        the Debian packages (debian/) in $(BUILD)/deb/, checked by lintian
 
@@ -149,16 +150,19 @@ bench:
 	scripts/bench --build $(BUILD) --save $(BUILD)/bench/$$(date +%Y%m%d-%H%M%S).json $(BENCH_ARGS)
 
 # The man pages, units, cron file and use-with-pytorch.sh are written for /usr/local:
-# installed, they name $(PREFIX) (and UNITDIR, LIBDIR where those are set apart, as
+# installed, they name $(PREFIX) (and UNITDIR, TMPFILESDIR, LIBDIR where those are set apart, as
 # Debian's /lib/systemd/system and multiarch library directory are).
 MANDIR  ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/shmwarden
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+# systemd-tmpfiles reads /usr/local/lib/tmpfiles.d and /usr/lib/tmpfiles.d (tmpfiles.d(5)).
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 AT_PREFIX = sed -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
+                -e 's|/usr/local/lib/tmpfiles.d|$(TMPFILESDIR)|g' \
                 -e 's|/usr/local/lib/|$(LIBDIR)/|g' -e 's|/usr/local/|$(PREFIX)/|g'
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
-	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
+	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(BUILD)/shmwarden $(DESTDIR)$(PREFIX)/bin/shmwarden
 	ln -sf shmwarden $(DESTDIR)$(PREFIX)/bin/torch_shm_manager
 	$(AT_PREFIX) man/shmwarden.1 > $(DESTDIR)$(MANDIR)/man1/shmwarden.1
@@ -170,6 +174,7 @@ install: all
 	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.service \
 	    > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.service
 	$(AT_PREFIX) scripts/systemd/shmwarden-sweep.timer > $(DESTDIR)$(UNITDIR)/shmwarden-sweep.timer
+	install -m 0644 scripts/shmwarden.tmpfiles $(DESTDIR)$(TMPFILESDIR)/shmwarden.conf
 	cd $(DESTDIR)$(MANDIR) && chmod 0644 man1/shmwarden.1 man3/libshmwarden.3
 	cd $(DESTDIR)$(UNITDIR) && chmod 0644 shmwarden-sweep.service shmwarden-sweep.timer
 	chmod 0644 $(DESTDIR)$(DATADIR)/shmwarden.cron $(DESTDIR)$(DATADIR)/shmwarden.default
@@ -185,6 +190,7 @@ INSTALLED = $(PREFIX)/bin/shmwarden $(PREFIX)/bin/torch_shm_manager \
             $(DATADIR)/shmwarden.cron $(DATADIR)/shmwarden.default \
             $(DATADIR)/use-with-pytorch.sh $(DATADIR)/slurm-epilog \
             $(UNITDIR)/shmwarden-sweep.service $(UNITDIR)/shmwarden-sweep.timer \
+            $(TMPFILESDIR)/shmwarden.conf \
             $(INCLUDEDIR)/shmwarden.h $(LIBDIR)/libshmwarden.a $(LIBDIR)/$(LIB_SONAME) \
             $(LIBDIR)/libshmwarden.so $(LIBDIR)/pkgconfig/shmwarden.pc
 uninstall:

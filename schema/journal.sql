@@ -28,8 +28,12 @@ CREATE TABLE manager (
                                       -- directory of that filesystem (a subdirectory
                                       -- bind-mounted as /dev/shm has its device, not this)
     user_ns     INTEGER NOT NULL,     -- inode of the manager's /proc/self/ns/user
-    parent_uid  INTEGER NOT NULL      -- owner_uid as the parent of that user namespace
+    parent_uid  INTEGER NOT NULL,     -- owner_uid as the parent of that user namespace
                                       -- sees it (/proc/self/uid_map): -1 when unmapped
+    shm_btime   INTEGER NOT NULL      -- birth time of that /dev/shm directory, unix ns
+                                      -- (statx; 0 when not given): a tmpfs mounted anew
+                                      -- may get a freed device number and the same root
+                                      -- inode, never the same birth time
 );
 
 -- One row per registered shared-memory object that may still exist, keyed by its name:

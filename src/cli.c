@@ -64,9 +64,7 @@ static int cli_print(const struct cli *c, int i, const char *what, const char *a
 		fprintf(stderr, "--%s ", c->opts[i].name);
 	fputs(what, stderr);
 	if (arg) {
-		fputc('\'', stderr);
-		report_print_escaped(stderr, arg);
-		fputc('\'', stderr);
+		report_print_quoted(stderr, arg);
 	}
 	fputc('\n', stderr);
 	cli_try_help(c);
@@ -90,9 +88,9 @@ static void cli_unknown_long(const struct cli *c, const char *word)
 		cli_usage_error(c, "unknown option ", word);
 		return;
 	}
-	fprintf(stderr, "%s: ambiguous option '", c->prog);
-	report_print_escaped(stderr, word);
-	fputs("': ", stderr);
+	fprintf(stderr, "%s: ambiguous option ", c->prog);
+	report_print_quoted(stderr, word);
+	fputs(": ", stderr);
 	for (int i = 0, k = 0; i < c->nopts; i++)
 		if (strncmp(c->opts[i].name, word + 2, len) == 0)
 			fprintf(stderr, "%s--%s", k++ ? " or " : "", c->opts[i].name);
@@ -146,10 +144,10 @@ int cli_next(struct cli *c, int argc, char **argv)
 	/* `--tmpdir --json`: getopt takes the next word as the value whatever it is. A word
 	 * that is itself an option is far likelier a forgotten value than a directory. */
 	if (optarg == argv[optind - 1] && strncmp(optarg, "--", 2) == 0 && optarg[2]) {
-		fprintf(stderr, "%s: --%s needs %s, but the next word is the option '", c->prog,
+		fprintf(stderr, "%s: --%s needs %s, but the next word is the option ", c->prog,
 			c->opts[i].name, c->opts[i].value);
-		report_print_escaped(stderr, optarg);
-		fprintf(stderr, "' (for a value that begins with --, write --%s=VALUE)\n",
+		report_print_quoted(stderr, optarg);
+		fprintf(stderr, " (for a value that begins with --, write --%s=VALUE)\n",
 			c->opts[i].name);
 		cli_try_help(c);
 		return CLI_ERROR;
@@ -181,7 +179,8 @@ int cli_number(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int cli_bad_number(const struct cli *c, int val, long long min, long long max)
+/* "--NAME needs VALUE from MIN to MAX, got 'ARG'" for what cli_number refused. 2. */
+static int cli_bad_number(const struct cli *c, int val, long long min, long long max)
 {
 	int i = cli_index(c, val);
 	char what[256];
@@ -190,6 +189,15 @@ int cli_bad_number(const struct cli *c, int val, long long min, long long max)
 	if (i < 0)
 		return cli_usage_error(c, what, c->value ? c->value : "");
 	return cli_print(c, i, what, c->value ? c->value : "");
+}
+
+int cli_value_number(const struct cli *c, int val, long long min, long long max, long long *out)
+{
+	long long v;
+	if (cli_number(c->value, min, max, &v) < 0)
+		return cli_bad_number(c, val, min, max);
+	*out = v;
+	return 0;
 }
 
 /* Whether a held SIGPIPE is pending: a write went to a pipe or socket nobody reads. */

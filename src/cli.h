@@ -87,7 +87,10 @@ void cli_hold_sigpipe(void);
  * (1, 2) is the news, its why already on stderr, and the pending signal dies with the
  * process. */
 int cli_end(int rc);
-/* "--NAME needs VALUE from MIN to MAX, got 'ARG'" for what cli_number refused. 2. */
-int cli_bad_number(const struct cli *c, int val, long long min, long long max);
+/* The value of the number option val that cli_next just returned (c->value), read by
+ * cli_number into *out: 0, or 2 once "--NAME needs VALUE from MIN to MAX, got 'ARG'"
+ * is printed as a usage error (*out unchanged). Every command reads a number option with it, so one option (--prune-grace)
+ * is parsed, and refused, the same way by each. */
+int cli_value_number(const struct cli *c, int val, long long min, long long max, long long *out);
 
 #endif

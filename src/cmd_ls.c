@@ -1,5 +1,6 @@
-/* cmd_ls.c — `shmwarden ls [--tmpdir BASE] [--json] [--objects]`: what every manager
- * directory under the temp bases holds right now, live or dead. The bases are the
+/* cmd_ls.c — `shmwarden ls [--tmpdir BASE] [--json] [--objects] [--prune-grace SECONDS]`:
+ * what every manager directory under the temp bases holds right now, live or dead, names
+ * not created yet judged by the grace a sweep would use. The bases are the
  * sweep's (bases.h: --tmpdir, else SHMWARDEN_TMPDIRS, else the temp base; patterns
  * included), so ls shows what a sweep would visit.
  *
@@ -32,7 +33,7 @@
 #include "wire.h"
 
 static const char ls_usage[] =
-	"usage: shmwarden ls [--tmpdir BASE] [--json] [--objects]\n"
+	"usage: shmwarden ls [--tmpdir BASE] [--json] [--objects] [--prune-grace SECONDS]\n"
 	"  Lists every manager directory under the temp bases (BASE, else\n"
 	"  $SHMWARDEN_TMPDIRS, colon-separated, else $TMPDIR, $TMP, $TEMP, $TEMPDIR, /tmp;\n"
 	"  glob(3) patterns as for sweep): its state (live, dead, starting, busy, unsafe,\n"
@@ -43,7 +44,12 @@ static const char ls_usage[] =
 	"  --json         one JSON document: {\"base\", \"base_from\", \"managers\": [...],\n"
 	"                 \"unsafe_bases\": [...]}\n"
 	"  --objects      also list each object: name, size, owner, in use by a live process;\n"
-	"                 (not created yet): no object yet, registered less than 10 s ago\n"
+	"                 (not created yet): no object yet, registered less than the prune\n"
+	"                 grace ago (a sweep keeps it), else (gone)\n"
+	"  --prune-grace SECONDS\n"
+	"                 the grace to judge names by, as sweep's --prune-grace: whole\n"
+	"                 seconds, 0 to 86400000 (default 10); 0: every name whose object\n"
+	"                 does not exist is (gone)\n"
 	"  Exit status: 0 listed (even if some journal is unreadable), 1 a base cannot\n"
 	"  be read, 2 usage (a malformed pattern included). A reader that goes away\n"
 	"  early (| head): SIGPIPE ends ls quietly, as any filter (the shell's 141).\n";
@@ -61,12 +67,24 @@ struct ls_opts {
 	int shm_dirfd;
 	int64_t now;
 	int64_t now_us;      /* for the grace of names not created yet, to the microsecond */
+	int64_t grace_s;     /* --prune-grace: a name younger than this is not created yet */
 	const char *boot_id; /* NULL when unknown: every journal is taken as this boot's */
+};
+
+/* What a reclaimer would find of an existing object, in the sweep's words. */
+enum ls_use {
+	LS_UNUSED,
+	LS_IN_USE,
+	LS_NOT_INSPECTABLE, /* a task we cannot inspect may hold it, and no lease could ask */
+	LS_NO_LEASE,        /* no task we see holds it, and no lease could ask */
+	LS_REFUSED_OWNER,   /* another user's object: refused, never looked at for holders */
+	LS_REFUSED_TYPE,    /* not a regular file: refused */
 };
 
 struct ls_object {
 	char name[64];
-	bool valid, exists, in_use;
+	bool valid, exists;
+	enum ls_use use;
 	bool young; /* not created yet: a reclaimer keeps the name (ls_row) */
 	uint64_t size;
 	uid_t uid;
@@ -142,23 +160,27 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 /* Held by a task we inspected, or, as the reclaimers judge it, the kernel's lease check
  * says someone has it open (taken and dropped at once: nothing changes): a holder we
  * could not inspect, or one outside our /proc view (another pid namespace, io_uring,
- * overlayfs). A lease that cannot be had counts as in use, as for the reclaimers. */
-static bool ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st)
+ * overlayfs). When no lease can be had (leases disabled: EINVAL; not the owner from here:
+ * EACCES) we cannot tell, and a reclaimer would keep it: "holder not inspectable" when a
+ * task we could not inspect may hold it, else "the kernel's lease could not be asked". */
+static enum ls_use ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st)
 {
+	pid_t blind;
 	if (inuse_holds(o->inuse, st->st_dev, st->st_ino))
-		return true;
-	if (!S_ISREG(st->st_mode))
-		return false;
+		return LS_IN_USE;
 	int fd, rc = shmobj_lease(o->shm_dirfd, name, st->st_dev, st->st_ino, &fd);
 	if (fd >= 0)
 		close(fd);
-	return rc != 0;
+	if (rc >= 0)
+		return rc == 0 ? LS_UNUSED : LS_IN_USE;
+	return inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind) ? LS_NOT_INSPECTABLE
+								      : LS_NO_LEASE;
 }
 
 /* One journaled name: whether it is a valid name, whether its object exists, and its
  * bytes when the object is the directory owner's (another user's object of the same
  * name is not this manager's to hold, and a sweep would refuse it). A name whose object
- * does not exist, registered less than the reclaimers' default grace ago, is not gone
+ * does not exist, registered less than the grace ago (--prune-grace, sweep's), is not gone
  * but not created yet: libshm registers a name before it creates the object, and sweep,
  * recover and a manager all keep such a row (reclaim.h); its client may create the
  * object next. */
@@ -175,14 +197,20 @@ static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct jour
 			obj.exists = true;
 			obj.size = (uint64_t)st.st_size;
 			obj.uid = st.st_uid;
-			obj.in_use = o->inuse && ls_in_use(o, row->name, &st);
+			/* A reclaimer refuses another user's object and anything but a
+			 * regular file before it asks who holds it: so does ls. */
+			if (st.st_uid != e->owner)
+				obj.use = LS_REFUSED_OWNER;
+			else if (!S_ISREG(st.st_mode))
+				obj.use = LS_REFUSED_TYPE;
+			else if (o->inuse)
+				obj.use = ls_in_use(o, row->name, &st);
 			if (S_ISREG(st.st_mode) && st.st_uid == e->owner)
 				e->bytes += obj.size;
 		} else if (errno == ENOENT) {
 			/* As the reclaimers judge it (now - registered < grace), written so a
 			 * journal's time, which may be anything, cannot overflow. */
-			obj.young = row->registered_us >
-				    o->now_us - (int64_t)RECLAIM_GRACE_S * 1000000;
+			obj.young = row->registered_us > o->now_us - o->grace_s * 1000000;
 		}
 	}
 	return o->objects ? ls_add_object(e, &obj) : 0;
@@ -293,6 +321,26 @@ static const char *ls_age(int64_t s, char *buf, size_t len)
 	return buf;
 }
 
+/* The sweep's words for what it would do (report.c, reclaim.c's log lines). */
+static const char *ls_use_str(enum ls_use use)
+{
+	switch (use) {
+	case LS_IN_USE:
+		return "in use";
+	case LS_NOT_INSPECTABLE:
+		return "cannot tell: holder not inspectable";
+	case LS_NO_LEASE:
+		return "cannot tell: the kernel's lease could not be asked";
+	case LS_REFUSED_OWNER:
+		return "refused: not the journal owner's";
+	case LS_REFUSED_TYPE:
+		return "refused: not a regular file";
+	case LS_UNUSED:
+		break;
+	}
+	return "unused";
+}
+
 /* The DIRECTORY column: the name, or with several bases (o->many) the path. */
 static const char *ls_dir_column(const struct ls_entry *e, const struct ls_opts *o, char *buf,
 				 size_t len)
@@ -338,8 +386,7 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int
 		else
 			printf("    %-48s %10s  %-10s %s\n", oname,
 			       util_human_bytes(obj->size, bytes, sizeof(bytes)),
-			       ls_user(obj->uid, user, sizeof(user)),
-			       obj->in_use ? "in use" : "unused");
+			       ls_user(obj->uid, user, sizeof(user)), ls_use_str(obj->use));
 	}
 }
 
@@ -383,7 +430,15 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 				printf("%u", (unsigned)obj->uid);
 			else
 				fputs("null", stdout);
-			printf(",\"in_use\":%s,\"young\":%s}", obj->in_use ? "true" : "false",
+			/* in_use: null when it cannot be told (refused before anyone asks, or
+			 * a holder not inspectable). */
+			printf(",\"in_use\":%s,\"refused\":%s,\"young\":%s}",
+			       obj->use == LS_IN_USE   ? "true"
+			       : obj->use == LS_UNUSED ? "false"
+						       : "null",
+			       obj->use == LS_REFUSED_OWNER || obj->use == LS_REFUSED_TYPE
+				       ? "true"
+				       : "false",
 			       obj->young ? "true" : "false");
 		}
 		fputc(']', stdout);
@@ -391,7 +446,7 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 	fputc('}', stdout);
 }
 
-enum { OPT_TMPDIR = 256, OPT_JSON, OPT_OBJECTS };
+enum { OPT_TMPDIR = 256, OPT_JSON, OPT_OBJECTS, OPT_GRACE };
 
 /* -1 to go on, else the exit status. */
 static int ls_parse(int argc, char **argv, struct ls_opts *o)
@@ -400,6 +455,7 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 		{ "tmpdir", OPT_TMPDIR, "a directory" },
 		{ "json", OPT_JSON, NULL },
 		{ "objects", OPT_OBJECTS, NULL },
+		{ "prune-grace", OPT_GRACE, "a number of seconds" },
 		{ "help", 'h', NULL },
 		{ NULL, 0, NULL },
 	};
@@ -417,6 +473,13 @@ static int ls_parse(int argc, char **argv, struct ls_opts *o)
 		case OPT_OBJECTS:
 			o->objects = true;
 			break;
+		case OPT_GRACE: {
+			long long v;
+			if (cli_value_number(&c, opt, 0, RECLAIM_GRACE_MAX_S, &v) != 0)
+				return 2;
+			o->grace_s = v;
+			break;
+		}
 		case 'h':
 			fputs(ls_usage, stdout);
 			return 0;
@@ -495,7 +558,10 @@ int cmd_ls(int argc, char **argv)
 	 * copy of a journal would be left behind): ls finishes, then ends by SIGPIPE as a
 	 * filter would (cli.h). */
 	cli_hold_sigpipe();
-	struct ls_opts o = { .now = util_wall_s(), .now_us = util_wall_us(), .shm_dirfd = -1 };
+	struct ls_opts o = { .now = util_wall_s(),
+			     .now_us = util_wall_us(),
+			     .grace_s = RECLAIM_GRACE_S,
+			     .shm_dirfd = -1 };
 	int rc = ls_parse(argc, argv, &o);
 	if (rc >= 0) {
 		bases_free(&o.bases);

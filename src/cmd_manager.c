@@ -99,10 +99,10 @@ enum {
 static int manager_number(const struct cli *c, int opt, long long min, int *out)
 {
 	long long v;
-	if (cli_number(c->value, min, MANAGER_MAX_SETTING, &v) < 0)
-		return cli_bad_number(c, opt, min, MANAGER_MAX_SETTING);
-	*out = (int)v;
-	return 0;
+	int rc = cli_value_number(c, opt, min, MANAGER_MAX_SETTING, &v);
+	if (rc == 0)
+		*out = (int)v;
+	return rc;
 }
 
 int cmd_manager(int argc, char **argv)
@@ -169,9 +169,13 @@ int cmd_manager(int argc, char **argv)
 	umask(077);
 	manager_close_inherited_fds();
 	manager_raise_nofile();
-	/* A stderr nobody drains must not stop the event loop (log.h). */
+	/* A stderr nobody drains must not stop the event loop (log.h). Reopening it fails
+	 * when it is another user's (root's terminal or pipe, the manager run as nobody):
+	 * said in the user's terms, as it changes nothing but that. */
 	if (log_nonblocking() < 0)
-		log_info("manager: stderr stays blocking: %s", strerror(errno));
+		log_info("manager: a log line may wait until standard error is read (it could not "
+			 "be reopened without blocking: %s)",
+			 errno == EACCES ? "it is another user's" : strerror(errno));
 	fflush(stdout);
 	return manager_run(&cfg);
 }

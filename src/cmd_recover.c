@@ -51,15 +51,18 @@ static const char recover_usage[] =
 	"  A DIR another reclaimer (a sweep, another recover, a restarted manager) is\n"
 	"  reclaiming right now is reported busy, with that reclaimer's pid, and left to it.\n"
 	"  Exit status: 0 reclaimed (or kept for later), 1 DIR not processed, 2 usage,\n"
-	"  3 DIR busy: another reclaimer is at it (nothing done here; run again once it\n"
-	"  is done to see what is left).\n"
+	"  3 try again later, nothing done here: DIR is busy (another reclaimer is at it;\n"
+	"  run again once it is done to see what is left) or starting (a manager making\n"
+	"  it, or killed doing so: live or dead within 5 seconds).\n"
 	"  A reader of the report that goes away early (| head): recover finishes, then\n"
 	"  SIGPIPE ends it quietly, as any filter (the shell's status 141).\n";
 
-/* DIR is another reclaimer's right now: neither done (this run saw no outcome, and the
- * other may yet fail or keep names) nor a failure (nothing went wrong, and a script
- * that pages on 1 must not page for a race between two reclaimers). */
-#define RECOVER_EXIT_BUSY 3
+/* DIR is another reclaimer's right now, or starting (a manager between mkdtemp and its
+ * lock, or killed there: live or dead once 5 s have passed): neither done (this run saw
+ * no outcome, and the other may yet fail or keep names) nor a failure (nothing went
+ * wrong, and a script that pages on 1 must not page for a race with another reclaimer
+ * or a manager's start); the same answer, "try again later". */
+#define RECOVER_EXIT_LATER 3
 
 /* The bases a "looked in" names; the others are counted (a thousand per-job bases would
  * make a line nobody reads). */
@@ -309,8 +312,8 @@ int cmd_recover(int argc, char **argv)
 			use_syslog = true;
 			break;
 		case OPT_GRACE:
-			if (cli_number(c.value, 0, RECLAIM_GRACE_MAX_S, &grace_s) < 0)
-				return cli_bad_number(&c, opt, 0, RECLAIM_GRACE_MAX_S);
+			if (cli_value_number(&c, opt, 0, RECLAIM_GRACE_MAX_S, &grace_s) != 0)
+				return 2;
 			break;
 		case 'h':
 			fputs(recover_usage, stdout);
@@ -417,15 +420,17 @@ int cmd_recover(int argc, char **argv)
 	reclaim_dir(&opts, basefd, name, &report);
 	bool ok = report.status == RECLAIM_REMOVED || report.status == RECLAIM_KEPT;
 	bool busy = report.status == RECLAIM_BUSY;
+	bool starting = report.status == RECLAIM_STARTING;
+	bool later = busy || starting;
 	if (json) {
 		report_print_json(stdout, shown, &report, dry_run);
 		fputc('\n', stdout);
-	} else if (ok || busy) {
+	} else if (ok || later) {
 		report_print_text(stdout, CLI_PROG("recover"), shown, &report, dry_run);
 	}
-	if (!ok && !busy)
+	if (!ok && !later)
 		report_print_text(stderr, CLI_PROG("recover"), shown, &report, dry_run);
-	rc = ok ? 0 : busy ? RECOVER_EXIT_BUSY : 1;
+	rc = ok ? 0 : later ? RECOVER_EXIT_LATER : 1;
 out:
 	if (cli_flush_stdout(CLI_PROG("recover")) < 0 && rc == 0)
 		rc = 1;

@@ -148,6 +148,30 @@ static void sweep_metrics_dir(const char *metrics, char *dir, size_t len)
 		slash[slash == dir] = '\0';
 }
 
+/* The log line's list of writable places after the bases' own text: /dev/shm, $TMPDIR's
+ * base, /tmp and the metrics file's directory, each said once, and not again when it is a
+ * base's own directory (TMPDIR=/tmp swept as /tmp named /tmp three times). */
+static const char *sweep_rw_text(const char *const *prefixes, size_t nprefixes,
+				 const char *const *more, size_t nmore, char *buf, size_t len)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < nmore; i++) {
+		bool said = !more[i];
+		for (size_t k = 0; k < i && !said; k++)
+			said = more[k] && strcmp(more[k], more[i]) == 0;
+		for (size_t k = 0; k < nprefixes && !said; k++)
+			said = strcmp(prefixes[k], more[i]) == 0;
+		if (said)
+			continue;
+		int w = snprintf(buf + o, len - o, ", %s", more[i]);
+		if (w < 0 || (size_t)w >= len - o)
+			break;
+		o += (size_t)w;
+	}
+	return buf;
+}
+
 static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 {
 	int rc = -1;
@@ -179,12 +203,15 @@ static int sweep_sandbox(const struct sweep_ctx *ctx, char *err, size_t errlen)
 	bool confined;
 	if (sandbox_sweeper(SWEEP_PRIVATE_MOUNTS ? rw : NULL, &confined, err, errlen) < 0)
 		goto out;
-	if (confined)
-		log_info("sweep: privileges dropped; files may change only under %s, %s, %s, "
-			 "/tmp%s%s",
-			 ctx->bases.text, SHMOBJ_DIR, util_tmpbase(), ctx->metrics ? " and " : "",
-			 ctx->metrics ? metrics_dir : "");
-	else
+	if (confined) {
+		char where[8192];
+		const char *more[] = { SHMOBJ_DIR, util_tmpbase(), "/tmp",
+				       ctx->metrics ? metrics_dir : NULL };
+		log_info("sweep: privileges dropped; files may change only under %s%s",
+			 ctx->bases.text,
+			 sweep_rw_text(rw, n, more, sizeof(more) / sizeof(more[0]), where,
+				       sizeof(where)));
+	} else
 		log_info("sweep: privileges dropped; writes not confined by the sweep itself "
 			 "(%s)",
 			 geteuid()               ? "not root"
@@ -310,8 +337,8 @@ static int sweep_parse(int argc, char **argv, struct sweep_ctx *ctx)
 			break;
 		case OPT_GRACE: {
 			long long v;
-			if (cli_number(c.value, 0, RECLAIM_GRACE_MAX_S, &v) < 0)
-				return cli_bad_number(&c, opt, 0, RECLAIM_GRACE_MAX_S);
+			if (cli_value_number(&c, opt, 0, RECLAIM_GRACE_MAX_S, &v) != 0)
+				return 2;
 			ctx->grace_s = v;
 			break;
 		}

@@ -21,6 +21,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "shmobj.h"
 
 extern const char journal_schema_sql[];    /* schema/journal.sql, embedded by the Makefile */
 extern const char journal_schema_v1_sql[]; /* schema/journal-v1.sql: release 0.1.0 */
@@ -130,8 +131,9 @@ static const char *const journal_stmt_sql[ST_NUM] = {
 			      " WHERE name = ?1 AND registered_at = ?2",
 	/* One identity per registration (an identity of an earlier one is replaced), and
 	 * only for an object born by the end of the window after it (shmobj_born_by), to
-	 * the nanosecond: ?4 is the window in nanoseconds. A registered_at too large to
-	 * multiply (a hostile file) makes SQLite compute in floating point, not wrap. */
+	 * the nanosecond: ?4 is the window in nanoseconds (shmobj_window_ns). A
+	 * registered_at too large to multiply (a hostile file) makes SQLite compute in
+	 * floating point, not wrap. */
 	[ST_IDENTIFY] = "INSERT OR REPLACE INTO identities(name, registered_at, ino, btime_ns)"
 			" SELECT o.name, o.registered_at, ?2, ?3 FROM objects o WHERE o.name = ?1"
 			" AND ?3 - ?4 <= o.registered_at * 1000"
@@ -171,14 +173,15 @@ static const char schema_listing_sql[] =
 /* The manager row of each version read: its columns in the order load_meta reads them. */
 static const char manager_select_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns, shm_ino,"
-	" user_ns, parent_uid FROM manager";
+	" user_ns, parent_uid, shm_btime FROM manager";
 static const char manager_select_v3_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns FROM manager";
 static const char manager_select_v1_sql[] =
 	"SELECT id, owner_uid, manager_pid, boot_id, created_at FROM manager";
 static const char manager_insert_sql[] =
 	"INSERT INTO manager(id, owner_uid, manager_pid, boot_id, created_at, shm_dev, mnt_ns,"
-	" shm_ino, user_ns, parent_uid) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+	" shm_ino, user_ns, parent_uid, shm_btime)"
+	" VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 struct journal {
 	sqlite3 *db;
@@ -602,7 +605,7 @@ static int load_meta(struct journal *j)
 	sqlite3_stmt *st = NULL;
 	int version = j->meta.schema_version;
 	bool v1 = version == 1, v3 = version == 3;
-	int ncols = v1 ? 5 : v3 ? 7 : 10;
+	int ncols = v1 ? 5 : v3 ? 7 : 11;
 	int rc = sqlite3_prepare_v2(j->db,
 				    v1   ? manager_select_v1_sql
 				    : v3 ? manager_select_v3_sql
@@ -638,6 +641,7 @@ static int load_meta(struct journal *j)
 		j->meta.shm_ino = (uint64_t)sqlite3_column_int64(st, 7);
 		j->meta.user_ns = (uint64_t)sqlite3_column_int64(st, 8);
 		j->meta.parent_uid = (uid_t)sqlite3_column_int64(st, 9);
+		j->meta.shm_btime_ns = sqlite3_column_int64(st, 10);
 		j->meta.has_userns = j->meta.user_ns != 0;
 	}
 	rc = sqlite3_step(st);
@@ -733,6 +737,8 @@ static int insert_manager_row(struct journal *j, const struct journal_meta *meta
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(
 			st, 9, meta->parent_uid == (uid_t)-1 ? -1 : (int64_t)meta->parent_uid);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 10, meta->shm_btime_ns);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
@@ -1109,18 +1115,11 @@ int journal_identify(struct journal *j, const char *name, size_t len, uint64_t i
 		return 0;
 	if (journal_begin(j) < 0)
 		return -1;
-	/* The window in nanoseconds, as shmobj_born_by bounds it: a negative one is none,
-	 * and one past 292 years (the int64 range) is as long as it can be. */
-	int64_t window_ns = INT64_MAX;
-	if (window_s <= 0)
-		window_ns = 0;
-	else if (window_s <= INT64_MAX / 1000000000)
-		window_ns = window_s * 1000000000;
 	sqlite3_stmt *st = j->st[ST_IDENTIFY];
 	if (sqlite3_bind_blob(st, 1, name, (int)len, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, (int64_t)ino) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 3, btime_ns) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 4, window_ns) != SQLITE_OK) {
+	    sqlite3_bind_int64(st, 4, shmobj_window_ns(window_s)) != SQLITE_OK) {
 		sqlite_fail(j, SQLITE_MISUSE, "identify: bind");
 		stmt_done(st);
 		return -1;

@@ -54,6 +54,10 @@ struct journal_meta {
 	 * inode. false before version 4, which did not say (the device alone decides). */
 	bool has_shm_root;
 	uint64_t shm_ino;
+	/* That directory's birth time (unix ns, statx; 0 when the filesystem did not give
+	 * one): an anonymous device number is freed with its tmpfs and handed to the next,
+	 * whose root may have the same inode number, but was born later. Version 4 on. */
+	int64_t shm_btime_ns;
 	/* The manager's user namespace (the inode of /proc/self/ns/user, 0 when unknown) and
 	 * owner_uid as that namespace's parent sees it (/proc/self/uid_map; (uid_t)-1 when
 	 * unmapped). has_userns is false before version 4, and when user_ns is 0: then
@@ -145,9 +149,10 @@ int journal_adopt(struct journal *j, const struct journal_row *row);
 /* Records which object a name means: only when its registration has no identity yet
  * (one per registration) and the object was born at most window_s seconds after the
  * registration (its microseconds as stored: btime_ns <= registered_at * 1000 + window_s
- * * 10^9), or before it (the rule of shmobj_born_by, applied in SQL so no read precedes
- * the write). Identities live in their own table, so the register path never writes it.
- * Version 1 journals have nowhere to keep it: a no-op there. */
+ * * 10^9, window_s converted and clamped by shmobj_window_ns), or before it (the rule
+ * of shmobj_born_by, applied in SQL so no read precedes the write). Identities live in
+ * their own table, so the register path never writes it. Version 1 journals have
+ * nowhere to keep it: a no-op there. */
 int journal_identify(struct journal *j, const char *name, size_t len, uint64_t ino,
 		     int64_t btime_ns, int64_t window_s);
 /* Removes a name (a free whose object is gone, a reclaimed or pruned row); absent

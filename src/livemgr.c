@@ -109,8 +109,7 @@ TAILQ_HEAD(livemgr_list, livemgr_entry);
 
 struct livemgr {
 	uid_t owner;
-	uint64_t shm_dev; /* our /dev/shm directory: its device and inode */
-	uint64_t shm_ino;
+	struct shmobj_fs shm; /* our /dev/shm directory: its device, inode and birth */
 	struct journal *extra;
 	pid_t self;
 	bool unknown;           /* the latest refresh could not tell: livemgr_mark fails */
@@ -121,14 +120,13 @@ struct livemgr {
 	struct livemgr_list entries;
 };
 
-struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, uint64_t shm_ino, struct journal *extra)
+struct livemgr *livemgr_new(uid_t owner, const struct shmobj_fs *shm, struct journal *extra)
 {
 	struct livemgr *lm = calloc(1, sizeof(*lm));
 	if (!lm)
 		return NULL;
 	lm->owner = owner;
-	lm->shm_dev = shm_dev;
-	lm->shm_ino = shm_ino;
+	lm->shm = *shm;
 	lm->extra = extra;
 	lm->self = getpid();
 	TAILQ_INIT(&lm->entries);
@@ -338,16 +336,21 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 		/* Which shm filesystem its names live in, the journal would have said; its
 		 * own /dev/shm says it too (a chroot's or container's private tmpfs). One we
 		 * cannot look at may be ours. */
-		char shm[64];
-		struct stat sst;
+		char shm[64], why[128];
+		struct shmobj_fs theirs;
 		snprintf(shm, sizeof(shm), "/proc/%d/root/dev/shm", (int)e->pid);
-		if (stat(shm, &sst) == 0 &&
-		    ((uint64_t)sst.st_dev != lm->shm_dev || (uint64_t)sst.st_ino != lm->shm_ino)) {
+		int sfd = open(shm, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+		bool other = sfd >= 0 && shmobj_fs_self(sfd, &theirs, why, sizeof(why)) == 0 &&
+			     !shmobj_fs_same(&theirs, &lm->shm);
+		if (sfd >= 0)
+			close(sfd);
+		if (other) {
 			log_debug("livemgr: %s: its journal cannot be read (%s), and its /dev/shm "
-				  "is another directory (%#llx, inode %llu): not a live manager of "
-				  "ours",
-				  label, err, (unsigned long long)sst.st_dev,
-				  (unsigned long long)sst.st_ino);
+				  "is another directory (%#llx, inode %llu, born %lld): not a live "
+				  "manager of ours",
+				  label, err, (unsigned long long)theirs.dev,
+				  (unsigned long long)theirs.ino,
+				  (long long)(theirs.btime_ns / 1000000000));
 			e->foreign = true;
 			return 0;
 		}
@@ -367,8 +370,7 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	}
 	const struct journal_meta *m = journal_meta(e->j);
 	if (!livemgr_is_pid(e->pid, m->manager_pid) ||
-	    !mgrdir_journal_owner(m, lm->owner, NULL, 0) ||
-	    !mgrdir_same_shm(m, lm->shm_dev, lm->shm_ino)) {
+	    !mgrdir_journal_owner(m, lm->owner, NULL, 0) || !mgrdir_same_shm(m, &lm->shm)) {
 		log_debug("livemgr: pid %d holds a manager directory whose journal is of pid %d, "
 			  "uid %u, shm dev %#llx directory %llu: not a live manager of ours",
 			  (int)e->pid, (int)m->manager_pid, (unsigned)m->owner_uid,

@@ -25,14 +25,15 @@
 #include <sys/types.h>
 
 #include "journal.h"
+#include "shmobj.h"
 
 struct livemgr;
 
-/* An empty set for journals of owner whose names live in the /dev/shm directory
- * (shm_dev, shm_ino) (mgrdir_same_shm). extra, when not NULL, is a live journal of this
+/* An empty set for journals of owner whose names live in the /dev/shm directory shm
+ * describes (shmobj_fs_self, mgrdir_same_shm; copied). extra, when not NULL, is a live journal of this
  * process checked too (a restarted manager's own, open in the calling thread); it is
  * borrowed, not closed. NULL when out of memory. */
-struct livemgr *livemgr_new(uid_t owner, uint64_t shm_dev, uint64_t shm_ino, struct journal *extra);
+struct livemgr *livemgr_new(uid_t owner, const struct shmobj_fs *shm, struct journal *extra);
 
 /* Brings the set of live managers up to date for a page of rows whose objects the
  * caller statted just before; newest_btime_ns is the latest birth time among them

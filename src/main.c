@@ -27,6 +27,65 @@ static const char main_usage[] =
 	"shmwarden(1) has the details.\n"
 	"SHMWARDEN_LOG=debug|info|warn|error sets how much is logged (default warn).\n";
 
+/* Run as torch_shm_manager. PyTorch's own (torch/lib/libshm/manager.cpp) never looks
+ * at its arguments: `torch_shm_manager --help` starts a manager that waits for clients.
+ * PyTorch execs it with none (execl(path, "torch_shm_manager", NULL)), so no argument
+ * is part of the drop-in, and --help and --version can do what a user expects. */
+static const char dropin_usage[] =
+	"usage: torch_shm_manager\n"
+	"       torch_shm_manager -h|--help | -V|--version\n"
+	"\n"
+	"shmwarden's drop-in for PyTorch's torch_shm_manager: PyTorch starts it with no\n"
+	"arguments, and it runs `shmwarden manager` with its defaults (prints its socket\n"
+	"path on the first line of stdout, journals every registration, and exits 2000 ms\n"
+	"after its last client has gone). It takes no other argument: `shmwarden manager\n"
+	"--help` lists the options of a manager started by hand; shmwarden(1) has the\n"
+	"details.\n"
+	"\n"
+	"Exit status: those of `shmwarden manager` (0 shut down, 1 could not start or\n"
+	"serve); 0 after --help or --version; 2 for any other argument (no manager runs).\n";
+
+/* shmwarden's and torch_shm_manager's own options, -h/--help and -V/--version, up to the
+ * first operand (what follows is a command's): -1 when the options end (optind is the
+ * operand), else the exit status, the usage or version printed or the error said. */
+static int main_options(struct cli *c, const char *prog, int argc, char **argv, const char *usage,
+			const char *version)
+{
+	static const struct cli_opt opts[] = {
+		{ "help", 'h', NULL },
+		{ "version", 'V', NULL },
+		{ NULL, 0, NULL },
+	};
+	int opt;
+	cli_init(c, prog, opts, true);
+	while ((opt = cli_next(c, argc, argv)) != -1) {
+		switch (opt) {
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("%s%s\n", version, SHMWARDEN_VERSION);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	return -1;
+}
+
+static int main_dropin(int argc, char **argv)
+{
+	struct cli c;
+	int rc = main_options(&c, "torch_shm_manager", argc, argv, dropin_usage,
+			      "torch_shm_manager (shmwarden) ");
+	if (rc >= 0)
+		return rc;
+	if (optind < argc)
+		return cli_usage_error(&c, "unexpected argument ", argv[optind]);
+	char *args[] = { "torch_shm_manager", NULL };
+	return cmd_manager(1, args);
+}
+
 struct command {
 	const char *name;
 	const char *prog; /* what its messages begin with (CLI_PROG) */
@@ -45,32 +104,12 @@ static int main_dispatch(int argc, char **argv, bool dropin, const char **prog)
 {
 	if (dropin) {
 		*prog = "torch_shm_manager";
-		/* PyTorch passes no arguments; any it does pass are ignored like the
-		 * reference ignores them. */
-		char *args[] = { "torch_shm_manager", NULL };
-		return cmd_manager(1, args);
+		return main_dropin(argc, argv);
 	}
-	static const struct cli_opt opts[] = {
-		{ "help", 'h', NULL },
-		{ "version", 'V', NULL },
-		{ NULL, 0, NULL },
-	};
 	struct cli c;
-	int opt;
-	/* Options end at the command: what follows is the command's. */
-	cli_init(&c, "shmwarden", opts, true);
-	while ((opt = cli_next(&c, argc, argv)) != -1) {
-		switch (opt) {
-		case 'h':
-			fputs(main_usage, stdout);
-			return 0;
-		case 'V':
-			printf("shmwarden %s\n", SHMWARDEN_VERSION);
-			return 0;
-		default:
-			return 2;
-		}
-	}
+	int rc = main_options(&c, "shmwarden", argc, argv, main_usage, "shmwarden ");
+	if (rc >= 0)
+		return rc;
 	if (optind == argc)
 		return cli_usage_error(&c, "missing COMMAND (manager, recover, sweep or ls)", NULL);
 	argc -= optind;

@@ -1507,6 +1507,7 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 				     .mnt_ns = fs.mnt_ns,
 				     .has_shm_root = true,
 				     .shm_ino = fs.ino,
+				     .shm_btime_ns = fs.btime_ns,
 				     .has_userns = ns.ns != 0,
 				     .user_ns = ns.ns,
 				     .parent_uid = ns.parent_uid };

@@ -879,11 +879,16 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 	return -1;
 }
 
-bool mgrdir_same_shm(const struct journal_meta *meta, uint64_t dev, uint64_t ino)
+bool mgrdir_same_shm(const struct journal_meta *meta, const struct shmobj_fs *ours)
 {
 	if (!meta->has_shm_fs)
 		return true;
-	return meta->shm_dev == dev && (!meta->has_shm_root || meta->shm_ino == ino);
+	if (!meta->has_shm_root)
+		return meta->shm_dev == ours->dev;
+	struct shmobj_fs theirs = { .dev = meta->shm_dev,
+				    .ino = meta->shm_ino,
+				    .btime_ns = meta->shm_btime_ns };
+	return shmobj_fs_same(&theirs, ours);
 }
 
 /* Whether the journal's names live in another /dev/shm than the one this process sees
@@ -912,7 +917,7 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
 		return true;
 	}
 	close(fd);
-	if (mgrdir_same_shm(meta, ours.dev, ours.ino))
+	if (mgrdir_same_shm(meta, &ours))
 		return false;
 	if (meta->shm_dev != ours.dev) {
 		util_err(p->why, sizeof(p->why),
@@ -921,6 +926,16 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
 			 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
 			 (unsigned long long)meta->mnt_ns, major((dev_t)ours.dev),
 			 minor((dev_t)ours.dev), (unsigned long long)ours.mnt_ns);
+		return true;
+	}
+	if (meta->shm_ino == ours.ino) {
+		util_err(p->why, sizeof(p->why),
+			 "its names live in another shm filesystem that had our device number "
+			 "%u:%u and root inode %llu (born %lld, ours %lld: a tmpfs mounted anew "
+			 "after the other was unmounted): left for a reclaimer that sees it",
+			 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
+			 (unsigned long long)ours.ino, (long long)(meta->shm_btime_ns / 1000000000),
+			 (long long)(ours.btime_ns / 1000000000));
 		return true;
 	}
 	util_err(p->why, sizeof(p->why),
@@ -1007,9 +1022,20 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 	char dirpath[PATH_MAX], err[UTIL_MSG_LEN];
 	bool dead = p->state == MGRDIR_DEAD;
 	struct stat jst;
-	if (fstatat(p->dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0)
-		return; /* none: a manager killed before creating it, or a reclaimer after
-			 * unlinking it; nothing was registered in it either way */
+	if (fstatat(p->dirfd, JOURNAL_FILE, &jst, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* A dead one's: a manager killed before creating it, or a reclaimer after
+		 * unlinking it; nothing was registered in it either way. A live one's was
+		 * removed under it (a hand rm, a cleaner): its names cannot be read now,
+		 * which is not "none". */
+		if (!dead)
+			util_err(p->why, sizeof(p->why),
+				 errno == ENOENT
+					 ? "journal: %s is missing (removed under its live "
+					   "manager, which makes it again at its next check)"
+					 : "journal: %s: %s",
+				 JOURNAL_FILE, strerror(errno));
+		return;
+	}
 	/* The path checks come first, for a look too: a look reads a private copy and
 	 * needs none of them, but what ls and a dry run say must be what the reclaimer will
 	 * do, and the reclaimer opens the journal in place, by this path. */

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "shmobj.h"
 #include "util.h"
 
 #define MGRDIR_PREFIX "shmwarden-"
@@ -176,12 +177,14 @@ bool mgrdir_marked(int dirfd);
  * path is PATH_MAX bytes or longer (moved deep), which the kernel does not name. */
 int mgrdir_fd_path(int dirfd, char *path, size_t len, char *err, size_t errlen);
 
-/* Whether a journal's names live in the /dev/shm whose directory is (dev, ino) (st_dev
- * and st_ino of the directory a process opened as /dev/shm): the same shm filesystem
- * and, for a journal of version 4 or later, the same directory of it (a subdirectory
- * bind-mounted as a job's /dev/shm is another). A version 1 journal says nothing and is
- * taken as ours; a version 3 journal, by the device alone, as its release did. */
-bool mgrdir_same_shm(const struct journal_meta *meta, uint64_t dev, uint64_t ino);
+/* Whether a journal's names live in the /dev/shm directory ours describes (the directory
+ * a process opened as /dev/shm, shmobj_fs_self): the same shm filesystem and, for a
+ * journal of version 4 or later, the same directory of it (a subdirectory bind-mounted
+ * as a job's /dev/shm is another) born at the same time (a tmpfs mounted anew may get a
+ * freed device number and the same root inode; a birth time either side lacks does not
+ * count). A version 1 journal says nothing and is taken as ours; a version 3 journal,
+ * by the device alone, as its release did. */
+bool mgrdir_same_shm(const struct journal_meta *meta, const struct shmobj_fs *ours);
 
 /* Whether the journal's writer was owner, the directory's owner as this process sees
  * it: its owner_uid is owner; or (version 4) it ran in a user namespace of its own

@@ -464,7 +464,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	bool *held = malloc(RECLAIM_PAGE * sizeof(*held));
 	pid_t *holder = malloc(RECLAIM_PAGE * sizeof(*holder));
 	struct livemgr *live = NULL;
-	struct stat shm_st;
+	struct shmobj_fs shm_fs;
 	unsigned lease_flags = reclaim_lease_flags();
 	if (!rows || !learned || !probe || !drop || !held || !holder) {
 		snprintf(report->detail, sizeof(report->detail), "out of memory");
@@ -476,13 +476,10 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 	else
 		util_strlcpy(who, "journal", sizeof(who));
 	if (!opts->no_live_check) {
-		if (fstat(opts->shm_dirfd, &shm_st) < 0) {
-			snprintf(report->detail, sizeof(report->detail), "fstat %s: %s", SHMOBJ_DIR,
-				 strerror(errno));
+		if (shmobj_fs_self(opts->shm_dirfd, &shm_fs, report->detail,
+				   sizeof(report->detail)) < 0)
 			goto out;
-		}
-		live = livemgr_new(owner, (uint64_t)shm_st.st_dev, (uint64_t)shm_st.st_ino,
-				   opts->adopt_into);
+		live = livemgr_new(owner, &shm_fs, opts->adopt_into);
 		if (!live) {
 			snprintf(report->detail, sizeof(report->detail), "out of memory");
 			goto out;
@@ -612,9 +609,10 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 	switch (r->status) {
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:
-		log_info("reclaim: %s: %s%s: %u unlinked, %u gone, %u in use (%u adopted), "
+		log_info("reclaim: %s: %s%s%s: %u unlinked, %u gone, %u in use (%u adopted), "
 			 "%u not created yet, %u refused (%u name reused), %u handed over%s",
-			 who, reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
+			 who, r->status == RECLAIM_KEPT ? "directory " : "",
+			 reclaim_status_str(r->status), dr, r->unlinked, r->gone, r->in_use,
 			 r->adopted, r->young, r->refused, r->reused, r->handed_over,
 			 r->earlier_boot ? "; journal from an earlier boot" : "");
 		break;

@@ -78,21 +78,67 @@ void report_json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* Where the spaces that lead s end and those that trail it start (both s when it is
+ * all spaces), for report_needs_escape. */
+struct report_span {
+	const unsigned char *lead_end, *trail;
+};
+
+static struct report_span report_span_of(const unsigned char *s)
+{
+	struct report_span sp = { s, s };
+	while (*sp.lead_end == ' ')
+		sp.lead_end++;
+	for (const unsigned char *p = sp.lead_end; *p; p++)
+		if (*p != ' ')
+			sp.trail = p + 1;
+	if (sp.trail < sp.lead_end)
+		sp.trail = sp.lead_end;
+	return sp;
+}
+
+/* Whether the byte at p goes out as \xHH: anything but printable ASCII, the backslash
+ * itself (so "\x0a" as four characters never reads like an escaped newline), and a space
+ * that leads or trails (invisible at the end of a column or a line). */
+static bool report_needs_escape(const unsigned char *p, struct report_span sp)
+{
+	if (*p == '\\' || *p < 0x20 || *p >= 0x7f)
+		return true;
+	return *p == ' ' && (p < sp.lead_end || p >= sp.trail);
+}
+
+/* spaces_plain: between quotes, where a leading or trailing space is seen as it is. */
+static void report_print(FILE *f, const char *s, bool spaces_plain)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	struct report_span sp = report_span_of(u);
+	for (const unsigned char *p = u; *p; p++) {
+		if (report_needs_escape(p, sp) && !(spaces_plain && *p == ' '))
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+}
+
 void report_print_escaped(FILE *f, const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p >= 0x20 && *p < 0x7f)
-			fputc(*p, f);
-		else
-			fprintf(f, "\\x%02x", *p);
-	}
+	report_print(f, s, false);
+}
+
+void report_print_quoted(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	report_print(f, s, true);
+	fputc('\'', f);
 }
 
 const char *report_escape(const char *s, char *buf, size_t len)
 {
+	const unsigned char *u = (const unsigned char *)s;
+	struct report_span sp = report_span_of(u);
 	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < len; p++) {
-		if (*p >= 0x20 && *p < 0x7f) {
+	for (const unsigned char *p = u; *p && o + 1 < len; p++) {
+		if (!report_needs_escape(p, sp)) {
 			buf[o++] = (char)*p;
 		} else {
 			if (o + 5 > len)
@@ -111,7 +157,9 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 {
 	fprintf(f, "%s: ", cmd);
 	report_print_escaped(f, path);
-	fprintf(f, ": %s%s: ", reclaim_status_str(r->status), dry_run ? " (dry run)" : "");
+	/* "kept: 5 unlinked" read as a contradiction: it is the directory that is kept. */
+	fprintf(f, ": %s%s%s: ", r->status == RECLAIM_KEPT ? "directory " : "",
+		reclaim_status_str(r->status), dry_run ? " (dry run)" : "");
 	if (r->status == RECLAIM_REMOVED || r->status == RECLAIM_KEPT) {
 		char hb[32];
 		fprintf(f, "%u unlinked (%s), %u gone, %u kept in use, %u refused", r->unlinked,

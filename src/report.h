@@ -61,8 +61,13 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 void report_totals_json(FILE *f, const struct report_totals *t);
 
 /* A string from disk or the command line, for a terminal: printable ASCII as is, every
- * other byte as \xHH. */
+ * other byte as \xHH, and so are the backslash (\x5c, as in log lines and reclaim's
+ * names: the output reads back one way only) and leading and trailing spaces (\x20). */
 void report_print_escaped(FILE *f, const char *s);
+
+/* The same between single quotes, where leading and trailing spaces show as they are:
+ * 'S', for echoing a word of the command line. */
+void report_print_quoted(FILE *f, const char *s);
 
 /* The same escaping into buf (len bytes, always NUL-terminated; a long string is cut at
  * a whole escape), for code that pads columns. Returns buf. */

@@ -70,48 +70,65 @@ int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info)
 	return shmobj_statx(shm_dirfd, name + 1, AT_SYMLINK_NOFOLLOW, info);
 }
 
+int64_t shmobj_window_ns(int64_t window_s)
+{
+	if (window_s <= 0)
+		return 0;
+	if (window_s > INT64_MAX / 1000000000)
+		return INT64_MAX;
+	return window_s * 1000000000;
+}
+
 bool shmobj_born_by(int64_t btime_ns, int64_t registered_us, int64_t window_s)
 {
-	/* btime_ns <= (registered_us + window_s * 10^6) * 1000, without overflow: the row's
-	 * time comes from a file its owner could write, so it may be anything. */
-	if (window_s < 0)
-		window_s = 0;
-	if (window_s > INT64_MAX / 1000000 || registered_us > INT64_MAX - window_s * 1000000)
+	/* btime_ns <= registered_us * 1000 + window_ns, without overflow: the row's time
+	 * comes from a file its owner could write, so it may be anything. In microseconds:
+	 * the window ends at end_us and window_ns % 1000 past it (807 ns when clamped). */
+	int64_t window_ns = shmobj_window_ns(window_s);
+	if (registered_us > INT64_MAX - window_ns / 1000)
 		return true;
-	int64_t end_us = registered_us + window_s * 1000000;
-	/* The birth's microsecond, rounded down (C's division rounds towards zero), and
-	 * whether it has nanoseconds past it. */
+	int64_t end_us = registered_us + window_ns / 1000, end_ns = window_ns % 1000;
+	/* The birth's microsecond, rounded down (C's division rounds towards zero), and the
+	 * nanoseconds past it. */
 	int64_t us = btime_ns / 1000, ns = btime_ns % 1000;
 	if (ns < 0) {
 		us--;
 		ns += 1000;
 	}
-	return us < end_us || (us == end_us && ns == 0);
-}
-
-int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen)
-{
-	struct stat st;
-	if (fstat(shm_dirfd, &st) < 0) {
-		util_err(err, errlen, "fstat %s: %s", SHMOBJ_DIR, strerror(errno));
-		return -1;
-	}
-	fs->dev = (uint64_t)st.st_dev;
-	fs->ino = (uint64_t)st.st_ino;
-	fs->mnt_ns = stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
-	return 0;
-}
-
-bool shmobj_exists(int shm_dirfd, const char *name)
-{
-	struct stat st;
-	return shmobj_stat(shm_dirfd, name, &st) == 0 || errno != ENOENT;
+	return us < end_us || (us == end_us && ns <= end_ns);
 }
 
 /* statx of an open fd: 0, or -1 with errno. */
 static int shmobj_info_fd(int fd, struct shmobj_info *info)
 {
 	return shmobj_statx(fd, "", AT_EMPTY_PATH, info);
+}
+
+int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen)
+{
+	struct shmobj_info dir;
+	if (shmobj_info_fd(shm_dirfd, &dir) < 0) {
+		util_err(err, errlen, "statx %s: %s", SHMOBJ_DIR, strerror(errno));
+		return -1;
+	}
+	fs->dev = (uint64_t)dir.dev;
+	fs->ino = (uint64_t)dir.ino;
+	fs->btime_ns = dir.btime_ns;
+	struct stat st;
+	fs->mnt_ns = stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
+	return 0;
+}
+
+bool shmobj_fs_same(const struct shmobj_fs *a, const struct shmobj_fs *b)
+{
+	return a->dev == b->dev && a->ino == b->ino &&
+	       (!a->btime_ns || !b->btime_ns || a->btime_ns == b->btime_ns);
+}
+
+bool shmobj_exists(int shm_dirfd, const char *name)
+{
+	struct stat st;
+	return shmobj_stat(shm_dirfd, name, &st) == 0 || errno != ENOENT;
 }
 
 int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_info *want,

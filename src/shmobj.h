@@ -39,6 +39,7 @@ struct shmobj_info {
 struct shmobj_fs {
 	uint64_t dev;
 	uint64_t ino;
+	int64_t btime_ns; /* the directory's birth time, unix ns; 0 when not given */
 	uint64_t mnt_ns;
 };
 
@@ -76,6 +77,13 @@ int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_inf
 /* statx of the object (no symlink followed): 0, or -1 with errno (ENOENT: gone). */
 int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
 
+/* A birth window of window_s seconds in nanoseconds, the unit of a birth time
+ * (shmobj_info's btime_ns): 0 for a window_s of 0 or less (a negative window is none),
+ * and INT64_MAX (about 292 years, as long as an int64_t of nanoseconds reaches) for any
+ * window_s past INT64_MAX / 10^9, so the product never overflows. The one conversion
+ * shmobj_born_by and journal_identify (the same rule, in SQL) both use. */
+int64_t shmobj_window_ns(int64_t window_s);
+
 /* True when an object born at btime_ns (nanoseconds since the epoch) may be the one a
  * registration at registered_us (microseconds since the epoch: the earliest moment a
  * journal row's registration can have been, journal_row_earliest_us) names: born at most
@@ -86,11 +94,17 @@ int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
  * it). That registration restarts the row, and the object it names is older than it. An
  * object born later than the window is another program's, made after the journaled one
  * was removed. Whole seconds made the window up to 1 s longer than window_s. A window
- * ending past the clock's range holds every birth; a negative window_s counts as 0. */
+ * ending past the clock's range holds every birth; window_s is read as
+ * shmobj_window_ns reads it (a negative one counts as 0). */
 bool shmobj_born_by(int64_t btime_ns, int64_t registered_us, int64_t window_s);
 
-/* Which shm filesystem shm_dirfd is, seen from this process. 0, or -1 with err. */
+/* Which /dev/shm directory shm_dirfd is, seen from this process: its device, inode and
+ * birth time (statx), and our mount namespace. 0, or -1 with err. */
 int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen);
+
+/* Whether a and b are one /dev/shm directory: the same device and inode, and the same
+ * birth time unless either lacks one (a filesystem without birth times cannot tell). */
+bool shmobj_fs_same(const struct shmobj_fs *a, const struct shmobj_fs *b);
 
 /* True unless the object is known to be gone (other errors count as existing: we
  * must never forget a name we could not check). */

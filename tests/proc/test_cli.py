@@ -182,6 +182,68 @@ def test_version():
                % (m and m.group(1), makefile_version()))
 
 
+def run_dropin(args, sb):
+    """build/torch_shm_manager ARGS, argv[0] "torch_shm_manager" as PyTorch execs it."""
+    return subprocess.run([b"torch_shm_manager"] + args, executable=harness.TORCH_SHM_MANAGER,
+                          capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+                          env=sb.env)
+
+
+def test_dropin_help_version_and_garbage_start_no_manager():
+    """PyTorch's torch_shm_manager ignores its arguments (`--help` starts a manager that
+    waits for clients), and so did ours. PyTorch execs it with none, so: -h/--help and
+    -V/--version answer and exit 0, anything else is a usage error (exit 2), and none of
+    them makes a manager directory; `--` alone ends the options and runs the manager."""
+    with Sandbox("dropin") as sb:
+        try_help = b"Try 'torch_shm_manager --help' for more information.\n"
+        helped = None
+        for args in ([b"--help"], [b"-h"], [b"--he"]):
+            r = run_dropin(args, sb)
+            expect(r.returncode == 0 and r.stderr == b"" and
+                   r.stdout.startswith(b"usage: torch_shm_manager\n"),
+                   "%s: %d %r %r" % (args, r.returncode, r.stdout[:80], r.stderr))
+            expect(helped in (None, r.stdout), "%s: another help" % args)
+            helped = r.stdout
+        # Its options are --help and --version, as the man page's synopsis line says.
+        syn = [b for b in read(MAN1).split("\n.SH SYNOPSIS\n", 1)[1].split("\n.SH ", 1)[0]
+               .split("\n.br\n") if b.startswith(".B torch_shm_manager")]
+        expect(len(syn) == 1, "synopsis entries for torch_shm_manager: %d" % len(syn))
+        man_opts = set(OPTION.findall(syn[0].replace("\\-", "-")))
+        help_opts = set(OPTION.findall(helped.decode()))
+        expect(help_opts == man_opts == GLOBAL, "--help %s, synopsis %s" % (help_opts, man_opts))
+        for args in ([b"-V"], [b"--version"]):
+            r = run_dropin(args, sb)
+            expect(r.returncode == 0 and r.stderr == b"" and r.stdout ==
+                   b"torch_shm_manager (shmwarden) %s\n" % makefile_version().encode(),
+                   "%s: %d %r %r" % (args, r.returncode, r.stdout, r.stderr))
+        garbage = [
+            ([b"bogus"], b"unexpected argument 'bogus'"),
+            ([b"--", b"--help"], b"unexpected argument '--help'"),
+            ([b"--bogus"], b"unknown option '--bogus'"),
+            ([b"-x"], b"unknown option '-x'"),
+            ([b"--help=1"], b"--help takes no value, got '--help=1'"),
+            ([b"--tmpdir", sb.tmp.encode()], b"unknown option '--tmpdir'"),  # manager's
+            ([b"manager"], b"unexpected argument 'manager'"),
+            ([b"\x1b[31m\xff"], b"unexpected argument '\\x1b[31m\\xff'"),
+            ([b"x" * 100000], b"unexpected argument '" + b"x" * 10),
+        ]
+        for args, first in garbage:
+            r = run_dropin(args, sb)
+            line, _, rest = r.stderr.partition(b"\n")
+            expect(r.returncode == 2 and r.stdout == b"" and
+                   line.startswith(b"torch_shm_manager: " + first) and
+                   rest == try_help and b"\x1b" not in r.stderr,
+                   "%r: %d %r %r" % ([a[:40] for a in args], r.returncode, r.stdout,
+                                     r.stderr[:300]))
+        expect(os.listdir(sb.tmp) == [], "a manager started: %s" % os.listdir(sb.tmp))
+        # `--` alone: no argument left, the drop-in as PyTorch runs it.
+        m = sb.spawn_manager(args=["--"], argv0="torch_shm_manager",
+                             exe=harness.TORCH_SHM_MANAGER)
+        expect(m.sock and m.sock.startswith(sb.tmp + "/"), "--: %r" % m.line)
+        expect(m.wait(15) == 0, "--: the idle manager's exit status")
+        expect(os.listdir(sb.tmp) == [], "left behind: %s" % os.listdir(sb.tmp))
+
+
 def test_usage_and_unknown_command():
     with Sandbox("cli") as sb:
         # GNU's form: what was wrong, then where the help is; never the whole usage.

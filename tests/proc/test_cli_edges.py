@@ -41,6 +41,24 @@ def run(sb, args, cwd=None, env=None, stdout=subprocess.PIPE, **kw):
 
 # ---- recover ., .., NAME/. ----
 
+# A starting directory (no lock held, no lock file, changed less than 5 s ago: a manager
+# between mkdtemp and its flock, or killed there) is "try again later", as busy is: exit 3,
+# the report on stdout; once it is older, a second run reclaims it (exit 0).
+def test_recover_of_a_starting_directory_says_try_again_later():
+    with Sandbox("rstart") as sb:
+        d = os.path.join(sb.tmp, "shmwarden-strt01")
+        os.mkdir(d, 0o700)
+        r = sb.run(["recover", d])
+        expect(r.returncode == 3 and ": starting" in r.stdout and r.stderr == "",
+               "recover of a starting directory: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+        r = sb.run(["recover", "--json", d])
+        expect(r.returncode == 3 and json.loads(r.stdout)["status"] == "starting",
+               "recover --json: %d %r" % (r.returncode, r.stdout))
+        expect(harness.wait_for(lambda: sb.run(["recover", d]).returncode != 3, timeout=15),
+               "still starting after 15 s")
+        expect(not os.path.exists(d), "the dead directory was not removed")
+
+
 def test_recover_dot_is_the_current_directory():
     with Sandbox("rdot") as sb:
         d = harness.dead_manager(sb, [sb.name(0)])

@@ -126,6 +126,60 @@ def test_tmpfiles_age_rule_spares_a_live_manager():
         expect_swept(sb, 2)
 
 
+# (1a) The shipped tmpfiles.d snippet (scripts/shmwarden.tmpfiles, installed by make
+# install and the Debian package) keeps a dead manager's directory whole under an age rule
+# that takes every other aged file, so its journal is still there for the sweep. A dead
+# directory holds no flock: without the snippet the rule empties it and its objects leak.
+# systemd-tmpfiles runs with --root on a private tree whose /tmp is the managers' base,
+# so the snippet's own lines (x /tmp/shmwarden-*) are what is tested.
+def test_tmpfiles_snippet_keeps_a_dead_managers_journal():
+    with Sandbox("tmpfsnip") as sb:
+        base = os.path.join(sb.tmp, "tmp")
+        os.mkdir(base, 0o700)
+        env = dict(sb.env, TMPDIR=base)
+        dead = sb.spawn_manager(args=["manager", "--no-reclaim"], env=env)
+        expect(dead.sock, "manager failed: %r" % dead.line)
+        c = dead.client()
+        registered(sb, c, "dead")
+        harness.sigkill(dead)
+        c.close()
+        live = sb.spawn_manager(args=["manager", "--no-reclaim"], env=env)
+        expect(live.sock, "manager failed: %r" % live.line)
+        lc = live.client()
+        registered(sb, lc, "live")
+        # What the rule must still take: a stray file, and a directory that is not a
+        # manager's, holding a file named like a journal.
+        stray = os.path.join(base, "stray")
+        open(stray, "w").close()
+        other = os.path.join(base, "other-dir")
+        os.mkdir(other)
+        open(os.path.join(other, "journal.db"), "w").close()
+        dead_files, live_files = files(dead.dir), files(live.dir)
+        expect("journal.db" in dead_files, "dead directory: %s" % dead_files)
+        conf = os.path.join(sb.tmp, "age.conf")
+        with open(conf, "w") as f:
+            f.write("e /tmp - - - 2s\n")
+        time.sleep(3.5)
+        r = subprocess.run([TMPFILES, "--root=" + sb.tmp, "--clean",
+                            os.path.join(harness.ROOT, "scripts", "shmwarden.tmpfiles"), conf],
+                           capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 0, "systemd-tmpfiles: %d %s" % (r.returncode, r.stderr))
+        expect(not os.path.exists(stray) and not os.path.exists(other),
+               "the age rule did not run on the base: %s" % files(base))
+        expect(os.path.isdir(dead.dir), "tmpfiles removed a dead manager's directory")
+        expect(files(dead.dir) == dead_files, "tmpfiles removed %s from a dead manager's "
+               "directory" % sorted(set(dead_files) - set(files(dead.dir))))
+        expect(files(live.dir) == live_files, "tmpfiles removed %s from a live manager's "
+               "directory" % sorted(set(live_files) - set(files(live.dir))))
+        harness.sigkill(live)
+        lc.close()
+        r = sb.run(["sweep", "--json", "--tmpdir", base])
+        doc = json.loads(r.stdout) if r.stdout.strip() else None
+        expect(r.returncode == 0 and doc and doc["totals"]["unlinked"] == 2,
+               "sweep after the clean: %s %s" % (r.stdout, r.stderr))
+        expect(sb.objects() == [], "objects left: %s" % sb.objects())
+
+
 # (1b) A hand rm of every file: noticed within seconds, logged, restored.
 def test_hand_rm_restores_journal_and_socket():
     with Sandbox("handrm") as sb:
@@ -1022,13 +1076,20 @@ def test_torch_first_tensor_after_a_crash():
 # so the manager never noticed: new clients got ENOENT at the socket path for the rest
 # of its life, ls counted no client, and the shutdown left D.old behind. Now it moves the
 # directory back within a check or two (RENAME_NOREPLACE), says so, and shuts down clean.
+def renamed_live_manager(sb, shutdown_timeout):
+    """A live manager whose client c registered a, then its directory D renamed to D.old
+    under it (mv D D.old): (m, c, a, the new path)."""
+    m = manager(sb, "--shutdown-timeout", shutdown_timeout)
+    c = m.client()
+    a = registered(sb, c, "a")
+    moved = m.dir + ".old"
+    os.rename(m.dir, moved)
+    return m, c, a, moved
+
+
 def test_renamed_live_directory_is_moved_back():
     with Sandbox("renamed") as sb:
-        m = manager(sb, "--shutdown-timeout", "300")
-        c = m.client()
-        a = registered(sb, c, "a")
-        moved = m.dir + ".old"
-        os.rename(m.dir, moved)
+        m, c, a, moved = renamed_live_manager(sb, "300")
         t0 = time.monotonic()
         expect(harness.wait_for(lambda: os.path.exists(m.sock), timeout=5),
                "not moved back: %s" % sorted(os.listdir(sb.tmp)))
@@ -1060,11 +1121,7 @@ def test_renamed_live_directory_is_moved_back():
 # from D.old, and at its idle shutdown removes D.old, found by inode, and nothing at D.
 def test_renamed_live_directory_with_another_at_its_path_is_left_alone():
     with Sandbox("impostor") as sb:
-        m = manager(sb, "--shutdown-timeout", "500")
-        c = m.client()
-        a = registered(sb, c, "a")
-        moved = m.dir + ".old"
-        os.rename(m.dir, moved)
+        m, c, a, moved = renamed_live_manager(sb, "500")
         r = subprocess.run(["cp", "-a", moved, m.dir], capture_output=True, text=True)
         expect(r.returncode == 0, "cp -a: %s" % r.stderr)
         with open(os.path.join(m.dir, "note"), "w") as f:

@@ -165,15 +165,17 @@ def test_recover_exit_status_1_lists_every_failing_status():
                    read("src/cmd_recover.c"))
     expect(ok, "cmd_recover.c: no `bool ok = report.status == ...`")
     done = set(re.findall(r"RECLAIM_[A-Z]+", ok.group(0)))
-    # Statuses with an exit status of their own (busy: 3), each a `bool NAME =
-    # report.status == RECLAIM_X;` beside ok, are not failures either.
+    # Statuses with an exit status of their own (busy and starting: 3, try again later),
+    # each a `bool NAME = report.status == RECLAIM_X;` beside ok, are not failures either.
     own = dict(re.findall(r"bool (\w+) = report\.status == (RECLAIM_[A-Z]+);",
                           read("src/cmd_recover.c")))
-    expect(own.get("busy") == "RECLAIM_BUSY", "cmd_recover.c: no `bool busy = ...`: %s" % own)
+    expect(own.get("busy") == "RECLAIM_BUSY" and own.get("starting") == "RECLAIM_STARTING",
+           "cmd_recover.c: no `bool busy = ...` and `bool starting = ...`: %s" % own)
     failing = {names[k] for k in names if k not in done and k not in own.values()}
     m3 = re.search(r"\.B 3\n(.*?)\n\.(?:TP|SH)", man_text("man/shmwarden.1"), re.S)
-    expect(m3 and "busy" in m3.group(1) and "recover" in m3.group(1),
-           "man/shmwarden.1: EXIT STATUS has no 3 for recover's busy")
+    expect(m3 and "busy" in m3.group(1) and "starting" in m3.group(1) and
+           "recover" in m3.group(1),
+           "man/shmwarden.1: EXIT STATUS has no 3 for recover's busy and starting")
     m = re.search(r"did not process\n\.I DIR\n\(its status is ([^)]*)\)",
                   man_text("man/shmwarden.1"))
     expect(m, "man/shmwarden.1: EXIT STATUS 1 no longer says `did not process DIR (its "
@@ -181,6 +183,31 @@ def test_recover_exit_status_1_lists_every_failing_status():
     listed = set(re.findall(r"[a-z]+", m.group(1))) - {"or"}
     expect(listed == failing, "man/shmwarden.1: recover exits 1 for %s, the page lists %s"
            % (sorted(failing), sorted(listed)))
+
+
+
+def test_foreign_is_defined_as_the_code_decides_it():
+    # mgrdir_same_shm compares the /dev/shm the journal recorded (its device, and its
+    # directory's inode) with ours; the mount namespace is for the report. Every text that
+    # defines the `foreign` state says so, and none makes another mount namespace foreign.
+    code = read("src/mgrdir.c")
+    same = re.search(r"bool mgrdir_same_shm\(.*?\n}\n", code, re.S)
+    fs_same = re.search(r"bool shmobj_fs_same\(.*?\n}\n", read("src/shmobj.c"), re.S)
+    expect(same and "shm_dev" in same.group(0) and "mnt_ns" not in same.group(0) and
+           fs_same and "mnt_ns" not in fs_same.group(0),
+           "mgrdir_same_shm no longer decides by the /dev/shm alone: update this test and "
+           "the texts")
+    man = re.search(r"\.B foreign\n\((.*?)\),?\n\.B ", man_text("man/shmwarden.1"), re.S)
+    readme = re.search(r"^\| `foreign` \| (.*?) \|", read("README.md"), re.M)
+    security = re.search(r"\*\*Which `/dev/shm`\.\*\*(.*?)\n\d+\. ", read("SECURITY.md"), re.S)
+    for where, m in (("man/shmwarden.1", man), ("README.md", readme),
+                     ("SECURITY.md", security)):
+        expect(m, "%s: the definition of foreign is gone" % where)
+        text = " ".join(re.sub(r"^\.[A-Z]+ ?", "", m.group(1), flags=re.M).split())
+        expect("or mount namespace" not in text and "another mount namespace" in text and
+               "not foreign" in text,
+               "%s: foreign must be another shm filesystem, and a shared /dev/shm seen from "
+               "another mount namespace not foreign: %r" % (where, text))
 
 
 if __name__ == "__main__":

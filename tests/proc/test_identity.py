@@ -651,6 +651,39 @@ def v1_dead_manager(sb, names):
     return d
 
 
+# A manager in another mount namespace that shares the host's /dev/shm (the same tmpfs
+# seen from elsewhere: a container without a /dev/shm of its own, PrivateTmp) is not
+# foreign: its journal records another mount namespace but our shm filesystem, and the
+# host's sweep reclaims it. The namespace is only reported (README, SECURITY.md, man page).
+def test_shared_dev_shm_in_another_mount_namespace_is_not_foreign():
+    with Sandbox("idns") as sb:
+        names = [sb.name(i) for i in range(2)]
+        m = sb.spawn_manager(args=["-m", "--propagation", "private", harness.SHMWARDEN,
+                                   "manager", "--no-reclaim"],
+                             exe="/usr/bin/unshare", argv0="unshare")
+        expect(m.sock, "manager failed: %r" % m.line)
+        c = m.client()
+        for n in names:
+            c.register(n)
+            write_object(n, b"shared")
+        expect(os.readlink("/proc/%d/ns/mnt" % m.pid) != os.readlink("/proc/self/ns/mnt"),
+               "the manager is in our mount namespace")
+        sigkill(m)
+        c.close()
+        with sqlite3.connect("file:%s/journal.db?mode=ro" % m.dir, uri=True) as db:
+            ns, dev = db.execute("SELECT mnt_ns, shm_dev FROM manager").fetchone()
+        expect(ns != os.stat("/proc/self/ns/mnt").st_ino and dev == os.stat(SHM).st_dev,
+               "journal records mnt_ns %d, shm_dev %d" % (ns, dev))
+        r = sb.run(["ls", "--tmpdir", sb.tmp, "--json"])
+        states = [x["state"] for x in json.loads(r.stdout)["managers"]]
+        expect(states == ["dead"], "ls: %s" % states)
+        doc = json.loads(sb.run(["sweep", "--tmpdir", sb.tmp, "--json"]).stdout)
+        expect([x["status"] for x in doc["dirs"]] == ["removed"] and
+               doc["totals"]["unlinked"] == 2 and doc["totals"]["foreign"] == 0,
+               "sweep: %r" % doc)
+        expect(sb.objects() == [], "left: %s" % sb.objects())
+
+
 def test_upgrade_reclaims_version1_journals():
     with Sandbox("idv") as sb:
         names = [sb.name(i) for i in range(6)]

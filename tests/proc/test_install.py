@@ -96,6 +96,10 @@ def test_install_tree_is_what_the_readme_promises():
         expect("OnUnitActiveSec=" in timer and "WantedBy=timers.target" in timer, "timer")
         for u in ("shmwarden-sweep.service", "shmwarden-sweep.timer"):
             expect(mode(os.path.join(units, u)) == 0o644, "%s mode" % u)
+        snippet = os.path.join(root, "lib", "tmpfiles.d", "shmwarden.conf")
+        expect(mode(snippet) == 0o644 and
+               read(snippet) == read(os.path.join(harness.ROOT, "scripts", "shmwarden.tmpfiles")),
+               "tmpfiles.d snippet: mode %o or contents" % mode(snippet))
         data = os.path.join(root, "share", "shmwarden")
         cron = read(os.path.join(data, "shmwarden.cron"))
         entries = [l for l in cron.splitlines() if l and not l.startswith("#")]
@@ -414,7 +418,8 @@ def test_uninstall_removes_exactly_what_install_installed():
     with Sandbox("uninstall") as sb:
         dest = os.path.join(sb.tmp, "stage")
         root = dest + "/usr/local"
-        for d in ("bin", "include", "lib/pkgconfig", "lib/systemd/system", "share/man/man1",
+        for d in ("bin", "include", "lib/pkgconfig", "lib/systemd/system", "lib/tmpfiles.d",
+                  "share/man/man1",
                   "share/man/man3"):
             os.makedirs(os.path.join(root, d))
         for f in ("bin/other", "include/other.h", "lib/libother.so.1",

@@ -43,8 +43,9 @@ def expect(cond, what):
 
 def live_pin_manager(sb, base):
     """A live manager in TMPDIR base that never reclaims and never shuts down on its
-    own: the manager whose /pin the tests' reclaimers must leave alone."""
-    m = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout", "100000"],
+    own (an hour: under ASan on a loaded machine one test outlasted 100 s): the manager
+    whose /pin the tests' reclaimers must leave alone."""
+    m = sb.spawn_manager(args=["manager", "--no-reclaim", "--shutdown-timeout", "3600000"],
                          argv0="shmwarden", env=dict(sb.env, TMPDIR=base))
     expect(m.sock, "manager failed: %r" % m.line)
     return m
@@ -71,7 +72,7 @@ def stale_then_replaced(sb, dead, c, pin, trial):
 def adopted_by_restarted_manager(sb, dead, d):
     """A manager restarted in dead adopts its dead sibling d; then it is SIGKILLed and
     what it left is recovered, so the next trial starts clean."""
-    m = sb.spawn_manager(args=["manager", "--shutdown-timeout", "100000"],
+    m = sb.spawn_manager(args=["manager", "--shutdown-timeout", "3600000"],
                          argv0="shmwarden", env=dict(sb.env, TMPDIR=dead))
     expect(m.sock, "the restarted manager failed: %r" % m.line)
     expect(wait_for(lambda: not os.path.exists(d), timeout=10),
@@ -507,7 +508,7 @@ def test_lock_holder_pid_is_the_kernels_answer():
         # A manager in its own pid namespace: here, its pid is the one we see.
         proc = sb.track(subprocess.Popen(
             ["unshare", "-p", "-f", "--kill-child", "--mount-proc", harness.SHMWARDEN,
-             "manager", "--no-reclaim", "--shutdown-timeout", "100000"],
+             "manager", "--no-reclaim", "--shutdown-timeout", "3600000"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             env=dict(sb.env, TMPDIR=nsbase)))

@@ -261,6 +261,61 @@ def test_syslog_lines_reach_syslog():
                    "control bytes reached syslog raw: %r" % lines)
 
 
+# A manager started as nobody whose stderr is root's pipe cannot reopen it non-blocking
+# (EACCES): it says what that means for the user, not "stays blocking: Permission denied".
+def test_a_manager_whose_stderr_is_another_users_says_so_plainly():
+    if os.geteuid() != 0:
+        print("SKIP test_a_manager_whose_stderr_is_another_users_says_so_plainly: needs root")
+        return
+    with Sandbox("logother", shared=True) as sb:
+        p = sb.track(subprocess.Popen(
+            [harness.SHMWARDEN, "manager", "--shutdown-timeout", "300"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            user=65534, group=65534, extra_groups=[],
+            env=dict(sb.env, SHMWARDEN_LOG="info")))
+        sock = p.stdout.readline().decode().strip()
+        expect(sock.startswith(sb.tmp), "manager as nobody: %r" % sock)
+        expect(p.wait(20) == 0, "manager exit %s" % p.returncode)
+        err = p.stderr.read().decode(errors="replace")
+        expect("Permission denied" not in err and "stays blocking" not in err and
+               "a log line may wait until standard error is read (it could not be reopened "
+               "without blocking: it is another user's)" in err, "stderr: %r" % err)
+
+
+# The sweep's sandbox line names each writable place once: the base swept, $TMPDIR's
+# base and the metrics file's directory were all sb.tmp here, and were listed three times.
+def test_the_sandbox_line_names_each_place_once():
+    with Sandbox("logrw") as sb:
+        rc, _, logs, other = run(sb, ["sweep", "--tmpdir", sb.tmp, "--metrics",
+                                      os.path.join(sb.tmp, "sweep.prom")], level="info")
+        expect(rc == 0, "sweep exit %d: %s %s" % (rc, logs, other))
+        drop = [m for lvl, m in logs if "privileges dropped" in m]
+        expect(len(drop) == 1, "no drop line: %s" % logs)
+        if "files may change only under " not in drop[0]:
+            print("SKIP test_the_sandbox_line_names_each_place_once: not confined here: %s"
+                  % drop[0])
+            return
+        places = drop[0].split("files may change only under ", 1)[1].split(", ")
+        expect(len(places) == len(set(places)) and places[0] == sb.tmp and
+               "/dev/shm" in places and "/tmp" in places,
+               "the writable places: %s" % places)
+
+
+# A directory kept for names still in use reads "directory kept: 0 unlinked", not
+# "kept: 0 unlinked", in the text report and in the log line.
+def test_a_kept_directory_is_said_to_be_kept():
+    with Sandbox("logkept") as sb:
+        n = sb.name("held")
+        d = harness.dead_manager(sb, [n])
+        sb.hold_mapped(n)
+        rc, out, logs, other = run(sb, ["recover", d], level="info")
+        expect(rc == 0 and out.startswith("shmwarden recover: %s: directory kept: 0 unlinked"
+                                          % d), "recover: %d %r" % (rc, out))
+        name = os.path.basename(d)
+        expect(any(m.startswith("reclaim: %s: directory kept: 0 unlinked" % name)
+                   for _, m in logs), "log: %s" % logs)
+
+
 def test_manager_lines():
     with Sandbox("logmgr") as sb:
         env = dict(sb.env, SHMWARDEN_LOG="debug")

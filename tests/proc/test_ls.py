@@ -8,6 +8,7 @@ directories before and after. Everything happens inside a harness Sandbox.
 import hashlib
 import json
 import os
+import pwd
 import re
 import signal
 import sqlite3
@@ -16,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Sandbox  # noqa: E402
+from harness import SHM, Sandbox  # noqa: E402
 
 UID = os.geteuid()
 
@@ -80,7 +81,8 @@ def ls_json(sb, *args):
 
 MANAGER_KEYS = {"dir", "path", "state", "owner_uid", "owner", "pid", "age_s", "clients",
                 "objects", "bytes", "earlier_boot", "reclaimer_pid", "error"}
-OBJECT_KEYS = {"name", "valid", "exists", "size", "owner_uid", "in_use", "young"}
+OBJECT_KEYS = {"name", "valid", "exists", "size", "owner_uid", "in_use", "refused",
+               "young"}
 
 
 def check_entry(e, sb, state, pid, clients, objects, nbytes, error=False):
@@ -163,10 +165,12 @@ def test_live_dead_corrupt_unsafe_starting():
         expect(sorted(objs) == sorted(dead_names + [gone]), "dead objects: %s" % sorted(objs))
         for n in dead_names:
             expect(objs[n] == {"name": n, "valid": True, "exists": True, "size": 8192,
-                               "owner_uid": UID, "in_use": False, "young": False},
+                               "owner_uid": UID, "in_use": False, "refused": False,
+                               "young": False},
                    "dead object: %s" % objs[n])
         expect(objs[gone] == {"name": gone, "valid": True, "exists": False, "size": 0,
-                              "owner_uid": None, "in_use": False, "young": True},
+                              "owner_uid": None, "in_use": False, "refused": False,
+                              "young": True},
                "not created yet: %s" % objs[gone])
 
         e = by_dir[name(bad.dir)]
@@ -227,6 +231,109 @@ def test_live_dead_corrupt_unsafe_starting():
         h.wait()
         c1.close()
         c2.close()
+
+
+# A live manager whose journal.db was removed under it (a hand rm, a cleaner), seen before
+# it makes it again (it is stopped here): its names cannot be read, which ls says, in text
+# and JSON, as for any unreadable journal; "0 objects, no error" would read as empty.
+def test_live_manager_whose_journal_is_missing():
+    with Sandbox("lsmiss") as sb:
+        m = spawn(sb)
+        c = m.client()
+        n = sb.name("a")
+        c.register(n)
+        sb.create_object(n)
+        os.kill(m.pid, signal.SIGSTOP)
+        try:
+            for f in ("journal.db", "journal.db-wal", "journal.db-shm"):
+                os.unlink(os.path.join(m.dir, f))
+            entries, _ = ls_json(sb)
+            e = entries[os.path.basename(m.dir)]
+            expect(e["state"] == "live" and e["objects"] == 0 and
+                   "journal.db is missing" in (e["error"] or ""), "ls --json: %s" % e)
+            r = ls(sb)
+            line = [l for l in r.stdout.splitlines() if os.path.basename(m.dir) in l]
+            expect(r.returncode == 0 and len(line) == 1 and
+                   "! journal: journal.db is missing" in line[0], "ls: %r" % r.stdout)
+        finally:
+            os.kill(m.pid, signal.SIGCONT)
+        # Made again, it lists the manager's names with no error.
+        expect(harness.wait_for(
+            lambda: ls_json(sb)[0][os.path.basename(m.dir)]["objects"] == 1, timeout=10),
+            "the restored journal is not listed: %s" % ls_json(sb)[0])
+        expect(ls_json(sb)[0][os.path.basename(m.dir)]["error"] is None, "error after restore")
+        c.close()
+
+
+# Text output reads back one way: a name holding the four characters \x0a is not printed
+# like one holding a newline (the backslash is \x5c, as in log lines), and a space that
+# leads or trails a name is seen (\x20). JSON strings stay JSON's.
+def test_text_escapes_are_unambiguous():
+    with Sandbox("lsesc") as sb:
+        m = spawn(sb)
+        c = m.client()
+        tails = {"\n": "\\x0a", "\\x0a": "\\x5cx0a", "z ": "z\\x20", "z": "z",
+                 " y": " y", "a b": "a b"}
+        for t in tails:
+            c.register(sb.name(t))
+            sb.create_object(sb.name(t))
+        os.kill(m.pid, signal.SIGKILL)
+        m.wait()
+        c.close()
+        r = ls(sb, "--objects")
+        want = {sb.prefix + v for v in tails.values()}
+        lines = [l.strip() for l in r.stdout.splitlines() if sb.prefix in l]
+        got = set()
+        for l in lines:
+            for w in want:
+                if l.startswith(w + " "):
+                    got.add(w)
+        expect(r.returncode == 0 and len(lines) == len(tails) and got == want,
+               "ls --objects shows %r, want each of %s" % (lines, sorted(want)))
+        by_dir, _ = ls_json(sb, "--objects")
+        names = {o["name"] for o in by_dir[os.path.basename(m.dir)]["object_list"]}
+        expect(names == {sb.name(t) for t in tails}, "JSON names: %r" % names)
+        r = sb.run(["recover", "--dry-run", os.path.join(sb.tmp, "no\\where ")])
+        expect("no\\x5cwhere\\x20" in r.stderr, "recover's complaint: %r" % r.stderr)
+
+
+# A user's journal may name another user's object (any name can be registered). The
+# sweep refuses it before it asks who holds it; ls says so, in the sweep's word, rather
+# than "in use" (its lease check, made as the journal's owner, could not be had) or
+# "unused" (as if a sweep would unlink it).
+def test_another_users_object_is_refused_as_the_sweep_says():
+    if os.geteuid() != 0:
+        print("SKIP test_another_users_object_is_refused_as_the_sweep_says: needs root")
+        return
+    user = harness.useradd("lsref")
+    try:
+        pw = pwd.getpwnam(user)
+        with Sandbox("lsref", shared=True) as sb:
+            theirs, theirs666, mine = sb.name("root"), sb.name("root666"), sb.name("mine")
+            sb.create_object(theirs)
+            sb.create_object(theirs666)
+            os.chmod(SHM + theirs666, 0o666)
+            d = harness.dead_manager_as(sb, pw, ["+" + mine, theirs, theirs666], sb.env)
+            r = ls(sb, "--objects")
+            lines = {l.split()[0]: l for l in r.stdout.splitlines() if sb.prefix in l}
+            for n in (theirs, theirs666):
+                expect(lines.get(n, "").endswith("refused: not the journal owner's"),
+                       "ls says of %s: %r" % (n, lines.get(n)))
+            expect(lines.get(mine, "").endswith(" unused"), "ls: %r" % r.stdout)
+            by_dir, _ = ls_json(sb, "--objects")
+            objs = {o["name"]: o for o in by_dir[os.path.basename(d)]["object_list"]}
+            for n in (theirs, theirs666):
+                expect(objs[n]["refused"] is True and objs[n]["in_use"] is None,
+                       "JSON of %s: %s" % (n, objs[n]))
+            expect(objs[mine]["refused"] is False and objs[mine]["in_use"] is False,
+                   "JSON of mine: %s" % objs[mine])
+            r = sb.run(["sweep", "--json", "--tmpdir", sb.tmp])
+            doc = json.loads(r.stdout)
+            expect(doc["totals"]["refused"] == 2 and doc["totals"]["unlinked"] == 1,
+                   "sweep: %s %s" % (r.stdout, r.stderr))
+            expect(sb.objects() == sorted([theirs, theirs666]), "left: %s" % sb.objects())
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
 
 
 def test_hostile_journal_names_and_earlier_boot():

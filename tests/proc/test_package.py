@@ -293,6 +293,7 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
                      unitdir + "/shmwarden-sweep.timer", "/etc/cron.d/shmwarden",
                      "/usr/share/shmwarden/use-with-pytorch.sh",
                      "/usr/share/shmwarden/slurm-epilog",
+                     "/usr/lib/tmpfiles.d/shmwarden.conf",
                      "/usr/share/doc/shmwarden/copyright"):
             expect(path in tool, "shmwarden lacks %s" % path)
         expect(tool["/usr/bin/torch_shm_manager"][1] == "shmwarden", "torch_shm_manager link")
@@ -372,10 +373,11 @@ def test_make_deb_builds_lintian_clean_packages_that_install_work_and_purge():
         expect(out["timer_enabled"], "the timer is not enabled after install")
         expect(out["ldconfig"], "libshmwarden.so.0 is not in the linker cache")
         # The installed manual is true of the installed package: each path it names there
-        # exists (but the condition /run/systemd/system, which systemd makes, and the unit
-        # directory of the releases after this one), and it asks nothing of the user that
+        # exists (but the condition /run/systemd/system, which systemd makes, the unit
+        # directory of the releases after this one, and /etc/tmpfiles.d/, where the admin
+        # puts the line of a temp base of their own), and it asks nothing of the user that
         # the package did already.
-        not_here = {"/run/systemd/system", "/usr/lib/systemd/system"}
+        not_here = {"/run/systemd/system", "/usr/lib/systemd/system", "/etc/tmpfiles.d/"}
         missing = sorted(p for p, there in out["man_paths"].items()
                          if not there and p not in not_here)
         expect(missing == [] and "/etc/cron.d/shmwarden" in out["man_paths"] and

@@ -28,7 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SHM, Sandbox, read_object, wait_for, write_object  # noqa: E402
+from harness import SHM, Sandbox, read_object, wait_for  # noqa: E402
 
 PY = "/usr/bin/python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -214,3 +214,80 @@ def test_job_in_a_shm_subdirectory_leaves_the_hosts_journals():
 
 
 harness.main(globals())
+
+
+# Inside one private mount namespace: a job's own tmpfs as /dev/shm, its manager killed;
+# the tmpfs unmounted (the job gone) and a new one mounted, which the kernel gives the
+# freed device number and whose root is inode 1 again, as the first's was; in it another
+# job's own object under the dead journal's name, never registered; then a sweep there.
+# Prints one JSON line.
+REUSED_DEV = r"""
+import json, os, signal, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+import harness
+base, exe, name = sys.argv[2], sys.argv[3], sys.argv[4]
+def mount():
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=4m", "shmwt-reuse",
+                    "/dev/shm"], check=True)
+    st = os.stat("/dev/shm")
+    return st.st_dev, st.st_ino
+first = mount()
+# The prune tick would identify the row (inode and birth time) a second on: kill before.
+p = subprocess.Popen([exe, "manager", "--no-reclaim", "--prune-interval", "600000"],
+                     stdout=subprocess.PIPE, env=dict(os.environ, TMPDIR=base))
+sock = p.stdout.readline().decode().strip()
+c = harness.Client(sock)
+c.register(name)
+fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"job 1")
+os.close(fd)
+os.kill(p.pid, signal.SIGKILL)
+p.wait()
+second = None
+for attempt in range(50):  # another mount on the host may take the number meanwhile
+    subprocess.run(["umount", "/dev/shm"], check=True)
+    second = mount()
+    if second == first:
+        break
+if second != first:
+    print(json.dumps({"skip": "no tmpfs got device %r and root inode again" % (first,)}))
+    sys.exit(0)
+fd = os.open("/dev/shm" + name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"job 2")
+os.close(fd)
+r = subprocess.run([exe, "sweep", "--tmpdir", base, "--prune-grace", "0", "--json"],
+                   capture_output=True, text=True)
+kept = os.path.exists("/dev/shm" + name)
+print(json.dumps({"dev": first, "rc": r.returncode, "sweep": r.stdout, "err": r.stderr[-2000:],
+                  "kept": kept, "dir": os.path.dirname(sock)}))
+"""
+
+
+def test_a_tmpfs_mounted_anew_on_a_freed_device_number_is_foreign():
+    """Anonymous device numbers are freed with their tmpfs and handed to the next one,
+    whose root is inode 1 again: device and inode alone took a dead job's journal for the
+    next job's /dev/shm, and its sweep unlinked that job's own object of the same name
+    (born within the window after the dead row's registration). The birth time of the
+    /dev/shm directory, a tmpfs's mount time, tells them apart."""
+    with Sandbox("reuse") as sb:
+        name = sb.name("x")
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", PY, "-c", REUSED_DEV,
+                            HERE, sb.tmp, harness.SHMWARDEN, name],
+                           env=sb.env, capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        expect(r.returncode == 0, "inner run: %d %s %s" % (r.returncode, r.stdout, r.stderr))
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        if "skip" in out:
+            print("    (skipped: %s)" % out["skip"])
+            return
+        try:
+            doc = json.loads(out["sweep"])
+            expect(out["kept"], "the new job's own object was unlinked: %r %s" % (doc, out["err"]))
+            expect([x["status"] for x in doc["dirs"]] == ["foreign"] and
+                   doc["totals"]["unlinked"] == 0 and doc["totals"]["gone"] == 0,
+                   "sweep: %r" % doc)
+            why = doc["dirs"][0].get("detail", "")
+            expect("device number" in why, "the reason: %r" % why)
+            expect(os.path.isdir(out["dir"]), "the dead job's journal was dropped")
+        finally:
+            shutil.rmtree(out["dir"], ignore_errors=True)

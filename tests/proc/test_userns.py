@@ -54,8 +54,12 @@ def user_sandbox(label):
         yield sb, pwd.getpwnam(user), dict(sb.env, HOME="/")
     finally:
         sb.cleanup()
+        # userdel refuses while a process of the user exists: a manager SIGKILLed a moment
+        # ago may not be reaped yet.
         if user:
-            subprocess.run(["userdel", user], capture_output=True)
+            wait_for(lambda: subprocess.run(["userdel", user],
+                                            capture_output=True).returncode in (0, 6),
+                     timeout=10, interval=0.2)
 
 
 def userns_works(pw, env):

@@ -558,6 +558,7 @@ static void test_identity_learned_once(void)
 	meta.mnt_ns = 4026531840ULL;
 	meta.has_shm_root = true;
 	meta.shm_ino = 77;
+	meta.shm_btime_ns = 1700000000123456789;
 	meta.has_userns = true;
 	meta.user_ns = 4026532001ULL;
 	meta.parent_uid = 1001;
@@ -581,7 +582,8 @@ static void test_identity_learned_once(void)
 		return;
 	const struct journal_meta *m = journal_meta(j);
 	CHECK(m->has_shm_fs && m->shm_dev == 0x2a && m->mnt_ns == 4026531840ULL);
-	CHECK(m->schema_version == 4 && m->has_shm_root && m->shm_ino == 77);
+	CHECK(m->schema_version == 4 && m->has_shm_root && m->shm_ino == 77 &&
+	      m->shm_btime_ns == 1700000000123456789);
 	CHECK(m->has_userns && m->user_ns == 4026532001ULL && m->parent_uid == 1001);
 	struct journal_row rows[4];
 	CHECK_EQ_INT(journal_page(j, NULL, rows, 4), 3);
@@ -859,6 +861,7 @@ static void test_malformed_manager_row(void)
 		"UPDATE manager SET manager_pid = 0",
 		"UPDATE manager SET created_at = 1.5",
 		"UPDATE manager SET shm_ino = 'x'",
+		"UPDATE manager SET shm_btime = 1.5",
 		"UPDATE manager SET user_ns = 1.5",
 		"UPDATE manager SET parent_uid = -2",
 		"UPDATE manager SET parent_uid = 4294967295",

@@ -195,6 +195,36 @@ static void dir_path(char *buf, size_t len, const char *base, const char *name)
 	snprintf(buf, len, "%s/%s", base, name);
 }
 
+/* The start of most reclaim_dir tests: the fixture, this process's n-th object created
+ * in a (64 bytes), and a dead manager directory of this euid and boot whose journal names
+ * only a: dname (64 bytes) is its name in the suite's temp dir, path (700) its path. */
+static void fixture_dead_dir(struct fixture *f, int n, char *a, char *dname, char *path)
+{
+	obj_name(a, 64, n);
+	CHECK(obj_create(a, geteuid()) == 0);
+	fixture_init(f, check_tmpdir);
+	const char *names[] = { a };
+	CHECK(dead_dir(check_tmpdir, f->boot_id, geteuid(), names, 1, dname, 64) == 0);
+	dir_path(path, 700, check_tmpdir, dname);
+}
+
+/* A new journal of this euid and this boot (the fixture's), in the directory sub of the
+ * suite's temp dir, made here: the caller closes it. NULL, with the CHECK failed and
+ * journal_create's error printed, when it cannot be made. */
+static struct journal *fixture_journal(const struct fixture *f, const char *sub)
+{
+	char dir[700], err[256];
+	struct journal *j = NULL;
+	struct journal_meta m;
+	snprintf(dir, sizeof(dir), "%s/%s", check_tmpdir, sub);
+	mkdir(dir, 0700);
+	meta_init(&m, geteuid(), f->boot_id);
+	if (journal_create(dir, &m, &j, err, sizeof(err)) < 0)
+		printf("# journal_create %s: %s\n", dir, err);
+	CHECK(j != NULL);
+	return j;
+}
+
 /* ---- the in-use index ---- */
 
 static void test_inuse_mapped_and_open(void)
@@ -511,7 +541,7 @@ static void test_inuse_view_is_renewed(void)
 static void test_journal_decisions(void)
 {
 	struct fixture f;
-	char unused[64], gone[64], mapped[64], foreign[64], jdir[600], adir[600], err[256];
+	char unused[64], gone[64], mapped[64], foreign[64];
 	obj_name(unused, sizeof(unused), 10);
 	obj_name(gone, sizeof(gone), 11);
 	obj_name(mapped, sizeof(mapped), 12);
@@ -527,15 +557,7 @@ static void test_journal_decisions(void)
 	close(fd);
 	fixture_init(&f, check_tmpdir);
 
-	snprintf(jdir, sizeof(jdir), "%s/j", check_tmpdir);
-	snprintf(adir, sizeof(adir), "%s/a", check_tmpdir);
-	mkdir(jdir, 0700);
-	mkdir(adir, 0700);
-	struct journal_meta m;
-	struct journal *j = NULL, *a = NULL;
-	meta_init(&m, geteuid(), f.boot_id);
-	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
-	CHECK(journal_create(adir, &m, &a, err, sizeof(err)) == 0);
+	struct journal *j = fixture_journal(&f, "j"), *a = fixture_journal(&f, "a");
 	if (!j || !a)
 		goto out;
 	const char *names[] = { unused, gone, mapped, "/a/b", "/..", foreign };
@@ -595,14 +617,9 @@ out:
 static void test_journal_many_pages(void)
 {
 	struct fixture f;
-	char jdir[600], err[256], name[64];
+	char name[64];
 	fixture_init(&f, check_tmpdir);
-	snprintf(jdir, sizeof(jdir), "%s/j", check_tmpdir);
-	mkdir(jdir, 0700);
-	struct journal_meta m;
-	struct journal *j = NULL;
-	meta_init(&m, geteuid(), f.boot_id);
-	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	struct journal *j = fixture_journal(&f, "j");
 	if (!j)
 		goto out;
 	enum { N = 1300 };
@@ -665,12 +682,7 @@ static void test_dir_dry_run_changes_nothing(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700];
-	obj_name(a, sizeof(a), 25);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 25, a, dname, path);
 	f.opts.dry_run = true;
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == 0);
@@ -719,12 +731,7 @@ static void test_dir_group_writable_unsafe(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700];
-	obj_name(a, sizeof(a), 40);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 40, a, dname, path);
 	CHECK(chmod(path, 0770) == 0);
 	struct reclaim_report r;
 	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
@@ -800,12 +807,7 @@ static void test_dir_corrupt_left_in_place(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700];
-	obj_name(a, sizeof(a), 70);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 70, a, dname, path);
 	unsigned char junk[8192];
 	srand((unsigned)getpid());
 	for (size_t i = 0; i < sizeof(junk); i++)
@@ -911,12 +913,7 @@ static void test_dir_forged_rows_left_for_a_human(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700], db[800];
-	obj_name(a, sizeof(a), 105);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 105, a, dname, path);
 	snprintf(db, sizeof(db), "%s/%s", path, JOURNAL_FILE);
 	sqlite3 *h = NULL;
 	CHECK(sqlite3_open(db, &h) == SQLITE_OK);
@@ -1064,12 +1061,7 @@ static void test_dir_busy_while_another_reclaimer_holds_it(void)
 {
 	struct fixture f;
 	char a[64], dname[64], path[700];
-	obj_name(a, sizeof(a), 95);
-	CHECK(obj_create(a, geteuid()) == 0);
-	fixture_init(&f, check_tmpdir);
-	const char *names[] = { a };
-	CHECK(dead_dir(check_tmpdir, f.boot_id, geteuid(), names, 1, dname, sizeof(dname)) == 0);
-	dir_path(path, sizeof(path), check_tmpdir, dname);
+	fixture_dead_dir(&f, 95, a, dname, path);
 
 	struct mgrdir_probe first, look;
 	CHECK(mgrdir_probe(f.basefd, dname, f.opts.now_s, MGRDIR_PROBE_ACT, &first) == 0);
@@ -1213,16 +1205,11 @@ static void test_dir_dry_run_reads_a_copy(void)
 static void test_journal_young_rows_kept(void)
 {
 	struct fixture f;
-	char a[64], b[64], err[256], jdir[700];
+	char a[64], b[64];
 	obj_name(a, sizeof(a), 140);
 	obj_name(b, sizeof(b), 141);
 	fixture_init(&f, check_tmpdir);
-	snprintf(jdir, sizeof(jdir), "%s/young", check_tmpdir);
-	mkdir(jdir, 0700);
-	struct journal *j = NULL;
-	struct journal_meta m;
-	meta_init(&m, geteuid(), f.boot_id);
-	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	struct journal *j = fixture_journal(&f, "young");
 	if (!j) {
 		fixture_fini(&f);
 		return;
@@ -1290,6 +1277,30 @@ static void test_born_by_to_the_nanosecond(void)
 	CHECK(!shmobj_born_by(INT64_MIN, INT64_MIN, 0)); /* INT64_MIN us is before it */
 }
 
+/* A window in seconds becomes nanoseconds, the unit of a birth time: none for 0 or a
+ * negative window, exact up to INT64_MAX / 10^9 s, clamped to INT64_MAX past it (never
+ * wrapped). */
+static void test_window_ns_edges(void)
+{
+	const int64_t max_s = INT64_MAX / 1000000000; /* 9223372036 s, about 292 years */
+	CHECK(shmobj_window_ns(0) == 0);
+	CHECK(shmobj_window_ns(1) == 1000000000);
+	CHECK(shmobj_window_ns(SHMOBJ_BIRTH_WINDOW_S) == SHMOBJ_BIRTH_WINDOW_S * 1000000000LL);
+	CHECK(shmobj_window_ns(-1) == 0);
+	CHECK(shmobj_window_ns(INT64_MIN) == 0);
+	CHECK(shmobj_window_ns(max_s) == max_s * 1000000000);
+	CHECK(shmobj_window_ns(max_s + 1) == INT64_MAX);
+	CHECK(shmobj_window_ns(INT64_MAX / 1000000) == INT64_MAX);
+	CHECK(shmobj_window_ns(INT64_MAX) == INT64_MAX);
+	/* born_by reads the window the same way: a clamped window still ends 292 years
+	 * after the registration, not at the end of the clock's range. */
+	CHECK(shmobj_born_by(INT64_MAX, 0, max_s + 1));
+	const int64_t reg_us = INT64_MIN / 1000; /* its clamped window ends at 807 ns */
+	CHECK(shmobj_born_by(807, reg_us, max_s + 1));
+	CHECK(!shmobj_born_by(808, reg_us, max_s + 1));
+	CHECK(!shmobj_born_by(INT64_MIN, INT64_MIN, INT64_MAX)); /* no wrap below the range */
+}
+
 /* A row never identified (its manager died before it learned the object) means an
  * object born at most SHMOBJ_BIRTH_WINDOW_S after its registration: one born a
  * microsecond later is another program's, refused as a reused name and left, even in
@@ -1297,7 +1308,7 @@ static void test_born_by_to_the_nanosecond(void)
 static void test_journal_birth_window_exact(void)
 {
 	struct fixture f;
-	char in[64], out[64], err[256], jdir[700];
+	char in[64], out[64];
 	obj_name(in, sizeof(in), 150);
 	obj_name(out, sizeof(out), 151);
 	CHECK(obj_create(in, geteuid()) == 0);
@@ -1310,12 +1321,7 @@ static void test_journal_birth_window_exact(void)
 		fixture_fini(&f);
 		return;
 	}
-	snprintf(jdir, sizeof(jdir), "%s/window", check_tmpdir);
-	mkdir(jdir, 0700);
-	struct journal *j = NULL;
-	struct journal_meta m;
-	meta_init(&m, geteuid(), f.boot_id);
-	CHECK(journal_create(jdir, &m, &j, err, sizeof(err)) == 0);
+	struct journal *j = fixture_journal(&f, "window");
 	if (!j) {
 		fixture_fini(&f);
 		return;
@@ -1488,6 +1494,7 @@ int main(void)
 	RUN(test_dir_dry_run_reads_a_copy);
 	RUN(test_journal_young_rows_kept);
 	RUN(test_born_by_to_the_nanosecond);
+	RUN(test_window_ns_edges);
 	RUN(test_journal_birth_window_exact);
 	RUN(test_base_goes_on_past_failures);
 	if (geteuid() == 0)

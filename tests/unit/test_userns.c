@@ -116,19 +116,32 @@ static void test_journal_owner(void)
 		CHECK_EQ_INT(WEXITSTATUS(status), 0);
 }
 
+static bool same(const struct journal_meta *m, uint64_t dev, uint64_t ino, int64_t btime_ns)
+{
+	struct shmobj_fs ours = { .dev = dev, .ino = ino, .btime_ns = btime_ns };
+	return mgrdir_same_shm(m, &ours);
+}
+
 static void test_same_shm(void)
 {
 	struct journal_meta m = meta_v4(0, 0, 0);
 	m.shm_dev = 0x2a;
 	m.shm_ino = 1;
-	CHECK(mgrdir_same_shm(&m, 0x2a, 1));
-	CHECK(!mgrdir_same_shm(&m, 0x2a, 77)); /* a subdirectory bind-mounted as /dev/shm */
-	CHECK(!mgrdir_same_shm(&m, 0x2b, 1));
+	m.shm_btime_ns = 1700000000123456789;
+	CHECK(same(&m, 0x2a, 1, 1700000000123456789));
+	CHECK(!same(&m, 0x2a, 77, 1700000000123456789)); /* a subdirectory bind-mounted */
+	CHECK(!same(&m, 0x2b, 1, 1700000000123456789));
+	/* A tmpfs mounted anew that got the freed device number and the same root inode. */
+	CHECK(!same(&m, 0x2a, 1, 1700000000123456790));
+	CHECK(same(&m, 0x2a, 1, 0)); /* no birth time here: the device and inode decide */
+	m.shm_btime_ns = 0;          /* nor in the journal */
+	CHECK(same(&m, 0x2a, 1, 1700000000123456790));
+	CHECK(!same(&m, 0x2a, 77, 0));
 	m.has_shm_root = false; /* version 3: the device alone, as its release decided */
-	CHECK(mgrdir_same_shm(&m, 0x2a, 77));
-	CHECK(!mgrdir_same_shm(&m, 0x2b, 1));
+	CHECK(same(&m, 0x2a, 77, 5));
+	CHECK(!same(&m, 0x2b, 1, 5));
 	m.has_shm_fs = false; /* version 1: taken as ours */
-	CHECK(mgrdir_same_shm(&m, 0x2b, 77));
+	CHECK(same(&m, 0x2b, 77, 5));
 }
 
 int main(void)

@@ -1,0 +1,74 @@
+/* test_report.c — report_escape and report_print_escaped: text output that reads back one
+ * way (the backslash and leading or trailing spaces escaped), cut at a whole escape. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "report.h"
+
+/* CHECK of two strings that shows both when they differ. */
+#define CHECK_EQ_STR(a, b)                                                           \
+	do {                                                                         \
+		const char *check_sa_ = (a), *check_sb_ = (b);                       \
+		CHECK(strcmp(check_sa_, check_sb_) == 0);                            \
+		if (strcmp(check_sa_, check_sb_) != 0)                               \
+			printf("  got \"%s\", want \"%s\"\n", check_sa_, check_sb_); \
+	} while (0)
+
+static const char *esc(const char *s)
+{
+	static char buf[256];
+	return report_escape(s, buf, sizeof(buf));
+}
+
+static void test_escapes(void)
+{
+	CHECK_EQ_STR(esc("/plain-name_1"), "/plain-name_1");
+	CHECK_EQ_STR(esc("/a\nb"), "/a\\x0ab");
+	CHECK_EQ_STR(esc("/a\\x0ab"), "/a\\x5cx0ab");
+	CHECK_EQ_STR(esc("/z "), "/z\\x20");
+	CHECK_EQ_STR(esc(" a b  "), "\\x20a b\\x20\\x20");
+	CHECK_EQ_STR(esc("  "), "\\x20\\x20");
+	CHECK_EQ_STR(esc(""), "");
+	CHECK_EQ_STR(esc("\x7f\xc3\xa9"), "\\x7f\\xc3\\xa9");
+}
+
+static void test_cut_at_a_whole_escape(void)
+{
+	char buf[7];
+	CHECK_EQ_STR(report_escape("abc\\def", buf, sizeof(buf)), "abc");
+	CHECK_EQ_STR(report_escape("abcdefghij", buf, sizeof(buf)), "abcdef");
+}
+
+static void test_print_matches_escape(void)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	report_print_escaped(f, " x\\y\t ");
+	fclose(f);
+	CHECK_EQ_STR(out, "\\x20x\\x5cy\\x09\\x20");
+	CHECK_EQ_STR(out, esc(" x\\y\t "));
+	free(out);
+	/* Between quotes a space is seen as it is; the rest is escaped the same. */
+	f = open_memstream(&out, &len);
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	report_print_quoted(f, " 5\\\n ");
+	fclose(f);
+	CHECK_EQ_STR(out, "' 5\\x5c\\x0a '");
+	free(out);
+}
+
+int main(void)
+{
+	RUN(test_escapes);
+	RUN(test_cut_at_a_whole_escape);
+	RUN(test_print_matches_escape);
+	return check_done();
+}
