@@ -369,8 +369,23 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 		return 0;
 	}
 	const struct journal_meta *m = journal_meta(e->j);
-	if (!livemgr_is_pid(e->pid, m->manager_pid) ||
-	    !mgrdir_journal_owner(m, lm->owner, NULL, 0) || !mgrdir_same_shm(m, &lm->shm)) {
+	char why[256];
+	if (livemgr_is_pid(e->pid, m->manager_pid) && mgrdir_same_shm(m, &lm->shm) &&
+	    !mgrdir_journal_owner(m, lm->owner, why, sizeof(why))) {
+		/* The holder is the manager the journal names, alive, in a directory of the
+		 * owner's, and its names live in our /dev/shm: a live manager of the owner's
+		 * whose claim of who it is we cannot check (a rootless container nested two
+		 * user namespaces deep records its uid in its parent's terms). A dead such
+		 * journal stays unsafe; a live one may hold any of the owner's names, so
+		 * cannot tell means keep, as for a journal that cannot be read. */
+		journal_close(e->j);
+		e->j = NULL;
+		e->unreadable = true;
+		log_info("livemgr: %s: %s; no object of uid %u is unlinked while it lives", label,
+			 why, (unsigned)lm->owner);
+		return 0;
+	}
+	if (!livemgr_is_pid(e->pid, m->manager_pid) || !mgrdir_same_shm(m, &lm->shm)) {
 		log_debug("livemgr: pid %d holds a manager directory whose journal is of pid %d, "
 			  "uid %u, shm dev %#llx directory %llu: not a live manager of ours",
 			  (int)e->pid, (int)m->manager_pid, (unsigned)m->owner_uid,
