@@ -76,6 +76,7 @@ enum ls_use {
 	LS_UNUSED,
 	LS_IN_USE,
 	LS_NOT_INSPECTABLE, /* a task we cannot inspect may hold it, and no lease could ask */
+	LS_NO_LEASE,        /* no task we see holds it, and no lease could ask */
 	LS_REFUSED_OWNER,   /* another user's object: refused, never looked at for holders */
 	LS_REFUSED_TYPE,    /* not a regular file: refused */
 };
@@ -156,21 +157,24 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 	return 0;
 }
 
-/* Held by a task we inspected, or possibly by one we could not and the kernel's lease
- * check says someone has it open (taken and dropped at once: nothing changes); when no
- * lease can be had (not the owner from here: EACCES), we cannot tell, and a reclaimer
- * would keep it ("holder not inspectable"). */
+/* Held by a task we inspected, or, as the reclaimers judge it, the kernel's lease check
+ * says someone has it open (taken and dropped at once: nothing changes): a holder we
+ * could not inspect, or one outside our /proc view (another pid namespace, io_uring,
+ * overlayfs). When no lease can be had (leases disabled: EINVAL; not the owner from here:
+ * EACCES) we cannot tell, and a reclaimer would keep it: "holder not inspectable" when a
+ * task we could not inspect may hold it, else "the kernel's lease could not be asked". */
 static enum ls_use ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st)
 {
 	pid_t blind;
 	if (inuse_holds(o->inuse, st->st_dev, st->st_ino))
 		return LS_IN_USE;
-	if (!inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind))
-		return LS_UNUSED;
 	int fd, rc = shmobj_lease(o->shm_dirfd, name, st->st_dev, st->st_ino, &fd);
 	if (fd >= 0)
 		close(fd);
-	return rc == 0 ? LS_UNUSED : rc > 0 ? LS_IN_USE : LS_NOT_INSPECTABLE;
+	if (rc >= 0)
+		return rc == 0 ? LS_UNUSED : LS_IN_USE;
+	return inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind) ? LS_NOT_INSPECTABLE
+								      : LS_NO_LEASE;
 }
 
 /* One journaled name: whether it is a valid name, whether its object exists, and its
@@ -325,6 +329,8 @@ static const char *ls_use_str(enum ls_use use)
 		return "in use";
 	case LS_NOT_INSPECTABLE:
 		return "cannot tell: holder not inspectable";
+	case LS_NO_LEASE:
+		return "cannot tell: the kernel's lease could not be asked";
 	case LS_REFUSED_OWNER:
 		return "refused: not the journal owner's";
 	case LS_REFUSED_TYPE:

@@ -59,6 +59,7 @@ struct inuse {
 	bool consulted;     /* looked up since that scan */
 	bool hidden;        /* /proc hides processes from us (hidepid): some are not even listed */
 	bool expired;
+	bool no_lease; /* the kernel refused a lease for want of leases: said once */
 };
 
 /* Tasks whose fd table (or address space) was already read, for one process. */
@@ -571,6 +572,7 @@ int inuse_refresh(struct inuse *idx, int64_t max_age_ms, char *err, size_t errle
 		return -1;
 	free(idx->slots);
 	free(idx->blind);
+	fresh->no_lease = idx->no_lease; /* the run has said it already */
 	*idx = *fresh;
 	free(fresh);
 	return 0;
@@ -619,6 +621,13 @@ bool inuse_blind(struct inuse *idx, uid_t owner, mode_t mode, pid_t *pid)
 size_t inuse_count(const struct inuse *idx)
 {
 	return idx->count;
+}
+
+bool inuse_lease_unavailable(struct inuse *idx)
+{
+	bool first = !idx->no_lease;
+	idx->no_lease = true;
+	return first;
 }
 
 size_t inuse_blind_count(const struct inuse *idx)

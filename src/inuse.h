@@ -50,6 +50,11 @@ bool inuse_holds(struct inuse *idx, dev_t dev, ino_t ino);
  * /proc entirely). */
 bool inuse_blind(struct inuse *idx, uid_t owner, mode_t mode, pid_t *pid);
 
+/* Records that the kernel's half of the view, the write lease (shmobj_lease_object),
+ * cannot be had on this system (leases disabled: EINVAL). True the first time for this
+ * index, so that a run says so once, not once per object. */
+bool inuse_lease_unavailable(struct inuse *idx);
+
 size_t inuse_count(const struct inuse *idx);       /* distinct objects held */
 size_t inuse_blind_count(const struct inuse *idx); /* processes not inspectable */
 void inuse_free(struct inuse *idx);

@@ -122,6 +122,16 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 		     "manager of their owner's has a journal this build cannot read (another "
 		     "schema version) and may hold them.");
 	fprintf(f, "shmwarden_sweep_last_objects_live_unreadable %u\n", t->live_unreadable);
+	metrics_head(f, "shmwarden_sweep_last_objects_lease_held",
+		     "Of the in_use objects of the last sweep, those no task in the sweep's /proc "
+		     "view holds but the kernel's write lease says someone has open (a holder "
+		     "outside that view: another pid namespace, io_uring, overlayfs).");
+	fprintf(f, "shmwarden_sweep_last_objects_lease_held %u\n", t->lease_held);
+	metrics_head(f, "shmwarden_sweep_last_objects_lease_unavailable",
+		     "Of the in_use objects of the last sweep, those kept because the kernel's "
+		     "write lease could not be asked (leases disabled: fs.leases-enable 0), so "
+		     "whether anyone has them open could not be told.");
+	fprintf(f, "shmwarden_sweep_last_objects_lease_unavailable %u\n", t->lease_unavailable);
 	metrics_head(f, "shmwarden_sweep_last_objects_name_reused",
 		     "Of the refused objects, those whose name now names another object than "
 		     "the one its journal recorded (refused: name reused); left in place.");

@@ -169,32 +169,49 @@ static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const
 	return RECLAIM_UNUSED;
 }
 
-/* Unlinks an object a blind task may hold only when the kernel says nobody has it open
- * (shmobj_lease_object). One open serves both checks: the object it reaches is compared
- * with the one checked (inode and birth time, by statx on the fd), and the lease is taken
- * on that same open file. While we hold the lease an open by anyone else waits for us, so
- * nobody can start using the object between the kernel's answer and the unlink. The name
- * is looked at once more just before the unlink (inode and birth time), so an object
- * renamed over it since the open is not unlinked (SECURITY.md, "A fresh view").
- * Returns 0 when the name was unlinked (dry run: would be), 1 when the object is held
- * or the name moved, -1 with errno when the lease cannot be had or the unlink failed. */
-static int reclaim_lease_unlink(const struct reclaim_opts *opts, unsigned lease_flags,
-				const char *name, const struct shmobj_info *st)
+/* The kernel's word before every unlink (shmobj_lease_object): a write lease on a fresh
+ * open, which the kernel grants only when no other open file description of the inode
+ * exists anywhere. Why it is asked for every object and not only when /proc leaves a
+ * doubt: /proc shows only the tasks of our pid namespace (a reclaimer in a container or
+ * under `unshare -p` sees none of the host's), and not every holder is a task's fd or
+ * mapping there (a file registered with io_uring and then closed is in no fd table; one
+ * opened or mapped through an overlayfs over /dev/shm shows the overlay's device and
+ * inode, not the object's). The lease counts them all, because each one of them is an
+ * open file of this very inode, whatever namespace or path it came through. So the /proc
+ * view can only add keeps: it never permits an unlink on its own.
+ *
+ * Why it is safe, not only a check: one open serves both checks (the object it reaches
+ * is compared with the one checked, inode and birth time, by statx on the fd, and the
+ * lease is taken on that same open file), and while we hold the lease an open by anyone
+ * else, anywhere, waits for us (its O_NONBLOCK open fails), so nobody can start using
+ * the object between the kernel's answer and the unlink. The name is looked at once more
+ * after the lease is granted (inode and birth time), so an object renamed over it since
+ * the open is not unlinked (SECURITY.md, "A fresh view"); the caller unlinks, then
+ * closes *fd, which releases the lease and lets a waiting opener go on with the inode it
+ * had already looked up, now nameless: what an open a moment before the unlink gets.
+ * A crash costs nothing: a reclaimer killed while it holds the lease loses it with its
+ * fd, and the object is unlinked or not while its row is still journaled (rows are
+ * dropped only after the unlink, at the page's commit), so the next pass finds it gone
+ * or asks the kernel again. What it costs: an openat, a statx of the fd, the fcntl and a
+ * close per object over the plain path's two statx and the unlinkat (SECURITY.md, "No
+ * unlink without the kernel's lease", has the figures).
+ * Returns 0 with *fd holding the lease, 1 when someone else has the object open, 2 when
+ * the name leads to another object now, -1 with errno when the lease cannot be had
+ * (ENOENT: gone; EINVAL: leases disabled; EACCES: the owner may not open it). */
+static int reclaim_lease(const struct reclaim_opts *opts, unsigned lease_flags, const char *name,
+			 const struct shmobj_info *st, int *fd)
 {
-	int fd;
-	int rc = shmobj_lease_object(opts->shm_dirfd, name, st, lease_flags, &fd);
+	int rc = shmobj_lease_object(opts->shm_dirfd, name, st, lease_flags, fd);
 	if (rc != 0)
 		return rc;
 	struct shmobj_info now;
 	if (shmobj_info(opts->shm_dirfd, name, &now) < 0 || now.dev != st->dev ||
-	    now.ino != st->ino || now.btime_ns != st->btime_ns)
-		rc = 1;
-	else if (!opts->dry_run && unlinkat(opts->shm_dirfd, name + 1, 0) < 0)
-		rc = -1;
-	int saved = errno;
-	close(fd); /* releases the lease */
-	errno = saved;
-	return rc;
+	    now.ino != st->ino || now.btime_ns != st->btime_ns) {
+		close(*fd);
+		*fd = -1;
+		return 2;
+	}
+	return 0;
 }
 
 /* SHMOBJ_LEASE_SIGIO_IGNORED when this process ignores SIGIO (the commands set it):
@@ -342,16 +359,29 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 	case RECLAIM_HELD:
 		log_debug("reclaim: %s: %s: in use by a live task; kept", who, PN);
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
-	case RECLAIM_HELD_BLIND: {
-		int rc = reclaim_lease_unlink(opts, lease_flags, row->name, &st);
-		if (rc == 0)
-			goto unlinked;
-		if (rc < 0 && errno == ENOENT) {
-			r->gone++;
-			return RECLAIM_DROP;
-		}
+	case RECLAIM_HELD_BLIND:
+	case RECLAIM_UNUSED:
+		break;
+	}
+	/* Nobody in our view holds it (or only tasks we could not inspect may): the kernel
+	 * decides (reclaim_lease, which says why every object is asked). */
+	int lfd = -1;
+	int rc = reclaim_lease(opts, lease_flags, row->name, &st, &lfd);
+	int lerr = errno;
+	if (rc == 2) {
+		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
+			 "pass",
+			 who, PN);
+		return RECLAIM_KEEP;
+	}
+	if (rc < 0 && lerr == ENOENT) {
+		r->gone++;
+		log_debug("reclaim: %s: %s: already gone", who, PN);
+		return RECLAIM_DROP;
+	}
+	if (rc != 0 && h == RECLAIM_HELD_BLIND) {
 		if (rc < 0)
-			log_debug("reclaim: %s: %s: lease: %s", who, PN, strerror(errno));
+			log_debug("reclaim: %s: %s: lease: %s", who, PN, strerror(lerr));
 		if (r->not_inspectable++ == 0)
 			r->not_inspectable_pid = blind;
 		if (blind > 0)
@@ -363,37 +393,58 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 				 who, PN);
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	}
-	case RECLAIM_UNUSED:
-		break;
-	}
-	/* The unlink goes by name: look again just before it, so an object that replaced
-	 * the checked one in the meantime is left alone; what remains is the few
-	 * instructions between this statx and unlinkat (SECURITY.md). */
-	struct shmobj_info again;
-	if (!opts->dry_run && shmobj_info(opts->shm_dirfd, row->name, &again) == 0 &&
-	    (again.ino != st.ino || again.btime_ns != st.btime_ns)) {
-		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
-			 "pass",
+	if (rc == 1) {
+		r->lease_held++;
+		log_info("reclaim: %s: %s: kept: the kernel's lease says it is open, though no "
+			 "task in this view holds it (a holder outside this view: another pid "
+			 "namespace, io_uring, overlayfs)",
 			 who, PN);
-		return RECLAIM_KEEP;
+		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	}
+	if (rc < 0) {
+		/* Cannot tell means keep: without the lease nothing proves the object unused
+		 * (and nothing would stop an opener between a look and the unlink). Leases
+		 * disabled hold for every object: said once per run; any other reason is the
+		 * object's own (a mode its owner cannot open: EACCES). */
+		r->lease_unavailable++;
+		if (lerr == EINVAL) {
+			if (inuse_lease_unavailable(opts->inuse))
+				log_warn(
+					"reclaim: the kernel grants no file leases (F_SETLEASE: %s; "
+					"fs.leases-enable is 0?): whether anyone has an object open "
+					"cannot be told, so no object is unlinked; each is kept, "
+					"journaled, for a later pass",
+					strerror(lerr));
+			log_debug("reclaim: %s: %s: kept: no lease to be had", who, PN);
+		} else {
+			log_info(
+				"reclaim: %s: %s: kept: the kernel's lease check could not be made "
+				"(%s), so whether anyone has it open cannot be told",
+				who, PN, strerror(lerr));
+		}
+		return reclaim_keep_in_use(opts, row, &st, learned, r);
+	}
+	/* The lease is ours and the name still leads to the checked object: nobody has it
+	 * open, and nobody can open it until we close lfd. */
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
-		if (errno == ENOENT) {
+		int uerr = errno;
+		close(lfd);
+		if (uerr == ENOENT) {
 			r->gone++;
 			return RECLAIM_DROP;
 		}
-		if (errno == EPERM) {
+		if (uerr == EPERM) {
 			/* The sticky /dev/shm and our fsuid said no: changed hands since stat. */
 			r->refused++;
 			log_warn("reclaim: %s: refusing %s: the kernel refused the unlink (%s)",
-				 who, PN, strerror(errno));
+				 who, PN, strerror(uerr));
 			return RECLAIM_DROP;
 		}
 		log_warn("reclaim: %s: unlink %s: %s; kept for a later pass", who, PN,
-			 strerror(errno));
+			 strerror(uerr));
 		return RECLAIM_KEEP;
 	}
-unlinked:
+	close(lfd); /* releases the lease */
 	r->unlinked++;
 	r->bytes += (uint64_t)st.size;
 	if (log_enabled(LOG_LVL_DEBUG))
@@ -710,6 +761,15 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		snprintf(more + strlen(more), sizeof(more) - strlen(more),
 			 ", %u of them: the journal of live manager pid %d cannot be read",
 			 r->live_unreadable, (int)r->live_unreadable_pid);
+	if (r->lease_held)
+		snprintf(
+			more + strlen(more), sizeof(more) - strlen(more),
+			", %u of them: open, says the kernel's lease, by a holder outside this view",
+			r->lease_held);
+	if (r->lease_unavailable)
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+			 ", %u of them: the kernel's lease could not be asked",
+			 r->lease_unavailable);
 	reclaim_set(r, RECLAIM_KEPT, "%lld name%s stay%s journaled for a later pass (%u in use%s)",
 		    (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", in_use, more);
 	if (!opts->dry_run && journal_compact(j) < 0)

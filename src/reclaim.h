@@ -18,14 +18,19 @@
  *                                  its registration (shmobj_born_by)
  *   mapped/open by a live task  -> keep the row (or move it to opts->adopt_into), and
  *                                  record which object it is
- *   maybe held by a task we
- *   could not inspect           -> the same, unless the kernel's lease check says
- *                                  nobody has it open (then unlinked)
  *   a live manager's journal
  *   cannot be read (another
- *   schema version)             -> the same, lease or not: it may have registered the
- *                                  name (livemgr_unreadable)
- *   otherwise                   -> shm_unlink, drop the row
+ *   schema version)             -> the same: it may have registered the name
+ *                                  (livemgr_unreadable)
+ *   otherwise                   -> ask the kernel: a write lease on a fresh open
+ *                                  (shmobj_lease_object). Granted: shm_unlink while it
+ *                                  is held, drop the row. Refused (someone has it
+ *                                  open or mapped: a task we could not inspect, or a
+ *                                  holder outside our /proc view: another pid
+ *                                  namespace, io_uring, overlayfs) or not to be had
+ *                                  (leases disabled): keep, as in use.
+ * The /proc view never permits an unlink on its own: it only adds keeps (and names
+ * holders in reports).
  * Row drops are batched into one transaction per page. Running twice, concurrently
  * (the directory lock serialises: a reclaimer that finds another one's lock on a
  * directory reports it busy and leaves it to that one), or after a crash of the
@@ -94,33 +99,39 @@ bool reclaim_is_finding(enum reclaim_status st);
 
 struct reclaim_report {
 	enum reclaim_status status;
-	char dir[256];             /* directory name (not path) */
-	uid_t owner;               /* directory owner */
-	pid_t manager_pid;         /* from the journal (live: the lock holder), 0 if unknown */
-	pid_t reclaimer_pid;       /* busy: the reclaimer holding it, 0 if unknown or not busy */
-	bool earlier_boot;         /* journal from an earlier boot: names not unlinked */
-	unsigned unlinked;         /* objects unlinked (dry run: would be) */
-	unsigned gone;             /* names whose object was already gone */
-	unsigned in_use;           /* names kept because a live process uses them */
-	unsigned adopted;          /* of those, moved into opts->adopt_into */
-	unsigned young;            /* names registered less than opts->young_s ago whose
+	char dir[256];              /* directory name (not path) */
+	uid_t owner;                /* directory owner */
+	pid_t manager_pid;          /* from the journal (live: the lock holder), 0 if unknown */
+	pid_t reclaimer_pid;        /* busy: the reclaimer holding it, 0 if unknown or not busy */
+	bool earlier_boot;          /* journal from an earlier boot: names not unlinked */
+	unsigned unlinked;          /* objects unlinked (dry run: would be) */
+	unsigned gone;              /* names whose object was already gone */
+	unsigned in_use;            /* names kept because a live process uses them */
+	unsigned adopted;           /* of those, moved into opts->adopt_into */
+	unsigned young;             /* names registered less than opts->young_s ago whose
 				 * object does not exist yet: kept, or with adopt_into
 				 * adopted (not counted in adopted, which is of in_use) */
-	unsigned refused;          /* foreign-owned objects, invalid names, reused names */
-	unsigned reused;           /* of those: another object than the journaled one now has
+	unsigned refused;           /* foreign-owned objects, invalid names, reused names */
+	unsigned reused;            /* of those: another object than the journaled one now has
 				 * the name ("refused: name reused") */
-	unsigned handed_over;      /* names a live manager registered since: rows dropped,
+	unsigned handed_over;       /* names a live manager registered since: rows dropped,
 				 * objects left to it */
-	unsigned not_inspectable;  /* of in_use: kept because a process that may hold them
+	unsigned not_inspectable;   /* of in_use: kept because a process that may hold them
 				   * could not be inspected (and the kernel's lease check
 				   * did not clear them) */
-	pid_t not_inspectable_pid; /* the first such process, 0 if unknown */
-	unsigned live_unreadable;  /* of in_use: kept because a live manager of the owner's
+	pid_t not_inspectable_pid;  /* the first such process, 0 if unknown */
+	unsigned live_unreadable;   /* of in_use: kept because a live manager of the owner's
 				   * whose journal cannot be read (another schema version)
 				   * may hold them */
-	pid_t live_unreadable_pid; /* the first such manager */
-	uint64_t bytes;            /* st_size of the objects unlinked */
-	char detail[UTIL_MSG_LEN]; /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
+	pid_t live_unreadable_pid;  /* the first such manager */
+	unsigned lease_held;        /* of in_use: no task in our /proc view holds them, but
+				    * the kernel refused the lease (someone has them open:
+				    * a holder outside this view) */
+	unsigned lease_unavailable; /* of in_use: no task in our view holds them, and the
+				     * kernel could not be asked (leases disabled, or the
+				     * object could not be opened to ask) */
+	uint64_t bytes;             /* st_size of the objects unlinked */
+	char detail[UTIL_MSG_LEN];  /* why, for LIVE/STARTING/UNSAFE/CORRUPT/ERROR */
 };
 
 const char *reclaim_status_str(enum reclaim_status st);

@@ -27,6 +27,8 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->reused += r->reused;
 	t->handed_over += r->handed_over;
 	t->live_unreadable += r->live_unreadable;
+	t->lease_held += r->lease_held;
+	t->lease_unavailable += r->lease_unavailable;
 	t->bytes += r->bytes;
 }
 
@@ -181,6 +183,14 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 		if (r->live_unreadable)
 			fprintf(f, "; %u kept: the journal of live manager pid %d cannot be read",
 				r->live_unreadable, (int)r->live_unreadable_pid);
+		if (r->lease_held)
+			fprintf(f,
+				"; %u kept: open, says the kernel's lease, by a holder outside "
+				"this view",
+				r->lease_held);
+		if (r->lease_unavailable)
+			fprintf(f, "; %u kept: the kernel's lease could not be asked",
+				r->lease_unavailable);
 		if (r->earlier_boot)
 			fputs("; journal from an earlier boot: its names name nothing now", f);
 		if (r->status == RECLAIM_KEPT) {
@@ -248,6 +258,8 @@ static void report_json_object(FILE *f, const char *path, const struct reclaim_r
 		fprintf(f, ",\"live_unreadable_pid\":%d", (int)r->live_unreadable_pid);
 	else
 		fputs(",\"live_unreadable_pid\":null", f);
+	fprintf(f, ",\"lease_held\":%u,\"lease_unavailable\":%u", r->lease_held,
+		r->lease_unavailable);
 	fputc('}', f);
 }
 
@@ -310,6 +322,13 @@ void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t,
 	if (t->live_unreadable)
 		fprintf(f, ", %u kept: a live manager's journal cannot be read",
 			t->live_unreadable);
+	if (t->lease_held)
+		fprintf(f,
+			", %u kept: open, says the kernel's lease, by a holder outside this view",
+			t->lease_held);
+	if (t->lease_unavailable)
+		fprintf(f, ", %u kept: the kernel's lease could not be asked",
+			t->lease_unavailable);
 	fputc('\n', f);
 }
 
@@ -323,8 +342,8 @@ void report_totals_json(FILE *f, const struct report_totals *t)
 		",\"unlinked\":%u,\"gone\":%u,\"in_use\":%u,\"adopted\":%u,\"refused\":%u,"
 		"\"bytes\":%" PRIu64 ",\"name_reused\":%u,\"handed_over\":%u,"
 		"\"not_inspectable\":%u,\"live_unreadable\":%u,\"young\":%u,\"unsafe_bases\":%u,"
-		"\"failed_bases\":%u}",
+		"\"failed_bases\":%u,\"lease_held\":%u,\"lease_unavailable\":%u}",
 		t->unlinked, t->gone, t->in_use, t->adopted, t->refused, t->bytes, t->reused,
 		t->handed_over, t->not_inspectable, t->live_unreadable, t->young, t->unsafe_bases,
-		t->failed_bases);
+		t->failed_bases, t->lease_held, t->lease_unavailable);
 }

@@ -16,11 +16,14 @@ struct report_totals {
 	unsigned dirs;
 	unsigned by_status[RECLAIM_ERROR + 1];
 	unsigned unlinked, gone, in_use, adopted, refused;
-	unsigned not_inspectable; /* of in_use: a holder may hide where we cannot look */
-	unsigned reused;          /* of refused: name reused */
-	unsigned handed_over;     /* rows a live manager registered since */
-	unsigned live_unreadable; /* of in_use: a live manager's journal cannot be read */
-	unsigned young;           /* kept: not created yet, registered within the grace */
+	unsigned not_inspectable;   /* of in_use: a holder may hide where we cannot look */
+	unsigned reused;            /* of refused: name reused */
+	unsigned handed_over;       /* rows a live manager registered since */
+	unsigned live_unreadable;   /* of in_use: a live manager's journal cannot be read */
+	unsigned lease_held;        /* of in_use: open, says the kernel, by a holder outside
+				   * the /proc view */
+	unsigned lease_unavailable; /* of in_use: the kernel's lease could not be asked */
+	unsigned young;             /* kept: not created yet, registered within the grace */
 	uint64_t bytes;
 	/* Matches of a pattern not visited (bases.h, BASE_UNSAFE): findings for a human,
 	 * like an unsafe directory, but not directories (not in dirs or by_status). */

@@ -148,7 +148,7 @@ int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_inf
 	if (shmobj_info_fd(lfd, &got) < 0 || got.dev != want->dev || got.ino != want->ino ||
 	    (want->has_btime && (!got.has_btime || got.btime_ns != want->btime_ns))) {
 		close(lfd);
-		return 1;
+		return 2;
 	}
 	/* An opener breaking the lease notifies its owner with a signal, SIGIO by default,
 	 * whose default action would end us: SIGURG's default is to ignore it. */

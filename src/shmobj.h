@@ -60,9 +60,10 @@ int shmobj_stat(int shm_dirfd, const char *name, struct stat *st);
  * caller's fsuid must own the object (or have CAP_LEASE). name must lead to the regular
  * file (dev, ino) the caller looked at: a device node or FIFO is never to be opened here.
  * Returns 0 with *fd holding the lease (the caller unlinks, then closes *fd, which lets
- * any opener that waited on the lease go on), 1 when someone else has it open or the
- * name now leads elsewhere, -1 with errno when no lease can be had (leases disabled:
- * EINVAL; not the owner: EACCES). */
+ * any opener that waited on the lease go on), 1 when someone else has it open (or holds
+ * a lease on it), 2 when the name now leads to another object, -1 with errno when no
+ * lease can be had (leases disabled, fs.leases-enable 0: EINVAL; not the owner, or a
+ * mode that does not let the caller open it: EACCES; gone: ENOENT). */
 int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, int *fd);
 
 /* shmobj_lease for the reclaim path, one open serving both checks: the object opened is

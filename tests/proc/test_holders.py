@@ -6,8 +6,8 @@ process whose leader exited, a process that is not dumpable, a bind mount of /de
 another mount namespace, another pid namespace, a ptrace-stopped process — and checks that
 `recover`, `sweep`, a restarted manager's adoption and a live manager's idle shutdown all
 keep them, then reclaim them once the holder is gone. The holders are
-tests/tools/shm_holder.c. An object held only by an fd in flight over SCM_RIGHTS is a
-known limit (SECURITY.md): its test pins what happens.
+tests/tools/shm_holder.c. An object held only by an fd in flight over SCM_RIGHTS is seen
+by the kernel's lease alone; holders no /proc shows at all are test_lease.py's.
 
 Everything lives in harness Sandboxes (private temp base, unique object prefix); users
 made with useradd are removed again. Tests that need root say SKIP when not root.
@@ -334,9 +334,8 @@ def test_hidepid_hides_the_holder_so_the_kernel_is_asked():
 def test_in_flight_fd_is_seen_by_a_user_reclaimer():
     # An fd in flight over SCM_RIGHTS is in no fd table: no /proc scan sees it. A non-root
     # reclaimer cannot inspect root's processes, which may open any object, so it asks the
-    # kernel (the write lease), which counts the fd in flight: the object is kept.
-    # SECURITY.md, known limits, says when the lease is not asked (a root sweep with
-    # nothing it cannot inspect).
+    # kernel (the write lease), which counts the fd in flight: the object is kept (as
+    # every reclaimer now asks the kernel for every object: test_lease.py).
     if not root_only("test_in_flight_fd_is_seen_by_a_user_reclaimer"):
         return
     with users_sandbox("hscm", "f") as (sb, (pw,), env):

@@ -92,7 +92,8 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1, un
         "shmwarden_sweep_last_objects_not_inspectable",
         "shmwarden_sweep_last_objects_live_unreadable", "shmwarden_sweep_last_bases_unsafe",
         "shmwarden_sweep_last_bases_failed", "shmwarden_sweep_last_objects_young",
-        "shmwarden_build_info"}
+        "shmwarden_sweep_last_objects_lease_held",
+        "shmwarden_sweep_last_objects_lease_unavailable", "shmwarden_build_info"}
     expect(set(fams) == expected, "families: %s" % sorted(fams))
     for name, fam in fams.items():
         expect(fam["type"] == "gauge", "%s is a %s" % (name, fam["type"]))
@@ -128,7 +129,7 @@ def check_file(path, success, dirs, objects, reclaimed, last_success, t0, t1, un
            "unsafe bases %s, want %s" % (one("shmwarden_sweep_last_bases_unsafe"), unsafe_bases))
     expect(one("shmwarden_sweep_last_bases_failed") == failed_bases,
            "failed bases %s, want %s" % (one("shmwarden_sweep_last_bases_failed"), failed_bases))
-    for gauge in ("young", "handed_over", "name_reused"):
+    for gauge in ("young", "handed_over", "name_reused", "lease_held", "lease_unavailable"):
         got = one("shmwarden_sweep_last_objects_" + gauge)
         expect(got == objects.get(gauge, 0), "%s: %s, want %s" % (gauge, got,
                                                                   objects.get(gauge, 0)))

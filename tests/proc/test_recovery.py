@@ -538,8 +538,17 @@ def _json_reading(raw):
 
 
 def _x_escaped(raw):
-    """report_print_escaped: printable ASCII as is, every other byte as \\xHH."""
-    return "".join(chr(b) if 0x20 <= b < 0x7f else "\\x%02x" % b for b in raw)
+    """report_print_escaped: printable ASCII as is, every other byte as \\xHH, and so the
+    backslash and a space that leads or trails."""
+    core = raw.strip(b" ")
+    lead = len(raw) - len(raw.lstrip(b" "))
+    trail = len(raw) - len(raw.rstrip(b" ")) if core else 0
+
+    def one(i, b):
+        plain = 0x20 <= b < 0x7f and b != 0x5c and not (b == 0x20 and (
+            i < lead or i >= len(raw) - trail))
+        return chr(b) if plain else "\\x%02x" % b
+    return "".join(one(i, b) for i, b in enumerate(raw))
 
 
 def test_recover_json_detail_is_whole():

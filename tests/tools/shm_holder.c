@@ -14,6 +14,10 @@
  *                  own uid can no longer read its /proc entries
  *     in-flight    opens PATH, sends the fd over SCM_RIGHTS on a socketpair and closes
  *                  it: the only reference is the message nobody has received
+ *     uring        opens PATH, registers the fd with an io_uring (IORING_REGISTER_FILES)
+ *                  and closes it: no fd and no mapping shows in /proc, the ring holds
+ *                  the open file. Exits 3 with "unsupported: ..." on stderr when the
+ *                  kernel refuses io_uring (not built in, kernel.io_uring_disabled)
  *   shm_holder trace PID
  *     ptrace-seizes PID and stops it (PTRACE_INTERRUPT), then holds it stopped
  *
@@ -24,6 +28,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -34,6 +39,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,6 +137,25 @@ static void holder_in_flight(const char *path)
 	close(fd);
 }
 
+static void holder_uring(const char *path)
+{
+	struct io_uring_params params;
+	memset(&params, 0, sizeof(params));
+	int ring = (int)syscall(__NR_io_uring_setup, 4, &params);
+	if (ring < 0) {
+		fprintf(stderr, "unsupported: io_uring_setup: %s\n", strerror(errno));
+		exit(3);
+	}
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		holder_die(path);
+	if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_FILES, &fd, 1) < 0) {
+		fprintf(stderr, "unsupported: IORING_REGISTER_FILES: %s\n", strerror(errno));
+		exit(3);
+	}
+	close(fd);
+}
+
 static void holder_trace(const char *arg)
 {
 	pid_t pid = (pid_t)atoi(arg);
@@ -150,7 +175,7 @@ int main(int argc, char **argv)
 	if (argc != 3) {
 		fprintf(stderr,
 			"usage: shm_holder fd|fd-ro|map|map-ro|thread-fd|leader-exit|nondumpable|"
-			"in-flight PATH | shm_holder trace PID\n");
+			"in-flight|uring PATH | shm_holder trace PID\n");
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -186,6 +211,8 @@ int main(int argc, char **argv)
 			holder_die("prctl");
 	} else if (strcmp(mode, "in-flight") == 0) {
 		holder_in_flight(holder_path);
+	} else if (strcmp(mode, "uring") == 0) {
+		holder_uring(holder_path);
 	} else if (strcmp(mode, "trace") == 0) {
 		holder_trace(holder_path);
 	} else {

@@ -417,7 +417,7 @@ static void test_lease_sees_every_open_file_description(void)
 	shm_unlink(name);
 	CHECK(obj_create(name, geteuid()) == 0);
 	int fd;
-	CHECK_EQ_INT(shmobj_lease(shmfd, name, st.st_dev, st.st_ino, &fd), 1);
+	CHECK_EQ_INT(shmobj_lease(shmfd, name, st.st_dev, st.st_ino, &fd), 2);
 	CHECK(fd < 0);
 	close(shmfd);
 	obj_cleanup();
@@ -485,12 +485,12 @@ static void test_lease_object_checks_identity_and_signals(void)
 		close(fd);
 	struct shmobj_info other = info;
 	other.ino++;
-	CHECK_EQ_INT(shmobj_lease_object(shmfd, name, &other, 0, &fd), 1);
+	CHECK_EQ_INT(shmobj_lease_object(shmfd, name, &other, 0, &fd), 2);
 	CHECK(fd < 0);
 	if (info.has_btime) {
 		other = info;
 		other.btime_ns++;
-		CHECK_EQ_INT(shmobj_lease_object(shmfd, name, &other, 0, &fd), 1);
+		CHECK_EQ_INT(shmobj_lease_object(shmfd, name, &other, 0, &fd), 2);
 		CHECK(fd < 0);
 	}
 	CHECK_EQ_INT(shmobj_lease_object(shmfd, "x", &info, 0, &fd), -1);
