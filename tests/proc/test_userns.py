@@ -117,9 +117,14 @@ def ns_job(sb, pw, env, names, mode="dead", private_tmp=False):
     there (what a rootless container has: /tmp owned by its root)."""
     job = [PY, "-c", NS_JOB, sb.tmp, harness.SHMWARDEN, mode] + names
     if private_tmp:
+        # The tmpfs hides all of the host's /tmp, the build too when the checkout lies
+        # there (a CI clone in /tmp): the job runs from the build directory, entered
+        # before the mount, and names the binary relative to it.
+        build = os.path.dirname(os.path.abspath(harness.SHMWARDEN))
         job = ["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c",
-               'mount -t tmpfs shmwt-tmp /tmp && exec "$@"', "sh"] + job
+               'cd "$0" && mount -t tmpfs shmwt-tmp /tmp && exec "$@"', build] + job
         job[job.index(sb.tmp)] = "/tmp/base"
+        job[job.index(harness.SHMWARDEN)] = "./" + os.path.basename(harness.SHMWARDEN)
     else:
         job = ["unshare", "-U", "-r"] + job
     r = subprocess.run(job, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
