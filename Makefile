@@ -80,7 +80,7 @@ $(BUILD)/tools/%: tests/tools/%.c | $(BUILD)/tools
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 # Fault-injecting LD_PRELOAD shims: without $(SAN), so that the sanitized binaries can
 # preload them too (a sanitized shim would want its runtime first in the library list).
-$(BUILD)/tools/%.so: tests/tools/preload/%.c | $(BUILD)/tools
+$(BUILD)/tools/%.so: tests/tools/preload/%.c tests/tools/preload/stall_gate.h | $(BUILD)/tools
 	$(CC) $(CPPFLAGS) $(CSTD) $(OPT) $(WARN) -fPIC -shared -o $@ $< -ldl
 # The journal benchmark builds its journals from the schema the manager embeds.
 $(BUILD)/tools/bench_journal: tests/tools/bench_journal.c $(BUILD)/obj/schema_sql.o | $(BUILD)/tools

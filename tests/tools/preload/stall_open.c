@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stall_gate.h"
+
 static void stall_maybe(const char *path)
 {
 	static const char suffix[] = "/journal.db";
@@ -29,16 +31,7 @@ static void stall_maybe(const char *path)
 	if (!gate || !seen || gettid() == getpid() || n < sizeof(suffix) - 1 ||
 	    strcmp(path + n - (sizeof(suffix) - 1), suffix) != 0)
 		return;
-	int saved = errno;
-	if (access(gate, F_OK) == 0) {
-		int fd = open(seen, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			close(fd);
-		struct timespec ms = { 0, 1000000 };
-		while (access(gate, F_OK) == 0)
-			nanosleep(&ms, NULL);
-	}
-	errno = saved;
+	stall_gate_wait(gate, seen);
 }
 
 static int stall_open(const char *sym, const char *path, int flags, mode_t mode)

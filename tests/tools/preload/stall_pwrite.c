@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stall_gate.h"
+
 static void stall_maybe(int fd, const void *buf, size_t count)
 {
 	static const char wal[] = "-wal", deleted[] = " (deleted)";
@@ -44,14 +46,8 @@ static void stall_maybe(int fd, const void *buf, size_t count)
 			      strcmp(link + len - (sizeof(deleted) - 1), deleted) != 0;
 		bool is_wal = len >= sizeof(wal) - 1 &&
 			      strcmp(link + len - (sizeof(wal) - 1), wal) == 0;
-		if (linked && is_wal && access(gate, F_OK) == 0) {
-			int sfd = open(seen, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-			if (sfd >= 0)
-				close(sfd);
-			struct timespec ms = { 0, 1000000 };
-			while (access(gate, F_OK) == 0)
-				nanosleep(&ms, NULL);
-		}
+		if (linked && is_wal)
+			stall_gate_wait(gate, seen);
 	}
 	errno = saved;
 }

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stall_gate.h"
+
 int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out)
 {
 	static int (*real)(int, const char *, int, unsigned, struct statx *);
@@ -33,17 +35,7 @@ int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *o
 	}
 	const char *want = getenv("STALL_STATX_PATH"), *gate = getenv("STALL_STATX_GATE");
 	const char *seen = getenv("STALL_STATX_SEEN");
-	if (want && gate && seen && strcmp(path, want) == 0) {
-		int saved = errno;
-		if (access(gate, F_OK) == 0) {
-			int fd = open(seen, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-			if (fd >= 0)
-				close(fd);
-			struct timespec ms = { 0, 1000000 };
-			while (access(gate, F_OK) == 0)
-				nanosleep(&ms, NULL);
-		}
-		errno = saved;
-	}
+	if (want && gate && seen && strcmp(path, want) == 0)
+		stall_gate_wait(gate, seen);
 	return real(dirfd, path, flags, mask, out);
 }
