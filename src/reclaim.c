@@ -45,9 +45,10 @@ struct reclaim_probe {
 	int stat_errno;      /* 0: info is the object's */
 	struct shmobj_info info;
 	bool held; /* a live manager's journal lists the name */
-	pid_t holder;
-	pid_t unreadable; /* a live manager whose journal cannot be read, 0 none: it may
-			   * hold the name (livemgr_unreadable) */
+	pid_t holder;    /* its pid, 0 when not visible here (found by its lock) */
+	bool unreadable; /* a live manager's journal cannot be read: it may hold the name
+			  * (livemgr_unreadable) */
+	pid_t unreadable_pid; /* its pid, 0 when not visible here */
 };
 
 const char *reclaim_status_str(enum reclaim_status st)
@@ -323,9 +324,14 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		/* A live manager registered the name since: the object is in its care now,
 		 * whichever object it is. Handed over: the row goes, the object stays. */
 		r->handed_over++;
-		log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, not "
-			 "unlinked",
-			 who, PN, (int)p->holder);
+		if (p->holder > 0)
+			log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, "
+				 "not unlinked",
+				 who, PN, (int)p->holder);
+		else
+			log_info("reclaim: %s: %s: registered by a live manager found by its lock "
+				 "(its pid is not visible here); handed over, not unlinked",
+				 who, PN);
 		return RECLAIM_DROP;
 	}
 	if (!reclaim_is_journaled(row, &st)) {
@@ -348,9 +354,15 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		 * have registered the name since, and its object be in flight between its
 		 * clients: cannot tell means keep, as long as it lives. */
 		if (r->live_unreadable++ == 0)
-			r->live_unreadable_pid = p->unreadable;
-		log_info("reclaim: %s: %s: kept: the journal of live manager pid %d cannot be read",
-			 who, PN, (int)p->unreadable);
+			r->live_unreadable_pid = p->unreadable_pid;
+		if (p->unreadable_pid > 0)
+			log_info("reclaim: %s: %s: kept: the journal of live manager pid %d cannot "
+				 "be read",
+				 who, PN, (int)p->unreadable_pid);
+		else
+			log_info("reclaim: %s: %s: kept: the journal of a live manager (its pid is "
+				 "not visible here) cannot be read",
+				 who, PN);
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	}
 	switch (h) {
@@ -453,7 +465,7 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 #undef PN
 }
 
-int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t owner,
+int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirfd, uid_t owner,
 		    struct reclaim_report *report)
 {
 	int rc = -1;
@@ -484,6 +496,14 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			snprintf(report->detail, sizeof(report->detail), "out of memory");
 			goto out;
 		}
+		/* Managers no /proc of ours shows are found by their lock in the bases we
+		 * walk; ours (this journal's directory, a restarted manager's own) are not
+		 * others'. */
+		livemgr_watch(live, opts->live_bases, opts->nlive_bases);
+		if (dirfd >= 0)
+			livemgr_exclude(live, dirfd);
+		if (opts->nlive_bases && opts->own_dirfd >= 0)
+			livemgr_exclude(live, opts->own_dirfd);
 	}
 	struct journal_row after;
 	bool resume = false;
@@ -520,11 +540,13 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			}
 			livemgr_refresh(live, newest);
 			live_unknown = livemgr_mark(live, rows, n, held, holder) < 0;
-			pid_t unreadable = livemgr_unreadable(live);
+			pid_t unreadable_pid;
+			bool unreadable = livemgr_unreadable(live, &unreadable_pid);
 			for (int i = 0; i < n; i++) {
 				probe[i].held = held[i];
 				probe[i].holder = holder[i];
 				probe[i].unreadable = unreadable;
+				probe[i].unreadable_pid = unreadable_pid;
 			}
 		}
 		bool adopted = false;
@@ -724,7 +746,7 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		reclaim_remove(opts, basefd, name, p.dirfd, r);
 		goto out;
 	}
-	if (reclaim_journal(opts, j, p.owner, r) < 0) {
+	if (reclaim_journal(opts, j, p.dirfd, p.owner, r) < 0) {
 		r->status = RECLAIM_ERROR;
 		goto out;
 	}
@@ -747,7 +769,7 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	unsigned in_use = r->in_use - r->adopted;
 	unsigned young = opts->adopt_into ? 0 : r->young; /* adopted ones left no row */
 	long long other = left - in_use - young;
-	char more[200] = "";
+	char more[400] = "";
 	if (young)
 		snprintf(more, sizeof(more), ", %u not created yet", young);
 	if (other > 0)
@@ -757,10 +779,15 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		snprintf(more + strlen(more), sizeof(more) - strlen(more),
 			 ", %u of them: holder not inspectable (pid %d)", r->not_inspectable,
 			 (int)r->not_inspectable_pid);
-	if (r->live_unreadable)
+	if (r->live_unreadable && r->live_unreadable_pid > 0)
 		snprintf(more + strlen(more), sizeof(more) - strlen(more),
 			 ", %u of them: the journal of live manager pid %d cannot be read",
 			 r->live_unreadable, (int)r->live_unreadable_pid);
+	else if (r->live_unreadable)
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+			 ", %u of them: the journal of a live manager (its pid is not visible "
+			 "here) cannot be read",
+			 r->live_unreadable);
 	if (r->lease_held)
 		snprintf(
 			more + strlen(more), sizeof(more) - strlen(more),
