@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "log.h"
 #include "manager.h"
+#include "util.h"
 
 static const char manager_usage[] =
 	"usage: shmwarden manager [--tmpdir DIR] [--shutdown-timeout MS] [--no-reclaim]\n"

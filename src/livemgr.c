@@ -32,15 +32,16 @@
  *
  * Found by their lock: a process the walk cannot see holds nothing we can look at. A
  * reclaimer in a child pid namespace (a container sharing /tmp and /dev/shm with the
- * host, a Kubernetes pod) has no /proc entry for the host's managers; one in a user
- * namespace (a manager restarted in a rootless container) may not read the fds of the
- * same user's processes outside it. Their names went unprotected: a name such a manager
- * registered, in flight between its clients (open or mapped nowhere, so the kernel's
- * lease allows the unlink), listed by a dead journal of ours too (PyTorch registers a
- * name with the sender's and each receiver's manager), was unlinked under it. But a
- * manager holds its directory's flock for its whole life, and the lock is the kernel's,
- * seen alike from every namespace. So every walk also reads each temp base the caller
- * watches (livemgr_watch: the bases it reclaims in) once, and a directory of the
+ * host, a Kubernetes pod, a rootless container with its own pid namespace) has no /proc
+ * entry for the host's managers; one in a user namespace may not read the fds of a
+ * process outside it that is not dumpable, even the same user's (the kernel asks for a
+ * capability in the target's user namespace then). Their names went unprotected: a name
+ * such a manager registered, in flight between its clients (open or mapped nowhere, so
+ * the kernel's lease allows the unlink), listed by a dead journal of ours too (PyTorch
+ * registers a name with the sender's and each receiver's manager), was unlinked under
+ * it. But a manager holds its directory's flock for its whole life, and the lock is the
+ * kernel's, seen alike from every namespace. So every walk also reads each temp base the
+ * caller watches (livemgr_watch: the bases it reclaims in) once, and a directory of the
  * owner's there that the walk of /proc did not find, locked exclusive and not marked by
  * a reclaimer, counts as a live manager's whose pid is unknown (by_lock, reported as
  * "not visible here"). Its journal is read as a found one's, with every check but the
@@ -57,7 +58,9 @@
  * begun after it finds it. A manager outside every watched base stays unseen (README,
  * SECURITY.md).
  *
- * The walk costs a stat per open descriptor on the machine, so it is not repeated for
+ * The walk costs a stat per open descriptor on the machine (and a readdir of each
+ * watched base, a stat per manager directory there, a lock test per one of the owner's
+ * that /proc did not show), so it is not repeated for
  * every page of rows: a manager whose name is on a page registered it before its client
  * created the object, so it was live and listening before the object's birth, and any
  * walk begun after that birth found it. A page whose objects are all older than the
@@ -798,8 +801,8 @@ static int livemgr_consider_locked(struct livemgr *lm, int basefd, const char *n
 	if (e && e->seen)
 		return 0; /* reached through another base (a bind mount of it) */
 	int dirfd = e ? e->dirfd
-		      : openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK |
-						     O_CLOEXEC);
+		      : openat(basefd, name,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (dirfd < 0)
 		return 0; /* gone, replaced by a symlink, or not the owner's to enter */
 	int rc = 0;
@@ -842,8 +845,7 @@ static int livemgr_consider_locked(struct livemgr *lm, int basefd, const char *n
 	for (const char *c = name; *c && k + 1 < sizeof(shown); c++)
 		shown[k++] = *c > 0x20 && *c < 0x7f ? *c : '?';
 	shown[k] = '\0';
-	snprintf(e->who, sizeof(e->who), "live manager %.24s (its pid is not visible here)",
-		 shown);
+	snprintf(e->who, sizeof(e->who), "live manager %.24s (its pid is not visible here)", shown);
 	log_debug("livemgr: %s: found by its lock, its holder not in this /proc", e->who);
 	TAILQ_INSERT_TAIL(&lm->entries, e, link);
 	return livemgr_open(lm, e, &here);

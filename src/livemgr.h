@@ -18,11 +18,11 @@
  * everything; as root reclaim_dir switches to the owner's fsuid first, which the kernel
  * applies to /proc too), in whatever mount namespace. And, found by their lock, managers
  * the walk of /proc cannot see (missing from the caller's /proc: a parent pid
- * namespace's; or not inspectable: from inside a user namespace): a directory of the
- * owner's in a temp base the caller watches (livemgr_watch), locked exclusive and not
- * marked by a reclaimer (mgrdir_marked), is a live manager's whose pid is unknown (0),
- * its journal read with the same checks but the holder's. Not seen: a manager of that
- * kind whose directory is in no watched base (README, SECURITY.md).
+ * namespace's; or not inspectable: not dumpable, from inside a user namespace): a
+ * directory of the owner's in a temp base the caller watches (livemgr_watch), locked
+ * exclusive and not marked by a reclaimer (mgrdir_marked), is a live manager's whose pid
+ * is unknown (0), its journal read with the same checks but the holder's. Not seen: a
+ * manager of that kind whose directory is in no watched base (README, SECURITY.md).
  */
 #ifndef SHMWARDEN_LIVEMGR_H
 #define SHMWARDEN_LIVEMGR_H

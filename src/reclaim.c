@@ -44,10 +44,10 @@ struct reclaim_probe {
 	const char *invalid; /* why the name is not a valid one; nothing else was done */
 	int stat_errno;      /* 0: info is the object's */
 	struct shmobj_info info;
-	bool held; /* a live manager's journal lists the name */
-	pid_t holder;    /* its pid, 0 when not visible here (found by its lock) */
-	bool unreadable; /* a live manager's journal cannot be read: it may hold the name
-			  * (livemgr_unreadable) */
+	bool held;            /* a live manager's journal lists the name */
+	pid_t holder;         /* its pid, 0 when not visible here (found by its lock) */
+	bool unreadable;      /* a live manager's journal cannot be read: it may hold the
+			       * name (livemgr_unreadable) */
 	pid_t unreadable_pid; /* its pid, 0 when not visible here */
 };
 

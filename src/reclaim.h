@@ -83,7 +83,7 @@ struct reclaim_opts {
 				     * directories count as live managers even when no process
 				     * we can see holds them (livemgr_watch): every base the
 				     * reclaimer walks; NULL none */
-	size_t nlive_bases;
+	size_t nlive_bases;         /* how many */
 	int own_dirfd;              /* with nlive_bases: the caller's own manager directory
 				     * (a manager's), never taken for another's; -1 none */
 };

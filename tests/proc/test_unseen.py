@@ -3,8 +3,9 @@
 A reclaimer finds live managers by walking /proc/PID/fd, and misses those it cannot see
 or inspect: from a child pid namespace (a container sharing /tmp and /dev/shm with the
 host: `docker --ipc=host -v /tmp:/tmp`, a Kubernetes pod) the host's managers are not in
-its /proc; from a user namespace (a manager restarted in a rootless container) it may not
-read the fds of the user's processes outside it. A name such a manager registered, whose
+its /proc, nor from a rootless container's (a manager restarted there, in its own user
+and pid namespaces); from a user namespace it may not read the fds of a non-dumpable
+process outside it, even the user's own. A name such a manager registered, whose
 object nobody has open or mapped at that moment (in flight between PyTorch processes:
 the kernel's lease then allows the unlink), listed by a dead journal in the same base too
 (PyTorch registers a name with the sender's and each receiver's manager), was unlinked by
