@@ -195,6 +195,7 @@ struct journal {
 	struct journal_meta meta;
 	bool empty;        /* the database holds no schema at all */
 	bool not_writable; /* SQLite could open it read-only only (file mode, mount) */
+	bool resources;    /* the latest failure was for want of descriptors or memory */
 	bool checked;      /* open_checked passed */
 	int dirfd; /* journal_open_dirfd: the directory SQLite reaches through /proc/self/fd */
 	sqlite3_stmt *st[ST_NUM];
@@ -244,10 +245,26 @@ static void sync_txn_state(struct journal *j)
 	}
 }
 
+/* Whether SQLite's rc says "out of descriptors or memory" rather than anything about the
+ * file: SQLITE_NOMEM, or a failed open or I/O whose system errno is EMFILE, ENFILE or
+ * ENOMEM (SQLite opens -wal and -shm lazily, so a first read can fail so: "unable to open
+ * database file", which is no damage of the journal's). */
+static bool journal_rc_resources(sqlite3 *db, int rc)
+{
+	int prim = rc & 0xff;
+	if (prim == SQLITE_NOMEM)
+		return true;
+	if (!db || (prim != SQLITE_CANTOPEN && prim != SQLITE_IOERR))
+		return false;
+	int sys = sqlite3_system_errno(db);
+	return sys == EMFILE || sys == ENFILE || sys == ENOMEM;
+}
+
 /* Records a failed SQLite call and notices whether it took the open batch with it. */
 static int sqlite_fail(struct journal *j, int rc, const char *what)
 {
 	journal_fail(j, "%s: %s%s", what, sqlite_class(rc), sqlite3_errmsg(j->db));
+	j->resources = journal_rc_resources(j->db, rc);
 	/* Damage found after the checks (a page quick_check does not read): the files stay
 	 * as they are for a human, as in open_db (which decides for the checks). */
 	if (j->checked && ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB))
@@ -374,6 +391,8 @@ static int open_db(struct journal *j, const char *path, int create_flag, const c
 		return journal_fail(j, "open: is a symbolic link");
 	if (rc != SQLITE_OK) {
 		int sys = j->db ? sqlite3_system_errno(j->db) : 0;
+		j->resources = (rc & 0xff) == SQLITE_NOMEM || sys == EMFILE || sys == ENFILE ||
+			       sys == ENOMEM;
 		return journal_fail(j, "open: %s%s%s",
 				    j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc),
 				    sys ? ": " : "", sys ? strerror(sys) : "");
@@ -879,9 +898,9 @@ int journal_open(const char *dirpath, unsigned flags, struct journal **out, char
 	return 0;
 fail:
 	util_err(err, errlen, "%s/%s: %s", dirpath, JOURNAL_FILE, j->err);
-	bool empty = j->empty, not_writable = j->not_writable;
+	bool empty = j->empty, not_writable = j->not_writable, resources = j->resources;
 	journal_close(j);
-	return empty ? -ENODATA : not_writable ? -EROFS : -1;
+	return resources ? -EAGAIN : empty ? -ENODATA : not_writable ? -EROFS : -1;
 }
 
 /*
@@ -945,6 +964,7 @@ int journal_open_dirfd(int dirfd, const char *label, unsigned flags, struct jour
 	 * through it later, and nobody else can change what it refers to. */
 	j->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (j->dirfd < 0) {
+		j->resources = errno == EMFILE || errno == ENFILE || errno == ENOMEM;
 		journal_fail(j, "dup: %s", strerror(errno));
 		goto fail;
 	}
@@ -955,9 +975,9 @@ int journal_open_dirfd(int dirfd, const char *label, unsigned flags, struct jour
 	return 0;
 fail:
 	util_err(err, errlen, "%s/%s: %s", label, JOURNAL_FILE, j->err);
-	bool empty = j->empty, not_writable = j->not_writable;
+	bool empty = j->empty, not_writable = j->not_writable, resources = j->resources;
 	journal_close(j);
-	return empty ? -ENODATA : not_writable ? -EROFS : -1;
+	return resources ? -EAGAIN : empty ? -ENODATA : not_writable ? -EROFS : -1;
 }
 
 bool journal_path_fits(const char *dirpath)
@@ -1496,4 +1516,9 @@ int journal_unlink_files(int dirfd, char *err, size_t errlen)
 	if (unlink_journal_files(dirfd, "", err, errlen) < 0)
 		return -1;
 	return unlink_journal_files(dirfd, JOURNAL_ASIDE, err, errlen);
+}
+
+bool journal_failed_for_resources(const struct journal *j)
+{
+	return j && j->resources;
 }

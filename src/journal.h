@@ -131,7 +131,10 @@ int journal_rebuild(const char *dirpath, int dirfd, const struct journal_meta *m
  * (its -wal applied) holds no schema at all (a zero-byte file, or a manager killed
  * before its schema transaction committed: nothing was ever registered in it);
  * -EROFS when a read-write open (no JOURNAL_READONLY) got a read-only handle (the file's
- * mode, a read-only mount: the file may be sound, it cannot be changed); -1 otherwise. */
+ * mode, a read-only mount: the file may be sound, it cannot be changed); -EAGAIN when
+ * it failed for want of resources (out of file descriptors, EMFILE or ENFILE, or of
+ * memory: nothing is known of the file, so no caller may call it corrupt or foreign;
+ * try again later); -1 otherwise. */
 int journal_open(const char *dirpath, unsigned flags, struct journal **out, char *err,
 		 size_t errlen);
 
@@ -152,6 +155,9 @@ bool journal_path_fits(const char *dirpath);
 
 const struct journal_meta *journal_meta(const struct journal *j);
 const char *journal_error(const struct journal *j);
+/* Whether the latest failure of j was for want of resources (EMFILE, ENFILE, ENOMEM,
+ * SQLITE_NOMEM), not something the file is: a transient error, never a finding. */
+bool journal_failed_for_resources(const struct journal *j);
 
 /* Records a registration. Registering a name again restarts it: registered_at becomes
  * now_s and the identity learned for the earlier object is forgotten, since the client

@@ -901,7 +901,9 @@ bool mgrdir_same_shm(const struct journal_meta *meta, const struct shmobj_fs *ou
  * directory: its names are not where we would look them up), nor, seen from that job,
  * the host's. A version 3 journal records the device only (the rule of its release); a
  * version 1 journal records neither and is taken as this host's. The namespaces are for
- * the human reading the report. */
+ * the human reading the report. True when decided: the state is then the caller's
+ * (FOREIGN), or MGRDIR_UNKNOWN when our own /dev/shm cannot be looked at (out of
+ * descriptors: an error for the next pass, never a finding). */
 static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_meta *meta)
 {
 	struct shmobj_fs ours;
@@ -912,8 +914,11 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
 	if (fd < 0 || shmobj_fs_self(fd, &ours, err, sizeof(err)) < 0) {
 		if (fd >= 0)
 			close(fd);
-		/* Cannot tell which shm filesystem is ours: act on nothing. */
+		/* Cannot tell which shm filesystem is ours: act on nothing. Nothing is known
+		 * of the directory either (out of descriptors, most likely: EMFILE): not a
+		 * finding, an error, and the next pass looks again. */
 		util_err(p->why, sizeof(p->why), "%s", err);
+		p->state = MGRDIR_UNKNOWN;
 		return true;
 	}
 	close(fd);
@@ -1003,9 +1008,14 @@ static bool mgrdir_probe_look_first(struct mgrdir_probe *p)
 	int rc = journal_open(dirpath, JOURNAL_UNTRUSTED | JOURNAL_READONLY | JOURNAL_SKIM, &j, err,
 			      sizeof(err));
 	bool decided = false;
-	if (rc == 0 && mgrdir_journal_owner(journal_meta(j), p->owner, NULL, 0) &&
-	    mgrdir_probe_foreign(p, journal_meta(j))) {
+	if (rc == 0 && mgrdir_journal_owner(journal_meta(j), p->owner, NULL, 0)) {
 		p->state = MGRDIR_FOREIGN;
+		decided = mgrdir_probe_foreign(p, journal_meta(j)); /* UNKNOWN: cannot tell */
+		if (!decided)
+			p->state = MGRDIR_DEAD;
+	} else if (rc == -EAGAIN) {
+		/* Out of descriptors or memory: nothing is known of the journal. */
+		mgrdir_set(p, MGRDIR_UNKNOWN, "journal: %s", err);
 		decided = true;
 	}
 	journal_close(j);
@@ -1097,6 +1107,10 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 		if (dead && rc == -EROFS)
 			mgrdir_set(p, MGRDIR_UNKNOWN, "journal: %s (it cannot be changed here)",
 				   msg);
+		else if (dead && rc == -EAGAIN)
+			/* Out of descriptors or memory (EMFILE, ENFILE, ENOMEM): not the
+			 * journal's fault; an error, left for the next pass. */
+			mgrdir_set(p, MGRDIR_UNKNOWN, "journal: %s", msg);
 		else if (dead)
 			mgrdir_set(p, MGRDIR_CORRUPT, "journal: %s", msg);
 		else
@@ -1117,9 +1131,12 @@ static void mgrdir_probe_journal(struct mgrdir_probe *p, const struct stat *dst,
 		mgrdir_close_journal(p);
 		return;
 	}
-	if (dead && mgrdir_probe_foreign(p, meta)) {
+	if (dead) {
 		p->state = MGRDIR_FOREIGN;
-		mgrdir_close_journal(p);
+		if (mgrdir_probe_foreign(p, meta)) /* or UNKNOWN: cannot tell */
+			mgrdir_close_journal(p);
+		else
+			p->state = MGRDIR_DEAD;
 	}
 }
 

@@ -733,7 +733,10 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	r->manager_pid = meta->manager_pid;
 	int64_t rows = journal_count(j);
 	if (rows < 0) {
-		reclaim_set(r, RECLAIM_CORRUPT, "journal: %s", journal_error(j));
+		/* Out of descriptors or memory says nothing of the journal: an error, the
+		 * directory left for the next pass, never a finding. */
+		reclaim_set(r, journal_failed_for_resources(j) ? RECLAIM_ERROR : RECLAIM_CORRUPT,
+			    "journal: %s", journal_error(j));
 		goto out;
 	}
 	if (strcmp(meta->boot_id, opts->boot_id) != 0) {
