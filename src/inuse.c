@@ -181,20 +181,32 @@ static bool inuse_denied(int err)
 	return err == EACCES || err == EPERM;
 }
 
+/* The task (or the descriptor) went away: the only errors that mean "nothing there".
+ * Anything else (EMFILE, ENFILE, ENOMEM) is no answer, and the scan fails (the caller
+ * keeps, RECLAIM_UNCHECKED): a scan out of descriptors that skipped every process it
+ * could not open was taken for one that saw them all. */
+static bool inuse_gone(int err)
+{
+	return err == ENOENT || err == ESRCH;
+}
+
 /* Records every mapping of a file on shm_dev: "start-end perms offset MAJ:MIN INODE path".
  * Only lines holding the device's " MAJ:MIN " are parsed: memmem skips the rest at memory
  * speed, which matters for processes with tens of thousands of mappings. Returns 0, 1
- * when the task may not be read, -1 when out of memory. */
+ * when the task may not be read, -1 with errno when it cannot tell (out of memory or
+ * descriptors). */
 static int inuse_scan_maps(struct inuse_scan_ctx *ctx, int taskfd)
 {
 	int fd = openat(taskfd, "maps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return inuse_denied(errno) ? 1 : 0;
+		return inuse_denied(errno) ? 1 : inuse_gone(errno) ? 0 : -1;
 	ssize_t n = inuse_read_all(ctx, fd);
 	int saved = errno;
 	close(fd);
-	if (n < 0)
-		return saved == ENOMEM ? -1 : inuse_denied(saved) ? 1 : 0;
+	if (n < 0) {
+		errno = saved;
+		return inuse_denied(saved) ? 1 : inuse_gone(saved) ? 0 : -1;
+	}
 	const char *buf = ctx->buf, *end = buf + n;
 	size_t nlen = strlen(ctx->needle);
 	const char *hit = buf;
@@ -215,8 +227,10 @@ static int inuse_scan_maps(struct inuse_scan_ctx *ctx, int taskfd)
 		unsigned long long ino = strtoull(ip, &iend, 10);
 		if (ip < eol && *ip >= '0' && *ip <= '9' && iend <= eol &&
 		    (iend == eol || *iend == ' ') && errno == 0 &&
-		    inuse_add(ctx->idx, (uint64_t)ctx->idx->shm_dev, ino) < 0)
+		    inuse_add(ctx->idx, (uint64_t)ctx->idx->shm_dev, ino) < 0) {
+			errno = ENOMEM;
 			return -1;
+		}
 		hit = eol;
 	}
 	return 0;
@@ -225,16 +239,19 @@ static int inuse_scan_maps(struct inuse_scan_ctx *ctx, int taskfd)
 /* Records every fd of the task whose file lives on shm_dev. statx through the fd link
  * reaches the open file itself; AT_STATX_DONT_SYNC keeps a network or FUSE filesystem
  * that a task happens to hold open from making us wait on its server. Returns 0, 1 when
- * the task may not be read, -1 when out of memory. */
+ * the task may not be read, -1 with errno when it cannot tell (out of memory or
+ * descriptors). */
 static int inuse_scan_fds(struct inuse_scan_ctx *ctx, int taskfd)
 {
 	int fd = openat(taskfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return inuse_denied(errno) ? 1 : 0;
+		return inuse_denied(errno) ? 1 : inuse_gone(errno) ? 0 : -1;
 	DIR *d = fdopendir(fd);
 	if (!d) {
+		int saved = errno;
 		close(fd);
-		return errno == ENOMEM ? -1 : 0;
+		errno = saved;
+		return -1;
 	}
 	int rc = 0;
 	struct dirent *de;
@@ -248,17 +265,28 @@ static int inuse_scan_fds(struct inuse_scan_ctx *ctx, int taskfd)
 				rc = 1; /* became undumpable, or changed credentials, meanwhile */
 				break;
 			}
+			if (!inuse_gone(errno)) {
+				rc = -1;
+				break;
+			}
+			errno = 0;
 			continue; /* closed meanwhile */
 		}
 		if (makedev(stx.stx_dev_major, stx.stx_dev_minor) == ctx->idx->shm_dev &&
 		    inuse_add(ctx->idx, (uint64_t)ctx->idx->shm_dev, stx.stx_ino) < 0) {
+			errno = ENOMEM;
 			rc = -1;
 			break;
 		}
+		errno = 0;
 	}
 	if (!de && errno && inuse_denied(errno))
 		rc = 1;
+	else if (!de && errno && !inuse_gone(errno))
+		rc = -1;
+	int saved = errno;
 	closedir(d);
+	errno = saved;
 	return rc;
 }
 
@@ -346,7 +374,8 @@ static int inuse_add_blind(struct inuse *idx, int pidfd, pid_t pid)
 }
 
 /* One task: its fd table and its maps, each unless a task of this process already
- * showed the same one. Returns 0, 1 when the task may not be read, -1 out of memory. */
+ * showed the same one. Returns 0, 1 when the task may not be read, -1 with errno when it
+ * cannot tell. */
 static int inuse_scan_task(struct inuse_scan_ctx *ctx, int taskfd, pid_t tid)
 {
 	int blind = 0;
@@ -354,38 +383,52 @@ static int inuse_scan_task(struct inuse_scan_ctx *ctx, int taskfd, pid_t tid)
 		int rc = inuse_scan_fds(ctx, taskfd);
 		if (rc < 0)
 			return -1;
-		if (rc == 0 && inuse_reps_add(&ctx->files, tid) < 0)
+		if (rc == 0 && inuse_reps_add(&ctx->files, tid) < 0) {
+			errno = ENOMEM;
 			return -1;
+		}
 		blind |= rc;
 	}
 	if (!inuse_shares(ctx, &ctx->vm, tid, KCMP_VM)) {
 		int rc = inuse_scan_maps(ctx, taskfd);
 		if (rc < 0)
 			return -1;
-		if (rc == 0 && inuse_reps_add(&ctx->vm, tid) < 0)
+		if (rc == 0 && inuse_reps_add(&ctx->vm, tid) < 0) {
+			errno = ENOMEM;
 			return -1;
+		}
 		blind |= rc;
 	}
 	return blind;
 }
 
 /* Every task of one process. A process without a task directory (a fake /proc) is
- * read as its own single task. Returns 0 or -1 (out of memory). */
+ * read as its own single task. Returns 0 or -1 with errno (cannot tell: out of memory or
+ * descriptors). */
 static int inuse_scan_pid(struct inuse_scan_ctx *ctx, const char *name)
 {
 	pid_t pid = (pid_t)atol(name);
 	int pidfd = openat(ctx->procfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (pidfd < 0)
-		return inuse_denied(errno) ? inuse_add_blind(ctx->idx, -1, pid) : 0;
+	if (pidfd < 0) {
+		if (inuse_denied(errno))
+			return inuse_add_blind(ctx->idx, -1, pid) < 0 ? (errno = ENOMEM, -1) : 0;
+		return inuse_gone(errno) ? 0 : -1;
+	}
 	ctx->files.n = ctx->vm.n = 0;
 	int rc = 0, blind = 0;
 	int taskdir = openat(pidfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = taskdir >= 0 ? fdopendir(taskdir) : NULL;
 	if (!d) {
+		int saved = errno;
 		if (taskdir >= 0)
 			close(taskdir);
-		if (taskdir < 0 && inuse_denied(errno)) {
+		if (taskdir < 0 && inuse_denied(saved)) {
 			blind = 1;
+		} else if (taskdir >= 0 || !inuse_gone(saved)) {
+			/* No task directory is a fake /proc's (ENOENT); any other failure
+			 * is no answer. */
+			errno = saved;
+			rc = -1;
 		} else {
 			rc = inuse_scan_task(ctx, pidfd, pid);
 			blind = rc == 1;
@@ -393,27 +436,45 @@ static int inuse_scan_pid(struct inuse_scan_ctx *ctx, const char *name)
 		goto out;
 	}
 	struct dirent *de;
+	errno = 0;
 	while ((de = readdir(d))) {
 		if (!inuse_is_num(de->d_name))
 			continue;
 		int tfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (tfd < 0) {
+			if (!inuse_denied(errno) && !inuse_gone(errno)) {
+				rc = -1;
+				break;
+			}
 			blind |= inuse_denied(errno);
+			errno = 0;
 			continue;
 		}
 		int trc = inuse_scan_task(ctx, tfd, (pid_t)atol(de->d_name));
+		int saved = errno;
 		close(tfd);
 		if (trc < 0) {
+			errno = saved;
 			rc = -1;
 			break;
 		}
 		blind |= trc;
+		errno = 0;
 	}
-	closedir(d);
-out:
-	if (rc >= 0 && blind && inuse_add_blind(ctx->idx, pidfd, pid) < 0)
+	if (rc == 0 && !de && errno && !inuse_gone(errno))
 		rc = -1;
+	int saved = errno;
+	closedir(d);
+	errno = saved;
+out:
+	if (rc >= 0 && blind && inuse_add_blind(ctx->idx, pidfd, pid) < 0) {
+		saved = ENOMEM;
+		rc = -1;
+	} else {
+		saved = errno;
+	}
 	close(pidfd);
+	errno = saved;
 	return rc < 0 ? -1 : 0;
 }
 
@@ -500,7 +561,8 @@ static int inuse_fill(struct inuse *idx, char *err, size_t errlen)
 		if (!inuse_is_num(de->d_name))
 			continue;
 		if (inuse_scan_pid(&ctx, de->d_name) < 0) {
-			util_err(err, errlen, "scanning %s: out of memory", idx->procdir);
+			util_err(err, errlen, "scanning %s/%s: %s", idx->procdir, de->d_name,
+				 strerror(errno));
 			goto out;
 		}
 		errno = 0;
