@@ -87,6 +87,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,6 @@
 #include "mgrdir.h"
 #include "util.h"
 
-#define LIVEMGR_SOCKETS_MAX 64 /* socket descriptors of one holder looked at */
 /* File times come from the coarse clock, less than a tick (10 ms at HZ=100) behind the
  * one we read: an object born within this much before a walk began may be younger than
  * the walk. Ten ticks at the slowest HZ: generous, yet a leak reclaimed right after its
@@ -121,7 +121,9 @@
 #define LIVEMGR_WALK_MAX_AGE_NS 1000000000LL
 
 /* A live manager: a process holding its locked manager directory open, or (by_lock) a
- * locked directory in a watched temp base whose holder the walk of /proc did not find. */
+ * locked directory in a watched temp base whose holder the walk of /proc did not find,
+ * or (blind) a process of the owner's that may be a manager whose descriptors the kernel
+ * does not let us read. */
 struct livemgr_entry {
 	pid_t pid; /* 0 for by_lock: not visible from here */
 	dev_t dev; /* the directory's identity */
@@ -142,6 +144,9 @@ struct livemgr_entry {
 	bool seen;         /* in the latest walk */
 	bool by_lock;      /* found by its lock in a watched base, not through a process
 			    * (livemgr_scan_bases): no holder to check its journal against */
+	bool blind;        /* a process of the owner's that may be a manager and whose
+			    * descriptors we may not read (livemgr_blind): no directory
+			    * (dirfd -1), always unreadable */
 	char who[80];      /* for messages: "live manager pid N", or its directory's name */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
@@ -269,30 +274,91 @@ static int livemgr_locked(int dirfd)
 	return held;
 }
 
-/* The inodes of the socket descriptors of pid (fddir: its /proc/PID/fd). */
-static size_t livemgr_sockets(int fddir, unsigned long *inodes, size_t max)
+/* Whether err says the process (or its descriptor) is gone: the only errors of /proc
+ * that mean "nothing there". Anything else (EMFILE, ENFILE, ENOMEM, ...) is "cannot
+ * tell", never "no manager" (a new user's recover at RLIMIT_NOFILE 12 took a walk that
+ * could open no /proc/PID/fd for a complete one, and unlinked a live manager's name). */
+static bool livemgr_gone(int err)
 {
+	return err == ENOENT || err == ESRCH;
+}
+
+/* Whether err is the kernel refusing us pid's descriptors (ptrace_may_access: not the
+ * same uids and gids, or not dumpable). */
+static bool livemgr_denied(int err)
+{
+	return err == EACCES || err == EPERM;
+}
+
+/* The inodes of all the socket descriptors of pid (fddir: its /proc/PID/fd), into
+ * *inodes (malloc'd, the caller frees it; NULL when none). All of them, not the first
+ * so many: a manager with more clients than a cap, whose listening socket was made
+ * again after they connected (its file removed by a cleaner: manager.c restores it at
+ * a new, higher descriptor), was taken for no manager, and its names went unprotected.
+ * Returning "cannot tell" at a cap would keep instead, but would stop every reclaim of
+ * the owner's while any big manager (a data loader with many workers) lives, for the
+ * price of a readlink per descriptor of the few processes that hold a locked manager
+ * directory. Returns the count, or -1 with errno (cannot tell). */
+static ssize_t livemgr_sockets(int fddir, unsigned long **inodes)
+{
+	*inodes = NULL;
 	int fd = openat(fddir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
+		int saved = errno;
 		if (fd >= 0)
 			close(fd);
-		return 0;
+		errno = saved;
+		return livemgr_gone(saved) ? 0 : -1;
 	}
-	size_t n = 0;
+	size_t n = 0, cap = 0;
+	ssize_t rc = 0;
 	struct dirent *de;
 	char link[64];
-	while (n < max && (de = readdir(d))) {
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
 		ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
 		unsigned long ino;
-		if (len <= 0)
-			continue;
+		if (len < 0 && livemgr_gone(errno)) {
+			errno = 0;
+			continue; /* closed meanwhile */
+		}
+		if (len <= 0) {
+			rc = -1;
+			break;
+		}
 		link[len] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) == 1)
-			inodes[n++] = ino;
+		if (sscanf(link, "socket:[%lu]", &ino) != 1) {
+			errno = 0;
+			continue;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			unsigned long *more = realloc(*inodes, ncap * sizeof(*more));
+			if (!more) {
+				errno = ENOMEM;
+				rc = -1;
+				break;
+			}
+			*inodes = more;
+			cap = ncap;
+		}
+		(*inodes)[n++] = ino;
+		errno = 0;
 	}
+	if (rc == 0 && errno && !livemgr_gone(errno))
+		rc = -1;
+	int saved = errno;
 	closedir(d);
-	return n;
+	if (rc < 0) {
+		free(*inodes);
+		*inodes = NULL;
+		errno = saved ? saved : EIO;
+		return -1;
+	}
+	return (ssize_t)n;
 }
 
 /* Whether bound, a socket's bound path, is NAME/manager.sock in some directory. */
@@ -326,15 +392,20 @@ static int livemgr_listens(pid_t pid, int fddir, int dirfd, const char *name)
 		return -1;
 	if (!have_sock && !name)
 		return 0;
-	unsigned long inodes[LIVEMGR_SOCKETS_MAX];
-	size_t n = livemgr_sockets(fddir, inodes, LIVEMGR_SOCKETS_MAX);
-	if (n == 0)
-		return 0;
+	unsigned long *inodes;
+	ssize_t got = livemgr_sockets(fddir, &inodes);
+	if (got <= 0)
+		return (int)got; /* none: 0; cannot tell: -1 */
+	size_t n = (size_t)got;
 	char path[64], line[PATH_MAX + 128], root[PATH_MAX + 64];
 	snprintf(path, sizeof(path), "/proc/%d/net/unix", (int)pid);
 	FILE *f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT ? 0 : -1;
+	if (!f) {
+		int saved = errno;
+		free(inodes);
+		errno = saved;
+		return livemgr_gone(saved) ? 0 : -1;
+	}
 	int found = 0;
 	while (found == 0 && fgets(line, sizeof(line), f)) {
 		unsigned flags;
@@ -362,7 +433,15 @@ static int livemgr_listens(pid_t pid, int fddir, int dirfd, const char *name)
 		else if (name && livemgr_bound_in(bound, name))
 			found = 1;
 	}
+	if (found == 0 && ferror(f)) {
+		found = -1;
+		if (!errno)
+			errno = EIO;
+	}
+	int saved = errno;
 	fclose(f);
+	free(inodes);
+	errno = saved;
 	return found;
 }
 
@@ -379,18 +458,22 @@ int livemgr_serves(pid_t pid, int dirfd)
 }
 
 /* Whether the journal's manager pid is pid in one of the pid namespaces pid has (the
- * NSpid line: ours first, then each nested one's; a manager records its own getpid()). */
-static bool livemgr_is_pid(pid_t pid, int64_t journal_pid)
+ * NSpid line: ours first, then each nested one's; a manager records its own getpid()).
+ * 1 yes, 0 no (or pid is gone), -1 cannot tell (its status cannot be read: EMFILE). */
+static int livemgr_is_pid(pid_t pid, int64_t journal_pid)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return livemgr_gone(errno) ? 0 : -1;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int saved = errno;
 	close(fd);
+	if (n < 0 && !livemgr_gone(saved))
+		return -1;
 	if (n <= 0)
-		return false;
+		return 0;
 	buf[n] = '\0';
 	const char *p = strstr(buf, "\nNSpid:");
 	if (!p)
@@ -400,9 +483,9 @@ static bool livemgr_is_pid(pid_t pid, int64_t journal_pid)
 		char *end;
 		long v = strtol(p, &end, 10);
 		if (end == p)
-			return false;
+			return 0;
 		if (v == journal_pid)
-			return true;
+			return 1;
 		p = end;
 	}
 }
@@ -458,6 +541,13 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	}
 	if (rc == -ENODATA)
 		return 0; /* no schema yet: a manager starting has registered nothing */
+	if (rc == -EAGAIN) {
+		/* Out of descriptors or memory: nothing is known of it, neither unreadable
+		 * (for good) nor foreign. Cannot tell: nothing is unlinked now. */
+		log_warn("livemgr: %s: its journal cannot be opened now: %s; nothing is unlinked",
+			 label, err);
+		return -1;
+	}
 	if (rc < 0) {
 		/* Which shm filesystem its names live in, the journal would have said; its
 		 * own /dev/shm says it too (a chroot's or container's private tmpfs). One we
@@ -511,7 +601,15 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	 * and in our base, it counts as the manager its journal names. That only ever
 	 * keeps more: a name it lists is handed over to it (the object left, the name still
 	 * journaled there), never unlinked. */
-	bool holders = e->by_lock || livemgr_is_pid(e->pid, m->manager_pid);
+	int is_pid = e->by_lock ? 1 : livemgr_is_pid(e->pid, m->manager_pid);
+	if (is_pid < 0) {
+		log_warn("livemgr: %s: cannot read its status: %s; nothing is unlinked", label,
+			 strerror(errno));
+		journal_close(e->j);
+		e->j = NULL;
+		return -1;
+	}
+	bool holders = is_pid == 1;
 	bool ours = mgrdir_same_shm(m, &lm->shm);
 	if (holders && ours && !mgrdir_journal_owner(m, lm->owner, why, sizeof(why))) {
 		/* The holder is the manager the journal names, alive, in a directory of the
@@ -646,7 +744,11 @@ static void livemgr_held_name(int fddir, const char *fdname, bool removed, char 
  * its flock (neither listens there: not counted, as before); a look (ls, a dry run)
  * locks shared only (never counted). The socket's path is only text, so it is trusted
  * only to keep more: a holder it makes count can cost a reclaim that waits, never an
- * unlink. */
+ * unlink.
+ *
+ * Returns 1 when the kernel refuses us the descriptor (EACCES, EPERM: the holder is not
+ * ours to inspect; livemgr_blind decides), and only ENOENT or ESRCH mean "gone": any
+ * other failure is -1. */
 static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char *fdname)
 {
 	struct stat st, here;
@@ -654,9 +756,18 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 	/* Through the fd link: the open file itself. AT_STATX_DONT_SYNC: a network or FUSE
 	 * file some task holds open must not make us wait on its server. */
 	if (statx(fddir, fdname, AT_STATX_DONT_SYNC,
-		  STATX_TYPE | STATX_MODE | STATX_UID | STATX_INO, &stx) < 0 ||
-	    !S_ISDIR(stx.stx_mode) || stx.stx_uid != lm->owner)
-		return 0; /* closed meanwhile, or no manager directory of ours */
+		  STATX_TYPE | STATX_MODE | STATX_UID | STATX_INO, &stx) < 0) {
+		if (livemgr_gone(errno))
+			return 0; /* closed meanwhile */
+		if (livemgr_denied(errno))
+			return 1; /* its fd table is listed but not ours to follow */
+		log_warn("livemgr: pid %d: cannot look at its descriptor %s: %s; nothing is "
+			 "unlinked",
+			 (int)pid, fdname, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(stx.stx_mode) || stx.stx_uid != lm->owner)
+		return 0; /* no manager directory of ours */
 	memset(&st, 0, sizeof(st));
 	st.st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
 	st.st_ino = (ino_t)stx.stx_ino;
@@ -673,8 +784,16 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		/* Through the holder's descriptor: the directory it holds, whatever its name
 		 * is on either side. */
 		dirfd = openat(fddir, fdname, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
-		if (dirfd < 0)
-			return 0;
+		if (dirfd < 0) {
+			if (livemgr_gone(errno))
+				return 0; /* closed meanwhile */
+			if (livemgr_denied(errno))
+				return 1; /* not dumpable, or its credentials changed, since */
+			log_warn("livemgr: pid %d: cannot open a directory of uid %u it holds: %s; "
+				 "nothing is unlinked",
+				 (int)pid, (unsigned)lm->owner, strerror(errno));
+			return -1;
+		}
 		if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev || here.st_ino != st.st_ino)
 			goto not_manager; /* replaced meanwhile */
 		removed = here.st_nlink == 0;
@@ -743,34 +862,178 @@ not_manager:
 	return rc;
 }
 
-/* Every descriptor of one process. A process we may not read is skipped: it could be a
- * live manager of the owner only if it runs as the owner, and then inuse_blind keeps
- * every object of the owner's anyway (reclaim.c). Returns 0 or -1 (cannot tell). */
+/* Reads /proc/PID/FILE (FILE a small text file) into buf; the length, or -1 with errno. */
+static ssize_t livemgr_read_small(int procfd, const char *pidname, const char *file, char *buf,
+				  size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "%.20s/%s", pidname, file);
+	int fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, len - 1);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+/* Whether a program name (comm, or argv[0]'s last component) is a manager's: shmwarden,
+ * or the drop-in's torch_shm_manager, which comm cuts to 15 bytes. */
+static bool livemgr_manager_name(const char *s)
+{
+	return strcmp(s, "shmwarden") == 0 || strcmp(s, "torch_shm_manager") == 0 ||
+	       strcmp(s, "torch_shm_manag") == 0;
+}
+
+/* A process pid (pidname) whose descriptors the kernel will not show us (livemgr_consider
+ * or the open of its fd table said EACCES or EPERM). Its fd table is read only when its
+ * uids, euid, suid AND gids, egid, sgid are all ours and it is dumpable (ptrace_may_access):
+ * a manager of the owner's own started under sg or newgrp, sbatch --gid, a setgid
+ * wrapper, or from an execute-only binary (not dumpable), and, to a root reclaimer acting
+ * as the owner, every non-dumpable process of the owner's, are such. Skipped as "not a
+ * manager" (as they were), their names had no protection: a name one had registered,
+ * open or mapped by nobody at the moment (in flight between its clients: the kernel's
+ * lease allows the unlink), listed by a dead journal too, was unlinked under it; and
+ * they may hold their directory in no base we watch (livemgr_scan_bases).
+ *
+ * What we can still read of it: /proc/PID/status (uids, whatever its dumpability),
+ * comm and cmdline. So one whose real, effective or saved uid is the owner's and that
+ * may be a manager counts as a live manager whose journal cannot be read
+ * (livemgr_unreadable: nothing of the owner's is unlinked while it lives; reported as
+ * live_unreadable with its pid). "May be a manager": its comm or argv[0]'s last
+ * component names shmwarden or torch_shm_manager (comm "torch_shm_manag"). Why that
+ * test, and not wider or narrower:
+ * - every process of the owner's that we may not inspect would be sound but useless:
+ *   gpg-agent, ssh-agent, and whatever else makes itself non-dumpable run for a user's
+ *   whole session, and would stop every reclaim of that user's for good;
+ * - an exclusive FLOCK in /proc/locks would only narrow the name test, and /proc/locks
+ *   comes a page per read() and skips entries under lock churn (livemgr.c, top): a
+ *   manager missed there would be unlinked under, so it is not asked;
+ * - the name is the binary's (execve's, whether from shmwarden or a torch_shm_manager
+ *   link to it), not something a manager changes: a renamed copy of the binary run
+ *   blind is missed (SECURITY.md, "Known limits"). What else matches: a shmwarden
+ *   recover, sweep or ls of the owner's run blind (sg, a setgid wrapper) at the same
+ *   moment; it costs keeps for as long as it runs, never an unlink.
+ * Returns 0, or -1 when it cannot tell (its status, comm or cmdline unreadable for
+ * another reason than its exit). */
+static int livemgr_blind(struct livemgr *lm, int procfd, const char *pidname, pid_t pid)
+{
+	char buf[4096];
+	if (livemgr_read_small(procfd, pidname, "status", buf, sizeof(buf)) < 0)
+		goto cannot;
+	const char *p = strstr(buf, "\nUid:");
+	unsigned uid[3];
+	if (!p || sscanf(p + 5, "%u %u %u", &uid[0], &uid[1], &uid[2]) != 3) {
+		errno = EINVAL;
+		goto cannot; /* a /proc we do not understand */
+	}
+	if (uid[0] != lm->owner && uid[1] != lm->owner && uid[2] != lm->owner)
+		return 0; /* not the owner's: holds no manager directory of the owner's */
+	char comm[64];
+	if (livemgr_read_small(procfd, pidname, "comm", comm, sizeof(comm)) < 0)
+		goto cannot;
+	comm[strcspn(comm, "\n")] = '\0';
+	ssize_t n = livemgr_read_small(procfd, pidname, "cmdline", buf, sizeof(buf));
+	if (n < 0)
+		goto cannot;
+	const char *slash = strrchr(buf, '/'); /* argv[0] ends at the first NUL */
+	const char *argv0 = slash ? slash + 1 : buf;
+	if (!livemgr_manager_name(comm) && !livemgr_manager_name(argv0)) {
+		log_debug("livemgr: pid %d (%s) of uid %u cannot be inspected: no manager by its "
+			  "name, skipped",
+			  (int)pid, comm, (unsigned)lm->owner);
+		return 0;
+	}
+	struct livemgr_entry *e;
+	TAILQ_FOREACH (e, &lm->entries, link) {
+		if (e->blind && e->pid == pid) {
+			e->seen = true;
+			return 0;
+		}
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		log_warn("livemgr: out of memory; nothing is unlinked");
+		return -1;
+	}
+	*e = (struct livemgr_entry){ .pid = pid,
+				     .dirfd = -1,
+				     .holder_fd = -1,
+				     .unreadable = true,
+				     .blind = true,
+				     .seen = true };
+	snprintf(e->who, sizeof(e->who), "live manager pid %d", (int)pid);
+	TAILQ_INSERT_TAIL(&lm->entries, e, link);
+	log_info("livemgr: pid %d (%s) of uid %u may be a live manager, and its descriptors "
+		 "cannot be read (another group, or not dumpable): its journal cannot be read; "
+		 "no object of uid %u is unlinked while it lives",
+		 (int)pid, comm, (unsigned)lm->owner, (unsigned)lm->owner);
+	return 0;
+cannot:
+	if (livemgr_gone(errno))
+		return 0;
+	log_warn("livemgr: pid %d cannot be inspected, and its status cannot be read: %s; "
+		 "nothing is unlinked",
+		 (int)pid, strerror(errno));
+	return -1;
+}
+
+/* Every descriptor of one process. Only ENOENT and ESRCH mean it is gone; one the
+ * kernel does not let us inspect goes to livemgr_blind; any other failure (EMFILE,
+ * ENFILE, ENOMEM) is "cannot tell". Returns 0 or -1 (cannot tell). */
 static int livemgr_scan_pid(struct livemgr *lm, int procfd, const char *name)
 {
 	char fdpath[32];
+	pid_t pid = (pid_t)atol(name);
 	if ((size_t)snprintf(fdpath, sizeof(fdpath), "%.20s/fd", name) >= sizeof(fdpath))
 		return 0;
 	int fddir = openat(procfd, fdpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fddir < 0)
-		return 0;
+	if (fddir < 0) {
+		if (livemgr_gone(errno))
+			return 0;
+		if (livemgr_denied(errno))
+			return livemgr_blind(lm, procfd, name, pid);
+		log_warn("livemgr: cannot open the descriptors of pid %d: %s; nothing is unlinked",
+			 (int)pid, strerror(errno));
+		return -1;
+	}
 	int fd = dup(fddir);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
+		int saved = errno;
 		if (fd >= 0)
 			close(fd);
 		close(fddir);
-		return 0;
+		log_warn("livemgr: cannot list the descriptors of pid %d: %s; nothing is unlinked",
+			 (int)pid, strerror(saved));
+		return -1;
 	}
-	pid_t pid = (pid_t)atol(name);
 	int rc = 0;
 	struct dirent *de;
+	errno = 0;
 	while (rc == 0 && (de = readdir(d))) {
 		if (de->d_name[0] != '.')
 			rc = livemgr_consider(lm, pid, fddir, de->d_name);
+		errno = 0;
+	}
+	if (rc == 0 && errno && !livemgr_gone(errno)) {
+		if (livemgr_denied(errno)) {
+			rc = 1;
+		} else {
+			log_warn("livemgr: reading the descriptors of pid %d: %s; nothing is "
+				 "unlinked",
+				 (int)pid, strerror(errno));
+			rc = -1;
+		}
 	}
 	closedir(d);
 	close(fddir);
+	if (rc == 1)
+		return livemgr_blind(lm, procfd, name, pid);
 	return rc;
 }
 
@@ -794,8 +1057,16 @@ static int livemgr_consider_locked(struct livemgr *lm, int basefd, const char *n
 {
 	struct stat st, here;
 	/* The owner's directories only, before any open: the others cost one stat. */
-	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != lm->owner || livemgr_is_excluded(lm, &st) || livemgr_seen_dir(lm, &st))
+	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (livemgr_gone(errno))
+			return 0; /* removed since the readdir */
+		log_warn("livemgr: cannot look at a directory in a temp base: %s; nothing is "
+			 "unlinked",
+			 strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != lm->owner || livemgr_is_excluded(lm, &st) ||
+	    livemgr_seen_dir(lm, &st))
 		return 0;
 	struct livemgr_entry *e = livemgr_find(lm, 0, &st);
 	if (e && e->seen)
@@ -803,8 +1074,15 @@ static int livemgr_consider_locked(struct livemgr *lm, int basefd, const char *n
 	int dirfd = e ? e->dirfd
 		      : openat(basefd, name,
 			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (dirfd < 0)
-		return 0; /* gone, replaced by a symlink, or not the owner's to enter */
+	if (dirfd < 0) {
+		if (livemgr_gone(errno) || errno == ELOOP || errno == ENOTDIR ||
+		    livemgr_denied(errno))
+			return 0; /* gone, replaced by a symlink, or not the owner's to enter */
+		log_warn("livemgr: cannot open a directory of uid %u in a temp base: %s; nothing "
+			 "is unlinked",
+			 (unsigned)lm->owner, strerror(errno));
+		return -1;
+	}
 	int rc = 0;
 	if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev || here.st_ino != st.st_ino ||
 	    here.st_uid != lm->owner)
@@ -979,6 +1257,15 @@ static int livemgr_recheck(struct livemgr *lm)
 		next = TAILQ_NEXT(e, link);
 		char path[64];
 		struct statx stx;
+		if (e->blind) {
+			/* No directory to look at: it counts while it lives (a pid reused
+			 * within a walk's age keeps more, never less). Gone: walk again. */
+			if (kill(e->pid, 0) == 0 || errno == EPERM)
+				continue;
+			TAILQ_REMOVE(&lm->entries, e, link);
+			livemgr_entry_free(e);
+			return -1;
+		}
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)e->pid, e->holder_fd);
 		int locked = livemgr_locked(e->dirfd);
 		if (locked == 0) {
