@@ -318,10 +318,11 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		 * (its free lost with the manager), and this one is not ours to judge. */
 		r->refused++;
 		r->reused++;
-		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %lld.%09lld, "
-			 "not the journaled object (%s)",
-			 who, PN, (unsigned long long)st.ino, (long long)(st.btime_ns / 1000000000),
-			 (long long)(st.btime_ns % 1000000000),
+		char born[32];
+		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %s, not the "
+			 "journaled object (%s)",
+			 who, PN, (unsigned long long)st.ino,
+			 util_unix_ns_str(st.btime_ns, born, sizeof(born)),
 			 row->identified ? "another inode or birth time"
 					 : "born outside the window after its registration");
 		return RECLAIM_DROP;
