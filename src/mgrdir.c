@@ -925,7 +925,7 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
 			 "%llu; ours is %u:%u in %llu): left for a reclaimer that sees it",
 			 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
 			 (unsigned long long)meta->mnt_ns, major((dev_t)ours.dev),
-			 minor((dev_t)ours.dev), (unsigned long long)ours.mnt_ns);
+			 minor((dev_t)ours.dev), (unsigned long long)shmobj_mnt_ns_self());
 		return true;
 	}
 	if (meta->shm_ino == ours.ino) {
@@ -949,7 +949,7 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
 		 "reclaimer that sees it",
 		 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
 		 (unsigned long long)meta->shm_ino, (unsigned long long)meta->mnt_ns,
-		 (unsigned long long)ours.ino, (unsigned long long)ours.mnt_ns);
+		 (unsigned long long)ours.ino, (unsigned long long)shmobj_mnt_ns_self());
 	return true;
 }
 
