@@ -49,7 +49,7 @@ static const char ls_usage[] =
 	"  --prune-grace SECONDS\n"
 	"                 the grace to judge names by, as sweep's --prune-grace: whole\n"
 	"                 seconds, 0 to 86400000 (default 10); 0: every name whose object\n"
-	"                 does not exist is (gone)\n"
+	"                 does not exist is (gone), as a sweep with 0 drops it at once\n"
 	"  Exit status: 0 listed (even if some journal is unreadable), 1 a base cannot\n"
 	"  be read, 2 usage (a malformed pattern included). A reader that goes away\n"
 	"  early (| head): SIGPIPE ends ls quietly, as any filter (the shell's 141).\n";
