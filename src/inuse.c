@@ -8,7 +8,10 @@
  *
  * Errors are biased towards "in use": a task we could not read is recorded as blind
  * rather than skipped, because the cost of a false "in use" is one object kept for a
- * later pass, and the cost of a false "unused" is a broken receiver.
+ * later pass, and the cost of a false "unused" is a broken receiver. Only ENOENT and
+ * ESRCH say a task is gone; out of descriptors or memory the scan fails (the caller
+ * keeps everything it would have cleared), as it once did not: a scan at RLIMIT_NOFILE
+ * skipped every task it could not open and looked complete.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -8,7 +8,11 @@
  * filesystem (st_dev == shm_dev) are kept, as (st_dev, st_ino) pairs queried in O(1).
  *
  * A process whose fd table or maps we may not read (not dumpable, another user's when
- * not root, hidepid) is "blind": it could hold any object its uids may open. The index
+ * not root, the same user's with another real, effective or saved gid, hidepid) is
+ * "blind": it could hold any object its uids may open (an object it neither holds open
+ * nor maps still passes the kernel's lease: what it may have registered as a manager is
+ * livemgr's to keep). Only a task that went away (ENOENT, ESRCH) is skipped: any other
+ * failure (EMFILE, ENFILE, ENOMEM) fails the scan, never shortens it. The index
  * records it, and inuse_blind() says, for one object, whether such a process exists
  * (the policy is in inuse.c and SECURITY.md). The index has an age: callers refresh it
  * before it clears a name (inuse_refresh), so a slow journal cannot make it stale.

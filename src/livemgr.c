@@ -68,9 +68,13 @@
  * manager found earlier that changed, voids it) only rechecks the managers found, and
  * its live journals are still read after its objects were statted.
  *
- * "Cannot tell" means keep: when /proc cannot be walked, or a candidate's socket cannot
- * be looked at, or a live manager's journal must not be opened, livemgr_mark fails and
- * the caller unlinks nothing of that page. A live manager whose journal cannot be read
+ * "Cannot tell" means keep: when /proc cannot be walked (any failure but ENOENT or ESRCH,
+ * which alone mean a process or descriptor went away: out of descriptors, EMFILE or
+ * ENFILE, or memory is no answer), or a candidate's socket cannot be looked at, or a live
+ * manager's journal must not be opened, livemgr_mark fails and the caller unlinks
+ * nothing of that page. A process of the owner's whose descriptors the kernel refuses us
+ * and that may be a manager by its name is a live manager whose journal cannot be read
+ * (livemgr_blind says why that test). A live manager whose journal cannot be read
  * (another schema version: a package upgrade runs the old and the new release side by
  * side; damaged; busy) may hold any of the owner's names: livemgr_unreadable names it,
  * and the caller unlinks nothing of the owner's while it lives.

@@ -14,9 +14,14 @@
  * reclaimed for, and records our shm filesystem (a version 1 journal records none and is
  * taken as ours).
  *
- * Seen: managers whose /proc/PID/fd the caller may read (same user, dumpable; root
- * everything; as root reclaim_dir switches to the owner's fsuid first, which the kernel
- * applies to /proc too), in whatever mount namespace. And, found by their lock, managers
+ * Seen: managers whose /proc/PID/fd the caller may read (same uids and gids, real,
+ * effective and saved, and dumpable; root everything with CAP_SYS_PTRACE; as root
+ * reclaim_dir switches to the owner's fsuid first, which the kernel applies to /proc
+ * too, so a non-dumpable process's fd table, root's and 0500, is refused it), in whatever
+ * mount namespace. A process of the owner's whose fd table is refused (EACCES, EPERM:
+ * another group, not dumpable) and whose comm or argv[0] names shmwarden or
+ * torch_shm_manager counts as a live manager whose journal cannot be read (livemgr.c,
+ * livemgr_blind; livemgr_unreadable). And, found by their lock, managers
  * the walk of /proc cannot see (missing from the caller's /proc: a parent pid
  * namespace's; or not inspectable: not dumpable, from inside a user namespace): a
  * directory of the owner's in a temp base the caller watches (livemgr_watch), locked
@@ -64,7 +69,8 @@ void livemgr_exclude(struct livemgr *lm, int dirfd);
  * before its object is born, so it was live and found by any walk begun after that
  * birth). Opens the journals of managers not seen before, closes those gone. Never
  * fails, but when it cannot tell who is live (/proc not procfs or unreadable, a
- * candidate's lock or sockets not readable, out of memory) livemgr_mark fails until
+ * candidate's lock or sockets not readable, any failure of /proc but ENOENT or ESRCH: out
+ * of descriptors or memory) livemgr_mark fails until
  * the next refresh, so nothing is unlinked. Only managers whose directory belongs to
  * owner are looked at, only while the calling thread's filesystem uid is owner, and
  * only when that directory is not writable by group or others; a live manager that
