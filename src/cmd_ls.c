@@ -284,7 +284,9 @@ static void ls_inspect(struct ls_entry *e, const struct ls_opts *o, int basefd)
 	/* A dead manager's unreadable journal is what the sweeper reports as corrupt (the
 	 * probe said so); a live one's keeps its state, with the error shown. */
 	if (p.journal && ls_read_journal(e, o, p.journal) < 0 && p.state == MGRDIR_DEAD)
-		e->state = mgrdir_state_str(MGRDIR_CORRUPT);
+		/* Out of descriptors or memory says nothing of the journal: unknown. */
+		e->state = mgrdir_state_str(
+			journal_failed_for_resources(p.journal) ? MGRDIR_UNKNOWN : MGRDIR_CORRUPT);
 	/* A live manager's pid is the lock holder's as our /proc numbers it (0: not seen
 	 * from here); the journal's is its own getpid(), perhaps another pid namespace's. */
 	if (p.state == MGRDIR_LIVE)

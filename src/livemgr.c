@@ -929,6 +929,17 @@ static int livemgr_blind(struct livemgr *lm, int procfd, const char *pidname, pi
 	char buf[4096];
 	if (livemgr_read_small(procfd, pidname, "status", buf, sizeof(buf)) < 0)
 		goto cannot;
+	/* A zombie (or a task being reaped) has closed every file, its directory's lock
+	 * and its socket with them, when it exited: no live manager, whoever it was (a
+	 * manager of a user namespace's, reparented to a pid 1 that does not reap, stays
+	 * a zombie for good, and its /proc/PID/fd is refused us). */
+	const char *st = strstr(buf, "\nState:");
+	if (st) {
+		st += 7;
+		st += strspn(st, " \t");
+		if (*st == 'Z' || *st == 'X')
+			return 0;
+	}
 	const char *p = strstr(buf, "\nUid:");
 	unsigned uid[3];
 	if (!p || sscanf(p + 5, "%u %u %u", &uid[0], &uid[1], &uid[2]) != 3) {
