@@ -30,7 +30,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import SHM, SHMWARDEN, Sandbox, journal_names  # noqa: E402
-from test_holders import dead_manager, expect, hold, root_only, skip, stop  # noqa: E402
+from test_holders import dead_manager, expect, finish, hold, root_only, skip, stop  # noqa: E402
 
 HOLDER = os.path.join(harness.BUILD, "tools", "shm_holder")
 NO_LEASE = os.path.join(harness.BUILD, "tools", "no_lease")
@@ -303,6 +303,66 @@ def test_unheld_objects_are_still_unlinked_by_every_reclaimer_on_the_plain_path(
         expect(not journal_names(os.path.dirname(sock)), "adopted: %s"
                % journal_names(os.path.dirname(sock)))
         stop_manager_in_pidns(p)
+
+
+# ---- a lease broken between the kernel's answer and the unlink --------------------------
+
+STALL_LEASE = os.path.join(harness.BUILD, "tools", "stall_lease.so")
+
+
+def test_a_lease_broken_before_the_unlink_keeps_the_object():
+    """The write lease is not a lock: an open while the reclaimer holds it starts a break,
+    waits up to fs.lease-break-time (45 s), and is then let through; a reclaimer stopped
+    that long between its lease and its unlink (Ctrl-Z, a frozen cgroup) unlinked an object
+    a live process had just opened and mapped (the new-user trial, r5/r5b). Here `recover`
+    and `sweep` are held right after the kernel granted the lease
+    (tests/tools/preload/stall_lease.c) while another process opens the object with
+    O_NONBLOCK: the open fails with EWOULDBLOCK but starts the break, as a blocking one
+    would, without waiting 45 s or changing the host's sysctl. The reclaimer must see
+    that its lease is no longer whole (F_GETLEASE) and keep the object, and the break's
+    SIGIO must not end it."""
+    expect(os.path.exists(STALL_LEASE), "%s is missing: run make check" % STALL_LEASE)
+    with Sandbox("lbrk") as sb:
+        for cmd in ("recover", "sweep"):
+            n = sb.name(cmd)
+            d = dead_manager(sb, [n])
+            gate = os.path.join(sb.tmp, "gate-" + cmd)
+            seen = os.path.join(sb.tmp, "seen-" + cmd)
+            open(gate, "w").close()
+            env = dict(sb.env, SHMWARDEN_LOG="info", LD_PRELOAD=STALL_LEASE,
+                       STALL_LEASE_GATE=gate, STALL_LEASE_SEEN=seen)
+            if harness.SANITIZED:
+                env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                             "verify_asan_link_order=0"]))
+            argv = ([SHMWARDEN, "recover", "--json", d] if cmd == "recover" else
+                    [SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp])
+            rec = sb.track(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                            text=True))
+            try:
+                expect(harness.wait_for(lambda: os.path.exists(seen), 30),
+                       "%s was never held with its lease" % cmd)
+                try:
+                    fd = os.open(SHM + n, os.O_RDWR | os.O_NONBLOCK)
+                    os.close(fd)
+                    opened = True
+                except BlockingIOError:
+                    opened = False
+                expect(not opened, "%s: the open went through: no lease was held" % cmd)
+            finally:
+                os.unlink(gate)
+            out, err = rec.communicate(timeout=60)
+            expect(rec.returncode == 0, "%s: exit %d (the break's signal?): %s"
+                   % (cmd, rec.returncode, err))
+            expect(os.path.exists(SHM + n), "%s unlinked %s, opened while it held the lease"
+                   % (cmd, n))
+            rep = reports(out)[0]
+            expect(rep["status"] == "kept" and rep["unlinked"] == 0 and rep["in_use"] == 1 and
+                   rep["lease_held"] == 1, "%s: %s" % (cmd, rep))
+            expect("the lease was broken" in err, "%s: not said: %s" % (cmd, err))
+            # The lease went with the reclaimer's close: the name opens again at once.
+            os.close(os.open(SHM + n, os.O_RDWR | os.O_NONBLOCK))
+            finish(sb, d, [n], cmd)
 
 
 # ---- a kernel without leases: cannot tell means keep ------------------------------------
