@@ -582,6 +582,10 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirf
 			}
 		}
 		bool adopted = false;
+		/* Each lease of the page is taken and released here: a Ctrl-Z comes after
+		 * the page, not while an opener would wait on us (shmobj_stops_hold). */
+		sigset_t stops;
+		shmobj_stops_hold(&stops);
 		for (int i = 0; i < n; i++) {
 			learned[i].identified = false;
 			enum reclaim_action a;
@@ -599,6 +603,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirf
 				/* The row keeps its registration time and carries the object's
 				 * identity, so the adopter's own reclaim judges the same object. */
 				if (journal_adopt(opts->adopt_into, &learned[i]) < 0) {
+					shmobj_stops_restore(&stops);
 					snprintf(report->detail, sizeof(report->detail),
 						 "adopting journal: %s",
 						 journal_error(opts->adopt_into));
@@ -607,6 +612,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirf
 				adopted = true;
 			}
 		}
+		shmobj_stops_restore(&stops);
 		if (opts->dry_run)
 			continue;
 		/* Write-ahead across journals: the adopter's commit lands before the

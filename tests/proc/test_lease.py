@@ -365,6 +365,87 @@ def test_a_lease_broken_before_the_unlink_keeps_the_object():
             finish(sb, d, [n], cmd)
 
 
+# A job as a shell makes one: argv[2:] in a process group of its own, whose parent (this
+# process, started as the leader of a new session) is in another group of the same
+# session, so the group is not orphaned and SIGTSTP stops it (the kernel discards SIGTSTP
+# sent to an orphaned group, as a test run without a terminal would be). Writes the job's
+# pid to argv[1], then waits for it and exits with its status.
+_JOB = r"""
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:], process_group=0)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(p.pid))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+sys.exit(p.wait())
+"""
+
+
+def _stopped(pid):
+    """Whether pid is stopped by a signal (state T in /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_ctrl_z_comes_after_the_lease_is_released():
+    """Ctrl-Z of a `recover` or an `ls --objects` while it held a write lease stopped it
+    with the lease held, and every opener of that object waited up to fs.lease-break-time
+    (45 s; the reclaimer then kept the object, its lease broken). SIGTSTP is now held back
+    while leases are held: `recover` (its page) and `ls` (its one object) are held right
+    after the grant (stall_lease.c) and sent SIGTSTP; once let go they must stop only
+    after the lease is released, so the object opens at once while they are stopped."""
+    expect(os.path.exists(STALL_LEASE), "%s is missing: run make check" % STALL_LEASE)
+    with Sandbox("ltstp") as sb:
+        for cmd in ("recover", "ls"):
+            n = sb.name(cmd)
+            d = dead_manager(sb, [n])
+            gate = os.path.join(sb.tmp, "gate-" + cmd)
+            seen = os.path.join(sb.tmp, "seen-" + cmd)
+            pidfile = os.path.join(sb.tmp, "pid-" + cmd)
+            open(gate, "w").close()
+            env = dict(sb.env, LD_PRELOAD=STALL_LEASE, STALL_LEASE_GATE=gate,
+                       STALL_LEASE_SEEN=seen)
+            if harness.SANITIZED:
+                env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                             "verify_asan_link_order=0"]))
+            argv = ([SHMWARDEN, "recover", "--json", d] if cmd == "recover" else
+                    [SHMWARDEN, "ls", "--json", "--objects", "--tmpdir", sb.tmp])
+            job = sb.track(subprocess.Popen(["/usr/bin/python3", "-c", _JOB, pidfile] + argv,
+                                            env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                            text=True, start_new_session=True))
+            pid = None
+            try:
+                expect(harness.wait_for(lambda: os.path.exists(seen), 30),
+                       "%s was never held with its lease" % cmd)
+                pid = int(open(pidfile).read())
+                os.kill(pid, signal.SIGTSTP)
+                os.unlink(gate)
+                expect(harness.wait_for(lambda: _stopped(pid), 10),
+                       "%s did not stop on SIGTSTP" % cmd)
+                try:
+                    os.close(os.open(SHM + n, os.O_RDWR | os.O_NONBLOCK))
+                    held = False
+                except FileNotFoundError:
+                    held = False  # recover unlinked it, then stopped
+                except BlockingIOError:
+                    held = True
+                expect(not held, "%s stopped while it held the lease on %s" % (cmd, n))
+            finally:
+                if os.path.exists(gate):
+                    os.unlink(gate)
+                if pid:
+                    os.kill(pid, signal.SIGCONT)
+            out, err = job.communicate(timeout=60)
+            expect(job.returncode == 0, "%s: exit %d: %s" % (cmd, job.returncode, err))
+            if cmd == "recover":
+                rep = reports(out)[0]
+                expect(rep["status"] == "removed" and rep["unlinked"] == 1, "%s" % rep)
+                expect(not os.path.exists(SHM + n), "recover left %s" % n)
+            else:
+                expect(os.path.exists(SHM + n), "ls removed %s" % n)
+                finish(sb, d, [n], cmd)
+
+
 # ---- a kernel without leases: cannot tell means keep ------------------------------------
 
 def test_no_leases_means_nothing_is_unlinked_and_it_is_said_once():
