@@ -386,9 +386,12 @@ sys.exit(p.wait())
 
 
 def _stopped(pid):
-    """Whether pid is stopped by a signal (state T in /proc/PID/stat)."""
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    """Whether pid is stopped by a signal (state T in /proc/PID/stat); False once gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except FileNotFoundError:
+        return False
 
 
 def test_ctrl_z_comes_after_the_lease_is_released():
