@@ -49,7 +49,7 @@ static const char ls_usage[] =
 	"  --prune-grace SECONDS\n"
 	"                 the grace to judge names by, as sweep's --prune-grace: whole\n"
 	"                 seconds, 0 to 86400000 (default 10); 0: every name whose object\n"
-	"                 does not exist is (gone)\n"
+	"                 does not exist is (gone), as a sweep with 0 drops it at once\n"
 	"  Exit status: 0 listed (even if some journal is unreadable), 1 a base cannot\n"
 	"  be read, 2 usage (a malformed pattern included). A reader that goes away\n"
 	"  early (| head): SIGPIPE ends ls quietly, as any filter (the shell's 141).\n";
@@ -83,6 +83,7 @@ enum ls_use {
 
 struct ls_object {
 	char name[64];
+	size_t len; /* of name, which may hold a NUL (a journal's blob): the text shows it all */
 	bool valid, exists;
 	enum ls_use use;
 	bool young; /* not created yet: a reclaimer keeps the name (ls_row) */
@@ -194,7 +195,8 @@ static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct jour
 {
 	struct ls_object obj = { 0 };
 	e->nobjects++;
-	util_strlcpy(obj.name, row->name, sizeof(obj.name));
+	obj.len = row->len < sizeof(obj.name) ? row->len : sizeof(obj.name) - 1;
+	memcpy(obj.name, row->name, obj.len); /* NUL-terminated: obj is zeroed */
 	/* A hostile journal's "/../x" must not make us stat outside /dev/shm. */
 	obj.valid = wire_name_check(row->name, row->len) == NULL;
 	struct stat st;
@@ -382,7 +384,7 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int
 	for (size_t i = 0; o->objects && i < e->nobjs; i++) {
 		const struct ls_object *obj = &e->objs[i];
 		char oname[sizeof(obj->name) * 4];
-		report_escape(obj->name, oname, sizeof(oname));
+		report_escape_n(obj->name, obj->len, oname, sizeof(oname));
 		if (!obj->valid)
 			printf("    %-48s (not a valid name: never looked up)\n", oname);
 		else if (obj->young)

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "mgrdir.h"
 #include "reclaim.h"
+#include "report.h"
 #include "shmobj.h"
 #include "util.h"
 #include "wire.h"
@@ -104,29 +105,13 @@ static enum reclaim_status reclaim_status_of(enum mgrdir_state st)
 	return RECLAIM_ERROR;
 }
 
-/* Journaled names come from files users write: never let one put control characters
- * into a log line or a terminal. */
-static const char *reclaim_printable(const char *s, size_t len, char *out, size_t outlen)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len && o + 5 < outlen; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			out[o++] = (char)c;
-		} else {
-			snprintf(out + o, outlen - o, "\\x%02x", c);
-			o += 4;
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
-/* The row's name made printable into buf, once: later calls return it as it is. */
+/* The row's name made printable into buf, once: later calls return it as it is. Names
+ * come from files users write: escaped as ls and the reports print them (report.h), so
+ * a log line names an object the way ls does and no name can put a control byte in it. */
 static const char *reclaim_row_name(const struct journal_row *row, char *buf, size_t len)
 {
 	if (!buf[0])
-		reclaim_printable(row->name, row->len, buf, len);
+		report_escape_n(row->name, row->len, buf, len);
 	return buf;
 }
 
@@ -351,10 +336,11 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		 * (its free lost with the manager), and this one is not ours to judge. */
 		r->refused++;
 		r->reused++;
-		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %lld.%09lld, "
-			 "not the journaled object (%s)",
-			 who, PN, (unsigned long long)st.ino, (long long)(st.btime_ns / 1000000000),
-			 (long long)(st.btime_ns % 1000000000),
+		char born[32];
+		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %s, not the "
+			 "journaled object (%s)",
+			 who, PN, (unsigned long long)st.ino,
+			 util_unix_ns_str(st.btime_ns, born, sizeof(born)),
 			 row->identified ? "another inode or birth time"
 					 : "born outside the window after its registration");
 		return RECLAIM_DROP;
@@ -516,7 +502,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirf
 	}
 	char who[sizeof(report->dir) * 4];
 	if (report->dir[0])
-		reclaim_printable(report->dir, strlen(report->dir), who, sizeof(who));
+		report_escape(report->dir, who, sizeof(who));
 	else
 		util_strlcpy(who, "journal", sizeof(who));
 	if (!opts->no_live_check) {
@@ -664,8 +650,8 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 {
 	const char *dr = opts->dry_run ? " (dry run)" : "";
 	char who[sizeof(r->dir) * 4], why[sizeof(r->detail) * 4];
-	reclaim_printable(r->dir, strlen(r->dir), who, sizeof(who));
-	reclaim_printable(r->detail, strlen(r->detail), why, sizeof(why));
+	report_escape(r->dir, who, sizeof(who));
+	report_escape(r->detail, why, sizeof(why));
 	switch (r->status) {
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:

@@ -114,9 +114,13 @@ int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen
 	fs->dev = (uint64_t)dir.dev;
 	fs->ino = (uint64_t)dir.ino;
 	fs->btime_ns = dir.btime_ns;
-	struct stat st;
-	fs->mnt_ns = stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
 	return 0;
+}
+
+uint64_t shmobj_mnt_ns_self(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
 bool shmobj_fs_same(const struct shmobj_fs *a, const struct shmobj_fs *b)
