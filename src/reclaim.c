@@ -192,23 +192,26 @@ static int reclaim_lease(const struct reclaim_opts *opts, unsigned lease_flags, 
 	return shmobj_lease_object(opts->shm_dirfd, name, st, lease_flags, fd);
 }
 
-/* Asked last, right before the unlink, in this order: the lease on fd is still ours and
- * unbroken, then the name still leads to the object leased. F_GETLEASE says F_WRLCK
- * only for an intact write lease: while an opener breaks it, it says the type the
- * breaker waits for (F_UNLCK, or F_RDLCK), and after fs.lease-break-time the kernel has
- * removed it (F_UNLCK). Then the name is looked at once more (inode and birth time), so
- * an object renamed over it since the open is not unlinked (SECURITY.md, "A fresh
- * view"). Returns 0 when both hold, 1 when the lease is broken or gone (someone opened
+/* Asked last, right before the unlink: the name still leads to the object leased (inode
+ * and birth time), so an object renamed over it since the open is not unlinked
+ * (SECURITY.md, "A fresh view"); then the lease on fd is still ours and unbroken.
+ * F_GETLEASE says F_WRLCK only for an intact write lease: while an opener breaks it, it
+ * says the type the breaker waits for (F_UNLCK, or F_RDLCK), and after
+ * fs.lease-break-time the kernel has removed it (F_UNLCK). The lease last: a process is
+ * stopped (SIGSTOP, a freezer) on its way back from a syscall, so a stop after the
+ * statx is still caught by F_GETLEASE, and only one after F_GETLEASE itself, before the
+ * unlinkat, is not (while a rename over the name in that span is only the owner's own
+ * doing). Returns 0 when both hold, 1 when the lease is broken or gone (someone opened
  * the object meanwhile), 2 when the name leads to another object now. */
 static int reclaim_still_ours(const struct reclaim_opts *opts, const char *name,
 			      const struct shmobj_info *st, int fd)
 {
-	if (fcntl(fd, F_GETLEASE) != F_WRLCK)
-		return 1;
 	struct shmobj_info now;
 	if (shmobj_info(opts->shm_dirfd, name, &now) < 0 || now.dev != st->dev ||
 	    now.ino != st->ino || now.btime_ns != st->btime_ns)
 		return 2;
+	if (fcntl(fd, F_GETLEASE) != F_WRLCK)
+		return 1;
 	return 0;
 }
 
