@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "log.h"
 #include "manager.h"
+#include "util.h"
 
 static const char manager_usage[] =
 	"usage: shmwarden manager [--tmpdir DIR] [--shutdown-timeout MS] [--no-reclaim]\n"
@@ -58,29 +59,13 @@ static void manager_close_inherited_fds(void)
 }
 
 /* Each client is a descriptor, and the common soft RLIMIT_NOFILE of 1024 is below a
- * DataLoader-sized crowd (1,300 workers): raise it to the hard limit, as servers do
- * (nginx's worker_rlimit_nofile, systemd's services). The soft limit exists for select(),
- * which the manager never uses. What is left is handled by the EMFILE pause in manager.c. */
+ * DataLoader-sized crowd (1,300 workers): raised to the hard limit (util_raise_nofile).
+ * What is left is handled by the EMFILE pause in manager.c. */
 static void manager_raise_nofile(void)
 {
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-		return;
-	rlim_t old = rl.rlim_cur;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-		return;
-	/* An infinite hard limit is refused above fs.nr_open: take that. */
-	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
-	unsigned long nr_open = 0;
-	if (f) {
-		if (fscanf(f, "%lu", &nr_open) != 1)
-			nr_open = 0;
-		fclose(f);
-	}
-	rl.rlim_cur = (rlim_t)nr_open;
-	if (nr_open <= old || rl.rlim_cur > rl.rlim_max || setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		log_info("manager: cannot raise RLIMIT_NOFILE above %llu", (unsigned long long)old);
+	unsigned long long old;
+	if (util_raise_nofile(&old) < 0)
+		log_info("manager: cannot raise RLIMIT_NOFILE above %llu", old);
 }
 
 enum {

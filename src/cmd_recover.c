@@ -417,6 +417,10 @@ int cmd_recover(int argc, char **argv)
 		.young_s = grace_s,
 		.now_us = util_wall_us(),
 		.caller_reports = !use_syslog,
+		/* Managers our /proc does not show are found by their lock in DIR's base. */
+		.live_bases = &basefd,
+		.nlive_bases = 1,
+		.own_dirfd = -1,
 	};
 	struct reclaim_report report;
 	reclaim_dir(&opts, basefd, name, &report);

@@ -440,16 +440,27 @@ int cmd_sweep(int argc, char **argv)
 		report_json_string(stdout, ctx.bases.text);
 		fprintf(stdout, ",\"dry_run\":%s,\"dirs\":[", ctx.dry_run ? "true" : "false");
 	}
-	/* Bases one at a time: a pattern's matches are opened and checked as they come,
-	 * so a thousand per-job directories hold one descriptor at a time. */
+	/* Every base is opened before any is swept: a manager our /proc does not show (we
+	 * run in a container, or a user namespace) is found by its lock in any of them
+	 * (livemgr.h), and a name it holds may be listed by a dead journal in another.
+	 * One descriptor and path per base that can be visited; failures and unsafe
+	 * matches are reported as they come. */
 	int failed = 0;
 	unsigned nbases = 0;
 	char first_error[PATH_MAX + 300] = "";
 	struct base *b = malloc(sizeof(*b));
+	int *fds = NULL;
+	char **paths = NULL;
+	size_t nopen = 0, cap = 0;
+	bool oom = false;
 	if (!b) {
 		failed = 1;
 		util_strlcpy(first_error, "out of memory", sizeof(first_error));
 	}
+	/* A thousand per-job bases are a thousand descriptors. */
+	unsigned long long nofile;
+	if (util_raise_nofile(&nofile) < 0)
+		log_info("sweep: cannot raise RLIMIT_NOFILE above %llu", nofile);
 	while (b && bases_next(&ctx.bases, b) == 1) {
 		char esc[sizeof(b->path) + sizeof(b->why)];
 		if (b->state == BASE_ERROR) {
@@ -472,15 +483,48 @@ int cmd_sweep(int argc, char **argv)
 				log_warn("sweep: %s: unsafe: %s", p, esc);
 			continue;
 		}
+		if (nopen == cap) {
+			size_t ncap = cap ? 2 * cap : 16;
+			int *nf = realloc(fds, ncap * sizeof(*nf));
+			if (nf)
+				fds = nf;
+			char **np = nf ? realloc(paths, ncap * sizeof(*np)) : NULL;
+			if (np) {
+				paths = np;
+				cap = ncap;
+			}
+		}
+		char *path = nopen < cap ? strdup(b->path) : NULL;
+		if (!path) {
+			/* A base left out would be one whose live managers nobody looked for:
+			 * nothing is swept. */
+			close(b->fd);
+			oom = true;
+			break;
+		}
+		paths[nopen] = path;
+		fds[nopen++] = b->fd;
+	}
+	if (oom) {
+		failed++;
+		sweep_fail(&ctx, "out of memory: nothing swept");
+		if (!first_error[0])
+			util_strlcpy(first_error, "out of memory: nothing swept",
+				     sizeof(first_error));
+	}
+	opts.live_bases = fds;
+	opts.nlive_bases = nopen;
+	opts.own_dirfd = -1;
+	for (size_t i = 0; i < nopen && !oom; i++) {
+		char esc[PATH_MAX * 4 + 64];
 		nbases++;
-		ctx.base = b->path;
+		ctx.base = paths[i];
 		opts.now_s = util_wall_s();
 		opts.now_us = util_wall_us();
-		int f = reclaim_base(&opts, b->fd, only, sweep_report, &ctx);
-		close(b->fd);
+		int f = reclaim_base(&opts, fds[i], only, sweep_report, &ctx);
 		if (f < 0) {
-			char why[sizeof(b->path) + 64];
-			snprintf(why, sizeof(why), "cannot read the temp base %s", b->path);
+			char why[PATH_MAX + 64];
+			snprintf(why, sizeof(why), "cannot read the temp base %s", paths[i]);
 			sweep_fail(&ctx, "%s", report_escape(why, esc, sizeof(esc)));
 			if (!first_error[0])
 				util_strlcpy(first_error, why, sizeof(first_error));
@@ -490,6 +534,12 @@ int cmd_sweep(int argc, char **argv)
 		failed += f;
 	}
 	ctx.base = ctx.bases.text;
+	for (size_t i = 0; i < nopen; i++) {
+		close(fds[i]);
+		free(paths[i]);
+	}
+	free(fds);
+	free(paths);
 	free(b);
 	if (ctx.json) {
 		fputs("],\"unsafe_bases\":", stdout);

@@ -30,7 +30,37 @@
  * when it names the holder (in any of the pid namespaces it has: NSpid) as its manager,
  * belongs to the owner and records our shm filesystem.
  *
- * The walk costs a stat per open descriptor on the machine, so it is not repeated for
+ * Found by their lock: a process the walk cannot see holds nothing we can look at. A
+ * reclaimer in a child pid namespace (a container sharing /tmp and /dev/shm with the
+ * host, a Kubernetes pod, a rootless container with its own pid namespace) has no /proc
+ * entry for the host's managers; one in a user namespace may not read the fds of a
+ * process outside it that is not dumpable, even the same user's (the kernel asks for a
+ * capability in the target's user namespace then). Their names went unprotected: a name
+ * such a manager registered, in flight between its clients (open or mapped nowhere, so
+ * the kernel's lease allows the unlink), listed by a dead journal of ours too (PyTorch
+ * registers a name with the sender's and each receiver's manager), was unlinked under
+ * it. But a manager holds its directory's flock for its whole life, and the lock is the
+ * kernel's, seen alike from every namespace. So every walk also reads each temp base the
+ * caller watches (livemgr_watch: the bases it reclaims in) once, and a directory of the
+ * owner's there that the walk of /proc did not find, locked exclusive and not marked by
+ * a reclaimer, counts as a live manager's whose pid is unknown (by_lock, reported as
+ * "not visible here"). Its journal is read as a found one's, with every check but the
+ * holder's (it cannot be asked whose it is): the directory belongs to the owner and is
+ * not writable by group or others, the journal belongs to the owner and records our shm
+ * filesystem; one that cannot be read keeps everything of the owner's while it stays
+ * locked (livemgr_unreadable). What else holds such a directory, unmarked, exclusive:
+ * a manager starting, an older release's reclaimer, anyone who flocked it; each costs
+ * keeps only (a name its journal lists is handed over to it and stays journaled there),
+ * never an unlink. The caller's own directories, locked by itself, are excluded by
+ * identity (livemgr_exclude): the journal being reclaimed, a restarted manager's own.
+ * Same schedule as the walk of /proc, of which it is a part: a manager registers a name
+ * before its object is born, so its directory was locked before that birth, and a walk
+ * begun after it finds it. A manager outside every watched base stays unseen (README,
+ * SECURITY.md).
+ *
+ * The walk costs a stat per open descriptor on the machine (and a readdir of each
+ * watched base, a stat per manager directory there, a lock test per one of the owner's
+ * that /proc did not show), so it is not repeated for
  * every page of rows: a manager whose name is on a page registered it before its client
  * created the object, so it was live and listening before the object's birth, and any
  * walk begun after that birth found it. A page whose objects are all older than the
@@ -90,9 +120,10 @@
  * cannot see; a multi-page journal must not stretch that window to its whole reclaim. */
 #define LIVEMGR_WALK_MAX_AGE_NS 1000000000LL
 
-/* A live manager: a process holding its locked manager directory open. */
+/* A live manager: a process holding its locked manager directory open, or (by_lock) a
+ * locked directory in a watched temp base whose holder the walk of /proc did not find. */
 struct livemgr_entry {
-	pid_t pid;
+	pid_t pid; /* 0 for by_lock: not visible from here */
 	dev_t dev; /* the directory's identity */
 	ino_t ino;
 	int dirfd;         /* our descriptor of it, opened through the holder's */
@@ -109,10 +140,20 @@ struct livemgr_entry {
 	bool foreign;      /* its journal is not ours (another owner, shm filesystem, or
 			    * manager pid): never opened again */
 	bool seen;         /* in the latest walk */
+	bool by_lock;      /* found by its lock in a watched base, not through a process
+			    * (livemgr_scan_bases): no holder to check its journal against */
+	char who[80];      /* for messages: "live manager pid N", or its directory's name */
 	TAILQ_ENTRY(livemgr_entry) link;
 };
 
 TAILQ_HEAD(livemgr_list, livemgr_entry);
+
+/* A directory by identity: one never taken for a live manager (livemgr_exclude). */
+struct livemgr_dir {
+	dev_t dev;
+	ino_t ino;
+};
+#define LIVEMGR_EXCLUDED_MAX 4
 
 struct livemgr {
 	uid_t owner;
@@ -124,6 +165,11 @@ struct livemgr {
 	int64_t walk_real_ns;   /* CLOCK_REALTIME when it began */
 	int64_t walk_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC then */
 	int64_t walk_mono_ns;   /* CLOCK_MONOTONIC when it began */
+	const int *bases;       /* the watched temp bases (livemgr_watch), borrowed */
+	size_t nbases;
+	struct livemgr_dir excluded[LIVEMGR_EXCLUDED_MAX]; /* livemgr_exclude */
+	size_t nexcluded;
+	bool exclude_failed; /* a directory to exclude could not be told: keep everything */
 	struct livemgr_list entries;
 };
 
@@ -138,6 +184,35 @@ struct livemgr *livemgr_new(uid_t owner, const struct shmobj_fs *shm, struct jou
 	lm->self = getpid();
 	TAILQ_INIT(&lm->entries);
 	return lm;
+}
+
+void livemgr_watch(struct livemgr *lm, const int *basefds, size_t n)
+{
+	lm->bases = basefds;
+	lm->nbases = basefds ? n : 0;
+}
+
+void livemgr_exclude(struct livemgr *lm, int dirfd)
+{
+	struct stat st;
+	if (lm->nexcluded == LIVEMGR_EXCLUDED_MAX || fstat(dirfd, &st) < 0) {
+		/* Taken for another manager's, the caller's own directory would hand its own
+		 * names over: cannot tell means keep. */
+		log_warn("livemgr: cannot tell the caller's own directory: %s; nothing is "
+			 "unlinked",
+			 lm->nexcluded == LIVEMGR_EXCLUDED_MAX ? "too many" : strerror(errno));
+		lm->exclude_failed = true;
+		return;
+	}
+	lm->excluded[lm->nexcluded++] = (struct livemgr_dir){ .dev = st.st_dev, .ino = st.st_ino };
+}
+
+static bool livemgr_is_excluded(const struct livemgr *lm, const struct stat *st)
+{
+	for (size_t i = 0; i < lm->nexcluded; i++)
+		if (lm->excluded[i].dev == st->st_dev && lm->excluded[i].ino == st->st_ino)
+			return true;
+	return false;
 }
 
 static void livemgr_entry_free(struct livemgr_entry *e)
@@ -332,13 +407,14 @@ static bool livemgr_is_pid(pid_t pid, int64_t journal_pid)
 	}
 }
 
-/* Opens the journal of a live manager's directory, if it is the holder's own and ours.
+/* Opens the journal of a live manager's directory, if it is the holder's own and ours
+ * (one found by its lock has no holder to compare: it counts when it is ours).
  * Returns 0 (e->j set, or left NULL: no schema yet, unreadable, or not ours), or -1
  * when it must not be opened (livemgr_refresh says why). */
 static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struct stat *st)
 {
-	char label[64], err[512];
-	snprintf(label, sizeof(label), "live manager pid %d", (int)e->pid);
+	char err[512];
+	const char *label = e->who;
 	uid_t fsuid = (uid_t)setfsuid((uid_t)-1);
 	if (fsuid != lm->owner) {
 		log_warn("livemgr: %s: acting as uid %u, not as the owner uid %u: its journal is "
@@ -389,7 +465,9 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 		char shm[64], why[128];
 		struct shmobj_fs theirs;
 		snprintf(shm, sizeof(shm), "/proc/%d/root/dev/shm", (int)e->pid);
-		int sfd = open(shm, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+		/* One found by its lock has no process to look into: it may be ours. */
+		int sfd = e->by_lock ? -1
+				     : open(shm, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 		bool other = sfd >= 0 && shmobj_fs_self(sfd, &theirs, why, sizeof(why)) == 0 &&
 			     !shmobj_fs_same(&theirs, &lm->shm);
 		if (sfd >= 0)
@@ -427,8 +505,15 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 	}
 	const struct journal_meta *m = journal_meta(e->j);
 	char why[256];
-	if (livemgr_is_pid(e->pid, m->manager_pid) && mgrdir_same_shm(m, &lm->shm) &&
-	    !mgrdir_journal_owner(m, lm->owner, why, sizeof(why))) {
+	/* Whose it is, asked once: a process's NSpid is read from /proc each time. One
+	 * found by its lock has no holder to ask (its pid namespace is not ours, or it
+	 * cannot be inspected from here): its directory being the owner's, locked, unmarked
+	 * and in our base, it counts as the manager its journal names. That only ever
+	 * keeps more: a name it lists is handed over to it (the object left, the name still
+	 * journaled there), never unlinked. */
+	bool holders = e->by_lock || livemgr_is_pid(e->pid, m->manager_pid);
+	bool ours = mgrdir_same_shm(m, &lm->shm);
+	if (holders && ours && !mgrdir_journal_owner(m, lm->owner, why, sizeof(why))) {
 		/* The holder is the manager the journal names, alive, in a directory of the
 		 * owner's, and its names live in our /dev/shm: a live manager of the owner's
 		 * whose claim of who it is we cannot check (a rootless container nested two
@@ -442,18 +527,18 @@ static int livemgr_open(struct livemgr *lm, struct livemgr_entry *e, const struc
 			 why, (unsigned)lm->owner);
 		return 0;
 	}
-	if (!livemgr_is_pid(e->pid, m->manager_pid) || !mgrdir_same_shm(m, &lm->shm)) {
-		log_debug("livemgr: pid %d holds a manager directory whose journal is of pid %d, "
-			  "uid %u, shm dev %#llx directory %llu: not a live manager of ours",
-			  (int)e->pid, (int)m->manager_pid, (unsigned)m->owner_uid,
+	if (!holders || !ours) {
+		log_debug("livemgr: %s: its journal is of pid %d, uid %u, shm dev %#llx directory "
+			  "%llu: not a live manager of ours",
+			  label, (int)m->manager_pid, (unsigned)m->owner_uid,
 			  (unsigned long long)m->shm_dev, (unsigned long long)m->shm_ino);
 		journal_close(e->j);
 		e->j = NULL;
 		e->foreign = true;
 		return 0;
 	}
-	log_debug("livemgr: live manager pid %d (directory %llu on %#llx)", (int)e->pid,
-		  (unsigned long long)e->ino, (unsigned long long)e->dev);
+	log_debug("livemgr: %s (directory %llu on %#llx)", label, (unsigned long long)e->ino,
+		  (unsigned long long)e->dev);
 	return 0;
 }
 
@@ -467,8 +552,7 @@ static void livemgr_journal_same(struct livemgr_entry *e)
 	if (!e->j || (fstatat(e->dirfd, JOURNAL_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		      st.st_dev == e->jdev && st.st_ino == e->jino))
 		return;
-	log_debug("livemgr: live manager pid %d: its journal was replaced: read again",
-		  (int)e->pid);
+	log_debug("livemgr: %s: its journal was replaced: read again", e->who);
 	journal_close(e->j);
 	e->j = NULL;
 }
@@ -646,6 +730,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 				     .unserved = !listens,
 				     .stripped = !looks,
 				     .seen = true };
+	snprintf(e->who, sizeof(e->who), "live manager pid %d", (int)pid);
 	TAILQ_INSERT_TAIL(&lm->entries, e, link);
 	return livemgr_open(lm, e, &st);
 not_manager:
@@ -689,6 +774,138 @@ static int livemgr_scan_pid(struct livemgr *lm, int procfd, const char *name)
 	return rc;
 }
 
+/* Whether the walk of /proc found the directory st already (as a manager's, or as
+ * someone's it is not). */
+static bool livemgr_seen_dir(const struct livemgr *lm, const struct stat *st)
+{
+	const struct livemgr_entry *e;
+	TAILQ_FOREACH (e, &lm->entries, link)
+		if (e->seen && !e->by_lock && e->dev == st->st_dev && e->ino == st->st_ino)
+			return true;
+	return false;
+}
+
+/* One entry name of a watched base: a directory of the owner's, not one of the caller's
+ * own (livemgr_exclude), not found by the walk of /proc, whose lock is held exclusive
+ * and that no reclaimer marks, is a live manager's found by its lock (livemgr.c, "Found
+ * by their lock"); its journal then decides (livemgr_open). Returns 0, or -1 when it
+ * cannot tell. */
+static int livemgr_consider_locked(struct livemgr *lm, int basefd, const char *name)
+{
+	struct stat st, here;
+	/* The owner's directories only, before any open: the others cost one stat. */
+	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != lm->owner || livemgr_is_excluded(lm, &st) || livemgr_seen_dir(lm, &st))
+		return 0;
+	struct livemgr_entry *e = livemgr_find(lm, 0, &st);
+	if (e && e->seen)
+		return 0; /* reached through another base (a bind mount of it) */
+	int dirfd = e ? e->dirfd
+		      : openat(basefd, name,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (dirfd < 0)
+		return 0; /* gone, replaced by a symlink, or not the owner's to enter */
+	int rc = 0;
+	if (fstat(dirfd, &here) < 0 || here.st_dev != st.st_dev || here.st_ino != st.st_ino ||
+	    here.st_uid != lm->owner)
+		goto not_manager; /* replaced meanwhile */
+	int locked = livemgr_locked(dirfd);
+	if (locked < 0) {
+		log_warn("livemgr: cannot test the lock of the manager directory %s: %s; nothing "
+			 "is unlinked",
+			 e ? e->who : "in a temp base", strerror(errno));
+		rc = -1;
+		goto not_manager;
+	}
+	if (!locked || mgrdir_marked(dirfd))
+		goto not_manager; /* dead, or a reclaimer's while it reclaims it */
+	if (e) {
+		e->seen = true;
+		livemgr_journal_same(e);
+		if (!e->j && !e->foreign && livemgr_open(lm, e, &here) < 0)
+			return -1;
+		return 0;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		log_warn("livemgr: out of memory; nothing is unlinked");
+		rc = -1;
+		goto not_manager;
+	}
+	*e = (struct livemgr_entry){ .pid = 0,
+				     .dev = st.st_dev,
+				     .ino = st.st_ino,
+				     .dirfd = dirfd,
+				     .holder_fd = -1,
+				     .by_lock = true,
+				     .seen = true };
+	/* Its name as found (only the owner's, but made printable all the same). */
+	char shown[NAME_MAX + 1];
+	size_t k = 0;
+	for (const char *c = name; *c && k + 1 < sizeof(shown); c++)
+		shown[k++] = *c > 0x20 && *c < 0x7f ? *c : '?';
+	shown[k] = '\0';
+	snprintf(e->who, sizeof(e->who), "live manager %.24s (its pid is not visible here)", shown);
+	log_debug("livemgr: %s: found by its lock, its holder not in this /proc", e->who);
+	TAILQ_INSERT_TAIL(&lm->entries, e, link);
+	return livemgr_open(lm, e, &here);
+not_manager:
+	if (e) {
+		TAILQ_REMOVE(&lm->entries, e, link);
+		livemgr_entry_free(e);
+	} else {
+		close(dirfd);
+	}
+	return rc;
+}
+
+/* The watched bases, one readdir each, after the walk of /proc (livemgr.c, "Found by
+ * their lock"). Returns 0, or -1 when it cannot tell. */
+static int livemgr_scan_bases(struct livemgr *lm)
+{
+	for (size_t i = 0; i < lm->nbases; i++) {
+		/* A fresh open, not a dup: a dup shares the caller's offset. */
+		int fd = openat(lm->bases[i], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!d) {
+			int saved = errno;
+			if (fd >= 0)
+				close(fd);
+			if (saved == EACCES || saved == ENOENT) {
+				/* The owner may not list it (we act as the owner): a manager of the
+				 * owner's there is found by /proc only, as before (a base it may
+				 * write but not read is a strange one); or it was removed since
+				 * the caller opened it, and holds nothing now. */
+				log_debug("livemgr: a temp base uid %u cannot list: %s; skipped",
+					  (unsigned)lm->owner, strerror(saved));
+				continue;
+			}
+			log_warn("livemgr: cannot list a temp base for live managers: %s; nothing "
+				 "is unlinked",
+				 strerror(saved));
+			return -1;
+		}
+		int rc = 0;
+		struct dirent *de;
+		errno = 0;
+		while (rc == 0 && (de = readdir(d))) {
+			if (mgrdir_is_name(de->d_name))
+				rc = livemgr_consider_locked(lm, lm->bases[i], de->d_name);
+			errno = 0;
+		}
+		if (rc == 0 && errno) {
+			log_warn("livemgr: reading a temp base for live managers: %s; nothing is "
+				 "unlinked",
+				 strerror(errno));
+			rc = -1;
+		}
+		closedir(d);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void livemgr_walk(struct livemgr *lm)
 {
 	struct livemgr_entry *e, *next;
@@ -728,6 +945,9 @@ static void livemgr_walk(struct livemgr *lm)
 			lm->unknown = true;
 		}
 		closedir(d);
+		/* After /proc, so a manager found there keeps its pid in reports. */
+		if (!lm->unknown && livemgr_scan_bases(lm) < 0)
+			lm->unknown = true;
 	}
 	if (procfd >= 0)
 		close(procfd);
@@ -769,10 +989,20 @@ static int livemgr_recheck(struct livemgr *lm)
 			livemgr_entry_free(e);
 			return -1;
 		}
-		if (locked < 0 || statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0 ||
-		    makedev(stx.stx_dev_major, stx.stx_dev_minor) != e->dev ||
-		    (ino_t)stx.stx_ino != e->ino)
+		if (locked < 0)
 			return -1;
+		if (e->by_lock) {
+			/* No holder to look at: still locked, and by no reclaimer. */
+			if (mgrdir_marked(e->dirfd)) {
+				TAILQ_REMOVE(&lm->entries, e, link);
+				livemgr_entry_free(e);
+				return -1;
+			}
+		} else if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0 ||
+			   makedev(stx.stx_dev_major, stx.stx_dev_minor) != e->dev ||
+			   (ino_t)stx.stx_ino != e->ino) {
+			return -1;
+		}
 		livemgr_journal_same(e);
 		if (!e->j && !e->foreign && livemgr_open_again(lm, e) < 0)
 			return -1;
@@ -823,8 +1053,10 @@ static int livemgr_mark_one(void *arg, const char *name, size_t len)
 		int mid = lo + (hi - lo) / 2;
 		int c = livemgr_cmp(name, len, &mk->rows[mid]);
 		if (c == 0) {
+			/* A pid we can name wins over one found by its lock (0). */
+			if (!mk->held[mid] || mk->holder[mid] <= 0)
+				mk->holder[mid] = mk->pid;
 			mk->held[mid] = true;
-			mk->holder[mid] = mk->pid;
 			break;
 		}
 		if (c < 0)
@@ -844,7 +1076,7 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 	}
 	if (n <= 0)
 		return 0;
-	if (lm->unknown)
+	if (lm->unknown || lm->exclude_failed)
 		return -1;
 	struct livemgr_marking mk = { .rows = rows, .n = n, .held = held, .holder = holder };
 	int rc = 0;
@@ -869,21 +1101,28 @@ int livemgr_mark(struct livemgr *lm, const struct journal_row *rows, int n, bool
 		mk.pid = e->pid;
 		if (journal_names_between(e->j, &rows[0], &rows[n - 1], livemgr_mark_one, &mk) <
 		    0) {
-			log_warn("livemgr: the journal of live manager pid %d: %s", (int)e->pid,
-				 journal_error(e->j));
+			log_warn("livemgr: the journal of %s: %s", e->who, journal_error(e->j));
 			rc = -1;
 		}
 	}
 	return rc;
 }
 
-pid_t livemgr_unreadable(const struct livemgr *lm)
+bool livemgr_unreadable(const struct livemgr *lm, pid_t *pid)
 {
+	bool any = false;
+	*pid = 0;
 	const struct livemgr_entry *e;
-	TAILQ_FOREACH (e, &lm->entries, link)
-		if (!e->j && e->unreadable)
-			return e->pid;
-	return 0;
+	TAILQ_FOREACH (e, &lm->entries, link) {
+		if (e->j || !e->unreadable)
+			continue;
+		any = true;
+		if (e->pid > 0) {
+			*pid = e->pid; /* one we can name, for the report */
+			break;
+		}
+	}
+	return any;
 }
 
 unsigned livemgr_count(const struct livemgr *lm)

@@ -779,6 +779,11 @@ static void *manager_reclaim_thread(void *arg)
 		 * gives it the rest of the grace it would have had (SECURITY.md). */
 		.young_s = m->cfg.prune_grace_s,
 		.now_us = util_wall_us(),
+		/* Siblings our /proc does not show (we run in a container) are found by
+		 * their lock in our base; our own directory is not another's. */
+		.live_bases = &basefd,
+		.nlive_bases = 1,
+		.own_dirfd = m->reclaim_dirfd,
 	};
 	int failed = reclaim_base(&opts, basefd, geteuid(), NULL, NULL);
 	if (failed > 0)
@@ -1545,6 +1550,13 @@ static bool manager_reclaim_own(struct manager *m)
 			 m->dirpath);
 		return false;
 	}
+	/* A name of ours that a manager our /proc does not show (we run in a container)
+	 * registered too is found by its lock in our base (livemgr.h), and handed over. */
+	int basefd = open(m->cfg.tmpbase, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (basefd < 0)
+		log_info("manager: shutdown: open %s: %s; live managers only /proc shows are "
+			 "consulted",
+			 m->cfg.tmpbase, strerror(errno));
 	/* Young rows stay: a client told OK a moment ago creates its object next, and the
 	 * directory then stays, dead, for a sweep or the next manager to reclaim it. */
 	struct reclaim_opts opts = { .inuse = idx,
@@ -1552,10 +1564,15 @@ static bool manager_reclaim_own(struct manager *m)
 				     .boot_id = m->boot_id,
 				     .now_s = util_wall_s(),
 				     .now_us = util_wall_us(),
-				     .young_s = m->cfg.prune_grace_s };
+				     .young_s = m->cfg.prune_grace_s,
+				     .live_bases = basefd >= 0 ? &basefd : NULL,
+				     .nlive_bases = basefd >= 0 ? 1 : 0,
+				     .own_dirfd = m->dirfd };
 	struct reclaim_report rep = { .status = RECLAIM_REMOVED };
-	int rc = reclaim_journal(&opts, m->journal, geteuid(), &rep);
+	int rc = reclaim_journal(&opts, m->journal, m->dirfd, geteuid(), &rep);
 	inuse_free(idx);
+	if (basefd >= 0)
+		close(basefd);
 	if (rc < 0) {
 		log_warn("manager: shutdown: %s; leaving %s for `shmwarden sweep`", rep.detail,
 			 m->dirpath);

@@ -45,10 +45,11 @@ struct reclaim_probe {
 	const char *invalid; /* why the name is not a valid one; nothing else was done */
 	int stat_errno;      /* 0: info is the object's */
 	struct shmobj_info info;
-	bool held; /* a live manager's journal lists the name */
-	pid_t holder;
-	pid_t unreadable; /* a live manager whose journal cannot be read, 0 none: it may
-			   * hold the name (livemgr_unreadable) */
+	bool held;            /* a live manager's journal lists the name */
+	pid_t holder;         /* its pid, 0 when not visible here (found by its lock) */
+	bool unreadable;      /* a live manager's journal cannot be read: it may hold the
+			       * name (livemgr_unreadable) */
+	pid_t unreadable_pid; /* its pid, 0 when not visible here */
 };
 
 const char *reclaim_status_str(enum reclaim_status st)
@@ -169,16 +170,18 @@ static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const
  * is compared with the one checked, inode and birth time, by statx on the fd, and the
  * lease is taken on that same open file), and while we hold the lease an open by anyone
  * else, anywhere, waits for us (its O_NONBLOCK open fails), so nobody can start using
- * the object between the kernel's answer and the unlink. The name is looked at once more
- * after the lease is granted (inode and birth time), so an object renamed over it since
- * the open is not unlinked (SECURITY.md, "A fresh view"); the caller unlinks, then
- * closes *fd, which releases the lease and lets a waiting opener go on with the inode it
- * had already looked up, now nameless: what an open a moment before the unlink gets.
+ * the object between the kernel's answer and the unlink. But only for a while: the
+ * kernel breaks the lease, and lets the opener through, after fs.lease-break-time (45 s
+ * by default), so a reclaimer stopped that long between here and its unlink (SIGSTOP, a
+ * frozen cgroup, a starved sweep) no longer holds what it was granted. Hence
+ * reclaim_still_ours right before the unlink. The caller unlinks, then closes *fd, which
+ * releases the lease and lets a waiting opener go on with the inode it had already
+ * looked up, now nameless: what an open a moment before the unlink gets.
  * A crash costs nothing: a reclaimer killed while it holds the lease loses it with its
  * fd, and the object is unlinked or not while its row is still journaled (rows are
  * dropped only after the unlink, at the page's commit), so the next pass finds it gone
- * or asks the kernel again. What it costs: an openat, a statx of the fd, the fcntl and a
- * close per object over the plain path's two statx and the unlinkat (SECURITY.md, "No
+ * or asks the kernel again. What it costs: an openat, a statx of the fd, two fcntls and
+ * a close per object over the plain path's two statx and the unlinkat (SECURITY.md, "No
  * unlink without the kernel's lease", has the figures).
  * Returns 0 with *fd holding the lease, 1 when someone else has the object open, 2 when
  * the name leads to another object now, -1 with errno when the lease cannot be had
@@ -186,16 +189,26 @@ static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const
 static int reclaim_lease(const struct reclaim_opts *opts, unsigned lease_flags, const char *name,
 			 const struct shmobj_info *st, int *fd)
 {
-	int rc = shmobj_lease_object(opts->shm_dirfd, name, st, lease_flags, fd);
-	if (rc != 0)
-		return rc;
+	return shmobj_lease_object(opts->shm_dirfd, name, st, lease_flags, fd);
+}
+
+/* Asked last, right before the unlink, in this order: the lease on fd is still ours and
+ * unbroken, then the name still leads to the object leased. F_GETLEASE says F_WRLCK
+ * only for an intact write lease: while an opener breaks it, it says the type the
+ * breaker waits for (F_UNLCK, or F_RDLCK), and after fs.lease-break-time the kernel has
+ * removed it (F_UNLCK). Then the name is looked at once more (inode and birth time), so
+ * an object renamed over it since the open is not unlinked (SECURITY.md, "A fresh
+ * view"). Returns 0 when both hold, 1 when the lease is broken or gone (someone opened
+ * the object meanwhile), 2 when the name leads to another object now. */
+static int reclaim_still_ours(const struct reclaim_opts *opts, const char *name,
+			      const struct shmobj_info *st, int fd)
+{
+	if (fcntl(fd, F_GETLEASE) != F_WRLCK)
+		return 1;
 	struct shmobj_info now;
 	if (shmobj_info(opts->shm_dirfd, name, &now) < 0 || now.dev != st->dev ||
-	    now.ino != st->ino || now.btime_ns != st->btime_ns) {
-		close(*fd);
-		*fd = -1;
+	    now.ino != st->ino || now.btime_ns != st->btime_ns)
 		return 2;
-	}
 	return 0;
 }
 
@@ -308,9 +321,14 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		/* A live manager registered the name since: the object is in its care now,
 		 * whichever object it is. Handed over: the row goes, the object stays. */
 		r->handed_over++;
-		log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, not "
-			 "unlinked",
-			 who, PN, (int)p->holder);
+		if (p->holder > 0)
+			log_info("reclaim: %s: %s: registered by live manager pid %d; handed over, "
+				 "not unlinked",
+				 who, PN, (int)p->holder);
+		else
+			log_info("reclaim: %s: %s: registered by a live manager found by its lock "
+				 "(its pid is not visible here); handed over, not unlinked",
+				 who, PN);
 		return RECLAIM_DROP;
 	}
 	if (!reclaim_is_journaled(row, &st)) {
@@ -334,9 +352,15 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		 * have registered the name since, and its object be in flight between its
 		 * clients: cannot tell means keep, as long as it lives. */
 		if (r->live_unreadable++ == 0)
-			r->live_unreadable_pid = p->unreadable;
-		log_info("reclaim: %s: %s: kept: the journal of live manager pid %d cannot be read",
-			 who, PN, (int)p->unreadable);
+			r->live_unreadable_pid = p->unreadable_pid;
+		if (p->unreadable_pid > 0)
+			log_info("reclaim: %s: %s: kept: the journal of live manager pid %d cannot "
+				 "be read",
+				 who, PN, (int)p->unreadable_pid);
+		else
+			log_info("reclaim: %s: %s: kept: the journal of a live manager (its pid is "
+				 "not visible here) cannot be read",
+				 who, PN);
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	}
 	switch (h) {
@@ -410,8 +434,28 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		}
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	}
-	/* The lease is ours and the name still leads to the checked object: nobody has it
-	 * open, and nobody can open it until we close lfd. */
+	/* The lease was granted: nobody had it open then. Whether that still holds is asked
+	 * last, with the name's identity (reclaim_still_ours). */
+	rc = reclaim_still_ours(opts, row->name, &st, lfd);
+	if (rc == 1) {
+		/* An open came while we held the lease (it waits for us, or it has been let
+		 * through by the break's timeout and may map the object now): in use. */
+		close(lfd);
+		r->lease_held++;
+		log_info("reclaim: %s: %s: kept: opened by another process while this reclaimer "
+			 "held the lease (the lease was broken)",
+			 who, PN);
+		return reclaim_keep_in_use(opts, row, &st, learned, r);
+	}
+	if (rc == 2) {
+		close(lfd);
+		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
+			 "pass",
+			 who, PN);
+		return RECLAIM_KEEP;
+	}
+	/* The lease is ours and unbroken, and the name still leads to the checked object:
+	 * nobody has it open, and an opener waits until we close lfd. */
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
 		int uerr = errno;
 		close(lfd);
@@ -439,7 +483,7 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 #undef PN
 }
 
-int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t owner,
+int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirfd, uid_t owner,
 		    struct reclaim_report *report)
 {
 	int rc = -1;
@@ -470,6 +514,14 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			snprintf(report->detail, sizeof(report->detail), "out of memory");
 			goto out;
 		}
+		/* Managers no /proc of ours shows are found by their lock in the bases we
+		 * walk; ours (this journal's directory, a restarted manager's own) are not
+		 * others'. */
+		livemgr_watch(live, opts->live_bases, opts->nlive_bases);
+		if (dirfd >= 0)
+			livemgr_exclude(live, dirfd);
+		if (opts->nlive_bases && opts->own_dirfd >= 0)
+			livemgr_exclude(live, opts->own_dirfd);
 	}
 	struct journal_row after;
 	bool resume = false;
@@ -506,14 +558,20 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 			}
 			livemgr_refresh(live, newest);
 			live_unknown = livemgr_mark(live, rows, n, held, holder) < 0;
-			pid_t unreadable = livemgr_unreadable(live);
+			pid_t unreadable_pid;
+			bool unreadable = livemgr_unreadable(live, &unreadable_pid);
 			for (int i = 0; i < n; i++) {
 				probe[i].held = held[i];
 				probe[i].holder = holder[i];
 				probe[i].unreadable = unreadable;
+				probe[i].unreadable_pid = unreadable_pid;
 			}
 		}
 		bool adopted = false;
+		/* Each lease of the page is taken and released here: a Ctrl-Z comes after
+		 * the page, not while an opener would wait on us (shmobj_stops_hold). */
+		sigset_t stops;
+		shmobj_stops_hold(&stops);
 		for (int i = 0; i < n; i++) {
 			learned[i].identified = false;
 			enum reclaim_action a;
@@ -531,6 +589,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 				/* The row keeps its registration time and carries the object's
 				 * identity, so the adopter's own reclaim judges the same object. */
 				if (journal_adopt(opts->adopt_into, &learned[i]) < 0) {
+					shmobj_stops_restore(&stops);
 					snprintf(report->detail, sizeof(report->detail),
 						 "adopting journal: %s",
 						 journal_error(opts->adopt_into));
@@ -539,6 +598,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t ow
 				adopted = true;
 			}
 		}
+		shmobj_stops_restore(&stops);
 		if (opts->dry_run)
 			continue;
 		/* Write-ahead across journals: the adopter's commit lands before the
@@ -710,7 +770,7 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		reclaim_remove(opts, basefd, name, p.dirfd, r);
 		goto out;
 	}
-	if (reclaim_journal(opts, j, p.owner, r) < 0) {
+	if (reclaim_journal(opts, j, p.dirfd, p.owner, r) < 0) {
 		r->status = RECLAIM_ERROR;
 		goto out;
 	}
@@ -733,7 +793,7 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 	unsigned in_use = r->in_use - r->adopted;
 	unsigned young = opts->adopt_into ? 0 : r->young; /* adopted ones left no row */
 	long long other = left - in_use - young;
-	char more[200] = "";
+	char more[400] = "";
 	if (young)
 		snprintf(more, sizeof(more), ", %u not created yet", young);
 	if (other > 0)
@@ -743,10 +803,15 @@ int reclaim_dir(const struct reclaim_opts *opts, int basefd, const char *name,
 		snprintf(more + strlen(more), sizeof(more) - strlen(more),
 			 ", %u of them: holder not inspectable (pid %d)", r->not_inspectable,
 			 (int)r->not_inspectable_pid);
-	if (r->live_unreadable)
+	if (r->live_unreadable && r->live_unreadable_pid > 0)
 		snprintf(more + strlen(more), sizeof(more) - strlen(more),
 			 ", %u of them: the journal of live manager pid %d cannot be read",
 			 r->live_unreadable, (int)r->live_unreadable_pid);
+	else if (r->live_unreadable)
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+			 ", %u of them: the journal of a live manager (its pid is not visible "
+			 "here) cannot be read",
+			 r->live_unreadable);
 	if (r->lease_held)
 		snprintf(
 			more + strlen(more), sizeof(more) - strlen(more),

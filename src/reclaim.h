@@ -79,6 +79,13 @@ struct reclaim_opts {
 				     * itself: its log line is info, not a second warn */
 	bool no_live_check;         /* skip looking for live managers' names (tests that
 				     * run against a fake /dev/shm) */
+	const int *live_bases;      /* the temp bases whose locked, unmarked manager
+				     * directories count as live managers even when no process
+				     * we can see holds them (livemgr_watch): every base the
+				     * reclaimer walks; NULL none */
+	size_t nlive_bases;         /* how many */
+	int own_dirfd;              /* with nlive_bases: the caller's own manager directory
+				     * (a manager's), never taken for another's; -1 none */
 };
 
 enum reclaim_status {
@@ -123,10 +130,12 @@ struct reclaim_report {
 	unsigned live_unreadable;   /* of in_use: kept because a live manager of the owner's
 				   * whose journal cannot be read (another schema version)
 				   * may hold them */
-	pid_t live_unreadable_pid;  /* the first such manager */
+	pid_t live_unreadable_pid;  /* the first such manager, 0 when its pid is not visible
+				     * here (found by its lock: livemgr.h) */
 	unsigned lease_held;        /* of in_use: no task in our /proc view holds them, but
 				    * the kernel refused the lease (someone has them open:
-				    * a holder outside this view) */
+				    * a holder outside this view), or broke it before the
+				    * unlink (someone opened them meanwhile) */
 	unsigned lease_unavailable; /* of in_use: no task in our view holds them, and the
 				     * kernel could not be asked (leases disabled, or the
 				     * object could not be opened to ask) */
@@ -137,9 +146,10 @@ struct reclaim_report {
 const char *reclaim_status_str(enum reclaim_status st);
 
 /* Handles every row of an open, locked journal whose objects must belong to owner.
- * The caller holds the directory lock. Returns 0 (report filled) or -1 (I/O error,
+ * The caller holds the directory lock; dirfd is that directory (never taken for a live
+ * manager's), -1 when there is none. Returns 0 (report filled) or -1 (I/O error,
  * report->detail says). */
-int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, uid_t owner,
+int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirfd, uid_t owner,
 		    struct reclaim_report *report);
 
 /* The whole procedure for one directory basefd/name: mgrdir_probe (safety checks,

@@ -188,9 +188,14 @@ void report_print_text(FILE *f, const char *cmd, const char *path, const struct 
 		else if (r->not_inspectable)
 			fprintf(f, "; %u kept: holder not inspectable (pid hidden by /proc)",
 				r->not_inspectable);
-		if (r->live_unreadable)
+		if (r->live_unreadable && r->live_unreadable_pid > 0)
 			fprintf(f, "; %u kept: the journal of live manager pid %d cannot be read",
 				r->live_unreadable, (int)r->live_unreadable_pid);
+		else if (r->live_unreadable)
+			fprintf(f,
+				"; %u kept: the journal of a live manager (its pid is not visible "
+				"here) cannot be read",
+				r->live_unreadable);
 		if (r->lease_held)
 			fprintf(f,
 				"; %u kept: open, says the kernel's lease, by a holder outside "
@@ -262,7 +267,7 @@ static void report_json_object(FILE *f, const char *path, const struct reclaim_r
 	else
 		fputs(",\"not_inspectable_pid\":null", f);
 	fprintf(f, ",\"live_unreadable\":%u", r->live_unreadable);
-	if (r->live_unreadable)
+	if (r->live_unreadable && r->live_unreadable_pid > 0)
 		fprintf(f, ",\"live_unreadable_pid\":%d", (int)r->live_unreadable_pid);
 	else
 		fputs(",\"live_unreadable_pid\":null", f);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,5 +174,32 @@ int util_path_trusted(const char *path, uid_t uid, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int util_raise_nofile(unsigned long long *was)
+{
+	struct rlimit rl;
+	*was = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	*was = (unsigned long long)rl.rlim_cur;
+	if (rl.rlim_cur >= rl.rlim_max)
+		return 0;
+	rlim_t old = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		return 0;
+	/* An infinite hard limit is refused above fs.nr_open: take that. */
+	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+	unsigned long nr_open = 0;
+	if (f) {
+		if (fscanf(f, "%lu", &nr_open) != 1)
+			nr_open = 0;
+		fclose(f);
+	}
+	rl.rlim_cur = (rlim_t)nr_open;
+	if (nr_open <= old || rl.rlim_cur > rl.rlim_max || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
 	return 0;
 }

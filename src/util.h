@@ -50,6 +50,11 @@ const char *util_tmpbase_var(void);
  * replaced by someone else). */
 int util_path_trusted(const char *path, uid_t uid, char *err, size_t errlen);
 
+/* Raises the soft RLIMIT_NOFILE to the hard limit (or fs.nr_open, when the hard one is
+ * infinite), as servers do: the soft limit exists for select(), which nothing here uses.
+ * 0 when raised or already there; -1 when it could not be, with *was the soft limit. */
+int util_raise_nofile(unsigned long long *was);
+
 /* Formats a byte count as "1.5 MiB" into buf. */
 const char *util_human_bytes(uint64_t bytes, char *buf, size_t len);
 

@@ -342,7 +342,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					     .adopt_into = a,
 					     .now_s = 2,
 					     .no_live_check = true };
-		rc = reclaim_journal(&opts, j, geteuid(), &rep);
+		rc = reclaim_journal(&opts, j, -1, geteuid(), &rep);
 		FUZZ_CHECK(rc == 0 || rc == -1);
 		int64_t after = journal_count(j);
 		if (rc == 0 && dry_run)

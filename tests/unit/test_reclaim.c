@@ -570,7 +570,7 @@ static void test_journal_decisions(void)
 	struct reclaim_report r;
 	memset(&r, 0, sizeof(r));
 	f.opts.dry_run = true;
-	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK(reclaim_journal(&f.opts, j, -1, geteuid(), &r) == 0);
 	CHECK_EQ_INT(r.unlinked, 1);
 	CHECK_EQ_INT(r.gone, 1);
 	CHECK_EQ_INT(r.in_use, 1);
@@ -581,7 +581,7 @@ static void test_journal_decisions(void)
 	f.opts.dry_run = false;
 
 	memset(&r, 0, sizeof(r));
-	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK(reclaim_journal(&f.opts, j, -1, geteuid(), &r) == 0);
 	CHECK_EQ_INT(r.unlinked, 1);
 	CHECK_EQ_INT(r.gone, 1);
 	CHECK_EQ_INT(r.in_use, 1);
@@ -597,7 +597,7 @@ static void test_journal_decisions(void)
 	/* Again, adopting: the in-use name moves, nothing is lost. */
 	memset(&r, 0, sizeof(r));
 	f.opts.adopt_into = a;
-	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK(reclaim_journal(&f.opts, j, -1, geteuid(), &r) == 0);
 	CHECK_EQ_INT(r.in_use, 1);
 	CHECK_EQ_INT(r.adopted, 1);
 	CHECK_EQ_INT(journal_count(j), 0);
@@ -632,7 +632,7 @@ static void test_journal_many_pages(void)
 	CHECK(journal_commit(j) == 0);
 	struct reclaim_report r;
 	memset(&r, 0, sizeof(r));
-	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK(reclaim_journal(&f.opts, j, -1, geteuid(), &r) == 0);
 	CHECK_EQ_INT(r.unlinked, N / 2);
 	CHECK_EQ_INT(r.gone, N / 2);
 	CHECK_EQ_INT(journal_count(j), 0);
@@ -1222,7 +1222,7 @@ static void test_journal_young_rows_kept(void)
 	f.opts.young_s = 10;
 	struct reclaim_report r;
 	memset(&r, 0, sizeof(r));
-	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK(reclaim_journal(&f.opts, j, -1, geteuid(), &r) == 0);
 	CHECK_EQ_INT(r.young, 2);
 	CHECK_EQ_INT(r.gone, 3);
 	CHECK_EQ_INT(journal_count(j), 2);
@@ -1323,7 +1323,7 @@ static void test_journal_birth_window_exact(void)
 	CHECK(journal_commit(j) == 0);
 	struct reclaim_report r;
 	memset(&r, 0, sizeof(r));
-	CHECK(reclaim_journal(&f.opts, j, geteuid(), &r) == 0);
+	CHECK(reclaim_journal(&f.opts, j, -1, geteuid(), &r) == 0);
 	CHECK_EQ_INT(r.unlinked, 1);
 	CHECK_EQ_INT(r.refused, 1);
 	CHECK_EQ_INT(r.reused, 1);
