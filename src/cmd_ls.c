@@ -159,7 +159,8 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 }
 
 /* Held by a task we inspected, or, as the reclaimers judge it, the kernel's lease check
- * says someone has it open (taken and dropped at once: nothing changes): a holder we
+ * says someone has it open (taken and dropped at once: nothing changes; a write lease,
+ * as theirs: a read lease is granted while others have it open read-only): a holder we
  * could not inspect, or one outside our /proc view (another pid namespace, io_uring,
  * overlayfs). When no lease can be had (leases disabled: EINVAL; not the owner from here:
  * EACCES) we cannot tell, and a reclaimer would keep it: "holder not inspectable" when a
@@ -169,9 +170,14 @@ static enum ls_use ls_in_use(const struct ls_opts *o, const char *name, const st
 	pid_t blind;
 	if (inuse_holds(o->inuse, st->st_dev, st->st_ino))
 		return LS_IN_USE;
+	/* The lease lasts from its grant to this close, but an opener in that span waits
+	 * for it: a Ctrl-Z of `ls` comes after the close (shmobj_stops_hold). */
+	sigset_t stops;
+	shmobj_stops_hold(&stops);
 	int fd, rc = shmobj_lease(o->shm_dirfd, name, st->st_dev, st->st_ino, &fd);
 	if (fd >= 0)
 		close(fd);
+	shmobj_stops_restore(&stops);
 	if (rc >= 0)
 		return rc == 0 ? LS_UNUSED : LS_IN_USE;
 	return inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind) ? LS_NOT_INSPECTABLE

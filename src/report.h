@@ -21,7 +21,7 @@ struct report_totals {
 	unsigned handed_over;       /* rows a live manager registered since */
 	unsigned live_unreadable;   /* of in_use: a live manager's journal cannot be read */
 	unsigned lease_held;        /* of in_use: open, says the kernel, by a holder outside
-				   * the /proc view */
+				   * the /proc view, or opened while the lease was ours */
 	unsigned lease_unavailable; /* of in_use: the kernel's lease could not be asked */
 	unsigned young;             /* kept: not created yet, registered within the grace */
 	uint64_t bytes;

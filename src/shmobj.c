@@ -167,6 +167,23 @@ int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_inf
 	return 0;
 }
 
+void shmobj_stops_hold(sigset_t *old)
+{
+	/* Only SIGTSTP: SIGTTIN and SIGTTOU stop a background process at its terminal I/O,
+	 * which comes after the lease's close (the reclaimers log once it is released), and
+	 * blocking SIGTTOU would let a background write through. pthread_sigmask: the
+	 * manager reclaims in a thread of its own. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTSTP);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void shmobj_stops_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, int *fd)
 {
 	struct shmobj_info want = { .dev = dev, .ino = ino };

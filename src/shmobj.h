@@ -4,6 +4,7 @@
 #ifndef SHMWARDEN_SHMOBJ_H
 #define SHMWARDEN_SHMOBJ_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,15 @@ int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, in
 #define SHMOBJ_LEASE_SIGIO_IGNORED 1u
 int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_info *want,
 			unsigned flags, int *fd);
+/* Holds back SIGTSTP (a terminal's Ctrl-Z, a shell's `kill -TSTP`) in the calling thread
+ * while it may hold leases, and lets it come after: a process stopped while it holds a
+ * lease makes every opener of that object wait up to fs.lease-break-time (45 s), and a
+ * reclaimer's lease broken that way costs a keep. *old receives the mask to restore with
+ * shmobj_stops_restore. SIGSTOP and a frozen cgroup cannot be held back: the reclaimer
+ * still checks its lease before each unlink (reclaim.c). */
+void shmobj_stops_hold(sigset_t *old);
+void shmobj_stops_restore(const sigset_t *old);
+
 /* statx of the object (no symlink followed): 0, or -1 with errno (ENOENT: gone). */
 int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
 
