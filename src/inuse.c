@@ -268,8 +268,14 @@ static int inuse_scan_fds(struct inuse_scan_ctx *ctx, int taskfd)
 				rc = 1; /* became undumpable, or changed credentials, meanwhile */
 				break;
 			}
-			if (!inuse_gone(errno)) {
+			if (errno == ENOMEM) {
 				rc = -1;
+				break;
+			}
+			if (!inuse_gone(errno)) {
+				/* The file's own failure (a FUSE file whose daemon died, a
+				 * stale NFS handle): what this task holds cannot be told. */
+				rc = 1;
 				break;
 			}
 			errno = 0;

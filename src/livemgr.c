@@ -287,6 +287,12 @@ static bool livemgr_gone(int err)
 	return err == ENOENT || err == ESRCH;
 }
 
+/* Whether err is a want of resources (descriptors, memory): no answer about anything. */
+static bool livemgr_resource(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM;
+}
+
 /* Whether err is the kernel refusing us pid's descriptors (ptrace_may_access: not the
  * same uids and gids, or not dumpable). */
 static bool livemgr_denied(int err)
@@ -751,8 +757,8 @@ static void livemgr_held_name(int fddir, const char *fdname, bool removed, char 
  * unlink.
  *
  * Returns 1 when the kernel refuses us the descriptor (EACCES, EPERM: the holder is not
- * ours to inspect; livemgr_blind decides), and only ENOENT or ESRCH mean "gone": any
- * other failure is -1. */
+ * ours to inspect) or the file cannot be looked at (livemgr_blind decides, by the
+ * holder); only ENOENT or ESRCH mean "gone"; out of descriptors or memory is -1. */
 static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char *fdname)
 {
 	struct stat st, here;
@@ -763,12 +769,19 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		  STATX_TYPE | STATX_MODE | STATX_UID | STATX_INO, &stx) < 0) {
 		if (livemgr_gone(errno))
 			return 0; /* closed meanwhile */
-		if (livemgr_denied(errno))
-			return 1; /* its fd table is listed but not ours to follow */
-		log_warn("livemgr: pid %d: cannot look at its descriptor %s: %s; nothing is "
-			 "unlinked",
-			 (int)pid, fdname, strerror(errno));
-		return -1;
+		if (livemgr_resource(errno)) {
+			log_warn("livemgr: pid %d: cannot look at its descriptor %s: %s; nothing "
+				 "is unlinked",
+				 (int)pid, fdname, strerror(errno));
+			return -1;
+		}
+		/* Refused (its fd table is listed but not ours to follow), or the file's own
+		 * failure (a FUSE file whose daemon died: ENOTCONN; a stale NFS handle): what
+		 * it holds cannot be told, so it is looked at as a process we may not inspect
+		 * (livemgr_blind: kept for if it may be a manager, by its name), not made to
+		 * stop every reclaim for as long as anyone holds such a file. */
+		log_debug("livemgr: pid %d: descriptor %s: %s", (int)pid, fdname, strerror(errno));
+		return 1;
 	}
 	if (!S_ISDIR(stx.stx_mode) || stx.stx_uid != lm->owner)
 		return 0; /* no manager directory of ours */
@@ -791,7 +804,7 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		if (dirfd < 0) {
 			if (livemgr_gone(errno))
 				return 0; /* closed meanwhile */
-			if (livemgr_denied(errno))
+			if (!livemgr_resource(errno))
 				return 1; /* not dumpable, or its credentials changed, since */
 			log_warn("livemgr: pid %d: cannot open a directory of uid %u it holds: %s; "
 				 "nothing is unlinked",
