@@ -51,7 +51,7 @@ static const char ls_usage[] =
 	"  --prune-grace SECONDS\n"
 	"                 the grace to judge names by, as sweep's --prune-grace: whole\n"
 	"                 seconds, 0 to 86400000 (default 10); 0: every name whose object\n"
-	"                 does not exist is (gone)\n"
+	"                 does not exist is (gone), as a sweep with 0 drops it at once\n"
 	"  Exit status: 0 listed (even if some journal is unreadable), 1 a base cannot\n"
 	"  be read, 2 usage (a malformed pattern included). A reader that goes away\n"
 	"  early (| head): SIGPIPE ends ls quietly, as any filter (the shell's 141).\n";
@@ -97,6 +97,7 @@ enum ls_use {
 
 struct ls_object {
 	char name[64];
+	size_t len; /* of name, which may hold a NUL (a journal's blob): the text shows it all */
 	bool valid, exists;
 	enum ls_use use;
 	bool young;     /* not created yet: a reclaimer keeps the name (ls_row) */
@@ -174,7 +175,8 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
 }
 
 /* Held by a task we inspected, or, as the reclaimers judge it, the kernel's lease check
- * says someone has it open (taken and dropped at once: nothing changes): a holder we
+ * says someone has it open (taken and dropped at once: nothing changes; a write lease,
+ * as theirs: a read lease is granted while others have it open read-only): a holder we
  * could not inspect, or one outside our /proc view (another pid namespace, io_uring,
  * overlayfs). When no lease can be had (leases disabled: EINVAL; not the owner from here:
  * EACCES) we cannot tell, and a reclaimer would keep it: "holder not inspectable" when a
@@ -189,9 +191,14 @@ static enum ls_use ls_in_use(const struct ls_opts *o, const char *name, const st
 	 * journal cannot be read keeps it, before any lease is asked. */
 	if (live_unreadable)
 		return LS_LIVE_UNREADABLE;
+	/* The lease lasts from its grant to this close, but an opener in that span waits
+	 * for it: a Ctrl-Z of `ls` comes after the close (shmobj_stops_hold). */
+	sigset_t stops;
+	shmobj_stops_hold(&stops);
 	int fd, rc = shmobj_lease(o->shm_dirfd, name, st->st_dev, st->st_ino, &fd);
 	if (fd >= 0)
 		close(fd);
+	shmobj_stops_restore(&stops);
 	if (rc >= 0)
 		return rc == 0 ? LS_UNUSED : LS_IN_USE;
 	return inuse_blind(o->inuse, st->st_uid, st->st_mode, &blind) ? LS_NOT_INSPECTABLE
@@ -222,7 +229,8 @@ static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct jour
 {
 	struct ls_object obj = { 0 };
 	e->nobjects++;
-	util_strlcpy(obj.name, row->name, sizeof(obj.name));
+	obj.len = row->len < sizeof(obj.name) ? row->len : sizeof(obj.name) - 1;
+	memcpy(obj.name, row->name, obj.len); /* NUL-terminated: obj is zeroed */
 	/* A hostile journal's "/../x" must not make us stat outside /dev/shm. */
 	obj.valid = wire_name_check(row->name, row->len) == NULL;
 	if (stat_errno == 0) {
@@ -489,7 +497,7 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int
 	for (size_t i = 0; o->objects && i < e->nobjs; i++) {
 		const struct ls_object *obj = &e->objs[i];
 		char oname[sizeof(obj->name) * 4], use[128];
-		report_escape(obj->name, oname, sizeof(oname));
+		report_escape_n(obj->name, obj->len, oname, sizeof(oname));
 		if (!obj->valid)
 			printf("    %-48s (not a valid name: never looked up)\n", oname);
 		else if (obj->young)

@@ -74,11 +74,13 @@ bool log_enabled(enum log_level level)
 	return level >= logger.level;
 }
 
-/* Copies s into out (LOG_MSG_MAX + 1 bytes), control bytes as \xHH. A longer message
- * is cut between two characters, never inside a UTF-8 sequence (a journal or a reader
- * that decodes UTF-8 would drop or reject the whole line), and ends by saying how many
- * bytes it lost; lost counts bytes already lost before s (a message not formatted
- * whole, out of memory). */
+/* Copies s into out (LOG_MSG_MAX + 1 bytes), control bytes as \xHH: a guard of the line,
+ * not the escaping of a value (the engine's journaled names and directories are escaped
+ * by report_escape before they are formatted; report.h says why the two differ). A
+ * longer message is cut between two characters, never inside a UTF-8 sequence (a
+ * journal or a reader that decodes UTF-8 would drop or reject the whole line), and ends
+ * by saying how many bytes it lost; lost counts bytes already lost before s (a message
+ * not formatted whole, out of memory). */
 static void log_escape(const char *s, size_t lost, char *out)
 {
 	const size_t room = LOG_MSG_MAX - 48; /* the rest: the note of a cut */

@@ -1502,7 +1502,7 @@ static int manager_start(struct manager *m, char *err, size_t errlen)
 				     .created_at = util_wall_s(),
 				     .has_shm_fs = true,
 				     .shm_dev = fs.dev,
-				     .mnt_ns = fs.mnt_ns,
+				     .mnt_ns = shmobj_mnt_ns_self(),
 				     .has_shm_root = true,
 				     .shm_ino = fs.ino,
 				     .shm_btime_ns = fs.btime_ns,

@@ -125,7 +125,8 @@ static void metrics_format(FILE *f, const struct metrics_sweep *m, int64_t last_
 	metrics_head(f, "shmwarden_sweep_last_objects_lease_held",
 		     "Of the in_use objects of the last sweep, those no task in the sweep's /proc "
 		     "view holds but the kernel's write lease says someone has open (a holder "
-		     "outside that view: another pid namespace, io_uring, overlayfs).");
+		     "outside that view: another pid namespace, io_uring, overlayfs), or opened "
+		     "while the sweep held its lease (the lease was broken).");
 	fprintf(f, "shmwarden_sweep_last_objects_lease_held %u\n", t->lease_held);
 	metrics_head(f, "shmwarden_sweep_last_objects_lease_unavailable",
 		     "Of the in_use objects of the last sweep, those kept because the kernel's "

@@ -971,17 +971,21 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
 			 "%llu; ours is %u:%u in %llu): left for a reclaimer that sees it",
 			 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
 			 (unsigned long long)meta->mnt_ns, major((dev_t)ours.dev),
-			 minor((dev_t)ours.dev), (unsigned long long)ours.mnt_ns);
+			 minor((dev_t)ours.dev), (unsigned long long)shmobj_mnt_ns_self());
 		return true;
 	}
 	if (meta->shm_ino == ours.ino) {
+		/* To the nanosecond: two tmpfs mounted within one second printed as born at
+		 * the same time, exactly when the reason had to tell them apart. */
+		char theirs_born[32], ours_born[32];
 		util_err(p->why, sizeof(p->why),
 			 "its names live in another shm filesystem that had our device number "
-			 "%u:%u and root inode %llu (born %lld, ours %lld: a tmpfs mounted anew "
+			 "%u:%u and root inode %llu (born %s, ours %s: a tmpfs mounted anew "
 			 "after the other was unmounted): left for a reclaimer that sees it",
 			 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
-			 (unsigned long long)ours.ino, (long long)(meta->shm_btime_ns / 1000000000),
-			 (long long)(ours.btime_ns / 1000000000));
+			 (unsigned long long)ours.ino,
+			 util_unix_ns_str(meta->shm_btime_ns, theirs_born, sizeof(theirs_born)),
+			 util_unix_ns_str(ours.btime_ns, ours_born, sizeof(ours_born)));
 		return true;
 	}
 	util_err(p->why, sizeof(p->why),
@@ -991,7 +995,7 @@ static bool mgrdir_probe_foreign(struct mgrdir_probe *p, const struct journal_me
 		 "reclaimer that sees it",
 		 major((dev_t)meta->shm_dev), minor((dev_t)meta->shm_dev),
 		 (unsigned long long)meta->shm_ino, (unsigned long long)meta->mnt_ns,
-		 (unsigned long long)ours.ino, (unsigned long long)ours.mnt_ns);
+		 (unsigned long long)ours.ino, (unsigned long long)shmobj_mnt_ns_self());
 	return true;
 }
 

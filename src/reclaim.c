@@ -30,6 +30,7 @@
 #include "log.h"
 #include "mgrdir.h"
 #include "reclaim.h"
+#include "report.h"
 #include "shmobj.h"
 #include "util.h"
 #include "wire.h"
@@ -104,29 +105,13 @@ static enum reclaim_status reclaim_status_of(enum mgrdir_state st)
 	return RECLAIM_ERROR;
 }
 
-/* Journaled names come from files users write: never let one put control characters
- * into a log line or a terminal. */
-static const char *reclaim_printable(const char *s, size_t len, char *out, size_t outlen)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len && o + 5 < outlen; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			out[o++] = (char)c;
-		} else {
-			snprintf(out + o, outlen - o, "\\x%02x", c);
-			o += 4;
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
-/* The row's name made printable into buf, once: later calls return it as it is. */
+/* The row's name made printable into buf, once: later calls return it as it is. Names
+ * come from files users write: escaped as ls and the reports print them (report.h), so
+ * a log line names an object the way ls does and no name can put a control byte in it. */
 static const char *reclaim_row_name(const struct journal_row *row, char *buf, size_t len)
 {
 	if (!buf[0])
-		reclaim_printable(row->name, row->len, buf, len);
+		report_escape_n(row->name, row->len, buf, len);
 	return buf;
 }
 
@@ -185,16 +170,18 @@ static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const
  * is compared with the one checked, inode and birth time, by statx on the fd, and the
  * lease is taken on that same open file), and while we hold the lease an open by anyone
  * else, anywhere, waits for us (its O_NONBLOCK open fails), so nobody can start using
- * the object between the kernel's answer and the unlink. The name is looked at once more
- * after the lease is granted (inode and birth time), so an object renamed over it since
- * the open is not unlinked (SECURITY.md, "A fresh view"); the caller unlinks, then
- * closes *fd, which releases the lease and lets a waiting opener go on with the inode it
- * had already looked up, now nameless: what an open a moment before the unlink gets.
+ * the object between the kernel's answer and the unlink. But only for a while: the
+ * kernel breaks the lease, and lets the opener through, after fs.lease-break-time (45 s
+ * by default), so a reclaimer stopped that long between here and its unlink (SIGSTOP, a
+ * frozen cgroup, a starved sweep) no longer holds what it was granted. Hence
+ * reclaim_still_ours right before the unlink. The caller unlinks, then closes *fd, which
+ * releases the lease and lets a waiting opener go on with the inode it had already
+ * looked up, now nameless: what an open a moment before the unlink gets.
  * A crash costs nothing: a reclaimer killed while it holds the lease loses it with its
  * fd, and the object is unlinked or not while its row is still journaled (rows are
  * dropped only after the unlink, at the page's commit), so the next pass finds it gone
- * or asks the kernel again. What it costs: an openat, a statx of the fd, the fcntl and a
- * close per object over the plain path's two statx and the unlinkat (SECURITY.md, "No
+ * or asks the kernel again. What it costs: an openat, a statx of the fd, two fcntls and
+ * a close per object over the plain path's two statx and the unlinkat (SECURITY.md, "No
  * unlink without the kernel's lease", has the figures).
  * Returns 0 with *fd holding the lease, 1 when someone else has the object open, 2 when
  * the name leads to another object now, -1 with errno when the lease cannot be had
@@ -202,16 +189,29 @@ static enum reclaim_holder reclaim_holder(const struct reclaim_opts *opts, const
 static int reclaim_lease(const struct reclaim_opts *opts, unsigned lease_flags, const char *name,
 			 const struct shmobj_info *st, int *fd)
 {
-	int rc = shmobj_lease_object(opts->shm_dirfd, name, st, lease_flags, fd);
-	if (rc != 0)
-		return rc;
+	return shmobj_lease_object(opts->shm_dirfd, name, st, lease_flags, fd);
+}
+
+/* Asked last, right before the unlink: the name still leads to the object leased (inode
+ * and birth time), so an object renamed over it since the open is not unlinked
+ * (SECURITY.md, "A fresh view"); then the lease on fd is still ours and unbroken.
+ * F_GETLEASE says F_WRLCK only for an intact write lease: while an opener breaks it, it
+ * says the type the breaker waits for (F_UNLCK, or F_RDLCK), and after
+ * fs.lease-break-time the kernel has removed it (F_UNLCK). The lease last: a process is
+ * stopped (SIGSTOP, a freezer) on its way back from a syscall, so a stop after the
+ * statx is still caught by F_GETLEASE, and only one after F_GETLEASE itself, before the
+ * unlinkat, is not (while a rename over the name in that span is only the owner's own
+ * doing). Returns 0 when both hold, 1 when the lease is broken or gone (someone opened
+ * the object meanwhile), 2 when the name leads to another object now. */
+static int reclaim_still_ours(const struct reclaim_opts *opts, const char *name,
+			      const struct shmobj_info *st, int fd)
+{
 	struct shmobj_info now;
 	if (shmobj_info(opts->shm_dirfd, name, &now) < 0 || now.dev != st->dev ||
-	    now.ino != st->ino || now.btime_ns != st->btime_ns) {
-		close(*fd);
-		*fd = -1;
+	    now.ino != st->ino || now.btime_ns != st->btime_ns)
 		return 2;
-	}
+	if (fcntl(fd, F_GETLEASE) != F_WRLCK)
+		return 1;
 	return 0;
 }
 
@@ -339,10 +339,11 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		 * (its free lost with the manager), and this one is not ours to judge. */
 		r->refused++;
 		r->reused++;
-		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %lld.%09lld, "
-			 "not the journaled object (%s)",
-			 who, PN, (unsigned long long)st.ino, (long long)(st.btime_ns / 1000000000),
-			 (long long)(st.btime_ns % 1000000000),
+		char born[32];
+		log_warn("reclaim: %s: refused: name reused: %s is inode %llu born %s, not the "
+			 "journaled object (%s)",
+			 who, PN, (unsigned long long)st.ino,
+			 util_unix_ns_str(st.btime_ns, born, sizeof(born)),
 			 row->identified ? "another inode or birth time"
 					 : "born outside the window after its registration");
 		return RECLAIM_DROP;
@@ -436,8 +437,28 @@ static enum reclaim_action reclaim_row(const struct reclaim_opts *opts, unsigned
 		}
 		return reclaim_keep_in_use(opts, row, &st, learned, r);
 	}
-	/* The lease is ours and the name still leads to the checked object: nobody has it
-	 * open, and nobody can open it until we close lfd. */
+	/* The lease was granted: nobody had it open then. Whether that still holds is asked
+	 * last, with the name's identity (reclaim_still_ours). */
+	rc = reclaim_still_ours(opts, row->name, &st, lfd);
+	if (rc == 1) {
+		/* An open came while we held the lease (it waits for us, or it has been let
+		 * through by the break's timeout and may map the object now): in use. */
+		close(lfd);
+		r->lease_held++;
+		log_info("reclaim: %s: %s: kept: opened by another process while this reclaimer "
+			 "held the lease (the lease was broken)",
+			 who, PN);
+		return reclaim_keep_in_use(opts, row, &st, learned, r);
+	}
+	if (rc == 2) {
+		close(lfd);
+		log_info("reclaim: %s: %s was replaced while being checked; kept for a later "
+			 "pass",
+			 who, PN);
+		return RECLAIM_KEEP;
+	}
+	/* The lease is ours and unbroken, and the name still leads to the checked object:
+	 * nobody has it open, and an opener waits until we close lfd. */
 	if (!opts->dry_run && unlinkat(opts->shm_dirfd, row->name + 1, 0) < 0) {
 		int uerr = errno;
 		close(lfd);
@@ -484,7 +505,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirf
 	}
 	char who[sizeof(report->dir) * 4];
 	if (report->dir[0])
-		reclaim_printable(report->dir, strlen(report->dir), who, sizeof(who));
+		report_escape(report->dir, who, sizeof(who));
 	else
 		util_strlcpy(who, "journal", sizeof(who));
 	if (!opts->no_live_check) {
@@ -550,6 +571,10 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirf
 			}
 		}
 		bool adopted = false;
+		/* Each lease of the page is taken and released here: a Ctrl-Z comes after
+		 * the page, not while an opener would wait on us (shmobj_stops_hold). */
+		sigset_t stops;
+		shmobj_stops_hold(&stops);
 		for (int i = 0; i < n; i++) {
 			learned[i].identified = false;
 			enum reclaim_action a;
@@ -567,6 +592,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirf
 				/* The row keeps its registration time and carries the object's
 				 * identity, so the adopter's own reclaim judges the same object. */
 				if (journal_adopt(opts->adopt_into, &learned[i]) < 0) {
+					shmobj_stops_restore(&stops);
 					snprintf(report->detail, sizeof(report->detail),
 						 "adopting journal: %s",
 						 journal_error(opts->adopt_into));
@@ -575,6 +601,7 @@ int reclaim_journal(const struct reclaim_opts *opts, struct journal *j, int dirf
 				adopted = true;
 			}
 		}
+		shmobj_stops_restore(&stops);
 		if (opts->dry_run)
 			continue;
 		/* Write-ahead across journals: the adopter's commit lands before the
@@ -626,8 +653,8 @@ static void reclaim_log_result(const struct reclaim_report *r, const struct recl
 {
 	const char *dr = opts->dry_run ? " (dry run)" : "";
 	char who[sizeof(r->dir) * 4], why[sizeof(r->detail) * 4];
-	reclaim_printable(r->dir, strlen(r->dir), who, sizeof(who));
-	reclaim_printable(r->detail, strlen(r->detail), why, sizeof(why));
+	report_escape(r->dir, who, sizeof(who));
+	report_escape(r->detail, why, sizeof(why));
 	switch (r->status) {
 	case RECLAIM_REMOVED:
 	case RECLAIM_KEPT:

@@ -134,7 +134,8 @@ struct reclaim_report {
 				     * here (found by its lock: livemgr.h) */
 	unsigned lease_held;        /* of in_use: no task in our /proc view holds them, but
 				    * the kernel refused the lease (someone has them open:
-				    * a holder outside this view) */
+				    * a holder outside this view), or broke it before the
+				    * unlink (someone opened them meanwhile) */
 	unsigned lease_unavailable; /* of in_use: no task in our view holds them, and the
 				     * kernel could not be asked (leases disabled, or the
 				     * object could not be opened to ask) */

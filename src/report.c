@@ -78,18 +78,19 @@ void report_json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* Where the spaces that lead s end and those that trail it start (both s when it is
- * all spaces), for report_needs_escape. */
+/* Where the spaces that lead s (n bytes) end and those that trail it start (both s when
+ * it is all spaces), for report_needs_escape. */
 struct report_span {
 	const unsigned char *lead_end, *trail;
 };
 
-static struct report_span report_span_of(const unsigned char *s)
+static struct report_span report_span_of(const unsigned char *s, size_t n)
 {
+	const unsigned char *end = s + n;
 	struct report_span sp = { s, s };
-	while (*sp.lead_end == ' ')
+	while (sp.lead_end < end && *sp.lead_end == ' ')
 		sp.lead_end++;
-	for (const unsigned char *p = sp.lead_end; *p; p++)
+	for (const unsigned char *p = sp.lead_end; p < end; p++)
 		if (*p != ' ')
 			sp.trail = p + 1;
 	if (sp.trail < sp.lead_end)
@@ -97,9 +98,10 @@ static struct report_span report_span_of(const unsigned char *s)
 	return sp;
 }
 
-/* Whether the byte at p goes out as \xHH: anything but printable ASCII, the backslash
- * itself (so "\x0a" as four characters never reads like an escaped newline), and a space
- * that leads or trails (invisible at the end of a column or a line). */
+/* Whether the byte at p goes out as \xHH: anything but printable ASCII (a NUL inside a
+ * journaled name included), the backslash itself (so "\x0a" as four characters never
+ * reads like an escaped newline), and a space that leads or trails (invisible at the end
+ * of a column or a line). */
 static bool report_needs_escape(const unsigned char *p, struct report_span sp)
 {
 	if (*p == '\\' || *p < 0x20 || *p >= 0x7f)
@@ -111,8 +113,9 @@ static bool report_needs_escape(const unsigned char *p, struct report_span sp)
 static void report_print(FILE *f, const char *s, bool spaces_plain)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	struct report_span sp = report_span_of(u);
-	for (const unsigned char *p = u; *p; p++) {
+	size_t n = strlen(s);
+	struct report_span sp = report_span_of(u, n);
+	for (const unsigned char *p = u; p < u + n; p++) {
 		if (report_needs_escape(p, sp) && !(spaces_plain && *p == ' '))
 			fprintf(f, "\\x%02x", *p);
 		else
@@ -132,12 +135,12 @@ void report_print_quoted(FILE *f, const char *s)
 	fputc('\'', f);
 }
 
-const char *report_escape(const char *s, char *buf, size_t len)
+const char *report_escape_n(const char *s, size_t n, char *buf, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	struct report_span sp = report_span_of(u);
+	struct report_span sp = report_span_of(u, n);
 	size_t o = 0;
-	for (const unsigned char *p = u; *p && o + 1 < len; p++) {
+	for (const unsigned char *p = u; p < u + n && o + 1 < len; p++) {
 		if (!report_needs_escape(p, sp)) {
 			buf[o++] = (char)*p;
 		} else {
@@ -150,6 +153,11 @@ const char *report_escape(const char *s, char *buf, size_t len)
 	if (len)
 		buf[o] = '\0';
 	return buf;
+}
+
+const char *report_escape(const char *s, char *buf, size_t len)
+{
+	return report_escape_n(s, strlen(s), buf, len);
 }
 
 void report_print_text(FILE *f, const char *cmd, const char *path, const struct reclaim_report *r,

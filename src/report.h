@@ -21,7 +21,7 @@ struct report_totals {
 	unsigned handed_over;       /* rows a live manager registered since */
 	unsigned live_unreadable;   /* of in_use: a live manager's journal cannot be read */
 	unsigned lease_held;        /* of in_use: open, says the kernel, by a holder outside
-				   * the /proc view */
+				   * the /proc view, or opened while the lease was ours */
 	unsigned lease_unavailable; /* of in_use: the kernel's lease could not be asked */
 	unsigned young;             /* kept: not created yet, registered within the grace */
 	uint64_t bytes;
@@ -60,9 +60,17 @@ void report_print_json_error(FILE *f, const char *path, const char *why, bool dr
 void report_totals_text(FILE *f, const char *cmd, const struct report_totals *t, bool dry_run);
 void report_totals_json(FILE *f, const struct report_totals *t);
 
-/* A string from disk or the command line, for a terminal: printable ASCII as is, every
- * other byte as \xHH, and so are the backslash (\x5c, as in log lines and reclaim's
- * names: the output reads back one way only) and leading and trailing spaces (\x20). */
+/* A string from disk or the command line, for a terminal or a log line: printable ASCII
+ * as is, every other byte as \xHH, and so are the backslash (\x5c: the output reads back
+ * one way only) and leading and trailing spaces (\x20). The one escaping of such values:
+ * `ls`, the reports of `sweep` and `recover`, and the engine's log lines (reclaim.c: a
+ * journaled name, its directory) print a name alike.
+ *
+ * log.c escapes once more: the whole formatted line, its control bytes only. That is a
+ * guard that keeps one event on one line whatever a caller passed, not a second policy
+ * for values: escaping the backslash there would print a value escaped here as \x5cxHH,
+ * unlike ls, and a message passed as it is (a path in an error) keeps its UTF-8, cut
+ * between whole characters (log.h, LOG_MSG_MAX). */
 void report_print_escaped(FILE *f, const char *s);
 
 /* The same between single quotes, where leading and trailing spaces show as they are:
@@ -72,6 +80,9 @@ void report_print_quoted(FILE *f, const char *s);
 /* The same escaping into buf (len bytes, always NUL-terminated; a long string is cut at
  * a whole escape), for code that pads columns. Returns buf. */
 const char *report_escape(const char *s, char *buf, size_t len);
+/* The same for the n bytes at s, which may hold a NUL (a journaled name is a blob with a
+ * length: a NUL inside it is \x00, not its end). */
+const char *report_escape_n(const char *s, size_t n, char *buf, size_t len);
 
 /* A JSON string literal, quotes included. Bytes that are not UTF-8 come out as
  * \u00XX (their Latin-1 reading), so the document always parses. */

@@ -114,9 +114,13 @@ int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen
 	fs->dev = (uint64_t)dir.dev;
 	fs->ino = (uint64_t)dir.ino;
 	fs->btime_ns = dir.btime_ns;
-	struct stat st;
-	fs->mnt_ns = stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
 	return 0;
+}
+
+uint64_t shmobj_mnt_ns_self(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/mnt", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
 bool shmobj_fs_same(const struct shmobj_fs *a, const struct shmobj_fs *b)
@@ -161,6 +165,23 @@ int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_inf
 	}
 	*fd = lfd;
 	return 0;
+}
+
+void shmobj_stops_hold(sigset_t *old)
+{
+	/* Only SIGTSTP: SIGTTIN and SIGTTOU stop a background process at its terminal I/O,
+	 * which comes after the lease's close (the reclaimers log once it is released), and
+	 * blocking SIGTTOU would let a background write through. pthread_sigmask: the
+	 * manager reclaims in a thread of its own. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTSTP);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void shmobj_stops_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, int *fd)

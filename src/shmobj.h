@@ -4,6 +4,7 @@
 #ifndef SHMWARDEN_SHMOBJ_H
 #define SHMWARDEN_SHMOBJ_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,16 +32,14 @@ struct shmobj_info {
 
 /* The /dev/shm a process sees: st_dev and st_ino of the directory it opened as /dev/shm
  * (the filesystem, and which directory of it: a subdirectory of the host's /dev/shm
- * bind-mounted as a job's has the host's device and its own inode), and the process's
- * mount namespace (the inode of /proc/self/ns/mnt, 0 if unreadable; for reports: a
- * container sharing the host's /dev/shm is in another one and sees the same directory).
+ * bind-mounted as a job's has the host's device and its own inode), and its birth time.
  * The mount id (statx STATX_MNT_ID) is not recorded: every mount namespace has its own
- * copy of a mount, with its own id, so it would tell apart what is the same directory. */
+ * copy of a mount, with its own id, so it would tell apart what is the same directory.
+ * Nor is the mount namespace: it does not decide (shmobj_mnt_ns_self). */
 struct shmobj_fs {
 	uint64_t dev;
 	uint64_t ino;
 	int64_t btime_ns; /* the directory's birth time, unix ns; 0 when not given */
-	uint64_t mnt_ns;
 };
 
 /* Opens /dev/shm as a directory fd (O_PATH is not enough for unlinkat). */
@@ -74,6 +73,15 @@ int shmobj_lease(int shm_dirfd, const char *name, uint64_t dev, uint64_t ino, in
 #define SHMOBJ_LEASE_SIGIO_IGNORED 1u
 int shmobj_lease_object(int shm_dirfd, const char *name, const struct shmobj_info *want,
 			unsigned flags, int *fd);
+/* Holds back SIGTSTP (a terminal's Ctrl-Z, a shell's `kill -TSTP`) in the calling thread
+ * while it may hold leases, and lets it come after: a process stopped while it holds a
+ * lease makes every opener of that object wait up to fs.lease-break-time (45 s), and a
+ * reclaimer's lease broken that way costs a keep. *old receives the mask to restore with
+ * shmobj_stops_restore. SIGSTOP and a frozen cgroup cannot be held back: the reclaimer
+ * still checks its lease before each unlink (reclaim.c). */
+void shmobj_stops_hold(sigset_t *old);
+void shmobj_stops_restore(const sigset_t *old);
+
 /* statx of the object (no symlink followed): 0, or -1 with errno (ENOENT: gone). */
 int shmobj_info(int shm_dirfd, const char *name, struct shmobj_info *info);
 
@@ -98,9 +106,14 @@ int64_t shmobj_window_ns(int64_t window_s);
  * shmobj_window_ns reads it (a negative one counts as 0). */
 bool shmobj_born_by(int64_t btime_ns, int64_t registered_us, int64_t window_s);
 
-/* Which /dev/shm directory shm_dirfd is, seen from this process: its device, inode and
- * birth time (statx), and our mount namespace. 0, or -1 with err. */
+/* Which /dev/shm directory shm_dirfd is: its device, inode and birth time (statx). Ours,
+ * or another process's (/proc/PID/root/dev/shm: livemgr.c). 0, or -1 with err. */
 int shmobj_fs_self(int shm_dirfd, struct shmobj_fs *fs, char *err, size_t errlen);
+
+/* Our mount namespace: the inode of /proc/self/ns/mnt, 0 if unreadable. For the journal
+ * and the reports only: a container sharing the host's /dev/shm is in another one and
+ * sees the same directory, so it never decides whose names a journal holds. */
+uint64_t shmobj_mnt_ns_self(void);
 
 /* Whether a and b are one /dev/shm directory: the same device and inode, and the same
  * birth time unless either lacks one (a filesystem without birth times cannot tell). */

@@ -1,6 +1,7 @@
 /* util.c — see util.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,15 @@ int64_t util_wall_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+const char *util_unix_ns_str(int64_t ns, char *buf, size_t len)
+{
+	/* The magnitude unsigned: -INT64_MIN does not fit an int64_t. */
+	uint64_t mag = ns < 0 ? -(uint64_t)ns : (uint64_t)ns;
+	snprintf(buf, len, "%s%" PRIu64 ".%09" PRIu64, ns < 0 ? "-" : "", mag / 1000000000,
+		 mag % 1000000000);
+	return buf;
 }
 
 int util_boot_id(char *out, size_t outlen, char *err, size_t errlen)

@@ -27,6 +27,11 @@ size_t util_strlcpy(char *dst, const char *src, size_t size);
 int64_t util_now_ms(void);  /* CLOCK_MONOTONIC, milliseconds */
 int64_t util_wall_s(void);  /* CLOCK_REALTIME, seconds */
 int64_t util_wall_us(void); /* CLOCK_REALTIME, microseconds: what a grace is measured in */
+/* A time in nanoseconds since the epoch (a birth time, statx's precision) as
+ * "SECONDS.NNNNNNNNN" into buf, all nine digits of the fraction: two tmpfs mounted within
+ * one second differ only there. A time before the epoch (read from a journal, it may be
+ * anything, INT64_MIN included) is "-SECONDS.NNNNNNNNN". Returns buf. */
+const char *util_unix_ns_str(int64_t ns, char *buf, size_t len);
 
 /* Reads /proc/sys/kernel/random/boot_id into out (UTIL_BOOT_ID_LEN + 1 bytes). */
 int util_boot_id(char *out, size_t outlen, char *err, size_t errlen);

@@ -487,6 +487,40 @@ def test_floor_ratio_counts_the_floors_usual_rounds():
     assert bench.paired_ratio([2.0, 4.0], [1.0, 1.0], rounds=[True]) == (2.0, [2.0])
 
 
+def test_256_clients_run_apart_unless_placement_is_given():
+    """With 257 tasks on one CPU the scheduler, not the manager, set the manager's CPU per
+    pair (SCENARIO_PLACEMENT): by default 256 clients' manager gets a CPU of its own,
+    every other scenario shares one, and --placement still decides for all. Checked
+    where the real loadgen says its manager was allowed to run."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("    (skipped: one CPU)")
+        return
+    bench = load_bench_module()
+    for given, want in ((None, {"c1": cpus[-1], "c256": cpus[0]}),
+                        (["--placement", "same"], {"c1": cpus[-1], "c256": cpus[-1]}),
+                        (["--placement", "apart"], {"c1": cpus[0], "c256": cpus[0]})):
+        args = bench.parse_args(["--build", harness.BUILD, "--managers", "floor",
+                                 "--scenarios", "c1,c256"] + (given or []))
+        b = bench.Bench(args)
+        seen = {}
+        try:
+            b.setup()
+            for key, _, clients, idle, batch in (s for s in bench.SCENARIOS
+                                                 if s[0] in ("c1", "c256")):
+                v = b.loadgen_run("run", "floor", ["--clients", clients, "--idle", idle,
+                                                   "--batch", batch, "--duration", 0.1,
+                                                   "--warmup", 0] + b.pin(key))
+                seen[key] = v["mgr_cpus"]
+            text = b.placement_text(["c1", "c256"])
+        finally:
+            b.cleanup()
+        assert seen == {k: str(c) for k, c in want.items()}, (given, seen, want)
+        if given is None:
+            assert text == ("c1: manager and clients pinned to CPU %d; c256: manager pinned "
+                            "to CPU %d, clients to CPU %d" % (cpus[-1], cpus[0], cpus[-1])), text
+
+
 def test_first_batch_ratio_is_a_trimmed_mean():
     """The first batch moves by a third between rounds, two-valued: a median of such a
     figure jumps between runs (two quiet runs: 0.19x and 0.22x at 2 workers), a trimmed

@@ -520,6 +520,29 @@ def test_prune_grace_range_and_zero_are_documented():
                "%s does not say what --prune-grace 0 does" % doc)
 
 
+def test_reclaimers_say_alike_what_prune_grace_zero_does():
+    """sweep's and recover's --prune-grace 0 drops every name whose object does not exist
+    yet at once, counted gone, which is only safe once no client can still be creating:
+    their --help, their man page sections and the README's sweep row say both in the same
+    words (--help said only "no grace, for when no client can still be creating"), and ls's
+    --help says what 0 shows."""
+    zero = "0 is no grace: every such name is dropped at once, as gone; only for when no client"
+    when = "(an epilog after the whole job is dead"
+    sections = man_sections()
+    texts = [("shmwarden sweep: README.md", readme_commands()["sweep"])]
+    for cmd in ("sweep", "recover"):
+        texts.append(("%s --help" % cmd, run([cmd, "--help"]).stdout))
+        texts.append(("shmwarden(1) %s" % cmd, sections[cmd].replace("\\-", "-")))
+    for doc, text in texts:
+        text = " ".join(text.split())
+        expect(zero in text and when in text,
+               "%s does not say what --prune-grace 0 does, and when: %r" % (
+                   doc, text[text.find("--prune-grace"):][:600]))
+    helped = " ".join(run(["ls", "--help"]).stdout.split())
+    expect("0: every name whose object does not exist is (gone), as a sweep with 0 drops it"
+           in helped, "ls --help does not say what --prune-grace 0 shows: %r" % helped)
+
+
 def test_libshmwarden_man_page_covers_the_header():
     if not os.path.exists(HEADER):
         print("note: include/shmwarden.h absent; nothing to compare")

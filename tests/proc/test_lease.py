@@ -30,7 +30,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import SHM, SHMWARDEN, Sandbox, journal_names  # noqa: E402
-from test_holders import dead_manager, expect, hold, root_only, skip, stop  # noqa: E402
+from test_holders import dead_manager, expect, finish, hold, root_only, skip, stop  # noqa: E402
 
 HOLDER = os.path.join(harness.BUILD, "tools", "shm_holder")
 NO_LEASE = os.path.join(harness.BUILD, "tools", "no_lease")
@@ -303,6 +303,158 @@ def test_unheld_objects_are_still_unlinked_by_every_reclaimer_on_the_plain_path(
         expect(not journal_names(os.path.dirname(sock)), "adopted: %s"
                % journal_names(os.path.dirname(sock)))
         stop_manager_in_pidns(p)
+
+
+# ---- a lease broken between the kernel's answer and the unlink --------------------------
+
+STALL_LEASE = os.path.join(harness.BUILD, "tools", "stall_lease.so")
+
+
+def test_a_lease_broken_before_the_unlink_keeps_the_object():
+    """The write lease is not a lock: an open while the reclaimer holds it starts a break,
+    waits up to fs.lease-break-time (45 s), and is then let through; a reclaimer stopped
+    that long between its lease and its unlink (Ctrl-Z, a frozen cgroup) unlinked an object
+    a live process had just opened and mapped (the new-user trial, r5/r5b). Here `recover`
+    and `sweep` are held right after the kernel granted the lease
+    (tests/tools/preload/stall_lease.c) while another process opens the object with
+    O_NONBLOCK: the open fails with EWOULDBLOCK but starts the break, as a blocking one
+    would, without waiting 45 s or changing the host's sysctl. The reclaimer must see
+    that its lease is no longer whole (F_GETLEASE) and keep the object, and the break's
+    SIGIO must not end it."""
+    expect(os.path.exists(STALL_LEASE), "%s is missing: run make check" % STALL_LEASE)
+    with Sandbox("lbrk") as sb:
+        for cmd in ("recover", "sweep"):
+            n = sb.name(cmd)
+            d = dead_manager(sb, [n])
+            gate = os.path.join(sb.tmp, "gate-" + cmd)
+            seen = os.path.join(sb.tmp, "seen-" + cmd)
+            open(gate, "w").close()
+            env = dict(sb.env, SHMWARDEN_LOG="info", LD_PRELOAD=STALL_LEASE,
+                       STALL_LEASE_GATE=gate, STALL_LEASE_SEEN=seen)
+            if harness.SANITIZED:
+                env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                             "verify_asan_link_order=0"]))
+            argv = ([SHMWARDEN, "recover", "--json", d] if cmd == "recover" else
+                    [SHMWARDEN, "sweep", "--json", "--tmpdir", sb.tmp])
+            rec = sb.track(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                            text=True))
+            try:
+                harness.wait_for(lambda: os.path.exists(seen) or rec.poll() is not None, 30)
+                if not os.path.exists(seen):
+                    # Say why (another build's live manager with a journal this one
+                    # cannot read keeps every name without asking for a lease).
+                    rec.kill()
+                    out, err = rec.communicate()
+                    expect(False, "%s was never held with its lease: %s %s" % (cmd, out, err))
+                try:
+                    fd = os.open(SHM + n, os.O_RDWR | os.O_NONBLOCK)
+                    os.close(fd)
+                    opened = True
+                except BlockingIOError:
+                    opened = False
+                expect(not opened, "%s: the open went through: no lease was held" % cmd)
+            finally:
+                os.unlink(gate)
+            out, err = rec.communicate(timeout=60)
+            expect(rec.returncode == 0, "%s: exit %d (the break's signal?): %s"
+                   % (cmd, rec.returncode, err))
+            expect(os.path.exists(SHM + n), "%s unlinked %s, opened while it held the lease"
+                   % (cmd, n))
+            rep = reports(out)[0]
+            expect(rep["status"] == "kept" and rep["unlinked"] == 0 and rep["in_use"] == 1 and
+                   rep["lease_held"] == 1, "%s: %s" % (cmd, rep))
+            expect("the lease was broken" in err, "%s: not said: %s" % (cmd, err))
+            # The lease went with the reclaimer's close: the name opens again at once.
+            os.close(os.open(SHM + n, os.O_RDWR | os.O_NONBLOCK))
+            finish(sb, d, [n], cmd)
+
+
+# A job as a shell makes one: argv[2:] in a process group of its own, whose parent (this
+# process, started as the leader of a new session) is in another group of the same
+# session, so the group is not orphaned and SIGTSTP stops it (the kernel discards SIGTSTP
+# sent to an orphaned group, as a test run without a terminal would be). Writes the job's
+# pid to argv[1], then waits for it and exits with its status.
+_JOB = r"""
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:], process_group=0)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(p.pid))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+sys.exit(p.wait())
+"""
+
+
+def _stopped(pid):
+    """Whether pid is stopped by a signal (state T in /proc/PID/stat); False once gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except FileNotFoundError:
+        return False
+
+
+def test_ctrl_z_comes_after_the_lease_is_released():
+    """Ctrl-Z of a `recover` or an `ls --objects` while it held a write lease stopped it
+    with the lease held, and every opener of that object waited up to fs.lease-break-time
+    (45 s; the reclaimer then kept the object, its lease broken). SIGTSTP is now held back
+    while leases are held: `recover` (its page) and `ls` (its one object) are held right
+    after the grant (stall_lease.c) and sent SIGTSTP; once let go they must stop only
+    after the lease is released, so the object opens at once while they are stopped."""
+    expect(os.path.exists(STALL_LEASE), "%s is missing: run make check" % STALL_LEASE)
+    with Sandbox("ltstp") as sb:
+        for cmd in ("recover", "ls"):
+            n = sb.name(cmd)
+            d = dead_manager(sb, [n])
+            gate = os.path.join(sb.tmp, "gate-" + cmd)
+            seen = os.path.join(sb.tmp, "seen-" + cmd)
+            pidfile = os.path.join(sb.tmp, "pid-" + cmd)
+            open(gate, "w").close()
+            env = dict(sb.env, LD_PRELOAD=STALL_LEASE, STALL_LEASE_GATE=gate,
+                       STALL_LEASE_SEEN=seen)
+            if harness.SANITIZED:
+                env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                             "verify_asan_link_order=0"]))
+            argv = ([SHMWARDEN, "recover", "--json", d] if cmd == "recover" else
+                    [SHMWARDEN, "ls", "--json", "--objects", "--tmpdir", sb.tmp])
+            job = sb.track(subprocess.Popen(["/usr/bin/python3", "-c", _JOB, pidfile] + argv,
+                                            env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                            text=True, start_new_session=True))
+            pid = None
+            try:
+                harness.wait_for(lambda: os.path.exists(seen) or job.poll() is not None, 30)
+                if not os.path.exists(seen):
+                    job.kill()
+                    out, err = job.communicate()
+                    expect(False, "%s was never held with its lease: %s %s" % (cmd, out, err))
+                pid = int(open(pidfile).read())
+                os.kill(pid, signal.SIGTSTP)
+                os.unlink(gate)
+                expect(harness.wait_for(lambda: _stopped(pid), 10),
+                       "%s did not stop on SIGTSTP" % cmd)
+                try:
+                    os.close(os.open(SHM + n, os.O_RDWR | os.O_NONBLOCK))
+                    held = False
+                except FileNotFoundError:
+                    held = False  # recover unlinked it, then stopped
+                except BlockingIOError:
+                    held = True
+                expect(not held, "%s stopped while it held the lease on %s" % (cmd, n))
+            finally:
+                if os.path.exists(gate):
+                    os.unlink(gate)
+                if pid:
+                    os.kill(pid, signal.SIGCONT)
+            out, err = job.communicate(timeout=60)
+            expect(job.returncode == 0, "%s: exit %d: %s" % (cmd, job.returncode, err))
+            if cmd == "recover":
+                rep = reports(out)[0]
+                expect(rep["status"] == "removed" and rep["unlinked"] == 1, "%s" % rep)
+                expect(not os.path.exists(SHM + n), "recover left %s" % n)
+            else:
+                expect(os.path.exists(SHM + n), "ls removed %s" % n)
+                finish(sb, d, [n], cmd)
 
 
 # ---- a kernel without leases: cannot tell means keep ------------------------------------

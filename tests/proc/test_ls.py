@@ -269,8 +269,11 @@ def test_live_manager_whose_journal_is_missing():
 
 
 # Text output reads back one way: a name holding the four characters \x0a is not printed
-# like one holding a newline (the backslash is \x5c, as in log lines), and a space that
-# leads or trails a name is seen (\x20). JSON strings stay JSON's.
+# like one holding a newline (the backslash is \x5c), and a space that leads or trails a
+# name is seen (\x20). JSON strings stay JSON's. recover's log lines name each object as
+# ls does (the engine escaped names its own way: a trailing space was invisible there),
+# a name holding a NUL byte included (only a hand-made journal has one: ls showed what
+# came before the NUL).
 def test_text_escapes_are_unambiguous():
     with Sandbox("lsesc") as sb:
         m = spawn(sb)
@@ -296,6 +299,24 @@ def test_text_escapes_are_unambiguous():
         by_dir, _ = ls_json(sb, "--objects")
         names = {o["name"] for o in by_dir[os.path.basename(m.dir)]["object_list"]}
         expect(names == {sb.name(t) for t in tails}, "JSON names: %r" % names)
+        con = sqlite3.connect(os.path.join(m.dir, "journal.db"))
+        con.execute("INSERT INTO objects (name, client_pid, registered_at) VALUES (?, 1, 1)",
+                    ((sb.prefix + "n\0ul\\ ").encode(),))
+        con.commit()
+        con.close()
+        nul = sb.prefix + "n\\x00ul\\x5c\\x20"
+        r = ls(sb, "--objects")
+        expect(any(l.strip().startswith(nul + " ") and "not a valid name" in l
+                   for l in r.stdout.splitlines()), "ls --objects: %r, want %s" % (r.stdout, nul))
+        r = sb.run(["recover", m.dir], env=dict(sb.env, SHMWARDEN_LOG="debug"))
+        logged = [l for l in r.stderr.splitlines() if sb.prefix in l]
+        for w in want:
+            expect(any(l.endswith(": %s: unlinked (4096 bytes)" % w) for l in logged),
+                   "recover's log does not name %s as ls does: %r" % (w, logged))
+        expect(any("refusing journaled name '%s'" % nul in l for l in logged),
+               "recover's log does not name %s as ls does: %r" % (nul, logged))
+        expect(r.returncode == 0 and sb.objects() == [], "recover: %d %r %r"
+               % (r.returncode, r.stdout, r.stderr))
         r = sb.run(["recover", "--dry-run", os.path.join(sb.tmp, "no\\where ")])
         expect("no\\x5cwhere\\x20" in r.stderr, "recover's complaint: %r" % r.stderr)
 

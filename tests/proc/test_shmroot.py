@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -213,9 +214,6 @@ def test_job_in_a_shm_subdirectory_leaves_the_hosts_journals():
                 os.unlink(SHM + n)
 
 
-harness.main(globals())
-
-
 # Inside one private mount namespace: a job's own tmpfs as /dev/shm, its manager killed;
 # the tmpfs unmounted (the job gone) and a new one mounted, which the kernel gives the
 # freed device number and whose root is inode 1 again, as the first's was; in it another
@@ -291,3 +289,46 @@ def test_a_tmpfs_mounted_anew_on_a_freed_device_number_is_foreign():
             expect(os.path.isdir(out["dir"]), "the dead job's journal was dropped")
         finally:
             shutil.rmtree(out["dir"], ignore_errors=True)
+
+
+def _ns(t):
+    return "%d.%09d" % divmod(t, 10**9)
+
+
+def test_a_tmpfs_mounted_anew_within_the_second_is_told_apart_in_the_reason():
+    """The reason of a tmpfs mounted anew names both birth times to the nanosecond: in
+    whole seconds, two tmpfs mounted within one second (an unmount and a mount take
+    milliseconds) printed as born at the same time, exactly when it had to tell them
+    apart. The journal of a manager of our /dev/shm is made to record a birth time in the
+    same second as ours, a nanosecond apart."""
+    with Sandbox("born") as sb:
+        name = sb.name("x")
+        d = harness.dead_manager(sb, [name])
+        j = os.path.join(d, "journal.db")
+        with sqlite3.connect(j) as con:
+            ours = con.execute("SELECT shm_btime FROM manager").fetchone()[0]
+        con.close()
+        if not ours:
+            print("SKIP test_a_tmpfs_mounted_anew_within_the_second_is_told_apart_in_the_"
+                  "reason: /dev/shm gives no birth time")
+            return
+        theirs = ours + 1 if ours % 10**9 < 10**9 - 1 else ours - 1
+        try:
+            with sqlite3.connect(j) as con:
+                con.execute("UPDATE manager SET shm_btime = ?", (theirs,))
+            con.close()
+            r = sb.run(["recover", "--json", d])
+            doc = json.loads(r.stdout)
+            why = "born %s, ours %s" % (_ns(theirs), _ns(ours))
+            expect(doc["status"] == "foreign" and why in doc["detail"],
+                   "recover: %r, want %r in the reason" % (doc, why))
+            expect(read_object(name) == b"leak", "the object of a foreign journal changed")
+        finally:
+            with sqlite3.connect(j) as con:
+                con.execute("UPDATE manager SET shm_btime = ?", (ours,))
+            con.close()
+        r = sb.run(["recover", "--json", d])
+        expect(json.loads(r.stdout)["unlinked"] == 1, "recover, restored: %r" % r.stdout)
+
+
+harness.main(globals())

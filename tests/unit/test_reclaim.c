@@ -645,6 +645,21 @@ out:
 
 /* ---- reclaim_dir ---- */
 
+/* A directory reclaim_dir must leave for a human (unsafe, corrupt): it fails with status
+ * st and a detail holding why, unlinks nothing, and the object a and the journal in
+ * path (the directory dname leads to) are where they were. */
+static void check_left_for_a_human(struct fixture *f, const char *dname, const char *path,
+				   const char *a, enum reclaim_status st, const char *why)
+{
+	struct reclaim_report r;
+	CHECK(reclaim_dir(&f->opts, f->basefd, dname, &r) == -1);
+	CHECK_EQ_INT(r.status, st);
+	CHECK(r.detail[0] != '\0' && strstr(r.detail, why) != NULL);
+	CHECK_EQ_INT(r.unlinked, 0);
+	CHECK(obj_exists(a));
+	CHECK(path_exists(path, JOURNAL_FILE));
+}
+
 static void test_dir_dead_removed_then_gone(void)
 {
 	struct fixture f;
@@ -733,12 +748,7 @@ static void test_dir_group_writable_unsafe(void)
 	char a[64], dname[64], path[700];
 	fixture_dead_dir(&f, 40, a, dname, path);
 	CHECK(chmod(path, 0770) == 0);
-	struct reclaim_report r;
-	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
-	CHECK_EQ_INT(r.status, RECLAIM_UNSAFE);
-	CHECK(strstr(r.detail, "writable") != NULL);
-	CHECK(obj_exists(a));
-	CHECK(path_exists(path, JOURNAL_FILE));
+	check_left_for_a_human(&f, dname, path, a, RECLAIM_UNSAFE, "writable");
 	fixture_fini(&f);
 }
 
@@ -756,12 +766,7 @@ static void test_dir_symlink_not_followed(void)
 	dir_path(real, sizeof(real), sub, dname);
 	snprintf(link, sizeof(link), "%s/shmwarden-linkxx", check_tmpdir);
 	CHECK(symlink(real, link) == 0);
-	struct reclaim_report r;
-	CHECK(reclaim_dir(&f.opts, f.basefd, "shmwarden-linkxx", &r) == -1);
-	CHECK_EQ_INT(r.status, RECLAIM_UNSAFE);
-	CHECK(strstr(r.detail, "symlink") != NULL);
-	CHECK(obj_exists(a));
-	CHECK(path_exists(real, JOURNAL_FILE));
+	check_left_for_a_human(&f, "shmwarden-linkxx", real, a, RECLAIM_UNSAFE, "symlink");
 	fixture_fini(&f);
 }
 
@@ -782,12 +787,7 @@ static void test_dir_symlinked_journal_unsafe(void)
 	snprintf(target, sizeof(target), "%s/%s", p2, JOURNAL_FILE);
 	CHECK(unlink(jl) == 0);
 	CHECK(symlink(target, jl) == 0);
-	struct reclaim_report r;
-	CHECK(reclaim_dir(&f.opts, f.basefd, d1, &r) == -1);
-	CHECK_EQ_INT(r.status, RECLAIM_UNSAFE);
-	CHECK(strstr(r.detail, JOURNAL_FILE) != NULL);
-	CHECK(obj_exists(a));
-	CHECK(path_exists(p1, JOURNAL_FILE));
+	check_left_for_a_human(&f, d1, p1, a, RECLAIM_UNSAFE, JOURNAL_FILE);
 	fixture_fini(&f);
 }
 
@@ -818,12 +818,7 @@ static void test_dir_corrupt_left_in_place(void)
 	} cases[] = { { 8192, "random bytes" } };
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		write_file(path, JOURNAL_FILE, junk, cases[c].len);
-		struct reclaim_report r;
-		CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
-		CHECK_EQ_INT(r.status, RECLAIM_CORRUPT);
-		CHECK(r.detail[0] != '\0');
-		CHECK(obj_exists(a));
-		CHECK(path_exists(path, JOURNAL_FILE));
+		check_left_for_a_human(&f, dname, path, a, RECLAIM_CORRUPT, "");
 		/* The lock was released: a later pass (or a human) can take it. */
 		char err[200];
 		int dirfd = open(path, O_RDONLY | O_DIRECTORY), lockfd = -1;
@@ -865,12 +860,7 @@ static void test_dir_owner_mismatch_unsafe(void)
 	const char *names[] = { a };
 	CHECK(dead_dir(check_tmpdir, f.boot_id, FOREIGN_UID, names, 1, dname, sizeof(dname)) == 0);
 	dir_path(path, sizeof(path), check_tmpdir, dname);
-	struct reclaim_report r;
-	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
-	CHECK_EQ_INT(r.status, RECLAIM_UNSAFE);
-	CHECK(strstr(r.detail, "journal claims uid") != NULL);
-	CHECK(obj_exists(a));
-	CHECK(path_exists(path, JOURNAL_FILE));
+	check_left_for_a_human(&f, dname, path, a, RECLAIM_UNSAFE, "journal claims uid");
 	fixture_fini(&f);
 }
 
@@ -930,13 +920,7 @@ static void test_dir_forged_rows_left_for_a_human(void)
 			   " WHERE name = 'objects';",
 			   NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(h);
-	struct reclaim_report r;
-	CHECK(reclaim_dir(&f.opts, f.basefd, dname, &r) == -1);
-	CHECK_EQ_INT(r.status, RECLAIM_CORRUPT);
-	CHECK(strstr(r.detail, "quick_check") != NULL);
-	CHECK_EQ_INT(r.unlinked, 0);
-	CHECK(obj_exists(a));
-	CHECK(path_exists(path, JOURNAL_FILE));
+	check_left_for_a_human(&f, dname, path, a, RECLAIM_CORRUPT, "quick_check");
 	fixture_fini(&f); /* removes the test's objects */
 }
 

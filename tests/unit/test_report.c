@@ -1,5 +1,6 @@
-/* test_report.c — report_escape and report_print_escaped: text output that reads back one
- * way (the backslash and leading or trailing spaces escaped), cut at a whole escape. */
+/* test_report.c — report_escape, report_escape_n and report_print_escaped: text output
+ * that reads back one way (the backslash and leading or trailing spaces escaped), cut at
+ * a whole escape. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,17 @@ static void test_escapes(void)
 	CHECK_EQ_STR(esc("  "), "\\x20\\x20");
 	CHECK_EQ_STR(esc(""), "");
 	CHECK_EQ_STR(esc("\x7f\xc3\xa9"), "\\x7f\\xc3\\xa9");
+}
+
+/* A journaled name is a blob with a length: a NUL inside it is a byte like any other, and
+ * the spaces that lead or trail are counted from its ends, not from the NUL. */
+static void test_escape_n_holds_a_nul(void)
+{
+	char buf[64];
+	CHECK_EQ_STR(report_escape_n("/a\0b\\ ", 6, buf, sizeof(buf)), "/a\\x00b\\x5c\\x20");
+	CHECK_EQ_STR(report_escape_n(" \0 ", 3, buf, sizeof(buf)), "\\x20\\x00\\x20");
+	CHECK_EQ_STR(report_escape_n("/z x", 3, buf, sizeof(buf)), "/z\\x20");
+	CHECK_EQ_STR(report_escape_n("", 0, buf, sizeof(buf)), "");
 }
 
 static void test_cut_at_a_whole_escape(void)
@@ -68,6 +80,7 @@ static void test_print_matches_escape(void)
 int main(void)
 {
 	RUN(test_escapes);
+	RUN(test_escape_n_holds_a_nul);
 	RUN(test_cut_at_a_whole_escape);
 	RUN(test_print_matches_escape);
 	return check_done();

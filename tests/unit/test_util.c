@@ -1,7 +1,7 @@
 /* test_util.c — util_path_trusted: which paths SQLite may be given (SECURITY.md, "SQLite
  * follows paths"). Real directories under the test's private temp dir; the ownership
  * cases need root (chown), and say so when skipped. And util_err's cut of a message
- * too long for its buffer. */
+ * too long for its buffer, and util_unix_ns_str's digits. */
 #include <errno.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -132,11 +132,27 @@ static void test_err_cut_between_characters(void)
 	CHECK(strcmp(buf, "abc\xc3\xa4") == 0);
 }
 
+/* A birth time to the nanosecond, all nine digits of the fraction (two tmpfs mounted
+ * within one second differ only there); a journal's time may be anything. */
+static void test_unix_ns_str(void)
+{
+	char buf[32];
+	CHECK(strcmp(util_unix_ns_str(1764568957000000001LL, buf, sizeof(buf)),
+		     "1764568957.000000001") == 0);
+	CHECK(strcmp(util_unix_ns_str(1764568957999999999LL, buf, sizeof(buf)),
+		     "1764568957.999999999") == 0);
+	CHECK(strcmp(util_unix_ns_str(0, buf, sizeof(buf)), "0.000000000") == 0);
+	CHECK(strcmp(util_unix_ns_str(-1, buf, sizeof(buf)), "-0.000000001") == 0);
+	CHECK(strcmp(util_unix_ns_str(INT64_MAX, buf, sizeof(buf)), "9223372036.854775807") == 0);
+	CHECK(strcmp(util_unix_ns_str(INT64_MIN, buf, sizeof(buf)), "-9223372036.854775808") == 0);
+}
+
 int main(void)
 {
 	RUN(test_bad_input);
 	RUN(test_modes);
 	RUN(test_owners);
 	RUN(test_err_cut_between_characters);
+	RUN(test_unix_ns_str);
 	return check_done();
 }
