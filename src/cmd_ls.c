@@ -737,7 +737,9 @@ int cmd_ls(int argc, char **argv)
 	/* Every base is opened before any is listed, as sweep does: a live manager our
 	 * /proc does not show is found by its lock in any of them (livemgr.h), and a name
 	 * it holds may be listed by a dead journal in another. Failures and unsafe matches
-	 * are reported as they come. */
+	 * are reported as they come. A thousand per-job bases are a thousand descriptors. */
+	unsigned long long nofile;
+	(void)util_raise_nofile(&nofile);
 	while (bases_next(&o.bases, b) == 1) {
 		char esc[sizeof(b->why) * 4], pesc[sizeof(b->path) * 4];
 		if (b->state == BASE_ERROR) {
