@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "commands.h"
 #include "inuse.h"
 #include "journal.h"
+#include "livemgr.h"
 #include "mgrdir.h"
 #include "reclaim.h"
 #include "report.h"
@@ -69,6 +71,13 @@ struct ls_opts {
 	int64_t now_us;      /* for the grace of names not created yet, to the microsecond */
 	int64_t grace_s;     /* --prune-grace: a name younger than this is not created yet */
 	const char *boot_id; /* NULL when unknown: every journal is taken as this boot's */
+	/* With --objects, for a dead directory's names: the live managers a reclaimer
+	 * would hand them over to (livemgr.h), found in our /proc and by their lock in
+	 * every base listed (as sweep watches every base it walks). */
+	bool shm_fs_ok; /* shm_fs is ours: else no live manager is looked for */
+	struct shmobj_fs shm_fs;
+	const int *live_bases;
+	size_t nlive_bases;
 };
 
 /* What a reclaimer would find of an existing object, in the sweep's words. */
@@ -79,6 +88,11 @@ enum ls_use {
 	LS_NO_LEASE,        /* no task we see holds it, and no lease could ask */
 	LS_REFUSED_OWNER,   /* another user's object: refused, never looked at for holders */
 	LS_REFUSED_TYPE,    /* not a regular file: refused */
+	LS_HANDED_OVER,     /* a live manager's journal lists the name: a reclaimer drops the
+			     * row and leaves the object to it, never asking who holds it */
+	LS_LIVE_UNREADABLE, /* no task we see holds it, and a live manager of the owner's
+			     * whose journal cannot be read may have registered it: kept */
+	LS_LIVE_UNKNOWN,    /* who is live could not be told (livemgr_mark failed): kept */
 };
 
 struct ls_object {
@@ -86,7 +100,9 @@ struct ls_object {
 	size_t len; /* of name, which may hold a NUL (a journal's blob): the text shows it all */
 	bool valid, exists;
 	enum ls_use use;
-	bool young; /* not created yet: a reclaimer keeps the name (ls_row) */
+	bool young;     /* not created yet: a reclaimer keeps the name (ls_row) */
+	pid_t live_pid; /* LS_HANDED_OVER, LS_LIVE_UNREADABLE: that manager's pid, 0 when
+			 * not visible here (found by its lock) */
 	uint64_t size;
 	uid_t uid;
 };
@@ -165,11 +181,16 @@ static int ls_add_object(struct ls_entry *e, const struct ls_object *obj)
  * overlayfs). When no lease can be had (leases disabled: EINVAL; not the owner from here:
  * EACCES) we cannot tell, and a reclaimer would keep it: "holder not inspectable" when a
  * task we could not inspect may hold it, else "the kernel's lease could not be asked". */
-static enum ls_use ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st)
+static enum ls_use ls_in_use(const struct ls_opts *o, const char *name, const struct stat *st,
+			     bool live_unreadable)
 {
 	pid_t blind;
 	if (inuse_holds(o->inuse, st->st_dev, st->st_ino))
 		return LS_IN_USE;
+	/* As reclaim_row: a task we see holding it says in use; else a live manager whose
+	 * journal cannot be read keeps it, before any lease is asked. */
+	if (live_unreadable)
+		return LS_LIVE_UNREADABLE;
 	/* The lease lasts from its grant to this close, but an opener in that span waits
 	 * for it: a Ctrl-Z of `ls` comes after the close (shmobj_stops_hold). */
 	sigset_t stops;
@@ -184,14 +205,27 @@ static enum ls_use ls_in_use(const struct ls_opts *o, const char *name, const st
 								      : LS_NO_LEASE;
 }
 
+/* What the live managers say of one name of a dead directory (ls_read_journal): all
+ * false when none was looked for (a live directory's names are its manager's own). */
+struct ls_live {
+	bool unknown;    /* who is live could not be told: a reclaimer keeps the name */
+	bool held;       /* a live manager's journal lists it */
+	pid_t holder;    /* its pid, 0 when not visible here */
+	bool unreadable; /* a live manager's journal cannot be read */
+	pid_t unreadable_pid;
+};
+
 /* One journaled name: whether it is a valid name, whether its object exists, and its
  * bytes when the object is the directory owner's (another user's object of the same
  * name is not this manager's to hold, and a sweep would refuse it). A name whose object
  * does not exist, registered less than the grace ago (--prune-grace, sweep's), is not gone
  * but not created yet: libshm registers a name before it creates the object, and sweep,
  * recover and a manager all keep such a row (reclaim.h); its client may create the
- * object next. */
-static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct journal_row *row)
+ * object next. stat_errno is the object's shmobj_stat (0: st is it; -1: not looked up).
+ * What a reclaimer would do with an existing object is decided in reclaim_row's order:
+ * live managers unknown, refused, handed over, in use. */
+static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct journal_row *row,
+		  int stat_errno, const struct stat *st, const struct ls_live *lv)
 {
 	struct ls_object obj = { 0 };
 	e->nobjects++;
@@ -199,47 +233,87 @@ static int ls_row(struct ls_entry *e, const struct ls_opts *o, const struct jour
 	memcpy(obj.name, row->name, obj.len); /* NUL-terminated: obj is zeroed */
 	/* A hostile journal's "/../x" must not make us stat outside /dev/shm. */
 	obj.valid = wire_name_check(row->name, row->len) == NULL;
-	struct stat st;
-	if (obj.valid && !e->earlier_boot) {
-		if (shmobj_stat(o->shm_dirfd, row->name, &st) == 0) {
-			obj.exists = true;
-			obj.size = (uint64_t)st.st_size;
-			obj.uid = st.st_uid;
-			/* A reclaimer refuses another user's object and anything but a
-			 * regular file before it asks who holds it: so does ls. */
-			if (st.st_uid != e->owner)
-				obj.use = LS_REFUSED_OWNER;
-			else if (!S_ISREG(st.st_mode))
-				obj.use = LS_REFUSED_TYPE;
-			else if (o->inuse)
-				obj.use = ls_in_use(o, row->name, &st);
-			if (S_ISREG(st.st_mode) && st.st_uid == e->owner)
-				e->bytes += obj.size;
-		} else if (errno == ENOENT) {
-			/* As the reclaimers judge it (now - registered < grace), written so a
-			 * journal's time, which may be anything, cannot overflow. */
-			obj.young = row->registered_us > o->now_us - o->grace_s * 1000000;
-		}
+	if (stat_errno == 0) {
+		obj.exists = true;
+		obj.size = (uint64_t)st->st_size;
+		obj.uid = st->st_uid;
+		/* A reclaimer refuses another user's object and anything but a regular file
+		 * before it asks who holds it: so does ls. */
+		if (lv->unknown)
+			obj.use = LS_LIVE_UNKNOWN;
+		else if (st->st_uid != e->owner)
+			obj.use = LS_REFUSED_OWNER;
+		else if (!S_ISREG(st->st_mode))
+			obj.use = LS_REFUSED_TYPE;
+		else if (lv->held)
+			obj.use = LS_HANDED_OVER;
+		else if (o->inuse)
+			obj.use = ls_in_use(o, row->name, st, lv->unreadable);
+		else if (lv->unreadable)
+			obj.use = LS_LIVE_UNREADABLE;
+		if (obj.use == LS_HANDED_OVER)
+			obj.live_pid = lv->holder;
+		else if (obj.use == LS_LIVE_UNREADABLE)
+			obj.live_pid = lv->unreadable_pid;
+		if (S_ISREG(st->st_mode) && st->st_uid == e->owner)
+			e->bytes += obj.size;
+	} else if (stat_errno == ENOENT) {
+		/* As the reclaimers judge it (now - registered < grace), written so a
+		 * journal's time, which may be anything, cannot overflow. */
+		obj.young = row->registered_us > o->now_us - o->grace_s * 1000000;
 	}
 	return o->objects ? ls_add_object(e, &obj) : 0;
 }
 
-/* The rows of a probed journal. Returns -1 when they cannot be read (e->error says). */
-static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, struct journal *j)
+#define LS_PAGE 256
+
+/* The rows of a probed journal. live: the live managers to ask about a dead directory's
+ * names, or NULL. Returns -1 when they cannot be read (e->error says). */
+static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, struct journal *j,
+			   struct livemgr *live)
 {
 	const struct journal_meta *meta = journal_meta(j);
 	e->pid = meta->manager_pid;
 	e->age_s = o->now - meta->created_at;
 	/* /dev/shm is emptied at boot: an older journal's names name nothing now. */
 	e->earlier_boot = o->boot_id && strcmp(meta->boot_id, o->boot_id) != 0;
-	struct journal_row rows[256], after;
-	int n;
+	if (e->earlier_boot)
+		live = NULL; /* no name is looked up: none to ask about */
+	struct journal_row *rows = malloc(LS_PAGE * sizeof(*rows)), after;
+	struct stat *sts = malloc(LS_PAGE * sizeof(*sts));
+	int *errs = malloc(LS_PAGE * sizeof(*errs));
+	bool held[LS_PAGE];
+	pid_t holder[LS_PAGE];
+	int n, rc = -1;
 	bool resume = false;
-	while ((n = journal_page(j, resume ? &after : NULL, rows, 256)) > 0) {
+	if (!rows || !sts || !errs) {
+		snprintf(e->error, sizeof(e->error), "out of memory");
+		goto out;
+	}
+	while ((n = journal_page(j, resume ? &after : NULL, rows, LS_PAGE)) > 0) {
+		/* First every object of the page, then the live managers' journals, as
+		 * reclaim_journal: a name a live manager gave an object we saw was committed
+		 * before we looked. */
 		for (int i = 0; i < n; i++) {
-			if (ls_row(e, o, &rows[i]) < 0) {
+			errs[i] = -1;
+			if (!e->earlier_boot && wire_name_check(rows[i].name, rows[i].len) == NULL)
+				errs[i] = shmobj_stat(o->shm_dirfd, rows[i].name, &sts[i]) == 0
+						  ? 0
+						  : errno;
+		}
+		struct ls_live lv = { 0 };
+		if (live) {
+			/* The birth times are not at hand: every page walks. */
+			livemgr_refresh(live, INT64_MAX);
+			lv.unknown = livemgr_mark(live, rows, n, held, holder) < 0;
+			lv.unreadable = livemgr_unreadable(live, &lv.unreadable_pid);
+		}
+		for (int i = 0; i < n; i++) {
+			lv.held = live && held[i];
+			lv.holder = live ? holder[i] : 0;
+			if (ls_row(e, o, &rows[i], errs[i], &sts[i], &lv) < 0) {
 				snprintf(e->error, sizeof(e->error), "out of memory");
-				return -1;
+				goto out;
 			}
 		}
 		after = rows[n - 1];
@@ -247,9 +321,31 @@ static int ls_read_journal(struct ls_entry *e, const struct ls_opts *o, struct j
 	}
 	if (n < 0) {
 		snprintf(e->error, sizeof(e->error), "journal: %s", journal_error(j));
-		return -1;
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(rows);
+	free(sts);
+	free(errs);
+	return rc;
+}
+
+/* The live managers a reclaimer of this dead directory would consult (reclaim_journal),
+ * or NULL: none asked for (no --objects), or none a reclaimer from here would read: its
+ * filesystem uid must be the owner's (as root, mgrdir_probe switched to it; another
+ * user's directory is not ours to reclaim). */
+static struct livemgr *ls_live_for(const struct ls_opts *o, const struct mgrdir_probe *p)
+{
+	if (!o->objects || !o->shm_fs_ok || p->state != MGRDIR_DEAD || !p->journal ||
+	    (uid_t)setfsuid((uid_t)-1) != p->owner)
+		return NULL;
+	struct livemgr *live = livemgr_new(p->owner, &o->shm_fs, NULL);
+	if (!live)
+		return NULL;
+	livemgr_watch(live, o->live_bases, o->nlive_bases);
+	livemgr_exclude(live, p->dirfd);
+	return live;
 }
 
 /* Everything ls shows comes from one mgrdir_probe, the one the sweeper acts on: the
@@ -289,10 +385,12 @@ static void ls_inspect(struct ls_entry *e, const struct ls_opts *o, int basefd)
 	}
 	/* A dead manager's unreadable journal is what the sweeper reports as corrupt (the
 	 * probe said so); a live one's keeps its state, with the error shown. */
-	if (p.journal && ls_read_journal(e, o, p.journal) < 0 && p.state == MGRDIR_DEAD)
+	struct livemgr *live = ls_live_for(o, &p);
+	if (p.journal && ls_read_journal(e, o, p.journal, live) < 0 && p.state == MGRDIR_DEAD)
 		/* Out of descriptors or memory says nothing of the journal: unknown. */
 		e->state = mgrdir_state_str(
 			journal_failed_for_resources(p.journal) ? MGRDIR_UNKNOWN : MGRDIR_CORRUPT);
+	livemgr_free(live);
 	/* A live manager's pid is the lock holder's as our /proc numbers it (0: not seen
 	 * from here); the journal's is its own getpid(), perhaps another pid namespace's. */
 	if (p.state == MGRDIR_LIVE)
@@ -332,9 +430,9 @@ static const char *ls_age(int64_t s, char *buf, size_t len)
 }
 
 /* The sweep's words for what it would do (report.c, reclaim.c's log lines). */
-static const char *ls_use_str(enum ls_use use)
+static const char *ls_use_str(const struct ls_object *obj, char *buf, size_t len)
 {
-	switch (use) {
+	switch (obj->use) {
 	case LS_IN_USE:
 		return "in use";
 	case LS_NOT_INSPECTABLE:
@@ -345,6 +443,21 @@ static const char *ls_use_str(enum ls_use use)
 		return "refused: not the journal owner's";
 	case LS_REFUSED_TYPE:
 		return "refused: not a regular file";
+	case LS_HANDED_OVER:
+		if (obj->live_pid <= 0)
+			return "handed over: a live manager found by its lock (its pid is not "
+			       "visible here) lists it";
+		snprintf(buf, len, "handed over: live manager pid %d lists it", (int)obj->live_pid);
+		return buf;
+	case LS_LIVE_UNREADABLE:
+		if (obj->live_pid <= 0)
+			return "kept: the journal of a live manager (its pid is not visible here) "
+			       "cannot be read";
+		snprintf(buf, len, "kept: the journal of live manager pid %d cannot be read",
+			 (int)obj->live_pid);
+		return buf;
+	case LS_LIVE_UNKNOWN:
+		return "cannot tell: which names live managers hold could not be read";
 	case LS_UNUSED:
 		break;
 	}
@@ -385,7 +498,7 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int
 	fputc('\n', stdout);
 	for (size_t i = 0; o->objects && i < e->nobjs; i++) {
 		const struct ls_object *obj = &e->objs[i];
-		char oname[sizeof(obj->name) * 4];
+		char oname[sizeof(obj->name) * 4], use[128];
 		report_escape_n(obj->name, obj->len, oname, sizeof(oname));
 		if (!obj->valid)
 			printf("    %-48s (not a valid name: never looked up)\n", oname);
@@ -396,7 +509,8 @@ static void ls_print_text(const struct ls_entry *e, const struct ls_opts *o, int
 		else
 			printf("    %-48s %10s  %-10s %s\n", oname,
 			       util_human_bytes(obj->size, bytes, sizeof(bytes)),
-			       ls_user(obj->uid, user, sizeof(user)), ls_use_str(obj->use));
+			       ls_user(obj->uid, user, sizeof(user)),
+			       ls_use_str(obj, use, sizeof(use)));
 	}
 }
 
@@ -440,9 +554,9 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 				printf("%u", (unsigned)obj->uid);
 			else
 				fputs("null", stdout);
-			/* in_use: null when it cannot be told (refused before anyone asks, or
-			 * a holder not inspectable). */
-			printf(",\"in_use\":%s,\"refused\":%s,\"young\":%s}",
+			/* in_use: null when it cannot be told (refused or handed over before
+			 * anyone asks, kept for a live manager, or a holder not inspectable). */
+			printf(",\"in_use\":%s,\"refused\":%s,\"young\":%s,",
 			       obj->use == LS_IN_USE   ? "true"
 			       : obj->use == LS_UNUSED ? "false"
 						       : "null",
@@ -450,6 +564,17 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 				       ? "true"
 				       : "false",
 			       obj->young ? "true" : "false");
+			/* What the live managers' journals decide (reclaim.h): handed over, or
+			 * kept for one that cannot be read, or for not knowing who is live. */
+			printf("\"handed_over\":%s,\"live_unreadable\":%s,\"live_unknown\":%s,"
+			       "\"live_pid\":",
+			       obj->use == LS_HANDED_OVER ? "true" : "false",
+			       obj->use == LS_LIVE_UNREADABLE ? "true" : "false",
+			       obj->use == LS_LIVE_UNKNOWN ? "true" : "false");
+			if (obj->live_pid > 0)
+				printf("%d}", (int)obj->live_pid);
+			else
+				fputs("null}", stdout);
 		}
 		fputc(']', stdout);
 	}
@@ -582,7 +707,9 @@ int cmd_ls(int argc, char **argv)
 	struct inuse *idx = NULL;
 	struct base *b = NULL;
 	unsigned nbases = 0;
-	size_t listed = 0, cap = 0;
+	size_t listed = 0, cap = 0, nopen = 0, fcap = 0;
+	int *fds = NULL;              /* the bases listed, open */
+	char **paths = NULL;          /* and their paths */
 	struct ls_entry *rows = NULL; /* the text table's, printed at the end */
 	rc = 1;
 	if ((o.shm_dirfd = shmobj_dir_open(err, sizeof(err))) < 0) {
@@ -596,6 +723,11 @@ int cmd_ls(int argc, char **argv)
 			  !(idx = inuse_scan("/proc", shm_dev, err, sizeof(err)))))
 		fprintf(stderr, CLI_PROG("ls") ": %s (in-use column unknown)\n", err);
 	o.inuse = idx;
+	/* Live managers are looked for only when we know which /dev/shm is ours, as a
+	 * reclaimer would (reclaim_journal fails without it). */
+	o.shm_fs_ok = o.objects && shmobj_fs_self(o.shm_dirfd, &o.shm_fs, err, sizeof(err)) == 0;
+	if (o.objects && !o.shm_fs_ok)
+		fprintf(stderr, CLI_PROG("ls") ": %s (live managers not asked)\n", err);
 	if (!(b = malloc(sizeof(*b)))) {
 		ls_fail(&o, "out of memory");
 		goto out;
@@ -604,6 +736,12 @@ int cmd_ls(int argc, char **argv)
 		ls_print_json_base(&o);
 		fputs(",\"managers\":[", stdout);
 	}
+	/* Every base is opened before any is listed, as sweep does: a live manager our
+	 * /proc does not show is found by its lock in any of them (livemgr.h), and a name
+	 * it holds may be listed by a dead journal in another. Failures and unsafe matches
+	 * are reported as they come. A thousand per-job bases are a thousand descriptors. */
+	unsigned long long nofile;
+	(void)util_raise_nofile(&nofile);
 	while (bases_next(&o.bases, b) == 1) {
 		char esc[sizeof(b->why) * 4], pesc[sizeof(b->path) * 4];
 		if (b->state == BASE_ERROR) {
@@ -619,25 +757,50 @@ int cmd_ls(int argc, char **argv)
 				report_escape(b->why, esc, sizeof(esc)));
 			continue;
 		}
+		if (nopen == fcap) {
+			size_t ncap = fcap ? 2 * fcap : 16;
+			int *nf = realloc(fds, ncap * sizeof(*nf));
+			if (nf)
+				fds = nf;
+			char **np = nf ? realloc(paths, ncap * sizeof(*np)) : NULL;
+			if (np) {
+				paths = np;
+				fcap = ncap;
+			}
+		}
+		char *path = nopen < fcap ? strdup(b->path) : NULL;
+		if (!path) {
+			close(b->fd);
+			fputs(CLI_PROG("ls") ": out of memory\n", stderr);
+			if (!first_error[0])
+				util_strlcpy(first_error, "out of memory", sizeof(first_error));
+			continue;
+		}
+		paths[nopen] = path;
+		fds[nopen++] = b->fd;
+	}
+	o.live_bases = fds;
+	o.nlive_bases = nopen;
+	for (size_t k = 0; k < nopen; k++) {
+		char esc[PATH_MAX * 4 + 100];
 		char **names = NULL;
 		size_t nnames = 0;
-		if (mgrdir_list(b->fd, NULL, &names, &nnames) < 0) {
+		if (mgrdir_list(fds[k], NULL, &names, &nnames) < 0) {
 			char why[PATH_MAX + 100];
-			snprintf(why, sizeof(why), "reading the temp base %.1024s: %s", b->path,
+			snprintf(why, sizeof(why), "reading the temp base %.1024s: %s", paths[k],
 				 strerror(errno));
 			fprintf(stderr, CLI_PROG("ls") ": %s\n",
 				report_escape(why, esc, sizeof(esc)));
 			if (!first_error[0])
 				util_strlcpy(first_error, why, sizeof(first_error));
-			close(b->fd);
 			continue;
 		}
 		nbases++;
-		o.base = b->path;
+		o.base = paths[k];
 		for (size_t i = 0; i < nnames; i++) {
 			struct ls_entry e = { 0 };
 			util_strlcpy(e.name, names[i], sizeof(e.name));
-			ls_inspect(&e, &o, b->fd);
+			ls_inspect(&e, &o, fds[k]);
 			if (o.json) {
 				ls_print_json(&e, &o, listed++ == 0);
 				free(e.objs);
@@ -659,7 +822,6 @@ int cmd_ls(int argc, char **argv)
 		}
 		o.base = o.bases.text;
 		mgrdir_list_free(names, nnames);
-		close(b->fd);
 	}
 	/* (A pattern matching nothing gets the header alone.) */
 	if (!o.json && (nbases || !first_error[0]))
@@ -676,6 +838,12 @@ int cmd_ls(int argc, char **argv)
 	/* (A reader that went away is not a failure: 1, and main ends us by SIGPIPE.) */
 	rc = cli_flush_stdout(CLI_PROG("ls")) >= 0 && !first_error[0] ? 0 : 1;
 out:
+	for (size_t k = 0; k < nopen; k++) {
+		close(fds[k]);
+		free(paths[k]);
+	}
+	free(fds);
+	free(paths);
 	for (size_t i = 0; rows && i < listed; i++)
 		free(rows[i].objs);
 	free(rows);

@@ -726,7 +726,8 @@ unlock:
 }
 
 /* Copies dirfd/file to copydir/file (read with O_NOATIME where the owner allows it, so
- * even the access time stays). 1 copied, 0 absent, -1 with why set. */
+ * even the access time stays). 1 copied, 0 absent, -1 with why set and errno the cause
+ * (ENOSPC, EDQUOT: the copy's base is full, which mgrdir_copy_journal takes elsewhere). */
 static int mgrdir_copy_file(struct mgrdir_probe *p, const char *file)
 {
 	int in = openat(p->dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
@@ -742,6 +743,7 @@ static int mgrdir_copy_file(struct mgrdir_probe *p, const char *file)
 	struct stat st;
 	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
 		util_err(p->why, sizeof(p->why), "%s is not a regular file", file);
+		errno = EINVAL;
 		goto out;
 	}
 	if ((unsigned long long)st.st_size > MGRDIR_COPY_MAX) {
@@ -749,6 +751,7 @@ static int mgrdir_copy_file(struct mgrdir_probe *p, const char *file)
 			 "%s is %lld bytes: too large to read without "
 			 "changing it",
 			 file, (long long)st.st_size);
+		errno = EFBIG;
 		goto out;
 	}
 	char path[PATH_MAX + 32];
@@ -781,11 +784,20 @@ static int mgrdir_copy_file(struct mgrdir_probe *p, const char *file)
 			off += w;
 		}
 	}
+	/* A filesystem that reserves space late (NFS, a quota) says it full here. */
+	if (close(out) < 0) {
+		out = -1;
+		util_err(p->why, sizeof(p->why), "copy %s: %s", file, strerror(errno));
+		goto out;
+	}
+	out = -1;
 	rc = 1;
-out:
+out:;
+	int saved = errno;
 	if (out >= 0)
 		close(out);
 	close(in);
+	errno = saved;
 	return rc;
 }
 
@@ -826,36 +838,10 @@ static void mgrdir_journal_stamp(struct mgrdir_probe *p, struct timespec *stamp)
 	}
 }
 
-/* A private copy (db, -wal and a rollback journal; SQLite rebuilds the -shm index from
- * the WAL) in a new
- * directory of the reader's temp base, made with the owner's identity so SQLite can
- * open it as the owner. dirpath receives the copy's name, free of symlinks. */
-static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len)
+/* Copies the journal's files into p->copydir, made again if they changed meanwhile.
+ * 0, or -1 with why set and errno the cause. */
+static int mgrdir_copy_files(struct mgrdir_probe *p)
 {
-	const char *bases[] = { util_tmpbase(), "/tmp" };
-	char err[200] = "";
-	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]) && !p->copydir[0]; i++) {
-		char resolved[PATH_MAX];
-		if (!realpath(bases[i], resolved) || strlen(resolved) + 32 > sizeof(p->copydir))
-			continue;
-		/* SQLite reopens the copy's -wal and -shm by path: a base someone else could
-		 * swap under it is not used (util.h). */
-		if (util_path_trusted(resolved, p->owner, err, sizeof(err)) < 0)
-			continue;
-		snprintf(p->copydir, sizeof(p->copydir), "%.*s/.shmwarden-read-XXXXXX",
-			 (int)(sizeof(p->copydir) - 32), resolved);
-		if (!mkdtemp(p->copydir)) {
-			util_err(err, sizeof(err), "%s: %s", resolved, strerror(errno));
-			p->copydir[0] = '\0';
-		}
-	}
-	if (!p->copydir[0]) {
-		util_err(p->why, sizeof(p->why),
-			 "no temp directory to read a copy of the journal "
-			 "in (%s)",
-			 err);
-		return -1;
-	}
 	/* A hot rollback journal (a manager killed while switching a new journal to WAL
 	 * mode) is copied too: SQLite rolls the copy back before reading it. A look holds
 	 * no lock while it copies (see mgrdir_probe_locks), so the copy counts only if no
@@ -868,14 +854,74 @@ static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len
 			if (mgrdir_copy_file(p, mgrdir_journal_files[i]) < 0)
 				return -1;
 		mgrdir_journal_stamp(p, after);
-		if (memcmp(before, after, sizeof(before)) == 0) {
-			util_strlcpy(dirpath, p->copydir, len);
+		if (memcmp(before, after, sizeof(before)) == 0)
 			return 0;
-		}
 	}
 	util_err(p->why, sizeof(p->why),
 		 "its journal kept changing while being read (a "
 		 "reclaimer at work?)");
+	errno = EAGAIN;
+	return -1;
+}
+
+/* A private copy (db, -wal and a rollback journal; SQLite rebuilds the -shm index from
+ * the WAL) in a new directory of the reader's temp base, made with the owner's identity
+ * so SQLite can open it as the owner: $TMPDIR, else /tmp, whichever works first
+ * (SECURITY.md). A base that is full (ENOSPC, EDQUOT) does not work: its partial copy
+ * is removed and the next one tried, so a full $TMPDIR fails no reclaim while /tmp has
+ * room. One copy exists at a time, removed at mgrdir_release (or, for a reclaimer, as
+ * soon as its manager row is read: mgrdir_probe_look_first). dirpath receives the
+ * copy's name, free of symlinks. */
+static int mgrdir_copy_journal(struct mgrdir_probe *p, char *dirpath, size_t len)
+{
+	const char *bases[] = { util_tmpbase(), "/tmp" };
+	char err[200] = "", full[600] = "", tried[PATH_MAX] = "", why[sizeof(p->why)];
+	/* A full base's words must not stay in why once another base worked. */
+	util_strlcpy(why, p->why, sizeof(why));
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		char resolved[PATH_MAX];
+		if (!realpath(bases[i], resolved) || strlen(resolved) + 32 > sizeof(p->copydir))
+			continue;
+		/* $TMPDIR unset, or /tmp itself: one place, tried once. */
+		if (strcmp(resolved, tried) == 0)
+			continue;
+		util_strlcpy(tried, resolved, sizeof(tried));
+		/* SQLite reopens the copy's -wal and -shm by path: a base someone else could
+		 * swap under it is not used (util.h). */
+		if (util_path_trusted(resolved, p->owner, err, sizeof(err)) < 0)
+			continue;
+		snprintf(p->copydir, sizeof(p->copydir), "%.*s/.shmwarden-read-XXXXXX",
+			 (int)(sizeof(p->copydir) - 32), resolved);
+		int e = 0;
+		if (!mkdtemp(p->copydir)) {
+			e = errno;
+			p->copydir[0] = '\0';
+			util_err(err, sizeof(err), "%s: %s", resolved, strerror(e));
+		} else if (mgrdir_copy_files(p) == 0) {
+			util_strlcpy(p->why, why, sizeof(p->why));
+			util_strlcpy(dirpath, p->copydir, len);
+			return 0;
+		} else {
+			e = errno;
+			if (e != ENOSPC && e != EDQUOT)
+				return -1; /* why says; mgrdir_release removes the copy */
+			/* Full: the partial copy goes now, not to hold the space it took. */
+			mgrdir_remove_copy(p);
+		}
+		if (e == ENOSPC || e == EDQUOT)
+			util_err(full + strlen(full), sizeof(full) - strlen(full), "%s%s: %s",
+				 full[0] ? "; " : "", resolved, strerror(e));
+	}
+	if (full[0])
+		util_err(p->why, sizeof(p->why),
+			 "no room for a private copy of the journal in %s (the copy goes to "
+			 "$TMPDIR, else /tmp)",
+			 full);
+	else
+		util_err(p->why, sizeof(p->why),
+			 "no temp directory to read a copy of the journal "
+			 "in (%s)",
+			 err);
 	return -1;
 }
 

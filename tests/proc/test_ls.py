@@ -82,7 +82,7 @@ def ls_json(sb, *args):
 MANAGER_KEYS = {"dir", "path", "state", "owner_uid", "owner", "pid", "age_s", "clients",
                 "objects", "bytes", "earlier_boot", "reclaimer_pid", "error"}
 OBJECT_KEYS = {"name", "valid", "exists", "size", "owner_uid", "in_use", "refused",
-               "young"}
+               "young", "handed_over", "live_unreadable", "live_unknown", "live_pid"}
 
 
 def check_entry(e, sb, state, pid, clients, objects, nbytes, error=False):
@@ -166,11 +166,14 @@ def test_live_dead_corrupt_unsafe_starting():
         for n in dead_names:
             expect(objs[n] == {"name": n, "valid": True, "exists": True, "size": 8192,
                                "owner_uid": UID, "in_use": False, "refused": False,
-                               "young": False},
+                               "young": False, "handed_over": False,
+                               "live_unreadable": False, "live_unknown": False,
+                               "live_pid": None},
                    "dead object: %s" % objs[n])
         expect(objs[gone] == {"name": gone, "valid": True, "exists": False, "size": 0,
                               "owner_uid": None, "in_use": False, "refused": False,
-                              "young": True},
+                              "young": True, "handed_over": False, "live_unreadable": False,
+                              "live_unknown": False, "live_pid": None},
                "not created yet: %s" % objs[gone])
 
         e = by_dir[name(bad.dir)]
@@ -554,6 +557,89 @@ def test_the_base_is_shown_with_its_setting():
         r = sb.run(["ls", "--json"], env=dict(env, TMPDIR=os.path.join(sb.tmp, "none")))
         doc = json.loads(r.stdout)
         expect(r.returncode == 1 and doc["base_from"] == "TMPDIR" and doc["error"], doc)
+
+
+def user_version(mgr_dir, version=None):
+    """The journal's schema version (PRAGMA user_version), set to version when given, as
+    another build of shmwarden would have written it (test_livemgr.py)."""
+    con = sqlite3.connect(os.path.join(mgr_dir, "journal.db"), timeout=5)
+    try:
+        if version is None:
+            return con.execute("PRAGMA user_version").fetchone()[0]
+        con.execute("PRAGMA user_version = %d" % version)
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_ls_says_what_recover_does_with_a_live_managers_name():
+    """A name a dead journal and a live manager's both list: recover hands it over (the
+    row goes, the object stays), and ls --objects says so, in recover's words, not
+    "unused"; while the live journal cannot be read (another schema version), both
+    keep it. (Trial F7: ls did not ask the live managers.)"""
+    with Sandbox("lslive") as sb:
+        dead, names = dead_manager(sb, [4096, 4096])
+        shared, own = names
+        live = spawn(sb)
+        c = live.client()
+        c.register(shared)
+        try:
+            d = os.path.basename(dead.dir)
+            before = snapshot(dead.dir)
+
+            def dead_rows(out):
+                """The dead directory's object lines of a text listing, by name."""
+                lines = out.splitlines()
+                i = next(k for k, l in enumerate(lines) if l.startswith(d + " "))
+                rows = {}
+                for l in lines[i + 1:]:
+                    if not l.startswith("    /"):
+                        break
+                    rows[l.split()[0]] = l
+                return rows
+
+            r = ls(sb, "--objects")
+            rows = dead_rows(r.stdout)
+            expect(r.returncode == 0 and rows[shared].endswith(
+                "handed over: live manager pid %d lists it" % live.pid) and
+                rows[own].endswith(" unused"), "ls --objects: %r %r" % (r.stdout, r.stderr))
+            managers, _ = ls_json(sb, "--objects")
+            objs = {o["name"]: o for o in managers[d]["object_list"]}
+            expect(set(objs[shared]) == OBJECT_KEYS and objs[shared]["handed_over"] is True
+                   and objs[shared]["live_pid"] == live.pid and objs[shared]["in_use"] is None
+                   and objs[shared]["live_unreadable"] is False, "json: %s" % objs[shared])
+            expect(objs[own]["handed_over"] is False and objs[own]["in_use"] is False and
+                   objs[own]["live_pid"] is None, "json: %s" % objs[own])
+            r = sb.run(["recover", "--dry-run", "--json", dead.dir])
+            doc = json.loads(r.stdout)
+            expect(doc["handed_over"] == 1 and doc["unlinked"] == 1,
+                   "recover --dry-run: %r" % r.stdout)
+            # The live journal of another schema version: both keep every name of ours.
+            version = user_version(live.dir)
+            user_version(live.dir, version + 1)
+            try:
+                r = ls(sb, "--objects")
+                rows = dead_rows(r.stdout)
+                word = "kept: the journal of live manager pid %d cannot be read" % live.pid
+                expect(rows[shared].endswith(word) and rows[own].endswith(word),
+                       "ls --objects, unreadable: %r" % r.stdout)
+                managers, _ = ls_json(sb, "--objects")
+                for o in managers[d]["object_list"]:
+                    expect(o["live_unreadable"] is True and o["live_pid"] == live.pid and
+                           o["handed_over"] is False and o["in_use"] is None, "json: %s" % o)
+                r = sb.run(["recover", "--dry-run", "--json", dead.dir])
+                doc = json.loads(r.stdout)
+                expect(doc["live_unreadable"] == 2 and doc["unlinked"] == 0,
+                       "recover --dry-run, unreadable: %r" % r.stdout)
+            finally:
+                user_version(live.dir, version)
+            expect(snapshot(dead.dir) == before, "ls or a dry run changed %s" % dead.dir)
+            r = sb.run(["recover", dead.dir])
+            expect(r.returncode == 0 and "1 handed over to live managers" in r.stdout and
+                   os.path.exists(SHM + shared) and not os.path.exists(SHM + own),
+                   "recover: %r %r" % (r.stdout, r.stderr))
+        finally:
+            c.close()
 
 
 def section(text, start, end_re):

@@ -12,6 +12,7 @@ import os
 import pwd
 import random
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -702,6 +703,108 @@ def test_multi_user_as_root():
         sb.cleanup()
         for u in users:
             subprocess.run(["userdel", u], capture_output=True)
+
+
+def fill(d):
+    """Writes files into d until its filesystem is full (ENOSPC)."""
+    n = 0
+    try:
+        while True:
+            with open(os.path.join(d, "fill%d" % n), "wb") as f:
+                f.write(bytes(65536))
+            n += 1
+    except OSError:
+        pass
+    try:  # the last pages a small write still fits in
+        while True:
+            with open(os.path.join(d, "fill%d" % n), "wb") as f:
+                f.write(bytes(512))
+            n += 1
+    except OSError:
+        pass
+
+
+def full_tmpdir_helper():
+    """Inside `unshare -m`: a tmpfs on /mnt (over the host's, in this mount namespace only)
+    holds the dead managers' base, and a small one on /mnt/full is the reclaimers' TMPDIR,
+    filled up. The private
+    copy of each journal then goes to /tmp, as SECURITY.md says ($TMPDIR or /tmp,
+    whichever works first); with /tmp full too (a full tmpfs mounted over it, here only),
+    recover fails naming both places and changes nothing."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "shmw-bases", "/mnt"],
+                   check=True)
+    over_tmp = False
+    try:
+        base, full = "/mnt/base", "/mnt/full"
+        os.mkdir(base, 0o700)
+        os.mkdir(full, 0o700)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "shmw-full", full],
+                       check=True)
+        with Sandbox("fulltmp") as sb:
+            env = dict(sb.env, TMPDIR=full)
+            names = [[sb.name("%d_%d" % (k, i)) for i in range(3)] for k in range(4)]
+            dirs = [harness.dead_manager(sb, n, base=base) for n in names]
+            fill(full)
+            # TMPDIR full, /tmp with room: recover and sweep reclaim.
+            r = sb.run(["recover", dirs[0]], env=env)
+            expect(r.returncode == 0 and "removed: 3 unlinked" in r.stdout and
+                   not os.path.exists(dirs[0]) and not set(names[0]) & set(sb.objects()),
+                   "recover, TMPDIR full: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+            r = sb.run(["recover", "--dry-run", dirs[1]], env=env)
+            expect(r.returncode == 0 and "removed (dry run): 3 unlinked" in r.stdout,
+                   "recover --dry-run, TMPDIR full: %d %r %r" % (r.returncode, r.stdout,
+                                                                   r.stderr))
+            r = sb.run(["ls", "--tmpdir", base], env=env)
+            expect(r.returncode == 0 and r.stdout.count(" dead ") == 3 and "!" not in r.stdout,
+                   "ls, TMPDIR full: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+            # Neither has room: a clear error naming both, nothing changed.
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=1777", "shmw-full",
+                            "/tmp"], check=True)
+            over_tmp = True
+            fill("/tmp")
+            r = sb.run(["recover", dirs[1]], env=env)
+            expect(r.returncode == 1 and "no room for a private copy of the journal in %s: "
+                   "%s; /tmp: %s" % (full, os.strerror(28), os.strerror(28)) in r.stderr and
+                   os.path.isdir(dirs[1]) and set(names[1]) <= set(sb.objects()),
+                   "recover, both full: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+            expect(not [n for n in os.listdir("/tmp") if not n.startswith("fill")],
+                   "a copy left in /tmp: %s" % os.listdir("/tmp"))
+            subprocess.run(["umount", "/tmp"], check=True)
+            over_tmp = False
+            r = sb.run(["sweep", "--tmpdir", base], env=env)
+            expect(r.returncode == 0 and "3 directories: 3 removed" in r.stdout and
+                   not sb.objects(), "sweep, TMPDIR full: %d %r %r" % (r.returncode, r.stdout,
+                                                                        r.stderr))
+            expect(not [n for n in os.listdir(full) if not n.startswith("fill")],
+                   "a copy left in TMPDIR: %s" % os.listdir(full))
+            expect(not [n for n in os.listdir("/tmp") if n.startswith(".shmwarden-read-")],
+                   "a copy left in /tmp")
+    finally:
+        if over_tmp:
+            subprocess.run(["umount", "-l", "/tmp"], capture_output=True)
+        subprocess.run(["umount", "-l", "/mnt/full"], capture_output=True)
+        subprocess.run(["umount", "-l", "/mnt"], capture_output=True)
+
+
+def test_a_full_tmpdir_copies_the_journal_to_tmp():
+    """A full $TMPDIR made every real recover and sweep fail ("copy journal.db: No space
+    left on device", exit 1): the private copy of a journal fell back to /tmp only when
+    mkdtemp failed. Now a full base (ENOSPC, EDQUOT) is left for the next, its partial
+    copy removed (trial F6). Runs in a private mount namespace: nothing host-wide is
+    mounted or filled."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("# SKIP: needs root and unshare")
+        return
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
+                        os.path.abspath(__file__), "--full-tmpdir-helper"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    expect(p.returncode == 0, "helper exit %d:\n%s%s" % (p.returncode, p.stdout[-3000:],
+                                                           p.stderr[-3000:]))
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--full-tmpdir-helper"]:
+    full_tmpdir_helper()
+    sys.exit(0)
 
 
 harness.main(globals())
