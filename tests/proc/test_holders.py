@@ -407,7 +407,7 @@ def test_root_sweep_sees_another_users_process_holding_the_object():
 
 # ---- a fresh view at the moment of the unlink ------------------------------------------
 
-BIG_ROWS = 500000  # about 8 s of sweeping on a loaded 2-core machine
+BIG_ROWS = 500000  # seconds of sweeping, one /proc view renewal after another
 
 
 def _fatten(d, rows, fmt=None):
@@ -425,12 +425,23 @@ def _fatten(d, rows, fmt=None):
         con.close()
 
 
+STALL_STATX = os.path.join(harness.BUILD, "tools", "stall_statx.so")
+
+
 def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
+    """A holder that comes while a root sweep is deep in another, long journal: the view
+    of /proc that cleared that journal's names is not the one the next directory's are
+    judged by. The sweep is held (tests/tools/preload/stall_statx.c) at the long
+    journal's last name, after its first name's object was cleared with a view taken
+    then, and the holder maps the user's object meanwhile: the test no longer depends
+    on how fast the machine sweeps (it used to sleep 1.5 s and hope)."""
     if not root_only("test_root_sweep_sees_a_holder_that_came_during_a_huge_journal"):
         return
+    expect(os.path.exists(STALL_STATX), "%s is missing: run make check" % STALL_STATX)
     with users_sandbox("hbig", "b") as (sb, (pw,), env):
         big = dead_manager(sb, [sb.name(0)])
-        _fatten(big, BIG_ROWS)
+        fmt = "/shmwt_big_%s_%%07d" % secrets.token_hex(4)  # sorts after sb.name(0)
+        _fatten(big, BIG_ROWS, fmt)
         n = sb.name(1)
         other = _user_dead_manager(sb, pw, env, ["+" + n])
         # Sorted names: the huge journal is visited first, the user's second.
@@ -438,13 +449,24 @@ def test_root_sweep_sees_a_holder_that_came_during_a_huge_journal():
         second = os.path.join(sb.tmp, "shmwarden-zzzzzz")
         os.rename(big, first)
         os.rename(other, second)
+        gate, seen = os.path.join(sb.tmp, "gate"), os.path.join(sb.tmp, "seen")
+        open(gate, "w").close()
+        senv = dict(sb.env, LD_PRELOAD=STALL_STATX, STALL_STATX_GATE=gate,
+                    STALL_STATX_SEEN=seen, STALL_STATX_PATH=(fmt % (BIG_ROWS - 1))[1:])
+        if harness.SANITIZED:
+            senv["ASAN_OPTIONS"] = ":".join(filter(None, [senv.get("ASAN_OPTIONS"),
+                                                          "verify_asan_link_order=0"]))
         sweep = sb.track(subprocess.Popen([harness.SHMWARDEN, "sweep", "--json", "--tmpdir",
                                            sb.tmp], stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, env=sb.env))
-        time.sleep(1.5)
-        h = hold(sb, "map", SHM + n, user=pw, env=env)
-        expect(sweep.poll() is None and os.path.exists(first),
-               "the sweep left the huge journal before the holder came: make it bigger")
+                                          stderr=subprocess.PIPE, env=senv))
+        try:
+            harness.wait_for(lambda: os.path.exists(seen) or sweep.poll() is not None, 300)
+            if not os.path.exists(seen):
+                expect(False, "the sweep was never held at the huge journal's last name: "
+                       "%s" % (sweep.communicate(timeout=60),))
+            h = hold(sb, "map", SHM + n, user=pw, env=env)
+        finally:
+            os.unlink(gate)
         out, err = sweep.communicate(timeout=600)
         doc = json.loads(out)
         by = {os.path.basename(x["dir"]): x for x in doc["dirs"]}
