@@ -42,7 +42,8 @@
  * it. But a manager holds its directory's flock for its whole life, and the lock is the
  * kernel's, seen alike from every namespace. So every walk also reads each temp base the
  * caller watches (livemgr_watch: the bases it reclaims in) once, and a directory of the
- * owner's there that the walk of /proc did not find, locked exclusive and not marked by
+ * owner's there that the walk of /proc did not find (as a manager's, nor held by a task
+ * it inspected that is not its manager: livemgr.others), locked exclusive and not marked by
  * a reclaimer, counts as a live manager's whose pid is unknown (by_lock, reported as
  * "not visible here"). Its journal is read as a found one's, with every check but the
  * holder's (it cannot be asked whose it is): the directory belongs to the owner and is
@@ -179,6 +180,12 @@ struct livemgr {
 	struct livemgr_dir excluded[LIVEMGR_EXCLUDED_MAX]; /* livemgr_exclude */
 	size_t nexcluded;
 	bool exclude_failed; /* a directory to exclude could not be told: keep everything */
+	/* Locked directories of the owner's that the latest walk of /proc found held by a
+	 * task it could inspect and that is not their manager (no manager's files in them,
+	 * no socket of theirs listened on: a leftover `flock`, a user's tool): the holder is
+	 * known, so the scan of the bases does not count them as managers it cannot see. */
+	struct livemgr_dir *others;
+	size_t nothers, cap_others;
 	struct livemgr_list entries;
 };
 
@@ -850,8 +857,24 @@ static int livemgr_consider(struct livemgr *lm, pid_t pid, int fddir, const char
 		rc = -1;
 		goto not_manager;
 	}
-	if (!looks && !listens)
-		goto not_manager; /* no manager directory, or not its manager's */
+	if (!looks && !listens) {
+		/* No manager directory, or not its manager's: a holder we see, so not one
+		 * the scan of the bases should take for a manager it cannot see. */
+		if (lm->nothers == lm->cap_others) {
+			size_t cap = lm->cap_others ? 2 * lm->cap_others : 8;
+			struct livemgr_dir *o = realloc(lm->others, cap * sizeof(*o));
+			if (!o) {
+				log_warn("livemgr: out of memory; nothing is unlinked");
+				rc = -1;
+				goto not_manager;
+			}
+			lm->others = o;
+			lm->cap_others = cap;
+		}
+		lm->others[lm->nothers++] = (struct livemgr_dir){ .dev = st.st_dev,
+								  .ino = st.st_ino };
+		goto not_manager;
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e) {
 		log_warn("livemgr: out of memory; nothing is unlinked");
@@ -1073,6 +1096,9 @@ static bool livemgr_seen_dir(const struct livemgr *lm, const struct stat *st)
 	TAILQ_FOREACH (e, &lm->entries, link)
 		if (e->seen && !e->by_lock && e->dev == st->st_dev && e->ino == st->st_ino)
 			return true;
+	for (size_t i = 0; i < lm->nothers; i++)
+		if (lm->others[i].dev == st->st_dev && lm->others[i].ino == st->st_ino)
+			return true;
 	return false;
 }
 
@@ -1217,6 +1243,7 @@ static void livemgr_walk(struct livemgr *lm)
 	struct livemgr_entry *e, *next;
 	TAILQ_FOREACH (e, &lm->entries, link)
 		e->seen = false;
+	lm->nothers = 0;
 	lm->unknown = false;
 	lm->walked = false;
 	struct timespec real, mono;
@@ -1458,5 +1485,6 @@ void livemgr_free(struct livemgr *lm)
 		TAILQ_REMOVE(&lm->entries, e, link);
 		livemgr_entry_free(e);
 	}
+	free(lm->others);
 	free(lm);
 }
