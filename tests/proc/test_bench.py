@@ -55,6 +55,52 @@ def test_loadgen_pins_the_manager_and_counts_whole_cycles():
         assert sb.manager_dirs() == [], "the manager left %s" % sb.manager_dirs()
 
 
+def test_loadgen_starts_its_clock_after_the_managers_start_up_thread_ended():
+    # The manager prints its socket line, then starts its start-up reclaim thread. A
+    # loadgen that looked for that thread right after the line could miss it; the
+    # thread then ended inside the measured window, schedstat lost its last slice and
+    # the CPU figure fell back to 10 ms ticks with no timeslices (CI under the
+    # sanitizers). Here the thread is born 200 ms after the line and held at its start
+    # until the test lets it go, well inside the window of a loadgen that missed it.
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    with harness.Sandbox("bench") as sb:
+        gate = os.path.join(sb.tmp, "gate")
+        seen = os.path.join(sb.tmp, "seen")
+        open(gate, "w").close()
+        env = dict(sb.env, LD_PRELOAD=os.path.join(harness.BUILD, "tools", "stall_thread.so"),
+                   STALL_THREAD_DELAY_MS="200", STALL_THREAD_GATE=gate,
+                   STALL_THREAD_SEEN=seen)
+        if harness.SANITIZED:
+            env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                         "verify_asan_link_order=0"]))
+        cmd = [LOADGEN, "run", "--tmpdir", sb.tmp, "--tag", secrets.token_hex(4), "--exe",
+               harness.TORCH_SHM_MANAGER, "--clients", "1", "--warmup", "0.5",
+               "--duration", "1.5", "--mgr-cpu", str(cpu), "--client-cpu", str(cpu)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(seen) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            held = os.path.exists(seen)
+            # Let it go 0.5 s after it was held: inside [warm-up, warm-up + duration] of a
+            # loadgen that started its clock when it was born.
+            time.sleep(0.5)
+            os.unlink(gate)
+            out, err = p.communicate(timeout=120)
+        finally:
+            if os.path.exists(gate):
+                os.unlink(gate)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert held, "the manager's start-up thread never reached the gate"
+        assert p.returncode == 0, err
+        v = values(out)
+        assert v["mgr_cpu_source"] == "schedstat", v
+        assert 0 < float(v["mgr_timeslices_per_pair"]) <= 3, v
+
+
 def test_loadgen_batches_create_their_objects_as_libshm_does():
     # libshm creates each object after its OK and unlinks it before its free. A batch
     # whose names had no objects measured something else once a cycle outlasted the
