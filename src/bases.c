@@ -554,3 +554,36 @@ void bases_free(struct bases *b)
 	free(b->unsafe);
 	memset(b, 0, sizeof(*b));
 }
+
+int bases_keep(struct bases_open *o, const struct base *base)
+{
+	if (o->n == o->cap) {
+		size_t ncap = o->cap ? 2 * o->cap : 16;
+		int *nf = realloc(o->fds, ncap * sizeof(*nf));
+		if (!nf)
+			return -1;
+		o->fds = nf;
+		char **np = realloc(o->paths, ncap * sizeof(*np));
+		if (!np)
+			return -1;
+		o->paths = np;
+		o->cap = ncap;
+	}
+	char *path = strdup(base->path);
+	if (!path)
+		return -1;
+	o->paths[o->n] = path;
+	o->fds[o->n++] = base->fd;
+	return 0;
+}
+
+void bases_open_free(struct bases_open *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		close(o->fds[i]);
+		free(o->paths[i]);
+	}
+	free(o->fds);
+	free(o->paths);
+	memset(o, 0, sizeof(*o));
+}

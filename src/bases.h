@@ -122,4 +122,20 @@ void bases_print_unsafe_json(FILE *f, const struct bases *b);
 
 void bases_free(struct bases *b);
 
+/* The bases a host-wide command holds open while it works: every one is opened before
+ * the first is read, because a live manager our /proc does not show is found by its lock
+ * in any of them (livemgr.h). fds[i] and paths[i] are one base, in the order kept. */
+struct bases_open {
+	int *fds;     /* owned: bases_open_free closes them */
+	char **paths; /* owned: copies of struct base's path, for reports */
+	size_t n, cap;
+};
+
+/* Keeps base->fd (a BASE_OPEN base's) and a copy of base->path in o: 0, or -1 with errno
+ * ENOMEM and nothing kept, base->fd still the caller's to close. */
+int bases_keep(struct bases_open *o, const struct base *base);
+
+/* Closes every descriptor kept and frees the paths and arrays; o is empty after. */
+void bases_open_free(struct bases_open *o);
+
 #endif

@@ -707,10 +707,9 @@ int cmd_ls(int argc, char **argv)
 	struct inuse *idx = NULL;
 	struct base *b = NULL;
 	unsigned nbases = 0;
-	size_t listed = 0, cap = 0, nopen = 0, fcap = 0;
-	int *fds = NULL;              /* the bases listed, open */
-	char **paths = NULL;          /* and their paths */
-	struct ls_entry *rows = NULL; /* the text table's, printed at the end */
+	size_t listed = 0, cap = 0;
+	struct bases_open open_bases = { 0 }; /* the bases listed */
+	struct ls_entry *rows = NULL;         /* the text table's, printed at the end */
 	rc = 1;
 	if ((o.shm_dirfd = shmobj_dir_open(err, sizeof(err))) < 0) {
 		ls_fail(&o, err);
@@ -757,38 +756,24 @@ int cmd_ls(int argc, char **argv)
 				report_escape(b->why, esc, sizeof(esc)));
 			continue;
 		}
-		if (nopen == fcap) {
-			size_t ncap = fcap ? 2 * fcap : 16;
-			int *nf = realloc(fds, ncap * sizeof(*nf));
-			if (nf)
-				fds = nf;
-			char **np = nf ? realloc(paths, ncap * sizeof(*np)) : NULL;
-			if (np) {
-				paths = np;
-				fcap = ncap;
-			}
-		}
-		char *path = nopen < fcap ? strdup(b->path) : NULL;
-		if (!path) {
+		if (bases_keep(&open_bases, b) < 0) {
 			close(b->fd);
 			fputs(CLI_PROG("ls") ": out of memory\n", stderr);
 			if (!first_error[0])
 				util_strlcpy(first_error, "out of memory", sizeof(first_error));
 			continue;
 		}
-		paths[nopen] = path;
-		fds[nopen++] = b->fd;
 	}
-	o.live_bases = fds;
-	o.nlive_bases = nopen;
-	for (size_t k = 0; k < nopen; k++) {
+	o.live_bases = open_bases.fds;
+	o.nlive_bases = open_bases.n;
+	for (size_t k = 0; k < open_bases.n; k++) {
 		char esc[PATH_MAX * 4 + 100];
 		char **names = NULL;
 		size_t nnames = 0;
-		if (mgrdir_list(fds[k], NULL, &names, &nnames) < 0) {
+		if (mgrdir_list(open_bases.fds[k], NULL, &names, &nnames) < 0) {
 			char why[PATH_MAX + 100];
-			snprintf(why, sizeof(why), "reading the temp base %.1024s: %s", paths[k],
-				 strerror(errno));
+			snprintf(why, sizeof(why), "reading the temp base %.1024s: %s",
+				 open_bases.paths[k], strerror(errno));
 			fprintf(stderr, CLI_PROG("ls") ": %s\n",
 				report_escape(why, esc, sizeof(esc)));
 			if (!first_error[0])
@@ -796,11 +781,11 @@ int cmd_ls(int argc, char **argv)
 			continue;
 		}
 		nbases++;
-		o.base = paths[k];
+		o.base = open_bases.paths[k];
 		for (size_t i = 0; i < nnames; i++) {
 			struct ls_entry e = { 0 };
 			util_strlcpy(e.name, names[i], sizeof(e.name));
-			ls_inspect(&e, &o, fds[k]);
+			ls_inspect(&e, &o, open_bases.fds[k]);
 			if (o.json) {
 				ls_print_json(&e, &o, listed++ == 0);
 				free(e.objs);
@@ -838,12 +823,7 @@ int cmd_ls(int argc, char **argv)
 	/* (A reader that went away is not a failure: 1, and main ends us by SIGPIPE.) */
 	rc = cli_flush_stdout(CLI_PROG("ls")) >= 0 && !first_error[0] ? 0 : 1;
 out:
-	for (size_t k = 0; k < nopen; k++) {
-		close(fds[k]);
-		free(paths[k]);
-	}
-	free(fds);
-	free(paths);
+	bases_open_free(&open_bases);
 	for (size_t i = 0; rows && i < listed; i++)
 		free(rows[i].objs);
 	free(rows);

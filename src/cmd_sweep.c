@@ -449,9 +449,7 @@ int cmd_sweep(int argc, char **argv)
 	unsigned nbases = 0;
 	char first_error[PATH_MAX + 300] = "";
 	struct base *b = malloc(sizeof(*b));
-	int *fds = NULL;
-	char **paths = NULL;
-	size_t nopen = 0, cap = 0;
+	struct bases_open open_bases = { 0 };
 	bool oom = false;
 	if (!b) {
 		failed = 1;
@@ -483,27 +481,13 @@ int cmd_sweep(int argc, char **argv)
 				log_warn("sweep: %s: unsafe: %s", p, esc);
 			continue;
 		}
-		if (nopen == cap) {
-			size_t ncap = cap ? 2 * cap : 16;
-			int *nf = realloc(fds, ncap * sizeof(*nf));
-			if (nf)
-				fds = nf;
-			char **np = nf ? realloc(paths, ncap * sizeof(*np)) : NULL;
-			if (np) {
-				paths = np;
-				cap = ncap;
-			}
-		}
-		char *path = nopen < cap ? strdup(b->path) : NULL;
-		if (!path) {
+		if (bases_keep(&open_bases, b) < 0) {
 			/* A base left out would be one whose live managers nobody looked for:
 			 * nothing is swept. */
 			close(b->fd);
 			oom = true;
 			break;
 		}
-		paths[nopen] = path;
-		fds[nopen++] = b->fd;
 	}
 	if (oom) {
 		failed++;
@@ -512,19 +496,20 @@ int cmd_sweep(int argc, char **argv)
 			util_strlcpy(first_error, "out of memory: nothing swept",
 				     sizeof(first_error));
 	}
-	opts.live_bases = fds;
-	opts.nlive_bases = nopen;
+	opts.live_bases = open_bases.fds;
+	opts.nlive_bases = open_bases.n;
 	opts.own_dirfd = -1;
-	for (size_t i = 0; i < nopen && !oom; i++) {
+	for (size_t i = 0; i < open_bases.n && !oom; i++) {
 		char esc[PATH_MAX * 4 + 64];
 		nbases++;
-		ctx.base = paths[i];
+		ctx.base = open_bases.paths[i];
 		opts.now_s = util_wall_s();
 		opts.now_us = util_wall_us();
-		int f = reclaim_base(&opts, fds[i], only, sweep_report, &ctx);
+		int f = reclaim_base(&opts, open_bases.fds[i], only, sweep_report, &ctx);
 		if (f < 0) {
 			char why[PATH_MAX + 64];
-			snprintf(why, sizeof(why), "cannot read the temp base %s", paths[i]);
+			snprintf(why, sizeof(why), "cannot read the temp base %s",
+				 open_bases.paths[i]);
 			sweep_fail(&ctx, "%s", report_escape(why, esc, sizeof(esc)));
 			if (!first_error[0])
 				util_strlcpy(first_error, why, sizeof(first_error));
@@ -534,12 +519,7 @@ int cmd_sweep(int argc, char **argv)
 		failed += f;
 	}
 	ctx.base = ctx.bases.text;
-	for (size_t i = 0; i < nopen; i++) {
-		close(fds[i]);
-		free(paths[i]);
-	}
-	free(fds);
-	free(paths);
+	bases_open_free(&open_bases);
 	free(b);
 	if (ctx.json) {
 		fputs("],\"unsafe_bases\":", stdout);
