@@ -546,7 +546,7 @@ static void ls_print_json(const struct ls_entry *e, const struct ls_opts *o, boo
 		for (size_t i = 0; i < e->nobjs; i++) {
 			const struct ls_object *obj = &e->objs[i];
 			printf("%s{\"name\":", i ? "," : "");
-			report_json_string(stdout, obj->name);
+			report_json_string_n(stdout, obj->name, obj->len);
 			printf(",\"valid\":%s,\"exists\":%s,\"size\":%llu,\"owner_uid\":",
 			       obj->valid ? "true" : "false", obj->exists ? "true" : "false",
 			       (unsigned long long)obj->size);

@@ -32,8 +32,9 @@ void report_totals_add(struct report_totals *t, const struct reclaim_report *r)
 	t->bytes += r->bytes;
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when s starts none. */
-static size_t report_utf8_len(const unsigned char *s)
+/* Length of the valid UTF-8 sequence at s (1-4) within its avail bytes (at least 1), or
+ * 0 when s starts none there. */
+static size_t report_utf8_len(const unsigned char *s, size_t avail)
 {
 	if (s[0] < 0x80)
 		return 1;
@@ -46,6 +47,8 @@ static size_t report_utf8_len(const unsigned char *s)
 	else if ((s[0] & 0xf8) == 0xf0)
 		n = 4, min = 0x10000;
 	else
+		return 0;
+	if (n > avail)
 		return 0;
 	unsigned cp = s[0] & (0x7f >> n);
 	for (size_t i = 1; i < n; i++) {
@@ -60,10 +63,15 @@ static size_t report_utf8_len(const unsigned char *s)
 
 void report_json_string(FILE *f, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
+	report_json_string_n(f, s, strlen(s));
+}
+
+void report_json_string_n(FILE *f, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 	fputc('"', f);
-	while (*p) {
-		size_t n = report_utf8_len(p);
+	while (p < end) {
+		size_t n = report_utf8_len(p, (size_t)(end - p));
 		if (n == 0 || *p < 0x20 || *p == 0x7f) {
 			fprintf(f, "\\u%04x", *p);
 			p++;

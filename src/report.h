@@ -87,5 +87,7 @@ const char *report_escape_n(const char *s, size_t n, char *buf, size_t len);
 /* A JSON string literal, quotes included. Bytes that are not UTF-8 come out as
  * \u00XX (their Latin-1 reading), so the document always parses. */
 void report_json_string(FILE *f, const char *s);
+/* The same for the len bytes at s, which may hold a NUL (a journaled name: \u0000). */
+void report_json_string_n(FILE *f, const char *s, size_t len);
 
 #endif

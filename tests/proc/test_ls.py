@@ -273,7 +273,7 @@ def test_live_manager_whose_journal_is_missing():
 # name is seen (\x20). JSON strings stay JSON's. recover's log lines name each object as
 # ls does (the engine escaped names its own way: a trailing space was invisible there),
 # a name holding a NUL byte included (only a hand-made journal has one: ls showed what
-# came before the NUL).
+# came before the NUL, in text and in JSON).
 def test_text_escapes_are_unambiguous():
     with Sandbox("lsesc") as sb:
         m = spawn(sb)
@@ -308,6 +308,9 @@ def test_text_escapes_are_unambiguous():
         r = ls(sb, "--objects")
         expect(any(l.strip().startswith(nul + " ") and "not a valid name" in l
                    for l in r.stdout.splitlines()), "ls --objects: %r, want %s" % (r.stdout, nul))
+        by_dir, _ = ls_json(sb, "--objects")
+        names = {o["name"] for o in by_dir[os.path.basename(m.dir)]["object_list"]}
+        expect(sb.prefix + "n\0ul\\ " in names, "ls --json cuts a name at its NUL: %r" % names)
         r = sb.run(["recover", m.dir], env=dict(sb.env, SHMWARDEN_LOG="debug"))
         logged = [l for l in r.stderr.splitlines() if sb.prefix in l]
         for w in want:

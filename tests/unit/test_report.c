@@ -1,6 +1,6 @@
 /* test_report.c — report_escape, report_escape_n and report_print_escaped: text output
  * that reads back one way (the backslash and leading or trailing spaces escaped), cut at
- * a whole escape. */
+ * a whole escape; report_json_string_n: a name's every byte, NUL included. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,11 +77,42 @@ static void test_print_matches_escape(void)
 	free(out);
 }
 
+/* JSON strings: a NUL inside a length-given name is \u0000, not its end; a UTF-8
+ * sequence cut by the length is bytes, not a character read past it; invalid bytes are
+ * their Latin-1 reading, so the document always parses. */
+static void test_json_string_n(void)
+{
+	static const struct {
+		const char *s;
+		size_t n;
+		const char *want;
+	} cases[] = {
+		{ "/a\0b\"\\", 6, "\"/a\\u0000b\\\"\\\\\"" },
+		{ "/\xc3\xa9", 3, "\"/\xc3\xa9\"" }, /* é whole */
+		{ "/\xc3\xa9", 2, "\"/\\u00c3\"" },  /* é cut by the length */
+		{ "/\xff\x7f\x01", 4, "\"/\\u00ff\\u007f\\u0001\"" },
+		{ "", 0, "\"\"" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&out, &len);
+		CHECK(f != NULL);
+		if (!f)
+			return;
+		report_json_string_n(f, cases[i].s, cases[i].n);
+		fclose(f);
+		CHECK_EQ_STR(out, cases[i].want);
+		free(out);
+	}
+}
+
 int main(void)
 {
 	RUN(test_escapes);
 	RUN(test_escape_n_holds_a_nul);
 	RUN(test_cut_at_a_whole_escape);
 	RUN(test_print_matches_escape);
+	RUN(test_json_string_n);
 	return check_done();
 }
