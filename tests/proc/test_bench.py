@@ -243,6 +243,14 @@ def test_bench_refuses_garbage_arguments():
         r = subprocess.run([PY, BENCH] + args, capture_output=True, text=True, timeout=60)
         assert r.returncode == 2, "%s: exit %d: %s" % (args, r.returncode, r.stderr)
         assert "scripts/bench: error:" in r.stderr, r.stderr
+    # A bound names its option (the message listed every bound at once), and no reclaim
+    # round is refused rather than run as a bench with its reclaim rows silently missing.
+    for opt, bad in (("--rounds", "0"), ("--reclaim-rounds", "0"), ("--spawns", "0"),
+                     ("--dl-rounds", "0"), ("--batches", "1"), ("--fb-rounds", "-1"),
+                     ("--duration", "0"), ("--warmup", "-1")):
+        r = subprocess.run([PY, BENCH, opt, bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith(
+            "scripts/bench: error: %s must be " % opt), (opt, r.returncode, r.stderr)
 
 
 def test_bench_prints_medians_with_spreads_and_paired_ratios():
@@ -495,6 +503,28 @@ def load_bench_module():
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
     return mod
+
+
+def test_small_ratios_keep_two_significant_digits():
+    # spawn -> socket path sw/torch is a 3 ms start against a 360 ms one: with two decimals
+    # two runs' 0.0091x and 0.0072x both printed 0.01x, and --compare marked the two
+    # alike-looking values DIFFER.
+    ratio_str = load_bench_module().ratio_str
+    got = [ratio_str(x) for x in (0.0091, 0.0072, 0.013, 0.094, 0.1, 0.5, 2.184)]
+    assert got == ["0.0091", "0.0072", "0.013", "0.094", "0.10", "0.50", "2.18"], got
+    with harness.Sandbox("bench") as sb:
+        key = "manager | spawn -> socket path, ms | sw/torch"
+        paths = []
+        for name, x in (("a", 0.0091), ("b", 0.0072)):
+            paths.append(os.path.join(sb.tmp, name + ".json"))
+            with open(paths[-1], "w") as f:
+                json.dump(dict(format="shmwarden-bench-ratios/2", machine="m", kind="full",
+                               ratios={key: x}), f)
+        r = subprocess.run([PY, BENCH, "--compare"] + paths, capture_output=True, text=True,
+                           timeout=60)
+        row = [x for x in r.stdout.splitlines() if x.startswith(key)]
+        assert r.returncode == 0 and len(row) == 1, (r.returncode, r.stdout, r.stderr)
+        assert "0.0091x" in row[0] and "0.0072x" in row[0] and row[0].endswith("DIFFER"), row
 
 
 def test_bench_ratio_is_the_median_of_paired_rounds():
