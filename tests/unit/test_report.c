@@ -53,26 +53,33 @@ static void test_cut_at_a_whole_escape(void)
 	CHECK_EQ_STR(report_escape("abcdefghij", buf, sizeof(buf)), "abcdef");
 }
 
-static void test_print_matches_escape(void)
+/* What print (or print_n, with n) writes for s, as a string the caller frees; "" when no
+ * memory stream could be opened (a failed CHECK says so). */
+static char *printed(void (*print)(FILE *, const char *),
+		     void (*print_n)(FILE *, const char *, size_t), const char *s, size_t n)
 {
 	char *out = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 	CHECK(f != NULL);
 	if (!f)
-		return;
-	report_print_escaped(f, " x\\y\t ");
+		return strdup("");
+	if (print_n)
+		print_n(f, s, n);
+	else
+		print(f, s);
 	fclose(f);
+	return out;
+}
+
+static void test_print_matches_escape(void)
+{
+	char *out = printed(report_print_escaped, NULL, " x\\y\t ", 0);
 	CHECK_EQ_STR(out, "\\x20x\\x5cy\\x09\\x20");
 	CHECK_EQ_STR(out, esc(" x\\y\t "));
 	free(out);
 	/* Between quotes a space is seen as it is; the rest is escaped the same. */
-	f = open_memstream(&out, &len);
-	CHECK(f != NULL);
-	if (!f)
-		return;
-	report_print_quoted(f, " 5\\\n ");
-	fclose(f);
+	out = printed(report_print_quoted, NULL, " 5\\\n ", 0);
 	CHECK_EQ_STR(out, "' 5\\x5c\\x0a '");
 	free(out);
 }
@@ -94,14 +101,7 @@ static void test_json_string_n(void)
 		{ "", 0, "\"\"" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *out = NULL;
-		size_t len = 0;
-		FILE *f = open_memstream(&out, &len);
-		CHECK(f != NULL);
-		if (!f)
-			return;
-		report_json_string_n(f, cases[i].s, cases[i].n);
-		fclose(f);
+		char *out = printed(NULL, report_json_string_n, cases[i].s, cases[i].n);
 		CHECK_EQ_STR(out, cases[i].want);
 		free(out);
 	}
