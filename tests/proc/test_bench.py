@@ -163,11 +163,11 @@ def test_loadgen_refuses_garbage_options():
         assert r.returncode == 1 and "cannot pin to CPU 1000" in r.stderr, r.stderr
 
 
-def test_loadgen_reclaims_as_root_and_as_another_user():
-    # The reclaim figure's two runs: recover and the bare loop, wall and CPU time, every
-    # object reclaimed, and as --as-user everything (objects, recover, loop) that user's.
+def reachable_sandbox():
+    """A sandbox under /tmp, mode 0711, that the reclaim's second user can reach (the
+    suite's own base is private)."""
     saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = "/tmp"  # the suite's own base is private: the user must reach it
+    os.environ["TMPDIR"] = "/tmp"
     try:
         sb = harness.Sandbox("bench")
     finally:
@@ -175,8 +175,14 @@ def test_loadgen_reclaims_as_root_and_as_another_user():
             del os.environ["TMPDIR"]
         else:
             os.environ["TMPDIR"] = saved
-    with sb:
-        os.chmod(sb.tmp, 0o711)
+    os.chmod(sb.tmp, 0o711)
+    return sb
+
+
+def test_loadgen_reclaims_as_root_and_as_another_user():
+    # The reclaim figure's two runs: recover and the bare loop, wall and CPU time, every
+    # object reclaimed, and as --as-user everything (objects, recover, loop) that user's.
+    with reachable_sandbox() as sb:
         users = [None] + (["nobody"] if os.geteuid() == 0 else [])
         for user in users:
             extra = ["--as-user", user] if user else []
@@ -331,6 +337,18 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
                 if line.startswith("  1 client") and " shmwarden " in line]
         assert runs and runs[0][3:5] == ["%.1fk" % (x / 1000) for x in kept["shmwarden"]], (
             runs, kept)
+        # The last column: how busy the manager kept its CPU, CPU per pair x pairs/s, per
+        # round (withheld where its CPU reading is).
+        for line in out.splitlines():
+            if not line.startswith("  1 client"):
+                continue
+            rates, cpus, _, busy = [c.split() for c in line.split(None, 3)[3].split(" | ")]
+            assert len(busy) == len(cpus) == len(rates) == 2, line
+            for r, c, b in zip(rates, cpus, busy):
+                assert (b == "-") == (c == "-"), line
+                if c != "-":
+                    want = float(r[:-1]) * 1000 * float(c) / 1e6
+                    assert abs(float(b) - want) <= 0.006 + float(c) * 60 / 1e6, (line, want)
         shutil.rmtree(os.path.dirname(saved))
         assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
 
@@ -503,6 +521,29 @@ def load_bench_module():
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
     return mod
+
+
+def test_a_run_without_pair_scenarios_says_so():
+    # The README's reclaim-only command (--scenarios ""): its header said "11 rounds x 2.0 s
+    # per scenario", a placement and a rounds listing's heading, for pairs it never ran.
+    assert [load_bench_module().count(n, "round") for n in (0, 1, 11)] == [
+        "0 rounds", "1 round", "11 rounds"]
+    if os.geteuid() != 0:
+        print("    (skipped: the reclaim runs as a second user, which takes root)")
+        return
+    with reachable_sandbox() as sb:
+        r = subprocess.run([PY, BENCH, "--build", harness.BUILD, "--managers", "shmwarden",
+                            "--scenarios", "", "--skip", "journal,live,dataloader",
+                            "--spawns", "1", "--reclaim", "50", "--reclaim-rounds", "1"],
+                           capture_output=True, text=True, timeout=300, env=sb.env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        head = r.stdout.split("shmwarden bench, ", 1)[1].splitlines()
+        assert ", full run: no pair scenarios, managers" in head[0], head[0]
+        assert head[2].startswith("loadavg before "), head[2]
+        assert "placement" not in r.stdout and "rounds x" not in r.stdout, r.stdout
+        assert "runs, in round order" not in r.stdout, r.stdout
+        assert re.search(r"^reclaim 50 leaked as root, ms ", r.stdout, re.M), r.stdout
+        assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
 
 
 def test_small_ratios_keep_two_significant_digits():
