@@ -22,6 +22,7 @@
 static const char manager_usage[] =
 	"usage: shmwarden manager [--tmpdir DIR] [--shutdown-timeout MS] [--no-reclaim]\n"
 	"                         [--prune-interval MS] [--prune-grace SECONDS]\n"
+	"                         [--commit-delay USEC] [--commit-siblings N]\n"
 	"\n"
 	"Runs a shared-memory manager for libshm clients (PyTorch's torch_shm_manager\n"
 	"protocol). Prints the socket path on the first line of stdout, journals every\n"
@@ -38,6 +39,12 @@ static const char manager_usage[] =
 	"                          0 to 86400000 (default 10); 0 is no grace, for tests\n"
 	"                          only: a name whose object does not exist yet is\n"
 	"                          dropped at the next prune or at shutdown\n"
+	"  --commit-delay USEC     when registrations arrive faster than they are\n"
+	"                          committed, wait this many microseconds, 0 to 100000,\n"
+	"                          before a commit so that more join it (default 100;\n"
+	"                          0: never); each OK still follows its commit\n"
+	"  --commit-siblings N     ... only while at least N connections, 1 to 1000000,\n"
+	"                          have registered in the last 100 to 200 ms (default 16)\n"
 	"\n"
 	"Exit status: 0 shut down (idle for the shutdown timeout, or SIGTERM, SIGINT,\n"
 	"SIGHUP), 1 could not start (why: on stdout after ERROR:, and on stderr; a\n"
@@ -74,20 +81,30 @@ enum {
 	OPT_NO_RECLAIM,
 	OPT_PRUNE_INTERVAL,
 	OPT_PRUNE_GRACE,
+	OPT_COMMIT_DELAY,
+	OPT_COMMIT_SIBLINGS,
 };
 
 /* A day: past it a setting is a typo, and the milliseconds still fit an int. */
 #define MANAGER_MAX_SETTING 86400000
+/* A tenth of a second: libshm gives up on an OK after one. */
+#define MANAGER_MAX_COMMIT_DELAY_US 100000
 
-/* Sets *out to the number in c->value, min..MANAGER_MAX_SETTING: 0, or the exit status
- * of the usage error. */
-static int manager_number(const struct cli *c, int opt, long long min, int *out)
+/* Sets *out to the number in c->value, min..max: 0, or the exit status of the usage
+ * error. */
+static int manager_number_max(const struct cli *c, int opt, long long min, long long max, int *out)
 {
 	long long v;
-	int rc = cli_value_number(c, opt, min, MANAGER_MAX_SETTING, &v);
+	int rc = cli_value_number(c, opt, min, max, &v);
 	if (rc == 0)
 		*out = (int)v;
 	return rc;
+}
+
+/* The same, min..MANAGER_MAX_SETTING. */
+static int manager_number(const struct cli *c, int opt, long long min, int *out)
+{
+	return manager_number_max(c, opt, min, MANAGER_MAX_SETTING, out);
 }
 
 int cmd_manager(int argc, char **argv)
@@ -100,6 +117,8 @@ int cmd_manager(int argc, char **argv)
 		{ "no-reclaim", OPT_NO_RECLAIM, NULL },
 		{ "prune-interval", OPT_PRUNE_INTERVAL, "a number of milliseconds" },
 		{ "prune-grace", OPT_PRUNE_GRACE, "a number of seconds" },
+		{ "commit-delay", OPT_COMMIT_DELAY, "a number of microseconds" },
+		{ "commit-siblings", OPT_COMMIT_SIBLINGS, "a number of connections" },
 		{ "help", 'h', NULL },
 		{ NULL, 0, NULL },
 	};
@@ -125,6 +144,13 @@ int cmd_manager(int argc, char **argv)
 			break;
 		case OPT_PRUNE_GRACE:
 			rc = manager_number(&c, opt, 0, &cfg.prune_grace_s);
+			break;
+		case OPT_COMMIT_DELAY:
+			rc = manager_number_max(&c, opt, 0, MANAGER_MAX_COMMIT_DELAY_US,
+						&cfg.commit_delay_us);
+			break;
+		case OPT_COMMIT_SIBLINGS:
+			rc = manager_number_max(&c, opt, 1, 1000000, &cfg.commit_siblings);
 			break;
 		case 'h':
 			fputs(manager_usage, stdout);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evloop.h"
@@ -38,6 +39,7 @@ struct evloop {
 	struct evloop_timers timers; /* armed ones, earliest first */
 	evloop_hook_cb *before_sleep;
 	void *before_sleep_data;
+	long pause_us; /* evloop_pause: sleep this long instead of the next wait */
 	struct epoll_event events[EVLOOP_BATCH];
 };
 
@@ -223,6 +225,11 @@ static void evloop_dispatch(struct evloop *loop, const struct epoll_event *ev)
 	h->cb(loop, fd, revents, h->data);
 }
 
+void evloop_pause(struct evloop *loop, long usec)
+{
+	loop->pause_us = usec > 0 && usec < 1000000 ? usec : 0;
+}
+
 int evloop_run(struct evloop *loop)
 {
 	int rc = 0;
@@ -233,8 +240,17 @@ int evloop_run(struct evloop *loop)
 			loop->before_sleep(loop, loop->before_sleep_data);
 		if (loop->stop)
 			break;
-		int n = epoll_wait(loop->epfd, loop->events, EVLOOP_BATCH,
-				   evloop_next_timeout(loop, util_now_ms()));
+		int timeout = evloop_next_timeout(loop, util_now_ms());
+		if (loop->pause_us > 0) {
+			/* A plain sleep, not a wait with a timeout, which the first event
+			 * would end: the point is to let several come. The manager's signals
+			 * come by signalfd, blocked, so nothing ends it early. */
+			struct timespec ts = { .tv_sec = 0, .tv_nsec = loop->pause_us * 1000 };
+			nanosleep(&ts, NULL);
+			loop->pause_us = 0;
+			timeout = 0;
+		}
+		int n = epoll_wait(loop->epfd, loop->events, EVLOOP_BATCH, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -58,6 +58,12 @@ bool evloop_timer_armed(const struct evloop_timer *t);
 
 void evloop_set_before_sleep(struct evloop *loop, evloop_hook_cb *cb, void *data);
 
+/* From the before-sleep hook: instead of waiting for events, the loop sleeps usec
+ * microseconds (1 to 999999; anything else asks for no pause), takes what became ready
+ * meanwhile without waiting, and runs the hook again. The manager's commit delay:
+ * requests that arrive during the pause join the commit. */
+void evloop_pause(struct evloop *loop, long usec);
+
 /* Runs until evloop_stop(); returns 0, or -1 (errno set) if epoll_wait failed. A stop
  * asked for before the run (from a callback of the caller's set-up) makes it return 0 at
  * once, without calling the before-sleep hook; each stop ends one run. */

@@ -20,6 +20,9 @@ struct manager_config {
 	int prune_interval_ms;   /* how often a slice of the table is checked (1000) */
 	int prune_grace_s;       /* rows younger than this are never pruned (10): their
 				  * client may not have created the object yet */
+	int commit_delay_us;     /* a commit waits this long for more registrations (100;
+				  * 0: never), when they arrive faster than committed... */
+	int commit_siblings;     /* ...and this many connections registered lately (16) */
 	bool reclaim_on_start;   /* reclaim dead managers' directories of this user */
 	int out_fd;              /* where the socket path line goes (1) */
 };

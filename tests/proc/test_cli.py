@@ -371,6 +371,14 @@ GARBAGE = [
      NUMBER % ("seconds", 0, "99999999999999999999999")),
     ("manager", ["--prune-grace", "9" * 5000], "--prune-grace " +
      NUMBER % ("seconds", 0, "9" * 5000)),
+    ("manager", ["--commit-delay", "100001"], "--commit-delay needs a number of "
+     "microseconds from 0 to 100000, got '100001'"),
+    ("manager", ["--commit-delay", "-1"], "--commit-delay needs a number of "
+     "microseconds from 0 to 100000, got '-1'"),
+    ("manager", ["--commit-siblings", "0"], "--commit-siblings needs a number of "
+     "connections from 1 to 1000000, got '0'"),
+    ("manager", ["--commit-siblings", "x"], "--commit-siblings needs a number of "
+     "connections from 1 to 1000000, got 'x'"),
     # options that do not go together
     ("sweep", ["--dry-run", "--metrics", "m.prom"], "--metrics and --dry-run do not go "
      "together (a dry run's figures would read as a sweep's)"),
