@@ -597,7 +597,7 @@ static void manager_on_flush_timer(struct evloop *loop, void *data)
  * SQLite transaction, about 15 us of CPU and 8 system calls whatever it holds (README,
  * Performance), and a manager facing 256 clients, which never caught up with them, was
  * found committing about one registration at a time: what came in during one commit
- * made the next (6.4 fcntl a pair: SQLite's 6 WAL locks a commit). Its CPU per pair was
+ * made the next (5.7 to 6.4 fcntl a pair: SQLite's 6 WAL locks a commit). Its CPU per pair was
  * then a commit, however fast or slow its clients sent; a pause of 100 us gathered 8 to
  * 30 pairs a commit, and the CPU per pair fell by a quarter. So the commit waits
  * cfg.commit_delay_us when the last window of SIBLINGS_WINDOW_US (or the current one)
