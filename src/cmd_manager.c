@@ -39,12 +39,14 @@ static const char manager_usage[] =
 	"                          0 to 86400000 (default 10); 0 is no grace, for tests\n"
 	"                          only: a name whose object does not exist yet is\n"
 	"                          dropped at the next prune or at shutdown\n"
-	"  --commit-delay USEC     when registrations arrive faster than they are\n"
-	"                          committed, wait this many microseconds, 0 to 100000,\n"
-	"                          before a commit so that more join it (default 100;\n"
-	"                          0: never); each OK still follows its commit\n"
-	"  --commit-siblings N     ... only while at least N connections, 1 to 1000000,\n"
-	"                          have registered in the last 100 to 200 ms (default 16)\n"
+	"  --commit-delay USEC     wait this many microseconds, 0 to 10000, before a\n"
+	"                          commit so that more registrations join it (default\n"
+	"                          100; 0: never), while in the last 100 to 200 ms they\n"
+	"                          came from at least N connections, all but the busiest\n"
+	"                          at one per delay or faster together, and none more\n"
+	"                          often than once per ten delays; each OK still follows\n"
+	"                          its commit\n"
+	"  --commit-siblings N     that N, 1 to 1000000 (default 16)\n"
 	"\n"
 	"Exit status: 0 shut down (idle for the shutdown timeout, or SIGTERM, SIGINT,\n"
 	"SIGHUP), 1 could not start (why: on stdout after ERROR:, and on stderr; a\n"
@@ -87,8 +89,6 @@ enum {
 
 /* A day: past it a setting is a typo, and the milliseconds still fit an int. */
 #define MANAGER_MAX_SETTING 86400000
-/* A tenth of a second: libshm gives up on an OK after one. */
-#define MANAGER_MAX_COMMIT_DELAY_US 100000
 
 /* Sets *out to the number in c->value, min..max: 0, or the exit status of the usage
  * error. */

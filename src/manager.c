@@ -62,11 +62,21 @@
  * CPU-limited group, and by more than 200 ms when the group had a tenth of a CPU. */
 #define RECLAIM_HOLD_MS 500
 #define FILES_CHECK_MS 1000 /* how often the manager checks its files are still there */
-/* The commit delay counts registrations and the connections they came from in windows
- * of this length (manager_count_registration). */
+/* The commit delay counts registrations, and the connections they came from, in windows
+ * of this length on the monotonic clock's grid (manager_count_registration)... */
 #define SIBLINGS_WINDOW_US 100000
+/* ...and delays no commit while a connection registers more often than once per this
+ * many delays: the delay would be a tenth or more of that client's own cycle. */
+#define DELAY_BUSIEST_CYCLES 10
 
 struct manager;
+
+/* What one window of SIBLINGS_WINDOW_US saw of the registrations staged for commits. */
+struct delay_window {
+	unsigned regs;     /* registrations */
+	unsigned siblings; /* connections they came from */
+	unsigned busiest;  /* the most from one connection */
+};
 
 struct conn {
 	struct manager *m;
@@ -83,7 +93,8 @@ struct conn {
 			      * it, and would take the next OK for its own */
 	struct conn *dirty_prev, *dirty_next;
 	bool dirty;
-	uint64_t window;          /* the siblings' window it last registered in (manager.window) */
+	uint64_t window;          /* the commit delay's window it last registered in... */
+	unsigned window_regs;     /* ...and how often it did there */
 	struct conn *prev, *next; /* every open connection */
 };
 
@@ -140,12 +151,11 @@ struct manager {
 	unsigned long long n_prune_checked;      /* rows the prune looked at: its cost (#14) */
 	unsigned long long n_commits, n_delayed; /* commits of registrations; of them delayed */
 	/* The commit delay (manager_delay_commit): whether this batch's commit was delayed
-	 * already; the registrations staged, and the connections they came from, in the
-	 * current window (numbered from 1, begun at window_us) and in the one before. */
+	 * already; the current window's number (CLOCK_MONOTONIC / SIBLINGS_WINDOW_US) and
+	 * counts, and the counts of the window just before it. */
 	bool commit_delayed;
 	uint64_t window;
-	int64_t window_us;
-	unsigned regs_now, regs_prev, siblings_now, siblings_prev;
+	struct delay_window win_now, win_prev;
 };
 
 /* ---- connections ---------------------------------------------------------------- */
@@ -333,25 +343,26 @@ static bool conn_register_committed(struct conn *c, const struct wire_msg *msg, 
 }
 
 /* A registration staged for the next commit, counted for the commit delay
- * (manager_delay_commit) in the window of SIBLINGS_WINDOW_US it came in, with its
- * connection if it is the connection's first there. A window is begun by the first
- * registration past the last one's end; the one before it counts only if it ended then. */
+ * (manager_delay_commit) in its window of SIBLINGS_WINDOW_US: windows lie on a fixed grid
+ * of the monotonic clock, and the one before the current counts only if it is the one
+ * just before, so the counts cover the last 100 to 200 ms. */
 static void manager_count_registration(struct manager *m, struct conn *c, int64_t now_us)
 {
-	int64_t since = now_us - m->window_us;
-	if (since >= SIBLINGS_WINDOW_US) {
-		bool adjacent = since < 2 * SIBLINGS_WINDOW_US;
-		m->regs_prev = adjacent ? m->regs_now : 0;
-		m->siblings_prev = adjacent ? m->siblings_now : 0;
-		m->regs_now = m->siblings_now = 0;
-		m->window++;
-		m->window_us = now_us;
+	uint64_t w = (uint64_t)now_us / SIBLINGS_WINDOW_US;
+	if (w != m->window) {
+		m->win_prev = w == m->window + 1 ? m->win_now : (struct delay_window){ 0 };
+		m->win_now = (struct delay_window){ 0 };
+		m->window = w;
 	}
-	m->regs_now++;
-	if (c->window != m->window) {
-		c->window = m->window;
-		m->siblings_now++;
+	if (c->window != w) {
+		c->window = w;
+		c->window_regs = 0;
+		m->win_now.siblings++;
 	}
+	c->window_regs++;
+	m->win_now.regs++;
+	if (c->window_regs > m->win_now.busiest)
+		m->win_now.busiest = c->window_regs;
 }
 
 static void conn_register(struct conn *c, const struct wire_msg *msg)
@@ -573,8 +584,10 @@ static void manager_commit(struct manager *m)
 		return;
 	}
 	regcache_commit(&m->regs);
-	if (m->dirty)
+	if (m->dirty) {
 		m->n_commits++;
+		m->n_delayed += m->commit_delayed;
+	}
 	while (m->dirty) {
 		struct conn *c = m->dirty;
 		conn_unmark_dirty(c);
@@ -597,26 +610,34 @@ static void manager_on_flush_timer(struct evloop *loop, void *data)
  * SQLite transaction, about 15 us of CPU and 8 system calls whatever it holds (README,
  * Performance), and a manager facing 256 clients, which never caught up with them, was
  * found committing about one registration at a time: what came in during one commit
- * made the next (5.7 to 6.4 fcntl a pair: SQLite's 6 WAL locks a commit). Its CPU per pair was
- * then a commit, however fast or slow its clients sent; a pause of 100 us gathered 8 to
- * 30 pairs a commit, and the CPU per pair fell by a quarter. So the commit waits
- * cfg.commit_delay_us when the last window of SIBLINGS_WINDOW_US (or the current one)
- * says more will come within it: registrations from at least cfg.commit_siblings
- * connections, at a rate of at least one per delay. A manager of a few clients (a
- * DataLoader worker's serves the worker and the main process, each waiting for its OK)
- * never waits. Durability is unchanged: the OKs are written after the commit, as ever,
- * and the delay moves both later (a crash meanwhile loses registrations no client was
- * told of). The cost is the delay, added to the answer of every registration while the
- * rule holds. */
+ * made the next (5.7 to 6.4 fcntl a pair: SQLite's 6 WAL locks a commit). Its CPU per
+ * pair was then a commit, however fast or slow its clients sent; a pause of 100 us
+ * gathered 8 to 30 pairs a commit, and the CPU per pair fell by a quarter. The rule,
+ * on the counts of the current window of SIBLINGS_WINDOW_US and the one before: at
+ * least cfg.commit_siblings connections registered; those of all but the busiest came
+ * at one per delay or faster (so one is likely to arrive during the pause: the one
+ * being answered waits for its OK and cannot); and none registered more often than
+ * once per DELAY_BUSIEST_CYCLES delays (so the pause is a small part of any client's
+ * cycle). That is many clients each of which registers seldom, as 256 clients sharing
+ * a CPU do. A client that registers as fast as it is answered, beside others that
+ * seldom do, would only be slowed: a new user's trial found its rate halved by an
+ * earlier rule that counted all registrations alike. A manager of a few clients (a
+ * DataLoader worker's serves the worker and the main process) never waits. Durability
+ * is unchanged: the OKs are written after the commit, as ever, and the delay moves both
+ * later (a crash meanwhile loses registrations no client was told of). */
 static bool manager_delay_commit(const struct manager *m)
 {
 	int64_t delay = m->cfg.commit_delay_us;
 	if (m->commit_delayed || delay <= 0)
 		return false;
-	unsigned siblings = m->siblings_now > m->siblings_prev ? m->siblings_now : m->siblings_prev;
-	unsigned regs = m->regs_now > m->regs_prev ? m->regs_now : m->regs_prev;
+	const struct delay_window *a = &m->win_now, *b = &m->win_prev;
+	unsigned siblings = a->siblings > b->siblings ? a->siblings : b->siblings;
+	unsigned others = a->regs - a->busiest > b->regs - b->busiest ? a->regs - a->busiest
+								      : b->regs - b->busiest;
+	unsigned busiest = a->busiest > b->busiest ? a->busiest : b->busiest;
 	return siblings >= (unsigned)m->cfg.commit_siblings &&
-	       (int64_t)regs * delay >= SIBLINGS_WINDOW_US;
+	       (int64_t)others * delay >= SIBLINGS_WINDOW_US &&
+	       (int64_t)busiest * delay * DELAY_BUSIEST_CYCLES <= SIBLINGS_WINDOW_US;
 }
 
 /* Runs once per wake-up, after every ready connection was read. */
@@ -626,15 +647,14 @@ static void manager_before_sleep(struct evloop *loop, void *data)
 	log_flush(); /* lines a full stderr did not take (log.h): never waits */
 	if (m->dirty && manager_delay_commit(m)) {
 		m->commit_delayed = true;
-		m->n_delayed++;
 		evloop_pause(loop, m->cfg.commit_delay_us);
 		return;
 	}
-	m->commit_delayed = false;
 	if (m->dirty)
 		manager_commit(m);
 	else if (journal_in_txn(m->journal) && !evloop_timer_armed(&m->flush_timer))
 		evloop_timer_arm(loop, &m->flush_timer, FLUSH_FREES_MS);
+	m->commit_delayed = false;
 }
 
 static void manager_on_shutdown_timer(struct evloop *loop, void *data)
@@ -1767,8 +1787,6 @@ int manager_run(const struct manager_config *cfg)
 	m->cfg = *cfg;
 	m->dirfd = m->lockfd = m->listenfd = m->shm_dirfd = m->sigfd = m->reclaim_efd =
 		m->reclaim_dirfd = -1;
-	m->window = 1; /* a new connection's 0 is no window */
-	m->window_us = manager_now_us();
 	evloop_timer_init(&m->shutdown_timer, manager_on_shutdown_timer, m);
 	evloop_timer_init(&m->flush_timer, manager_on_flush_timer, m);
 	evloop_timer_init(&m->prune_timer, manager_on_prune_timer, m);

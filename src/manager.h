@@ -21,11 +21,16 @@ struct manager_config {
 	int prune_grace_s;       /* rows younger than this are never pruned (10): their
 				  * client may not have created the object yet */
 	int commit_delay_us;     /* a commit waits this long for more registrations (100;
-				  * 0: never), when they arrive faster than committed... */
-	int commit_siblings;     /* ...and this many connections registered lately (16) */
+				  * 0: never; at most MANAGER_MAX_COMMIT_DELAY_US) while... */
+	int commit_siblings;     /* ...this many connections registered lately (16), each
+				  * seldom, together often (manager.c, manager_delay_commit) */
 	bool reclaim_on_start;   /* reclaim dead managers' directories of this user */
 	int out_fd;              /* where the socket path line goes (1) */
 };
+
+/* A commit is delayed only while every client registers at most once per ten delays of
+ * the last 100 ms window, so a longer delay than this would never apply: microseconds. */
+#define MANAGER_MAX_COMMIT_DELAY_US 10000
 
 void manager_config_defaults(struct manager_config *cfg);
 
