@@ -22,6 +22,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/eventfd.h>
+#include <sys/param.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -631,10 +632,9 @@ static bool manager_delay_commit(const struct manager *m)
 	if (m->commit_delayed || delay <= 0)
 		return false;
 	const struct delay_window *a = &m->win_now, *b = &m->win_prev;
-	unsigned siblings = a->siblings > b->siblings ? a->siblings : b->siblings;
-	unsigned others = a->regs - a->busiest > b->regs - b->busiest ? a->regs - a->busiest
-								      : b->regs - b->busiest;
-	unsigned busiest = a->busiest > b->busiest ? a->busiest : b->busiest;
+	unsigned siblings = MAX(a->siblings, b->siblings);
+	unsigned others = MAX(a->regs - a->busiest, b->regs - b->busiest);
+	unsigned busiest = MAX(a->busiest, b->busiest);
 	return siblings >= (unsigned)m->cfg.commit_siblings &&
 	       (int64_t)others * delay >= SIBLINGS_WINDOW_US &&
 	       (int64_t)busiest * delay * DELAY_BUSIEST_CYCLES <= SIBLINGS_WINDOW_US;
