@@ -2,7 +2,7 @@
 
 Records that arrive with a client's hang-up, the common soft RLIMIT_NOFILE of 1024, a
 stderr pipe nobody drains, a re-registered name and the prune's grace, a journal of
-300,000 stale rows, and odd inputs: recover on a path whose parent is missing, a TMPDIR on
+300,000 stale rows, many clients and the commit delay (issue 14), and odd inputs: recover on a path whose parent is missing, a TMPDIR on
 a full filesystem (a tiny tmpfs in a private mount namespace, root only), a TMPDIR
 holding a newline, a relative TMPDIR.
 
@@ -502,7 +502,7 @@ def test_prune_paces_a_large_live_set_while_busy():
            "more than two passes" % (checked, regs, took))
 
 
-# ---- odd inputs, unclear words -----------------------------------------------------------------
+# ---- many clients: the commit delay ----------------------------------------------------------
 
 def delay_manager(sb, args):
     errlog = os.path.join(sb.tmp, "manager-%s.log" % secrets.token_hex(4))
@@ -631,6 +631,8 @@ def test_commit_delay_never_slows_a_busy_client_beside_slow_ones():
         expect(delayed == 0, "%d of %d commits delayed beside a busy client"
                % (delayed, commits))
 
+
+# ---- odd inputs, unclear words -----------------------------------------------------------------
 
 def test_recover_json_with_a_missing_parent_prints_json():
     with Sandbox("rjson") as sb:
