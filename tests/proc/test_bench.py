@@ -579,10 +579,18 @@ def test_bench_ratio_is_the_median_of_paired_rounds():
     # A withheld reading (None) drops its round from the pairs, not the other rounds.
     r, per = paired_ratio([None, 4.0, 6.0, 9.0], [1.0, 2.0, 2.0, None])
     assert r == 2.5 and per == [2.0, 3.0], (r, per)
-    # One round paired: the ratio of the medians; nothing to divide: None.
-    assert paired_ratio([4.0, None], [None, 2.0])[0] == 2.0
+    # One round paired: that round alone, never the medians of rounds apart (they said
+    # 5.0x and 2.67x here); no round paired, or nothing to divide: None, printed "-".
+    assert paired_ratio([2.0, 8.0], [1.0, None]) == (2.0, [2.0])
+    assert paired_ratio([2.0, None, 6.0], [1.0, 2.0, None]) == (2.0, [2.0])
+    assert paired_ratio([4.0, None], [None, 2.0]) == (None, [])
     assert paired_ratio([1.0], [0.0]) == (None, [])
     assert paired_ratio([], [1.0]) == (None, [])
+    # A reading of 0 is no reading, on either side: a ratio of 0 would be saved, and
+    # --compare refuses a file holding one.
+    assert paired_ratio([2.0, 4.0], [0.0, 2.0]) == (2.0, [2.0])
+    assert paired_ratio([0.0, 4.0], [1.0, 2.0]) == (2.0, [2.0])
+    assert paired_ratio([0.0], [1.0]) == (None, [])
 
 
 def test_floor_ratio_counts_the_floors_usual_rounds():
@@ -685,9 +693,9 @@ def test_first_batch_ratio_is_a_trimmed_mean():
     assert bench.trimmed_mean([1, 2, 3, 4, 5, 6, 7, 8, 9, 100], 0.1) == 5.5
     assert bench.trimmed_mean([1.0, 3.0], 0.1) == 2.0
     assert bench.trimmed_mean([2.0, 4.0, 9.0], 0) == 5.0
-    # The fallback (one paired round) sums each manager's rounds up the same way.
+    # One paired round is the ratio, whatever the stat.
     r, per = bench.paired_ratio([1.0, 3.0, None], [None, 1.0, 1.0], tmean)
-    assert r == 2.0 and per == [3.0], (r, per)
+    assert r == 3.0 and per == [3.0], (r, per)
 
 
 def test_dataloader_probe_finds_its_own_managers():
