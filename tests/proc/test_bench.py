@@ -327,6 +327,13 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         stamp = lambda k: time.mktime(time.strptime(doc[k], "%Y-%m-%d %H:%M:%S"))  # noqa: E731
         name = time.mktime(time.strptime(os.path.basename(saved), "%Y%m%d-%H%M%S.json"))
         assert "when" not in doc and 0 <= stamp("started") - name <= 3, (saved, doc)
+        # Not a full run, and the file says what it left out (--compare prints it).
+        assert doc["kind"] == "partial" and doc["left_out"] == [
+            "reclaim, journal, live, dataloader skipped",
+            "scenarios c8, c8i, c256, c8iL not run", "managers shmwarden, floor only"], doc
+        assert ("partial run, started %s, finished %s, reclaim, journal, live, dataloader "
+                "skipped; scenarios" % (doc["started"], doc["finished"])
+                in load_bench_module().describe_saved(doc)), doc
         assert stamp("finished") - stamp("started") >= took - 4, (took, doc)
         assert "shmwarden bench, %s, " % doc["started"][:16] in out, out[:300]  # the header
         # Every row's per-round figures are kept beside its ratios, in round order: the
@@ -538,7 +545,7 @@ def test_a_run_without_pair_scenarios_says_so():
                            capture_output=True, text=True, timeout=300, env=sb.env)
         assert r.returncode == 0, r.stderr[-2000:]
         head = r.stdout.split("shmwarden bench, ", 1)[1].splitlines()
-        assert ", full run: no pair scenarios, managers" in head[0], head[0]
+        assert ", partial run: no pair scenarios, managers" in head[0], head[0]
         assert head[2].startswith("loadavg before "), head[2]
         assert "placement" not in r.stdout and "rounds x" not in r.stdout, r.stdout
         assert "runs, in round order" not in r.stdout, r.stdout
