@@ -331,9 +331,18 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         assert doc["kind"] == "partial" and doc["left_out"] == [
             "reclaim, journal, live, dataloader skipped",
             "scenarios c8, c8i, c256, c8iL not run", "managers shmwarden, floor only"], doc
-        assert ("partial run, started %s, finished %s, reclaim, journal, live, dataloader "
-                "skipped; scenarios" % (doc["started"], doc["finished"])
-                in load_bench_module().describe_saved(doc)), doc
+        bench = load_bench_module()
+        assert ("partial run, started %s, finished %s, left out: reclaim, journal, live, "
+                "dataloader skipped; scenarios" % (doc["started"], doc["finished"])
+                in bench.describe_saved(doc)), doc
+        assert "; left out: reclaim, journal, live, dataloader skipped; scenarios" in (
+            out.split("\n", 2)[1]), out[:400]
+        # A damaged left_out is said to be, never printed raw (a newline or an escape
+        # would reach the terminal); an empty one says nothing.
+        for damaged in ("live", 7, ["ok", "two\nlines"], ["\x1b[31mred"], [""], ["x" * 300]):
+            assert "left out: unreadable" in bench.describe_saved(
+                dict(doc, left_out=damaged)), damaged
+        assert "left out" not in bench.describe_saved(dict(doc, left_out=[]))
         assert stamp("finished") - stamp("started") >= took - 4, (took, doc)
         assert "shmwarden bench, %s, " % doc["started"][:16] in out, out[:300]  # the header
         # Every row's per-round figures are kept beside its ratios, in round order: the
@@ -553,6 +562,27 @@ def test_a_run_without_pair_scenarios_says_so():
         assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
 
 
+def test_a_run_says_what_it_left_out_once_and_in_the_bench_order():
+    """--compare called a run of the pair scenarios alone a full run; the words that now
+    say what a run left out follow the bench's order and name each thing once, whatever
+    order or repetition the command line had."""
+    bench = load_bench_module()
+
+    def said(*argv):
+        b = bench.Bench(bench.parse_args(list(argv)))  # sets fields only, starts nothing
+        return b.kind(), b.left_out()
+
+    assert said() == ("full", [])
+    assert said("--scenarios", "c8iL,c8L,c256,c8i,c8,c1,c1",
+                "--managers", "floor,torch,shmwarden,floor") == ("full", [])
+    assert said("--skip", "live,reclaim,live", "--managers", "floor,shmwarden,shmwarden") == (
+        "partial", ["reclaim, live skipped", "managers shmwarden, floor only"])
+    assert said("--scenarios", "c256,c1") == (
+        "partial", ["scenarios c8, c8i, c8L, c8iL not run"])
+    # A quick run is quick, and still says what else it left out.
+    assert said("--quick", "--skip", "dataloader") == ("quick", ["dataloader skipped"])
+
+
 def test_small_ratios_keep_two_significant_digits():
     # spawn -> socket path sw/torch is a 3 ms start against a 360 ms one: with two decimals
     # two runs' 0.0091x and 0.0072x both printed 0.01x, and --compare marked the two
@@ -598,6 +628,10 @@ def test_bench_ratio_is_the_median_of_paired_rounds():
     assert paired_ratio([2.0, 4.0], [0.0, 2.0]) == (2.0, [2.0])
     assert paired_ratio([0.0, 4.0], [1.0, 2.0]) == (2.0, [2.0])
     assert paired_ratio([0.0], [1.0]) == (None, [])
+    # Nor is a negative, NaN or infinite one (no measurement gives them; a ratio of 0 or
+    # NaN would be saved).
+    assert paired_ratio([-2.0, 4.0], [1.0, 2.0]) == (2.0, [2.0])
+    assert paired_ratio([float("nan"), 4.0, float("inf")], [1.0, 2.0, 1.0]) == (2.0, [2.0])
 
 
 def test_floor_ratio_counts_the_floors_usual_rounds():
