@@ -2,9 +2,9 @@
 
 Records that arrive with a client's hang-up, the common soft RLIMIT_NOFILE of 1024, a
 stderr pipe nobody drains, a re-registered name and the prune's grace, a journal of
-300,000 stale rows, many clients and the commit delay (issue 14), and odd inputs: recover on a path whose parent is missing, a TMPDIR on
-a full filesystem (a tiny tmpfs in a private mount namespace, root only), a TMPDIR
-holding a newline, a relative TMPDIR.
+300,000 stale rows, many clients and the commit delay (issue 14), and odd inputs:
+recover on a path whose parent is missing, a TMPDIR on a full filesystem (a tiny tmpfs in
+a private mount namespace, root only), a TMPDIR holding a newline, a relative TMPDIR.
 
 Figures (latencies, drain rate) are printed as "# ..." lines; they are wall-clock times
 on whatever machine runs the suite, so the assertions hold them to libshm's own budget
