@@ -14,6 +14,7 @@ import pwd
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import time
 
@@ -442,6 +443,17 @@ def test_bench_compare_says_which_ratios_differ():
         assert r.returncode == 0, r.stderr
         assert "saved by different versions of the bench" in r.stdout, r.stdout
         assert r.stdout.splitlines()[-1] == "3 of 3 ratios agree within 10%", r.stdout
+        # Each format's change is named, from the older file's on (torch's ratios count
+        # the floor's usual rounds from /4 on: a /3 file's do not).
+        for other, changes in (("3", ["/3"]), ("4", ["/3", "/4"])):
+            with open(c3_path, "w") as f:
+                json.dump(dict(c3, format="shmwarden-bench-ratios/" + other), f)
+            r = subprocess.run([PY, BENCH, "--compare", c3_path, paths[0]],
+                               capture_output=True, text=True, timeout=60)
+            said = re.findall(r"from (/\d) on, ", r.stdout)
+            assert r.returncode == 0 and said == changes, (other, r.stdout)
+        assert "ratios against torch count only the rounds the floor ran at its usual" in (
+            r.stdout), r.stdout
         os.unlink(c3_path)
         # One file is nothing to compare: said so, before reading anything.
         r = subprocess.run([PY, BENCH, "--compare", paths[0]], capture_output=True, text=True,
@@ -675,6 +687,80 @@ def test_one_fast_round_does_not_leave_the_floor_ratio_one_round():
     assert per == [17.23 / 15.40] and r == 17.23 / 15.40, (r, per)
     # A lone reading is its own bar.
     assert bench.floor_usual([None, 3.0]) == [False, True]
+
+
+def test_torch_ratio_counts_the_floors_usual_rounds_too():
+    """8 x 5,000 live in a quiet run of 2 December 2026 (17:58): in the host's slow minutes
+    shmwarden's 40,000 names slow more than torch's, as they do more than the floor, and
+    a ratio against torch over every round followed how many rounds fell in them (six runs
+    1.50x to 1.67x, 11.6% apart). Both ratios now count the floor's usual rounds: here
+    4 of 11, sw/torch 1.56x, where every round gave 1.66x. Through report(), so the
+    table's and --save's figures are the ones checked."""
+    bench = load_bench_module()
+    cpu = {"floor": [17.56, 19.63, 19.69, 20.62, 15.14, 15.46, 19.33, 19.95, 15.24, 19.83,
+                     20.43],
+           "shmwarden": [39.02, 55.57, 50.02, 56.94, 37.47, 38.63, 56.32, 56.37, 38.51, 54.51,
+                         59.11],
+           "torch": [24.8, 32.78, 24.88, 34.37, 24.23, 24.49, 33.14, 33.76, 25.23, 33.28,
+                     34.46]}
+    pps = {m: [1e6 / x for x in xs] for m, xs in cpu.items()}
+    slices = {m: [1.0] * 11 for m in cpu}
+    b = bench.Bench(bench.parse_args(["--scenarios", "c8L", "--skip",
+                                      "reclaim,journal,live,dataloader"]))
+    b.cpus = sorted(os.sched_getaffinity(0))  # what setup() would have found
+    res = {"spawn": {m: [1.0] for m in cpu}, "rss": {m: [1.0] for m in cpu},
+           "cpu": {"c8L": cpu}, "slices": {"c8L": slices}, "c8L": pps}
+    b.report(list(bench.MANAGERS), res, time.monotonic(), "2026-12-02 17:58:25", "0 0 0")
+    row = "manager CPU per pair, us | 8 clients x 5,000 live | "
+    usual = [1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0]
+    assert b.values["rounds counted | 8 clients x 5,000 live"] == {"floor": usual}, b.values
+    want = sorted(cpu["shmwarden"][i] / cpu["torch"][i] for i in range(11) if usual[i])
+    assert b.ratios[row + "sw/torch"] == (want[1] + want[2]) / 2, b.ratios
+    assert round(b.ratios[row + "sw/torch"], 2) == 1.56, b.ratios
+    everyone = bench.paired_ratio(cpu["shmwarden"], cpu["torch"])[0]
+    assert round(everyone, 2) == 1.66, everyone
+    # pairs/s is counted over the same rounds (the mask is the CPU table's, by round).
+    rate = "register+free pairs/s | 8 clients x 5,000 live | sw/torch"
+    per = [pps["shmwarden"][i] / pps["torch"][i] for i in range(11) if usual[i]]
+    assert b.ratios[rate] == statistics.median(per) and len(per) == 4, b.ratios
+
+
+def test_256_clients_runs_three_times_a_round():
+    """256 clients' rounds scatter round by round (SCENARIO_REPEATS): it runs three times
+    in each round, each with the managers' order rotated on, and every run is kept. A real
+    run, short: the header, the progress lines, the saved values and "repeats"."""
+    if harness.SANITIZED:
+        print("    (skipped under the sanitized build)")  # the driver runs make, as above
+        return
+    with harness.Sandbox("bench") as sb:
+        saved = os.path.join(sb.tmp, "r.json")
+        r = subprocess.run([PY, BENCH, "--build", harness.BUILD, "--managers", "shmwarden,floor",
+                            "--scenarios", "c1,c256", "--rounds", "2", "--duration", "0.1",
+                            "--warmup", "0.05", "--spawns", "1", "--save", saved,
+                            "--skip", "reclaim,journal,live,dataloader"],
+                           capture_output=True, text=True, timeout=300, env=sb.env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert ("2 rounds x 0.1 s per scenario, 256 clients 3 times a round (after"
+                in r.stdout.splitlines()[1]), r.stdout[:400]
+        # (2 rounds x (1 + 3)) x 2 managers runs, numbered by the scenario's own rounds.
+        prog = re.findall(r"\[ *(\d+)/(\d+)\] round (\d+), (\S+ clients?)\s.*?(shmwarden|floor) ",
+                          r.stderr + r.stdout)
+        assert [p[1] for p in prog] == ["16"] * 16, prog
+        c256 = [(int(p[2]), p[4]) for p in prog if p[3] == "256 clients"]
+        assert [n for n, _ in c256] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6], c256
+        # Each run of 256 clients turns the order on: first shmwarden, then the floor...
+        assert [m for _, m in c256[0::2]] == ["shmwarden", "floor"] * 3, c256
+        assert [int(p[2]) for p in prog if p[3] == "1 client"] == [1, 1, 2, 2], prog
+        with open(saved) as f:
+            doc = json.load(f)
+        assert doc["repeats"] == {"c256": 3} and doc["rounds"] == 2, doc
+        kept = doc["values"]["register+free pairs/s | 256 clients"]
+        assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 6, "floor": 6}, kept
+        kept = doc["values"]["register+free pairs/s | 1 client"]
+        assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 2, "floor": 2}, kept
+        assert re.search(r"256 clients \d of 6", r.stdout), r.stdout
+        os.unlink(saved)
+        assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
 
 
 def test_256_clients_run_apart_unless_placement_is_given():
