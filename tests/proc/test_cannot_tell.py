@@ -42,7 +42,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SHM, SHMWARDEN, Sandbox, wait_for, write_object  # noqa: E402
+from harness import SHM, SHMWARDEN, Sandbox, wait_for  # noqa: E402
 from test_holders import expect, root_only  # noqa: E402
 from test_livemgr import live_pin_manager, reclaim_report  # noqa: E402
 from test_userns import user_sandbox  # noqa: E402

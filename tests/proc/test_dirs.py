@@ -1212,7 +1212,7 @@ def test_renamed_past_path_max_is_moved_back():
     with Sandbox("deep") as sb:
         m = manager(sb, "--shutdown-timeout", "300")
         c = m.client()
-        a = registered(sb, c, "a")
+        registered(sb, c, "a")
         fd = os.open(sb.tmp, os.O_RDONLY | os.O_DIRECTORY)
         depth = 0
         try:

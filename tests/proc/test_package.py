@@ -17,7 +17,6 @@ Debian's flags and lintian passes there too. LICENSE, debian/copyright, debian/c
 the license and the people.
 # tests/run: timeout 1800
 """
-import glob
 import json
 import os
 import shlex

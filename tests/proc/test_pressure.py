@@ -10,7 +10,6 @@ Figures (latencies, drain rate) are printed as "# ..." lines; they are wall-cloc
 on whatever machine runs the suite, so the assertions hold them to libshm's own budget
 (1 s for an OK), not to what a quiet machine does.
 """
-import contextlib
 import fcntl
 import json
 import os

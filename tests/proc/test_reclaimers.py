@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SHMWARDEN, Sandbox, snapshot, wait_for  # noqa: E402
+from harness import SHMWARDEN, snapshot, wait_for  # noqa: E402
 
 NAMES = 300  # ~100 bytes of debug log each: many pages more than the pipe holds
 MARK_AT = 0x73687764  # mgrdir.c's MGRDIR_MARK_AT
