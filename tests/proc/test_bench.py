@@ -781,13 +781,16 @@ def test_spawns_are_spread_over_the_rounds_after_the_warm_up():
         assert r.returncode == 0, r.stderr[-2000:]
         lines = r.stderr.splitlines()
         warm = [i for i, x in enumerate(lines) if "warm-up pass (discarded)" in x]
-        spawned = [(i, int(mt.group(1)), int(mt.group(2))) for i, x in enumerate(lines)
+        spawned = [(i, int(mt.group(1)), int(mt.group(3))) for i, x in enumerate(lines)
                    for mt in [re.search(r"round (\d+): spawn -> socket path and idle RSS, "
-                                        r"(\d+) spawns of each manager so far", x)] if mt]
+                                        r"(\d+ spawns?) of each manager \((\d+) of 4, "
+                                        r"spread over the rounds\)", x)] if mt]
         rounds = [(i, int(mt.group(1))) for i, x in enumerate(lines)
                   for mt in [re.search(r"\] round (\d+), 1 client ", x)] if mt]
         # 4 spawns over 3 rounds: 1, 1 and 2, each round's before its pair runs.
         assert [(n, k) for _, n, k in spawned] == [(1, 1), (2, 2), (3, 4)], r.stderr[-2000:]
+        assert "round 3: spawn -> socket path and idle RSS, 2 spawns of" in r.stderr, r.stderr
+        assert "round 1: spawn -> socket path and idle RSS, 1 spawn of" in r.stderr, r.stderr
         assert len(warm) == 1 and warm[0] < spawned[0][0], r.stderr[-2000:]
         for (at, n, _), nxt in zip(spawned, spawned[1:] + [(len(lines), 0, 0)]):
             mine = [i for i, rn in rounds if rn == n]
