@@ -725,6 +725,26 @@ def test_torch_ratio_counts_the_floors_usual_rounds_too():
     assert b.ratios[rate] == statistics.median(per) and len(per) == 4, b.ratios
 
 
+def short_bench(scenarios, rounds, spawns):
+    """A real run of scripts/bench, short: shmwarden and the floor, 0.1 s a run, the pair
+    scenarios and spawns only, in a sandbox it must leave empty. Returns the finished
+    process (its exit status checked) and the saved file's contents."""
+    with harness.Sandbox("bench") as sb:
+        saved = os.path.join(sb.tmp, "r.json")
+        r = subprocess.run([PY, BENCH, "--build", harness.BUILD, "--managers",
+                            "shmwarden,floor", "--scenarios", scenarios, "--rounds",
+                            str(rounds), "--duration", "0.1", "--warmup", "0.05", "--spawns",
+                            str(spawns), "--save", saved,
+                            "--skip", "reclaim,journal,live,dataloader"],
+                           capture_output=True, text=True, timeout=300, env=sb.env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        with open(saved) as f:
+            doc = json.load(f)
+        os.unlink(saved)
+        assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
+    return r, doc
+
+
 def test_256_clients_runs_three_times_a_round():
     """256 clients' rounds scatter round by round (SCENARIO_REPEATS): it runs three times
     in each round, each with the managers' order rotated on, and every run is kept. A real
@@ -732,35 +752,24 @@ def test_256_clients_runs_three_times_a_round():
     if harness.SANITIZED:
         print("    (skipped under the sanitized build)")  # the driver runs make, as above
         return
-    with harness.Sandbox("bench") as sb:
-        saved = os.path.join(sb.tmp, "r.json")
-        r = subprocess.run([PY, BENCH, "--build", harness.BUILD, "--managers", "shmwarden,floor",
-                            "--scenarios", "c1,c256", "--rounds", "2", "--duration", "0.1",
-                            "--warmup", "0.05", "--spawns", "1", "--save", saved,
-                            "--skip", "reclaim,journal,live,dataloader"],
-                           capture_output=True, text=True, timeout=300, env=sb.env)
-        assert r.returncode == 0, r.stderr[-2000:]
-        assert ("2 rounds x 0.1 s per scenario, 256 clients 3 times a round (after"
-                in r.stdout.splitlines()[1]), r.stdout[:400]
-        # (2 rounds x (1 + 3)) x 2 managers runs, numbered by the scenario's own rounds.
-        prog = re.findall(r"\[ *(\d+)/(\d+)\] round (\d+), (\S+ clients?)\s.*?(shmwarden|floor) ",
-                          r.stderr + r.stdout)
-        assert [p[1] for p in prog] == ["16"] * 16, prog
-        c256 = [(int(p[2]), p[4]) for p in prog if p[3] == "256 clients"]
-        assert [n for n, _ in c256] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6], c256
-        # Each run of 256 clients turns the order on: first shmwarden, then the floor...
-        assert [m for _, m in c256[0::2]] == ["shmwarden", "floor"] * 3, c256
-        assert [int(p[2]) for p in prog if p[3] == "1 client"] == [1, 1, 2, 2], prog
-        with open(saved) as f:
-            doc = json.load(f)
-        assert doc["repeats"] == {"c256": 3} and doc["rounds"] == 2, doc
-        kept = doc["values"]["register+free pairs/s | 256 clients"]
-        assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 6, "floor": 6}, kept
-        kept = doc["values"]["register+free pairs/s | 1 client"]
-        assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 2, "floor": 2}, kept
-        assert re.search(r"256 clients \d of 6", r.stdout), r.stdout
-        os.unlink(saved)
-        assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
+    r, doc = short_bench("c1,c256", rounds=2, spawns=1)
+    assert ("2 rounds x 0.1 s per scenario, 256 clients 3 times a round (after"
+            in r.stdout.splitlines()[1]), r.stdout[:400]
+    # (2 rounds x (1 + 3)) x 2 managers runs, numbered by the scenario's own rounds.
+    prog = re.findall(r"\[ *(\d+)/(\d+)\] round (\d+), (\S+ clients?)\s.*?(shmwarden|floor) ",
+                      r.stderr + r.stdout)
+    assert [p[1] for p in prog] == ["16"] * 16, prog
+    c256 = [(int(p[2]), p[4]) for p in prog if p[3] == "256 clients"]
+    assert [n for n, _ in c256] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6], c256
+    # Each run of 256 clients turns the order on: first shmwarden, then the floor...
+    assert [m for _, m in c256[0::2]] == ["shmwarden", "floor"] * 3, c256
+    assert [int(p[2]) for p in prog if p[3] == "1 client"] == [1, 1, 2, 2], prog
+    assert doc["repeats"] == {"c256": 3} and doc["rounds"] == 2, doc
+    kept = doc["values"]["register+free pairs/s | 256 clients"]
+    assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 6, "floor": 6}, kept
+    kept = doc["values"]["register+free pairs/s | 1 client"]
+    assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 2, "floor": 2}, kept
+    assert re.search(r"256 clients \d of 6", r.stdout), r.stdout
 
 
 def test_spawns_are_spread_over_the_rounds_after_the_warm_up():
@@ -771,37 +780,26 @@ def test_spawns_are_spread_over_the_rounds_after_the_warm_up():
     if harness.SANITIZED:
         print("    (skipped under the sanitized build)")  # the driver runs make, as above
         return
-    with harness.Sandbox("bench") as sb:
-        saved = os.path.join(sb.tmp, "r.json")
-        r = subprocess.run([PY, BENCH, "--build", harness.BUILD, "--managers", "shmwarden,floor",
-                            "--scenarios", "c1", "--rounds", "3", "--duration", "0.1",
-                            "--warmup", "0.05", "--spawns", "4", "--save", saved,
-                            "--skip", "reclaim,journal,live,dataloader"],
-                           capture_output=True, text=True, timeout=300, env=sb.env)
-        assert r.returncode == 0, r.stderr[-2000:]
-        lines = r.stderr.splitlines()
-        warm = [i for i, x in enumerate(lines) if "warm-up pass (discarded)" in x]
-        spawned = [(i, int(mt.group(1)), int(mt.group(3))) for i, x in enumerate(lines)
-                   for mt in [re.search(r"round (\d+): spawn -> socket path and idle RSS, "
-                                        r"(\d+ spawns?) of each manager \((\d+) of 4, "
-                                        r"spread over the rounds\)", x)] if mt]
-        rounds = [(i, int(mt.group(1))) for i, x in enumerate(lines)
-                  for mt in [re.search(r"\] round (\d+), 1 client ", x)] if mt]
-        # 4 spawns over 3 rounds: 1, 1 and 2, each round's before its pair runs.
-        assert [(n, k) for _, n, k in spawned] == [(1, 1), (2, 2), (3, 4)], r.stderr[-2000:]
-        assert "round 3: spawn -> socket path and idle RSS, 2 spawns of" in r.stderr, r.stderr
-        assert "round 1: spawn -> socket path and idle RSS, 1 spawn of" in r.stderr, r.stderr
-        assert len(warm) == 1 and warm[0] < spawned[0][0], r.stderr[-2000:]
-        for (at, n, _), nxt in zip(spawned, spawned[1:] + [(len(lines), 0, 0)]):
-            mine = [i for i, rn in rounds if rn == n]
-            assert len(mine) == 2 and all(at < i < nxt[0] for i in mine), (n, r.stderr[-2000:])
-        with open(saved) as f:
-            doc = json.load(f)
-        kept = doc["values"]["manager | spawn -> socket path, ms"]
-        assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 4, "floor": 4}, kept
-        assert all(x > 0 for xs in kept.values() for x in xs), kept
-        os.unlink(saved)
-        assert os.listdir(sb.tmp) == [], "bench left %s" % os.listdir(sb.tmp)
+    r, doc = short_bench("c1", rounds=3, spawns=4)
+    lines = r.stderr.splitlines()
+    warm = [i for i, x in enumerate(lines) if "warm-up pass (discarded)" in x]
+    spawned = [(i, int(mt.group(1)), int(mt.group(3))) for i, x in enumerate(lines)
+               for mt in [re.search(r"round (\d+): spawn -> socket path and idle RSS, "
+                                    r"(\d+ spawns?) of each manager \((\d+) of 4, "
+                                    r"spread over the rounds\)", x)] if mt]
+    rounds = [(i, int(mt.group(1))) for i, x in enumerate(lines)
+              for mt in [re.search(r"\] round (\d+), 1 client ", x)] if mt]
+    # 4 spawns over 3 rounds: 1, 1 and 2, each round's before its pair runs.
+    assert [(n, k) for _, n, k in spawned] == [(1, 1), (2, 2), (3, 4)], r.stderr[-2000:]
+    assert "round 3: spawn -> socket path and idle RSS, 2 spawns of" in r.stderr, r.stderr
+    assert "round 1: spawn -> socket path and idle RSS, 1 spawn of" in r.stderr, r.stderr
+    assert len(warm) == 1 and warm[0] < spawned[0][0], r.stderr[-2000:]
+    for (at, n, _), nxt in zip(spawned, spawned[1:] + [(len(lines), 0, 0)]):
+        mine = [i for i, rn in rounds if rn == n]
+        assert len(mine) == 2 and all(at < i < nxt[0] for i in mine), (n, r.stderr[-2000:])
+    kept = doc["values"]["manager | spawn -> socket path, ms"]
+    assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 4, "floor": 4}, kept
+    assert all(x > 0 for xs in kept.values() for x in xs), kept
 
 
 def test_256_clients_run_apart_unless_placement_is_given():
