@@ -327,7 +327,8 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
         assert not any("sw/torch" in k for k in doc["ratios"]), doc["ratios"]
         stamp = lambda k: time.mktime(time.strptime(doc[k], "%Y-%m-%d %H:%M:%S"))  # noqa: E731
         name = time.mktime(time.strptime(os.path.basename(saved), "%Y%m%d-%H%M%S.json"))
-        assert "when" not in doc and 0 <= stamp("started") - name <= 3, (saved, doc)
+        # (Within the run; that it is its start, before the measuring, is checked below.)
+        assert "when" not in doc and 0 <= stamp("started") - name <= took, (saved, doc)
         # Not a full run, and the file says what it left out (--compare prints it).
         assert doc["kind"] == "partial" and doc["left_out"] == [
             "reclaim, journal, live, dataloader skipped",
@@ -344,7 +345,14 @@ def test_bench_prints_medians_with_spreads_and_paired_ratios():
             assert "left out: unreadable" in bench.describe_saved(
                 dict(doc, left_out=damaged)), damaged
         assert "left out" not in bench.describe_saved(dict(doc, left_out=[]))
-        assert stamp("finished") - stamp("started") >= took - 4, (took, doc)
+        # "started" is stamped before the measuring, "finished" when the file is written
+        # after it: 2 rounds x 2 scenarios x 2 managers x 0.25 s, and the warm-up pass,
+        # take 2.2 s at least, however loaded the host. (Checked against the test's own
+        # clock instead, the slack for Python's start and the clean-up after the save had
+        # to grow with the load: 3 s and 4 s were not enough beside six busy loops at
+        # nice -10.)
+        assert 2.0 <= doc["wall_s"] <= took, (took, doc)
+        assert 2 <= stamp("finished") - stamp("started") <= doc["wall_s"] + 1, (took, doc)
         assert "shmwarden bench, %s, " % doc["started"][:16] in out, out[:300]  # the header
         # Every row's per-round figures are kept beside its ratios, in round order: the
         # rounds' pairs/s printed under "runs, in round order".
@@ -769,7 +777,16 @@ def test_256_clients_runs_three_times_a_round():
     assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 6, "floor": 6}, kept
     kept = doc["values"]["register+free pairs/s | 1 client"]
     assert {m: len(x) for m, x in kept.items()} == {"shmwarden": 2, "floor": 2}, kept
-    assert re.search(r"256 clients \d of 6", r.stdout), r.stdout
+    # The count of the floor's usual rounds is over all six runs. It needs a CPU reading
+    # of the floor's: a loaded host (the PyTorch matrix's three runs beside this one, load
+    # average 31) took every one of 256 clients' late, and a run that has none says none.
+    floor_cpu = doc["values"].get("manager CPU per pair, us | 256 clients", {}).get("floor", [])
+    assert len(floor_cpu) == 6, doc["values"]
+    counted = re.search(r"256 clients (\d) of (\d)", r.stdout)
+    if any(x is not None for x in floor_cpu):
+        assert counted and counted.group(2) == "6", r.stdout
+    else:
+        assert not counted and "reading withheld (taken late)" in r.stderr, r.stdout
 
 
 def test_spawns_are_spread_over_the_rounds_after_the_warm_up():
