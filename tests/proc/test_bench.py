@@ -780,7 +780,7 @@ def test_256_clients_runs_three_times_a_round():
     # The count of the floor's usual rounds is over all six runs. It needs a CPU reading
     # of the floor's: a loaded host (the PyTorch matrix's three runs beside this one, load
     # average 31) took every one of 256 clients' late, and a run that has none says none.
-    floor_cpu = doc["values"].get("manager CPU per pair, us | 256 clients", {}).get("floor", [])
+    floor_cpu = doc["values"]["manager CPU per pair, us | 256 clients"]["floor"]
     assert len(floor_cpu) == 6, doc["values"]
     counted = re.search(r"256 clients (\d) of (\d)", r.stdout)
     if any(x is not None for x in floor_cpu):
